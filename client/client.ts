@@ -63,7 +63,14 @@ import {
 } from './maintain.ts';
 import type { ClientDirectories } from './paths.ts';
 import type { CleanReport, DiscoveryReport, SetDiff, SetInstallOptions } from './plugin-set.ts';
-import { hostPlatform, type Platform, parseRequest, type Resolution, resolvePlugin } from './resolve.ts';
+import {
+  artifactFor,
+  hostPlatform,
+  type Platform,
+  parseRequest,
+  type Resolution,
+  resolvePlugin,
+} from './resolve.ts';
 import type { RegistrySession, SnapshotReport } from './session.ts';
 import type { Source } from './source.ts';
 
@@ -916,7 +923,7 @@ class Client implements PlugindexClient {
       const document = await session.pluginDocument(name);
       if (!document) continue;
       const inRepository = (v: VersionRecord) => {
-        const artifact = v.artifacts.find((a) => a.os === platform.os && a.arch === platform.arch);
+        const artifact = artifactFor(v, platform);
         const parts = artifact?.oci ? partsOf(artifact.oci.reference) : undefined;
         return parts?.registry === ref.registry && parts.repository === ref.repository ? artifact : undefined;
       };

@@ -6,6 +6,7 @@
  */
 import type { Key } from 'openpgp';
 import { normalizeDigest } from '../index-builder/digest.ts';
+import { artifactServing, UNIVERSAL_ARCH, UNIVERSAL_ARCHES } from '../index-builder/model.ts';
 import type { FoundFolder } from './disk/discover.ts';
 import { isObject } from './json-input.ts';
 
@@ -58,15 +59,28 @@ export async function verifyFound(
   for (const artifact of artifacts) {
     const platform = `${String(artifact.os)}-${String(artifact.arch)}`;
     const sha256 = typeof artifact.sha256 === 'string' ? normalizeDigest(artifact.sha256) : '';
-    // A publisher's folder keeps `file` where the manifest says; an install keeps `<os>-<arch>/<file>`.
-    const installed = Object.keys(found.files).filter((path) => path.startsWith(`${platform}/`));
-    const candidates = typeof artifact.file === 'string' ? [artifact.file, ...installed] : installed;
-    const present = candidates.filter((path) => found.files[path] !== undefined);
-    if (present.length === 0) continue;
-    // Every file there must be what was signed: a copy of the original beside a replaced one proves nothing.
-    const wrong = present.filter((path) => found.files[path]?.sha256 !== sha256);
-    if (wrong.length === 0) platforms.push(platform);
-    else mismatched.push(`${wrong.join(', ')} (${platform})`);
+    // A publisher's folder keeps `file` where the manifest says; an install keeps `<os>-<arch>/<file>`,
+    // a universal build in the folder of each host arch it was installed for (`darwin-arm64/`), and the
+    // folder of an arch with its own build holds that one (model.ts artifactServing).
+    const folders =
+      artifact.arch === UNIVERSAL_ARCH && typeof artifact.os === 'string'
+        ? (UNIVERSAL_ARCHES[artifact.os] ?? [])
+            .filter((arch) => artifactServing(artifacts, { os: String(artifact.os), arch }) === artifact)
+            .map((arch) => `${String(artifact.os)}-${arch}`)
+        : [platform];
+    for (const folder of folders) {
+      const installed = Object.keys(found.files).filter((path) => path.startsWith(`${folder}/`));
+      const candidates =
+        typeof artifact.file === 'string' && folder === folders[0]
+          ? [artifact.file, ...installed]
+          : installed;
+      const present = candidates.filter((path) => found.files[path] !== undefined);
+      if (present.length === 0) continue;
+      // Every file there must be what was signed: a copy of the original beside a replaced one proves nothing.
+      const wrong = present.filter((path) => found.files[path]?.sha256 !== sha256);
+      if (wrong.length === 0) platforms.push(folder);
+      else mismatched.push(`${wrong.join(', ')} (${folder})`);
+    }
   }
   if (found.signature === undefined)
     return { ...named, status: 'unsigned', detail: 'no manifest.json.asc beside the manifest', platforms };

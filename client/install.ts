@@ -58,6 +58,7 @@ import {
 import { type Policy, permissionChanges, policyProblems } from './policy.ts';
 import {
   apiVersionAllows,
+  lockedKeyFor,
   type Platform,
   parseRequest,
   platformKey,
@@ -944,7 +945,8 @@ async function alreadyInstalled(
     for (const platform of target.platforms) {
       const key = platformKey(platform);
       const artifact = own(record.artifacts, key);
-      const lockedArtifact = own(entry.artifacts, key);
+      const lockedKey = lockedKeyFor(entry.artifacts, platform);
+      const lockedArtifact = lockedKey === undefined ? undefined : own(entry.artifacts, lockedKey);
       if (!artifact || !lockedArtifact || artifact.sha256 !== lockedArtifact.sha256) return undefined;
       const fileName = installedFileName(target.name, target.output, key, lockedArtifact.url);
       if (artifact.path !== filePath(target.name, entry.version, key, fileName)) return undefined;
@@ -1252,7 +1254,9 @@ async function planFrozen(
       : { ...recorded, manifest_url: relocate(recorded.manifest_url) };
   const files = target.platforms.map((platform): PlannedFile => {
     const key = platformKey(platform);
-    const artifact = own(entry.artifacts, key);
+    // The folder is the host platform's; the artifact the lock's for it, a universal build's for a Mac.
+    const lockedKey = lockedKeyFor(entry.artifacts, platform);
+    const artifact = lockedKey === undefined ? undefined : own(entry.artifacts, lockedKey);
     if (!artifact)
       throw new ClientError(
         'NO_ARTIFACT_FOR_PLATFORM',

@@ -31,7 +31,7 @@ import { own } from './json-input.ts';
 import { keyRevokedError } from './key-chain.ts';
 import { affectingAdvisories, deprecationOf } from './lifecycle.ts';
 import { type Lockfile, withoutPlugin } from './lockfile.ts';
-import { resolvePlugin } from './resolve.ts';
+import { lockedKeyFor, resolvePlugin } from './resolve.ts';
 
 export interface ListedPlugin {
   readonly name: string;
@@ -416,7 +416,10 @@ async function verifyOne(
       );
     const locked = lock ? own(lock.plugins, name) : undefined;
     if (locked && locked.version === version) {
-      const lockedArtifact = locked.artifacts[platform];
+      // installed.json keys the host platform; the lock, the artifact's own (`darwin-universal` for a Mac).
+      const [os = '', arch = ''] = platform.split('-');
+      const lockedKey = lockedKeyFor(locked.artifacts, { os, arch });
+      const lockedArtifact = lockedKey === undefined ? undefined : locked.artifacts[lockedKey];
       if (locked.manifest_sha256 !== record.manifest_sha256 || lockedArtifact?.sha256 !== artifact.sha256)
         throw new ClientError(
           'LOCK_MISMATCH',

@@ -16,8 +16,10 @@ import { pluginNameFormProblem, pluginNameProblem, versionIdentity } from '../in
 import {
   ARCH_VALUES,
   type ArtifactRecord,
+  artifactServing,
   OS_VALUES,
   type PluginDocument,
+  platformsServing,
   type VersionRecord,
 } from '../index-builder/model.ts';
 import { oneLine } from '../index-builder/text.ts';
@@ -163,9 +165,26 @@ export function apiVersionAllows(record: VersionRecord, apiVersion: string): boo
   return true;
 }
 
-/** The version's artifact for `platform`, or undefined. */
+/**
+ * The version's artifact for `platform`, or undefined: its own, else a universal one covering it
+ * (model.ts `artifactServing`: `darwin/universal` serves darwin/amd64 and darwin/arm64).
+ */
 export function artifactFor(record: VersionRecord, platform: Platform): ArtifactRecord | undefined {
-  return record.artifacts.find((a) => a.os === platform.os && a.arch === platform.arch);
+  return artifactServing(record.artifacts, platform);
+}
+
+/**
+ * Of a lock entry's (or installed.json's) artifacts, keyed `os-arch` as each artifact's own platform, the key
+ * of the one serving `platform`: its own, else its OS's `universal` (a lock records the artifact a version
+ * has, so a universal build is locked once as `darwin-universal` and serves both Mac arches from there).
+ */
+export function lockedKeyFor(
+  artifacts: Readonly<Record<string, unknown>>,
+  platform: Platform,
+): string | undefined {
+  return platformsServing(platform)
+    .map(platformKey)
+    .find((key) => Object.hasOwn(artifacts, key));
 }
 
 export interface ResolveOptions {

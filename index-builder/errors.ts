@@ -42,6 +42,7 @@ export type ProblemCode =
   /** A URL with user information (`https://github.com@evil.example/`): it reads as another host. */
   | 'MANIFEST_URL_CREDENTIALS'
   | 'MANIFEST_DUPLICATE_PLATFORM'
+  | 'MANIFEST_UNIVERSAL_ARCH'
   | 'MANIFEST_ARTIFACT_SOURCE'
   | 'MANIFEST_OCI_DIGEST_MISMATCH'
   | 'MANIFEST_OCI_REFERENCE_DIGEST'

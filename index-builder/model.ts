@@ -10,6 +10,49 @@ export const OS_VALUES = ['linux', 'windows', 'darwin', 'freebsd'] as const;
 export const ARCH_VALUES = ['amd64', 'arm64', '386', 'arm'] as const;
 
 /**
+ * An artifact's `arch` for one file that runs on several architectures of its OS: a macOS universal
+ * binary (amd64 and arm64 in one Mach-O file). Only for the OSes `UNIVERSAL_ARCHES` names; it is an
+ * artifact's arch, never a host's (a host is one architecture), so a platform (`--platform`, a set's
+ * `platforms:`, an install folder) never names it.
+ */
+export const UNIVERSAL_ARCH = 'universal';
+export const UNIVERSAL_ARCHES: Readonly<Record<string, readonly string[]>> = { darwin: ['amd64', 'arm64'] };
+
+/** The arches a manifest artifact may name: the spec's and, for the OSes above, `universal`. */
+export const ARTIFACT_ARCH_VALUES = [...ARCH_VALUES, UNIVERSAL_ARCH] as const;
+
+/**
+ * The artifacts' platforms that serve a host's `os`/`arch`, best first: its own, then its OS's universal
+ * build where one covers the arch. One rule for the registry's checks and the client's choice alike.
+ * @example platformsServing({ os: 'darwin', arch: 'arm64' }) // [darwin/arm64, darwin/universal]
+ */
+export function platformsServing(platform: {
+  readonly os: string;
+  readonly arch: string;
+}): { readonly os: string; readonly arch: string }[] {
+  const exact = { os: platform.os, arch: platform.arch };
+  const covers = Object.hasOwn(UNIVERSAL_ARCHES, platform.os)
+    ? (UNIVERSAL_ARCHES[platform.os] as readonly string[]).includes(platform.arch)
+    : false;
+  return covers ? [exact, { os: platform.os, arch: UNIVERSAL_ARCH }] : [exact];
+}
+
+/**
+ * Of `artifacts` (a manifest's, a document's), the one serving `platform`: its own exactly, else a universal
+ * one covering it (an exact build is the publisher's word for that arch, preferred over the fat file).
+ */
+export function artifactServing<T extends { readonly os?: unknown; readonly arch?: unknown }>(
+  artifacts: readonly T[],
+  platform: { readonly os: string; readonly arch: string },
+): T | undefined {
+  for (const wanted of platformsServing(platform)) {
+    const found = artifacts.find((a) => a.os === wanted.os && a.arch === wanted.arch);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/**
  * An artifact kept in an OCI registry (Diginfra's distribution): where to pull it, and the digest that pins
  * the exact blob (a tag alone can move, so the digest is required and equals the artifact's sha256).
  */

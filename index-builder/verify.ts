@@ -15,16 +15,17 @@ import type { Key } from 'openpgp';
 import { normalizeDigest, sha256Hex } from './digest.ts';
 import { escapePointer, TrustError } from './errors.ts';
 import { binKey, binOf, isCanonicalVersion, pluginDocumentKey, SIGNED_SNAPSHOT_KEY } from './layout.ts';
-import type {
-  ArtifactRecord,
-  BinDocument,
-  DocumentDigest,
-  Manifest,
-  OciArtifact,
-  PluginDocument,
-  SignedSnapshotDocument,
-  SnapshotDocument,
-  VersionRecord,
+import {
+  type ArtifactRecord,
+  artifactServing,
+  type BinDocument,
+  type DocumentDigest,
+  type Manifest,
+  type OciArtifact,
+  type PluginDocument,
+  type SignedSnapshotDocument,
+  type SnapshotDocument,
+  type VersionRecord,
 } from './model.ts';
 import { verifyDetachedSignature } from './signing.ts';
 
@@ -232,7 +233,9 @@ export async function verifyManifest(options: {
   }
   const declared = parsed.installation?.artifacts ?? [];
   for (const artifact of version.artifacts) {
-    const named = declared.find((a) => a.os === artifact.os && a.arch === artifact.arch);
+    // The artifact serving that platform, as the client chose it: an install's record of a Mac arch names
+    // the universal build it placed there (model.ts artifactServing).
+    const named = artifactServing(declared, artifact);
     if (!named || normalizeDigest(named.sha256) !== artifact.sha256)
       throw new TrustError(
         'ARTIFACT_MISMATCH',

@@ -1,11 +1,16 @@
 /** `plugindex pack`: a manifest and its artifacts into a bundle signed by the publisher. */
 import path from 'node:path';
-import { ARCH_VALUES, OS_VALUES } from '../../index-builder/model.ts';
+import { ARCH_VALUES, OS_VALUES, UNIVERSAL_ARCH, UNIVERSAL_ARCHES } from '../../index-builder/model.ts';
 import { type ArtifactInput, packSubmission } from '../../index-builder/submission.ts';
 import { listOption, outputOption, type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
 import { readInput, readPassphrase, readTextInput, refuseOutputOver, writeOutput } from '../inputs.ts';
 import { out } from '../terminal.ts';
+
+/** True for `darwin/universal`: one file for the arches `UNIVERSAL_ARCHES` names for its OS. */
+function universalFor(os: string, arch: string): boolean {
+  return arch === UNIVERSAL_ARCH && Object.hasOwn(UNIVERSAL_ARCHES, os);
+}
 
 /** `--artifact OS/ARCH=PATH`, checked against the spec's platform values before any file is read. */
 function parseArtifact(spec: string): { readonly os: string; readonly arch: string; readonly file: string } {
@@ -14,8 +19,10 @@ function parseArtifact(spec: string): { readonly os: string; readonly arch: stri
   const [, os = '', arch = '', file = ''] = match;
   if (!(OS_VALUES as readonly string[]).includes(os))
     throw usage(`--artifact ${spec}: os must be one of ${OS_VALUES.join(', ')}`);
-  if (!(ARCH_VALUES as readonly string[]).includes(arch))
-    throw usage(`--artifact ${spec}: arch must be one of ${ARCH_VALUES.join(', ')}`);
+  if (!(ARCH_VALUES as readonly string[]).includes(arch) && !universalFor(os, arch))
+    throw usage(
+      `--artifact ${spec}: arch must be one of ${ARCH_VALUES.join(', ')}${Object.hasOwn(UNIVERSAL_ARCHES, os) ? `, or ${UNIVERSAL_ARCH} (one file for ${UNIVERSAL_ARCHES[os]?.join(' and ')})` : ''}`,
+    );
   return { os, arch, file };
 }
 

@@ -27,6 +27,8 @@ const MAX_SIZE_BYTES = Number.MAX_SAFE_INTEGER;
 
 export const OS_ENUM = ['linux', 'windows', 'darwin', 'freebsd'];
 export const ARCH_ENUM = ['amd64', 'arm64', '386', 'arm'];
+/** An artifact's arch (our extension): the spec's, and `universal` (validate.ts holds it to darwin). */
+export const ARTIFACT_ARCH_ENUM = [...ARCH_ENUM, 'universal'];
 export const CAPABILITIES = [
   'actual_cost',
   'projected_cost',
@@ -202,7 +204,7 @@ export const MANIFEST_SCHEMA = {
             required: ['os', 'arch', 'sha256', 'size_bytes'],
             properties: {
               os: { type: 'string', enum: OS_ENUM },
-              arch: { type: 'string', enum: ARCH_ENUM },
+              arch: { type: 'string', enum: ARTIFACT_ARCH_ENUM },
               file: { type: 'string', maxLength: 512, pattern: SAFE_RELATIVE_PATH_PATTERN },
               url: uri,
               oci: OCI,

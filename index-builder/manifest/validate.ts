@@ -24,7 +24,7 @@ import {
   pluginNameProblem,
   SAFE_RELATIVE_PATH_PATTERN,
 } from '../layout.ts';
-import { type Manifest, RESOURCE_LIMITS } from '../model.ts';
+import { type Manifest, RESOURCE_LIMITS, UNIVERSAL_ARCH, UNIVERSAL_ARCHES } from '../model.ts';
 import { OCI_DIGEST_PATTERN, parseOciReference } from '../oci.ts';
 import { type TextProblemKind, textProblem } from '../text.ts';
 import validateGenerated from './validator.generated.js';
@@ -531,6 +531,21 @@ function ruleProblems(value: Record<string, unknown>): Problem[] {
         );
       }
       problems.push(...ociProblems(a, i));
+      // A universal build is one file for several arches of an OS that has such files (macOS'): named for
+      // another OS it would be a file no host of that OS is chosen for (resolve.ts artifactFor).
+      if (a.arch === UNIVERSAL_ARCH && typeof a.os === 'string' && !Object.hasOwn(UNIVERSAL_ARCHES, a.os)) {
+        problems.push(
+          problem(
+            'MANIFEST_UNIVERSAL_ARCH',
+            `/installation/artifacts/${i}/arch`,
+            `arch "${UNIVERSAL_ARCH}" names one file for several arches, which ${a.os} has no form of`,
+            {
+              expected: `"${UNIVERSAL_ARCH}" only with os ${Object.keys(UNIVERSAL_ARCHES).join(', ')}; one artifact per arch for ${a.os}`,
+              found: `${a.os}/${UNIVERSAL_ARCH}`,
+            },
+          ),
+        );
+      }
       if (typeof a.os === 'string' && typeof a.arch === 'string') {
         const platform = `${a.os}/${a.arch}`;
         const first = platforms.get(platform);
