@@ -154,7 +154,7 @@ class Reader {
    * never held in memory, never read past its size (the fetcher refuses more: RESPONSE_TOO_LARGE).
    */
   async checkArtifact(name: string, version: string, artifact: ArtifactRecord): Promise<void> {
-    const where = `${name}@${version} ${artifact.os}/${artifact.arch}`;
+    const where = `${name}@${version} ${artifact.os}/${artifact.arch}${artifact.libc ? `/${artifact.libc}` : ''}`;
     // Under the URL being verified, wherever the registry says it publishes (as an install reads it).
     const key = hostedArtifactKey(name, version, artifact.url);
     const url = key === undefined ? artifact.url : `${this.base}/${key}`;
@@ -506,7 +506,7 @@ async function verifyWith(
           url: `${reader.base}/${manifestPath}`,
         });
         manifests += 1;
-        for (const artifact of version.artifacts) {
+        for (const artifact of [...version.artifacts, ...(version.libc_artifacts ?? [])]) {
           if (!artifact.hosted) continue;
           await reader.checkArtifact(doc.name, version.version, artifact);
           artifacts += 1;

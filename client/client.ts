@@ -65,6 +65,7 @@ import type { ClientDirectories } from './paths.ts';
 import type { CleanReport, DiscoveryReport, SetDiff, SetInstallOptions } from './plugin-set.ts';
 import {
   artifactFor,
+  hostLibc,
   hostPlatform,
   type Platform,
   parseRequest,
@@ -270,6 +271,11 @@ export function createClient(options: ClientOptions): PlugindexClient {
   return new Client(options);
 }
 
+/** This Linux host's C library (resolve.ts hostLibc), from Node's diagnostic report; undefined off Linux. */
+function thisHostLibc(): ReturnType<typeof hostLibc> {
+  return process.platform === 'linux' ? hostLibc(process.platform, process.report.getReport()) : undefined;
+}
+
 class Client implements PlugindexClient {
   readonly #options: ClientOptions;
   readonly #state: ClientState;
@@ -281,6 +287,8 @@ class Client implements PlugindexClient {
   /** The rotations read this run to learn what an older client's chain lacks (`SessionDeps.rotationsRead`). */
   readonly #rotationsRead = new Map<string, Promise<Uint8Array | undefined>>();
   #config: Promise<ClientConfig> | undefined;
+  /** This machine's platform, its C library read once (a diagnostic report takes a few milliseconds). */
+  #host: Platform | undefined;
   #dockerConfig: Promise<string | undefined> | undefined;
   /** What install.ts and maintain.ts work with. */
   readonly #context: ClientContext;
@@ -291,11 +299,16 @@ class Client implements PlugindexClient {
     this.#cache = new ContentCache(options.dirs.cache);
     this.#clock = options.clock ?? systemClock;
     const state = this.#state;
+    const client = this;
     this.#context = {
       cache: this.#cache,
       clock: this.#clock,
       offline: options.offline ?? false,
-      platform: this.#platform,
+      // Read when an install asks: the host's C library costs a diagnostic report, which a command
+      // that installs nothing (list, info, verify) need not make.
+      get platform() {
+        return client.#platform;
+      },
       fetcher: options.fetcher,
       onProgress: options.onProgress,
       tree: (dir) => new InstallTree(dir ?? state.defaultInstallDir),
@@ -378,7 +391,9 @@ class Client implements PlugindexClient {
   }
 
   get #platform(): Platform {
-    return this.#options.platform ?? hostPlatform(process.platform, process.arch);
+    if (this.#options.platform) return this.#options.platform;
+    this.#host ??= hostPlatform(process.platform, process.arch, thisHostLibc());
+    return this.#host;
   }
 
   async #endpoint(entry: RegistryEntry): Promise<Endpoint> {

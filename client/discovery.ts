@@ -6,7 +6,13 @@
  */
 import type { Key } from 'openpgp';
 import { normalizeDigest } from '../index-builder/digest.ts';
-import { artifactServing, UNIVERSAL_ARCH, UNIVERSAL_ARCHES } from '../index-builder/model.ts';
+import {
+  artifactServing,
+  LIBC_OS,
+  LIBC_VALUES,
+  UNIVERSAL_ARCH,
+  UNIVERSAL_ARCHES,
+} from '../index-builder/model.ts';
 import type { FoundFolder } from './disk/discover.ts';
 import { isObject } from './json-input.ts';
 
@@ -57,17 +63,26 @@ export async function verifyFound(
   const platforms: string[] = [];
   const mismatched: string[] = [];
   for (const artifact of artifacts) {
-    const platform = `${String(artifact.os)}-${String(artifact.arch)}`;
     const sha256 = typeof artifact.sha256 === 'string' ? normalizeDigest(artifact.sha256) : '';
     // A publisher's folder keeps `file` where the manifest says; an install keeps `<os>-<arch>/<file>`,
     // a universal build in the folder of each host arch it was installed for (`darwin-arm64/`), and the
     // folder of an arch with its own build holds that one (model.ts artifactServing).
-    const folders =
-      artifact.arch === UNIVERSAL_ARCH && typeof artifact.os === 'string'
-        ? (UNIVERSAL_ARCHES[artifact.os] ?? [])
-            .filter((arch) => artifactServing(artifacts, { os: String(artifact.os), arch }) === artifact)
-            .map((arch) => `${String(artifact.os)}-${arch}`)
-        : [platform];
+    // A musl host's folder (`linux-amd64-musl/`) holds the musl build, else the glibc one it was given.
+    const os = String(artifact.os);
+    const hosts: { os: string; arch: string; libc?: string }[] =
+      artifact.arch === UNIVERSAL_ARCH
+        ? (UNIVERSAL_ARCHES[os] ?? []).map((arch) => ({ os, arch }))
+        : typeof artifact.libc === 'string'
+          ? [{ os, arch: String(artifact.arch), libc: artifact.libc }]
+          : [
+              { os, arch: String(artifact.arch) },
+              ...(os === LIBC_OS
+                ? LIBC_VALUES.map((libc) => ({ os, arch: String(artifact.arch), libc }))
+                : []),
+            ];
+    const folders = hosts
+      .filter((host) => artifactServing(artifacts, host) === artifact)
+      .map((host) => `${host.os}-${host.arch}${host.libc !== undefined ? `-${host.libc}` : ''}`);
     for (const folder of folders) {
       const installed = Object.keys(found.files).filter((path) => path.startsWith(`${folder}/`));
       const candidates =

@@ -317,6 +317,8 @@ function artifactOf(artifact: ManifestArtifact, folderUrl: string): ArtifactReco
   const common = {
     os: artifact.os,
     arch: artifact.arch,
+    // A musl build, which versionRecordOf sets apart as the registry does (`libc_artifacts`).
+    ...(artifact.libc !== undefined ? { libc: artifact.libc } : {}),
     sha256: normalizeDigest(artifact.sha256),
     size_bytes: artifact.size_bytes,
     hosted: false,

@@ -27,7 +27,12 @@ import {
   pluginNameProblem,
   versionFolder,
 } from '../index-builder/layout.ts';
-import type { ArtifactRecord, OciArtifact, VersionRecord } from '../index-builder/model.ts';
+import {
+  type ArtifactRecord,
+  allArtifacts,
+  type OciArtifact,
+  type VersionRecord,
+} from '../index-builder/model.ts';
 import { parseOciReference } from '../index-builder/oci.ts';
 import {
   type ConflictHunk,
@@ -124,7 +129,8 @@ export const EMPTY_LOCKFILE: Lockfile = Object.freeze({
 const LOCKFILE_VERSIONS: readonly number[] = [1];
 const SHA256 = /^[0-9a-f]{64}$/;
 /** `os-arch`, as the manifest's enums spell them (`linux-amd64`); any such pair, so a new OS is not refused. */
-const PLATFORM = /^[a-z0-9]+-[a-z0-9]+$/;
+/** `os-arch`, and for a build of another C library `os-arch-libc` (resolve.ts platformKey). */
+const PLATFORM = /^[a-z0-9]+-[a-z0-9]+(?:-musl)?$/;
 
 const LOCK_FIELDS = ['lockfile_version', 'config_sha256', 'registries', 'plugins'] as const;
 const REGISTRY_FIELDS = ['key_fingerprint', 'min_generation'] as const;
@@ -261,7 +267,8 @@ export function lockedPluginFrom(
   locate: (artifact: ArtifactRecord) => string = (artifact) => artifact.url,
 ): LockedPlugin {
   const artifacts: Record<string, LockedArtifact> = {};
-  for (const artifact of [...record.artifacts].sort((a, b) =>
+  // Every artifact, a musl build's too (`linux-amd64-musl`): the lock pins what any host installs.
+  for (const artifact of [...allArtifacts(record)].sort((a, b) =>
     compareStrings(platformKey(a), platformKey(b)),
   )) {
     const platform = platformKey(artifact);
@@ -512,7 +519,11 @@ function readPlugin(problems: Problems, at: string, value: unknown): LockedPlugi
     'artifact',
     (path, key, item) => {
       if (!PLATFORM.test(key))
-        problems.add(path, 'a platform "os-arch" (e.g. "linux-amd64")', JSON.stringify(key));
+        problems.add(
+          path,
+          'a platform "os-arch" or "os-arch-libc" (e.g. "linux-amd64", "linux-amd64-musl")',
+          JSON.stringify(key),
+        );
       return readArtifact(problems, path, item);
     },
   );

@@ -31,7 +31,7 @@ import { own } from './json-input.ts';
 import { keyRevokedError } from './key-chain.ts';
 import { affectingAdvisories, deprecationOf } from './lifecycle.ts';
 import { type Lockfile, withoutPlugin } from './lockfile.ts';
-import { lockedKeyFor, resolvePlugin } from './resolve.ts';
+import { lockedKeyFor, platformOfKey, resolvePlugin } from './resolve.ts';
 
 export interface ListedPlugin {
   readonly name: string;
@@ -417,8 +417,7 @@ async function verifyOne(
     const locked = lock ? own(lock.plugins, name) : undefined;
     if (locked && locked.version === version) {
       // installed.json keys the host platform; the lock, the artifact's own (`darwin-universal` for a Mac).
-      const [os = '', arch = ''] = platform.split('-');
-      const lockedKey = lockedKeyFor(locked.artifacts, { os, arch });
+      const lockedKey = lockedKeyFor(locked.artifacts, platformOfKey(platform));
       const lockedArtifact = lockedKey === undefined ? undefined : locked.artifacts[lockedKey];
       if (locked.manifest_sha256 !== record.manifest_sha256 || lockedArtifact?.sha256 !== artifact.sha256)
         throw new ClientError(
@@ -471,10 +470,12 @@ async function verifyOne(
         version,
         manifest_sha256: record.manifest_sha256,
         manifest_size: manifestBytes.byteLength,
-        artifacts: Object.entries(record.artifacts).map(([platform, a]) => {
-          const [os = '', arch = ''] = platform.split('-');
-          return { os, arch, sha256: a.sha256 };
-        }),
+        // Each host platform's file as the artifact serving it (`linux-amd64-musl`: the musl build, else
+        // the glibc one a musl host was given).
+        artifacts: Object.entries(record.artifacts).map(([platform, a]) => ({
+          ...platformOfKey(platform),
+          sha256: a.sha256,
+        })),
       },
       manifest: manifestBytes,
       signature,

@@ -16,7 +16,12 @@ import { pluginNameFormProblem, pluginNameProblem, versionIdentity } from '../in
 import {
   ARCH_VALUES,
   type ArtifactRecord,
+  allArtifacts,
+  artifactPlatformText,
   artifactServing,
+  LIBC_OS,
+  LIBC_VALUES,
+  type Libc,
   OS_VALUES,
   type PluginDocument,
   platformsServing,
@@ -35,6 +40,11 @@ import { checkNotRemoved, deprecationWarning, revocationWarning } from './lifecy
 export interface Platform {
   readonly os: string;
   readonly arch: string;
+  /**
+   * A Linux host's C library when not glibc (`musl`: Alpine). Absent: glibc, as every platform was before,
+   * so an older lock's, set's or folder's `linux-amd64` is the glibc host it always meant.
+   */
+  readonly libc?: Libc;
 }
 
 /** Node's names where they differ from the registry's (Go's, which the manifests use). */
@@ -47,8 +57,25 @@ const NODE_ARCH: Readonly<Record<string, string>> = { x64: 'amd64', ia32: '386' 
  *
  * @example hostPlatform('win32', 'x64') // { os: 'windows', arch: 'amd64' }
  */
-export function hostPlatform(platform: string, arch: string): Platform {
-  return { os: NODE_OS[platform] ?? platform, arch: NODE_ARCH[arch] ?? arch };
+export function hostPlatform(platform: string, arch: string, libc?: Libc): Platform {
+  const os = NODE_OS[platform] ?? platform;
+  return { os, arch: NODE_ARCH[arch] ?? arch, ...(libc !== undefined && os === LIBC_OS ? { libc } : {}) };
+}
+
+/**
+ * This host's C library, from Node's diagnostic report header (`process.report.getReport().header`): a
+ * Node.js built against glibc names the glibc it runs with (`glibcVersionRuntime`), a musl build (Alpine's)
+ * names none. Undefined (glibc) off Linux, and where no report is given. `--platform linux/ARCH` or
+ * `linux/ARCH/musl` overrides it, for an install made for another host (a CI image, a container).
+ * @example hostLibc('linux', { header: {} }) // 'musl'
+ */
+export function hostLibc(platform: string, report: unknown): Libc | undefined {
+  if (platform !== LIBC_OS || typeof report !== 'object' || report === null) return undefined;
+  const header = (report as { header?: unknown }).header;
+  if (typeof header !== 'object' || header === null) return undefined;
+  return typeof (header as { glibcVersionRuntime?: unknown }).glibcVersionRuntime === 'string'
+    ? undefined
+    : 'musl';
 }
 
 /**
@@ -58,11 +85,22 @@ export function hostPlatform(platform: string, arch: string): Platform {
  * @throws ClientError REQUEST_INVALID naming what was given and the form expected.
  */
 export function parsePlatform(text: string): Platform {
-  const expected = `OS/ARCH with OS one of ${OS_VALUES.join(', ')} and ARCH one of ${ARCH_VALUES.join(', ')} (e.g. linux/amd64)`;
+  const expected = `OS/ARCH with OS one of ${OS_VALUES.join(', ')} and ARCH one of ${ARCH_VALUES.join(', ')}, and for ${LIBC_OS} /${LIBC_VALUES.join('|')} for a host whose C library is not glibc (e.g. linux/amd64, linux/arm64/musl)`;
   // No OS name holds a '-', so the first separator splits `linux-amd64` as it does `linux/amd64`.
-  const match = /^([^/-]+)[/-]([^/-]+)$/.exec(text.trim().toLowerCase());
+  const match = /^([^/-]+)[/-]([^/-]+)(?:[/-]([^/-]+))?$/.exec(text.trim().toLowerCase());
   if (!match) throw new ClientError('REQUEST_INVALID', `platform ${JSON.stringify(text)} is not ${expected}`);
+  const libc = match[3];
+  if (libc !== undefined && !(LIBC_VALUES as readonly string[]).includes(libc))
+    throw new ClientError(
+      'REQUEST_INVALID',
+      `platform ${JSON.stringify(text)} names an unknown C library "${libc}": expected ${expected}`,
+    );
   const platform = hostPlatform(match[1] as string, match[2] as string);
+  if (libc !== undefined && platform.os !== LIBC_OS)
+    throw new ClientError(
+      'REQUEST_INVALID',
+      `platform ${JSON.stringify(text)} names a C library, which only a ${LIBC_OS} platform has: expected ${expected}`,
+    );
   const knownOs = (OS_VALUES as readonly string[]).includes(platform.os);
   const knownArch = (ARCH_VALUES as readonly string[]).includes(platform.arch);
   if (!knownOs || !knownArch) {
@@ -72,17 +110,33 @@ export function parsePlatform(text: string): Platform {
       `platform ${JSON.stringify(text)} names an unknown ${unknown}: expected ${expected}`,
     );
   }
-  return platform;
+  return libc === undefined ? platform : { ...platform, libc: libc as Libc };
 }
 
-/** `linux-amd64`: the key used in lock files and install folders (a '/' would make a folder level). */
-export function platformKey(platform: Platform): string {
-  return `${platform.os}-${platform.arch}`;
+/**
+ * `linux-amd64`, `linux-amd64-musl`: the key used in lock files and install folders (a '/' would make a
+ * folder level). A glibc platform's is the key every release wrote, so older locks and folders read as
+ * they are; a musl one's adds its library, so one folder holds both hosts' files apart.
+ */
+export function platformKey(platform: {
+  readonly os: string;
+  readonly arch: string;
+  readonly libc?: string;
+}): string {
+  return `${platform.os}-${platform.arch}${platform.libc !== undefined ? `-${platform.libc}` : ''}`;
+}
+
+/** `linux-amd64-musl` -> its platform (`platformKey`'s inverse, for keys read from a lock or installed.json). */
+export function platformOfKey(key: string): Platform {
+  const [os = '', arch = '', libc] = key.split('-');
+  return libc !== undefined && (LIBC_VALUES as readonly string[]).includes(libc)
+    ? { os, arch, libc: libc as Libc }
+    : { os, arch };
 }
 
 /** How platforms read in messages: the form `--platform` takes. */
 function platformText(platform: Platform): string {
-  return `${platform.os}/${platform.arch}`;
+  return artifactPlatformText(platform);
 }
 
 /** A channel, as versions.ts reads it: `latest` and `beta` alike (it tries this before a range). */
@@ -170,7 +224,25 @@ export function apiVersionAllows(record: VersionRecord, apiVersion: string): boo
  * (model.ts `artifactServing`: `darwin/universal` serves darwin/amd64 and darwin/arm64).
  */
 export function artifactFor(record: VersionRecord, platform: Platform): ArtifactRecord | undefined {
-  return artifactServing(record.artifacts, platform);
+  return artifactServing(allArtifacts(record), platform);
+}
+
+/**
+ * The warning for a musl host given the glibc build, there being none for musl: installed rather than
+ * refused, as a static build (most Go plugins, `CGO_ENABLED=0`) runs on either, and a musl host installed
+ * the glibc build before clients knew musl (refused, every Alpine install of such a plugin that worked
+ * would fail); said, as a dynamically linked one fails to start with a bare "not found".
+ */
+export function libcFallbackWarning(
+  name: string,
+  version: string,
+  platform: Platform,
+  artifact: { readonly libc?: string },
+): string[] {
+  if (platform.libc === undefined || artifact.libc === platform.libc) return [];
+  return [
+    `${name}@${version} has no ${platform.libc} build for ${platform.os}/${platform.arch}: installing its glibc build, which starts here only if it is statically linked (install with --platform ${platform.os}/${platform.arch} to choose it knowingly)`,
+  ];
 }
 
 /**
@@ -263,7 +335,7 @@ function noMatch(
 }
 
 function noArtifact(doc: PluginDocument, record: VersionRecord, platform: Platform, hint = ''): ClientError {
-  const platforms = record.artifacts.map((a) => platformText(a));
+  const platforms = allArtifacts(record).map((a) => platformText(a));
   const has = platforms.length > 0 ? `it has ${platforms.join(', ')}` : 'it has no artifacts at all';
   return new ClientError(
     'NO_ARTIFACT_FOR_PLATFORM',
@@ -318,7 +390,8 @@ export function resolvePlugin(doc: PluginDocument, options: ResolveOptions): Res
     const hint = older ? ` (${older.version} has it: ask for ${doc.name}@${older.version})` : '';
     throw noArtifact(doc, version, options.platform, hint);
   }
-  return { version, artifact, warnings: notes(doc, version) };
+  const fallback = libcFallbackWarning(doc.name, version.version, options.platform, artifact);
+  return { version, artifact, warnings: [...fallback, ...notes(doc, version)] };
 }
 
 /**
@@ -357,6 +430,9 @@ export function resolveLocked(
     );
   const artifact = artifactFor(record, platform);
   if (!artifact) throw noArtifact(doc, record, platform);
-  const warnings = record.yanked ? [yanked] : [];
+  const warnings = [
+    ...libcFallbackWarning(doc.name, record.version, platform, artifact),
+    ...(record.yanked ? [yanked] : []),
+  ];
   return { version: record, artifact, warnings: [...warnings, ...notes(doc, record)] };
 }

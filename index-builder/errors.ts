@@ -43,6 +43,9 @@ export type ProblemCode =
   | 'MANIFEST_URL_CREDENTIALS'
   | 'MANIFEST_DUPLICATE_PLATFORM'
   | 'MANIFEST_UNIVERSAL_ARCH'
+  | 'MANIFEST_LIBC_NOT_LINUX'
+  /** A musl build listed before the glibc one of its os/arch, which older clients would take it for. */
+  | 'MANIFEST_LIBC_ORDER'
   | 'MANIFEST_ARTIFACT_SOURCE'
   | 'MANIFEST_OCI_DIGEST_MISMATCH'
   | 'MANIFEST_OCI_REFERENCE_DIGEST'

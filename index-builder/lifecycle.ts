@@ -145,7 +145,7 @@ export function findVersion(doc: PluginDocument, version: string): VersionRecord
  */
 export function versionFiles(name: string, record: VersionRecord): string[] {
   const manifest = manifestKey(name, record.version);
-  const hosted = record.artifacts
+  const hosted = [...record.artifacts, ...(record.libc_artifacts ?? [])]
     .filter((a) => a.hosted)
     .map((a) => hostedArtifactKey(name, record.version, a.url))
     .filter((key): key is string => key !== undefined);

@@ -22,6 +22,17 @@ export const UNIVERSAL_ARCHES: Readonly<Record<string, readonly string[]>> = { d
 export const ARTIFACT_ARCH_VALUES = [...ARCH_VALUES, UNIVERSAL_ARCH] as const;
 
 /**
+ * The C libraries a Linux artifact may name besides glibc, which an artifact without `libc` is linked
+ * against (the only kind older clients know): `musl` (Alpine). A glibc build does not start where musl is
+ * the system's library, and a musl build linked dynamically not on glibc, so a publisher may offer both for
+ * one linux arch, the glibc one listed first (validate.ts).
+ */
+export const LIBC_VALUES = ['musl'] as const;
+export type Libc = (typeof LIBC_VALUES)[number];
+/** The one OS whose artifacts name a C library. */
+export const LIBC_OS = 'linux';
+
+/**
  * The artifacts' platforms that serve a host's `os`/`arch`, best first: its own, then its OS's universal
  * build where one covers the arch. One rule for the registry's checks and the client's choice alike.
  * @example platformsServing({ os: 'darwin', arch: 'arm64' }) // [darwin/arm64, darwin/universal]
@@ -29,24 +40,49 @@ export const ARTIFACT_ARCH_VALUES = [...ARCH_VALUES, UNIVERSAL_ARCH] as const;
 export function platformsServing(platform: {
   readonly os: string;
   readonly arch: string;
-}): { readonly os: string; readonly arch: string }[] {
+  readonly libc?: string;
+}): { readonly os: string; readonly arch: string; readonly libc?: string }[] {
   const exact = { os: platform.os, arch: platform.arch };
+  // A musl host's own build first, then the glibc one (which a static build, as most Go builds are, is;
+  // the client warns that a dynamically linked one will not start: resolve.ts).
+  if (platform.libc !== undefined) return [{ ...exact, libc: platform.libc }, exact];
   const covers = Object.hasOwn(UNIVERSAL_ARCHES, platform.os)
     ? (UNIVERSAL_ARCHES[platform.os] as readonly string[]).includes(platform.arch)
     : false;
   return covers ? [exact, { os: platform.os, arch: UNIVERSAL_ARCH }] : [exact];
 }
 
+/** Every artifact of a version: those older clients read, then the builds for another C library. */
+export function allArtifacts(record: {
+  readonly artifacts: readonly ArtifactRecord[];
+  readonly libc_artifacts?: readonly ArtifactRecord[];
+}): readonly ArtifactRecord[] {
+  return record.libc_artifacts ? [...record.artifacts, ...record.libc_artifacts] : record.artifacts;
+}
+
+/** An artifact's platform as messages and pages write it: `linux/amd64`, `linux/amd64/musl`. */
+export function artifactPlatformText(a: {
+  readonly os: string;
+  readonly arch: string;
+  readonly libc?: string;
+}): string {
+  return `${a.os}/${a.arch}${a.libc !== undefined ? `/${a.libc}` : ''}`;
+}
+
 /**
  * Of `artifacts` (a manifest's, a document's), the one serving `platform`: its own exactly, else a universal
  * one covering it (an exact build is the publisher's word for that arch, preferred over the fat file).
  */
-export function artifactServing<T extends { readonly os?: unknown; readonly arch?: unknown }>(
+export function artifactServing<
+  T extends { readonly os?: unknown; readonly arch?: unknown; readonly libc?: unknown },
+>(
   artifacts: readonly T[],
-  platform: { readonly os: string; readonly arch: string },
+  platform: { readonly os: string; readonly arch: string; readonly libc?: string },
 ): T | undefined {
   for (const wanted of platformsServing(platform)) {
-    const found = artifacts.find((a) => a.os === wanted.os && a.arch === wanted.arch);
+    const found = artifacts.find(
+      (a) => a.os === wanted.os && a.arch === wanted.arch && a.libc === wanted.libc,
+    );
     if (found) return found;
   }
   return undefined;
@@ -67,6 +103,8 @@ export interface OciArtifact {
 export interface ManifestArtifact {
   os: string;
   arch: string;
+  /** A Linux build's C library when not glibc (absent: glibc). */
+  libc?: Libc;
   file?: string;
   url?: string;
   oci?: OciArtifact;
@@ -143,6 +181,8 @@ export interface Manifest {
 export interface ArtifactRecord {
   readonly os: string;
   readonly arch: string;
+  /** Only in `libc_artifacts`: the C library of a Linux build that is not glibc. */
+  readonly libc?: Libc;
   /** Absolute download URL: the registry's own copy for `file` artifacts, the publisher's for `url` ones. */
   readonly url: string;
   readonly sha256: string;
@@ -272,7 +312,15 @@ export interface VersionRecord {
   readonly source_sha256: string;
   /** Fingerprint of the publisher key that signed this version. */
   readonly publisher: string;
+  /** Every artifact an older client may take: none names a `libc` (glibc builds, universal ones, other OSes). */
   readonly artifacts: readonly ArtifactRecord[];
+  /**
+   * The artifacts built for another C library (`libc: musl`), apart: an older client matches artifacts by
+   * os/arch alone and holds every one in `artifacts` to the signed manifest's first of its os/arch
+   * (verify.ts verifyManifest), so a musl build listed there would fail every install of the version by an
+   * older client, and be taken by one on the glibc host it does not start on. Absent when there are none.
+   */
+  readonly libc_artifacts?: readonly ArtifactRecord[];
   /** What the version asks the host to allow (sorted); absent when it declares none. */
   readonly permissions?: readonly Permission[];
   /** The resource limits the version declares; absent when it declares none. */

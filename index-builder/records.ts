@@ -51,7 +51,10 @@ export function versionRecordOf(manifest: Manifest, placement: VersionPlacement)
   if (placement.manifest_signature !== undefined) record.manifest_signature = placement.manifest_signature;
   record.source_sha256 = placement.source_sha256;
   record.publisher = placement.publisher;
-  record.artifacts = [...placement.artifacts];
+  // Builds for another C library apart, where older clients do not look (model.ts `libc_artifacts`).
+  record.artifacts = placement.artifacts.filter((a) => a.libc === undefined);
+  const libc = placement.artifacts.filter((a) => a.libc !== undefined);
+  if (libc.length > 0) record.libc_artifacts = libc;
   if (manifest.permissions?.length) record.permissions = [...manifest.permissions].sort();
   if (manifest.resources && Object.keys(manifest.resources).length > 0)
     record.resources = sortedResources(manifest.resources);

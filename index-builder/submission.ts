@@ -6,13 +6,15 @@ import { checkArtifactDigests, checkBundleFiles, readBundle, writeBundle } from 
 import { sha256Hex } from './digest.ts';
 import { type Problem, problemsFrom } from './errors.ts';
 import { inspectManifest, loadManifest, type ManifestInspection } from './manifest/index.ts';
-import type { Manifest, ManifestArtifact } from './model.ts';
+import type { Libc, Manifest, ManifestArtifact } from './model.ts';
 import { createSigner } from './signing.ts';
 import { checkPublisherSignature } from './trust.ts';
 
 export interface ArtifactInput {
   readonly os: string;
   readonly arch: string;
+  /** A Linux build's C library when not glibc (`musl`); its folder is then `artifacts/<os>-<arch>-<libc>/`. */
+  readonly libc?: Libc;
   /** File name inside the bundle's `artifacts/<os>-<arch>/` folder. */
   readonly fileName: string;
   readonly body: Uint8Array;
@@ -58,10 +60,21 @@ export async function packSubmission(options: {
 }): Promise<{ bundle: Uint8Array; manifest: Manifest; fingerprint: string }> {
   const name = options.manifestName.endsWith('.json') ? 'manifest.json' : 'manifest.yaml';
   const entries: { path: string; body: Uint8Array }[] = [];
-  const records: ManifestArtifact[] = options.artifacts.map((a) => {
-    const file = `artifacts/${a.os}-${a.arch}/${a.fileName}`;
+  // The glibc builds before the musl ones, as validation asks (older clients take the first of a platform).
+  const ordered = [...options.artifacts].sort(
+    (a, b) => Number(a.libc !== undefined) - Number(b.libc !== undefined),
+  );
+  const records: ManifestArtifact[] = ordered.map((a) => {
+    const file = `artifacts/${a.os}-${a.arch}${a.libc !== undefined ? `-${a.libc}` : ''}/${a.fileName}`;
     entries.push({ path: file, body: a.body });
-    return { os: a.os, arch: a.arch, file, sha256: sha256Hex(a.body), size_bytes: a.body.byteLength };
+    return {
+      os: a.os,
+      arch: a.arch,
+      ...(a.libc !== undefined ? { libc: a.libc } : {}),
+      file,
+      sha256: sha256Hex(a.body),
+      size_bytes: a.body.byteLength,
+    };
   });
   const text = new TextDecoder().decode(options.manifest);
   let manifestBytes = options.manifest;

@@ -20,6 +20,8 @@ import {
   artifactServing,
   type BinDocument,
   type DocumentDigest,
+  LIBC_OS,
+  LIBC_VALUES,
   type Manifest,
   type OciArtifact,
   type PluginDocument,
@@ -208,7 +210,9 @@ export async function verifyManifest(options: {
   readonly name: string;
   /** What the plugin document (or an install's record of it) says of the version. */
   readonly version: Pick<VersionRecord, 'version' | 'manifest_sha256' | 'manifest_size'> & {
-    readonly artifacts: readonly Pick<ArtifactRecord, 'os' | 'arch' | 'sha256'>[];
+    readonly artifacts: readonly Pick<ArtifactRecord, 'os' | 'arch' | 'libc' | 'sha256'>[];
+    /** A plugin document's builds for another C library (model.ts), held to the manifest alike. */
+    readonly libc_artifacts?: readonly Pick<ArtifactRecord, 'os' | 'arch' | 'libc' | 'sha256'>[];
   };
   readonly manifest: Uint8Array;
   readonly signature: string;
@@ -232,14 +236,14 @@ export async function verifyManifest(options: {
     throw new TrustError('DOCUMENT_MALFORMED', `${url} is signed but is not JSON`, { cause });
   }
   const declared = parsed.installation?.artifacts ?? [];
-  for (const artifact of version.artifacts) {
+  for (const artifact of [...version.artifacts, ...(version.libc_artifacts ?? [])]) {
     // The artifact serving that platform, as the client chose it: an install's record of a Mac arch names
     // the universal build it placed there (model.ts artifactServing).
     const named = artifactServing(declared, artifact);
     if (!named || normalizeDigest(named.sha256) !== artifact.sha256)
       throw new TrustError(
         'ARTIFACT_MISMATCH',
-        `${name}@${version.version} ${artifact.os}/${artifact.arch}: the plugin document and the signed manifest disagree`,
+        `${name}@${version.version} ${artifact.os}/${artifact.arch}${artifact.libc ? `/${artifact.libc}` : ''}: the plugin document and the signed manifest disagree`,
       );
   }
   return parsed;
@@ -280,8 +284,29 @@ export function assertPluginDocument(value: unknown, name: string): asserts valu
     if (v.manifest_signature !== undefined && typeof v.manifest_signature !== 'string')
       fail(`${at}/manifest_signature`, 'an armored signature');
     if (!Array.isArray(v.artifacts)) fail(`${at}/artifacts`, 'an array');
-    for (const [j, artifact] of (v.artifacts as unknown[]).entries()) {
+    if (v.libc_artifacts !== undefined && !Array.isArray(v.libc_artifacts))
+      fail(`${at}/libc_artifacts`, 'an array');
+    const lists = [
+      ['artifacts', v.artifacts as unknown[]],
+      ['libc_artifacts', (v.libc_artifacts ?? []) as unknown[]],
+    ] as const;
+    for (const [list, artifact, j] of lists.flatMap(([list, items]) =>
+      items.map((item, j) => [list, item, j] as const),
+    )) {
       const a = artifact as Partial<ArtifactRecord> | null;
+      // A libc build only in its own list, and always with its library: one in `artifacts` is what an older
+      // client would take for the glibc build; one without it, in `libc_artifacts`, what this one would.
+      const libc = (a as Partial<ArtifactRecord> | null)?.libc;
+      if (
+        list === 'libc_artifacts'
+          ? !(LIBC_VALUES as readonly unknown[]).includes(libc) ||
+            (a as Partial<ArtifactRecord>).os !== LIBC_OS
+          : libc !== undefined
+      )
+        fail(
+          `${at}/${list}/${j}/libc`,
+          list === 'libc_artifacts' ? `a linux artifact's libc (${LIBC_VALUES.join(', ')})` : 'no libc',
+        );
       const ok =
         typeof a === 'object' &&
         a !== null &&
@@ -295,15 +320,15 @@ export function assertPluginDocument(value: unknown, name: string): asserts valu
         Number.isSafeInteger(a.size_bytes) &&
         (a.size_bytes as number) >= 0 &&
         typeof a.hosted === 'boolean';
-      if (!ok) fail(`${at}/artifacts/${j}`, '{os, arch, url, sha256, size_bytes, hosted} of the right forms');
+      if (!ok) fail(`${at}/${list}/${j}`, '{os, arch, url, sha256, size_bytes, hosted} of the right forms');
       const oci = (a as Partial<ArtifactRecord>).oci;
       if (oci !== undefined) {
         const o = oci as Partial<OciArtifact> | null;
         if (typeof o !== 'object' || o === null || Array.isArray(o) || typeof o.reference !== 'string')
-          fail(`${at}/artifacts/${j}/oci`, '{reference, digest} with a string reference');
+          fail(`${at}/${list}/${j}/oci`, '{reference, digest} with a string reference');
         // The digest a client pulls is the one it checks the bytes against.
         if ((o as Partial<OciArtifact>).digest !== `sha256:${(a as ArtifactRecord).sha256}`)
-          fail(`${at}/artifacts/${j}/oci/digest`, `"sha256:" and the artifact's sha256`);
+          fail(`${at}/${list}/${j}/oci/digest`, `"sha256:" and the artifact's sha256`);
       }
     }
     if (v.permissions !== undefined) {

@@ -1,4 +1,5 @@
 /** `plugindex info NAME[@SPEC]`: what a registry signs about a plugin, and what SPEC resolves to here. */
+import { allArtifacts, artifactPlatformText } from '../../index-builder/model.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { channelOf } from '../../index-builder/versions.ts';
 import { type Parsed, stringOption } from '../args.ts';
@@ -26,7 +27,7 @@ export async function run(parsed: Parsed): Promise<number> {
           ? {
               resolved: {
                 version: info.resolution.version.version,
-                platform: `${info.resolution.artifact.os}/${info.resolution.artifact.arch}`,
+                platform: artifactPlatformText(info.resolution.artifact),
                 warnings: info.resolution.warnings,
               },
             }
@@ -55,7 +56,7 @@ export async function run(parsed: Parsed): Promise<number> {
       const api = [v.min_api_version, v.max_api_version].some(Boolean)
         ? ` api ${v.min_api_version ?? ''}..${v.max_api_version ?? ''}`
         : '';
-      const platforms = v.artifacts.map((a) => `${a.os}/${a.arch}`).join(' ');
+      const platforms = allArtifacts(v).map(artifactPlatformText).join(' ');
       out(
         `    ${v.version}  ${v.published.slice(0, 10)}  ${platforms}${api}  publisher ${v.publisher}${marks.length ? `  [${marks.join('; ')}]` : ''}`,
       );
@@ -71,12 +72,13 @@ export async function run(parsed: Parsed): Promise<number> {
       const limits = Object.entries(chosen.resources ?? {});
       if (limits.length)
         out(`  ${chosen.version} resource limits: ${limits.map(([k, v]) => `${k} ${v}`).join(', ')}`);
-      for (const a of chosen.artifacts)
-        if (a.oci) out(`  ${chosen.version} ${a.os}/${a.arch} from OCI ${a.oci.reference} (${a.oci.digest})`);
+      for (const a of allArtifacts(chosen))
+        if (a.oci)
+          out(`  ${chosen.version} ${artifactPlatformText(a)} from OCI ${a.oci.reference} (${a.oci.digest})`);
     }
     if (info.resolution) {
       out(
-        `  ${request} resolves to ${info.resolution.version.version} for ${info.resolution.artifact.os}/${info.resolution.artifact.arch}`,
+        `  ${request} resolves to ${info.resolution.version.version} for ${artifactPlatformText(info.resolution.artifact)}`,
       );
       for (const w of info.resolution.warnings) out(`  warning: ${w}`);
     }

@@ -1,6 +1,14 @@
 /** `plugindex pack`: a manifest and its artifacts into a bundle signed by the publisher. */
 import path from 'node:path';
-import { ARCH_VALUES, OS_VALUES, UNIVERSAL_ARCH, UNIVERSAL_ARCHES } from '../../index-builder/model.ts';
+import {
+  ARCH_VALUES,
+  LIBC_OS,
+  LIBC_VALUES,
+  type Libc,
+  OS_VALUES,
+  UNIVERSAL_ARCH,
+  UNIVERSAL_ARCHES,
+} from '../../index-builder/model.ts';
 import { type ArtifactInput, packSubmission } from '../../index-builder/submission.ts';
 import { listOption, outputOption, type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
@@ -12,18 +20,30 @@ function universalFor(os: string, arch: string): boolean {
   return arch === UNIVERSAL_ARCH && Object.hasOwn(UNIVERSAL_ARCHES, os);
 }
 
-/** `--artifact OS/ARCH=PATH`, checked against the spec's platform values before any file is read. */
-function parseArtifact(spec: string): { readonly os: string; readonly arch: string; readonly file: string } {
-  const match = /^([a-z0-9]+)\/([a-z0-9]+)=(.+)$/.exec(spec);
-  if (!match) throw usage(`--artifact must look like OS/ARCH=PATH, found ${spec}`);
-  const [, os = '', arch = '', file = ''] = match;
+/**
+ * `--artifact OS/ARCH=PATH` (or `linux/ARCH/musl=PATH`), checked against the spec's platform values before
+ * any file is read.
+ */
+function parseArtifact(spec: string): {
+  readonly os: string;
+  readonly arch: string;
+  readonly libc?: Libc;
+  readonly file: string;
+} {
+  const match = /^([a-z0-9]+)\/([a-z0-9]+)(?:\/([a-z0-9]+))?=(.+)$/.exec(spec);
+  if (!match) throw usage(`--artifact must look like OS/ARCH=PATH or linux/ARCH/musl=PATH, found ${spec}`);
+  const [, os = '', arch = '', libc, file = ''] = match;
+  if (libc !== undefined && (os !== LIBC_OS || !(LIBC_VALUES as readonly string[]).includes(libc)))
+    throw usage(
+      `--artifact ${spec}: a C library (${LIBC_VALUES.join(', ')}) follows only a ${LIBC_OS} platform's arch`,
+    );
   if (!(OS_VALUES as readonly string[]).includes(os))
     throw usage(`--artifact ${spec}: os must be one of ${OS_VALUES.join(', ')}`);
   if (!(ARCH_VALUES as readonly string[]).includes(arch) && !universalFor(os, arch))
     throw usage(
       `--artifact ${spec}: arch must be one of ${ARCH_VALUES.join(', ')}${Object.hasOwn(UNIVERSAL_ARCHES, os) ? `, or ${UNIVERSAL_ARCH} (one file for ${UNIVERSAL_ARCHES[os]?.join(' and ')})` : ''}`,
     );
-  return { os, arch, file };
+  return libc === undefined ? { os, arch, file } : { os, arch, libc: libc as Libc, file };
 }
 
 export async function run(parsed: Parsed): Promise<number> {
@@ -41,8 +61,14 @@ export async function run(parsed: Parsed): Promise<number> {
     ...specs.map((s) => s.file),
   ]);
   const artifacts: ArtifactInput[] = [];
-  for (const { os, arch, file } of specs)
-    artifacts.push({ os, arch, fileName: path.basename(file), body: await readInput(file) });
+  for (const { os, arch, libc, file } of specs)
+    artifacts.push({
+      os,
+      arch,
+      ...(libc !== undefined ? { libc } : {}),
+      fileName: path.basename(file),
+      body: await readInput(file),
+    });
   const passphrase = await readPassphrase(parsed);
   const packed = await packSubmission({
     manifestName: path.basename(manifestFile),

@@ -12,7 +12,7 @@
  * validate.ts check every key a version would be written under with the stores' own check.
  */
 import { MAX_SEGMENT_LENGTH, SAFE_RELATIVE_PATH_PATTERN } from '../layout.ts';
-import { PERMISSIONS, RESOURCE_LIMITS, SCAN_STATUSES, SEVERITIES } from '../model.ts';
+import { LIBC_VALUES, PERMISSIONS, RESOURCE_LIMITS, SCAN_STATUSES, SEVERITIES } from '../model.ts';
 import { OCI_DIGEST_PATTERN, OCI_REFERENCE_PATTERN } from '../oci.ts';
 
 const SEMVER =
@@ -205,6 +205,8 @@ export const MANIFEST_SCHEMA = {
             properties: {
               os: { type: 'string', enum: OS_ENUM },
               arch: { type: 'string', enum: ARTIFACT_ARCH_ENUM },
+              // Absent: glibc, the only kind older clients know (validate.ts holds it to linux).
+              libc: { type: 'string', enum: [...LIBC_VALUES] },
               file: { type: 'string', maxLength: 512, pattern: SAFE_RELATIVE_PATH_PATTERN },
               url: uri,
               oci: OCI,

@@ -24,7 +24,7 @@ import {
   pluginNameProblem,
   SAFE_RELATIVE_PATH_PATTERN,
 } from '../layout.ts';
-import { type Manifest, RESOURCE_LIMITS, UNIVERSAL_ARCH, UNIVERSAL_ARCHES } from '../model.ts';
+import { LIBC_OS, type Manifest, RESOURCE_LIMITS, UNIVERSAL_ARCH, UNIVERSAL_ARCHES } from '../model.ts';
 import { OCI_DIGEST_PATTERN, parseOciReference } from '../oci.ts';
 import { type TextProblemKind, textProblem } from '../text.ts';
 import validateGenerated from './validator.generated.js';
@@ -546,8 +546,20 @@ function ruleProblems(value: Record<string, unknown>): Problem[] {
           ),
         );
       }
+      // A C library is a Linux build's: no other OS's artifacts differ by one.
+      if (a.libc !== undefined && typeof a.os === 'string' && a.os !== LIBC_OS) {
+        problems.push(
+          problem(
+            'MANIFEST_LIBC_NOT_LINUX',
+            `/installation/artifacts/${i}/libc`,
+            `libc names the C library of a ${LIBC_OS} build, and this artifact is for ${a.os}`,
+            { expected: `no libc for ${a.os}`, found: short(a.libc) },
+          ),
+        );
+      }
       if (typeof a.os === 'string' && typeof a.arch === 'string') {
-        const platform = `${a.os}/${a.arch}`;
+        const libc = typeof a.libc === 'string' ? `/${a.libc}` : '';
+        const platform = `${a.os}/${a.arch}${libc}`;
         const first = platforms.get(platform);
         if (first !== undefined) {
           problems.push(
@@ -555,11 +567,30 @@ function ruleProblems(value: Record<string, unknown>): Problem[] {
               'MANIFEST_DUPLICATE_PLATFORM',
               `/installation/artifacts/${i}`,
               `a second artifact for ${platform}`,
-              { expected: `one artifact per platform (the first is /installation/artifacts/${first})` },
+              {
+                expected: `one artifact per platform and C library (the first is /installation/artifacts/${first})`,
+              },
             ),
           );
         } else {
           platforms.set(platform, i);
+        }
+        // Older clients take the signed manifest's first artifact of an os/arch as the one the plugin
+        // document lists (verify.ts verifyManifest): a musl build first would make every one of their
+        // installs of the version fail, the glibc build's digest held to the musl one's.
+        const glibc = platforms.get(`${a.os}/${a.arch}`);
+        if (libc === '' && glibc === i) {
+          const before = [...platforms].find(([key, at]) => key.startsWith(`${a.os}/${a.arch}/`) && at < i);
+          if (before !== undefined) {
+            problems.push(
+              problem(
+                'MANIFEST_LIBC_ORDER',
+                `/installation/artifacts/${before[1]}`,
+                `the ${before[0]} artifact is listed before the glibc one of ${a.os}/${a.arch} (/installation/artifacts/${i}), which clients before libc support take as the first of its platform`,
+                { expected: `the artifact without libc first, then /installation/artifacts/${i}'s others` },
+              ),
+            );
+          }
         }
       }
     });

@@ -347,6 +347,7 @@ function artifactRecordOf(
     return {
       os: artifact.os,
       arch: artifact.arch,
+      ...(artifact.libc !== undefined ? { libc: artifact.libc } : {}),
       url: `${url}/${artifactKey(manifest.name, manifest.version, artifact.file)}`,
       sha256: digest,
       size_bytes: hostedSize ?? 0,
@@ -356,6 +357,7 @@ function artifactRecordOf(
     return {
       os: artifact.os,
       arch: artifact.arch,
+      ...(artifact.libc !== undefined ? { libc: artifact.libc } : {}),
       url: artifact.url,
       sha256: digest,
       size_bytes: artifact.size_bytes,
@@ -367,6 +369,7 @@ function artifactRecordOf(
     return {
       os: artifact.os,
       arch: artifact.arch,
+      ...(artifact.libc !== undefined ? { libc: artifact.libc } : {}),
       url: ociArtifactUrl(artifact.oci) ?? `oci://${reference}`,
       sha256: digest,
       size_bytes: artifact.size_bytes,

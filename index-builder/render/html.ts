@@ -1,13 +1,15 @@
 import { sha256Base64 } from '../digest.ts';
 import { pluginDocumentKey, pluginNameFormProblem } from '../layout.ts';
-import type {
-  Advisory,
-  ArtifactRecord,
-  PluginDocument,
-  RegistryIdentity,
-  SearchEntry,
-  SecurityScan,
-  VersionRecord,
+import {
+  type Advisory,
+  type ArtifactRecord,
+  allArtifacts,
+  artifactPlatformText,
+  type PluginDocument,
+  type RegistryIdentity,
+  type SearchEntry,
+  type SecurityScan,
+  type VersionRecord,
 } from '../model.ts';
 import { RenderError, showableText } from '../text.ts';
 import { advisoryTest } from '../versions.ts';
@@ -198,8 +200,8 @@ function artifactRows(artifacts: readonly ArtifactRecord[], removed = false): st
   if (artifacts.length === 0) return '<p class="muted">No per-platform artifacts.</p>';
   const rows = artifacts
     .map(
-      (a) => `<tr class="artifact" data-platform="${escapeHtml(`${a.os}/${a.arch}`)}">
-<td>${escapeHtml(a.os)}/${escapeHtml(a.arch)}</td><td>${escapeHtml(humanSize(a.size_bytes))}</td>
+      (a) => `<tr class="artifact" data-platform="${escapeHtml(artifactPlatformText(a))}">
+<td>${escapeHtml(artifactPlatformText(a))}</td><td>${escapeHtml(humanSize(a.size_bytes))}</td>
 <td class="digest mono">${escapeHtml(a.sha256)}</td><td>${removed ? '<span class="muted">removed</span>' : artifactSource(a)}</td></tr>`,
     )
     .join('\n');
@@ -294,7 +296,7 @@ function versionRow(v: VersionRecord, advisories: readonly AdvisoryTest[], root:
 <td>${escapeHtml(v.published.slice(0, 10))}</td><td>${api}</td>
 <td>${files}<div class="digest mono">${escapeHtml(v.manifest_sha256)}</div></td>
 </tr>
-<tr class="platforms" data-version="${escapeHtml(v.version)}"><td colspan="4">${policyFacts(v)}${v.security_scan ? scanFacts(v.security_scan) : ''}${artifactRows(v.artifacts, v.removed !== undefined)}</td></tr>`;
+<tr class="platforms" data-version="${escapeHtml(v.version)}"><td colspan="4">${policyFacts(v)}${v.security_scan ? scanFacts(v.security_scan) : ''}${artifactRows(allArtifacts(v), v.removed !== undefined)}</td></tr>`;
 }
 
 /** The plugin's advisories, newest first; a withdrawn one stays listed, marked. */

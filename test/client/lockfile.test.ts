@@ -329,7 +329,7 @@ describe('when a lock is invalid', () => {
       text: edited((l) => {
         l.plugins['kubecost-lens'].artifacts['linux/amd64'] = { sha256: hex('1'), size: 1 };
       }),
-      message: `${FILE}#${lens}/artifacts/linux~1amd64: expected a platform "os-arch" (e.g. "linux-amd64"), found "linux/amd64"`,
+      message: `${FILE}#${lens}/artifacts/linux~1amd64: expected a platform "os-arch" or "os-arch-libc" (e.g. "linux-amd64", "linux-amd64-musl"), found "linux/amd64"`,
     },
     {
       what: 'an artifact digest too short',

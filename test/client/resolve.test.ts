@@ -287,7 +287,8 @@ describe('when parsing a platform', () => {
 
   it.each([
     { text: 'linux', says: 'is not OS/ARCH' },
-    { text: 'linux/amd64/v2', says: 'is not OS/ARCH' },
+    { text: 'linux/amd64/v2', says: 'names an unknown C library "v2"' },
+    { text: 'linux/amd64/musl/v2', says: 'is not OS/ARCH' },
     { text: '', says: 'is not OS/ARCH' },
     { text: 'linx/amd64', says: 'unknown OS "linx"' },
     { text: 'linux/riscv64', says: 'unknown architecture "riscv64"' },

@@ -71,6 +71,8 @@ export interface BundleSpec {
   readonly artifacts?: readonly {
     os: string;
     arch: string;
+    /** A Linux build's C library (`musl`), recorded as the manifest's `libc`. */
+    libc?: string;
     name: string;
     body: Uint8Array;
     record?: boolean;
@@ -91,10 +93,17 @@ export async function makeBundle(spec: BundleSpec = {}): Promise<Uint8Array> {
   const manifest = structuredClone(spec.manifest ?? validManifest());
   const recorded = [];
   for (const a of spec.artifacts ?? []) {
-    const file = `artifacts/${a.os}-${a.arch}/${a.name}`;
+    const file = `artifacts/${a.os}-${a.arch}${a.libc ? `-${a.libc}` : ''}/${a.name}`;
     entries.push({ path: file, body: a.body });
     if (a.record !== false)
-      recorded.push({ os: a.os, arch: a.arch, file, sha256: sha256(a.body), size_bytes: a.body.byteLength });
+      recorded.push({
+        os: a.os,
+        arch: a.arch,
+        ...(a.libc ? { libc: a.libc } : {}),
+        file,
+        sha256: sha256(a.body),
+        size_bytes: a.body.byteLength,
+      });
   }
   if (recorded.length > 0) {
     const installation = (manifest.installation ?? {}) as Record<string, unknown>;

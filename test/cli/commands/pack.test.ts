@@ -106,3 +106,46 @@ describe('when the bundle is named with --output, as every action and rotate-key
     await expect(readFile(b)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
+
+describe('when a publisher packs builds for a C library or a universal binary', () => {
+  const packWith = (f: Awaited<ReturnType<typeof files>>, out: string, ...platforms: string[]) =>
+    plugindexProcess(
+      [
+        'pack',
+        f.manifest,
+        ...platforms.flatMap((p) => ['--artifact', `${p}=${f.artifact}`]),
+        '--key',
+        f.key,
+        '--out',
+        out,
+      ],
+      { cwd: work },
+    );
+
+  it('records musl as libc after the glibc builds, and darwin/universal as its arch', async () => {
+    const f = await files();
+    const out = path.join(path.dirname(f.manifest), 'kinds.tgz');
+    const packed = await packWith(f, out, 'linux/amd64/musl', 'linux/amd64', 'darwin/universal');
+    expect(packed.code, packed.stderr).toBe(0);
+    const bundle = await readBundle(await readFile(out));
+    const manifest = JSON.parse(new TextDecoder().decode(bundle.manifest));
+    expect(
+      manifest.installation.artifacts.map((a: Record<string, string>) => [a.os, a.arch, a.libc, a.file]),
+    ).toEqual([
+      ['linux', 'amd64', undefined, 'artifacts/linux-amd64/demo-linux'],
+      ['darwin', 'universal', undefined, 'artifacts/darwin-universal/demo-linux'],
+      ['linux', 'amd64', 'musl', 'artifacts/linux-amd64-musl/demo-linux'],
+    ]);
+  });
+
+  it.each([
+    ['darwin/arm64/musl', 'follows only a linux'],
+    ['linux/amd64/uclibc', 'follows only a linux'],
+    ['linux/universal', 'arch must be one of'],
+  ])('refuses --artifact %s (exit 2)', async (platform, says) => {
+    const f = await files();
+    const refused = await packWith(f, path.join(path.dirname(f.manifest), 'no.tgz'), platform);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(says);
+  });
+});

@@ -1,0 +1,264 @@
+/**
+ * Linux builds linked against musl (Alpine), through the real pipeline and client: a publisher lists a
+ * `libc: musl` build beside the glibc one of the same arch (the glibc one first); the registry refuses a
+ * libc on another OS, a musl build before its glibc one and two of one kind, and publishes the musl builds
+ * apart (`libc_artifacts`), so the plugin document's `artifacts` stay what older clients read and check: a
+ * glibc build for each linux arch, each the signed manifest's first of its os/arch. A musl host takes the
+ * musl build into `linux-amd64-musl/`, a glibc host the glibc one, one lock pins both, and a musl host given
+ * only a glibc build installs it with a warning.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { createClient, type PlugindexClient } from '../../client/client.ts';
+import { createHttpFetcher } from '../../client/fetcher.ts';
+import { parseLockfile } from '../../client/lockfile.ts';
+import { hostLibc, hostPlatform, type Platform, parsePlatform } from '../../client/resolve.ts';
+import { fixedClock } from '../../index-builder/clock.ts';
+import { manifestKey, pluginDocumentKey } from '../../index-builder/layout.ts';
+import type { Manifest, PluginDocument } from '../../index-builder/model.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { assertPluginDocument } from '../../index-builder/verify.ts';
+import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+
+const NAME = 'alpine-tool';
+const GLIBC = encode('#!/bin/sh\necho glibc\n');
+const MUSL = encode('#!/bin/sh\necho musl\n');
+const ARM = encode('#!/bin/sh\necho arm64 glibc only\n');
+const LINUX = { os: 'linux', arch: 'amd64' } as const;
+const ALPINE = { os: 'linux', arch: 'amd64', libc: 'musl' } as const;
+const ALPINE_ARM = { os: 'linux', arch: 'arm64', libc: 'musl' } as const;
+
+let registry: TestRegistry;
+let base: string;
+let close: () => Promise<void>;
+let root: string;
+
+async function submitted(name: string, artifacts: { os: string; arch: string; libc?: string }[]) {
+  const [key] = await registry.submit(
+    await makeBundle({
+      manifest: validManifest({ name, version: '1.0.0' }),
+      artifacts: artifacts.map((a, i) => ({ ...a, name: `${name}-${i}`, body: encode(`build ${i}`) })),
+    }),
+  );
+  return (await processSubmissions(registry.context, [key as string])).outcomes[0];
+}
+
+beforeAll(async () => {
+  registry = await makeRegistry();
+  const result = await processSubmissions(
+    registry.context,
+    await registry.submit(
+      await makeBundle({
+        manifest: validManifest({ name: NAME, version: '1.0.0' }),
+        artifacts: [
+          { ...LINUX, name: NAME, body: GLIBC },
+          { ...ALPINE, name: NAME, body: MUSL },
+          { os: 'linux', arch: 'arm64', name: NAME, body: ARM },
+        ],
+      }),
+    ),
+  );
+  expect(result.outcomes.map((o) => [o.status, o.problems])).toEqual([['accepted', []]]);
+  const listening = await listenRegistryServer(createRegistryServer({ site: registry.site }), 0);
+  base = listening.url;
+  close = listening.close;
+  root = await mkdtemp(join(tmpdir(), 'plugindex-musl-'));
+});
+afterAll(async () => {
+  await close();
+  await rm(root, { recursive: true, force: true });
+});
+
+async function published(): Promise<{ doc: PluginDocument; manifest: Manifest }> {
+  const read = async (key: string) =>
+    JSON.parse(new TextDecoder().decode((await registry.site.get(key))?.body)) as unknown;
+  return {
+    doc: (await read(pluginDocumentKey(NAME))) as PluginDocument,
+    manifest: (await read(manifestKey(NAME, '1.0.0'))) as Manifest,
+  };
+}
+
+let machines = 0;
+async function machine() {
+  machines += 1;
+  const home = join(root, `m${machines}`);
+  const dirs = { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') };
+  const dir = join(home, 'plugins');
+  const lockfile = join(home, 'plugindex.lock');
+  const run = async <T>(platform: Platform, body: (client: PlugindexClient) => Promise<T>): Promise<T> => {
+    const client = createClient({
+      dirs,
+      fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+      env: {},
+      clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
+      platform,
+      offline: false,
+      freshForMs: 0,
+    });
+    try {
+      return await body(client);
+    } finally {
+      await client.close();
+    }
+  };
+  await run(LINUX, (c) =>
+    c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
+  );
+  return { dir, lockfile, run };
+}
+
+describe('when a publisher lists a musl build', () => {
+  it('publishes it apart, leaving older clients the glibc builds, each the manifest first of its platform', async () => {
+    const { doc, manifest } = await published();
+    const [record] = doc.versions;
+    expect(record?.artifacts.map((a) => [a.os, a.arch, a.libc])).toEqual([
+      ['linux', 'amd64', undefined],
+      ['linux', 'arm64', undefined],
+    ]);
+    expect(record?.libc_artifacts?.map((a) => [a.os, a.arch, a.libc])).toEqual([['linux', 'amd64', 'musl']]);
+    // What an older client checks of every artifact it reads (verify.ts verifyManifest before libc): the
+    // manifest's first artifact of its os/arch has its digest. A musl build in `artifacts` failed it.
+    const declared = manifest.installation?.artifacts ?? [];
+    for (const artifact of record?.artifacts ?? []) {
+      const first = declared.find((a) => a.os === artifact.os && a.arch === artifact.arch);
+      expect(first?.sha256).toBe(artifact.sha256);
+    }
+  });
+
+  it.each([
+    [
+      'a libc on another OS',
+      [{ os: 'darwin', arch: 'arm64', libc: 'musl' }],
+      ['MANIFEST_LIBC_NOT_LINUX', '/installation/artifacts/0/libc'],
+    ],
+    [
+      'a musl build before the glibc one of its arch',
+      [ALPINE, LINUX],
+      ['MANIFEST_LIBC_ORDER', '/installation/artifacts/0'],
+    ],
+    [
+      'two musl builds of one arch',
+      [LINUX, ALPINE, ALPINE],
+      ['MANIFEST_DUPLICATE_PLATFORM', '/installation/artifacts/2'],
+    ],
+    [
+      'a C library no client knows',
+      [{ os: 'linux', arch: 'amd64', libc: 'glibc' }],
+      [expect.any(String), '/installation/artifacts/0/libc'],
+    ],
+  ])('refuses %s, naming the artifact', async (_label, artifacts, [code, path]) => {
+    const outcome = await submitted('bad-libc', artifacts);
+    expect(outcome?.status).toBe('rejected');
+    expect(outcome?.problems.map((p) => [p.code, p.path])).toEqual([[code, path]]);
+  });
+
+  it('is refused by a client where a record puts a libc in the wrong list (DOCUMENT_MALFORMED, naming it)', async () => {
+    const { doc } = await published();
+    const [record] = doc.versions as [PluginDocument['versions'][number]];
+    const musl = record.libc_artifacts?.[0];
+    const inArtifacts = { ...doc, versions: [{ ...record, artifacts: [...record.artifacts, musl] }] };
+    expect(() => assertPluginDocument(inArtifacts, NAME)).toThrow(
+      expect.objectContaining({
+        code: 'DOCUMENT_MALFORMED',
+        message: expect.stringContaining('#/versions/0/artifacts/2/libc'),
+      }),
+    );
+    const unnamed = { ...doc, versions: [{ ...record, libc_artifacts: [{ ...musl, libc: undefined }] }] };
+    expect(() => assertPluginDocument(unnamed, NAME)).toThrow(
+      expect.objectContaining({ message: expect.stringContaining('#/versions/0/libc_artifacts/0/libc') }),
+    );
+    expect(() => assertPluginDocument(doc, NAME)).not.toThrow();
+  });
+
+  it('takes a musl build alone for an arch (older clients then find none there)', async () => {
+    const outcome = await submitted('musl-only', [ALPINE_ARM, LINUX]);
+    expect(outcome?.status).toBe('accepted');
+  });
+});
+
+describe('when clients of both C libraries install', () => {
+  it('gives a musl host the musl build in its own folder and a glibc host the glibc one, from one lock', async () => {
+    const m = await machine();
+    const alpine = await m.run(ALPINE, (c) =>
+      c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }),
+    );
+    expect(alpine.items[0]).toMatchObject({ platform: 'linux-amd64-musl', warnings: [] });
+    expect(await readFile(join(m.dir, NAME, '1.0.0', 'linux-amd64-musl', NAME))).toEqual(Buffer.from(MUSL));
+    const lock = JSON.parse(await readFile(m.lockfile, 'utf8'));
+    expect(Object.keys(lock.plugins[NAME].artifacts)).toEqual([
+      'linux-amd64',
+      'linux-amd64-musl',
+      'linux-arm64',
+    ]);
+    // A glibc host, frozen, from that lock: the glibc build beside it.
+    await m.run(LINUX, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile, locked: true }));
+    expect(await readFile(join(m.dir, NAME, '1.0.0', 'linux-amd64', NAME))).toEqual(Buffer.from(GLIBC));
+    const verified = await m.run(LINUX, (c) => c.verifyInstalled({ dir: m.dir, lockfile: m.lockfile }));
+    expect(verified.map((f) => [f.version, f.ok, f.code])).toEqual([['1.0.0', true, undefined]]);
+    const installed = JSON.parse(await readFile(join(m.dir, 'installed.json'), 'utf8'));
+    expect(Object.keys(installed.plugins[NAME].versions['1.0.0'].artifacts).sort()).toEqual([
+      'linux-amd64',
+      'linux-amd64-musl',
+    ]);
+  });
+
+  it('gives a musl host without a musl build the glibc one, with a warning saying so', async () => {
+    const m = await machine();
+    const result = await m.run(ALPINE_ARM, (c) =>
+      c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }),
+    );
+    expect(result.items[0]?.platform).toBe('linux-arm64-musl');
+    expect(result.items[0]?.warnings).toEqual([expect.stringContaining('has no musl build for linux/arm64')]);
+    expect(await readFile(join(m.dir, NAME, '1.0.0', 'linux-arm64-musl', NAME))).toEqual(Buffer.from(ARM));
+    const verified = await m.run(ALPINE_ARM, (c) => c.verifyInstalled({ dir: m.dir, lockfile: m.lockfile }));
+    expect(verified.map((f) => f.ok)).toEqual([true]);
+  });
+});
+
+describe('when a platform names its C library', () => {
+  it('reads linux/ARCH/musl, and refuses a libc elsewhere or unknown', () => {
+    expect(parsePlatform('linux/amd64/musl')).toEqual(ALPINE);
+    expect(parsePlatform('linux-amd64-musl')).toEqual(ALPINE);
+    expect(parsePlatform('linux/amd64')).toEqual(LINUX);
+    for (const text of ['darwin/arm64/musl', 'linux/amd64/uclibc', 'linux/amd64/musl/x'])
+      expect(() => parsePlatform(text)).toThrow(expect.objectContaining({ code: 'REQUEST_INVALID' }));
+  });
+
+  it('takes a Linux host whose Node names no glibc for a musl one', () => {
+    expect(hostLibc('linux', { header: { glibcVersionRuntime: '2.36' } })).toBeUndefined();
+    expect(hostLibc('linux', { header: {} })).toBe('musl');
+    expect(hostLibc('darwin', { header: {} })).toBeUndefined();
+    expect(hostPlatform('linux', 'x64', 'musl')).toEqual(ALPINE);
+    expect(hostPlatform('darwin', 'arm64', 'musl')).toEqual({ os: 'darwin', arch: 'arm64' });
+  });
+
+  it('reads a lock keying a musl build, and refuses a library it does not know', () => {
+    const lock = (key: string) =>
+      JSON.stringify({
+        lockfile_version: 1,
+        registries: { test: { key_fingerprint: 'A'.repeat(40), min_generation: 1 } },
+        plugins: {
+          [NAME]: {
+            registry: 'test',
+            requested: '1.0.0',
+            version: '1.0.0',
+            manifest_sha256: 'a'.repeat(64),
+            publisher: 'B'.repeat(40),
+            artifacts: { [key]: { sha256: 'c'.repeat(64), size: 1, url: 'https://x.example/a' } },
+          },
+        },
+      });
+    expect(
+      Object.keys(parseLockfile(lock('linux-amd64-musl'), 'plugindex.lock').plugins[NAME]?.artifacts ?? {}),
+    ).toEqual(['linux-amd64-musl']);
+    expect(() => parseLockfile(lock('linux-amd64-uclibc'), 'plugindex.lock')).toThrow(
+      expect.objectContaining({
+        code: 'LOCKFILE_INVALID',
+        message: expect.stringContaining(`/plugins/${NAME}/artifacts/linux-amd64-uclibc`),
+      }),
+    );
+  });
+});
