@@ -58,10 +58,12 @@ import {
 import { type Policy, permissionChanges, policyProblems } from './policy.ts';
 import {
   apiVersionAllows,
+  libcFallbackWarning,
   lockedKeyFor,
   type Platform,
   parseRequest,
   platformKey,
+  platformOfKey,
   resolveLocked,
   resolvePlugin,
 } from './resolve.ts';
@@ -1030,7 +1032,7 @@ async function planTarget(
   lock: Lockfile,
   seen: OnDisk,
 ): Promise<Planned> {
-  const [first, ...others] = target.platforms as [Platform, ...Platform[]];
+  const [first] = target.platforms as [Platform, ...Platform[]];
   const apiVersion = options.apiVersion ?? 'v1';
   // The API only, as resolvePlugin filters: a version without this host's artifact is no reason to read an
   // older one (the request would resolve to another version here than on every other host, and a lock
@@ -1050,24 +1052,6 @@ async function planTarget(
     ? resolveLocked(document, target.locked.version, first, { denyYanked })
     : resolvePlugin(document, { spec: target.spec, platform: first, apiVersion });
   const version = resolution.version;
-  const warnings = new Set(resolution.warnings);
-  const artifacts: [string, ArtifactRecord][] = [[platformKey(first), resolution.artifact]];
-  for (const platform of others) {
-    const other = resolveLocked(document, version.version, platform);
-    for (const warning of other.warnings) warnings.add(warning);
-    artifacts.push([platformKey(platform), other.artifact]);
-  }
-  const entry = underLockedBase(
-    {
-      ...lockedPluginFrom(source.name, target.spec, version, (a) =>
-        source.artifactUrl(target.name, version, a),
-      ),
-      manifest_url: source.manifestUrl(target.name, version),
-    },
-    target.name,
-    lock,
-    source,
-  );
   // The lock's version is held to its digests however it was reached: decided by the lock, or resolved
   // again (an update, another spec) to the very version the lock holds from this source. A registry never
   // publishes a version twice, so other digests for it are a registry (or a lock) changed under it, which
@@ -1079,6 +1063,46 @@ async function planTarget(
     versionIdentity(previous.version) === versionIdentity(version.version)
       ? previous
       : undefined);
+  // A lock an older client wrote pins no musl build (it never saw one): a musl host installs the glibc
+  // build it pins, said, and the lock stays as it is, rather than a build the lock does not pin placed
+  // and the lock changed (which --locked refuses); updating the plugin locks the musl build.
+  const unpinned = (platform: Platform): boolean =>
+    held !== undefined &&
+    platform.libc !== undefined &&
+    !Object.hasOwn(held.artifacts, platformKey(platform));
+  const warnings = new Set(resolution.warnings);
+  const artifacts: [string, ArtifactRecord][] = [];
+  for (const platform of target.platforms) {
+    const pinned = unpinned(platform) ? { os: platform.os, arch: platform.arch } : platform;
+    const chosen =
+      platform === first && pinned === platform
+        ? resolution
+        : resolveLocked(document, version.version, pinned);
+    for (const warning of chosen.warnings) warnings.add(warning);
+    if (pinned !== platform)
+      for (const warning of libcFallbackWarning(
+        target.name,
+        version.version,
+        platform,
+        chosen.artifact,
+        options.lockfile,
+      ))
+        warnings.add(warning);
+    artifacts.push([platformKey(platform), chosen.artifact]);
+  }
+  const locked = lockedPluginFrom(source.name, target.spec, version, (a) =>
+    source.artifactUrl(target.name, version, a),
+  );
+  const entry = underLockedBase(
+    {
+      ...locked,
+      artifacts: held === undefined ? locked.artifacts : withoutNewLibcBuilds(locked.artifacts, held),
+      manifest_url: source.manifestUrl(target.name, version),
+    },
+    target.name,
+    lock,
+    source,
+  );
   if (held) checkAgainstLock(target.name, held, entry, options.lockfile);
   // After the trust checks (a lock the registry contradicts is the first thing to say), before the manifest
   // is fetched: a version the install refuses costs no more requests.
@@ -1252,11 +1276,23 @@ async function planFrozen(
     recorded.manifest_url === undefined
       ? recorded
       : { ...recorded, manifest_url: relocate(recorded.manifest_url) };
+  const fallbacks: string[] = [];
   const files = target.platforms.map((platform): PlannedFile => {
     const key = platformKey(platform);
-    // The folder is the host platform's; the artifact the lock's for it, a universal build's for a Mac.
+    // The folder is the host platform's; the artifact the lock's for it, a universal build's for a Mac,
+    // and for a musl host the glibc build where the lock has no musl one (an older client's lock).
     const lockedKey = lockedKeyFor(entry.artifacts, platform);
     const artifact = lockedKey === undefined ? undefined : own(entry.artifacts, lockedKey);
+    if (lockedKey !== undefined)
+      fallbacks.push(
+        ...libcFallbackWarning(
+          target.name,
+          entry.version,
+          platform,
+          platformOfKey(lockedKey),
+          options.lockfile,
+        ),
+      );
     if (!artifact)
       throw new ClientError(
         'NO_ARTIFACT_FOR_PLATFORM',
@@ -1290,7 +1326,7 @@ async function planFrozen(
   const endpoint = await endpointFor(ctx, options, entry.registry, placed, entry.manifest_url);
   const trust = await registryTrust(ctx, options, target.name, entry, given);
   const folder = await folderTrust(ctx, entry, given);
-  const warnings: string[] = [];
+  const warnings: string[] = [...fallbacks];
   const published = trust ? manifestKey(target.name, entry.version) : undefined;
   // A lock made under a key retired as compromised: its manifest's signature is the registry's by the key
   // it holds now, read from it, never the one cached under the lock's key (whoever took that key may have
@@ -2317,6 +2353,22 @@ function itemOf(plan: Planned, tree: InstallTree, unchanged: boolean): Installed
  * Refuses a registry that now signs something else for a locked version than the lock recorded (`update`
  * refuses it too: it would resolve to that version again).
  */
+/**
+ * `artifacts` without the builds for another C library (`linux-amd64-musl`) that `locked` does not pin: a
+ * lock an older client wrote, which never saw them (the registry lists them apart, `libc_artifacts`). Its
+ * version is the same version, not a changed one, and its lock is left as it is.
+ */
+function withoutNewLibcBuilds<T>(
+  artifacts: Readonly<Record<string, T>>,
+  locked: LockedPlugin,
+): Record<string, T> {
+  return Object.fromEntries(
+    Object.entries(artifacts).filter(
+      ([key]) => platformOfKey(key).libc === undefined || Object.hasOwn(locked.artifacts, key),
+    ),
+  );
+}
+
 function checkAgainstLock(name: string, locked: LockedPlugin, now: LockedPlugin, lockfile: string): void {
   const differ = (what: string, was: string, is: string): never => {
     throw new ClientError(
@@ -2327,7 +2379,7 @@ function checkAgainstLock(name: string, locked: LockedPlugin, now: LockedPlugin,
   if (now.manifest_sha256 !== locked.manifest_sha256)
     differ('manifest sha256', locked.manifest_sha256, now.manifest_sha256);
   if (now.publisher !== locked.publisher) differ('publisher key', locked.publisher, now.publisher);
-  for (const [platform, artifact] of Object.entries(now.artifacts)) {
+  for (const [platform, artifact] of Object.entries(withoutNewLibcBuilds(now.artifacts, locked))) {
     const was = locked.artifacts[platform];
     if (!was || was.sha256 !== artifact.sha256 || was.size !== artifact.size)
       differ(

@@ -238,10 +238,20 @@ export function libcFallbackWarning(
   version: string,
   platform: Platform,
   artifact: { readonly libc?: string },
+  /** The lock it was read from, when a frozen install's: a lock an older client wrote has no musl key. */
+  lockfile?: string,
 ): string[] {
   if (platform.libc === undefined || artifact.libc === platform.libc) return [];
+  const holder =
+    lockfile === undefined
+      ? `${name}@${version} has no ${platform.libc} build`
+      : `${lockfile} locks no ${platform.libc} build of ${name}@${version}`;
+  const remedy =
+    lockfile === undefined
+      ? `install with --platform ${platform.os}/${platform.arch} to choose it knowingly`
+      : `install without --frozen to lock the registry's ${platform.libc} build, if it has one`;
   return [
-    `${name}@${version} has no ${platform.libc} build for ${platform.os}/${platform.arch}: installing its glibc build, which starts here only if it is statically linked (install with --platform ${platform.os}/${platform.arch} to choose it knowingly)`,
+    `${holder} for ${platform.os}/${platform.arch}: installing its glibc build, which starts here only if it is statically linked (${remedy})`,
   ];
 }
 

@@ -7,7 +7,7 @@
  * musl build into `linux-amd64-musl/`, a glibc host the glibc one, one lock pins both, and a musl host given
  * only a glibc build installs it with a warning.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -203,6 +203,39 @@ describe('when clients of both C libraries install', () => {
       'linux-amd64',
       'linux-amd64-musl',
     ]);
+  });
+
+  it('installs on a musl host from a lock an older client wrote (no musl key), --locked or --frozen: the glibc build it pins, said, the lock unchanged', async () => {
+    const m = await machine();
+    await m.run(LINUX, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    const lock = JSON.parse(await readFile(m.lockfile, 'utf8'));
+    delete lock.plugins[NAME].artifacts['linux-amd64-musl'];
+    await writeFile(m.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+    const before = await readFile(m.lockfile, 'utf8');
+    // --locked (the registry read, the lock unchanged) and --frozen (the lock alone) alike.
+    for (const [mode, options] of [
+      ['locked', { locked: true }],
+      ['frozen', { frozen: true }],
+    ] as const) {
+      await rm(m.dir, { recursive: true, force: true });
+      const result = await m.run(ALPINE, (c) =>
+        c.install({ requests: [], dir: m.dir, lockfile: m.lockfile, ...options }),
+      );
+      expect(result.items[0]?.platform, mode).toBe('linux-amd64-musl');
+      expect(result.items[0]?.warnings, mode).toEqual([
+        expect.stringContaining(`locks no musl build of ${NAME}@1.0.0 for linux/amd64`),
+      ]);
+      expect(await readFile(join(m.dir, NAME, '1.0.0', 'linux-amd64-musl', NAME))).toEqual(
+        Buffer.from(GLIBC),
+      );
+      expect(await readFile(m.lockfile, 'utf8'), mode).toBe(before);
+    }
+    // A glibc host with that lock: as before, nothing to say and nothing changed.
+    const glibc = await m.run(LINUX, (c) =>
+      c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile, locked: true }),
+    );
+    expect(glibc.items[0]?.warnings).toEqual([]);
+    expect(await readFile(m.lockfile, 'utf8')).toBe(before);
   });
 
   it('gives a musl host without a musl build the glibc one, with a warning saying so', async () => {
