@@ -1063,13 +1063,14 @@ async function planTarget(
     versionIdentity(previous.version) === versionIdentity(version.version)
       ? previous
       : undefined);
-  // A lock an older client wrote pins no musl build (it never saw one): a musl host installs the glibc
-  // build it pins, said, and the lock stays as it is, rather than a build the lock does not pin placed
-  // and the lock changed (which --locked refuses); updating the plugin locks the musl build.
+  // A lock an older client wrote pins no musl build (it never saw one). Where the lock may not change
+  // (--locked, --frozen) a musl host installs the glibc build it pins, said, rather than a build the lock
+  // does not pin; elsewhere the install adds the version's musl pins to the lock, as any lock change.
+  const keepLock = held !== undefined && (options.locked === true || options.frozen === true);
   const unpinned = (platform: Platform): boolean =>
-    held !== undefined &&
+    keepLock &&
     platform.libc !== undefined &&
-    !Object.hasOwn(held.artifacts, platformKey(platform));
+    !Object.hasOwn((held as LockedPlugin).artifacts, platformKey(platform));
   const warnings = new Set(resolution.warnings);
   const artifacts: [string, ArtifactRecord][] = [];
   for (const platform of target.platforms) {
@@ -1096,7 +1097,7 @@ async function planTarget(
   const entry = underLockedBase(
     {
       ...locked,
-      artifacts: held === undefined ? locked.artifacts : withoutNewLibcBuilds(locked.artifacts, held),
+      artifacts: keepLock ? withoutNewLibcBuilds(locked.artifacts, held as LockedPlugin) : locked.artifacts,
       manifest_url: source.manifestUrl(target.name, version),
     },
     target.name,

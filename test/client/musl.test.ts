@@ -205,7 +205,7 @@ describe('when clients of both C libraries install', () => {
     ]);
   });
 
-  it('installs on a musl host from a lock an older client wrote (no musl key), --locked or --frozen: the glibc build it pins, said, the lock unchanged', async () => {
+  it('installs on a musl host from a lock an older client wrote (no musl key), --locked or --frozen: the glibc build it pins, said, the lock unchanged; else the musl build pinned', async () => {
     const m = await machine();
     await m.run(LINUX, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
     const lock = JSON.parse(await readFile(m.lockfile, 'utf8'));
@@ -236,6 +236,17 @@ describe('when clients of both C libraries install', () => {
     );
     expect(glibc.items[0]?.warnings).toEqual([]);
     expect(await readFile(m.lockfile, 'utf8')).toBe(before);
+    // Where the lock may change, a musl host's install (of what is not in place) pins the musl build and
+    // places it.
+    await rm(m.dir, { recursive: true, force: true });
+    const plain = await m.run(ALPINE, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile }));
+    expect(plain.items[0]?.warnings).toEqual([]);
+    expect(await readFile(join(m.dir, NAME, '1.0.0', 'linux-amd64-musl', NAME))).toEqual(Buffer.from(MUSL));
+    expect(Object.keys(JSON.parse(await readFile(m.lockfile, 'utf8')).plugins[NAME].artifacts)).toEqual([
+      'linux-amd64',
+      'linux-amd64-musl',
+      'linux-arm64',
+    ]);
   });
 
   it('gives a musl host without a musl build the glibc one, with a warning saying so', async () => {
