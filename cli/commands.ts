@@ -341,7 +341,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary:
       'a plugin: versions (yanked, deprecated, prerelease), channels, platforms, capabilities, publisher',
     usage:
-      'plugindex info NAME[@SPEC] [--registry NAME] [--platform OS/ARCH] [--api-version V] [--offline] [--json]',
+      'plugindex info NAME[@SPEC] [--registry NAME] [--platform OS/ARCH[/musl]] [--api-version V] [--offline] [--json]',
     options: { ...CLIENT, ...RESOLVE, registry: { type: 'string' } },
     load: () => import('./commands/info.ts'),
   },
@@ -349,7 +349,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary:
       'install plugins (verified end to end) and record them in plugindex.lock; no names: what the lock holds',
     usage: [
-      'plugindex install [NAME[@SPEC] ...] [--registry NAME] [--platform OS/ARCH] [--dir DIR] [--lockfile FILE]',
+      'plugindex install [NAME[@SPEC] ...] [--registry NAME] [--platform OS/ARCH[/musl]] [--dir DIR] [--lockfile FILE]',
       '         [--locked] [--frozen] [--offline] [--accept-permissions] [--deny-yanked] [--allow-vulnerable]',
       '         [--api-version V] [--json]',
       'plugindex install -c FILE [--locked | --frozen] [--accept-permissions] [--deny-yanked] [--allow-vulnerable]',
@@ -404,7 +404,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   update: {
     summary: 'move installed plugins to the newest version their spec (or the one given) allows',
     usage: [
-      'plugindex update [NAME[@SPEC] ...] [--platform OS/ARCH] [--dir DIR] [--lockfile FILE] [--api-version V]',
+      'plugindex update [NAME[@SPEC] ...] [--platform OS/ARCH[/musl]] [--dir DIR] [--lockfile FILE] [--api-version V]',
       '         [--accept-permissions] [--allow-vulnerable] [--offline] [--json]',
       'plugindex update -c FILE [--accept-permissions] [--allow-vulnerable]   every plugin of a set',
     ].join('\n'),

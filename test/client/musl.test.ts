@@ -10,9 +10,12 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readKey } from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
+import { verifyFound } from '../../client/discovery.ts';
+import { type FoundFolder, scanPluginFolders } from '../../client/disk/discover.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import { hostLibc, hostPlatform, type Platform, parsePlatform } from '../../client/resolve.ts';
@@ -203,6 +206,12 @@ describe('when clients of both C libraries install', () => {
       'linux-amd64',
       'linux-amd64-musl',
     ]);
+    // Found on disk (the spec's discovery), each folder holding the build signed for it.
+    const [found] = await scanPluginFolders([m.dir], { recursive: false });
+    const key = await readKey({ armoredKey: registry.registryKey.publicKey });
+    const fingerprint = key.getFingerprint().toUpperCase();
+    const seen = await verifyFound(found as FoundFolder, [{ fingerprint, key, label: 'test' }]);
+    expect(seen).toMatchObject({ status: 'verified', platforms: ['linux-amd64', 'linux-amd64-musl'] });
   });
 
   it('installs on a musl host from a lock an older client wrote (no musl key), --locked or --frozen: the glibc build it pins, said, the lock unchanged; else the musl build pinned', async () => {
