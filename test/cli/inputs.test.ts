@@ -245,3 +245,41 @@ describe('when init-config FILE or verify --state FILE would write where an outp
     expect(await readFile(publicKey, 'utf8')).toBe(key);
   });
 });
+
+describe("when the working folder holds README's deployed-registry recipe (plugindex.json beside keys/ of publisher keys)", () => {
+  it('writes keygen --out keys/NAME, an action --output and pack --out there: no registry of its own', async () => {
+    // README ("Restrict publishing", "Configure the registry"): `keygen --output keys/acme` and a
+    // plugindex.json to copy into the upload bucket, side by side in one working folder; neither is a
+    // local registry's (no keys/registry-secret.asc, no public/), and the next publisher's key goes beside.
+    const folder = path.join(work, 'deployed-recipe');
+    await mkdir(folder);
+    const inFolder = (...args: string[]) =>
+      plugindexProcess(args, { cwd: folder, env: clientHomes(path.join(work, 'client')), timeoutMs: 60_000 });
+    const first = await inFolder('keygen', '--output', path.join('keys', 'acme'), '--name', 'ACME');
+    expect(first.code, first.stderr).toBe(0);
+    await writeFile(
+      path.join(folder, 'plugindex.json'),
+      '{"name": "My Registry", "url": "https://r.example", "policy": "open", "ownership": "first-come", "publishers": []}',
+    );
+
+    const next = await inFolder('keygen', '--output', path.join('keys', 'globex'), '--name', 'Globex');
+    const action = await inFolder(
+      'yank',
+      'demo-plugin@1.0.0',
+      '--key',
+      secretKey,
+      '--registry-url',
+      'https://r.example',
+      '--output',
+      'yank.json',
+    );
+    const packed = await inFolder('pack', manifest, '--key', secretKey, '--out', 'my.tgz');
+
+    expect(next.code, next.stderr).toBe(0);
+    expect(await readFile(path.join(folder, 'keys', 'globex', 'public.asc'), 'utf8')).toContain(
+      'BEGIN PGP PUBLIC KEY BLOCK',
+    );
+    expect(action.code, action.stderr).toBe(0);
+    expect(packed.code, packed.stderr).toBe(0);
+  });
+});
