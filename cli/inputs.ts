@@ -102,14 +102,15 @@ async function readHead(file: string, bytes: number): Promise<Uint8Array> {
 /**
  * What marks a folder as a local registry's, in cli/local/registry.ts's layout (not imported: that module
  * loads the pipeline, and `pack` pays for every module it loads): its config beside its signing key
- * (`SECRET_KEY_FILE`) or its published tree (`SITE_DIR`). The config alone is not enough, nor beside a
- * `keys/` folder: README's recipe for a deployed registry writes a `plugindex.json` into the operator's
- * working folder beside `keys/acme` (`keygen --output keys/acme`, each publisher's key pair), where the
- * next publisher's key is made and an action is written with `--output`; both were refused.
+ * (`SECRET_KEY_FILE`) or its published snapshot (`SITE_DIR`/`SNAPSHOT_KEY`, what init publishes first). The
+ * config alone is not enough, nor beside a bare `keys/` or `public/` folder: README's recipe for a deployed
+ * registry writes a `plugindex.json` into the operator's working folder beside `keys/acme` (`keygen --output
+ * keys/acme`, each publisher's key pair), where the next publisher's key is made and an action is written
+ * with `--output`, both refused; and a web project has its `public/`, a macOS home its `~/Public` (the same
+ * name to its case-insensitive disk), where every output below was refused.
  */
 const REGISTRY_CONFIG_FILE = 'plugindex.json';
-const REGISTRY_SIGNING_KEY = path.join('keys', 'registry-secret.asc');
-const REGISTRY_SITE = 'public';
+const REGISTRY_MARKS = [path.join('keys', 'registry-secret.asc'), path.join('public', 'snapshot.json')];
 
 /** How many links `realLocation` follows before it takes the path as it is (Linux's own bound is 40). */
 const MAX_LINKS = 40;
@@ -134,16 +135,22 @@ async function realLocation(file: string, links = 0): Promise<string> {
   return path.join(await realLocation(parent, links), path.basename(absolute));
 }
 
-/** True when `dir` holds a registry's config beside its signing key or its published tree. */
+/** True when `dir` holds a registry's config beside its signing key or its published snapshot. */
 async function isRegistryFolder(dir: string): Promise<boolean> {
-  const is = (name: string, kind: 'file' | 'folder' | 'any') =>
-    // The key by lstat: a link there, even one leading nowhere, is the registry's key all the same.
-    (kind === 'any' ? lstat : stat)(path.join(dir, name)).then(
-      (s) => (kind === 'any' ? true : kind === 'file' ? s.isFile() : s.isDirectory()),
+  const isFile = (name: string) =>
+    stat(path.join(dir, name)).then(
+      (s) => s.isFile(),
       () => false,
     );
-  if (!(await is(REGISTRY_CONFIG_FILE, 'file'))) return false;
-  return (await is(REGISTRY_SIGNING_KEY, 'any')) || (await is(REGISTRY_SITE, 'folder'));
+  // A mark by lstat: a link there, even one leading nowhere, is the registry's all the same.
+  const isThere = (name: string) =>
+    lstat(path.join(dir, name)).then(
+      () => true,
+      () => false,
+    );
+  if (!(await isFile(REGISTRY_CONFIG_FILE))) return false;
+  for (const mark of REGISTRY_MARKS) if (await isThere(mark)) return true;
+  return false;
 }
 
 /** True when `location` is `dir` or under it (both absolute and resolved). */

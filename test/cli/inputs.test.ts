@@ -283,3 +283,37 @@ describe("when the working folder holds README's deployed-registry recipe (plugi
     expect(packed.code, packed.stderr).toBe(0);
   });
 });
+
+describe('when the working folder holds a plugindex.json beside a public/ no registry published', () => {
+  it("writes an action's --output and pack --out there (a web project's public/; macOS's ~/Public, on its case-insensitive disk)", async () => {
+    const folder = path.join(work, 'web-project');
+    await mkdir(path.join(folder, 'public'), { recursive: true });
+    await writeFile(path.join(folder, 'public', 'index.html'), '<!doctype html>\n');
+    await writeFile(
+      path.join(folder, 'plugindex.json'),
+      '{"name": "My Registry", "url": "https://r.example", "policy": "open", "ownership": "first-come", "publishers": []}',
+    );
+
+    const action = await plugindex(
+      'yank',
+      'demo-plugin@1.0.0',
+      '--key',
+      secretKey,
+      '--registry-url',
+      'https://r.example',
+      '--output',
+      path.join(folder, 'yank.json'),
+    );
+    const packed = await plugindex(
+      'pack',
+      manifest,
+      '--key',
+      secretKey,
+      '--out',
+      path.join(folder, 'my.tgz'),
+    );
+
+    expect(action.code, action.stderr).toBe(0);
+    expect(packed.code, packed.stderr).toBe(0);
+  });
+});
