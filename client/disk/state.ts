@@ -293,8 +293,11 @@ function trustStateJson(record: TrustRecord, highest: number): string {
   return `${JSON.stringify(state, null, 2)}\n`;
 }
 
-/** Former departures as `state.json#/former_departures` (and `REMOVED_DEPARTURES_FILE`) hold them. */
-function formerDeparturesJson(departures: readonly FormerDeparture[]): object[] {
+/**
+ * Former departures as `state.json#/former_departures`, `former.json` (`FORMER_DEPARTURES_FILE`) and
+ * `REMOVED_DEPARTURES_FILE` hold them.
+ */
+function formerDeparturesJson(departures: readonly FormerDeparture[]): Record<string, unknown>[] {
   return departures.map((d) => ({
     fingerprint: d.fingerprint,
     key: d.armoredKey,
@@ -315,6 +318,14 @@ function formerDeparturesJson(departures: readonly FormerDeparture[]): object[] 
  * reader of the trust folders (`trustFolders`) takes it for a name.
  */
 export const REMOVED_DEPARTURES_FILE = '.removed-departures.json';
+
+/**
+ * The file beside `state.json` holding a copy of its former departures. A client before them reads
+ * `state.json` and, at its next check, writes it again from the fields it knows: run after a downgrade, it
+ * dropped the stolen key's mark, and the client run again after it trusted that key's snapshots under any
+ * name pinning it. No client before them writes this file, so what it holds is read back.
+ */
+const FORMER_DEPARTURES_FILE = 'former.json';
 
 /**
  * `state.json#/chain`: each link `{fingerprint, key}`, with `retired_by` (the rotation that retired it; a
@@ -368,8 +379,7 @@ function parseChain(value: unknown, file: string): ChainLink[] {
  * (true) and `registry` as a chain link and its record name them. A damaged one is refused, not dropped:
  * read as none, the mark it keeps was forgotten.
  */
-function parseFormerDepartures(value: unknown, file: string): FormerDeparture[] {
-  const at = `${file}#/former_departures`;
+function parseFormerDepartures(value: unknown, at: string): FormerDeparture[] {
   if (!Array.isArray(value))
     throw new ClientError('TRUST_STATE_INVALID', `${at}: expected a list of keys a lineage held before left`);
   return value.map((d: Record<string, unknown> | null, i) => {
@@ -395,6 +405,17 @@ function parseFormerDepartures(value: unknown, file: string): FormerDeparture[] 
       ...(typeof d.registry === 'string' ? { registry: d.registry } : {}),
     };
   });
+}
+
+/** `former.json` (`FORMER_DEPARTURES_FILE`): refused whole when damaged, as `state.json`'s list is. */
+function parseFormerFile(text: string, file: string): FormerDeparture[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new ClientError('TRUST_STATE_INVALID', `${file} is not JSON`, { cause });
+  }
+  return parseFormerDepartures(value, `${file}#`);
 }
 
 export class ClientState {
@@ -447,11 +468,13 @@ export class ClientState {
 
   async trust(registry: string): Promise<TrustRecord | undefined> {
     const dir = this.#trustDir(registry);
-    const [armoredKey, state] = await Promise.all([
+    const [armoredKey, state, former] = await Promise.all([
       readTextIfExists(join(dir, 'registry.asc')),
       readTextIfExists(join(dir, 'state.json')),
+      readTextIfExists(join(dir, FORMER_DEPARTURES_FILE)),
     ]);
     if (armoredKey === undefined || state === undefined) return undefined;
+    const kept = former === undefined ? [] : parseFormerFile(former, join(dir, FORMER_DEPARTURES_FILE));
     let parsed: {
       fingerprint?: unknown;
       highest_generation?: unknown;
@@ -486,7 +509,7 @@ export class ClientState {
         'TRUST_STATE_INVALID',
         `${join(dir, 'state.json')}#/registry: expected the registry's URL as its snapshots name it`,
       );
-    return {
+    const record: TrustRecord = {
       fingerprint: parsed.fingerprint,
       armoredKey,
       ...(Number.isInteger(parsed.highest_generation)
@@ -509,9 +532,32 @@ export class ClientState {
       ...(parsed.chain !== undefined ? { chain: parseChain(parsed.chain, join(dir, 'state.json')) } : {}),
       ...(typeof parsed.registry === 'string' ? { registry: parsed.registry } : {}),
       ...(parsed.former_departures !== undefined
-        ? { formerDepartures: parseFormerDepartures(parsed.former_departures, join(dir, 'state.json')) }
+        ? {
+            formerDepartures: parseFormerDepartures(
+              parsed.former_departures,
+              `${join(dir, 'state.json')}#/former_departures`,
+            ),
+          }
         : {}),
     };
+    // Those a client before them dropped from state.json since, read back from their copy.
+    return withFormerDepartures(record, kept);
+  }
+
+  /**
+   * Writes `record`'s `state.json` (its highest generation `highest`), its former departures' copy first
+   * (`FORMER_DEPARTURES_FILE`): a crash between the two leaves the copy ahead, and what it adds is a fact
+   * about a key either way. A record keeping none has no copy.
+   */
+  async #writeState(dir: string, record: TrustRecord, highest: number): Promise<void> {
+    const copy = join(dir, FORMER_DEPARTURES_FILE);
+    if (record.formerDepartures?.length)
+      await writeFileAtomic(
+        copy,
+        `${JSON.stringify(formerDeparturesJson(record.formerDepartures), null, 2)}\n`,
+      );
+    else await rm(copy, { force: true });
+    await writeFileAtomic(join(dir, 'state.json'), trustStateJson(record, highest));
   }
 
   /**
@@ -544,10 +590,7 @@ export class ClientState {
       if (!options.replacing && before?.chain?.some((link) => link.fingerprint === given.fingerprint)) {
         const learnt = withRetirementsKept(before.chain, given.chain);
         if (learnt?.some((link, i) => link !== before.chain?.[i]))
-          await writeFileAtomic(
-            join(dir, 'state.json'),
-            trustStateJson({ ...before, chain: learnt }, before.highestGeneration ?? 0),
-          );
+          await this.#writeState(dir, { ...before, chain: learnt }, before.highestGeneration ?? 0);
         return before.fingerprint;
       }
       const sameKey = before?.fingerprint === given.fingerprint;
@@ -597,7 +640,7 @@ export class ClientState {
       await this.#listInIndex(registry, registries, 'add');
       if (!sameKey || before?.armoredKey !== record.armoredKey)
         await writeFileAtomic(join(dir, 'registry.asc'), record.armoredKey);
-      await writeFileAtomic(join(dir, 'state.json'), trustStateJson(record, highest));
+      await this.#writeState(dir, record, highest);
       await this.#listInIndex(registry, registries, 'only');
       return record.fingerprint;
     });
@@ -640,7 +683,7 @@ export class ClientState {
       };
       const registries = indexedRegistries(record);
       await this.#listInIndex(name, registries, 'add');
-      await writeFileAtomic(join(dir, 'state.json'), trustStateJson(record, same ? floor.generation : 0));
+      await this.#writeState(dir, record, same ? floor.generation : 0);
       await this.#listInIndex(name, registries, 'only');
       return before;
     });

@@ -19,7 +19,14 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readTextIfExists, withFileLock, writeFileAtomic } from './atomic.ts';
 
-const SCHEMA = 'plugindex/trust-index/v1';
+/**
+ * v2 since records list the registries their former departures name (`ClientState`'s `indexedRegistries`):
+ * a client before them rewrote a name's entry with its own registry alone, in a v1 index that a client since
+ * would trust and never read that record for the former registry's checks, so a stolen key's mark kept there
+ * was missed. A v1 index is now rebuilt from the folders (once, and after each run of an older client, which
+ * rebuilds a v2 one likewise).
+ */
+const SCHEMA = 'plugindex/trust-index/v2';
 
 /** The index's file name: a dot name, which no registry name (`REGISTRY_NAME`) nor a set's can be. */
 export const TRUST_INDEX_FILE = '.index.json';

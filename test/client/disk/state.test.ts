@@ -411,6 +411,48 @@ describe('when the trust records of one registry are kept under several names', 
     expect((await state.sharedTrust('https://other.example', record(OTHER))).revoked).toBeUndefined();
   });
 
+  it('keeps the marks a name kept from a lineage it left through a write by a client before them (a downgrade)', async () => {
+    // Prepare: as above, `main` left a lineage whose first key was stolen for an unrelated key.
+    const chain = [{ fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const }];
+    const state = await stateWith({
+      main: record(ROTATED, {
+        highestGeneration: 12,
+        chain,
+        rotations: 1,
+        registry: 'https://plugins.example',
+      }),
+    });
+    await state.writeTrust(
+      'main',
+      record(OTHER, { highestGeneration: 2, registry: 'https://other.example' }),
+      {
+        replacing: true,
+      },
+    );
+
+    // Act: a client before former departures (run again after a downgrade) saves the record as its next check
+    // does: state.json written whole from the fields it knows, and nothing else in the folder touched.
+    // And its trust index (v1), listing the name under the registry its record names alone.
+    const file = path.join(state.dirs.data, 'trust', 'main', 'state.json');
+    const { former_departures: _dropped, ...known } = JSON.parse(await readFile(file, 'utf8'));
+    await writeFile(file, `${JSON.stringify({ ...known, highest_generation: 3 }, null, 2)}\n`);
+    const index = path.join(state.dirs.data, 'trust', '.index.json');
+    const { names } = JSON.parse(await readFile(index, 'utf8'));
+    expect(names.main).toContain('https://plugins.example');
+    const olderIndex = {
+      schema: 'plugindex/trust-index/v1',
+      names: { ...names, main: names.main.filter((r: string) => r !== 'https://plugins.example') },
+    };
+    await writeFile(index, `${JSON.stringify(olderIndex, null, 2)}\n`);
+
+    // Assess: the stolen key's mark still counts for the registry it was of, once this client runs again.
+    const shared = await state.sharedTrust('https://plugins.example', record(KEY));
+    expect(shared.revoked).toEqual([{ ...chain[0], retiredTo: ROTATED, compromised: true }]);
+    expect((await state.trust('main'))?.formerDepartures).toEqual([
+      { ...chain[0], retiredTo: ROTATED, registry: 'https://plugins.example' },
+    ]);
+  });
+
   it('refuses a damaged former departure (TRUST_STATE_INVALID) rather than read it as none', async () => {
     const state = await stateWith({ main: record(ROTATED, { registry: 'https://plugins.example' }) });
     const file = path.join(state.dirs.data, 'trust', 'main', 'state.json');

@@ -97,12 +97,15 @@ describe('when the trust of one registry is read among 200 trust folders', () =>
       shared = await state.sharedTrust(REGISTRY, { fingerprint: KEY });
     });
     expect(shared).toEqual(SHARED);
+    // Each record's former departures' copy is looked for too (none here): what a client before them kept.
     expect(read.sort()).toEqual([
       `trust/${TRUST_INDEX_FILE}`,
       // What names removed knew of keys (`registry remove`): one file, whatever the folders.
       `trust/${REMOVED_DEPARTURES_FILE}`,
+      'trust/main/former.json',
       'trust/main/registry.asc',
       'trust/main/state.json',
+      `trust/${SET}/former.json`,
       `trust/${SET}/registry.asc`,
       `trust/${SET}/state.json`,
     ]);
@@ -116,7 +119,7 @@ describe('when the trust of one registry is read among 200 trust folders', () =>
     const next = await filesRead(state, async () => {
       expect(await state.sharedTrust(REGISTRY, { fingerprint: KEY })).toEqual(SHARED);
     });
-    expect(next).toHaveLength(6);
+    expect(next).toHaveLength(8);
   });
 });
 
