@@ -62,12 +62,15 @@ export async function verifyFound(
       : [];
   const platforms: string[] = [];
   const mismatched: string[] = [];
+  // Each install folder, with the artifacts that may be in it (best first) and the publisher's `file` paths.
+  // A publisher's folder keeps `file` where the manifest says; an install keeps `<os>-<arch>/<file>`,
+  // a universal build in the folder of each host arch it was installed for (`darwin-arm64/`), and the
+  // folder of an arch with its own build holds that one (model.ts artifactServing). A musl host's folder
+  // (`linux-amd64-musl/`) holds the musl build, or the glibc one: a lock an older client wrote pins no musl
+  // build, and --locked or --frozen gives a musl host the glibc build it pins (install.ts planTarget).
+  const folders = new Map<string, { sha256: string[]; files: string[] }>();
   for (const artifact of artifacts) {
     const sha256 = typeof artifact.sha256 === 'string' ? normalizeDigest(artifact.sha256) : '';
-    // A publisher's folder keeps `file` where the manifest says; an install keeps `<os>-<arch>/<file>`,
-    // a universal build in the folder of each host arch it was installed for (`darwin-arm64/`), and the
-    // folder of an arch with its own build holds that one (model.ts artifactServing).
-    // A musl host's folder (`linux-amd64-musl/`) holds the musl build, else the glibc one it was given.
     const os = String(artifact.os);
     const hosts: { os: string; arch: string; libc?: string }[] =
       artifact.arch === UNIVERSAL_ARCH
@@ -80,21 +83,30 @@ export async function verifyFound(
                 ? LIBC_VALUES.map((libc) => ({ os, arch: String(artifact.arch), libc }))
                 : []),
             ];
-    const folders = hosts
-      .filter((host) => artifactServing(artifacts, host) === artifact)
-      .map((host) => `${host.os}-${host.arch}${host.libc !== undefined ? `-${host.libc}` : ''}`);
-    for (const folder of folders) {
-      const installed = Object.keys(found.files).filter((path) => path.startsWith(`${folder}/`));
-      const candidates =
-        typeof artifact.file === 'string' && folder === folders[0]
-          ? [artifact.file, ...installed]
-          : installed;
-      const present = candidates.filter((path) => found.files[path] !== undefined);
-      if (present.length === 0) continue;
-      // Every file there must be what was signed: a copy of the original beside a replaced one proves nothing.
-      const wrong = present.filter((path) => found.files[path]?.sha256 !== sha256);
-      if (wrong.length === 0) platforms.push(folder);
-      else mismatched.push(`${wrong.join(', ')} (${folder})`);
+    const served = hosts.filter(
+      (host) =>
+        artifactServing(artifacts, host) === artifact ||
+        (host.libc !== undefined && typeof artifact.libc !== 'string'),
+    );
+    for (const [i, host] of served.entries()) {
+      const folder = `${host.os}-${host.arch}${host.libc !== undefined ? `-${host.libc}` : ''}`;
+      const at = folders.get(folder) ?? { sha256: [], files: [] };
+      at.sha256.push(sha256);
+      if (typeof artifact.file === 'string' && i === 0) at.files.push(artifact.file);
+      folders.set(folder, at);
+    }
+  }
+  for (const [folder, { sha256, files }] of folders) {
+    const installed = Object.keys(found.files).filter((path) => path.startsWith(`${folder}/`));
+    const present = [...files, ...installed].filter((path) => found.files[path] !== undefined);
+    if (present.length === 0) continue;
+    // Every file there must be one artifact that was signed: a copy of the original beside a replaced one
+    // proves nothing.
+    if (sha256.some((digest) => present.every((path) => found.files[path]?.sha256 === digest)))
+      platforms.push(folder);
+    else {
+      const wrong = present.filter((path) => !sha256.includes(found.files[path]?.sha256 ?? ''));
+      mismatched.push(`${(wrong.length > 0 ? wrong : present).join(', ')} (${folder})`);
     }
   }
   if (found.signature === undefined)

@@ -236,16 +236,29 @@ export async function verifyManifest(options: {
     throw new TrustError('DOCUMENT_MALFORMED', `${url} is signed but is not JSON`, { cause });
   }
   const declared = parsed.installation?.artifacts ?? [];
-  for (const artifact of [...version.artifacts, ...(version.libc_artifacts ?? [])]) {
+  const check = (
+    artifact: Pick<ArtifactRecord, 'os' | 'arch' | 'libc' | 'sha256'>,
+    installed: boolean,
+  ): void => {
     // The artifact serving that platform, as the client chose it: an install's record of a Mac arch names
     // the universal build it placed there (model.ts artifactServing).
     const named = artifactServing(declared, artifact);
-    if (!named || normalizeDigest(named.sha256) !== artifact.sha256)
+    if (named && normalizeDigest(named.sha256) === artifact.sha256) return;
+    // An install's record of a musl host's platform (a document's `artifacts` name no libc) may hold the
+    // glibc build of its arch though the manifest has a musl one: a lock an older client wrote pins none,
+    // and --locked or --frozen installs the glibc build it pins (client/install.ts planTarget).
+    const glibc =
+      installed && artifact.libc !== undefined
+        ? artifactServing(declared, { os: artifact.os, arch: artifact.arch })
+        : undefined;
+    if (!glibc || normalizeDigest(glibc.sha256) !== artifact.sha256)
       throw new TrustError(
         'ARTIFACT_MISMATCH',
         `${name}@${version.version} ${artifact.os}/${artifact.arch}${artifact.libc ? `/${artifact.libc}` : ''}: the plugin document and the signed manifest disagree`,
       );
-  }
+  };
+  for (const artifact of version.artifacts) check(artifact, true);
+  for (const artifact of version.libc_artifacts ?? []) check(artifact, false);
   return parsed;
 }
 

@@ -258,6 +258,31 @@ describe('when clients of both C libraries install', () => {
     ]);
   });
 
+  it('verifies, and finds on disk, the glibc build a musl host installed from a lock an older client wrote, though the version has a musl build', async () => {
+    const m = await machine();
+    await m.run(LINUX, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    const lock = JSON.parse(await readFile(m.lockfile, 'utf8'));
+    delete lock.plugins[NAME].artifacts['linux-amd64-musl'];
+    await writeFile(m.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+    await rm(m.dir, { recursive: true, force: true });
+    await m.run(ALPINE, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile, frozen: true }));
+    expect(await readFile(join(m.dir, NAME, '1.0.0', 'linux-amd64-musl', NAME))).toEqual(Buffer.from(GLIBC));
+    // What the install placed is what the signed manifest names for linux/amd64, and what the lock pins.
+    const verified = await m.run(ALPINE, (c) => c.verifyInstalled({ dir: m.dir, lockfile: m.lockfile }));
+    expect(verified.map((f) => [f.version, f.ok, f.code])).toEqual([['1.0.0', true, undefined]]);
+    const [found] = await scanPluginFolders([m.dir], { recursive: false });
+    const key = await readKey({ armoredKey: registry.registryKey.publicKey });
+    const fingerprint = key.getFingerprint().toUpperCase();
+    const seen = await verifyFound(found as FoundFolder, [{ fingerprint, key, label: 'test' }]);
+    expect(seen).toMatchObject({ status: 'verified', platforms: ['linux-amd64-musl'] });
+    // Bytes neither build has, there, are still found changed.
+    await writeFile(join(m.dir, NAME, '1.0.0', 'linux-amd64-musl', NAME), 'changed');
+    const [changed] = await scanPluginFolders([m.dir], { recursive: false });
+    const after = await verifyFound(changed as FoundFolder, [{ fingerprint, key, label: 'test' }]);
+    expect(after).toMatchObject({ status: 'modified', platforms: [] });
+    expect(after.detail).toContain(`linux-amd64-musl/${NAME} (linux-amd64-musl)`);
+  });
+
   it('gives a musl host without a musl build the glibc one, with a warning saying so', async () => {
     const m = await machine();
     const result = await m.run(ALPINE_ARM, (c) =>
