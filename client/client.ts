@@ -271,9 +271,24 @@ export function createClient(options: ClientOptions): PlugindexClient {
   return new Client(options);
 }
 
-/** This Linux host's C library (resolve.ts hostLibc), from Node's diagnostic report; undefined off Linux. */
+/**
+ * This Linux host's C library (resolve.ts hostLibc), from Node's diagnostic report; undefined off Linux.
+ * The report is taken without its network section: with it, Node looks up the name of each end of every
+ * open socket (a reverse DNS lookup each, blocking the process), and the platform is read once a registry's
+ * connections are open and kept alive (`info`, `list --outdated`), so a resolver that does not answer (an
+ * offline network, a mirror on an address no DNS names) held the command for its timeout per socket.
+ */
 function thisHostLibc(): ReturnType<typeof hostLibc> {
-  return process.platform === 'linux' ? hostLibc(process.platform, process.report.getReport()) : undefined;
+  if (process.platform !== 'linux') return undefined;
+  // Node 20.13 and later read it; the type definitions this project builds with do not name it yet.
+  const report = process.report as NodeJS.ProcessReport & { excludeNetwork?: boolean };
+  const before = report.excludeNetwork;
+  report.excludeNetwork = true;
+  try {
+    return hostLibc(process.platform, report.getReport());
+  } finally {
+    report.excludeNetwork = before;
+  }
 }
 
 class Client implements PlugindexClient {

@@ -91,13 +91,17 @@ async function machine() {
   const dirs = { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') };
   const dir = join(home, 'plugins');
   const lockfile = join(home, 'plugindex.lock');
-  const run = async <T>(platform: Platform, body: (client: PlugindexClient) => Promise<T>): Promise<T> => {
+  /** `platform` undefined: this host's, as the CLI runs without --platform. */
+  const run = async <T>(
+    platform: Platform | undefined,
+    body: (client: PlugindexClient) => Promise<T>,
+  ): Promise<T> => {
     const client = createClient({
       dirs,
       fetcher: createHttpFetcher({ env: {}, retries: 0 }),
       env: {},
       clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
-      platform,
+      ...(platform ? { platform } : {}),
       offline: false,
       freshForMs: 0,
     });
@@ -312,6 +316,33 @@ describe('when a platform names its C library', () => {
     expect(hostPlatform('linux', 'x64', 'musl')).toEqual(ALPINE);
     expect(hostPlatform('darwin', 'arm64', 'musl')).toEqual({ os: 'darwin', arch: 'arm64' });
   });
+
+  // A spy, not a mock: Node's own report is taken, and what the client asked of it is recorded.
+  it.runIf(process.platform === 'linux')(
+    "reads this host's C library from a report without its network section, after a registry's connections are open",
+    async () => {
+      const m = await machine();
+      const report = process.report as NodeJS.ProcessReport & { excludeNetwork?: boolean };
+      const getReport = report.getReport;
+      const asked: (boolean | undefined)[] = [];
+      report.getReport = (...args: Parameters<typeof getReport>) => {
+        asked.push(report.excludeNetwork);
+        return getReport.apply(report, args);
+      };
+      try {
+        // info reads the platform once the plugin document came over a kept-alive connection: with the
+        // network section the report looks up the name of each end of every socket (reverse DNS, blocking),
+        // which a resolver that does not answer holds for its timeout, per socket.
+        const info = await m.run(undefined, (c) => c.info(`${NAME}@1.0.0`));
+        expect(info.resolution?.version.version).toBe('1.0.0');
+      } finally {
+        report.getReport = getReport;
+      }
+      expect(asked).toEqual([true]);
+      // Left as the process had it, for anything else that takes a report.
+      expect(report.excludeNetwork).toBe(false);
+    },
+  );
 
   it('reads a lock keying a musl build, and refuses a library it does not know', () => {
     const lock = (key: string) =>
