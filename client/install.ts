@@ -2424,7 +2424,10 @@ function checkLockedArtifacts(
     (a): a is ManifestArtifact => typeof a === 'object' && a !== null && typeof a.sha256 === 'string',
   );
   for (const [platform, artifact] of Object.entries(locked.artifacts)) {
-    const named = declared.find((a) => `${a.os}-${a.arch}` === platform);
+    // By the artifact's own platform, its C library included: `linux-amd64-musl` is the manifest's musl
+    // build (read as `os-arch`, it was no artifact, and every frozen install of a lock pinning one failed),
+    // and `linux-amd64` its glibc one, never the musl build of that arch.
+    const named = declared.find((a) => platformKey(a) === platform);
     if (named && normalizeDigest(named.sha256) === artifact.sha256 && named.size_bytes === artifact.size)
       continue;
     throw new ClientError(

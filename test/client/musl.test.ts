@@ -218,6 +218,25 @@ describe('when clients of both C libraries install', () => {
     expect(seen).toMatchObject({ status: 'verified', platforms: ['linux-amd64', 'linux-amd64-musl'] });
   });
 
+  it('installs --frozen from a lock pinning the musl build, on a musl host and a glibc one, each its own build', async () => {
+    const m = await machine();
+    await m.run(LINUX, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    const before = await readFile(m.lockfile, 'utf8');
+    expect(Object.keys(JSON.parse(before).plugins[NAME].artifacts)).toContain('linux-amd64-musl');
+    await rm(m.dir, { recursive: true, force: true });
+    const alpine = await m.run(ALPINE, (c) =>
+      c.install({ requests: [], dir: m.dir, lockfile: m.lockfile, frozen: true }),
+    );
+    expect(alpine.items[0]).toMatchObject({ platform: 'linux-amd64-musl', warnings: [] });
+    expect(await readFile(join(m.dir, NAME, '1.0.0', 'linux-amd64-musl', NAME))).toEqual(Buffer.from(MUSL));
+    const glibc = await m.run(LINUX, (c) =>
+      c.install({ requests: [], dir: m.dir, lockfile: m.lockfile, frozen: true }),
+    );
+    expect(glibc.items[0]).toMatchObject({ platform: 'linux-amd64', warnings: [] });
+    expect(await readFile(join(m.dir, NAME, '1.0.0', 'linux-amd64', NAME))).toEqual(Buffer.from(GLIBC));
+    expect(await readFile(m.lockfile, 'utf8')).toBe(before);
+  });
+
   it('installs on a musl host from a lock an older client wrote (no musl key), --locked or --frozen: the glibc build it pins, said, the lock unchanged; else the musl build pinned', async () => {
     const m = await machine();
     await m.run(LINUX, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
