@@ -68,7 +68,9 @@ export async function verifyFound(
   // folder of an arch with its own build holds that one (model.ts artifactServing). A musl host's folder
   // (`linux-amd64-musl/`) holds the musl build, or the glibc one: a lock an older client wrote pins no musl
   // build, and --locked or --frozen gives a musl host the glibc build it pins (install.ts planTarget).
-  const folders = new Map<string, { sha256: string[]; files: string[] }>();
+  // `files`: the publisher's `file` paths, each held to its own artifact; `sha256`: the artifacts whose
+  // build an install may have placed in the folder.
+  const folders = new Map<string, { sha256: string[]; files: [string, string][] }>();
   for (const artifact of artifacts) {
     const sha256 = typeof artifact.sha256 === 'string' ? normalizeDigest(artifact.sha256) : '';
     const os = String(artifact.os);
@@ -92,21 +94,24 @@ export async function verifyFound(
       const folder = `${host.os}-${host.arch}${host.libc !== undefined ? `-${host.libc}` : ''}`;
       const at = folders.get(folder) ?? { sha256: [], files: [] };
       at.sha256.push(sha256);
-      if (typeof artifact.file === 'string' && i === 0) at.files.push(artifact.file);
+      if (typeof artifact.file === 'string' && i === 0) at.files.push([artifact.file, sha256]);
       folders.set(folder, at);
     }
   }
   for (const [folder, { sha256, files }] of folders) {
     const installed = Object.keys(found.files).filter((path) => path.startsWith(`${folder}/`));
-    const present = [...files, ...installed].filter((path) => found.files[path] !== undefined);
-    if (present.length === 0) continue;
+    const own = files.filter(([path]) => found.files[path] !== undefined);
+    const present = installed.filter((path) => found.files[path] !== undefined);
+    if (own.length + present.length === 0) continue;
     // Every file there must be one artifact that was signed: a copy of the original beside a replaced one
-    // proves nothing.
-    if (sha256.some((digest) => present.every((path) => found.files[path]?.sha256 === digest)))
-      platforms.push(folder);
+    // proves nothing. A publisher's `file` is its own artifact's alone.
+    const wrong = own.filter(([path, digest]) => found.files[path]?.sha256 !== digest).map(([path]) => path);
+    const one = sha256.find((digest) => present.every((path) => found.files[path]?.sha256 === digest));
+    if (wrong.length === 0 && one !== undefined) platforms.push(folder);
     else {
-      const wrong = present.filter((path) => !sha256.includes(found.files[path]?.sha256 ?? ''));
-      mismatched.push(`${(wrong.length > 0 ? wrong : present).join(', ')} (${folder})`);
+      const stray = present.filter((path) => !sha256.includes(found.files[path]?.sha256 ?? ''));
+      const named = [...wrong, ...(stray.length > 0 || one !== undefined ? stray : present)];
+      mismatched.push(`${named.join(', ')} (${folder})`);
     }
   }
   if (found.signature === undefined)

@@ -20,6 +20,7 @@ import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import { hostLibc, hostPlatform, type Platform, parsePlatform } from '../../client/resolve.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
+import { sha256Hex } from '../../index-builder/digest.ts';
 import { manifestKey, pluginDocumentKey } from '../../index-builder/layout.ts';
 import type { Manifest, PluginDocument } from '../../index-builder/model.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
@@ -304,6 +305,30 @@ describe('when clients of both C libraries install', () => {
     const after = await verifyFound(changed as FoundFolder, [{ fingerprint, key, label: 'test' }]);
     expect(after).toMatchObject({ status: 'modified', platforms: [] });
     expect(after.detail).toContain(`linux-amd64-musl/${NAME} (linux-amd64-musl)`);
+  });
+
+  it("finds a publisher's folder changed where its musl build's file holds the glibc build", async () => {
+    const manifest = await registry.site.get(manifestKey(NAME, '1.0.0'));
+    const signature = await registry.site.get(`${manifestKey(NAME, '1.0.0')}.asc`);
+    const listed = (JSON.parse(new TextDecoder().decode(manifest?.body)) as Manifest).installation?.artifacts;
+    const file = (libc?: string) =>
+      listed?.find((a) => a.os === 'linux' && a.arch === 'amd64' && a.libc === libc)?.file as string;
+    const key = await readKey({ armoredKey: registry.registryKey.publicKey });
+    const keys = [{ fingerprint: key.getFingerprint().toUpperCase(), key, label: 'test' }];
+    const folder = (musl: Uint8Array): FoundFolder => ({
+      root: '/p',
+      dir: '/p/x',
+      manifest: manifest?.body as Uint8Array,
+      signature: new TextDecoder().decode(signature?.body),
+      files: {
+        [file()]: { sha256: sha256Hex(GLIBC), size: GLIBC.byteLength },
+        [file('musl')]: { sha256: sha256Hex(musl), size: musl.byteLength },
+      },
+    });
+    expect(await verifyFound(folder(MUSL), keys)).toMatchObject({ status: 'verified' });
+    const swapped = await verifyFound(folder(GLIBC), keys);
+    expect(swapped).toMatchObject({ status: 'modified' });
+    expect(swapped.detail).toContain(file('musl'));
   });
 
   it('gives a musl host without a musl build the glibc one, with a warning saying so', async () => {
