@@ -26,6 +26,15 @@ function plugindex(...args: string[]): Promise<CommandResult> {
   });
 }
 
+/** The action commands' way: a yank signed by the publisher's key, written to `output`. */
+function yankTo(output: string, ...where: string[]): string[] {
+  return ['yank', 'demo-plugin@1.0.0', '--key', secretKey, ...where, '--output', output];
+}
+
+/** A deployed registry's plugindex.json (README, "Configure the registry"): no local registry's folder. */
+const DEPLOYED_CONFIG =
+  '{"name": "My Registry", "url": "https://r.example", "policy": "open", "ownership": "first-come", "publishers": []}';
+
 /** Refused as FILE_NOT_WRITTEN naming `file` and `next`, exit 1, with no stack trace. */
 function expectNotWritten(result: CommandResult, file: string, next: string): void {
   expect(result.code, result.stderr).toBe(1);
@@ -109,17 +118,6 @@ describe("when the file to write is inside a registry's folder", () => {
     // A link from the work folder into the registry's published tree.
     await symlink(path.join(registry, 'public'), path.join(work, 'site-link'));
   });
-
-  /** The action commands' way: a yank signed by the publisher's key, written to `output`. */
-  const yankTo = (output: string, ...where: string[]) => [
-    'yank',
-    'demo-plugin@1.0.0',
-    '--key',
-    secretKey,
-    ...where,
-    '--output',
-    output,
-  ];
 
   it.each([
     {
@@ -257,22 +255,10 @@ describe("when the working folder holds README's deployed-registry recipe (plugi
       plugindexProcess(args, { cwd: folder, env: clientHomes(path.join(work, 'client')), timeoutMs: 60_000 });
     const first = await inFolder('keygen', '--output', path.join('keys', 'acme'), '--name', 'ACME');
     expect(first.code, first.stderr).toBe(0);
-    await writeFile(
-      path.join(folder, 'plugindex.json'),
-      '{"name": "My Registry", "url": "https://r.example", "policy": "open", "ownership": "first-come", "publishers": []}',
-    );
+    await writeFile(path.join(folder, 'plugindex.json'), DEPLOYED_CONFIG);
 
     const next = await inFolder('keygen', '--output', path.join('keys', 'globex'), '--name', 'Globex');
-    const action = await inFolder(
-      'yank',
-      'demo-plugin@1.0.0',
-      '--key',
-      secretKey,
-      '--registry-url',
-      'https://r.example',
-      '--output',
-      'yank.json',
-    );
+    const action = await inFolder(...yankTo('yank.json', '--registry-url', 'https://r.example'));
     const packed = await inFolder('pack', manifest, '--key', secretKey, '--out', 'my.tgz');
 
     expect(next.code, next.stderr).toBe(0);
@@ -289,20 +275,10 @@ describe('when the working folder holds a plugindex.json beside a public/ no reg
     const folder = path.join(work, 'web-project');
     await mkdir(path.join(folder, 'public'), { recursive: true });
     await writeFile(path.join(folder, 'public', 'index.html'), '<!doctype html>\n');
-    await writeFile(
-      path.join(folder, 'plugindex.json'),
-      '{"name": "My Registry", "url": "https://r.example", "policy": "open", "ownership": "first-come", "publishers": []}',
-    );
+    await writeFile(path.join(folder, 'plugindex.json'), DEPLOYED_CONFIG);
 
     const action = await plugindex(
-      'yank',
-      'demo-plugin@1.0.0',
-      '--key',
-      secretKey,
-      '--registry-url',
-      'https://r.example',
-      '--output',
-      path.join(folder, 'yank.json'),
+      ...yankTo(path.join(folder, 'yank.json'), '--registry-url', 'https://r.example'),
     );
     const packed = await plugindex(
       'pack',

@@ -110,7 +110,9 @@ afterAll(async () => {
 });
 
 /** The client's run: the registry key pinned, within the snapshot's lifetime. */
-const verifyPinned = () => verifyRegistry({ url: base, pinnedKey: registry.registryKey.publicKey, now: NOW });
+/** Verifies the registry served at `base` by its own key, as at NOW; `options` add a fetcher or a state file. */
+const verifyPinned = (options: Pick<Parameters<typeof verifyRegistry>[0], 'fetcher' | 'stateFile'> = {}) =>
+  verifyRegistry({ url: base, pinnedKey: registry.registryKey.publicKey, now: NOW, ...options });
 const TOOL = encode('#!/bin/sh\necho tool\n');
 const json = <T>(key: string): T => JSON.parse(new TextDecoder().decode(site.objects.get(key)?.body)) as T;
 
@@ -263,12 +265,7 @@ describe('when an edge answers 404 for an encoded variant', () => {
     };
     try {
       // Act
-      const error = await verifyRegistry({
-        url: base,
-        pinnedKey: registry.registryKey.publicKey,
-        now: NOW,
-        fetcher,
-      }).catch((e: unknown) => e);
+      const error = await verifyPinned({ fetcher }).catch((e: unknown) => e);
 
       // Assess
       expect(error).toMatchObject({ name: 'ClientError', code: 'FETCH_NOT_FOUND' });
@@ -384,22 +381,12 @@ describe("when the registry's log is checked", () => {
     const dir = await mkdtemp(join(tmpdir(), 'plugindex-verify-state-'));
     const stateFile = join(dir, 'state.json');
     try {
-      const first = await verifyRegistry({
-        url: base,
-        pinnedKey: registry.registryKey.publicKey,
-        now: NOW,
-        stateFile,
-      });
+      const first = await verifyPinned({ stateFile });
       expect(JSON.parse(await readFile(stateFile, 'utf8')).log).toEqual(first.log);
       const kept = await readFile(stateFile, 'utf8');
       // Longer than the history remembered, so only the chain, not the count, gives the rewrite away.
       await rewriteLog(context, first.log.length + 1);
-      const error = await verifyRegistry({
-        url: base,
-        pinnedKey: registry.registryKey.publicKey,
-        now: NOW,
-        stateFile,
-      }).catch((e: unknown) => e);
+      const error = await verifyPinned({ stateFile }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(TrustError);
       expect(error).toMatchObject({ code: 'LOG_FORKED' });
       expect(await readFile(stateFile, 'utf8')).toBe(kept);

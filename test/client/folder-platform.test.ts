@@ -7,11 +7,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient } from '../../client/client.ts';
 import { ClientError } from '../../client/errors.ts';
-import { createHttpFetcher } from '../../client/fetcher.ts';
-import { fixedClock } from '../../index-builder/clock.ts';
 import { createSigner } from '../../index-builder/signing.ts';
+import { httpClient } from '../support/client.ts';
 import { encode, sha256, testKey, validManifest } from '../support/fixtures.ts';
 
 let root: string;
@@ -74,15 +72,7 @@ async function installOn(
     - ${plugin}
 `,
   );
-  const client = createClient({
-    dirs: { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') },
-    fetcher: createHttpFetcher({ env: {}, retries: 0 }),
-    env: {},
-    clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
-    platform,
-    offline: false,
-    freshForMs: 0,
-  });
+  const client = httpClient(home, { platform });
   try {
     return await client.installSet(file, { home: '/nonexistent' });
   } finally {

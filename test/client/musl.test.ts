@@ -13,18 +13,16 @@ import { join } from 'node:path';
 import { readKey } from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
-import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { verifyFound } from '../../client/discovery.ts';
 import { type FoundFolder, scanPluginFolders } from '../../client/disk/discover.ts';
-import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
-import { hostLibc, hostPlatform, type Platform, parsePlatform } from '../../client/resolve.ts';
-import { fixedClock } from '../../index-builder/clock.ts';
+import { hostLibc, hostPlatform, parsePlatform } from '../../client/resolve.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
 import { manifestKey, pluginDocumentKey } from '../../index-builder/layout.ts';
 import type { Manifest, PluginDocument } from '../../index-builder/model.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { assertPluginDocument } from '../../index-builder/verify.ts';
+import { platformMachine } from '../support/client.ts';
 import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
 
 const NAME = 'alpine-tool';
@@ -89,33 +87,11 @@ let machines = 0;
 async function machine() {
   machines += 1;
   const home = join(root, `m${machines}`);
-  const dirs = { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') };
-  const dir = join(home, 'plugins');
-  const lockfile = join(home, 'plugindex.lock');
-  /** `platform` undefined: this host's, as the CLI runs without --platform. */
-  const run = async <T>(
-    platform: Platform | undefined,
-    body: (client: PlugindexClient) => Promise<T>,
-  ): Promise<T> => {
-    const client = createClient({
-      dirs,
-      fetcher: createHttpFetcher({ env: {}, retries: 0 }),
-      env: {},
-      clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
-      ...(platform ? { platform } : {}),
-      offline: false,
-      freshForMs: 0,
-    });
-    try {
-      return await body(client);
-    } finally {
-      await client.close();
-    }
-  };
-  await run(LINUX, (c) =>
+  const m = platformMachine(home);
+  await m.run(LINUX, (c) =>
     c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
   );
-  return { dir, lockfile, run };
+  return m;
 }
 
 describe('when a publisher lists a musl build', () => {

@@ -206,6 +206,33 @@ async function expectResetRefused(m: ClientMachine, url: string, armoredKey: str
 }
 
 /**
+ * A registry whose client `m` pins the first key as `main` and follows the rotation that marks it stolen
+ * (to `second`); the thief kept a copy of the registry and the key, and serves what that key signs.
+ */
+async function stolenThenRotatedAway(label: string): Promise<{
+  registry: Served;
+  m: ClientMachine;
+  second: KeyPair;
+  thief: Awaited<ReturnType<typeof publishedByOldKey>>;
+}> {
+  const registry = await servedRegistry(['1.0.0']);
+  const m = await pinningFirstKey(registry);
+  const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
+  const second = await newKey();
+  await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
+  expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+  const thief = await publishedByOldKey(registry, stolen, label);
+  return { registry, m, second, thief };
+}
+
+/** Adding `registry` from `url` as `old-pin`, pinning the stolen first key, is refused (KEY_REVOKED). */
+async function expectStolenKeyRevoked(m: ClientMachine, url: string, registry: Served): Promise<void> {
+  await expect(
+    m.run((c) => c.addRegistry({ name: 'old-pin', url, pin: { armored: registry.firstKey } })),
+  ).rejects.toMatchObject({ name: 'ClientError', code: 'KEY_REVOKED' });
+}
+
+/**
  * A run of `updateRegistries(['main'])` on `m`'s folders that stops as it first asks for the log, until
  * `release` is called: the slower of two runs side by side, caught between checking and saving.
  */
@@ -1625,14 +1652,7 @@ describe('when a registry whose key a name followed a rotation away from as stol
   it('keeps the compromised mark, so a snapshot the stolen key signs is still refused (KEY_REVOKED) under another name', async () => {
     // Prepare: `main` pins the first key and follows the rotation that marks it stolen; the thief keeps a
     // copy of the registry and the key. The registry then moves, served from its folder at another URL.
-    const registry = await servedRegistry(['1.0.0']);
-    const m = await pinningFirstKey(registry);
-    const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
-    const second = await newKey();
-    await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
-    const reports = await m.run((c) => c.updateRegistries(['main']));
-    expect(reports[0]?.error).toBeUndefined();
-    const thief = await publishedByOldKey(registry, stolen, 'stolen-copy-moved');
+    const { registry, m, second, thief } = await stolenThenRotatedAway('stolen-copy-moved');
     const moved = await serve(registry.dir);
 
     // Act: the user adds the registry again at its new URL, by its current key.
@@ -1645,9 +1665,7 @@ describe('when a registry whose key a name followed a rotation away from as stol
       fingerprint: second.fingerprint,
       chain: [{ fingerprint: registry.firstFingerprint, compromised: true }],
     });
-    await expect(
-      m.run((c) => c.addRegistry({ name: 'old-pin', url: thief.url, pin: { armored: registry.firstKey } })),
-    ).rejects.toMatchObject({ name: 'ClientError', code: 'KEY_REVOKED' });
+    await expectStolenKeyRevoked(m, thief.url, registry);
   });
 });
 
@@ -1656,14 +1674,7 @@ describe('when a name that followed a rotation away from a stolen key is added a
     // Prepare: `main` pins the first key and follows the rotation that marks it stolen; the thief keeps a
     // copy of the registry and the key. Another registry (a key of its own, below the generation `main`
     // accepted, so a floor shared would refuse it) is then served, as a laptop serves one after another.
-    const registry = await servedRegistry(['1.0.0']);
-    const m = await pinningFirstKey(registry);
-    const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
-    const second = await newKey();
-    await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
-    const reports = await m.run((c) => c.updateRegistries(['main']));
-    expect(reports[0]?.error).toBeUndefined();
-    const thief = await publishedByOldKey(registry, stolen, 'stolen-copy-unrelated');
+    const { registry, m, second, thief } = await stolenThenRotatedAway('stolen-copy-unrelated');
     const other = await servedRegistry(['3.0.0']);
 
     // Act: the user points `main` at the other registry, by its key.
@@ -1683,9 +1694,7 @@ describe('when a name that followed a rotation away from a stolen key is added a
     });
     expect(state.chain).toBeUndefined();
     // The stolen key is refused under a name pinning it, and by a reset.
-    await expect(
-      m.run((c) => c.addRegistry({ name: 'old-pin', url: thief.url, pin: { armored: registry.firstKey } })),
-    ).rejects.toMatchObject({ name: 'ClientError', code: 'KEY_REVOKED' });
+    await expectStolenKeyRevoked(m, thief.url, registry);
     await expectResetRefused(m, thief.url, registry.firstKey);
 
     // Act: the user pins the old registry again, by its current key; the mark survives that too.
@@ -1696,9 +1705,7 @@ describe('when a name that followed a rotation away from a stolen key is added a
       fingerprint: second.fingerprint,
       former_departures: [{ fingerprint: registry.firstFingerprint, compromised: true }],
     });
-    await expect(
-      m.run((c) => c.addRegistry({ name: 'old-pin', url: thief.url, pin: { armored: registry.firstKey } })),
-    ).rejects.toMatchObject({ name: 'ClientError', code: 'KEY_REVOKED' });
+    await expectStolenKeyRevoked(m, thief.url, registry);
   });
 });
 
@@ -1706,13 +1713,7 @@ describe('when a name that followed a rotation away from a stolen key is removed
   it('keeps the compromised mark under the trust root, so the stolen key is refused (KEY_REVOKED); the name, its pin and floor are forgotten', async () => {
     // Prepare: `main` pins the first key and follows the rotation that marks it stolen; the thief keeps a
     // copy of the registry and the key, and serves it.
-    const registry = await servedRegistry(['1.0.0']);
-    const m = await pinningFirstKey(registry);
-    const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
-    const second = await newKey();
-    await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
-    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
-    const thief = await publishedByOldKey(registry, stolen, 'stolen-copy-removed');
+    const { registry, m, second, thief } = await stolenThenRotatedAway('stolen-copy-removed');
 
     // Act: the user removes the registry.
     await m.run((c) => c.removeRegistry('main'));
@@ -1745,8 +1746,6 @@ describe('when a name that followed a rotation away from a stolen key is removed
     expect(state).toMatchObject({ fingerprint: second.fingerprint });
     expect(state.chain).toBeUndefined();
     expect(state.former_departures).toBeUndefined();
-    await expect(
-      m.run((c) => c.addRegistry({ name: 'old-pin', url: thief.url, pin: { armored: registry.firstKey } })),
-    ).rejects.toMatchObject({ name: 'ClientError', code: 'KEY_REVOKED' });
+    await expectStolenKeyRevoked(m, thief.url, registry);
   });
 });

@@ -11,15 +11,12 @@ import { join } from 'node:path';
 import { readKey } from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
-import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { verifyFound } from '../../client/discovery.ts';
 import { type FoundFolder, scanPluginFolders } from '../../client/disk/discover.ts';
-import { createHttpFetcher } from '../../client/fetcher.ts';
-import type { Platform } from '../../client/resolve.ts';
-import { fixedClock } from '../../index-builder/clock.ts';
 import { pluginDocumentKey } from '../../index-builder/layout.ts';
 import type { PluginDocument } from '../../index-builder/model.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { platformMachine } from '../support/client.ts';
 import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
 
 const NAME = 'fat-tool';
@@ -72,26 +69,7 @@ let machines = 0;
 function machine() {
   machines += 1;
   const home = join(root, `m${machines}`);
-  const dirs = { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') };
-  const dir = join(home, 'plugins');
-  const lockfile = join(home, 'plugindex.lock');
-  const run = async <T>(platform: Platform, body: (client: PlugindexClient) => Promise<T>): Promise<T> => {
-    const client = createClient({
-      dirs,
-      fetcher: createHttpFetcher({ env: {}, retries: 0 }),
-      env: {},
-      clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
-      platform,
-      offline: false,
-      freshForMs: 0,
-    });
-    try {
-      return await body(client);
-    } finally {
-      await client.close();
-    }
-  };
-  return { dir, lockfile, run };
+  return platformMachine(home);
 }
 
 async function addedMachine() {

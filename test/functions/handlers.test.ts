@@ -418,6 +418,17 @@ describe('when the config object cannot be read: not JSON, or refused at a field
     (Date.parse(snapshot.expires) - Date.parse(snapshot.created)) / 1000;
   /** What the refresh rewrites: the snapshot, its signature, the pair clients read. */
   const SNAPSHOT_FILES = ['snapshot.json', 'snapshot.json.asc', 'snapshot.signed.json'];
+  /** `r`'s site holds the keys it held `before` (each with its ETag), and only SNAPSHOT_FILES changed. */
+  const expectSnapshotFilesAloneChanged = async (
+    r: Awaited<ReturnType<typeof brokenRegistry>>,
+    before: Awaited<ReturnType<Awaited<ReturnType<typeof brokenRegistry>>['published']>>,
+  ) => {
+    const after = await r.published();
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    expect([...after].filter(([key, etag]) => before.get(key) !== etag).map(([key]) => key)).toEqual(
+      SNAPSHOT_FILES,
+    );
+  };
   const codes = (failures: readonly Record<string, unknown>[]) =>
     failures.map((f) => [f.message, (f.error as { code?: string } | undefined)?.code]);
 
@@ -449,11 +460,7 @@ describe('when the config object cannot be read: not JSON, or refused at a field
     expect(after.key_fingerprint).toBe(before.key_fingerprint);
     expect(lifetime(after)).toBe(2 * 21600);
     // Nothing else published changed; nothing judged; the other messages back for the queue's retries.
-    const publishedAfter = await r.published();
-    expect([...publishedAfter.keys()].sort()).toEqual([...publishedBefore.keys()].sort());
-    expect(
-      [...publishedAfter].filter(([key, etag]) => publishedBefore.get(key) !== etag).map(([key]) => key),
-    ).toEqual(SNAPSHOT_FILES);
+    await expectSnapshotFilesAloneChanged(r, publishedBefore);
     expect(refreshed.outcomes).toEqual([]);
     expect(refreshed.batchItemFailures).toEqual([
       { itemIdentifier: 'm-incoming/waits.tgz' },
@@ -502,11 +509,7 @@ describe('when the config object cannot be read: not JSON, or refused at a field
     expect(after.documents).toEqual(before.documents);
     expect(after.registry).toBe('https://plugins.example.com');
     expect(lifetime(after)).toBe(3600);
-    const publishedAfter = await r.published();
-    expect([...publishedAfter.keys()].sort()).toEqual([...publishedBefore.keys()].sort());
-    expect(
-      [...publishedAfter].filter(([key, etag]) => publishedBefore.get(key) !== etag).map(([key]) => key),
-    ).toEqual(SNAPSHOT_FILES);
+    await expectSnapshotFilesAloneChanged(r, publishedBefore);
     expect(refreshed.outcomes).toEqual([]);
     expect((await listAll(r.intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
     expect(codes(r.failures)).toEqual([[CONFIG_REFUSED_LOG, 'CONFIG_INVALID']]);

@@ -5,18 +5,52 @@
 import { join } from 'node:path';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
+import type { Platform } from '../../client/resolve.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 
-export function httpClient(home: string): PlugindexClient {
+export interface HttpClientOptions {
+  /** The host it installs for: linux-amd64 unless given; `'host'`, this host's, as the CLI runs without --platform. */
+  readonly platform?: Platform | 'host';
+}
+
+export function httpClient(home: string, options: HttpClientOptions = {}): PlugindexClient {
+  const platform = options.platform ?? { os: 'linux', arch: 'amd64' };
   return createClient({
     dirs: { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') },
     fetcher: createHttpFetcher({ env: {}, retries: 0 }),
     env: {},
     clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
-    platform: { os: 'linux', arch: 'amd64' },
+    ...(platform === 'host' ? {} : { platform }),
     offline: false,
     freshForMs: 0,
   });
+}
+
+/** One machine's plugin folder and lockfile under `home`, and a client for each `run` (closed after it). */
+export interface PlatformMachine {
+  readonly dir: string;
+  readonly lockfile: string;
+  /** A run on `httpClient`'s client installing for `platform` (undefined: this host's). */
+  run<T>(platform: Platform | undefined, body: (client: PlugindexClient) => Promise<T>): Promise<T>;
+}
+
+/**
+ * A machine as `httpClient` makes one, its host given for each `run`, as one test asks what hosts of several
+ * platforms (or this one) install from the same registry; what one run keeps on disk is what the next finds.
+ */
+export function platformMachine(home: string): PlatformMachine {
+  return {
+    dir: join(home, 'plugins'),
+    lockfile: join(home, 'plugindex.lock'),
+    async run(platform, body) {
+      const client = httpClient(home, { platform: platform ?? 'host' });
+      try {
+        return await body(client);
+      } finally {
+        await client.close();
+      }
+    },
+  };
 }
 
 /** One machine's client folders and files under `home`, and a client for each `run` (closed after it). */

@@ -268,6 +268,29 @@ describe('when the trust records of one registry are kept under several names', 
     ...extra,
   });
 
+  /**
+   * A data folder where `main` followed a rotation away from KEY (to ROTATED) as stolen at
+   * https://plugins.example, then was added again with an unrelated key (OTHER) of https://other.example;
+   * the chain `main` held, KEY's departure marked compromised.
+   */
+  async function leftStolenLineage() {
+    const chain = [{ fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const }];
+    const state = await stateWith({
+      main: record(ROTATED, {
+        highestGeneration: 12,
+        chain,
+        rotations: 1,
+        registry: 'https://plugins.example',
+      }),
+    });
+    await state.writeTrust(
+      'main',
+      record(OTHER, { highestGeneration: 2, registry: 'https://other.example' }),
+      { replacing: true },
+    );
+    return { state, chain };
+  }
+
   it('gives the highest generation and each log head of every name of the registry and key, however spelled', async () => {
     const state = await stateWith({
       configured: record(KEY, {
@@ -379,22 +402,7 @@ describe('when the trust records of one registry are kept under several names', 
   it("gives the marks a name kept from a lineage it left for an unrelated key, not that lineage's floor", async () => {
     // Prepare: `main` followed a rotation away from KEY as stolen, then was added again with an unrelated
     // key (OTHER) of another registry; a set pins KEY at the first registry.
-    const chain = [{ fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const }];
-    const state = await stateWith({
-      main: record(ROTATED, {
-        highestGeneration: 12,
-        chain,
-        rotations: 1,
-        registry: 'https://plugins.example',
-      }),
-    });
-    await state.writeTrust(
-      'main',
-      record(OTHER, { highestGeneration: 2, registry: 'https://other.example' }),
-      {
-        replacing: true,
-      },
-    );
+    const { state, chain } = await leftStolenLineage();
 
     // Act
     const shared = await state.sharedTrust('https://plugins.example', record(KEY));
@@ -413,22 +421,7 @@ describe('when the trust records of one registry are kept under several names', 
 
   it('keeps the marks a name kept from a lineage it left through a write by a client before them (a downgrade)', async () => {
     // Prepare: as above, `main` left a lineage whose first key was stolen for an unrelated key.
-    const chain = [{ fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const }];
-    const state = await stateWith({
-      main: record(ROTATED, {
-        highestGeneration: 12,
-        chain,
-        rotations: 1,
-        registry: 'https://plugins.example',
-      }),
-    });
-    await state.writeTrust(
-      'main',
-      record(OTHER, { highestGeneration: 2, registry: 'https://other.example' }),
-      {
-        replacing: true,
-      },
-    );
+    const { state, chain } = await leftStolenLineage();
 
     // Act: a client before former departures (run again after a downgrade) saves the record as its next check
     // does: state.json written whole from the fields it knows, and nothing else in the folder touched.
