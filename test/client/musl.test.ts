@@ -94,6 +94,19 @@ async function machine() {
   return m;
 }
 
+/**
+ * A machine that installed 1.0.0 on a glibc host, its lock then as a client before musl builds wrote it:
+ * the version's glibc builds pinned, no `linux-amd64-musl` key.
+ */
+async function lockedByOlderClient() {
+  const m = await machine();
+  await m.run(LINUX, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+  const lock = JSON.parse(await readFile(m.lockfile, 'utf8'));
+  delete lock.plugins[NAME].artifacts['linux-amd64-musl'];
+  await writeFile(m.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+  return m;
+}
+
 describe('when a publisher lists a musl build', () => {
   it('publishes it apart, leaving older clients the glibc builds, each the manifest first of its platform', async () => {
     const { doc, manifest } = await published();
@@ -215,11 +228,7 @@ describe('when clients of both C libraries install', () => {
   });
 
   it('installs on a musl host from a lock an older client wrote (no musl key), --locked or --frozen: the glibc build it pins, said, the lock unchanged; else the musl build pinned', async () => {
-    const m = await machine();
-    await m.run(LINUX, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
-    const lock = JSON.parse(await readFile(m.lockfile, 'utf8'));
-    delete lock.plugins[NAME].artifacts['linux-amd64-musl'];
-    await writeFile(m.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+    const m = await lockedByOlderClient();
     const before = await readFile(m.lockfile, 'utf8');
     // --locked (the registry read, the lock unchanged) and --frozen (the lock alone) alike.
     for (const [mode, options] of [
@@ -259,11 +268,7 @@ describe('when clients of both C libraries install', () => {
   });
 
   it('verifies, and finds on disk, the glibc build a musl host installed from a lock an older client wrote, though the version has a musl build', async () => {
-    const m = await machine();
-    await m.run(LINUX, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
-    const lock = JSON.parse(await readFile(m.lockfile, 'utf8'));
-    delete lock.plugins[NAME].artifacts['linux-amd64-musl'];
-    await writeFile(m.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+    const m = await lockedByOlderClient();
     await rm(m.dir, { recursive: true, force: true });
     await m.run(ALPINE, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile, frozen: true }));
     expect(await readFile(join(m.dir, NAME, '1.0.0', 'linux-amd64-musl', NAME))).toEqual(Buffer.from(GLIBC));
