@@ -184,8 +184,9 @@ const OLD_STAGING_NAME = /^\.s[0-9A-Za-z]{6}$/;
 /**
  * Whether `folder`, of the older naming, is one a server killed while binding left for good. Its name says
  * nothing of its process, so it is judged by what is in it, more strictly than a `.s-` folder: holding
- * nothing but the socket `s` (a folder a user keeps beside the registry under such a name holds something
- * else, or is no socket's), untouched for `EMPTY_STAGING_STALE_MS` (a server made it, bound and linked the
+ * the socket `s` and nothing else (a folder a user keeps beside the registry under such a name, `.scripts`
+ * say, holds something else, or is no socket's, or is empty: an empty one is kept, harmless left and
+ * possibly the user's), untouched for `EMPTY_STAGING_STALE_MS` (a server made it, bound and linked the
  * socket away within a moment), and no server answering at its socket (a live one of an older version, in
  * this or another PID namespace, answers).
  */
@@ -195,8 +196,9 @@ async function isOldStagingLeftover(folder: string): Promise<boolean> {
   if (!info?.isDirectory() || info.uid !== process.getuid?.()) return false;
   if (Date.now() - info.mtimeMs <= EMPTY_STAGING_STALE_MS) return false;
   const entries = await readdir(folder).catch(() => undefined);
-  if (entries === undefined || entries.some((entry) => entry !== 's')) return false;
-  if (entries.length === 0) return true;
+  // Only the socket `s`: an empty folder of such a name may be the user's (`.scripts`, `.shadow`, `.static`
+  // match the pattern), and left it costs nothing, where removed it was theirs lost.
+  if (entries === undefined || entries.length !== 1 || entries[0] !== 's') return false;
   const bound = path.join(folder, 's');
   return (await lstat(bound).catch(() => undefined))?.isSocket() === true && !(await answers(bound));
 }
