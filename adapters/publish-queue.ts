@@ -118,8 +118,39 @@ export function requestRotation(queueUrl: string, key: string): Promise<string |
   return send(queueUrl, rotationMessage(key));
 }
 
+/**
+ * How long one SQS request may take, connecting and answered, before the SDK gives it up (a `TimeoutError`,
+ * retried as the SDK retries any: three attempts). Without it a request SQS never answered (a connection
+ * held open, a lost packet) waited for ever: in the publish function, for its 15-minute timeout, the whole
+ * invocation lost with its writes done and its messages back only after the queue's visibility timeout.
+ * SQS answers in milliseconds; ten seconds an attempt bounds a hung one to about half a minute.
+ */
+export const SQS_REQUEST_TIMEOUT_MS = 10_000;
+/** How long connecting to SQS may take, within `SQS_REQUEST_TIMEOUT_MS`. */
+const SQS_CONNECTION_TIMEOUT_MS = 3_000;
+
+/**
+ * An SQS client (region and credentials from the environment, or `endpoint` for a test's server) whose
+ * requests time out (`SQS_REQUEST_TIMEOUT_MS`, or `requestTimeoutMs`). `throwOnRequestTimeout`: without it
+ * the SDK's handler only logs a warning when a request passes its `requestTimeout`, and waits on. Every SQS
+ * client of the publish function and of the commands is made here.
+ */
+export function createSqsClient(
+  options: { readonly endpoint?: string; readonly requestTimeoutMs?: number } = {},
+): SQSClient {
+  const requestTimeout = options.requestTimeoutMs ?? SQS_REQUEST_TIMEOUT_MS;
+  return new SQSClient({
+    requestHandler: {
+      connectionTimeout: Math.min(SQS_CONNECTION_TIMEOUT_MS, requestTimeout),
+      requestTimeout,
+      throwOnRequestTimeout: true,
+    },
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+  });
+}
+
 async function send(queueUrl: string, message: QueueMessage): Promise<string | undefined> {
-  const client = new SQSClient({});
+  const client = createSqsClient();
   try {
     const response = await client.send(
       new SendMessageCommand({

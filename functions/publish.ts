@@ -4,7 +4,7 @@
  */
 import { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import { createSqsClient } from '../adapters/publish-queue.ts';
 import { createS3Client } from '../adapters/s3-store.ts';
 import { PUBLISHERS_FILE, readFunctionConfig } from './env.ts';
 import {
@@ -25,8 +25,9 @@ const publish = createPublishHandler({
   signer: cachedSigner(new SecretsManagerClient({}), config.signingKeySecretId),
   logger: jsonLogger('plugindex-publish'),
   // Built here like the others, not imported lazily: the bundle is one file per function, so an import() of
-  // it made the bundle larger still (37 KB against 27 KB), to save only its modules' evaluation.
-  sqs: new SQSClient({}),
+  // it made the bundle larger still (37 KB against 27 KB), to save only its modules' evaluation. Its requests
+  // time out (createSqsClient): a hung one ran into the function's timeout.
+  sqs: createSqsClient(),
 });
 
 /**

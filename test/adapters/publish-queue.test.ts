@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { ChangeMessageVisibilityBatchCommand } from '@aws-sdk/client-sqs';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
+  createSqsClient,
   isRebuildRequest,
   isRefreshRequest,
   PUBLISH_MESSAGE_GROUP,
@@ -76,5 +79,41 @@ describe('when a key rotation is requested', () => {
     ['not JSON', 'rotate-key'],
   ])('reads no rotation in %s', (_what, body) => {
     expect(rotationRequestKey(body)).toBeUndefined();
+  });
+});
+
+describe('when SQS takes a request and never answers', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it('fails the request (TimeoutError) instead of waiting for ever', async () => {
+    // Prepare: a real server on 127.0.0.1 that takes each connection and answers nothing (a hung SQS), and
+    // a client of the factory the publish function's is made by, its timeout shortened for the test.
+    vi.stubEnv('AWS_REGION', 'us-east-1');
+    vi.stubEnv('AWS_ACCESS_KEY_ID', 'test');
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test');
+    const held: net.Socket[] = [];
+    const server = net.createServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    const sqs = createSqsClient({ endpoint: `http://127.0.0.1:${port}`, requestTimeoutMs: 200 });
+    try {
+      // Act
+      const sent = sqs.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: `http://127.0.0.1:${port}/123456789012/Submissions.fifo`,
+          Entries: [{ Id: '0', ReceiptHandle: 'r-1', VisibilityTimeout: 0 }],
+        }),
+      );
+
+      // Assess: refused by its timeout, after the request reached the server (no earlier failure).
+      await expect(sent).rejects.toMatchObject({ name: 'TimeoutError' });
+      expect(held.length).toBeGreaterThan(0);
+    } finally {
+      sqs.destroy();
+      for (const socket of held) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
