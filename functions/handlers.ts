@@ -61,7 +61,7 @@ import {
   wantsRefresh,
 } from './events.ts';
 import { CONFIG_REFUSED_LOG, errorFields, INVALIDATION_FAILED_LOG, type Logger } from './logger.ts';
-import { type HeldMessage, releaseMessages } from './message-visibility.ts';
+import { announceAgain, type HeldMessage, releaseMessages } from './message-visibility.ts';
 import type { SignerSource } from './secrets.ts';
 
 export interface HandlerDeps {
@@ -598,7 +598,8 @@ export interface PublishResult extends BatchResult {
  * context's) could not finish with the rendering after it (the first too, when a rebuild or a key rotation
  * was made before it; a fresh invocation's first round is always started). The messages of the uploads the
  * rounds left are answered failed (`PublishResult.batchItemFailures`), but for one at its last receipt, and
- * made visible again at once (functions/message-visibility.ts), the invocation's last step. A failure there
+ * made visible again at once (functions/message-visibility.ts), the invocation's last step; one at its last
+ * receipt is done, and its uploads announced again by fresh messages on the queue (`announceAgain`). A failure there
  * throws like any other, and the retried message (finding incoming/ empty) flushes them. The CloudFront invalidation last is
  * the exception: its failure is logged, since a retry could not redo it.
  *
@@ -760,8 +761,9 @@ export function createPublishHandler(
     // Not a message at its last receipt (PUBLISH_MAX_RECEIVES, the queue's maxReceiveCount): back, it would
     // go to the dead-letter queue (its alarm) for an upload that waits in incoming/ unharmed. Each rebuild
     // asked for in a batch of its own while its upload's message came back could skip the first round
-    // again, five in a row reach it. Deleted instead, its upload is published by the next invocation: the
-    // other messages back, the next upload's, or the schedule's refresh (every 6 hours) at the latest.
+    // again, five in a row reach it. It is done instead, and its uploads announced again (`announceAgain`,
+    // the last step): deleted alone, its upload waited for whatever invocation came next, the schedule's
+    // refresh (every 6 hours) at the latest, with nothing in the queue for the age alarm to see.
     const owed = firstRefusal
       ? []
       : queuedMessages(event).filter(({ notices: announcing }) =>
@@ -834,6 +836,24 @@ export function createPublishHandler(
     // FIFO group is free as soon as they are visible). Not those held back by a refused config: nothing is
     // published until it is mended, and back at once they would reach the dead-letter queue in seconds.
     const released = await releaseBack(deps, back);
+    // Then the uploads of the messages at their last receipt, announced again by fresh messages of the
+    // publish group; a send that fails is an error line an alarm counts, the answer unchanged.
+    const announcedAgain = await announceAgain(
+      deps.sqs,
+      deps.config.queueUrl,
+      deps.config.intakeBucket,
+      lastReceipt.map(({ messageId, notices: announcing }) => ({
+        messageId,
+        keys: [
+          ...new Set(
+            announcing
+              .filter(({ bucket, key }) => bucket === deps.config.intakeBucket && left.has(key))
+              .map(({ key }) => key),
+          ),
+        ],
+      })),
+      deps.logger,
+    );
     // No round made (stopped for time before the first): every upload listed is left.
     const leftInIncoming = results.at(-1)?.leftInIncoming ?? waiting.length;
     deps.logger.info('batch done', {
@@ -849,6 +869,8 @@ export function createPublishHandler(
       flushMs,
       // Of those, the ones made visible again at once (the others come back after the visibility timeout).
       messagesReleased: released.length,
+      // Uploads of messages at their last receipt announced again on the queue (those messages done).
+      uploadsAnnouncedAgain: announcedAgain,
       invalidationMs,
       durationMs: Date.now() - started,
     });

@@ -16,6 +16,15 @@ export const INVALIDATION_FAILED_LOG = 'invalidation failed';
  */
 export const CONFIG_REFUSED_LOG = 'registry config refused: refreshing the snapshot only';
 
+/**
+ * The publish function's log line for an upload whose message it took at its last receipt and could not
+ * announce again on the queue (functions/message-visibility.ts): the message is done either way (back, it
+ * would reach the dead-letter queue), so the upload waits in incoming/ for whatever invocation comes next,
+ * the schedule's refresh at the latest, with nothing in the queue for the age alarm to see. The stack's
+ * alarm counts these lines (infra/constructs/alarms.ts). One name for both.
+ */
+export const UPLOAD_NOT_ANNOUNCED_LOG = 'upload not announced again: it waits in incoming/';
+
 export interface Logger {
   info(message: string, fields?: LogFields): void;
   warn(message: string, fields?: LogFields): void;

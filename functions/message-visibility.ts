@@ -2,10 +2,12 @@
  * Makes the messages the publish function answers failed visible again at once. A message answered failed
  * (`batchItemFailures`) otherwise comes back only once the queue's visibility timeout is over (90 minutes,
  * six times the function's), and on the FIFO queue it holds the one message group till then: every later
- * publish waited those 90 minutes.
+ * publish waited those 90 minutes. And announces again the uploads of a message taken at its last receipt,
+ * which is done instead (`announceAgain`).
  */
-import { ChangeMessageVisibilityBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { errorFields, type Logger } from './logger.ts';
+import { ChangeMessageVisibilityBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { PUBLISH_MESSAGE_GROUP } from '../adapters/publish-queue.ts';
+import { errorFields, type Logger, UPLOAD_NOT_ANNOUNCED_LOG } from './logger.ts';
 
 /** A message to make visible again: its id (for the log) and the handle of the receipt that holds it. */
 export interface HeldMessage {
@@ -65,4 +67,64 @@ export async function releaseMessages(
     }
   }
   return released;
+}
+
+/** A message taken at its last receipt, and the uploads it announces that the rounds left in incoming/. */
+export interface LastReceipt {
+  readonly messageId: string;
+  readonly keys: readonly string[];
+}
+
+/**
+ * The body of an upload's announcement as the queue gets it from S3 through EventBridge (the `UploadCreated`
+ * rule of infra/constructs/publishing.ts), which functions/events.ts reads: one upload each.
+ */
+export function uploadAnnouncement(bucket: string, key: string): string {
+  return JSON.stringify({
+    source: 'aws.s3',
+    'detail-type': 'Object Created',
+    detail: { bucket: { name: bucket }, object: { key } },
+  });
+}
+
+/**
+ * Announces again on the queue at `queueUrl` each upload a message taken at its last receipt leaves
+ * waiting: a fresh message in the publish group (`PUBLISH_MESSAGE_GROUP`), as the upload's own was, so the
+ * next invocation publishes it at once. Answered failed, that message would only reach the dead-letter
+ * queue for an upload waiting unharmed; deleted with nothing sent, the upload waited for whatever invocation
+ * came next (the schedule's refresh, up to 6 hours), nothing in the queue for the age alarm to see. Each
+ * message's deduplication id is its own (`again-` and the message's id, the upload's place in it): SQS's
+ * retry of a send whose answer was lost is one message, and the next time round is another message's id.
+ * Never throws: a send that fails is logged as an error (`UPLOAD_NOT_ANNOUNCED_LOG`, which an alarm counts),
+ * the message's answer (done) unchanged. Returns how many were sent.
+ */
+export async function announceAgain(
+  sqs: SQSClient | undefined,
+  queueUrl: string | undefined,
+  bucket: string,
+  messages: readonly LastReceipt[],
+  logger: Logger,
+): Promise<number> {
+  let sent = 0;
+  for (const { messageId, keys } of messages) {
+    for (const [i, key] of keys.entries()) {
+      try {
+        // Without a client or the queue (a function wired without them) nothing can be sent: the same loss.
+        if (sqs === undefined || queueUrl === undefined) throw new Error('no SQS client or queue URL');
+        await sqs.send(
+          new SendMessageCommand({
+            QueueUrl: queueUrl,
+            MessageBody: uploadAnnouncement(bucket, key),
+            MessageGroupId: PUBLISH_MESSAGE_GROUP,
+            MessageDeduplicationId: `again-${messageId}-${i}`,
+          }),
+        );
+        sent += 1;
+        logger.info('upload announced again', { messageId, key });
+      } catch (error) {
+        logger.error(UPLOAD_NOT_ANNOUNCED_LOG, { messageId, key, ...errorFields(error) });
+      }
+    }
+  }
+  return sent;
 }

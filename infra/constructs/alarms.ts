@@ -16,7 +16,11 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { CONFIG_REFUSED_LOG, INVALIDATION_FAILED_LOG } from '../../functions/logger.ts';
+import {
+  CONFIG_REFUSED_LOG,
+  INVALIDATION_FAILED_LOG,
+  UPLOAD_NOT_ANNOUNCED_LOG,
+} from '../../functions/logger.ts';
 import { InfraError } from '../errors.ts';
 
 /**
@@ -64,7 +68,7 @@ export interface RegistryAlarmsProps {
  * The publish function's log lines for a CloudFront invalidation that failed, and for a registry config
  * refused while the refresh alone goes on (functions/logger.ts).
  */
-export { CONFIG_REFUSED_LOG, INVALIDATION_FAILED_LOG };
+export { CONFIG_REFUSED_LOG, INVALIDATION_FAILED_LOG, UPLOAD_NOT_ANNOUNCED_LOG };
 
 /** A function by its path below the stack ("Search/Function"): its own id alone can be just "Function". */
 const where = (fn: LambdaFn): string => fn.node.path.split('/').slice(1).join('/');
@@ -174,6 +178,26 @@ export class RegistryAlarms extends Construct {
         alarmDescription:
           'The registry config object is refused (not JSON, or a field refused: the log line names which): nothing is published until it is mended, only the snapshot is refreshed',
         metric: refusals.metric({ period: Duration.minutes(5), statistic: 'Sum' }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+      });
+    }
+    if (props.publishLogs) {
+      // An upload whose message was taken at its last receipt (done, not sent to the dead-letter queue) and
+      // could not be announced again: it waits in incoming/ for whatever invocation comes next, the
+      // schedule's refresh at the latest, and no message in the queue ages for OldestSubmission to see.
+      const unannounced = new MetricFilter(this, 'UploadNotAnnouncedLines', {
+        logGroup: props.publishLogs,
+        filterPattern: FilterPattern.stringValue('$.message', '=', UPLOAD_NOT_ANNOUNCED_LOG),
+        metricNamespace: `Plugindex/${Stack.of(this).stackName}`,
+        metricName: 'UploadsNotAnnounced',
+        metricValue: '1',
+      });
+      add('UploadsNotAnnounced', {
+        alarmDescription:
+          'An upload whose message reached its last receipt could not be announced again on the queue: it waits in incoming/ until the next invocation (the scheduled refresh at the latest); the log line names it',
+        metric: unannounced.metric({ period: Duration.minutes(5), statistic: 'Sum' }),
         threshold: 0,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,

@@ -229,6 +229,11 @@ export class PublishingPipeline extends Construct {
     this.publishFunction.addEventSource(
       new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }),
     );
+    // A message at its last receipt is done, not answered failed (the dead-letter queue, for an upload
+    // waiting unharmed), and its uploads announced again by a fresh message on this queue
+    // (functions/message-visibility.ts `announceAgain`): sqs:SendMessage on it alone, no other queue, no
+    // other action (the queue is SQS-managed encryption: no KMS grant).
+    grant(['sqs:SendMessage'], [this.queue.queueArn]);
 
     new Rule(this, 'UploadCreated', {
       description: 'plugindex: a submission landed under incoming/',

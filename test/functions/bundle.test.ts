@@ -93,14 +93,18 @@ describe('when the functions are bundled for Lambda', () => {
     expect(sources.filter((s) => s.startsWith('@aws-sdk/') && s.endsWith('/dist-cjs'))).toEqual([]);
     // Sending to the queue is the CLI's part of adapters/publish-queue.ts; the browser's user agent parser.
     expect(sources.filter((s) => /^bowser\//.test(s))).toEqual([]);
-    // Of SQS's commands, only the change of visibility the function sends (functions/message-visibility.ts).
+    // Of SQS's commands, only the two the function sends (functions/message-visibility.ts): the change of
+    // visibility, and the send announcing again an upload whose message reached its last receipt.
     const output = Object.entries(bundle.metafile.outputs).find(([file]) =>
       file.endsWith('publish/index.mjs'),
     );
     const commands = Object.keys(output?.[1].inputs ?? {}).filter((input) =>
       /@aws-sdk\/client-sqs\/dist-es\/commands\//.test(input),
     );
-    expect(commands.map((input) => path.basename(input))).toEqual(['ChangeMessageVisibilityBatchCommand.js']);
+    expect(commands.map((input) => path.basename(input)).sort()).toEqual([
+      'ChangeMessageVisibilityBatchCommand.js',
+      'SendMessageCommand.js',
+    ]);
     expect(sources).toContain('yaml/dist');
   });
 

@@ -6,13 +6,18 @@
  * give: the SDK reads them from the wire as it reads S3's.
  */
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { ChangeMessageVisibilityBatchCommand, SQSClient, SQSServiceException } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  SendMessageCommand,
+  SQSClient,
+  SQSServiceException,
+} from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { PUBLISH_MAX_RECEIVES } from '../../adapters/publish-queue.ts';
+import { PUBLISH_MAX_RECEIVES, PUBLISH_MESSAGE_GROUP } from '../../adapters/publish-queue.ts';
 import { S3Store } from '../../adapters/s3-store.ts';
 import { publishResponse } from '../../functions/handlers.ts';
-import type { LogFields } from '../../functions/logger.ts';
+import { type LogFields, UPLOAD_NOT_ANNOUNCED_LOG } from '../../functions/logger.ts';
 import { VISIBILITY_NOT_CHANGED_LOG } from '../../functions/message-visibility.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
 import { StoreError } from '../../index-builder/errors.ts';
@@ -480,7 +485,7 @@ describe('when a rebuild asked for has used the time a first round needs', () =>
 
 describe('when the uploads a rebuild left have their messages answered failed', () => {
   // SQS cannot run here: its client is aws-sdk-client-mock's, a named SDK mock (`sqsMock`), answering each
-  // ChangeMessageVisibilityBatch as the test says and recording what the function sent.
+  // ChangeMessageVisibilityBatch and SendMessage as the test says and recording what the function sent.
   const sqsMock = mockClient(SQSClient);
   const sqs = new SQSClient({ region: 'us-east-1' });
   const queueUrl = 'https://sqs.us-east-1.amazonaws.com/123456789012/Submissions.fifo';
@@ -589,10 +594,11 @@ describe('when the uploads a rebuild left have their messages answered failed', 
     }
   });
 
-  it('answers no message failed at its last receipt: back, it would reach the dead-letter queue', async () => {
+  it('answers no message failed at its last receipt, and announces its upload again on the queue', async () => {
     // Prepare: b's message handed out for the fifth time (the queue's maxReceiveCount: rebuilds asked for
     // one after another, each skipping the round that would take it); c's for the first.
     sqsMock.on(ChangeMessageVisibilityBatchCommand).resolves({ Successful: [{ Id: '0' }], Failed: [] });
+    sqsMock.on(SendMessageCommand).resolves({ MessageId: 'again-b' });
     const r = await rebuiltRegistry('last');
     try {
       const event = {
@@ -606,19 +612,72 @@ describe('when the uploads a rebuild left have their messages answered failed', 
       // Act
       const result = await r.handler(event, fourMinutes);
 
-      // Assess: b's message is done (deleted), its upload waits in incoming/ for the next invocation, which
-      // c's message, back at once, starts; and that one publishes both.
+      // Assess: b's message is done (back, it would reach the dead-letter queue), and its upload announced
+      // by a fresh message of the publish group, with a deduplication id of its own; c's back at once.
       expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'upload-c' }]);
       expect(
         sqsMock.commandCalls(ChangeMessageVisibilityBatchCommand).map((call) => call.args[0].input.Entries),
       ).toEqual([[{ Id: '0', ReceiptHandle: 'handle-c', VisibilityTimeout: 0 }]]);
+      const sent = sqsMock.commandCalls(SendMessageCommand).map((call) => call.args[0].input);
+      expect(sent).toEqual([
+        {
+          QueueUrl: queueUrl,
+          MessageBody: expect.any(String),
+          MessageGroupId: PUBLISH_MESSAGE_GROUP,
+          MessageDeduplicationId: 'again-upload-b-0',
+        },
+      ]);
       expect(await r.keys('incoming/')).toEqual(['incoming/b.tgz', 'incoming/c.tgz']);
-      const next = await r.handler({ Records: [uploadMessage(r.intake, 'c', 2)] }, fourMinutes);
+      // The fresh message, delivered as the queue would, wakes an invocation that publishes both.
+      const again = {
+        eventSource: 'aws:sqs',
+        messageId: 'again-b',
+        receiptHandle: 'handle-again-b',
+        body: sent[0]?.MessageBody,
+        attributes: { ApproximateReceiveCount: '1', MessageGroupId: 'publish' },
+      };
+      const next = await r.handler({ Records: [again] }, fourMinutes);
       expect(next.outcomes.map((o) => [o.submission, o.status])).toEqual([
         ['incoming/b.tgz', 'accepted'],
         ['incoming/c.tgz', 'accepted'],
       ]);
       expect(next.batchItemFailures).toEqual([]);
+      expect(r.logged.some((line) => line.message === UPLOAD_NOT_ANNOUNCED_LOG)).toBe(false);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('logs the error line an alarm counts when the announcement cannot be sent, and still answers it done', async () => {
+    // Prepare: b's message at its last receipt, and SQS refusing the send (throttled).
+    sqsMock.on(ChangeMessageVisibilityBatchCommand).resolves({ Successful: [], Failed: [] });
+    sqsMock
+      .on(SendMessageCommand)
+      .rejects(new SQSServiceException({ name: 'RequestThrottled', $fault: 'client', $metadata: {} }));
+    const r = await rebuiltRegistry('unannounced');
+    try {
+      const event = { Records: [rebuildRequest, uploadMessage(r.intake, 'b', PUBLISH_MAX_RECEIVES)] };
+
+      // Act
+      const result = await r.handler(event, fourMinutes);
+
+      // Assess: the message done all the same (c waits unannounced by this batch, its own message queued);
+      // one error line naming the message and its upload.
+      expect(result.batchItemFailures).toEqual([]);
+      const lost = r.logged
+        .filter((line) => line.message === UPLOAD_NOT_ANNOUNCED_LOG)
+        .map(({ level, fields }) => ({ level, ...fields }));
+      expect(lost).toEqual([
+        {
+          level: 'error',
+          messageId: 'upload-b',
+          key: 'incoming/b.tgz',
+          error: expect.objectContaining({ name: 'RequestThrottled' }),
+        },
+      ]);
+      expect(r.logged.findLast((line) => line.message === 'batch done')?.fields).toMatchObject({
+        uploadsAnnouncedAgain: 0,
+      });
     } finally {
       await r.close();
     }

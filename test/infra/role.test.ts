@@ -244,10 +244,14 @@ describe('when the publish function makes the messages it answers failed visible
       .filter(({ Action }) => [Action].flat().some((action) => action.startsWith('sqs:')))
       .map(({ Resource }) => Resource);
 
-    // Assess: ChangeMessageVisibilityBatch is authorized as sqs:ChangeMessageVisibility on the queue.
+    // Assess: ChangeMessageVisibilityBatch is authorized as sqs:ChangeMessageVisibility on the queue; and
+    // SendMessage (an upload whose message reached its last receipt announced again) on it alone.
     expect(allows(queueStatements, 'sqs:ChangeMessageVisibility', 'submissions')).toBe(true);
     expect(allows(queueStatements, 'sqs:ChangeMessageVisibility', 'dead-letters')).toBe(false);
+    expect(allows(queueStatements, 'sqs:SendMessage', 'submissions')).toBe(true);
+    expect(allows(queueStatements, 'sqs:SendMessage', 'dead-letters')).toBe(false);
     expect(sqsResources).toEqual([
+      { 'Fn::GetAtt': [expect.stringMatching(/^PublishingSubmissions/), 'Arn'] },
       { 'Fn::GetAtt': [expect.stringMatching(/^PublishingSubmissions/), 'Arn'] },
     ]);
   });

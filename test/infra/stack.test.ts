@@ -16,6 +16,7 @@ import {
   CONFIG_REFUSED_LOG,
   INVALIDATION_FAILED_LOG,
   parseAlarmEmail,
+  UPLOAD_NOT_ANNOUNCED_LOG,
 } from '../../infra/constructs/alarms.ts';
 import { parseSearchConcurrency } from '../../infra/constructs/search.ts';
 import { InfraError } from '../../infra/errors.ts';
@@ -504,9 +505,9 @@ describe('when the stack is synthesized', () => {
     for (const s of invalidations) expect(s.Action).toBe('cloudfront:CreateInvalidation');
   });
 
-  it('alarms on the dead-letter queue, the oldest submission, function errors, failed invalidations and a refused config', () => {
+  it('alarms on the dead-letter queue, the oldest submission, function errors, failed invalidations, a refused config and an upload not announced again', () => {
     // Errors of the publish and search functions; no throttle alarm while nothing is bounded.
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 7);
     template.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'Errors' }, 2);
     template.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'Throttles' }, 0);
     expect(
@@ -569,13 +570,42 @@ describe('when the stack is synthesized', () => {
     });
   });
 
+  it("alarms on an upload not announced again from the publish function's log line, notifying the alarm topic", () => {
+    // A message at its last receipt is done, not sent to the dead-letter queue, and its upload announced
+    // again (functions/message-visibility.ts); that send failed, the upload waits with nothing in the queue
+    // for the age alarm to see: the error line is counted instead.
+    const publishLogs = Object.keys(template.findResources('AWS::Logs::LogGroup')).find((id) =>
+      id.startsWith('PublishingpublishLogs'),
+    );
+    template.hasResourceProperties('AWS::Logs::MetricFilter', {
+      LogGroupName: { Ref: publishLogs },
+      FilterPattern: `{ $.message = "${UPLOAD_NOT_ANNOUNCED_LOG}" }`,
+      MetricTransformations: [
+        { MetricName: 'UploadsNotAnnounced', MetricNamespace: 'Plugindex/Plugindex', MetricValue: '1' },
+      ],
+    });
+    const [topicId] = Object.keys(template.findResources('AWS::SNS::Topic'));
+    const alarms = Object.values(
+      template.findResources('AWS::CloudWatch::Alarm', {
+        Properties: { MetricName: 'UploadsNotAnnounced', Namespace: 'Plugindex/Plugindex' },
+      }),
+    );
+    expect(alarms).toHaveLength(1);
+    expect(alarms[0]?.Properties).toMatchObject({
+      Statistic: 'Sum',
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      AlarmActions: [{ Ref: topicId }],
+    });
+  });
+
   it('sends every alarm to one SNS topic of its own, encrypted with a rotated key CloudWatch may use, TLS-only', () => {
     // The alarms had no action: a state change showed in the console and told nobody.
     const topics = Object.entries(template.findResources('AWS::SNS::Topic'));
     expect(topics).toHaveLength(1);
     const [[topicId, topic]] = topics as [[string, { Properties: { KmsMasterKeyId?: unknown } }]];
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
-    expect(alarms).toHaveLength(6);
+    expect(alarms).toHaveLength(7);
     for (const alarm of alarms) expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
     // A key of the stack's, rotated (SNS's AWS-managed key is one CloudWatch may not use).
     const keyId = (topic.Properties.KmsMasterKeyId as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt']?.[0];
@@ -633,7 +663,7 @@ describe('when the stack is synthesized', () => {
       TopicArn: { Ref: topicId },
     });
     const alarms = Object.values(synthesized.findResources('AWS::CloudWatch::Alarm'));
-    expect(alarms).toHaveLength(7);
+    expect(alarms).toHaveLength(8);
     for (const alarm of alarms) expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
   });
 
