@@ -29,6 +29,16 @@ export const PUBLISH_MESSAGE_GROUP = 'publish';
  */
 export const PUBLISH_MAX_RECEIVES = 5;
 
+/**
+ * The message attribute saying how many times an upload's announcement has been sent again by the publish
+ * function (functions/message-visibility.ts `announceAgain`), each time its message reached its last
+ * receipt with the upload left; and how many times it may be. Past that the message is answered failed,
+ * to the dead-letter queue and its alarm: an upload some fault leaves round after round was otherwise
+ * announced for ever, each announcement a young message that no age alarm sees.
+ */
+export const ANNOUNCED_AGAIN_ATTRIBUTE = 'plugindex-announced-again';
+export const MAX_ANNOUNCEMENTS_AGAIN = 2;
+
 /** A message as SQS FIFO takes it. */
 export interface QueueMessage {
   readonly body: string;

@@ -5,7 +5,12 @@
  * out-of-order event is harmless and never the only record of an upload. The same queue carries an
  * operator's rebuild and key rotation requests, and the schedule's refresh (adapters/publish-queue.ts).
  */
-import { isRebuildRequest, isRefreshRequest, rotationRequestKey } from '../adapters/publish-queue.ts';
+import {
+  ANNOUNCED_AGAIN_ATTRIBUTE,
+  isRebuildRequest,
+  isRefreshRequest,
+  rotationRequestKey,
+} from '../adapters/publish-queue.ts';
 
 export interface ObjectCreated {
   readonly bucket: string;
@@ -104,6 +109,11 @@ export interface QueuedMessage {
    * moves it to the dead-letter queue instead.
    */
   readonly receiveCount?: number;
+  /**
+   * How many times the publish function has announced its upload again (the message attribute
+   * `ANNOUNCED_AGAIN_ATTRIBUTE` it sends), when the record carries it as a count.
+   */
+  readonly announcedAgain?: number;
 }
 
 /** What a message body asks for, when it is one of the requests the publish function takes. */
@@ -130,12 +140,16 @@ export function queuedMessages(event: unknown): QueuedMessage[] {
       body?: unknown;
       receiptHandle?: unknown;
       attributes?: { ApproximateReceiveCount?: unknown } | null;
+      messageAttributes?: Record<string, { stringValue?: unknown } | null> | null;
     };
     if (r.eventSource !== 'aws:sqs' || typeof r.messageId !== 'string') return [];
     const request = requestIn(r.body);
     const count = r.attributes?.ApproximateReceiveCount;
     const receiveCount =
       typeof count === 'string' && /^[1-9][0-9]{0,8}$/.test(count) ? Number(count) : undefined;
+    const again = r.messageAttributes?.[ANNOUNCED_AGAIN_ATTRIBUTE]?.stringValue;
+    const announcedAgain =
+      typeof again === 'string' && /^[1-9][0-9]{0,8}$/.test(again) ? Number(again) : undefined;
     return [
       {
         messageId: r.messageId,
@@ -143,6 +157,7 @@ export function queuedMessages(event: unknown): QueuedMessage[] {
         ...(request ? { request } : {}),
         ...(typeof r.receiptHandle === 'string' ? { receiptHandle: r.receiptHandle } : {}),
         ...(receiveCount !== undefined ? { receiveCount } : {}),
+        ...(announcedAgain !== undefined ? { announcedAgain } : {}),
       },
     ];
   });

@@ -6,7 +6,11 @@
 import type { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { minSnapshotTtlSeconds, PUBLISH_MAX_RECEIVES } from '../adapters/publish-queue.ts';
+import {
+  MAX_ANNOUNCEMENTS_AGAIN,
+  minSnapshotTtlSeconds,
+  PUBLISH_MAX_RECEIVES,
+} from '../adapters/publish-queue.ts';
 import { S3Store } from '../adapters/s3-store.ts';
 import { DEFAULT_BUNDLE_LIMITS } from '../index-builder/bundle.ts';
 import { systemClock } from '../index-builder/clock.ts';
@@ -769,7 +773,13 @@ export function createPublishHandler(
       : queuedMessages(event).filter(({ notices: announcing }) =>
           announcing.some(({ bucket, key }) => bucket === deps.config.intakeBucket && left.has(key)),
         );
-    const lastReceipt = owed.filter(({ receiveCount }) => (receiveCount ?? 0) >= PUBLISH_MAX_RECEIVES);
+    // But one whose uploads were announced again `MAX_ANNOUNCEMENTS_AGAIN` times already is answered failed,
+    // to the dead-letter queue and its alarm: some fault leaves its upload round after round, and announced
+    // for ever it would be a young message each time, which no age alarm sees.
+    const lastReceipt = owed.filter(
+      ({ receiveCount, announcedAgain }) =>
+        (receiveCount ?? 0) >= PUBLISH_MAX_RECEIVES && (announcedAgain ?? 0) < MAX_ANNOUNCEMENTS_AGAIN,
+    );
     if (lastReceipt.length > 0)
       deps.logger.warn('messages at their last receipt not answered failed', {
         messageIds: lastReceipt.map(({ messageId }) => messageId),
@@ -842,8 +852,9 @@ export function createPublishHandler(
       deps.sqs,
       deps.config.queueUrl,
       deps.config.intakeBucket,
-      lastReceipt.map(({ messageId, notices: announcing }) => ({
+      lastReceipt.map(({ messageId, notices: announcing, announcedAgain }) => ({
         messageId,
+        announcedAgain: announcedAgain ?? 0,
         keys: [
           ...new Set(
             announcing

@@ -6,7 +6,7 @@
  * which is done instead (`announceAgain`).
  */
 import { ChangeMessageVisibilityBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { PUBLISH_MESSAGE_GROUP } from '../adapters/publish-queue.ts';
+import { ANNOUNCED_AGAIN_ATTRIBUTE, PUBLISH_MESSAGE_GROUP } from '../adapters/publish-queue.ts';
 import { errorFields, type Logger, UPLOAD_NOT_ANNOUNCED_LOG } from './logger.ts';
 
 /** A message to make visible again: its id (for the log) and the handle of the receipt that holds it. */
@@ -73,6 +73,8 @@ export async function releaseMessages(
 export interface LastReceipt {
   readonly messageId: string;
   readonly keys: readonly string[];
+  /** How many times its uploads were announced again before (the message's `ANNOUNCED_AGAIN_ATTRIBUTE`). */
+  readonly announcedAgain: number;
 }
 
 /**
@@ -95,6 +97,8 @@ export function uploadAnnouncement(bucket: string, key: string): string {
  * came next (the schedule's refresh, up to 6 hours), nothing in the queue for the age alarm to see. Each
  * message's deduplication id is its own (`again-` and the message's id, the upload's place in it): SQS's
  * retry of a send whose answer was lost is one message, and the next time round is another message's id.
+ * Each carries how many times it has been announced so (`ANNOUNCED_AGAIN_ATTRIBUTE`): the caller answers
+ * failed, to the dead-letter queue, a message past `MAX_ANNOUNCEMENTS_AGAIN`.
  * Never throws: a send that fails is logged as an error (`UPLOAD_NOT_ANNOUNCED_LOG`, which an alarm counts),
  * the message's answer (done) unchanged. Returns how many were sent.
  */
@@ -106,7 +110,7 @@ export async function announceAgain(
   logger: Logger,
 ): Promise<number> {
   let sent = 0;
-  for (const { messageId, keys } of messages) {
+  for (const { messageId, keys, announcedAgain } of messages) {
     for (const [i, key] of keys.entries()) {
       try {
         // Without a client or the queue (a function wired without them) nothing can be sent: the same loss.
@@ -117,6 +121,10 @@ export async function announceAgain(
             MessageBody: uploadAnnouncement(bucket, key),
             MessageGroupId: PUBLISH_MESSAGE_GROUP,
             MessageDeduplicationId: `again-${messageId}-${i}`,
+            // Counted, so an upload left round after round reaches the dead-letter queue in the end.
+            MessageAttributes: {
+              [ANNOUNCED_AGAIN_ATTRIBUTE]: { DataType: 'Number', StringValue: String(announcedAgain + 1) },
+            },
           }),
         );
         sent += 1;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ANNOUNCED_AGAIN_ATTRIBUTE } from '../../adapters/publish-queue.ts';
 import { isSqsBatch, parseObjectCreated, queuedMessages } from '../../functions/events.ts';
 
 // Shapes as AWS delivers them (EventBridge "Object Created", S3 notification record, SQS wrapping).
@@ -142,6 +143,31 @@ describe('when the publish function answers an SQS batch message by message', ()
     ]);
     const { receiptHandle: _handle, ...withoutHandle } = records[0] as (typeof records)[number];
     expect(queuedMessages({ Records: [withoutHandle] })[0]).not.toHaveProperty('receiptHandle');
+  });
+
+  it('reads how many times a message announced its upload again, as the event source mapping delivers the attribute', () => {
+    // The count the publish function sends with a fresh announcement (functions/message-visibility.ts).
+    const event = sqs(
+      eventBridge('incoming/a.tgz'),
+      eventBridge('incoming/b.tgz'),
+      eventBridge('incoming/c.tgz'),
+    );
+    const values: unknown[] = ['2', 'x', undefined];
+    const records = event.Records.map((record, i) => ({
+      ...record,
+      ...(values[i] === undefined
+        ? {}
+        : {
+            messageAttributes: {
+              [ANNOUNCED_AGAIN_ATTRIBUTE]: { stringValue: values[i], dataType: 'Number' },
+            },
+          }),
+    }));
+    expect(queuedMessages({ Records: records }).map(({ announcedAgain }) => announcedAgain)).toEqual([
+      2,
+      undefined,
+      undefined,
+    ]);
   });
 
   it('finds no message in an event that is no SQS batch', () => {

@@ -14,7 +14,12 @@ import {
 } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { PUBLISH_MAX_RECEIVES, PUBLISH_MESSAGE_GROUP } from '../../adapters/publish-queue.ts';
+import {
+  ANNOUNCED_AGAIN_ATTRIBUTE,
+  MAX_ANNOUNCEMENTS_AGAIN,
+  PUBLISH_MAX_RECEIVES,
+  PUBLISH_MESSAGE_GROUP,
+} from '../../adapters/publish-queue.ts';
 import { S3Store } from '../../adapters/s3-store.ts';
 import { publishResponse } from '../../functions/handlers.ts';
 import { type LogFields, UPLOAD_NOT_ANNOUNCED_LOG } from '../../functions/logger.ts';
@@ -32,7 +37,7 @@ let s3: LocalS3;
 let pair = 0;
 
 beforeAll(async () => {
-  s3 = await startLocalS3(Array.from({ length: 24 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
+  s3 = await startLocalS3(Array.from({ length: 28 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
 });
 
 afterAll(async () => {
@@ -625,6 +630,7 @@ describe('when the uploads a rebuild left have their messages answered failed', 
           MessageBody: expect.any(String),
           MessageGroupId: PUBLISH_MESSAGE_GROUP,
           MessageDeduplicationId: 'again-upload-b-0',
+          MessageAttributes: { [ANNOUNCED_AGAIN_ATTRIBUTE]: { DataType: 'Number', StringValue: '1' } },
         },
       ]);
       expect(await r.keys('incoming/')).toEqual(['incoming/b.tgz', 'incoming/c.tgz']);
@@ -643,6 +649,31 @@ describe('when the uploads a rebuild left have their messages answered failed', 
       ]);
       expect(next.batchItemFailures).toEqual([]);
       expect(r.logged.some((line) => line.message === UPLOAD_NOT_ANNOUNCED_LOG)).toBe(false);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('answers failed, to the dead-letter queue, a message whose upload was announced again as often as it may be', async () => {
+    // Prepare: b's message at its last receipt, already announced again MAX_ANNOUNCEMENTS_AGAIN times (the
+    // attribute the function sends, as the event source mapping delivers it): some fault leaves b each time.
+    sqsMock.on(ChangeMessageVisibilityBatchCommand).resolves({ Successful: [{ Id: '0' }], Failed: [] });
+    sqsMock.on(SendMessageCommand).resolves({ MessageId: 'again-b' });
+    const r = await rebuiltRegistry('exhausted');
+    try {
+      const b = {
+        ...uploadMessage(r.intake, 'b', PUBLISH_MAX_RECEIVES),
+        messageAttributes: {
+          [ANNOUNCED_AGAIN_ATTRIBUTE]: { stringValue: String(MAX_ANNOUNCEMENTS_AGAIN), dataType: 'Number' },
+        },
+      };
+
+      // Act
+      const result = await r.handler({ Records: [rebuildRequest, b] }, fourMinutes);
+
+      // Assess: answered failed (SQS moves it to the dead-letter queue, whose alarm fires), nothing sent.
+      expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'upload-b' }]);
+      expect(sqsMock.commandCalls(SendMessageCommand)).toEqual([]);
     } finally {
       await r.close();
     }
