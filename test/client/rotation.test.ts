@@ -1256,19 +1256,13 @@ describe('when install, update or a frozen install meets a version placed under 
 describe('when another name of a registry followed a rotation that marked the key it holds as stolen', () => {
   it('refuses a snapshot signed by that key (KEY_REVOKED), however new its generation, under a name that never followed the rotation', async () => {
     // Prepare: a client pins the first key as `main`; the thief keeps a copy of the registry and the key
-    // the registry then rotates away from as stolen, and `main` follows the rotation (the mark kept).
-    const registry = await servedRegistry(['1.0.0']);
-    const m = await pinningFirstKey(registry);
-    const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
-    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
-    const reports = await m.run((c) => c.updateRegistries(['main']));
-    expect(reports[0]?.error).toBeUndefined();
+    // the registry then rotates away from as stolen, and `main` follows the rotation (the mark kept). The
+    // thief, holding the registry's files as published and the stolen key, publishes under that key, past
+    // the generation `main` accepted and extending the log it holds.
+    const { registry, m, thief } = await stolenThenRotatedAway('stolen-copy');
     expect(await trustState(m)).toMatchObject({
       chain: [{ fingerprint: registry.firstFingerprint, compromised: true }],
     });
-    // The thief, holding the registry's files as published and the stolen key, publishes under that key,
-    // past the generation `main` accepted and extending the log it holds.
-    const thief = await publishedByOldKey(registry, stolen, 'stolen-copy');
 
     // Act: the same registry reached under a name pinning the stolen key (as a set file written before the
     // theft pins it), through what the thief serves.
