@@ -1,0 +1,268 @@
+/**
+ * Musl and macOS universal builds kept in an OCI registry, whose signed `oci.reference` names a tag the
+ * publisher pushed an image index under (a multi-platform manifest list, as `oras`/`docker buildx` push
+ * one): an index entry says `os`, `architecture`, perhaps `variant`, and no C library (the image spec has no
+ * such field) nor a universal arch, so a pick from it by the host's os/arch would give a musl host the glibc
+ * build and a Mac the index's arm64 build. The client takes neither: it pulls the blob the signed manifest
+ * pins (`oci.digest`, which the registry holds to the artifact's sha256) from the reference's repository,
+ * and never reads the tag's index, so the build installed is the one `artifactServing` chose. A pinned blob
+ * the repository does not hold fails FETCH_NOT_FOUND naming it, nothing placed; no other entry is taken.
+ *
+ * Real parts: the pipeline, the registry server, the distribution project's registry (docker-registry) and
+ * the HTTP fetcher; the fetcher is wrapped (a spy, every call passed through) to record what was pulled.
+ */
+import { Buffer } from 'node:buffer';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { createClient, type PlugindexClient } from '../../client/client.ts';
+import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
+import { OCI_INDEX, OCI_MANIFEST } from '../../client/oci.ts';
+import type { Platform } from '../../client/resolve.ts';
+import { fixedClock } from '../../index-builder/clock.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import {
+  type OciRegistry,
+  type Pushed,
+  pushBlob,
+  putManifest,
+  sha256Digest,
+  startOciRegistry,
+} from '../support/oci-registry.ts';
+
+const NAME = 'multi-tool';
+const LOST = 'lost-tool';
+const REPOSITORY = 'acme/multi-tool';
+const LOST_REPOSITORY = 'acme/lost-tool';
+const GLIBC = encode('#!/bin/sh\necho glibc\n');
+const MUSL = encode('#!/bin/sh\necho musl\n');
+const FAT = encode('#!/bin/sh\necho universal\n');
+/** An arm64-only Mac build the index lists for darwin/arm64, which no signed manifest names. */
+const ARM = encode('#!/bin/sh\necho arm64 only, unsigned\n');
+/** Bytes never pushed: a signed digest the repository does not hold. */
+const NEVER_PUSHED = encode('#!/bin/sh\necho never pushed\n');
+const LINUX = { os: 'linux', arch: 'amd64' } as const;
+const ALPINE = { os: 'linux', arch: 'amd64', libc: 'musl' } as const;
+const MAC_AMD64 = { os: 'darwin', arch: 'amd64' } as const;
+const MAC_ARM64 = { os: 'darwin', arch: 'arm64' } as const;
+
+let registry: TestRegistry;
+let oci: OciRegistry;
+let base: string;
+let close: () => Promise<void>;
+let root: string;
+let pushed: Record<'glibc' | 'musl' | 'fat' | 'arm', Pushed>;
+/** The signed references: each repository's tag `1.0.0`, an image index. */
+let reference: string;
+let lostReference: string;
+
+/** A manifest artifact kept at `at`, pinned by the digest of `bytes`. */
+function ociArtifact(at: string, platform: { os: string; arch: string; libc?: string }, bytes: Uint8Array) {
+  const digest = sha256Digest(bytes);
+  return {
+    ...platform,
+    oci: { reference: at, digest },
+    sha256: digest.slice(7),
+    size_bytes: bytes.byteLength,
+  };
+}
+
+/**
+ * Pushes each build as an image of its own, then an index of them under the tag `1.0.0`: linux/amd64 first
+ * the glibc build, then the musl one (told apart only by an annotation: no platform field names a C
+ * library), darwin/arm64 the arm64-only build, darwin/amd64 the universal one. Returns the builds pushed.
+ */
+async function pushIndexed(repository: string): Promise<Record<'glibc' | 'musl' | 'fat' | 'arm', Pushed>> {
+  const builds = {
+    glibc: await pushBlob(oci, repository, GLIBC, { tag: 'glibc' }),
+    musl: await pushBlob(oci, repository, MUSL, { tag: 'musl' }),
+    fat: await pushBlob(oci, repository, FAT, { tag: 'universal' }),
+    arm: await pushBlob(oci, repository, ARM, { tag: 'arm64' }),
+  };
+  const entry = (of: Pushed, platform: Record<string, unknown>, annotations?: Record<string, string>) => ({
+    mediaType: OCI_MANIFEST,
+    digest: of.manifestDigest,
+    size: of.manifest.byteLength,
+    platform,
+    ...(annotations ? { annotations } : {}),
+  });
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: [
+        entry(builds.glibc, { os: 'linux', architecture: 'amd64' }),
+        entry(builds.musl, { os: 'linux', architecture: 'amd64' }, { 'org.example.libc': 'musl' }),
+        entry(builds.arm, { os: 'darwin', architecture: 'arm64' }),
+        entry(builds.fat, { os: 'darwin', architecture: 'amd64' }),
+      ],
+    }),
+  );
+  await putManifest(oci, repository, '1.0.0', index, OCI_INDEX);
+  return builds;
+}
+
+beforeAll(async () => {
+  oci = await startOciRegistry('open');
+  pushed = await pushIndexed(REPOSITORY);
+  reference = `${oci.host}/${REPOSITORY}:1.0.0`;
+  // Every build and the index pushed there too; its signed musl digest is none of them.
+  await pushIndexed(LOST_REPOSITORY);
+  lostReference = `${oci.host}/${LOST_REPOSITORY}:1.0.0`;
+
+  registry = await makeRegistry();
+  const bundle = (name: string, artifacts: Record<string, unknown>[]) =>
+    makeBundle({
+      manifest: validManifest({ name, version: '1.0.0', installation: { artifacts } }),
+    });
+  const result = await processSubmissions(
+    registry.context,
+    await registry.submit(
+      await bundle(NAME, [
+        ociArtifact(reference, LINUX, GLIBC),
+        ociArtifact(reference, ALPINE, MUSL),
+        ociArtifact(reference, { os: 'darwin', arch: 'universal' }, FAT),
+      ]),
+      // Its musl build pins a blob its repository does not hold, the index's linux/amd64 entries there.
+      await bundle(LOST, [
+        ociArtifact(lostReference, LINUX, GLIBC),
+        ociArtifact(lostReference, ALPINE, NEVER_PUSHED),
+      ]),
+    ),
+  );
+  expect(result.outcomes.map((o) => [o.status, o.problems])).toEqual([
+    ['accepted', []],
+    ['accepted', []],
+  ]);
+  const listening = await listenRegistryServer(createRegistryServer({ site: registry.site }), 0);
+  base = listening.url;
+  close = listening.close;
+  root = await mkdtemp(join(tmpdir(), 'plugindex-oci-platforms-'));
+});
+afterAll(async () => {
+  await close?.();
+  await oci?.stop();
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+/** What a machine's runs asked of the OCI registry, through the real fetcher. */
+interface Pulled {
+  /** The references whose manifest (or index) was read. */
+  readonly manifests: string[];
+  /** The blob digests pulled. */
+  readonly blobs: string[];
+}
+
+let machines = 0;
+/** A machine as test/support/client.ts `platformMachine` makes one, its fetcher recording its OCI pulls. */
+async function machine() {
+  machines += 1;
+  const home = join(root, `m${machines}`);
+  const pulled: Pulled = { manifests: [], blobs: [] };
+  const run = async <T>(platform: Platform, body: (client: PlugindexClient) => Promise<T>): Promise<T> => {
+    const http = createHttpFetcher({ env: {}, retries: 0 });
+    const fetcher: Fetcher = {
+      document: (endpoint, request) => http.document(endpoint, request),
+      download: (endpoint, request) => http.download(endpoint, request),
+      ociBlob: (request) => {
+        pulled.blobs.push(request.digest);
+        return http.ociBlob(request);
+      },
+      ociManifest: (request) => {
+        pulled.manifests.push(request.reference);
+        return http.ociManifest(request);
+      },
+      list: (endpoint, path) => http.list(endpoint, path),
+      close: () => http.close(),
+    };
+    const client = createClient({
+      dirs: { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') },
+      fetcher,
+      env: {},
+      clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
+      platform,
+      offline: false,
+      freshForMs: 0,
+    });
+    try {
+      return await body(client);
+    } finally {
+      await client.close();
+    }
+  };
+  const m = { dir: join(home, 'plugins'), lockfile: join(home, 'plugindex.lock'), pulled, run };
+  await run(LINUX, (c) =>
+    c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
+  );
+  return m;
+}
+
+const placed = (m: { dir: string }, folder: string, name = NAME) =>
+  readFile(join(m.dir, name, '1.0.0', folder, name));
+
+describe('when an OCI artifact’s reference names an image index', () => {
+  it('gives a musl host the signed musl blob, where the index’s first linux/amd64 entry is the glibc build', async () => {
+    const m = await machine();
+    const result = await m.run(ALPINE, (c) =>
+      c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }),
+    );
+    expect(result.items[0]).toMatchObject({ version: '1.0.0', platform: 'linux-amd64-musl', warnings: [] });
+    expect(await placed(m, 'linux-amd64-musl')).toEqual(Buffer.from(MUSL));
+    // The signed digest pulled, the tag's index never read.
+    expect(m.pulled).toEqual({ manifests: [], blobs: [pushed.musl.digest] });
+    const lock = JSON.parse(await readFile(m.lockfile, 'utf8'));
+    expect(lock.plugins[NAME].artifacts['linux-amd64-musl'].oci).toEqual({
+      reference,
+      digest: pushed.musl.digest,
+    });
+    // A glibc host of the same folder, from the same index, its glibc build.
+    await m.run(LINUX, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    expect(await placed(m, 'linux-amd64')).toEqual(Buffer.from(GLIBC));
+    expect(m.pulled).toEqual({ manifests: [], blobs: [pushed.musl.digest, pushed.glibc.digest] });
+  });
+
+  it('gives a Mac of either arch the signed universal blob, where the index’s darwin/arm64 entry is another build, from the lock too', async () => {
+    const m = await machine();
+    await m.run(MAC_ARM64, (c) =>
+      c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }),
+    );
+    expect(await placed(m, 'darwin-arm64')).toEqual(Buffer.from(FAT));
+    expect(m.pulled).toEqual({ manifests: [], blobs: [pushed.fat.digest] });
+    // Another machine, its cache empty, from the lock alone (frozen) on the other arch.
+    const other = await machine();
+    await writeFile(other.lockfile, await readFile(m.lockfile));
+    await other.run(MAC_AMD64, (c) =>
+      c.install({ requests: [], dir: other.dir, lockfile: other.lockfile, frozen: true }),
+    );
+    expect(await placed(other, 'darwin-amd64')).toEqual(Buffer.from(FAT));
+    expect(other.pulled).toEqual({ manifests: [], blobs: [pushed.fat.digest] });
+  });
+
+  it('resolves the reference itself (falcoctl’s REGISTRY/REPOSITORY:TAG) to the version, a musl host then pulling its musl blob', async () => {
+    const m = await machine();
+    const target = await m.run(ALPINE, (c) => c.reference(reference));
+    expect(target).toEqual({ request: `${NAME}@1.0.0`, registry: 'test' });
+    await m.run(ALPINE, (c) =>
+      c.install({ requests: [target?.request as string], dir: m.dir, lockfile: m.lockfile }),
+    );
+    expect(await placed(m, 'linux-amd64-musl')).toEqual(Buffer.from(MUSL));
+    expect(m.pulled).toEqual({ manifests: [], blobs: [pushed.musl.digest] });
+  });
+
+  it('fails FETCH_NOT_FOUND naming the signed digest when the repository does not hold it, taking no entry of the index instead', async () => {
+    const m = await machine();
+    const missing = sha256Digest(NEVER_PUSHED);
+    await expect(
+      m.run(ALPINE, (c) => c.install({ requests: [`${LOST}@1.0.0`], dir: m.dir, lockfile: m.lockfile })),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'FETCH_NOT_FOUND',
+      message: expect.stringContaining(`blob ${missing} of ${lostReference}`),
+    });
+    expect(m.pulled).toEqual({ manifests: [], blobs: [missing] });
+    await expect(placed(m, 'linux-amd64-musl', LOST)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
