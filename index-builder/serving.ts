@@ -20,6 +20,7 @@ import {
   HOME_PAGE_KEY,
   INDEX_JSON_KEY,
   isHostedArtifactKey,
+  isPluginDocumentKey,
   manifestKey,
   pluginDocumentKey,
   pluginPageKey,
@@ -181,6 +182,20 @@ export function encodedRoute(
   acceptEncoding: string | undefined,
 ): { readonly key: string; readonly negotiated: boolean } {
   if (!ENCODED_DOCUMENTS.has(key)) return { key, negotiated: false };
+  const encoding = negotiateEncoding(acceptEncoding);
+  return { key: encoding ? encodedVariantKey(key, encoding) : key, negotiated: true };
+}
+
+/**
+ * `encodedRoute`, and a plugin document to its variant too: one has variants only while it is over the
+ * compression threshold (pipeline/encoded.ts `putSizedVariants`), so a server that routes to one must look
+ * for it and serve the document itself when it is missing (the local server does; the edge cannot look).
+ */
+export function sizedEncodedRoute(
+  key: string,
+  acceptEncoding: string | undefined,
+): { readonly key: string; readonly negotiated: boolean } {
+  if (!isPluginDocumentKey(key)) return encodedRoute(key, acceptEncoding);
   const encoding = negotiateEncoding(acceptEncoding);
   return { key: encoding ? encodedVariantKey(key, encoding) : key, negotiated: true };
 }

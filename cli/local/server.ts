@@ -29,11 +29,11 @@ import {
 import {
   COMMON_HEADERS,
   DATA_CSP,
-  encodedRoute,
   matchRoute,
   REDIRECTS,
   type Route,
   securityHeaders,
+  sizedEncodedRoute,
 } from '../../index-builder/serving.ts';
 import type { ObjectInfo, Store, StoredStream } from '../../index-builder/store.ts';
 import { CliError } from '../errors.ts';
@@ -393,7 +393,8 @@ async function respond(
   let object: ObjectInfo | undefined;
   let stream: StoredStream | undefined;
   // The index documents come encoded to a client that accepts it (index-builder/serving.ts).
-  const encoded = route ? encodedRoute(route.key, req.headers['accept-encoding']) : undefined;
+  // A plugin document too, while it is over the threshold and so has variants; else the document itself.
+  const encoded = route ? sizedEncodedRoute(route.key, req.headers['accept-encoding']) : undefined;
   const read = async (key: string): Promise<void> => {
     if (head) object = await options.site.head(key);
     else {

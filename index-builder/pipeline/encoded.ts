@@ -119,3 +119,29 @@ export async function completeEncodedVariants(
   }
   return written;
 }
+
+/**
+ * The variants of a document that has them only past the threshold (a plugin document: layout.ts
+ * `SIZED_ENCODED_DOCUMENT`), written before it: both compressed when `body` is over the threshold; else, when
+ * its previous bytes were (`previousSize`), both deleted, so a variant of older bytes is never served for
+ * newer ones (a server, and the edge, serve the document itself when a variant is missing). A document that
+ * was and stays under the threshold costs a size check and nothing more: an import writes 10,000 of them. An
+ * unknown `previousSize` (a plugin new to the catalog) had no variants. Undefined when there is nothing to
+ * do; else settles once none is still writing.
+ */
+export function putSizedVariants(
+  ctx: Pick<PipelineContext, 'site' | 'compressionThresholdBytes'>,
+  key: string,
+  body: Uint8Array,
+  previousSize: number | undefined,
+): Promise<unknown> | undefined {
+  // Compressed here even with `compressLater`: few documents are this large, and a server reading the
+  // variant then has it current from the start.
+  if (compressesVariants(ctx, body.byteLength))
+    return allSettledValues(CONTENT_ENCODINGS.map((encoding) => putVariant(ctx, key, encoding, body, true)));
+  if (previousSize !== undefined && compressesVariants(ctx, previousSize))
+    return allSettledValues(
+      CONTENT_ENCODINGS.map((encoding) => ctx.site.delete(encodedVariantKey(key, encoding))),
+    );
+  return undefined;
+}

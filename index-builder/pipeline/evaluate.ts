@@ -277,6 +277,8 @@ export class BatchView {
   readonly #published = new Map<string, Promise<PluginDocument | undefined>>();
   /** What each published document read is to the catalog (published.ts). */
   readonly #verdicts = new Map<string, Verdict>();
+  /** The size of each published document read, for the compressed variants it may have (encoded.ts). */
+  readonly #sizes = new Map<string, number>();
   readonly #current = new Map<string, PluginDocument>();
   #listed: string[] | undefined;
   #revokedPublished: RevokedKeysDocument | undefined;
@@ -321,6 +323,7 @@ export class BatchView {
     const key = pluginDocumentKey(name);
     const object = await this.site.get(key);
     this.#verdicts.set(name, await this.records.pluginDocument(key, name, object?.body));
+    if (object) this.#sizes.set(name, object.body.byteLength);
     return object ? (JSON.parse(new TextDecoder().decode(object.body)) as PluginDocument) : undefined;
   }
 
@@ -331,6 +334,11 @@ export class BatchView {
   behind(name: string): boolean {
     const verdict = this.#verdicts.get(name);
     return verdict === 'writing' || verdict === 'unrecorded';
+  }
+
+  /** The size in bytes of `name`'s published document, when this batch read it. */
+  publishedSize(name: string): number | undefined {
+    return this.#sizes.get(name);
   }
 
   /** The document of `name` as this batch has changed it so far (the published one when unchanged). */

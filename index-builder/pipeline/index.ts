@@ -584,6 +584,7 @@ async function writeChangedPlugins(
   rendered: readonly RenderedPlugin[],
   catalog: Catalog,
   recorded: Promise<void>,
+  view: BatchView,
 ): Promise<{ readonly written: Promise<void> }> {
   await recorded;
   // Each written as soon as it is signed, at most BATCH_WRITE_CONCURRENCY plugins at a time.
@@ -592,7 +593,11 @@ async function writeChangedPlugins(
   try {
     for (const [i, plugin] of rendered.entries()) {
       if (failed) break;
-      const signed = await signPlugin(ctx, plugin);
+      // Its previous size, for the compressed variants a document shrinking under the threshold drops: as
+      // the batch read it, else as the catalog records it.
+      const name = plugin.doc.name;
+      const previous = view.publishedSize(name) ?? catalog.plugins.get(name)?.document.size;
+      const signed = await signPlugin(ctx, plugin, previous);
       catalog.plugins.set(plugin.doc.name, signed.line);
       writes.run(async () => {
         if (failed) return; // the batch fails, to be retried whole: no use writing more
@@ -727,7 +732,7 @@ export async function processSubmissions(
   // Write steps 5 to 7, once for the whole batch (index documents also when an earlier batch left them
   // pending and this caller does not defer); a snapshot is owed too when the log grew past the published one.
   // Rendered while the plugin documents are written; written after them.
-  const plugins = await writeChangedPlugins(ctx, rendered, catalog, recorded);
+  const plugins = await writeChangedPlugins(ctx, rendered, catalog, recorded, view);
   ctx.onStep?.('plugin-documents');
   const committing =
     changed.size > 0 || documents.length > 0 || log.unvouched || (!defer && catalog.indexesPending)
@@ -877,8 +882,9 @@ async function rebuildAll(
   }
   const resigned: string[] = [];
   await forEachLimited(keys, REBUILD_CONCURRENCY, async (key) => {
-    let doc = await readJson<PluginDocument>(ctx.site, key);
-    if (!doc) return;
+    const read = await ctx.site.get(key);
+    if (!read) return;
+    let doc = JSON.parse(new TextDecoder().decode(read.body)) as PluginDocument;
     if (resign) {
       const signed = await resignManifests(ctx, doc);
       doc = signed.doc;
@@ -888,7 +894,7 @@ async function rebuildAll(
       // signatures it rewrote stayed cached at the CDN by the key it replaced.
       if (ctx.site instanceof WriteLog) ctx.site.rewrote(signed.rewritten);
     }
-    catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc));
+    catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc, read.body.byteLength));
   });
   const snapshot = options.keyRotations === undefined ? {} : { keyRotations: options.keyRotations };
   // Signed anew like every document (after a key rotation, by the new key).

@@ -29,6 +29,7 @@ import {
   type Store,
 } from '../store.ts';
 import { identityOf, type PipelineContext } from './context.ts';
+import { putSizedVariants } from './encoded.ts';
 import type { Accepted } from './evaluate.ts';
 import { type RenderedPlugin, renderPlugin } from './plugin-document.ts';
 
@@ -422,8 +423,12 @@ export async function writtenVersionRecord(
 }
 
 /** Writes a plugin's document, signature and page; returns its catalog line. */
-export async function writePlugin(ctx: PipelineContext, rendered: RenderedPlugin): Promise<CatalogLine> {
-  const { line, write } = await signPlugin(ctx, rendered);
+export async function writePlugin(
+  ctx: PipelineContext,
+  rendered: RenderedPlugin,
+  previousSize?: number,
+): Promise<CatalogLine> {
+  const { line, write } = await signPlugin(ctx, rendered, previousSize);
   await write();
   return line;
 }
@@ -435,22 +440,40 @@ export interface SignedPlugin {
   write(): Promise<void>;
 }
 
-/** Signs a plugin's document (its catalog line needs the digest), writing nothing yet. */
-export async function signPlugin(ctx: PipelineContext, rendered: RenderedPlugin): Promise<SignedPlugin> {
+/**
+ * Signs a plugin's document (its catalog line needs the digest), writing nothing yet. `previousSize`, the
+ * size of the document it replaces (its catalog line's), says whether compressed variants of it may be
+ * there to delete (`putSizedVariants`).
+ */
+export async function signPlugin(
+  ctx: PipelineContext,
+  rendered: RenderedPlugin,
+  previousSize?: number,
+): Promise<SignedPlugin> {
   const signed = await ctx.signer.signWithDigest(rendered.body);
+  const key = pluginDocumentKey(rendered.doc.name);
   return {
     line: { ...rendered.line, document: { sha256: signed.sha256, size: rendered.body.byteLength } },
-    write: () =>
-      allWritten([
-        ...signedPuts(ctx, pluginDocumentKey(rendered.doc.name), rendered.body, signed),
+    write: async () => {
+      // Its variants written (or deleted) before it, as an index document's: a server never serves a
+      // variant of older bytes for the document at its new ones. Under the threshold, nothing to wait for.
+      const variants = putSizedVariants(ctx, key, rendered.body, previousSize);
+      if (variants) await variants;
+      await allWritten([
+        ...signedPuts(ctx, key, rendered.body, signed),
         putFile(ctx.site, pluginPageKey(rendered.doc.name), rendered.page, CACHE_MUTABLE),
-      ]),
+      ]);
+    },
   };
 }
 
 /** Writes a plugin's document, signature and page from the document alone (rebuilds). */
-export async function writePluginDocument(ctx: PipelineContext, doc: PluginDocument): Promise<CatalogLine> {
-  return writePlugin(ctx, renderPlugin(doc, identityOf(ctx.config)));
+export async function writePluginDocument(
+  ctx: PipelineContext,
+  doc: PluginDocument,
+  previousSize?: number,
+): Promise<CatalogLine> {
+  return writePlugin(ctx, renderPlugin(doc, identityOf(ctx.config)), previousSize);
 }
 
 /**

@@ -138,13 +138,20 @@ describe('when the document is small or has no variants', () => {
     expect(answer.body).toEqual(await document(small, 'index.json'));
   });
 
-  it('never compresses a plugin document or a signature', async () => {
-    for (const pathname of ['/plugins/demo-plugin', '/index.json.asc', '/snapshot.json']) {
+  it('never compresses a signature or the snapshot', async () => {
+    for (const pathname of ['/index.json.asc', '/snapshot.json']) {
       const answer = await request(large.base, pathname, { 'accept-encoding': 'br, gzip' });
       expect(answer.status, pathname).toBe(200);
       expect(answer.headers['content-encoding'], pathname).toBeUndefined();
       expect(answer.headers.vary ?? '', pathname).not.toContain('Accept-Encoding');
     }
+  });
+
+  it('compresses a plugin document only over the threshold (plugin-document-encoding.test.ts)', async () => {
+    const answer = await request(small.base, '/plugins/demo-plugin', { 'accept-encoding': 'br, gzip' });
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-encoding']).toBeUndefined();
+    expect(answer.body).toEqual(await document(small, 'plugins/demo-plugin/index.json'));
   });
 
   it('serves the document itself while a registry published before variants has none', async () => {
