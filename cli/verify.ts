@@ -41,6 +41,7 @@ import { readWholeLog } from '../client/log-reader.ts';
 import { TrustedSnapshot } from '../client/trusted-snapshot.ts';
 import { MAX_ACTION_BYTES } from '../index-builder/actions.ts';
 import { fixedClock, systemClock } from '../index-builder/clock.ts';
+import { COMPRESSION_THRESHOLD_BYTES } from '../index-builder/compression.ts';
 import { createSha256, sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import {
@@ -107,7 +108,8 @@ class Reader {
   }
 
   /**
-   * Each encoded variant of an index document the snapshot lists (layout.ts `ENCODED_DOCUMENTS`), asked
+   * Each encoded variant of `documents` (the index documents, layout.ts `ENCODED_DOCUMENTS`, and each plugin
+   * document over the compression threshold), asked
    * for as a client accepting that coding alone is sent it, held to the digest the snapshot lists for the
    * document: browsers, falcoctl and other spec clients are sent a variant by their Accept-Encoding and check
    * nothing, and this command, asking for `br, gzip` as every plugindex client does, was sent brotli only,
@@ -116,11 +118,13 @@ class Reader {
    * @throws TrustError DOCUMENT_MISMATCH naming the variant; ClientError FETCH_NOT_FOUND naming it; what
    *   `get` throws (RESPONSE_TOO_LARGE for one that decodes past the document's size).
    */
-  async checkVariants(trusted: TrustedSnapshot, documents: SnapshotDocument['documents']): Promise<number> {
+  async checkVariants(
+    documents: SnapshotDocument['documents'],
+    check: (path: string, body: Uint8Array) => void,
+  ): Promise<number> {
     if (!/^https?:/i.test(this.base)) return 0;
     let checked = 0;
     for (const [path, digest] of Object.entries(documents)) {
-      if (!ENCODED_DOCUMENTS.has(path)) continue;
       for (const coding of CONTENT_ENCODINGS) {
         const variant = `${this.base}/${encodedVariantKey(path, coding)}`;
         const body = await this.get(path, digest.size, digest.sha256, coding).catch((error: unknown) => {
@@ -134,12 +138,12 @@ class Reader {
           );
         });
         try {
-          trusted.verifyDocument(path, body);
+          check(path, body);
         } catch (error) {
           if (!(error instanceof TrustError && error.code === 'DOCUMENT_MISMATCH')) throw error;
           throw new TrustError(
             'DOCUMENT_MISMATCH',
-            `${variant}, served for ${path} to a client that accepts ${coding}, is not the ${path} snapshot.json lists (a variant of another generation, or tampering)`,
+            `${variant}, served for ${path} to a client that accepts ${coding}, is not the ${path} the snapshot lists (a variant of another generation, or tampering)`,
             { cause: error },
           );
         }
@@ -238,7 +242,10 @@ export interface VerifyReport {
   readonly generation: number;
   readonly expires: string;
   readonly documents: number;
-  /** Encoded variants of the index documents (`.br`, `.gz`) checked to decode to the document listed. */
+  /**
+   * Encoded variants (`.br`, `.gz`) checked to decode to the document listed: the index documents', and
+   * those of each plugin document over the compression threshold.
+   */
   readonly variants: number;
   readonly plugins: number;
   readonly manifests: number;
@@ -464,7 +471,10 @@ async function verifyWith(
     if (bin === undefined) trusted.verifyDocument(path, body);
     else bins.push(trusted.updateBin(bin, body));
   }
-  const variants = await reader.checkVariants(trusted, snapshot.documents);
+  const encoded = Object.fromEntries(
+    Object.entries(snapshot.documents).filter(([path]) => ENCODED_DOCUMENTS.has(path)),
+  );
+  let variants = await reader.checkVariants(encoded, (path, body) => trusted.verifyDocument(path, body));
   let manifests = 0;
   let artifacts = 0;
   let plugins = 0;
@@ -472,7 +482,15 @@ async function verifyWith(
   for (const listing of bins) {
     for (const [docPath, digest] of Object.entries(listing.documents)) {
       const name = docPath.split('/')[1] as string;
-      const doc = trusted.pluginDocument(name, await reader.get(docPath, digest.size, digest.sha256));
+      // One over the compression threshold has variants too (pipeline/encoded.ts `putSizedVariants`): read
+      // as it is, then each variant by its coding alone, as an index document is.
+      const sized = digest.size > COMPRESSION_THRESHOLD_BYTES;
+      const body = await reader.get(docPath, digest.size, digest.sha256, sized ? 'identity' : undefined);
+      const doc = trusted.pluginDocument(name, body);
+      if (sized)
+        variants += await reader.checkVariants({ [docPath]: digest }, (_, variant) =>
+          trusted.pluginDocument(name, variant),
+        );
       plugins += 1;
       served.add(doc.name);
       disagreements.push(...compareDocument(fold, doc));

@@ -1,0 +1,135 @@
+/**
+ * A plugin document over 1 MB (the compression threshold, not lowered: many versions published) has `.br`
+ * and `.gz` variants, as the index documents do (issue 14): byte-identical to it once decoded, served with
+ * Content-Encoding by the local server, and each checked by `verify --url`, which refuses a tampered one.
+ * Real HTTP: the local server over the in-memory site of a real pipeline.
+ */
+import http from 'node:http';
+import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { verifyRegistry } from '../../cli/verify.ts';
+import { createHttpFetcher, fetchBody } from '../../client/fetcher.ts';
+import { COMPRESSION_THRESHOLD_BYTES } from '../../index-builder/compression.ts';
+import { parseRegistryConfig } from '../../index-builder/config.ts';
+import { sha256Hex } from '../../index-builder/digest.ts';
+import { CONTENT_ENCODINGS, encodedVariantKey, pluginDocumentKey } from '../../index-builder/layout.ts';
+import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline/index.ts';
+import type { StoredObject } from '../../index-builder/store.ts';
+import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import { MemoryStore } from '../support/memory-store.ts';
+
+/** Within the snapshot lifetime of the test clock (which starts on 2026-11-01). */
+const NOW = new Date('2026-11-02T00:00:00Z');
+const VERSIONS = Number(process.env.LARGE_VERSIONS ?? 1050);
+const key = pluginDocumentKey('large-plugin');
+const site = new MemoryStore();
+let base: string;
+let close: () => Promise<void>;
+let registry: TestRegistry;
+let context: PipelineContext;
+
+beforeAll(async () => {
+  const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
+  base = listening.url;
+  close = listening.close;
+  registry = await makeRegistry();
+  context = { ...registry.context, site, config: parseRegistryConfig({ name: 'Large', url: base }) };
+  // Many versions in one batch, each with the longest description a manifest may carry.
+  const bundles: Uint8Array[] = [];
+  for (let i = 0; i < VERSIONS; i += 1)
+    bundles.push(
+      await makeBundle({
+        manifest: validManifest({ name: 'large-plugin', version: `1.0.${i}`, description: 'x'.repeat(512) }),
+      }),
+    );
+  await processSubmissions(context, await registry.submit(...bundles));
+}, 300_000);
+afterAll(async () => {
+  await close();
+});
+
+/** A GET with exactly this Accept-Encoding (node:http adds none of its own, nor decodes). */
+function request(url: string, acceptEncoding: string) {
+  return new Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+    const req = http.get(url, { headers: { 'accept-encoding': acceptEncoding } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
+
+const verifyPinned = () => verifyRegistry({ url: base, pinnedKey: registry.registryKey.publicKey, now: NOW });
+
+describe('a plugin document over 1 MB', () => {
+  it('is published with brotli and gzip variants, byte-identical to it once decoded', () => {
+    const document = site.objects.get(key)?.body as Uint8Array;
+    expect(document.byteLength).toBeGreaterThan(COMPRESSION_THRESHOLD_BYTES);
+    expect(brotliDecompressSync(site.objects.get(`${key}.br`)?.body as Uint8Array)).toEqual(
+      Buffer.from(document),
+    );
+    expect(gunzipSync(site.objects.get(`${key}.gz`)?.body as Uint8Array)).toEqual(Buffer.from(document));
+  });
+
+  it('is served with Content-Encoding by the local server', async () => {
+    const document = Buffer.from(site.objects.get(key)?.body as Uint8Array);
+    const br = await request(`${base}/plugins/large-plugin`, 'gzip, br');
+    expect(br.headers['content-encoding']).toBe('br');
+    expect(br.headers.vary).toContain('Accept-Encoding');
+    expect(brotliDecompressSync(br.body)).toEqual(document);
+    const gzip = await request(`${base}/${key}`, 'gzip');
+    expect(gzip.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(gzip.body)).toEqual(document);
+    const identity = await request(`${base}/${key}`, 'identity');
+    expect(identity.headers['content-encoding']).toBeUndefined();
+    expect(identity.body).toEqual(document);
+  });
+
+  it('is read by the client in brotli, decoded to the bytes its digest names', async () => {
+    const document = site.objects.get(key)?.body as Uint8Array;
+    const sha256 = sha256Hex(document);
+    const fetcher = createHttpFetcher({ env: {}, retries: 0 });
+    try {
+      const endpoint = { name: 'large', bases: [base], timeoutMs: 5000 };
+      const bytes = await fetchBody(fetcher, endpoint, {
+        path: key,
+        maxBytes: document.byteLength,
+        version: sha256,
+        sha256,
+      });
+      expect(Buffer.from(bytes)).toEqual(Buffer.from(document));
+    } finally {
+      await fetcher.close();
+    }
+    // The same request as the client's (`br, gzip`, the same `?v=`) is answered the brotli variant as it is.
+    const answer = await request(`${base}/${key}?v=${sha256}`, 'br, gzip');
+    expect(answer.headers['content-encoding']).toBe('br');
+    expect(answer.body.byteLength).toBe(site.objects.get(`${key}.br`)?.body.byteLength);
+  });
+
+  it('has each variant checked by verify --url', async () => {
+    // Eight of the index documents, two of the plugin document.
+    await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1, variants: 10 });
+  });
+
+  it.each(CONTENT_ENCODINGS)(
+    'is refused by verify --url for a tampered %s variant (DOCUMENT_MISMATCH)',
+    async (encoding) => {
+      const variant = encodedVariantKey(key, encoding);
+      const original = site.objects.get(variant) as StoredObject;
+      const other = encode('{"name":"large-plugin","versions":[]}');
+      const body = encoding === 'br' ? brotliCompressSync(other) : gzipSync(other);
+      site.objects.set(variant, { ...original, body, size: body.length, contentEncoding: encoding });
+      try {
+        const error = await verifyPinned().catch((e: unknown) => e);
+        expect(error).toMatchObject({ name: 'TrustError', code: 'DOCUMENT_MISMATCH' });
+        expect((error as Error).message).toContain(variant);
+      } finally {
+        site.objects.set(variant, original);
+      }
+    },
+  );
+});
