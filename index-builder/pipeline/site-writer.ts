@@ -344,11 +344,15 @@ function artifactRecordOf(
   hostedSize: number | undefined,
 ): ArtifactRecord | undefined {
   const digest = normalizeDigest(artifact.sha256);
+  // The key order every record keeps: os, arch, then a musl build's libc.
+  const platform = {
+    os: artifact.os,
+    arch: artifact.arch,
+    ...(artifact.libc !== undefined ? { libc: artifact.libc } : {}),
+  };
   if (artifact.file !== undefined)
     return {
-      os: artifact.os,
-      arch: artifact.arch,
-      ...(artifact.libc !== undefined ? { libc: artifact.libc } : {}),
+      ...platform,
       url: `${url}/${artifactKey(manifest.name, manifest.version, artifact.file)}`,
       sha256: digest,
       size_bytes: hostedSize ?? 0,
@@ -356,9 +360,7 @@ function artifactRecordOf(
     };
   if (artifact.url !== undefined)
     return {
-      os: artifact.os,
-      arch: artifact.arch,
-      ...(artifact.libc !== undefined ? { libc: artifact.libc } : {}),
+      ...platform,
       url: artifact.url,
       sha256: digest,
       size_bytes: artifact.size_bytes,
@@ -368,9 +370,7 @@ function artifactRecordOf(
     // Validation parsed the reference and matched its digest to the sha256: the URL is pinned by it.
     const { reference, digest: ociDigest } = artifact.oci;
     return {
-      os: artifact.os,
-      arch: artifact.arch,
-      ...(artifact.libc !== undefined ? { libc: artifact.libc } : {}),
+      ...platform,
       url: ociArtifactUrl(artifact.oci) ?? `oci://${reference}`,
       sha256: digest,
       size_bytes: artifact.size_bytes,
