@@ -540,25 +540,26 @@ describe('when the stack is synthesized', () => {
     });
   });
 
-  it("alarms on a refused registry config from the publish function's log line, notifying the alarm topic", () => {
-    // The schedule's refresh alone proceeds under a refused config (functions/handlers.ts) and succeeds:
-    // no error alarm saw the refusal, logged as an error line, while every upload waited.
+  /**
+   * The publish function's log line `message` counted as `metricName` in its log group, and the one alarm
+   * on that count, above 0, notifying the alarm topic.
+   */
+  function expectLogLineAlarm(message: string, metricName: string): void {
     const publishLogs = Object.keys(template.findResources('AWS::Logs::LogGroup')).find((id) =>
       id.startsWith('PublishingpublishLogs'),
     );
     expect(publishLogs).toBeDefined();
     template.hasResourceProperties('AWS::Logs::MetricFilter', {
       LogGroupName: { Ref: publishLogs },
-      FilterPattern: '{ $.message = "registry config refused: refreshing the snapshot only" }',
+      FilterPattern: `{ $.message = "${message}" }`,
       MetricTransformations: [
-        { MetricName: 'ConfigRefused', MetricNamespace: 'Plugindex/Plugindex', MetricValue: '1' },
+        { MetricName: metricName, MetricNamespace: 'Plugindex/Plugindex', MetricValue: '1' },
       ],
     });
-    expect(CONFIG_REFUSED_LOG).toBe('registry config refused: refreshing the snapshot only');
     const [topicId] = Object.keys(template.findResources('AWS::SNS::Topic'));
     const alarms = Object.values(
       template.findResources('AWS::CloudWatch::Alarm', {
-        Properties: { MetricName: 'ConfigRefused', Namespace: 'Plugindex/Plugindex' },
+        Properties: { MetricName: metricName, Namespace: 'Plugindex/Plugindex' },
       }),
     );
     expect(alarms).toHaveLength(1);
@@ -568,35 +569,20 @@ describe('when the stack is synthesized', () => {
       ComparisonOperator: 'GreaterThanThreshold',
       AlarmActions: [{ Ref: topicId }],
     });
+  }
+
+  it("alarms on a refused registry config from the publish function's log line, notifying the alarm topic", () => {
+    // The schedule's refresh alone proceeds under a refused config (functions/handlers.ts) and succeeds:
+    // no error alarm saw the refusal, logged as an error line, while every upload waited.
+    expectLogLineAlarm('registry config refused: refreshing the snapshot only', 'ConfigRefused');
+    expect(CONFIG_REFUSED_LOG).toBe('registry config refused: refreshing the snapshot only');
   });
 
   it("alarms on an upload not announced again from the publish function's log line, notifying the alarm topic", () => {
     // A message at its last receipt is done, not sent to the dead-letter queue, and its upload announced
     // again (functions/message-visibility.ts); that send failed, the upload waits with nothing in the queue
     // for the age alarm to see: the error line is counted instead.
-    const publishLogs = Object.keys(template.findResources('AWS::Logs::LogGroup')).find((id) =>
-      id.startsWith('PublishingpublishLogs'),
-    );
-    template.hasResourceProperties('AWS::Logs::MetricFilter', {
-      LogGroupName: { Ref: publishLogs },
-      FilterPattern: `{ $.message = "${UPLOAD_NOT_ANNOUNCED_LOG}" }`,
-      MetricTransformations: [
-        { MetricName: 'UploadsNotAnnounced', MetricNamespace: 'Plugindex/Plugindex', MetricValue: '1' },
-      ],
-    });
-    const [topicId] = Object.keys(template.findResources('AWS::SNS::Topic'));
-    const alarms = Object.values(
-      template.findResources('AWS::CloudWatch::Alarm', {
-        Properties: { MetricName: 'UploadsNotAnnounced', Namespace: 'Plugindex/Plugindex' },
-      }),
-    );
-    expect(alarms).toHaveLength(1);
-    expect(alarms[0]?.Properties).toMatchObject({
-      Statistic: 'Sum',
-      Threshold: 0,
-      ComparisonOperator: 'GreaterThanThreshold',
-      AlarmActions: [{ Ref: topicId }],
-    });
+    expectLogLineAlarm(UPLOAD_NOT_ANNOUNCED_LOG, 'UploadsNotAnnounced');
   });
 
   it('sends every alarm to one SNS topic of its own, encrypted with a rotated key CloudWatch may use, TLS-only', () => {
