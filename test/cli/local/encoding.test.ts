@@ -16,28 +16,7 @@ import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import { encodedRoute, negotiateEncoding } from '../../../index-builder/serving.ts';
 import { CACHE_MUTABLE } from '../../../index-builder/store.ts';
 import { makeBundle, makeRegistry, validManifest } from '../../support/fixtures.ts';
-
-interface Answer {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: Buffer;
-}
-
-/** A request with exactly the headers given (node:http adds no Accept-Encoding of its own). */
-function request(base: string, pathname: string, headers: http.OutgoingHttpHeaders = {}, method = 'GET') {
-  return new Promise<Answer>((resolve, reject) => {
-    const req = http.request(`${base}${pathname}`, { method, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { rawRequest } from '../../support/raw-http.ts';
 
 let folder: string;
 const servers: { base: string; close: () => Promise<void>; site: FsStore }[] = [];
@@ -79,7 +58,7 @@ async function document(server: (typeof servers)[number], key: string): Promise<
 
 describe('when a client asks for an index document over the threshold', () => {
   it('sends brotli when both are accepted, decoding to the document', async () => {
-    const answer = await request(large.base, '/index.json', { 'accept-encoding': 'gzip, deflate, br' });
+    const answer = await rawRequest(large.base, '/index.json', { 'accept-encoding': 'gzip, deflate, br' });
 
     expect(answer.status).toBe(200);
     expect(answer.headers['content-encoding']).toBe('br');
@@ -91,7 +70,7 @@ describe('when a client asks for an index document over the threshold', () => {
 
   it('sends gzip to a client that accepts only gzip, or refuses brotli with q=0', async () => {
     for (const header of ['gzip', 'br;q=0, gzip', 'gzip;q=0.5, br;q=0.4', 'br;q=0, *']) {
-      const answer = await request(large.base, '/search.json', { 'accept-encoding': header });
+      const answer = await rawRequest(large.base, '/search.json', { 'accept-encoding': header });
       expect(answer.headers['content-encoding'], header).toBe('gzip');
       expect(gunzipSync(answer.body), header).toEqual(await document(large, 'search.json'));
     }
@@ -100,7 +79,7 @@ describe('when a client asks for an index document over the threshold', () => {
   it('sends the document as it is without the header, for identity, or when both codings are refused', async () => {
     const expected = await document(large, 'index.yaml');
     for (const header of [undefined, '', 'identity', 'gzip;q=0, br;q=0', 'deflate', 'gzip;q=0.5, identity']) {
-      const answer = await request(
+      const answer = await rawRequest(
         large.base,
         '/index.yaml',
         header === undefined ? {} : { 'accept-encoding': header },
@@ -112,7 +91,7 @@ describe('when a client asks for an index document over the threshold', () => {
   });
 
   it('negotiates the spec endpoint /plugins on Accept and Accept-Encoding both, and HEAD alike', async () => {
-    const answer = await request(large.base, '/plugins', { 'accept-encoding': 'br' }, 'HEAD');
+    const answer = await rawRequest(large.base, '/plugins', { 'accept-encoding': 'br' }, 'HEAD');
 
     expect(answer.status).toBe(200);
     expect(answer.headers['content-encoding']).toBe('br');
@@ -123,7 +102,7 @@ describe('when a client asks for an index document over the threshold', () => {
   });
 
   it('serves falcoctl/index.yaml encoded too', async () => {
-    const answer = await request(large.base, '/falcoctl/index.yaml', { 'accept-encoding': 'gzip' });
+    const answer = await rawRequest(large.base, '/falcoctl/index.yaml', { 'accept-encoding': 'gzip' });
     expect(answer.headers['content-encoding']).toBe('gzip');
     expect(gunzipSync(answer.body)).toEqual(await document(large, 'falcoctl/index.yaml'));
   });
@@ -131,7 +110,7 @@ describe('when a client asks for an index document over the threshold', () => {
 
 describe('when the document is small or has no variants', () => {
   it('never compresses an index document under the threshold', async () => {
-    const answer = await request(small.base, '/index.json', { 'accept-encoding': 'br, gzip' });
+    const answer = await rawRequest(small.base, '/index.json', { 'accept-encoding': 'br, gzip' });
 
     expect(answer.headers['content-encoding']).toBeUndefined();
     expect(answer.headers.vary).toBe('Accept-Encoding');
@@ -140,7 +119,7 @@ describe('when the document is small or has no variants', () => {
 
   it('never compresses a signature or the snapshot', async () => {
     for (const pathname of ['/index.json.asc', '/snapshot.json']) {
-      const answer = await request(large.base, pathname, { 'accept-encoding': 'br, gzip' });
+      const answer = await rawRequest(large.base, pathname, { 'accept-encoding': 'br, gzip' });
       expect(answer.status, pathname).toBe(200);
       expect(answer.headers['content-encoding'], pathname).toBeUndefined();
       expect(answer.headers.vary ?? '', pathname).not.toContain('Accept-Encoding');
@@ -148,7 +127,7 @@ describe('when the document is small or has no variants', () => {
   });
 
   it('compresses a plugin document only over the threshold (plugin-document-encoding.test.ts)', async () => {
-    const answer = await request(small.base, '/plugins/demo-plugin', { 'accept-encoding': 'br, gzip' });
+    const answer = await rawRequest(small.base, '/plugins/demo-plugin', { 'accept-encoding': 'br, gzip' });
     expect(answer.status).toBe(200);
     expect(answer.headers['content-encoding']).toBeUndefined();
     expect(answer.body).toEqual(await document(small, 'plugins/demo-plugin/index.json'));
@@ -156,7 +135,7 @@ describe('when the document is small or has no variants', () => {
 
   it('serves the document itself while a registry published before variants has none', async () => {
     await large.site.delete('search.json.br');
-    const answer = await request(large.base, '/search.json', { 'accept-encoding': 'br' });
+    const answer = await rawRequest(large.base, '/search.json', { 'accept-encoding': 'br' });
 
     expect(answer.status).toBe(200);
     expect(answer.headers['content-encoding']).toBeUndefined();
@@ -269,7 +248,7 @@ describe("when the store no longer knows a variant's coding", () => {
       ] as const) {
         for (const accepted of ['gzip', 'br', 'br, gzip']) {
           // Act
-          const answer = await request(listening.url, pathname, { 'accept-encoding': accepted });
+          const answer = await rawRequest(listening.url, pathname, { 'accept-encoding': accepted });
 
           // Assess: the document, as it is or in the coding the answer names.
           const coding = answer.headers['content-encoding'];

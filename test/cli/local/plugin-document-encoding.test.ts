@@ -5,7 +5,6 @@
  * threshold is lowered (`compressionThresholdBytes`) so a document of one version passes it.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
@@ -17,27 +16,7 @@ import type { PluginDocument } from '../../../index-builder/model.ts';
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import { writePluginDocument } from '../../../index-builder/pipeline/site-writer.ts';
 import { makeBundle, makeRegistry, validManifest } from '../../support/fixtures.ts';
-
-interface Answer {
-  readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly body: Buffer;
-}
-
-function request(base: string, pathname: string, headers: http.OutgoingHttpHeaders = {}) {
-  return new Promise<Answer>((resolve, reject) => {
-    const req = http.request(`${base}${pathname}`, { headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+import { rawRequest } from '../../support/raw-http.ts';
 
 const key = pluginDocumentKey('demo-plugin');
 let folder: string;
@@ -77,16 +56,16 @@ describe('a plugin document over the compression threshold', () => {
 
   it('is served with Content-Encoding to a client that accepts it, and as it is to one that does not', async () => {
     const document = (await stored(key)) as Buffer;
-    const br = await request(base, '/plugins/demo-plugin', { 'accept-encoding': 'gzip, br' });
+    const br = await rawRequest(base, '/plugins/demo-plugin', { 'accept-encoding': 'gzip, br' });
     expect(br.status).toBe(200);
     expect(br.headers['content-encoding']).toBe('br');
     expect(br.headers['content-type']).toBe('application/json');
     expect(br.headers.vary).toContain('Accept-Encoding');
     expect(brotliDecompressSync(br.body)).toEqual(document);
-    const gzip = await request(base, `/${key}`, { 'accept-encoding': 'gzip' });
+    const gzip = await rawRequest(base, `/${key}`, { 'accept-encoding': 'gzip' });
     expect(gzip.headers['content-encoding']).toBe('gzip');
     expect(gunzipSync(gzip.body)).toEqual(document);
-    const identity = await request(base, `/${key}`);
+    const identity = await rawRequest(base, `/${key}`);
     expect(identity.headers['content-encoding']).toBeUndefined();
     expect(identity.body).toEqual(document);
   });
@@ -106,7 +85,7 @@ describe('a plugin document that shrinks under the threshold', () => {
 
     expect(await stored(`${key}.br`)).toBeUndefined();
     expect(await stored(`${key}.gz`)).toBeUndefined();
-    const answer = await request(base, `/${key}`, { 'accept-encoding': 'br, gzip' });
+    const answer = await rawRequest(base, `/${key}`, { 'accept-encoding': 'br, gzip' });
     expect(answer.headers['content-encoding']).toBeUndefined();
     expect(answer.body).toEqual(after);
   });
