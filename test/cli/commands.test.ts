@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/commands.ts';
+import { clientHomes } from '../support/cli.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../cli/bin.mjs');
 const run = promisify(execFile);
@@ -49,13 +50,7 @@ describe.each(Object.entries(COMMANDS))('when `%s --help` is read', (_name, spec
 
 describe('when enable or disable is given --lockfile, which neither reads', () => {
   it('refuses it (exit 2), rather than take it and change nothing it names', async () => {
-    const env = {
-      ...process.env,
-      PLUGINDEX_CONFIG_HOME: path.join(work, 'config'),
-      PLUGINDEX_DATA_HOME: path.join(work, 'data'),
-      PLUGINDEX_CACHE_HOME: path.join(work, 'cache'),
-      CI: '1',
-    };
+    const env = { ...process.env, ...clientHomes(work), CI: '1' };
     for (const command of ['enable', 'disable']) {
       const refused = await run(process.execPath, [BIN, command, 'x', '--lockfile', 'other.lock'], {
         cwd: work,
@@ -129,13 +124,7 @@ describe.each(FORMS)('when each usage form of `$command` is run', ({ command, ch
     async (_title, i) => {
       const line = lines[i] ?? '';
       const form = forms[i] ?? [];
-      const env = {
-        ...process.env,
-        PLUGINDEX_CONFIG_HOME: path.join(work, 'config'),
-        PLUGINDEX_DATA_HOME: path.join(work, 'data'),
-        PLUGINDEX_CACHE_HOME: path.join(work, 'cache'),
-        CI: '1',
-      };
+      const env = { ...process.env, ...clientHomes(work), CI: '1' };
       const wrong: string[] = [];
       for (const [option, config] of Object.entries(spec.options)) {
         if (choosers.includes(option)) continue;

@@ -25,6 +25,7 @@ import { readLogHead } from '../../index-builder/pipeline/log-writer.ts';
 import type { StoredObject } from '../../index-builder/store.ts';
 import { openSignedSnapshot } from '../../index-builder/verify.ts';
 import { submitAction } from '../support/actions.ts';
+import { heldAtLog, httpFetcherTelling } from '../support/client.ts';
 import {
   encode,
   makeBundle,
@@ -175,44 +176,6 @@ const exists = (path: string) =>
   );
 
 const logRequests = () => requests.filter((r) => r.startsWith('GET /log/'));
-
-/** A fetcher over HTTP that tells `reading` of each document it is asked for, and reads it once that is done. */
-function httpFetcherTelling(reading: (path: string) => void | Promise<void>): Fetcher {
-  const http = createHttpFetcher({ env: {}, retries: 0 });
-  return {
-    document: async (endpoint, request) => {
-      await reading(request.path);
-      return http.document(endpoint, request);
-    },
-    download: (endpoint, request) => http.download(endpoint, request),
-    ociBlob: (request) => http.ociBlob(request),
-    ociManifest: (request) => http.ociManifest(request),
-    list: (endpoint, path) => http.list(endpoint, path),
-    close: () => http.close(),
-  };
-}
-
-/**
- * A fetcher over HTTP that holds a run at its first read of the log: `atLog` resolves once the run asks for
- * a log segment, and the read goes on once `release` is called (two runs side by side, one made the slower).
- */
-function heldAtLog(): { slow: Fetcher; atLog: Promise<void>; release: () => void } {
-  let release = () => {};
-  const released = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  let reading = () => {};
-  const atLog = new Promise<void>((resolve) => {
-    reading = resolve;
-  });
-  const slow = httpFetcherTelling(async (path) => {
-    if (path.startsWith('log/')) {
-      reading();
-      await released;
-    }
-  });
-  return { slow, atLog, release };
-}
 
 describe('when a client meets a registry log', () => {
   it('remembers the head on first use without asking for the log: a cold install is five requests', async () => {

@@ -17,7 +17,7 @@ import { rotateLocalRegistry } from '../../cli/local/rotate-key.ts';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
 import { createClient } from '../../client/client.ts';
-import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
+import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
@@ -31,7 +31,7 @@ import {
 } from '../../index-builder/rotation.ts';
 import { createSigner, generateKeyPair, type KeyPair, type Signer } from '../../index-builder/signing.ts';
 import { CACHE_PRIVATE } from '../../index-builder/store.ts';
-import { type ClientMachine, clientMachine } from '../support/client.ts';
+import { type ClientMachine, clientMachine, heldAtLog } from '../support/client.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
 import { rewriteLog } from '../support/lifecycle.ts';
@@ -240,29 +240,7 @@ async function updateStoppedAtLog(m: ClientMachine): Promise<{
   slowRun: ReturnType<ReturnType<typeof createClient>['updateRegistries']>;
   release: () => void;
 }> {
-  let release = () => {};
-  const released = new Promise<void>((resolve) => {
-    release = resolve;
-  });
-  let reading = () => {};
-  const atLog = new Promise<void>((resolve) => {
-    reading = resolve;
-  });
-  const http = createHttpFetcher({ env: {}, retries: 0 });
-  const slow: Fetcher = {
-    document: async (endpoint, request) => {
-      if (request.path.startsWith('log/')) {
-        reading();
-        await released;
-      }
-      return http.document(endpoint, request);
-    },
-    download: (endpoint, request) => http.download(endpoint, request),
-    ociBlob: (request) => http.ociBlob(request),
-    ociManifest: (request) => http.ociManifest(request),
-    list: (endpoint, path) => http.list(endpoint, path),
-    close: () => http.close(),
-  };
+  const { slow, atLog, release } = heldAtLog();
   const home = dirname(m.data);
   const client = createClient({
     dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },

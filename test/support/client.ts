@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
-import { createHttpFetcher } from '../../client/fetcher.ts';
+import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
 import type { Platform } from '../../client/resolve.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 
@@ -87,4 +87,42 @@ export function clientMachine(home: string): ClientMachine {
       }
     },
   };
+}
+
+/** A fetcher over HTTP that tells `reading` of each document it is asked for, and reads it once that is done. */
+export function httpFetcherTelling(reading: (path: string) => void | Promise<void>): Fetcher {
+  const http = createHttpFetcher({ env: {}, retries: 0 });
+  return {
+    document: async (endpoint, request) => {
+      await reading(request.path);
+      return http.document(endpoint, request);
+    },
+    download: (endpoint, request) => http.download(endpoint, request),
+    ociBlob: (request) => http.ociBlob(request),
+    ociManifest: (request) => http.ociManifest(request),
+    list: (endpoint, path) => http.list(endpoint, path),
+    close: () => http.close(),
+  };
+}
+
+/**
+ * A fetcher over HTTP that holds a run at its first read of the log: `atLog` resolves once the run asks for
+ * a log segment, and the read goes on once `release` is called (two runs side by side, one made the slower).
+ */
+export function heldAtLog(): { slow: Fetcher; atLog: Promise<void>; release: () => void } {
+  let release = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let reading = () => {};
+  const atLog = new Promise<void>((resolve) => {
+    reading = resolve;
+  });
+  const slow = httpFetcherTelling(async (path) => {
+    if (path.startsWith('log/')) {
+      reading();
+      await released;
+    }
+  });
+  return { slow, atLog, release };
 }
