@@ -1,11 +1,14 @@
 /**
  * What `publishers` and `operators` share beside their `add`: the options a subcommand does not take refused
- * (each takes `--registry` and `--json`), and the entry `remove` names found in the config's list, by its
- * fingerprint or its label.
+ * (each takes `--registry` and `--json`), the entry `remove` names found in the config's list, by its
+ * fingerprint or its label, and taken out of it (`removeTrustEntry`), and an entry as a line names it.
  */
+import path from 'node:path';
+import { parseRegistryConfig, type RegistryConfig } from '../index-builder/config.ts';
 import { oneLine } from '../index-builder/text.ts';
 import type { Parsed } from './args.ts';
 import { CliError, usage } from './errors.ts';
+import { CONFIG_FILE, withOpenRegistry, writeConfig } from './local/registry.ts';
 
 /** The options every `publishers` and `operators` action takes: the registry, and `--json`. */
 const COMMON_OPTIONS = ['registry', 'json'];
@@ -52,4 +55,29 @@ export function findTrustEntry(
     'TRUST_ENTRY_NOT_FOUND',
     `${configFile} lists no ${what} key whose fingerprint or label is ${JSON.stringify(oneLine(given))} (expected one that \`plugindex ${what}s list\` prints)`,
   );
+}
+
+/** An entry as `list` and `remove` print it: its fingerprint, and its label in brackets when it has one. */
+export function trustEntryLine(entry: TrustEntry): string {
+  return `${entry.fingerprint}${entry.label ? ` (${oneLine(entry.label)})` : ''}`;
+}
+
+/**
+ * Takes the entry `given` names (`findTrustEntry`) out of the config's `list` and writes the config, under
+ * the registry's lock and refused during a rotation (`withOpenRegistry`), as `add` writes it. Returns the
+ * entry and the config written.
+ */
+export function removeTrustEntry<K extends 'publishers' | 'operators'>(
+  dir: string,
+  list: K,
+  given: string,
+): Promise<{ readonly entry: RegistryConfig[K][number]; readonly config: RegistryConfig }> {
+  return withOpenRegistry(dir, async (registry) => {
+    const entries: readonly RegistryConfig[K][number][] = registry.config[list];
+    const at = findTrustEntry(entries, given, list.slice(0, -1), path.join(dir, CONFIG_FILE));
+    const entry = entries[at] as RegistryConfig[K][number];
+    const config = parseRegistryConfig({ ...registry.config, [list]: entries.filter((_, i) => i !== at) });
+    await writeConfig(dir, config);
+    return { entry, config };
+  });
 }

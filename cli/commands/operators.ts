@@ -5,22 +5,15 @@
  * Each action takes `--json`: the operator keys listed after it, `add` and `remove` with the entry they
  * changed (`added`, `removed`), as `publishers` gives its list.
  */
-import path from 'node:path';
-import {
-  parseRegistryConfig,
-  type RegistryConfig,
-  type TrustedOperator,
-  withOperator,
-} from '../../index-builder/config.ts';
+import { type RegistryConfig, type TrustedOperator, withOperator } from '../../index-builder/config.ts';
 import { readTrustedKey } from '../../index-builder/signing.ts';
-import { oneLine } from '../../index-builder/text.ts';
 import { type Parsed, requiredOption, stringOption, unknownAction } from '../args.ts';
 import { usage } from '../errors.ts';
 import { readPublicKeyFile } from '../inputs.ts';
-import { CONFIG_FILE, readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
+import { readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
-import { findTrustEntry, refuseOtherOptions } from '../trust-entry.ts';
+import { refuseOtherOptions, removeTrustEntry, trustEntryLine } from '../trust-entry.ts';
 
 const SHAPE = 'operators takes "add KEYFILE [--label TEXT]", "remove FINGERPRINT|LABEL" or "list"';
 const ACTIONS: readonly string[] = ['add', 'remove', 'list'];
@@ -47,7 +40,7 @@ export async function run(parsed: Parsed): Promise<number> {
     refuseOtherOptions(parsed, 'operators list', []);
     const config = await readConfig(dir);
     if (parsed.values.json) outJson(operatorsJson(config));
-    else for (const o of config.operators) out(`${o.fingerprint}${o.label ? ` (${oneLine(o.label)})` : ''}`);
+    else for (const o of config.operators) out(trustEntryLine(o));
     return 0;
   }
   if (action === 'remove' && keyFile !== undefined && extra.length === 0) return remove(parsed, dir, keyFile);
@@ -81,24 +74,13 @@ export async function run(parsed: Parsed): Promise<number> {
  */
 async function remove(parsed: Parsed, dir: string, given: string): Promise<number> {
   refuseOtherOptions(parsed, 'operators remove', []);
-  const removed = await withOpenRegistry(dir, async (registry) => {
-    const { operators } = registry.config;
-    const at = findTrustEntry(operators, given, 'operator', path.join(dir, CONFIG_FILE));
-    const entry = operators[at] as (typeof operators)[number];
-    const rest = operators.filter((_, i) => i !== at);
-    const config = parseRegistryConfig({ ...registry.config, operators: rest });
-    await writeConfig(dir, config);
-    return { entry, left: rest.length, config };
-  });
+  const removed = await removeTrustEntry(dir, 'operators', given);
   if (parsed.values.json) {
     outJson({ removed: operatorJson(removed.entry), ...operatorsJson(removed.config) });
     return 0;
   }
-  const { fingerprint, label } = removed.entry;
-  out(
-    `${fingerprint}${label ? ` (${oneLine(label)})` : ''} is no longer an operator key; the actions it signed stay applied`,
-  );
-  if (removed.left === 0)
+  out(`${trustEntryLine(removed.entry)} is no longer an operator key; the actions it signed stay applied`);
+  if (removed.config.operators.length === 0)
     out(
       '  no operator key is listed now: remove, transfer and revoke-key cannot be signed until one is added (plugindex operators add)',
     );

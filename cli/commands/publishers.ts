@@ -4,10 +4,8 @@
  * Each action takes `--json`: the policy, the ownership and the publishers trusted after it, `add` and
  * `remove` with the entry they changed (`added`, `removed`).
  */
-import path from 'node:path';
 import {
   nameGlobProblem,
-  parseRegistryConfig,
   type RegistryConfig,
   type TrustedPublisher,
   withTrustedPublisher,
@@ -17,10 +15,10 @@ import { oneLine } from '../../index-builder/text.ts';
 import { listOption, type Parsed, requiredOption, stringOption, unknownAction } from '../args.ts';
 import { usage } from '../errors.ts';
 import { readPublicKeyFile } from '../inputs.ts';
-import { CONFIG_FILE, readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
+import { readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
-import { findTrustEntry, refuseOtherOptions } from '../trust-entry.ts';
+import { refuseOtherOptions, removeTrustEntry, trustEntryLine } from '../trust-entry.ts';
 
 const SHAPE =
   'publishers takes "add KEYFILE --names GLOB [--label TEXT]", "remove FINGERPRINT|LABEL" or "list"';
@@ -106,27 +104,20 @@ export async function run(parsed: Parsed): Promise<number> {
  */
 async function remove(parsed: Parsed, dir: string, given: string): Promise<number> {
   refuseOtherOptions(parsed, 'publishers remove', []);
-  const removed = await withOpenRegistry(dir, async (registry) => {
-    const { publishers } = registry.config;
-    const at = findTrustEntry(publishers, given, 'publisher', path.join(dir, CONFIG_FILE));
-    const entry = publishers[at] as (typeof publishers)[number];
-    const rest = publishers.filter((_, i) => i !== at);
-    const config = parseRegistryConfig({ ...registry.config, publishers: rest });
-    await writeConfig(dir, config);
-    return { entry, left: rest.length, policy: registry.config.policy, config };
-  });
+  const removed = await removeTrustEntry(dir, 'publishers', given);
   if (parsed.values.json) {
     outJson({ removed: publisherJson(removed.entry), ...trustJson(removed.config) });
     return 0;
   }
-  const { fingerprint, label } = removed.entry;
+  const { fingerprint } = removed.entry;
+  const { policy } = removed.config;
   out(
-    `${fingerprint}${label ? ` (${oneLine(label)})` : ''} is no longer trusted: ${removed.policy === 'restricted' ? 'it may not publish, nor act as an owner of a plugin' : 'but the policy is open, so any key may still publish'}`,
+    `${trustEntryLine(removed.entry)} is no longer trusted: ${policy === 'restricted' ? 'it may not publish, nor act as an owner of a plugin' : 'but the policy is open, so any key may still publish'}`,
   );
   out(
     `  what it published stays published, signed by the registry; to mark it: plugindex operator revoke ${fingerprint} --reason TEXT`,
   );
-  if (removed.left === 0 && removed.policy === 'restricted')
+  if (removed.config.publishers.length === 0 && policy === 'restricted')
     out(
       '  no publisher is trusted now: the policy stays restricted, so nothing can be published until one is added',
     );
