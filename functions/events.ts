@@ -116,6 +116,11 @@ export interface QueuedMessage {
   readonly announcedAgain?: number;
 }
 
+/** A count as SQS carries it, a string of a positive integer; anything else undefined. */
+function countIn(value: unknown): number | undefined {
+  return typeof value === 'string' && /^[1-9][0-9]{0,8}$/.test(value) ? Number(value) : undefined;
+}
+
 /** What a message body asks for, when it is one of the requests the publish function takes. */
 function requestIn(body: unknown): QueuedMessage['request'] {
   if (typeof body !== 'string') return undefined;
@@ -144,12 +149,8 @@ export function queuedMessages(event: unknown): QueuedMessage[] {
     };
     if (r.eventSource !== 'aws:sqs' || typeof r.messageId !== 'string') return [];
     const request = requestIn(r.body);
-    const count = r.attributes?.ApproximateReceiveCount;
-    const receiveCount =
-      typeof count === 'string' && /^[1-9][0-9]{0,8}$/.test(count) ? Number(count) : undefined;
-    const again = r.messageAttributes?.[ANNOUNCED_AGAIN_ATTRIBUTE]?.stringValue;
-    const announcedAgain =
-      typeof again === 'string' && /^[1-9][0-9]{0,8}$/.test(again) ? Number(again) : undefined;
+    const receiveCount = countIn(r.attributes?.ApproximateReceiveCount);
+    const announcedAgain = countIn(r.messageAttributes?.[ANNOUNCED_AGAIN_ATTRIBUTE]?.stringValue);
     return [
       {
         messageId: r.messageId,
