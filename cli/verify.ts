@@ -68,7 +68,7 @@ import {
   readTrustedKey,
   untrustedKeyProblem,
 } from '../index-builder/signing.ts';
-import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
+import { openSignedSnapshot, verifyInBin, verifyManifest } from '../index-builder/verify.ts';
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 
@@ -483,13 +483,14 @@ async function verifyWith(
     for (const [docPath, digest] of Object.entries(listing.documents)) {
       const name = docPath.split('/')[1] as string;
       // One over the compression threshold has variants too (pipeline/encoded.ts `putSizedVariants`): read
-      // as it is, then each variant by its coding alone, as an index document is.
+      // as it is, then each variant by its coding alone, as an index document is. A variant is held to the
+      // digest alone: matching it, its bytes are the document's, already parsed and checked above.
       const sized = digest.size > COMPRESSION_THRESHOLD_BYTES;
       const body = await reader.get(docPath, digest.size, digest.sha256, sized ? 'identity' : undefined);
       const doc = trusted.pluginDocument(name, body);
       if (sized)
         variants += await reader.checkVariants({ [docPath]: digest }, (_, variant) =>
-          trusted.pluginDocument(name, variant),
+          verifyInBin(listing, name, variant),
         );
       plugins += 1;
       served.add(doc.name);
