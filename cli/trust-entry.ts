@@ -14,12 +14,13 @@ import { CONFIG_FILE, withOpenRegistry, writeConfig } from './local/registry.ts'
 const COMMON_OPTIONS = ['registry', 'json'];
 
 /**
- * A usage error (exit 2) for an option given that `command` does not take: `publishers list --names acme-*`
- * listed every publisher, the filter taken without a word.
+ * A usage error (exit 2) for an option given that `command` (a `list` or a `remove`, which take only the
+ * common ones) does not take: `publishers list --names acme-*` listed every publisher, the filter taken
+ * without a word.
  */
-export function refuseOtherOptions(parsed: Parsed, command: string, own: readonly string[]): void {
+export function refuseOtherOptions(parsed: Parsed, command: string): void {
   for (const [name, value] of Object.entries(parsed.values))
-    if (value !== undefined && !COMMON_OPTIONS.includes(name) && !own.includes(name))
+    if (value !== undefined && !COMMON_OPTIONS.includes(name))
       throw usage(`--${name} is not an option of ${command}`);
 }
 

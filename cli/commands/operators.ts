@@ -37,7 +37,7 @@ export async function run(parsed: Parsed): Promise<number> {
   if (!ACTIONS.includes(action)) throw unknownAction('operators', action, ACTIONS);
   const dir = requiredOption(parsed, 'registry');
   if (action === 'list' && keyFile === undefined) {
-    refuseOtherOptions(parsed, 'operators list', []);
+    refuseOtherOptions(parsed, 'operators list');
     const config = await readConfig(dir);
     if (parsed.values.json) outJson(operatorsJson(config));
     else for (const o of config.operators) out(trustEntryLine(o));
@@ -73,7 +73,7 @@ export async function run(parsed: Parsed): Promise<number> {
  * the operator-only actions wait for a key to be added. The actions it signed stay applied.
  */
 async function remove(parsed: Parsed, dir: string, given: string): Promise<number> {
-  refuseOtherOptions(parsed, 'operators remove', []);
+  refuseOtherOptions(parsed, 'operators remove');
   const removed = await removeTrustEntry(dir, 'operators', given);
   if (parsed.values.json) {
     outJson({ removed: operatorJson(removed.entry), ...operatorsJson(removed.config) });

@@ -51,7 +51,7 @@ export async function run(parsed: Parsed): Promise<number> {
   if (!ACTIONS.includes(action)) throw unknownAction('publishers', action, ACTIONS);
   const dir = requiredOption(parsed, 'registry');
   if (action === 'list' && keyFile === undefined) {
-    refuseOtherOptions(parsed, 'publishers list', []);
+    refuseOtherOptions(parsed, 'publishers list');
     const config = await readConfig(dir);
     if (parsed.values.json) {
       outJson(trustJson(config));
@@ -103,7 +103,7 @@ export async function run(parsed: Parsed): Promise<number> {
  * the key published stays published, signed by the registry: `operator revoke` is what marks it.
  */
 async function remove(parsed: Parsed, dir: string, given: string): Promise<number> {
-  refuseOtherOptions(parsed, 'publishers remove', []);
+  refuseOtherOptions(parsed, 'publishers remove');
   const removed = await removeTrustEntry(dir, 'publishers', given);
   if (parsed.values.json) {
     outJson({ removed: publisherJson(removed.entry), ...trustJson(removed.config) });
