@@ -10,6 +10,7 @@ import {
   artifactServing,
   LIBC_OS,
   LIBC_VALUES,
+  platformKey,
   UNIVERSAL_ARCH,
   UNIVERSAL_ARCHES,
 } from '../index-builder/model.ts';
@@ -91,7 +92,7 @@ export async function verifyFound(
         (host.libc !== undefined && typeof artifact.libc !== 'string'),
     );
     for (const [i, host] of served.entries()) {
-      const folder = `${host.os}-${host.arch}${host.libc !== undefined ? `-${host.libc}` : ''}`;
+      const folder = platformKey(host);
       const at = folders.get(folder) ?? { sha256: [], files: [] };
       at.sha256.push(sha256);
       if (typeof artifact.file === 'string' && i === 0) at.files.push([artifact.file, sha256]);

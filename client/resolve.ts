@@ -24,6 +24,7 @@ import {
   type Libc,
   OS_VALUES,
   type PluginDocument,
+  platformKey,
   platformsServing,
   type VersionRecord,
 } from '../index-builder/model.ts';
@@ -113,18 +114,7 @@ export function parsePlatform(text: string): Platform {
   return libc === undefined ? platform : { ...platform, libc: libc as Libc };
 }
 
-/**
- * `linux-amd64`, `linux-amd64-musl`: the key used in lock files and install folders (a '/' would make a
- * folder level). A glibc platform's is the key every release wrote, so older locks and folders read as
- * they are; a musl one's adds its library, so one folder holds both hosts' files apart.
- */
-export function platformKey(platform: {
-  readonly os: string;
-  readonly arch: string;
-  readonly libc?: string;
-}): string {
-  return `${platform.os}-${platform.arch}${platform.libc !== undefined ? `-${platform.libc}` : ''}`;
-}
+export { platformKey };
 
 /** `linux-amd64-musl` -> its platform (`platformKey`'s inverse, for keys read from a lock or installed.json). */
 export function platformOfKey(key: string): Platform {
@@ -135,9 +125,7 @@ export function platformOfKey(key: string): Platform {
 }
 
 /** How platforms read in messages: the form `--platform` takes. */
-function platformText(platform: Platform): string {
-  return artifactPlatformText(platform);
-}
+const platformText = artifactPlatformText;
 
 /** A channel, as versions.ts reads it: `latest` and `beta` alike (it tries this before a range). */
 const CHANNEL = /^[a-z][a-z0-9-]*$/i;

@@ -70,6 +70,19 @@ export function artifactPlatformText(a: {
 }
 
 /**
+ * `linux-amd64`, `linux-amd64-musl`: the key used in lock files and install folders (a '/' would make a
+ * folder level). A glibc platform's is the key every release wrote, so older locks and folders read as
+ * they are; a musl one's adds its library, so one folder holds both hosts' files apart.
+ */
+export function platformKey(platform: {
+  readonly os: string;
+  readonly arch: string;
+  readonly libc?: string;
+}): string {
+  return `${platform.os}-${platform.arch}${platform.libc !== undefined ? `-${platform.libc}` : ''}`;
+}
+
+/**
  * Of `artifacts` (a manifest's, a document's), the one serving `platform`: its own exactly, else a universal
  * one covering it (an exact build is the publisher's word for that arch, preferred over the fat file).
  */

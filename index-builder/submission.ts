@@ -6,7 +6,7 @@ import { checkArtifactDigests, checkBundleFiles, readBundle, writeBundle } from 
 import { sha256Hex } from './digest.ts';
 import { type Problem, problemsFrom } from './errors.ts';
 import { inspectManifest, loadManifest, type ManifestInspection } from './manifest/index.ts';
-import type { Libc, Manifest, ManifestArtifact } from './model.ts';
+import { type Libc, type Manifest, type ManifestArtifact, platformKey } from './model.ts';
 import { createSigner } from './signing.ts';
 import { checkPublisherSignature } from './trust.ts';
 
@@ -65,7 +65,7 @@ export async function packSubmission(options: {
     (a, b) => Number(a.libc !== undefined) - Number(b.libc !== undefined),
   );
   const records: ManifestArtifact[] = ordered.map((a) => {
-    const file = `artifacts/${a.os}-${a.arch}${a.libc !== undefined ? `-${a.libc}` : ''}/${a.fileName}`;
+    const file = `artifacts/${platformKey(a)}/${a.fileName}`;
     entries.push({ path: file, body: a.body });
     return {
       os: a.os,
