@@ -2351,10 +2351,6 @@ function itemOf(plan: Planned, tree: InstallTree, unchanged: boolean): Installed
 }
 
 /**
- * Refuses a registry that now signs something else for a locked version than the lock recorded (`update`
- * refuses it too: it would resolve to that version again).
- */
-/**
  * `artifacts` without the builds for another C library (`linux-amd64-musl`) that `locked` does not pin: a
  * lock an older client wrote, which never saw them (the registry lists them apart, `libc_artifacts`). Its
  * version is the same version, not a changed one, and its lock is left as it is.
@@ -2370,6 +2366,10 @@ function withoutNewLibcBuilds<T>(
   );
 }
 
+/**
+ * Refuses a registry that now signs something else for a locked version than the lock recorded (`update`
+ * refuses it too: it would resolve to that version again).
+ */
 function checkAgainstLock(name: string, locked: LockedPlugin, now: LockedPlugin, lockfile: string): void {
   const differ = (what: string, was: string, is: string): never => {
     throw new ClientError(

@@ -30,6 +30,7 @@ import {
 import {
   type ArtifactRecord,
   allArtifacts,
+  LIBC_VALUES,
   type OciArtifact,
   type VersionRecord,
 } from '../index-builder/model.ts';
@@ -128,9 +129,11 @@ export const EMPTY_LOCKFILE: Lockfile = Object.freeze({
 /** The lockfile versions this client reads. */
 const LOCKFILE_VERSIONS: readonly number[] = [1];
 const SHA256 = /^[0-9a-f]{64}$/;
-/** `os-arch`, as the manifest's enums spell them (`linux-amd64`); any such pair, so a new OS is not refused. */
-/** `os-arch`, and for a build of another C library `os-arch-libc` (resolve.ts platformKey). */
-const PLATFORM = /^[a-z0-9]+-[a-z0-9]+(?:-musl)?$/;
+/**
+ * `os-arch`, as the manifest's enums spell them (`linux-amd64`); any such pair, so a new OS is not refused;
+ * and for a build of another C library `os-arch-libc` (model.ts platformKey, `LIBC_VALUES`).
+ */
+const PLATFORM = new RegExp(`^[a-z0-9]+-[a-z0-9]+(?:-(?:${LIBC_VALUES.join('|')}))?$`);
 
 const LOCK_FIELDS = ['lockfile_version', 'config_sha256', 'registries', 'plugins'] as const;
 const REGISTRY_FIELDS = ['key_fingerprint', 'min_generation'] as const;
