@@ -407,15 +407,13 @@ function parseFormerDepartures(value: unknown, at: string): FormerDeparture[] {
   });
 }
 
-/** `former.json` (`FORMER_DEPARTURES_FILE`): refused whole when damaged, as `state.json`'s list is. */
-function parseFormerFile(text: string, file: string): FormerDeparture[] {
-  let value: unknown;
+/** A trust file's JSON (`state.json`, `former.json`, `REMOVED_DEPARTURES_FILE`): TRUST_STATE_INVALID when it is not, `remedy` added. */
+function trustJson(text: string, file: string, remedy = ''): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (cause) {
-    throw new ClientError('TRUST_STATE_INVALID', `${file} is not JSON`, { cause });
+    throw new ClientError('TRUST_STATE_INVALID', `${file} is not JSON${remedy}`, { cause });
   }
-  return parseFormerDepartures(value, `${file}#`);
 }
 
 export class ClientState {
@@ -474,8 +472,11 @@ export class ClientState {
       readTextIfExists(join(dir, FORMER_DEPARTURES_FILE)),
     ]);
     if (armoredKey === undefined || state === undefined) return undefined;
-    const kept = former === undefined ? [] : parseFormerFile(former, join(dir, FORMER_DEPARTURES_FILE));
-    let parsed: {
+    // `former.json` is refused whole when damaged, as `state.json`'s list is.
+    const formerFile = join(dir, FORMER_DEPARTURES_FILE);
+    const kept =
+      former === undefined ? [] : parseFormerDepartures(trustJson(former, formerFile), `${formerFile}#`);
+    const parsed = trustJson(state, join(dir, 'state.json')) as {
       fingerprint?: unknown;
       highest_generation?: unknown;
       snapshot_sha256?: unknown;
@@ -487,11 +488,6 @@ export class ClientState {
       registry?: unknown;
       former_departures?: unknown;
     };
-    try {
-      parsed = JSON.parse(state);
-    } catch (cause) {
-      throw new ClientError('TRUST_STATE_INVALID', `${join(dir, 'state.json')} is not JSON`, { cause });
-    }
     if (typeof parsed.fingerprint !== 'string')
       throw new TrustError(
         'SNAPSHOT_MALFORMED',
@@ -945,19 +941,8 @@ export class ClientState {
     const file = this.#removedDeparturesFile;
     const text = await readTextIfExists(file);
     if (text === undefined) return [];
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch (cause) {
-      // Refused, not read as none: the mark it keeps would be forgotten.
-      throw new ClientError(
-        'TRUST_STATE_INVALID',
-        `${file} is not JSON: delete it to forget the marks it kept`,
-        {
-          cause,
-        },
-      );
-    }
+    // Refused, not read as none: the mark it keeps would be forgotten.
+    const parsed = trustJson(text, file, ': delete it to forget the marks it kept');
     const kept = (parsed as { former_departures?: unknown } | null)?.former_departures;
     if (kept === undefined)
       throw new ClientError('TRUST_STATE_INVALID', `${file}#/former_departures: missing`);
