@@ -608,7 +608,8 @@ export async function planInstall(
 ): Promise<InstallPlan> {
   const locked = options.locked === true || options.frozen === true;
   const before = await readLockfile(options.lockfile);
-  const targets = installTargets(options, before, options.platform ?? ctx.platform);
+  // Read only for a target naming no platforms: the host's is a diagnostic report on Linux (client.ts).
+  const targets = installTargets(options, before, () => options.platform ?? ctx.platform);
   if (locked && !before)
     throw new ClientError(
       'LOCK_OUT_OF_SYNC',
@@ -836,7 +837,11 @@ function setLock(lock: Lockfile, targets: readonly Target[], options: InstallOpt
   return next;
 }
 
-function installTargets(options: InstallOptions, lock: Lockfile | undefined, platform: Platform): Target[] {
+function installTargets(
+  options: InstallOptions,
+  lock: Lockfile | undefined,
+  platform: () => Platform,
+): Target[] {
   const locked = (name: string): LockedPlugin | undefined =>
     lock && Object.hasOwn(lock.plugins, name) ? lock.plugins[name] : undefined;
   if (options.targets) {
@@ -854,7 +859,7 @@ function installTargets(options: InstallOptions, lock: Lockfile | undefined, pla
       return {
         name: t.name,
         spec: t.spec,
-        platforms: t.platforms && t.platforms.length > 0 ? t.platforms : [platform],
+        platforms: t.platforms && t.platforms.length > 0 ? t.platforms : [platform()],
         dir: t.dir ?? options.dir,
         ...(t.output !== undefined ? { output: t.output } : {}),
         ...(t.where !== undefined ? { where: t.where } : {}),
@@ -864,7 +869,7 @@ function installTargets(options: InstallOptions, lock: Lockfile | undefined, pla
       };
     });
   }
-  const base = { platforms: [platform], dir: options.dir };
+  const base = { platforms: [platform()], dir: options.dir };
   if (options.requests.length === 0) {
     if (!lock)
       throw new ClientError(
