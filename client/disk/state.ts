@@ -202,10 +202,7 @@ function uniqueDepartures(departures: readonly FormerDeparture[]): FormerDepartu
 
 /** `record` with `former` as its former departures (with its own, each once); none kept: as it was. */
 function withFormerDepartures(record: TrustRecord, former: readonly FormerDeparture[]): TrustRecord {
-  const merged = formerDeparturesOf(
-    { ...record, formerDepartures: [...former, ...(record.formerDepartures ?? [])] },
-    false,
-  );
+  const merged = uniqueDepartures([...former, ...(record.formerDepartures ?? [])]);
   return merged.length > 0 ? { ...record, formerDepartures: merged } : record;
 }
 
