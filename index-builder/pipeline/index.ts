@@ -218,6 +218,7 @@ function loggedPublishFailed(
   seq: number,
   what: string,
   cause: unknown,
+  by = 'appended by a run that died',
 ): PlugindexError {
   const reason =
     cause instanceof PlugindexError
@@ -227,7 +228,7 @@ function loggedPublishFailed(
         : String(cause);
   return new PlugindexError(
     'LOGGED_PUBLISH_FAILED',
-    `${subject} (submission ${item.upload.id}, ${item.upload.key}) is in the transparency log (entry ${seq}, appended by a run that died) and the registry failed ${what} (${reason}): what is logged is never refused, so the batch fails, nothing of it recorded, and its uploads stay in incoming/; mend what failed, then run the batch again`,
+    `${subject} (submission ${item.upload.id}, ${item.upload.key}) is in the transparency log (entry ${seq}, ${by}) and the registry failed ${what} (${reason}): what is logged is never refused, so the batch fails, nothing of it recorded, and its uploads stay in incoming/; mend what failed, then run the batch again`,
     { cause },
   );
 }
@@ -426,18 +427,30 @@ function refusedForSize(item: BatchItem): boolean {
  */
 function loggedFailure(item: BatchItem, error: unknown, what: string): unknown {
   const evaluation = item.evaluation;
-  if (evaluation.kind === 'accepted' && evaluation.logged) {
+  const seq =
+    evaluation.kind === 'accepted'
+      ? evaluation.logged?.seq
+      : evaluation.kind === 'action-accepted'
+        ? evaluation.resumed?.seq
+        : undefined;
+  const subject = subjectOf(item);
+  return seq !== undefined && subject ? loggedPublishFailed(item, subject, seq, what, error) : error;
+}
+
+/** What an accepted publish or action is, in an operator's words: `the publish of demo@1.0.0`. */
+function subjectOf(item: BatchItem): string | undefined {
+  const evaluation = item.evaluation;
+  if (evaluation.kind === 'accepted' || evaluation.kind === 'already-published') {
     const { name, version } = evaluation.manifest;
-    return loggedPublishFailed(item, `the publish of ${name}@${version}`, evaluation.logged.seq, what, error);
+    return `the publish of ${name}@${version}`;
   }
-  if (evaluation.kind === 'action-accepted' && evaluation.resumed) {
+  if (evaluation.kind === 'action-accepted') {
     const action = evaluation.read.action;
     const on =
       'plugin' in action ? ` on ${action.plugin}${evaluation.version ? `@${evaluation.version}` : ''}` : '';
-    const subject = `the ${action.action} action${on}`;
-    return loggedPublishFailed(item, subject, evaluation.resumed.seq, what, error);
+    return `the ${action.action} action${on}`;
   }
-  return error;
+  return undefined;
 }
 
 /** An accepted item (publish or action) turned into a rejection: the registry failed `what` for it. */
@@ -579,12 +592,46 @@ function recordWrites(
   return Promise.resolve();
 }
 
+/**
+ * The error a batch fails with when the store refuses a plugin's documents for good once the log holds what
+ * changed the plugin (`changedBy`: this batch's entries, or a dead run's, its upload resumed, its version
+ * shown already by the document it wrote before it died): LOGGED_PUBLISH_FAILED naming the first such
+ * publish or action, its entry and the store's refusal, where the store's error alone (its path, no word of
+ * the entry every later batch resumes and fails on) was all the operator was told. Anything else (the store
+ * unavailable, a document only caught up, no entry behind it) is thrown as it is.
+ */
+function pluginWriteFailure(
+  name: string,
+  items: readonly BatchItem[],
+  changedBy: ReadonlyMap<string, BatchItem[]>,
+  error: unknown,
+): unknown {
+  if (!(error instanceof StoreError) || !error.permanent) return error;
+  const what = "writing the plugin's documents";
+  const resumed = items.filter(
+    ({ evaluation: e }) => e.kind === 'already-published' && e.resumed && e.manifest.name === name,
+  );
+  for (const item of [...(changedBy.get(name) ?? []), ...resumed]) {
+    const evaluation = item.evaluation;
+    const subject = subjectOf(item);
+    if (!subject) continue;
+    if (isLogged(item)) return loggedFailure(item, error, what);
+    if (evaluation.kind === 'already-published' && evaluation.resumed)
+      return loggedPublishFailed(item, subject, evaluation.resumed.seq, what, error);
+    if (item.seq !== undefined)
+      return loggedPublishFailed(item, subject, item.seq, what, error, 'appended by this batch');
+  }
+  return error;
+}
+
 async function writeChangedPlugins(
   ctx: PipelineContext,
   rendered: readonly RenderedPlugin[],
   catalog: Catalog,
   recorded: Promise<void>,
   view: BatchView,
+  items: readonly BatchItem[],
+  changedBy: ReadonlyMap<string, BatchItem[]>,
 ): Promise<{ readonly written: Promise<void> }> {
   await recorded;
   // Each written as soon as it is signed, at most BATCH_WRITE_CONCURRENCY plugins at a time.
@@ -603,7 +650,7 @@ async function writeChangedPlugins(
         if (failed) return; // the batch fails, to be retried whole: no use writing more
         await signed.write().catch((error: unknown) => {
           failed = true;
-          throw error;
+          throw pluginWriteFailure(name, items, changedBy, error);
         });
       });
       // A signature settles without a turn of the event loop: without one now and then, no write would be
@@ -732,7 +779,7 @@ export async function processSubmissions(
   // Write steps 5 to 7, once for the whole batch (index documents also when an earlier batch left them
   // pending and this caller does not defer); a snapshot is owed too when the log grew past the published one.
   // Rendered while the plugin documents are written; written after them.
-  const plugins = await writeChangedPlugins(ctx, rendered, catalog, recorded, view);
+  const plugins = await writeChangedPlugins(ctx, rendered, catalog, recorded, view, items, folded.changedBy);
   ctx.onStep?.('plugin-documents');
   const committing =
     changed.size > 0 || documents.length > 0 || log.unvouched || (!defer && catalog.indexesPending)
