@@ -4,8 +4,9 @@
  * is never refused (ARCHITECTURE, "One submission cannot stop a batch"), so every batch fails and every
  * other upload waits in incoming/ without an outcome until the operator mends the path. This is the known
  * gap these tests pin down as it is, so a change to it is made knowingly: letting the others publish
- * meanwhile needs the log to say, honestly, that the entry never took effect (the report of the session
- * that wrote these: an entry kind older clients do not read).
+ * meanwhile needs the log to say, honestly, that the entry never took effect: an entry type older clients
+ * refuse (ARCHITECTURE, the same section). Not on S3: s3rver refuses no key or body for good that the S3
+ * store's own key check lets through, and a store that fails on purpose is isolation.test.ts's.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
