@@ -61,7 +61,13 @@ import {
 } from '../index-builder/layout.ts';
 import { forEachLimited } from '../index-builder/limited.ts';
 import { EMPTY_LOG, isLogHead } from '../index-builder/log.ts';
-import type { ArtifactRecord, BinDocument, LogHead, SnapshotDocument } from '../index-builder/model.ts';
+import {
+  type ArtifactRecord,
+  artifactPlatformText,
+  type BinDocument,
+  type LogHead,
+  type SnapshotDocument,
+} from '../index-builder/model.ts';
 import {
   type PublicKeyInfo,
   readPublicKey,
@@ -158,7 +164,7 @@ class Reader {
    * never held in memory, never read past its size (the fetcher refuses more: RESPONSE_TOO_LARGE).
    */
   async checkArtifact(name: string, version: string, artifact: ArtifactRecord): Promise<void> {
-    const where = `${name}@${version} ${artifact.os}/${artifact.arch}${artifact.libc ? `/${artifact.libc}` : ''}`;
+    const where = `${name}@${version} ${artifactPlatformText(artifact)}`;
     // Under the URL being verified, wherever the registry says it publishes (as an install reads it).
     const key = hostedArtifactKey(name, version, artifact.url);
     const url = key === undefined ? artifact.url : `${this.base}/${key}`;

@@ -16,7 +16,12 @@ import type { Clock } from '../index-builder/clock.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { FALCOCTL_INDEX_KEY, REGISTRY_PUBLIC_KEY_KEY } from '../index-builder/layout.ts';
-import type { LogHead, PluginDocument, VersionRecord } from '../index-builder/model.ts';
+import {
+  artifactPlatformText,
+  type LogHead,
+  type PluginDocument,
+  type VersionRecord,
+} from '../index-builder/model.ts';
 import { type SearchHit, type SearchQuery, searchPlugins } from '../index-builder/search.ts';
 import {
   type AuditFinding,
@@ -266,6 +271,8 @@ export interface PlugindexClient {
 
 /** A snapshot checked this recently is not asked for again (`registry update` then `install`: one request). */
 const DEFAULT_FRESH_MS = 60_000;
+/** The most image manifests of an index read to find the version a pasted index digest names. */
+const OCI_INDEX_MANIFESTS_READ = 32;
 
 export function createClient(options: ClientOptions): PlugindexClient {
   return new Client(options);
@@ -966,17 +973,116 @@ class Client implements PlugindexClient {
         if (tag === 'latest' && v.version === document.latest_version) return true;
         return partsOf(artifact.oci.reference)?.tag === tag || v.version === tag;
       });
-      if (!version)
-        throw new ClientError(
-          'NO_MATCHING_VERSION',
-          `${shown}: no version of ${name} in ${entry.name} keeps its ${platform.os}/${platform.arch} artifact there${ref.digest ? ' with that digest' : ` under tag ${tag}`}`,
-        );
-      return { request: `${name}@${version.version}`, registry: entry.name };
+      if (version) return { request: `${name}@${version.version}`, registry: entry.name };
+      const keeps = `no version of ${name} in ${entry.name} keeps its ${artifactPlatformText(platform)} artifact there`;
+      if (!ref.digest) throw new ClientError('NO_MATCHING_VERSION', `${shown}: ${keeps} under tag ${tag}`);
+      // Not a signed blob's digest: perhaps the manifest's or the index's a registry shows (falcoctl's and
+      // crane's output, a registry's web page). Taken only as a way to name a version: the one whose signed
+      // blob for this host it leads to; what installs is still that blob, pulled by its signed digest.
+      const pinned = document.versions.flatMap((v) => {
+        const digest = v.yanked ? undefined : inRepository(v)?.oci?.digest;
+        return digest === undefined ? [] : [{ version: v.version, digest }];
+      });
+      const reached = await this.#versionReached(ref, ref.digest, pinned, {
+        name,
+        none: `${shown}: ${keeps} with that digest`,
+      });
+      return { request: `${name}@${reached}`, registry: entry.name };
     }
     throw new ClientError(
       'PLUGIN_NOT_FOUND',
       `${shown}: no configured registry's falcoctl index names that repository`,
     );
+  }
+
+  /**
+   * The one version whose pinned blob (`pinned`: each unyanked version's signed `oci.digest` for this host
+   * in the reference's repository) the manifest or image index of `digest` in that repository leads to: a
+   * manifest by its layers, an index by its image manifests' layers (one level, at most
+   * OCI_INDEX_MANIFESTS_READ). Every document is read by digest, so its bytes are held to it (fetcher.ts
+   * `ociManifest`); nothing is picked by platform, which an index cannot say fully (no C library, no
+   * universal arch).
+   * @throws ClientError NO_MATCHING_VERSION (`none` then why, and the blob digest to give), REQUEST_INVALID
+   *   (it leads to the blobs of several versions; an index of too many manifests), OFFLINE_MISSING; what
+   *   reading the registry throws; TrustError DOCUMENT_MALFORMED (not a manifest or index).
+   */
+  async #versionReached(
+    ref: { readonly registry: string; readonly repository: string },
+    digest: string,
+    pinned: readonly { readonly version: string; readonly digest: string }[],
+    /** The plugin's name, and the message's start: no version's blob has the digest. */
+    { name, none }: { readonly name: string; readonly none: string },
+  ): Promise<string> {
+    const give = () => {
+      const shown = pinned
+        .slice(0, 3)
+        .map((p) => `${p.version}: ${ref.registry}/${ref.repository}@${p.digest}`);
+      return shown.length === 0
+        ? ''
+        : `; give the digest of the blob its signed manifest pins for this platform (${shown.join(', ')}${pinned.length > 3 ? ', …' : ''}; \`plugindex info ${name}\` lists each)`;
+    };
+    if (pinned.length === 0) throw new ClientError('NO_MATCHING_VERSION', none);
+    this.#refuseOffline(
+      `${none}; whether ${digest} is a manifest or an index leading to one is known only to the OCI registry`,
+    );
+    const { readManifest, isImageManifestType } = await import('./oci.ts');
+    const read = async (at: string) => {
+      const reference = `${ref.registry}/${ref.repository}@${at}`;
+      const credentials = await this.#ociCredentials(reference);
+      const manifest = await this.#options.fetcher
+        .ociManifest({ reference, ...(credentials ? { credentials } : {}) })
+        .catch((error: unknown) => {
+          if (error instanceof ClientError && error.code === 'FETCH_NOT_FOUND') return undefined;
+          throw error;
+        });
+      if (manifest === undefined) return undefined;
+      let json: unknown;
+      try {
+        json = JSON.parse(new TextDecoder().decode(manifest.bytes));
+      } catch (error) {
+        throw new TrustError('DOCUMENT_MALFORMED', `${reference} is not JSON (an OCI manifest or index)`, {
+          cause: error,
+        });
+      }
+      return readManifest(json, { source: reference, mediaType: manifest.mediaType });
+    };
+    const top = await read(digest);
+    if (top === undefined)
+      throw new ClientError(
+        'NO_MATCHING_VERSION',
+        `${none}, and the repository holds no manifest or index of it${give()}`,
+      );
+    const layers = new Set<string>();
+    if (top.kind === 'image') for (const layer of top.layers) layers.add(layer.digest);
+    else {
+      // Nested indexes are not followed: the image-spec allows them, no plugin publisher's tool pushes one.
+      const images = top.manifests.filter(
+        (d) => isImageManifestType(d.mediaType) && d.digest.startsWith('sha256:'),
+      );
+      if (images.length > OCI_INDEX_MANIFESTS_READ)
+        throw new ClientError(
+          'REQUEST_INVALID',
+          `${none}; the image index of that digest lists ${images.length} manifests, more than the ${OCI_INDEX_MANIFESTS_READ} read to find one${give()}`,
+        );
+      for (const image of images) {
+        const contents = await read(image.digest);
+        if (contents?.kind === 'image') for (const layer of contents.layers) layers.add(layer.digest);
+      }
+    }
+    const versions = [...new Set(pinned.filter((p) => layers.has(p.digest)).map((p) => p.version))];
+    const [only] = versions;
+    const what = top.kind === 'image' ? 'the manifest of that digest' : 'the image index of that digest';
+    if (only === undefined)
+      throw new ClientError(
+        'NO_MATCHING_VERSION',
+        `${none}, and ${what} leads to none of their signed blobs (it leads to ${[...layers].join(', ') || 'no layer'})${give()}`,
+      );
+    if (versions.length > 1)
+      throw new ClientError(
+        'REQUEST_INVALID',
+        `${ref.registry}/${ref.repository}@${digest}: ${what} leads to the signed blobs of several versions (${versions.join(', ')}): give one blob's digest or a version`,
+      );
+    return only;
   }
 
   /**

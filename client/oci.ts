@@ -1,8 +1,8 @@
 /**
  * The OCI side of an artifact, without the network: reading references (`registry.example/acme/lens:1.2`,
  * `…@sha256:<hex>`), the command line's artifact references (falcoctl's forms beside our `NAME@SPEC`), the
- * `WWW-Authenticate` challenges of a registry, and choosing from a manifest or an index the descriptor to
- * pull next. client/fetcher.ts does the requests with what this returns.
+ * `WWW-Authenticate` challenges of a registry, and reading what a manifest or an index lists (for a digest a
+ * user pasted from the registry, client.ts). client/fetcher.ts does the requests.
  *
  * Grammar after the distribution project's `reference` package (the one docker, oras and falcoctl share),
  * so a reference means the same registry, repository and tag to them as to us; a form they would read
@@ -51,17 +51,18 @@ export interface OciDescriptor {
   readonly platform?: { readonly os: string; readonly architecture: string; readonly variant?: string };
 }
 
-/** What a manifest leads to: another manifest (from an index, for the platform) or the layer to pull. */
-export type ManifestPick =
-  | { readonly kind: 'manifest'; readonly descriptor: OciDescriptor }
-  | { readonly kind: 'layer'; readonly descriptor: OciDescriptor };
+/**
+ * What a manifest or an index lists: an index (OCI image index, Docker manifest list) its manifests, a
+ * manifest its layers. Nothing is chosen here by platform: an index names `os`/`architecture`/`variant`, no
+ * C library and no universal arch, so it cannot tell a musl or universal build from another (ARCHITECTURE.md,
+ * Platforms); what to install is always the blob the signed manifest pins.
+ */
+export type ManifestContents =
+  | { readonly kind: 'index'; readonly manifests: readonly OciDescriptor[] }
+  | { readonly kind: 'image'; readonly layers: readonly OciDescriptor[] };
 
-export interface PickOptions {
-  /** For an index: the platform whose manifest to take (the registry's names, Go's: amd64, arm64, 386, arm). */
-  readonly platform?: { readonly os: string; readonly arch: string };
-  /** For a manifest: the layer to take (`sha256:<hex>`); without it, the manifest must have exactly one layer. */
-  readonly digest?: string;
-  /** Where the manifest came from, for messages (e.g. the reference). */
+export interface ReadManifestOptions {
+  /** Where the document came from, for messages (e.g. the reference). */
   readonly source?: string;
   /** The Content-Type it was served with, used when the document does not name its own mediaType. */
   readonly mediaType?: string;
@@ -299,16 +300,13 @@ function parseChallenges(header: string): { scheme: string; params: Record<strin
 }
 
 /**
- * From a parsed manifest or index, what to fetch next: for an index (OCI image index, Docker manifest
- * list), the manifest of the platform; for a manifest, the layer whose digest is asked (or its single layer).
- * A document that holds both `manifests` and `layers`, or whose declared type disagrees with its shape, is
+ * A parsed manifest or index -> the descriptors it lists (an index's manifests, a manifest's layers). A
+ * document that holds both `manifests` and `layers`, or whose declared type disagrees with its shape, is
  * refused: readers would differ on what it is.
- * @throws TrustError DOCUMENT_MALFORMED (not a manifest or index, naming the JSON pointer), ARTIFACT_MISMATCH
- *   (no layer has the digest asked: the tag no longer names what was signed); ClientError
- *   NO_ARTIFACT_FOR_PLATFORM (no manifest, or several, for the platform: the message lists those there are).
- * @example pickFromManifest(JSON.parse(text), { digest: artifact.oci.digest })
+ * @throws TrustError DOCUMENT_MALFORMED (not a manifest or index), naming the JSON pointer.
+ * @example readManifest(JSON.parse(text), { source: 'registry.example/acme/lens@sha256:…' })
  */
-export function pickFromManifest(json: unknown, options: PickOptions = {}): ManifestPick {
+export function readManifest(json: unknown, options: ReadManifestOptions = {}): ManifestContents {
   const source = options.source ?? 'the manifest';
   const malformed = (pointer: string, expected: string) =>
     new TrustError('DOCUMENT_MALFORMED', `${source}#${pointer}: expected ${expected}`);
@@ -330,30 +328,15 @@ export function pickFromManifest(json: unknown, options: PickOptions = {}): Mani
   }
   if (isIndex) {
     if (!hasManifests) throw malformed('/manifests', `an array (the document is declared ${declared})`);
-    const descriptors = readDescriptors(json.manifests, '/manifests', malformed);
-    return { kind: 'manifest', descriptor: pickPlatform(descriptors, options, source) };
+    return { kind: 'index', manifests: readDescriptors(json.manifests, '/manifests', malformed) };
   }
   if (!hasLayers) throw malformed('/layers', `an array (the document is declared ${declared})`);
-  const layers = readDescriptors(json.layers, '/layers', malformed);
-  if (options.digest !== undefined) {
-    const layer = layers.find((descriptor) => descriptor.digest === options.digest);
-    if (layer === undefined) {
-      throw new TrustError(
-        'ARTIFACT_MISMATCH',
-        `${source} lists no layer ${options.digest}: it lists ${listOf(layers.map((d) => d.digest))}`,
-      );
-    }
-    return { kind: 'layer', descriptor: layer };
-  }
-  const [only] = layers;
-  if (only === undefined || layers.length > 1) {
-    throw new TrustError(
-      'ARTIFACT_MISMATCH',
-      `${source} has ${layers.length} layers (${listOf(layers.map((d) => d.digest))}): without a digest to ` +
-        'choose by, a manifest of exactly one layer is expected',
-    );
-  }
-  return { kind: 'layer', descriptor: only };
+  return { kind: 'image', layers: readDescriptors(json.layers, '/layers', malformed) };
+}
+
+/** Whether a descriptor's media type is an image manifest's (not an index's, not a layer's). */
+export function isImageManifestType(mediaType: string): boolean {
+  return IMAGE_TYPES.has(mediaType);
 }
 
 function readDescriptors(
@@ -393,56 +376,7 @@ function readDescriptors(
   });
 }
 
-/** The index's one manifest for the platform (Go's names are the registry's: amd64, arm64, 386, arm). */
-function pickPlatform(
-  descriptors: readonly OciDescriptor[],
-  options: PickOptions,
-  source: string,
-): OciDescriptor {
-  const offered = () =>
-    listOf(
-      descriptors.map((d) =>
-        d.platform
-          ? `${d.platform.os}/${d.platform.architecture}${d.platform.variant ? `/${d.platform.variant}` : ''}`
-          : `${d.digest} (no platform)`,
-      ),
-    );
-  const platform = options.platform;
-  if (platform === undefined) {
-    const [only] = descriptors;
-    if (only !== undefined && descriptors.length === 1) return only;
-    throw new ClientError(
-      'NO_ARTIFACT_FOR_PLATFORM',
-      `${source} is an index of ${descriptors.length} manifests (${offered()}): a platform is needed to choose one`,
-    );
-  }
-  const wanted = `${platform.os}/${platform.arch}`;
-  const matches = descriptors.filter(
-    (d) => d.platform?.os === platform.os && d.platform.architecture === platform.arch,
-  );
-  const [match] = matches;
-  if (match === undefined) {
-    throw new ClientError(
-      'NO_ARTIFACT_FOR_PLATFORM',
-      `${source} has no manifest for ${wanted}: it has ${offered()}`,
-    );
-  }
-  if (matches.length > 1) {
-    // Our platforms name no variant (arm v6 or v7): picking one would be a guess.
-    throw new ClientError(
-      'NO_ARTIFACT_FOR_PLATFORM',
-      `${source} has ${matches.length} manifests for ${wanted} (${offered()}): a platform names no variant, ` +
-        'so none is chosen',
-    );
-  }
-  return match;
-}
-
 /** Whether a reference's first component names a registry rather than a repository (docker's rule). */
 function looksLikeRegistry(component: string): boolean {
   return component.includes('.') || component.includes(':') || component === 'localhost';
-}
-
-function listOf(items: readonly string[]): string {
-  return items.length === 0 ? 'none' : items.join(', ');
 }

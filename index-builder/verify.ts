@@ -17,6 +17,7 @@ import { escapePointer, TrustError } from './errors.ts';
 import { binKey, binOf, isCanonicalVersion, pluginDocumentKey, SIGNED_SNAPSHOT_KEY } from './layout.ts';
 import {
   type ArtifactRecord,
+  artifactPlatformText,
   artifactServing,
   type BinDocument,
   type DocumentDigest,
@@ -254,7 +255,7 @@ export async function verifyManifest(options: {
     if (!glibc || normalizeDigest(glibc.sha256) !== artifact.sha256)
       throw new TrustError(
         'ARTIFACT_MISMATCH',
-        `${name}@${version.version} ${artifact.os}/${artifact.arch}${artifact.libc ? `/${artifact.libc}` : ''}: the plugin document and the signed manifest disagree`,
+        `${name}@${version.version} ${artifactPlatformText(artifact)}: the plugin document and the signed manifest disagree`,
       );
   };
   for (const artifact of version.artifacts) check(artifact, true);

@@ -58,6 +58,8 @@ let pushed: Record<'glibc' | 'musl' | 'fat' | 'arm', Pushed>;
 /** The signed references: each repository's tag `1.0.0`, an image index. */
 let reference: string;
 let lostReference: string;
+/** The digest of the image index pushed under the tag `1.0.0` of REPOSITORY. */
+let indexDigest: string;
 
 /** A manifest artifact kept at `at`, pinned by the digest of `bytes`. */
 function ociArtifact(at: string, platform: { os: string; arch: string; libc?: string }, bytes: Uint8Array) {
@@ -102,6 +104,7 @@ async function pushIndexed(repository: string): Promise<Record<'glibc' | 'musl' 
     }),
   );
   await putManifest(oci, repository, '1.0.0', index, OCI_INDEX);
+  if (repository === REPOSITORY) indexDigest = sha256Digest(index);
   return builds;
 }
 
@@ -264,5 +267,76 @@ describe('when an OCI artifact’s reference names an image index', () => {
     });
     expect(m.pulled).toEqual({ manifests: [], blobs: [missing] });
     await expect(placed(m, 'linux-amd64-musl', LOST)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+/**
+ * A digest pasted from the registry's side (falcoctl, crane, a registry's page show a manifest's or an
+ * index's, not the layer's the signed manifest pins) names the version whose signed blob for the host it
+ * leads to; the install then pulls that blob by its signed digest, so only signed bytes are placed.
+ */
+describe('when an OCI reference pins a manifest’s or an index’s digest', () => {
+  const at = (digest: string) => `${oci.host}/${REPOSITORY}@${digest}`;
+
+  it('takes an index’s digest for the version whose musl blob it leads to, a musl host installing that signed blob', async () => {
+    const m = await machine();
+    const target = await m.run(ALPINE, (c) => c.reference(at(indexDigest)));
+    expect(target).toEqual({ request: `${NAME}@1.0.0`, registry: 'test' });
+    await m.run(ALPINE, (c) =>
+      c.install({ requests: [target?.request as string], dir: m.dir, lockfile: m.lockfile }),
+    );
+    expect(await placed(m, 'linux-amd64-musl')).toEqual(Buffer.from(MUSL));
+    // The index and its image manifests read by digest; the one blob pulled is the signed musl build.
+    expect(m.pulled.manifests[0]).toBe(at(indexDigest));
+    expect(m.pulled.manifests).toHaveLength(5);
+    expect(m.pulled.blobs).toEqual([pushed.musl.digest]);
+  });
+
+  it('takes an image manifest’s digest whose layer is the host’s signed build, on a Mac the universal one', async () => {
+    const m = await machine();
+    expect(await m.run(ALPINE, (c) => c.reference(at(pushed.musl.manifestDigest)))).toEqual({
+      request: `${NAME}@1.0.0`,
+      registry: 'test',
+    });
+    expect(await m.run(MAC_ARM64, (c) => c.reference(at(pushed.fat.manifestDigest)))).toEqual({
+      request: `${NAME}@1.0.0`,
+      registry: 'test',
+    });
+    expect(m.pulled.blobs).toEqual([]);
+  });
+
+  it('refuses a manifest leading to another build than the host’s (glibc on a musl host), naming the platform fully and the digest to give', async () => {
+    const m = await machine();
+    await expect(m.run(ALPINE, (c) => c.reference(at(pushed.glibc.manifestDigest)))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'NO_MATCHING_VERSION',
+      message: expect.stringMatching(
+        new RegExp(
+          `keeps its linux/amd64/musl artifact there with that digest, and the manifest of that digest leads to none of their signed blobs \\(it leads to ${pushed.glibc.digest}\\); give the digest of the blob its signed manifest pins for this platform \\(1\\.0\\.0: ${oci.host}/${REPOSITORY}@${pushed.musl.digest}`,
+        ),
+      ),
+    });
+    expect(m.pulled.blobs).toEqual([]);
+  });
+
+  it('refuses a digest the repository holds no manifest of, saying which digest to give', async () => {
+    const m = await machine();
+    const unknown = sha256Digest(NEVER_PUSHED);
+    await expect(m.run(LINUX, (c) => c.reference(at(unknown)))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'NO_MATCHING_VERSION',
+      message: expect.stringContaining(
+        `keeps its linux/amd64 artifact there with that digest, and the repository holds no manifest or index of it; give the digest of the blob its signed manifest pins for this platform (1.0.0: ${oci.host}/${REPOSITORY}@${pushed.glibc.digest};`,
+      ),
+    });
+  });
+
+  it('names a musl host’s platform fully when no version is under the tag', async () => {
+    const m = await machine();
+    await expect(m.run(ALPINE, (c) => c.reference(`${oci.host}/${REPOSITORY}:9.9.9`))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'NO_MATCHING_VERSION',
+      message: expect.stringContaining('keeps its linux/amd64/musl artifact there under tag 9.9.9'),
+    });
   });
 });

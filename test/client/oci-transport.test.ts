@@ -11,7 +11,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
-import { MANIFEST_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST, pickFromManifest } from '../../client/oci.ts';
+import { MANIFEST_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST, readManifest } from '../../client/oci.ts';
 import {
   type OciRegistry,
   type Pushed,
@@ -113,13 +113,12 @@ describe('when a blob is pulled from an open registry', () => {
     expect(manifest.digest).toBe(pushed.manifestDigest);
     expect(manifest.mediaType).toBe(OCI_MANIFEST);
     expect(Buffer.from(manifest.bytes).equals(Buffer.from(pushed.manifest))).toBe(true);
-    const pick = pickFromManifest(JSON.parse(Buffer.from(manifest.bytes).toString('utf8')), {
-      digest: pushed.digest,
+    const read = readManifest(JSON.parse(Buffer.from(manifest.bytes).toString('utf8')), {
       mediaType: manifest.mediaType,
     });
-    expect(pick).toEqual({
-      kind: 'layer',
-      descriptor: expect.objectContaining({ digest: pushed.digest, size: ARTIFACT.byteLength }),
+    expect(read).toEqual({
+      kind: 'image',
+      layers: [expect.objectContaining({ digest: pushed.digest, size: ARTIFACT.byteLength })],
     });
   });
 
@@ -130,7 +129,7 @@ describe('when a blob is pulled from an open registry', () => {
     expect(manifest.digest).toBe(pushed.manifestDigest);
   });
 
-  it("follows an index to the platform's manifest, then to its layer", async () => {
+  it("reads an index, then by digest a manifest it lists, then that manifest's layer", async () => {
     const arm = await pushBlob(open, 'acme/multi', patternBytes(1000), { tag: 'arm64-only' });
     const amd = await pushBlob(open, 'acme/multi', patternBytes(2000), { tag: 'amd64-only' });
     const entry = (pushedManifest: Pushed, architecture: string) => ({
@@ -150,18 +149,21 @@ describe('when a blob is pulled from an open registry', () => {
 
     const fetched = await fetcher.ociManifest({ reference: `${open.host}/acme/multi:2.0.0` });
     expect(fetched.mediaType).toBe(OCI_INDEX);
-    const forArm = pickFromManifest(JSON.parse(Buffer.from(fetched.bytes).toString('utf8')), {
-      platform: { os: 'linux', arch: 'arm64' },
-    });
-    expect(forArm.descriptor.digest).toBe(arm.manifestDigest);
+    const listed = readManifest(JSON.parse(Buffer.from(fetched.bytes).toString('utf8')));
+    expect(listed.kind === 'index' && listed.manifests.map((d) => d.digest)).toEqual([
+      amd.manifestDigest,
+      arm.manifestDigest,
+    ]);
     const manifest = await fetcher.ociManifest({
-      reference: `${open.host}/acme/multi@${forArm.descriptor.digest}`,
+      reference: `${open.host}/acme/multi@${arm.manifestDigest}`,
     });
-    const layer = pickFromManifest(JSON.parse(Buffer.from(manifest.bytes).toString('utf8')));
+    const read = readManifest(JSON.parse(Buffer.from(manifest.bytes).toString('utf8')));
+    const layer = read.kind === 'image' ? read.layers[0] : undefined;
+    expect(layer?.digest).toBe(arm.digest);
     const download = await fetcher.ociBlob({
       reference: `${open.host}/acme/multi:2.0.0`,
-      digest: layer.descriptor.digest,
-      maxBytes: layer.descriptor.size,
+      digest: arm.digest,
+      maxBytes: layer?.size ?? 0,
     });
     expect(Buffer.from(await collect(download.body)).equals(Buffer.from(patternBytes(1000)))).toBe(true);
   });

@@ -8,7 +8,7 @@ import {
   parseArtifactReference,
   parseBearerChallenge,
   parseOciReference,
-  pickFromManifest,
+  readManifest,
 } from '../../client/oci.ts';
 
 const HEX = 'a'.repeat(64);
@@ -223,92 +223,38 @@ describe('when a WWW-Authenticate challenge is parsed', () => {
   }
 });
 
-describe('when a manifest or index is chosen from', () => {
+describe('when a manifest or index is read', () => {
   it('accepts the four manifest media types', () => {
     expect(MANIFEST_MEDIA_TYPES).toEqual([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST]);
   });
 
-  it('takes the layer whose digest is asked', () => {
-    const pick = pickFromManifest(imageManifest([descriptor(OTHER), descriptor(DIGEST)]), { digest: DIGEST });
-    expect(pick).toEqual({ kind: 'layer', descriptor: descriptor(DIGEST) });
-  });
-
-  it('takes the single layer when no digest is asked, from a Docker manifest too', () => {
-    expect(pickFromManifest(imageManifest([descriptor(DIGEST)], DOCKER_MANIFEST))).toEqual({
-      kind: 'layer',
-      descriptor: descriptor(DIGEST),
+  it('lists a manifest’s layers, from a Docker manifest too', () => {
+    expect(readManifest(imageManifest([descriptor(OTHER), descriptor(DIGEST)]))).toEqual({
+      kind: 'image',
+      layers: [descriptor(OTHER), descriptor(DIGEST)],
+    });
+    expect(readManifest(imageManifest([descriptor(DIGEST)], DOCKER_MANIFEST))).toEqual({
+      kind: 'image',
+      layers: [descriptor(DIGEST)],
     });
   });
 
   it('uses the Content-Type when the document names no mediaType', () => {
-    const pick = pickFromManifest(imageManifest([descriptor(DIGEST)], undefined), {
+    const read = readManifest(imageManifest([descriptor(DIGEST)], undefined), {
       mediaType: `${OCI_MANIFEST}; charset=utf-8`,
     });
-    expect(pick.kind).toBe('layer');
+    expect(read.kind).toBe('image');
   });
 
-  it('refuses a manifest without the layer asked, naming those it has', () => {
-    expect(() =>
-      pickFromManifest(imageManifest([descriptor(OTHER)]), {
-        digest: DIGEST,
-        source: 'registry.example/lens:1',
-      }),
-    ).toThrow(
-      expect.objectContaining({
-        name: 'TrustError',
-        code: 'ARTIFACT_MISMATCH',
-        message: `registry.example/lens:1 lists no layer ${DIGEST}: it lists ${OTHER}`,
-      }),
-    );
-  });
-
-  it('refuses to guess between several layers when no digest is asked', () => {
-    expect(() => pickFromManifest(imageManifest([descriptor(OTHER), descriptor(DIGEST)]))).toThrow(
-      expect.objectContaining({ name: 'TrustError', code: 'ARTIFACT_MISMATCH' }),
-    );
-  });
-
-  it("takes an index's manifest for the platform, in our architecture names", () => {
-    const doc = index([onPlatform(OTHER, 'linux', 'amd64'), onPlatform(DIGEST, 'linux', 'arm64')]);
-    expect(pickFromManifest(doc, { platform: { os: 'linux', arch: 'arm64' } })).toEqual({
-      kind: 'manifest',
-      descriptor: onPlatform(DIGEST, 'linux', 'arm64'),
-    });
-    const list = index([onPlatform(DIGEST, 'windows', '386')], DOCKER_MANIFEST_LIST);
-    expect(pickFromManifest(list, { platform: { os: 'windows', arch: '386' } }).descriptor.digest).toBe(
-      DIGEST,
-    );
-  });
-
-  it('refuses an index without the platform, listing those it has', () => {
+  it('lists an index’s manifests with their platforms, choosing none', () => {
     const doc = index([onPlatform(OTHER, 'linux', 'amd64'), onPlatform(DIGEST, 'linux', 'arm', 'v7')]);
-    expect(() => pickFromManifest(doc, { platform: { os: 'darwin', arch: 'arm64' } })).toThrow(
-      expect.objectContaining({
-        name: 'ClientError',
-        code: 'NO_ARTIFACT_FOR_PLATFORM',
-        message: 'the manifest has no manifest for darwin/arm64: it has linux/amd64, linux/arm/v7',
-      }),
+    expect(readManifest(doc)).toEqual({
+      kind: 'index',
+      manifests: [onPlatform(OTHER, 'linux', 'amd64'), onPlatform(DIGEST, 'linux', 'arm', 'v7')],
+    });
+    expect(readManifest(index([onPlatform(DIGEST, 'windows', '386')], DOCKER_MANIFEST_LIST)).kind).toBe(
+      'index',
     );
-  });
-
-  it('refuses to choose between variants of one platform, or without a platform', () => {
-    const doc = index([onPlatform(OTHER, 'linux', 'arm', 'v6'), onPlatform(DIGEST, 'linux', 'arm', 'v7')]);
-    expect(() => pickFromManifest(doc, { platform: { os: 'linux', arch: 'arm' } })).toThrow(
-      expect.objectContaining({
-        code: 'NO_ARTIFACT_FOR_PLATFORM',
-        message: expect.stringContaining('variant'),
-      }),
-    );
-    expect(() => pickFromManifest(doc)).toThrow(
-      expect.objectContaining({
-        code: 'NO_ARTIFACT_FOR_PLATFORM',
-        message: expect.stringContaining('a platform'),
-      }),
-    );
-  });
-
-  it('takes the one manifest of an index when no platform is asked', () => {
-    expect(pickFromManifest(index([onPlatform(DIGEST, 'linux', 'amd64')])).descriptor.digest).toBe(DIGEST);
   });
 
   for (const [what, doc, pointer] of [
@@ -326,7 +272,7 @@ describe('when a manifest or index is chosen from', () => {
     ],
   ] as const) {
     it(`refuses ${what} as DOCUMENT_MALFORMED, naming ${pointer}`, () => {
-      expect(() => pickFromManifest(doc, { digest: DIGEST })).toThrow(
+      expect(() => readManifest(doc, { source: 'registry.example/lens@x' })).toThrow(
         expect.objectContaining({
           name: 'TrustError',
           code: 'DOCUMENT_MALFORMED',
