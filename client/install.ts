@@ -949,12 +949,26 @@ async function alreadyInstalled(
     if (options.policy?.publishers !== undefined && record.publisher_verified !== true) return undefined;
     if (await placedUnderRevokedKey(ctx, options, record, revoked)) return undefined;
     const paths: Record<string, string> = {};
+    const warnings: string[] = [];
     for (const platform of target.platforms) {
       const key = platformKey(platform);
       const artifact = own(record.artifacts, key);
       const lockedKey = lockedKeyFor(entry.artifacts, platform);
       const lockedArtifact = lockedKey === undefined ? undefined : own(entry.artifacts, lockedKey);
       if (!artifact || !lockedArtifact || artifact.sha256 !== lockedArtifact.sha256) return undefined;
+      // A musl host's glibc build, from a lock without a musl key (an older client's, or a version with no
+      // musl build): kept, as reading the registry on every install to learn which would cost every
+      // Alpine install of a static build a round trip; said, with what reads it (ARCHITECTURE, Platforms).
+      warnings.push(
+        ...libcFallbackWarning(
+          target.name,
+          entry.version,
+          platform,
+          platformOfKey(lockedKey as string),
+          options.lockfile,
+          true,
+        ),
+      );
       const fileName = installedFileName(target.name, target.output, key, lockedArtifact.url);
       if (artifact.path !== filePath(target.name, entry.version, key, fileName)) return undefined;
       const actual = await seen.hash(tree, artifact.path, artifact.size, true);
@@ -971,7 +985,7 @@ async function alreadyInstalled(
       path: paths[first] as string,
       paths,
       permissions: entry.permissions ?? [],
-      warnings: [],
+      warnings,
       advisories: [],
       unchanged: true,
     });

@@ -228,18 +228,26 @@ export function libcFallbackWarning(
   artifact: { readonly libc?: string },
   /** The lock it was read from, when a frozen install's: a lock an older client wrote has no musl key. */
   lockfile?: string,
+  /**
+   * True when the glibc build is already in place as that lock has it (an install's fast path, which reads
+   * no registry, so cannot know whether the version now has a musl build): said on every such install.
+   */
+  inPlace = false,
 ): string[] {
   if (platform.libc === undefined || artifact.libc === platform.libc) return [];
   const holder =
     lockfile === undefined
       ? `${name}@${version} has no ${platform.libc} build`
       : `${lockfile} locks no ${platform.libc} build of ${name}@${version}`;
+  // From a lock: an install without --frozen would not do (with the glibc build in place as the lock has
+  // it, the fast path keeps it); update reads the registry and pins its musl build of the version.
   const remedy =
     lockfile === undefined
       ? `install with --platform ${platform.os}/${platform.arch} to choose it knowingly`
-      : `install without --frozen to lock the registry's ${platform.libc} build, if it has one`;
+      : `\`plugindex update ${name}\` locks and installs the registry's ${platform.libc} build, if it has one`;
+  const doing = inPlace ? 'its glibc build is in place' : 'installing its glibc build';
   return [
-    `${holder} for ${platform.os}/${platform.arch}: installing its glibc build, which starts here only if it is statically linked (${remedy})`,
+    `${holder} for ${platform.os}/${platform.arch}: ${doing}, which starts here only if it is statically linked (${remedy})`,
   ];
 }
 

@@ -267,6 +267,34 @@ describe('when clients of both C libraries install', () => {
     ]);
   });
 
+  it('says on a plain install, which reads no registry, that the glibc build in place from a lock an older client wrote is not the musl one; update then places the musl build', async () => {
+    const m = await lockedByOlderClient();
+    await rm(m.dir, { recursive: true, force: true });
+    await m.run(ALPINE, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile, frozen: true }));
+    const before = await readFile(m.lockfile, 'utf8');
+    // In place as the lock has it: the fast path, nothing fetched, nothing changed, but said.
+    const plain = await m.run(ALPINE, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile }));
+    expect(plain.items[0]).toMatchObject({ platform: 'linux-amd64-musl', unchanged: true });
+    expect(plain.items[0]?.warnings).toEqual([
+      `${m.lockfile} locks no musl build of ${NAME}@1.0.0 for linux/amd64: its glibc build is in place, which starts here only if it is statically linked (\`plugindex update ${NAME}\` locks and installs the registry's musl build, if it has one)`,
+    ]);
+    expect(await readFile(join(m.dir, NAME, '1.0.0', 'linux-amd64-musl', NAME))).toEqual(Buffer.from(GLIBC));
+    expect(await readFile(m.lockfile, 'utf8')).toBe(before);
+    // A glibc host of the same folder and lock: nothing to say.
+    await m.run(LINUX, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile, frozen: true }));
+    const glibc = await m.run(LINUX, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile }));
+    expect(glibc.items[0]).toMatchObject({ unchanged: true, warnings: [] });
+    // What the warning says to run (the CLI's update: the installed names, upgrade) does what it says.
+    const updated = await m.run(ALPINE, (c) =>
+      c.install({ requests: [NAME], dir: m.dir, lockfile: m.lockfile, upgrade: true }),
+    );
+    expect(updated.items[0]?.warnings).toEqual([]);
+    expect(await readFile(join(m.dir, NAME, '1.0.0', 'linux-amd64-musl', NAME))).toEqual(Buffer.from(MUSL));
+    expect(Object.keys(JSON.parse(await readFile(m.lockfile, 'utf8')).plugins[NAME].artifacts)).toContain(
+      'linux-amd64-musl',
+    );
+  });
+
   it('verifies, and finds on disk, the glibc build a musl host installed from a lock an older client wrote, though the version has a musl build', async () => {
     const m = await lockedByOlderClient();
     await rm(m.dir, { recursive: true, force: true });
