@@ -13,7 +13,9 @@
  * in-memory store gives), computed once at put time so reads never hash. The sidecar also records the
  * identity of the file it describes (size, nanosecond mtime, inode; a rename keeps all three). A sidecar
  * that does not describe the body on disk (a crash between the two renames, two concurrent puts of one key,
- * a file copied in by hand) is ignored for the ETag, which is then recomputed from the bytes actually read.
+ * a file copied in by hand) is ignored for the ETag, which is then recomputed from the bytes actually read;
+ * past IDENTITY_ETAG_BYTES, from the file's identity instead (`identityEtag`), so that no read of a file's
+ * metadata costs a read of its bytes (an upload of gigabytes left in `incoming/`).
  *
  * Names: the store writes only safe keys (layout.ts), but lists and reads files under any name a filesystem
  * allows (`my plugin (1).tgz`, a newline, bytes that are not UTF-8), so every upload dropped into
@@ -176,12 +178,47 @@ interface BigStats {
   readonly ctimeNs: bigint;
   readonly mtimeNs: bigint;
   readonly mtimeMs: bigint;
+  /** 0 where the filesystem keeps no birth time. */
+  readonly birthtimeNs: bigint;
   isFile(): boolean;
 }
 
 /** The strong ETag of some bytes: quoted, first 32 hex digits of SHA-256. */
 function etagOf(body: Uint8Array): string {
   return etagFromSha256(sha256Hex(body));
+}
+
+/**
+ * Past this size, a file no sidecar describes (an upload dropped into `incoming/`, a file copied in by hand)
+ * has the ETag of its identity (`identityEtag`), not of its bytes. Hashed for it, a file was read whole by
+ * every `head`, listing's ETag and stream that asked, whatever its size: an upload of gigabytes left in
+ * `incoming/`, too large to stream (`maxStreamedBytes`) and so named by its key and ETag
+ * (`unreadableSubmissionId`), was read whole by every batch that met it, where S3's listing gives the ETag
+ * for nothing. Up to it, hashing costs less than a millisecond, and a body read (SYNC_BYTES) is in hand.
+ */
+export const IDENTITY_ETAG_BYTES = SYNC_BYTES;
+
+/**
+ * The ETag of a file from its stats alone (device, inode, size, birth, modification and change times, in
+ * nanoseconds), hashed and quoted as a body's is. A new upload under the same key, renamed in or written in
+ * place, is another inode or has another change time (which no one sets: the kernel stamps every write,
+ * rename and link), so it has another ETag, as S3 gives a new upload; the very file, unwritten, keeps it.
+ * What it gives up is a body's: the same bytes put again are another ETag (only a re-read or a hash then
+ * tells them equal: every caller that compares ETags reads or hashes again on a mismatch), and a rewrite in
+ * place that keeps the size within one tick of the kernel's clock is not seen, as `sameVersion` does not
+ * see it, which a move trusts already.
+ */
+function identityEtag(stats: BigStats): string {
+  const { dev, ino, size, birthtimeNs, mtimeNs, ctimeNs } = stats;
+  return etagFromSha256(sha256Hex(`file\0${dev}\0${ino}\0${size}\0${birthtimeNs}\0${mtimeNs}\0${ctimeNs}`));
+}
+
+/**
+ * The ETag of a file no sidecar describes, computed when first asked for: its identity's past
+ * IDENTITY_ETAG_BYTES, else its bytes' (`hash`).
+ */
+function undescribedEtag(stats: BigStats, hash: () => string): () => string {
+  return stats.size > BigInt(IDENTITY_ETAG_BYTES) ? () => identityEtag(stats) : hash;
 }
 
 /**
@@ -386,7 +423,10 @@ export class FsStore implements Store {
     if (!now || !sameVersion(now, read.stats)) return undefined;
     const sidecar = await this.#readSidecar(key);
     if (this.#raced(key, sidecar, read.stats)) return undefined;
-    const etag = sidecar && describes(sidecar, read.stats) ? sidecar.etag : () => etagOf(read.body);
+    const etag =
+      sidecar && describes(sidecar, read.stats)
+        ? sidecar.etag
+        : undescribedEtag(read.stats, () => etagOf(read.body));
     return this.#info(key, read.stats, sidecar, etag, read.body);
   }
 
@@ -417,7 +457,8 @@ export class FsStore implements Store {
       }
       const sidecar = await this.#readSidecar(key);
       if (this.#raced(key, sidecar, stats)) throw RACED;
-      const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : () => etagOf(body);
+      const etag =
+        sidecar && describes(sidecar, stats) ? sidecar.etag : undescribedEtag(stats, () => etagOf(body));
       return this.#info(key, stats, sidecar, etag, body);
     });
   }
@@ -448,11 +489,15 @@ export class FsStore implements Store {
     const sidecar = listed && sameVersion(listed, stats) ? undefined : this.#readSidecarSync(key);
     if (this.#raced(key, sidecar, stats)) throw RACED;
     if (listed && !sidecar) this.#readBare.set(key, versionOf(stats));
-    const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : () => etagOf(body);
+    const etag =
+      sidecar && describes(sidecar, stats) ? sidecar.etag : undescribedEtag(stats, () => etagOf(body));
     return this.#info(key, stats, sidecar, etag, body);
   }
 
-  /** `head` by synchronous calls, or LARGE for a file past SYNC_BYTES that no sidecar describes. */
+  /**
+   * `head` by synchronous calls, or LARGE for a file past SYNC_BYTES that no sidecar describes and that is
+   * not past IDENTITY_ETAG_BYTES (none, while the two are one size).
+   */
   #headSync(key: string): ObjectInfo | undefined | typeof LARGE {
     const file = this.#readPath(key);
     const fd = this.#openForReadSync(file);
@@ -463,6 +508,8 @@ export class FsStore implements Store {
       const sidecar = this.#readSidecarSync(key);
       if (this.#raced(key, sidecar, stats)) throw RACED;
       if (sidecar && describes(sidecar, stats)) return this.#info(key, stats, sidecar, sidecar.etag);
+      if (stats.size > BigInt(IDENTITY_ETAG_BYTES))
+        return this.#info(key, stats, sidecar, identityEtag(stats));
       if (stats.size > BigInt(SYNC_BYTES)) return LARGE;
       return this.#info(key, stats, sidecar, etagOf(readOpened(fd, stats.size)));
     } finally {
@@ -486,14 +533,19 @@ export class FsStore implements Store {
 
   /**
    * What an open file is, or undefined when it is not a regular file. Only a file without a sidecar that
-   * describes it costs a read and a hash, in chunks.
+   * describes it, within IDENTITY_ETAG_BYTES, costs a read and a hash, in chunks.
    */
   async #describe(key: string, handle: FileHandle): Promise<ObjectInfo | undefined> {
     const stats = await handle.stat({ bigint: true });
     if (!stats.isFile()) return undefined;
     const sidecar = await this.#readSidecar(key);
     if (this.#raced(key, sidecar, stats)) throw RACED;
-    const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : etagFromSha256(await hashFile(handle));
+    const etag =
+      sidecar && describes(sidecar, stats)
+        ? sidecar.etag
+        : stats.size > BigInt(IDENTITY_ETAG_BYTES)
+          ? identityEtag(stats)
+          : etagFromSha256(await hashFile(handle));
     return this.#info(key, stats, sidecar, etag);
   }
 
@@ -838,8 +890,9 @@ export class FsStore implements Store {
   /**
    * `head` for a listing: a file without a sidecar that describes it gets its ETag hashed when it is asked
    * for, from the bytes on disk then (a batch lists every upload in `incoming/` for its size and date, then
-   * reads and hashes each one it takes: hashing each at the listing too doubled that). Its sidecar is read
-   * only when the listing's walk of the sidecar tree found one (`hasSidecar`).
+   * reads and hashes each one it takes: hashing each at the listing too doubled that); past
+   * IDENTITY_ETAG_BYTES, the ETag of its identity as listed, as S3's listing gives the ETag of the object it
+   * lists. Its sidecar is read only when the listing's walk of the sidecar tree found one (`hasSidecar`).
    */
   async #listed(key: string, hasSidecar: boolean): Promise<ObjectInfo | undefined> {
     return this.#io(key, 'stat', async () => {
@@ -851,7 +904,10 @@ export class FsStore implements Store {
       const sidecar = hasSidecar ? this.#readSidecarSync(key) : undefined;
       if (this.#raced(key, sidecar, stats)) throw RACED;
       if (!sidecar && this.#listedKeys.has(key)) this.#listedKeys.set(key, versionOf(stats));
-      const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : () => this.#hashNow(key);
+      const etag =
+        sidecar && describes(sidecar, stats)
+          ? sidecar.etag
+          : undescribedEtag(stats, () => this.#hashNow(key));
       return this.#info(key, stats, sidecar, etag);
     });
   }
@@ -1055,7 +1111,8 @@ export class FsStore implements Store {
 
   /**
    * ObjectInfo from a stat, a sidecar and the ETag: the sidecar's when it describes the file, else hashed
-   * from the bytes by the caller, or by `etag` when first asked for.
+   * from the bytes (or past IDENTITY_ETAG_BYTES made from the stats) by the caller, or by `etag` when first
+   * asked for.
    */
   #info(
     key: string,

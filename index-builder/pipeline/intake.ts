@@ -109,7 +109,8 @@ export interface BatchPlan {
     readonly notStreamed?: number;
     /**
      * Its listing's entry, whose ETag names its outcome should the registry judge it unread: read only
-     * then, since the filesystem store hashes the upload's bytes for it when it is first read.
+     * then, since the filesystem store hashes an upload's bytes for it when it is first read (within its
+     * IDENTITY_ETAG_BYTES: one larger, and so one too large to stream, it names by its identity, unread).
      */
     readonly listed?: Pick<Waiting, 'etag'>;
   }[];
@@ -146,7 +147,7 @@ function planWaiting(
   let leftInIncoming = 0;
   let cut: number | undefined;
   for (const [index, listed] of waiting.entries()) {
-    // Not its ETag: read, it hashes the upload in the filesystem store (a read more of every upload).
+    // Not its ETag: read, it hashes a small upload in the filesystem store (a read more of every upload).
     const { key, size, lastModified } = listed;
     // Met unreadable by an earlier batch of the caller's: neither taken nor waiting (it decides no conflict).
     if (ctx.passOver?.has(key)) continue;
@@ -243,7 +244,7 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
     ? await mapLimited(keys, READ_CONCURRENCY, async (key) => {
         const info = await ctx.intake.head(key);
         if (!info) return { key };
-        // Its ETag read only if asked for (planWaiting's `listed`): the filesystem store hashes it.
+        // Its ETag read only if asked for (planWaiting's `listed`): the filesystem store hashes a small one.
         return {
           key,
           size: info.size,
@@ -437,7 +438,9 @@ async function hashTooLarge(
  * The ETag of the upload at `key`: as listed (`known`), else as the store's head gives it. One the store will
  * not give even so (a plan of named keys, the HEAD refused as the GET was: on S3, SSE-C) is the empty one, `""`,
  * and the outcome's id is then one anyone who guesses the key computes, as every such id was before. The
- * publish function plans from a listing, which gives every object's ETag.
+ * publish function plans from a listing, which gives every object's ETag. Neither store reads an upload too
+ * large to stream for it: S3's listing and HEAD give it, and the filesystem store makes one that large from
+ * the file's identity (`identityEtag` in adapters/fs-store.ts), new for every upload under the key, as S3's.
  */
 async function etagOf(ctx: PipelineContext, key: string, known: string | undefined): Promise<string> {
   if (known !== undefined) return known;

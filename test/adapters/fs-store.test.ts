@@ -9,6 +9,7 @@ import {
   rm,
   stat,
   symlink,
+  truncate,
   utimes,
   writeFile,
 } from 'node:fs/promises';
@@ -17,7 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BARE_BYTES, FsStore, SYNC_BYTES } from '../../adapters/fs-store.ts';
+import { BARE_BYTES, FsStore, IDENTITY_ETAG_BYTES, SYNC_BYTES } from '../../adapters/fs-store.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import { impliedMetadata } from '../../index-builder/layout.ts';
 import {
@@ -812,6 +813,80 @@ describe('when streaming', () => {
     expect(stream?.etag).toBe(etagFor('hello'));
     expect(text(await collect((stream as NonNullable<typeof stream>).body))).toBe('hello');
     expect(await store.getStream('missing.txt')).toBeUndefined();
+  });
+});
+
+describe('when a file no sidecar describes is past IDENTITY_ETAG_BYTES', () => {
+  /** Bytes this process has read so far, by every call (Linux's count). */
+  const bytesRead = async (): Promise<number> =>
+    Number(/^rchar: (\d+)$/m.exec(await readFile('/proc/self/io', 'utf8'))?.[1]);
+  /** A file of `size` bytes renamed in at `key` (no sidecar: dropped by hand), sparse: made at once. */
+  const dropSparse = async (key: string, size: number): Promise<void> => {
+    const file = path.join(root, ...key.split('/'));
+    const temp = path.join(path.dirname(file), '.drop.tmp');
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(temp, '');
+    await truncate(temp, size);
+    await rename(temp, file);
+  };
+  /** Its ETag as a head, a listing and a stream give it (the stream cancelled unread). */
+  const etagsOf = async (key: string): Promise<string[]> => {
+    const listed = (await listAll(store, key)).find((info) => info.key === key);
+    const stream = await store.getStream(key);
+    stream?.cancel();
+    return [(await store.head(key))?.etag, listed?.etag, stream?.etag].map(String);
+  };
+
+  it.skipIf(process.platform !== 'linux')(
+    'names it without reading it: a head, a listing and a stream give one ETag of its identity',
+    async () => {
+      // A sparse gigabyte in incoming/: hashed for its ETag, it was read whole by each of these.
+      await dropSparse('incoming/huge.tgz', 1024 ** 3);
+      const before = await bytesRead();
+
+      const etags = await etagsOf('incoming/huge.tgz');
+
+      expect((await bytesRead()) - before).toBeLessThan(1024 * 1024);
+      expect(new Set(etags).size).toBe(1);
+      expect(etags[0]).toMatch(/^"[0-9a-f]{32}"$/);
+    },
+  );
+
+  it('gives the file read the same ETag, and another upload under its key another, whatever its bytes', async () => {
+    const size = IDENTITY_ETAG_BYTES + 1;
+    const key = 'incoming/big.tgz';
+    const file = path.join(root, 'incoming', 'big.tgz');
+    await dropSparse(key, size);
+    const first = (await store.get(key))?.etag;
+    expect(await etagsOf(key)).toEqual([first, first, first]);
+
+    // The same bytes renamed in again (another inode), as a publisher re-uploading them would.
+    await dropSparse(key, size);
+    const renamed = (await store.head(key))?.etag;
+    // Written in place at the same size, to other bytes. Its modification time set back first, so the write
+    // changes it even within one tick of the kernel's clock.
+    await utimes(file, 1_700_000_000, 1_700_000_000);
+    const setBack = (await store.head(key))?.etag;
+    await writeFile(file, new Uint8Array(size).fill(1));
+    const rewritten = (await store.head(key))?.etag;
+
+    expect(new Set([first, renamed, setBack, rewritten]).size).toBe(4);
+    // Deleted by the ETag read only while it has it (moveObject's delete, for a store that cannot move).
+    await store.delete(key, { ifMatch: setBack as string });
+    expect(await store.head(key)).toMatchObject({ etag: rewritten, size });
+    await store.delete(key, { ifMatch: rewritten as string });
+    expect(await store.head(key)).toBeUndefined();
+  });
+
+  it('keeps the ETag of its bytes for a file within it, and for one a sidecar describes', async () => {
+    const within = new Uint8Array(IDENTITY_ETAG_BYTES).fill(3);
+    const past = new Uint8Array(IDENTITY_ETAG_BYTES + 1).fill(4);
+    await mkdir(path.join(root, 'by-hand'));
+    await writeFile(path.join(root, 'by-hand', 'within.bin'), within);
+    await store.put('written.bin', past, opts);
+
+    expect((await store.head('by-hand/within.bin'))?.etag).toBe(`"${sha256(within).slice(0, 32)}"`);
+    expect((await store.head('written.bin'))?.etag).toBe(`"${sha256(past).slice(0, 32)}"`);
   });
 });
 

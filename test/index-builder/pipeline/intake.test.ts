@@ -3,7 +3,10 @@
  * read, while the rest are read, and reading lets the event loop turn, so what is handed on meanwhile (to
  * inspector threads, by messages sent once a turn) goes out before the last upload is read.
  */
+import { mkdir, mkdtemp, readFile, rename, truncate, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { FsStore } from '../../../adapters/fs-store.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
 import { unreadableSubmissionId } from '../../../index-builder/layout.ts';
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
@@ -241,7 +244,25 @@ describe('when an upload arrives as a batch lists incoming/', () => {
 });
 
 /** Empty stores of each real kind: the filesystem store and S3 (s3rver). */
-const { kinds } = realStores('intake');
+const { kinds, folder } = realStores('intake');
+
+/** Bytes this process has read so far, by every call (Linux's count). */
+async function bytesRead(): Promise<number> {
+  return Number(/^rchar: (\d+)$/m.exec(await readFile('/proc/self/io', 'utf8'))?.[1]);
+}
+
+/**
+ * A sparse file of `size` bytes renamed in at `key` under `root` (no sidecar: dropped by hand), costing next to
+ * nothing to make, and seconds to read.
+ */
+async function sparseUpload(root: string, key: string, size: number): Promise<void> {
+  const file = path.join(root, ...key.split('/'));
+  const temp = path.join(path.dirname(file), '.upload.tmp');
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(temp, '');
+  await truncate(temp, size);
+  await rename(temp, file);
+}
 
 describe.each(kinds)('when an upload is replaced by a larger one after the listing, on %s', (_, stores) => {
   const limit = 64 * 1024;
@@ -369,6 +390,49 @@ describe('when a publisher uploads far more bytes than a bundle may have', () =>
     expect(await registry.intake.head(huge)).toMatchObject({ size: limit * 4 + 1 });
     expect(result.outcomes.find((o) => o.submission === good)).toMatchObject({ status: 'accepted' });
   });
+
+  it.skipIf(process.platform !== 'linux')(
+    'names one on the filesystem store by an ETag that reads none of it, and a replaced one by another',
+    async () => {
+      // Prepare: a sparse gigabyte dropped into incoming/ by hand (no sidecar), as anyone who may write there
+      // can. Its ETag was hashed from its bytes, so every batch that met it (it stays in incoming/) read it
+      // whole, where S3's listing gives the ETag for nothing.
+      const registry = await makeRegistry();
+      const intake = new FsStore(await mkdtemp(path.join(folder(), 'unstreamed-')));
+      const huge = 'incoming/a-huge.tgz';
+      const size = 1024 ** 3;
+      await sparseUpload(intake.root, huge, size);
+      const capped = { ...registry.context, intake, bundleLimits: { maxCompressedBytes: limit } };
+      const before = await bytesRead();
+
+      // Act
+      const first = await processSubmissions({ ...capped, maxStreamedBytes: limit * 4 });
+
+      // Assess: refused unread, by its key and the ETag a head gives, with next to nothing read.
+      expect((await bytesRead()) - before).toBeLessThan(16 * 1024 * 1024);
+      const etag = (await intake.head(huge))?.etag as string;
+      expect(first.outcomes).toMatchObject([
+        { submission: huge, id: unreadableSubmissionId(huge, etag), status: 'rejected' },
+      ]);
+      expect(first.outcomes[0]?.problems).toMatchObject([
+        { code: 'BUNDLE_TOO_LARGE', found: `${size} bytes` },
+      ]);
+
+      // Act: another upload renamed in under its name, as large; then a batch again.
+      await sparseUpload(intake.root, huge, size);
+      const second = await processSubmissions({ ...capped, maxStreamedBytes: limit * 4 });
+
+      // Assess: the new upload has an outcome of its own, the first's standing as it was.
+      const replaced = (await intake.head(huge))?.etag as string;
+      expect(replaced).not.toBe(etag);
+      expect(second.outcomes).toMatchObject([
+        { submission: huge, id: unreadableSubmissionId(huge, replaced) },
+      ]);
+      expect(second.outcomes[0]?.id).not.toBe(first.outcomes[0]?.id);
+      expect(await intake.head(`status/${first.outcomes[0]?.id}.json`)).toBeDefined();
+    },
+    60_000,
+  );
 
   it('takes uploads too large to read into a batch by their bytes, as it takes any other', async () => {
     // Each is streamed twice (hashed, then copied to rejected/): a batch took every one waiting, however
