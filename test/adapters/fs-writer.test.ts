@@ -14,6 +14,7 @@ import { StoreError } from '../../index-builder/errors.ts';
 import { impliedMetadata } from '../../index-builder/layout.ts';
 import { CACHE_MUTABLE } from '../../index-builder/store.ts';
 import { encode, sha256 } from '../support/fixtures.ts';
+import { makeFoldersUnder } from '../support/folders-under.ts';
 import { expectPutReadsBack } from '../support/stores.ts';
 
 const opts = { contentType: 'application/json', cacheControl: 'no-store' };
@@ -413,4 +414,29 @@ describe('when a new immutable file is put', () => {
     expect(names.some((name) => name.endsWith('.tmp'))).toBe(true);
     expect(await readFile(path.join(folder, 'manifest.json.asc'), 'utf8')).toBe('the put');
   });
+});
+
+describe('when a folder it must make is on a filesystem that makes none (/proc)', () => {
+  it.skipIf(process.platform !== 'linux')(
+    'fails the put fast with STORE_IO naming the folder, where recursive mkdir looped for ever',
+    async () => {
+      // Prepare: a store rooted under /proc, put to once the process's writer thread takes its puts. Its
+      // first put on the process's own thread fails there (fs-store.test.ts): only this reaches the thread's
+      // own copy of the walk. A folder in the way or one not writable fails alike with or without the walk
+      // (ENOTDIR, EACCES, and root ignores modes): only a filesystem answering ENOENT under a folder that
+      // exists, /proc, makes Node.js's recursive mkdir loop.
+      const dir = `/proc/plugindex-thread-${process.pid}/registry`;
+
+      // Act: in a process of its own, killed after 20 s.
+      const outcome = await makeFoldersUnder('store-thread', dir);
+
+      // Assess
+      expect(outcome, 'killed after 20 s: it hung').not.toBe('hung');
+      expect(outcome).toMatchObject({ name: 'StoreError', code: 'STORE_IO', threadBatches: 1 });
+      expect(outcome).toHaveProperty(
+        'message',
+        expect.stringContaining(`cannot create the folder /proc/plugindex-thread-${process.pid}:`),
+      );
+    },
+  );
 });

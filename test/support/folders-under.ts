@@ -6,11 +6,17 @@ import { promisify } from 'node:util';
 const execute = promisify(execFile);
 
 export type FoldersOutcome =
-  | { readonly name: string; readonly code?: string; readonly message: string }
+  | {
+      readonly name: string;
+      readonly code?: string;
+      readonly message: string;
+      /** For `store-thread`: the batches of puts the writer thread was sent for the put under the folder. */
+      readonly threadBatches?: number;
+    }
   | 'hung';
 
 export async function makeFoldersUnder(
-  kind: 'write' | 'lock' | 'blob' | 'install' | 'store',
+  kind: 'write' | 'lock' | 'blob' | 'install' | 'store' | 'store-thread',
   dir: string,
 ): Promise<FoldersOutcome> {
   const script = fileURLToPath(new URL('./make-folders-under.ts', import.meta.url));
