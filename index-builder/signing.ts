@@ -529,6 +529,15 @@ function signatureShapeProblem(armored: string, signature: openpgp.Signature): s
   return undefined;
 }
 
+/**
+ * The key IDs a detached signature names as its issuers (uppercase hex), as `verifyDetachedSignature` picks
+ * its candidates by; none when it does not read (which that refuses whatever the keys).
+ */
+export async function signatureKeyIds(armoredSignature: string): Promise<string[]> {
+  const signature = await openpgp.readSignature({ armoredSignature }).catch(() => undefined);
+  return signature ? Array.from(signature.getSigningKeyIDs(), (id) => upper(id.toHex())) : [];
+}
+
 /** A detached signature as read, with the keys that may have made it; or why it is refused before any key. */
 type ReadDetached =
   | {

@@ -128,7 +128,7 @@ export async function inspectBundle(bytes: Uint8Array): Promise<InspectionResult
   // verdict the registry would give (an expired key, a text-mode signature, a key too complex).
   const signed = await checkPublisherSignature({
     policy: 'open',
-    trusted: { keys: [], operators: [], registryFingerprints: [] },
+    trusted: { publishers: [], operators: [], registryFingerprints: [] },
     manifestName: contents.manifestName,
     manifest: contents.manifest,
     signature: contents.signature,

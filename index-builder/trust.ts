@@ -7,7 +7,8 @@ import { type Key, readKeys } from 'openpgp';
 import picomatch from 'picomatch';
 import { ACTION_CLOCK_SKEW_MS } from './actions.ts';
 import { SECRET_KEY_ARMOR } from './armor.ts';
-import type { PublishPolicy, RegistryConfig } from './config.ts';
+import type { PublishPolicy, RegistryConfig, TrustedPublisher } from './config.ts';
+import { sha256Hex } from './digest.ts';
 import { ConfigError, type Problem, type ProblemCode, problem } from './errors.ts';
 import {
   keyArithmeticProblem,
@@ -15,24 +16,38 @@ import {
   keyUsableAt,
   type PublicKeyInfo,
   readPublicKey,
+  signatureKeyIds,
   signingKeyExpiry,
   untrustedKeyProblem,
   verifyDetachedSignature,
   weakKeyProblem,
 } from './signing.ts';
 
-/** The configured publisher and operator keys, read once per batch. */
+/**
+ * The configured publisher and operator keys of a batch. The operators' are read at once (a few); the
+ * publishers' (thousands, on a large registry) only when a signature needs one (`configuredCandidates`),
+ * so a cold process judging one upload reads one key, not every configured one (about 1 ms each).
+ */
 export interface TrustedKeys {
-  readonly keys: readonly PublicKeyInfo[];
+  /** The config's publishers: each entry's fingerprint (the key's own, `checkConfiguredKeys`) and key. */
+  readonly publishers: readonly Pick<TrustedPublisher, 'fingerprint' | 'key'>[];
   /** The operator's keys (config `operators`), the registry's own key never among them. */
   readonly operators: readonly PublicKeyInfo[];
   /** Every fingerprint (primary and subkeys) of the registry's own key. */
   readonly registryFingerprints: readonly string[];
+  /** Every key text of the config, publishers' and operators' (`readConfiguredKeys`' `config`). */
+  readonly texts?: readonly string[];
 }
+
+/** Every key text of a config: those its reads keep once past the bound. */
+const configTexts = (config: Pick<RegistryConfig, 'publishers' | 'operators'>): string[] => [
+  ...config.publishers.map((p) => p.key),
+  ...(config.operators ?? []).map((o) => o.key),
+];
 
 /**
  * The configured keys read so far, by their armored text: the check of a config when it is loaded
- * (`checkConfiguredKeys`) and each batch's `loadTrustedKeys` read the same keys, and a running server or
+ * (`checkConfiguredKeys`) and each batch's signatures read the same keys, and a running server or
  * function reads them for every batch; each is parsed once a process. A failed read is not kept. Bounded:
  * once it holds more than MAX_CONFIGURED_KEYS beyond the config being read, only that config's keys are kept
  * (a config edited over a long run changes only a few keys at a time). Emptied whole when full, part way
@@ -41,8 +56,18 @@ export interface TrustedKeys {
 const configuredKeys = new Map<string, Promise<PublicKeyInfo>>();
 const MAX_CONFIGURED_KEYS = 4096;
 
-/** Each of a config's keys (`armored`: all of them, publishers' and operators'), read or as read before. */
-function readConfiguredKeys(armored: readonly string[]): Promise<PublicKeyInfo>[] {
+/** A v4 fingerprint's key ID: its last 16 hex digits, as a signature names its issuer. */
+const keyIdOf = (fingerprint: string): string => fingerprint.slice(-16);
+const upper = (s: string): string => s.toUpperCase();
+
+/**
+ * Each of these configured keys (`armored`), read or as read before; `config`, every key text of the config
+ * they are from (publishers' and operators'), kept when the bound is passed though only some are read now.
+ */
+function readConfiguredKeys(
+  armored: readonly string[],
+  config: readonly string[] = armored,
+): Promise<PublicKeyInfo>[] {
   const reads = armored.map((text) => {
     let read = configuredKeys.get(text);
     if (!read) {
@@ -56,69 +81,136 @@ function readConfiguredKeys(armored: readonly string[]): Promise<PublicKeyInfo>[
     }
     return read;
   });
-  if (configuredKeys.size > MAX_CONFIGURED_KEYS + armored.length) {
-    const wanted = new Set(armored);
+  if (configuredKeys.size > MAX_CONFIGURED_KEYS + config.length) {
+    const wanted = new Set(config);
     for (const text of configuredKeys.keys()) if (!wanted.has(text)) configuredKeys.delete(text);
   }
   return reads;
 }
 
+/**
+ * The trusted keys of a batch under `config`, which has passed `checkConfiguredKeys` (every caller's load
+ * of a config does it): its operators' keys read, its publishers' left to the signatures that need them.
+ */
 export async function loadTrustedKeys(
   config: RegistryConfig,
   registryFingerprints: readonly string[],
 ): Promise<TrustedKeys> {
-  const publishers = config.publishers.map((p) => p.key);
-  const reads = readConfiguredKeys([...publishers, ...(config.operators ?? []).map((o) => o.key)]);
-  const keys = await Promise.all(reads.slice(0, publishers.length));
   // `operators add` refuses the registry key; a config edited by hand gets no further: it is dropped here,
   // so its signatures meet PUBLISHER_IS_REGISTRY_KEY like any other.
-  const operators = (await Promise.all(reads.slice(publishers.length))).filter(
-    (o) => !o.fingerprints.some((fp) => registryFingerprints.includes(fp)),
+  const texts = configTexts(config);
+  const operators = (
+    await Promise.all(
+      readConfiguredKeys(
+        (config.operators ?? []).map((o) => o.key),
+        texts,
+      ),
+    )
+  ).filter((o) => !o.fingerprints.some((fp) => registryFingerprints.includes(fp)));
+  const publishers = config.publishers.map(({ fingerprint, key }) => ({ fingerprint, key }));
+  return { publishers, operators, registryFingerprints, texts };
+}
+
+/**
+ * The configured publishers' keys a signature by one of `keyIds` (its issuers, `signatureKeyIds`) may be
+ * by, in config order, as `verifyDetachedSignature` would pick them out of them all: those whose entry's
+ * fingerprint ends in one of the IDs, or is `bundled`'s (a key holding one of them: its signing subkey), each
+ * read, and kept when it holds one of the IDs and is the key its entry names. None found (an issuer that is a
+ * signing subkey no bundled key names, or no configured key at all), every configured key is read and those
+ * holding an ID kept, as before: the answer is always the one all keys gave.
+ */
+export async function configuredCandidates(
+  trusted: TrustedKeys,
+  keyIds: readonly string[],
+  bundled?: PublicKeyInfo,
+): Promise<PublicKeyInfo[]> {
+  // A signature naming no issuer is by no candidate (readDetachedSignature: unknown-key).
+  if (keyIds.length === 0) return [];
+  const ids = new Set(keyIds);
+  const holds = (info: PublicKeyInfo): boolean =>
+    info.key.getKeyIDs().some((id) => ids.has(upper(id.toHex())));
+  const bundledFingerprint = bundled && holds(bundled) ? bundled.fingerprint : undefined;
+  const named = trusted.publishers.filter(
+    (p) => ids.has(keyIdOf(p.fingerprint)) || p.fingerprint === bundledFingerprint,
   );
-  return { keys, operators, registryFingerprints };
+  const read = await Promise.all(
+    readConfiguredKeys(
+      named.map((p) => p.key),
+      trusted.texts,
+    ),
+  );
+  const found = read.filter((info, i) => info.fingerprint === named[i]?.fingerprint && holds(info));
+  if (found.length > 0) return found;
+  return (
+    await Promise.all(
+      readConfiguredKeys(
+        trusted.publishers.map((p) => p.key),
+        trusted.texts,
+      ),
+    )
+  ).filter(holds);
+}
+
+/**
+ * What every configured key's check (`checkConfiguredKeys`) comes to for one entry: the digest of what it
+ * judged (the fingerprint the entry names, the key's text) and of the checks it made. A registry that keeps
+ * the digests of the entries it checked (cli/local: `DIR/state/`) checks an entry again only when this
+ * changes; CONFIGURED_KEY_CHECKS names the checks, and changes when they do (a new refusal in
+ * `untrustedKeyProblem`), so a key taken before is checked by the new ones.
+ */
+const CONFIGURED_KEY_CHECKS = 'plugindex configured key checks 1: reads, fingerprint, untrustedKeyProblem';
+
+/** The digest of one configured entry's check (`checkConfiguredKeys`' `checked`). */
+export function configuredKeyDigest(entry: { readonly fingerprint: string; readonly key: string }): string {
+  return sha256Hex(`${CONFIGURED_KEY_CHECKS}\n${entry.fingerprint}\n${entry.key}`);
 }
 
 /**
  * Refuses a config whose publisher or operator keys could never be trusted, when it is loaded: a key that is
  * no armored key, or one whose arithmetic is unbounded or whose Ed25519 point has small order
- * (`untrustedKeyProblem`), as `publishers add` and `operators add` refuse it (`readTrustedKey`). A config
- * edited by hand gets no further: such a key was taken, and every signature by it refused later, one
- * confusing rejection per upload; a key that does not read failed each batch without saying where. Every
- * such entry is named, by `where` (the config file, the config object's URL) and its JSON pointer.
+ * (`untrustedKeyProblem`), as `publishers add` and `operators add` refuse it (`readTrustedKey`); and an entry
+ * whose fingerprint is not its key's (what `publishers add` writes), by which each signature finds the key to
+ * check it with (`configuredCandidates`) and the trust list the names a key is given. A config edited by hand
+ * gets no further: such a key was taken, and every signature by it refused later, one confusing rejection
+ * per upload; a key that does not read failed each batch without saying where. Every such entry is named, by
+ * `where` (the config file, the config object's URL) and its JSON pointer. An entry whose digest
+ * (`configuredKeyDigest`) is in `checked` passed these checks before, with the same fingerprint and text:
+ * it is not read again (a registry of thousands of publishers paid about 1 ms a key at every cold start).
+ * @returns the digest of each entry, all of them passing
  * @throws ConfigError CONFIG_INVALID listing each entry and why
  * @example await checkConfiguredKeys(config, `registry config ${file}`);
  */
 export async function checkConfiguredKeys(
   config: Pick<RegistryConfig, 'publishers' | 'operators'>,
   where: string,
-): Promise<void> {
+  options: { readonly checked?: ReadonlySet<string> } = {},
+): Promise<string[]> {
   const entries = [
-    ...config.publishers.map((p, i) => ({
-      pointer: `/publishers/${i}/key`,
-      key: p.key,
-      what: 'the publisher key',
-    })),
-    ...config.operators.map((o, i) => ({
-      pointer: `/operators/${i}/key`,
-      key: o.key,
-      what: 'the operator key',
-    })),
+    ...config.publishers.map((p, i) => ({ at: `/publishers/${i}`, entry: p, what: 'the publisher key' })),
+    ...config.operators.map((o, i) => ({ at: `/operators/${i}`, entry: o, what: 'the operator key' })),
   ];
-  const reads = readConfiguredKeys(entries.map((e) => e.key));
+  const digests = entries.map(({ entry }) => configuredKeyDigest(entry));
+  const unchecked = entries.filter((_, i) => !options.checked?.has(digests[i] as string));
+  const reads = readConfiguredKeys(
+    unchecked.map((e) => e.entry.key),
+    entries.map((e) => e.entry.key),
+  );
   const problems = await Promise.all(
-    entries.map(async ({ pointer, what }, i): Promise<string | undefined> => {
+    unchecked.map(async ({ at, entry, what }, i): Promise<string | undefined> => {
       const info = await (reads[i] as Promise<PublicKeyInfo>).catch((error: unknown) => error as Error);
-      if (info instanceof Error) return `${where} ${pointer}: ${info.message}`;
+      if (info instanceof Error) return `${where} ${at}/key: ${info.message}`;
       const untrusted = untrustedKeyProblem(info.key);
-      if (untrusted === undefined) return undefined;
-      return `${where} ${pointer}: ${what} ${info.fingerprint} cannot be trusted, no signature by it is ever taken: ${untrusted}; remove the entry or give an Ed25519 key (gpg --quick-gen-key NAME ed25519, or plugindex keygen)`;
+      if (untrusted !== undefined)
+        return `${where} ${at}/key: ${what} ${info.fingerprint} cannot be trusted, no signature by it is ever taken: ${untrusted}; remove the entry or give an Ed25519 key (gpg --quick-gen-key NAME ed25519, or plugindex keygen)`;
+      if (info.fingerprint !== entry.fingerprint)
+        return `${where} ${at}/fingerprint: ${entry.fingerprint} is not the fingerprint of ${what} beside it (${info.fingerprint}); give the key's own (gpg --with-colons --fingerprint), or add the key again with plugindex ${what === 'the publisher key' ? 'publishers' : 'operators'} add`;
+      return undefined;
     }),
   );
   const found = problems.filter((p): p is string => p !== undefined);
   if (found.length > 0) throw new ConfigError('CONFIG_INVALID', found.join('; '));
+  return digests;
 }
-
-const keyIdOf = (fingerprint: string): string => fingerprint.slice(-16);
 
 export type SignerCheck =
   | { readonly fingerprint: string; readonly problems: readonly [] }
@@ -401,7 +493,6 @@ export async function checkPublisherSignature(options: {
       ],
     };
   }
-  const candidates: Key[] = trusted.keys.map((k) => k.key);
   let bundled: PublicKeyInfo | undefined;
   if (options.publisherKey) {
     const read = await readSubmittedKey(
@@ -411,11 +502,14 @@ export async function checkPublisherSignature(options: {
     );
     if (read.problem) return { problems: [read.problem] };
     bundled = read.key;
-    if (policy === 'open') candidates.push(bundled.key);
   }
+  const signature = new TextDecoder().decode(options.signature);
+  const configured = await configuredCandidates(trusted, await signatureKeyIds(signature), bundled);
+  const candidates: Key[] = configured.map((k) => k.key);
+  if (bundled && policy === 'open') candidates.push(bundled.key);
   const judged = await judgeSignature({
     data: options.manifest,
-    signature: new TextDecoder().decode(options.signature),
+    signature,
     candidates,
     now: options.now,
     sigPath,
@@ -476,7 +570,12 @@ export async function checkActionSignature(options: {
   );
   if (read.problem) return { problems: [read.problem] };
   const fingerprint = read.key.fingerprint;
-  const held = [...trusted.operators, ...trusted.keys].find((k) => k.fingerprint === fingerprint);
+  // The registry's copy: an operator's, else the configured publisher's the entry of this fingerprint holds.
+  const held =
+    trusted.operators.find((k) => k.fingerprint === fingerprint) ??
+    (await configuredCandidates(trusted, [keyIdOf(fingerprint)], read.key)).find(
+      (k) => k.fingerprint === fingerprint,
+    );
   const judged = await judgeSignature({
     data: options.text,
     signature: options.signature,

@@ -1,7 +1,21 @@
+import * as openpgp from 'openpgp';
 import { describe, expect, it } from 'vitest';
-import { parseRegistryConfig } from '../../index-builder/config.ts';
+import {
+  parseRegistryConfig,
+  type RegistryConfig,
+  type TrustedOperator,
+  type TrustedPublisher,
+} from '../../index-builder/config.ts';
 import { ConfigError } from '../../index-builder/errors.ts';
-import { authorizePublisher, checkConfiguredKeys, loadTrustedKeys } from '../../index-builder/trust.ts';
+import { readPublicKey } from '../../index-builder/signing.ts';
+import {
+  authorizePublisher,
+  checkConfiguredKeys,
+  checkPublisherSignature,
+  configuredCandidates,
+  configuredKeyDigest,
+  loadTrustedKeys,
+} from '../../index-builder/trust.ts';
 import { testKey } from '../support/fixtures.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
@@ -117,7 +131,10 @@ describe('when a config edited by hand trusts a key no signature by which is tak
       operators: [{ fingerprint: good.fingerprint, key: good.publicKey }],
     });
 
-    await expect(checkConfiguredKeys(config, WHERE)).resolves.toBeUndefined();
+    await expect(checkConfiguredKeys(config, WHERE)).resolves.toEqual([
+      configuredKeyDigest(config.publishers[0] as TrustedPublisher),
+      configuredKeyDigest(config.operators[0] as TrustedOperator),
+    ]);
   });
 });
 
@@ -144,11 +161,12 @@ describe('the configured keys read once a process', () => {
     });
 
     await checkConfiguredKeys(config, WHERE);
-    const first = await loadTrustedKeys(config, []);
-    const second = await loadTrustedKeys(config, []);
+    const ids = [key.fingerprint.slice(-16)];
+    const first = await configuredCandidates(await loadTrustedKeys(config, []), ids);
+    const second = await configuredCandidates(await loadTrustedKeys(config, []), ids);
 
-    expect(first.keys).toHaveLength(armored.length);
-    const parsedAgain = second.keys.filter((info, i) => info.key !== first.keys[i]?.key).length;
+    expect(first).toHaveLength(armored.length);
+    const parsedAgain = second.filter((info, i) => info.key !== first[i]?.key).length;
     expect(parsedAgain).toBe(0);
   }, 120_000);
 
@@ -162,15 +180,144 @@ describe('the configured keys read once a process', () => {
         publishers: [{ fingerprint: key.fingerprint, key: k, names: ['*'] }],
       });
 
-    const one = await loadTrustedKeys(withKey(before), []);
-    const other = await loadTrustedKeys(withKey(after), []);
+    const ids = [key.fingerprint.slice(-16)];
+    const [one] = await configuredCandidates(await loadTrustedKeys(withKey(before), []), ids);
+    const [other] = await configuredCandidates(await loadTrustedKeys(withKey(after), []), ids);
 
-    expect(other.keys[0]?.key).not.toBe(one.keys[0]?.key);
-    expect(other.keys[0]?.fingerprint).toBe(key.fingerprint);
+    expect(other?.key).not.toBe(one?.key);
+    expect(other?.fingerprint).toBe(key.fingerprint);
     for (let i = 0; i < 2; i++) {
       const refused = await checkConfiguredKeys(withKey('not a key'), WHERE).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(ConfigError);
       expect((refused as ConfigError).code).toBe('CONFIG_INVALID');
     }
+  });
+});
+
+/** A detached signature over `data` by `secretKey` (its signing subkey, when it has one), armored. */
+async function signDetached(data: Uint8Array, secretKey: string): Promise<string> {
+  const signingKeys = await openpgp.readPrivateKey({ armoredKey: secretKey });
+  const message = await openpgp.createMessage({ binary: data });
+  return openpgp.sign({ message, signingKeys, detached: true, format: 'armored' });
+}
+
+describe('when an upload is judged among many configured publishers', () => {
+  const manifest = new TextEncoder().encode('{"name":"acme-costs"}');
+  const judge = async (config: RegistryConfig, secretKey: string) =>
+    checkPublisherSignature({
+      policy: config.policy,
+      trusted: await loadTrustedKeys(config, []),
+      manifestName: 'manifest.json',
+      manifest,
+      signature: new TextEncoder().encode(await signDetached(manifest, secretKey)),
+      publisherKey: undefined,
+      now: new Date(),
+    });
+  const restrictedTo = (publishers: { fingerprint: string; key: string }[]) =>
+    parseRegistryConfig({
+      name: 'r',
+      url: 'https://r.example.org',
+      policy: 'restricted',
+      publishers: publishers.map((p) => ({ ...p, names: ['*'] })),
+    });
+  // Entries whose text is no key: read, each would fail the batch (KEY_INVALID), so a judgement that
+  // passes them read none of them. (Such a config is refused at load, `checkConfiguredKeys`; it is built
+  // here past that check only to show which keys a judgement reads.)
+  const unread = Array.from({ length: 3 }, (_, i) => ({
+    fingerprint: String(i).repeat(40),
+    key: 'not a key',
+  }));
+
+  it('reads only the key whose entry the signature names, not every configured one', async () => {
+    const signer = await testKey('many-signer');
+    const config = restrictedTo([...unread, { fingerprint: signer.fingerprint, key: signer.publicKey }]);
+
+    const judged = await judge(config, signer.secretKey);
+
+    expect(judged).toEqual({ fingerprint: signer.fingerprint, problems: [] });
+  });
+
+  it('finds a key that signs with its subkey, whose ID names no entry, among every configured key', async () => {
+    const other = await testKey('many-other');
+    const generated = await openpgp.generateKey({
+      type: 'ecc',
+      userIDs: [{ name: 'subkey signer' }],
+      subkeys: [{ sign: true }],
+      format: 'armored',
+    });
+    const info = await readPublicKey(generated.publicKey);
+    const config = restrictedTo([
+      { fingerprint: other.fingerprint, key: other.publicKey },
+      { fingerprint: info.fingerprint, key: info.armored },
+    ]);
+    const signature = await openpgp.readSignature({
+      armoredSignature: await signDetached(manifest, generated.privateKey),
+    });
+    const issuer = signature.getSigningKeyIDs()[0]?.toHex().toUpperCase();
+    expect(issuer).not.toBe(info.fingerprint.slice(-16));
+
+    const judged = await judge(config, generated.privateKey);
+
+    expect(judged).toEqual({ fingerprint: info.fingerprint, problems: [] });
+  });
+
+  it('refuses a signature by a key no entry holds as untrusted', async () => {
+    const listed = await testKey('many-listed');
+    const stranger = await testKey('many-stranger');
+    const config = restrictedTo([{ fingerprint: listed.fingerprint, key: listed.publicKey }]);
+
+    const judged = await judge(config, stranger.secretKey);
+
+    expect(judged.problems.map((p) => p.code)).toEqual(['PUBLISHER_UNTRUSTED']);
+  });
+});
+
+describe('when the entries a config holds were checked before (checkConfiguredKeys `checked`)', () => {
+  const WHERE = 'registry config /srv/registry/plugindex.json';
+  const withPublisher = (fingerprint: string, key: string) =>
+    parseRegistryConfig({
+      name: 'r',
+      url: 'https://r.example.org',
+      policy: 'restricted',
+      publishers: [{ fingerprint, key, names: ['*'] }],
+    });
+
+  it('does not read an entry again whose fingerprint and text were checked', async () => {
+    // A text no key reads from: were the entry read, it would be refused.
+    const config = withPublisher('C'.repeat(40), 'not a key');
+    const checked = new Set([configuredKeyDigest(config.publishers[0] as TrustedPublisher)]);
+
+    await expect(checkConfiguredKeys(config, WHERE, { checked })).resolves.toEqual([...checked]);
+  });
+
+  it('checks an entry again whose key text changed, and refuses it', async () => {
+    const good = await testKey('checked-before');
+    const before = withPublisher(good.fingerprint, good.publicKey);
+    const checked = new Set(await checkConfiguredKeys(before, WHERE));
+    const small = UNTRUSTED_KEYS[0];
+    const after = withPublisher(good.fingerprint, small?.publicKey ?? '');
+
+    const refused = checkConfiguredKeys(after, WHERE, { checked });
+
+    await expect(refused).rejects.toThrow(ConfigError);
+    await expect(refused).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining(`${WHERE} /publishers/0/key: the publisher key ${small?.fingerprint}`),
+    });
+  });
+
+  it('refuses an entry whose fingerprint is not its key’s, naming the entry', async () => {
+    const good = await testKey('fingerprint-claimed');
+    const config = withPublisher('D'.repeat(40), good.publicKey);
+
+    const refused = checkConfiguredKeys(config, WHERE);
+
+    await expect(refused).rejects.toThrow(ConfigError);
+    await expect(refused).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining(
+        `${WHERE} /publishers/0/fingerprint: ${'D'.repeat(40)} is not the fingerprint of the publisher key beside it (${good.fingerprint})`,
+      ),
+    });
   });
 });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  CHECKED_KEYS_FILE,
   initRegistry,
   openRegistry,
   SECRET_KEY_FILE,
@@ -16,6 +17,7 @@ import {
 } from '../../../cli/local/registry.ts';
 import { KeyError } from '../../../index-builder/errors.ts';
 import { generateKeyPair, readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
+import { configuredKeyDigest } from '../../../index-builder/trust.ts';
 import { plugindex } from '../../support/cli.ts';
 import { KEYS_CREATED, makeBundle, validManifest } from '../../support/fixtures.ts';
 import { putKilled } from '../../support/put-killed.ts';
@@ -197,6 +199,71 @@ describe('when plugindex.json, edited by hand, trusts a key no signature by whic
     expect(served.stderr).toContain(`CONFIG_INVALID: registry config ${file} /operators/0/key: `);
     expect(served.stderr).toContain(key.reason);
     expect(listed.code).toBe(0);
+  });
+});
+
+describe('when the registry keeps the configured entries it checked (state/checked-keys.json)', () => {
+  /** A registry whose config lists `publishers` (restricted), and the file its checked entries go to. */
+  async function registryListing(publishers: readonly { fingerprint: string; key: string }[]) {
+    const at = await mkdtemp(path.join(work, 'checked-'));
+    await initRegistry(at, { name: 'checked', url: 'http://127.0.0.1:9/' });
+    const file = path.join(at, 'plugindex.json');
+    const config = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    const listed = publishers.map((p) => ({ ...p, names: ['*'] }));
+    await writeFile(file, JSON.stringify({ ...config, policy: 'restricted', publishers: listed }, null, 2));
+    return { at, file, checkedFile: path.join(at, CHECKED_KEYS_FILE) };
+  }
+  const checkedIn = async (file: string): Promise<unknown> =>
+    (JSON.parse(await readFile(file, 'utf8')) as { checked: unknown }).checked;
+
+  it('lists each entry once checked, and a later process reads none of them again', async () => {
+    const publisher = await generateKeyPair({ name: 'checked publisher' });
+    const entry = { fingerprint: publisher.fingerprint, key: publisher.publicKey };
+    const { at, file, checkedFile } = await registryListing([entry]);
+
+    const first = await plugindex('process', '--registry', at);
+
+    expect(first.code).toBe(0);
+    expect(await checkedIn(checkedFile)).toEqual([configuredKeyDigest(entry)]);
+    // Listed as checked, an entry is not read at load: one that reads as no key at all passes.
+    const unread = { fingerprint: publisher.fingerprint, key: 'not a key' };
+    const config = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    await writeFile(file, JSON.stringify({ ...config, publishers: [{ ...unread, names: ['*'] }] }));
+    await writeFile(checkedFile, JSON.stringify({ checked: [configuredKeyDigest(unread)] }));
+    expect((await plugindex('process', '--registry', at)).code).toBe(0);
+  });
+
+  it('checks an entry again whose key text changed, refuses it at its pointer, and lists it not', async () => {
+    const publisher = await generateKeyPair({ name: 'changed publisher' });
+    const { at, file, checkedFile } = await registryListing([
+      { fingerprint: publisher.fingerprint, key: publisher.publicKey },
+    ]);
+    expect((await plugindex('process', '--registry', at)).code).toBe(0);
+    const listed = await checkedIn(checkedFile);
+    const weak = UNTRUSTED_KEYS[0] as (typeof UNTRUSTED_KEYS)[number];
+    const config = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    const edited = [{ fingerprint: weak.fingerprint, key: weak.publicKey, names: ['*'] }];
+    await writeFile(file, JSON.stringify({ ...config, publishers: edited }));
+
+    const { code, stderr } = await plugindex('process', '--registry', at);
+
+    expect(code).toBe(1);
+    expect(stderr).toContain(`CONFIG_INVALID: registry config ${file} /publishers/0/key: `);
+    expect(stderr).toContain(weak.reason);
+    expect(await checkedIn(checkedFile)).toEqual(listed);
+  });
+
+  it('checks every entry again when the file is not as written', async () => {
+    const weak = UNTRUSTED_KEYS[0] as (typeof UNTRUSTED_KEYS)[number];
+    const { at, file, checkedFile } = await registryListing([
+      { fingerprint: weak.fingerprint, key: weak.publicKey },
+    ]);
+    await writeFile(checkedFile, '{"checked": "every key"');
+
+    const { code, stderr } = await plugindex('process', '--registry', at);
+
+    expect(code).toBe(1);
+    expect(stderr).toContain(`CONFIG_INVALID: registry config ${file} /publishers/0/key: `);
   });
 });
 
