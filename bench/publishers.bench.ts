@@ -1,0 +1,91 @@
+/**
+ * One publish as a process (`plugindex publish BUNDLE --registry DIR`, the command built from the source)
+ * into a registry of a few plugins whose config lists N publishers (policy `restricted`, each an Ed25519
+ * key as `plugindex keygen` makes it, written into plugindex.json as `publishers add` writes an entry). What
+ * it measures is what a cold start pays per configured key (issue 14): the check of every configured key
+ * when the config is loaded (`checkConfiguredKeys`) and the keys read to judge the upload
+ * (`loadTrustedKeys`). `node -e 0` runs in the same rounds, as the floor. The first publish of each size is
+ * untimed (it is the one that checks every key, where the registry remembers the keys it checked: DIR/state/).
+ * Sizes can be overridden: `node --import tsx bench/publishers.bench.ts 1 2000`.
+ */
+
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { buildCli } from '../build/cli.mjs';
+import { generateKeyPair, type KeyPair } from '../index-builder/signing.ts';
+import { packSubmission } from '../index-builder/submission.ts';
+import { median, timeProcess } from './stats.ts';
+import { manifestFor } from './synthetic.ts';
+
+const ROUNDS = 7;
+const WARMUP = 1;
+const ROOT = path.resolve(import.meta.dirname, '..');
+const BIN = path.join(ROOT, 'cli', 'bin.mjs');
+
+async function main(): Promise<void> {
+  const sizes = process.argv
+    .slice(2)
+    .map(Number)
+    .filter((n) => n > 0);
+  const wanted = sizes.length > 0 ? sizes : [1, 100, 1000, 5000];
+  await buildCli();
+  const keys: KeyPair[] = [];
+  for (let i = 0; i < Math.max(...wanted); i++) keys.push(await generateKeyPair({ name: `publisher ${i}` }));
+  const artifact = { os: 'linux', arch: 'amd64', fileName: 'tool', body: new Uint8Array(1024).fill(7) };
+  console.log(
+    `plugindex publish as a process, by N configured publishers (median of ${ROUNDS} after ${WARMUP}, Node.js ${process.versions.node}):`,
+  );
+  for (const size of wanted) {
+    const work = await mkdtemp(path.join(tmpdir(), `plugindex-bench-publishers-${size}-`));
+    try {
+      const dir = path.join(work, 'registry');
+      execFileSync(process.execPath, [BIN, 'init', '--registry', dir]);
+      const file = path.join(dir, 'plugindex.json');
+      const config = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+      const listed = keys.slice(0, size);
+      const publishers = listed.map((k) => ({ fingerprint: k.fingerprint, key: k.publicKey, names: ['*'] }));
+      await writeFile(file, `${JSON.stringify({ ...config, policy: 'restricted', publishers }, null, 2)}\n`);
+      // Signed by the last one listed: no earlier entry is its key.
+      const signer = listed.at(-1) as KeyPair;
+      const bundles: string[] = [];
+      for (let r = 0; r < WARMUP + ROUNDS; r++) {
+        const name = `fresh-${String(r).padStart(2, '0')}`;
+        const { bundle } = await packSubmission({
+          manifestName: 'manifest.json',
+          manifest: manifestFor(name, '1.0.0'),
+          artifacts: [artifact],
+          secretKey: signer.secretKey,
+        });
+        const bundleFile = path.join(work, `${name}.tgz`);
+        await writeFile(bundleFile, bundle);
+        bundles.push(bundleFile);
+      }
+      const floor: number[] = [];
+      const publish: number[] = [];
+      for (let r = 0; r < WARMUP + ROUNDS; r++) {
+        const node = timeProcess(['-e', '0']);
+        const took = timeProcess([BIN, 'publish', bundles[r] as string, '--registry', dir]);
+        if (r >= WARMUP) {
+          floor.push(node);
+          publish.push(took);
+        }
+      }
+      const index = JSON.parse(await readFile(path.join(dir, 'public', 'index.json'), 'utf8')) as {
+        plugins: unknown[];
+      };
+      if (index.plugins.length !== WARMUP + ROUNDS)
+        throw new Error(`after the publishes index.json lists ${index.plugins.length} plugins`);
+      const [published, least] = [median(publish), median(floor)];
+      console.log(
+        `  ${String(size).padStart(5)} publishers: publish ${published.toFixed(0)} ms (runs: ${publish.map((t) => t.toFixed(0)).join(', ')}), ` +
+          `${(published - least).toFixed(0)} ms over node -e 0 (${least.toFixed(0)} ms)`,
+      );
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+}
+
+await main();
