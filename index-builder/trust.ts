@@ -117,7 +117,9 @@ export async function loadTrustedKeys(
  * fingerprint ends in one of the IDs, or is `bundled`'s (a key holding one of them: its signing subkey), each
  * read, and kept when it holds one of the IDs and is the key its entry names. None found (an issuer that is a
  * signing subkey no bundled key names, or no configured key at all), every configured key is read and those
- * holding an ID kept, as before: the answer is always the one all keys gave.
+ * holding an ID kept, as before. The keys found are those all keys gave (the entries' fingerprints are their
+ * keys' own, `checkConfiguredKeys`) but one that holds a key ID only as a subkey while another entry's
+ * primary key is that ID: first in config order, it was chosen and refused that entry's signatures.
  */
 export async function configuredCandidates(
   trusted: TrustedKeys,
