@@ -431,17 +431,127 @@ async function respond(
   }
   const headers = objectHeaders(object, route, encoded?.negotiated ?? false);
   try {
-    if (etagMatches(req.headers['if-none-match'], object.etag)) {
+    if (isNotModified(req.headers, object)) {
       res.writeHead(304, headers);
       res.end();
       return;
     }
-    headers['content-length'] = object.size;
-    res.writeHead(200, headers);
-    if (stream) await pipeline(stream.body, res);
+    // Ranges of the bytes this response would send: the stored object, a compressed variant included (its
+    // own bytes, under its own ETag, as S3 and CloudFront answer a range of it), never of bytes made here.
+    headers['accept-ranges'] = 'bytes';
+    const range = rangeOf(req.headers, object);
+    if (range === 'unsatisfiable') {
+      stream?.cancel();
+      sendJson(
+        res,
+        416,
+        { error: 'range_not_satisfiable', size: object.size },
+        { head, headers: { 'content-range': `bytes */${object.size}`, 'accept-ranges': 'bytes' } },
+      );
+      return;
+    }
+    if (range === undefined) {
+      headers['content-length'] = object.size;
+      res.writeHead(200, headers);
+      if (stream) await pipeline(stream.body, res);
+      else res.end();
+      return;
+    }
+    headers['content-range'] = `bytes ${range.start}-${range.end}/${object.size}`;
+    headers['content-length'] = range.end - range.start + 1;
+    res.writeHead(206, headers);
+    if (stream) await pipeline(Readable.from(bytesBetween(stream.body, range.start, range.end)), res);
     else res.end();
   } finally {
     stream?.cancel();
+  }
+}
+
+/** An HTTP-date's time in whole seconds (the precision of `Last-Modified`), or undefined if it is none. */
+function secondsOf(text: string | undefined): number | undefined {
+  // Date.parse reads the IMF-fixdate and the two obsolete forms RFC 9110 §5.6.7 asks a recipient to accept;
+  // a field of two dates, or of anything else, is no date.
+  if (text === undefined || text.includes(',', text.indexOf(',') + 1)) return undefined;
+  const time = Date.parse(text);
+  return Number.isNaN(time) ? undefined : Math.floor(time / 1000);
+}
+
+/**
+ * RFC 9110 §13.2.2 steps 3 and 4 for GET and HEAD: If-None-Match when it is sent, else If-Modified-Since
+ * (ignored when it is no date). The object's time is compared in whole seconds, as `Last-Modified` says it.
+ */
+function isNotModified(headers: http.IncomingHttpHeaders, object: ObjectInfo): boolean {
+  if (headers['if-none-match'] !== undefined) return etagMatches(headers['if-none-match'], object.etag);
+  const since = secondsOf(headers['if-modified-since']);
+  return since !== undefined && Math.floor(object.lastModified.getTime() / 1000) <= since;
+}
+
+/** A byte range to send, inclusive at both ends. */
+interface ByteRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+/** `bytes=first-last`, `bytes=first-` or `bytes=-suffix`, one range alone (RFC 9110 §14.1.2). */
+const ONE_BYTE_RANGE = /^bytes[ \t]*=[ \t]*(?:(\d+)[ \t]*-[ \t]*(\d*)|-[ \t]*(\d+))[ \t]*$/i;
+
+/**
+ * The range a GET or HEAD is answered with (RFC 9110 §14), undefined for the whole object, `unsatisfiable`
+ * for a 416. A HEAD is answered as its GET would be, headers and status, as S3 does. Only one range is
+ * served: a list of them (which would need a multipart/byteranges body), an unknown unit or a malformed
+ * header is answered with the whole object, as §14.2 allows. `If-Range` (§13.1.5) lets the range apply only
+ * to the object it names: by a strong ETag, or by a date equal to its `Last-Modified`; else the whole object.
+ * An empty object has no range to send, and is sent whole.
+ */
+function rangeOf(
+  headers: http.IncomingHttpHeaders,
+  object: ObjectInfo,
+): ByteRange | 'unsatisfiable' | undefined {
+  const header = headers.range;
+  if (header === undefined || object.size === 0) return undefined;
+  const ifRange = headers['if-range'];
+  if (ifRange !== undefined) {
+    if (typeof ifRange !== 'string') return undefined;
+    const validator = ifRange.trim();
+    const matches =
+      validator.startsWith('"') || validator.startsWith('W/')
+        ? validator === object.etag // strong comparison: a weak tag never matches
+        : secondsOf(validator) === Math.floor(object.lastModified.getTime() / 1000);
+    if (!matches) return undefined;
+  }
+  const parsed = ONE_BYTE_RANGE.exec(header.trim());
+  if (!parsed) return undefined;
+  const [, first, last, suffix] = parsed;
+  const size = object.size;
+  if (suffix !== undefined) {
+    const length = Number(suffix);
+    if (length === 0) return 'unsatisfiable';
+    return { start: Math.max(0, size - length), end: size - 1 };
+  }
+  const start = Number(first);
+  const end = last === '' || last === undefined ? Number.POSITIVE_INFINITY : Number(last);
+  if (end < start) return undefined; // §14.1.1: first-pos past last-pos is invalid, and so ignored
+  if (start >= size) return 'unsatisfiable';
+  return { start, end: Math.min(end, size - 1) };
+}
+
+/**
+ * The bytes `start` to `end` (inclusive) of a body read from its beginning: the Store streams an object
+ * whole, so the bytes before the range are read and dropped (from a local disk, about a gigabyte a second),
+ * and the read stops once the range is sent (the caller cancels the rest).
+ */
+async function* bytesBetween(
+  body: AsyncIterable<Uint8Array>,
+  start: number,
+  end: number,
+): AsyncIterable<Uint8Array> {
+  let at = 0;
+  for await (const chunk of body) {
+    const from = Math.max(0, start - at);
+    const to = Math.min(chunk.byteLength, end + 1 - at);
+    if (from < to) yield chunk.subarray(from, to);
+    at += chunk.byteLength;
+    if (at > end) return;
   }
 }
 

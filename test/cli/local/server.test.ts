@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -354,6 +355,189 @@ describe('when serving large files', () => {
     expect(await openFiles()).toBeLessThan(before + 10);
   });
 });
+
+describe('when a client revalidates by date (RFC 9110 §13.1.3)', () => {
+  it('sends Last-Modified, and answers If-Modified-Since at or after it with 304', async () => {
+    const first = await fetch(`${base}/index.json`);
+    await first.text();
+    const modified = first.headers.get('last-modified') as string;
+    const later = new Date(Date.parse(modified) + 60_000).toUTCString();
+
+    for (const since of [modified, later]) {
+      const response = await fetch(`${base}/index.json`, { headers: { 'if-modified-since': since } });
+      expect(response.status, since).toBe(304);
+      expect(response.headers.get('etag')).toBe(first.headers.get('etag'));
+      expect(await response.text()).toBe('');
+    }
+    const head = await fetch(`${base}/index.json`, {
+      method: 'HEAD',
+      headers: { 'if-modified-since': modified },
+    });
+    expect(head.status).toBe(304);
+  });
+
+  it('sends the body for a date before it, and for a field that is no date', async () => {
+    const modified = (await fetch(`${base}/index.json`)).headers.get('last-modified') as string;
+    const earlier = new Date(Date.parse(modified) - 1000).toUTCString();
+
+    for (const since of [earlier, 'yesterday', `${modified}, ${modified}`]) {
+      const response = await fetch(`${base}/index.json`, { headers: { 'if-modified-since': since } });
+      expect(response.status, since).toBe(200);
+      expect(await response.text()).toBe(SITE['index.json']);
+    }
+  });
+
+  it('lets If-None-Match decide when both are sent, as RFC 9110 §13.2.2 orders them', async () => {
+    const modified = (await fetch(`${base}/index.json`)).headers.get('last-modified') as string;
+
+    const response = await fetch(`${base}/index.json`, {
+      headers: { 'if-none-match': '"stale"', 'if-modified-since': modified },
+    });
+
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe(SITE['index.json']);
+  });
+});
+
+describe('when a client asks for part of a file (RFC 9110 §14)', () => {
+  const KEY = 'plugins/demo/1.0.0/artifacts/linux-arm64/demo';
+  const BIG = patternBytes(3 * 1024 * 1024 + 7);
+  let url: string;
+  let etag: string;
+  let modified: string;
+
+  beforeAll(async () => {
+    const site = new FsStore(path.join(root, 'public'));
+    await site.put(KEY, BIG, { contentType: 'application/octet-stream', cacheControl: CACHE_IMMUTABLE });
+    url = `${base}/${KEY}`;
+    const whole = await fetch(url, { method: 'HEAD' });
+    etag = whole.headers.get('etag') as string;
+    modified = whole.headers.get('last-modified') as string;
+  });
+
+  const ranged = (range: string, extra: Record<string, string> = {}) =>
+    fetch(url, { headers: { range, ...extra } });
+
+  it('says it takes byte ranges', async () => {
+    const response = await fetch(url, { method: 'HEAD' });
+    expect(response.headers.get('accept-ranges')).toBe('bytes');
+  });
+
+  it.each([
+    ['bytes=0-99', 0, 99],
+    ['bytes=1048570-2097160', 1048570, 2097160],
+    ['bytes=3145000-', 3145000, BIG.byteLength - 1],
+    ['bytes=-10', BIG.byteLength - 10, BIG.byteLength - 1],
+    ['bytes=100-999999999', 100, BIG.byteLength - 1],
+    ['BYTES = 5 - 5', 5, 5],
+  ])('answers %s with 206, its Content-Range and exactly those bytes', async (range, start, end) => {
+    const response = await ranged(range);
+    const body = new Uint8Array(await response.arrayBuffer());
+
+    expect(response.status).toBe(206);
+    expect(response.headers.get('content-range')).toBe(`bytes ${start}-${end}/${BIG.byteLength}`);
+    expect(response.headers.get('content-length')).toBe(String(end - start + 1));
+    expect(response.headers.get('etag')).toBe(etag);
+    expect(response.headers.get('content-disposition')).toBe('attachment; filename="demo"');
+    expect(sha256(body)).toBe(sha256(BIG.subarray(start, end + 1)));
+  });
+
+  it('answers a HEAD with a range as its GET, headers and status, with no body', async () => {
+    const response = await raw(`/${KEY}`, 'HEAD');
+    const get = await ranged('bytes=10-19');
+    await get.arrayBuffer();
+    const head = await fetch(url, { method: 'HEAD', headers: { range: 'bytes=10-19' } });
+
+    expect(response.status).toBe(200);
+    expect(head.status).toBe(206);
+    expect(head.headers.get('content-range')).toBe(get.headers.get('content-range'));
+    expect(head.headers.get('content-length')).toBe('10');
+    expect(await head.text()).toBe('');
+  });
+
+  it.each(['bytes=3145735-', 'bytes=9999999-10000000', 'bytes=-0'])(
+    'answers %s, which no byte satisfies, 416 naming the size',
+    async (range) => {
+      const response = await ranged(range);
+
+      expect(response.status).toBe(416);
+      expect(response.headers.get('content-range')).toBe(`bytes */${BIG.byteLength}`);
+      expect(await response.json()).toEqual({ error: 'range_not_satisfiable', size: BIG.byteLength });
+    },
+  );
+
+  it.each([
+    ['several ranges, which would need a multipart body', 'bytes=0-9,20-29'],
+    ['another unit', 'items=0-9'],
+    ['a malformed header', 'bytes=abc'],
+    ['a last byte before the first', 'bytes=20-10'],
+  ])('sends the whole file with 200 for %s, as RFC 9110 §14.2 allows', async (_, range) => {
+    const response = await ranged(range);
+    const body = new Uint8Array(await response.arrayBuffer());
+
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-range')).toBeNull();
+    expect(sha256(body)).toBe(sha256(BIG));
+  });
+
+  it('sends the range when If-Range names the file, by its ETag or its date', async () => {
+    for (const validator of [() => etag, () => modified]) {
+      const response = await ranged('bytes=0-9', { 'if-range': validator() });
+      expect(response.status).toBe(206);
+      expect((await response.arrayBuffer()).byteLength).toBe(10);
+    }
+  });
+
+  it('sends the whole file when If-Range names another, or a weak tag (never a strong match)', async () => {
+    const earlier = new Date(Date.parse(modified) - 1000).toUTCString();
+    for (const validator of ['"another"', `W/${etag}`, earlier]) {
+      const response = await ranged('bytes=0-9', { 'if-range': validator });
+      expect(response.status, validator).toBe(200);
+      expect((await response.arrayBuffer()).byteLength).toBe(BIG.byteLength);
+    }
+  });
+
+  it('answers a revalidation before the range: a matching If-None-Match is 304', async () => {
+    const response = await ranged('bytes=0-9', { 'if-none-match': etag });
+
+    expect(response.status).toBe(304);
+  });
+
+  it('resumes a download curl left half done (curl -C -), the file whole once more', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'plugindex-range-'));
+    const file = path.join(dir, 'demo');
+    try {
+      await writeFile(file, BIG.subarray(0, 1_000_003));
+      const { status } = await runCurl(['-sS', '-f', '-C', '-', '-o', file, url]);
+      expect(status).toBe(0);
+      expect(sha256(new Uint8Array(await readFile(file)))).toBe(sha256(BIG));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('closes the file of every ranged response', async () => {
+    const openFiles = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
+    const before = await openFiles();
+
+    for (let i = 0; i < 30; i++) {
+      const response = await ranged('bytes=0-0');
+      expect(response.status).toBe(206);
+      await response.arrayBuffer();
+    }
+
+    expect(await openFiles()).toBeLessThan(before + 10);
+  });
+});
+
+/** Runs curl, a real client of ranges, and resolves with its exit status. */
+function runCurl(args: readonly string[]): Promise<{ status: number | null }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('curl', [...args], { stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status }));
+  });
+}
 
 describe('when mapping the spec endpoints', () => {
   it('serves the home page at / and a folder index for a path ending in /', async () => {
