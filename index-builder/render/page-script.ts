@@ -143,7 +143,9 @@ function unpack(doc) {
  * case, and one the select does not list still filters (nothing matches it). A query of more distinct words
 than `GET /search` takes (`MAX_SEARCH_TERMS`) is answered with that, not searched. DOM calls only (textContent, never
  * markup from data). Typing pushes one history entry when a search starts and replaces it while the words
- * change; a filter or a page pushes one each; back and forward re-read the URL.
+ * change; a filter or a page pushes one each; back and forward re-read the URL. A URL naming a page past the
+ * last, or a provider or capability with spaces around it, is replaced (never pushed) by the one of what is
+ * shown: the last page, the filter trimmed as the field trims it (GET /search refuses it with spaces).
  */
 export const HOME_SCRIPT = `
 (function () {
@@ -174,8 +176,10 @@ export const HOME_SCRIPT = `
   }
   function read() {
     var p = new URLSearchParams(location.search);
-    q.value = p.get('q') || ''; selectType(p.get('type') || ''); provider.value = p.get('provider') || '';
-    capability.value = p.get('capability') || '';
+    // A filter is one word of the schema: spaces around it are no part of it (GET /search refuses them, 400),
+    // so a link's are dropped as a field's are, and settle() takes them out of the URL.
+    q.value = p.get('q') || ''; selectType(p.get('type') || ''); provider.value = (p.get('provider') || '').trim();
+    capability.value = (p.get('capability') || '').trim();
     page = Math.max(1, parseInt(p.get('page') || '1', 10) || 1);
     asked = JSON.stringify(query());
   }
@@ -191,6 +195,20 @@ export const HOME_SCRIPT = `
     if (n > 1) p.set('page', String(n));
     var text = p.toString();
     return text ? '?' + text : location.pathname;
+  }
+  // The URL says what is shown: a page past the last (?page=999) is the last, a page that is no number the
+  // first, and a filter without its spaces. Replaced in place, not pushed: back and forward still step
+  // through what was asked, each entry now naming what it showed. Other parameters (a type in its own case,
+  // one the page does not know) are kept as they were.
+  function settle() {
+    var p = new URLSearchParams(location.search), s = query();
+    if ((p.get('page') || '1') === String(page) && (p.get('provider') || '') === s.provider &&
+        (p.get('capability') || '') === s.capability) return;
+    if (page > 1) p.set('page', String(page)); else p.delete('page');
+    if (s.provider) p.set('provider', s.provider); else p.delete('provider');
+    if (s.capability) p.set('capability', s.capability); else p.delete('capability');
+    var text = p.toString();
+    history.replaceState(history.state, '', (text ? '?' + text : location.pathname) + location.hash);
   }
   function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text) e.textContent = text; return e; }
   function item(p) {
@@ -225,6 +243,7 @@ export const HOME_SCRIPT = `
     prev.hidden = page <= 1; next.hidden = page >= pages;
     prev.href = urlOf(s, page - 1); next.href = urlOf(s, page + 1);
     pager.hidden = false;
+    settle();
   }
   // More distinct words than GET /search takes (MAX_SEARCH_TERMS): each is one more pass over every row, and
   // a link of 460 words each within a typo of a common name kept a tab of 10,000 plugins busy for 1.8 s.
@@ -259,6 +278,7 @@ export const HOME_SCRIPT = `
     prev.href = urlOf(s, page - 1); next.href = urlOf(s, page + 1);
     pager.hidden = false;
     list.setAttribute('data-ready', '');
+    settle();
   }
   function go(push) {
     asked = JSON.stringify(query());

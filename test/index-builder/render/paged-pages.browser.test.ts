@@ -13,6 +13,7 @@ import { createRegistryServer, listenRegistryServer } from '../../../cli/local/s
 import type { PluginDocument, SearchEntry } from '../../../index-builder/model.ts';
 import { HOME_PAGE_SIZE, VERSIONS_PAGE_SIZE } from '../../../index-builder/render/page-script.ts';
 import { MAX_SEARCH_TERMS, searchPlugins } from '../../../index-builder/search.ts';
+import { parseSearchQuery } from '../../../index-builder/search-endpoint.ts';
 import { CACHE_MUTABLE } from '../../../index-builder/store.ts';
 import { launchChromium, type PageBrowser } from '../../support/chromium.ts';
 import { encode } from '../../support/fixtures.ts';
@@ -305,6 +306,58 @@ describe('the home page of a registry of 3,000 plugins', () => {
     expect(await shownNames(page)).toEqual(rows.slice(0, HOME_PAGE_SIZE).map((r) => r.name));
     await page.goForward();
     await expect.poll(() => shownNames(page)).toEqual(expected('plugin-00').slice(0, HOME_PAGE_SIZE));
+    await page.close();
+  });
+
+  it('puts the page it shows in the URL when the URL names one past the last, in place of it', async () => {
+    const hits = expected('group-3');
+    const last = Math.ceil(hits.length / HOME_PAGE_SIZE);
+    const page = await chromium.open('/');
+    await searchReady(page);
+    await page.goto(`${base}/?q=group-3&page=999`);
+    await searchReady(page);
+    const entries = await page.evaluate<number>('history.length');
+
+    await expect.poll(() => query(page)).toEqual({ q: 'group-3', page: String(last) });
+    expect(await shownNames(page)).toEqual(hits.slice((last - 1) * HOME_PAGE_SIZE));
+    expect(await page.locator('#page-at').textContent()).toBe(`page ${last} of ${last}`);
+    expect(await page.evaluate<number>('history.length')).toBe(entries);
+
+    // Back and forward step through what was shown: the previous page, this one (as its URL now says), home.
+    await clickTo(page, '#prev', { q: 'group-3', page: String(last - 1) });
+    await page.goBack();
+    await expect.poll(() => query(page)).toEqual({ q: 'group-3', page: String(last) });
+    expect(await shownNames(page)).toEqual(hits.slice((last - 1) * HOME_PAGE_SIZE));
+    await page.goBack();
+    await expect.poll(() => query(page)).toEqual({});
+    await page.goForward();
+    await expect.poll(() => query(page)).toEqual({ q: 'group-3', page: String(last) });
+    await page.close();
+  });
+
+  it('puts the last page in the URL before its rows arrive, by the count the page was served with', async () => {
+    const last = Math.ceil(rows.length / HOME_PAGE_SIZE);
+    const page = await chromium.open('/?page=999');
+
+    await expect.poll(() => query(page)).toEqual({ page: String(last) });
+    await searchReady(page);
+    expect(await shownNames(page)).toEqual(rows.slice((last - 1) * HOME_PAGE_SIZE).map((r) => r.name));
+    expect(await query(page)).toEqual({ page: String(last) });
+    await page.close();
+  });
+
+  it('reads a provider with spaces around it as the provider, and puts it in the URL as GET /search takes it', async () => {
+    const page = await chromium.open('/?provider=%20aws%20&type=Observability');
+    await searchReady(page);
+
+    await expect.poll(() => query(page)).toEqual({ provider: 'aws', type: 'Observability' });
+    expect(await page.locator('#provider').inputValue()).toBe('aws');
+    expect(await shownNames(page)).toEqual(
+      expected('', { provider: 'aws', type: 'observability' }).slice(0, HOME_PAGE_SIZE),
+    );
+    expect(
+      parseSearchQuery(new URLSearchParams(await page.evaluate<string>('location.search')).toString()),
+    ).toMatchObject({ ok: true });
     await page.close();
   });
 
