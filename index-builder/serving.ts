@@ -139,6 +139,24 @@ export function matchRoute(pathname: string, html: boolean): Route | undefined {
  */
 export function negotiateEncoding(header: string | undefined): ContentEncoding | undefined {
   if (header === undefined) return undefined;
+  const weightOf = encodingWeights(header);
+  // Identity is always acceptable unless refused, but only a q-value the header gives it (by name or
+  // through `*`) competes: `gzip;q=0.5` alone still asks for gzip, as every server reads it.
+  const identity = weightOf('identity');
+  let best: ContentEncoding | undefined;
+  let bestQ = 0;
+  for (const coding of CONTENT_ENCODINGS) {
+    const weight = weightOf(coding);
+    if (weight > bestQ) {
+      best = coding;
+      bestQ = weight;
+    }
+  }
+  return best !== undefined && bestQ >= identity ? best : undefined;
+}
+
+/** The q-value an Accept-Encoding header gives each coding: by name, else through `*`, else 0. */
+function encodingWeights(header: string): (coding: string) => number {
   const q = new Map<string, number>();
   for (const part of header.split(',')) {
     const [name = '', ...params] = part.split(';').map((field) => field.trim().toLowerCase());
@@ -155,20 +173,33 @@ export function negotiateEncoding(header: string | undefined): ContentEncoding |
     q.set(coding, Math.max(weight, q.get(coding) ?? -1));
   }
   const any = q.get('*');
-  const weightOf = (coding: string): number => q.get(coding) ?? any ?? 0;
-  // Identity is always acceptable unless refused, but only a q-value the header gives it (by name or
-  // through `*`) competes: `gzip;q=0.5` alone still asks for gzip, as every server reads it.
-  const identity = weightOf('identity');
-  let best: ContentEncoding | undefined;
-  let bestQ = 0;
-  for (const coding of CONTENT_ENCODINGS) {
-    const weight = weightOf(coding);
-    if (weight > bestQ) {
-      best = coding;
-      bestQ = weight;
-    }
+  return (coding) => q.get(coding) ?? any ?? 0;
+}
+
+/**
+ * A compressed variant's key (`index.json.gz`, `plugins/x/index.json.br`): the document it holds and its
+ * coding; undefined for any other key.
+ */
+export function variantOfKey(
+  key: string,
+): { readonly document: string; readonly encoding: ContentEncoding } | undefined {
+  for (const encoding of CONTENT_ENCODINGS) {
+    const suffix = encodedVariantKey('', encoding);
+    if (!key.endsWith(suffix)) continue;
+    const document = key.slice(0, -suffix.length);
+    if (ENCODED_DOCUMENTS.has(document) || isPluginDocumentKey(document)) return { document, encoding };
   }
-  return best !== undefined && bestQ >= identity ? best : undefined;
+  return undefined;
+}
+
+/**
+ * Whether a non-empty Accept-Encoding refuses `coding`: gives it no q-value above 0, by name or through `*`
+ * (RFC 9110 §12.5.3: `identity`, or `br` alone, refuses gzip). No header, or an empty one (which CloudFront
+ * cannot tell from none), refuses nothing: a client that states no preference takes any coding.
+ */
+export function refusesEncoding(header: string | undefined, coding: ContentEncoding): boolean {
+  if (header === undefined || header.trim() === '') return false;
+  return !(encodingWeights(header)(coding) > 0);
 }
 
 /**
@@ -181,6 +212,16 @@ export function encodedRoute(
   key: string,
   acceptEncoding: string | undefined,
 ): { readonly key: string; readonly negotiated: boolean } {
+  // A variant asked for by its own name is served as stored, with its Content-Encoding (S3 sends the
+  // metadata the publisher put, and curl or wget without --compressed save the compressed bytes as they
+  // are), but not to a client whose Accept-Encoding refuses its coding: RFC 9110 §12.5.3 asks for a
+  // representation in no coding then, and the document itself is that (see ARCHITECTURE, Serving).
+  const variant = variantOfKey(key);
+  if (variant)
+    return {
+      key: refusesEncoding(acceptEncoding, variant.encoding) ? variant.document : key,
+      negotiated: true,
+    };
   if (!ENCODED_DOCUMENTS.has(key)) return { key, negotiated: false };
   const encoding = negotiateEncoding(acceptEncoding);
   return { key: encoding ? encodedVariantKey(key, encoding) : key, negotiated: true };

@@ -64,6 +64,16 @@ const VARIANT_URIS = Object.fromEntries(
     ),
   ]),
 );
+/** `{ '/index.json.gz': ['/index.json', 'gzip'], ... }`: each index document's variant, by its own URI. */
+const VARIANT_OF = Object.fromEntries(
+  Object.entries(VARIANT_URIS).flatMap(([uri, variants]) =>
+    Object.entries(variants).map(([encoding, variant]) => [variant, [uri, encoding]]),
+  ),
+);
+/** A plugin document's variant's suffix, by coding: `{ '.br': 'br', '.gz': 'gzip' }`. */
+const VARIANT_SUFFIXES = Object.fromEntries(
+  CONTENT_ENCODINGS.map((encoding) => [encodedVariantKey('', encoding), encoding]),
+);
 /** Every URI whose response depends on Accept-Encoding: the documents and their variants. */
 const ENCODING_NEGOTIATED = Object.fromEntries(
   Object.entries(VARIANT_URIS).flatMap(([uri, variants]) => [
@@ -76,11 +86,13 @@ export const EDGE_ROUTING_SOURCE = `
 var DATA_CSP = ${JSON.stringify(DATA_CSP)};
 var COMMON = ${JSON.stringify({ ...COMMON_HEADERS, 'strict-transport-security': STRICT_TRANSPORT_SECURITY })};
 var VARIANTS = ${JSON.stringify(VARIANT_URIS)};
+var VARIANT_OF = ${JSON.stringify(VARIANT_OF)};
+var VARIANT_SUFFIXES = ${JSON.stringify(VARIANT_SUFFIXES)};
 var CODINGS = ${JSON.stringify(CONTENT_ENCODINGS)};
 var REDIRECTS = ${JSON.stringify(REDIRECTS)};
 var SAFE_KEY = new RegExp(${JSON.stringify(SAFE_KEY_PATTERN)}, 'i');
 var MAX_KEY = ${MAX_KEY_LENGTH};
-function encoding(header) {
+function weights(header) {
   var q = {};
   var parts = header.split(',');
   for (var i = 0; i < parts.length; i++) {
@@ -96,9 +108,12 @@ function encoding(header) {
     if (name === 'x-gzip') name = 'gzip';
     q[name] = Math.max(weight, q[name] === undefined ? -1 : q[name]);
   }
-  function weightOf(coding) {
+  return function (coding) {
     return q[coding] !== undefined ? q[coding] : q['*'] !== undefined ? q['*'] : 0;
-  }
+  };
+}
+function encoding(header) {
+  var weightOf = weights(header);
   var best = null;
   var bestQ = 0;
   for (var k = 0; k < CODINGS.length; k++) {
@@ -205,6 +220,21 @@ function handler(event) {
   if (key.length > MAX_KEY || !SAFE_KEY.test(key)) return notFound();
   var variants = VARIANTS[request.uri];
   var ae = listOf(request.headers['accept-encoding']);
+  // A variant asked for by its own name goes as stored (S3 sends its Content-Encoding), except to a client
+  // whose header refuses its coding: it gets the document itself, in no coding (RFC 9110 12.5.3), as
+  // encodedRoute (serving.ts) answers it. A plugin document's variant too, which S3 holds while it is large.
+  var named = VARIANT_OF[request.uri];
+  if (!named) {
+    var dot = request.uri.lastIndexOf('.');
+    var suffix = request.uri.slice(dot);
+    var doc = request.uri.slice(0, dot);
+    if (VARIANT_SUFFIXES[suffix] && /^\\/plugins\\/[a-z0-9]+(-[a-z0-9]+)*\\/index\\.json$/.test(doc))
+      named = [doc, VARIANT_SUFFIXES[suffix]];
+  }
+  if (named) {
+    if (ae.trim() !== '' && !(weights(ae)(named[1]) > 0)) request.uri = named[0];
+    return request;
+  }
   var coding = variants && ae !== '' ? encoding(ae) : null;
   if (coding) request.uri = variants[coding];
   return request;

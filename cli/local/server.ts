@@ -34,6 +34,7 @@ import {
   type Route,
   securityHeaders,
   sizedEncodedRoute,
+  variantOfKey,
 } from '../../index-builder/serving.ts';
 import type { ObjectInfo, Store, StoredStream } from '../../index-builder/store.ts';
 import { CliError } from '../errors.ts';
@@ -411,7 +412,7 @@ async function respond(
       // `/search.json` as its gzip bytes, typed application/gzip and with no Content-Encoding, which no
       // client can read. Either way the document itself is the answer. So is it for a registry published
       // before its documents had variants, until the next flush.
-      if (encoded.key !== route.key && !object?.contentEncoding) {
+      if (encoded.key !== route.key && variantOfKey(encoded.key) && !object?.contentEncoding) {
         stream?.cancel();
         stream = undefined;
         object = undefined;

@@ -325,7 +325,20 @@ describe('when CloudFront picks an encoded variant', () => {
     'br;q=abc, gzip;q=0.1',
     'X-GZIP',
   ];
-  const ENCODED_PATHS = [...PATHS, '/index.yaml', '/search.json', '/falcoctl/index.yaml', '/index.json.br'];
+  const ENCODED_PATHS = [
+    ...PATHS,
+    '/index.yaml',
+    '/search.json',
+    '/falcoctl/index.yaml',
+    '/index.json.br',
+    // Variants asked for by their own names, an index document's and a plugin document's.
+    '/index.json.gz',
+    '/search.json.gz',
+    '/falcoctl/index.yaml.br',
+    '/plugins/demo/index.json.gz',
+    '/plugins/demo/index.json.br',
+    '/plugins/demo/index.json.zst',
+  ];
 
   it.each(ENCODED_PATHS)(
     'routes %s to the variant the local server serves, for every Accept-Encoding',
@@ -348,6 +361,15 @@ describe('when CloudFront picks an encoded variant', () => {
     expect(edgeEncodedKey('/index.json', undefined)).toBe('index.json');
     // A plugin document is small and has no variants: CloudFront compresses it itself if it may.
     expect(edgeEncodedKey('/plugins/kubecost-lens', 'br,gzip')).toBe('plugins/kubecost-lens/index.json');
+  });
+
+  it('sends a variant asked for by name as stored, but the document to a client that refuses its coding', () => {
+    expect(edgeEncodedKey('/index.json.gz', undefined)).toBe('index.json.gz');
+    expect(edgeEncodedKey('/index.json.gz', 'gzip')).toBe('index.json.gz');
+    expect(edgeEncodedKey('/index.json.gz', 'identity')).toBe('index.json');
+    expect(edgeEncodedKey('/search.json.br', 'gzip, deflate')).toBe('search.json');
+    expect(edgeEncodedKey('/plugins/demo/index.json.gz', 'br')).toBe('plugins/demo/index.json');
+    expect(edgeEncodedKey('/plugins/demo/index.json.gz', 'gzip')).toBe('plugins/demo/index.json.gz');
   });
 
   it('says Vary: Accept-Encoding for the documents and their variants, and Accept where Accept chose', () => {

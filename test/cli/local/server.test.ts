@@ -4,6 +4,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { brotliCompressSync, gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../../../adapters/fs-store.ts';
 import { CliError } from '../../../cli/errors.ts';
@@ -538,6 +539,107 @@ function runCurl(args: readonly string[]): Promise<{ status: number | null }> {
     child.on('close', (status) => resolve({ status }));
   });
 }
+
+describe('when a compressed variant is asked for by its own name', () => {
+  const DOCUMENT = JSON.stringify({ plugins: ['x'.repeat(2000)] });
+  let dir: string;
+  let url: string;
+  let stop: () => Promise<void>;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'plugindex-serve-variant-'));
+    const site = new FsStore(dir);
+    const options = { contentType: 'application/json', cacheControl: CACHE_MUTABLE };
+    // As the publisher stores them, on S3 too: the document's type, and the variant's Content-Encoding.
+    await site.put('index.json.gz', gzipSync(DOCUMENT), { ...options, contentEncoding: 'gzip' });
+    await site.put('index.json.br', brotliCompressSync(DOCUMENT), { ...options, contentEncoding: 'br' });
+    await site.put('index.json', encode(DOCUMENT), options);
+    const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
+    url = listening.url;
+    stop = listening.close;
+  });
+
+  afterAll(async () => {
+    await stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** GET through node:http, which sends no Accept-Encoding unless told and decodes nothing. */
+  function get(
+    pathname: string,
+    acceptEncoding?: string,
+  ): Promise<{ res: http.IncomingMessage; body: Buffer }> {
+    const target = new URL(url);
+    return new Promise((resolve, reject) => {
+      const headers = acceptEncoding === undefined ? {} : { 'accept-encoding': acceptEncoding };
+      http
+        .get({ host: target.hostname, port: target.port, path: pathname, headers }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve({ res, body: Buffer.concat(chunks) }));
+        })
+        .on('error', reject);
+    });
+  }
+
+  it.each([
+    ['no Accept-Encoding (curl -O, wget)', undefined],
+    ['one that accepts gzip', 'gzip, deflate, br'],
+  ])('sends it as stored, with its Content-Encoding, to a client with %s', async (_, acceptEncoding) => {
+    const { res, body } = await get('/index.json.gz', acceptEncoding);
+
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-encoding']).toBe('gzip');
+    expect(res.headers.vary).toContain('Accept-Encoding');
+    expect(gunzipSync(body).toString()).toBe(DOCUMENT);
+  });
+
+  it.each([
+    ['/index.json.gz', 'identity'],
+    ['/index.json.gz', 'br'],
+    ['/index.json.gz', 'gzip;q=0, *'],
+    ['/index.json.br', 'gzip, deflate'],
+  ])(
+    'sends %s to a client whose header (%s) refuses its coding as the document, in no coding',
+    async (pathname, acceptEncoding) => {
+      const { res, body } = await get(pathname, acceptEncoding);
+
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-encoding']).toBeUndefined();
+      expect(res.headers['content-type']).toBe('application/json');
+      expect(res.headers.vary).toContain('Accept-Encoding');
+      expect(body.toString()).toBe(DOCUMENT);
+    },
+  );
+
+  it('answers a range of the variant it sends: its own bytes, under its own ETag', async () => {
+    const whole = await get('/index.json.gz', 'gzip');
+    const target = new URL(url);
+    const part = await new Promise<{ res: http.IncomingMessage; body: Buffer }>((resolve, reject) => {
+      http
+        .get(
+          {
+            host: target.hostname,
+            port: target.port,
+            path: '/index.json',
+            headers: { 'accept-encoding': 'gzip', range: 'bytes=0-9' },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (chunk: Buffer) => chunks.push(chunk));
+            res.on('end', () => resolve({ res, body: Buffer.concat(chunks) }));
+          },
+        )
+        .on('error', reject);
+    });
+
+    expect(part.res.statusCode).toBe(206);
+    expect(part.res.headers['content-encoding']).toBe('gzip');
+    expect(part.res.headers.etag).toBe(whole.res.headers.etag);
+    expect(part.res.headers['content-range']).toBe(`bytes 0-9/${whole.body.byteLength}`);
+    expect(part.body.equals(whole.body.subarray(0, 10))).toBe(true);
+  });
+});
 
 describe('when mapping the spec endpoints', () => {
   it('serves the home page at / and a folder index for a path ending in /', async () => {
