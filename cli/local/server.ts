@@ -5,7 +5,8 @@
  * the CloudFront Functions share (index-builder/serving.ts: routes, page CSP by hash, artifacts as
  * downloads, `default-src 'none'` for data), the index documents pre-compressed to clients that accept it
  * (`Content-Encoding`, `Vary: Accept-Encoding`). GET and HEAD only. Responses carry the stored Cache-Control,
- * Content-Length and the ETag, and answer If-None-Match with 304. `GET /search?q=&provider=&type=&capability=`
+ * Content-Length, the ETag and Last-Modified, answer If-None-Match (else If-Modified-Since) with 304, and one
+ * byte range (`Range`, `If-Range`) with 206 or 416. `GET /search?q=&provider=&type=&capability=`
  * is the one computed answer: index-builder/search-endpoint.ts over the published `search.json`, which the
  * server reads once per version of it (the digest its snapshot lists).
  *
