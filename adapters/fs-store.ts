@@ -73,6 +73,7 @@ import {
   compareUtf8,
   type DeleteOptions,
   type GetOptions,
+  type GetStreamOptions,
   type MoveResult,
   type ObjectInfo,
   type PutOptions,
@@ -670,7 +671,7 @@ export class FsStore implements Store {
   }
 
   /** Streams the file from disk; the handle closes when the body is read to its end or abandoned. */
-  async getStream(key: string): Promise<StoredStream | undefined> {
+  async getStream(key: string, options?: GetStreamOptions): Promise<StoredStream | undefined> {
     return this.#io(key, 'read', async () => {
       const handle = await this.#openForRead(key);
       if (!handle) return undefined;
@@ -680,9 +681,12 @@ export class FsStore implements Store {
           await handle.close();
           return undefined;
         }
-        // Positional reads from 0: the same bytes the stat and the ETag describe, whatever the hash read.
-        const body = handle.createReadStream({ start: 0, highWaterMark: STREAM_CHUNK });
-        return { ...info, body, cancel: () => body.destroy() };
+        // Positional reads from 0 (or the start asked for, within the file): the same bytes the stat and the
+        // ETag describe, whatever the hash read.
+        const wanted = options?.start ?? 0;
+        const start = Number.isSafeInteger(wanted) && wanted > 0 && wanted < info.size ? wanted : 0;
+        const body = handle.createReadStream({ start, highWaterMark: STREAM_CHUNK });
+        return { ...info, body, ...(start > 0 ? { bodyStart: start } : {}), cancel: () => body.destroy() };
       } catch (error) {
         await handle.close();
         throw error;

@@ -91,8 +91,19 @@ export interface StoredObject extends ObjectInfo {
  * upload, a big artifact). The body holds a file handle or a connection until it is read to its end or
  * cancelled: a caller that may not read it all calls `cancel()` when done (harmless after the end).
  */
+/** How `Store.getStream` reads. */
+export interface GetStreamOptions {
+  /**
+   * The first byte the caller wants (a resumed download's range): a store that can seek starts the body
+   * there and says so in `StoredStream.bodyStart`; one that cannot, or an offset past the end, starts at 0.
+   */
+  readonly start?: number;
+}
+
 export interface StoredStream extends ObjectInfo {
   readonly body: AsyncIterable<Uint8Array>;
+  /** Where in the object the body begins: `GetStreamOptions.start` where the store seeked to it, else 0. */
+  readonly bodyStart?: number;
   cancel(): void;
 }
 
@@ -110,7 +121,7 @@ export interface Store {
    */
   put(key: string, body: Uint8Array, options: PutOptions): Promise<void>;
   /** `get` without holding the body in memory. */
-  getStream(key: string): Promise<StoredStream | undefined>;
+  getStream(key: string, options?: GetStreamOptions): Promise<StoredStream | undefined>;
   /**
    * `put` from a stream, without holding it in memory (multipart on S3), as atomically as `put`: a stream
    * that fails midway leaves the old object, or none. `options.sha256` may be ignored: it is only known once

@@ -397,10 +397,15 @@ async function respond(
   // The index documents come encoded to a client that accepts it (index-builder/serving.ts).
   // A plugin document too, while it is over the threshold and so has variants; else the document itself.
   const encoded = route ? sizedEncodedRoute(route.key, req.headers['accept-encoding']) : undefined;
-  const read = async (key: string): Promise<void> => {
+  // A range from a known first byte (a resumed download: `bytes=N-`) is read from there where the store can
+  // seek, rather than from the start and dropped; whether it is sent is decided once the object is known.
+  const seekTo = head ? 0 : firstByteAsked(req.headers.range);
+  let servedKey: string | undefined;
+  const read = async (key: string, from = seekTo): Promise<void> => {
+    servedKey = key;
     if (head) object = await options.site.head(key);
     else {
-      stream = await options.site.getStream(key);
+      stream = await options.site.getStream(key, from > 0 ? { start: from } : undefined);
       object = stream;
     }
   };
@@ -430,6 +435,20 @@ async function respond(
     const headers: http.OutgoingHttpHeaders = vary ? { vary } : {};
     sendJson(res, 404, { error: 'not_found', path: pathname }, { head, headers });
     return;
+  }
+  // A body read from the byte a range named, where the whole object is to be sent after all (If-Range named
+  // another, the range was past the end): read again from the start, as the object now is.
+  if (stream && (stream.bodyStart ?? 0) > 0 && servedKey !== undefined) {
+    if (!isNotModified(req.headers, object) && rangeOf(req.headers, object) === undefined) {
+      stream.cancel();
+      stream = undefined;
+      object = undefined;
+      await read(servedKey, 0);
+      if (!object) {
+        sendJson(res, 404, { error: 'not_found', path: pathname }, { head });
+        return;
+      }
+    }
   }
   const headers = objectHeaders(object, route, encoded?.negotiated ?? false);
   try {
@@ -462,8 +481,11 @@ async function respond(
     headers['content-range'] = `bytes ${range.start}-${range.end}/${object.size}`;
     headers['content-length'] = range.end - range.start + 1;
     res.writeHead(206, headers);
-    if (stream) await pipeline(Readable.from(bytesBetween(stream.body, range.start, range.end)), res);
-    else res.end();
+    if (stream) {
+      // From where the store began the body: the range's first byte when it seeked (firstByteAsked), else 0.
+      const offset = stream.bodyStart ?? 0;
+      await pipeline(Readable.from(bytesBetween(stream.body, range.start - offset, range.end - offset)), res);
+    } else res.end();
   } finally {
     stream?.cancel();
   }
@@ -486,6 +508,19 @@ function isNotModified(headers: http.IncomingHttpHeaders, object: ObjectInfo): b
   if (headers['if-none-match'] !== undefined) return etagMatches(headers['if-none-match'], object.etag);
   const since = secondsOf(headers['if-modified-since']);
   return since !== undefined && Math.floor(object.lastModified.getTime() / 1000) <= since;
+}
+
+/**
+ * The first byte of a single `bytes=N-` or `bytes=N-M` range, read before the object is (0 for any other
+ * header): where a store may begin the body. rangeOf decides later whether the range is sent; its start is
+ * then this same N, as a satisfiable range of this form begins at its first byte.
+ */
+function firstByteAsked(header: string | undefined): number {
+  const parsed = header === undefined ? null : ONE_BYTE_RANGE.exec(header.trim());
+  if (!parsed || parsed[1] === undefined) return 0;
+  const first = Number(parsed[1]);
+  const last = parsed[2] === '' || parsed[2] === undefined ? Number.POSITIVE_INFINITY : Number(parsed[2]);
+  return Number.isSafeInteger(first) && last >= first ? first : 0;
 }
 
 /** A byte range to send, inclusive at both ends. */
@@ -538,9 +573,9 @@ function rangeOf(
 }
 
 /**
- * The bytes `start` to `end` (inclusive) of a body read from its beginning: the Store streams an object
- * whole, so the bytes before the range are read and dropped (from a local disk, about a gigabyte a second),
- * and the read stops once the range is sent (the caller cancels the rest).
+ * The bytes `start` to `end` (inclusive) of a body, counted from where it begins: a store that did not
+ * seek to the range (`StoredStream.bodyStart`) has the bytes before it read and dropped, and the read stops
+ * once the range is sent (the caller cancels the rest).
  */
 async function* bytesBetween(
   body: AsyncIterable<Uint8Array>,

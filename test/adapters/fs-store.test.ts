@@ -792,6 +792,21 @@ describe('when streaming', () => {
     expect(info).toMatchObject({ size: bytes.byteLength, etag: `"${sha256(bytes).slice(0, 32)}"` });
   });
 
+  it('begins the body at the byte asked for, and says so; at 0 for one past the end', async () => {
+    const bytes = patternBytes(1024 * 1024 + 5);
+    await store.put('big/resumed.bin', bytes, opts);
+
+    const resumed = await store.getStream('big/resumed.bin', { start: 1000 });
+    const past = await store.getStream('big/resumed.bin', { start: bytes.byteLength });
+
+    expect(resumed?.bodyStart).toBe(1000);
+    expect(sha256(await collect((resumed as NonNullable<typeof resumed>).body))).toBe(
+      sha256(bytes.subarray(1000)),
+    );
+    expect(past?.bodyStart).toBeUndefined();
+    expect((await collect((past as NonNullable<typeof past>).body)).byteLength).toBe(bytes.byteLength);
+  });
+
   it('leaves the old object, and no temp file, when the stream fails midway', async () => {
     await store.put('doc.bin', encode('old'), opts);
 
