@@ -437,9 +437,11 @@ async function respond(
     return;
   }
   // A body read from the byte a range named, where the whole object is to be sent after all (If-Range named
-  // another, the range was past the end): read again from the start, as the object now is.
-  if (stream && (stream.bodyStart ?? 0) > 0 && servedKey !== undefined) {
-    if (!isNotModified(req.headers, object) && rangeOf(req.headers, object) === undefined) {
+  // another), or a range that begins before it (none should): read again from the start, as the object now is.
+  const bodyStart = stream?.bodyStart ?? 0;
+  if (stream && bodyStart > 0 && servedKey !== undefined && !isNotModified(req.headers, object)) {
+    const range = rangeOf(req.headers, object);
+    if (range === undefined || (range !== 'unsatisfiable' && range.start < bodyStart)) {
       stream.cancel();
       stream = undefined;
       object = undefined;
