@@ -423,6 +423,12 @@ export async function withLockFile<T>(
       await handle.close();
       break;
     } catch (error) {
+      // Its folder removed while this waited (a trust folder `registry remove` emptied under the lock this
+      // waited for): made again, as at the start, and taken.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && Date.now() <= deadline) {
+        await makeFolders(dirname(lock));
+        continue;
+      }
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const content = await readTextIfExists(lock);
       if (content === undefined) continue; // released between the two calls

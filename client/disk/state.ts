@@ -906,21 +906,37 @@ export class ClientState {
    * name goes. `url`: the registry the departures are of where the record names none (a record kept
    * before records named their registry): the configured entry's URL. A record that cannot be read keeps
    * nothing (nothing of it can be told), and is removed as before.
+   *
+   * The folder is emptied under the record's lock, all but the lock file itself, and only the empty folder
+   * removed after: removed whole once the lock was let go, a check of the name that saved a mark it had just
+   * learnt in between (it took the lock the moment this let go of it) lost that mark with the folder. A
+   * check saving after the emptying writes its record into the folder again (`rmdir` then leaves it, or the
+   * lock makes it again: `withLockFile`), so what it learnt is kept there, read as any folder's. A folder that
+   * is a link (to one kept elsewhere) is only unlinked, after the lock as before: what it leads to is kept.
    */
   async removeTrust(registry: string, options: { readonly url?: string } = {}): Promise<void> {
     const dir = this.#trustDir(registry);
+    const linked = (await lstat(dir).catch(() => undefined))?.isSymbolicLink() === true;
+    const lock = join(dir, 'state.json');
     // Read under the record's lock, so a check writing it meanwhile (a mark just learnt) is read whole.
-    await withFileLock(join(dir, 'state.json'), async () => {
+    await withFileLock(lock, async () => {
       const record = await this.trust(registry).catch(() => undefined);
-      if (!record) return;
-      const of = record.registry ?? options.url;
-      const kept = formerDeparturesOf(record, true).flatMap((d): FormerDeparture[] =>
-        d.registry !== undefined ? [d] : of !== undefined ? [{ ...d, registry: of }] : [],
-      );
-      if (kept.length > 0) await this.#keepRemovedDepartures(kept);
+      if (record) {
+        const of = record.registry ?? options.url;
+        const kept = formerDeparturesOf(record, true).flatMap((d): FormerDeparture[] =>
+          d.registry !== undefined ? [d] : of !== undefined ? [{ ...d, registry: of }] : [],
+        );
+        if (kept.length > 0) await this.#keepRemovedDepartures(kept);
+      }
+      if (linked) return;
+      // The lock file (and a breaker's, `<lock>.breaking`) stays: it is this hold, and goes as it is let go.
+      const holds = new Set([`${basename(lock)}.lock`, `${basename(lock)}.lock.breaking`]);
+      for (const entry of await readdir(dir).catch(() => [] as string[]))
+        if (!holds.has(entry)) await rm(join(dir, entry), { recursive: true, force: true });
     });
-    // After the lock is let go: the lock file is in the folder.
-    await rm(dir, { recursive: true, force: true });
+    if (linked) await rm(dir, { force: true });
+    // Empty unless a check saved into it since the lock was let go: then its record stays, marks and all.
+    else await rmdir(dir).catch(() => undefined);
     // After the folder: an index listing a folder that is gone only costs a look (it is dropped then).
     if (await this.#index.read())
       await this.#index.edit(

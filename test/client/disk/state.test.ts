@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, truncate, writeFile } f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   ClientState,
   foldedName,
@@ -19,6 +19,21 @@ import {
 } from '../../../client/disk/state.ts';
 import { sha256Hex } from '../../../index-builder/digest.ts';
 import { deadPid } from '../../support/dead-pid.ts';
+
+/**
+ * A seam on `rm` (a mock of node:fs/promises that removes as the real one does, then runs `afterRm`): a test
+ * runs a concurrent writer at the very moment a file is gone, with no sleep to time it.
+ */
+const fsSeam = vi.hoisted(() => ({ afterRm: undefined as ((path: string) => Promise<void>) | undefined }));
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('node:fs/promises')>();
+  const rm: typeof actual.rm = async (path, options) => {
+    await actual.rm(path, options);
+    const hook = fsSeam.afterRm;
+    if (hook) await hook(String(path));
+  };
+  return { ...actual, rm, default: { ...actual, rm } };
+});
 
 let dir: string;
 beforeAll(async () => {
@@ -492,6 +507,52 @@ describe('when the trust records of one registry are kept under several names', 
       { ...routine, retiredTo: ROTATED },
     ]);
     expect(await state.sharedTrust('https://other.example', record(KEY))).toEqual({ logs: [] });
+  });
+
+  it('keeps a mark a check learnt while the name was being removed (registry remove), in the window after its lock', async () => {
+    // Prepare: `main` left KEY for ROTATED, not yet knowing the rotation marked KEY stolen.
+    const unlearnt = { fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1 };
+    const state = await stateWith({
+      main: record(ROTATED, {
+        highestGeneration: 12,
+        chain: [unlearnt],
+        registry: 'https://plugins.example',
+      }),
+    });
+    // Act: `registry remove main`; the moment it lets go of the record's lock, a check of `main` running
+    // beside it saves the mark it just learnt (the seam on rm runs it then, to completion).
+    const lock = path.join(state.dirs.data, 'trust', 'main', 'state.json.lock');
+    fsSeam.afterRm = async (removed) => {
+      if (removed !== lock) return;
+      fsSeam.afterRm = undefined;
+      await state.writeTrust(
+        'main',
+        record(ROTATED, {
+          highestGeneration: 12,
+          chain: [{ ...unlearnt, compromised: true }],
+          registry: 'https://plugins.example',
+        }),
+      );
+    };
+    try {
+      await state.removeTrust('main', { url: 'https://plugins.example' });
+    } finally {
+      fsSeam.afterRm = undefined;
+    }
+    // Assess: the mark counts for the registry: a name pinning KEY refuses it. Deleted after the lock,
+    // the folder took the mark with it, and KEY's snapshots were taken again.
+    const shared = await state.sharedTrust('https://plugins.example', record(KEY));
+    expect(shared.revoked).toEqual([{ ...unlearnt, compromised: true, retiredTo: ROTATED }]);
+  });
+
+  it('removes a name whose trust folder is a link by the link alone, leaving the folder it leads to', async () => {
+    const state = await stateWith({});
+    const kept = await stateWith({ main: record(ROTATED, { registry: 'https://plugins.example' }) });
+    await mkdir(path.join(state.dirs.data, 'trust'), { recursive: true });
+    await symlink(path.join(kept.dirs.data, 'trust', 'main'), path.join(state.dirs.data, 'trust', 'linked'));
+    await state.removeTrust('linked');
+    expect(await readdir(path.join(state.dirs.data, 'trust'))).not.toContain('linked');
+    expect(await kept.trust('main')).toMatchObject({ fingerprint: ROTATED });
   });
 
   it('refuses damaged marks kept of names removed (TRUST_STATE_INVALID) rather than read them as none', async () => {
