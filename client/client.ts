@@ -14,6 +14,7 @@
  */
 import type { Clock } from '../index-builder/clock.ts';
 import { systemClock } from '../index-builder/clock.ts';
+import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { FALCOCTL_INDEX_KEY, REGISTRY_PUBLIC_KEY_KEY } from '../index-builder/layout.ts';
 import {
@@ -569,6 +570,12 @@ class Client implements PlugindexClient {
       (kept.fingerprint === key.fingerprint ||
         (kept.chain ?? []).some((l) => l.fingerprint === key.fingerprint));
     const same = lineage && configured?.url === url;
+    // Read before this check caches another snapshot at that URL: a record kept before records named their
+    // registry has what it knew of keys kept as of the registry it was (`writeTrust`'s `formerRegistry`).
+    const formerRegistry =
+      kept && configured && kept.registry === undefined
+        ? await this.#registryKeptAt(kept, configured.url)
+        : undefined;
     // The key held is checked as any pinned key is: one kept from before weak keys were refused is not used.
     const held = lineage ? await readPinnedKey(kept, options.name) : key.key;
     const trust: TrustRecord = same
@@ -625,7 +632,7 @@ class Client implements PlugindexClient {
         await this.#state.writeTrust(
           entry.name,
           checked ?? { ...session.trust, highestGeneration: report.generation },
-          { replacing: !same },
+          { replacing: !same, ...(formerRegistry !== undefined ? { formerRegistry } : {}) },
         );
       return { config: added.config, result: added.change };
     });
@@ -638,6 +645,23 @@ class Client implements PlugindexClient {
       ...(report.rotated ? { rotated: report.rotated } : {}),
       registry: session.snapshot.registry,
     };
+  }
+
+  /**
+   * The registry a record kept before records named theirs (`kept`, configured at `url`) is of: the one its
+   * last snapshot names, the copy cached for `url` whose digest the record kept (the snapshot it verified),
+   * else `url` itself, which may be a mirror's. Named by the URL alone, a mark it kept was read by no check
+   * of the registry reached elsewhere (a plugin set naming the registry's own URL).
+   */
+  async #registryKeptAt(kept: TrustRecord, url: string): Promise<string> {
+    const cached = await this.#cache.snapshot(url).catch(() => undefined);
+    if (cached === undefined || kept.snapshotSha256 !== sha256Hex(cached.bytes)) return url;
+    try {
+      const named = (JSON.parse(new TextDecoder().decode(cached.bytes)) as { registry?: unknown }).registry;
+      return typeof named === 'string' ? named : url;
+    } catch {
+      return url;
+    }
   }
 
   async listRegistries(): Promise<RegistryStatus[]> {
@@ -660,7 +684,10 @@ class Client implements PlugindexClient {
     });
     this.#config = undefined;
     // What the name knew of keys (a stolen key's mark) is kept under the trust root; the rest is forgotten.
-    await this.#state.removeTrust(name, { url });
+    const kept = await this.#state.trust(name).catch(() => undefined);
+    await this.#state.removeTrust(name, {
+      url: kept && kept.registry === undefined ? await this.#registryKeptAt(kept, url) : url,
+    });
     await this.#cache.removeRegistry(url);
   }
 

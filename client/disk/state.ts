@@ -174,17 +174,20 @@ function isSameDeparture(a: FormerDeparture, b: FormerDeparture): boolean {
 
 /**
  * `kept`'s former departures, then (`replaced`, a record `kept` gives way to with a key unrelated to its
- * lineage) the keys `kept`'s own chain left, of the registry it named: each once, the link that learnt its
- * rotation's mark kept over one that did not.
+ * lineage) the keys `kept`'s own chain left, of the registry it named, or, for one kept before records
+ * named their registry, of `otherwise` (the registry its name was of: `writeTrust`'s `formerRegistry`):
+ * each once, the link that learnt its rotation's mark kept over one that did not.
  */
-function formerDeparturesOf(kept: TrustRecord | undefined, replaced: boolean): FormerDeparture[] {
+function formerDeparturesOf(
+  kept: TrustRecord | undefined,
+  replaced: boolean,
+  otherwise?: string,
+): FormerDeparture[] {
+  const of = kept?.registry ?? otherwise;
   return uniqueDepartures([
     ...(kept?.formerDepartures ?? []),
     ...(kept && replaced
-      ? departuresOf(kept).map((d) => ({
-          ...d,
-          ...(kept.registry !== undefined ? { registry: kept.registry } : {}),
-        }))
+      ? departuresOf(kept).map((d) => ({ ...d, ...(of !== undefined ? { registry: of } : {}) }))
       : []),
   ]);
 }
@@ -561,7 +564,11 @@ export class ClientState {
    * a registry added again afresh (`registry add --force`, another URL or an unrelated key), whose record
    * is the one given, whatever was kept, but for what it knew of keys: the keys the kept record's chain
    * left (a compromised mark with them) and those it kept from before are kept as its former departures
-   * (`TrustRecord.formerDepartures`), here as on every write.
+   * (`TrustRecord.formerDepartures`), here as on every write. `formerRegistry`: the registry the record
+   * replaced was of where it names none (kept before records named their registry), which its departures
+   * are kept as of: kept of none, they were read for no registry, and another name pinning the stolen key
+   * took its snapshots again (`Client.addRegistry` gives the registry its last snapshot named, or the URL
+   * it was configured at).
    * @returns the fingerprint of the key the record holds now: the one given, or, where the record stands,
    *   the key it followed to since, which a configuration names (a caller naming the key given named back
    *   one the record had rotated away from).
@@ -569,7 +576,7 @@ export class ClientState {
   async writeTrust(
     registry: string,
     given: TrustRecord,
-    options: { readonly replacing?: boolean } = {},
+    options: { readonly replacing?: boolean; readonly formerRegistry?: string } = {},
   ): Promise<string> {
     const dir = this.#trustDir(registry);
     return withFileLock(join(dir, 'state.json'), async () => {
@@ -615,7 +622,7 @@ export class ClientState {
       const ownDepartures = departuresOf(held);
       const record = withFormerDepartures(
         held,
-        formerDeparturesOf(before, options.replacing === true).filter(
+        formerDeparturesOf(before, options.replacing === true, options.formerRegistry).filter(
           (d) =>
             !ownDepartures.some(
               (o) =>

@@ -88,13 +88,14 @@ async function publishedByOldKey(
 
 let registries = 0;
 /** A local registry with `versions` of one plugin, served over HTTP from its folder. */
-async function servedRegistry(versions: readonly string[]): Promise<Served> {
+async function servedRegistry(
+  versions: readonly string[],
+  /** The registry its snapshots name. */
+  registryUrl = 'https://plugins.registry.example',
+): Promise<Served> {
   registries += 1;
   const dir = join(root, `registry${registries}`);
-  const { fingerprint } = await initRegistry(dir, {
-    name: 'Rotating',
-    url: 'https://plugins.registry.example',
-  });
+  const { fingerprint } = await initRegistry(dir, { name: 'Rotating', url: registryUrl });
   await publish(dir, versions);
   const listening = await serve(dir);
   const firstKey = await readFile(join(dir, 'public/keys/registry.asc'), 'utf8');
@@ -1676,6 +1677,38 @@ describe('when a name that followed a rotation away from a stolen key is added a
     expect(await trustState(m)).toMatchObject({
       fingerprint: second.fingerprint,
       former_departures: [{ fingerprint: registry.firstFingerprint, compromised: true }],
+    });
+    await expectStolenKeyRevoked(m, thief.url, registry);
+  });
+});
+
+describe('when a record kept before records named their registry followed a rotation away from a stolen key, and is added again with an unrelated key (registry add --force)', () => {
+  it('keeps the mark as of the registry its last snapshot named, so the stolen key is refused (KEY_REVOKED) under another name', async () => {
+    // Prepare: as above; then `main`'s record is made as a client before `registry` was kept wrote it
+    // (state.json without `registry`), before the trust index too.
+    const { registry, m, second, thief } = await stolenThenRotatedAway('stolen-copy-legacy');
+    const { registry: named, ...older } = await trustState(m);
+    await writeFile(join(m.data, 'trust', 'main', 'state.json'), `${JSON.stringify(older, null, 2)}\n`);
+    await rm(join(m.data, 'trust', '.index.json'), { force: true });
+    const other = await servedRegistry(['3.0.0'], 'https://other.registry.example');
+
+    // Act: the user points `main` at the other registry, by its key.
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: other.url, pin: { armored: other.firstKey }, force: true }),
+    );
+
+    // Assess: the old lineage's departure is kept as of the registry its snapshots named (kept of none,
+    // no check of that registry read it), and the stolen key is refused under a name pinning it.
+    expect(await trustState(m)).toMatchObject({
+      fingerprint: other.firstFingerprint,
+      former_departures: [
+        {
+          fingerprint: registry.firstFingerprint,
+          retired_to: second.fingerprint,
+          compromised: true,
+          registry: named,
+        },
+      ],
     });
     await expectStolenKeyRevoked(m, thief.url, registry);
   });

@@ -461,6 +461,43 @@ describe('when the trust records of one registry are kept under several names', 
     ]);
   });
 
+  it('keeps the marks of a record kept before records named their registry, replaced, as of the registry its name was of', async () => {
+    // Prepare: `main` as a client before `registry` was kept wrote it: it left KEY, marked stolen, for ROTATED.
+    const state = await stateWith({});
+    const folder = path.join(state.dirs.data, 'trust', 'main');
+    await mkdir(folder, { recursive: true });
+    await writeFile(path.join(folder, 'registry.asc'), `key ${ROTATED}`);
+    const marked = { fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const };
+    await writeFile(
+      path.join(folder, 'state.json'),
+      JSON.stringify({
+        fingerprint: ROTATED,
+        highest_generation: 12,
+        rotations: 1,
+        chain: [{ fingerprint: KEY, key: `key ${KEY}`, retired_by: 1, compromised: true }],
+      }),
+    );
+
+    // Act: added again with an unrelated key of another registry, told the registry `main` was of.
+    await state.writeTrust(
+      'main',
+      record(OTHER, { highestGeneration: 2, registry: 'https://other.example' }),
+      {
+        replacing: true,
+        formerRegistry: 'https://plugins.example',
+      },
+    );
+
+    // Assess: the mark is kept as of that registry, and counts for a name of it pinning KEY.
+    expect((await state.trust('main'))?.formerDepartures).toEqual([
+      { ...marked, retiredTo: ROTATED, registry: 'https://plugins.example' },
+    ]);
+    const shared = await state.sharedTrust('https://plugins.example', record(KEY));
+    expect(shared.revoked).toEqual([{ ...marked, retiredTo: ROTATED }]);
+    expect(shared.highestGeneration).toBeUndefined();
+    expect((await state.sharedTrust('https://other.example', record(KEY))).revoked).toBeUndefined();
+  });
+
   it('refuses a damaged former departure (TRUST_STATE_INVALID) rather than read it as none', async () => {
     const state = await stateWith({ main: record(ROTATED, { registry: 'https://plugins.example' }) });
     const file = path.join(state.dirs.data, 'trust', 'main', 'state.json');
