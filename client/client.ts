@@ -49,7 +49,13 @@ import {
 import { type ClientContext, loadTrust, type ProgressEvent, readPinnedKey } from './context.ts';
 import { readSecretFileSync, readTextIfExists } from './disk/atomic.ts';
 import { ContentCache } from './disk/cache.ts';
-import { ClientState, InstallTree, setTrustName, type TrustRecord } from './disk/state.ts';
+import {
+  ClientState,
+  damagedDeparturesError,
+  InstallTree,
+  setTrustName,
+  type TrustRecord,
+} from './disk/state.ts';
 import { ClientError, pinAgainCommand, pinAgainRemedy } from './errors.ts';
 import type { Credentials, Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
 import { fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
@@ -678,13 +684,15 @@ class Client implements PlugindexClient {
   }
 
   async removeRegistry(name: string): Promise<void> {
+    // Refused before the entry goes: a former departure that does not read would go with the folder.
+    const kept = await this.#state.trust(name).catch(() => undefined);
+    if (kept?.damagedDepartures?.length) throw damagedDeparturesError(name, kept.damagedDepartures);
     const url = await this.#state.editConfig(async (config) => {
       const entry = findRegistry(config, name);
       return { config: removeRegistry(config, name), result: entry.url };
     });
     this.#config = undefined;
     // What the name knew of keys (a stolen key's mark) is kept under the trust root; the rest is forgotten.
-    const kept = await this.#state.trust(name).catch(() => undefined);
     await this.#state.removeTrust(name, {
       url: kept && kept.registry === undefined ? await this.#registryKeptAt(kept, url) : url,
     });

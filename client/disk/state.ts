@@ -80,6 +80,30 @@ export interface TrustRecord {
    * lineage's floors and log are another registry's, which an unrelated key does not share.
    */
   readonly formerDepartures?: readonly FormerDeparture[];
+  /**
+   * Former departures that do not read (a field missing or of the wrong type), kept as found and written
+   * back so on every write: each a mark, maybe, that this name alone holds. Dropped, the mark was forgotten;
+   * refusing the whole record refused every check of the name and left every other name's blind to the
+   * marks that do read. Only the checks of the registry each may be of refuse (`sharedTrust`), naming it.
+   */
+  readonly damagedDepartures?: readonly DamagedDeparture[];
+}
+
+/** A former departure that does not read (`TrustRecord.damagedDepartures`). */
+export interface DamagedDeparture {
+  /** Where it is: the file and its JSON pointer (`…/state.json#/former_departures/2`). */
+  readonly at: string;
+  /** What is wrong with it, each field's problem with its pointer. */
+  readonly problems: string;
+  /**
+   * Which checks it may bear on: those of the registry it names (`registry`, where that field reads), of
+   * the record's own registry (`record`: it names none, as a departure naming none is read), or of any
+   * registry that reads the record (`any`: its `registry` does not read, so nothing tells).
+   */
+  readonly scope: 'registry' | 'record' | 'any';
+  readonly registry?: string;
+  /** The entry as found, written back as it is. */
+  readonly raw: unknown;
 }
 
 /** A key a lineage a name held before left (`TrustRecord.formerDepartures`). */
@@ -209,6 +233,49 @@ function withFormerDepartures(record: TrustRecord, former: readonly FormerDepart
   return merged.length > 0 ? { ...record, formerDepartures: merged } : record;
 }
 
+/**
+ * `record` with `damaged` as its damaged former departures (with its own, each entry once, as found): kept
+ * through every write, so a mark that does not read is never dropped by one.
+ */
+function withDamagedDepartures(record: TrustRecord, damaged: readonly DamagedDeparture[]): TrustRecord {
+  const merged: DamagedDeparture[] = [];
+  const seen = new Set<string>();
+  for (const d of [...(record.damagedDepartures ?? []), ...damaged]) {
+    const raw = JSON.stringify(d.raw) ?? 'undefined';
+    if (!seen.has(raw)) merged.push(d);
+    seen.add(raw);
+  }
+  const { damagedDepartures: _d, ...rest } = record;
+  return merged.length > 0 ? { ...rest, damagedDepartures: merged } : rest;
+}
+
+/**
+ * The damaged former departures of `record` (kept as `name`) that may bear on a check of `registry`
+ * (`registryIdentity`'s spelling): those naming it, those naming none where the record is of it (`own`),
+ * and those whose registry does not read.
+ */
+function damagedBearingOn(record: TrustRecord, registry: string, own: boolean): DamagedDeparture[] {
+  return (record.damagedDepartures ?? []).filter((d) =>
+    d.scope === 'registry' ? registryIdentity(d.registry ?? '') === registry : d.scope === 'any' || own,
+  );
+}
+
+/**
+ * TRUST_STATE_INVALID for former departures of the trust folder `name` that do not read: each with its
+ * file and pointer, and how to mend it. A mark is a fact about a key: read as none, a stolen key's was
+ * forgotten; so the checks it may bear on refuse until it is mended or deleted by hand.
+ */
+export function damagedDeparturesError(name: string, damaged: readonly DamagedDeparture[]): ClientError {
+  return new ClientError(
+    'TRUST_STATE_INVALID',
+    `${damaged.map((d) => d.problems).join('; ')}: ${damaged.length === 1 ? 'a key' : 'keys'} the trust state ` +
+      `kept as ${name} knew of (a former departure, which may mark a key stolen) ${damaged.length === 1 ? 'does' : 'do'} not read, ` +
+      'so nothing it would refuse can be told apart; mend each entry ({"fingerprint", "key", "retired_to"} strings, ' +
+      '"retired_by" the rotation number, "compromised": true, "registry" the registry\'s URL) in state.json and ' +
+      `in ${FORMER_DEPARTURES_FILE} beside it, or delete it from both to forget what it kept`,
+  );
+}
+
 /** Whether `record` kept a former departure of, or to, a key `keys` holds or held. */
 function departedFromAKey(
   record: TrustRecord,
@@ -255,7 +322,7 @@ function indexedRegistries(record: TrustRecord): string[] {
   // One kept before records named their registry is listed under none, read as its name tells it.
   if (record.registry === undefined) return [];
   const own = [registryIdentity(record.registry)];
-  const former = (record.formerDepartures ?? []).flatMap((d) =>
+  const former = [...(record.formerDepartures ?? []), ...(record.damagedDepartures ?? [])].flatMap((d) =>
     d.registry === undefined ? [] : [registryIdentity(d.registry)],
   );
   return [...new Set([...own, ...former])];
@@ -286,11 +353,19 @@ function trustStateJson(record: TrustRecord, highest: number): string {
         }
       : {}),
     ...(record.registry !== undefined ? { registry: record.registry } : {}),
-    ...(record.formerDepartures?.length
-      ? { former_departures: formerDeparturesJson(record.formerDepartures) }
+    ...(record.formerDepartures?.length || record.damagedDepartures?.length
+      ? { former_departures: keptDeparturesJson(record) }
       : {}),
   };
   return `${JSON.stringify(state, null, 2)}\n`;
+}
+
+/** `record`'s former departures as `state.json` and `former.json` hold them: those that do not read as found. */
+function keptDeparturesJson(record: TrustRecord): unknown[] {
+  return [
+    ...formerDeparturesJson(record.formerDepartures ?? []),
+    ...(record.damagedDepartures ?? []).map((d) => d.raw),
+  ];
 }
 
 /**
@@ -380,9 +455,27 @@ function parseChain(value: unknown, file: string): ChainLink[] {
  * read as none, the mark it keeps was forgotten.
  */
 function parseFormerDepartures(value: unknown, at: string): FormerDeparture[] {
+  const { departures, damaged } = readFormerDepartures(value, at);
+  if (damaged.length > 0)
+    throw new ClientError('TRUST_STATE_INVALID', damaged.map((d) => d.problems).join('; '));
+  return departures;
+}
+
+/**
+ * `value` as a list of former departures (as `parseFormerDepartures`), those that do not read set apart
+ * (`damaged`, each with its pointer under `at`, its problems and the registry it names where that reads)
+ * rather than refused: a record's own list, whose damaged entries refuse only the checks they may bear on.
+ * A list that is no list is refused whole: nothing of it can be told.
+ */
+function readFormerDepartures(
+  value: unknown,
+  at: string,
+): { departures: FormerDeparture[]; damaged: DamagedDeparture[] } {
   if (!Array.isArray(value))
     throw new ClientError('TRUST_STATE_INVALID', `${at}: expected a list of keys a lineage held before left`);
-  return value.map((d: Record<string, unknown> | null, i) => {
+  const departures: FormerDeparture[] = [];
+  const damaged: DamagedDeparture[] = [];
+  value.forEach((d: Record<string, unknown> | null, i) => {
     const problems: string[] = [];
     for (const field of ['fingerprint', 'key', 'retired_to'])
       if (d?.[field] === undefined) problems.push(`${at}/${i}/${field}: missing`);
@@ -394,17 +487,28 @@ function parseFormerDepartures(value: unknown, at: string): FormerDeparture[] {
       problems.push(`${at}/${i}/compromised: expected true`);
     if (d?.registry !== undefined && typeof d.registry !== 'string')
       problems.push(`${at}/${i}/registry: expected the registry's URL as its snapshots named it`);
-    if (problems.length > 0 || !d)
-      throw new ClientError('TRUST_STATE_INVALID', problems.join('; ') || `${at}/${i}: expected an object`);
-    return {
+    if (problems.length > 0 || !d || typeof d !== 'object') {
+      const named = d !== null && typeof d === 'object' ? d.registry : undefined;
+      damaged.push({
+        at: `${at}/${i}`,
+        problems: problems.join('; ') || `${at}/${i}: expected an object`,
+        raw: d,
+        ...(typeof named === 'string'
+          ? { scope: 'registry' as const, registry: named }
+          : { scope: named === undefined ? ('record' as const) : ('any' as const) }),
+      });
+      return;
+    }
+    departures.push({
       fingerprint: d.fingerprint as string,
       armoredKey: d.key as string,
       retiredTo: d.retired_to as string,
       ...(retiredBy !== undefined ? { retiredBy: retiredBy as number } : {}),
       ...(d.compromised === true ? { compromised: true as const } : {}),
       ...(typeof d.registry === 'string' ? { registry: d.registry } : {}),
-    };
+    });
   });
+  return { departures, damaged };
 }
 
 /** A trust file's JSON (`state.json`, `former.json`, `REMOVED_DEPARTURES_FILE`): TRUST_STATE_INVALID when it is not, `remedy` added. */
@@ -472,10 +576,13 @@ export class ClientState {
       readTextIfExists(join(dir, FORMER_DEPARTURES_FILE)),
     ]);
     if (armoredKey === undefined || state === undefined) return undefined;
-    // `former.json` is refused whole when damaged, as `state.json`'s list is.
+    // `former.json` is refused whole when it is no JSON list, as `state.json`'s list is; an entry of either
+    // that does not read is kept apart (`damagedDepartures`), refusing only the checks it may bear on.
     const formerFile = join(dir, FORMER_DEPARTURES_FILE);
     const kept =
-      former === undefined ? [] : parseFormerDepartures(trustJson(former, formerFile), `${formerFile}#`);
+      former === undefined
+        ? { departures: [], damaged: [] }
+        : readFormerDepartures(trustJson(former, formerFile), `${formerFile}#`);
     const parsed = trustJson(state, join(dir, 'state.json')) as {
       fingerprint?: unknown;
       highest_generation?: unknown;
@@ -527,17 +634,19 @@ export class ClientState {
         : {}),
       ...(parsed.chain !== undefined ? { chain: parseChain(parsed.chain, join(dir, 'state.json')) } : {}),
       ...(typeof parsed.registry === 'string' ? { registry: parsed.registry } : {}),
-      ...(parsed.former_departures !== undefined
-        ? {
-            formerDepartures: parseFormerDepartures(
-              parsed.former_departures,
-              `${join(dir, 'state.json')}#/former_departures`,
-            ),
-          }
-        : {}),
     };
+    const own =
+      parsed.former_departures !== undefined
+        ? readFormerDepartures(parsed.former_departures, `${join(dir, 'state.json')}#/former_departures`)
+        : { departures: [], damaged: [] };
     // Those a client before them dropped from state.json since, read back from their copy.
-    return withFormerDepartures(record, kept);
+    return withDamagedDepartures(
+      withFormerDepartures(
+        own.departures.length > 0 ? { ...record, formerDepartures: own.departures } : record,
+        kept.departures,
+      ),
+      [...own.damaged, ...kept.damaged],
+    );
   }
 
   /**
@@ -547,11 +656,8 @@ export class ClientState {
    */
   async #writeState(dir: string, record: TrustRecord, highest: number): Promise<void> {
     const copy = join(dir, FORMER_DEPARTURES_FILE);
-    if (record.formerDepartures?.length)
-      await writeFileAtomic(
-        copy,
-        `${JSON.stringify(formerDeparturesJson(record.formerDepartures), null, 2)}\n`,
-      );
+    if (record.formerDepartures?.length || record.damagedDepartures?.length)
+      await writeFileAtomic(copy, `${JSON.stringify(keptDeparturesJson(record), null, 2)}\n`);
     else await rm(copy, { force: true });
     await writeFileAtomic(join(dir, 'state.json'), trustStateJson(record, highest));
   }
@@ -621,7 +727,7 @@ export class ClientState {
       // left too where this replaces it (`TrustRecord.formerDepartures`); its floors and log are not.
       const ownDepartures = departuresOf(held);
       const record = withFormerDepartures(
-        held,
+        withDamagedDepartures(held, before?.damagedDepartures ?? []),
         formerDeparturesOf(before, options.replacing === true, options.formerRegistry).filter(
           (d) =>
             !ownDepartures.some(
@@ -840,6 +946,10 @@ export class ClientState {
         if (indexedRegistries(record).some((r) => !listed.includes(r))) stale = true;
         const entries = record.registry === undefined ? await configuredOnce() : [];
         const own = isOfRegistry(name, record, identity, entries);
+        // A former departure that does not read may mark a key of this registry stolen: this check refuses,
+        // those of registries it cannot bear on go on (`TrustRecord.damagedDepartures`).
+        const damaged = options.former === true ? damagedBearingOn(record, identity.signed, own) : [];
+        if (damaged.length > 0) throw damagedDeparturesError(name, damaged);
         const former =
           !own &&
           options.former === true &&
@@ -928,6 +1038,8 @@ export class ClientState {
     // Read under the record's lock, so a check writing it meanwhile (a mark just learnt) is read whole.
     await withFileLock(lock, async () => {
       const record = await this.trust(registry).catch(() => undefined);
+      // Removed, the folder took the damaged entries' marks with it: mended or deleted by hand first.
+      if (record?.damagedDepartures?.length) throw damagedDeparturesError(registry, record.damagedDepartures);
       if (record) {
         const of = record.registry ?? options.url;
         const kept = formerDeparturesOf(record, true).flatMap((d): FormerDeparture[] =>

@@ -498,7 +498,61 @@ describe('when the trust records of one registry are kept under several names', 
     expect((await state.sharedTrust('https://other.example', record(KEY))).revoked).toBeUndefined();
   });
 
-  it('refuses a damaged former departure (TRUST_STATE_INVALID) rather than read it as none', async () => {
+  it('refuses the checks of the registry a damaged former departure names (TRUST_STATE_INVALID, naming it), no other, and keeps it through a write', async () => {
+    // Prepare: as above, `main` left a lineage whose first key was stolen for an unrelated key (OTHER); a
+    // second former departure, of a third registry, is then damaged by hand (and the index rebuilt).
+    const { state, chain } = await leftStolenLineage();
+    const file = path.join(state.dirs.data, 'trust', 'main', 'state.json');
+    const json = JSON.parse(await readFile(file, 'utf8'));
+    const damaged = { fingerprint: ROTATED, compromised: 'yes', registry: 'https://third.example' };
+    await writeFile(
+      file,
+      JSON.stringify({ ...json, former_departures: [...json.former_departures, damaged] }),
+    );
+    await rm(path.join(state.dirs.data, 'trust', '.index.json'));
+
+    // Act and assess: the record reads, its good mark with it, and counts for its registry.
+    expect(await state.trust('main')).toMatchObject({
+      fingerprint: OTHER,
+      formerDepartures: [{ fingerprint: KEY, compromised: true, registry: 'https://plugins.example' }],
+      damagedDepartures: [{ at: `${file}#/former_departures/1`, scope: 'registry', raw: damaged }],
+    });
+    const shared = await state.sharedTrust('https://plugins.example', record(KEY));
+    expect(shared.revoked).toEqual([{ ...chain[0], retiredTo: ROTATED, compromised: true }]);
+    expect(await state.sharedTrust('https://other.example', record(OTHER))).toMatchObject({
+      highestGeneration: { generation: 2, name: 'main' },
+    });
+    // The registry the damaged entry names refuses, saying where it is and how to mend it.
+    await expect(state.sharedTrust('https://third.example/', record(ROTATED))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'TRUST_STATE_INVALID',
+      message: expect.stringMatching(
+        new RegExp(
+          `${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}#/former_departures/1/compromised: expected true.*mend`,
+        ),
+      ),
+    });
+
+    // Act: the name's next check saves; then `registry remove` is asked for.
+    await state.writeTrust(
+      'main',
+      record(OTHER, { highestGeneration: 3, registry: 'https://other.example' }),
+    );
+
+    // Assess: the damaged entry is written back as found, in state.json and its copy; removing the name
+    // is refused (the entry would go with the folder), the folder left.
+    expect(JSON.parse(await readFile(file, 'utf8')).former_departures).toContainEqual(damaged);
+    expect(JSON.parse(await readFile(path.join(path.dirname(file), 'former.json'), 'utf8'))).toContainEqual(
+      damaged,
+    );
+    await expect(state.removeTrust('main')).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'TRUST_STATE_INVALID',
+    });
+    expect(await state.trust('main')).toMatchObject({ highestGeneration: 3 });
+  });
+
+  it('refuses the checks of the record\u2019s own registry for a damaged former departure naming none, rather than read it as none', async () => {
     const state = await stateWith({ main: record(ROTATED, { registry: 'https://plugins.example' }) });
     const file = path.join(state.dirs.data, 'trust', 'main', 'state.json');
     const json = JSON.parse(await readFile(file, 'utf8'));
@@ -506,11 +560,12 @@ describe('when the trust records of one registry are kept under several names', 
       file,
       JSON.stringify({ ...json, former_departures: [{ fingerprint: KEY, compromised: 'yes' }] }),
     );
-    await expect(state.trust('main')).rejects.toMatchObject({
+    await expect(state.sharedTrust('https://plugins.example', record(ROTATED))).rejects.toMatchObject({
       name: 'ClientError',
       code: 'TRUST_STATE_INVALID',
-      message: expect.stringContaining('former_departures/0/key: missing'),
+      message: expect.stringContaining(`${file}#/former_departures/0/key: missing`),
     });
+    expect(await state.sharedTrust('https://other.example', record(ROTATED))).toEqual({ logs: [] });
   });
 
   it('keeps the marks and departures of a name removed (registry remove), each once, and gives them for their registry alone, never a floor', async () => {
