@@ -1714,6 +1714,27 @@ describe('when a record kept before records named their registry followed a rota
   });
 });
 
+describe('when a record kept before records named their registry followed a rotation away from a stolen key, and is removed (registry remove)', () => {
+  it('keeps the mark as of the registry its last snapshot named, not the URL it was reached at, so the stolen key is refused (KEY_REVOKED)', async () => {
+    // Prepare: `main`'s record as a client before `registry` was kept wrote it, before the trust index too.
+    const { registry, m, thief } = await stolenThenRotatedAway('stolen-copy-legacy-removed');
+    const { registry: named, ...older } = await trustState(m);
+    await writeFile(join(m.data, 'trust', 'main', 'state.json'), `${JSON.stringify(older, null, 2)}\n`);
+    await rm(join(m.data, 'trust', '.index.json'), { force: true });
+
+    // Act
+    await m.run((c) => c.removeRegistry('main'));
+
+    // Assess: kept as of the registry the thief's copy names too (by the URL `main` reached, 127.0.0.1,
+    // no check of a copy served elsewhere found it), and that copy is refused under a name pinning the key.
+    const kept = JSON.parse(await readFile(join(m.data, 'trust', '.removed-departures.json'), 'utf8'));
+    expect(kept.former_departures).toMatchObject([
+      { fingerprint: registry.firstFingerprint, compromised: true, registry: named },
+    ]);
+    await expectStolenKeyRevoked(m, thief.url, registry);
+  });
+});
+
 describe('when a name that followed a rotation away from a stolen key is removed, and the registry added back by that key (registry remove, registry add)', () => {
   it('keeps the compromised mark under the trust root, so the stolen key is refused (KEY_REVOKED); the name, its pin and floor are forgotten', async () => {
     // Prepare: `main` pins the first key and follows the rotation that marks it stolen; the thief keeps a
