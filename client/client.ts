@@ -686,7 +686,8 @@ class Client implements PlugindexClient {
   async removeRegistry(name: string): Promise<void> {
     // Refused before the entry goes: a former departure that does not read would go with the folder.
     const kept = await this.#state.trust(name).catch(() => undefined);
-    if (kept?.damagedDepartures?.length) throw damagedDeparturesError(name, kept.damagedDepartures);
+    if (kept?.damagedDepartures?.length)
+      throw damagedDeparturesError(`trust/${name}`, kept.damagedDepartures);
     const url = await this.#state.editConfig(async (config) => {
       const entry = findRegistry(config, name);
       return { config: removeRegistry(config, name), result: entry.url };

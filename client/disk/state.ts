@@ -265,14 +265,19 @@ function damagedBearingOn(record: TrustRecord, registry: string, own: boolean): 
  * file and pointer, and how to mend it. A mark is a fact about a key: read as none, a stolen key's was
  * forgotten; so the checks it may bear on refuse until it is mended or deleted by hand.
  */
-export function damagedDeparturesError(name: string, damaged: readonly DamagedDeparture[]): ClientError {
+export function damagedDeparturesError(
+  owner: string,
+  damaged: readonly DamagedDeparture[],
+  mendIn = `its state.json and in ${FORMER_DEPARTURES_FILE} beside it`,
+): ClientError {
+  const one = damaged.length === 1;
   return new ClientError(
     'TRUST_STATE_INVALID',
-    `${damaged.map((d) => d.problems).join('; ')}: ${damaged.length === 1 ? 'a key' : 'keys'} the trust state ` +
-      `kept as ${name} knew of (a former departure, which may mark a key stolen) ${damaged.length === 1 ? 'does' : 'do'} not read, ` +
-      'so nothing it would refuse can be told apart; mend each entry ({"fingerprint", "key", "retired_to"} strings, ' +
-      '"retired_by" the rotation number, "compromised": true, "registry" the registry\'s URL) in state.json and ' +
-      `in ${FORMER_DEPARTURES_FILE} beside it, or delete it from both to forget what it kept`,
+    `${damaged.map((d) => d.problems).join('; ')}: ${one ? 'a key' : 'keys'} ${owner} knew of (a former ` +
+      `departure, which may mark a key stolen) ${one ? 'does' : 'do'} not read, so what it would refuse ` +
+      'cannot be told; mend each entry ({"fingerprint", "key", "retired_to"} strings, "retired_by" the ' +
+      `rotation number, "compromised": true, "registry" the registry's URL) in ${mendIn}, or delete it ` +
+      'there to forget what it kept',
   );
 }
 
@@ -450,19 +455,9 @@ function parseChain(value: unknown, file: string): ChainLink[] {
 }
 
 /**
- * `state.json#/former_departures`: each `{fingerprint, key, retired_to}`, with `retired_by`, `compromised`
- * (true) and `registry` as a chain link and its record name them. A damaged one is refused, not dropped:
- * read as none, the mark it keeps was forgotten.
- */
-function parseFormerDepartures(value: unknown, at: string): FormerDeparture[] {
-  const { departures, damaged } = readFormerDepartures(value, at);
-  if (damaged.length > 0)
-    throw new ClientError('TRUST_STATE_INVALID', damaged.map((d) => d.problems).join('; '));
-  return departures;
-}
-
-/**
- * `value` as a list of former departures (as `parseFormerDepartures`), those that do not read set apart
+ * `state.json#/former_departures` (and `former.json`, `REMOVED_DEPARTURES_FILE`): each `{fingerprint, key,
+ * retired_to}`, with `retired_by`, `compromised` (true) and `registry` as a chain link and its record name
+ * them. Those that do not read are set apart
  * (`damaged`, each with its pointer under `at`, its problems and the registry it names where that reads)
  * rather than refused: a record's own list, whose damaged entries refuse only the checks they may bear on.
  * A list that is no list is refused whole: nothing of it can be told.
@@ -861,7 +856,13 @@ export class ClientState {
     };
     // What names removed knew of this registry's keys (`removeTrust`): whatever key is held now, a key
     // retired stays retired, and one marked stolen stays refused (the registry added back by it too).
-    for (const { registry: of, ...d } of await this.removedDepartures())
+    const removed = await this.removedDeparturesKept();
+    const damaged = removed.damaged.filter(
+      (d) => d.scope === 'any' || registryIdentity(d.registry ?? '') === identity,
+    );
+    if (damaged.length > 0)
+      throw damagedDeparturesError('names removed', damaged, this.#removedDeparturesFile);
+    for (const { registry: of, ...d } of removed.departures)
       if (of !== undefined && registryIdentity(of) === identity) learn(d);
     for (const { name, record, formerOnly } of found) {
       const former = (record.formerDepartures ?? []).flatMap(({ registry: of, ...d }): DepartedKey[] =>
@@ -949,7 +950,7 @@ export class ClientState {
         // A former departure that does not read may mark a key of this registry stolen: this check refuses,
         // those of registries it cannot bear on go on (`TrustRecord.damagedDepartures`).
         const damaged = options.former === true ? damagedBearingOn(record, identity.signed, own) : [];
-        if (damaged.length > 0) throw damagedDeparturesError(name, damaged);
+        if (damaged.length > 0) throw damagedDeparturesError(`trust/${name}`, damaged);
         const former =
           !own &&
           options.former === true &&
@@ -1039,7 +1040,8 @@ export class ClientState {
     await withFileLock(lock, async () => {
       const record = await this.trust(registry).catch(() => undefined);
       // Removed, the folder took the damaged entries' marks with it: mended or deleted by hand first.
-      if (record?.damagedDepartures?.length) throw damagedDeparturesError(registry, record.damagedDepartures);
+      if (record?.damagedDepartures?.length)
+        throw damagedDeparturesError(`trust/${registry}`, record.damagedDepartures);
       if (record) {
         const of = record.registry ?? options.url;
         const kept = formerDeparturesOf(record, true).flatMap((d): FormerDeparture[] =>
@@ -1068,31 +1070,51 @@ export class ClientState {
     return join(this.#trustRoot, REMOVED_DEPARTURES_FILE);
   }
 
-  /** What names removed knew of keys (`REMOVED_DEPARTURES_FILE`); none when there is no file. */
+  /**
+   * What names removed knew of keys (`REMOVED_DEPARTURES_FILE`); none when there is no file. An entry that
+   * does not read is left out, as `removedDeparturesKept` gives it: `sharedTrust` refuses the checks it may
+   * bear on.
+   */
   async removedDepartures(): Promise<FormerDeparture[]> {
+    return (await this.removedDeparturesKept()).departures;
+  }
+
+  /**
+   * `REMOVED_DEPARTURES_FILE` read: its entries that read, and those that do not (`damaged`, as a record's
+   * are kept apart: each names the registry it is of, so one damaged refuses only that registry's checks,
+   * where refusing the file refused every check of every registry). A file that is no JSON, or holds no
+   * list, is refused whole (TRUST_STATE_INVALID): nothing of it can be told.
+   */
+  async removedDeparturesKept(): Promise<{ departures: FormerDeparture[]; damaged: DamagedDeparture[] }> {
     const file = this.#removedDeparturesFile;
     const text = await readTextIfExists(file);
-    if (text === undefined) return [];
+    if (text === undefined) return { departures: [], damaged: [] };
     // Refused, not read as none: the mark it keeps would be forgotten.
     const parsed = trustJson(text, file, ': delete it to forget the marks it kept');
     const kept = (parsed as { former_departures?: unknown } | null)?.former_departures;
     if (kept === undefined)
       throw new ClientError('TRUST_STATE_INVALID', `${file}#/former_departures: missing`);
-    return parseFormerDepartures(kept, file);
+    const read = readFormerDepartures(kept, `${file}#/former_departures`);
+    // Each is written with its registry: one naming none is of no registry that can be told.
+    return {
+      departures: read.departures,
+      damaged: read.damaged.map((d) => (d.scope === 'record' ? { ...d, scope: 'any' as const } : d)),
+    };
   }
 
-  /** Adds `departures` to `REMOVED_DEPARTURES_FILE` under its lock, each once (a mark kept over none). */
+  /**
+   * Adds `departures` to `REMOVED_DEPARTURES_FILE` under its lock, each once (a mark kept over none), those
+   * there that do not read kept as found.
+   */
   async #keepRemovedDepartures(departures: readonly FormerDeparture[]): Promise<void> {
     const file = this.#removedDeparturesFile;
     await withFileLock(file, async () => {
-      const before = await this.removedDepartures();
+      const { departures: before, damaged } = await this.removedDeparturesKept();
       const merged = uniqueDepartures([...before, ...departures]);
       if (merged.length === before.length && merged.every((d, i) => d.compromised === before[i]?.compromised))
         return;
-      await writeFileAtomic(
-        file,
-        `${JSON.stringify({ former_departures: formerDeparturesJson(merged) }, null, 2)}\n`,
-      );
+      const entries = [...formerDeparturesJson(merged), ...damaged.map((d) => d.raw)];
+      await writeFileAtomic(file, `${JSON.stringify({ former_departures: entries }, null, 2)}\n`);
     });
   }
 }

@@ -660,6 +660,41 @@ describe('when the trust records of one registry are kept under several names', 
     });
   });
 
+  it('refuses only the checks of the registry a damaged mark of a name removed names, and keeps it as found', async () => {
+    // Prepare: `main` removed kept KEY's mark for https://plugins.example; an entry for another registry
+    // is then damaged by hand.
+    const marked = { fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const };
+    const state = await stateWith({
+      main: record(ROTATED, { chain: [marked], registry: 'https://plugins.example' }),
+      other: record(OTHER, {
+        chain: [{ fingerprint: ROTATED, armoredKey: `key ${ROTATED}`, retiredBy: 1 }],
+        registry: 'https://elsewhere.example',
+      }),
+    });
+    await state.removeTrust('main');
+    const file = path.join(state.dirs.data, 'trust', REMOVED_DEPARTURES_FILE);
+    const json = JSON.parse(await readFile(file, 'utf8'));
+    const damaged = { fingerprint: OTHER, key: 7, retired_to: KEY, registry: 'https://third.example' };
+    await writeFile(file, JSON.stringify({ former_departures: [...json.former_departures, damaged] }));
+
+    // Act and assess: the registry's mark still counts; the third registry's checks refuse, naming it.
+    expect((await state.sharedTrust('https://plugins.example', record(KEY))).revoked).toEqual([
+      { ...marked, retiredTo: ROTATED },
+    ]);
+    await expect(state.sharedTrust('https://third.example', record(OTHER))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'TRUST_STATE_INVALID',
+      message: expect.stringContaining(`${file}#/former_departures/1/key: expected a string`),
+    });
+    // Another name removed adds its facts and keeps the damaged entry as found.
+    await state.removeTrust('other');
+    const after = JSON.parse(await readFile(file, 'utf8')).former_departures;
+    expect(after).toContainEqual(damaged);
+    expect(after).toContainEqual(
+      expect.objectContaining({ fingerprint: ROTATED, registry: 'https://elsewhere.example' }),
+    );
+  });
+
   it('gives the marks of a name that left a key for another than the one this name went to, and not its floor', async () => {
     const marked = { fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const };
     const state = await stateWith({
