@@ -1735,6 +1735,42 @@ describe('when a record kept before records named their registry followed a rota
   });
 });
 
+describe('when a former departure of a name does not read (a hand edit, a damaged disk)', () => {
+  it('refuses the checks it may bear on and its removal (TRUST_STATE_INVALID), not those of other registries, until it is deleted by hand', async () => {
+    // Prepare: `main` pins a registry; two entries are added to its former departures by hand, one
+    // damaged of another registry, one damaged naming none (so of `main`'s own registry).
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const file = join(m.data, 'trust', 'main', 'state.json');
+    const state = await trustState(m);
+    const ofAnother = { fingerprint: 'F'.repeat(40), registry: 'https://another.example' };
+    const ofNone = { fingerprint: 'E'.repeat(40), compromised: 'yes' };
+    const write = (former: unknown[]) =>
+      writeFile(file, `${JSON.stringify({ ...state, former_departures: former }, null, 2)}\n`);
+    await write([ofAnother]);
+
+    // Act and assess: one of another registry does not hold `main`'s check.
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+
+    // One of `main`'s own registry holds its check and its removal, naming the file and the entry.
+    await write([ofAnother, ofNone]);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toMatchObject({
+      name: 'ClientError',
+      code: 'TRUST_STATE_INVALID',
+      message: expect.stringContaining(`${file}#/former_departures/1/key: missing`),
+    });
+    await expect(m.run((c) => c.removeRegistry('main'))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'TRUST_STATE_INVALID',
+    });
+    expect((await m.run((c) => c.listRegistries())).map((r) => r.entry.name)).toContain('main');
+
+    // Deleted by hand (the user's word that it kept nothing worth keeping), the check goes on.
+    await write([ofAnother]);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+  });
+});
+
 describe('when a name that followed a rotation away from a stolen key is removed, and the registry added back by that key (registry remove, registry add)', () => {
   it('keeps the compromised mark under the trust root, so the stolen key is refused (KEY_REVOKED); the name, its pin and floor are forgotten', async () => {
     // Prepare: `main` pins the first key and follows the rotation that marks it stolen; the thief keeps a
