@@ -83,7 +83,7 @@ export interface TrustRecord {
   /**
    * Former departures that do not read (a field missing or of the wrong type), kept as found and written
    * back so on every write: each a mark, maybe, that this name alone holds. Dropped, the mark was forgotten;
-   * refusing the whole record refused every check of the name and left every other name's blind to the
+   * refusing the whole record refused every check of the name and left every other name blind to the
    * marks that do read. Only the checks of the registry each may be of refuse (`sharedTrust`), naming it.
    */
   readonly damagedDepartures?: readonly DamagedDeparture[];
@@ -250,19 +250,20 @@ function withDamagedDepartures(record: TrustRecord, damaged: readonly DamagedDep
 }
 
 /**
- * The damaged former departures of `record` (kept as `name`) that may bear on a check of `registry`
+ * The damaged former departures of `record` that may bear on a check of `registry`
  * (`registryIdentity`'s spelling): those naming it, those naming none where the record is of it (`own`),
  * and those whose registry does not read.
  */
 function damagedBearingOn(record: TrustRecord, registry: string, own: boolean): DamagedDeparture[] {
+  // One naming none is of the record's registry, as a departure that reads and names none is read.
   return (record.damagedDepartures ?? []).filter((d) =>
     d.scope === 'registry' ? registryIdentity(d.registry ?? '') === registry : d.scope === 'any' || own,
   );
 }
 
 /**
- * TRUST_STATE_INVALID for former departures of the trust folder `name` that do not read: each with its
- * file and pointer, and how to mend it. A mark is a fact about a key: read as none, a stolen key's was
+ * TRUST_STATE_INVALID for former departures that do not read, kept by `owner` (`trust/NAME`, or the names
+ * removed): each with its file and pointer, and how to mend it (in `mendIn`). A mark is a fact about a key: read as none, a stolen key's was
  * forgotten; so the checks it may bear on refuse until it is mended or deleted by hand.
  */
 export function damagedDeparturesError(
@@ -457,10 +458,10 @@ function parseChain(value: unknown, file: string): ChainLink[] {
 /**
  * `state.json#/former_departures` (and `former.json`, `REMOVED_DEPARTURES_FILE`): each `{fingerprint, key,
  * retired_to}`, with `retired_by`, `compromised` (true) and `registry` as a chain link and its record name
- * them. Those that do not read are set apart
- * (`damaged`, each with its pointer under `at`, its problems and the registry it names where that reads)
- * rather than refused: a record's own list, whose damaged entries refuse only the checks they may bear on.
- * A list that is no list is refused whole: nothing of it can be told.
+ * them. Those that do not read are set apart (`damaged`, each with its pointer under `at`, its problems
+ * and the registry it names where that reads) rather than refused: each refuses only the checks it may
+ * bear on (`sharedTrust`), and is written back as found. A list that is no list is refused whole
+ * (TRUST_STATE_INVALID): nothing of it can be told.
  */
 function readFormerDepartures(
   value: unknown,
