@@ -322,7 +322,8 @@ function isOfRegistry(
 
 /**
  * The registries the index lists `record` under: the one it names, or none (one kept before records named
- * it), and those its former departures name, whose checks read what it knows of their keys.
+ * it), and those its former departures name (those that do not read too, where their registry reads),
+ * whose checks read what it knows of their keys.
  */
 function indexedRegistries(record: TrustRecord): string[] {
   // One kept before records named their registry is listed under none, read as its name tells it.
