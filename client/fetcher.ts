@@ -30,7 +30,7 @@ import { fileURLToPath } from 'node:url';
 import type { Dispatcher, Response } from 'undici';
 import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
-import type { ContentEncoding } from '../index-builder/layout.ts';
+import { type ContentEncoding, encodedVariantKey } from '../index-builder/layout.ts';
 import { HEADER_NAME, isLoopbackHost } from './config.ts';
 import { ClientError } from './errors.ts';
 import {
@@ -101,6 +101,18 @@ export interface DocumentRequest {
    * identity: the bytes are that representation's, for the caller to judge.
    */
   readonly coding?: ContentEncoding | 'identity';
+  /**
+   * Asks first for the document's pre-compressed variant by its own name, `<path>.br` (or `.gz`), in that
+   * coding alone, then for the document as without it when the variant is not taken: what the client does
+   * for a plugin document over the compression threshold (pipeline/encoded.ts `putSizedVariants`), which the
+   * AWS edge never routes to its variant (a CloudFront Function cannot look whether one is there) and
+   * CloudFront does not compress past 10,000,000 bytes. Only with `sha256` and without `coding`, over
+   * http(s): the variant is taken when it decodes (undici decodes its Content-Encoding, once) to bytes of
+   * that digest within the cap; when it is not there (404; 403 from S3 without the list permission) or
+   * answers anything else, or decodes to other bytes or past the cap (a stale variant: a run that died
+   * after writing a grown document's variants, before the document), the document is asked for as ever.
+   */
+  readonly variant?: ContentEncoding;
 }
 
 export type DocumentResponse =
@@ -630,6 +642,10 @@ class HttpFetcher implements Fetcher {
         const bytes = await readFileDocument(endpoint, url, request.maxBytes);
         return bytes instanceof Failure ? bytes : { status: 200, bytes, url: url.href };
       }
+      if (request.variant !== undefined && request.sha256 !== undefined && request.coding === undefined) {
+        const variant = await this.#namedVariant(endpoint, url, request, request.variant, request.sha256);
+        if (variant) return variant;
+      }
       const answer = await this.#httpDocument(endpoint, url, request, request.coding).catch(
         async (error: unknown) => {
           if (!(error instanceof VariantTooLarge)) throw error;
@@ -803,6 +819,36 @@ class HttpFetcher implements Fetcher {
         cause,
       },
     );
+  }
+
+  /**
+   * The variant in `coding` of the document at `url`, asked for by its own name (`DocumentRequest.variant`):
+   * its decoded bytes when they are the document's (`sha256`), else undefined, for the document itself to be
+   * asked for. Its absence (404, or 403 from an S3 origin that may not list) and its every other failure
+   * are the same undefined: the variant only saves bytes, and the document's own request meets whatever
+   * holds for the mirror as ever.
+   */
+  async #namedVariant(
+    endpoint: Endpoint,
+    url: URL,
+    request: DocumentRequest,
+    coding: ContentEncoding,
+    sha256: string,
+  ): Promise<DocumentResponse | undefined> {
+    const at = new URL(url);
+    at.pathname = encodedVariantKey(at.pathname, coding);
+    // No If-None-Match: the variant has an ETag of its own. A body that decodes past the cap is a variant
+    // of a later generation (or a bomb), cut off there: the document itself is asked for.
+    const { etag: _, ...plain } = request;
+    const answer = await this.#httpDocument(endpoint, at, { ...plain, coding }, coding).catch(
+      (error: unknown) => {
+        if (error instanceof ClientError && error.code === 'RESPONSE_TOO_LARGE') return undefined;
+        throw error;
+      },
+    );
+    if (answer === undefined || answer instanceof Failure || answer.status !== 200) return undefined;
+    if (sha256Hex(answer.bytes) !== sha256) return undefined;
+    return { status: 200, bytes: answer.bytes, url: answer.url };
   }
 
   /** A document over http(s); `coded` names the content coding it came in, if any. */

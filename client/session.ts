@@ -24,11 +24,13 @@
  */
 import type { Key } from 'openpgp';
 import type { Clock } from '../index-builder/clock.ts';
+import { COMPRESSION_THRESHOLD_BYTES } from '../index-builder/compression.ts';
 import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import {
   binKey,
   binOf,
+  isPluginDocumentKey,
   manifestKey,
   pluginDocumentKey,
   SEARCH_KEY,
@@ -656,12 +658,19 @@ export class RegistrySession {
         'OFFLINE_MISSING',
         `${this.entry.name}: ${path} (sha256 ${digest.sha256}) is not cached, and --offline forbids fetching it`,
       );
+    // A plugin document over the compression threshold has a brotli variant beside it, which the AWS edge
+    // does not route to: asked for by its name, decoded, else the document (fetcher.ts, `variant`).
+    const variant =
+      isPluginDocumentKey(path) && digest.size > COMPRESSION_THRESHOLD_BYTES
+        ? { variant: 'br' as const }
+        : {};
     const read = (pastCaches: boolean) =>
       fetchBody(this.#deps.fetcher, this.endpoint, {
         path,
         maxBytes: digest.size,
         version: digest.sha256,
         sha256: digest.sha256,
+        ...variant,
         ...(pastCaches ? { pastCaches } : {}),
       });
     const kept = (bytes: Uint8Array) => ({

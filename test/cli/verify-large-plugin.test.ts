@@ -4,7 +4,10 @@
  * Content-Encoding by the local server, and each checked by `verify --url`, which refuses a tampered one.
  * Real HTTP: the local server over the in-memory site of a real pipeline.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
@@ -16,6 +19,7 @@ import { sha256Hex } from '../../index-builder/digest.ts';
 import { CONTENT_ENCODINGS, encodedVariantKey, pluginDocumentKey } from '../../index-builder/layout.ts';
 import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline/index.ts';
 import type { StoredObject } from '../../index-builder/store.ts';
+import { httpClient } from '../support/client.ts';
 import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
 import { MemoryStore } from '../support/memory-store.ts';
 
@@ -28,9 +32,14 @@ let base: string;
 let close: () => Promise<void>;
 let registry: TestRegistry;
 let context: PipelineContext;
+/** Each request the server answered, as `GET <target> <status>`. */
+const served: string[] = [];
 
 beforeAll(async () => {
-  const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site, log: (line) => served.push(line) }),
+    0,
+  );
   base = listening.url;
   close = listening.close;
   registry = await makeRegistry();
@@ -113,6 +122,28 @@ describe('a plugin document over 1 MB', () => {
     const answer = await request(`${base}/${key}?v=${sha256}`, 'br, gzip');
     expect(answer.headers['content-encoding']).toBe('br');
     expect(answer.body.byteLength).toBe(site.objects.get(`${key}.br`)?.body.byteLength);
+  });
+
+  // On AWS the edge routes no plugin document to its variant (a CloudFront Function cannot look whether one
+  // is there), and CloudFront compresses nothing past 10,000,000 bytes: the client asks for it by name.
+  it('is read by a client session as its brotli variant, asked for by name', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'plugindex-large-client-'));
+    const client = httpClient(home);
+    try {
+      await client.addRegistry({
+        name: 'large',
+        url: base,
+        pin: { armored: registry.registryKey.publicKey },
+      });
+      served.length = 0;
+      const info = await client.info('large-plugin');
+      expect(info.document.versions).toHaveLength(VERSIONS);
+    } finally {
+      await client.close();
+      await rm(home, { recursive: true, force: true });
+    }
+    const sha256 = sha256Hex(site.objects.get(key)?.body as Uint8Array);
+    expect(served.filter((line) => line.includes(`/${key}`))).toEqual([`GET /${key}.br?v=${sha256} 200`]);
   });
 
   it('has each variant checked by verify --url', async () => {
