@@ -150,7 +150,8 @@ function holdsNul(options: PutOptions): boolean {
   return (
     options.contentType.includes('\0') ||
     options.cacheControl.includes('\0') ||
-    options.contentEncoding?.includes('\0') === true
+    options.contentEncoding?.includes('\0') === true ||
+    options.decodedSha256?.includes('\0') === true
   );
 }
 
@@ -168,6 +169,8 @@ interface Sidecar extends FileIdentity {
   readonly etag: string;
   /** The whole SHA-256 (the ETag holds 128 bits of it): what a put of the same bytes is known by. */
   readonly sha256?: string;
+  /** Of a compressed variant: its document's SHA-256 (`PutOptions.decodedSha256`). */
+  readonly decodedSha256?: string;
 }
 
 interface BigStats {
@@ -321,6 +324,7 @@ function parseSidecar(text: string): Sidecar | undefined {
   if (!strings.every((field) => typeof v[field] === 'string') || typeof v.size !== 'number') return undefined;
   if (v.contentEncoding !== undefined && typeof v.contentEncoding !== 'string') return undefined;
   if (v.sha256 !== undefined && typeof v.sha256 !== 'string') return undefined;
+  if (v.decodedSha256 !== undefined && typeof v.decodedSha256 !== 'string') return undefined;
   return value as Sidecar;
 }
 
@@ -580,6 +584,7 @@ export class FsStore implements Store {
       bare,
     };
     if (options.contentEncoding) request.contentEncoding = options.contentEncoding;
+    if (options.decodedSha256) request.decodedSha256 = options.decodedSha256;
     if (sha256 !== undefined) request.sha256 = sha256;
     await this.#io(key, 'write', () => fsWriter.put(request));
   }
@@ -603,7 +608,8 @@ export class FsStore implements Store {
       sidecar.sha256 !== sha256 ||
       sidecar.contentType !== options.contentType ||
       sidecar.cacheControl !== options.cacheControl ||
-      sidecar.contentEncoding !== options.contentEncoding
+      sidecar.contentEncoding !== options.contentEncoding ||
+      sidecar.decodedSha256 !== options.decodedSha256
     )
       return false;
     try {
@@ -657,6 +663,7 @@ export class FsStore implements Store {
       contentType: options.contentType,
       cacheControl: options.cacheControl,
       ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
+      ...(options.decodedSha256 ? { decodedSha256: options.decodedSha256 } : {}),
       etag: etagFromSha256(sha256),
       sha256,
       ...identityOf(stats),
@@ -736,6 +743,7 @@ export class FsStore implements Store {
           contentType: options.contentType,
           cacheControl: options.cacheControl,
           ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
+          ...(options.decodedSha256 ? { decodedSha256: options.decodedSha256 } : {}),
           etag: etagFromSha256(sha256),
           ...(sha256 ? { sha256 } : {}),
           ...identityOf(stats),
@@ -1151,6 +1159,8 @@ export class FsStore implements Store {
       cacheControl: implied.cacheControl,
     };
     if (own?.contentEncoding) info.contentEncoding = own.contentEncoding;
+    if (own?.decodedSha256) info.decodedSha256 = own.decodedSha256;
+    if (own?.sha256) info.sha256 = own.sha256;
     info.lastModified = new Date(Number(stats.mtimeMs));
     if (body) info.body = body;
     if (typeof etag !== 'string') {

@@ -32,7 +32,7 @@ export const MADE_FOLDERS_LIMIT = 100_000;
  * metadata that does): its file, sidecar, body length, content type, cache control,
  * content encoding ('' for none), SHA-256 ('' for none) and '1' when bare.
  */
-const PACKED_FIELDS = 8;
+const PACKED_FIELDS = 9;
 
 /** What a put asks of the writer thread. */
 export interface WriteRequest {
@@ -43,6 +43,8 @@ export interface WriteRequest {
   readonly contentType: string;
   readonly cacheControl: string;
   readonly contentEncoding?: string;
+  /** Of a compressed variant, its document's SHA-256 (FsStore's `PutOptions.decodedSha256`), for the sidecar. */
+  readonly decodedSha256?: string;
   /**
    * The body's SHA-256 (hex); the sidecar records it and its first 32 digits, quoted, as the ETag. Only a
    * bare put may leave it out: hashed here when a former sidecar has to be compared.
@@ -102,7 +104,7 @@ function stateOf(r) {
   try { sidecar = JSON.parse(text); } catch { return 'other'; }
   if (typeof sidecar !== 'object' || sidecar === null || sidecar.sha256 !== r.sha256 ||
       sidecar.contentType !== r.contentType || sidecar.cacheControl !== r.cacheControl ||
-      sidecar.contentEncoding !== r.contentEncoding) return 'other';
+      sidecar.contentEncoding !== r.contentEncoding || sidecar.decodedSha256 !== r.decodedSha256) return 'other';
   let stats;
   try { stats = fs.lstatSync(r.file, { bigint: true }); } catch { return 'other'; }
   const id = identity(stats);
@@ -282,6 +284,7 @@ function put(r) {
   try {
     const sidecar = { contentType: r.contentType, cacheControl: r.cacheControl };
     if (r.contentEncoding) sidecar.contentEncoding = r.contentEncoding;
+    if (r.decodedSha256) sidecar.decodedSha256 = r.decodedSha256;
     sidecar.etag = '"' + r.sha256.slice(0, 32) + '"';
     sidecar.sha256 = r.sha256;
     Object.assign(sidecar, identity(stats));
@@ -316,6 +319,7 @@ parentPort.on('message', ({ head, bytes }) => {
       cacheControl: fields[at + 4],
       bare: fields[at + 7] === '1',
     };
+    if (fields[at + 8] !== '') request.decodedSha256 = fields[at + 8];
     if (fields[at + 5] !== '') request.contentEncoding = fields[at + 5];
     if (fields[at + 6] !== '') request.sha256 = fields[at + 6];
     offset += length;
@@ -357,6 +361,7 @@ function packBatch(requests: readonly WriteRequest[]): PackedBatch {
       request.contentEncoding ?? '',
       request.sha256 ?? '',
       request.bare === true ? '1' : '',
+      request.decodedSha256 ?? '',
     );
   }
   return { head: `${fields.join('\0')}\0`, bytes: joinBytes(requests.map((request) => request.body)) };

@@ -160,6 +160,43 @@ class Reader {
   }
 
   /**
+   * The brotli variant of a plugin document over the compression threshold, asked for by its own name as
+   * the plugindex client asks for it (`DocumentRequest.variant`: the AWS edge routes no plugin document to
+   * its variant), held to the digest its bin lists. One that is not there (404) is no fault: the client
+   * reads the document itself, as it does from a registry published before plugin documents had variants,
+   * and the local server answers so for a variant of other bytes than the document it holds. Over http(s)
+   * only. Returns the variants checked (0 or 1).
+   * @throws TrustError DOCUMENT_MISMATCH naming the variant; what `get` throws (RESPONSE_TOO_LARGE for one
+   *   that decodes past the document's size).
+   */
+  async checkNamedVariant(
+    path: string,
+    digest: { readonly sha256: string; readonly size: number },
+    check: (body: Uint8Array) => void,
+  ): Promise<number> {
+    if (!/^https?:/i.test(this.base)) return 0;
+    const variant = encodedVariantKey(path, 'br');
+    let body: Uint8Array;
+    try {
+      body = await this.get(variant, digest.size, digest.sha256, 'br');
+    } catch (error) {
+      if (error instanceof ClientError && error.code === 'FETCH_NOT_FOUND') return 0;
+      throw error;
+    }
+    try {
+      check(body);
+    } catch (error) {
+      if (!(error instanceof TrustError && error.code === 'DOCUMENT_MISMATCH')) throw error;
+      throw new TrustError(
+        'DOCUMENT_MISMATCH',
+        `${this.base}/${variant}, which the plugindex client asks for by name, is not the ${path} its bin lists (a run that died after writing a grown document's variants, before the document, or tampering): the client reads the document itself meanwhile; the plugin's next publish, or plugindex rebuild, replaces or deletes it`,
+        { cause: error },
+      );
+    }
+    return 1;
+  }
+
+  /**
    * A hosted artifact against the digest and size its signed plugin document gives, hashed as it arrives:
    * never held in memory, never read past its size (the fetcher refuses more: RESPONSE_TOO_LARGE).
    */
@@ -494,10 +531,14 @@ async function verifyWith(
       const sized = digest.size > COMPRESSION_THRESHOLD_BYTES;
       const body = await reader.get(docPath, digest.size, digest.sha256, sized ? 'identity' : undefined);
       const doc = trusted.pluginDocument(name, body);
-      if (sized)
+      if (sized) {
         variants += await reader.checkVariants({ [docPath]: digest }, (_, variant) =>
           verifyInBin(listing, name, variant),
         );
+        variants += await reader.checkNamedVariant(docPath, digest, (variant) =>
+          verifyInBin(listing, name, variant),
+        );
+      }
       plugins += 1;
       served.add(doc.name);
       disagreements.push(...compareDocument(fold, doc));

@@ -227,6 +227,19 @@ export function encodedVariantKey(key: string, encoding: ContentEncoding): strin
   return `${key}${ENCODING_SUFFIX[encoding]}`;
 }
 
+/**
+ * The document whose encoded variant `key` is (`encodedVariantKey` undone: an index document's, or a plugin
+ * document's), or undefined when `key` is no such variant.
+ */
+export function variantDocumentKey(key: string): string | undefined {
+  for (const suffix of Object.values(ENCODING_SUFFIX)) {
+    if (!key.endsWith(suffix)) continue;
+    const document = key.slice(0, -suffix.length);
+    return ENCODED_DOCUMENTS.has(document) || isPluginDocumentKey(document) ? document : undefined;
+  }
+  return undefined;
+}
+
 /** The signed record of every mutable document's digest: the commit point of a publish. */
 export const SNAPSHOT_KEY = 'snapshot.json';
 /**

@@ -20,6 +20,14 @@ export interface PutOptions {
    */
   readonly contentEncoding?: string;
   /**
+   * Of a pre-compressed variant: the SHA-256 (hex) of the bytes it decodes to, its document's. Recorded
+   * where the store keeps metadata of its own (the filesystem store's sidecar), so a server can tell a
+   * variant of its document's bytes from one of another generation's without decoding it (a run that died
+   * between a grown document's variants and the document); a store without such metadata (S3, read by
+   * CloudFront, which cannot check it) may drop it.
+   */
+  readonly decodedSha256?: string;
+  /**
    * Write only over the object whose ETag (as `get`, `head` or a listing gave it) is this one: a body made
    * from what was read never replaces what another writer put since. Anything else there (or nothing) fails
    * with StoreError `STORE_CONFLICT`, the object left as it is. S3 checks it as part of the write
@@ -80,6 +88,13 @@ export interface ObjectInfo extends ListedObject {
   readonly cacheControl: string;
   /** As put (`PutOptions.contentEncoding`); absent when the bytes are served as they are. */
   readonly contentEncoding?: string;
+  /** As put (`PutOptions.decodedSha256`), where the store records it. */
+  readonly decodedSha256?: string;
+  /**
+   * The bytes' whole SHA-256 (hex), where the store has it without reading them (the filesystem store's
+   * sidecar); absent otherwise.
+   */
+  readonly sha256?: string;
 }
 
 export interface StoredObject extends ObjectInfo {

@@ -18,8 +18,9 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { sha256Hex } from '../../index-builder/digest.ts';
 import { StoreError } from '../../index-builder/errors.ts';
-import { isSafeKey } from '../../index-builder/layout.ts';
+import { isSafeKey, variantDocumentKey } from '../../index-builder/layout.ts';
 import {
   answerSearch,
   SEARCH_PATH,
@@ -409,6 +410,11 @@ async function respond(
       object = stream;
     }
   };
+  const drop = (): void => {
+    stream?.cancel();
+    stream = undefined;
+    object = undefined;
+  };
   try {
     if (route && encoded) {
       await read(encoded.key);
@@ -417,12 +423,23 @@ async function respond(
       // leaves no sidecar describing its file (fs-store.ts), and `search.json.gz` was then sent for
       // `/search.json` as its gzip bytes, typed application/gzip and with no Content-Encoding, which no
       // client can read. Either way the document itself is the answer. So is it for a registry published
-      // before its documents had variants, until the next flush.
-      if (encoded.key !== route.key && variantOfKey(encoded.key) && !object?.contentEncoding) {
-        stream?.cancel();
-        stream = undefined;
-        object = undefined;
-        await read(route.key);
+      // before its documents had variants, until the next flush, and for a variant of other bytes than
+      // the document (`standsFor`).
+      if (encoded.key !== route.key) {
+        // The identity document, sent for a variant asked for by name to a client refusing its coding, is
+        // no variant: sent as it is.
+        if (
+          variantOfKey(encoded.key) &&
+          (!object?.contentEncoding || !(await standsFor(options.site, object, route.key)))
+        ) {
+          drop();
+          await read(route.key);
+        }
+      } else {
+        // A variant asked for by its own name (what the plugindex client asks a large plugin document
+        // as): of other bytes than its document, it is not there, and the client reads the document.
+        const document = variantDocumentKey(route.key);
+        if (object && document !== undefined && !(await standsFor(options.site, object, document))) drop();
       }
     }
   } catch (error) {
@@ -592,6 +609,25 @@ async function* bytesBetween(
     at += chunk.byteLength;
     if (at > end) return;
   }
+}
+
+/**
+ * Whether `variant` decodes to the document now at `document`, as far as the store tells: a variant that
+ * records the digest it decodes to (`ObjectInfo.decodedSha256`: a plugin document's, pipeline/encoded.ts
+ * `putSizedVariants`) stands for the document only while that is the document's digest. A run that died
+ * between a grown document's variants and the document left variants of bytes the document never took;
+ * sent for it, each client of ours read it, found another digest and asked again, and every other client
+ * took the wrong document. One that records none (an index document's, rewritten with it every time) is
+ * taken as it is. The document's digest is its sidecar's (a document past 128 KiB has one); a smaller one
+ * (a test's, under a lowered threshold) is read and hashed.
+ */
+async function standsFor(site: Store, variant: ObjectInfo, document: string): Promise<boolean> {
+  if (variant.decodedSha256 === undefined) return true;
+  const info = await site.head(document);
+  if (!info) return false;
+  if (info.sha256 !== undefined) return info.sha256 === variant.decodedSha256;
+  const read = await site.get(document);
+  return read !== undefined && sha256Hex(read.body) === variant.decodedSha256;
 }
 
 /** A request listener over the Store; see the module comment for the routes. */

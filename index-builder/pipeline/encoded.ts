@@ -52,16 +52,26 @@ export function variantPutOptions(key: string, encoding: ContentEncoding, compre
   };
 }
 
-/** Writes the variant in `encoding` of the document `key` whose bytes are `body`, compressed or as they are. */
+/**
+ * Writes the variant in `encoding` of the document `key` whose bytes are `body`, compressed or as they are;
+ * `sha256`, the document's digest when the caller has it, recorded with a compressed one
+ * (`PutOptions.decodedSha256`: what the local server holds it to).
+ */
 async function putVariant(
   ctx: Pick<PipelineContext, 'site'>,
   key: string,
   encoding: ContentEncoding,
   body: Uint8Array,
   compress: boolean,
+  sha256?: string,
 ): Promise<void> {
   const bytes = compress ? await compressDocument(body, encoding) : body;
-  await ctx.site.put(encodedVariantKey(key, encoding), bytes, variantPutOptions(key, encoding, compress));
+  const options = variantPutOptions(key, encoding, compress);
+  await ctx.site.put(
+    encodedVariantKey(key, encoding),
+    bytes,
+    compress && sha256 !== undefined ? { ...options, decodedSha256: sha256 } : options,
+  );
 }
 
 /** Writes both variants of the document `key` whose bytes are `body`. */
@@ -121,25 +131,38 @@ export async function completeEncodedVariants(
 }
 
 /**
+ * What is known of the document a plugin document replaces, for its variants: its size (undefined: none,
+ * a plugin new to the catalog), or `'interrupted'`: a run that died while publishing it (the catalog
+ * still records that run was about to write it) may have written a grown document's variants before it,
+ * whatever size the published one has.
+ */
+export type PreviousSize = number | 'interrupted' | undefined;
+
+/**
  * The variants of a document that has them only past the threshold (a plugin document: layout.ts
- * `SIZED_ENCODED_DOCUMENT`), written before it: both compressed when `body` is over the threshold; else, when
- * its previous bytes were (`previousSize`), both deleted, so a variant of older bytes is never served for
- * newer ones (a server, and the edge, serve the document itself when a variant is missing). A document that
- * was and stays under the threshold costs a size check and nothing more: an import writes 10,000 of them. An
- * unknown `previousSize` (a plugin new to the catalog) had no variants. Undefined when there is nothing to
- * do; else settles once none is still writing.
+ * `SIZED_ENCODED_DOCUMENT`), written before it: both compressed when `body` is over the threshold, each
+ * recording `sha256`, the digest of the document it decodes to (`PutOptions.decodedSha256`); else, when
+ * its previous bytes were (`previousSize`), or a run that died may have left some (`'interrupted'`), both
+ * deleted, so a variant of other bytes is never left beside it (a server, and the client, take the document
+ * itself when a variant is missing). A document that was and stays under the threshold costs a size check
+ * and nothing more: an import writes 10,000 of them. An unknown `previousSize` (a plugin new to the
+ * catalog) had no variants. Undefined when there is nothing to do; else settles once none is still
+ * writing.
  */
 export function putSizedVariants(
   ctx: Pick<PipelineContext, 'site' | 'compressionThresholdBytes'>,
   key: string,
   body: Uint8Array,
-  previousSize: number | undefined,
+  previousSize: PreviousSize,
+  sha256?: string,
 ): Promise<unknown> | undefined {
   // Compressed here even with `compressLater`: few documents are this large, and a server reading the
-  // variant then has it current from the start.
+  // variant then has it current from the start. Each records the digest of the document it decodes to.
   if (compressesVariants(ctx, body.byteLength))
-    return allSettledValues(CONTENT_ENCODINGS.map((encoding) => putVariant(ctx, key, encoding, body, true)));
-  if (previousSize !== undefined && compressesVariants(ctx, previousSize))
+    return allSettledValues(
+      CONTENT_ENCODINGS.map((encoding) => putVariant(ctx, key, encoding, body, true, sha256)),
+    );
+  if (previousSize === 'interrupted' || (previousSize !== undefined && compressesVariants(ctx, previousSize)))
     return allSettledValues(
       CONTENT_ENCODINGS.map((encoding) => ctx.site.delete(encodedVariantKey(key, encoding))),
     );

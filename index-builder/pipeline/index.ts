@@ -632,6 +632,7 @@ async function writeChangedPlugins(
   view: BatchView,
   items: readonly BatchItem[],
   changedBy: ReadonlyMap<string, BatchItem[]>,
+  interrupted: ReadonlySet<string>,
 ): Promise<{ readonly written: Promise<void> }> {
   await recorded;
   // Each written as soon as it is signed, at most BATCH_WRITE_CONCURRENCY plugins at a time.
@@ -641,9 +642,12 @@ async function writeChangedPlugins(
     for (const [i, plugin] of rendered.entries()) {
       if (failed) break;
       // Its previous size, for the compressed variants a document shrinking under the threshold drops: as
-      // the batch read it, else as the catalog records it.
+      // the batch read it, else as the catalog records it; or a run that died writing it (`interrupted`),
+      // whose variants, of a document that never landed, go whatever the size.
       const name = plugin.doc.name;
-      const previous = view.publishedSize(name) ?? catalog.plugins.get(name)?.document.size;
+      const previous = interrupted.has(pluginDocumentKey(name))
+        ? 'interrupted'
+        : (view.publishedSize(name) ?? catalog.plugins.get(name)?.document.size);
       const signed = await signPlugin(ctx, plugin, previous);
       catalog.plugins.set(plugin.doc.name, signed.line);
       writes.run(async () => {
@@ -763,6 +767,11 @@ export async function processSubmissions(
   const documents: [string, Uint8Array][] = folded.revoked
     ? [[REVOKED_KEYS_KEY, encodeJson(folded.revoked)]]
     : [];
+  // The plugin documents a run that died was about to write (before this one records its own): it may have
+  // written a grown document's compressed variants first, which the document written now must not keep.
+  const interrupted = new Set(
+    rendered.map((plugin) => pluginDocumentKey(plugin.doc.name)).filter((key) => catalog.writing.has(key)),
+  );
   const recorded = recordWrites(ctx, rendered, catalog, defer, documents[0]?.[1]);
   recorded.catch(() => undefined); // met before the first plugin document is written (writeChangedPlugins)
   try {
@@ -779,7 +788,16 @@ export async function processSubmissions(
   // Write steps 5 to 7, once for the whole batch (index documents also when an earlier batch left them
   // pending and this caller does not defer); a snapshot is owed too when the log grew past the published one.
   // Rendered while the plugin documents are written; written after them.
-  const plugins = await writeChangedPlugins(ctx, rendered, catalog, recorded, view, items, folded.changedBy);
+  const plugins = await writeChangedPlugins(
+    ctx,
+    rendered,
+    catalog,
+    recorded,
+    view,
+    items,
+    folded.changedBy,
+    interrupted,
+  );
   ctx.onStep?.('plugin-documents');
   const committing =
     changed.size > 0 || documents.length > 0 || log.unvouched || (!defer && catalog.indexesPending)
@@ -941,7 +959,9 @@ async function rebuildAll(
       // signatures it rewrote stayed cached at the CDN by the key it replaced.
       if (ctx.site instanceof WriteLog) ctx.site.rewrote(signed.rewritten);
     }
-    catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc, read.body.byteLength));
+    // A document a run that died was about to write may have a grown one's variants beside it.
+    const previous = opened.writing.has(key) ? 'interrupted' : read.body.byteLength;
+    catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc, previous));
   });
   const snapshot = options.keyRotations === undefined ? {} : { keyRotations: options.keyRotations };
   // Signed anew like every document (after a key rotation, by the new key).

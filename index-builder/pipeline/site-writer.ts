@@ -29,7 +29,7 @@ import {
   type Store,
 } from '../store.ts';
 import { identityOf, type PipelineContext } from './context.ts';
-import { putSizedVariants } from './encoded.ts';
+import { type PreviousSize, putSizedVariants } from './encoded.ts';
 import type { Accepted } from './evaluate.ts';
 import { type RenderedPlugin, renderPlugin } from './plugin-document.ts';
 
@@ -426,7 +426,7 @@ export async function writtenVersionRecord(
 export async function writePlugin(
   ctx: PipelineContext,
   rendered: RenderedPlugin,
-  previousSize?: number,
+  previousSize?: PreviousSize,
 ): Promise<CatalogLine> {
   const { line, write } = await signPlugin(ctx, rendered, previousSize);
   await write();
@@ -442,13 +442,13 @@ export interface SignedPlugin {
 
 /**
  * Signs a plugin's document (its catalog line needs the digest), writing nothing yet. `previousSize`, the
- * size of the document it replaces (its catalog line's), says whether compressed variants of it may be
- * there to delete (`putSizedVariants`).
+ * size of the document it replaces (its catalog line's), or `'interrupted'`, says whether compressed
+ * variants of it may be there to delete (`putSizedVariants`).
  */
 export async function signPlugin(
   ctx: PipelineContext,
   rendered: RenderedPlugin,
-  previousSize?: number,
+  previousSize?: PreviousSize,
 ): Promise<SignedPlugin> {
   const signed = await ctx.signer.signWithDigest(rendered.body);
   const key = pluginDocumentKey(rendered.doc.name);
@@ -457,7 +457,7 @@ export async function signPlugin(
     write: async () => {
       // Its variants written (or deleted) before it, as an index document's: a server never serves a
       // variant of older bytes for the document at its new ones. Under the threshold, nothing to wait for.
-      const variants = putSizedVariants(ctx, key, rendered.body, previousSize);
+      const variants = putSizedVariants(ctx, key, rendered.body, previousSize, signed.sha256);
       if (variants) await variants;
       await allWritten([
         ...signedPuts(ctx, key, rendered.body, signed),
@@ -471,7 +471,7 @@ export async function signPlugin(
 export async function writePluginDocument(
   ctx: PipelineContext,
   doc: PluginDocument,
-  previousSize?: number,
+  previousSize?: PreviousSize,
 ): Promise<CatalogLine> {
   return writePlugin(ctx, renderPlugin(doc, identityOf(ctx.config)), previousSize);
 }

@@ -134,6 +134,25 @@ describe('when a put has the metadata its key implies', () => {
   });
 });
 
+describe('when a put records the digest a compressed variant decodes to', () => {
+  it.each([
+    ['a small body', 1000],
+    ['a body past SYNC_BYTES', SYNC_BYTES + 1],
+  ])('reads it back with %s, and records another one for the same bytes', async (_, size) => {
+    const body = patternBytes(size);
+    const variant = { ...opts, contentEncoding: 'br', decodedSha256: sha256('first') };
+    await store.put('plugins/a/index.json.br', body, variant);
+    expect(await store.head('plugins/a/index.json.br')).toMatchObject({
+      contentEncoding: 'br',
+      decodedSha256: sha256('first'),
+      sha256: sha256(body),
+    });
+    // The same bytes standing for another document are no put to skip: the record is what changed.
+    await store.put('plugins/a/index.json.br', body, { ...variant, decodedSha256: sha256('second') });
+    expect((await store.get('plugins/a/index.json.br'))?.decodedSha256).toBe(sha256('second'));
+  });
+});
+
 describe('when moving an upload', () => {
   const tgz = { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE };
   const upload = encode('bundle bytes');

@@ -48,6 +48,21 @@ describe('when folders it made are removed behind its back', () => {
   });
 });
 
+describe('when the writer thread puts a compressed variant', () => {
+  it('records the digest it decodes to, and records another one for the same bytes', async () => {
+    // Past the puts a process makes on its own thread (fs-store.ts): these go to the writer thread.
+    for (let i = 0; i < 201; i++) await store.put(`warm/${i}.json`, encode('w'), opts);
+    const variant = { ...opts, contentEncoding: 'gzip', decodedSha256: sha256('first') };
+    await store.put('index.json.gz', encode('gz'), variant);
+    expect(await store.head('index.json.gz')).toMatchObject({
+      decodedSha256: sha256('first'),
+      sha256: sha256('gz'),
+    });
+    await store.put('index.json.gz', encode('gz'), { ...variant, decodedSha256: sha256('second') });
+    expect((await store.head('index.json.gz'))?.decodedSha256).toBe(sha256('second'));
+  });
+});
+
 describe('when the writer thread stops with puts waiting', () => {
   it('fails each put it had with STORE_IO, leaves every file whole, and writes again afterwards', async () => {
     const keys = Array.from({ length: 300 }, (_, i) => `plugins/p${i % 7}/v${i}.json`);

@@ -147,8 +147,29 @@ describe('a plugin document over 1 MB', () => {
   });
 
   it('has each variant checked by verify --url', async () => {
-    // Eight of the index documents, two of the plugin document.
-    await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1, variants: 10 });
+    // Eight of the index documents, two of the plugin document as negotiated, and its brotli one by name.
+    await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1, variants: 11 });
+  });
+
+  // A run that died after writing a grown document's variants, before the document: the local server holds
+  // them back (by name they are not there), the client reads the document itself, and verify --url passes.
+  it('is served, read and verified as it is beside the variants of a grown one', async () => {
+    const variant = encodedVariantKey(key, 'br');
+    const original = site.objects.get(variant) as StoredObject;
+    const document = site.objects.get(key)?.body as Uint8Array;
+    const grown = encode(`${new TextDecoder().decode(document).slice(0, -1)},"grown":true}`);
+    const body = brotliCompressSync(grown);
+    site.objects.set(variant, { ...original, body, size: body.length, decodedSha256: sha256Hex(grown) });
+    try {
+      const byName = await request(`${base}/${variant}`, 'br');
+      expect(byName.body.toString()).toContain('not_found');
+      const negotiated = await request(`${base}/${key}`, 'br');
+      expect(negotiated.headers['content-encoding']).toBeUndefined();
+      expect(same(negotiated.body, document)).toBe(true);
+      await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1, variants: 10 });
+    } finally {
+      site.objects.set(variant, original);
+    }
   });
 
   it.each(CONTENT_ENCODINGS)(

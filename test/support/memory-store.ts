@@ -43,14 +43,17 @@ export class MemoryStore implements Store {
     if (options.ifMatch !== undefined && this.objects.get(key)?.etag !== options.ifMatch)
       throw new StoreError('STORE_CONFLICT', key, `${key} is not the object read (If-Match)`);
     this.writes.push(key);
+    const sha256 = createHash('sha256').update(body).digest('hex');
     this.objects.set(key, {
       key,
       body: new Uint8Array(body),
       size: body.byteLength,
-      etag: `"${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`,
+      etag: `"${sha256.slice(0, 32)}"`,
       contentType: options.contentType,
       cacheControl: options.cacheControl,
       ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
+      ...(options.decodedSha256 ? { decodedSha256: options.decodedSha256 } : {}),
+      sha256,
       lastModified: new Date(),
     });
   }

@@ -11,8 +11,10 @@ import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../../../adapters/fs-store.ts';
 import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
+import { sha256Hex } from '../../../index-builder/digest.ts';
 import { pluginDocumentKey } from '../../../index-builder/layout.ts';
 import type { PluginDocument } from '../../../index-builder/model.ts';
+import { putSizedVariants } from '../../../index-builder/pipeline/encoded.ts';
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import { writePluginDocument } from '../../../index-builder/pipeline/site-writer.ts';
 import { makeBundle, makeRegistry, validManifest } from '../../support/fixtures.ts';
@@ -88,5 +90,32 @@ describe('a plugin document that shrinks under the threshold', () => {
     const answer = await rawRequest(base, `/${key}`, { 'accept-encoding': 'br, gzip' });
     expect(answer.headers['content-encoding']).toBeUndefined();
     expect(answer.body).toEqual(after);
+  });
+});
+
+describe('a plugin document beside the variants of a grown one (a run that died between them)', () => {
+  it('is served as it is, never the variants, which are not there by their own names either', async () => {
+    // Prepare: the document over the threshold with its variants, then a grown one's variants written as
+    // a publish writes them, before the document, which that run never wrote.
+    const doc = JSON.parse(((await stored(key)) as Buffer).toString()) as PluginDocument;
+    await writePluginDocument(context, { ...doc, description: 'published' } as PluginDocument);
+    const document = (await stored(key)) as Buffer;
+    const grown = Buffer.from(
+      JSON.stringify({ ...doc, description: 'grown since, by a version that never landed' }),
+    );
+    await putSizedVariants(context, key, grown, document.byteLength, sha256Hex(grown));
+    expect(brotliDecompressSync((await stored(`${key}.br`)) as Buffer)).toEqual(grown);
+
+    // Act and assess: every client is sent the document itself.
+    for (const accepted of ['br, gzip', 'gzip']) {
+      const answer = await rawRequest(base, '/plugins/demo-plugin', { 'accept-encoding': accepted });
+      expect(answer.status).toBe(200);
+      expect(answer.headers['content-encoding']).toBeUndefined();
+      expect(answer.body).toEqual(document);
+    }
+    for (const variant of [`/${key}.br`, `/${key}.gz`]) {
+      const answer = await rawRequest(base, variant, { 'accept-encoding': 'br, gzip' });
+      expect(answer.status, variant).toBe(404);
+    }
   });
 });

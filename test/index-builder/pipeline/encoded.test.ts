@@ -15,6 +15,7 @@ import {
   encodedVariantKey,
   INDEX_DOCUMENTS,
   INDEX_JSON_KEY,
+  pluginDocumentKey,
 } from '../../../index-builder/layout.ts';
 import type { SnapshotDocument } from '../../../index-builder/model.ts';
 import {
@@ -27,6 +28,7 @@ import {
 import { CACHE_MUTABLE, contentTypeFor } from '../../../index-builder/store.ts';
 import { verifyListedDocument } from '../../../index-builder/verify.ts';
 import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../../support/fixtures.ts';
+import { withMethod } from '../../support/stores.ts';
 
 const decode: Record<ContentEncoding, (bytes: Uint8Array) => Uint8Array> = {
   br: (bytes) => brotliDecompressSync(bytes),
@@ -288,5 +290,75 @@ describe.each(modes)('with the index documents %s', (_, mode) => {
       expectVariantsBound(registry, false);
       expect(object(registry, encodedVariantKey(INDEX_JSON_KEY, 'gzip')).body).not.toEqual(compressed);
     });
+  });
+});
+
+describe("when a run died after writing a grown plugin document's variants, before the document", () => {
+  const key = pluginDocumentKey('demo-plugin');
+
+  /**
+   * A registry whose plugin document is under the threshold, beside the variants a run wrote of the next
+   * one, which grew past it (the threshold lowered for that run alone, so one version more passes it), then
+   * died at the document; its upload then abandoned (taken out of `incoming/`).
+   */
+  async function afterDeadRun(): Promise<{ registry: TestRegistry; published: Uint8Array }> {
+    const registry = await makeRegistry();
+    await publish(registry.context, registry, 'demo-plugin', '1.0.0');
+    const published = object(registry, key).body;
+    const dies = withMethod(registry.site, 'put', (put) => async (at, body, options) => {
+      if (at === key) throw new StoreError('STORE_IO', at, 'the run died here');
+      return put(at, body, options);
+    });
+    const upload = await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'demo-plugin', version: '1.0.1' }) }),
+    );
+    const dying = { ...registry.context, site: dies, compressionThresholdBytes: published.byteLength + 1 };
+    await expect(processSubmissions(dying, upload)).rejects.toMatchObject({ code: 'STORE_IO' });
+    for (const at of upload) await registry.context.intake.delete(at);
+    expect(object(registry, key).body).toEqual(published);
+    expect(object(registry, encodedVariantKey(key, 'br')).contentEncoding).toBe('br');
+    return { registry, published };
+  }
+
+  /** The next publish of that plugin: it also finishes the dead run's publish, from the log it wrote. */
+  async function publishNext(context: PipelineContext, registry: TestRegistry): Promise<void> {
+    const keys = await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'demo-plugin', version: '1.1.0' }) }),
+    );
+    const result = await processSubmissions(context, keys);
+    expect(result.outcomes.map((o) => o.status)).toContain('accepted');
+    expect(result.outcomes.every((o) => o.status === 'accepted')).toBe(true);
+  }
+
+  it('has them deleted by the next publish of that plugin, its document still under the threshold', async () => {
+    const { registry } = await afterDeadRun();
+
+    await publishNext(registry.context, registry);
+
+    expect(object(registry, key).body.byteLength).toBeLessThan(COMPRESSION_THRESHOLD_BYTES);
+    for (const encoding of CONTENT_ENCODINGS)
+      expect(registry.site.objects.has(encodedVariantKey(key, encoding)), encoding).toBe(false);
+  });
+
+  it('has them deleted by a rebuild', async () => {
+    const { registry } = await afterDeadRun();
+
+    await rebuildRegistry(registry.context);
+
+    for (const encoding of CONTENT_ENCODINGS)
+      expect(registry.site.objects.has(encodedVariantKey(key, encoding)), encoding).toBe(false);
+  });
+
+  it('has them rewritten from the document by the next publish that leaves it over the threshold', async () => {
+    const { registry, published } = await afterDeadRun();
+
+    await publishNext({ ...registry.context, compressionThresholdBytes: published.byteLength + 1 }, registry);
+
+    const document = object(registry, key).body;
+    for (const encoding of CONTENT_ENCODINGS) {
+      const variant = object(registry, encodedVariantKey(key, encoding));
+      expect(Buffer.compare(decode[encoding](variant.body), document), encoding).toBe(0);
+      expect(variant.decodedSha256, encoding).toBe(object(registry, key).sha256);
+    }
   });
 });
