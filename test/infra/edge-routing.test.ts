@@ -372,6 +372,17 @@ describe('when CloudFront picks an encoded variant', () => {
     expect(edgeEncodedKey('/plugins/demo/index.json.gz', 'gzip')).toBe('plugins/demo/index.json.gz');
   });
 
+  // What the plugindex client asks a plugin document over the threshold as (client/fetcher.ts `variant`): the
+  // key of that name, its stored Content-Encoding passed on, typed as data (three segments: no artifact).
+  it("passes a plugin document's variant asked for by name to the key of that name, as data", () => {
+    for (const accept of ['br', 'br,gzip', undefined])
+      expect(edgeEncodedKey('/plugins/x/index.json.br', accept)).toBe('plugins/x/index.json.br');
+    const headers = edgeHeaders('/plugins/x/index.json.br', 'application/json');
+    expect(headers['content-type']).toBe('application/json');
+    expect(headers['content-security-policy']).toBe(DATA_CSP);
+    expect(headers['content-disposition']).toBeUndefined();
+  });
+
   it('says Vary: Accept-Encoding for the documents and their variants, and Accept where Accept chose', () => {
     for (const uri of ['/search.json.gz', '/falcoctl/index.yaml', '/index.yaml.br']) {
       expect(edgeHeaders(uri, 'application/json').vary, uri).toBe('Accept-Encoding');
