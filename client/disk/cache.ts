@@ -12,7 +12,9 @@
  *
  * Nothing here is trusted for being here: a document whose bytes no longer hash to their name is deleted
  * and fetched again; an artifact is rehashed as it is copied into place (and, damaged, dropped and
- * downloaded again); a kept manifest signature and the snapshot are verified again before use.
+ * downloaded again, outside the install folder's hold); a kept manifest signature and the snapshot are
+ * verified again before use. No lock guards a blob: `remove --clean` and `clean -c` may delete one an install
+ * found here and has yet to place, which that install then downloads again (install.ts `placeHolding`).
  */
 import { createReadStream } from 'node:fs';
 import { open, readdir, rename, rm, stat } from 'node:fs/promises';
@@ -173,9 +175,14 @@ export class ContentCache {
     }
   }
 
-  /** Reads a blob as a stream (the installer rehashes what it copies). */
+  /**
+   * Reads a blob as a stream (the installer rehashes what it copies), opened only once it is read: opened at
+   * once, a blob deleted before the reader began (`remove --clean` beside an install) failed with an 'error'
+   * event nothing listened to yet, which crashed the process.
+   */
   readBlob(sha256: string): AsyncIterable<Buffer> {
-    return createReadStream(this.blobPath(sha256));
+    const path = this.blobPath(sha256);
+    return { [Symbol.asyncIterator]: () => createReadStream(path)[Symbol.asyncIterator]() };
   }
 
   async removeBlob(sha256: string): Promise<void> {

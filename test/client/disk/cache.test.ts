@@ -49,3 +49,33 @@ describe('when downloads killed part way left their temp files in the cache', ()
     expect((await readdir(tmp)).sort()).toEqual([live, recent, 'notes.txt'].sort());
   });
 });
+
+describe('when a blob is deleted before its reader begins', () => {
+  it('fails the read with ENOENT naming the blob, and nothing else (no error event unheard)', async () => {
+    // Prepare: a blob held, its read asked for, then the blob deleted (`remove --clean` beside an install).
+    const cache = new ContentCache(path.join(dir, 'gone'));
+    const body = new TextEncoder().encode('#!/bin/sh\necho gone\n');
+    const sha256 = sha256Hex(body);
+    await cache.writeBlob({
+      sha256,
+      size: body.byteLength,
+      url: 'https://example.test/gone',
+      body: (async function* () {
+        yield body;
+      })(),
+    });
+    const reading = cache.readBlob(sha256);
+    await cache.removeBlob(sha256);
+    // Opened when asked for, the stream's ENOENT came as an 'error' event before anyone listened: the
+    // process's uncaught exception. Let any such event fire first.
+    await new Promise((resolve) => setImmediate(resolve));
+
+    // Act
+    const read = (async () => {
+      for await (const _ of reading);
+    })();
+
+    // Assess
+    await expect(read).rejects.toMatchObject({ code: 'ENOENT', path: cache.blobPath(sha256) });
+  });
+});
