@@ -64,6 +64,11 @@ export type ClientErrorCode =
   /** Another install holds the lock on the same target for too long. */
   | 'INSTALL_BUSY'
   /**
+   * An artifact an install downloaded into the cache was deleted from it again before it was placed (a
+   * `remove --clean` or `clean -c` running beside it, twice): nothing of it is placed; installing again mends it.
+   */
+  | 'CACHE_BLOB_GONE'
+  /**
    * A folder inside an install folder, on the way to a file the client would write or remove, is a
    * symbolic link (or a file): nothing is written or removed through it. The message names it.
    */

@@ -396,26 +396,16 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
   await recordCheckedPublishers(ctx, options, [...unchanged], seen);
   await joinPlacedVersions(ctx, options, [...unchanged], seen, ownerIn);
 
-  // 2. Download what the cache lacks (each artifact verified while it streams).
-  const downloaded = new Set<PlannedFile>();
+  // 2. Download what the cache lacks (each artifact verified while it streams), holding nothing: a slow
+  // registry keeps no other install of these folders waiting.
+  const fetched = new Set<PlannedFile>();
   const files = changing.flatMap((planned) => planned.files.map((file) => ({ planned, file })));
   await eachLimited(files, DOWNLOADS_AT_ONCE, async ({ planned, file }) => {
-    if (await download(ctx, planned, file)) downloaded.add(file);
+    if (await download(ctx, planned, file)) fetched.add(file);
   });
 
   // 3. Place every file (each by temp file and rename), then record them all at once per folder; a failure
   // part way removes what this run placed for versions that were not installed before.
-  const byDir = new Map<string, { tree: InstallTree; placed: Placed[] }>();
-  const treeOf = (dir: string | undefined) => {
-    const tree = ctx.tree(dir ?? options.dir);
-    let group = byDir.get(tree.dir);
-    if (!group) {
-      group = { tree, placed: [] };
-      byDir.set(tree.dir, group);
-    }
-    return group;
-  };
-  const before = new Map<string, Awaited<ReturnType<InstallTree['read']>>>();
   // Each folder held (installed.json's lock, in the order of their paths, so two installs into the same
   // folders never each wait on the other) from before its first file is placed until its record is written:
   // what it held before is read under the hold, and nothing another install places or records can land in
@@ -425,36 +415,31 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
   // process waited on itself for, then failed INSTALL_BUSY. Sorted by the real path alike.
   const byReal = new Map<string, InstallTree>();
   for (const dir of new Set(changing.map((p) => p.dir))) {
-    const tree = treeOf(dir).tree;
+    const tree = ctx.tree(dir ?? options.dir);
     const real = await realPath(tree.dir);
     if (!byReal.has(real)) byReal.set(real, tree);
   }
   const trees = [...byReal.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([, tree]) => tree);
-  const holding = trees.reduceRight<() => Promise<void>>(
-    (inner, tree) => () => tree.hold(inner),
-    async () => {
-      try {
-        for (const planned of changing) {
-          const group = treeOf(planned.dir);
-          if (!before.has(group.tree.dir)) before.set(group.tree.dir, await group.tree.read());
-          group.placed.push(await place(ctx, group.tree, planned, downloaded, await ownerIn(group.tree)));
-        }
-      } catch (error) {
-        for (const { tree, placed } of byDir.values())
-          for (const { item } of placed)
-            if (!own(before.get(tree.dir)?.plugins ?? {}, item.name)?.versions[item.version])
-              await tree.removeVersion(item.name, item.version);
-        throw error;
-      }
-      // An update, or a plugin set (one version per plugin), replaces: the versions it moved away from go,
-      // once the new one is in place.
-      const replace = options.upgrade === true || options.targets !== undefined;
-      for (const { tree, placed } of byDir.values()) await record(tree, placed, replace, await ownerIn(tree));
-    },
-  );
-  await holding();
+  // The hold covers placing alone. A cached blob found damaged as it is copied (its bytes no longer the
+  // signed digest), or gone (`remove --clean` or `clean -c` deleted it since it was found), ends the attempt:
+  // what it placed is removed as for any failure, the folders are let go, the blob is downloaded again
+  // holding nothing, and the placing begins again. Downloaded under the hold, a slow registry kept every
+  // other install of the folder waiting, failing INSTALL_BUSY after 30 s. Each blob is fetched once more at
+  // most: one this run downloaded that is damaged or gone again is refused.
+  for (;;) {
+    try {
+      await placeHolding(ctx, options, trees, changing, ownerIn);
+      break;
+    } catch (error) {
+      if (!(error instanceof CachedBlobFault)) throw error;
+      if (fetched.has(error.file)) throw error.refusal();
+      fetched.add(error.file);
+      await ctx.cache.removeBlob(error.file.sha256);
+      await download(ctx, error.planned, error.file);
+    }
+  }
   // --locked and --frozen leave the lock as it is, even where only its record of the set file or of where
   // artifacts were found would change (what they lock is checked above: it does not).
   const lockfileChanged =
@@ -464,6 +449,93 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
     lockfileChanged,
     lockChanges: plan.changes,
   };
+}
+
+/**
+ * Places the changing versions and records them, holding `trees` (in their order) throughout; a failure part
+ * way removes what it placed for versions that were not installed before (read under the hold) and is thrown,
+ * a cached blob found damaged or gone as `CachedBlobFault`.
+ */
+async function placeHolding(
+  ctx: ClientContext,
+  options: InstallOptions,
+  trees: readonly InstallTree[],
+  changing: readonly Planned[],
+  ownerIn: (tree: InstallTree) => Promise<SetOwner> | undefined,
+): Promise<void> {
+  // `begun`: each version whose placing began, the one that failed too (its folders are made before its first
+  // file is read: left, a failed attempt left them empty).
+  const byDir = new Map<string, { tree: InstallTree; placed: Placed[]; begun: Planned[] }>();
+  const treeOf = (dir: string | undefined) => {
+    const tree = ctx.tree(dir ?? options.dir);
+    let group = byDir.get(tree.dir);
+    if (!group) {
+      group = { tree, placed: [], begun: [] };
+      byDir.set(tree.dir, group);
+    }
+    return group;
+  };
+  const before = new Map<string, Awaited<ReturnType<InstallTree['read']>>>();
+  const holding = trees.reduceRight<() => Promise<void>>(
+    (inner, tree) => () => tree.hold(inner),
+    async () => {
+      try {
+        for (const planned of changing) {
+          const group = treeOf(planned.dir);
+          if (!before.has(group.tree.dir)) before.set(group.tree.dir, await group.tree.read());
+          group.begun.push(planned);
+          group.placed.push(await place(ctx, group.tree, planned, await ownerIn(group.tree)));
+        }
+      } catch (error) {
+        for (const { tree, begun } of byDir.values())
+          for (const { name, version } of begun)
+            if (!own(before.get(tree.dir)?.plugins ?? {}, name)?.versions[version])
+              await tree.removeVersion(name, version);
+        throw error;
+      }
+      // An update, or a plugin set (one version per plugin), replaces: the versions it moved away from go,
+      // once the new one is in place.
+      const replace = options.upgrade === true || options.targets !== undefined;
+      for (const { tree, placed } of byDir.values()) await record(tree, placed, replace, await ownerIn(tree));
+    },
+  );
+  await holding();
+}
+
+/**
+ * A cached artifact that placing found damaged (its bytes no longer the signed digest) or gone: nothing of it
+ * was placed. Thrown out of the folders' hold, so it is fetched again holding nothing.
+ */
+class CachedBlobFault extends Error {
+  override readonly name = 'CachedBlobFault';
+  readonly planned: Planned;
+  readonly file: PlannedFile;
+  readonly #blob: string;
+
+  constructor(planned: Planned, file: PlannedFile, cause: unknown, blob: string) {
+    super(
+      `${planned.name}@${planned.version} ${file.platform}: its cached artifact ${blob} is damaged or gone`,
+      {
+        cause,
+      },
+    );
+    this.planned = planned;
+    this.file = file;
+    this.#blob = blob;
+  }
+
+  /**
+   * What to throw when the blob was downloaded by this very install: damaged, the original ARTIFACT_MISMATCH
+   * (the disk changes what it holds); gone, deleted again by a `remove --clean` or `clean -c` running beside.
+   */
+  refusal(): Error {
+    if (this.cause instanceof TrustError) return this.cause;
+    return new ClientError(
+      'CACHE_BLOB_GONE',
+      `${this.planned.name}@${this.planned.version} ${this.file.platform}: its artifact (sha256 ${this.file.sha256}) was deleted from the cache (${this.#blob}) after this install downloaded it, before it was placed: a \`plugindex remove --clean\` or \`clean -c\` ran beside it; run install again`,
+      { cause: this.cause },
+    );
+  }
 }
 
 /**
@@ -2256,7 +2328,6 @@ async function place(
   ctx: ClientContext,
   tree: InstallTree,
   plan: Planned,
-  downloaded: ReadonlySet<PlannedFile>,
   owner: SetOwner | undefined,
 ): Promise<Placed> {
   for (const file of plan.files) {
@@ -2264,12 +2335,14 @@ async function place(
     try {
       await tree.placeExecutable(file.path, ctx.cache.readBlob(file.sha256), expected);
     } catch (error) {
-      // A cached blob that no longer hashes to its name was damaged on disk: drop it and download it once more.
-      if (downloaded.has(file) || !(error instanceof TrustError && error.code === 'ARTIFACT_MISMATCH'))
-        throw error;
-      await ctx.cache.removeBlob(file.sha256);
-      await download(ctx, plan, file);
-      await tree.placeExecutable(file.path, ctx.cache.readBlob(file.sha256), expected);
+      // Damaged on disk (it no longer hashes to its name: placeExecutable placed nothing), or deleted since it
+      // was found: fetched again by the caller, outside the folder's hold.
+      const damaged = error instanceof TrustError && error.code === 'ARTIFACT_MISMATCH';
+      const gone =
+        (error as NodeJS.ErrnoException).code === 'ENOENT' &&
+        (error as NodeJS.ErrnoException).path === ctx.cache.blobPath(file.sha256);
+      if (damaged || gone) throw new CachedBlobFault(plan, file, error, ctx.cache.blobPath(file.sha256));
+      throw error;
     }
   }
   // The signed manifest where the spec's filesystem discovery looks for it, its signature beside it.

@@ -688,26 +688,70 @@ describe('when a plugin is installed', () => {
   });
 });
 
+/** The cache's file for an artifact of these bytes (`ContentCache.blobPath`). */
+function blobOf(m: Machine, bytes: Uint8Array): string {
+  const digest = sha256Hex(bytes);
+  return join(m.dirs.cache, 'blobs', 'sha256', digest.slice(0, 2), digest.slice(2));
+}
+
+/**
+ * A client of m whose artifact downloads go through `download` (given the real fetcher's, bound to it); every
+ * other call reaches the real fetcher. A test hook, over real HTTP.
+ */
+function clientHooking(
+  m: Machine,
+  download: (
+    real: Fetcher['download'],
+    ...request: Parameters<Fetcher['download']>
+  ) => ReturnType<Fetcher['download']>,
+): PlugindexClient {
+  const real = createHttpFetcher({ env: {}, retries: 0 });
+  const hooked: Fetcher['download'] = (endpoint, request) =>
+    download(real.download.bind(real), endpoint, request);
+  // Every other call to the real fetcher, bound to it (it keeps private fields).
+  const fetcher = new Proxy(real, {
+    get: (target, key) => {
+      if (key === 'download') return hooked;
+      const value = Reflect.get(target, key) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return createClient({
+    dirs: m.dirs,
+    fetcher,
+    env: {},
+    clock: fixedClock(NOW),
+    platform: LINUX,
+    offline: false,
+    freshForMs: 0,
+  });
+}
+
+/** second-tool@0.1.0 in m's cache (installed into a folder of its own), then damaged in place at its size. */
+async function damagedSecondTool(m: Machine, scratch: string): Promise<string> {
+  await withClient(m, (c) =>
+    c.install({
+      requests: ['second-tool@0.1.0'],
+      dir: join(root, scratch),
+      lockfile: join(root, `${scratch}.lock`),
+    }),
+  );
+  const placedTool = await readFile(
+    join(root, scratch, 'second-tool', '0.1.0', 'linux-amd64', 'second-tool'),
+  );
+  const blob = blobOf(m, placedTool);
+  await writeFile(blob, Buffer.alloc(placedTool.byteLength, 0x78));
+  return blob;
+}
+
 describe('when two installs place into one folder at once', () => {
-  it('places and records while holding the folder, so one failing part way never removes what the other recorded', async () => {
+  it('downloads a damaged cached artifact again holding nothing, and one failing part way never removes what the other recorded', async () => {
     const m = await machine();
     await addRegistry(m);
-    // Prepare: second-tool's artifact cached, then damaged in place at its size: the next install that
-    // places it downloads it again while placing, after demo-plugin's files are in place.
-    const scratch = join(root, 'concurrent-scratch');
-    await withClient(m, (c) =>
-      c.install({ requests: ['second-tool@0.1.0'], dir: scratch, lockfile: join(root, 'scratch.lock') }),
-    );
-    const placedTool = await readFile(join(scratch, 'second-tool', '0.1.0', 'linux-amd64', 'second-tool'));
-    const blob = join(
-      m.dirs.cache,
-      'blobs',
-      'sha256',
-      sha256Hex(placedTool).slice(0, 2),
-      sha256Hex(placedTool).slice(2),
-    );
-    await writeFile(blob, Buffer.alloc(placedTool.byteLength, 0x78));
-    // That download waits for the test, then breaks off: install A fails part way through its placing.
+    // Prepare: second-tool's artifact cached, then damaged: the next install that places it finds it so
+    // after demo-plugin's files are in place, and downloads it again.
+    await damagedSecondTool(m, 'concurrent-scratch');
+    // That download waits for the test, then breaks off: install A fails part way.
     let reached!: () => void;
     const atGate = new Promise<void>((resolve) => {
       reached = resolve;
@@ -716,31 +760,13 @@ describe('when two installs place into one folder at once', () => {
     const gate = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const real = createHttpFetcher({ env: {}, retries: 0 });
-    const download: Fetcher['download'] = async (endpoint, request) => {
+    const clientA = clientHooking(m, async (real, endpoint, request) => {
       if (request.url.includes('/second-tool/')) {
         reached();
         await gate;
         throw new ClientError('FETCH_FAILED', 'the test broke this download off');
       }
-      return real.download(endpoint, request);
-    };
-    // Every other call to the real fetcher, bound to it (it keeps private fields).
-    const gated = new Proxy(real, {
-      get: (target, key) => {
-        if (key === 'download') return download;
-        const value = Reflect.get(target, key) as unknown;
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
-    const clientA = createClient({
-      dirs: m.dirs,
-      fetcher: gated,
-      env: {},
-      clock: fixedClock(NOW),
-      platform: LINUX,
-      offline: false,
-      freshForMs: 0,
+      return real(endpoint, request);
     });
     const a = clientA
       .install({
@@ -754,18 +780,98 @@ describe('when two installs place into one folder at once', () => {
       (error: unknown) => error,
     );
     await atGate;
-    // A has placed demo-plugin@1.0.0 and holds the folder while it places the rest.
+
+    // Act: while A's download waits (a slow registry), B installs into the folder.
     const heldByA = await exists(join(m.dir, 'installed.json.lock'));
     const b = installAgain(m, 'concurrent-fail-b.lock');
-    // Unheld, B records demo-plugin@1.0.0 now, and A's failure then removes the folder it placed.
+    // Held during the download (as before), B would wait for A's registry, and fail INSTALL_BUSY after 30 s.
     if (!heldByA) await b;
     release();
+
+    // Assess: A fails, B installed, and what installed.json records is in place.
     expect(await settledA).toMatchObject({ name: 'ClientError', code: 'FETCH_FAILED' });
     await b;
-
-    // Whatever the order, what installed.json records is in place.
     expect(await verifyFolder(m)).toEqual([{ name: NAME, version: '1.0.0', ok: true }]);
-    expect(heldByA).toBe(true);
+    expect(heldByA).toBe(false);
+  });
+
+  it('downloads again a cached artifact deleted by `remove --clean` elsewhere after the install found it', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    // Prepare: demo-plugin@1.0.0 installed in another folder (its artifact cached), and second-tool's cached
+    // artifact damaged: placing second-tool first, A fetches it again, and that download's hook runs a real
+    // `remove demo-plugin --clean` in the other folder, which deletes demo-plugin's blob A found cached.
+    const other = join(root, 'clean-race-other');
+    await withClient(m, (c) =>
+      c.install({ requests: [`${NAME}@1.0.0`], dir: other, lockfile: join(root, 'clean-race-other.lock') }),
+    );
+    await damagedSecondTool(m, 'clean-race-scratch');
+    const blob = blobOf(m, TOOL_1);
+    let blobAfterClean: boolean | undefined;
+    const clientA = clientHooking(m, async (real, endpoint, request) => {
+      if (request.url.includes('/second-tool/') && blobAfterClean === undefined) {
+        await withClient(m, (c) => c.remove(NAME, { dir: other, clean: true }));
+        blobAfterClean = await exists(blob);
+      }
+      return real(endpoint, request);
+    });
+
+    // Act
+    const installed = await clientA
+      .install({
+        requests: ['second-tool@0.1.0', `${NAME}@1.0.0`],
+        dir: m.dir,
+        lockfile: join(root, 'clean-race-a.lock'),
+      })
+      .finally(() => clientA.close());
+
+    // Assess: the blob was gone when A came to place it; A fetched it again and placed what was signed.
+    expect(blobAfterClean).toBe(false);
+    expect(installed.items.map((i) => i.name)).toEqual(['second-tool', NAME]);
+    expect(await readFile(join(m.dir, NAME, '1.0.0', 'linux-amd64', NAME))).toEqual(Buffer.from(TOOL_1));
+    expect(await readFile(blob)).toEqual(Buffer.from(TOOL_1));
+    expect(await verifyFolder(m)).toEqual([
+      { name: NAME, version: '1.0.0', ok: true },
+      { name: 'second-tool', version: '0.1.0', ok: true },
+    ]);
+  });
+
+  it('refuses an artifact it downloaded that is deleted from the cache again before it is placed, CACHE_BLOB_GONE', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    // Prepare: demo-plugin's cached artifact and second-tool's both damaged. A fetches demo-plugin's again,
+    // places it, finds second-tool's damaged, and the download of that deletes demo-plugin's new blob
+    // (rm, standing in for a second `remove --clean`): the placing that follows finds it gone again.
+    await withClient(m, (c) =>
+      c.install({
+        requests: [`${NAME}@1.0.0`],
+        dir: join(root, 'gone-twice-other'),
+        lockfile: join(root, 'gone-twice-other.lock'),
+      }),
+    );
+    const blob = blobOf(m, TOOL_1);
+    await writeFile(blob, Buffer.alloc(TOOL_1.byteLength, 0x21));
+    await damagedSecondTool(m, 'gone-twice-scratch');
+    const clientA = clientHooking(m, async (real, endpoint, request) => {
+      if (request.url.includes('/second-tool/')) await rm(blob);
+      return real(endpoint, request);
+    });
+
+    // Act
+    const installing = clientA
+      .install({
+        requests: [`${NAME}@1.0.0`, 'second-tool@0.1.0'],
+        dir: m.dir,
+        lockfile: join(root, 'gone-twice-a.lock'),
+      })
+      .finally(() => clientA.close());
+
+    // Assess: refused, nothing placed or recorded.
+    await expect(installing).rejects.toThrow(ClientError);
+    await expect(installing).rejects.toMatchObject({ code: 'CACHE_BLOB_GONE' });
+    expect(await exists(join(m.dir, NAME, '1.0.0'))).toBe(false);
+    expect(await exists(join(m.dir, 'second-tool', '0.1.0'))).toBe(false);
+    expect(await verifyFolder(m)).toEqual([]);
   });
 });
 
