@@ -7,15 +7,21 @@
  * (`loadTrustedKeys`). `node -e 0` runs in the same rounds, as the floor. The first publish of each size is
  * untimed (it is the one that checks every key, where the registry remembers the keys it checked: DIR/state/).
  * Sizes can be overridden: `node --import tsx bench/publishers.bench.ts 1 2000`.
+ *
+ * Then, in this process, what an import pays per signature to find the configured entries it names
+ * (`configuredCandidates`): 10,000 signatures, by 20 of the largest size's publishers, the keys read once.
  */
 
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { buildCli } from '../build/cli.mjs';
+import { parseRegistryConfig } from '../index-builder/config.ts';
 import { generateKeyPair, type KeyPair } from '../index-builder/signing.ts';
 import { packSubmission } from '../index-builder/submission.ts';
+import { configuredCandidates, loadTrustedKeys } from '../index-builder/trust.ts';
 import { median, timeProcess } from './stats.ts';
 import { manifestFor } from './synthetic.ts';
 
@@ -86,6 +92,33 @@ async function main(): Promise<void> {
       await rm(work, { recursive: true, force: true });
     }
   }
+  await timeCandidates(keys);
+}
+
+/** 10,000 signatures' `configuredCandidates` under every key of `keys`, each by one of the last 20. */
+async function timeCandidates(keys: readonly KeyPair[]): Promise<void> {
+  const SIGNATURES = 10_000;
+  const config = parseRegistryConfig({
+    name: 'bench',
+    url: 'https://bench.example.org',
+    policy: 'restricted',
+    publishers: keys.map((k) => ({ fingerprint: k.fingerprint, key: k.publicKey, names: ['*'] })),
+  });
+  const trusted = await loadTrustedKeys(config, []);
+  const ids = keys.slice(-20).map((k) => k.fingerprint.slice(-16));
+  for (const id of ids) await configuredCandidates(trusted, [id]); // each key read once, untimed
+  const took: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const start = performance.now();
+    for (let i = 0; i < SIGNATURES; i++) {
+      const found = await configuredCandidates(trusted, [ids[i % ids.length] as string]);
+      if (found.length !== 1) throw new Error(`signature ${i}: ${found.length} candidates`);
+    }
+    took.push(performance.now() - start);
+  }
+  console.log(
+    `configuredCandidates, ${SIGNATURES} signatures under ${keys.length} publishers: ${median(took).toFixed(0)} ms (runs: ${took.map((t) => t.toFixed(0)).join(', ')})`,
+  );
 }
 
 await main();

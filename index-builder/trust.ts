@@ -131,10 +131,17 @@ export async function configuredCandidates(
   const ids = new Set(keyIds);
   const holds = (info: PublicKeyInfo): boolean =>
     info.key.getKeyIDs().some((id) => ids.has(upper(id.toHex())));
-  const bundledFingerprint = bundled && holds(bundled) ? bundled.fingerprint : undefined;
-  const named = trusted.publishers.filter(
-    (p) => ids.has(keyIdOf(p.fingerprint)) || p.fingerprint === bundledFingerprint,
-  );
+  const byKeyId = entriesByKeyId(trusted.publishers);
+  // Indices into the config, looked up by each ID and by the bundled key's own (its fingerprint's entries),
+  // then put back in config order, as the filter over every entry gave them.
+  const at = new Set<number>();
+  for (const id of ids) for (const i of byKeyId.get(id) ?? []) at.add(i);
+  if (bundled && holds(bundled))
+    for (const i of byKeyId.get(keyIdOf(bundled.fingerprint)) ?? [])
+      if (trusted.publishers[i]?.fingerprint === bundled.fingerprint) at.add(i);
+  const named = [...at]
+    .sort((a, b) => a - b)
+    .map((i) => trusted.publishers[i] as TrustedKeys['publishers'][number]);
   const read = await Promise.all(
     readConfiguredKeys(
       named.map((p) => p.key),
@@ -151,6 +158,29 @@ export async function configuredCandidates(
       ),
     )
   ).filter(holds);
+}
+
+/**
+ * The configured publishers' positions by the key ID their entry's fingerprint ends in, made once per
+ * list (a batch's `TrustedKeys`, kept while it is): each signature looks its issuers up, where filtering
+ * every entry per signature made an import of 10,000 uploads under 5,000 publishers 50 million comparisons.
+ */
+const keyIdIndexes = new WeakMap<TrustedKeys['publishers'], ReadonlyMap<string, readonly number[]>>();
+
+function entriesByKeyId(publishers: TrustedKeys['publishers']): ReadonlyMap<string, readonly number[]> {
+  let index = keyIdIndexes.get(publishers);
+  if (!index) {
+    const made = new Map<string, number[]>();
+    publishers.forEach((p, i) => {
+      const id = keyIdOf(p.fingerprint);
+      const held = made.get(id);
+      if (held) held.push(i);
+      else made.set(id, [i]);
+    });
+    index = made;
+    keyIdIndexes.set(publishers, index);
+  }
+  return index;
 }
 
 /**
