@@ -52,7 +52,7 @@ import {
 import { readJson } from '../index-builder/pipeline/site-writer.ts';
 import { MAX_ROTATION_BYTES } from '../index-builder/rotation.ts';
 import { CACHE_PRIVATE, type ListedObject } from '../index-builder/store.ts';
-import { checkConfiguredKeys } from '../index-builder/trust.ts';
+import { checkConfiguredKeysKept } from './checked-keys.ts';
 import { invalidateKeys } from './cloudfront-invalidator.ts';
 import { type FunctionConfig, PUBLISHERS_FILE } from './env.ts';
 import { AwsAdapterError } from './errors.ts';
@@ -197,9 +197,12 @@ async function pipelineContext(deps: HandlerDeps): Promise<{
   // refused. The keys are the deployed trust list's when there is one (refused at synth already:
   // infra/publishers.ts). Not the schedule's refresh alone (the caller decides): it judges nothing, and
   // refused too it let the snapshot expire until someone mended the config.
-  const keysRefused = await checkConfiguredKeys(
+  // Only the entries not checked before (`checkConfiguredKeysKept`: this container's, else state/'s list).
+  const keysRefused = await checkConfiguredKeysKept(
+    intake,
     registryConfig,
     deps.config.publishers === undefined ? where : `the deployed trust list (${PUBLISHERS_FILE})`,
+    deps.logger,
   ).then(
     () => undefined,
     (error: unknown) => {

@@ -198,6 +198,33 @@ export function configuredKeyDigest(entry: { readonly fingerprint: string; reado
 }
 
 /**
+ * The digests a registry keeps of the configured entries it checked (`checkConfiguredKeys`' result), as
+ * written by `checkedKeysText`: none when the text is not as written (every entry is checked again), and
+ * only well-formed digests. Whoever writes the text can only name entries to skip: an entry is skipped when
+ * its own digest (its fingerprint and key text) is listed, never one the text does not hold.
+ */
+export function parseCheckedKeys(text: string | undefined): Set<string> {
+  if (text === undefined) return new Set();
+  try {
+    const { checked } = JSON.parse(text) as { checked?: unknown };
+    const digests = Array.isArray(checked) ? checked : [];
+    return new Set(digests.filter((d): d is string => typeof d === 'string' && /^[0-9a-f]{64}$/.test(d)));
+  } catch {
+    return new Set();
+  }
+}
+
+/** The text `parseCheckedKeys` reads: `{"checked": [digest, ...]}`. */
+export function checkedKeysText(digests: readonly string[]): string {
+  return `${JSON.stringify({ checked: digests })}\n`;
+}
+
+/** Do `digests` (a check's result) differ from `checked` (those kept)? Then the kept list is written again. */
+export function checkedKeysChanged(checked: ReadonlySet<string>, digests: readonly string[]): boolean {
+  return digests.length !== checked.size || digests.some((d) => !checked.has(d));
+}
+
+/**
  * Refuses a config whose publisher or operator keys could never be trusted, when it is loaded: a key that is
  * no armored key, or one whose arithmetic is unbounded or whose Ed25519 point has small order
  * (`untrustedKeyProblem`), as `publishers add` and `operators add` refuse it (`readTrustedKey`); and an entry

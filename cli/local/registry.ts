@@ -36,7 +36,12 @@ import {
   readPublicKey,
   type Signer,
 } from '../../index-builder/signing.ts';
-import { checkConfiguredKeys } from '../../index-builder/trust.ts';
+import {
+  checkConfiguredKeys,
+  checkedKeysChanged,
+  checkedKeysText,
+  parseCheckedKeys,
+} from '../../index-builder/trust.ts';
 import { CliError } from '../errors.ts';
 import { makeFolder } from '../inputs.ts';
 import { createNewFile } from '../new-file.ts';
@@ -97,8 +102,7 @@ export async function readRunningConfig(dir: string): Promise<RegistryConfig> {
   const digests = await checkConfiguredKeys(config, `registry config ${path.join(dir, CONFIG_FILE)}`, {
     checked,
   });
-  if (digests.length !== checked.size || digests.some((d) => !checked.has(d)))
-    await writeCheckedKeys(dir, digests);
+  if (checkedKeysChanged(checked, digests)) await writeCheckedKeys(dir, digests);
   return config;
 }
 
@@ -114,15 +118,7 @@ export const CHECKED_KEYS_FILE = path.join('state', 'checked-keys.json');
 
 /** The digests kept in CHECKED_KEYS_FILE; none when it is missing or not as written (all checked again). */
 async function readCheckedKeys(dir: string): Promise<Set<string>> {
-  const text = await readFile(path.join(dir, CHECKED_KEYS_FILE), 'utf8').catch(() => undefined);
-  if (text === undefined) return new Set();
-  try {
-    const { checked } = JSON.parse(text) as { checked?: unknown };
-    const digests = Array.isArray(checked) ? checked : [];
-    return new Set(digests.filter((d): d is string => typeof d === 'string' && /^[0-9a-f]{64}$/.test(d)));
-  } catch {
-    return new Set();
-  }
+  return parseCheckedKeys(await readFile(path.join(dir, CHECKED_KEYS_FILE), 'utf8').catch(() => undefined));
 }
 
 /**
@@ -134,7 +130,7 @@ async function writeCheckedKeys(dir: string, digests: readonly string[]): Promis
   const file = path.join(dir, CHECKED_KEYS_FILE);
   const temp = `${file}.${process.pid}.${randomUUID()}.tmp`;
   try {
-    await writeFile(temp, `${JSON.stringify({ checked: digests })}\n`);
+    await writeFile(temp, checkedKeysText(digests));
     await rename(temp, file);
   } catch {
     await rm(temp, { force: true }).catch(() => undefined);

@@ -12,6 +12,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { REFRESH_REQUEST } from '../../adapters/publish-queue.ts';
 import { S3Store } from '../../adapters/s3-store.ts';
+import { CHECKED_KEYS_KEY } from '../../functions/checked-keys.ts';
 import {
   createPublishHandler,
   type HandlerDeps,
@@ -31,6 +32,7 @@ import {
 } from '../../index-builder/pipeline/index.ts';
 import { readPublicKey } from '../../index-builder/signing.ts';
 import { listAll } from '../../index-builder/store.ts';
+import { configuredKeyDigest } from '../../index-builder/trust.ts';
 import { openSignedSnapshot, verifySnapshot } from '../../index-builder/verify.ts';
 import { INVALIDATION_FAILED_LOG } from '../../infra/constructs/alarms.ts';
 import { signedAction } from '../support/actions.ts';
@@ -92,6 +94,8 @@ beforeAll(async () => {
     'fn-site-ttl-refresh',
     'fn-intake-weak-signer',
     'fn-site-weak-signer',
+    'fn-intake-checked',
+    'fn-site-checked',
     'fn-intake-unread-json',
     'fn-site-unread-json',
     'fn-intake-unread-field',
@@ -734,6 +738,146 @@ describe('when the config object, edited by hand, trusts a key no signature by w
     expect(r.failures.map((f) => [f.message, (f.error as { code?: string } | undefined)?.code])).toEqual([
       [CONFIG_REFUSED_LOG, 'CONFIG_INVALID'],
     ]);
+  });
+});
+
+describe('when a cold start meets configured entries it checked before (state/checked-keys.json)', () => {
+  const [small, dsa] = [
+    UNTRUSTED_KEYS.find((k) => k.label === 'an Ed25519 key of small order'),
+    UNTRUSTED_KEYS.find((k) => k.label === 'a DSA key'),
+  ] as const;
+  if (!small || !dsa) throw new Error('test/support/untrusted-keys.ts lacks a key this test uses');
+  const checkedConfig = {
+    ...config,
+    intakeBucket: 'fn-intake-checked',
+    siteBucket: 'fn-site-checked',
+    distributionId: undefined,
+  };
+  const clients: S3Client[] = [];
+  afterAll(() => {
+    for (const client of clients) client.destroy();
+  });
+  /** The function as a new container starts it: its own S3 client, so nothing of another's is kept. */
+  function coldFunction() {
+    const client = new S3Client(s3.config);
+    clients.push(client);
+    // Its own log, so the suite's (which later tests read) holds none of these invocations' lines.
+    const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+    return createPublishHandler({ ...deps, s3: client, config: checkedConfig, logger: quiet });
+  }
+  const putConfig = (trust: Record<string, unknown>) =>
+    s3.client.send(
+      new PutObjectCommand({
+        Bucket: checkedConfig.intakeBucket,
+        Key: checkedConfig.configKey,
+        Body: encode(
+          JSON.stringify({ name: 'Checked Registry', url: 'https://plugins.example.com', ...trust }),
+        ),
+      }),
+    );
+  const putChecked = (text: string) =>
+    s3.client.send(
+      new PutObjectCommand({ Bucket: checkedConfig.intakeBucket, Key: CHECKED_KEYS_KEY, Body: encode(text) }),
+    );
+  const readChecked = async () =>
+    new TextDecoder().decode(
+      (await new S3Store({ client: s3.client, bucket: checkedConfig.intakeBucket }).get(CHECKED_KEYS_KEY))
+        ?.body,
+    );
+  const digestOf = (entry: { fingerprint: string; key: string }) => configuredKeyDigest(entry);
+  const refusal = (run: Promise<unknown>) =>
+    run.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+  it('keeps the digest of each entry it checked, and leaves the list as it is while it holds them', async () => {
+    // Prepare
+    const publisher = await testKey('checked-publisher');
+    const entry = { fingerprint: publisher.fingerprint, key: publisher.publicKey };
+    await putConfig({ publishers: [{ ...entry, names: ['*'] }] });
+
+    // Act
+    const warm = coldFunction();
+    await warm({});
+
+    // Assess: the list written by the function, under state/.
+    expect(JSON.parse(await readChecked())).toEqual({ checked: [digestOf(entry)] });
+
+    // A list of the same digests, however written, is not written again: neither by a cold start that
+    // reads it, nor by a warm invocation (which reads it no more).
+    const same = `{ "checked": [ "${digestOf(entry)}" ] }`;
+    await putChecked(same);
+    await coldFunction()({});
+    await warm({});
+    expect(await readChecked()).toBe(same);
+  });
+
+  it('skips at a cold start only the entries whose digest the list holds, checking every other', async () => {
+    // Prepare: a list naming the DSA entry (whoever may write state/ may write the config beside it), a
+    // config holding it and an operator key of small order the list does not name.
+    const weakPublisher = { fingerprint: dsa.fingerprint, key: dsa.publicKey };
+    await putConfig({
+      publishers: [{ ...weakPublisher, names: ['*'] }],
+      operators: [{ fingerprint: small.fingerprint, key: small.publicKey }],
+    });
+    await putChecked(JSON.stringify({ checked: [digestOf(weakPublisher)] }));
+
+    // Act
+    const error = await refusal(coldFunction()({}));
+
+    // Assess: the operator's entry refused, the listed one not read.
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toMatchObject({ code: 'CONFIG_INVALID' });
+    const { message } = error as ConfigError;
+    expect(message).toContain(`/operators/0/key: the operator key ${small.fingerprint} cannot be trusted`);
+    expect(message).not.toContain('/publishers/0');
+    // Nothing kept of a config refused.
+    expect(JSON.parse(await readChecked())).toEqual({ checked: [digestOf(weakPublisher)] });
+  });
+
+  it('checks again an entry whose key text or fingerprint changed since its digest was kept', async () => {
+    // Prepare: a good entry checked and kept.
+    const publisher = await testKey('checked-changed');
+    const good = { fingerprint: publisher.fingerprint, key: publisher.publicKey };
+    await putConfig({ publishers: [{ ...good, names: ['*'] }] });
+    await coldFunction()({});
+    expect(JSON.parse(await readChecked())).toEqual({ checked: [digestOf(good)] });
+
+    // Act: its text replaced by a DSA key's, the fingerprint left; then its fingerprint changed alone.
+    await putConfig({
+      publishers: [{ fingerprint: publisher.fingerprint, key: dsa.publicKey, names: ['*'] }],
+    });
+    const changedText = await refusal(coldFunction()({}));
+    const other = 'E'.repeat(40);
+    await putConfig({ publishers: [{ fingerprint: other, key: publisher.publicKey, names: ['*'] }] });
+    const changedFingerprint = await refusal(coldFunction()({}));
+
+    // Assess
+    expect(changedText).toBeInstanceOf(ConfigError);
+    expect(changedText).toMatchObject({ code: 'CONFIG_INVALID' });
+    expect((changedText as ConfigError).message).toContain(
+      `/publishers/0/key: the publisher key ${dsa.fingerprint} cannot be trusted`,
+    );
+    expect(changedFingerprint).toBeInstanceOf(ConfigError);
+    expect(changedFingerprint).toMatchObject({ code: 'CONFIG_INVALID' });
+    expect((changedFingerprint as ConfigError).message).toContain(
+      `/publishers/0/fingerprint: ${other} is not the fingerprint of the publisher key beside it (${publisher.fingerprint})`,
+    );
+    expect(JSON.parse(await readChecked())).toEqual({ checked: [digestOf(good)] });
+  });
+
+  it('checks every entry when the list is not as written', async () => {
+    await putConfig({ publishers: [{ fingerprint: dsa.fingerprint, key: dsa.publicKey, names: ['*'] }] });
+    await putChecked('{"checked": "every key"');
+
+    const error = await refusal(coldFunction()({}));
+
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toMatchObject({ code: 'CONFIG_INVALID' });
+    expect((error as ConfigError).message).toContain(
+      `/publishers/0/key: the publisher key ${dsa.fingerprint}`,
+    );
   });
 });
 
