@@ -9,7 +9,8 @@
  * Sizes can be overridden: `node --import tsx bench/publishers.bench.ts 1 2000`.
  *
  * Then, in this process, what an import pays per signature to find the configured entries it names
- * (`configuredCandidates`): 10,000 signatures, by 20 of the largest size's publishers, the keys read once.
+ * (`configuredCandidates`): 10,000 signatures, by 20 of the largest size's publishers, the keys read once;
+ * then 10,000 whose issuer no entry names (strangers'), looked up among every key's IDs.
  */
 
 import { execFileSync } from 'node:child_process';
@@ -118,6 +119,24 @@ async function timeCandidates(keys: readonly KeyPair[]): Promise<void> {
   }
   console.log(
     `configuredCandidates, ${SIGNATURES} signatures under ${keys.length} publishers: ${median(took).toFixed(0)} ms (runs: ${took.map((t) => t.toFixed(0)).join(', ')})`,
+  );
+  // Signatures whose issuer no entry's fingerprint names (a stranger's, a signing subkey's): every key is
+  // read once (untimed), then each looked up among every key's IDs.
+  const strangers = Array.from({ length: SIGNATURES }, (_, i) =>
+    (0x1000000000000000n + BigInt(i)).toString(16).toUpperCase(),
+  );
+  await configuredCandidates(trusted, ['0123456789ABCDEF']);
+  const unnamed: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const start = performance.now();
+    for (const id of strangers) {
+      const found = await configuredCandidates(trusted, [id]);
+      if (found.length !== 0) throw new Error(`${id}: ${found.length} candidates`);
+    }
+    unnamed.push(performance.now() - start);
+  }
+  console.log(
+    `configuredCandidates, ${SIGNATURES} signatures no entry names under ${keys.length} publishers: ${median(unnamed).toFixed(0)} ms (runs: ${unnamed.map((t) => t.toFixed(0)).join(', ')})`,
   );
 }
 
