@@ -116,10 +116,12 @@ export async function loadTrustedKeys(
  * by, in config order, as `verifyDetachedSignature` would pick them out of them all: those whose entry's
  * fingerprint ends in one of the IDs, or is `bundled`'s (a key holding one of them: its signing subkey), each
  * read, and kept when it holds one of the IDs and is the key its entry names. None found (an issuer that is a
- * signing subkey no bundled key names, or no configured key at all), every configured key is read and those
- * holding an ID kept, as before. The keys found are those all keys gave (the entries' fingerprints are their
- * keys' own, `checkConfiguredKeys`) but one that holds a key ID only as a subkey while another entry's
- * primary key is that ID: first in config order, it was chosen and refused that entry's signatures.
+ * signing subkey no bundled key names, a stranger, or no configured key at all), every configured key holding
+ * an ID, as before. Both are looked up by key ID (`entriesByKeyId`, `everyKeyById`), not filtered out of
+ * every entry per signature. The keys found are always among those all keys gave, in the same order (the
+ * entries' fingerprints are their keys' own, `checkConfiguredKeys`), and all of them but where one entry holds
+ * a key ID only as a subkey while another entry's primary key is that ID: first in config order, the former
+ * was chosen and refused the latter's signatures (its subkey not for signing, or another key of that ID).
  */
 export async function configuredCandidates(
   trusted: TrustedKeys,
