@@ -52,6 +52,37 @@ describe('when two holders want one lock', () => {
     await expect(stat(lock)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('takes the lock in its folder made again when the folder was removed while it waited', async () => {
+    // Prepare: a holder of `<folder>/state.json.lock` removes the whole folder (as `registry remove`
+    // empties a trust folder under the record's lock, then removes it once let go) while a waiter waits.
+    const folder = path.join(dir, 'vanishing');
+    const lock = path.join(folder, 'state.json.lock');
+    const holder = withLockFile(
+      lock,
+      async () => {
+        // Long enough for the waiter (started 10 ms in) to have found the lock held, and to wait.
+        await new Promise((resolve) => setTimeout(resolve, 60));
+        await rm(folder, { recursive: true, force: true });
+      },
+      { busy },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const waiter = withLockFile(
+      lock,
+      async () => {
+        await writeFile(path.join(folder, 'state.json'), 'written');
+        return 'ran';
+      },
+      { busy, timeoutMs: 2_000 },
+    );
+
+    // Act and assess: the waiter takes the lock (its folder made again), where it failed with ENOENT.
+    await holder;
+    await expect(waiter).resolves.toBe('ran');
+    expect(await readFile(path.join(folder, 'state.json'), 'utf8')).toBe('written');
+    await expect(stat(lock)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('breaks a lock whose process is gone, and one left empty long ago', async () => {
     const dead = path.join(dir, 'dead.lock');
     await writeFile(dead, String(await deadPid()));
