@@ -35,7 +35,7 @@ import {
   withFileLock,
   writeFileAtomic,
 } from './atomic.ts';
-import { TrustIndex, trustFolders } from './trust-index.ts';
+import { ANY_REGISTRY, TrustIndex, trustFolders } from './trust-index.ts';
 
 /** A registry's trust state: its pinned key and what the client has accepted from it. */
 export interface TrustRecord {
@@ -323,16 +323,19 @@ function isOfRegistry(
 /**
  * The registries the index lists `record` under: the one it names, or none (one kept before records named
  * it), and those its former departures name (those that do not read too, where their registry reads),
- * whose checks read what it knows of their keys.
+ * whose checks read what it knows of their keys; and every registry (`ANY_REGISTRY`) where a former
+ * departure's registry does not read: listed under its own alone, the checks of the registry it was of
+ * never read it, and went on blind to the mark.
  */
 function indexedRegistries(record: TrustRecord): string[] {
+  const any = (record.damagedDepartures ?? []).some((d) => d.scope === 'any') ? [ANY_REGISTRY] : [];
   // One kept before records named their registry is listed under none, read as its name tells it.
-  if (record.registry === undefined) return [];
+  if (record.registry === undefined) return any;
   const own = [registryIdentity(record.registry)];
   const former = [...(record.formerDepartures ?? []), ...(record.damagedDepartures ?? [])].flatMap((d) =>
     d.registry === undefined ? [] : [registryIdentity(d.registry)],
   );
-  return [...new Set([...own, ...former])];
+  return [...new Set([...own, ...former, ...any])];
 }
 
 /** `state.json` of `record`, its highest generation `highest` (none when 0). */
@@ -939,20 +942,26 @@ export class ClientState {
     for (let attempt = 1; ; attempt++) {
       const found: { name: string; record: TrustRecord; formerOnly?: true }[] = [];
       let stale = false;
+      let refused: ClientError | undefined;
       for (const [name, listed] of [...index.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
         if (listed.length === 0) {
           // Kept before records named their registry, so told by its name alone: a set's, or a configured one.
           if (!name.startsWith('set-') && !(await configuredOnce()).some((r) => r.name === name)) continue;
-        } else if (!listed.includes(identity.signed)) continue;
+        } else if (!listed.includes(identity.signed) && !listed.includes(ANY_REGISTRY)) continue;
         const record = await recordOf(name);
         if (!record) continue;
         if (indexedRegistries(record).some((r) => !listed.includes(r))) stale = true;
         const entries = record.registry === undefined ? await configuredOnce() : [];
         const own = isOfRegistry(name, record, identity, entries);
         // A former departure that does not read may mark a key of this registry stolen: this check refuses,
-        // those of registries it cannot bear on go on (`TrustRecord.damagedDepartures`).
+        // those of registries it cannot bear on go on (`TrustRecord.damagedDepartures`). Once the index is
+        // caught up (below): damaged by hand, the entry is listed under the registries it may bear on only
+        // by the rebuild a stale listing starts, and thrown first, it never was.
         const damaged = options.former === true ? damagedBearingOn(record, identity.signed, own) : [];
-        if (damaged.length > 0) throw damagedDeparturesError(`trust/${name}`, damaged);
+        if (damaged.length > 0) {
+          refused ??= damagedDeparturesError(`trust/${name}`, damaged);
+          continue;
+        }
         const former =
           !own &&
           options.former === true &&
@@ -963,7 +972,10 @@ export class ClientState {
         if (!related(record, keys)) continue;
         found.push({ name, record, ...(own ? {} : { formerOnly: true as const }) });
       }
-      if (!stale || attempt > 1) return found;
+      if (!stale || attempt > 1) {
+        if (refused) throw refused;
+        return found;
+      }
       // A record under another registry than the index lists it: a client before the index wrote it, and
       // others may be listed wrong too. Read from every folder again.
       read.clear();

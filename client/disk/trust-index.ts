@@ -31,7 +31,15 @@ const SCHEMA = 'plugindex/trust-index/v2';
 /** The index's file name: a dot name, which no registry name (`REGISTRY_NAME`) nor a set's can be. */
 export const TRUST_INDEX_FILE = '.index.json';
 
-/** Folder name -> the registries its record may be of (empty: none named). */
+/**
+ * Listed under it, a record is read by the checks of every registry: it keeps a former departure that does
+ * not read whose `registry` does not read either (`TrustRecord.damagedDepartures`), which may be any
+ * registry's, so every check refuses until it is mended. Not a URL, so no registry's identity. Older clients
+ * take it for a registry no snapshot names.
+ */
+export const ANY_REGISTRY = '*';
+
+/** Folder name -> the registries its record may be of (empty: none named; `ANY_REGISTRY`: any). */
 export type TrustIndexNames = ReadonlyMap<string, readonly string[]>;
 
 /** The index's content, or undefined when it is missing or not one this version wrote (then rebuilt). */

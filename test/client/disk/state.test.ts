@@ -568,6 +568,41 @@ describe('when the trust records of one registry are kept under several names', 
     expect(await state.sharedTrust('https://other.example', record(ROTATED))).toEqual({ logs: [] });
   });
 
+  it('refuses the checks of every registry for a damaged former departure whose registry does not read, those of registries the record is not listed under too', async () => {
+    // Prepare: `main` (of https://plugins.example) kept a mark of KEY whose `registry` was damaged by hand
+    // (a number): it may be any registry's, https://elsewhere.example's (whose name `set` pins KEY) say.
+    const marked = {
+      fingerprint: KEY,
+      key: `key ${KEY}`,
+      retired_to: ROTATED,
+      retired_by: 1,
+      compromised: true,
+      registry: 7,
+    };
+    const state = await stateWith({
+      main: record(ROTATED, { registry: 'https://plugins.example' }),
+      set: record(KEY, { registry: 'https://elsewhere.example' }),
+    });
+    const file = path.join(state.dirs.data, 'trust', 'main', 'state.json');
+    const json = JSON.parse(await readFile(file, 'utf8'));
+    await writeFile(file, JSON.stringify({ ...json, former_departures: [marked] }));
+    const refused = {
+      name: 'ClientError',
+      code: 'TRUST_STATE_INVALID',
+      message: expect.stringContaining(`${file}#/former_departures/0/registry: expected`),
+    };
+
+    // Act and assess: the record's own registry's check refuses; so, after it, does a check of the other
+    // registry, where the record is listed under its own alone (it went on, blind to the mark).
+    await expect(state.sharedTrust('https://plugins.example', record(ROTATED))).rejects.toMatchObject(
+      refused,
+    );
+    await expect(state.sharedTrust('https://elsewhere.example', record(KEY))).rejects.toMatchObject(refused);
+    // And with the index rebuilt from the folders (a missing index), before any other check.
+    await rm(path.join(state.dirs.data, 'trust', '.index.json'));
+    await expect(state.sharedTrust('https://elsewhere.example', record(KEY))).rejects.toMatchObject(refused);
+  });
+
   it('keeps the marks and departures of a name removed (registry remove), each once, and gives them for their registry alone, never a floor', async () => {
     // Prepare: `main` followed a rotation away from KEY as stolen; `old` (kept before records named their
     // registry) left OTHER routinely, and is of the URL its configuration gave.
