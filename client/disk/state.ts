@@ -250,14 +250,34 @@ function withDamagedDepartures(record: TrustRecord, damaged: readonly DamagedDep
 }
 
 /**
- * The damaged former departures of `record` that may bear on a check of `registry`
- * (`registryIdentity`'s spelling): those naming it, those naming none where the record is of it (`own`),
- * and those whose registry does not read.
+ * Whether a former departure kept as of the registry `of` bears on a check of `registry` (the one its
+ * snapshot signs for, and the URL it was `reached` at, as `registryIdentity` spells them): `of` names
+ * either. One of a record kept before records named their registry may be kept as of the URL it was
+ * configured at, a mirror's maybe (`Client`'s fallback where no snapshot verified tells the registry;
+ * `writeTrust`'s `formerRegistry`, `removeTrust`'s `url`): read by the checks of the registry's own name
+ * alone, its mark was read by none, and the mirror's own copy signed by the stolen key was taken again.
+ * Read as marks and departures only, never a floor: what they do is refuse a key they name.
  */
-function damagedBearingOn(record: TrustRecord, registry: string, own: boolean): DamagedDeparture[] {
+function isDepartureOf(
+  of: string,
+  registry: { readonly signed: string; readonly reached: readonly string[] },
+): boolean {
+  const identity = registryIdentity(of);
+  return identity === registry.signed || registry.reached.includes(identity);
+}
+
+/**
+ * The damaged former departures of `record` that may bear on a check (`isDepartureOf`): those naming its
+ * registry, those naming none where the record is of it (`own`), and those whose registry does not read.
+ */
+function damagedBearingOn(
+  record: TrustRecord,
+  registry: { readonly signed: string; readonly reached: readonly string[] },
+  own: boolean,
+): DamagedDeparture[] {
   // One naming none is of the record's registry, as a departure that reads and names none is read.
   return (record.damagedDepartures ?? []).filter((d) =>
-    d.scope === 'registry' ? registryIdentity(d.registry ?? '') === registry : d.scope === 'any' || own,
+    d.scope === 'registry' ? isDepartureOf(d.registry ?? '', registry) : d.scope === 'any' || own,
   );
 }
 
@@ -836,7 +856,8 @@ export class ClientState {
    * them accepted is a rollback for all. Read, not locked: each record is written whole by rename. A record
    * kept before records named their registry is told by its name (`isOfRegistry`), its URL compared with
    * `registry` and with the URL the snapshot was `reached` at; one that cannot be read
-   * (nor the configuration, for those) binds no other name; it still binds its own.
+   * (nor the configuration, for those) binds no other name; it still binds its own. A former departure is
+   * read as of the registry or of the URL `reached` (`isDepartureOf`).
    */
   async sharedTrust(
     registry: string,
@@ -849,6 +870,7 @@ export class ClientState {
     const departures: DepartedKey[] = [];
     const retired: NonNullable<SharedTrust['retired']>[number][] = [];
     const identity = registryIdentity(registry);
+    const check = { signed: identity, reached: reached === undefined ? [] : [registryIdentity(reached)] };
     // A name that left a lineage of this registry for an unrelated key (or another registry) still knows
     // what that lineage's keys became: found by those keys, under this registry or the one it is of now.
     const related = (record: TrustRecord, held: typeof keys) =>
@@ -863,15 +885,15 @@ export class ClientState {
     // retired stays retired, and one marked stolen stays refused (the registry added back by it too).
     const removed = await this.removedDeparturesKept();
     const damaged = removed.damaged.filter(
-      (d) => d.scope === 'any' || registryIdentity(d.registry ?? '') === identity,
+      (d) => d.scope === 'any' || isDepartureOf(d.registry ?? '', check),
     );
     if (damaged.length > 0)
       throw damagedDeparturesError('names removed', damaged, this.#removedDeparturesFile);
     for (const { registry: of, ...d } of removed.departures)
-      if (of !== undefined && registryIdentity(of) === identity) learn(d);
+      if (of !== undefined && isDepartureOf(of, check)) learn(d);
     for (const { name, record, formerOnly } of found) {
       const former = (record.formerDepartures ?? []).flatMap(({ registry: of, ...d }): DepartedKey[] =>
-        (of === undefined ? !formerOnly : registryIdentity(of) === identity) ? [d] : [],
+        (of === undefined ? !formerOnly : isDepartureOf(of, check)) ? [d] : [],
       );
       for (const left of [...(formerOnly ? [] : departuresOf(record)), ...former]) learn(left);
       if (formerOnly || !isSameTrustRoot(record, keys)) continue;
@@ -894,7 +916,8 @@ export class ClientState {
 
   /**
    * The names (sorted) whose records `sharedTrust` holds a snapshot of `registry` to, each with its record.
-   * Only the folders the trust index lists under `registry` are read, and those listed under none (records
+   * Only the folders the trust index lists under `registry`, the URL `reached` or every registry
+   * (`ANY_REGISTRY`) are read, and those listed under none (records
    * kept before records named their registry) that a plugin set or the configuration may name; checked
    * every time with 200 trust folders, every one was read. The index is a cache of the folders
    * (trust-index.ts): one missing or unreadable is rebuilt from them, a folder it does not list is read and
@@ -947,7 +970,10 @@ export class ClientState {
         if (listed.length === 0) {
           // Kept before records named their registry, so told by its name alone: a set's, or a configured one.
           if (!name.startsWith('set-') && !(await configuredOnce()).some((r) => r.name === name)) continue;
-        } else if (!listed.includes(identity.signed) && !listed.includes(ANY_REGISTRY)) continue;
+        } else if (
+          !listed.some((r) => r === identity.signed || r === ANY_REGISTRY || identity.reached.includes(r))
+        )
+          continue;
         const record = await recordOf(name);
         if (!record) continue;
         if (indexedRegistries(record).some((r) => !listed.includes(r))) stale = true;
@@ -957,7 +983,7 @@ export class ClientState {
         // those of registries it cannot bear on go on (`TrustRecord.damagedDepartures`). Once the index is
         // caught up (below): damaged by hand, the entry is listed under the registries it may bear on only
         // by the rebuild a stale listing starts, and thrown first, it never was.
-        const damaged = options.former === true ? damagedBearingOn(record, identity.signed, own) : [];
+        const damaged = options.former === true ? damagedBearingOn(record, identity, own) : [];
         if (damaged.length > 0) {
           refused ??= damagedDeparturesError(`trust/${name}`, damaged);
           continue;
@@ -966,7 +992,7 @@ export class ClientState {
           !own &&
           options.former === true &&
           (record.formerDepartures ?? []).some(
-            (d) => d.registry !== undefined && registryIdentity(d.registry) === identity.signed,
+            (d) => d.registry !== undefined && isDepartureOf(d.registry, identity),
           );
         if (!own && !former) continue;
         if (!related(record, keys)) continue;

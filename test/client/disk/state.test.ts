@@ -636,6 +636,37 @@ describe('when the trust records of one registry are kept under several names', 
     expect(await state.sharedTrust('https://other.example', record(KEY))).toEqual({ logs: [] });
   });
 
+  it('gives the marks kept as of the URL a record kept before records named their registry was reached at (a mirror\u2019s) to a check reaching the registry there', async () => {
+    // Prepare: `old` and `gone`, kept before records named their registry, each left KEY marked stolen;
+    // nothing told the registry they were of but the URL configured, a mirror's (`Client`'s fallback).
+    const marked = { fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const };
+    const mirror = 'https://mirror.example';
+    const state = await stateWith({
+      old: record(ROTATED, { chain: [marked] }),
+      gone: record(ROTATED, { chain: [marked] }),
+    });
+
+    // Act: `old` added again with an unrelated key of another registry, `gone` removed.
+    await state.writeTrust('old', record(OTHER, { registry: 'https://other.example' }), {
+      replacing: true,
+      formerRegistry: mirror,
+    });
+    await state.removeTrust('gone', { url: mirror });
+
+    // Assess: a check of the registry reached at that mirror again (its snapshots naming the registry's
+    // own URL) refuses KEY, by either mark; a check reached elsewhere does not know them.
+    const shared = await state.sharedTrust('https://plugins.example', record(KEY), `${mirror}/`);
+    expect(shared.revoked).toEqual([{ ...marked, retiredTo: ROTATED }]);
+    // The record `old` keeps its mark too, read alone.
+    await rm(path.join(state.dirs.data, 'trust', REMOVED_DEPARTURES_FILE));
+    expect((await state.sharedTrust('https://plugins.example', record(KEY), mirror)).revoked).toEqual([
+      { ...marked, retiredTo: ROTATED },
+    ]);
+    expect(
+      (await state.sharedTrust('https://plugins.example', record(KEY), 'https://plugins.example')).revoked,
+    ).toBeUndefined();
+  });
+
   it('keeps a mark a check learnt while the name was being removed (registry remove), in the window after its lock', async () => {
     // Prepare: `main` left KEY for ROTATED, not yet knowing the rotation marked KEY stolen.
     const unlearnt = { fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1 };
