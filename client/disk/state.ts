@@ -883,7 +883,7 @@ export class ClientState {
     };
     // What names removed knew of this registry's keys (`removeTrust`): whatever key is held now, a key
     // retired stays retired, and one marked stolen stays refused (the registry added back by it too).
-    const removed = await this.removedDeparturesKept();
+    const removed = await this.#removedDeparturesKept();
     const damaged = removed.damaged.filter(
       (d) => d.scope === 'any' || isDepartureOf(d.registry ?? '', check),
     );
@@ -1112,11 +1112,11 @@ export class ClientState {
 
   /**
    * What names removed knew of keys (`REMOVED_DEPARTURES_FILE`); none when there is no file. An entry that
-   * does not read is left out, as `removedDeparturesKept` gives it: `sharedTrust` refuses the checks it may
+   * does not read is left out, as `#removedDeparturesKept` gives it: `sharedTrust` refuses the checks it may
    * bear on.
    */
   async removedDepartures(): Promise<FormerDeparture[]> {
-    return (await this.removedDeparturesKept()).departures;
+    return (await this.#removedDeparturesKept()).departures;
   }
 
   /**
@@ -1125,7 +1125,7 @@ export class ClientState {
    * where refusing the file refused every check of every registry). A file that is no JSON, or holds no
    * list, is refused whole (TRUST_STATE_INVALID): nothing of it can be told.
    */
-  async removedDeparturesKept(): Promise<{ departures: FormerDeparture[]; damaged: DamagedDeparture[] }> {
+  async #removedDeparturesKept(): Promise<{ departures: FormerDeparture[]; damaged: DamagedDeparture[] }> {
     const file = this.#removedDeparturesFile;
     const text = await readTextIfExists(file);
     if (text === undefined) return { departures: [], damaged: [] };
@@ -1149,7 +1149,7 @@ export class ClientState {
   async #keepRemovedDepartures(departures: readonly FormerDeparture[]): Promise<void> {
     const file = this.#removedDeparturesFile;
     await withFileLock(file, async () => {
-      const { departures: before, damaged } = await this.removedDeparturesKept();
+      const { departures: before, damaged } = await this.#removedDeparturesKept();
       const merged = uniqueDepartures([...before, ...departures]);
       if (merged.length === before.length && merged.every((d, i) => d.compromised === before[i]?.compromised))
         return;
