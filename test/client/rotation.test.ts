@@ -1735,6 +1735,50 @@ describe('when a record kept before records named their registry followed a rota
   });
 });
 
+describe('when a record kept before records named their registry, configured at a mirror, is removed with no snapshot of it cached (registry remove), and the mirror then serves the stolen key\u2019s copy', () => {
+  it('keeps the mark as of the mirror\u2019s URL, and a name pinning the stolen key there is refused (KEY_REVOKED)', async () => {
+    // Prepare: `main` reaches the registry at a mirror (a copy of its public folder, served) and follows
+    // the rotation that marks its first key stolen; the thief keeps a copy signed by that key.
+    const registry = await servedRegistry(['1.0.0']);
+    const mirrorDir = join(root, `mirror-${registries}`);
+    const mirrorOf = async (dir: string) => {
+      await rm(join(mirrorDir, 'public'), { recursive: true, force: true });
+      await cp(join(dir, 'public'), join(mirrorDir, 'public'), { recursive: true });
+    };
+    await mirrorOf(registry.dir);
+    const mirror = await serve(mirrorDir);
+    const m = await machine();
+    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
+    const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
+    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
+    await mirrorOf(registry.dir);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    const thiefDir = join(root, `mirror-thief-${registries}`);
+    await cp(registry.dir, thiefDir, { recursive: true });
+    await writeFile(join(thiefDir, 'keys/registry-secret.asc'), stolen);
+    await rebuildRegistry((await openRegistry(thiefDir)).context, { keyRotations: 1 });
+    await publish(thiefDir, ['2.0.0']);
+    // `main`'s record as a client before `registry` was kept wrote it, its snapshot no longer cached:
+    // nothing tells the registry it was of but the URL configured, the mirror's.
+    const { registry: _named, ...older } = await trustState(m);
+    await writeFile(join(m.data, 'trust', 'main', 'state.json'), `${JSON.stringify(older, null, 2)}\n`);
+    await rm(join(m.data, 'trust', '.index.json'), { force: true });
+    await rm(join(dirname(m.data), 'cache', 'registries'), { recursive: true, force: true });
+
+    // Act: `main` removed; the mirror then serves the thief's copy.
+    await m.run((c) => c.removeRegistry('main'));
+    await mirrorOf(thiefDir);
+
+    // Assess: the mark is kept as of the mirror's URL, and counts for a check reaching the registry there
+    // (its snapshots name the registry's own URL): read by the registry's name alone, it counted for none.
+    const kept = JSON.parse(await readFile(join(m.data, 'trust', '.removed-departures.json'), 'utf8'));
+    expect(kept.former_departures).toMatchObject([
+      { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
+    ]);
+    await expectStolenKeyRevoked(m, mirror.url, registry);
+  });
+});
+
 describe('when a former departure of a name does not read (a hand edit, a damaged disk)', () => {
   it('refuses the checks it may bear on and its removal (TRUST_STATE_INVALID), not those of other registries, until it is deleted by hand', async () => {
     // Prepare: `main` pins a registry; two entries are added to its former departures by hand, one
