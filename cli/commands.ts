@@ -331,9 +331,10 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     options: {
       ...CLIENT,
       registry: { type: 'string' },
-      type: { type: 'string' },
-      provider: { type: 'string' },
-      capability: { type: 'string' },
+      // Taken as lists so a repeat is seen and refused as GET /search refuses it (parseArgs keeps the last).
+      type: { type: 'string', multiple: true },
+      provider: { type: 'string', multiple: true },
+      capability: { type: 'string', multiple: true },
     },
     load: () => import('./commands/search.ts'),
   },

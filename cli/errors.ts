@@ -4,6 +4,7 @@
  */
 import { ClientError } from '../client/errors.ts';
 import { TrustError } from '../index-builder/errors.ts';
+import type { SearchProblemCode } from '../index-builder/search.ts';
 
 export type CliErrorCode =
   | 'USAGE'
@@ -23,7 +24,9 @@ export type CliErrorCode =
   | 'OUTPUT_OVER_SECRET_KEY'
   | 'OUTPUT_IN_REGISTRY'
   | 'SERVICE_FAILED'
-  | 'OUTCOME_TIMEOUT';
+  | 'OUTCOME_TIMEOUT'
+  /** `search`'s words or filters, refused (exit 2) by the rule GET /search refuses them by. */
+  | SearchProblemCode;
 
 export class CliError extends Error {
   override readonly name = 'CliError';

@@ -23,7 +23,12 @@ import {
   type PluginDocument,
   type VersionRecord,
 } from '../index-builder/model.ts';
-import { type SearchHit, type SearchQuery, searchPlugins } from '../index-builder/search.ts';
+import {
+  checkSearchQuery,
+  type SearchHit,
+  type SearchQuery,
+  searchPlugins,
+} from '../index-builder/search.ts';
 import {
   type AuditFinding,
   type AuditSkipped,
@@ -222,6 +227,11 @@ export interface PlugindexClient {
   updateRegistries(names: readonly string[]): Promise<UpdateReport[]>;
   /** `registry reset-trust`: every name of a registry rebuilt at a lower generation under the same key. */
   resetRegistryTrust(target: ResetTrustTarget): Promise<ResetTrustResult>;
+  /**
+   * Every configured registry's (or `registry`'s) verified search.json, ranked. Its parameters are read by
+   * the rule `GET /search` reads them by (index-builder/search.ts `readSearchParameters`).
+   * @throws SearchQueryError (SEARCH_PARAMETER_*) for a filter the schema does not know, too many words...
+   */
   search(query: SearchQuery & { readonly registry?: string }): Promise<SearchHit[]>;
   info(
     request: string,
@@ -881,7 +891,10 @@ class Client implements PlugindexClient {
 
   // --- reading -----------------------------------------------------------------------------------------
 
-  async search(query: SearchQuery & { readonly registry?: string }): Promise<SearchHit[]> {
+  async search(asked: SearchQuery & { readonly registry?: string }): Promise<SearchHit[]> {
+    // The rule `GET /search` and the home page read a search by: a filter trimmed and lowercased, one the
+    // schema does not know refused (SearchQueryError), where it matched nothing.
+    const query = checkSearchQuery(asked);
     const entries = await this.#entries(query.registry);
     const sources = await Promise.all(
       entries.map(async (entry) => {

@@ -215,7 +215,12 @@ export type ErrorCode =
   | 'RESIGN_MANIFEST_ALTERED'
   // A refresh without the registry's config (one that cannot be read: pipeline/index.ts `refreshSnapshot`'s
   // `asPublished`) that would have to render documents, not only sign the published snapshot again
-  | 'REFRESH_NEEDS_CONFIG';
+  | 'REFRESH_NEEDS_CONFIG'
+  // A search's parameters the one rule refuses (index-builder/search.ts `readSearchParameters`): the codes
+  // `GET /search` answers 400 with, `plugindex search` exits 2 with, and the home page shows
+  | 'SEARCH_PARAMETER_REPEATED'
+  | 'SEARCH_PARAMETER_TOO_LONG'
+  | 'SEARCH_PARAMETER_INVALID';
 
 export class PlugindexError extends Error {
   override readonly name: string = 'PlugindexError';
@@ -297,6 +302,26 @@ export class TrustError extends PlugindexError {
 
 export class ConfigError extends PlugindexError {
   override readonly name = 'ConfigError';
+}
+
+/** A search's parameters refused by `readSearchParameters` (index-builder/search.ts), as a library call sees it. */
+export class SearchQueryError extends PlugindexError {
+  override readonly name = 'SearchQueryError';
+  /** The parameter at fault (`q`, `type`, `provider`, `capability`). */
+  readonly parameter: string;
+  /** What it may hold instead. */
+  readonly expected: string;
+
+  constructor(
+    code: Extract<ErrorCode, `SEARCH_PARAMETER_${string}`>,
+    parameter: string,
+    message: string,
+    expected: string,
+  ) {
+    super(code, `${message}: expected ${expected}`);
+    this.parameter = parameter;
+    this.expected = expected;
+  }
 }
 
 /**

@@ -25,27 +25,28 @@
 import { Buffer } from 'node:buffer';
 import { sha256Hex } from './digest.ts';
 import { SEARCH_KEY, SNAPSHOT_KEY } from './layout.ts';
-import { CAPABILITIES, PROVIDERS } from './manifest/schema.ts';
-import { PLUGIN_TYPES, type SearchEntry } from './model.ts';
+import type { SearchEntry } from './model.ts';
 import {
   type FoldedEntry,
   foldEntries,
-  MAX_SEARCH_TERMS,
+  MAX_FILTER_LENGTH,
+  MAX_QUERY_LENGTH,
   type MatchKind,
+  readSearchParameters,
+  SEARCH_FIELDS,
+  type SearchField,
   type SearchHit,
+  type SearchProblemCode,
   searchPlugins,
   searchPluginsInSlices,
-  searchTerms,
 } from './search.ts';
 import type { Store } from './store.ts';
 
 /** The request path of the endpoint (the spec's `/search`), on the local server and behind CloudFront. */
 export const SEARCH_PATH = '/search';
 
-/** The longest `q`, in characters: enough for any name and a few words, and it bounds the typo search's work. */
-export const MAX_QUERY_LENGTH = 256;
-/** The longest filter value; the longest allowed value is far shorter, so a longer one is refused as such. */
-export const MAX_FILTER_LENGTH = 64;
+/** The bounds of `q` and of a filter, defined with the rule they belong to (index-builder/search.ts). */
+export { MAX_FILTER_LENGTH, MAX_QUERY_LENGTH };
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 1000;
 /** Larger than any registry's plugin count; the bound keeps `offset` a small integer. */
@@ -69,12 +70,9 @@ export type SearchRefusalCode =
   /** Percent-encoding that is not UTF-8, or a parameter name that cannot be read. */
   | 'SEARCH_PARAMETER_MALFORMED'
   | 'SEARCH_PARAMETER_UNKNOWN'
-  | 'SEARCH_PARAMETER_REPEATED'
-  | 'SEARCH_PARAMETER_TOO_LONG'
-  /** A value the parameter cannot take: a type, provider or capability the schema does not know, a control
-   * character, a `q` of more distinct words than `MAX_SEARCH_TERMS`, a limit or offset that is not an integer
-   * in range. */
-  | 'SEARCH_PARAMETER_INVALID';
+  /** The search's own parameters' faults (`readSearchParameters`, shared with `plugindex search` and the
+   * home page), and a limit or offset repeated, too long or not an integer in range. */
+  | SearchProblemCode;
 
 /** The body of a 400 answer. */
 export interface SearchRefusal {
@@ -86,7 +84,7 @@ export interface SearchRefusal {
   readonly expected: string;
 }
 
-/** A checked request. Filters are lowercased (the ranking compares them case-insensitively anyway). */
+/** A checked request. Filters are trimmed and lowercased (`readSearchParameters`). */
 export interface SearchRequest {
   readonly q: string;
   readonly type?: string;
@@ -121,12 +119,6 @@ export interface SearchAnswer {
   readonly results: readonly { readonly match: MatchKind; readonly plugin: SearchEntry }[];
 }
 
-const FILTER_VALUES: Readonly<Record<'type' | 'provider' | 'capability', readonly string[]>> = {
-  type: PLUGIN_TYPES,
-  provider: PROVIDERS,
-  capability: CAPABILITIES,
-};
-
 function refuse(
   code: SearchRefusalCode,
   parameter: string,
@@ -145,7 +137,7 @@ function decodeComponent(text: string): string | undefined {
   }
 }
 
-/** C0 controls and DEL: nothing a search can mean, and a NUL has no place in a log line. */
+/** C0 controls and DEL: no parameter name holds one. */
 function hasControlCharacter(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
@@ -162,14 +154,17 @@ function parseCount(value: string, min: number, max: number): number | string {
 }
 
 /**
- * Reads the query string (without the `?`). Parameters: `q` (free text, at most 256 characters and `MAX_SEARCH_TERMS` distinct words), `type`,
- * `provider`, `capability` (one value each, as the manifest schema spells them, any case), `limit` (1 to
- * 1000, default 100) and `offset` (0 to 1,000,000, default 0). An empty value is the parameter's absence
- * (`?q=&provider=` is what a spec client sends for "everything"); empty `&&` pieces are skipped. Anything
- * else is refused, at the first fault met in query order.
+ * Reads the query string (without the `?`). Parameters: `q`, `type`, `provider`, `capability`, read by the
+ * rule `plugindex search` and the home page read them by (`readSearchParameters` in index-builder/search.ts:
+ * each once, an empty value absent, `q` at most 256 characters and `MAX_SEARCH_TERMS` distinct words, a
+ * filter trimmed, any case, one value the manifest schema knows); `limit` (1 to 1000, default 100) and
+ * `offset` (0 to 1,000,000, default 0). Empty `&&` pieces are skipped. Anything else is refused: a name or
+ * value that cannot be decoded, an unknown name, a limit or offset fault, in query order; then the search's
+ * own parameters' first fault, in query order.
  */
 export function parseSearchQuery(rawQuery: string): ParsedSearchQuery {
-  const values = new Map<SearchParameter, string>();
+  const pairs: (readonly [SearchField, string])[] = [];
+  const counts = new Map<'limit' | 'offset', string>();
   for (const piece of rawQuery.split('&')) {
     if (piece === '') continue;
     const equals = piece.indexOf('=');
@@ -191,13 +186,6 @@ export function parseSearchQuery(rawQuery: string): ParsedSearchQuery {
         `one of ${SEARCH_PARAMETERS.join(', ')}`,
       );
     const parameter = name as SearchParameter;
-    if (values.has(parameter))
-      return refuse(
-        'SEARCH_PARAMETER_REPEATED',
-        parameter,
-        `${parameter} is given more than once`,
-        `${parameter} at most once`,
-      );
     const value = decodeComponent(rawValue);
     if (value === undefined)
       return refuse(
@@ -206,53 +194,39 @@ export function parseSearchQuery(rawQuery: string): ParsedSearchQuery {
         `the value of ${parameter} is not percent-encoded UTF-8 text`,
         'percent-encoded UTF-8 text',
       );
-    const max = parameter === 'q' ? MAX_QUERY_LENGTH : MAX_FILTER_LENGTH;
-    if ([...value].length > max)
+    if ((SEARCH_FIELDS as readonly string[]).includes(parameter)) {
+      pairs.push([parameter as SearchField, value]);
+      continue;
+    }
+    const count = parameter as 'limit' | 'offset';
+    if (counts.has(count))
+      return refuse(
+        'SEARCH_PARAMETER_REPEATED',
+        count,
+        `${count} is given more than once`,
+        `${count} at most once`,
+      );
+    if ([...value].length > MAX_FILTER_LENGTH)
       return refuse(
         'SEARCH_PARAMETER_TOO_LONG',
-        parameter,
-        `${parameter} is ${[...value].length} characters long`,
-        `at most ${max} characters`,
+        count,
+        `${count} is ${[...value].length} characters long`,
+        `at most ${MAX_FILTER_LENGTH} characters`,
       );
-    if (hasControlCharacter(value))
-      return refuse(
-        'SEARCH_PARAMETER_INVALID',
-        parameter,
-        `${parameter} holds a control character`,
-        'text without control characters',
-      );
-    // Counted as the ranking reads them (a word repeated is one): each is a pass over every row.
-    const words = parameter === 'q' ? searchTerms([value]).length : 0;
-    if (words > MAX_SEARCH_TERMS)
-      return refuse(
-        'SEARCH_PARAMETER_INVALID',
-        parameter,
-        `q holds ${words} distinct words`,
-        `at most ${MAX_SEARCH_TERMS} distinct words`,
-      );
-    values.set(parameter, value);
+    counts.set(count, value);
   }
 
-  const filters: { type?: string; provider?: string; capability?: string } = {};
-  for (const filter of ['type', 'provider', 'capability'] as const) {
-    const value = values.get(filter)?.toLowerCase();
-    if (value === undefined || value === '') continue;
-    const allowed = FILTER_VALUES[filter];
-    if (!allowed.includes(value))
-      return refuse(
-        'SEARCH_PARAMETER_INVALID',
-        filter,
-        `${JSON.stringify(value)} is not a ${filter} a plugin can have`,
-        `one of ${allowed.join(', ')}`,
-      );
-    filters[filter] = value;
+  const read = readSearchParameters(pairs);
+  if (!read.ok) {
+    const { code, parameter, message, expected } = read.problem;
+    return refuse(code, parameter, message, expected);
   }
-  const counts = { limit: DEFAULT_LIMIT, offset: 0 };
+  const parsedCounts = { limit: DEFAULT_LIMIT, offset: 0 };
   for (const [name, min, max] of [
     ['limit', 1, MAX_LIMIT],
     ['offset', 0, MAX_OFFSET],
   ] as const) {
-    const value = values.get(name);
+    const value = counts.get(name);
     if (value === undefined || value === '') continue;
     const parsed = parseCount(value, min, max);
     if (typeof parsed === 'string')
@@ -262,9 +236,9 @@ export function parseSearchQuery(rawQuery: string): ParsedSearchQuery {
         `${name} is ${JSON.stringify(value.slice(0, 16))}`,
         parsed,
       );
-    counts[name] = parsed;
+    parsedCounts[name] = parsed;
   }
-  return { ok: true, request: { q: values.get('q') ?? '', ...filters, ...counts } };
+  return { ok: true, request: { ...read.query, ...parsedCounts } };
 }
 
 /** The rows a search runs over, and the generation of the snapshot that binds them. */

@@ -11,7 +11,9 @@
  * @example
  * searchPlugins([{ registry: 'main', priority: 1, entries: doc.plugins }], { terms: ['cost'], provider: 'aws' });
  */
-import type { SearchEntry } from './model.ts';
+import { SearchQueryError } from './errors.ts';
+import { CAPABILITIES, PROVIDERS } from './manifest/schema.ts';
+import { PLUGIN_TYPES, type SearchEntry } from './model.ts';
 
 /** Code-unit order, as the client sorts names everywhere (locale-independent, so every host agrees). */
 function compareStrings(a: string, b: string): number {
@@ -58,6 +60,166 @@ export function foldText(text: string): string {
  */
 export function searchTerms(terms: readonly string[]): string[] {
   return [...new Set(terms.flatMap((t) => foldText(t).split(/\s+/)).filter((t) => t !== ''))];
+}
+
+/** The longest `q`, in characters of its NFC form: enough for any name and a few words; it bounds the work. */
+export const MAX_QUERY_LENGTH = 256;
+/** The longest filter value; the longest allowed value is far shorter, so a longer one is refused as such. */
+export const MAX_FILTER_LENGTH = 64;
+
+/** The parameters of a search, as `GET /search`, `plugindex search` and the home page's URL name them. */
+export const SEARCH_FIELDS = ['q', 'type', 'provider', 'capability'] as const;
+export type SearchField = (typeof SEARCH_FIELDS)[number];
+
+/** The values a filter can take: the manifest schema's, lowercase. */
+export const SEARCH_FILTER_VALUES: Readonly<Record<Exclude<SearchField, 'q'>, readonly string[]>> = {
+  type: PLUGIN_TYPES,
+  provider: PROVIDERS,
+  capability: CAPABILITIES,
+};
+
+/** Why a search's parameters were refused; stable, the same code from the endpoint, the CLI and the page. */
+export type SearchProblemCode =
+  | 'SEARCH_PARAMETER_REPEATED'
+  | 'SEARCH_PARAMETER_TOO_LONG'
+  /** A type, provider or capability the schema does not know, a control character, a `q` of more distinct
+   * words than `MAX_SEARCH_TERMS`. */
+  | 'SEARCH_PARAMETER_INVALID';
+
+export interface SearchProblem {
+  readonly code: SearchProblemCode;
+  readonly parameter: SearchField;
+  readonly message: string;
+  readonly expected: string;
+}
+
+/** The parameters read: `q` as given (its words are read by `searchTerms`), each filter trimmed and lowercased. */
+export interface ReadSearchQuery {
+  readonly q: string;
+  readonly type?: string;
+  readonly provider?: string;
+  readonly capability?: string;
+}
+
+export type SearchParametersRead =
+  | { readonly ok: true; readonly query: ReadSearchQuery }
+  | { readonly ok: false; readonly problem: SearchProblem };
+
+/** C0 controls and DEL: nothing a search can mean, and a NUL has no place in a log line. */
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
+/**
+ * The one rule of what a search's parameters mean, for all three ways to search: `GET /search`
+ * (search-endpoint.ts, after its URL decoding), `plugindex search` (its words joined by a space as `q`, its
+ * `--type`, `--provider`, `--capability`) and the home page (render/page-script.ts holds a copy, checked
+ * against this one by its test). `pairs` in the order given; the first fault met is the answer.
+ *
+ * - Each parameter at most once (`SEARCH_PARAMETER_REPEATED`): two providers would be a question no filter asks.
+ * - An empty value is the parameter's absence (a spec client sends `?q=&provider=` for "everything").
+ * - `q`: at most `MAX_QUERY_LENGTH` characters counted in NFC, so a word typed decomposed ("cafe" and U+0301)
+ *   has the verdict of its composed form, as it has its matches; no control character (a tab or newline
+ *   included: the page's field cannot hold one, and it is no word); at most `MAX_SEARCH_TERMS` distinct words.
+ * - A filter is one word of the schema: trimmed of surrounding whitespace and lowercased (then NFC), as a
+ *   form field trims and as the schema's values are all lowercase; what is left empty is absent; anything
+ *   else the schema does not list is refused (`SEARCH_PARAMETER_INVALID`), where it used to match nothing
+ *   in the client and the page while the endpoint refused it. Trimmed rather than refused: no value has a
+ *   space, so " aws" can mean only "aws", as "AWS" does.
+ */
+export function readSearchParameters(
+  pairs: readonly (readonly [SearchField, string])[],
+): SearchParametersRead {
+  const seen = new Set<SearchField>();
+  const query: { q: string; type?: string; provider?: string; capability?: string } = { q: '' };
+  const refuse = (
+    code: SearchProblemCode,
+    parameter: SearchField,
+    message: string,
+    expected: string,
+  ): SearchParametersRead => ({ ok: false, problem: { code, parameter, message, expected } });
+  for (const [parameter, given] of pairs) {
+    if (seen.has(parameter))
+      return refuse(
+        'SEARCH_PARAMETER_REPEATED',
+        parameter,
+        `${parameter} is given more than once`,
+        `${parameter} at most once`,
+      );
+    seen.add(parameter);
+    const value = parameter === 'q' ? given : given.trim();
+    const max = parameter === 'q' ? MAX_QUERY_LENGTH : MAX_FILTER_LENGTH;
+    const length = [...value.normalize('NFC')].length;
+    if (length > max)
+      return refuse(
+        'SEARCH_PARAMETER_TOO_LONG',
+        parameter,
+        `${parameter} is ${length} characters long`,
+        `at most ${max} characters`,
+      );
+    if (hasControlCharacter(value))
+      return refuse(
+        'SEARCH_PARAMETER_INVALID',
+        parameter,
+        `${parameter} holds a control character`,
+        'text without control characters',
+      );
+    if (parameter === 'q') {
+      // Counted as the ranking reads them (a word repeated is one): each is a pass over every row.
+      const words = searchTerms([value]).length;
+      if (words > MAX_SEARCH_TERMS)
+        return refuse(
+          'SEARCH_PARAMETER_INVALID',
+          parameter,
+          `q holds ${words} distinct words`,
+          `at most ${MAX_SEARCH_TERMS} distinct words`,
+        );
+      query.q = value;
+      continue;
+    }
+    if (value === '') continue;
+    const folded = foldText(value);
+    const allowed = SEARCH_FILTER_VALUES[parameter];
+    if (!allowed.includes(folded))
+      return refuse(
+        'SEARCH_PARAMETER_INVALID',
+        parameter,
+        `${JSON.stringify(folded)} is not a ${parameter} a plugin can have`,
+        `one of ${allowed.join(', ')}`,
+      );
+    query[parameter] = folded;
+  }
+  return { ok: true, query };
+}
+
+/**
+ * `query` by the rule `readSearchParameters` states, for a library caller (the client's `search`): its terms
+ * joined by a space as `q`, each filter trimmed and lowercased. The query as read, or the first fault.
+ * @throws SearchQueryError with the code `GET /search` would answer 400 with
+ */
+export function checkSearchQuery<Q extends SearchQuery>(query: Q): Q {
+  const pairs: (readonly [SearchField, string])[] = [['q', query.terms.join(' ')]];
+  for (const filter of ['type', 'provider', 'capability'] as const) {
+    const value = query[filter];
+    if (value !== undefined) pairs.push([filter, value]);
+  }
+  const read = readSearchParameters(pairs);
+  if (!read.ok) {
+    const { code, parameter, message, expected } = read.problem;
+    throw new SearchQueryError(code, parameter, message, expected);
+  }
+  const { type, provider, capability } = read.query;
+  const { type: _t, provider: _p, capability: _c, ...rest } = query;
+  return {
+    ...rest,
+    ...(type === undefined ? {} : { type }),
+    ...(provider === undefined ? {} : { provider }),
+    ...(capability === undefined ? {} : { capability }),
+  } as Q;
 }
 
 /** An entry's fields as the ranking compares them (`foldText`): folded once, not once per word and row. */

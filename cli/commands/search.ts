@@ -1,22 +1,41 @@
-/** `plugindex search`: every configured registry's verified search.json, ranked (index-builder/search.ts). */
+/**
+ * `plugindex search`: every configured registry's verified search.json, ranked (index-builder/search.ts).
+ * Its words (as `q`, joined by a space) and filters are read by the rule `GET /search` and the home page
+ * read theirs by (`readSearchParameters`): a refusal exits 2 with the endpoint's own code and message.
+ */
+import { readSearchParameters, type SearchField } from '../../index-builder/search.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { type Parsed, stringOption } from '../args.ts';
 import { withClient } from '../client.ts';
+import { CliError } from '../errors.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
-  const filter = (name: string): Record<string, string> => {
-    const value = stringOption(parsed, name);
-    return value ? { [name]: value } : {};
-  };
+  const pairs: (readonly [SearchField, string])[] = [['q', parsed.positionals.join(' ')]];
+  for (const filter of ['type', 'provider', 'capability'] as const) {
+    const given = parsed.values[filter];
+    for (const value of Array.isArray(given) ? given : typeof given === 'string' ? [given] : [])
+      pairs.push([filter, value]);
+  }
+  const read = readSearchParameters(pairs);
+  if (!read.ok) {
+    const { code, parameter, message, expected } = read.problem;
+    const option = parameter === 'q' ? 'the search words' : `--${parameter}`;
+    throw new CliError(code, `${option}: ${message}: expected ${expected}`, {
+      exitCode: 2,
+      detail: { parameter, expected },
+    });
+  }
+  const { type, provider, capability } = read.query;
+  const registry = stringOption(parsed, 'registry');
   return withClient(parsed, async ({ client, json }) => {
     const hits = await client.search({
       terms: parsed.positionals,
-      ...filter('type'),
-      ...filter('provider'),
-      ...filter('capability'),
-      ...filter('registry'),
+      ...(type === undefined ? {} : { type }),
+      ...(provider === undefined ? {} : { provider }),
+      ...(capability === undefined ? {} : { capability }),
+      ...(registry ? { registry } : {}),
     });
     if (json)
       outJson({

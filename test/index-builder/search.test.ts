@@ -3,10 +3,13 @@
  * typos, words in either Unicode form, several terms, the filters, and ties across registries.
  */
 import { describe, expect, it } from 'vitest';
+import { SearchQueryError } from '../../index-builder/errors.ts';
 import type { SearchEntry } from '../../index-builder/model.ts';
 import {
   boundedLevenshtein,
+  checkSearchQuery,
   foldEntries,
+  readSearchParameters,
   type SearchHit,
   type SearchSource,
   searchPlugins,
@@ -440,5 +443,65 @@ describe('when ranked in slices', () => {
       expect(ranBetween).toBe(true);
       expect(hits).toEqual(searchPlugins(sources, { terms }));
     }
+  });
+});
+
+describe('when a search names its parameters (readSearchParameters, the rule of all three ways to search)', () => {
+  it('trims and lowercases a filter, and reads one of spaces only as none', () => {
+    expect(
+      readSearchParameters([
+        ['provider', ' AWS\t'],
+        ['type', '  '],
+        ['q', ' cost '],
+      ]),
+    ).toEqual({
+      ok: true,
+      query: { q: ' cost ', provider: 'aws' },
+    });
+  });
+
+  it('refuses at the first fault, naming the parameter', () => {
+    expect(
+      readSearchParameters([
+        ['provider', 'aws'],
+        ['capability', 'cost'],
+        ['provider', 'gcp'],
+      ]),
+    ).toMatchObject({
+      ok: false,
+      problem: { code: 'SEARCH_PARAMETER_INVALID', parameter: 'capability' },
+    });
+    expect(
+      readSearchParameters([
+        ['q', 'a'],
+        ['q', 'b'],
+      ]),
+    ).toMatchObject({
+      ok: false,
+      problem: { code: 'SEARCH_PARAMETER_REPEATED', parameter: 'q' },
+    });
+  });
+
+  it('counts q in NFC: 256 decomposed letters are 256 characters, not 512', () => {
+    expect(readSearchParameters([['q', 'e\u0301'.repeat(256)]]).ok).toBe(true);
+    expect(readSearchParameters([['q', 'e\u0301'.repeat(257)]])).toMatchObject({
+      ok: false,
+      problem: { code: 'SEARCH_PARAMETER_TOO_LONG' },
+    });
+  });
+
+  it('throws SearchQueryError for a library caller, and hands back the query read', () => {
+    expect(() => checkSearchQuery({ terms: ['cost'], type: 'plugin' })).toThrow(
+      expect.objectContaining({
+        name: 'SearchQueryError',
+        code: 'SEARCH_PARAMETER_INVALID',
+        parameter: 'type',
+      }),
+    );
+    expect(() => checkSearchQuery({ terms: ['cost'], type: 'plugin' })).toThrow(SearchQueryError);
+    expect(checkSearchQuery({ terms: ['cost'], provider: ' Aws ', capability: '' })).toEqual({
+      terms: ['cost'],
+      provider: 'aws',
+    });
   });
 });
