@@ -10,7 +10,13 @@
  * table; the other pages wait, already rendered and escaped by the server, as `<noscript>` text.
  */
 
-import { MAX_SEARCH_TERMS } from '../search.ts';
+import {
+  MAX_FILTER_LENGTH,
+  MAX_QUERY_LENGTH,
+  MAX_SEARCH_TERMS,
+  SEARCH_FIELDS,
+  SEARCH_FILTER_VALUES,
+} from '../search.ts';
 
 /** Plugins per page of the home page's results (the server renders the first, the script the others). */
 export const HOME_PAGE_SIZE = 50;
@@ -114,6 +120,43 @@ function rank(prepared, query) {
 `;
 
 /**
+ * `readParameters(pairs)`: `readSearchParameters` (index-builder/search.ts, the rule `GET /search` and
+ * `plugindex search` read a search's parameters by) in the browser's JavaScript, over `[name, value]` pairs
+ * of `q`, `type`, `provider`, `capability` in the order given: `{ ok: true, query }` or `{ ok: false,
+ * problem }` with the same code, parameter, message and expected text. Checked against the module's on a
+ * table of cases in test/index-builder/render/page-script.test.ts (fixed text for the CSP, as the ranking).
+ * Needs `fold` (RANKING_SOURCE).
+ */
+export const PARAMETERS_SOURCE = `
+var SEARCH_FIELDS = ${JSON.stringify(SEARCH_FIELDS)}, FILTER_VALUES = ${JSON.stringify(SEARCH_FILTER_VALUES)};
+function readParameters(pairs) {
+  var seen = {}, query = { q: '' };
+  function refuse(code, parameter, message, expected) {
+    return { ok: false, problem: { code: code, parameter: parameter, message: message, expected: expected } };
+  }
+  for (var i = 0; i < pairs.length; i++) {
+    var parameter = pairs[i][0], value = parameter === 'q' ? pairs[i][1] : pairs[i][1].trim();
+    if (seen[parameter]) return refuse('SEARCH_PARAMETER_REPEATED', parameter, parameter + ' is given more than once', parameter + ' at most once');
+    seen[parameter] = true;
+    var max = parameter === 'q' ? ${MAX_QUERY_LENGTH} : ${MAX_FILTER_LENGTH}, length = Array.from(value.normalize('NFC')).length;
+    if (length > max) return refuse('SEARCH_PARAMETER_TOO_LONG', parameter, parameter + ' is ' + length + ' characters long', 'at most ' + max + ' characters');
+    if (/[\\u0000-\\u001f\\u007f]/.test(value)) return refuse('SEARCH_PARAMETER_INVALID', parameter, parameter + ' holds a control character', 'text without control characters');
+    if (parameter === 'q') {
+      var words = new Set(fold(value).split(/\\s+/).filter(function (t) { return t !== ''; })).size;
+      if (words > ${MAX_SEARCH_TERMS}) return refuse('SEARCH_PARAMETER_INVALID', 'q', 'q holds ' + words + ' distinct words', 'at most ${MAX_SEARCH_TERMS} distinct words');
+      query.q = value;
+      continue;
+    }
+    if (value === '') continue;
+    var folded = fold(value), allowed = FILTER_VALUES[parameter];
+    if (allowed.indexOf(folded) < 0) return refuse('SEARCH_PARAMETER_INVALID', parameter, JSON.stringify(folded) + ' is not a ' + parameter + ' a plugin can have', 'one of ' + allowed.join(', '));
+    query[parameter] = folded;
+  }
+  return { ok: true, query: query };
+}
+`;
+
+/**
  * `unpack(doc)`: home-search.json (render/home-search.ts, the page's compact form of search.json's rows)
  * read back into rows of search.json's shape, exactly (test/index-builder/render/home-search.test.ts).
  */
@@ -150,12 +193,13 @@ than `GET /search` takes (`MAX_SEARCH_TERMS`) is answered with that, not searche
 export const HOME_SCRIPT = `
 (function () {
   ${RANKING_SOURCE}
+  ${PARAMETERS_SOURCE}
   ${UNPACK_SOURCE}
-  var PAGE = ${HOME_PAGE_SIZE}, CHIPS = ${RESULT_CHIPS}, TERMS = ${MAX_SEARCH_TERMS};
+  var PAGE = ${HOME_PAGE_SIZE}, CHIPS = ${RESULT_CHIPS};
   function $(id) { return document.getElementById(id); }
   var q = $('q'), type = $('type'), provider = $('provider'), capability = $('capability'),
       list = $('results'), count = $('count'), pager = $('pager'), prev = $('prev'), next = $('next'), at = $('page-at');
-  var rows = null, prepared = [], ranked = null, rankedFor = '', page = 1, typing = false, asked = '';
+  var rows = null, prepared = [], ranked = null, rankedFor = '', page = 1, typing = false, asked = '', linkProblem = null;
   var total = parseInt(list.getAttribute('data-total') || '', 10);
   // The list as served: the first page of the rows of search.json of this generation. While it is shown
   // and the rows are of the same generation, it is already what the rows would render.
@@ -178,8 +222,14 @@ export const HOME_SCRIPT = `
     var p = new URLSearchParams(location.search);
     // A filter is one word of the schema: spaces around it are no part of it (GET /search refuses them, 400),
     // so a link's are dropped as a field's are, and settle() takes them out of the URL.
-    q.value = p.get('q') || ''; selectType(p.get('type') || ''); provider.value = (p.get('provider') || '').trim();
+    q.value = p.get('q') || ''; selectType((p.get('type') || '').trim()); provider.value = (p.get('provider') || '').trim();
     capability.value = (p.get('capability') || '').trim();
+    // The URL's own parameters judged as GET /search judges them: a fault the fields cannot show (a filter
+    // given twice, a q with a line feed the field drops) is still the link's, and told until a field changes.
+    var pairs = [];
+    p.forEach(function (value, name) { if (SEARCH_FIELDS.indexOf(name) >= 0) pairs.push([name, value]); });
+    var read = readParameters(pairs);
+    linkProblem = read.ok ? null : read.problem;
     page = Math.max(1, parseInt(p.get('page') || '1', 10) || 1);
     asked = JSON.stringify(query());
   }
@@ -245,17 +295,21 @@ export const HOME_SCRIPT = `
     pager.hidden = false;
     settle();
   }
-  // More distinct words than GET /search takes (MAX_SEARCH_TERMS): each is one more pass over every row, and
-  // a link of 460 words each within a typo of a common name kept a tab of 10,000 plugins busy for 1.8 s.
-  function tooManyWords(s) {
-    return new Set(fold(s.q).split(/\\s+/).filter(function (t) { return t !== ''; })).size > TERMS;
+  // What GET /search would refuse (readParameters, its rule) is told, not searched: a type, provider or
+  // capability no plugin can have (it matched nothing, where the endpoint and plugindex search refuse it),
+  // and more distinct words than it takes (MAX_SEARCH_TERMS: each is one more pass over every row, and a
+  // link of 460 words each within a typo of a common name kept a tab of 10,000 plugins busy for 1.8 s).
+  function problemOf(s) {
+    if (linkProblem) return linkProblem;
+    var read = readParameters([['q', s.q], ['type', s.type], ['provider', s.provider], ['capability', s.capability]]);
+    return read.ok ? null : read.problem;
   }
   function render() {
     if (!rows) return early();
-    var s = query(), key = JSON.stringify(s);
-    if (tooManyWords(s)) {
+    var s = query(), key = JSON.stringify(s), problem = problemOf(s);
+    if (problem) {
       list.replaceChildren(); served = null; list.hidden = false; pager.hidden = true;
-      count.textContent = 'a search takes at most ' + TERMS + ' distinct words';
+      count.textContent = problem.message + ': expected ' + problem.expected;
       list.setAttribute('data-ready', '');
       return;
     }
@@ -281,6 +335,8 @@ export const HOME_SCRIPT = `
     settle();
   }
   function go(push) {
+    // The fields are the search now, and the URL is written from them.
+    linkProblem = null;
     asked = JSON.stringify(query());
     var url = urlOf(query(), page);
     if (url !== (location.search || location.pathname)) {

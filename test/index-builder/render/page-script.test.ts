@@ -6,8 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import type { SearchEntry } from '../../../index-builder/model.ts';
 import { PAGE_SCRIPT_HASHES } from '../../../index-builder/render/html.ts';
-import { HOME_SCRIPT, RANKING_SOURCE, VERSIONS_SCRIPT } from '../../../index-builder/render/page-script.ts';
-import { searchPlugins } from '../../../index-builder/search.ts';
+import {
+  HOME_SCRIPT,
+  PARAMETERS_SOURCE,
+  RANKING_SOURCE,
+  VERSIONS_SCRIPT,
+} from '../../../index-builder/render/page-script.ts';
+import { readSearchParameters, type SearchField, searchPlugins } from '../../../index-builder/search.ts';
 
 interface PageQuery {
   q: string;
@@ -185,5 +190,54 @@ describe('the page scripts', () => {
       'parseFromString(later[n - 2].textContent,',
     ]);
     expect(VERSIONS_SCRIPT).toContain("querySelectorAll('noscript.versions-page')");
+  });
+});
+
+describe("when the home page reads a search's parameters (PARAMETERS_SOURCE)", () => {
+  const readParameters = new Function(
+    `${RANKING_SOURCE}\n${PARAMETERS_SOURCE}\nreturn readParameters;`,
+  )() as (pairs: readonly (readonly [SearchField, string])[]) => unknown;
+  const cases: (readonly (readonly [SearchField, string])[])[] = [
+    [],
+    [
+      ['q', ''],
+      ['provider', ''],
+    ],
+    [
+      ['provider', ' AWS\t'],
+      ['type', 'Cost_Source'],
+      ['capability', '  '],
+    ],
+    [['provider', 'awz']],
+    [['type', 'plugin']],
+    [['capability', 'a ctual_cost']],
+    [
+      ['provider', 'aws'],
+      ['provider', 'gcp'],
+    ],
+    [
+      ['q', 'a'],
+      ['q', 'a'],
+    ],
+    [['q', 'a b c d e f g h']],
+    [['q', 'a b c d e f g h i']],
+    [['q', 'a A a\u0301 \u00e1 b c d e f g']],
+    [['q', 'x'.repeat(256)]],
+    [['q', 'x'.repeat(257)]],
+    [['q', 'e\u0301'.repeat(256)]],
+    [['q', 'e\u0301'.repeat(257)]],
+    [['provider', 'x'.repeat(65)]],
+    [['q', 'cost\taws']],
+    [['q', 'cost\u007f']],
+    [['provider', 'aws\u0000']],
+    [['provider', '\u00a0aws\u2003']],
+    [
+      ['type', 'ZZZ'],
+      ['provider', 'zzz'],
+    ],
+  ];
+  it('gives the verdict readSearchParameters gives, refusal or query, for every case', () => {
+    for (const pairs of cases)
+      expect(readParameters(pairs), JSON.stringify(pairs)).toEqual(readSearchParameters(pairs));
   });
 });

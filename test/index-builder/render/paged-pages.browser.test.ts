@@ -12,7 +12,13 @@ import { syntheticPages } from '../../../bench/synthetic-pages.ts';
 import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
 import type { PluginDocument, SearchEntry } from '../../../index-builder/model.ts';
 import { HOME_PAGE_SIZE, VERSIONS_PAGE_SIZE } from '../../../index-builder/render/page-script.ts';
-import { MAX_SEARCH_TERMS, searchPlugins } from '../../../index-builder/search.ts';
+import {
+  MAX_SEARCH_TERMS,
+  readSearchParameters,
+  SEARCH_FIELDS,
+  type SearchField,
+  searchPlugins,
+} from '../../../index-builder/search.ts';
 import { parseSearchQuery } from '../../../index-builder/search-endpoint.ts';
 import { CACHE_MUTABLE } from '../../../index-builder/store.ts';
 import { launchChromium, type PageBrowser } from '../../support/chromium.ts';
@@ -103,6 +109,25 @@ const expected = (terms: string, filters: { type?: string; provider?: string } =
   );
 /** Waits for the script's render of search.json (it marks the list once it has read it). */
 const searchReady = (page: Page) => page.locator('#results[data-ready]').waitFor({ state: 'attached' });
+/**
+ * What the one rule (readSearchParameters) says of a URL's search parameters, as the page shows a refusal,
+ * and GET /search's code for the same query (parseSearchQuery), which must be the rule's.
+ */
+function refusalOf(search: string): { readonly text: string; readonly endpointCode: string } {
+  const pairs = [...new URLSearchParams(search)].filter(([name]) =>
+    (SEARCH_FIELDS as readonly string[]).includes(name),
+  ) as [SearchField, string][];
+  const read = readSearchParameters(pairs);
+  if (read.ok) throw new Error(`the rule takes ${search}`);
+  // The page's own parameters (its page) are no question to GET /search.
+  const parsed = parseSearchQuery(new URLSearchParams(pairs).toString());
+  if (parsed.ok || parsed.refusal.code !== read.problem.code)
+    throw new Error(`GET /search does not refuse ${search} with ${read.problem.code}`);
+  return {
+    text: `${read.problem.message}: expected ${read.problem.expected}`,
+    endpointCode: parsed.refusal.code,
+  };
+}
 const pwned = (page: Page) => page.evaluate(() => (globalThis as { __pwned?: number }).__pwned);
 
 describe('the home page of a registry of 3,000 plugins', () => {
@@ -361,6 +386,52 @@ describe('the home page of a registry of 3,000 plugins', () => {
     await page.close();
   });
 
+  it('reads a type with spaces around it as the type, as GET /search and plugindex search read it', async () => {
+    const page = await chromium.open('/?type=%20Observability%20');
+    await searchReady(page);
+    expect(await page.locator('#type').inputValue()).toBe('observability');
+    expect(await shownNames(page)).toEqual(expected('', { type: 'observability' }).slice(0, HOME_PAGE_SIZE));
+    expect(parseSearchQuery('type=%20Observability%20')).toMatchObject({
+      ok: true,
+      request: { type: 'observability' },
+    });
+    await page.close();
+  });
+
+  it('tells what GET /search refuses in a link, as it words it, and searches nothing, until a field changes', async () => {
+    for (const search of [
+      // No plugin can have it: it matched nothing, where the endpoint and the CLI refuse it.
+      'provider=awz',
+      'type=plugin&q=plugin',
+      // Given twice: the page took the first.
+      'provider=aws&provider=gcp',
+      'q=plugin&q=other',
+      // Longer than q may be, and a line feed the field drops (it searched "pluginaws").
+      `q=${'x'.repeat(257)}`,
+      'q=plugin%0Aaws',
+    ]) {
+      const page = await chromium.open(`/?${search}`);
+      await searchReady(page);
+      expect(await countText(page), search).toBe(refusalOf(search).text);
+      expect(await shownNames(page), search).toEqual([]);
+      expect(await page.locator('#pager').isVisible()).toBe(false);
+      await page.close();
+    }
+    // A field changed is the search again: the link's fault is no longer told.
+    const page = await chromium.open('/?provider=aws&provider=gcp');
+    await searchReady(page);
+    await page.locator('#q').fill('plugin-00');
+    await expect
+      .poll(() => countText(page))
+      .toBe(`${expected('plugin-00', { provider: 'aws' }).length} of ${rows.length} plugins`);
+    expect(await query(page)).toEqual({ q: 'plugin-00', provider: 'aws' });
+    // And a provider typed that no plugin can have is told as the link's was.
+    await page.locator('#provider').fill('awz');
+    await expect.poll(() => countText(page)).toBe(refusalOf('provider=awz').text);
+    await page.close();
+    expect(chromium.problems).toEqual([]);
+  });
+
   it('stays on its page when a field says it changed but holds what it held', async () => {
     const page = await chromium.open('/?q=plugin-00&type=registry&page=2');
     await searchReady(page);
@@ -384,11 +455,15 @@ describe('the home page of a registry of 3,000 plugins', () => {
         words.add(`plugin`.slice(0, i) + c + 'plugin'.slice(i));
       }
     words.delete('plugin');
-    const q = [...words].join(' ');
+    // As many as fit in q's 256 characters (a longer link is refused for its length, as GET /search does).
+    const q = [...words].slice(0, 30).join(' ');
+    expect(q.length).toBeLessThanOrEqual(256);
     expect(expected(q).length).toBeGreaterThanOrEqual(PLUGINS);
     const page = await chromium.open(`/?q=${encodeURIComponent(q)}`);
     await searchReady(page);
-    expect(await countText(page)).toBe(`a search takes at most ${MAX_SEARCH_TERMS} distinct words`);
+    expect(await countText(page)).toBe(
+      `q holds 30 distinct words: expected at most ${MAX_SEARCH_TERMS} distinct words`,
+    );
     expect(await shownNames(page)).toEqual([]);
     expect(await page.locator('#pager').isVisible()).toBe(false);
     // The same word many times over is one word, and eight are searched as ever.
@@ -411,7 +486,8 @@ describe('the home page of a registry of 3,000 plugins', () => {
     expect(await page.locator('#type').inputValue()).toBe(type.toLowerCase());
     expect(await page.locator('#type option:checked').textContent()).toBe(type.toLowerCase());
     expect(await page.locator('#provider').inputValue()).toBe(provider);
-    expect(await countText(page)).toBe(`0 of ${rows.length} plugins`);
+    // No plugin can have that type: told as GET /search tells it, as text.
+    expect(await countText(page)).toBe(refusalOf(search.toString()).text);
     expect(await page.locator('main img, main svg, main b, main script:not(:last-of-type)').count()).toBe(0);
     expect(await pwned(page)).toBeUndefined();
     await page.close();
