@@ -248,6 +248,7 @@ var ARTIFACT_CSP = ${JSON.stringify(ARTIFACT_CSP)};
 var COMMON = ${JSON.stringify(COMMON_HEADERS)};
 var VERSION_FILES = { 'manifest': true, 'manifest.json': true, 'manifest.json.asc': true };
 var ENCODING_NEGOTIATED = ${JSON.stringify(ENCODING_NEGOTIATED)};
+var VARIANT_SUFFIXES = ${JSON.stringify(VARIANT_SUFFIXES)};
 var HOME_VARIANTS = ${JSON.stringify(Object.fromEntries(Object.values(VARIANT_URIS['/index.json'] ?? {}).map((variant) => [variant, true])))};
 // The first segment in any letter case, as isHostedArtifactKey (layout.ts) reads it for a filesystem that
 // finds a name in any case; S3 does not, so here it only keeps the two policies one.
@@ -262,6 +263,15 @@ function isArtifact(uri) {
 function acceptNegotiated(uri) {
   return /^\\/plugins(\\/[a-z0-9]+(-[a-z0-9]+)*)?$/.test(uri) ||
     /^\\/(plugins\\/[a-z0-9]+(-[a-z0-9]+)*\\/)?index\\.(html|json)$/.test(uri) || HOME_VARIANTS[uri] === true;
+}
+// An index document or its variant; also a plugin document's variant asked for by its name, which the routing
+// function sends as the document to a client refusing its coding: a cache that stored the compressed bytes
+// without Vary would give them to that client (the local server says Vary: Accept-Encoding for it too).
+function encodingNegotiated(uri) {
+  if (ENCODING_NEGOTIATED[uri] === true) return true;
+  var dot = uri.lastIndexOf('.');
+  return VARIANT_SUFFIXES[uri.slice(dot)] !== undefined &&
+    /^\\/plugins\\/[a-z0-9]+(-[a-z0-9]+)*\\/index\\.json$/.test(uri.slice(0, dot));
 }
 function addVary(headers, name) {
   var vary = headers.vary ? headers.vary.value : '';
@@ -283,7 +293,7 @@ function handler(event) {
     return response;
   }
   if (acceptNegotiated(uri)) addVary(headers, 'Accept');
-  if (ENCODING_NEGOTIATED[uri] === true) addVary(headers, 'Accept-Encoding');
+  if (encodingNegotiated(uri)) addVary(headers, 'Accept-Encoding');
   var type = headers['content-type'] ? headers['content-type'].value.toLowerCase() : '';
   // A 304 need carry no Content-Type (RFC 9110 15.4.5), and a browser updates its stored response with the
   // headers a 304 does carry (RFC 9111 4.3.4): a policy chosen here from the missing type (data) replaced a

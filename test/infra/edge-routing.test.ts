@@ -387,6 +387,18 @@ describe('when CloudFront picks an encoded variant', () => {
     for (const uri of ['/search.json.gz', '/falcoctl/index.yaml', '/index.yaml.br']) {
       expect(edgeHeaders(uri, 'application/json').vary, uri).toBe('Accept-Encoding');
     }
+    // A plugin document's variant asked for by name: its compressed bytes, or the document to a client that
+    // refuses the coding (the local server says the same Vary for it).
+    for (const uri of ['/plugins/x/index.json.gz', '/plugins/kubecost-lens/index.json.br']) {
+      expect(edgeHeaders(uri, 'application/gzip').vary, uri).toBe('Accept-Encoding');
+    }
+    for (const uri of [
+      '/plugins/x/index.json.zst',
+      '/plugins/x/1.0.0/index.json.gz',
+      '/plugins/x/a.json.gz',
+    ]) {
+      expect(edgeHeaders(uri, 'application/gzip').vary, uri).toBeUndefined();
+    }
     // /plugins and /plugins/{name}, whichever URI the response event carries: the viewer's or the rewrite.
     for (const uri of ['/index.json', '/index.json.br', '/index.json.gz']) {
       expect(edgeHeaders(uri, 'application/json').vary, uri).toBe('Accept, Accept-Encoding');
