@@ -331,6 +331,27 @@ describe('when an OCI reference pins a manifest’s or an index’s digest', () 
     });
   });
 
+  it('refuses an index of more image manifests than it reads (32), having read only the index', async () => {
+    // Each entry the musl build's manifest, which alone would name 1.0.0: the bound, not the contents, refuses.
+    const entry = {
+      mediaType: OCI_MANIFEST,
+      digest: pushed.musl.manifestDigest,
+      size: pushed.musl.manifest.byteLength,
+    };
+    const many = Buffer.from(
+      JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: Array(33).fill(entry) }),
+    );
+    await putManifest(oci, REPOSITORY, 'many', many, OCI_INDEX);
+    const m = await machine();
+
+    await expect(m.run(ALPINE, (c) => c.reference(at(sha256Digest(many))))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'REQUEST_INVALID',
+      message: expect.stringContaining('lists 33 manifests, more than the 32 read to find one'),
+    });
+    expect(m.pulled.manifests).toEqual([at(sha256Digest(many))]);
+  });
+
   it('names a musl host’s platform fully when no version is under the tag', async () => {
     const m = await machine();
     await expect(m.run(ALPINE, (c) => c.reference(`${oci.host}/${REPOSITORY}:9.9.9`))).rejects.toMatchObject({
