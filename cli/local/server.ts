@@ -493,7 +493,11 @@ async function respond(
     if (range === undefined) {
       headers['content-length'] = object.size;
       res.writeHead(200, headers);
-      if (stream) await pipeline(stream.body, res);
+      if (stream)
+        await pipeline(
+          Readable.from(bytesBetween(stream.body, 0, object.size - 1, servedKey ?? route.key)),
+          res,
+        );
       else res.end();
       return;
     }
@@ -503,7 +507,12 @@ async function respond(
     if (stream) {
       // From where the store began the body: the range's first byte when it seeked (firstByteAsked), else 0.
       const offset = stream.bodyStart ?? 0;
-      await pipeline(Readable.from(bytesBetween(stream.body, range.start - offset, range.end - offset)), res);
+      await pipeline(
+        Readable.from(
+          bytesBetween(stream.body, range.start - offset, range.end - offset, servedKey ?? route.key),
+        ),
+        res,
+      );
     } else res.end();
   } finally {
     stream?.cancel();
@@ -594,12 +603,18 @@ function rangeOf(
 /**
  * The bytes `start` to `end` (inclusive) of a body, counted from where it begins: a store that did not
  * seek to the range (`StoredStream.bodyStart`) has the bytes before it read and dropped, and the read stops
- * once the range is sent (the caller cancels the rest).
+ * once the range is sent (the caller cancels the rest). Exactly those, as the Content-Length sent says: a
+ * file written in place as it is sent (a copy made over it by hand) has more bytes than its stat said, which
+ * sent on a kept-alive connection would be read as the start of the next answer; or fewer, which left the
+ * client waiting for the rest until the idle timeout. The first are not sent; the second fail the response
+ * (its connection is closed: the client sees it cut short at once).
+ * @throws StoreError STORE_IO when the body ends before `end`.
  */
 async function* bytesBetween(
   body: AsyncIterable<Uint8Array>,
   start: number,
   end: number,
+  key: string,
 ): AsyncIterable<Uint8Array> {
   let at = 0;
   for await (const chunk of body) {
@@ -609,6 +624,12 @@ async function* bytesBetween(
     at += chunk.byteLength;
     if (at > end) return;
   }
+  if (at <= end)
+    throw new StoreError(
+      'STORE_IO',
+      key,
+      `${key}: its body ended after ${at} bytes, short of the ${end + 1} the response counts on (the file was written in place as it was sent)`,
+    );
 }
 
 /**

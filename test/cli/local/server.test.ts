@@ -1,5 +1,16 @@
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import {
+  appendFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rm,
+  symlink,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -549,6 +560,84 @@ describe('when a client asks for part of a file (RFC 9110 §14)', () => {
     }
 
     expect(await openFiles()).toBeLessThan(before + 10);
+  });
+});
+
+describe('when a file served is written in place as it is sent (a copy made over it by hand)', () => {
+  /** A sparse file of `size` bytes dropped by hand under the site (no sidecar), and its path. */
+  const drop = async (name: string, size: number): Promise<string> => {
+    const file = path.join(root, 'public', 'plugins', 'demo', '1.0.0', 'artifacts', 'linux-amd64', name);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, '');
+    await truncate(file, size);
+    return file;
+  };
+
+  /**
+   * Sends `request` on a connection of its own and reads nothing until the server has filled what the
+   * connection holds and paused its read of the file; then runs `meanwhile`, and reads on. Resolves with the
+   * Content-Length, the body bytes received, and whether the server closed the connection within 1 s of the
+   * body's last byte (a keep-alive connection it left open is cut by the test then).
+   */
+  const heldExchange = (request: string, meanwhile: () => Promise<void>) =>
+    new Promise<{ length: number; received: number; closed: boolean }>((resolve, reject) => {
+      const url = new URL(base);
+      const socket = net.connect({ port: Number(url.port), host: url.hostname });
+      let head = Buffer.alloc(0);
+      let length = -1;
+      let received = 0;
+      let quiet: NodeJS.Timeout | undefined;
+      const done = (closed: boolean) => {
+        clearTimeout(quiet);
+        socket.destroy();
+        resolve({ length, received, closed });
+      };
+      socket.on('error', reject);
+      socket.on('close', () => done(true));
+      socket.on('data', (chunk: Buffer) => {
+        if (length < 0) {
+          head = Buffer.concat([head, chunk]);
+          const end = head.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          length = Number(/\r\ncontent-length: (\d+)/i.exec(head.subarray(0, end).toString())?.[1]);
+          received = head.byteLength - end - 4;
+        } else received += chunk.byteLength;
+        clearTimeout(quiet);
+        quiet = setTimeout(() => done(false), 1000);
+      });
+      socket.write(request);
+      socket.pause();
+      setTimeout(() => {
+        meanwhile().then(() => socket.resume(), reject);
+      }, 500);
+    });
+
+  it('sends no byte past its Content-Length, though the file grows: the next answer would begin there', async () => {
+    const size = 64 * 1024 * 1024;
+    const file = await drop('grows', size);
+
+    const answer = await heldExchange(
+      `GET ${file.slice(path.join(root, 'public').length)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`,
+      () => appendFile(file, new Uint8Array(1024 * 1024).fill(0x48)),
+    );
+
+    // The file's first bytes, as many as its stat counted: the bytes appended are not sent.
+    expect(answer.length).toBe(size);
+    expect(answer.received).toBe(size);
+  });
+
+  it('closes the connection at once when the file shrinks below the range sent, rather than leave its client waiting', async () => {
+    const size = 64 * 1024 * 1024;
+    const file = await drop('shrinks', size);
+
+    const answer = await heldExchange(
+      `GET ${file.slice(path.join(root, 'public').length)} HTTP/1.1\r\nHost: 127.0.0.1\r\nRange: bytes=1000-\r\n\r\n`,
+      () => truncate(file, 2 * 1024 * 1024),
+    );
+
+    expect(answer.length).toBe(size - 1000);
+    expect(answer.received).toBeLessThan(answer.length);
+    expect(answer.closed).toBe(true);
   });
 });
 
