@@ -74,6 +74,14 @@ const VARIANT_OF = Object.fromEntries(
 const VARIANT_SUFFIXES = Object.fromEntries(
   CONTENT_ENCODINGS.map((encoding) => [encodedVariantKey('', encoding), encoding]),
 );
+/**
+ * A plugin document's variant by its URI (`/plugins/demo/index.json.gz`, a name as the schema allows one),
+ * its suffix captured: both functions read it, the routing one to send the document to a client refusing the
+ * coding, the headers one to say Vary for it.
+ */
+const PLUGIN_VARIANT_URI = `^/plugins/[a-z0-9]+(?:-[a-z0-9]+)*/index\\.json(${Object.keys(VARIANT_SUFFIXES)
+  .map((suffix) => suffix.replaceAll('.', '\\.'))
+  .join('|')})$`;
 /** Every URI whose response depends on Accept-Encoding: the documents and their variants. */
 const ENCODING_NEGOTIATED = Object.fromEntries(
   Object.entries(VARIANT_URIS).flatMap(([uri, variants]) => [
@@ -88,6 +96,7 @@ var COMMON = ${JSON.stringify({ ...COMMON_HEADERS, 'strict-transport-security': 
 var VARIANTS = ${JSON.stringify(VARIANT_URIS)};
 var VARIANT_OF = ${JSON.stringify(VARIANT_OF)};
 var VARIANT_SUFFIXES = ${JSON.stringify(VARIANT_SUFFIXES)};
+var PLUGIN_VARIANT = new RegExp(${JSON.stringify(PLUGIN_VARIANT_URI)});
 var CODINGS = ${JSON.stringify(CONTENT_ENCODINGS)};
 var REDIRECTS = ${JSON.stringify(REDIRECTS)};
 var SAFE_KEY = new RegExp(${JSON.stringify(SAFE_KEY_PATTERN)}, 'i');
@@ -224,13 +233,8 @@ function handler(event) {
   // whose header refuses its coding: it gets the document itself, in no coding (RFC 9110 12.5.3), as
   // encodedRoute (serving.ts) answers it. A plugin document's variant too, which S3 holds while it is large.
   var named = VARIANT_OF[request.uri];
-  if (!named) {
-    var dot = request.uri.lastIndexOf('.');
-    var suffix = request.uri.slice(dot);
-    var doc = request.uri.slice(0, dot);
-    if (VARIANT_SUFFIXES[suffix] && /^\\/plugins\\/[a-z0-9]+(-[a-z0-9]+)*\\/index\\.json$/.test(doc))
-      named = [doc, VARIANT_SUFFIXES[suffix]];
-  }
+  var pluginVariant = named ? null : PLUGIN_VARIANT.exec(request.uri);
+  if (pluginVariant) named = [request.uri.slice(0, -pluginVariant[1].length), VARIANT_SUFFIXES[pluginVariant[1]]];
   if (named) {
     if (ae.trim() !== '' && !(weights(ae)(named[1]) > 0)) request.uri = named[0];
     return request;
@@ -248,7 +252,7 @@ var ARTIFACT_CSP = ${JSON.stringify(ARTIFACT_CSP)};
 var COMMON = ${JSON.stringify(COMMON_HEADERS)};
 var VERSION_FILES = { 'manifest': true, 'manifest.json': true, 'manifest.json.asc': true };
 var ENCODING_NEGOTIATED = ${JSON.stringify(ENCODING_NEGOTIATED)};
-var VARIANT_SUFFIXES = ${JSON.stringify(VARIANT_SUFFIXES)};
+var PLUGIN_VARIANT = new RegExp(${JSON.stringify(PLUGIN_VARIANT_URI)});
 var HOME_VARIANTS = ${JSON.stringify(Object.fromEntries(Object.values(VARIANT_URIS['/index.json'] ?? {}).map((variant) => [variant, true])))};
 // The first segment in any letter case, as isHostedArtifactKey (layout.ts) reads it for a filesystem that
 // finds a name in any case; S3 does not, so here it only keeps the two policies one.
@@ -268,10 +272,7 @@ function acceptNegotiated(uri) {
 // function sends as the document to a client refusing its coding: a cache that stored the compressed bytes
 // without Vary would give them to that client (the local server says Vary: Accept-Encoding for it too).
 function encodingNegotiated(uri) {
-  if (ENCODING_NEGOTIATED[uri] === true) return true;
-  var dot = uri.lastIndexOf('.');
-  return VARIANT_SUFFIXES[uri.slice(dot)] !== undefined &&
-    /^\\/plugins\\/[a-z0-9]+(-[a-z0-9]+)*\\/index\\.json$/.test(uri.slice(0, dot));
+  return ENCODING_NEGOTIATED[uri] === true || PLUGIN_VARIANT.test(uri);
 }
 function addVary(headers, name) {
   var vary = headers.vary ? headers.vary.value : '';
