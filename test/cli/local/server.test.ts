@@ -38,6 +38,7 @@ import type { Store } from '../../../index-builder/store.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor } from '../../../index-builder/store.ts';
 import { encode, sha256 } from '../../support/fixtures.ts';
 import { MemoryStore } from '../../support/memory-store.ts';
+import { rawRequest } from '../../support/raw-http.ts';
 import { patternBytes } from '../../support/streams.ts';
 
 const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
@@ -674,33 +675,19 @@ describe('when a compressed variant is asked for by its own name', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  /** GET through node:http, which sends no Accept-Encoding unless told and decodes nothing. */
-  function get(
-    pathname: string,
-    acceptEncoding?: string,
-  ): Promise<{ res: http.IncomingMessage; body: Buffer }> {
-    const target = new URL(url);
-    return new Promise((resolve, reject) => {
-      const headers = acceptEncoding === undefined ? {} : { 'accept-encoding': acceptEncoding };
-      http
-        .get({ host: target.hostname, port: target.port, path: pathname, headers }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () => resolve({ res, body: Buffer.concat(chunks) }));
-        })
-        .on('error', reject);
-    });
-  }
+  /** A GET with that Accept-Encoding alone, or none (node:http adds none of its own and decodes nothing). */
+  const get = (pathname: string, acceptEncoding?: string) =>
+    rawRequest(url, pathname, acceptEncoding === undefined ? {} : { 'accept-encoding': acceptEncoding });
 
   it.each([
     ['no Accept-Encoding (curl -O, wget)', undefined],
     ['one that accepts gzip', 'gzip, deflate, br'],
   ])('sends it as stored, with its Content-Encoding, to a client with %s', async (_, acceptEncoding) => {
-    const { res, body } = await get('/index.json.gz', acceptEncoding);
+    const { status, headers, body } = await get('/index.json.gz', acceptEncoding);
 
-    expect(res.statusCode).toBe(200);
-    expect(res.headers['content-encoding']).toBe('gzip');
-    expect(res.headers.vary).toContain('Accept-Encoding');
+    expect(status).toBe(200);
+    expect(headers['content-encoding']).toBe('gzip');
+    expect(headers.vary).toContain('Accept-Encoding');
     expect(gunzipSync(body).toString()).toBe(DOCUMENT);
   });
 
@@ -712,41 +699,24 @@ describe('when a compressed variant is asked for by its own name', () => {
   ])(
     'sends %s to a client whose header (%s) refuses its coding as the document, in no coding',
     async (pathname, acceptEncoding) => {
-      const { res, body } = await get(pathname, acceptEncoding);
+      const { status, headers, body } = await get(pathname, acceptEncoding);
 
-      expect(res.statusCode).toBe(200);
-      expect(res.headers['content-encoding']).toBeUndefined();
-      expect(res.headers['content-type']).toBe('application/json');
-      expect(res.headers.vary).toContain('Accept-Encoding');
+      expect(status).toBe(200);
+      expect(headers['content-encoding']).toBeUndefined();
+      expect(headers['content-type']).toBe('application/json');
+      expect(headers.vary).toContain('Accept-Encoding');
       expect(body.toString()).toBe(DOCUMENT);
     },
   );
 
   it('answers a range of the variant it sends: its own bytes, under its own ETag', async () => {
     const whole = await get('/index.json.gz', 'gzip');
-    const target = new URL(url);
-    const part = await new Promise<{ res: http.IncomingMessage; body: Buffer }>((resolve, reject) => {
-      http
-        .get(
-          {
-            host: target.hostname,
-            port: target.port,
-            path: '/index.json',
-            headers: { 'accept-encoding': 'gzip', range: 'bytes=0-9' },
-          },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (chunk: Buffer) => chunks.push(chunk));
-            res.on('end', () => resolve({ res, body: Buffer.concat(chunks) }));
-          },
-        )
-        .on('error', reject);
-    });
+    const part = await rawRequest(url, '/index.json', { 'accept-encoding': 'gzip', range: 'bytes=0-9' });
 
-    expect(part.res.statusCode).toBe(206);
-    expect(part.res.headers['content-encoding']).toBe('gzip');
-    expect(part.res.headers.etag).toBe(whole.res.headers.etag);
-    expect(part.res.headers['content-range']).toBe(`bytes 0-9/${whole.body.byteLength}`);
+    expect(part.status).toBe(206);
+    expect(part.headers['content-encoding']).toBe('gzip');
+    expect(part.headers.etag).toBe(whole.headers.etag);
+    expect(part.headers['content-range']).toBe(`bytes 0-9/${whole.body.byteLength}`);
     expect(part.body.equals(whole.body.subarray(0, 10))).toBe(true);
   });
 });
