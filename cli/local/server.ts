@@ -519,13 +519,46 @@ async function respond(
   }
 }
 
-/** An HTTP-date's time in whole seconds (the precision of `Last-Modified`), or undefined if it is none. */
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+/**
+ * The three forms of an HTTP-date (RFC 9110 §5.6.7), each in GMT, captured as day, month, year and time:
+ * the IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the obsolete RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`)
+ * and asctime (`Sun Nov  6 08:49:37 1994`) forms.
+ */
+const HTTP_DATES: readonly RegExp[] = [
+  /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), (?<day>\d{2}) (?<month>[A-Z][a-z]{2}) (?<year>\d{4}) (?<time>\d{2}:\d{2}:\d{2}) GMT$/,
+  /^(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, (?<day>\d{2})-(?<month>[A-Z][a-z]{2})-(?<year>\d{2}) (?<time>\d{2}:\d{2}:\d{2}) GMT$/,
+  /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?<month>[A-Z][a-z]{2}) (?<day>[ \d]\d) (?<time>\d{2}:\d{2}:\d{2}) (?<year>\d{4})$/,
+];
+
+/**
+ * An HTTP-date's time in whole seconds (the precision of `Last-Modified`), or undefined if it is none: a
+ * field of two dates, or of anything else, is no date (RFC 9110 §13.1.3: such an If-Modified-Since is
+ * ignored). Read by its grammar, not by Date.parse, which took an asctime date (no zone) in the server's own
+ * time zone, hours off GMT on a machine not set to it, and a word or a bare number for a date.
+ */
 function secondsOf(text: string | undefined): number | undefined {
-  // Date.parse reads the IMF-fixdate and the two obsolete forms RFC 9110 §5.6.7 asks a recipient to accept;
-  // a field of two dates, or of anything else, is no date.
-  if (text === undefined || text.includes(',', text.indexOf(',') + 1)) return undefined;
-  const time = Date.parse(text);
-  return Number.isNaN(time) ? undefined : Math.floor(time / 1000);
+  const parts =
+    text === undefined ? undefined : HTTP_DATES.map((form) => form.exec(text)).find(Boolean)?.groups;
+  if (parts === undefined) return undefined;
+  const { day = '', month = '', year = '', time = '' } = parts;
+  const monthIndex = MONTHS.indexOf(month);
+  const [hours, minutes, seconds] = time.split(':').map(Number) as [number, number, number];
+  // A two-digit year more than 50 years ahead is the most recent past year of those digits (RFC 9110 §5.6.7).
+  let fullYear = Number(year);
+  if (year.length === 2) {
+    const thisYear = new Date().getUTCFullYear();
+    fullYear += Math.floor(thisYear / 100) * 100;
+    if (fullYear > thisYear + 50) fullYear -= 100;
+  }
+  const at = Date.UTC(fullYear, monthIndex, Number(day), hours, minutes, seconds);
+  const valid =
+    monthIndex >= 0 &&
+    hours < 24 &&
+    minutes < 60 &&
+    seconds < 61 &&
+    new Date(at).getUTCDate() === Number(day);
+  return valid ? Math.floor(at / 1000) : undefined;
 }
 
 /**

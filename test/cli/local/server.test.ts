@@ -401,6 +401,46 @@ describe('when a client revalidates by date (RFC 9110 §13.1.3)', () => {
     }
   });
 
+  it('reads the obsolete forms RFC 9110 §5.6.7 names in GMT, on a server in any time zone', async () => {
+    /** A time's fields as the IMF-fixdate says them: `Sun`, `06`, `Nov`, `1994`, `08:49:37`. */
+    const fields = (d: Date) =>
+      d.toUTCString().replace(',', '').split(' ') as [string, string, string, string, string];
+    const asctime = (d: Date) => {
+      const [weekday, day, month, year, time] = fields(d);
+      return `${weekday} ${month} ${String(Number(day)).padStart(2, ' ')} ${time} ${year}`;
+    };
+    const rfc850 = (d: Date) => {
+      const [, day, month, year, time] = fields(d);
+      const weekday = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'][
+        d.getUTCDay()
+      ];
+      return `${weekday}, ${day}-${month}-${year.slice(2)} ${time} GMT`;
+    };
+    const modified = (await fetch(`${base}/index.json`)).headers.get('last-modified') as string;
+    const at = new Date(Date.parse(modified));
+    const hourBefore = new Date(at.getTime() - 3_600_000);
+    const zone = process.env.TZ;
+    // A server west of GMT: an asctime date read in its own zone was hours later than meant.
+    process.env.TZ = 'America/New_York';
+    try {
+      for (const [since, status] of [
+        [asctime(at), 304],
+        [rfc850(at), 304],
+        [asctime(hourBefore), 200],
+        [rfc850(hourBefore), 200],
+        // No HTTP-date, though Date.parse reads a year in it: ignored, so the body is sent.
+        ['2999', 200],
+      ] as const) {
+        const response = await fetch(`${base}/index.json`, { headers: { 'if-modified-since': since } });
+        await response.arrayBuffer();
+        expect(response.status, since).toBe(status);
+      }
+    } finally {
+      if (zone === undefined) delete process.env.TZ;
+      else process.env.TZ = zone;
+    }
+  });
+
   it('lets If-None-Match decide when both are sent, as RFC 9110 §13.2.2 orders them', async () => {
     const modified = (await fetch(`${base}/index.json`)).headers.get('last-modified') as string;
 
