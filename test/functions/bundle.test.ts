@@ -79,11 +79,14 @@ describe('when the functions are bundled for Lambda', () => {
     }
   });
 
-  it('keeps the publish bundle within 1.53 MB, what a cold start compiles', () => {
+  it('keeps the publish bundle within 1.545 MB, what a cold start compiles', () => {
     // Lambda takes far more (50 MB zipped); the bound is ours, since a cold start compiles every byte. It was
     // 1.5 MB until the SQS client came in (27 KB, one command: the messages answered failed made visible
     // again, functions/message-visibility.ts), at 1.494 MB; imported lazily it was 37 KB, in the same file.
-    expect(bundle.bytes.publish).toBeLessThanOrEqual(1_530_000);
+    // 1.53 MB until 1,527,903 bytes grew by 12.7 KB: the pages' scripts (3.9 KB: the page shown written in the URL,
+    // the search parameters' one rule), that rule's values read from the manifest schema (4.5 KB), the
+    // configured keys indexed by key ID (trust.ts, 2.2 KB) and their checked list (checked-keys.ts).
+    expect(bundle.bytes.publish).toBeLessThanOrEqual(1_545_000);
   });
 
   it('leaves out what the publish function never calls', () => {
