@@ -106,7 +106,7 @@ export function nameAtRange(text: string): { plugin: string; range?: string } {
   return { plugin: text.slice(0, at), range };
 }
 
-/** A key fingerprint as gpg prints it (groups, any case) in the form actions carry: 40 uppercase hex. */
+/** A key fingerprint as gpg prints it (groups, any case) in the form actions carry: uppercase hex (40 digits, or 64 for a v6 key). */
 export function fingerprintArg(text: string): string {
   return text.replace(/\s+/g, '').toUpperCase();
 }

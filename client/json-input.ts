@@ -9,7 +9,10 @@ import { ClientError, type ClientErrorCode } from './errors.ts';
 
 /** A configured registry's name: what commands and lock files call it. */
 export const REGISTRY_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-/** An OpenPGP v4 fingerprint, as index-builder/signing.ts gives it. */
+/**
+ * A registry key's fingerprint: OpenPGP v4, as index-builder/signing.ts makes registry keys (GnuPG 2.2 reads
+ * no v6 key). A publisher's may be v6 too: index-builder/fingerprint.ts's KEY_FINGERPRINT.
+ */
 export const FINGERPRINT = /^[0-9A-F]{40}$/;
 
 /** The value of an object's own property: a plugin named `constructor` must not find Object.prototype's. */

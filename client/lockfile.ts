@@ -20,6 +20,7 @@
  *   { key_fingerprint: snapshot.key_fingerprint, generation: snapshot.generation });
  */
 import { escapePointer, TrustError } from '../index-builder/errors.ts';
+import { KEY_FINGERPRINT, KEY_FINGERPRINT_FORM } from '../index-builder/fingerprint.ts';
 import {
   isCanonicalVersion,
   keyProblem,
@@ -513,8 +514,8 @@ function readPlugin(problems: Problems, at: string, value: unknown): LockedPlugi
     );
   if (typeof manifest_sha256 !== 'string' || !SHA256.test(manifest_sha256))
     problems.expect(`${at}/manifest_sha256`, 'a sha256 digest (64 lowercase hex digits)', manifest_sha256);
-  if (typeof publisher !== 'string' || !FINGERPRINT.test(publisher))
-    problems.expect(`${at}/publisher`, 'a key fingerprint (40 uppercase hex digits)', publisher);
+  if (typeof publisher !== 'string' || !KEY_FINGERPRINT.test(publisher))
+    problems.expect(`${at}/publisher`, KEY_FINGERPRINT_FORM, publisher);
   const artifacts = readRecord(
     problems,
     `${at}/artifacts`,

@@ -28,7 +28,7 @@ export interface Policy {
     readonly allow?: readonly Permission[];
     readonly deny: readonly Permission[];
   };
-  /** Fingerprints (40 uppercase hex digits) of the publisher keys whose versions may be installed; absent: any. */
+  /** Fingerprints (40 or 64 uppercase hex digits: v4 or v6 keys) of the publisher keys whose versions may be installed; absent: any. */
   readonly publishers?: readonly string[];
   /** Names of the providers (registries, URLs, buckets, folders) versions may come from; absent: any. */
   readonly registries?: readonly string[];

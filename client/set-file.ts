@@ -20,6 +20,7 @@ import path from 'node:path';
 import semver from 'semver';
 import YAML, { LineCounter } from 'yaml';
 import { escapePointer } from '../index-builder/errors.ts';
+import { KEY_FINGERPRINT } from '../index-builder/fingerprint.ts';
 import { keyProblem, pluginNameFormProblem, pluginNameProblem } from '../index-builder/layout.ts';
 import { MAX_YAML_ALIASES } from '../index-builder/manifest/parse.ts';
 import {
@@ -201,7 +202,6 @@ const SECONDS_PER_UNIT: Readonly<Record<string, number>> = { ms: 0.001, s: 1, m:
 /** S3's bucket naming rules: 3 to 63 lowercase letters, digits, dots and hyphens, a letter or digit at each end. */
 const S3_BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const S3_REGION = /^[a-z0-9][a-z0-9-]{0,63}$/;
-const ANY_FINGERPRINT = /^[0-9A-Fa-f]{40}$/;
 
 /**
  * Reads a plugin set file (see the module comment; `initConfigText` writes a commented example).
@@ -1019,8 +1019,8 @@ function readPolicy(context: Context, at: string, value: unknown): Policy | unde
           context,
           `${at}/publishers`,
           value.publishers,
-          'a publisher key fingerprint (40 hex digits)',
-          (s) => (ANY_FINGERPRINT.test(s) ? s.toUpperCase() : undefined),
+          'a publisher key fingerprint (40 or 64 hex digits: an OpenPGP v4 or v6 key)',
+          (s) => (KEY_FINGERPRINT.test(s.toUpperCase()) ? s.toUpperCase() : undefined),
         );
   const registries =
     value.registries === undefined

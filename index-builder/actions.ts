@@ -15,6 +15,7 @@ import { ACTION_KINDS, type ActionKind, OPERATOR_ACTIONS } from './action-kinds.
 import { fixedClock } from './clock.ts';
 import { sha256Hex } from './digest.ts';
 import { escapePointer, type Problem, problem, SubmissionError } from './errors.ts';
+import { KEY_FINGERPRINT, KEY_FINGERPRINT_FORM } from './fingerprint.ts';
 import { pluginNameFormProblem } from './layout.ts';
 import { duplicateKeyPointers } from './manifest/json-scan.ts';
 import { type Advisory, SEVERITIES, type Severity } from './model.ts';
@@ -108,7 +109,6 @@ export function actionSubject(action: ActionBody): { readonly plugin?: string; r
   };
 }
 
-const FINGERPRINT = /^[0-9A-F]{40}$/;
 const NONCE = /^[0-9a-f]{32}$/;
 const ADVISORY_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
@@ -157,8 +157,7 @@ const CHECKS: Record<string, Check> = {
   message: text,
   id: (v) =>
     typeof v === 'string' && ADVISORY_ID.test(v) ? undefined : 'an advisory id ([A-Za-z0-9._:-], up to 64)',
-  fingerprint: (v) =>
-    typeof v === 'string' && FINGERPRINT.test(v) ? undefined : 'a key fingerprint (40 uppercase hex digits)',
+  fingerprint: (v) => (typeof v === 'string' && KEY_FINGERPRINT.test(v) ? undefined : KEY_FINGERPRINT_FORM),
   key: (v) =>
     typeof v === 'string' && v.length <= 64 * 1024 && v.includes(PUBLIC_KEY_BLOCK)
       ? undefined

@@ -3,13 +3,14 @@
  * locally, deployment settings on AWS) and checked here.
  */
 import { ConfigError } from './errors.ts';
+import { KEY_FINGERPRINT, KEY_FINGERPRINT_FORM } from './fingerprint.ts';
 import { textProblem } from './text.ts';
 
 export type PublishPolicy = 'open' | 'restricted';
 export type OwnershipRule = 'first-come' | 'none';
 
 export interface TrustedPublisher {
-  /** Primary key fingerprint, 40 uppercase hex digits. */
+  /** Primary key fingerprint: 40 uppercase hex digits (a v4 key) or 64 (v6). */
   readonly fingerprint: string;
   /** Plugin name globs this key may publish (`acme-*`); `*` for any. */
   readonly names: readonly string[];
@@ -23,7 +24,7 @@ export interface TrustedPublisher {
  * operator-only ones too (remove a version, transfer a name, revoke a key). Never the registry's own key.
  */
 export interface TrustedOperator {
-  /** Primary key fingerprint, 40 uppercase hex digits. */
+  /** Primary key fingerprint: 40 uppercase hex digits (a v4 key) or 64 (v6). */
   readonly fingerprint: string;
   /** The armored public key. */
   readonly key: string;
@@ -57,7 +58,7 @@ export const DEFAULT_SNAPSHOT_TTL_SECONDS = 7 * 24 * 3600;
  */
 export const MAX_SNAPSHOT_TTL_SECONDS = 10 * 365 * 24 * 3600;
 
-const FINGERPRINT = /^[0-9A-F]{40}$/;
+const FINGERPRINT_EXPECTED = `expected ${KEY_FINGERPRINT_FORM}`;
 
 function fail(path: string, message: string): never {
   throw new ConfigError('CONFIG_INVALID', `registry config ${path}: ${message}`);
@@ -203,7 +204,7 @@ export function parseTrustedPublishers(list: unknown): TrustedPublisher[] {
     if (typeof entry !== 'object' || entry === null) fail(`/publishers/${i}`, 'expected an object');
     const p = entry as Record<string, unknown>;
     const fingerprint = requireString(p.fingerprint, `/publishers/${i}/fingerprint`).toUpperCase();
-    if (!FINGERPRINT.test(fingerprint)) fail(`/publishers/${i}/fingerprint`, 'expected 40 hex digits');
+    if (!KEY_FINGERPRINT.test(fingerprint)) fail(`/publishers/${i}/fingerprint`, FINGERPRINT_EXPECTED);
     const names = p.names;
     if (
       !Array.isArray(names) ||
@@ -232,7 +233,7 @@ export function parseTrustedOperators(list: unknown): TrustedOperator[] {
     if (typeof entry !== 'object' || entry === null) fail(`/operators/${i}`, 'expected an object');
     const o = entry as Record<string, unknown>;
     const fingerprint = requireString(o.fingerprint, `/operators/${i}/fingerprint`).toUpperCase();
-    if (!FINGERPRINT.test(fingerprint)) fail(`/operators/${i}/fingerprint`, 'expected 40 hex digits');
+    if (!KEY_FINGERPRINT.test(fingerprint)) fail(`/operators/${i}/fingerprint`, FINGERPRINT_EXPECTED);
     const key = requireString(o.key, `/operators/${i}/key`);
     if (o.label !== undefined && typeof o.label !== 'string')
       fail(`/operators/${i}/label`, 'expected a string');

@@ -15,6 +15,7 @@
 import { ACTION_KINDS, type ActionKind } from './action-kinds.ts';
 import { sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
+import { KEY_FINGERPRINT, KEY_FINGERPRINT_FORM } from './fingerprint.ts';
 import { isCanonicalVersion, pluginNameFormProblem } from './layout.ts';
 import type { LogHead } from './model.ts';
 import { stringifyJson } from './text.ts';
@@ -114,8 +115,6 @@ export function renderSegment(lines: readonly string[]): Uint8Array {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
-/** A key's primary fingerprint as the pipeline names a signer (actions.ts, config.ts). */
-const FINGERPRINT = /^[0-9A-F]{40}$/;
 
 function malformed(where: string, why: string): never {
   throw new TrustError('LOG_MALFORMED', `${where}: ${why}`);
@@ -208,8 +207,9 @@ function entryProblems(value: unknown): string[] {
   check(
     'signer',
     true,
-    (v) => typeof v === 'string' && FINGERPRINT.test(v),
-    'a key fingerprint (40 uppercase hex digits)',
+    // v4 or v6 (signing.ts): a client before v6 keys refuses an entry naming a 64-digit signer (LOG_MALFORMED).
+    (v) => typeof v === 'string' && KEY_FINGERPRINT.test(v),
+    KEY_FINGERPRINT_FORM,
   );
   check('digest', true, (v) => typeof v === 'string' && HEX64.test(v), 'a sha256 (64 hex digits)');
   check('created', false, isTime, 'an ISO 8601 time');

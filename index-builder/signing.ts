@@ -17,9 +17,13 @@ import { type Clock, systemClock } from './clock.ts';
 import { sha256Hex } from './digest.ts';
 import { KeyError } from './errors.ts';
 
+// Here too, for the key ID rule's users among signing's: the form and the rule live apart, since log.ts and
+// the client's light paths read fingerprints without loading openpgp.js (test/architecture.test.ts).
+export { KEY_FINGERPRINT, KEY_FINGERPRINT_FORM, keyIdOfFingerprint } from './fingerprint.ts';
+
 /** Signs bytes with the registry key. */
 export interface Signer {
-  /** Primary key fingerprint, 40 uppercase hex digits. */
+  /** Primary key fingerprint, uppercase hex: 40 digits (the registry's key is v4, `generateKeyPair`). */
   readonly fingerprint: string;
   /** Every fingerprint of the key (primary and subkeys), uppercase. */
   readonly fingerprints: readonly string[];

@@ -13,6 +13,7 @@ import { ConfigError, type Problem, type ProblemCode, problem } from './errors.t
 import {
   keyArithmeticProblem,
   keyComplexityProblem,
+  keyIdOfFingerprint,
   keyUsableAt,
   type PublicKeyInfo,
   readPublicKey,
@@ -56,8 +57,8 @@ const configTexts = (config: Pick<RegistryConfig, 'publishers' | 'operators'>): 
 const configuredKeys = new Map<string, Promise<PublicKeyInfo>>();
 const MAX_CONFIGURED_KEYS = 4096;
 
-/** A v4 fingerprint's key ID: its last 16 hex digits, as a signature names its issuer. */
-const keyIdOf = (fingerprint: string): string => fingerprint.slice(-16);
+/** A fingerprint's key ID, as a signature names its issuer (v4: its last 16 hex digits; v6: its first 16). */
+const keyIdOf = (fingerprint: string): string => keyIdOfFingerprint(fingerprint);
 const upper = (s: string): string => s.toUpperCase();
 
 /**

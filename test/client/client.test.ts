@@ -615,7 +615,7 @@ describe('when a plugin is installed', () => {
     expect(await exists(m.dir)).toBe(false);
   });
 
-  // A v6 key's fingerprint (64 hex digits) was never one config.json could name.
+  // A v6 key's fingerprint (64 hex digits) is no registry key's config.json can name: the registry's key is v4.
   it.each(UNTRUSTED_KEYS.filter((key) => key.fingerprint.length === 40))(
     'refuses $label pinned before such keys were refused (PINNED_KEY_UNTRUSTED), naming the registry and how to pin again, until it is',
     async (key) => {

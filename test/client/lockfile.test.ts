@@ -317,7 +317,7 @@ describe('when a lock is invalid', () => {
     {
       what: 'a publisher missing',
       text: edited((l) => delete l.plugins['kubecost-lens'].publisher),
-      message: `${FILE}#${lens}/publisher: expected a key fingerprint (40 uppercase hex digits), found nothing (the field is missing)`,
+      message: `${FILE}#${lens}/publisher: expected a key fingerprint (40 or 64 uppercase hex digits: an OpenPGP v4 or v6 key), found nothing (the field is missing)`,
     },
     {
       what: 'artifacts missing',

@@ -268,7 +268,7 @@ describe('when a signed log entry is not of the form the pipeline writes', () =>
         `"type":"frobnicate","plugin":"demo","signer":"${SIGNER.toLowerCase()}","digest":"xyz"`,
         [
           '#/type: expected one of publish, yank, unyank, deprecate, undeprecate, advisory-add, advisory-withdraw, owners-add, owners-remove, remove, transfer, revoke-key, rotate-key',
-          '#/signer: expected a key fingerprint (40 uppercase hex digits)',
+          '#/signer: expected a key fingerprint (40 or 64 uppercase hex digits: an OpenPGP v4 or v6 key)',
           '#/digest: expected a sha256 (64 hex digits)',
         ],
       ],

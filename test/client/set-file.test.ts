@@ -389,6 +389,19 @@ describe('when a policy is read', () => {
     });
   });
 
+  it('reads a v6 publisher key by its 64 hex digits, and refuses a fingerprint of any other length', () => {
+    // RFC 9580 v6 keys have SHA-256 fingerprints; a length between or beyond names no key.
+    const v6 = `${'abcdef0123456789'.repeat(4)}`;
+    expect(parse(`policy:\n  publishers: [${v6}]\n`).policy?.publishers).toEqual([v6.toUpperCase()]);
+    expectInvalid(
+      `policy:\n  publishers: [${'A'.repeat(41)}, ${'A'.repeat(63)}, ${'A'.repeat(65)}]\n`,
+      at('/policy/publishers/0', 2),
+      at('/policy/publishers/1', 2),
+      at('/policy/publishers/2', 2),
+      'a publisher key fingerprint (40 or 64 hex digits: an OpenPGP v4 or v6 key)',
+    );
+  });
+
   it('defaults to no prereleases, nothing denied, any publisher and registry', () => {
     expect(parse('policy: {}\n').policy).toEqual({
       permissions: { deny: [] },

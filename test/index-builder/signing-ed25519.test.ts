@@ -12,6 +12,7 @@ import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  keyIdOfFingerprint,
   keyUsableAt,
   readPublicKey,
   type VerifyResult,
@@ -491,6 +492,42 @@ describe('when a signature is not one the Ed25519 path takes', () => {
     ).resolves.toBeUndefined();
     await expect(verifyDetachedSignature(DATA, signature, [key], JUDGED)).resolves.toMatchObject({
       ok: true,
+    });
+  });
+
+  it('hands an RFC 9580 v6 Ed25519 signature to openpgp.js, which verifies it and names the key by its 64 hex digits', async () => {
+    // A v6 key (openpgp.js `v6Keys`, algorithm 27, as Sequoia makes them) signs v6 signatures (salted, hashed
+    // with a v6 trailer): the Ed25519 path takes v4 EdDSA-legacy ones only.
+    const { privateKey } = await openpgp.generateKey({
+      type: 'curve25519',
+      userIDs: [{ name: 'v6' }],
+      date: KEYS_CREATED,
+      format: 'object',
+      config: { v6Keys: true },
+    });
+    const signature = await openpgp.sign({
+      message: await openpgp.createMessage({ binary: DATA }),
+      signingKeys: privateKey,
+      detached: true,
+      date: SIGNED,
+    });
+    expect((await openpgp.readSignature({ armoredSignature: signature })).packets[0]?.version).toBe(6);
+    const key = await publicOf(privateKey);
+    const fingerprint = key.getFingerprint().toUpperCase();
+    await expect(
+      verifyDetachedSignatureBy('ed25519', DATA, signature, [key], JUDGED),
+    ).resolves.toBeUndefined();
+
+    await expect(verifyDetachedSignature(DATA, signature, [key], JUDGED)).resolves.toMatchObject({
+      ok: true,
+      fingerprint,
+      signingKeyId: keyIdOfFingerprint(fingerprint),
+    });
+    const tampered = encode('{"name":"acme-costs","version":"1.0.1"}\n');
+    await expect(verifyDetachedSignature(tampered, signature, [key], JUDGED)).resolves.toMatchObject({
+      ok: false,
+      reason: 'bad-signature',
+      keyIds: [keyIdOfFingerprint(fingerprint)],
     });
   });
 });

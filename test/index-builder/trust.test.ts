@@ -10,6 +10,7 @@ import { ConfigError } from '../../index-builder/errors.ts';
 import { readPublicKey } from '../../index-builder/signing.ts';
 import {
   authorizePublisher,
+  checkActionSignature,
   checkConfiguredKeys,
   checkPublisherSignature,
   configuredCandidates,
@@ -80,8 +81,8 @@ describe('when a config edited by hand trusts a key no signature by which is tak
     });
   };
 
-  // A config's fingerprints are v4's 40 hex digits (config.ts): a v6 key cannot be listed there at all.
-  const listable = UNTRUSTED_KEYS.filter((key) => key.fingerprint.length === 40);
+  // Every one, the v6 key too: a config names a v6 key by its 64 hex digits (fingerprint.ts).
+  const listable = UNTRUSTED_KEYS;
 
   it.each(listable.flatMap((key) => (['publishers', 'operators'] as const).map((as) => ({ ...key, as }))))(
     'refuses $label among the $as with CONFIG_INVALID, naming the config, the entry and why',
@@ -319,5 +320,48 @@ describe('when the entries a config holds were checked before (checkConfiguredKe
         `${WHERE} /publishers/0/fingerprint: ${'D'.repeat(40)} is not the fingerprint of the publisher key beside it (${good.fingerprint})`,
       ),
     });
+  });
+});
+
+describe('when an action is signed by a v6 publisher key', () => {
+  // RFC 9580 v6 (openpgp.js `v6Keys`): its key ID is the first 16 hex digits of its 64, where a v4 key's is
+  // the last 16 of its 40; the registry's copy of the key is found by it.
+  it("judges it by the registry's copy of the key, not the envelope's (which a revocation may be stripped from)", async () => {
+    const generated = await openpgp.generateKey({
+      type: 'curve25519',
+      userIDs: [{ name: 'V6 Owner' }],
+      format: 'armored',
+      config: { v6Keys: true },
+    });
+    const secret = await openpgp.readPrivateKey({ armoredKey: generated.privateKey });
+    const { publicKey: revoked } = await openpgp.revokeKey({
+      key: secret,
+      reasonForRevocation: { flag: openpgp.enums.reasonForRevocation.keyCompromised, string: 'leaked' },
+      date: new Date(Date.now() - 60_000),
+      format: 'armored',
+    });
+    const fingerprint = secret.getFingerprint().toUpperCase();
+    // The registry's copy carries the revocation; the action's envelope carries the key as it was before.
+    const config = parseRegistryConfig({
+      name: 'r',
+      url: 'https://r.example.org',
+      policy: 'restricted',
+      publishers: [{ fingerprint, key: revoked, names: ['*'] }],
+    });
+    const text = new TextEncoder().encode('{"action":"yank"}');
+
+    const checked = await checkActionSignature({
+      text,
+      signature: await signDetached(text, generated.privateKey),
+      key: generated.publicKey,
+      trusted: await loadTrustedKeys(config, []),
+      now: new Date(),
+    });
+
+    expect(checked.fingerprint).toBeUndefined();
+    expect(checked.problems.map((p) => [p.code, p.path])).toEqual([
+      ['PUBLISHER_KEY_REVOKED', 'envelope:/signature'],
+    ]);
+    expect(checked.problems[0]?.message).toMatch(/revoked/i);
   });
 });

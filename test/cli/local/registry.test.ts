@@ -152,8 +152,8 @@ describe('initRegistry, in a folder where a signing key is already', () => {
 });
 
 describe('when plugindex.json, edited by hand, trusts a key no signature by which is taken', () => {
-  // A config's fingerprints are v4's 40 hex digits (config.ts): a v6 key cannot be listed there at all.
-  const listable = UNTRUSTED_KEYS.filter((key) => key.fingerprint.length === 40);
+  // Every one, the v6 key too: a config names a v6 key by its 64 hex digits (fingerprint.ts).
+  const listable = UNTRUSTED_KEYS;
 
   /** A registry with one upload waiting, its config then given `key` as the operator's, or a publisher's. */
   async function registryTrusting(key: (typeof listable)[number], as: 'operators' | 'publishers') {
