@@ -181,3 +181,80 @@ describe('when a publisher signs with a v6 key', () => {
     expect(fromSet.stdout).toContain(`${NAME}@1.0.0`);
   });
 });
+
+describe('when an operator holds a v6 key', () => {
+  it('is added by operators add, and its revoke-key naming a v6 publisher by 64 hex digits is applied and logged', async () => {
+    const work = await mkdtemp(path.join(inject('tempRoot'), 'v6-operator-'));
+    const cli = (args: readonly string[]) =>
+      plugindexProcess(args, { cwd: work, env: clientHomes(path.join(work, 'client')), timeoutMs: 60_000 });
+    const registry = path.join(work, 'registry');
+    const init = await cli([
+      'init',
+      '--registry',
+      registry,
+      '--name',
+      'V6 Ops',
+      '--url',
+      'http://127.0.0.1:9',
+    ]);
+    expect(init.code, init.stderr).toBe(0);
+    const keys = await Promise.all(
+      ['V6 Operator', 'V6 Publisher'].map((name) =>
+        openpgp.generateKey({
+          type: 'curve25519',
+          userIDs: [{ name }],
+          format: 'armored',
+          config: { v6Keys: true },
+        }),
+      ),
+    );
+    const [operator, publisher] = keys as [(typeof keys)[0], (typeof keys)[0]];
+    await writeFile(path.join(work, 'operator.asc'), operator.privateKey, { mode: 0o600 });
+    await writeFile(path.join(work, 'operator.pub'), operator.publicKey);
+    const revoked = (await openpgp.readKey({ armoredKey: publisher.publicKey }))
+      .getFingerprint()
+      .toUpperCase();
+
+    await writeFile(path.join(work, 'publisher.pub'), publisher.publicKey);
+    const added = await cli(['operators', 'add', '--registry', registry, path.join(work, 'operator.pub')]);
+    expect(added.code, added.stderr).toBe(0);
+    const trusted = await cli([
+      'publishers',
+      'add',
+      '--registry',
+      registry,
+      path.join(work, 'publisher.pub'),
+      '--names',
+      'v6-*',
+    ]);
+    expect(trusted.code, trusted.stderr).toBe(0);
+    // Given as gpg prints it, in groups of four and lower case: the action carries it as 64 uppercase digits.
+    const spaced = revoked
+      .toLowerCase()
+      .replace(/(.{4})/g, '$1 ')
+      .trim();
+    const revoke = await cli([
+      'operator',
+      'revoke',
+      spaced,
+      '--reason',
+      'key leaked',
+      '--key',
+      path.join(work, 'operator.asc'),
+      '--registry',
+      registry,
+    ]);
+    expect(revoke.code, revoke.stdout + revoke.stderr).toBe(0);
+
+    const [entry] = (await readFile(path.join(registry, 'public/log/000000.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string; signer: string });
+    const operatorFingerprint = (await openpgp.readKey({ armoredKey: operator.publicKey }))
+      .getFingerprint()
+      .toUpperCase();
+    expect(entry).toMatchObject({ type: 'revoke-key', signer: operatorFingerprint });
+    const revokedKeys = await readFile(path.join(registry, 'public/keys/revoked.json'), 'utf8');
+    expect(revokedKeys).toContain(revoked);
+  });
+});
