@@ -11,6 +11,7 @@ import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { clientHomes, plugindexProcess } from '../support/cli.ts';
+import { validManifest } from '../support/fixtures.ts';
 import { freePort, type ServingRegistry, startServe } from '../support/serve.ts';
 
 const NAME = 'v6-costs';
@@ -45,18 +46,14 @@ describe('when a publisher signs with a v6 key', () => {
     fingerprint = key.getFingerprint().toUpperCase();
     await writeFile(
       path.join(work, 'manifest.json'),
-      JSON.stringify({
-        name: NAME,
-        display_name: 'V6 Costs',
-        description: 'Published under a v6 key',
-        version: '1.0.0',
-        api_version: 'v1',
-        plugin_type: 'cost_source',
-        capabilities: ['actual_cost'],
-        supported_providers: ['aws'],
-        requirements: { min_api_version: 'v1', max_api_version: 'v1', os: ['linux'], arch: ['amd64'] },
-        metadata: { license: 'MIT' },
-      }),
+      JSON.stringify(
+        validManifest({
+          name: NAME,
+          display_name: 'V6 Costs',
+          description: 'Published under a v6 key',
+          metadata: { license: 'MIT' },
+        }),
+      ),
     );
     await writeFile(path.join(work, 'tool'), '#!/bin/sh\necho v6\n');
   });
