@@ -427,7 +427,10 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
   // what it placed is removed as for any failure, the folders are let go, the blob is downloaded again
   // holding nothing, and the placing begins again. Downloaded under the hold, a slow registry kept every
   // other install of the folder waiting, failing INSTALL_BUSY after 30 s. Each blob is fetched once more at
-  // most: one this run downloaded that is damaged or gone again is refused.
+  // most: one this run downloaded that is damaged or gone again is refused. A damaged blob is not deleted
+  // first but replaced (`again`: the download's rename over it): deleted, it could be the copy another install
+  // finding it damaged too had downloaded meanwhile, which that install, finding it gone, refused
+  // CACHE_BLOB_GONE.
   for (;;) {
     try {
       await placeHolding(ctx, options, trees, changing, ownerIn);
@@ -436,8 +439,7 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
       if (!(error instanceof CachedBlobFault)) throw error;
       if (fetched.has(error.file)) throw error.refusal();
       fetched.add(error.file);
-      await ctx.cache.removeBlob(error.file.sha256);
-      await download(ctx, error.planned, error.file);
+      await download(ctx, error.planned, error.file, true);
     }
   }
   // --locked and --frozen leave the lock as it is, even where only its record of the set file or of where
@@ -2264,9 +2266,17 @@ function installedManifestPath(name: string, version: string): string {
   return `${name}/${versionFolder(version)}/manifest.json`;
 }
 
-/** Downloads one artifact into the cache unless it is held there; true when it downloaded it now. */
-async function download(ctx: ClientContext, plan: Planned, file: PlannedFile): Promise<boolean> {
-  if (await ctx.cache.hasBlob(file.sha256, file.size)) return false;
+/**
+ * Downloads one artifact into the cache unless it is held there (`again`: whatever is there, a blob found
+ * damaged, which the download's rename then replaces); true when it downloaded it now.
+ */
+async function download(
+  ctx: ClientContext,
+  plan: Planned,
+  file: PlannedFile,
+  again = false,
+): Promise<boolean> {
+  if (!again && (await ctx.cache.hasBlob(file.sha256, file.size))) return false;
   const name = `${plan.name}@${plan.version}`;
   if (ctx.offline)
     throw new ClientError(

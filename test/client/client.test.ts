@@ -8,10 +8,11 @@
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
 import type { ClientContext } from '../../client/context.ts';
+import { ContentCache } from '../../client/disk/cache.ts';
 import { InstallTree } from '../../client/disk/state.ts';
 import { ClientError } from '../../client/errors.ts';
 import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
@@ -872,6 +873,116 @@ describe('when two installs place into one folder at once', () => {
     expect(await exists(join(m.dir, NAME, '1.0.0'))).toBe(false);
     expect(await exists(join(m.dir, 'second-tool', '0.1.0'))).toBe(false);
     expect(await verifyFolder(m)).toEqual([]);
+  });
+});
+
+describe('when two installs into other folders find one cached artifact damaged', () => {
+  it('each downloads it again over the damaged one, and neither deletes the copy the other downloaded', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    // Prepare: second-tool's cached artifact damaged. X (m.dir) finds it so first and is held (a test hook
+    // on ContentCache.removeBlob holds its first call; X's download of it holds too). Y (another folder)
+    // then finds it damaged, downloads it again, and is held by the test on its folder's lock once its copy
+    // is in the cache. X then goes on; Y, let go, places what is in the cache.
+    const blob = await damagedSecondTool(m, 'damaged-twice-scratch');
+    const good = await readFile(
+      join(root, 'damaged-twice-scratch', 'second-tool', '0.1.0', 'linux-amd64', 'second-tool'),
+    );
+    const gate = () => {
+      let open!: () => void;
+      const opened = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      return { open, opened };
+    };
+    const xRemoving = gate();
+    const removeGate = gate();
+    const removeBlob = ContentCache.prototype.removeBlob;
+    let removes = 0;
+    const spy = vi.spyOn(ContentCache.prototype, 'removeBlob').mockImplementation(async function (
+      this: ContentCache,
+      sha256: string,
+    ) {
+      removes += 1;
+      if (removes === 1) {
+        xRemoving.open();
+        await removeGate.opened;
+      }
+      return removeBlob.call(this, sha256);
+    });
+    const xDownloading = gate();
+    const xGate = gate();
+    const clientX = clientHooking(m, async (real, endpoint, request) => {
+      if (request.url.includes('/second-tool/')) {
+        xDownloading.open();
+        await xGate.opened;
+      }
+      return real(endpoint, request);
+    });
+    const folderY = join(root, 'damaged-twice-y');
+    const yHeld = gate();
+    const yGate = gate();
+    let yLock: Promise<void> | undefined;
+    const clientY = clientHooking(m, async (real, endpoint, request) => {
+      if (request.url.includes('/second-tool/') && yLock === undefined) {
+        yLock = new InstallTree(folderY).hold(async () => {
+          yHeld.open();
+          await yGate.opened;
+        });
+        await yHeld.opened;
+      }
+      return real(endpoint, request);
+    });
+    try {
+      // Act: X finds the artifact damaged; Y finds it so too, and downloads it again.
+      const x = clientX
+        .install({
+          requests: ['second-tool@0.1.0'],
+          dir: m.dir,
+          lockfile: join(root, 'damaged-twice-x.lock'),
+        })
+        .finally(() => clientX.close());
+      const settledX = x.then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      await Promise.race([xRemoving.opened, xDownloading.opened]);
+      const y = clientY
+        .install({
+          requests: ['second-tool@0.1.0'],
+          dir: folderY,
+          lockfile: join(root, 'damaged-twice-y.lock'),
+        })
+        .finally(() => clientY.close());
+      const settledY = y.then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      // Y's copy in the cache, Y waiting on its folder: X goes on to its download, then Y places.
+      for (let i = 0; i < 1000 && !(await readFile(blob).catch(() => undefined))?.equals(good); i++)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      removeGate.open();
+      await xDownloading.opened;
+      yGate.open();
+      const yError = await settledY;
+      xGate.open();
+      const xError = await settledX;
+      await yLock;
+
+      // Assess: both installed what was signed.
+      expect(yError).toBeUndefined();
+      expect(xError).toBeUndefined();
+      expect(await readFile(join(folderY, 'second-tool', '0.1.0', 'linux-amd64', 'second-tool'))).toEqual(
+        good,
+      );
+      expect(await readFile(join(m.dir, 'second-tool', '0.1.0', 'linux-amd64', 'second-tool'))).toEqual(good);
+      expect(await readFile(blob)).toEqual(good);
+    } finally {
+      spy.mockRestore();
+      removeGate.open();
+      xGate.open();
+      yGate.open();
+    }
   });
 });
 
