@@ -11,8 +11,9 @@
  *                                              download's temp file removed by the next download
  *
  * Nothing here is trusted for being here: a document whose bytes no longer hash to their name is deleted
- * and fetched again; an artifact is rehashed as it is copied into place (and, damaged, dropped and
- * downloaded again, outside the install folder's hold); a kept manifest signature and the snapshot are
+ * and fetched again; an artifact is rehashed as it is copied into place (and, damaged, downloaded again
+ * and renamed over it, outside the install folder's hold: never deleted first, as another install may have
+ * put a good copy there since); a kept manifest signature and the snapshot are
  * verified again before use. No lock guards a blob: `remove --clean` and `clean -c` may delete one an install
  * found here and has yet to place, which that install then downloads again (install.ts `placeHolding`).
  */
