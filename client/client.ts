@@ -321,7 +321,7 @@ class Client implements PlugindexClient {
   readonly #cache: ContentCache;
   readonly #clock: Clock;
   readonly #sessions = new Map<string, Promise<RegistrySession>>();
-  /** `ClientContext.revokedKeys`, by registry, key held and the keys held before it. */
+  /** `ClientContext.revokedKeys`, by registry, the URL reached, key held and the keys held before it. */
   readonly #revoked = new Map<string, Promise<readonly ChainLink[]>>();
   /** The rotations read this run to learn what an older client's chain lacks (`SessionDeps.rotationsRead`). */
   readonly #rotationsRead = new Map<string, Promise<Uint8Array | undefined>>();
@@ -363,20 +363,24 @@ class Client implements PlugindexClient {
       },
       registryEntry: async (name) => (await this.#config_()).registries.find((r) => r.name === name),
       registryEntries: async () => (await this.#config_()).registries,
-      revokedKeys: (trust) => {
-        if (trust.registry === undefined) return Promise.resolve([]);
+      revokedKeys: (trust, reached) => {
+        // A record that names no registry (kept before records named theirs, or a plugin set's key never
+        // checked here) is told by the URL it is reached at, as `sharedTrust` tells one.
+        const registry = trust.registry ?? reached;
+        if (registry === undefined) return Promise.resolve([]);
         // Once per registry, key and chain a command: `verify` asks for every version installed through it.
         // Not per key alone: what is known of it depends on the keys held before (the marks read from the
         // records sharing one, a departure from a stolen key), and a name holding the key through the thief's
         // rotation was judged by another's record holding it pinned itself, its versions passing verify.
         const key = [
-          trust.registry,
+          registry,
+          reached ?? '',
           trust.fingerprint,
           ...(trust.chain ?? []).map((l) => l.fingerprint),
         ].join('\n');
         let revoked = this.#revoked.get(key);
         if (!revoked) {
-          revoked = state.sharedTrust(trust.registry, trust).then(async (shared) => {
+          revoked = state.sharedTrust(registry, trust, reached).then(async (shared) => {
             const marks = shared.revoked ?? [];
             // Held through the thief's rotation from a stolen key (followed before any name knew of the
             // theft): what the key held signs counts for nothing either, in a frozen install or verify.

@@ -81,9 +81,16 @@ export interface ClientContext {
    * compromised (`ClientState.sharedTrust`'s `revoked`): `trust` may hold one, its name never having
    * followed that rotation; and the key `trust` holds when its chain left such a key by another rotation
    * than the marked one (`ForkedKey`: the thief's, followed before any name knew of the theft). None for a
-   * record that names no registry.
+   * record that names no registry and is `reached` at no URL.
+   *
+   * `reached`: the URL the name reaches the registry at (the configured entry's, a plugin set's provider's),
+   * as a session passes it (`ClientState.sharedTrust`): a mark kept as of the URL a record kept before
+   * records named their registry was configured at, a mirror's maybe (`isDepartureOf`), is read by a
+   * frozen install or `verify` of a name reaching the registry there only so; a record that names no
+   * registry is told by it, as that URL's. Without it, such a mark refused the mirror's copy signed by the
+   * stolen key online and let a frozen install take it, and `verify` pass what it placed.
    */
-  revokedKeys(trust: TrustRecord): Promise<readonly (ChainLink | ForkedKey)[]>;
+  revokedKeys(trust: TrustRecord, reached?: string): Promise<readonly (ChainLink | ForkedKey)[]>;
 }
 
 /**

@@ -310,6 +310,8 @@ export async function verifyInstalled(
     lockfile?: string;
     /** The trust of sources the configuration does not hold (a plugin set's), by name. */
     trust?: ReadonlyMap<string, TrustRecord>;
+    /** The URL each of `trust`'s sources reaches its registry at (a set's provider's), by name. */
+    reached?: ReadonlyMap<string, string>;
     /**
      * The finding for a version this check does not speak for (a version a plugin set does not name, in its
      * folder), reported as it is and written nowhere; undefined for a version to check.
@@ -355,6 +357,7 @@ export async function verifyInstalled(
             lockfile: options.lockfile ?? '',
             pinnedKey,
             ...(options.trust ? { given: options.trust } : {}),
+            ...(options.reached ? { reached: options.reached } : {}),
           },
         );
         findings.push({ name, version, ok: true });
@@ -394,11 +397,13 @@ async function verifyOne(
     lockfile,
     pinnedKey,
     given,
+    reached,
   }: {
     lock: Lockfile | undefined;
     lockfile: string;
     pinnedKey: (trust: TrustRecord, registry: string) => Promise<Key>;
     given?: ReadonlyMap<string, TrustRecord>;
+    reached?: ReadonlyMap<string, string>;
   },
 ): Promise<void> {
   for (const [platform, artifact] of Object.entries(record.artifacts)) {
@@ -495,7 +500,13 @@ async function verifyOne(
   );
   // The key held, retired as stolen by a rotation another name of this registry followed and this one
   // never did (a plugin set pinning the old key): it signs nothing that counts here either.
-  const held = (await ctx.revokedKeys(trust)).find((link) => link.fingerprint === trust.fingerprint);
+  // Read as of the URL the name reaches the registry at too (a set's provider's, or the configured
+  // entry's): a mark kept as of a mirror's URL is read only so (`ClientContext.revokedKeys`), and passed
+  // over, what a frozen install from that mirror placed under the stolen key verified.
+  const url = given?.has(record.registry)
+    ? reached?.get(record.registry)
+    : (await ctx.registryEntry(record.registry))?.url;
+  const held = (await ctx.revokedKeys(trust, url)).find((link) => link.fingerprint === trust.fingerprint);
   if (refusal === undefined && held)
     throw keyRevokedError(
       held,

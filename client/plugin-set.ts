@@ -1154,6 +1154,7 @@ export async function verifySet(
 ): Promise<VerifyFinding[]> {
   const set = parsePluginSet(await readSetFile(file), file, options);
   const trust = new Map<string, TrustRecord>();
+  const reached = new Map<string, string>();
   for (const [name, key] of await providerKeys(set)) {
     // A registry the set pins by URL and key: the key an install followed its rotations to, as it did.
     const provider = [...set.providers, ...(set.discovery?.registries ?? [])].find((p) => p.name === name);
@@ -1162,6 +1163,7 @@ export async function verifySet(
         ? await keptSetTrust(ctx, setTrustName(provider.url, key.fingerprint), key.fingerprint)
         : { current: undefined };
     trust.set(name, current ?? { fingerprint: key.fingerprint, armoredKey: key.armored });
+    if (provider?.type === 'registry' && provider.url !== undefined) reached.set(name, provider.url);
   }
   const lockfile = await lockfileOf(file, options);
   const lock = await readLockfile(lockfile);
@@ -1173,7 +1175,7 @@ export async function verifySet(
       const why = notInSet(set, lock, { dir, owner }, name, version, record);
       return why === undefined ? undefined : { name, version, ok: false, ...why };
     };
-    const found = await verifyInstalled(ctx, { dir, lockfile, trust, outside });
+    const found = await verifyInstalled(ctx, { dir, lockfile, trust, reached, outside });
     findings.push(...(await judgedByPolicy(ctx.tree(dir), set, found)));
   }
   return findings;

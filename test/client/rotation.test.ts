@@ -1779,6 +1779,106 @@ describe('when a record kept before records named their registry, configured at 
   });
 });
 
+describe('when a record kept before records named their registry, configured at a mirror, is removed with its mark kept as of the mirror\u2019s URL, and names reaching the registry there still hold the stolen key', () => {
+  it('refuses their frozen installs and verify, plain and -c, of what they placed under that key (KEY_REVOKED)', async () => {
+    // Prepare: the registry is reached at a mirror by `main`, by `other` and by a plugin set, each pinning
+    // its first key; `other` and the set install under it (their locks, and their folders).
+    const registry = await servedRegistry(['1.0.0']);
+    const mirrorDir = join(root, `mirror-frozen-${registries}`);
+    const mirrorOf = async (dir: string) => {
+      await rm(join(mirrorDir, 'public'), { recursive: true, force: true });
+      await cp(join(dir, 'public'), join(mirrorDir, 'public'), { recursive: true });
+    };
+    await mirrorOf(registry.dir);
+    const mirror = await serve(mirrorDir);
+    const m = await machine();
+    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
+    await m.run((c) =>
+      c.addRegistry({ name: 'other', url: mirror.url, pin: { armored: registry.firstKey }, priority: 2 }),
+    );
+    await m.run((c) =>
+      c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
+    );
+    const project = join(root, `mirror-frozen-set-${registries}`);
+    await mkdir(project, { recursive: true });
+    await writeFile(join(project, 'registry.asc'), registry.firstKey);
+    const file = join(project, 'plugins.yaml');
+    await writeFile(
+      file,
+      `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, url: ${mirror.url}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: ${NAME}, version: "^1.0" }
+`,
+    );
+    const home = { home: join(project, '.home') };
+    await m.run((c) => c.installSet(file, home));
+    // The key is stolen and rotated away from; `main` alone follows, at the mirror.
+    const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
+    const signed = `plugins/${NAME}/1.0.0/manifest.json.asc`;
+    const byStolenKey = await readFile(join(registry.dir, 'public', signed));
+    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
+    await mirrorOf(registry.dir);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    const thiefDir = join(root, `mirror-frozen-thief-${registries}`);
+    await cp(registry.dir, thiefDir, { recursive: true });
+    await writeFile(join(thiefDir, 'keys/registry-secret.asc'), stolen);
+    await rebuildRegistry((await openRegistry(thiefDir)).context, { keyRotations: 1 });
+    await publish(thiefDir, ['2.0.0']);
+    // The thief serves 1.0.0's manifest signed by the stolen key (the registry's signature before the
+    // rotation, as the key's holder can sign it): what the locks and folders hold under that key.
+    await writeFile(join(thiefDir, 'public', signed), byStolenKey);
+    // `main`'s record as a client before `registry` was kept wrote it, its snapshot no longer cached; it is
+    // removed, its mark kept as of the mirror's URL; the mirror then serves the thief's copy.
+    const { registry: _named, ...older } = await trustState(m);
+    await writeFile(join(m.data, 'trust', 'main', 'state.json'), `${JSON.stringify(older, null, 2)}\n`);
+    await rm(join(m.data, 'trust', '.index.json'), { force: true });
+    await rm(join(dirname(m.data), 'cache', 'registries'), { recursive: true, force: true });
+    await m.run((c) => c.removeRegistry('main'));
+    const kept = JSON.parse(await readFile(join(m.data, 'trust', '.removed-departures.json'), 'utf8'));
+    expect(kept.former_departures).toMatchObject([
+      { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
+    ]);
+    await mirrorOf(thiefDir);
+    const revoked = {
+      name: 'ClientError',
+      code: 'KEY_REVOKED',
+      message: expect.stringContaining(registry.firstFingerprint),
+    };
+
+    // Act and assess: `other`'s frozen install and verify, reaching the registry at the mirror, read the
+    // mark kept as of its URL (its record names the registry's own URL: read by that alone, none did, and
+    // the frozen install placed 1.0.0 by the stolen key's signature the mirror served).
+    await expect(
+      m.run((c) =>
+        c.install({ requests: [], lockfile: m.lockfile, frozen: true, dir: join(project, 'other-frozen') }),
+      ),
+    ).rejects.toMatchObject(revoked);
+    const findings = await m.run((c) => c.verifyInstalled({ dir: m.dir }));
+    expect(findings.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, false, 'KEY_REVOKED']]);
+    // The set's, by its provider's URL.
+    const setFindings = await m.run((c) => c.verifySet(file, home));
+    expect(setFindings.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, false, 'KEY_REVOKED']]);
+    await rm(join(project, 'plugins'), { recursive: true, force: true });
+    await expect(m.run((c) => c.installSet(file, { ...home, frozen: true }))).rejects.toMatchObject(revoked);
+
+    // A record naming no registry (`other`'s as a client before `registry` was kept wrote it) is told by the
+    // URL it reaches: no registry named, no mark was read for it at all.
+    const { registry: _other, ...olderOther } = await trustState(m, 'other');
+    await writeFile(join(m.data, 'trust', 'other', 'state.json'), `${JSON.stringify(olderOther, null, 2)}\n`);
+    await rm(join(m.data, 'trust', '.index.json'), { force: true });
+    await expect(
+      m.run((c) =>
+        c.install({ requests: [], lockfile: m.lockfile, frozen: true, dir: join(project, 'legacy-frozen') }),
+      ),
+    ).rejects.toMatchObject(revoked);
+    const legacy = await m.run((c) => c.verifyInstalled({ dir: m.dir }));
+    expect(legacy.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, false, 'KEY_REVOKED']]);
+  });
+});
+
 describe('when a former departure of a name does not read (a hand edit, a damaged disk)', () => {
   it('refuses the checks it may bear on and its removal (TRUST_STATE_INVALID), not those of other registries, until it is deleted by hand', async () => {
     // Prepare: `main` pins a registry; two entries are added to its former departures by hand, one
