@@ -4,8 +4,9 @@
  * the CloudFront Functions (infra/edge-routing.ts) embed the same constants and apply the same rules in
  * CloudFront's JavaScript; test/infra/edge-routing.test.ts runs both over the same paths and types.
  *
- * - Pages (`text/html`, the registry's own) get a CSP with no `'unsafe-inline'`: their one style sheet and
- *   one script are allowed by hash, nothing else runs.
+ * - Pages (`text/html`, the registry's own) get a CSP with no `'unsafe-inline'`: their style sheet by
+ *   origin and their scripts by hash, nothing else runs. The hashes are every release's
+ *   (render/released-page-hashes.ts): a page keeps the script it was published with, the policy is ours.
  * - Hosted artifacts are downloads, whatever they are called: `application/octet-stream`,
  *   `Content-Disposition: attachment`, and a sandboxing CSP, so an `.html` or `.svg` artifact never runs
  *   script on the registry's origin.
@@ -26,16 +27,23 @@ import {
   pluginPageKey,
 } from './layout.ts';
 import { PAGE_SCRIPT_HASHES } from './render/html.ts';
+import { RELEASED_PAGE_SCRIPT_HASHES, RELEASED_PAGE_STYLE_HASHES } from './render/released-page-hashes.ts';
 import { SEARCH_PATH } from './search-endpoint.ts';
 
+/** CSP sources for hashes, each once, in order. */
+const hashSources = (hashes: readonly string[]): string =>
+  [...new Set(hashes)].map((h) => `'${h}'`).join(' ');
+
 /**
- * Pages: their own scripts by hash; the style sheet (`style.css`, served as text/css with nosniff, the only
- * one the registry serves), images (the icon) and `search.json` from the registry.
+ * Pages: their own scripts by hash, this release's and every earlier one's (a page published before an
+ * upgrade still carries its release's script, and a blocked script leaves its pager and search dead); the
+ * style sheet (`style.css`, served as text/css with nosniff, the only one the registry serves) and the inline
+ * style of pages published before it; images (the icon) and `search.json` from the registry.
  */
 export const PAGE_CSP = [
   "default-src 'none'",
-  `script-src ${PAGE_SCRIPT_HASHES.map((h) => `'${h}'`).join(' ')}`,
-  "style-src 'self'",
+  `script-src ${hashSources([...PAGE_SCRIPT_HASHES, ...RELEASED_PAGE_SCRIPT_HASHES])}`,
+  `style-src 'self' ${hashSources(RELEASED_PAGE_STYLE_HASHES)}`,
   "img-src 'self'",
   "connect-src 'self'",
   "base-uri 'none'",
