@@ -119,7 +119,8 @@ export async function loadTrustedKeys(
  * read, and kept when it holds one of the IDs and is the key its entry names. None found (an issuer that is a
  * signing subkey no bundled key names, a stranger, or no configured key at all), every configured key holding
  * an ID, as before. Both are looked up by key ID (`entriesByKeyId`, `everyKeyById`), not filtered out of
- * every entry per signature. The keys found are always among those all keys gave, in the same order (the
+ * every entry per signature; the latter by the (sub)key IDs the checked list gave `checkConfiguredKeys`, so
+ * only the keys found are read (none for a stranger), each kept only when it holds an ID. The keys found are always among those all keys gave, in the same order (the
  * entries' fingerprints are their keys' own, `checkConfiguredKeys`), and all of them but where one entry holds
  * a key ID only as a subkey while another entry's primary key is that ID: first in config order, the former
  * was chosen and refused the latter's signatures (its subkey not for signing, or another key of that ID).
@@ -153,43 +154,87 @@ export async function configuredCandidates(
   );
   const found = read.filter((info, i) => info.fingerprint === named[i]?.fingerprint && holds(info));
   if (found.length > 0) return found;
-  // Every key holding an ID, in config order: looked up among every configured key's (sub)key IDs, read and
-  // indexed once per trust list, where each such signature (a subkey's, a stranger's) tested every key's
-  // IDs: about 30 ms a signature at 5,000 publishers.
-  const every = await everyKeyById(trusted);
+  // Every key holding an ID, in config order: looked up among every configured key's (sub)key IDs, indexed
+  // once per trust list (`everyKeyById`: from the checked list's IDs where it covers the entry, else read), then
+  // each entry found read and kept only when its key holds an ID: the IDs only say which keys to read, so a
+  // list that lies can make a signature find the wrong keys (refused), never verify by a key that does not
+  // hold its issuer. A stranger's ID found in no entry reads no key at all.
+  const byId = await everyKeyById(trusted);
   const holding = new Set<number>();
-  for (const id of ids) for (const i of every.byId.get(id) ?? []) holding.add(i);
-  return [...holding].sort((a, b) => a - b).map((i) => every.keys[i] as PublicKeyInfo);
+  for (const id of ids) for (const i of byId.get(id) ?? []) holding.add(i);
+  const listed = [...holding]
+    .sort((a, b) => a - b)
+    .map((i) => trusted.publishers[i] as TrustedKeys['publishers'][number]);
+  const keys = await Promise.all(
+    readConfiguredKeys(
+      listed.map((p) => p.key),
+      trusted.texts,
+    ),
+  );
+  return keys.filter((info, i) => info.fingerprint === listed[i]?.fingerprint && holds(info));
 }
 
-/** Every configured publisher key of a trust list, read, and their positions by each (sub)key ID they hold. */
-interface EveryKey {
-  readonly keys: readonly PublicKeyInfo[];
-  readonly byId: ReadonlyMap<string, readonly number[]>;
+/**
+ * The (sub)key IDs of configured keys, by their armored text, as `checkConfiguredKeys` learned them: read from
+ * the key (`parsed`), or from the checked list it was given, whose entry (the digest of this text and its
+ * entry's fingerprint) passed before. Only a hint of which keys to read (`configuredCandidates`); an ID read
+ * from a key is never replaced by a list's. Bounded as `configuredKeys` is.
+ */
+const configuredKeyIds = new Map<string, { readonly ids: readonly string[]; readonly parsed: boolean }>();
+
+/** Keeps `ids` as the (sub)key IDs of `text`, unless those read from the key itself are kept already. */
+function keepKeyIds(text: string, ids: readonly string[], parsed: boolean): void {
+  if (!parsed && configuredKeyIds.get(text)?.parsed) return;
+  configuredKeyIds.set(text, { ids, parsed });
 }
 
-const everyKeyIndexes = new WeakMap<TrustedKeys['publishers'], Promise<EveryKey>>();
+/** Once past the bound, only the IDs of `config`'s keys (every key text of the config in use) are kept. */
+function boundKeyIds(config: readonly string[]): void {
+  if (configuredKeyIds.size <= MAX_CONFIGURED_KEYS + config.length) return;
+  const wanted = new Set(config);
+  for (const text of configuredKeyIds.keys()) if (!wanted.has(text)) configuredKeyIds.delete(text);
+}
 
-/** `EveryKey` of `trusted`'s publishers, made once per list; a key that does not read fails it (not kept). */
-function everyKeyById(trusted: TrustedKeys): Promise<EveryKey> {
+/** Every (sub)key ID a key holds, upper-case hex, each once (what a signature's issuer is matched with). */
+const keyIdsOf = (info: PublicKeyInfo): string[] => [
+  ...new Set(info.key.getKeyIDs().map((k) => upper(k.toHex()))),
+];
+
+/**
+ * Each configured publisher's position by each (sub)key ID its key holds, made once per trust list: an entry's
+ * IDs as `checkConfiguredKeys` kept them (`configuredKeyIds`: from the checked list, where a registry keeps
+ * one), else its key read. A cold process given a list covering every entry reads no key for it, where it read
+ * every configured key (about 7 s at 5,000 publishers) for the first signature whose issuer no entry's
+ * fingerprint names, which anyone may send. A key that does not read fails it (not kept).
+ */
+const everyKeyIndexes = new WeakMap<
+  TrustedKeys['publishers'],
+  Promise<ReadonlyMap<string, readonly number[]>>
+>();
+
+function everyKeyById(trusted: TrustedKeys): Promise<ReadonlyMap<string, readonly number[]>> {
   const list = trusted.publishers;
   let index = everyKeyIndexes.get(list);
   if (!index) {
+    const uncovered = list.filter((p) => !configuredKeyIds.has(p.key));
     index = Promise.all(
       readConfiguredKeys(
-        list.map((p) => p.key),
+        uncovered.map((p) => p.key),
         trusted.texts,
       ),
-    ).then((keys) => {
+    ).then((read) => {
+      const parsed = new Map(uncovered.map((p, i) => [p.key, keyIdsOf(read[i] as PublicKeyInfo)]));
+      for (const [text, ids] of parsed) keepKeyIds(text, ids, true);
+      boundKeyIds(trusted.texts ?? list.map((p) => p.key));
       const byId = new Map<string, number[]>();
-      keys.forEach((info, i) => {
-        for (const id of new Set(info.key.getKeyIDs().map((k) => upper(k.toHex())))) {
+      list.forEach((p, i) => {
+        for (const id of parsed.get(p.key) ?? configuredKeyIds.get(p.key)?.ids ?? []) {
           const held = byId.get(id);
           if (held) held.push(i);
           else byId.set(id, [i]);
         }
       });
-      return { keys, byId };
+      return byId;
     });
     const made = index;
     made.catch(() => {
@@ -238,30 +283,62 @@ export function configuredKeyDigest(entry: { readonly fingerprint: string; reado
 }
 
 /**
- * The digests a registry keeps of the configured entries it checked (`checkConfiguredKeys`' result), as
- * written by `checkedKeysText`: none when the text is not as written (every entry is checked again), and
- * only well-formed digests. Whoever writes the text can only name entries to skip: an entry is skipped when
- * its own digest (its fingerprint and key text) is listed, never one the text does not hold.
+ * The configured entries a registry keeps as checked (`checkConfiguredKeys`' result, kept in
+ * `state/checked-keys.json`): each passing entry's digest (`configuredKeyDigest`), and the (sub)key IDs its
+ * key holds, or undefined where the list kept none (the older form, digests alone).
  */
-export function parseCheckedKeys(text: string | undefined): Set<string> {
-  if (text === undefined) return new Set();
+export type CheckedKeys = ReadonlyMap<string, readonly string[] | undefined>;
+
+const DIGEST = /^[0-9a-f]{64}$/;
+const KEY_ID = /^[0-9A-F]{16}$/;
+
+/**
+ * The checked entries a registry keeps, as written by `checkedKeysText`: none when the text is not as
+ * written (every entry is checked again), and only well-formed digests. `keyIds[i]` are the IDs of
+ * `checked[i]`'s key; an entry whose IDs are missing or not as written has none (the older form, a list of
+ * digests alone, is read so: every entry then read again once, `checkConfiguredKeys`). Whoever writes the
+ * text can only name entries to skip and IDs to look for: an entry is skipped when its own digest (its
+ * fingerprint and key text) is listed, and a signature is still verified by the key read, never the IDs.
+ */
+export function parseCheckedKeys(text: string | undefined): Map<string, readonly string[] | undefined> {
+  const kept = new Map<string, readonly string[] | undefined>();
+  if (text === undefined) return kept;
+  let parsed: { checked?: unknown; keyIds?: unknown };
   try {
-    const { checked } = JSON.parse(text) as { checked?: unknown };
-    const digests = Array.isArray(checked) ? checked : [];
-    return new Set(digests.filter((d): d is string => typeof d === 'string' && /^[0-9a-f]{64}$/.test(d)));
+    parsed = JSON.parse(text) as { checked?: unknown; keyIds?: unknown };
   } catch {
-    return new Set();
+    return kept;
   }
+  if (typeof parsed !== 'object' || parsed === null || !Array.isArray(parsed.checked)) return kept;
+  const idLists = Array.isArray(parsed.keyIds) ? (parsed.keyIds as unknown[]) : [];
+  parsed.checked.forEach((digest: unknown, i) => {
+    if (typeof digest !== 'string' || !DIGEST.test(digest)) return;
+    const ids = idLists[i];
+    const valid =
+      Array.isArray(ids) && ids.length > 0 && ids.every((id) => typeof id === 'string' && KEY_ID.test(id));
+    kept.set(digest, valid ? (ids as string[]) : undefined);
+  });
+  return kept;
 }
 
-/** The text `parseCheckedKeys` reads: `{"checked": [digest, ...]}`. */
-export function checkedKeysText(digests: readonly string[]): string {
-  return `${JSON.stringify({ checked: digests })}\n`;
+/**
+ * The text `parseCheckedKeys` reads: `{"checked": [digest, ...], "keyIds": [[ID, ...], ...]}`, the IDs
+ * beside the digests, so a reader of the older form (digests alone) reads `checked` as before.
+ */
+export function checkedKeysText(checked: CheckedKeys): string {
+  const digests = [...checked.keys()];
+  const keyIds = [...checked.values()].map((ids) => ids ?? []);
+  return `${JSON.stringify({ checked: digests, keyIds })}\n`;
 }
 
-/** Do `digests` (a check's result) differ from `checked` (those kept)? Then the kept list is written again. */
-export function checkedKeysChanged(checked: ReadonlySet<string>, digests: readonly string[]): boolean {
-  return digests.length !== checked.size || digests.some((d) => !checked.has(d));
+/** Do `result` (a check's) and `kept` differ, in an entry or its IDs? Then the kept list is written again. */
+export function checkedKeysChanged(kept: CheckedKeys, result: CheckedKeys): boolean {
+  if (kept.size !== result.size) return true;
+  for (const [digest, ids] of result) {
+    if (!kept.has(digest)) return true;
+    if ((kept.get(digest) ?? []).join(' ') !== (ids ?? []).join(' ')) return true;
+  }
+  return false;
 }
 
 /**
@@ -273,29 +350,36 @@ export function checkedKeysChanged(checked: ReadonlySet<string>, digests: readon
  * gets no further: such a key was taken, and every signature by it refused later, one confusing rejection
  * per upload; a key that does not read failed each batch without saying where. Every such entry is named, by
  * `where` (the config file, the config object's URL) and its JSON pointer. An entry whose digest
- * (`configuredKeyDigest`) is in `checked` passed these checks before, with the same fingerprint and text:
- * it is not read again (a registry of thousands of publishers paid about 1 ms a key at every cold start).
- * @returns the digest of each entry, all of them passing
+ * (`configuredKeyDigest`) is in `checked` with its key's IDs passed these checks before, with the same
+ * fingerprint and text: it is not read again (a registry of thousands of publishers paid about 1 ms a key at
+ * every cold start), and its IDs are kept for this process's look-ups (`configuredCandidates`: a signature no
+ * entry's fingerprint names is found by them without reading every key).
+ * @returns each entry's digest and its key's (sub)key IDs, all of them passing (what `checkedKeysText` keeps)
  * @throws ConfigError CONFIG_INVALID listing each entry and why
  * @example await checkConfiguredKeys(config, `registry config ${file}`);
  */
 export async function checkConfiguredKeys(
   config: Pick<RegistryConfig, 'publishers' | 'operators'>,
   where: string,
-  options: { readonly checked?: ReadonlySet<string> } = {},
-): Promise<string[]> {
+  options: { readonly checked?: CheckedKeys } = {},
+): Promise<Map<string, readonly string[]>> {
   const entries = [
     ...config.publishers.map((p, i) => ({ at: `/publishers/${i}`, entry: p, what: 'the publisher key' })),
     ...config.operators.map((o, i) => ({ at: `/operators/${i}`, entry: o, what: 'the operator key' })),
   ];
+  const texts = entries.map((e) => e.entry.key);
   const digests = entries.map(({ entry }) => configuredKeyDigest(entry));
-  const unchecked = entries.filter((_, i) => !options.checked?.has(digests[i] as string));
+  // Listed with its key's IDs, an entry is not read; listed without (the list's older form), it is read and
+  // checked again once, so the list is written with them.
+  const listed = digests.map((d) => options.checked?.get(d));
+  const unchecked = entries.flatMap((e, i) => (listed[i] === undefined ? [{ ...e, i }] : []));
   const reads = readConfiguredKeys(
     unchecked.map((e) => e.entry.key),
-    entries.map((e) => e.entry.key),
+    texts,
   );
+  const idsRead = new Map<number, readonly string[]>();
   const problems = await Promise.all(
-    unchecked.map(async ({ at, entry, what }, i): Promise<string | undefined> => {
+    unchecked.map(async ({ at, entry, what, i: index }, i): Promise<string | undefined> => {
       const info = await (reads[i] as Promise<PublicKeyInfo>).catch((error: unknown) => error as Error);
       if (info instanceof Error) return `${where} ${at}/key: ${info.message}`;
       const untrusted = untrustedKeyProblem(info.key);
@@ -303,12 +387,21 @@ export async function checkConfiguredKeys(
         return `${where} ${at}/key: ${what} ${info.fingerprint} cannot be trusted, no signature by it is ever taken: ${untrusted}; remove the entry or give an Ed25519 key (gpg --quick-gen-key NAME ed25519, or plugindex keygen)`;
       if (info.fingerprint !== entry.fingerprint)
         return `${where} ${at}/fingerprint: ${entry.fingerprint} is not the fingerprint of ${what} beside it (${info.fingerprint}); give the key's own (gpg --with-colons --fingerprint), or add the key again with plugindex ${what === 'the publisher key' ? 'publishers' : 'operators'} add`;
+      idsRead.set(index, keyIdsOf(info));
       return undefined;
     }),
   );
   const found = problems.filter((p): p is string => p !== undefined);
   if (found.length > 0) throw new ConfigError('CONFIG_INVALID', found.join('; '));
-  return digests;
+  const result = new Map<string, readonly string[]>();
+  digests.forEach((digest, i) => {
+    const read = idsRead.get(i);
+    const ids = read ?? (listed[i] as readonly string[]);
+    keepKeyIds(texts[i] as string, ids, read !== undefined);
+    result.set(digest, ids);
+  });
+  boundKeyIds(texts);
+  return result;
 }
 
 export type SignerCheck =

@@ -37,6 +37,7 @@ import {
   type Signer,
 } from '../../index-builder/signing.ts';
 import {
+  type CheckedKeys,
   checkConfiguredKeys,
   checkedKeysChanged,
   checkedKeysText,
@@ -99,10 +100,10 @@ export async function readConfig(dir: string): Promise<RegistryConfig> {
 export async function readRunningConfig(dir: string): Promise<RegistryConfig> {
   const config = await readConfig(dir);
   const checked = await readCheckedKeys(dir);
-  const digests = await checkConfiguredKeys(config, `registry config ${path.join(dir, CONFIG_FILE)}`, {
+  const passed = await checkConfiguredKeys(config, `registry config ${path.join(dir, CONFIG_FILE)}`, {
     checked,
   });
-  if (checkedKeysChanged(checked, digests)) await writeCheckedKeys(dir, digests);
+  if (checkedKeysChanged(checked, passed)) await writeCheckedKeys(dir, passed);
   return config;
 }
 
@@ -111,26 +112,28 @@ export async function readRunningConfig(dir: string): Promise<RegistryConfig> {
  * passed (`configuredKeyDigest`: the entry's fingerprint and key text, and the checks made), so a cold
  * process (each `plugindex publish`) reads again only the entries that changed, not every key (about 1 ms
  * each: two seconds at 2,000 publishers). Only entries that passed are listed, and a changed text is another
- * digest, so a key refused is refused again at every load. The file trusts nothing the config does not:
- * whoever can write it can write plugindex.json beside it.
+ * digest, so a key refused is refused again at every load. Beside each digest, the (sub)key IDs of its key:
+ * a signature whose issuer no entry's fingerprint names (a stranger's, a signing subkey's) is looked up by them
+ * (`configuredCandidates`), where it read every configured key; the key found is still read and must hold
+ * the ID. The file trusts nothing the config does not: whoever can write it can write plugindex.json beside it.
  */
 export const CHECKED_KEYS_FILE = path.join('state', 'checked-keys.json');
 
-/** The digests kept in CHECKED_KEYS_FILE; none when it is missing or not as written (all checked again). */
-async function readCheckedKeys(dir: string): Promise<Set<string>> {
+/** The entries kept in CHECKED_KEYS_FILE; none when it is missing or not as written (all checked again). */
+async function readCheckedKeys(dir: string): Promise<CheckedKeys> {
   return parseCheckedKeys(await readFile(path.join(dir, CHECKED_KEYS_FILE), 'utf8').catch(() => undefined));
 }
 
 /**
- * Keeps the digests of the config's entries now checked, replacing the file whole (renamed into place, so a
+ * Keeps the digests (and key IDs) of the config's entries now checked, replacing the file whole (renamed into place, so a
  * reader meets one list or the other). Unwritten (a registry folder read-only to this user), the next process
  * checks every key again: slower, never less checked, so the failure is not the caller's.
  */
-async function writeCheckedKeys(dir: string, digests: readonly string[]): Promise<void> {
+async function writeCheckedKeys(dir: string, checked: CheckedKeys): Promise<void> {
   const file = path.join(dir, CHECKED_KEYS_FILE);
   const temp = `${file}.${process.pid}.${randomUUID()}.tmp`;
   try {
-    await writeFile(temp, checkedKeysText(digests));
+    await writeFile(temp, checkedKeysText(checked));
     await rename(temp, file);
   } catch {
     await rm(temp, { force: true }).catch(() => undefined);
@@ -159,11 +162,11 @@ export async function checkRegistryKey(dir: string): Promise<void> {
 export async function writeConfig(dir: string, config: RegistryConfig): Promise<void> {
   const file = path.join(dir, CONFIG_FILE);
   const checked = await readCheckedKeys(dir);
-  const digests = await checkConfiguredKeys(config, `registry config ${file}`, { checked });
+  const passed = await checkConfiguredKeys(config, `registry config ${file}`, { checked });
   const temp = `${file}.${process.pid}.tmp`;
   await writeFile(temp, `${JSON.stringify(config, null, 2)}\n`);
   await rename(temp, file);
-  await writeCheckedKeys(dir, digests);
+  await writeCheckedKeys(dir, passed);
 }
 
 /** The process's inspector threads, started by the first batch large enough, shared by every registry it opens. */

@@ -785,6 +785,15 @@ describe('when a cold start meets configured entries it checked before (state/ch
         ?.body,
     );
   const digestOf = (entry: { fingerprint: string; key: string }) => configuredKeyDigest(entry);
+  /** The list as the function writes it of `entries`: each one's digest, and its key's (sub)key IDs beside. */
+  const listOf = async (...entries: { fingerprint: string; key: string }[]) => ({
+    checked: entries.map(digestOf),
+    keyIds: await Promise.all(
+      entries.map(async (e) =>
+        (await readPublicKey(e.key)).key.getKeyIDs().map((id) => id.toHex().toUpperCase()),
+      ),
+    ),
+  });
   const refusal = (run: Promise<unknown>) =>
     run.then(
       () => undefined,
@@ -802,11 +811,12 @@ describe('when a cold start meets configured entries it checked before (state/ch
     await warm({});
 
     // Assess: the list written by the function, under state/.
-    expect(JSON.parse(await readChecked())).toEqual({ checked: [digestOf(entry)] });
+    const written = await listOf(entry);
+    expect(JSON.parse(await readChecked())).toEqual(written);
 
-    // A list of the same digests, however written, is not written again: neither by a cold start that
-    // reads it, nor by a warm invocation (which reads it no more).
-    const same = `{ "checked": [ "${digestOf(entry)}" ] }`;
+    // A list of the same digests and key IDs, however written, is not written again: neither by a cold
+    // start that reads it, nor by a warm invocation (which reads it no more).
+    const same = `{ "checked": [ "${digestOf(entry)}" ], "keyIds": [ ${JSON.stringify(written.keyIds[0])} ] }`;
     await putChecked(same);
     await coldFunction()({});
     await warm({});
@@ -821,7 +831,8 @@ describe('when a cold start meets configured entries it checked before (state/ch
       publishers: [{ ...weakPublisher, names: ['*'] }],
       operators: [{ fingerprint: small.fingerprint, key: small.publicKey }],
     });
-    await putChecked(JSON.stringify({ checked: [digestOf(weakPublisher)] }));
+    const listed = { checked: [digestOf(weakPublisher)], keyIds: [['0123456789ABCDEF']] };
+    await putChecked(JSON.stringify(listed));
 
     // Act
     const error = await refusal(coldFunction()({}));
@@ -833,7 +844,7 @@ describe('when a cold start meets configured entries it checked before (state/ch
     expect(message).toContain(`/operators/0/key: the operator key ${small.fingerprint} cannot be trusted`);
     expect(message).not.toContain('/publishers/0');
     // Nothing kept of a config refused.
-    expect(JSON.parse(await readChecked())).toEqual({ checked: [digestOf(weakPublisher)] });
+    expect(JSON.parse(await readChecked())).toEqual(listed);
   });
 
   it('checks again an entry whose key text or fingerprint changed since its digest was kept', async () => {
@@ -842,7 +853,7 @@ describe('when a cold start meets configured entries it checked before (state/ch
     const good = { fingerprint: publisher.fingerprint, key: publisher.publicKey };
     await putConfig({ publishers: [{ ...good, names: ['*'] }] });
     await coldFunction()({});
-    expect(JSON.parse(await readChecked())).toEqual({ checked: [digestOf(good)] });
+    expect(JSON.parse(await readChecked())).toEqual(await listOf(good));
 
     // Act: its text replaced by a DSA key's, the fingerprint left; then its fingerprint changed alone.
     await putConfig({
@@ -864,7 +875,29 @@ describe('when a cold start meets configured entries it checked before (state/ch
     expect((changedFingerprint as ConfigError).message).toContain(
       `/publishers/0/fingerprint: ${other} is not the fingerprint of the publisher key beside it (${publisher.fingerprint})`,
     );
-    expect(JSON.parse(await readChecked())).toEqual({ checked: [digestOf(good)] });
+    expect(JSON.parse(await readChecked())).toEqual(await listOf(good));
+  });
+
+  it('reads a list of the older form (digests alone), checking its entries once more and keeping their key IDs', async () => {
+    // Prepare: the list a function of before the key IDs wrote, naming the DSA entry.
+    const weakPublisher = { fingerprint: dsa.fingerprint, key: dsa.publicKey };
+    const publisher = await testKey('checked-older');
+    const good = { fingerprint: publisher.fingerprint, key: publisher.publicKey };
+    await putConfig({ publishers: [{ ...weakPublisher, names: ['*'] }] });
+    await putChecked(JSON.stringify({ checked: [digestOf(weakPublisher)] }));
+
+    // Act: a cold start under it, then one under a good entry listed so.
+    const error = await refusal(coldFunction()({}));
+    await putConfig({ publishers: [{ ...good, names: ['*'] }] });
+    await putChecked(JSON.stringify({ checked: [digestOf(good)] }));
+    await coldFunction()({});
+
+    // Assess: an entry listed without IDs is read and checked again (refused here), then kept with them.
+    expect(error).toMatchObject({ code: 'CONFIG_INVALID' });
+    expect((error as ConfigError).message).toContain(
+      `/publishers/0/key: the publisher key ${dsa.fingerprint}`,
+    );
+    expect(JSON.parse(await readChecked())).toEqual(await listOf(good));
   });
 
   it('checks every entry when the list is not as written', async () => {

@@ -1,5 +1,5 @@
 import * as openpgp from 'openpgp';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   parseRegistryConfig,
   type RegistryConfig,
@@ -7,18 +7,35 @@ import {
   type TrustedPublisher,
 } from '../../index-builder/config.ts';
 import { ConfigError } from '../../index-builder/errors.ts';
-import { readPublicKey } from '../../index-builder/signing.ts';
+import { generateKeyPair, readPublicKey } from '../../index-builder/signing.ts';
 import {
   authorizePublisher,
   checkActionSignature,
   checkConfiguredKeys,
+  checkedKeysChanged,
+  checkedKeysText,
   checkPublisherSignature,
   configuredCandidates,
   configuredKeyDigest,
   loadTrustedKeys,
+  parseCheckedKeys,
 } from '../../index-builder/trust.ts';
 import { testKey } from '../support/fixtures.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
+
+// A counting pass-through (not a mock of behaviour): how many configured keys a process parses, each
+// `readPublicKey` call of trust.ts counted and answered by the real one.
+const keyReads = vi.hoisted(() => ({ count: 0 }));
+vi.mock('../../index-builder/signing.ts', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('../../index-builder/signing.ts')>();
+  return {
+    ...actual,
+    readPublicKey: (armored: string) => {
+      keyReads.count++;
+      return actual.readPublicKey(armored);
+    },
+  };
+});
 
 const A = 'A'.repeat(40);
 const B = 'B'.repeat(40);
@@ -132,10 +149,13 @@ describe('when a config edited by hand trusts a key no signature by which is tak
       operators: [{ fingerprint: good.fingerprint, key: good.publicKey }],
     });
 
-    await expect(checkConfiguredKeys(config, WHERE)).resolves.toEqual([
-      configuredKeyDigest(config.publishers[0] as TrustedPublisher),
-      configuredKeyDigest(config.operators[0] as TrustedOperator),
-    ]);
+    const ids = [good.fingerprint.slice(-16), expect.stringMatching(/^[0-9A-F]{16}$/)];
+    await expect(checkConfiguredKeys(config, WHERE)).resolves.toEqual(
+      new Map([
+        [configuredKeyDigest(config.publishers[0] as TrustedPublisher), ids],
+        [configuredKeyDigest(config.operators[0] as TrustedOperator), ids],
+      ]),
+    );
   });
 });
 
@@ -286,15 +306,17 @@ describe('when the entries a config holds were checked before (checkConfiguredKe
   it('does not read an entry again whose fingerprint and text were checked', async () => {
     // A text no key reads from: were the entry read, it would be refused.
     const config = withPublisher('C'.repeat(40), 'not a key');
-    const checked = new Set([configuredKeyDigest(config.publishers[0] as TrustedPublisher)]);
+    const checked = new Map([
+      [configuredKeyDigest(config.publishers[0] as TrustedPublisher), ['0123456789ABCDEF']],
+    ]);
 
-    await expect(checkConfiguredKeys(config, WHERE, { checked })).resolves.toEqual([...checked]);
+    await expect(checkConfiguredKeys(config, WHERE, { checked })).resolves.toEqual(checked);
   });
 
   it('checks an entry again whose key text changed, and refuses it', async () => {
     const good = await testKey('checked-before');
     const before = withPublisher(good.fingerprint, good.publicKey);
-    const checked = new Set(await checkConfiguredKeys(before, WHERE));
+    const checked = await checkConfiguredKeys(before, WHERE);
     const small = UNTRUSTED_KEYS[0];
     const after = withPublisher(good.fingerprint, small?.publicKey ?? '');
 
@@ -363,5 +385,143 @@ describe('when an action is signed by a v6 publisher key', () => {
       ['PUBLISHER_KEY_REVOKED', 'envelope:/signature'],
     ]);
     expect(checked.problems[0]?.message).toMatch(/revoked/i);
+  });
+});
+
+describe('when a cold process judges a signature no entry names, its checked list kept (state/checked-keys.json)', () => {
+  const WHERE = 'registry config /srv/registry/plugindex.json';
+  const PUBLISHERS = 200;
+  const manifest = new TextEncoder().encode('{"name":"acme-costs"}');
+  type Trust = typeof import('../../index-builder/trust.ts');
+
+  /** A restricted config of PUBLISHERS fresh keys (parsed by no earlier test) and `extra` last. */
+  async function manyPublishers(extra: readonly { fingerprint: string; key: string }[] = []) {
+    const keys = await Promise.all(
+      Array.from({ length: PUBLISHERS }, (_, i) => generateKeyPair({ name: `cold ${i}` })),
+    );
+    return parseRegistryConfig({
+      name: 'r',
+      url: 'https://r.example.org',
+      policy: 'restricted',
+      publishers: [...keys.map((k) => ({ fingerprint: k.fingerprint, key: k.publicKey })), ...extra].map(
+        (p) => ({ ...p, names: ['*'] }),
+      ),
+    });
+  }
+
+  /** A key signing with its subkey, whose primary key ID (its entry's) is not its signatures' issuer. */
+  async function subkeySigner() {
+    const generated = await openpgp.generateKey({
+      type: 'ecc',
+      userIDs: [{ name: 'cold subkey signer' }],
+      subkeys: [{ sign: true }],
+      format: 'armored',
+    });
+    const key = await openpgp.readKey({ armoredKey: generated.publicKey });
+    return {
+      secretKey: generated.privateKey,
+      fingerprint: key.getFingerprint().toUpperCase(),
+      key: generated.publicKey,
+    };
+  }
+
+  /**
+   * A process that starts cold (trust.ts loaded afresh: no key parsed, nothing indexed) with the checked list
+   * `text`, loads `config` as a registry does (`checkConfiguredKeys`), and judges an upload signed by
+   * `secretKey` without publisher.asc; and how many keys it parsed.
+   */
+  async function judgeCold(config: RegistryConfig, text: string, secretKey: string) {
+    vi.resetModules();
+    const cold = (await import('../../index-builder/trust.ts')) as Trust;
+    keyReads.count = 0;
+    await cold.checkConfiguredKeys(config, WHERE, { checked: cold.parseCheckedKeys(text) });
+    const judged = await cold.checkPublisherSignature({
+      policy: config.policy,
+      trusted: await cold.loadTrustedKeys(config, []),
+      manifestName: 'manifest.json',
+      manifest,
+      signature: new TextEncoder().encode(await signDetached(manifest, secretKey)),
+      publisherKey: undefined,
+      now: new Date(),
+    });
+    return { judged, parsed: keyReads.count };
+  }
+
+  it("reads no configured key for a stranger's signature, and refuses it as before", async () => {
+    const config = await manyPublishers();
+    const list = checkedKeysText(await checkConfiguredKeys(config, WHERE));
+    const stranger = await testKey('cold-stranger');
+
+    const { judged, parsed } = await judgeCold(config, list, stranger.secretKey);
+    // The same process without the list: every key read, to find none holding the issuer.
+    const { judged: without, parsed: everyKey } = await judgeCold(config, '', stranger.secretKey);
+
+    expect(parsed).toBe(0);
+    expect(everyKey).toBe(PUBLISHERS);
+    expect(judged.problems.map((p) => p.code)).toEqual(['PUBLISHER_UNTRUSTED']);
+    expect(judged).toEqual(without);
+  }, 60_000);
+
+  it('finds a key signing with its subkey, sent without publisher.asc, by the subkey ID, reading it alone', async () => {
+    const signer = await subkeySigner();
+    const config = await manyPublishers([{ fingerprint: signer.fingerprint, key: signer.key }]);
+    const list = checkedKeysText(await checkConfiguredKeys(config, WHERE));
+
+    const { judged, parsed } = await judgeCold(config, list, signer.secretKey);
+
+    expect(judged).toEqual({ fingerprint: signer.fingerprint, problems: [] });
+    expect(parsed).toBe(1);
+  }, 60_000);
+
+  it('refuses, never accepts, a signature whose key IDs a tampered list moved to another entry', async () => {
+    // Prepare: the list says the first publisher holds the stranger's key ID and the subkey signer's IDs,
+    // and the signer's entry holds none of them (whoever may write state/ wrote it).
+    const signer = await subkeySigner();
+    const stranger = await testKey('cold-tampered-stranger');
+    const config = await manyPublishers([{ fingerprint: signer.fingerprint, key: signer.key }]);
+    const passed = await checkConfiguredKeys(config, WHERE);
+    const [first] = config.publishers;
+    const signerDigest = configuredKeyDigest({ fingerprint: signer.fingerprint, key: signer.key });
+    const signerIds = passed.get(signerDigest) ?? [];
+    const tampered = new Map<string, readonly string[]>(passed);
+    tampered.set(configuredKeyDigest(first as TrustedPublisher), [
+      ...signerIds,
+      stranger.fingerprint.slice(-16),
+    ]);
+    tampered.set(signerDigest, ['0123456789ABCDEF']);
+    const list = checkedKeysText(tampered);
+
+    // Act
+    const bySigner = await judgeCold(config, list, signer.secretKey);
+    const byStranger = await judgeCold(config, list, stranger.secretKey);
+
+    // Assess: the first publisher's key read, found to hold neither, and nothing accepted by it.
+    expect(bySigner.judged.problems.map((p) => p.code)).toEqual(['PUBLISHER_UNTRUSTED']);
+    expect(byStranger.judged.problems.map((p) => p.code)).toEqual(['PUBLISHER_UNTRUSTED']);
+    expect(bySigner.judged.fingerprint).toBeUndefined();
+    expect(byStranger.judged.fingerprint).toBeUndefined();
+    expect(byStranger.parsed).toBe(1);
+  }, 60_000);
+
+  it('reads a list of the older form (digests alone), reading each entry once again to keep its key IDs', async () => {
+    const key = await generateKeyPair({ name: 'older list' });
+    const config = parseRegistryConfig({
+      name: 'r',
+      url: 'https://r.example.org',
+      publishers: [{ fingerprint: key.fingerprint, key: key.publicKey, names: ['*'] }],
+    });
+    const digest = configuredKeyDigest(config.publishers[0] as TrustedPublisher);
+    const older = parseCheckedKeys(JSON.stringify({ checked: [digest] }));
+
+    vi.resetModules();
+    const cold = (await import('../../index-builder/trust.ts')) as Trust;
+    keyReads.count = 0;
+    const passed = await cold.checkConfiguredKeys(config, WHERE, { checked: older });
+
+    expect([...older]).toEqual([[digest, undefined]]);
+    expect(keyReads.count).toBe(1);
+    expect(passed.get(digest)).toContain(key.fingerprint.slice(-16));
+    expect(checkedKeysChanged(older, passed)).toBe(true);
+    expect(parseCheckedKeys(checkedKeysText(passed))).toEqual(passed);
   });
 });

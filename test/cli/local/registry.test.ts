@@ -19,7 +19,7 @@ import { KeyError } from '../../../index-builder/errors.ts';
 import { generateKeyPair, readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
 import { configuredKeyDigest } from '../../../index-builder/trust.ts';
 import { plugindex } from '../../support/cli.ts';
-import { KEYS_CREATED, makeBundle, validManifest } from '../../support/fixtures.ts';
+import { KEYS_CREATED, makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
 import { putKilled } from '../../support/put-killed.ts';
 import { SMALL_ORDER_POINTS, smallOrderKey } from '../../support/small-order-key.ts';
 import { treeOf } from '../../support/tree.ts';
@@ -224,12 +224,18 @@ describe('when the registry keeps the configured entries it checked (state/check
     const first = await plugindex('process', '--registry', at);
 
     expect(first.code).toBe(0);
-    expect(await checkedIn(checkedFile)).toEqual([configuredKeyDigest(entry)]);
-    // Listed as checked, an entry is not read at load: one that reads as no key at all passes.
+    const ids = (await readPublicKey(publisher.publicKey)).key
+      .getKeyIDs()
+      .map((id) => id.toHex().toUpperCase());
+    expect(JSON.parse(await readFile(checkedFile, 'utf8'))).toEqual({
+      checked: [configuredKeyDigest(entry)],
+      keyIds: [ids],
+    });
+    // Listed as checked with its key's IDs, an entry is not read at load: one that reads as no key at all passes.
     const unread = { fingerprint: publisher.fingerprint, key: 'not a key' };
     const config = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
     await writeFile(file, JSON.stringify({ ...config, publishers: [{ ...unread, names: ['*'] }] }));
-    await writeFile(checkedFile, JSON.stringify({ checked: [configuredKeyDigest(unread)] }));
+    await writeFile(checkedFile, JSON.stringify({ checked: [configuredKeyDigest(unread)], keyIds: [ids] }));
     expect((await plugindex('process', '--registry', at)).code).toBe(0);
   });
 
@@ -251,6 +257,31 @@ describe('when the registry keeps the configured entries it checked (state/check
     expect(stderr).toContain(`CONFIG_INVALID: registry config ${file} /publishers/0/key: `);
     expect(stderr).toContain(weak.reason);
     expect(await checkedIn(checkedFile)).toEqual(listed);
+  });
+
+  it("refuses a stranger's bundle as untrusted by the listed key IDs, reading no configured key", async () => {
+    // Entries listed as checked, with their keys' IDs, whose text reads as no key at all: read, the judgement
+    // fails unexpectedly (SUBMISSION_UNREADABLE), as it did when a stranger's signature read every
+    // configured key to look for its ID.
+    const unread = Array.from({ length: 3 }, (_, i) => ({
+      fingerprint: String(i + 1).repeat(40),
+      key: `not a key ${i}`,
+    }));
+    const { at, checkedFile } = await registryListing(unread);
+    const keyIds = unread.map((e) => [e.fingerprint.slice(-16)]);
+    await writeFile(checkedFile, JSON.stringify({ checked: unread.map(configuredKeyDigest), keyIds }));
+    const stranger = await testKey('cli-stranger');
+    const bundle = path.join(at, 'stranger.tgz');
+    await writeFile(
+      bundle,
+      await makeBundle({ manifest: validManifest({ name: 'stranger-plugin' }), signer: stranger }),
+    );
+
+    const { code, stdout, stderr } = await plugindex('publish', bundle, '--registry', at);
+
+    expect(code).toBe(1);
+    expect(`${stdout}${stderr}`).toContain('PUBLISHER_UNTRUSTED');
+    expect(`${stdout}${stderr}`).not.toContain('SUBMISSION_UNREADABLE');
   });
 
   it('checks every entry again when the file is not as written', async () => {
