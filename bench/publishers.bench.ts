@@ -6,6 +6,9 @@
  * when the config is loaded (`checkConfiguredKeys`) and the keys read to judge the upload
  * (`loadTrustedKeys`). `node -e 0` runs in the same rounds, as the floor. The first publish of each size is
  * untimed (it is the one that checks every key, where the registry remembers the keys it checked: DIR/state/).
+ * Then, in the same registry, the publish of a stranger's bundle (a key no entry holds, its publisher.asc
+ * beside), refused PUBLISHER_UNTRUSTED: what anyone may make each cold process pay, its issuer named by no
+ * entry's fingerprint (found among every configured key's (sub)key IDs: the checked list's, else each key read).
  * Sizes can be overridden: `node --import tsx bench/publishers.bench.ts 1 2000`.
  *
  * Then, in this process, what an import pays per signature to find the configured entries it names
@@ -13,7 +16,7 @@
  * then 10,000 whose issuer no entry names (strangers'), looked up among every key's IDs.
  */
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -40,6 +43,7 @@ async function main(): Promise<void> {
   await buildCli();
   const keys: KeyPair[] = [];
   for (let i = 0; i < Math.max(...wanted); i++) keys.push(await generateKeyPair({ name: `publisher ${i}` }));
+  const stranger = await generateKeyPair({ name: 'stranger' });
   const artifact = { os: 'linux', arch: 'amd64', fileName: 'tool', body: new Uint8Array(1024).fill(7) };
   console.log(
     `plugindex publish as a process, by N configured publishers (median of ${ROUNDS} after ${WARMUP}, Node.js ${process.versions.node}):`,
@@ -56,19 +60,24 @@ async function main(): Promise<void> {
       await writeFile(file, `${JSON.stringify({ ...config, policy: 'restricted', publishers }, null, 2)}\n`);
       // Signed by the last one listed: no earlier entry is its key.
       const signer = listed.at(-1) as KeyPair;
-      const bundles: string[] = [];
-      for (let r = 0; r < WARMUP + ROUNDS; r++) {
-        const name = `fresh-${String(r).padStart(2, '0')}`;
-        const { bundle } = await packSubmission({
-          manifestName: 'manifest.json',
-          manifest: manifestFor(name, '1.0.0'),
-          artifacts: [artifact],
-          secretKey: signer.secretKey,
-        });
-        const bundleFile = path.join(work, `${name}.tgz`);
-        await writeFile(bundleFile, bundle);
-        bundles.push(bundleFile);
-      }
+      const bundlesBy = async (prefix: string, secretKey: string): Promise<string[]> => {
+        const made: string[] = [];
+        for (let r = 0; r < WARMUP + ROUNDS; r++) {
+          const name = `${prefix}-${String(r).padStart(2, '0')}`;
+          const { bundle } = await packSubmission({
+            manifestName: 'manifest.json',
+            manifest: manifestFor(name, '1.0.0'),
+            artifacts: [artifact],
+            secretKey,
+          });
+          const bundleFile = path.join(work, `${name}.tgz`);
+          await writeFile(bundleFile, bundle);
+          made.push(bundleFile);
+        }
+        return made;
+      };
+      const bundles = await bundlesBy('fresh', signer.secretKey);
+      const strangers = await bundlesBy('stranger', stranger.secretKey);
       const floor: number[] = [];
       const publish: number[] = [];
       for (let r = 0; r < WARMUP + ROUNDS; r++) {
@@ -89,11 +98,30 @@ async function main(): Promise<void> {
         `  ${String(size).padStart(5)} publishers: publish ${published.toFixed(0)} ms (runs: ${publish.map((t) => t.toFixed(0)).join(', ')}), ` +
           `${(published - least).toFixed(0)} ms over node -e 0 (${least.toFixed(0)} ms)`,
       );
+      const refused: number[] = [];
+      for (let r = 0; r < WARMUP + ROUNDS; r++) {
+        const took = timeRefusedPublish(strangers[r] as string, dir);
+        if (r >= WARMUP) refused.push(took);
+      }
+      console.log(
+        `  ${String(size).padStart(5)} publishers: a stranger's publish, refused, ${median(refused).toFixed(0)} ms (runs: ${refused.map((t) => t.toFixed(0)).join(', ')})`,
+      );
     } finally {
       await rm(work, { recursive: true, force: true });
     }
   }
   await timeCandidates(keys);
+}
+
+/** Wall time of one `plugindex publish` the registry refuses PUBLISHER_UNTRUSTED (exit 1); any other end stops the bench. */
+function timeRefusedPublish(bundle: string, dir: string): number {
+  const started = process.hrtime.bigint();
+  const run = spawnSync(process.execPath, [BIN, 'publish', bundle, '--registry', dir], { encoding: 'utf8' });
+  const took = Number(process.hrtime.bigint() - started) / 1e6;
+  const said = `${run.stdout}${run.stderr}`;
+  if (run.status !== 1 || !said.includes('PUBLISHER_UNTRUSTED'))
+    throw new Error(`a stranger's publish exited ${run.status}: ${said}`);
+  return took;
 }
 
 /** 10,000 signatures' `configuredCandidates` under every key of `keys`, each by one of the last 20. */
