@@ -799,10 +799,11 @@ export interface Folded {
   /** The items that changed each document: a document that cannot be rendered rejects them. */
   readonly changedBy: Map<string, BatchItem[]>;
   /**
-   * Plugins a resumed action (a run that died) touched without changing them now: their published
-   * document may be ahead of the catalog, which the batch then catches up.
+   * Plugins a resumed action (a run that died) touched without changing them now, each with those actions:
+   * their published document may be ahead of the catalog, which the batch then catches up, and a store
+   * refusing it for good is then named by the action behind it (index.ts `pluginWriteFailure`).
    */
-  readonly resumedOn: Set<string>;
+  readonly resumedOn: Map<string, BatchItem[]>;
   /** `keys/revoked.json` to write (changed, or rewritten for a resumed revocation), or undefined. */
   readonly revoked?: RevokedKeysDocument;
   /** The site keys of the files of versions removed (deleted after the snapshot). */
@@ -824,7 +825,7 @@ export async function foldBatch(
 ): Promise<Folded> {
   const docs = new Map<string, PluginDocument>();
   const changedBy = new Map<string, BatchItem[]>();
-  const resumedOn = new Set<string>();
+  const resumedOn = new Map<string, BatchItem[]>();
   const removals: { name: string; version: string }[] = [];
   const registryFingerprints = ctx.signer.fingerprints;
   let revoked = await view.publishedRevoked();
@@ -835,6 +836,11 @@ export async function foldBatch(
     const list = changedBy.get(doc.name) ?? [];
     if (!list.includes(item)) list.push(item);
     changedBy.set(doc.name, list);
+  };
+  const touch = (name: string, item: BatchItem) => {
+    const list = resumedOn.get(name) ?? [];
+    if (!list.includes(item)) list.push(item);
+    resumedOn.set(name, list);
   };
   for (const item of items) {
     const evaluation = item.evaluation;
@@ -869,7 +875,7 @@ export async function foldBatch(
         if (!doc) continue;
         const marked = revokeInDocument(doc, action.fingerprint, { at, reason: action.reason });
         if (marked) change(marked, item);
-        else if (resumed && doc.versions.some((v) => v.publisher === action.fingerprint)) resumedOn.add(name);
+        else if (resumed && doc.versions.some((v) => v.publisher === action.fingerprint)) touch(name, item);
       }
       continue;
     }
@@ -879,7 +885,7 @@ export async function foldBatch(
       const doc = resumed.underneath && (await current(action.plugin));
       if (doc && resumed.underneath)
         change(withOvertakenRestored(doc, resumed.underneath, resumed.listed), item);
-      else resumedOn.add(action.plugin);
+      else touch(action.plugin, item);
       continue;
     }
     const doc = await current(action.plugin);
@@ -899,7 +905,7 @@ export async function foldBatch(
       ...(resumed?.listed ? { listed: resumed.listed } : {}),
     });
     if (applied.ok) change(applied.doc, item);
-    else if (resumed) resumedOn.add(doc.name);
+    else if (resumed) touch(doc.name, item);
     else {
       reject(applied.problems);
       continue;

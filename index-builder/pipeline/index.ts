@@ -500,7 +500,7 @@ async function foldAndRender(
   for (;;) {
     const folded = await foldBatch(ctx, items, written, view, processed);
     const changed = new Set(folded.docs.keys());
-    const behind = new Set(folded.resumedOn);
+    const behind = new Set(folded.resumedOn.keys());
     for (const item of items)
       if (item.evaluation.kind === 'already-published') behind.add(item.evaluation.manifest.name);
     // Their documents as read (once a batch) and checked against the catalog (published.ts): one a run that
@@ -594,16 +594,17 @@ function recordWrites(
 
 /**
  * The error a batch fails with when the store refuses a plugin's documents for good once the log holds what
- * changed the plugin (`changedBy`: this batch's entries, or a dead run's, its upload resumed, its version
- * shown already by the document it wrote before it died): LOGGED_PUBLISH_FAILED naming the first such
- * publish or action, its entry and the store's refusal, where the store's error alone (its path, no word of
- * the entry every later batch resumes and fails on) was all the operator was told. Anything else (the store
- * unavailable, a document only caught up, no entry behind it) is thrown as it is.
+ * changed the plugin (`changedBy`: this batch's entries, or a dead run's, its upload resumed; `resumedOn`: a
+ * dead run's action whose effect its document shows already, caught up; or a dead run's publish whose
+ * version that document shows): LOGGED_PUBLISH_FAILED naming the first such publish or action, its entry
+ * and the store's refusal, where the store's error alone (its path, no word of the entry every later batch
+ * resumes and fails on) was all the operator was told. Anything else (the store unavailable, a document
+ * caught up with nothing of the batch behind it) is thrown as it is.
  */
 function pluginWriteFailure(
   name: string,
   items: readonly BatchItem[],
-  changedBy: ReadonlyMap<string, BatchItem[]>,
+  folded: Pick<Folded, 'changedBy' | 'resumedOn'>,
   error: unknown,
 ): unknown {
   if (!(error instanceof StoreError) || !error.permanent) return error;
@@ -611,7 +612,8 @@ function pluginWriteFailure(
   const resumed = items.filter(
     ({ evaluation: e }) => e.kind === 'already-published' && e.resumed && e.manifest.name === name,
   );
-  for (const item of [...(changedBy.get(name) ?? []), ...resumed]) {
+  const behind = [...(folded.changedBy.get(name) ?? []), ...(folded.resumedOn.get(name) ?? []), ...resumed];
+  for (const item of behind) {
     const evaluation = item.evaluation;
     const subject = subjectOf(item);
     if (!subject) continue;
@@ -631,7 +633,7 @@ async function writeChangedPlugins(
   recorded: Promise<void>,
   view: BatchView,
   items: readonly BatchItem[],
-  changedBy: ReadonlyMap<string, BatchItem[]>,
+  folded: Pick<Folded, 'changedBy' | 'resumedOn'>,
   interrupted: ReadonlySet<string>,
 ): Promise<{ readonly written: Promise<void> }> {
   await recorded;
@@ -654,7 +656,7 @@ async function writeChangedPlugins(
         if (failed) return; // the batch fails, to be retried whole: no use writing more
         await signed.write().catch((error: unknown) => {
           failed = true;
-          throw pluginWriteFailure(name, items, changedBy, error);
+          throw pluginWriteFailure(name, items, folded, error);
         });
       });
       // A signature settles without a turn of the event loop: without one now and then, no write would be
@@ -795,7 +797,7 @@ export async function processSubmissions(
     recorded,
     view,
     items,
-    folded.changedBy,
+    folded,
     interrupted,
   );
   ctx.onStep?.('plugin-documents');

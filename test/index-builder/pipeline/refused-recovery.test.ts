@@ -22,8 +22,8 @@ import {
   processSubmissions,
 } from '../../../index-builder/pipeline/index.ts';
 import { listAll } from '../../../index-builder/store.ts';
-import { vouchedLog } from '../../support/actions.ts';
-import { makeBundle, makeRegistry, nextUploadName, validManifest } from '../../support/fixtures.ts';
+import { submitAction, vouchedLog } from '../../support/actions.ts';
+import { makeBundle, makeRegistry, nextUploadName, testKey, validManifest } from '../../support/fixtures.ts';
 
 const folders: string[] = [];
 afterEach(async () => {
@@ -158,6 +158,67 @@ describe("when the store refuses a publish's plugin document for good, after its
     expect(mended.outcomes.map((o) => [o.plugin, o.version, o.status, o.seq])).toEqual([
       ['demo-plugin', '1.0.0', 'accepted', 0],
       ['other-plugin', '1.0.0', 'accepted', 1],
+    ]);
+  }, 60_000);
+});
+
+/** A folder stands where demo-plugin's page goes (EISDIR: STORE_REFUSED); `registry.site`'s, made here. */
+async function pageMadeAFolder(site: string): Promise<string> {
+  const page = path.join(site, 'plugins/demo-plugin/index.html');
+  await rm(page, { force: true });
+  await mkdir(page, { recursive: true });
+  return page;
+}
+
+describe('when the store refuses the plugin document a logged action changes, for good', () => {
+  it('fails that batch and every later one LOGGED_PUBLISH_FAILED naming the action, its document caught up or not', async () => {
+    // Prepare: demo-plugin@1.0.0 published; then a folder where its page goes, and its owner's yank.
+    const registry = await registryOnDisk();
+    const first = await registry.submit(await makeBundle());
+    await processSubmissions(registry.context, [first.key]);
+    forgetBins(registry.context.intake);
+    const page = await pageMadeAFolder(registry.site);
+    const yank = await submitAction(
+      registry.context.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0', reason: 'corrupts the cache' },
+      await testKey('publisher'),
+    );
+
+    // Act, Assess: its own batch logs it and fails writing the page, naming it.
+    await expect(processSubmissions(registry.context)).rejects.toMatchObject({
+      code: 'LOGGED_PUBLISH_FAILED',
+      message: expect.stringMatching(
+        /^the yank action on demo-plugin@1\.0\.0 \(submission .*entry 1, appended by this batch\) .*writing the plugin's documents \(StoreError STORE_REFUSED: /,
+      ),
+      cause: { code: 'STORE_REFUSED' },
+    });
+    forgetBins(registry.context.intake);
+    const other = await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'other-plugin' }) }),
+    );
+
+    // Every later batch resumes it. Its document as published shows the yank already (written before the
+    // page), so the resumed action changes nothing and the batch only catches the document up: the store's
+    // error alone was thrown, with no word of the action every batch resumes and fails on.
+    for (let batch = 0; batch < 2; batch++) {
+      await expect(processSubmissions(registry.context)).rejects.toMatchObject({
+        code: 'LOGGED_PUBLISH_FAILED',
+        message: expect.stringMatching(
+          /^the yank action on demo-plugin@1\.0\.0 \(submission .*entry 1, appended by a run that died\) .*writing the plugin's documents/,
+        ),
+        cause: { code: 'STORE_REFUSED' },
+      });
+      forgetBins(registry.context.intake);
+    }
+    expect(await registry.incoming()).toEqual([yank.key, other.key].sort());
+    expect(await registry.context.intake.head(`status/${other.id}.json`)).toBeUndefined();
+
+    // Once the folder is taken away, the next batch records the yank at its entry and publishes the other.
+    await rm(page, { recursive: true });
+    const mended = await processSubmissions(registry.context);
+    expect(mended.outcomes.map((o) => [o.plugin, o.status, o.seq])).toEqual([
+      ['demo-plugin', 'accepted', 1],
+      ['other-plugin', 'accepted', 2],
     ]);
   }, 60_000);
 });
