@@ -6,7 +6,8 @@
  * gap these tests pin down as it is, so a change to it is made knowingly: letting the others publish
  * meanwhile needs the log to say, honestly, that the entry never took effect: an entry type older clients
  * refuse (ARCHITECTURE, the same section). Not on S3: s3rver refuses no key or body for good that the S3
- * store's own key check lets through, and a store that fails on purpose is isolation.test.ts's.
+ * store's own key check lets through, and a store that fails on purpose is isolation.test.ts's, but for the
+ * last test here, whose passing failure (a mock) the filesystem store gives only on a failing disk.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -220,5 +221,23 @@ describe('when the store refuses the plugin document a logged action changes, fo
       ['demo-plugin', 'accepted', 1],
       ['other-plugin', 'accepted', 2],
     ]);
+  }, 60_000);
+});
+
+describe('when the store fails a plugin document after the log, not for good', () => {
+  it("throws the store's error as it is: the retry may well write it", async () => {
+    // Prepare: a site whose every write of demo-plugin's page fails STORE_IO (a mock: the filesystem store
+    // fails so only on a failing disk), as a connection reset would.
+    const registry = await registryOnDisk();
+    const put = registry.context.site.put.bind(registry.context.site);
+    const reset = new StoreError('STORE_IO', 'plugins/demo-plugin/index.html', 'connection reset');
+    registry.context.site.put = async (key, body, options) => {
+      if (key === 'plugins/demo-plugin/index.html') throw reset;
+      return put(key, body, options);
+    };
+    await registry.submit(await makeBundle());
+
+    // Act, Assess: the very error, not LOGGED_PUBLISH_FAILED (which tells the operator to mend a path).
+    await expect(processSubmissions(registry.context)).rejects.toBe(reset);
   }, 60_000);
 });
