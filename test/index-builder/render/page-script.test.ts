@@ -12,7 +12,16 @@ import {
   RANKING_SOURCE,
   VERSIONS_SCRIPT,
 } from '../../../index-builder/render/page-script.ts';
-import { readSearchParameters, type SearchField, searchPlugins } from '../../../index-builder/search.ts';
+import {
+  MAX_FILTER_LENGTH,
+  MAX_QUERY_LENGTH,
+  readSearchParameters,
+  SEARCH_FIELDS,
+  SEARCH_FILTER_VALUES,
+  type SearchField,
+  searchPlugins,
+} from '../../../index-builder/search.ts';
+import { seededRandom } from '../../support/random.ts';
 
 interface PageQuery {
   q: string;
@@ -239,5 +248,67 @@ describe("when the home page reads a search's parameters (PARAMETERS_SOURCE)", (
   it('gives the verdict readSearchParameters gives, refusal or query, for every case', () => {
     for (const pairs of cases)
       expect(readParameters(pairs), JSON.stringify(pairs)).toEqual(readSearchParameters(pairs));
+  });
+
+  // Generated cases reach what the table above misses: a q with spaces around it (kept, not trimmed), a
+  // length counted in code points (an astral letter is one, as the module counts it, not two code units),
+  // two faults at once (which is told first), words split on any space (a no-break one too) and counted
+  // once in either case or Unicode form, at the bound of distinct words, C1 controls (not refused),
+  // characters trim() keeps (zero-width), NFKC forms NFC leaves alone (a fullwidth "ａｗｓ" is no provider),
+  // and values at each length bound, composed, decomposed or astral.
+  it('gives the verdict readSearchParameters gives on 4,000 generated cases', () => {
+    const next = seededRandom(20261207); // the same cases on every run
+    const pick = <T>(list: readonly T[]): T => list[next(list.length)] as T;
+    const schema = Object.values(SEARCH_FILTER_VALUES).flat();
+    const cased = (text: string) =>
+      pick([text, text.toUpperCase(), text.replace(/^./, (c) => c.toUpperCase())]);
+    const word = () =>
+      pick([
+        () => cased(pick(schema)),
+        () => pick(['a', 'A', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'cost', 'Cost']),
+        // One word in three spellings: composed, decomposed, capital.
+        () => pick(['\u00e9', 'e\u0301', '\u00c9']),
+      ])();
+    // Spaces trim() and \s take (no-break, em, ideographic, BOM, line separator), and some they do not
+    // (zero-width space, Mongolian vowel separator, NEL).
+    const space = () =>
+      pick([' ', ' ', '  ', '\u00a0', '\u2003', '\u3000', '\ufeff', '\u2028', '\u200b', '\u180e', '\u0085']);
+    const odd = () =>
+      pick([
+        ...['\t', '\n', '\r', '\u0000', '\u001f', '\u007f', '\u0080', '\u009f'],
+        // A capital that composes once lowercased, a ligature and fullwidth letters (NFKC would change them,
+        // NFC does not), one whose NFC is two (U+0958), a capital I that lowercases to two, an astral letter
+        // and a lone surrogate.
+        ...['\u03aa\u0301', '\ufb01', '\uff41\uff57\uff53', '\u0958', '\u0130', '\u{1d49c}', '\ud800'],
+      ]);
+    const pad = () =>
+      pick(['x', 'e\u0301', '\u{1d49c}', '\u0958', '\u00e9']).repeat(
+        pick([MAX_QUERY_LENGTH, MAX_FILTER_LENGTH]) - 2 + next(5),
+      );
+    const [mix, words, one] = [
+      // Any mix.
+      () => Array.from({ length: next(8) }, () => pick([word, word, space, space, odd, pad])()).join(''),
+      // Words and spaces, for q from 7 to 13 of them (some the same word, some joined by a space \s does not
+      // take): each side of the bound of distinct words.
+      (field: SearchField) =>
+        Array.from({ length: field === 'q' ? 7 + next(7) : next(4) }, () => space() + word()).join('') +
+        pick(['', space()]),
+      // One word with spaces around it (often one of the field's own values), now and then something odd in it.
+      (field: SearchField) =>
+        [
+          pick(['', space()]),
+          field === 'q' || next(2) === 0 ? word() : cased(pick(SEARCH_FILTER_VALUES[field])),
+          pick(['', '', odd()]),
+          pick(['', space(), space() + space()]),
+        ].join(''),
+    ];
+    for (let i = 0; i < 4000; i++) {
+      // Mostly one or two pairs, a q mostly of words, a filter mostly one word: each fault alone, often.
+      const pairs = Array.from({ length: 1 + next(3) }, (): readonly [SearchField, string] => {
+        const field = pick(SEARCH_FIELDS);
+        return [field, pick(field === 'q' ? [mix, words, words, one] : [mix, words, one, one, one])(field)];
+      });
+      expect(readParameters(pairs), JSON.stringify(pairs)).toEqual(readSearchParameters(pairs));
+    }
   });
 });
