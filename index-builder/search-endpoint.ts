@@ -158,9 +158,10 @@ function parseCount(value: string, min: number, max: number): number | string {
  * rule `plugindex search` and the home page read them by (`readSearchParameters` in index-builder/search.ts:
  * each once, an empty value absent, `q` at most 256 characters and `MAX_SEARCH_TERMS` distinct words, a
  * filter trimmed, any case, one value the manifest schema knows); `limit` (1 to 1000, default 100) and
- * `offset` (0 to 1,000,000, default 0). Empty `&&` pieces are skipped. Anything else is refused: a name or
- * value that cannot be decoded, an unknown name, a limit or offset fault, in query order; then the search's
- * own parameters' first fault, in query order.
+ * `offset` (0 to 1,000,000, default 0). Empty `&&` pieces are skipped. Anything else is refused, the first
+ * fault told: a name or value that cannot be decoded, an unknown name, a limit or offset given twice or too
+ * long, in query order; then the search's own parameters' first fault, in query order; then a limit or
+ * offset that is no integer in range (`limit=x&q=%00` is q's control character).
  */
 export function parseSearchQuery(rawQuery: string): ParsedSearchQuery {
   const pairs: (readonly [SearchField, string])[] = [];
