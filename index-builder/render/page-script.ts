@@ -124,7 +124,8 @@ function rank(prepared, query) {
  * `plugindex search` read a search's parameters by) in the browser's JavaScript, over `[name, value]` pairs
  * of `q`, `type`, `provider`, `capability` in the order given: `{ ok: true, query }` or `{ ok: false,
  * problem }` with the same code, parameter, message and expected text. Checked against the module's on a
- * table of cases in test/index-builder/render/page-script.test.ts (fixed text for the CSP, as the ranking).
+ * table of cases and 4,000 generated ones in test/index-builder/render/page-script.test.ts (fixed text for
+ * the CSP, as the ranking).
  * Needs `fold` (RANKING_SOURCE).
  */
 export const PARAMETERS_SOURCE = `
