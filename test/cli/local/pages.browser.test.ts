@@ -195,17 +195,21 @@ describe('when a person opens a search link that names a type', () => {
     await page.close();
   });
 
-  it('keeps a type it has no option for: nothing matches, and the link stays as it was', async () => {
+  it('refuses a type no plugin can have as GET /search does, and keeps the link as it was', async () => {
+    const api = await fetch(`${base}/search?type=Teleportation&q=cost`);
+    expect(api.status).toBe(400);
     const page = await open('/?type=Teleportation&q=cost');
     await page.locator('#results[data-ready]').waitFor({ state: 'attached' });
     expect(await names(page)).toEqual([]);
-    expect(await page.locator('#count').textContent()).toBe('0 of 3 plugins');
+    expect(await page.locator('#count').textContent()).toBe(
+      '"teleportation" is not a type a plugin can have: expected one of cost_source, observability, registry, aggregator',
+    );
     expect(await page.locator('#type').inputValue()).toBe('teleportation');
     expect(new URL(page.url()).searchParams.get('type')).toBe('Teleportation');
-    // A search typed next keeps filtering by it.
+    // A search typed next is still refused for it.
     await page.fill('#q', 'gcp');
     expect(await names(page)).toEqual([]);
-    expect(new URL(page.url()).searchParams.get('type')).toBe('teleportation');
+    expect(await page.locator('#count').textContent()).toContain('is not a type a plugin can have');
     // Choosing a listed type leaves the unlisted one behind.
     await page.selectOption('#type', 'observability');
     expect(await names(page)).toEqual(['gcp-metrics']);
