@@ -13,7 +13,7 @@ import { ConfigError, type Problem, type ProblemCode, problem } from './errors.t
 import {
   keyArithmeticProblem,
   keyComplexityProblem,
-  keyIdOfFingerprint,
+  keyIdOfFingerprint as keyIdOf,
   keyUsableAt,
   type PublicKeyInfo,
   readPublicKey,
@@ -57,8 +57,6 @@ const configTexts = (config: Pick<RegistryConfig, 'publishers' | 'operators'>): 
 const configuredKeys = new Map<string, Promise<PublicKeyInfo>>();
 const MAX_CONFIGURED_KEYS = 4096;
 
-/** A fingerprint's key ID, as a signature names its issuer (v4: its last 16 hex digits; v6: its first 16). */
-const keyIdOf = (fingerprint: string): string => keyIdOfFingerprint(fingerprint);
 const upper = (s: string): string => s.toUpperCase();
 
 /**
