@@ -125,7 +125,9 @@ function rank(prepared, query) {
  * of `q`, `type`, `provider`, `capability` in the order given: `{ ok: true, query }` or `{ ok: false,
  * problem }` with the same code, parameter, message and expected text. Checked against the module's on a
  * table of cases and 4,000 generated ones in test/index-builder/render/page-script.test.ts (fixed text for
- * the CSP, as the ranking).
+ * the CSP, as the ranking). `readLink(search)`: a link's query string decoded as `GET /search` decodes it (a
+ * value of those four that is not percent-encoded UTF-8 is its `SEARCH_PARAMETER_MALFORMED`, with its
+ * message), then `readParameters`; checked against `parseSearchQuery` in the same test.
  * Needs `fold` (RANKING_SOURCE).
  */
 export const PARAMETERS_SOURCE = `
@@ -154,6 +156,27 @@ function readParameters(pairs) {
     query[parameter] = folded;
   }
   return { ok: true, query: query };
+}
+// A link's query string (location.search) read as GET /search reads it: form-decoded strictly, so a value of
+// q, type, provider or capability that is not percent-encoded UTF-8 ('%ff', '%E0%A4%A', '100%') is refused
+// with the endpoint's SEARCH_PARAMETER_MALFORMED, not searched as the U+FFFD URLSearchParams would make of
+// it; then readParameters. Other names (page, one the page does not know, one that cannot be decoded) are
+// no search's and left to the page.
+function readLink(search) {
+  var pieces = search.replace(/^\\?/, '').split('&'), pairs = [];
+  function decode(text) {
+    try { return decodeURIComponent(text.replace(/\\+/g, ' ')); } catch (e) { return undefined; }
+  }
+  for (var i = 0; i < pieces.length; i++) {
+    if (pieces[i] === '') continue;
+    var equals = pieces[i].indexOf('='), name = decode(equals < 0 ? pieces[i] : pieces[i].slice(0, equals));
+    if (SEARCH_FIELDS.indexOf(name) < 0) continue;
+    var value = decode(equals < 0 ? '' : pieces[i].slice(equals + 1));
+    if (value === undefined) return { ok: false, problem: { code: 'SEARCH_PARAMETER_MALFORMED', parameter: name,
+      message: 'the value of ' + name + ' is not percent-encoded UTF-8 text', expected: 'percent-encoded UTF-8 text' } };
+    pairs.push([name, value]);
+  }
+  return readParameters(pairs);
 }
 `;
 
@@ -227,9 +250,8 @@ export const HOME_SCRIPT = `
     capability.value = (p.get('capability') || '').trim();
     // The URL's own parameters judged as GET /search judges them: a fault the fields cannot show (a filter
     // given twice, a q with a line feed the field drops) is still the link's, and told until a field changes.
-    var pairs = [];
-    p.forEach(function (value, name) { if (SEARCH_FIELDS.indexOf(name) >= 0) pairs.push([name, value]); });
-    var read = readParameters(pairs);
+    // A value that cannot be decoded (?provider=%ff) is refused as it is, not read as U+FFFD (readLink).
+    var read = readLink(location.search);
     linkProblem = read.ok ? null : read.problem;
     page = Math.max(1, parseInt(p.get('page') || '1', 10) || 1);
     asked = JSON.stringify(query());

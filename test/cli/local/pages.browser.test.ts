@@ -217,6 +217,28 @@ describe('when a person opens a search link that names a type', () => {
   });
 });
 
+describe('when a person opens a search link with malformed percent-encoding', () => {
+  it('refuses it as GET /search does (SEARCH_PARAMETER_MALFORMED), not as a search for U+FFFD', async () => {
+    for (const [link, message] of [
+      ['?q=%E0%A4%A', 'the value of q is not percent-encoded UTF-8 text'],
+      ['?provider=%ff', 'the value of provider is not percent-encoded UTF-8 text'],
+    ] as const) {
+      const api = await fetch(`${base}/search${link}`);
+      expect(api.status).toBe(400);
+      const body = (await api.json()) as { code: string; message: string; expected: string };
+      expect(body.code).toBe('SEARCH_PARAMETER_MALFORMED');
+      expect(body.message).toBe(message);
+      const page = await open(`/${link}`);
+      await page.locator('#results[data-ready]').waitFor({ state: 'attached' });
+      expect(await names(page)).toEqual([]);
+      expect(await page.locator('#count').textContent()).toBe(`${message}: expected ${body.expected}`);
+      // The link is kept as it was, not rewritten to the U+FFFD the page's fields hold.
+      expect(new URL(page.url()).search).toBe(link);
+      await page.close();
+    }
+  });
+});
+
 describe('when a person opens a plugin page', () => {
   it('shows every version with its marks, platforms with digests, and an install recipe for the latest', async () => {
     const page = await open('/plugins/aws-costs');

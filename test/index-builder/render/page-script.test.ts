@@ -21,6 +21,7 @@ import {
   type SearchField,
   searchPlugins,
 } from '../../../index-builder/search.ts';
+import { parseSearchQuery } from '../../../index-builder/search-endpoint.ts';
 import { seededRandom } from '../../support/random.ts';
 
 interface PageQuery {
@@ -310,5 +311,62 @@ describe("when the home page reads a search's parameters (PARAMETERS_SOURCE)", (
       });
       expect(readParameters(pairs), JSON.stringify(pairs)).toEqual(readSearchParameters(pairs));
     }
+  });
+});
+
+describe("when the home page reads a link's query string (readLink in PARAMETERS_SOURCE)", () => {
+  const readLink = new Function(`${RANKING_SOURCE}\n${PARAMETERS_SOURCE}\nreturn readLink;`)() as (
+    search: string,
+  ) => { ok: boolean; problem?: unknown; query?: unknown };
+  // Query strings of the search's own parameters only: the endpoint alone refuses the rest (limit, an
+  // unknown name), which the page leaves alone.
+  const cases = [
+    '',
+    '?q=cost',
+    '?q=%E0%A4%A',
+    '?provider=%ff',
+    '?q=100%',
+    '?q=a+b&provider=%20AWS',
+    '?q=%E0%A4%A4',
+    '?type=%C3',
+    '?q=%00&provider=%ff',
+    '?provider=%ff&q=%00',
+    '?provider=aws&provider=%ff',
+    '?%71=%ff',
+    '?capability',
+    '?&&q=x&&',
+  ];
+  it('gives the verdict GET /search gives (parseSearchQuery), refusal or query, for every case', () => {
+    for (const search of cases) {
+      const endpoint = parseSearchQuery(search.replace(/^\?/, ''));
+      const page = readLink(search);
+      if (endpoint.ok) {
+        expect(page.ok, search).toBe(true);
+        const { q, type, provider, capability } = endpoint.request;
+        expect(page.query, search).toEqual({
+          q,
+          ...(type === undefined ? {} : { type }),
+          ...(provider === undefined ? {} : { provider }),
+          ...(capability === undefined ? {} : { capability }),
+        });
+      } else {
+        const { error: _error, ...problem } = endpoint.refusal;
+        expect(page, search).toEqual({ ok: false, problem });
+      }
+    }
+  });
+
+  it('refuses a value that is not percent-encoded UTF-8 with SEARCH_PARAMETER_MALFORMED, not as U+FFFD', () => {
+    expect(readLink('?provider=%ff')).toEqual({
+      ok: false,
+      problem: {
+        code: 'SEARCH_PARAMETER_MALFORMED',
+        parameter: 'provider',
+        message: 'the value of provider is not percent-encoded UTF-8 text',
+        expected: 'percent-encoded UTF-8 text',
+      },
+    });
+    // A name no search has is the page's, undecodable or not.
+    expect(readLink('?page=%ff&%ff=1&q=cost')).toEqual({ ok: true, query: { q: 'cost' } });
   });
 });
