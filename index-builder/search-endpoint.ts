@@ -33,6 +33,7 @@ import {
   MAX_QUERY_LENGTH,
   type MatchKind,
   readSearchParameters,
+  repeatedParameter,
   SEARCH_FIELDS,
   type SearchField,
   type SearchHit,
@@ -201,12 +202,7 @@ export function parseSearchQuery(rawQuery: string): ParsedSearchQuery {
     }
     const count = parameter as 'limit' | 'offset';
     if (counts.has(count))
-      return refuse(
-        'SEARCH_PARAMETER_REPEATED',
-        count,
-        `${count} is given more than once`,
-        `${count} at most once`,
-      );
+      return { ok: false, refusal: { error: 'bad_request', ...repeatedParameter(count) } };
     if ([...value].length > MAX_FILTER_LENGTH)
       return refuse(
         'SEARCH_PARAMETER_TOO_LONG',

@@ -105,6 +105,26 @@ export type SearchParametersRead =
   | { readonly ok: true; readonly query: ReadSearchQuery }
   | { readonly ok: false; readonly problem: SearchProblem };
 
+/**
+ * The refusal of a parameter given twice, in one wording for every parameter of `GET /search`: the search's
+ * own (`readSearchParameters`) and the endpoint's `limit` and `offset` (search-endpoint.ts).
+ */
+export function repeatedParameter<P extends string>(
+  parameter: P,
+): {
+  readonly code: 'SEARCH_PARAMETER_REPEATED';
+  readonly parameter: P;
+  readonly message: string;
+  readonly expected: string;
+} {
+  return {
+    code: 'SEARCH_PARAMETER_REPEATED',
+    parameter,
+    message: `${parameter} is given more than once`,
+    expected: `${parameter} at most once`,
+  };
+}
+
 /** C0 controls and DEL: nothing a search can mean, and a NUL has no place in a log line. */
 function hasControlCharacter(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
@@ -143,13 +163,7 @@ export function readSearchParameters(
     expected: string,
   ): SearchParametersRead => ({ ok: false, problem: { code, parameter, message, expected } });
   for (const [parameter, given] of pairs) {
-    if (seen.has(parameter))
-      return refuse(
-        'SEARCH_PARAMETER_REPEATED',
-        parameter,
-        `${parameter} is given more than once`,
-        `${parameter} at most once`,
-      );
+    if (seen.has(parameter)) return { ok: false, problem: repeatedParameter(parameter) };
     seen.add(parameter);
     const value = parameter === 'q' ? given : given.trim();
     const max = parameter === 'q' ? MAX_QUERY_LENGTH : MAX_FILTER_LENGTH;

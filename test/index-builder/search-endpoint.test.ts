@@ -100,6 +100,27 @@ describe('when a query string is read', () => {
     });
   });
 
+  it("refuses any parameter given twice in one wording, limit and offset as the search's own", () => {
+    for (const [query, parameter] of [
+      ['limit=2&q=a&limit=3', 'limit'],
+      ['offset=1&offset=1', 'offset'],
+      ['q=a&q=a', 'q'],
+      ['capability=&capability=', 'capability'],
+    ] as const)
+      expect(JSON.stringify(parseSearchQuery(query)), query).toBe(
+        JSON.stringify({
+          ok: false,
+          refusal: {
+            error: 'bad_request',
+            code: 'SEARCH_PARAMETER_REPEATED',
+            parameter,
+            message: `${parameter} is given more than once`,
+            expected: `${parameter} at most once`,
+          },
+        }),
+      );
+  });
+
   it('counts q in characters, not UTF-16 units: 256 of them pass', () => {
     expect(parseSearchQuery(`q=${encodeURIComponent('😀'.repeat(256))}`).ok).toBe(true);
     expect(parseSearchQuery(`q=${encodeURIComponent('😀'.repeat(257))}`)).toMatchObject({
