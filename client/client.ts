@@ -366,7 +366,7 @@ class Client implements PlugindexClient {
       revokedKeys: (trust, reached) => {
         // A record that names no registry (kept before records named theirs, or a plugin set's key never
         // checked here) is told by the URL it is reached at, as `sharedTrust` tells one.
-        const registry = trust.registry ?? reached;
+        const registry = trust.registry ?? reached?.[0];
         if (registry === undefined) return Promise.resolve([]);
         // Once per registry, key and chain a command: `verify` asks for every version installed through it.
         // Not per key alone: what is known of it depends on the keys held before (the marks read from the
@@ -374,7 +374,7 @@ class Client implements PlugindexClient {
         // rotation was judged by another's record holding it pinned itself, its versions passing verify.
         const key = [
           registry,
-          reached ?? '',
+          (reached ?? []).join(' '),
           trust.fingerprint,
           ...(trust.chain ?? []).map((l) => l.fingerprint),
         ].join('\n');

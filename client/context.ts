@@ -88,9 +88,11 @@ export interface ClientContext {
    * records named their registry was configured at, a mirror's maybe (`isDepartureOf`), is read by a
    * frozen install or `verify` of a name reaching the registry there only so; a record that names no
    * registry is told by it, as that URL's. Without it, such a mark refused the mirror's copy signed by the
-   * stolen key online and let a frozen install take it, and `verify` pass what it placed.
+   * stolen key online and let a frozen install take it, and `verify` pass what it placed. The name's
+   * mirrors follow it (`ReachedAt`), read for marks only: a mark kept as of a URL it lists only as a mirror
+   * was read by none of its checks.
    */
-  revokedKeys(trust: TrustRecord, reached?: string): Promise<readonly (ChainLink | ForkedKey)[]>;
+  revokedKeys(trust: TrustRecord, reached?: readonly string[]): Promise<readonly (ChainLink | ForkedKey)[]>;
 }
 
 /**

@@ -1430,10 +1430,11 @@ async function planFrozen(
   // The key this name holds, retired as stolen by a rotation another name of the registry followed and
   // this one never did (a plugin set pinning the old key): no key after the theft is known here to read a
   // signature by, and the cached one (or one served) by that key counts for nothing.
-  // Read as of the URL this install reaches the registry at too (`here`): a mark kept as of a
-  // mirror's URL is read only so (`ClientContext.revokedKeys`).
+  // Read as of each URL this install may reach the registry at too (`here`, then its mirrors, one of
+  // which may serve it): a mark kept as of a mirror's URL is read only so (`ClientContext.revokedKeys`).
+  const reachedAt = configured?.bases.map((base) => base.replace(/\/+$/, ''));
   const held = trust
-    ? (await ctx.revokedKeys(trust, here)).find((link) => link.fingerprint === trust.fingerprint)
+    ? (await ctx.revokedKeys(trust, reachedAt)).find((link) => link.fingerprint === trust.fingerprint)
     : undefined;
   if (trust && held)
     throw keyRevokedError(

@@ -311,7 +311,7 @@ export async function verifyInstalled(
     /** The trust of sources the configuration does not hold (a plugin set's), by name. */
     trust?: ReadonlyMap<string, TrustRecord>;
     /** The URL each of `trust`'s sources reaches its registry at (a set's provider's), by name. */
-    reached?: ReadonlyMap<string, string>;
+    reached?: ReadonlyMap<string, readonly string[]>;
     /**
      * The finding for a version this check does not speak for (a version a plugin set does not name, in its
      * folder), reported as it is and written nowhere; undefined for a version to check.
@@ -403,7 +403,7 @@ async function verifyOne(
     lockfile: string;
     pinnedKey: (trust: TrustRecord, registry: string) => Promise<Key>;
     given?: ReadonlyMap<string, TrustRecord>;
-    reached?: ReadonlyMap<string, string>;
+    reached?: ReadonlyMap<string, readonly string[]>;
   },
 ): Promise<void> {
   for (const [platform, artifact] of Object.entries(record.artifacts)) {
@@ -503,10 +503,12 @@ async function verifyOne(
   // Read as of the URL the name reaches the registry at too (a set's provider's, or the configured
   // entry's): a mark kept as of a mirror's URL is read only so (`ClientContext.revokedKeys`), and passed
   // over, what a frozen install from that mirror placed under the stolen key verified.
-  const url = given?.has(record.registry)
+  // Its mirrors too: a mark kept as of a URL this name lists only as a mirror is read so alone.
+  const configured = given?.has(record.registry) ? undefined : await ctx.registryEntry(record.registry);
+  const urls = given?.has(record.registry)
     ? reached?.get(record.registry)
-    : (await ctx.registryEntry(record.registry))?.url;
-  const held = (await ctx.revokedKeys(trust, url)).find((link) => link.fingerprint === trust.fingerprint);
+    : configured && [configured.url, ...configured.mirrors];
+  const held = (await ctx.revokedKeys(trust, urls)).find((link) => link.fingerprint === trust.fingerprint);
   if (refusal === undefined && held)
     throw keyRevokedError(
       held,

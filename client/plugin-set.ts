@@ -1154,7 +1154,7 @@ export async function verifySet(
 ): Promise<VerifyFinding[]> {
   const set = parsePluginSet(await readSetFile(file), file, options);
   const trust = new Map<string, TrustRecord>();
-  const reached = new Map<string, string>();
+  const reached = new Map<string, readonly string[]>();
   for (const [name, key] of await providerKeys(set)) {
     // A registry the set pins by URL and key: the key an install followed its rotations to, as it did.
     const provider = [...set.providers, ...(set.discovery?.registries ?? [])].find((p) => p.name === name);
@@ -1163,7 +1163,9 @@ export async function verifySet(
         ? await keptSetTrust(ctx, setTrustName(provider.url, key.fingerprint), key.fingerprint)
         : { current: undefined };
     trust.set(name, current ?? { fingerprint: key.fingerprint, armoredKey: key.armored });
-    if (provider?.type === 'registry' && provider.url !== undefined) reached.set(name, provider.url);
+    // Its URL and its mirrors: marks are read as of each (`ClientContext.revokedKeys`).
+    if (provider?.type === 'registry' && provider.url !== undefined)
+      reached.set(name, [provider.url, ...(provider.mirrors ?? [])]);
   }
   const lockfile = await lockfileOf(file, options);
   const lock = await readLockfile(lockfile);

@@ -83,7 +83,11 @@ export interface SessionDeps {
    * (`ClientState.sharedTrust`): a snapshot checked with the registry is held to that floor and those log
    * heads as to its own record's. Absent, the session's own record alone binds it.
    */
-  readonly sharedTrust?: (registry: string, keys: TrustRecord, reached: string) => Promise<SharedTrust>;
+  readonly sharedTrust?: (
+    registry: string,
+    keys: TrustRecord,
+    reached: readonly string[],
+  ) => Promise<SharedTrust>;
   /**
    * The rotations read this run to learn what a link kept by an older client lacks (`learnRetirements`),
    * by registry identity and sequence, shared by the sessions of one client: each name of the registry,
@@ -364,7 +368,12 @@ export class RegistrySession {
     // What the others know of its keys (a mark, a key's one successor) binds a snapshot not asked for again
     // too: offline, a name holding a key another saw retired as stolen installed from the snapshot that key
     // signed, cached before the mark. Their floors and log heads bind only one checked with the registry.
-    const known = await this.#deps.sharedTrust?.(snapshot.registry, this.#trust, this.entry.url);
+    // Marks are read as of each URL this name may reach the registry at: its own, and its mirrors, one of
+    // which may have served this snapshot (`ReachedAt`).
+    const known = await this.#deps.sharedTrust?.(snapshot.registry, this.#trust, [
+      this.entry.url,
+      ...this.entry.mirrors,
+    ]);
     const shared = checked ? known : undefined;
     // A key another name of this registry saw retired as stolen: a snapshot it signs (with any generation
     // and a log extending what was seen, as its holder can write) is refused before anything of it is kept.

@@ -260,10 +260,40 @@ function withDamagedDepartures(record: TrustRecord, damaged: readonly DamagedDep
  */
 function isDepartureOf(
   of: string,
-  registry: { readonly signed: string; readonly reached: readonly string[] },
+  registry: {
+    readonly signed: string;
+    readonly reached: readonly string[];
+    readonly mirrors?: readonly string[];
+  },
 ): boolean {
   const identity = registryIdentity(of);
-  return identity === registry.signed || registry.reached.includes(identity);
+  return (
+    identity === registry.signed ||
+    registry.reached.includes(identity) ||
+    (registry.mirrors ?? []).includes(identity)
+  );
+}
+
+/**
+ * The URLs a check may reach its registry at, as `sharedTrust` is given them: the first is the URL reached
+ * (the configured entry's, a set provider's, or the one a frozen install fetches under), which may tell a
+ * record kept before records named their registry (`isOfRegistry`); the others (the name's mirrors, one of
+ * which may have served the request) only whose marks are read (`isDepartureOf`). A mark kept as of a URL
+ * another name lists only as a mirror was read by neither online nor frozen checks of that name, and the
+ * mirror (or the main URL) serving the stolen key's copy was taken. Mirrors never tell a record's registry:
+ * its floors and log heads would then bind a registry only the configuration says the mirror serves, while
+ * a mark, read wrongly, only refuses a key the thief may hold anyway.
+ */
+export type ReachedAt = string | readonly string[];
+
+function reachedIdentity(
+  registry: string,
+  reached: ReachedAt | undefined,
+): { signed: string; reached: string[]; mirrors: string[] } {
+  const urls = (reached === undefined ? [] : typeof reached === 'string' ? [reached] : [...reached]).map(
+    registryIdentity,
+  );
+  return { signed: registryIdentity(registry), reached: urls.slice(0, 1), mirrors: urls.slice(1) };
 }
 
 /**
@@ -272,7 +302,11 @@ function isDepartureOf(
  */
 function damagedBearingOn(
   record: TrustRecord,
-  registry: { readonly signed: string; readonly reached: readonly string[] },
+  registry: {
+    readonly signed: string;
+    readonly reached: readonly string[];
+    readonly mirrors?: readonly string[];
+  },
   own: boolean,
 ): DamagedDeparture[] {
   // One naming none is of the record's registry, as a departure that reads and names none is read.
@@ -857,20 +891,20 @@ export class ClientState {
    * kept before records named their registry is told by its name (`isOfRegistry`), its URL compared with
    * `registry` and with the URL the snapshot was `reached` at; one that cannot be read
    * (nor the configuration, for those) binds no other name; it still binds its own. A former departure is
-   * read as of the registry or of the URL `reached` (`isDepartureOf`).
+   * read as of the registry or of the URL `reached`, or of a mirror `reached` lists after it (`isDepartureOf`,
+   * `ReachedAt`).
    */
   async sharedTrust(
     registry: string,
     keys: { readonly fingerprint: string; readonly chain?: readonly ChainLink[] },
-    reached?: string,
+    reached?: ReachedAt,
   ): Promise<SharedTrust> {
     let highest: SharedTrust['highestGeneration'];
     const logs: LogHead[] = [];
     const revoked: RevokedKey[] = [];
     const departures: DepartedKey[] = [];
     const retired: NonNullable<SharedTrust['retired']>[number][] = [];
-    const identity = registryIdentity(registry);
-    const check = { signed: identity, reached: reached === undefined ? [] : [registryIdentity(reached)] };
+    const check = reachedIdentity(registry, reached);
     // A name that left a lineage of this registry for an unrelated key (or another registry) still knows
     // what that lineage's keys became: found by those keys, under this registry or the one it is of now.
     const related = (record: TrustRecord, held: typeof keys) =>
@@ -930,7 +964,7 @@ export class ClientState {
   async recordsSharingTrust(
     registry: string,
     keys: { readonly fingerprint: string; readonly chain?: readonly ChainLink[] },
-    reached?: string,
+    reached?: ReachedAt,
     /** Which records count beside being of `registry`: by default those of the trust root of `keys`. */
     related: (
       record: TrustRecord,
@@ -942,10 +976,7 @@ export class ClientState {
      */
     options: { readonly former?: boolean } = {},
   ): Promise<{ readonly name: string; readonly record: TrustRecord; readonly formerOnly?: true }[]> {
-    const identity = {
-      signed: registryIdentity(registry),
-      reached: reached === undefined ? [] : [registryIdentity(reached)],
-    };
+    const identity = reachedIdentity(registry, reached);
     const read = new Map<string, TrustRecord | undefined>();
     const recordOf = async (name: string): Promise<TrustRecord | undefined> => {
       if (!read.has(name)) read.set(name, await this.trust(name).catch(() => undefined));
@@ -971,7 +1002,13 @@ export class ClientState {
           // Kept before records named their registry, so told by its name alone: a set's, or a configured one.
           if (!name.startsWith('set-') && !(await configuredOnce()).some((r) => r.name === name)) continue;
         } else if (
-          !listed.some((r) => r === identity.signed || r === ANY_REGISTRY || identity.reached.includes(r))
+          !listed.some(
+            (r) =>
+              r === identity.signed ||
+              r === ANY_REGISTRY ||
+              identity.reached.includes(r) ||
+              identity.mirrors.includes(r),
+          )
         )
           continue;
         const record = await recordOf(name);

@@ -1879,6 +1879,97 @@ describe('when a record kept before records named their registry, configured at 
   });
 });
 
+describe('when a record kept before records named their registry, configured at a mirror, is removed with its mark kept as of the mirror\u2019s URL, and another name lists that URL only as one of its mirrors', () => {
+  it('refuses that name\u2019s online checks, frozen install and verify of the stolen key\u2019s copy served at its main URL (KEY_REVOKED)', async () => {
+    // Prepare: `main` reaches the registry at M (a mirror, a copy of its public folder, served); `other`
+    // at X (another copy, served), with M its mirror; both pin its first key, and `other` installs 1.0.0.
+    const registry = await servedRegistry(['1.0.0']);
+    const copyAt = async (name: string) => {
+      const dir = join(root, `${name}-${registries}`);
+      const copyOf = async (from: string) => {
+        await rm(join(dir, 'public'), { recursive: true, force: true });
+        await cp(join(from, 'public'), join(dir, 'public'), { recursive: true });
+      };
+      await copyOf(registry.dir);
+      return { copyOf, url: (await serve(dir)).url };
+    };
+    const m1 = await copyAt('mirror-listed-m');
+    const x = await copyAt('mirror-listed-x');
+    const m = await machine();
+    await m.run((c) => c.addRegistry({ name: 'main', url: m1.url, pin: { armored: registry.firstKey } }));
+    await m.run((c) =>
+      c.addRegistry({
+        name: 'other',
+        url: x.url,
+        mirrors: [m1.url],
+        pin: { armored: registry.firstKey },
+        priority: 2,
+      }),
+    );
+    await m.run((c) =>
+      c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
+    );
+    // The key is stolen and rotated away from; `main` alone follows, at M.
+    const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
+    const signed = `plugins/${NAME}/1.0.0/manifest.json.asc`;
+    const byStolenKey = await readFile(join(registry.dir, 'public', signed));
+    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
+    await m1.copyOf(registry.dir);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    const thiefDir = join(root, `mirror-listed-thief-${registries}`);
+    await cp(registry.dir, thiefDir, { recursive: true });
+    await writeFile(join(thiefDir, 'keys/registry-secret.asc'), stolen);
+    await rebuildRegistry((await openRegistry(thiefDir)).context, { keyRotations: 1 });
+    await publish(thiefDir, ['2.0.0']);
+    await writeFile(join(thiefDir, 'public', signed), byStolenKey);
+    // `main`'s record as a client before `registry` was kept wrote it, its snapshot no longer cached; it is
+    // removed, its mark kept as of M's URL; X then serves the thief's copy.
+    const { registry: _named, ...older } = await trustState(m);
+    await writeFile(join(m.data, 'trust', 'main', 'state.json'), `${JSON.stringify(older, null, 2)}\n`);
+    await rm(join(m.data, 'trust', '.index.json'), { force: true });
+    await rm(join(dirname(m.data), 'cache', 'registries'), { recursive: true, force: true });
+    await m.run((c) => c.removeRegistry('main'));
+    const kept = JSON.parse(await readFile(join(m.data, 'trust', '.removed-departures.json'), 'utf8'));
+    expect(kept.former_departures).toMatchObject([
+      { fingerprint: registry.firstFingerprint, compromised: true, registry: m1.url },
+    ]);
+    await x.copyOf(thiefDir);
+    const revoked = {
+      name: 'ClientError',
+      code: 'KEY_REVOKED',
+      message: expect.stringContaining(registry.firstFingerprint),
+    };
+
+    // Act and assess: `other` reaches the registry at X, and M only as its mirror: the mark kept as of M
+    // is read by its frozen install and verify (read as of X alone, the frozen install placed 1.0.0 by the
+    // stolen key's signature X served, and verify passed it) ...
+    await expect(
+      m.run((c) =>
+        c.install({
+          requests: [],
+          lockfile: m.lockfile,
+          frozen: true,
+          dir: join(root, `listed-frozen-${registries}`),
+        }),
+      ),
+    ).rejects.toMatchObject(revoked);
+    const findings = await m.run((c) => c.verifyInstalled({ dir: m.dir }));
+    expect(findings.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, false, 'KEY_REVOKED']]);
+    // ... and online, by a name added there pinning the stolen key (`other`'s own update is refused by the
+    // rotation count the thief's snapshot claims, which no mark decides).
+    await expect(
+      m.run((c) =>
+        c.addRegistry({
+          name: 'old-pin',
+          url: x.url,
+          mirrors: [m1.url],
+          pin: { armored: registry.firstKey },
+        }),
+      ),
+    ).rejects.toMatchObject(revoked);
+  });
+});
+
 describe('when a former departure of a name does not read (a hand edit, a damaged disk)', () => {
   it('refuses the checks it may bear on and its removal (TRUST_STATE_INVALID), not those of other registries, until it is deleted by hand', async () => {
     // Prepare: `main` pins a registry; two entries are added to its former departures by hand, one
