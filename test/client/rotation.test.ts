@@ -234,6 +234,60 @@ async function expectStolenKeyRevoked(m: ClientMachine, url: string, registry: S
 }
 
 /**
+ * A served copy of a registry's public folder at `label` (a mirror, or a thief's server): `copyOf(dir)`
+ * makes it a copy of `dir`'s public folder again, and `url` serves it.
+ */
+async function servedCopy(
+  label: string,
+  of: string,
+): Promise<{ copyOf: (dir: string) => Promise<void>; url: string }> {
+  const dir = join(root, `${label}-${registries}`);
+  const copyOf = async (from: string) => {
+    await rm(join(dir, 'public'), { recursive: true, force: true });
+    await cp(join(from, 'public'), join(dir, 'public'), { recursive: true });
+  };
+  await copyOf(of);
+  return { copyOf, url: (await serve(dir)).url };
+}
+
+/**
+ * The registry's first key stolen and rotated away from as compromised; `thief(label)` then makes the
+ * thief's copy of the registry (its folder), rebuilt under the stolen key with 2.0.0 published, and 1.0.0's
+ * manifest signed as before the rotation (the stolen key's signature, what locks and folders hold under it).
+ */
+async function stolenAndRotated(registry: Served): Promise<{ thief: (label: string) => Promise<string> }> {
+  const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
+  const signed = `plugins/${NAME}/1.0.0/manifest.json.asc`;
+  const byStolenKey = await readFile(join(registry.dir, 'public', signed));
+  await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
+  return {
+    thief: async (label) => {
+      const dir = join(root, `${label}-${registries}`);
+      await cp(registry.dir, dir, { recursive: true });
+      await writeFile(join(dir, 'keys/registry-secret.asc'), stolen);
+      await rebuildRegistry((await openRegistry(dir)).context, { keyRotations: 1 });
+      await publish(dir, ['2.0.0']);
+      await writeFile(join(dir, 'public', signed), byStolenKey);
+      return dir;
+    },
+  };
+}
+
+/**
+ * `main`'s record made as a client before records named their registry wrote it (no `registry`), its
+ * snapshot no longer cached and the trust index gone, then `main` removed: nothing tells the registry it was
+ * of but the URL configured. The marks kept under the trust root are returned.
+ */
+async function removedAsOlderRecord(m: ClientMachine): Promise<{ former_departures: unknown[] }> {
+  const { registry: _named, ...older } = await trustState(m);
+  await writeFile(join(m.data, 'trust', 'main', 'state.json'), `${JSON.stringify(older, null, 2)}\n`);
+  await rm(join(m.data, 'trust', '.index.json'), { force: true });
+  await rm(join(dirname(m.data), 'cache', 'registries'), { recursive: true, force: true });
+  await m.run((c) => c.removeRegistry('main'));
+  return JSON.parse(await readFile(join(m.data, 'trust', '.removed-departures.json'), 'utf8'));
+}
+
+/**
  * A run of `updateRegistries(['main'])` on `m`'s folders that stops as it first asks for the log, until
  * `release` is called: the slower of two runs side by side, caught between checking and saving.
  */
@@ -1740,38 +1794,20 @@ describe('when a record kept before records named their registry, configured at 
     // Prepare: `main` reaches the registry at a mirror (a copy of its public folder, served) and follows
     // the rotation that marks its first key stolen; the thief keeps a copy signed by that key.
     const registry = await servedRegistry(['1.0.0']);
-    const mirrorDir = join(root, `mirror-${registries}`);
-    const mirrorOf = async (dir: string) => {
-      await rm(join(mirrorDir, 'public'), { recursive: true, force: true });
-      await cp(join(dir, 'public'), join(mirrorDir, 'public'), { recursive: true });
-    };
-    await mirrorOf(registry.dir);
-    const mirror = await serve(mirrorDir);
+    const mirror = await servedCopy('mirror', registry.dir);
     const m = await machine();
     await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
-    const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
-    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
-    await mirrorOf(registry.dir);
+    const theft = await stolenAndRotated(registry);
+    await mirror.copyOf(registry.dir);
     expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
-    const thiefDir = join(root, `mirror-thief-${registries}`);
-    await cp(registry.dir, thiefDir, { recursive: true });
-    await writeFile(join(thiefDir, 'keys/registry-secret.asc'), stolen);
-    await rebuildRegistry((await openRegistry(thiefDir)).context, { keyRotations: 1 });
-    await publish(thiefDir, ['2.0.0']);
-    // `main`'s record as a client before `registry` was kept wrote it, its snapshot no longer cached:
-    // nothing tells the registry it was of but the URL configured, the mirror's.
-    const { registry: _named, ...older } = await trustState(m);
-    await writeFile(join(m.data, 'trust', 'main', 'state.json'), `${JSON.stringify(older, null, 2)}\n`);
-    await rm(join(m.data, 'trust', '.index.json'), { force: true });
-    await rm(join(dirname(m.data), 'cache', 'registries'), { recursive: true, force: true });
+    const thiefDir = await theft.thief('mirror-thief');
 
-    // Act: `main` removed; the mirror then serves the thief's copy.
-    await m.run((c) => c.removeRegistry('main'));
-    await mirrorOf(thiefDir);
+    // Act: `main`, kept as an older client wrote it, removed; the mirror then serves the thief's copy.
+    const kept = await removedAsOlderRecord(m);
+    await mirror.copyOf(thiefDir);
 
     // Assess: the mark is kept as of the mirror's URL, and counts for a check reaching the registry there
     // (its snapshots name the registry's own URL): read by the registry's name alone, it counted for none.
-    const kept = JSON.parse(await readFile(join(m.data, 'trust', '.removed-departures.json'), 'utf8'));
     expect(kept.former_departures).toMatchObject([
       { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
     ]);
@@ -1784,13 +1820,7 @@ describe('when a record kept before records named their registry, configured at 
     // Prepare: the registry is reached at a mirror by `main`, by `other` and by a plugin set, each pinning
     // its first key; `other` and the set install under it (their locks, and their folders).
     const registry = await servedRegistry(['1.0.0']);
-    const mirrorDir = join(root, `mirror-frozen-${registries}`);
-    const mirrorOf = async (dir: string) => {
-      await rm(join(mirrorDir, 'public'), { recursive: true, force: true });
-      await cp(join(dir, 'public'), join(mirrorDir, 'public'), { recursive: true });
-    };
-    await mirrorOf(registry.dir);
-    const mirror = await serve(mirrorDir);
+    const mirror = await servedCopy('mirror-frozen', registry.dir);
     const m = await machine();
     await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
     await m.run((c) =>
@@ -1816,32 +1846,19 @@ describe('when a record kept before records named their registry, configured at 
     const home = { home: join(project, '.home') };
     await m.run((c) => c.installSet(file, home));
     // The key is stolen and rotated away from; `main` alone follows, at the mirror.
-    const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
-    const signed = `plugins/${NAME}/1.0.0/manifest.json.asc`;
-    const byStolenKey = await readFile(join(registry.dir, 'public', signed));
-    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
-    await mirrorOf(registry.dir);
+    const theft = await stolenAndRotated(registry);
+    await mirror.copyOf(registry.dir);
     expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
-    const thiefDir = join(root, `mirror-frozen-thief-${registries}`);
-    await cp(registry.dir, thiefDir, { recursive: true });
-    await writeFile(join(thiefDir, 'keys/registry-secret.asc'), stolen);
-    await rebuildRegistry((await openRegistry(thiefDir)).context, { keyRotations: 1 });
-    await publish(thiefDir, ['2.0.0']);
     // The thief serves 1.0.0's manifest signed by the stolen key (the registry's signature before the
     // rotation, as the key's holder can sign it): what the locks and folders hold under that key.
-    await writeFile(join(thiefDir, 'public', signed), byStolenKey);
+    const thiefDir = await theft.thief('mirror-frozen-thief');
     // `main`'s record as a client before `registry` was kept wrote it, its snapshot no longer cached; it is
     // removed, its mark kept as of the mirror's URL; the mirror then serves the thief's copy.
-    const { registry: _named, ...older } = await trustState(m);
-    await writeFile(join(m.data, 'trust', 'main', 'state.json'), `${JSON.stringify(older, null, 2)}\n`);
-    await rm(join(m.data, 'trust', '.index.json'), { force: true });
-    await rm(join(dirname(m.data), 'cache', 'registries'), { recursive: true, force: true });
-    await m.run((c) => c.removeRegistry('main'));
-    const kept = JSON.parse(await readFile(join(m.data, 'trust', '.removed-departures.json'), 'utf8'));
+    const kept = await removedAsOlderRecord(m);
     expect(kept.former_departures).toMatchObject([
       { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
     ]);
-    await mirrorOf(thiefDir);
+    await mirror.copyOf(thiefDir);
     const revoked = {
       name: 'ClientError',
       code: 'KEY_REVOKED',
@@ -1884,17 +1901,8 @@ describe('when a record kept before records named their registry, configured at 
     // Prepare: `main` reaches the registry at M (a mirror, a copy of its public folder, served); `other`
     // at X (another copy, served), with M its mirror; both pin its first key, and `other` installs 1.0.0.
     const registry = await servedRegistry(['1.0.0']);
-    const copyAt = async (name: string) => {
-      const dir = join(root, `${name}-${registries}`);
-      const copyOf = async (from: string) => {
-        await rm(join(dir, 'public'), { recursive: true, force: true });
-        await cp(join(from, 'public'), join(dir, 'public'), { recursive: true });
-      };
-      await copyOf(registry.dir);
-      return { copyOf, url: (await serve(dir)).url };
-    };
-    const m1 = await copyAt('mirror-listed-m');
-    const x = await copyAt('mirror-listed-x');
+    const m1 = await servedCopy('mirror-listed-m', registry.dir);
+    const x = await servedCopy('mirror-listed-x', registry.dir);
     const m = await machine();
     await m.run((c) => c.addRegistry({ name: 'main', url: m1.url, pin: { armored: registry.firstKey } }));
     await m.run((c) =>
@@ -1910,26 +1918,13 @@ describe('when a record kept before records named their registry, configured at 
       c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
     );
     // The key is stolen and rotated away from; `main` alone follows, at M.
-    const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
-    const signed = `plugins/${NAME}/1.0.0/manifest.json.asc`;
-    const byStolenKey = await readFile(join(registry.dir, 'public', signed));
-    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
+    const theft = await stolenAndRotated(registry);
     await m1.copyOf(registry.dir);
     expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
-    const thiefDir = join(root, `mirror-listed-thief-${registries}`);
-    await cp(registry.dir, thiefDir, { recursive: true });
-    await writeFile(join(thiefDir, 'keys/registry-secret.asc'), stolen);
-    await rebuildRegistry((await openRegistry(thiefDir)).context, { keyRotations: 1 });
-    await publish(thiefDir, ['2.0.0']);
-    await writeFile(join(thiefDir, 'public', signed), byStolenKey);
+    const thiefDir = await theft.thief('mirror-listed-thief');
     // `main`'s record as a client before `registry` was kept wrote it, its snapshot no longer cached; it is
     // removed, its mark kept as of M's URL; X then serves the thief's copy.
-    const { registry: _named, ...older } = await trustState(m);
-    await writeFile(join(m.data, 'trust', 'main', 'state.json'), `${JSON.stringify(older, null, 2)}\n`);
-    await rm(join(m.data, 'trust', '.index.json'), { force: true });
-    await rm(join(dirname(m.data), 'cache', 'registries'), { recursive: true, force: true });
-    await m.run((c) => c.removeRegistry('main'));
-    const kept = JSON.parse(await readFile(join(m.data, 'trust', '.removed-departures.json'), 'utf8'));
+    const kept = await removedAsOlderRecord(m);
     expect(kept.former_departures).toMatchObject([
       { fingerprint: registry.firstFingerprint, compromised: true, registry: m1.url },
     ]);
