@@ -228,14 +228,19 @@ export function encodedVariantKey(key: string, encoding: ContentEncoding): strin
 }
 
 /**
- * The document whose encoded variant `key` is (`encodedVariantKey` undone: an index document's, or a plugin
- * document's), or undefined when `key` is no such variant.
+ * A compressed variant's key (`index.json.gz`, `plugins/x/index.json.br`): the document it holds
+ * (`encodedVariantKey` undone: an index document's, or a plugin document's) and its coding; undefined for
+ * any other key.
  */
-export function variantDocumentKey(key: string): string | undefined {
-  for (const suffix of Object.values(ENCODING_SUFFIX)) {
+export function variantOfKey(
+  key: string,
+): { readonly document: string; readonly encoding: ContentEncoding } | undefined {
+  for (const [encoding, suffix] of Object.entries(ENCODING_SUFFIX) as [ContentEncoding, string][]) {
     if (!key.endsWith(suffix)) continue;
     const document = key.slice(0, -suffix.length);
-    return ENCODED_DOCUMENTS.has(document) || isPluginDocumentKey(document) ? document : undefined;
+    return ENCODED_DOCUMENTS.has(document) || isPluginDocumentKey(document)
+      ? { document, encoding }
+      : undefined;
   }
   return undefined;
 }

@@ -25,6 +25,7 @@ import {
   manifestKey,
   pluginDocumentKey,
   pluginPageKey,
+  variantOfKey,
 } from './layout.ts';
 import { PAGE_SCRIPT_HASHES } from './render/html.ts';
 import { RELEASED_PAGE_SCRIPT_HASHES, RELEASED_PAGE_STYLE_HASHES } from './render/released-page-hashes.ts';
@@ -182,22 +183,6 @@ function encodingWeights(header: string): (coding: string) => number {
   }
   const any = q.get('*');
   return (coding) => q.get(coding) ?? any ?? 0;
-}
-
-/**
- * A compressed variant's key (`index.json.gz`, `plugins/x/index.json.br`): the document it holds and its
- * coding; undefined for any other key.
- */
-export function variantOfKey(
-  key: string,
-): { readonly document: string; readonly encoding: ContentEncoding } | undefined {
-  for (const encoding of CONTENT_ENCODINGS) {
-    const suffix = encodedVariantKey('', encoding);
-    if (!key.endsWith(suffix)) continue;
-    const document = key.slice(0, -suffix.length);
-    if (ENCODED_DOCUMENTS.has(document) || isPluginDocumentKey(document)) return { document, encoding };
-  }
-  return undefined;
 }
 
 /**

@@ -20,7 +20,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { sha256Hex } from '../../index-builder/digest.ts';
 import { StoreError } from '../../index-builder/errors.ts';
-import { isSafeKey, variantDocumentKey } from '../../index-builder/layout.ts';
+import { isSafeKey, variantOfKey } from '../../index-builder/layout.ts';
 import {
   answerSearch,
   SEARCH_PATH,
@@ -36,7 +36,6 @@ import {
   type Route,
   securityHeaders,
   sizedEncodedRoute,
-  variantOfKey,
 } from '../../index-builder/serving.ts';
 import type { ObjectInfo, Store, StoredStream } from '../../index-builder/store.ts';
 import { CliError } from '../errors.ts';
@@ -438,7 +437,7 @@ async function respond(
       } else {
         // A variant asked for by its own name (what the plugindex client asks a large plugin document
         // as): of other bytes than its document, it is not there, and the client reads the document.
-        const document = variantDocumentKey(route.key);
+        const document = variantOfKey(route.key)?.document;
         if (object && document !== undefined && !(await standsFor(options.site, object, document))) drop();
       }
     }
