@@ -218,10 +218,11 @@ function identityEtag(stats: BigStats): string {
 }
 
 /**
- * The ETag of a file no sidecar describes, computed when first asked for: its identity's past
- * IDENTITY_ETAG_BYTES, else its bytes' (`hash`).
+ * A file's ETag: its sidecar's where that describes the file, else computed when first asked for: its
+ * identity's past IDENTITY_ETAG_BYTES, else its bytes' (`hash`).
  */
-function undescribedEtag(stats: BigStats, hash: () => string): () => string {
+function etagFor(sidecar: Sidecar | undefined, stats: BigStats, hash: () => string): string | (() => string) {
+  if (sidecar && describes(sidecar, stats)) return sidecar.etag;
   return stats.size > BigInt(IDENTITY_ETAG_BYTES) ? () => identityEtag(stats) : hash;
 }
 
@@ -428,10 +429,7 @@ export class FsStore implements Store {
     if (!now || !sameVersion(now, read.stats)) return undefined;
     const sidecar = await this.#readSidecar(key);
     if (this.#raced(key, sidecar, read.stats)) return undefined;
-    const etag =
-      sidecar && describes(sidecar, read.stats)
-        ? sidecar.etag
-        : undescribedEtag(read.stats, () => etagOf(read.body));
+    const etag = etagFor(sidecar, read.stats, () => etagOf(read.body));
     return this.#info(key, read.stats, sidecar, etag, read.body);
   }
 
@@ -462,8 +460,7 @@ export class FsStore implements Store {
       }
       const sidecar = await this.#readSidecar(key);
       if (this.#raced(key, sidecar, stats)) throw RACED;
-      const etag =
-        sidecar && describes(sidecar, stats) ? sidecar.etag : undescribedEtag(stats, () => etagOf(body));
+      const etag = etagFor(sidecar, stats, () => etagOf(body));
       return this.#info(key, stats, sidecar, etag, body);
     });
   }
@@ -494,8 +491,7 @@ export class FsStore implements Store {
     const sidecar = listed && sameVersion(listed, stats) ? undefined : this.#readSidecarSync(key);
     if (this.#raced(key, sidecar, stats)) throw RACED;
     if (listed && !sidecar) this.#readBare.set(key, versionOf(stats));
-    const etag =
-      sidecar && describes(sidecar, stats) ? sidecar.etag : undescribedEtag(stats, () => etagOf(body));
+    const etag = etagFor(sidecar, stats, () => etagOf(body));
     return this.#info(key, stats, sidecar, etag, body);
   }
 
@@ -916,10 +912,7 @@ export class FsStore implements Store {
       const sidecar = hasSidecar ? this.#readSidecarSync(key) : undefined;
       if (this.#raced(key, sidecar, stats)) throw RACED;
       if (!sidecar && this.#listedKeys.has(key)) this.#listedKeys.set(key, versionOf(stats));
-      const etag =
-        sidecar && describes(sidecar, stats)
-          ? sidecar.etag
-          : undescribedEtag(stats, () => this.#hashNow(key));
+      const etag = etagFor(sidecar, stats, () => this.#hashNow(key));
       return this.#info(key, stats, sidecar, etag);
     });
   }
