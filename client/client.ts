@@ -288,8 +288,6 @@ export interface PlugindexClient {
 
 /** A snapshot checked this recently is not asked for again (`registry update` then `install`: one request). */
 const DEFAULT_FRESH_MS = 60_000;
-/** The most image manifests of an index read to find the version a pasted index digest names. */
-const OCI_INDEX_MANIFESTS_READ = 32;
 
 export function createClient(options: ClientOptions): PlugindexClient {
   return new Client(options);
@@ -1051,13 +1049,16 @@ class Client implements PlugindexClient {
   /**
    * The one version whose pinned blob (`pinned`: each unyanked version's signed `oci.digest` for this host
    * in the reference's repository) the manifest or image index of `digest` in that repository leads to: a
-   * manifest by its layers, an index by its image manifests' layers (one level, at most
-   * OCI_INDEX_MANIFESTS_READ). Every document is read by digest, so its bytes are held to it (fetcher.ts
-   * `ociManifest`); nothing is picked by platform, which an index cannot say fully (no C library, no
-   * universal arch).
+   * manifest by its layers, an index by its image manifests' layers, through the indexes it lists too
+   * (oci.ts `walkManifests`: at most 4 levels and 32 documents, each read once). Every document is read by
+   * digest, so its bytes are held to it (fetcher.ts `ociManifest`, and the walk again), and to the size and
+   * type its index lists it with; nothing is picked by platform, which an index cannot say fully (no C
+   * library, no universal arch).
    * @throws ClientError NO_MATCHING_VERSION (`none` then why, and the blob digest to give), REQUEST_INVALID
-   *   (it leads to the blobs of several versions; an index of too many manifests), OFFLINE_MISSING; what
-   *   reading the registry throws; TrustError DOCUMENT_MALFORMED (not a manifest or index).
+   *   (it leads to the blobs of several versions), OCI_INDEX_TOO_DEEP, OCI_INDEX_TOO_MANY_MANIFESTS (a bound
+   *   of the walk, naming the index and the bound, and the blob digest to give), OFFLINE_MISSING; what
+   *   reading the registry throws; TrustError DOCUMENT_MALFORMED (not a manifest or index),
+   *   DOCUMENT_MISMATCH (a document not the size or type its index lists it with).
    */
   async #versionReached(
     ref: { readonly registry: string; readonly repository: string },
@@ -1078,53 +1079,36 @@ class Client implements PlugindexClient {
     this.#refuseOffline(
       `${none}; whether ${digest} is a manifest or an index leading to one is known only to the OCI registry`,
     );
-    const { readManifest, isImageManifestType } = await import('./oci.ts');
+    const { walkManifests } = await import('./oci.ts');
+    const source = (at: string) => `${ref.registry}/${ref.repository}@${at}`;
     const read = async (at: string) => {
-      const reference = `${ref.registry}/${ref.repository}@${at}`;
+      const reference = source(at);
       const credentials = await this.#ociCredentials(reference);
-      const manifest = await this.#options.fetcher
+      return this.#options.fetcher
         .ociManifest({ reference, ...(credentials ? { credentials } : {}) })
         .catch((error: unknown) => {
           if (error instanceof ClientError && error.code === 'FETCH_NOT_FOUND') return undefined;
           throw error;
         });
-      if (manifest === undefined) return undefined;
-      let json: unknown;
-      try {
-        json = JSON.parse(new TextDecoder().decode(manifest.bytes));
-      } catch (error) {
-        throw new TrustError('DOCUMENT_MALFORMED', `${reference} is not JSON (an OCI manifest or index)`, {
-          cause: error,
-        });
-      }
-      return readManifest(json, { source: reference, mediaType: manifest.mediaType });
     };
-    const top = await read(digest);
-    if (top === undefined)
+    const walk = await walkManifests(digest, { read, source }).catch((error: unknown) => {
+      // A bound hit: the blob's digest, which needs no walk, is the way on.
+      if (
+        error instanceof ClientError &&
+        (error.code === 'OCI_INDEX_TOO_DEEP' || error.code === 'OCI_INDEX_TOO_MANY_MANIFESTS')
+      )
+        throw new ClientError(error.code, `${error.message}${give()}`, { cause: error });
+      throw error;
+    });
+    if (walk === undefined)
       throw new ClientError(
         'NO_MATCHING_VERSION',
         `${none}, and the repository holds no manifest or index of it${give()}`,
       );
-    const layers = new Set<string>();
-    if (top.kind === 'image') for (const layer of top.layers) layers.add(layer.digest);
-    else {
-      // Nested indexes are not followed: the image-spec allows them, no plugin publisher's tool pushes one.
-      const images = top.manifests.filter(
-        (d) => isImageManifestType(d.mediaType) && d.digest.startsWith('sha256:'),
-      );
-      if (images.length > OCI_INDEX_MANIFESTS_READ)
-        throw new ClientError(
-          'REQUEST_INVALID',
-          `${none}; the image index of that digest lists ${images.length} manifests, more than the ${OCI_INDEX_MANIFESTS_READ} read to find one${give()}`,
-        );
-      for (const image of images) {
-        const contents = await read(image.digest);
-        if (contents?.kind === 'image') for (const layer of contents.layers) layers.add(layer.digest);
-      }
-    }
+    const { layers } = walk;
     const versions = [...new Set(pinned.filter((p) => layers.has(p.digest)).map((p) => p.version))];
     const [only] = versions;
-    const what = top.kind === 'image' ? 'the manifest of that digest' : 'the image index of that digest';
+    const what = walk.kind === 'image' ? 'the manifest of that digest' : 'the image index of that digest';
     if (only === undefined)
       throw new ClientError(
         'NO_MATCHING_VERSION',

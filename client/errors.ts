@@ -49,6 +49,16 @@ export type ClientErrorCode =
   | 'PLUGIN_NOT_FOUND'
   /** The plugin exists but no version matches the request (the message says why each was left out). */
   | 'NO_MATCHING_VERSION'
+  /**
+   * A pasted OCI manifest or index digest leads, through indexes listing indexes, deeper than the levels the
+   * client follows (oci.ts `OCI_WALK_MAX_DEPTH`); the message names the index and the bound.
+   */
+  | 'OCI_INDEX_TOO_DEEP'
+  /**
+   * A pasted OCI index digest leads to more documents than the client reads in all (oci.ts
+   * `OCI_WALK_MAX_MANIFESTS`); the message names the index that would pass the bound and the bound.
+   */
+  | 'OCI_INDEX_TOO_MANY_MANIFESTS'
   /** The chosen version has no artifact for the platform (the message lists those it has). */
   | 'NO_ARTIFACT_FOR_PLATFORM'
   /** A `NAME[@SPEC]` or `OS/ARCH` that does not parse. */

@@ -1,8 +1,9 @@
 /**
  * The OCI side of an artifact, without the network: reading references (`registry.example/acme/lens:1.2`,
  * `…@sha256:<hex>`), the command line's artifact references (falcoctl's forms beside our `NAME@SPEC`), the
- * `WWW-Authenticate` challenges of a registry, and reading what a manifest or an index lists (for a digest a
- * user pasted from the registry, client.ts). client/fetcher.ts does the requests.
+ * `WWW-Authenticate` challenges of a registry, and reading what a manifest or an index lists and, for a
+ * digest a user pasted from the registry (client.ts), walking the indexes it lists within bounds
+ * (`walkManifests`, its documents read through a reader it is given). client/fetcher.ts does the requests.
  *
  * Grammar after the distribution project's `reference` package (the one docker, oras and falcoctl share),
  * so a reference means the same registry, repository and tag to them as to us; a form they would read
@@ -13,6 +14,7 @@
  * // { registry: 'registry.example:5000', repository: 'acme/kubecost-lens', tag: '1.2.0' }
  */
 
+import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { parseOciReference as parseRegistryReference } from '../index-builder/oci.ts';
 import { ClientError } from './errors.ts';
@@ -334,9 +336,145 @@ export function readManifest(json: unknown, options: ReadManifestOptions = {}): 
   return { kind: 'image', layers: readDescriptors(json.layers, '/layers', malformed) };
 }
 
-/** Whether a descriptor's media type is an image manifest's (not an index's, not a layer's). */
-export function isImageManifestType(mediaType: string): boolean {
-  return IMAGE_TYPES.has(mediaType);
+/** How many levels of documents below the digest given a walk reads: an index 4 deep lists none it follows. */
+export const OCI_WALK_MAX_DEPTH = 4;
+/** How many documents below the digest given a walk reads in all, across every index it follows. */
+export const OCI_WALK_MAX_MANIFESTS = 32;
+
+/** A manifest or index as a registry served it. */
+export interface ServedManifest {
+  readonly bytes: Uint8Array;
+  /** Its Content-Type, lower case, without parameters ('' when none). */
+  readonly mediaType: string;
+}
+
+export interface WalkManifestsOptions {
+  /** The document of `digest` (its bytes held to it here again), or undefined when the registry has none. */
+  readonly read: (digest: string) => Promise<ServedManifest | undefined>;
+  /** What a digest is called in messages, e.g. `registry.example/acme/lens@sha256:…`. */
+  readonly source: (digest: string) => string;
+  /** Default OCI_WALK_MAX_DEPTH. */
+  readonly maxDepth?: number;
+  /** Default OCI_WALK_MAX_MANIFESTS. */
+  readonly maxManifests?: number;
+}
+
+export interface ManifestWalk {
+  /** What the digest given names. */
+  readonly kind: ManifestContents['kind'];
+  /** Every layer digest of every image manifest reached, the digest's own when it is one. */
+  readonly layers: ReadonlySet<string>;
+}
+
+/**
+ * The layers a manifest or an index leads to: an index's image manifests', and through an index it lists
+ * (an index of per-platform indexes, attestations beside each platform's image) theirs, level by level.
+ * Bounded, as the registry chooses what it lists: at most `maxDepth` levels below `digest`
+ * (`OCI_INDEX_TOO_DEEP`) and `maxManifests` documents read below it in all (`OCI_INDEX_TOO_MANY_MANIFESTS`,
+ * refused before any entry of the index that would pass it is read), each error naming the index and the
+ * bound. A digest is read once however many indexes list it, so a walk ends (a cycle cannot be built of
+ * documents each held to its digest, as one would hold its own hash; the set of digests seen ends one
+ * should a reader not hold them). Every document is held to its digest, to the size and to the kind of
+ * media type the descriptor naming it gives (`DOCUMENT_MISMATCH`). Entries of other types (a layer, an
+ * artifact of a type not listed) and of another algorithm than sha256 are not read. Nothing is chosen by
+ * platform (see `ManifestContents`).
+ * @returns undefined when the registry holds no document of `digest`; an entry it holds none of is passed.
+ * @throws ClientError OCI_INDEX_TOO_DEEP, OCI_INDEX_TOO_MANY_MANIFESTS; TrustError DOCUMENT_MISMATCH,
+ *   DOCUMENT_MALFORMED (not JSON, not a manifest or index); what `read` throws.
+ * @example await walkManifests('sha256:…', { read, source: (d) => `registry.example/acme/lens@${d}` })
+ */
+export async function walkManifests(
+  digest: string,
+  options: WalkManifestsOptions,
+): Promise<ManifestWalk | undefined> {
+  const maxDepth = options.maxDepth ?? OCI_WALK_MAX_DEPTH;
+  const maxManifests = options.maxManifests ?? OCI_WALK_MAX_MANIFESTS;
+  const top = await readServed(digest, undefined, options);
+  if (top === undefined) return undefined;
+  const layers = new Set<string>();
+  const seen = new Set([digest]);
+  let read = 0;
+  let level = [{ digest, contents: top }];
+  for (let depth = 0; level.length > 0; depth += 1) {
+    const next: { digest: string; contents: ManifestContents }[] = [];
+    for (const at of level) {
+      if (at.contents.kind === 'image') {
+        for (const layer of at.contents.layers) layers.add(layer.digest);
+        continue;
+      }
+      const fresh: OciDescriptor[] = [];
+      for (const entry of at.contents.manifests) {
+        const followed = IMAGE_TYPES.has(entry.mediaType) || INDEX_TYPES.has(entry.mediaType);
+        if (!followed || !SHA256_DIGEST.test(entry.digest) || seen.has(entry.digest)) continue;
+        seen.add(entry.digest);
+        fresh.push(entry);
+      }
+      if (fresh.length === 0) continue;
+      if (depth >= maxDepth)
+        throw new ClientError(
+          'OCI_INDEX_TOO_DEEP',
+          `${options.source(digest)}: the image index ${at.digest}, ${depth} levels below ${digest}, lists ${fresh.length} more: at most ${maxDepth} levels are followed`,
+        );
+      if (read + fresh.length > maxManifests)
+        throw new ClientError(
+          'OCI_INDEX_TOO_MANY_MANIFESTS',
+          `${options.source(digest)}: the image index ${at.digest} lists ${fresh.length} manifests not yet read, past the ${maxManifests} read in all below ${digest} (${read} read)`,
+        );
+      for (const entry of fresh) {
+        read += 1;
+        const contents = await readServed(entry.digest, { descriptor: entry, listedBy: at.digest }, options);
+        if (contents !== undefined) next.push({ digest: entry.digest, contents });
+      }
+    }
+    level = next;
+  }
+  return { kind: top.kind, layers };
+}
+
+/** One document of a walk, held to its digest and to the descriptor that listed it, then read. */
+async function readServed(
+  digest: string,
+  listed: { readonly descriptor: OciDescriptor; readonly listedBy: string } | undefined,
+  options: WalkManifestsOptions,
+): Promise<ManifestContents | undefined> {
+  const served = await options.read(digest);
+  if (served === undefined) return undefined;
+  const source = options.source(digest);
+  const mismatch = (found: string, listedAs: string | number) =>
+    new TrustError(
+      'DOCUMENT_MISMATCH',
+      `${source} is ${found}, where ${listed?.listedBy} lists it as ${listedAs}`,
+    );
+  // The fetcher holds a manifest read by digest to it; held here too, as the walk's end rests on it.
+  const hashed = `sha256:${sha256Hex(served.bytes)}`;
+  if (hashed !== digest)
+    throw new TrustError(
+      'DOCUMENT_MISMATCH',
+      `${source} does not match its digest: its bytes hash to ${hashed}`,
+    );
+  // A descriptor's size is part of what names the document (image-spec descriptor.md).
+  if (listed !== undefined && served.bytes.byteLength !== listed.descriptor.size)
+    throw mismatch(`${served.bytes.byteLength} bytes`, listed.descriptor.size);
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(served.bytes));
+  } catch (error) {
+    throw new TrustError('DOCUMENT_MALFORMED', `${source} is not JSON (an OCI manifest or index)`, {
+      cause: error,
+    });
+  }
+  const contents = readManifest(json, { source, mediaType: served.mediaType });
+  if (listed !== undefined) {
+    // Read as an image where listed as an index (or the reverse), readers would differ on what it leads to.
+    const declared = isObject(json) && typeof json.mediaType === 'string' ? json.mediaType : undefined;
+    const kind = INDEX_TYPES.has(listed.descriptor.mediaType) ? 'index' : 'image';
+    if (contents.kind !== kind || (declared !== undefined && declared !== listed.descriptor.mediaType))
+      throw mismatch(
+        declared ?? `an ${contents.kind === 'index' ? 'image index' : 'image manifest'}`,
+        listed.descriptor.mediaType,
+      );
+  }
+  return contents;
 }
 
 function readDescriptors(

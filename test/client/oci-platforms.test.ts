@@ -331,33 +331,206 @@ describe('when an OCI reference pins a manifest’s or an index’s digest', () 
     });
   });
 
-  it('refuses an index of more image manifests than it reads (32), having read only the index', async () => {
-    // Each entry the musl build's manifest, which alone would name 1.0.0: the bound, not the contents, refuses.
-    const entry = {
-      mediaType: OCI_MANIFEST,
-      digest: pushed.musl.manifestDigest,
-      size: pushed.musl.manifest.byteLength,
-    };
-    const many = Buffer.from(
-      JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: Array(33).fill(entry) }),
-    );
-    await putManifest(oci, REPOSITORY, 'many', many, OCI_INDEX);
-    const m = await machine();
-
-    await expect(m.run(ALPINE, (c) => c.reference(at(sha256Digest(many))))).rejects.toMatchObject({
-      name: 'ClientError',
-      code: 'REQUEST_INVALID',
-      message: expect.stringContaining('lists 33 manifests, more than the 32 read to find one'),
-    });
-    expect(m.pulled.manifests).toEqual([at(sha256Digest(many))]);
-  });
-
   it('names a musl host’s platform fully when no version is under the tag', async () => {
     const m = await machine();
     await expect(m.run(ALPINE, (c) => c.reference(`${oci.host}/${REPOSITORY}:9.9.9`))).rejects.toMatchObject({
       name: 'ClientError',
       code: 'NO_MATCHING_VERSION',
       message: expect.stringContaining('keeps its linux/amd64/musl artifact there under tag 9.9.9'),
+    });
+  });
+});
+
+/**
+ * A pasted digest of an index whose entries are indexes (an index of per-platform indexes, as some tools
+ * push; buildx's attestations beside each platform's image), walked to the layers it leads to within bounds:
+ * at most 4 levels below the digest given, at most 32 documents read in all, a digest read once however
+ * many indexes list it, each document held to its digest, its descriptor's size and its media type. Only
+ * the version is taken from the walk; the install pulls that version's signed blob alone.
+ */
+describe('when a pasted digest names an image index of image indexes', () => {
+  const at = (digest: string) => `${oci.host}/${REPOSITORY}@${digest}`;
+  const image = (of: Pushed) => ({
+    mediaType: OCI_MANIFEST,
+    digest: of.manifestDigest,
+    size: of.manifest.byteLength,
+  });
+  const described = (bytes: Uint8Array, mediaType = OCI_INDEX) => ({
+    mediaType,
+    digest: sha256Digest(bytes),
+    size: bytes.byteLength,
+  });
+  /** Pushes an image index of `entries` under `tag` of REPOSITORY; returns its bytes. */
+  async function pushIndex(tag: string, entries: readonly unknown[]): Promise<Uint8Array> {
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: entries }));
+    await putManifest(oci, REPOSITORY, tag, bytes, OCI_INDEX);
+    return bytes;
+  }
+  /** 40 image manifests of their own digests (an annotation apart), each leading to the musl blob. */
+  let copies: { mediaType: string; digest: string; size: number }[];
+  beforeAll(async () => {
+    const manifest = JSON.parse(Buffer.from(pushed.musl.manifest).toString('utf8'));
+    copies = [];
+    for (let n = 0; n < 40; n += 1) {
+      const bytes = Buffer.from(JSON.stringify({ ...manifest, annotations: { 'org.example.copy': `${n}` } }));
+      await putManifest(oci, REPOSITORY, `copy-${n}`, bytes, OCI_MANIFEST);
+      copies.push(described(bytes, OCI_MANIFEST));
+    }
+  });
+
+  it('follows an index of per-platform indexes to the host’s signed blob, installing only that blob', async () => {
+    const linux = await pushIndex('nested-linux', [image(pushed.glibc), image(pushed.musl)]);
+    const darwin = await pushIndex('nested-darwin', [image(pushed.arm), image(pushed.fat)]);
+    const outer = await pushIndex('nested', [described(linux), described(darwin)]);
+    const m = await machine();
+
+    const target = await m.run(ALPINE, (c) => c.reference(at(sha256Digest(outer))));
+    await m.run(ALPINE, (c) =>
+      c.install({ requests: [target?.request as string], dir: m.dir, lockfile: m.lockfile }),
+    );
+
+    expect(target).toEqual({ request: `${NAME}@1.0.0`, registry: 'test' });
+    expect(await placed(m, 'linux-amd64-musl')).toEqual(Buffer.from(MUSL));
+    // Level by level, each by its digest; the one blob pulled is the signed musl build.
+    expect(m.pulled.manifests).toEqual(
+      [outer, linux, darwin]
+        .map((bytes) => at(sha256Digest(bytes)))
+        .concat([pushed.glibc, pushed.musl, pushed.arm, pushed.fat].map((p) => at(p.manifestDigest))),
+    );
+    expect(m.pulled.blobs).toEqual([pushed.musl.digest]);
+    // A Mac, through the darwin index, to the universal build.
+    expect(await m.run(MAC_ARM64, (c) => c.reference(at(sha256Digest(outer))))).toEqual({
+      request: `${NAME}@1.0.0`,
+      registry: 'test',
+    });
+  });
+
+  it('reads a document once however many indexes list it, at whatever level', async () => {
+    const a = await pushIndex('shared-a', [image(pushed.musl)]);
+    const b = await pushIndex('shared-b', [image(pushed.musl), described(a)]);
+    const outer = await pushIndex('shared', [described(a), described(b), described(a)]);
+    const m = await machine();
+
+    expect(await m.run(ALPINE, (c) => c.reference(at(sha256Digest(outer))))).toEqual({
+      request: `${NAME}@1.0.0`,
+      registry: 'test',
+    });
+    expect(m.pulled.manifests).toEqual(
+      [outer, a, b].map((bytes) => at(sha256Digest(bytes))).concat(at(pushed.musl.manifestDigest)),
+    );
+  });
+
+  it('follows indexes 4 levels down and refuses a 5th with OCI_INDEX_TOO_DEEP, naming the index and the bound', async () => {
+    // deep-1 lists the musl manifest, deep-N lists deep-(N-1).
+    const chain: Uint8Array[] = [];
+    let entry: unknown = image(pushed.musl);
+    for (let n = 1; n <= 5; n += 1) {
+      const bytes = await pushIndex(`deep-${n}`, [entry]);
+      chain.push(bytes);
+      entry = described(bytes);
+    }
+    const [deepest, , , fourth, fifth] = chain as [
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+      Uint8Array,
+    ];
+    const m = await machine();
+
+    // From deep-4 the musl manifest is 4 levels down.
+    expect(await m.run(ALPINE, (c) => c.reference(at(sha256Digest(fourth))))).toEqual({
+      request: `${NAME}@1.0.0`,
+      registry: 'test',
+    });
+    m.pulled.manifests.length = 0;
+    // From deep-5, deep-1 is 4 levels down and lists one more.
+    await expect(m.run(ALPINE, (c) => c.reference(at(sha256Digest(fifth))))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'OCI_INDEX_TOO_DEEP',
+      message: expect.stringContaining(
+        `the image index ${sha256Digest(deepest)}, 4 levels below ${sha256Digest(fifth)}, lists 1 more: at most 4 levels are followed`,
+      ),
+    });
+    expect(m.pulled.manifests).toEqual([...chain].reverse().map((bytes) => at(sha256Digest(bytes))));
+    expect(m.pulled.blobs).toEqual([]);
+  });
+
+  it('reads 32 documents below the digest in all, across its indexes', async () => {
+    const x = await pushIndex('budget-x', copies.slice(0, 20));
+    const y = await pushIndex('budget-y', [...copies.slice(20, 29), image(pushed.musl)]);
+    const outer = await pushIndex('budget', [described(x), described(y)]);
+    const m = await machine();
+
+    expect(await m.run(ALPINE, (c) => c.reference(at(sha256Digest(outer))))).toEqual({
+      request: `${NAME}@1.0.0`,
+      registry: 'test',
+    });
+    expect(m.pulled.manifests).toHaveLength(33);
+  });
+
+  it('refuses a walk past 32 documents with OCI_INDEX_TOO_MANY_MANIFESTS before reading the index’s entries', async () => {
+    const x = await pushIndex('over-x', copies.slice(0, 20));
+    const y = await pushIndex('over-y', copies.slice(20, 40));
+    const outer = await pushIndex('over', [described(x), described(y)]);
+    const m = await machine();
+
+    await expect(m.run(ALPINE, (c) => c.reference(at(sha256Digest(outer))))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'OCI_INDEX_TOO_MANY_MANIFESTS',
+      message: expect.stringContaining(
+        `the image index ${sha256Digest(y)} lists 20 manifests not yet read, past the 32 read in all below ${sha256Digest(outer)} (22 read)`,
+      ),
+    });
+    // The outer index, both indexes and x's 20 manifests; none of y's.
+    expect(m.pulled.manifests).toHaveLength(23);
+  });
+
+  it('refuses one index of 33 manifests having read only that index', async () => {
+    const many = await pushIndex('many', copies.slice(0, 33));
+    const m = await machine();
+
+    await expect(m.run(ALPINE, (c) => c.reference(at(sha256Digest(many))))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'OCI_INDEX_TOO_MANY_MANIFESTS',
+      message: expect.stringContaining(`${sha256Digest(many)} lists 33 manifests not yet read, past the 32`),
+    });
+    expect(m.pulled.manifests).toEqual([at(sha256Digest(many))]);
+  });
+
+  it('refuses a document whose size is not its descriptor’s, with DOCUMENT_MISMATCH naming it', async () => {
+    const linux = await pushIndex('sized-linux', [image(pushed.musl)]);
+    const outer = await pushIndex('sized', [{ ...described(linux), size: linux.byteLength + 1 }]);
+    const m = await machine();
+
+    await expect(m.run(ALPINE, (c) => c.reference(at(sha256Digest(outer))))).rejects.toMatchObject({
+      name: 'TrustError',
+      code: 'DOCUMENT_MISMATCH',
+      message: expect.stringContaining(
+        `${at(sha256Digest(linux))} is ${linux.byteLength} bytes, where ${sha256Digest(outer)} lists it as ${linux.byteLength + 1}`,
+      ),
+    });
+  });
+
+  it('refuses a document of another type than its descriptor says, either way, with DOCUMENT_MISMATCH', async () => {
+    const linux = await pushIndex('typed-linux', [image(pushed.musl)]);
+    const asIndex = await pushIndex('typed-image', [{ ...image(pushed.musl), mediaType: OCI_INDEX }]);
+    const asImage = await pushIndex('typed-index', [described(linux, OCI_MANIFEST)]);
+    const m = await machine();
+
+    await expect(m.run(ALPINE, (c) => c.reference(at(sha256Digest(asIndex))))).rejects.toMatchObject({
+      name: 'TrustError',
+      code: 'DOCUMENT_MISMATCH',
+      message: expect.stringContaining(
+        `${at(pushed.musl.manifestDigest)} is ${OCI_MANIFEST}, where ${sha256Digest(asIndex)} lists it as ${OCI_INDEX}`,
+      ),
+    });
+    await expect(m.run(ALPINE, (c) => c.reference(at(sha256Digest(asImage))))).rejects.toMatchObject({
+      name: 'TrustError',
+      code: 'DOCUMENT_MISMATCH',
+      message: expect.stringContaining(
+        `${at(sha256Digest(linux))} is ${OCI_INDEX}, where ${sha256Digest(asImage)} lists it as ${OCI_MANIFEST}`,
+      ),
     });
   });
 });

@@ -9,7 +9,9 @@ import {
   parseBearerChallenge,
   parseOciReference,
   readManifest,
+  walkManifests,
 } from '../../client/oci.ts';
+import { sha256Hex } from '../../index-builder/digest.ts';
 
 const HEX = 'a'.repeat(64);
 const DIGEST = `sha256:${HEX}`;
@@ -281,4 +283,65 @@ describe('when a manifest or index is read', () => {
       );
     });
   }
+});
+
+/**
+ * The walk with its documents served from memory: what a registry cannot be made to serve (bytes of
+ * another digest, which the fetcher refuses first) and what the walk leaves unread. The walk through a real
+ * registry is test/client/oci-platforms.test.ts.
+ */
+describe('when the manifests a digest leads to are walked', () => {
+  const source = (digest: string) => `registry.example/acme/lens@${digest}`;
+  /** A registry in memory: `put` keeps a document by its digest, `read` serves it and records the ask. */
+  function registry() {
+    const byDigest = new Map<string, Uint8Array>();
+    const asked: string[] = [];
+    return {
+      asked,
+      put(document: unknown) {
+        const bytes = new TextEncoder().encode(JSON.stringify(document));
+        const digest = `sha256:${sha256Hex(bytes)}`;
+        byDigest.set(digest, bytes);
+        return { digest, size: bytes.byteLength };
+      },
+      read: async (digest: string) => {
+        asked.push(digest);
+        const bytes = byDigest.get(digest);
+        return bytes === undefined ? undefined : { bytes, mediaType: '' };
+      },
+    };
+  }
+
+  it('reads no entry of another type or algorithm, and passes an entry the registry does not hold', async () => {
+    const held = registry();
+    const image = held.put(imageManifest([descriptor(DIGEST)]));
+    const absent = `sha256:${'d'.repeat(64)}`;
+    const top = held.put(
+      index([
+        { mediaType: OCI_MANIFEST, ...image },
+        descriptor(OTHER, { mediaType: 'application/vnd.in-toto+json' }),
+        descriptor(`sha512:${'c'.repeat(128)}`, { mediaType: OCI_MANIFEST }),
+        descriptor(absent, { mediaType: OCI_INDEX }),
+      ]),
+    );
+
+    const walk = await walkManifests(top.digest, { read: held.read, source });
+
+    expect(walk).toEqual({ kind: 'index', layers: new Set([DIGEST]) });
+    expect(held.asked).toEqual([top.digest, image.digest, absent]);
+  });
+
+  it('refuses bytes that are not of the digest read, with DOCUMENT_MISMATCH', async () => {
+    const other = async () => ({ bytes: new TextEncoder().encode('{}'), mediaType: OCI_MANIFEST });
+
+    await expect(walkManifests(DIGEST, { read: other, source })).rejects.toMatchObject({
+      name: 'TrustError',
+      code: 'DOCUMENT_MISMATCH',
+      message: expect.stringContaining(`${source(DIGEST)} does not match its digest`),
+    });
+  });
+
+  it('is undefined when the registry holds no document of the digest', async () => {
+    expect(await walkManifests(DIGEST, { read: registry().read, source })).toBeUndefined();
+  });
 });
