@@ -349,8 +349,6 @@ export class RegistrySession {
       }
     }
     const snapshot = this.#trusted.snapshot;
-    // Signed by the key pinned (no rotation followed): it must count the rotations that key is at.
-    if (!rotated) checkHeldSnapshot(this.#trust, snapshot, `${this.entry.url}/${SNAPSHOT_KEY}`);
     checkSnapshotRegistry(
       this.#trust.registry,
       snapshot,
@@ -396,6 +394,11 @@ export class RegistrySession {
         `${this.entry.url}/${fork.link.retiredBy === undefined ? 'a key rotation' : rotationKey(fork.link.retiredBy)} (a rotation to key ${fork.to})`,
         `another name of that registry on this machine followed the rotation that retired it to key ${fork.mark.retiredTo}, and this is another: what answers at ${this.entry.url} serves a rotation the key's thief signed; ${pinAgainRemedy({ registry: this.entry.name, url: this.entry.url })}`,
       );
+    // Signed by the key pinned (no rotation followed): it must count the rotations that key is at. Checked
+    // after the marks, which refuse its snapshot whatever it counts: the thief's copy of a registry counts
+    // the rotation that retired the key (its files are the registry's, re-signed), and refused for the
+    // count first, KEY_ROTATION_BROKEN, the refusal said nothing of the theft nor of the mend.
+    if (!rotated) checkHeldSnapshot(this.#trust, snapshot, `${this.entry.url}/${SNAPSHOT_KEY}`);
     // The same of a key retired routinely that leaked since, which no mark names: a key is retired once.
     const departed = forkFromRevoked(departuresAgainst(known?.departures, this.#trust), this.#trust);
     if (departed)

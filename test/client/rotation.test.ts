@@ -1950,8 +1950,13 @@ describe('when a record kept before records named their registry, configured at 
     ).rejects.toMatchObject(revoked);
     const findings = await m.run((c) => c.verifyInstalled({ dir: m.dir }));
     expect(findings.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, false, 'KEY_REVOKED']]);
-    // ... and online, by a name added there pinning the stolen key (`other`'s own update is refused by the
-    // rotation count the thief's snapshot claims, which no mark decides).
+    // ... and online: `other`'s own update, refused for the mark (read after the rotation count the thief's
+    // snapshot claims, it was KEY_ROTATION_BROKEN, which says nothing of the theft), nothing kept; and a
+    // name added there pinning the stolen key.
+    const before = await trustState(m, 'other');
+    const [update] = await m.run((c) => c.updateRegistries(['other']));
+    expect(update?.error).toMatchObject({ ...revoked, message: expect.stringContaining(x.url) });
+    expect(await trustState(m, 'other')).toEqual(before);
     await expect(
       m.run((c) =>
         c.addRegistry({
@@ -1962,6 +1967,39 @@ describe('when a record kept before records named their registry, configured at 
         }),
       ),
     ).rejects.toMatchObject(revoked);
+  });
+});
+
+describe('when a name holding a key another name followed a rotation away from as stolen is updated against the thief\u2019s copy, which counts that rotation', () => {
+  it('refuses it for the mark (KEY_REVOKED, naming the stolen key), not for the rotation count, and keeps nothing', async () => {
+    // Prepare: `main` reaches the registry itself and `other` at X (a copy of its public folder, served),
+    // both pinning its first key; the key is stolen and rotated away from, and `main` alone follows.
+    const registry = await servedRegistry(['1.0.0']);
+    const x = await servedCopy('revoked-first-x', registry.dir);
+    const m = await machine();
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+    await m.run((c) =>
+      c.addRegistry({ name: 'other', url: x.url, pin: { armored: registry.firstKey }, priority: 2 }),
+    );
+    const theft = await stolenAndRotated(registry);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    // X then serves the thief's copy: rebuilt under the stolen key, its snapshot counting the rotation the
+    // registry made (one past the count `other`'s key is at).
+    await x.copyOf(await theft.thief('revoked-first-thief'));
+    const before = await trustState(m, 'other');
+
+    // Act
+    const [update] = await m.run((c) => c.updateRegistries(['other']));
+
+    // Assess: the mark decides, as it does for a snapshot counting what the key is at.
+    expect(update?.error).toMatchObject({
+      name: 'ClientError',
+      code: 'KEY_REVOKED',
+      message: expect.stringContaining(registry.firstFingerprint),
+    });
+    expect(await trustState(m, 'other')).toEqual(before);
   });
 });
 
