@@ -141,8 +141,23 @@ interface Fetched {
   readonly body: Uint8Array;
   readonly signature: string;
   readonly etag?: string;
+  /** `servedFrom` of the response the snapshot came in. */
+  readonly servedFrom?: string;
 }
-type FetchedSnapshot = Fetched | 'not-modified';
+type FetchedSnapshot = Fetched | { readonly notModified: true; readonly servedFrom?: string };
+
+/**
+ * The registry URL `url` (where a request for `path` under a base ended up, its redirects followed) is
+ * that base at: the URL less `/path` and any query. Undefined where it does not end in `path` (a redirect
+ * to a storage URL of another name), which is no registry's URL.
+ */
+function servedFrom(url: string, path: string): string | undefined {
+  if (!URL.canParse(url)) return undefined;
+  const at = new URL(url);
+  at.search = '';
+  at.hash = '';
+  return at.href.endsWith(`/${path}`) ? at.href.slice(0, -(path.length + 1)) : undefined;
+}
 
 /**
  * A document read by its digest came back as other bytes (or more of them) under a snapshot a cache may
@@ -279,6 +294,8 @@ export class RegistrySession {
     let etag: string | undefined;
     let changed = true;
     let pastCaches = false;
+    /** Where the snapshot was read when it was asked for: a redirect may have led past every URL configured. */
+    let servedAt: string | undefined;
     let rotated: SnapshotReport['rotated'];
     const now = this.#deps.clock.now();
     // The cached snapshot is the one last checked with the registry (its digest is in the trust state) and
@@ -335,6 +352,7 @@ export class RegistrySession {
         throw error;
       });
       ({ body, signature, etag, changed, pastCaches } = value);
+      servedAt = value.servedFrom;
       if (chain) {
         // Only now, with the snapshot verified by the last key, is that key trusted.
         rotated = { from: this.#trust.fingerprint, to: chain.fingerprint, steps: chain.steps.length };
@@ -367,11 +385,18 @@ export class RegistrySession {
     // too: offline, a name holding a key another saw retired as stolen installed from the snapshot that key
     // signed, cached before the mark. Their floors and log heads bind only one checked with the registry.
     // Marks are read as of each URL this name may reach the registry at: its own, and its mirrors, one of
-    // which may have served this snapshot (`ReachedAt`).
-    const known = await this.#deps.sharedTrust?.(snapshot.registry, this.#trust, [
-      this.entry.url,
-      ...this.entry.mirrors,
-    ]);
+    // which may have served this snapshot (`ReachedAt`); and the URL a redirect led to, where that served
+    // it: a mark kept as of it (a name configured there, removed) was read by no check reaching it so, and
+    // the stolen key's copy served there was taken. After the mirrors, as a mark only: whoever answers
+    // chose where it led, so it never tells a record's registry (floors, log heads), while a mark read
+    // wrongly only refuses, which that answer could do anyway.
+    const reachedAt = [this.entry.url, ...this.entry.mirrors];
+    if (
+      servedAt !== undefined &&
+      !reachedAt.some((url) => registryIdentity(url) === registryIdentity(servedAt))
+    )
+      reachedAt.push(servedAt);
+    const known = await this.#deps.sharedTrust?.(snapshot.registry, this.#trust, reachedAt);
     const shared = checked ? known : undefined;
     // A key another name of this registry saw retired as stolen: a snapshot it signs (with any generation
     // and a log extending what was seen, as its holder can write) is refused before anything of it is kept.
@@ -530,7 +555,14 @@ export class RegistrySession {
   async #fetchSnapshot(
     cached: CachedSnapshot | undefined,
     trusted: TrustedSnapshot,
-  ): Promise<{ body: Uint8Array; signature: string; etag?: string; changed: boolean; pastCaches: boolean }> {
+  ): Promise<{
+    body: Uint8Array;
+    signature: string;
+    etag?: string;
+    changed: boolean;
+    pastCaches: boolean;
+    servedFrom?: string;
+  }> {
     for (let attempt = 1; ; attempt++) {
       const pastCaches = attempt > 1 || this.#askPastCaches;
       const request: SnapshotRequest = pastCaches
@@ -549,14 +581,22 @@ export class RegistrySession {
           fetched = await this.#fetchPair(request, cached);
         }
       }
-      const current = fetched === 'not-modified' ? (cached as CachedSnapshot) : undefined;
+      const current = 'notModified' in fetched ? (cached as CachedSnapshot) : undefined;
       const body = current?.bytes ?? (fetched as Fetched).body;
       const signature = current?.signature ?? (fetched as Fetched).signature;
       const etag = current ? cached?.etag : (fetched as Fetched).etag;
       const changed = !current && (!cached || sha256Hex(body) !== sha256Hex(cached.bytes));
       try {
         await trusted.updateSnapshot(body, signature);
-        return { body, signature, changed, pastCaches, ...(etag ? { etag } : {}) };
+        const at = fetched.servedFrom;
+        return {
+          body,
+          signature,
+          changed,
+          pastCaches,
+          ...(etag ? { etag } : {}),
+          ...(at !== undefined ? { servedFrom: at } : {}),
+        };
       } catch (error) {
         // Older than one accepted, asked for by its name: the edge's, kept for up to its max-age after a
         // publish this client has read past every cache since (`#readAgain`, in this run or one before);
@@ -575,9 +615,11 @@ export class RegistrySession {
       maxBytes: UNLISTED_LIMITS.snapshot,
       ...request,
     });
-    if (response.status === 304) return 'not-modified';
+    const at = servedFrom(response.url, SIGNED_SNAPSHOT_KEY);
+    const served = at !== undefined ? { servedFrom: at } : {};
+    if (response.status === 304) return { notModified: true, ...served };
     const { snapshot, signature } = openSignedSnapshot(response.bytes);
-    return { body: snapshot, signature, ...(response.etag ? { etag: response.etag } : {}) };
+    return { body: snapshot, signature, ...(response.etag ? { etag: response.etag } : {}), ...served };
   }
 
   async #fetchPair(request: SnapshotRequest, cached: CachedSnapshot | undefined): Promise<FetchedSnapshot> {
@@ -587,7 +629,9 @@ export class RegistrySession {
       ...(request.pastCaches ? { pastCaches: true } : {}),
       ...(request.etag ? { etag: request.etag } : {}),
     });
-    if (response.status === 304) return 'not-modified';
+    const at = servedFrom(response.url, SNAPSHOT_KEY);
+    const served = at !== undefined ? { servedFrom: at } : {};
+    if (response.status === 304) return { notModified: true, ...served };
     const body = response.bytes;
     // The very snapshot verified before: its signature is the one kept with it.
     const signature =
@@ -599,7 +643,7 @@ export class RegistrySession {
             sha256Hex(body),
             request.pastCaches === true,
           );
-    return { body, signature, ...(response.etag ? { etag: response.etag } : {}) };
+    return { body, signature, ...(response.etag ? { etag: response.etag } : {}), ...served };
   }
 
   async #text(path: string, maxBytes: number, version: string, pastCaches = false): Promise<string> {

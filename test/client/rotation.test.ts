@@ -251,6 +251,27 @@ async function servedCopy(
 }
 
 /**
+ * A server answering every request with a redirect (302) to the same path and query under `target`, as a
+ * registry's old address or a front door does: the URL a name configures, where another serves.
+ */
+async function redirectingTo(target: string): Promise<{ url: string; readonly redirected: number }> {
+  let redirected = 0;
+  const server = createServer((request, response) => {
+    redirected += 1;
+    response.writeHead(302, { location: `${target}${request.url ?? '/'}` }).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(() => new Promise((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get redirected() {
+      return redirected;
+    },
+  };
+}
+
+/**
  * The registry's first key stolen and rotated away from as compromised; `thief(label)` then makes the
  * thief's copy of the registry (its folder), rebuilt under the stolen key with 2.0.0 published, and 1.0.0's
  * manifest signed as before the rotation (the stolen key's signature, what locks and folders hold under it).
@@ -2000,6 +2021,53 @@ describe('when a name holding a key another name followed a rotation away from a
       message: expect.stringContaining(registry.firstFingerprint),
     });
     expect(await trustState(m, 'other')).toEqual(before);
+  });
+});
+
+describe('when a record kept before records named their registry, configured at a mirror, is removed with its mark kept as of the mirror\u2019s URL, and another name reaches that URL only through a redirect', () => {
+  it('refuses that name\u2019s online checks of the stolen key\u2019s copy served there (KEY_REVOKED), and keeps nothing', async () => {
+    // Prepare: `main` reaches the registry at M (a mirror, a copy of its public folder, served); `other` at
+    // X, which redirects every request to M and which no name lists as a mirror; both pin its first key.
+    const registry = await servedRegistry(['1.0.0']);
+    const mirror = await servedCopy('redirect-m', registry.dir);
+    const x = await redirectingTo(mirror.url);
+    const m = await machine();
+    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
+    await m.run((c) =>
+      c.addRegistry({ name: 'other', url: x.url, pin: { armored: registry.firstKey }, priority: 2 }),
+    );
+    // The key is stolen and rotated away from; `main` alone follows, at M.
+    const theft = await stolenAndRotated(registry);
+    await mirror.copyOf(registry.dir);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    const thiefDir = await theft.thief('redirect-thief');
+    // `main`'s record as a client before `registry` was kept wrote it, its snapshot no longer cached; it is
+    // removed, its mark kept as of M's URL; M then serves the thief's copy.
+    const kept = await removedAsOlderRecord(m);
+    expect(kept.former_departures).toMatchObject([
+      { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
+    ]);
+    await mirror.copyOf(thiefDir);
+    const before = await trustState(m, 'other');
+    const redirectedBefore = x.redirected;
+    const revoked = {
+      name: 'ClientError',
+      code: 'KEY_REVOKED',
+      message: expect.stringContaining(registry.firstFingerprint),
+    };
+
+    // Act
+    const [update] = await m.run((c) => c.updateRegistries(['other']));
+
+    // Assess: the snapshot came through X's redirect from M, and the mark kept as of M decides (read as of
+    // X alone, no mark was read, and only the rotation count the thief's snapshot claims refused it).
+    expect(x.redirected).toBeGreaterThan(redirectedBefore);
+    expect(update?.error).toMatchObject(revoked);
+    expect(await trustState(m, 'other')).toEqual(before);
+    // So is a name added at X pinning the stolen key (which counts no rotation to check against).
+    await expect(
+      m.run((c) => c.addRegistry({ name: 'old-pin', url: x.url, pin: { armored: registry.firstKey } })),
+    ).rejects.toMatchObject(revoked);
   });
 });
 
