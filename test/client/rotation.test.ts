@@ -1991,6 +1991,53 @@ describe('when a record kept before records named their registry, configured at 
   });
 });
 
+describe('when a record kept before records named their registry, configured at a mirror, is removed with its mark kept as of the mirror\u2019s URL, and a plugin set\u2019s provider lists that URL only as one of its mirrors', () => {
+  it('refuses verify -c of what the set placed under the stolen key (KEY_REVOKED), read as of the provider\u2019s mirrors', async () => {
+    // Prepare: `main` reaches the registry at M (a mirror, a copy of its public folder, served); a plugin
+    // set's provider at X (another copy, served), with M its mirror; both pin its first key, and the set
+    // installs 1.0.0 under it.
+    const registry = await servedRegistry(['1.0.0']);
+    const m1 = await servedCopy('set-mirror-m', registry.dir);
+    const x = await servedCopy('set-mirror-x', registry.dir);
+    const m = await machine();
+    await m.run((c) => c.addRegistry({ name: 'main', url: m1.url, pin: { armored: registry.firstKey } }));
+    const project = join(root, `set-mirror-${registries}`);
+    await mkdir(project, { recursive: true });
+    await writeFile(join(project, 'registry.asc'), registry.firstKey);
+    const file = join(project, 'plugins.yaml');
+    await writeFile(
+      file,
+      `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, url: ${x.url}, mirrors: [${m1.url}], key: ./registry.asc }
+  plugins:
+    - { provider: local, name: ${NAME}, version: "^1.0" }
+`,
+    );
+    const home = { home: join(project, '.home') };
+    await m.run((c) => c.installSet(file, home));
+    expect((await m.run((c) => c.verifySet(file, home))).map((f) => [f.name, f.ok])).toEqual([[NAME, true]]);
+    // The key is stolen and rotated away from; `main` alone follows, at M. Its record as a client before
+    // `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark kept as of M's URL.
+    await stolenAndRotated(registry);
+    await m1.copyOf(registry.dir);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    const kept = await removedAsOlderRecord(m);
+    expect(kept.former_departures).toMatchObject([
+      { fingerprint: registry.firstFingerprint, compromised: true, registry: m1.url },
+    ]);
+
+    // Act
+    const findings = await m.run((c) => c.verifySet(file, home));
+
+    // Assess: the set reaches the registry at X, and M only as its provider's mirror: the mark kept as of M
+    // counts for what the set placed under the stolen key (read as of X alone, verify -c passed it).
+    expect(findings.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, false, 'KEY_REVOKED']]);
+    expect(findings[0]?.message).toContain(registry.firstFingerprint);
+  });
+});
+
 describe('when a name holding a key another name followed a rotation away from as stolen is updated against the thief\u2019s copy, which counts that rotation', () => {
   it('refuses it for the mark (KEY_REVOKED, naming the stolen key), not for the rotation count, and keeps nothing', async () => {
     // Prepare: `main` reaches the registry itself and `other` at X (a copy of its public folder, served),
