@@ -38,6 +38,11 @@ export interface TrustedKeys {
   readonly registryFingerprints: readonly string[];
   /** Every key text of the config, publishers' and operators' (`readConfiguredKeys`' `config`). */
   readonly texts?: readonly string[];
+  /**
+   * The (sub)key IDs the checked list of this config's registry gave each publisher entry, by position
+   * (`listedKeyIds`: what `checkConfiguredKeys` was given for this config), undefined where it gave none.
+   */
+  readonly listedKeyIds?: readonly (readonly string[] | undefined)[];
 }
 
 /** Every key text of a config: those its reads keep once past the bound. */
@@ -107,7 +112,8 @@ export async function loadTrustedKeys(
     )
   ).filter((o) => !o.fingerprints.some((fp) => registryFingerprints.includes(fp)));
   const publishers = config.publishers.map(({ fingerprint, key }) => ({ fingerprint, key }));
-  return { publishers, operators, registryFingerprints, texts };
+  const listed = listedKeyIds.get(config.publishers);
+  return { publishers, operators, registryFingerprints, texts, ...(listed ? { listedKeyIds: listed } : {}) };
 }
 
 /**
@@ -173,24 +179,26 @@ export async function configuredCandidates(
 }
 
 /**
- * The (sub)key IDs of configured keys, by their armored text, as `checkConfiguredKeys` learned them: read from
- * the key (`parsed`), or from the checked list it was given, whose entry (the digest of this text and its
- * entry's fingerprint) passed before. Only a hint of which keys to read (`configuredCandidates`); an ID read
- * from a key is never replaced by a list's. Bounded as `configuredKeys` is.
+ * The (sub)key IDs of configured keys read from the keys themselves, by their armored text: what a text holds,
+ * the same for every registry that trusts it, so kept for the process (bounded as `configuredKeys` is).
  */
-const configuredKeyIds = new Map<string, { readonly ids: readonly string[]; readonly parsed: boolean }>();
+const keyIdsRead = new Map<string, readonly string[]>();
 
-/** Keeps `ids` as the (sub)key IDs of `text`, unless those read from the key itself are kept already. */
-function keepKeyIds(text: string, ids: readonly string[], parsed: boolean): void {
-  if (!parsed && configuredKeyIds.get(text)?.parsed) return;
-  configuredKeyIds.set(text, { ids, parsed });
-}
+/**
+ * The (sub)key IDs a registry's checked list gave its config's publisher entries (by position; undefined
+ * where an entry was read, or the list gave none), kept with the config it was checked for (its `publishers`
+ * array, as `loadTrustedKeys` is given it), so only that registry's trust lists look signatures up by them. Kept
+ * per process by key text, they let one registry's list (a lying one, say, in a `state/` someone else may write)
+ * replace the IDs another registry's list gave the same key, in a process serving both (a server, a test run, a
+ * warm function whose config object changed), and that registry's signatures by the key's subkey were refused.
+ */
+const listedKeyIds = new WeakMap<RegistryConfig['publishers'], readonly (readonly string[] | undefined)[]>();
 
 /** Once past the bound, only the IDs of `config`'s keys (every key text of the config in use) are kept. */
 function boundKeyIds(config: readonly string[]): void {
-  if (configuredKeyIds.size <= MAX_CONFIGURED_KEYS + config.length) return;
+  if (keyIdsRead.size <= MAX_CONFIGURED_KEYS + config.length) return;
   const wanted = new Set(config);
-  for (const text of configuredKeyIds.keys()) if (!wanted.has(text)) configuredKeyIds.delete(text);
+  for (const text of keyIdsRead.keys()) if (!wanted.has(text)) keyIdsRead.delete(text);
 }
 
 /** Every (sub)key ID a key holds, upper-case hex, each once (what a signature's issuer is matched with). */
@@ -200,8 +208,8 @@ const keyIdsOf = (info: PublicKeyInfo): string[] => [
 
 /**
  * Each configured publisher's position by each (sub)key ID its key holds, made once per trust list: an entry's
- * IDs as `checkConfiguredKeys` kept them (`configuredKeyIds`: from the checked list, where a registry keeps
- * one), else its key read. A cold process given a list covering every entry reads no key for it, where it read
+ * IDs as read from its key before (`keyIdsRead`), else as its registry's checked list gave them
+ * (`TrustedKeys.listedKeyIds`, where a registry keeps one), else its key read. A cold process given a list covering every entry reads no key for it, where it read
  * every configured key (about 7 s at 5,000 publishers) for the first signature whose issuer no entry's
  * fingerprint names, which anyone may send. A key that does not read fails it (not kept).
  */
@@ -214,7 +222,9 @@ function everyKeyById(trusted: TrustedKeys): Promise<ReadonlyMap<string, readonl
   const list = trusted.publishers;
   let index = everyKeyIndexes.get(list);
   if (!index) {
-    const uncovered = list.filter((p) => !configuredKeyIds.has(p.key));
+    const idsOf = (p: TrustedKeys['publishers'][number], i: number): readonly string[] | undefined =>
+      keyIdsRead.get(p.key) ?? trusted.listedKeyIds?.[i];
+    const uncovered = list.filter((p, i) => idsOf(p, i) === undefined);
     index = Promise.all(
       readConfiguredKeys(
         uncovered.map((p) => p.key),
@@ -222,11 +232,11 @@ function everyKeyById(trusted: TrustedKeys): Promise<ReadonlyMap<string, readonl
       ),
     ).then((read) => {
       const parsed = new Map(uncovered.map((p, i) => [p.key, keyIdsOf(read[i] as PublicKeyInfo)]));
-      for (const [text, ids] of parsed) keepKeyIds(text, ids, true);
+      for (const [text, ids] of parsed) keyIdsRead.set(text, ids);
       boundKeyIds(trusted.texts ?? list.map((p) => p.key));
       const byId = new Map<string, number[]>();
       list.forEach((p, i) => {
-        for (const id of parsed.get(p.key) ?? configuredKeyIds.get(p.key)?.ids ?? []) {
+        for (const id of parsed.get(p.key) ?? idsOf(p, i) ?? []) {
           const held = byId.get(id);
           if (held) held.push(i);
           else byId.set(id, [i]);
@@ -350,8 +360,9 @@ export function checkedKeysChanged(kept: CheckedKeys, result: CheckedKeys): bool
  * `where` (the config file, the config object's URL) and its JSON pointer. An entry whose digest
  * (`configuredKeyDigest`) is in `checked` with its key's IDs passed these checks before, with the same
  * fingerprint and text: it is not read again (a registry of thousands of publishers paid about 1 ms a key at
- * every cold start), and its IDs are kept for this process's look-ups (`configuredCandidates`: a signature no
- * entry's fingerprint names is found by them without reading every key).
+ * every cold start), and its IDs are kept for the look-ups of this config's trust lists alone (`configuredCandidates`:
+ * a signature no entry's fingerprint names is found by them without reading every key; `loadTrustedKeys` of the
+ * same `config.publishers` array).
  * @returns each entry's digest and its key's (sub)key IDs, all of them passing (what `checkedKeysText` keeps)
  * @throws ConfigError CONFIG_INVALID listing each entry and why
  * @example await checkConfiguredKeys(config, `registry config ${file}`);
@@ -394,10 +405,15 @@ export async function checkConfiguredKeys(
   const result = new Map<string, readonly string[]>();
   digests.forEach((digest, i) => {
     const read = idsRead.get(i);
-    const ids = read ?? (listed[i] as readonly string[]);
-    keepKeyIds(texts[i] as string, ids, read !== undefined);
-    result.set(digest, ids);
+    if (read !== undefined) keyIdsRead.set(texts[i] as string, read);
+    result.set(digest, read ?? (listed[i] as readonly string[]));
   });
+  // The list's IDs for this config alone (`listedKeyIds`): another registry's config, even one trusting the same
+  // key text, looks its signatures up by its own list's or by the key.
+  listedKeyIds.set(
+    config.publishers,
+    config.publishers.map((_, i) => (idsRead.has(i) ? undefined : listed[i])),
+  );
   boundKeyIds(texts);
   return result;
 }

@@ -503,6 +503,47 @@ describe('when a cold process judges a signature no entry names, its checked lis
     expect(byStranger.parsed).toBe(1);
   }, 60_000);
 
+  it("refuses none of one registry's signatures for the key IDs another registry's list gives the same key", async () => {
+    // Prepare: one process serving two registries that both trust the same subkey signer (a warm server, a
+    // test run). Registry A's list (whoever may write A's state/) says the signer's key holds another ID;
+    // registry B's list is its own, true. B's config is loaded, then A's, then B judges a signature.
+    const signer = await subkeySigner();
+    const configOf = (name: string) =>
+      parseRegistryConfig({
+        name,
+        url: `https://${name}.example.org`,
+        policy: 'restricted',
+        publishers: [{ fingerprint: signer.fingerprint, key: signer.key, names: ['*'] }],
+      });
+    const a = configOf('a');
+    const b = configOf('b');
+    const digest = configuredKeyDigest({ fingerprint: signer.fingerprint, key: signer.key });
+    const listB = checkedKeysText(await checkConfiguredKeys(b, WHERE));
+    const listA = checkedKeysText(new Map([[digest, ['0123456789ABCDEF']]]));
+    vi.resetModules();
+    const cold = (await import('../../index-builder/trust.ts')) as Trust;
+    await cold.checkConfiguredKeys(b, WHERE, { checked: cold.parseCheckedKeys(listB) });
+    await cold.checkConfiguredKeys(a, WHERE, { checked: cold.parseCheckedKeys(listA) });
+    const judgeIn = async (config: RegistryConfig) =>
+      cold.checkPublisherSignature({
+        policy: config.policy,
+        trusted: await cold.loadTrustedKeys(config, []),
+        manifestName: 'manifest.json',
+        manifest,
+        signature: new TextEncoder().encode(await signDetached(manifest, signer.secretKey)),
+        publisherKey: undefined,
+        now: new Date(),
+      });
+
+    // Act
+    const inB = await judgeIn(b);
+    const inA = await judgeIn(a);
+
+    // Assess: B takes its signer's signature; A, whose own list lies, refuses it (never accepts what it should not).
+    expect(inB).toEqual({ fingerprint: signer.fingerprint, problems: [] });
+    expect(inA.problems.map((p) => p.code)).toEqual(['PUBLISHER_UNTRUSTED']);
+  }, 60_000);
+
   it('reads a list of the older form (digests alone), reading each entry once again to keep its key IDs', async () => {
     const key = await generateKeyPair({ name: 'older list' });
     const config = parseRegistryConfig({
