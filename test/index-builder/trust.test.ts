@@ -6,10 +6,12 @@ import {
   type TrustedOperator,
   type TrustedPublisher,
 } from '../../index-builder/config.ts';
+import { sha256Hex } from '../../index-builder/digest.ts';
 import { ConfigError } from '../../index-builder/errors.ts';
 import { generateKeyPair, readPublicKey } from '../../index-builder/signing.ts';
 import {
   authorizePublisher,
+  CONFIGURED_KEY_CHECKS,
   checkActionSignature,
   checkConfiguredKeys,
   checkedKeysChanged,
@@ -20,6 +22,7 @@ import {
   loadTrustedKeys,
   parseCheckedKeys,
 } from '../../index-builder/trust.ts';
+import { configuredKeyCorpus } from '../support/configured-key-corpus.ts';
 import { testKey } from '../support/fixtures.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
@@ -565,4 +568,69 @@ describe('when a cold process judges a signature no entry names, its checked lis
     expect(checkedKeysChanged(older, passed)).toBe(true);
     expect(parseCheckedKeys(checkedKeysText(passed))).toEqual(passed);
   });
+});
+
+describe('when the configured key checks judge a key otherwise (CONFIGURED_KEY_CHECKS)', () => {
+  // An entry listed as checked is not checked again (its digest names the checks, CONFIGURED_KEY_CHECKS):
+  // checks tightened under the same tag would leave every entry that passed the old ones unchecked by the
+  // new. So the tag ends in the digest of the checks' verdicts on a corpus of every kind of entry they could
+  // come to judge apart (`configuredKeyCorpus`), and a change of verdict, or a kind added to the corpus (a new
+  // untrusted key among them), cannot pass here without a new tag.
+  const WHERE = 'registry config /srv/registry/plugindex.json';
+
+  /** Each corpus entry's label and whether the check takes it, as a config holding it alone is loaded. */
+  let judging: Promise<[string, 'taken' | 'refused'][]> | undefined;
+  const verdicts = (): Promise<[string, 'taken' | 'refused'][]> => {
+    judging ??= judge();
+    return judging;
+  };
+  async function judge(): Promise<[string, 'taken' | 'refused'][]> {
+    const corpus = await configuredKeyCorpus();
+    return Promise.all(
+      corpus.map(async ({ label, fingerprint, key }): Promise<[string, 'taken' | 'refused']> => {
+        const config = parseRegistryConfig({
+          name: 'r',
+          url: 'https://r.example.org',
+          publishers: [{ fingerprint, key, names: ['*'] }],
+        });
+        const checked = await checkConfiguredKeys(config, WHERE).then(
+          () => 'taken' as const,
+          (error: unknown) => {
+            // Only the check's refusal is a verdict; anything else is a broken corpus.
+            if (error instanceof ConfigError && error.code === 'CONFIG_INVALID') return 'refused' as const;
+            throw error;
+          },
+        );
+        return [label, checked];
+      }),
+    );
+  }
+
+  /** The digest the tag must end in: of every label and verdict, in label order. */
+  const verdictsDigest = (judged: readonly [string, string][]): string =>
+    sha256Hex(JSON.stringify([...judged].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))).slice(0, 16);
+
+  it('names the verdicts its checks give, so checks that judge otherwise change every digest', async () => {
+    const judged = await verdicts();
+    const digest = verdictsDigest(judged);
+
+    expect(new Set(judged.map(([label]) => label)).size).toBe(judged.length);
+    expect(
+      CONFIGURED_KEY_CHECKS.endsWith(`verdicts ${digest}`),
+      `The configured key checks' verdicts on the corpus (test/support/configured-key-corpus.ts) are now ${JSON.stringify(judged)}, whose digest is ${digest}, and CONFIGURED_KEY_CHECKS (index-builder/trust.ts) is "${CONFIGURED_KEY_CHECKS}". Entries listed as checked under that tag would skip the checks as they are now: end the tag in "verdicts ${digest}" (every entry is then checked once again at its next load).`,
+    ).toBe(true);
+  }, 60_000);
+
+  it('takes the kinds of key a registry trusts, and refuses each untrusted one and a fingerprint not its key’s', async () => {
+    const judged = new Map(await verdicts());
+
+    expect(judged.get('a v4 Ed25519 key (EdDSA legacy)')).toBe('taken');
+    expect(judged.get('a v6 Ed25519 key')).toBe('taken');
+    expect(judged.get('an RSA key of 16384 bits, its exponent 64 bits')).toBe('taken');
+    expect(judged.get('an RSA key of 16392 bits, its exponent 24 bits')).toBe('refused');
+    expect(judged.get('an RSA key of 2048 bits, its exponent 72 bits')).toBe('refused');
+    for (const untrusted of UNTRUSTED_KEYS) expect(judged.get(untrusted.label)).toBe('refused');
+    expect(judged.get('no key at all')).toBe('refused');
+    expect(judged.get('a fingerprint not its key’s')).toBe('refused');
+  }, 60_000);
 });

@@ -43,15 +43,18 @@ export interface CostlyKey {
 export function costlyKey(options: {
   readonly algorithm: 'rsa' | 'dsa';
   readonly bits: number;
+  /** An RSA key's public exponent's bits, when not `bits` (a multiple of 8, as `bits` is). */
+  readonly exponentBits?: number;
   readonly hash: 'sha224' | 'sha256';
   readonly created: Date;
 }): CostlyKey {
   const bytes = options.bits / 8;
+  const exponentBytes = (options.exponentBits ?? options.bits) / 8;
   const algorithm = options.algorithm === 'rsa' ? 1 : 17;
   const seconds = Math.floor(options.created.getTime() / 1000);
   const material =
     options.algorithm === 'rsa'
-      ? [...mpi(number(bytes, 1)), ...mpi(number(bytes, 2))] // n, e
+      ? [...mpi(number(bytes, 1)), ...mpi(number(exponentBytes, 2))] // n, e
       : [...mpi(number(bytes, 3)), ...mpi(number(bytes, 4)), ...mpi(number(16, 5)), ...mpi(number(16, 6))]; // p, q, g, y
   const body = [4, ...uint32(seconds), algorithm, ...material];
   const { keyHashed, fingerprint } = v4Key(body);

@@ -95,3 +95,31 @@ export function gpgKeyWithSigningSubkey(options: { readonly created: Date; reado
     rmSync(home, { recursive: true, force: true });
   }
 }
+
+/**
+ * Public keys as GnuPG makes them (`gpg --quick-gen-key NAME ALGO default never`), one per algorithm name
+ * (`brainpoolP256r1`, `secp256k1`: curves openpgp.js reads but does not make in Node), each with its fingerprint.
+ */
+export function gpgPublicKeys(
+  algorithms: readonly string[],
+): { readonly key: string; readonly fingerprint: string }[] {
+  const home = mkdtempSync(path.join(tmpdir(), 'plugindex-gnupg-'));
+  const gpg = (...args: string[]): string =>
+    execFileSync(
+      'gpg',
+      ['--homedir', home, '--batch', '--quiet', '--pinentry-mode', 'loopback', '--passphrase', '', ...args],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    ).toString();
+  try {
+    return algorithms.map((algorithm) => {
+      const uid = `plugindex ${algorithm} <${algorithm}@example.com>`;
+      gpg('--quick-gen-key', uid, algorithm, 'default', 'never');
+      const lines = gpg('--with-colons', '--list-keys', `=${uid}`).split('\n');
+      const fingerprint = (lines.find((line) => line.startsWith('fpr:')) ?? '').split(':')[9] ?? '';
+      return { key: gpg('--armor', '--export', fingerprint), fingerprint };
+    });
+  } finally {
+    spawnSync('gpgconf', ['--homedir', home, '--kill', 'gpg-agent']);
+    rmSync(home, { recursive: true, force: true });
+  }
+}
