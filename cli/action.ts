@@ -63,16 +63,14 @@ const KEY_PLACEHOLDER =
 export interface ActionRequest {
   readonly body: ActionBody;
   /**
-   * The public key file whose key the action carries (`owners add`, `operator transfer`): read after
-   * every usage check, and only its public part sent.
+   * The public key file whose key the action carries (`owners add`, `operator transfer`), and whose it is
+   * ("the new owner's"), for the message refusing a secret key file: read after every usage check. A secret
+   * key there is refused (SECRET_KEY_GIVEN, exit 2), as `publishers add` refuses one: `owners add` took its
+   * public part in silence, its KEYFILE being usually the signer's own new key, but a secret key given for a
+   * public one is an operator's mistake whoever's it is, and the file it is in is then copied on as the key
+   * (into scripts, config, to a co-owner); only the public part ever travelled, and still does.
    */
-  readonly keyFile?: string;
-  /**
-   * Whose key KEYFILE is when it is another person's (`operator transfer`: "the new owner's"): a secret key
-   * file is then refused (SECRET_KEY_GIVEN, exit 2), as the operator's `publishers add` refuses one. Absent
-   * for `owners add`, whose KEYFILE is usually the signer's own new key: its public part is taken.
-   */
-  readonly keyOf?: string;
+  readonly keyFile?: { readonly file: string; readonly of: string };
 }
 
 /** The positionals a (sub)command takes, exactly; a usage error saying the shape otherwise. */
@@ -243,7 +241,7 @@ export async function runAction(parsed: Parsed, request: ActionRequest): Promise
     await refuseOutputOver(
       'output',
       output,
-      [keyFile, stringOption(parsed, 'passphrase-file'), request.keyFile],
+      [keyFile, stringOption(parsed, 'passphrase-file'), request.keyFile?.file],
       stringOption(parsed, 'registry'),
     );
 
@@ -252,10 +250,7 @@ export async function runAction(parsed: Parsed, request: ActionRequest): Promise
     const { readTrustedKey } = await import('../index-builder/signing.ts');
     // Only the public part travels; a key the registry would refuse
     // (PUBLISHER_KEY_INVALID: weak or costly) is refused here, before anything is signed or sent.
-    const text =
-      request.keyOf !== undefined
-        ? await readPublicKeyFile(request.keyFile, request.keyOf)
-        : await readTextInput(request.keyFile);
+    const text = await readPublicKeyFile(request.keyFile.file, request.keyFile.of);
     const key = await readTrustedKey(text, 'the key');
     body = { ...body, key: key.armored } as ActionBody;
   }

@@ -67,10 +67,12 @@ export function holdsSecretKey(bytes: Uint8Array): boolean {
 }
 
 /**
- * A public key file given for another person's key (`publishers add`, `operators add`, the new owner of
- * `operator transfer`), as text. A secret key is refused (exit 2), never read for its public part: it has
- * left its owner, who must be told so (the deployed trust list and the registry refuse one too), where
- * taking its public part in silence trusted it and left the secret key in the operator's hands unsaid.
+ * A public key file given for a key to trust (`publishers add`, `operators add`, the new owner of
+ * `operator transfer` and `owners add`), as text. A secret key is refused (exit 2), never read for its public
+ * part: another person's has left its owner, who must be told so (the deployed trust list and the registry
+ * refuse one too), where taking its public part in silence trusted it and left the secret key in the
+ * operator's hands unsaid; one's own (`owners add` of one's new key) is a file given for the wrong one, and
+ * then copied on as the key to trust.
  * @throws CliError SECRET_KEY_GIVEN (exit 2), FILE_NOT_FOUND
  */
 export async function readPublicKeyFile(file: string, whose: string): Promise<string> {
@@ -78,7 +80,7 @@ export async function readPublicKeyFile(file: string, whose: string): Promise<st
   if (holdsSecretKey(bytes))
     throw new CliError(
       'SECRET_KEY_GIVEN',
-      `${file} is a secret key, not ${whose} public key: nothing was written, signed or sent. Give the public key (public.asc, or gpg --export --armor FINGERPRINT); a secret key sent to you is no longer secret, so its owner should make a new one (plugindex keygen)`,
+      `${file} is a secret key, not ${whose} public key: nothing was written, signed or sent. Give the public key (the public.asc plugindex keygen wrote beside it, or gpg --export --armor FINGERPRINT); a secret key sent to you is no longer secret, so its owner should make a new one (plugindex keygen)`,
       { exitCode: 2 },
     );
   return new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);

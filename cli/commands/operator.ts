@@ -35,8 +35,7 @@ export async function run(parsed: Parsed): Promise<number> {
     const [, plugin, keyFile] = positionals(parsed, 3, 'operator transfer NAME KEYFILE');
     return runAction(parsed, {
       body: { action: 'transfer', plugin: plugin as string, key: '', ...optionalFields(parsed, ['reason']) },
-      keyFile: keyFile as string,
-      keyOf: "the new owner's",
+      keyFile: { file: keyFile as string, of: "the new owner's" },
     });
   }
   if (sub === 'revoke') {

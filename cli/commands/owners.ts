@@ -22,7 +22,8 @@ export async function run(parsed: Parsed): Promise<number> {
     const [, plugin, keyFile] = positionals(parsed, 3, 'owners add NAME KEYFILE');
     return runAction(parsed, {
       body: { action: 'owners-add', plugin: plugin as string, key: '' },
-      keyFile: keyFile as string,
+      // The new owner's: the signer's own new key when it rotates, whose public.asc keygen wrote beside it.
+      keyFile: { file: keyFile as string, of: "the new owner's" },
     });
   }
   if (sub === 'remove') {

@@ -279,7 +279,14 @@ describe('when an action is written with --output instead of submitted', () => {
   );
 
   it.each([
-    ['owners add NAME KEYFILE', 'owners', ['add', PLUGIN], 'owners-add', {}, () => newOwnerSecret],
+    [
+      'owners add NAME KEYFILE',
+      'owners',
+      ['add', PLUGIN],
+      'owners-add',
+      {},
+      () => path.join(work, 'new-owner-public.asc'),
+    ],
     [
       'operator transfer NAME KEYFILE --reason',
       'operator',
@@ -288,25 +295,63 @@ describe('when an action is written with --output instead of submitted', () => {
       { reason: 'sold' },
       () => path.join(work, 'new-owner-public.asc'),
     ],
-  ] as const)(
-    "%s: carries the public part of KEYFILE only (of the owner's own secret key file too, for owners add)",
-    async (_, command, args, kind, extra, keyFile) => {
+  ] as const)('%s: carries the public key KEYFILE holds', async (_, command, args, kind, extra, keyFile) => {
+    const file = outputFile();
+    const signer = command === 'operator' ? operatorSecret : publisherSecret;
+    const result = await writeAction(
+      [command, ...args, keyFile(), ...('reason' in extra ? ['--reason', extra.reason] : [])],
+      signer,
+      file,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const action = await verifiedEnvelope(
+      file,
+      command === 'operator' ? operatorFingerprint : publisherFingerprint,
+    );
+    expect(action).toMatchObject({ action: kind, plugin: PLUGIN, ...extra });
+    const key = (action as Action & { key: string }).key;
+    expect(key).not.toContain('PRIVATE KEY');
+    expect((await readPublicKey(key)).fingerprint).toBe(newOwnerFingerprint);
+  });
+
+  it.each([
+    ['a secret key', () => newOwnerSecret],
+    ['a public key followed by a secret one', () => path.join(work, 'public-then-secret.asc')],
+  ])(
+    'owners add refuses %s as KEYFILE with SECRET_KEY_GIVEN (exit 2), signing and sending nothing',
+    async (_, keyFile) => {
+      // The owner's own new key (a rotation) or another person's: a secret key where the public one is
+      // asked for is an operator's mistake either way, and the file it is in gets copied on (into scripts,
+      // config, to a co-owner). Its public part was taken in silence.
+      await writeFile(
+        path.join(work, 'public-then-secret.asc'),
+        `${await readFile(path.join(work, 'new-owner-public.asc'), 'utf8')}\n${await readFile(newOwnerSecret, 'utf8')}`,
+      );
+      const before = await treeOf(dir);
       const file = outputFile();
-      const signer = command === 'operator' ? operatorSecret : publisherSecret;
-      const result = await writeAction(
-        [command, ...args, keyFile(), ...('reason' in extra ? ['--reason', extra.reason] : [])],
-        signer,
-        file,
+
+      const written = await writeAction(['owners', 'add', PLUGIN, keyFile()], publisherSecret, file);
+      const submitted = await plugindex([
+        'owners',
+        'add',
+        PLUGIN,
+        keyFile(),
+        '--key',
+        publisherSecret,
+        '--registry',
+        dir,
+      ]);
+
+      expect(written.code).toBe(2);
+      expect(written.stderr).toContain(
+        `SECRET_KEY_GIVEN: ${keyFile()} is a secret key, not the new owner's public key`,
       );
-      expect(result.code, result.stderr).toBe(0);
-      const action = await verifiedEnvelope(
-        file,
-        command === 'operator' ? operatorFingerprint : publisherFingerprint,
-      );
-      expect(action).toMatchObject({ action: kind, plugin: PLUGIN, ...extra });
-      const key = (action as Action & { key: string }).key;
-      expect(key).not.toContain('PRIVATE KEY');
-      expect((await readPublicKey(key)).fingerprint).toBe(newOwnerFingerprint);
+      expect(written.stderr).toContain('public.asc');
+      expect(await readFile(file).catch((e: NodeJS.ErrnoException) => e.code)).toBe('ENOENT');
+      expect(submitted.code).toBe(2);
+      expect(submitted.stderr).toContain('SECRET_KEY_GIVEN');
+      expect(submitted.stderr).not.toContain('signed owners-add');
+      expect(await treeOf(dir)).toEqual(before);
     },
   );
 
