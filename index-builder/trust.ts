@@ -288,7 +288,7 @@ function entriesByKeyId(publishers: TrustedKeys['publishers']): ReadonlyMap<stri
  * tag written by hand was left as it was when the checks were tightened and every entry listed skipped them.
  */
 export const CONFIGURED_KEY_CHECKS =
-  'plugindex configured key checks 2: reads, fingerprint, untrustedKeyProblem; verdicts 6ffb7251eab354e1';
+  'plugindex configured key checks 2: reads, secret, untrustedKeyProblem, fingerprint; verdicts 66dc00a21bd81288';
 
 /** The digest of one configured entry's check (`checkConfiguredKeys`' `checked`). */
 export function configuredKeyDigest(entry: { readonly fingerprint: string; readonly key: string }): string {
@@ -396,6 +396,11 @@ export async function checkConfiguredKeys(
     unchecked.map(async ({ at, entry, what, i: index }, i): Promise<string | undefined> => {
       const info = await (reads[i] as Promise<PublicKeyInfo>).catch((error: unknown) => error as Error);
       if (info instanceof Error) return `${where} ${at}/key: ${info.message}`;
+      // Its public part was read and trusted in silence: the secret key stayed in the config, which the
+      // operators, the function's role and whatever copies the config read, and its owner was never told.
+      // `publishers add` and `operators add` refuse one (SECRET_KEY_GIVEN), as the deployed trust list does.
+      if (entry.key.includes(SECRET_KEY_ARMOR))
+        return `${where} ${at}/key: ${what} ${info.fingerprint} is given as its secret key, which a config must never hold (whoever reads it may sign as its owner); put its public key there instead (gpg --export --armor FINGERPRINT, or the public.asc plugindex keygen wrote), and have its owner make a new key, this one having left them`;
       const untrusted = untrustedKeyProblem(info.key);
       if (untrusted !== undefined)
         return `${where} ${at}/key: ${what} ${info.fingerprint} cannot be trusted, no signature by it is ever taken: ${untrusted}; remove the entry or give an Ed25519 key (gpg --quick-gen-key NAME ed25519, or plugindex keygen)`;

@@ -332,6 +332,29 @@ describe('when the entries a config holds were checked before (checkConfiguredKe
     });
   });
 
+  it('refuses an entry given as its secret key, naming the entry, one listed as checked by the older checks too', async () => {
+    // Prepare: a secret key pasted into the config by hand, and listed as checked under the tag before the
+    // checks refused one (as a registry's state/checked-keys.json of that release holds it).
+    const pasted = await testKey('pasted-secret');
+    const config = withPublisher(pasted.fingerprint, pasted.secretKey);
+    const olderChecks = 'plugindex configured key checks 1: reads, fingerprint, untrustedKeyProblem';
+    const listedBefore = sha256Hex(`${olderChecks}\n${pasted.fingerprint}\n${pasted.secretKey}`);
+    const checked = new Map([[listedBefore, [pasted.fingerprint.slice(-16)]]]);
+
+    // Act
+    const refused = checkConfiguredKeys(config, WHERE, { checked });
+
+    // Assess
+    await expect(refused).rejects.toThrow(ConfigError);
+    await expect(refused).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining(
+        `${WHERE} /publishers/0/key: the publisher key ${pasted.fingerprint} is given as its secret key, which a config must never hold`,
+      ),
+    });
+    await expect(refused).rejects.not.toMatchObject({ message: expect.stringContaining('PRIVATE KEY') });
+  });
+
   it('refuses an entry whose fingerprint is not its key’s, naming the entry', async () => {
     const good = await testKey('fingerprint-claimed');
     const config = withPublisher('D'.repeat(40), good.publicKey);
