@@ -209,8 +209,8 @@ const keyIdsOf = (info: PublicKeyInfo): string[] => [
 /**
  * Each configured publisher's position by each (sub)key ID its key holds, made once per trust list: an entry's
  * IDs as read from its key before (`keyIdsRead`), else as its registry's checked list gave them
- * (`TrustedKeys.listedKeyIds`, where a registry keeps one), else its key read. A cold process given a list covering every entry reads no key for it, where it read
- * every configured key (about 7 s at 5,000 publishers) for the first signature whose issuer no entry's
+ * (`TrustedKeys.listedKeyIds`, where a registry keeps one), else its key read. A cold process given a list
+ * covering every entry reads no key for it, where it read every configured key (about 7 s at 5,000 publishers) for the first signature whose issuer no entry's
  * fingerprint names, which anyone may send. A key that does not read fails it (not kept).
  */
 const everyKeyIndexes = new WeakMap<
@@ -365,9 +365,9 @@ export function checkedKeysChanged(kept: CheckedKeys, result: CheckedKeys): bool
  * `where` (the config file, the config object's URL) and its JSON pointer. An entry whose digest
  * (`configuredKeyDigest`) is in `checked` with its key's IDs passed these checks before, with the same
  * fingerprint and text: it is not read again (a registry of thousands of publishers paid about 1 ms a key at
- * every cold start), and its IDs are kept for the look-ups of this config's trust lists alone (`configuredCandidates`:
- * a signature no entry's fingerprint names is found by them without reading every key; `loadTrustedKeys` of the
- * same `config.publishers` array).
+ * every cold start), and its IDs are kept for the look-ups of this config's trust lists alone
+ * (`configuredCandidates`: a signature no entry's fingerprint names is found by them without reading every
+ * key; `loadTrustedKeys` of the same `config.publishers` array).
  * @returns each entry's digest and its key's (sub)key IDs, all of them passing (what `checkedKeysText` keeps)
  * @throws ConfigError CONFIG_INVALID listing each entry and why
  * @example await checkConfiguredKeys(config, `registry config ${file}`);
