@@ -210,8 +210,8 @@ const keyIdsOf = (info: PublicKeyInfo): string[] => [
  * Each configured publisher's position by each (sub)key ID its key holds, made once per trust list: an entry's
  * IDs as read from its key before (`keyIdsRead`), else as its registry's checked list gave them
  * (`TrustedKeys.listedKeyIds`, where a registry keeps one), else its key read. A cold process given a list
- * covering every entry reads no key for it, where it read every configured key (about 7 s at 5,000 publishers) for the first signature whose issuer no entry's
- * fingerprint names, which anyone may send. A key that does not read fails it (not kept).
+ * covering every entry reads no key for it, where it read every configured key (about 7 s at 5,000
+ * publishers) for the first signature whose issuer no entry's fingerprint names, which anyone may send. A key that does not read fails it (not kept).
  */
 const everyKeyIndexes = new WeakMap<
   TrustedKeys['publishers'],
