@@ -219,6 +219,7 @@ function loggedPublishFailed(
   what: string,
   cause: unknown,
   by = 'appended by a run that died',
+  mend = 'mend what failed',
 ): PlugindexError {
   const reason =
     cause instanceof PlugindexError
@@ -228,7 +229,7 @@ function loggedPublishFailed(
         : String(cause);
   return new PlugindexError(
     'LOGGED_PUBLISH_FAILED',
-    `${subject} (submission ${item.upload.id}, ${item.upload.key}) is in the transparency log (entry ${seq}, ${by}) and the registry failed ${what} (${reason}): what is logged is never refused, so the batch fails, nothing of it recorded, and its uploads stay in incoming/; mend what failed, then run the batch again`,
+    `${subject} (submission ${item.upload.id}, ${item.upload.key}) is in the transparency log (entry ${seq}, ${by}) and the registry failed ${what} (${reason}): what is logged is never refused, so the batch fails, nothing of it recorded, and its uploads stay in incoming/; ${mend}, then run the batch again`,
     { cause },
   );
 }
@@ -527,7 +528,21 @@ async function foldAndRender(
         );
       } catch (error) {
         // A published document that no longer renders is the operator's to mend: nothing new is at fault.
-        if (!culprits) throw error;
+        // One a run that died wrote (its catalog behind it), caught up for a publish or action it logged,
+        // fails naming that entry, as a store refusing it does (`pluginWriteFailure`): every later batch
+        // resumes it and fails here again until the document is put right, and the render's error alone
+        // said nothing of the entry, nor of what to do.
+        if (!culprits)
+          throw (
+            loggedBehind(
+              name,
+              items,
+              folded,
+              error,
+              what,
+              `put its published document ${pluginDocumentKey(name)} right and take it as it is (plugindex rebuild)`,
+            ) ?? error
+          );
         // What is logged already is never refused (isLogged): only what this batch would log.
         const refused = culprits.filter(isTooLarge(error) ? refusedForSize : (item) => !isLogged(item));
         if (refused.length === 0) {
@@ -608,22 +623,41 @@ function pluginWriteFailure(
   error: unknown,
 ): unknown {
   if (!(error instanceof StoreError) || !error.permanent) return error;
-  const what = "writing the plugin's documents";
+  return loggedBehind(name, items, folded, error, "writing the plugin's documents") ?? error;
+}
+
+/**
+ * LOGGED_PUBLISH_FAILED for `error`, met doing `what` for plugin `name`, naming the first publish or action
+ * whose entry the log holds behind its documents (see `pluginWriteFailure`); undefined when none is.
+ */
+function loggedBehind(
+  name: string,
+  items: readonly BatchItem[],
+  folded: Pick<Folded, 'changedBy' | 'resumedOn'>,
+  error: unknown,
+  what: string,
+  mend?: string,
+): PlugindexError | undefined {
   const resumed = items.filter(
     ({ evaluation: e }) => e.kind === 'already-published' && e.resumed && e.manifest.name === name,
   );
   const behind = [...(folded.changedBy.get(name) ?? []), ...(folded.resumedOn.get(name) ?? []), ...resumed];
+  const died = 'appended by a run that died';
   for (const item of behind) {
     const evaluation = item.evaluation;
     const subject = subjectOf(item);
     if (!subject) continue;
-    if (isLogged(item)) return loggedFailure(item, error, what);
-    if (evaluation.kind === 'already-published' && evaluation.resumed)
-      return loggedPublishFailed(item, subject, evaluation.resumed.seq, what, error);
+    const seq =
+      evaluation.kind === 'accepted'
+        ? evaluation.logged?.seq
+        : evaluation.kind === 'action-accepted' || evaluation.kind === 'already-published'
+          ? evaluation.resumed?.seq
+          : undefined;
+    if (seq !== undefined) return loggedPublishFailed(item, subject, seq, what, error, died, mend);
     if (item.seq !== undefined)
-      return loggedPublishFailed(item, subject, item.seq, what, error, 'appended by this batch');
+      return loggedPublishFailed(item, subject, item.seq, what, error, 'appended by this batch', mend);
   }
-  return error;
+  return undefined;
 }
 
 async function writeChangedPlugins(

@@ -13,12 +13,18 @@ import { describe, expect, it } from 'vitest';
 import { FsStore } from '../../../adapters/fs-store.ts';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
-import { actionOrderKey, CATALOG_META_KEY, statusKey } from '../../../index-builder/layout.ts';
+import {
+  actionOrderKey,
+  CATALOG_META_KEY,
+  statusKey,
+  submissionIdFromBytes,
+} from '../../../index-builder/layout.ts';
 import { MAX_SCAN_VULNERABILITIES } from '../../../index-builder/manifest/schema.ts';
 import type { PluginDocument, VersionRecord } from '../../../index-builder/model.ts';
 import {
   type BatchStep,
   processSubmissions,
+  rebuildRegistry,
   type SubmissionFailure,
   type SubmissionOutcome,
 } from '../../../index-builder/pipeline/index.ts';
@@ -735,6 +741,73 @@ describe('when a run that died logged a publish, and a new one in the retry grow
     expect(failures).toEqual([]);
     expect(incoming(registry).sort()).toEqual([...logged, ...other].sort());
     expect(await vouchedLog(registry.site, registry.registryKey.publicKey)).toEqual(logBefore);
+  });
+});
+
+describe('when a run that died logged an action and wrote its document, which no longer renders', () => {
+  it('fails the batch LOGGED_PUBLISH_FAILED naming the action and what to do, refusing nothing, and publishes it once done', async () => {
+    // Prepare: demo-plugin@1.0.0 published; a run logs its owner's yank, writes the plugin's document and
+    // dies before its catalog records it. That document holds text the render refuses (a release before
+    // text was checked wrote it, as the registry's own): the retry resumes the yank, which the document
+    // shows already, so it only catches the document up, and its render fails.
+    const registry = await makeRegistry();
+    await registry.submit(await makeBundle());
+    await processSubmissions(registry.context);
+    const yank = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0', reason: 'corrupts the cache' },
+      await testKey('publisher'),
+    );
+    const dies = (step: BatchStep): void => {
+      if (step === 'plugin-documents') throw new Error('killed after the documents');
+    };
+    await expect(processSubmissions({ ...registry.context, onStep: dies })).rejects.toThrow(
+      'killed after the documents',
+    );
+    forgetBins(registry.intake); // the retry is another process
+    const written = pluginDoc(registry, 'demo-plugin');
+    expect(written.versions[0]?.yanked).toBe(true);
+    plant(registry, { ...written, description: 'broken \ud800 text' });
+    const other = await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'other-plugin' }) }),
+    );
+    const logBefore = await vouchedLog(registry.site, registry.registryKey.publicKey);
+
+    // Act, Assess: the batch fails naming the resumed yank, its submission and entry, the render's refusal
+    // and what to do (before: the RenderError alone, no word of the entry every later batch fails on).
+    const { failures, context } = failuresTold(registry);
+    for (let batch = 0; batch < 2; batch++) {
+      await expect(processSubmissions(context)).rejects.toMatchObject({
+        name: 'PlugindexError',
+        code: 'LOGGED_PUBLISH_FAILED',
+        message: expect.stringMatching(
+          new RegExp(
+            `^the yank action on demo-plugin@1\\.0\\.0 \\(submission ${submissionIdFromBytes(yank.key, yank.bytes)}, ${yank.key}\\) is in the transparency log \\(entry 1, appended by a run that died\\) and the registry failed rendering the plugin's documents \\(RenderError RENDER_UNSAFE_TEXT: .*plugins/demo-plugin/index\\.json.*plugindex rebuild`,
+          ),
+        ),
+        cause: { name: 'RenderError', code: 'RENDER_UNSAFE_TEXT' },
+      });
+      forgetBins(registry.intake);
+    }
+    expect(failures).toEqual([]);
+    expect(incoming(registry).sort()).toEqual([yank.key, ...other].sort());
+    expect(await vouchedLog(registry.site, registry.registryKey.publicKey)).toEqual(logBefore);
+
+    // Once the operator does what it says (the text put right, the document taken as it is by a rebuild),
+    // the next batch records the yank at its entry and publishes the other upload.
+    const key = 'plugins/demo-plugin/index.json';
+    const stored = registry.site.objects.get(key) as StoredObject;
+    registry.site.objects.set(key, { ...stored, body: encode(JSON.stringify(written)) });
+    await rebuildRegistry(registry.context);
+    forgetBins(registry.intake);
+    const mended = await processSubmissions(registry.context);
+    expect(mended.outcomes.map((o) => [o.plugin, o.status, o.seq])).toEqual([
+      ['demo-plugin', 'accepted', 1],
+      ['other-plugin', 'accepted', 2],
+    ]);
+    expect(pluginDoc(registry, 'demo-plugin')).toMatchObject({ description: written.description });
+    expect(pluginDoc(registry, 'demo-plugin').versions[0]?.yanked).toBe(true);
+    expect(incoming(registry)).toEqual([]);
   });
 });
 
