@@ -642,6 +642,16 @@ function loggedBehind(
     ({ evaluation: e }) => e.kind === 'already-published' && e.resumed && e.manifest.name === name,
   );
   const behind = [...(folded.changedBy.get(name) ?? []), ...(folded.resumedOn.get(name) ?? []), ...resumed];
+  return loggedAmong(behind, error, what, mend);
+}
+
+/** LOGGED_PUBLISH_FAILED naming the first of `behind` whose entry the log holds; undefined when none does. */
+function loggedAmong(
+  behind: readonly BatchItem[],
+  error: unknown,
+  what: string,
+  mend?: string,
+): PlugindexError | undefined {
   const died = 'appended by a run that died';
   for (const item of behind) {
     const evaluation = item.evaluation;
@@ -658,6 +668,22 @@ function loggedBehind(
       return loggedPublishFailed(item, subject, item.seq, what, error, 'appended by this batch', mend);
   }
   return undefined;
+}
+
+/**
+ * The error a batch fails with when the store refuses `keys/revoked.json` (or its signature) for good, which
+ * the commit writes after the log for a revocation this batch logged or resumed (`Folded.revoked`: a dead
+ * run's, the list rewritten to catch it up): LOGGED_PUBLISH_FAILED naming the first such revocation, its
+ * entry and the store's refusal, where the store's error alone was thrown by that batch and every later
+ * one. Anything else the commit fails on is thrown as it is.
+ */
+function revokedWriteFailure(items: readonly BatchItem[], folded: Folded, error: unknown): unknown {
+  if (!folded.revoked || !(error instanceof StoreError) || !error.permanent) return error;
+  if (error.key !== REVOKED_KEYS_KEY && !error.key.startsWith(`${REVOKED_KEYS_KEY}.`)) return error;
+  const revocations = items.filter(
+    ({ evaluation: e }) => e.kind === 'action-accepted' && e.read.action.action === 'revoke-key',
+  );
+  return loggedAmong(revocations, error, `writing ${REVOKED_KEYS_KEY}`) ?? error;
 }
 
 async function writeChangedPlugins(
@@ -849,7 +875,7 @@ export async function processSubmissions(
   // document's failure first: the commit's writes failed with it, and wrote nothing.
   const [committed, pluginsWritten] = await Promise.allSettled([committing, plugins.written]);
   if (pluginsWritten.status === 'rejected') throw pluginsWritten.reason;
-  if (committed.status === 'rejected') throw committed.reason;
+  if (committed.status === 'rejected') throw revokedWriteFailure(items, folded, committed.reason);
   const generation = committed.value;
   // The files of removed versions, once no document the snapshot binds points at them.
   for (const key of folded.removedFiles) await ctx.site.delete(key);

@@ -1,6 +1,7 @@
 /**
  * A publish in the log whose files the filesystem store refuses for good (a file where its folder goes, a
- * folder where its plugin document goes): what the operator sees today, on the real store. What is logged
+ * folder where its plugin document goes, or where `keys/revoked.json` goes for a logged revocation): what
+ * the operator sees today, on the real store. What is logged
  * is never refused (ARCHITECTURE, "One submission cannot stop a batch"), so every batch fails and every
  * other upload waits in incoming/ without an outcome until the operator mends the path. This is the known
  * gap these tests pin down as it is, so a change to it is made knowingly: letting the others publish
@@ -32,11 +33,11 @@ afterEach(async () => {
 });
 
 /** A registry on two filesystem stores in a folder of its own, `site` its published tree's folder. */
-async function registryOnDisk() {
+async function registryOnDisk(options?: Parameters<typeof makeRegistry>[0]) {
   const root = await mkdtemp(path.join(tmpdir(), 'plugindex-refused-recovery-'));
   folders.push(root);
   const site = path.join(root, 'site');
-  const base = await makeRegistry();
+  const base = await makeRegistry(options);
   const context: PipelineContext = {
     ...base.context,
     intake: new FsStore(path.join(root, 'intake')),
@@ -239,5 +240,70 @@ describe('when the store fails a plugin document after the log, not for good', (
 
     // Act, Assess: the very error, not LOGGED_PUBLISH_FAILED (which tells the operator to mend a path).
     await expect(processSubmissions(registry.context)).rejects.toBe(reset);
+  }, 60_000);
+});
+
+describe('when the store refuses keys/revoked.json for good, after a revocation is logged', () => {
+  it('fails that batch and every later one LOGGED_PUBLISH_FAILED naming the revocation, its entry and the refusal', async () => {
+    // Prepare: demo-plugin@1.0.0 published; then a folder stands where keys/revoked.json goes (EISDIR:
+    // STORE_REFUSED), and the operator revokes its publisher's key.
+    const operator = await testKey('operator');
+    const registry = await registryOnDisk({
+      operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+    });
+    const first = await registry.submit(await makeBundle());
+    await processSubmissions(registry.context, [first.key]);
+    forgetBins(registry.context.intake);
+    const list = path.join(registry.site, 'keys/revoked.json');
+    await mkdir(list, { recursive: true });
+    const publisher = await testKey('publisher');
+    const revoke = await submitAction(
+      registry.context.intake,
+      { action: 'revoke-key', fingerprint: publisher.fingerprint, reason: 'key leaked' },
+      operator,
+    );
+
+    // Act, Assess: its own batch logs it and fails writing the list, naming it; so does every later batch,
+    // which resumes it and writes the list again.
+    const failed = processSubmissions(registry.context);
+    await expect(failed).rejects.toBeInstanceOf(PlugindexError);
+    await expect(failed).rejects.toMatchObject({
+      code: 'LOGGED_PUBLISH_FAILED',
+      message: expect.stringMatching(
+        /^the revoke-key action \(submission .*entry 1, appended by this batch\) .*writing keys\/revoked\.json \(StoreError STORE_REFUSED: .*then run the batch again$/,
+      ),
+      cause: expect.any(StoreError),
+    });
+    forgetBins(registry.context.intake);
+    const other = await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'other-plugin' }) }),
+    );
+    for (let batch = 0; batch < 2; batch++) {
+      await expect(processSubmissions(registry.context)).rejects.toMatchObject({
+        code: 'LOGGED_PUBLISH_FAILED',
+        message: expect.stringMatching(
+          /^the revoke-key action \(submission .*entry 1, appended by a run that died\) .*writing keys\/revoked\.json/,
+        ),
+        cause: { code: 'STORE_REFUSED' },
+      });
+      forgetBins(registry.context.intake);
+    }
+    expect(await registry.incoming()).toEqual([revoke.key, other.key].sort());
+    expect(await registry.context.intake.head(`status/${other.id}.json`)).toBeUndefined();
+
+    // Once the folder is taken away, the next batch records the revocation at its entry, and the other
+    // upload its outcome: signed by the key revoked before it, refused; the list names the key.
+    await rm(list, { recursive: true });
+    const mended = await processSubmissions(registry.context);
+    expect(
+      mended.outcomes.map((o) => [o.action ?? o.plugin, o.status, o.seq, ...o.problems.map((p) => p.code)]),
+    ).toEqual([
+      ['revoke-key', 'accepted', 1],
+      ['other-plugin', 'rejected', undefined, 'PUBLISHER_KEY_REVOKED'],
+    ]);
+    const listed = await registry.context.site.get('keys/revoked.json');
+    expect(JSON.parse(new TextDecoder().decode(listed?.body))).toMatchObject({
+      keys: [{ fingerprint: publisher.fingerprint, reason: 'key leaked' }],
+    });
   }, 60_000);
 });
