@@ -811,6 +811,45 @@ describe('when a run that died logged an action and wrote its document, which no
   });
 });
 
+describe('when a run that died logged a publish and wrote its document, which no longer renders', () => {
+  it('fails the batch LOGGED_PUBLISH_FAILED naming the publish and what to do, refusing nothing', async () => {
+    // Prepare: demo-plugin@1.0.0 published; a run logs 2.0.0, writes its files and the plugin's document
+    // and dies before its catalog records it; that document holds text the render refuses (as above). The
+    // retry finds 2.0.0 published already, resumed at its entry, and only catches the document up.
+    const registry = await makeRegistry();
+    await registry.submit(await makeBundle());
+    await processSubmissions(registry.context);
+    const [logged] = await registry.submit(
+      await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }),
+    );
+    const dies = (step: BatchStep): void => {
+      if (step === 'plugin-documents') throw new Error('killed after the documents');
+    };
+    await expect(processSubmissions({ ...registry.context, onStep: dies })).rejects.toThrow(
+      'killed after the documents',
+    );
+    forgetBins(registry.intake); // the retry is another process
+    const written = pluginDoc(registry, 'demo-plugin');
+    expect(written.versions.map((v) => v.version)).toEqual(['2.0.0', '1.0.0']);
+    plant(registry, { ...written, description: 'broken \ud800 text' });
+    const logBefore = await vouchedLog(registry.site, registry.registryKey.publicKey);
+
+    // Act, Assess: before, the RenderError alone.
+    const { failures, context } = failuresTold(registry);
+    await expect(processSubmissions(context)).rejects.toMatchObject({
+      name: 'PlugindexError',
+      code: 'LOGGED_PUBLISH_FAILED',
+      message: expect.stringMatching(
+        /^the publish of demo-plugin@2\.0\.0 \(submission .*\) is in the transparency log \(entry 1, appended by a run that died\) and the registry failed rendering the plugin's documents \(RenderError RENDER_UNSAFE_TEXT: .*; put its published document plugins\/demo-plugin\/index\.json right and take it as it is \(plugindex rebuild\), then run the batch again$/,
+      ),
+      cause: { name: 'RenderError', code: 'RENDER_UNSAFE_TEXT' },
+    });
+    expect(failures).toEqual([]);
+    expect(incoming(registry)).toEqual([logged]);
+    expect(await vouchedLog(registry.site, registry.registryKey.publicKey)).toEqual(logBefore);
+  });
+});
+
 describe('when a run that died logged a publish, and the store refuses its files for good on the retry', () => {
   it('fails the batch, refusing nothing, and publishes it once the store takes them', async () => {
     // Prepare: a run logs demo-plugin@3.0.0 (its files written) and dies; then the store refuses them.
