@@ -46,6 +46,8 @@ import {
 import { sha256Hex } from '../digest.ts';
 import { PlugindexError, type Problem, problem, StoreError } from '../errors.ts';
 import {
+  actionMarkerKey,
+  actionOrderKey,
   isPluginDocumentKey,
   PLUGINS_PREFIX,
   pluginDocumentKey,
@@ -83,6 +85,7 @@ import {
 import { type BatchResult, identityOf, type PipelineContext, type SubmissionFailure } from './context.ts';
 import {
   type Accepted,
+  type AcceptedAction,
   type BatchItem,
   BatchView,
   beginJudging,
@@ -686,6 +689,27 @@ function revokedWriteFailure(items: readonly BatchItem[], folded: Folded, error:
   return loggedAmong(revocations, error, `writing ${REVOKED_KEYS_KEY}`) ?? error;
 }
 
+/**
+ * The error a batch fails with when the intake store refuses for good an action's record, written after the
+ * log (`writeActionOrders`, `writeMarkers`), by the batch that logs the action or one resuming it, which
+ * writes it again: LOGGED_PUBLISH_FAILED naming the action (for a plugin's action order, the first logged
+ * action on that plugin), its entry and the store's refusal, where the store's error alone was thrown by
+ * that batch and every later one. Anything else is thrown as it is (an envelope is written before the log).
+ */
+function actionRecordFailure(items: readonly BatchItem[], error: unknown): unknown {
+  if (!(error instanceof StoreError) || !error.permanent) return error;
+  const actions = items.filter(
+    (item): item is BatchItem & { evaluation: AcceptedAction } => item.evaluation.kind === 'action-accepted',
+  );
+  const marked = actions.filter(({ evaluation }) => actionMarkerKey(evaluation.read.digest) === error.key);
+  if (marked.length > 0) return loggedAmong(marked, error, `writing its marker ${error.key}`) ?? error;
+  const ordered = actions.filter(({ evaluation: { read } }) => {
+    const action = read.action;
+    return 'plugin' in action && actionOrderKey(action.plugin) === error.key;
+  });
+  return loggedAmong(ordered, error, `writing the plugin's action order ${error.key}`) ?? error;
+}
+
 async function writeChangedPlugins(
   ctx: PipelineContext,
   rendered: readonly RenderedPlugin[],
@@ -844,7 +868,7 @@ export async function processSubmissions(
     await writeMarkers(ctx, items, processed);
   } catch (error) {
     await recorded.catch(() => undefined); // nothing of the batch left running when it throws
-    throw error;
+    throw actionRecordFailure(items, error);
   }
   ctx.onStep?.('logged');
   // Write steps 5 to 7, once for the whole batch (index documents also when an earlier batch left them

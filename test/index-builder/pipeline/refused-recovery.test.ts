@@ -50,7 +50,7 @@ async function registryOnDisk(options?: Parameters<typeof makeRegistry>[0]) {
   };
   const incoming = async () => (await listAll(context.intake, 'incoming/')).map((o) => o.key).sort();
   const log = () => vouchedLog(context.site, base.registryKey.publicKey);
-  return { context, site, submit, incoming, log };
+  return { context, site, intakeRoot: path.join(root, 'intake'), submit, incoming, log };
 }
 
 /** Runs a batch that dies (a process killed: nothing of it runs after) once its entries are logged. */
@@ -305,5 +305,56 @@ describe('when the store refuses keys/revoked.json for good, after a revocation 
     expect(JSON.parse(new TextDecoder().decode(listed?.body))).toMatchObject({
       keys: [{ fingerprint: publisher.fingerprint, reason: 'key leaked' }],
     });
+  }, 60_000);
+});
+
+describe.each([
+  ['its marker', (digest: string) => `state/actions/${digest}.json`, 'writing its marker state/actions/'],
+  [
+    "its plugin's action order",
+    () => 'state/action-order/demo-plugin.json',
+    "writing the plugin's action order state/action-order/demo-plugin\\.json",
+  ],
+])("when the intake store refuses a logged action's record for good (%s)", (_, recordKey, what) => {
+  it('fails that batch and every later one LOGGED_PUBLISH_FAILED naming the action, its entry and the refusal', async () => {
+    // Prepare: demo-plugin@1.0.0 published; its owner's yank uploaded; a folder stands where the yank's
+    // record goes in the intake store (EISDIR: STORE_REFUSED), written after its entry is logged.
+    const registry = await registryOnDisk();
+    const first = await registry.submit(await makeBundle());
+    await processSubmissions(registry.context, [first.key]);
+    forgetBins(registry.context.intake);
+    const yank = await submitAction(
+      registry.context.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0', reason: 'corrupts the cache' },
+      await testKey('publisher'),
+    );
+    const record = path.join(registry.intakeRoot, recordKey(yank.digest));
+    await rm(record, { force: true });
+    await mkdir(record, { recursive: true });
+
+    // Act, Assess: its own batch, then every later one (resuming it, writing the record again), fails naming
+    // it; before, the store's error alone.
+    for (const by of [
+      'appended by this batch',
+      'appended by a run that died',
+      'appended by a run that died',
+    ]) {
+      await expect(processSubmissions(registry.context)).rejects.toMatchObject({
+        code: 'LOGGED_PUBLISH_FAILED',
+        message: expect.stringMatching(
+          new RegExp(
+            `^the yank action on demo-plugin@1\\.0\\.0 \\(submission .*entry 1, ${by}\\) .*${what}.*\\(StoreError STORE_REFUSED: .*then run the batch again$`,
+          ),
+        ),
+        cause: { code: 'STORE_REFUSED' },
+      });
+      forgetBins(registry.context.intake);
+    }
+    expect(await registry.incoming()).toEqual([yank.key]);
+
+    // Once the folder is taken away, the next batch records the yank at its entry.
+    await rm(record, { recursive: true });
+    const mended = await processSubmissions(registry.context);
+    expect(mended.outcomes.map((o) => [o.plugin, o.status, o.seq])).toEqual([['demo-plugin', 'accepted', 1]]);
   }, 60_000);
 });
