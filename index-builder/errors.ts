@@ -205,7 +205,8 @@ export type ErrorCode =
   // A document the pipeline reads back (a plugin's, keys/revoked.json, snapshot.json) is not what the catalog
   // records the registry published there: someone else wrote it (pipeline/published.ts); the batch fails
   | 'PUBLISHED_DOCUMENT_ALTERED'
-  // A publish a run that died logged cannot be written or rendered on the retry: the batch fails whole
+  // A publish or action in the log (a run that died's, or this batch's) whose files, documents or records
+  // the store refuses for good, or whose documents no longer render, caught up or not: the batch fails whole
   // (pipeline/index.ts `loggedPublishFailed`), refusing nothing, until the operator mends what failed
   | 'LOGGED_PUBLISH_FAILED'
   // A rebuild signing every manifest again (a key rotation's, or one finishing it: pipeline/site-writer.ts
