@@ -209,6 +209,9 @@ export type ErrorCode =
   // the store refuses for good, or whose documents no longer render, caught up or not: the batch fails whole
   // (pipeline/index.ts `loggedPublishFailed`), refusing nothing, until the operator mends what failed
   | 'LOGGED_PUBLISH_FAILED'
+  // A rebuild meets a published plugin document that no longer renders as it is (pipeline/index.ts
+  // `unrenderable`): nothing committed, the document the operator's to put right
+  | 'PUBLISHED_DOCUMENT_UNRENDERABLE'
   // A rebuild signing every manifest again (a key rotation's, or one finishing it: pipeline/site-writer.ts
   // `resignManifests`) meets a published version's manifest gone, or bytes not the digest its plugin
   // document records: the new key would vouch for nothing, or for what the old one never did

@@ -1047,7 +1047,7 @@ async function rebuildAll(
     }
     // A document a run that died was about to write may have a grown one's variants beside it.
     const previous = opened.writing.has(key) ? 'interrupted' : read.body.byteLength;
-    catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc, previous));
+    catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc, previous).catch(unrenderable(key)));
   });
   const snapshot = options.keyRotations === undefined ? {} : { keyRotations: options.keyRotations };
   // Signed anew like every document (after a key rotation, by the new key).
@@ -1062,6 +1062,23 @@ async function rebuildAll(
   );
   return { generation, plugins: catalog.plugins.size, resigned: resigned.sort(), restored };
 }
+
+/**
+ * A rebuild's failure to render the published document at `key` as it is (RenderError: text a release before
+ * text was checked let by), as PUBLISHED_DOCUMENT_UNRENDERABLE naming that document and what to do, the
+ * render's error its cause: the RenderError alone named no plugin, and a rebuild is what the operator runs to
+ * take a document put right (`loggedBehind`'s advice). Anything else is thrown as it is.
+ */
+const unrenderable =
+  (key: string) =>
+  (error: unknown): never => {
+    if (!(error instanceof RenderError)) throw error;
+    throw new PlugindexError(
+      'PUBLISHED_DOCUMENT_UNRENDERABLE',
+      `${key} as published cannot be rendered (${error.name} ${error.code}: ${error.message}): a rebuild takes the published documents as they are, so nothing is committed; put that document right, then run the rebuild again`,
+      { cause: error },
+    );
+  };
 
 /**
  * The catalog as opened (`catalog`), or, when it is of another format (written before an upgrade), rebuilt

@@ -793,6 +793,19 @@ describe('when a run that died logged an action and wrote its document, which no
     expect(incoming(registry).sort()).toEqual([yank.key, ...other].sort());
     expect(await vouchedLog(registry.site, registry.registryKey.publicKey)).toEqual(logBefore);
 
+    // A rebuild run before the document is put right refuses, naming it (before: the RenderError alone,
+    // which named no plugin), and commits nothing.
+    const snapshot = registry.site.objects.get('snapshot.json')?.body;
+    await expect(rebuildRegistry(registry.context)).rejects.toMatchObject({
+      name: 'PlugindexError',
+      code: 'PUBLISHED_DOCUMENT_UNRENDERABLE',
+      message: expect.stringMatching(
+        /^plugins\/demo-plugin\/index\.json as published cannot be rendered \(RenderError RENDER_UNSAFE_TEXT: .*put that document right, then run the rebuild again$/,
+      ),
+      cause: { name: 'RenderError', code: 'RENDER_UNSAFE_TEXT' },
+    });
+    expect(registry.site.objects.get('snapshot.json')?.body).toEqual(snapshot);
+
     // Once the operator does what it says (the text put right, the document taken as it is by a rebuild),
     // the next batch records the yank at its entry and publishes the other upload.
     const key = 'plugins/demo-plugin/index.json';
