@@ -4,11 +4,13 @@
  * spec's endpoints mapped onto the static files and every security header set by the one serving policy
  * the CloudFront Functions share (index-builder/serving.ts: routes, page CSP by hash, artifacts as
  * downloads, `default-src 'none'` for data), the index documents pre-compressed to clients that accept it
- * (`Content-Encoding`, `Vary: Accept-Encoding`). GET and HEAD only. Responses carry the stored Cache-Control,
- * Content-Length, the ETag and Last-Modified, answer If-None-Match (else If-Modified-Since) with 304, and one
- * byte range (`Range`, `If-Range`) with 206 or 416. `GET /search?q=&provider=&type=&capability=`
- * is the one computed answer: index-builder/search-endpoint.ts over the published `search.json`, which the
- * server reads once per version of it (the digest its snapshot lists).
+ * (`Content-Encoding`, `Vary: Accept-Encoding`). GET and HEAD only. Responses carry the stored
+ * Cache-Control, Content-Length, the ETag and Last-Modified, and evaluate preconditions in RFC 9110
+ * §13.2.2's order: If-Match (else If-Unmodified-Since) failing is 412, If-None-Match (else
+ * If-Modified-Since) 304, then one byte range (`Range`, `If-Range`) 206 or 416.
+ * `GET /search?q=&provider=&type=&capability=` is the one computed answer: index-builder/search-endpoint.ts
+ * over the published `search.json`, which the server reads once per version of it (the digest its snapshot
+ * lists).
  *
  * @example
  * const server = createRegistryServer({ site: new FsStore('registry/public'), log: console.log });
@@ -224,13 +226,28 @@ export function routeFor(pathname: string, accept: string | undefined): Route | 
   return route && isSafeKey(route.key) ? route : undefined;
 }
 
+/** The entity tags of an If-Match or If-None-Match list (RFC 9110 §13.1.1, §13.1.2), each as sent. */
+function entityTagsOf(header: string): string[] {
+  return header.match(/(?:W\/)?"[^"]*"/g) ?? [];
+}
+
 /** If-None-Match (RFC 9110 §13.1.2): `*`, or a list of entity tags compared weakly. */
 function etagMatches(header: string | undefined, etag: string): boolean {
   if (header === undefined) return false;
   if (header.trim() === '*') return true;
   const opaque = (tag: string): string => tag.replace(/^W\//, '');
   const wanted = opaque(etag);
-  return (header.match(/(?:W\/)?"[^"]*"/g) ?? []).some((tag) => opaque(tag) === wanted);
+  return entityTagsOf(header).some((tag) => opaque(tag) === wanted);
+}
+
+/**
+ * If-Match (RFC 9110 §13.1.1): `*` (there is a current representation, as the object is known here), or a
+ * list of entity tags compared strongly (§8.8.3.2): a weak tag never matches, nor does a field holding no
+ * tag at all, so a garbled one fails the request rather than pass it unchecked.
+ */
+function etagMatchesStrongly(header: string, etag: string): boolean {
+  if (header.trim() === '*') return true;
+  return !etag.startsWith('W/') && entityTagsOf(header).includes(etag);
 }
 
 /**
@@ -455,7 +472,12 @@ async function respond(
   // A body read from the byte a range named, where the whole object is to be sent after all (If-Range named
   // another), or a range that begins before it (none should): read again from the start, as the object now is.
   const bodyStart = stream?.bodyStart ?? 0;
-  if (stream && bodyStart > 0 && servedKey !== undefined && !isNotModified(req.headers, object)) {
+  if (
+    stream &&
+    bodyStart > 0 &&
+    servedKey !== undefined &&
+    preconditionOf(req.headers, object) === undefined
+  ) {
     const range = rangeOf(req.headers, object);
     if (range === undefined || (range !== 'unsatisfiable' && range.start < bodyStart)) {
       stream.cancel();
@@ -468,9 +490,19 @@ async function respond(
       }
     }
   }
-  const headers = objectHeaders(object, route, encoded?.negotiated ?? false);
+  const negotiated = encoded?.negotiated ?? false;
+  const precondition = preconditionOf(req.headers, object);
+  if (precondition === 412) {
+    // An error as the others are (no-store, the data CSP, CORS, its JSON body; none for a HEAD), with the
+    // Vary of the representation whose validators failed, as a 404 of a negotiated route carries.
+    stream?.cancel();
+    const vary = varyOf(route, negotiated);
+    sendJson(res, 412, { error: 'precondition_failed' }, { head, headers: vary ? { vary } : {} });
+    return;
+  }
+  const headers = objectHeaders(object, route, negotiated);
   try {
-    if (isNotModified(req.headers, object)) {
+    if (precondition === 304) {
       res.writeHead(304, headers);
       res.end();
       return;
@@ -561,13 +593,26 @@ function secondsOf(text: string | undefined): number | undefined {
 }
 
 /**
- * RFC 9110 §13.2.2 steps 3 and 4 for GET and HEAD: If-None-Match when it is sent, else If-Modified-Since
- * (ignored when it is no date). The object's time is compared in whole seconds, as `Last-Modified` says it.
+ * RFC 9110 §13.2.2 for GET and HEAD, steps 1 to 4, on the representation selected (a compressed variant is
+ * judged by its own ETag and date): 412 when a precondition fails, 304 when the client's copy is current,
+ * undefined to go on to the range (step 5, `rangeOf`). Step 1, If-Match when sent; else step 2,
+ * If-Unmodified-Since (ignored when it is no date, §13.1.4). Step 3, If-None-Match when sent; else step 4,
+ * If-Modified-Since (ignored when it is no date, §13.1.3). Dates are compared in whole seconds, as
+ * `Last-Modified` says the object's.
  */
-function isNotModified(headers: http.IncomingHttpHeaders, object: ObjectInfo): boolean {
-  if (headers['if-none-match'] !== undefined) return etagMatches(headers['if-none-match'], object.etag);
+function preconditionOf(headers: http.IncomingHttpHeaders, object: ObjectInfo): 304 | 412 | undefined {
+  const modified = Math.floor(object.lastModified.getTime() / 1000);
+  const ifMatch = headers['if-match'];
+  if (ifMatch !== undefined) {
+    if (!etagMatchesStrongly(ifMatch, object.etag)) return 412;
+  } else {
+    const unmodifiedSince = secondsOf(headers['if-unmodified-since']);
+    if (unmodifiedSince !== undefined && modified > unmodifiedSince) return 412;
+  }
+  if (headers['if-none-match'] !== undefined)
+    return etagMatches(headers['if-none-match'], object.etag) ? 304 : undefined;
   const since = secondsOf(headers['if-modified-since']);
-  return since !== undefined && Math.floor(object.lastModified.getTime() / 1000) <= since;
+  return since !== undefined && modified <= since ? 304 : undefined;
 }
 
 /**

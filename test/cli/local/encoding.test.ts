@@ -288,3 +288,82 @@ describe("when the store no longer knows a variant's coding", () => {
     }
   });
 });
+
+describe('when a client sends preconditions for a document with compressed variants (RFC 9110 §13.2.2)', () => {
+  /** The stored ETag of `key`, as the filesystem store gives it. */
+  const etagOf = async (server: (typeof servers)[number], key: string): Promise<string> =>
+    (await server.site.head(key))?.etag as string;
+
+  it('gives each coding of a document its own strong ETag, the stored object sent', async () => {
+    const sent: Record<string, string | undefined> = {};
+    for (const coding of ['identity', 'br', 'gzip']) {
+      const answer = await rawRequest(large.base, '/index.json', { 'accept-encoding': coding }, 'HEAD');
+      sent[coding] = answer.headers.etag;
+    }
+
+    expect(sent).toEqual({
+      identity: await etagOf(large, 'index.json'),
+      br: await etagOf(large, 'index.json.br'),
+      gzip: await etagOf(large, 'index.json.gz'),
+    });
+    expect(new Set(Object.values(sent)).size).toBe(3);
+    for (const etag of Object.values(sent)) expect(etag).toMatch(/^"[0-9a-f]{32}"$/);
+  });
+
+  it('judges If-Match by the representation sent: a variant by its own tag alone', async () => {
+    const identity = await etagOf(large, 'index.json');
+    const gzip = await etagOf(large, 'index.json.gz');
+
+    const matched = await rawRequest(large.base, '/index.json', {
+      'accept-encoding': 'gzip',
+      'if-match': gzip,
+    });
+    expect(matched.status).toBe(200);
+    expect(matched.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(matched.body)).toEqual(await document(large, 'index.json'));
+
+    for (const [accepted, tag] of [
+      ['gzip', identity],
+      ['br', gzip],
+      ['identity', gzip],
+    ] as const) {
+      const failed = await rawRequest(large.base, '/index.json', {
+        'accept-encoding': accepted,
+        'if-match': tag,
+      });
+      expect(failed.status, accepted).toBe(412);
+      // As a 404 of a negotiated route: what failed depended on the coding asked for.
+      expect(failed.headers.vary, accepted).toBe('Accept-Encoding');
+      expect(failed.headers['content-encoding'], accepted).toBeUndefined();
+      expect(JSON.parse(failed.body.toString()), accepted).toEqual({ error: 'precondition_failed' });
+    }
+  });
+
+  it('answers a HEAD of a variant whose If-Unmodified-Since fails 412, with no body', async () => {
+    const variant = await large.site.head('index.json.br');
+    const before = new Date(Math.floor((variant?.lastModified.getTime() ?? 0) / 1000) * 1000 - 1000);
+
+    const answer = await rawRequest(
+      large.base,
+      '/index.json',
+      { 'accept-encoding': 'br', 'if-unmodified-since': before.toUTCString() },
+      'HEAD',
+    );
+
+    expect(answer.status).toBe(412);
+    expect(answer.body.byteLength).toBe(0);
+  });
+
+  it('sends the document under its own tag where its variant holds its bytes uncompressed (under the threshold)', async () => {
+    const identity = await etagOf(small, 'index.json');
+
+    const answer = await rawRequest(small.base, '/index.json', {
+      'accept-encoding': 'br, gzip',
+      'if-match': identity,
+    });
+
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-encoding']).toBeUndefined();
+    expect(answer.headers.etag).toBe(identity);
+  });
+});

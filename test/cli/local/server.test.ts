@@ -453,6 +453,135 @@ describe('when a client revalidates by date (RFC 9110 §13.1.3)', () => {
   });
 });
 
+describe('when a client sends preconditions (RFC 9110 §13.2.2)', () => {
+  const PATH = '/plugins/demo/1.0.0/manifest.json';
+  const BODY = SITE['plugins/demo/1.0.0/manifest.json'];
+  let etag: string;
+  let modified: string;
+
+  beforeAll(async () => {
+    const whole = await fetch(`${base}${PATH}`, { method: 'HEAD' });
+    etag = whole.headers.get('etag') as string;
+    modified = whole.headers.get('last-modified') as string;
+  });
+
+  /** The Last-Modified date `seconds` from the object's own. */
+  const shifted = (seconds: number) => new Date(Date.parse(modified) + seconds * 1000).toUTCString();
+
+  /** Asserts a 412 sent as the server's other errors are: no-store, the data policy, CORS, a JSON body. */
+  async function expectPreconditionFailed(response: Response): Promise<void> {
+    expect(response.status).toBe(412);
+    expect(response.headers.get('content-type')).toBe('application/json');
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    expect(response.headers.get('content-security-policy')).toBe(DATA_CSP);
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(response.headers.get('access-control-allow-origin')).toBe('*');
+    expect(await response.json()).toEqual({ error: 'precondition_failed' });
+  }
+
+  it.each([
+    ['the tag itself', (tag: string) => tag],
+    ['a list holding it', (tag: string) => `"other", ${tag} , "more"`],
+    ['*', () => '*'],
+  ])('sends the body for If-Match with %s', async (_, header) => {
+    const response = await fetch(`${base}${PATH}`, { headers: { 'if-match': header(etag) } });
+
+    expect(response.status).toBe(200);
+    expect(response.headers.get('etag')).toBe(etag);
+    expect(await response.text()).toBe(BODY);
+  });
+
+  it.each([
+    ['another tag', () => '"0123456789abcdef0123456789abcdef"'],
+    ['its weak form, which a strong comparison never matches', (tag: string) => `W/${tag}`],
+    ['a list of weak forms and others', (tag: string) => `"other", W/${tag}`],
+    ['no entity tag at all', () => 'garbled'],
+  ])('answers If-Match with %s 412', async (_, header) => {
+    const response = await fetch(`${base}${PATH}`, { headers: { 'if-match': header(etag) } });
+
+    await expectPreconditionFailed(response);
+  });
+
+  it('answers a HEAD whose If-Match fails 412 with the same headers and no body', async () => {
+    const get = await fetch(`${base}${PATH}`, { headers: { 'if-match': '"other"' } });
+    const head = await raw(PATH, 'HEAD', base);
+    const failed = await rawRequest(base, PATH, { 'if-match': '"other"' }, 'HEAD');
+
+    expect(head.status).toBe(200);
+    expect(failed.status).toBe(412);
+    expect(failed.headers['content-length']).toBe(get.headers.get('content-length'));
+    expect(failed.headers['content-type']).toBe('application/json');
+    expect(failed.body.byteLength).toBe(0);
+  });
+
+  it('answers If-Unmodified-Since before Last-Modified 412, and at or after it with the body', async () => {
+    await expectPreconditionFailed(
+      await fetch(`${base}${PATH}`, { headers: { 'if-unmodified-since': shifted(-1) } }),
+    );
+    for (const since of [modified, shifted(60)]) {
+      const response = await fetch(`${base}${PATH}`, { headers: { 'if-unmodified-since': since } });
+      expect(response.status, since).toBe(200);
+      expect(await response.text()).toBe(BODY);
+    }
+    const head = await rawRequest(base, PATH, { 'if-unmodified-since': shifted(-1) }, 'HEAD');
+    expect(head.status).toBe(412);
+    expect(head.body.byteLength).toBe(0);
+  });
+
+  it('ignores an If-Unmodified-Since that is no date, or a list of dates', async () => {
+    for (const since of ['yesterday', '0', `${shifted(-1)}, ${shifted(-1)}`]) {
+      const response = await fetch(`${base}${PATH}`, { headers: { 'if-unmodified-since': since } });
+      expect(response.status, since).toBe(200);
+      expect(await response.text()).toBe(BODY);
+    }
+  });
+
+  it('ignores If-Unmodified-Since where If-Match is sent, whether or not its date would fail', async () => {
+    const matched = await fetch(`${base}${PATH}`, {
+      headers: { 'if-match': etag, 'if-unmodified-since': shifted(-1) },
+    });
+    expect(matched.status).toBe(200);
+    expect(await matched.text()).toBe(BODY);
+
+    const unmatched = await fetch(`${base}${PATH}`, {
+      headers: { 'if-match': '"other"', 'if-unmodified-since': shifted(60) },
+    });
+    await expectPreconditionFailed(unmatched);
+  });
+
+  it('answers a failed If-Match 412 before If-None-Match or If-Modified-Since could answer 304', async () => {
+    const cases: Record<string, string>[] = [
+      { 'if-match': '"other"', 'if-none-match': '*' },
+      { 'if-unmodified-since': shifted(-1), 'if-modified-since': shifted(60) },
+    ];
+    for (const headers of cases) {
+      await expectPreconditionFailed(await fetch(`${base}${PATH}`, { headers }));
+    }
+  });
+
+  it('goes on to If-None-Match when If-Match passes: 304 for a current copy', async () => {
+    const cases: Record<string, string>[] = [
+      { 'if-match': etag, 'if-none-match': etag },
+      { 'if-unmodified-since': modified, 'if-modified-since': modified },
+    ];
+    for (const headers of cases) {
+      const response = await fetch(`${base}${PATH}`, { headers });
+      expect(response.status).toBe(304);
+      expect(response.headers.get('etag')).toBe(etag);
+      expect(await response.text()).toBe('');
+    }
+  });
+
+  it('answers 404 for a path that names nothing, whatever the preconditions', async () => {
+    const response = await fetch(`${base}/plugins/missing/index.json`, {
+      headers: { 'if-match': '*', 'if-unmodified-since': 'Thu, 01 Jan 1970 00:00:00 GMT' },
+    });
+
+    expect(response.status).toBe(404);
+    expect(await response.json()).toEqual({ error: 'not_found', path: '/plugins/missing/index.json' });
+  });
+});
+
 describe('when a client asks for part of a file (RFC 9110 §14)', () => {
   const KEY = 'plugins/demo/1.0.0/artifacts/linux-arm64/demo';
   const BIG = patternBytes(3 * 1024 * 1024 + 7);
@@ -569,6 +698,30 @@ describe('when a client asks for part of a file (RFC 9110 §14)', () => {
     } finally {
       await listening.close();
     }
+  });
+
+  it('answers preconditions before the range: a failed If-Match or If-Unmodified-Since is 412', async () => {
+    const earlier = new Date(Date.parse(modified) - 1000).toUTCString();
+    // bytes=1000- too, read from there (the store seeks), and the file closed unsent.
+    for (const range of ['bytes=0-9', 'bytes=1000-', 'bytes=9999999-']) {
+      const preconditions: Record<string, string>[] = [
+        { 'if-match': '"another"' },
+        { 'if-unmodified-since': earlier },
+      ];
+      for (const precondition of preconditions) {
+        const response = await ranged(range, precondition);
+        expect(response.status, range).toBe(412);
+        expect(await response.json()).toEqual({ error: 'precondition_failed' });
+      }
+    }
+  });
+
+  it('sends the range when If-Match names the file (a resumed download that must not splice)', async () => {
+    const response = await ranged('bytes=1000-1009', { 'if-match': etag, 'if-unmodified-since': modified });
+    const body = new Uint8Array(await response.arrayBuffer());
+
+    expect(response.status).toBe(206);
+    expect(sha256(body)).toBe(sha256(BIG.subarray(1000, 1010)));
   });
 
   it('answers a revalidation before the range: a matching If-None-Match is 304', async () => {
