@@ -4,10 +4,10 @@
  * spec's endpoints mapped onto the static files and every security header set by the one serving policy
  * the CloudFront Functions share (index-builder/serving.ts: routes, page CSP by hash, artifacts as
  * downloads, `default-src 'none'` for data), the index documents pre-compressed to clients that accept it
- * (`Content-Encoding`, `Vary: Accept-Encoding`). GET and HEAD only. Responses carry the stored
- * Cache-Control, Content-Length, the ETag and Last-Modified, and evaluate preconditions in RFC 9110
- * §13.2.2's order: If-Match (else If-Unmodified-Since) failing is 412, If-None-Match (else
- * If-Modified-Since) 304, then one byte range (`Range`, `If-Range`) 206 or 416.
+ * (`Content-Encoding`, `Vary: Accept-Encoding`). GET and HEAD only (any other method, CONNECT included, 405
+ * with Allow). Responses carry the stored Cache-Control, Content-Length, the ETag and Last-Modified, and
+ * evaluate preconditions in RFC 9110 §13.2.2's order: If-Match (else If-Unmodified-Since) failing is 412,
+ * If-None-Match (else If-Modified-Since) 304, then one byte range (`Range`, `If-Range`) 206 or 416.
  * `GET /search?q=&provider=&type=&capability=` is the one computed answer: index-builder/search-endpoint.ts
  * over the published `search.json`, which the server reads once per version of it (the digest its snapshot
  * lists).
@@ -290,6 +290,19 @@ function decodePath(target: string): { pathname: string } | { status: 400 } {
   return { pathname };
 }
 
+/** The headers of the server's own JSON answer `text` (an error, a redirect), `extra` before them. */
+function jsonHeaders(text: string, extra: http.OutgoingHttpHeaders = {}): http.OutgoingHttpHeaders {
+  return {
+    ...extra,
+    ...COMMON_HEADERS,
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    'content-security-policy': DATA_CSP,
+    'access-control-allow-origin': '*',
+  };
+}
+
 function sendJson(
   res: http.ServerResponse,
   status: number,
@@ -297,16 +310,25 @@ function sendJson(
   options: { head: boolean; headers?: http.OutgoingHttpHeaders },
 ): void {
   const text = `${JSON.stringify(body)}\n`;
-  res.writeHead(status, {
-    ...options.headers,
-    ...COMMON_HEADERS,
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-    'content-security-policy': DATA_CSP,
-    'access-control-allow-origin': '*',
-  });
+  res.writeHead(status, jsonHeaders(text, options.headers));
   res.end(options.head ? undefined : text);
+}
+
+/**
+ * The answer to a CONNECT, written on its socket, which is then closed: Node hands a CONNECT to the server's
+ * 'connect' listener, never to the request listener, and with none it destroyed the socket unanswered, where
+ * every other method but GET and HEAD is 405 with Allow (RFC 9110 §15.5.6). No tunnel is ever opened here,
+ * and what the client sent after its head is not read.
+ */
+function refuseConnect(socket: Socket): void {
+  const text = `${JSON.stringify({ error: 'method_not_allowed' })}\n`;
+  const headers = {
+    ...jsonHeaders(text, { allow: ALLOW }),
+    date: new Date().toUTCString(),
+    connection: 'close',
+  };
+  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${String(value)}\r\n`);
+  socket.end(`HTTP/1.1 405 Method Not Allowed\r\n${lines.join('')}\r\n${text}`);
 }
 
 /** The Vary header of a response: what of the request, besides its path, chose what it holds. */
@@ -796,6 +818,10 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
   // Each connection judged as it is accepted (after Node's own listener, which only sets up its parser):
   // it takes a slot, perhaps an idle connection's, or is closed unread (connection-slots.ts).
   server.on('connection', (socket: Socket) => slots.admit(socket));
+  server.on('connect', (req: http.IncomingMessage, socket: Socket) => {
+    refuseConnect(socket);
+    options.log?.(`${req.method} ${req.url} 405`);
+  });
   server.once('close', () => turnedAway?.close());
   // Node's own bound, checked before a connection is accepted: the slots, and the one being judged. A
   // connection closed by the slots no longer counts here, so this refuses nothing they would take.

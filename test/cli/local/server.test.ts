@@ -236,6 +236,26 @@ describe('when serving the published tree', () => {
   });
 
   it.each([
+    [
+      'a host and port, as a proxy client sends it',
+      'CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: 127.0.0.1:443\r\n\r\n',
+    ],
+    ['a path', 'CONNECT /index.json HTTP/1.1\r\nHost: localhost\r\n\r\n'],
+  ])(
+    'refuses CONNECT (%s) with 405 and Allow, where the connection was closed unanswered',
+    async (_, request) => {
+      // Node hands CONNECT to a listener of its own, never to the request listener.
+      const answer = parseResponse(await exchange(request));
+
+      expect(answer.status).toBe('HTTP/1.1 405 Method Not Allowed');
+      expect(answer.headers).toMatch(/^allow: GET, HEAD$/m);
+      expect(answer.headers).toMatch(/^x-content-type-options: nosniff$/m);
+      expect(answer.headers).toMatch(/^connection: close$/m);
+      expect(JSON.parse(answer.body)).toEqual({ error: 'method_not_allowed' });
+    },
+  );
+
+  it.each([
     ['/plugins/demo//index.json', '/plugins/demo/index.json'],
     ['//index.json', '/index.json'],
     ['/plugins//demo', '/plugins/demo'],
