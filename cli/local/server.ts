@@ -328,7 +328,9 @@ function refuseConnect(socket: Socket): void {
     connection: 'close',
   };
   const lines = Object.entries(headers).map(([name, value]) => `${name}: ${String(value)}\r\n`);
-  socket.end(`HTTP/1.1 405 Method Not Allowed\r\n${lines.join('')}\r\n${text}`);
+  // Closed whole once written: Node no longer times out a socket it handed over, and a client that kept its
+  // side open held it (and its connection slot) for good.
+  socket.end(`HTTP/1.1 405 Method Not Allowed\r\n${lines.join('')}\r\n${text}`, () => socket.destroy());
 }
 
 /** The Vary header of a response: what of the request, besides its path, chose what it holds. */

@@ -255,6 +255,38 @@ describe('when serving the published tree', () => {
     },
   );
 
+  it('closes a refused CONNECT whole, though its client keeps its side open', async () => {
+    // Prepare: a server of its own, whose connections this test alone makes.
+    const server = createRegistryServer({ site: new MemoryStore() });
+    const listening = await listenRegistryServer(server, 0);
+    const open = (): Promise<number> =>
+      new Promise((resolve, reject) =>
+        server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+      );
+    const socket = net.connect({ port: Number(new URL(listening.url).port), allowHalfOpen: true });
+    try {
+      // Act: the client reads the answer to its end and never ends its own side.
+      let received = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => {
+        received += chunk;
+      });
+      await new Promise((resolve) =>
+        socket.once('end', resolve).write('CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n'),
+      );
+      const deadline = Date.now() + 2000;
+      while ((await open()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+
+      // Assess: Node no longer times out a socket it handed to the 'connect' listener; left half open, it
+      // held its descriptor and connection slot for good.
+      expect(parseResponse(received).status).toBe('HTTP/1.1 405 Method Not Allowed');
+      expect(await open()).toBe(0);
+    } finally {
+      socket.destroy();
+      await listening.close();
+    }
+  });
+
   it.each([
     ['/plugins/demo//index.json', '/plugins/demo/index.json'],
     ['//index.json', '/index.json'],
