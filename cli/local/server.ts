@@ -5,9 +5,10 @@
  * the CloudFront Functions share (index-builder/serving.ts: routes, page CSP by hash, artifacts as
  * downloads, `default-src 'none'` for data), the index documents pre-compressed to clients that accept it
  * (`Content-Encoding`, `Vary: Accept-Encoding`). GET and HEAD only (any other method, CONNECT included, 405
- * with Allow). Responses carry the stored Cache-Control, Content-Length, the ETag and Last-Modified, and
- * evaluate preconditions in RFC 9110 §13.2.2's order: If-Match (else If-Unmodified-Since) failing is 412,
- * If-None-Match (else If-Modified-Since) 304, then one byte range (`Range`, `If-Range`) 206 or 416.
+ * with Allow; one Node's parser does not know, 501). Responses carry the stored Cache-Control,
+ * Content-Length, the ETag and Last-Modified, and evaluate preconditions in RFC 9110 §13.2.2's order:
+ * If-Match (else If-Unmodified-Since) failing is 412, If-None-Match (else If-Modified-Since) 304, then one
+ * byte range (`Range`, `If-Range`) 206 or 416.
  * `GET /search?q=&provider=&type=&capability=` is the one computed answer: index-builder/search-endpoint.ts
  * over the published `search.json`, which the server reads once per version of it (the digest its snapshot
  * lists).
@@ -327,10 +328,52 @@ function refuseConnect(socket: Socket): void {
     date: new Date().toUTCString(),
     connection: 'close',
   };
-  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${String(value)}\r\n`);
   // Closed whole once written: Node no longer times out a socket it handed over, and a client that kept its
   // side open held it (and its connection slot) for good.
-  socket.end(`HTTP/1.1 405 Method Not Allowed\r\n${lines.join('')}\r\n${text}`, () => socket.destroy());
+  socket.end(rawResponse(405, headers, text), () => socket.destroy());
+}
+
+/** A whole response as written on a socket Node's HTTP server no longer writes on (CONNECT, a parse error). */
+function rawResponse(status: number, headers: http.OutgoingHttpHeaders, body: string): string {
+  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${String(value)}\r\n`);
+  return `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\n${lines.join('')}\r\n${body}`;
+}
+
+/** A method (RFC 9110 §9.1: a token, §5.6.2) and the space after it, at the start of what the parser refused. */
+const METHOD_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ /;
+
+/**
+ * Node's own answers to what its parser refuses or times out (lib/_http_server.js, `socketOnError`), which a
+ * 'clientError' listener takes over whole: kept as they were for all but an unknown method.
+ */
+const PARSER_REFUSALS: Readonly<Record<string, number>> = {
+  HPE_HEADER_OVERFLOW: 431,
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 413,
+  ERR_HTTP_REQUEST_TIMEOUT: 408,
+};
+
+/**
+ * A request Node's parser refused, answered before the connection is destroyed (only where nothing has been
+ * written on it yet, as Node does). A method the parser does not know (`FOO`, `get`: llhttp takes only the
+ * methods it lists, and calls the rest invalid) is 501 with the server's other errors' headers, as RFC 9110
+ * §9.1 asks of an origin server for an unrecognized method, where Node sent a bare 400; a first line that is
+ * no method at all (a TLS handshake on the plain port) stays 400, as does every other refusal of Node's.
+ */
+function answerClientError(error: Error & { code?: string; rawPacket?: Buffer }, socket: Socket): void {
+  if (socket.writable && socket.bytesWritten === 0) {
+    const unknownMethod =
+      error.code === 'HPE_INVALID_METHOD' && METHOD_TOKEN.test(error.rawPacket?.toString('latin1') ?? '');
+    if (unknownMethod) {
+      const text = `${JSON.stringify({ error: 'not_implemented' })}\n`;
+      const headers = { ...jsonHeaders(text), date: new Date().toUTCString(), connection: 'close' };
+      socket.end(rawResponse(501, headers, text), () => socket.destroy());
+      return;
+    } else {
+      const status = PARSER_REFUSALS[error.code ?? ''] ?? 400;
+      socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+    }
+  }
+  socket.destroy(error);
 }
 
 /** The Vary header of a response: what of the request, besides its path, chose what it holds. */
@@ -820,6 +863,7 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
   // Each connection judged as it is accepted (after Node's own listener, which only sets up its parser):
   // it takes a slot, perhaps an idle connection's, or is closed unread (connection-slots.ts).
   server.on('connection', (socket: Socket) => slots.admit(socket));
+  server.on('clientError', answerClientError);
   server.on('connect', (req: http.IncomingMessage, socket: Socket) => {
     refuseConnect(socket);
     options.log?.(`${req.method} ${req.url} 405`);

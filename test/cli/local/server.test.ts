@@ -255,6 +255,38 @@ describe('when serving the published tree', () => {
     },
   );
 
+  it.each([
+    ['one Node does not know', 'FOO'],
+    ['a known one in lower case (methods are case-sensitive)', 'get'],
+  ])(
+    'answers a method that is %s 501, as RFC 9110 §9.1 asks, where Node sent a bare 400',
+    async (_, method) => {
+      const answer = parseResponse(
+        await exchange(`${method} /index.json HTTP/1.1\r\nHost: localhost\r\n\r\n`),
+      );
+
+      expect(answer.status).toBe('HTTP/1.1 501 Not Implemented');
+      expect(answer.headers).toMatch(/^x-content-type-options: nosniff$/m);
+      expect(answer.headers).toMatch(/^content-security-policy: default-src 'none'/m);
+      expect(answer.headers).toMatch(/^connection: close$/m);
+      expect(JSON.parse(answer.body)).toEqual({ error: 'not_implemented' });
+    },
+  );
+
+  it.each([
+    [
+      'no method at all (a TLS handshake on the plain port)',
+      '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03',
+      400,
+    ],
+    ['a head past the size Node reads', `GET / HTTP/1.1\r\nHost: x\r\nX: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+  ])('leaves what Node refuses otherwise as Node answers it: %s', async (_, request, status) => {
+    const answer = parseResponse(await exchange(request));
+
+    expect(answer.status).toBe(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}`);
+    expect(answer.body).toBe('');
+  });
+
   it('closes a refused CONNECT whole, though its client keeps its side open', async () => {
     // Prepare: a server of its own, whose connections this test alone makes.
     const server = createRegistryServer({ site: new MemoryStore() });
