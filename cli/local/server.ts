@@ -368,10 +368,9 @@ function answerClientError(error: Error & { code?: string; rawPacket?: Buffer },
       const headers = { ...jsonHeaders(text), date: new Date().toUTCString(), connection: 'close' };
       socket.end(rawResponse(501, headers, text), () => socket.destroy());
       return;
-    } else {
-      const status = PARSER_REFUSALS[error.code ?? ''] ?? 400;
-      socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
     }
+    const status = PARSER_REFUSALS[error.code ?? ''] ?? 400;
+    socket.write(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
   }
   socket.destroy(error);
 }
