@@ -803,12 +803,15 @@ class Client implements PlugindexClient {
     const sharing = await this.#state.recordsSharingTrust(snapshot.registry, accepted, entry.url);
     // A key another name followed a rotation away from as stolen: its holder can sign a snapshot at any
     // generation, or a rotation from it to a key of their own, and taken here it would be the floor of
-    // every name, the one that followed included.
+    // every name, the one that followed included. Marks are read as of every URL a session reads them as
+    // of (`RegistrySession.reachedAt`: the entry's, its mirrors, the URL a redirect led the snapshot's
+    // request to): read as of its URL alone, a mark kept as of a mirror's was passed over, and the stolen
+    // key's copy counting the rotations that key is at became every name's floor. Floors stay the URL's.
     const {
       revoked: marks,
       departures,
       retired: left,
-    } = await this.#state.sharedTrust(snapshot.registry, accepted, entry.url);
+    } = await this.#state.sharedTrust(snapshot.registry, accepted, session.reachedAt);
     const fork = forkFromRevoked(marks, accepted);
     const revoked = revokedLink(marks, accepted.fingerprint) ?? fork?.mark;
     if (revoked)

@@ -191,6 +191,8 @@ export class RegistrySession {
   #readingAgain: Promise<void> | undefined;
   /** Digests whose `?v=` this session was answered other bytes for: read past every cache from then on. */
   readonly #answeredOtherwise = new Set<string>();
+  /** The URLs the snapshot opened was held to the marks kept as of (`reachedAt`). */
+  #reachedAt: readonly string[] | undefined;
 
   constructor(entry: RegistryEntry, endpoint: Endpoint, key: Key, trust: TrustRecord, deps: SessionDeps) {
     this.entry = entry;
@@ -258,6 +260,15 @@ export class RegistrySession {
 
   get snapshot(): SnapshotDocument {
     return this.#trusted.snapshot;
+  }
+
+  /**
+   * The URLs the snapshot opened was held to the marks kept as of (`ReachedAt`: the entry's URL, its
+   * mirrors, and the URL a redirect led its request to): what a check of that snapshot outside the session
+   * (`registry reset-trust`) reads marks as of too. Only the first may tell a record's registry.
+   */
+  get reachedAt(): readonly string[] {
+    return this.#reachedAt ?? [this.entry.url, ...this.entry.mirrors];
   }
 
   #trustedBy(key: Key, trust: TrustRecord): TrustedSnapshot {
@@ -396,6 +407,7 @@ export class RegistrySession {
       !reachedAt.some((url) => registryIdentity(url) === registryIdentity(servedAt))
     )
       reachedAt.push(servedAt);
+    this.#reachedAt = reachedAt;
     const known = await this.#deps.sharedTrust?.(snapshot.registry, this.#trust, reachedAt);
     const shared = checked ? known : undefined;
     // A key another name of this registry saw retired as stolen: a snapshot it signs (with any generation

@@ -275,18 +275,22 @@ async function redirectingTo(target: string): Promise<{ url: string; readonly re
  * The registry's first key stolen and rotated away from as compromised; `thief(label)` then makes the
  * thief's copy of the registry (its folder), rebuilt under the stolen key with 2.0.0 published, and 1.0.0's
  * manifest signed as before the rotation (the stolen key's signature, what locks and folders hold under it).
+ * `keyRotations`: the rotations its snapshots count (by default the registry's, one; 0 is what the stolen
+ * key is at, which a name still holding it checks them against).
  */
-async function stolenAndRotated(registry: Served): Promise<{ thief: (label: string) => Promise<string> }> {
+async function stolenAndRotated(
+  registry: Served,
+): Promise<{ thief: (label: string, keyRotations?: number) => Promise<string> }> {
   const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
   const signed = `plugins/${NAME}/1.0.0/manifest.json.asc`;
   const byStolenKey = await readFile(join(registry.dir, 'public', signed));
   await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
   return {
-    thief: async (label) => {
+    thief: async (label, keyRotations = 1) => {
       const dir = join(root, `${label}-${registries}`);
       await cp(registry.dir, dir, { recursive: true });
       await writeFile(join(dir, 'keys/registry-secret.asc'), stolen);
-      await rebuildRegistry((await openRegistry(dir)).context, { keyRotations: 1 });
+      await rebuildRegistry((await openRegistry(dir)).context, { keyRotations });
       await publish(dir, ['2.0.0']);
       await writeFile(join(dir, 'public', signed), byStolenKey);
       return dir;
@@ -2192,5 +2196,54 @@ describe('when a name that followed a rotation away from a stolen key is removed
     expect(state.chain).toBeUndefined();
     expect(state.former_departures).toBeUndefined();
     await expectStolenKeyRevoked(m, thief.url, registry);
+  });
+});
+
+describe('when a record kept before records named their registry, configured at a mirror, is removed with its mark kept as of the mirror\u2019s URL, and a name reaching that URL as its mirror or through a redirect is reset (registry reset-trust)', () => {
+  it('refuses the reset (TRUST_RESET_REFUSED) of the stolen key\u2019s copy counting the rotations that key is at, and forgets nothing', async () => {
+    // Prepare: `main` reaches the registry at M (a copy of its public folder, served); `other` at X (another
+    // copy), with M its mirror; `via` at R, which redirects every request to M and which no name lists.
+    // All pin its first key; the key is stolen and rotated away from, and `main` alone follows, at M.
+    const registry = await servedRegistry(['1.0.0']);
+    const m1 = await servedCopy('reset-mirror-m', registry.dir);
+    const x = await servedCopy('reset-mirror-x', registry.dir);
+    const r = await redirectingTo(m1.url);
+    const m = await machine();
+    await m.run((c) => c.addRegistry({ name: 'main', url: m1.url, pin: { armored: registry.firstKey } }));
+    const pin = { pin: { armored: registry.firstKey }, priority: 2 };
+    await m.run((c) => c.addRegistry({ name: 'other', url: x.url, mirrors: [m1.url], ...pin }));
+    await m.run((c) => c.addRegistry({ name: 'via', url: r.url, ...pin, priority: 3 }));
+    const theft = await stolenAndRotated(registry);
+    await m1.copyOf(registry.dir);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    // The thief's copy counts no rotation, as the stolen key is at: no rotation count refuses it for a
+    // name still holding that key (the thief signs what it counts).
+    const thiefDir = await theft.thief('reset-mirror-thief', 0);
+    // `main`'s record as a client before `registry` was kept wrote it, its snapshot no longer cached; it is
+    // removed, its mark kept as of M's URL; X and M then serve the thief's copy.
+    const kept = await removedAsOlderRecord(m);
+    expect(kept.former_departures).toMatchObject([
+      { fingerprint: registry.firstFingerprint, compromised: true, registry: m1.url },
+    ]);
+    await x.copyOf(thiefDir);
+    await m1.copyOf(thiefDir);
+    const refused = {
+      name: 'ClientError',
+      code: 'TRUST_RESET_REFUSED',
+      message: expect.stringContaining(registry.firstFingerprint),
+    };
+    const before = { other: await trustState(m, 'other'), via: await trustState(m, 'via') };
+
+    // Act and assess: `other` reaches the registry at X and M only as its mirror; the mark kept as of M
+    // refuses the reset (read as of X alone, the thief's snapshot was taken as every name's floor).
+    await expect(m.run((c) => c.resetRegistryTrust({ name: 'other' }))).rejects.toMatchObject(refused);
+    await expect(
+      m.run((c) => c.resetRegistryTrust({ url: x.url, mirrors: [m1.url], armoredKey: registry.firstKey })),
+    ).rejects.toMatchObject(refused);
+    // `via`'s snapshot request is led to M by a redirect, as an online session reads marks as of.
+    const redirectedBefore = r.redirected;
+    await expect(m.run((c) => c.resetRegistryTrust({ name: 'via' }))).rejects.toMatchObject(refused);
+    expect(r.redirected).toBeGreaterThan(redirectedBefore);
+    expect({ other: await trustState(m, 'other'), via: await trustState(m, 'via') }).toEqual(before);
   });
 });
