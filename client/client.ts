@@ -48,6 +48,7 @@ import {
   type RegistryAuth,
   type RegistryEntry,
   registriesByPriority,
+  registryIdentity,
   removeRegistry,
   resolveSecret,
 } from './config.ts';
@@ -378,7 +379,8 @@ class Client implements PlugindexClient {
         ].join('\n');
         let revoked = this.#revoked.get(key);
         if (!revoked) {
-          revoked = state.sharedTrust(registry, trust, reached).then(async (shared) => {
+          revoked = this.#reachedWithServed(reached).then(async (urls) => {
+            const shared = await state.sharedTrust(registry, trust, urls);
             const marks = shared.revoked ?? [];
             // Held through the thief's rotation from a stolen key (followed before any name knew of the
             // theft): what the key held signs counts for nothing either, in a frozen install or verify.
@@ -663,6 +665,22 @@ class Client implements PlugindexClient {
       ...(report.rotated ? { rotated: report.rotated } : {}),
       registry: session.snapshot.registry,
     };
+  }
+
+  /**
+   * `reached` (a check that asks nothing: a frozen install, `verify`), and after it the URL the last request
+   * for the snapshot cached for its first was led to (`CachedSnapshot.servedFrom`: a redirect, or a mirror),
+   * where it is none of them: a session reads the marks kept as of it, and what reads no snapshot knew of no
+   * redirect, so a mark kept as of where it led was passed over and what the stolen key signed there taken.
+   * Last, as a mark only (`ReachedAt`): it never tells a record's registry. None cached: `reached` itself.
+   */
+  async #reachedWithServed(reached: readonly string[] | undefined): Promise<readonly string[] | undefined> {
+    const first = reached?.[0];
+    if (reached === undefined || first === undefined) return reached;
+    const served = (await this.#cache.snapshot(registryIdentity(first)))?.servedFrom;
+    if (served === undefined || reached.some((url) => registryIdentity(url) === registryIdentity(served)))
+      return reached;
+    return [...reached, served];
   }
 
   /**

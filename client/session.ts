@@ -159,6 +159,14 @@ function servedFrom(url: string, path: string): string | undefined {
   return at.href.endsWith(`/${path}`) ? at.href.slice(0, -(path.length + 1)) : undefined;
 }
 
+/** `url` less any user name and password, which are not written to disk. */
+function withoutCredentials(url: string): string {
+  const bare = new URL(url);
+  bare.username = '';
+  bare.password = '';
+  return registryIdentity(bare.href);
+}
+
 /**
  * A document read by its digest came back as other bytes (or more of them) under a snapshot a cache may
  * have answered: the session reads the snapshot again past every cache and the document through it. Never
@@ -305,7 +313,10 @@ export class RegistrySession {
     let etag: string | undefined;
     let changed = true;
     let pastCaches = false;
-    /** Where the snapshot was read when it was asked for: a redirect may have led past every URL configured. */
+    /**
+     * Where the snapshot was read when it was asked for (a redirect may have led past every URL configured),
+     * or, not asked for, where the request for the one cached was led (`CachedSnapshot.servedFrom`).
+     */
     let servedAt: string | undefined;
     let rotated: SnapshotReport['rotated'];
     const now = this.#deps.clock.now();
@@ -339,6 +350,8 @@ export class RegistrySession {
       body = cached.bytes;
       signature = cached.signature;
       etag = cached.etag;
+      // Where the last request for it was led, kept with it: no request tells it now.
+      servedAt = cached.servedFrom;
       changed = false;
     } else {
       const trust = this.#trust;
@@ -398,9 +411,10 @@ export class RegistrySession {
     // Marks are read as of each URL this name may reach the registry at: its own, and its mirrors, one of
     // which may have served this snapshot (`ReachedAt`); and the URL a redirect led to, where that served
     // it: a mark kept as of it (a name configured there, removed) was read by no check reaching it so, and
-    // the stolen key's copy served there was taken. After the mirrors, as a mark only: whoever answers
-    // chose where it led, so it never tells a record's registry (floors, log heads), while a mark read
-    // wrongly only refuses, which that answer could do anyway.
+    // the stolen key's copy served there was taken (not asked for, where the request for the one cached was
+    // led, kept with it: offline, read as of the configured URLs alone). After the mirrors, as a mark only:
+    // whoever answers chose where it led, so it never tells a record's registry (floors, log heads), while
+    // a mark read wrongly only refuses, which that answer could do anyway.
     const reachedAt = [this.entry.url, ...this.entry.mirrors];
     if (
       servedAt !== undefined &&
@@ -476,9 +490,22 @@ export class RegistrySession {
     // Before anything of this snapshot is kept (cache, trust state): a refused log leaves both as they were.
     const extension = checked ? await this.#extendedLog(snapshot, shared?.logs ?? []) : undefined;
     const log = extension ? extension.log : this.trust.log;
-    // A new ETag for the same bytes (another CDN edge) is kept too, or every later run would get a 200.
-    if (changed || !cached || etag !== cached.etag)
-      await cache.putSnapshot(this.entry.url, { bytes: body, signature, ...(etag ? { etag } : {}) });
+    // A new ETag for the same bytes (another CDN edge) is kept too, or every later run would get a 200; and
+    // where a redirect (or a mirror) answered other than the URL it is kept under, so a check that asks
+    // nothing (offline, a frozen install, `verify`) reads the marks kept as of it too, as this one did.
+    // Kept whatever this name's mirrors (the cache is the URL's, shared by every name reaching it there),
+    // and never with credentials a redirect put in it (`withoutCredentials`): no registry's URL has any.
+    const served =
+      servedAt !== undefined && registryIdentity(servedAt) !== registryIdentity(this.entry.url)
+        ? withoutCredentials(servedAt)
+        : undefined;
+    if (changed || !cached || etag !== cached.etag || served !== cached.servedFrom)
+      await cache.putSnapshot(this.entry.url, {
+        bytes: body,
+        signature,
+        ...(etag ? { etag } : {}),
+        ...(served !== undefined ? { servedFrom: served } : {}),
+      });
     if (checked) {
       const learnt = await this.#learntChain(snapshot, now);
       const { logsExtended: _before, ...kept } = this.#trust;

@@ -36,6 +36,13 @@ export interface CachedSnapshot {
   readonly bytes: Uint8Array;
   readonly signature: string;
   readonly etag?: string;
+  /**
+   * Where the last request for it was answered, when not at the URL it is kept under (a redirect led
+   * there, or a mirror answered): what later checks that ask nothing (offline, a frozen install, `verify`)
+   * read marks as of too (`ReachedAt`). Written by no one but the client, never signed: it only ever adds
+   * marks to read, never tells a record's registry, floors or log heads.
+   */
+  readonly servedFrom?: string;
 }
 
 export interface BlobWrite {
@@ -215,12 +222,20 @@ export class ContentCache {
     const text = await readTextIfExists(join(this.#registryDir(url), SNAPSHOT_FILE));
     if (text === undefined) return undefined;
     try {
-      const kept = JSON.parse(text) as { snapshot?: unknown; signature?: unknown; etag?: unknown };
+      const kept = JSON.parse(text) as {
+        snapshot?: unknown;
+        signature?: unknown;
+        etag?: unknown;
+        served_from?: unknown;
+      };
       if (typeof kept.snapshot !== 'string' || typeof kept.signature !== 'string') return undefined;
+      // Not a URL (a hand edit): as if none were kept; the snapshot itself is verified on use.
+      const served = kept.served_from;
       return {
         bytes: new TextEncoder().encode(kept.snapshot),
         signature: kept.signature,
         ...(typeof kept.etag === 'string' ? { etag: kept.etag } : {}),
+        ...(typeof served === 'string' && URL.canParse(served) ? { servedFrom: served } : {}),
       };
     } catch {
       return undefined; // damaged: the next online run fetches it whole
@@ -236,6 +251,7 @@ export class ContentCache {
       snapshot: new TextDecoder().decode(snapshot.bytes),
       signature: snapshot.signature,
       ...(snapshot.etag ? { etag: snapshot.etag } : {}),
+      ...(snapshot.servedFrom !== undefined ? { served_from: snapshot.servedFrom } : {}),
     };
     await writeFileAtomic(join(this.#registryDir(url), SNAPSHOT_FILE), `${JSON.stringify(kept)}\n`);
   }

@@ -17,6 +17,7 @@ import { rotateLocalRegistry } from '../../cli/local/rotate-key.ts';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
 import { createClient } from '../../client/client.ts';
+import { ContentCache } from '../../client/disk/cache.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
@@ -303,11 +304,16 @@ async function stolenAndRotated(
  * snapshot no longer cached and the trust index gone, then `main` removed: nothing tells the registry it was
  * of but the URL configured. The marks kept under the trust root are returned.
  */
-async function removedAsOlderRecord(m: ClientMachine): Promise<{ former_departures: unknown[] }> {
+async function removedAsOlderRecord(
+  m: ClientMachine,
+  /** The URL `main` is configured at, whose snapshot alone is no longer cached (by default, none is). */
+  uncached?: string,
+): Promise<{ former_departures: unknown[] }> {
   const { registry: _named, ...older } = await trustState(m);
   await writeFile(join(m.data, 'trust', 'main', 'state.json'), `${JSON.stringify(older, null, 2)}\n`);
   await rm(join(m.data, 'trust', '.index.json'), { force: true });
-  await rm(join(dirname(m.data), 'cache', 'registries'), { recursive: true, force: true });
+  if (uncached !== undefined) await new ContentCache(join(dirname(m.data), 'cache')).removeRegistry(uncached);
+  else await rm(join(dirname(m.data), 'cache', 'registries'), { recursive: true, force: true });
   await m.run((c) => c.removeRegistry('main'));
   return JSON.parse(await readFile(join(m.data, 'trust', '.removed-departures.json'), 'utf8'));
 }
@@ -2245,5 +2251,71 @@ describe('when a record kept before records named their registry, configured at 
     await expect(m.run((c) => c.resetRegistryTrust({ name: 'via' }))).rejects.toMatchObject(refused);
     expect(r.redirected).toBeGreaterThan(redirectedBefore);
     expect({ other: await trustState(m, 'other'), via: await trustState(m, 'via') }).toEqual(before);
+  });
+});
+
+describe('when a record kept before records named their registry, configured at a mirror, is removed with its mark kept as of the mirror\u2019s URL, and a name reaching that URL only through a redirect then checks without asking (offline, frozen, verify)', () => {
+  it('refuses its offline install, frozen install and verify of what it placed under the stolen key (KEY_REVOKED), read as of where the redirect last led', async () => {
+    // Prepare: `main` reaches the registry at M (a copy of its public folder, served); `other` at R, which
+    // redirects every request to M and which no name lists as a mirror; both pin its first key, and `other`
+    // installs 1.0.0 (its snapshot, by that key, cached under R's URL, kept with where the request was led).
+    const registry = await servedRegistry(['1.0.0']);
+    const mirror = await servedCopy('served-from-m', registry.dir);
+    const r = await redirectingTo(mirror.url);
+    const m = await machine();
+    const home = dirname(m.data);
+    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
+    await m.run((c) =>
+      c.addRegistry({ name: 'other', url: r.url, pin: { armored: registry.firstKey }, priority: 2 }),
+    );
+    await m.run((c) =>
+      c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
+    );
+    expect((await new ContentCache(join(home, 'cache')).snapshot(r.url))?.servedFrom).toBe(mirror.url);
+    // The key is stolen and rotated away from; `main` alone follows, at M. Its record as a client before
+    // `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark kept as of M's
+    // URL; M then serves the thief's copy (1.0.0's manifest signed by the stolen key, as `other` holds it).
+    const theft = await stolenAndRotated(registry);
+    await mirror.copyOf(registry.dir);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    const thiefDir = await theft.thief('served-from-thief');
+    const kept = await removedAsOlderRecord(m, mirror.url);
+    expect(kept.former_departures).toMatchObject([
+      { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
+    ]);
+    await mirror.copyOf(thiefDir);
+    const revoked = {
+      name: 'ClientError',
+      code: 'KEY_REVOKED',
+      message: expect.stringContaining(registry.firstFingerprint),
+    };
+    const offline = createClient({
+      dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },
+      fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+      env: {},
+      platform: LINUX,
+      offline: true,
+      freshForMs: 0,
+    });
+
+    // Act and assess: none asks R, so none is told where it leads; each reads the marks kept as of where
+    // the last request was led (read as of R alone, none was read: the offline install took the snapshot
+    // the stolen key signed, the frozen install placed 1.0.0 by its signature M served, verify passed it).
+    const installing = offline
+      .install({
+        requests: [`${NAME}@1.0.0`],
+        registry: 'other',
+        lockfile: join(home, 'offline.lock'),
+        dir: join(home, 'offline'),
+      })
+      .finally(() => offline.close());
+    await expect(installing).rejects.toMatchObject(revoked);
+    await expect(
+      m.run((c) =>
+        c.install({ requests: [], lockfile: m.lockfile, frozen: true, dir: join(home, 'frozen') }),
+      ),
+    ).rejects.toMatchObject(revoked);
+    const findings = await m.run((c) => c.verifyInstalled({ dir: m.dir }));
+    expect(findings.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, false, 'KEY_REVOKED']]);
   });
 });

@@ -1,5 +1,6 @@
 /**
- * The content cache's artifact writes: what a download killed part way left in its tmp/ folder.
+ * The content cache: what a download killed part way left in its tmp/ folder, a blob deleted before its
+ * reader began, and the snapshot kept with where the last request for it was led.
  */
 import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -77,5 +78,28 @@ describe('when a blob is deleted before its reader begins', () => {
 
     // Assess
     await expect(read).rejects.toMatchObject({ code: 'ENOENT', path: cache.blobPath(sha256) });
+  });
+});
+
+describe('when a snapshot is kept with where the last request for it was led (a redirect, or a mirror)', () => {
+  it('reads that URL back with it, and one that is not a URL (a hand edit) as none, the snapshot kept', async () => {
+    // Prepare
+    const cache = new ContentCache(path.join(dir, 'served-from'));
+    const url = 'https://old.plugins.example';
+    const bytes = new TextEncoder().encode('{"generation":1}');
+    await cache.putSnapshot(url, { bytes, signature: 'sig', servedFrom: 'https://plugins.example/reg' });
+
+    // Act
+    const kept = await cache.snapshot(url);
+
+    // Assess
+    expect(kept).toEqual({ bytes, signature: 'sig', servedFrom: 'https://plugins.example/reg' });
+    const [folder] = await readdir(path.join(dir, 'served-from', 'registries'));
+    const file = path.join(dir, 'served-from', 'registries', folder as string, 'snapshot.json');
+    await writeFile(
+      file,
+      JSON.stringify({ snapshot: '{"generation":1}', signature: 'sig', served_from: 'not a url' }),
+    );
+    expect(await cache.snapshot(url)).toEqual({ bytes, signature: 'sig' });
   });
 });
