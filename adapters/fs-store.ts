@@ -559,6 +559,11 @@ export class FsStore implements Store {
         `cannot write ${JSON.stringify(key)}: its metadata holds a NUL`,
       );
     if (options.ifMatch !== undefined) await this.#checkMatch(key, options.ifMatch);
+    // The body is whole already: a digest known after it is known now, and written as one given.
+    if (options.decodedSha256AfterBody && options.decodedSha256 === undefined) {
+      const { decodedSha256AfterBody, ...rest } = options;
+      return this.put(key, body, { ...rest, decodedSha256: await decodedSha256AfterBody() });
+    }
     if (body.byteLength > SYNC_BYTES) return this.#write(key, body, options);
     const bare = isBare(key, body, options);
     // A process that writes a few files (one publish) writes them here: the writer thread costs a start
@@ -735,11 +740,14 @@ export class FsStore implements Store {
       const { temp, sha256 } = written;
       const stats = written.stats as BigStats;
       try {
+        // Asked for once the body has ended (a variant streamed beside its document's rendering), and
+        // written before the body is renamed in: no reader ever finds the variant without it.
+        const decodedSha256 = options.decodedSha256 ?? (await options.decodedSha256AfterBody?.());
         const sidecar: Sidecar = {
           contentType: options.contentType,
           cacheControl: options.cacheControl,
           ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
-          ...(options.decodedSha256 ? { decodedSha256: options.decodedSha256 } : {}),
+          ...(decodedSha256 ? { decodedSha256 } : {}),
           etag: etagFromSha256(sha256),
           ...(sha256 ? { sha256 } : {}),
           ...identityOf(stats),

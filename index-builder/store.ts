@@ -28,6 +28,13 @@ export interface PutOptions {
    */
   readonly decodedSha256?: string;
   /**
+   * `decodedSha256` where it is known only once the body has been read: a variant streamed beside its
+   * document's first rendering (pipeline/streamed.ts), whose digest comes with the rendering's end. A store
+   * that records it asks for it after the body has ended, before the object becomes visible; one that keeps
+   * no such metadata never calls it.
+   */
+  readonly decodedSha256AfterBody?: () => Promise<string>;
+  /**
    * Write only over the object whose ETag (as `get`, `head` or a listing gave it) is this one: a body made
    * from what was read never replaces what another writer put since. Anything else there (or nothing) fails
    * with StoreError `STORE_CONFLICT`, the object left as it is. S3 checks it as part of the write

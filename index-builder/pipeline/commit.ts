@@ -655,9 +655,21 @@ export async function commitGeneration(
   // Side by side: one document is written while the next is hashed and signed.
   await forEachLimited(signed, WRITE_CONCURRENCY, async ([key, body]) => {
     // Variants are compressed on the thread pool while the document is signed, and written before it.
-    const variants = ENCODED_DOCUMENTS.has(key) ? putEncodedVariants(ctx, key, body) : undefined;
+    // The compressed variants record the document's digest, which its signing gives: they wait for it once
+    // compressed (a failed signing fails them, unwritten).
+    let signedAs: (sha256: string) => void = () => {};
+    let unsigned: (error: unknown) => void = () => {};
+    const digest = new Promise<string>((resolve, reject) => {
+      signedAs = resolve;
+      unsigned = reject;
+    });
+    digest.catch(() => {}); // a variant under the threshold records none, and never waits for it
+    const variants = ENCODED_DOCUMENTS.has(key) ? putEncodedVariants(ctx, key, body, digest) : undefined;
     variants?.catch(() => {}); // awaited in putSigned; unobserved only if signing fails first
-    const { sha256, size } = await putSigned(ctx, key, body, variants);
+    const { sha256, size } = await putSigned(ctx, key, body, variants, signedAs).catch((error: unknown) => {
+      unsigned(error);
+      throw error;
+    });
     registryDigests.set(key, { sha256, size });
   });
   // Written, so no longer read: the next publish renders into the same memory. (After a failure they are

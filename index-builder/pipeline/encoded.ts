@@ -11,6 +11,7 @@
  * and one that is not leaves a reader the document itself.
  */
 import { COMPRESSION_THRESHOLD_BYTES, compressChunks, compressDocument } from '../compression.ts';
+import { createSha256, type Sha256, sha256Hex } from '../digest.ts';
 import { CONTENT_ENCODINGS, type ContentEncoding, ENCODED_DOCUMENTS, encodedVariantKey } from '../layout.ts';
 import { allSettledValues } from '../limited.ts';
 import { CACHE_MUTABLE, contentTypeFor, type PutOptions } from '../store.ts';
@@ -54,8 +55,9 @@ export function variantPutOptions(key: string, encoding: ContentEncoding, compre
 
 /**
  * Writes the variant in `encoding` of the document `key` whose bytes are `body`, compressed or as they are;
- * `sha256`, the document's digest when the caller has it, recorded with a compressed one
- * (`PutOptions.decodedSha256`: what the local server holds it to).
+ * `sha256`, the document's digest, recorded with a compressed one (`PutOptions.decodedSha256`: what the
+ * local server holds it to). A promise of it is awaited once the variant is compressed (an index document's
+ * digest comes from its signing, which runs meanwhile).
  */
 async function putVariant(
   ctx: Pick<PipelineContext, 'site'>,
@@ -63,24 +65,36 @@ async function putVariant(
   encoding: ContentEncoding,
   body: Uint8Array,
   compress: boolean,
-  sha256?: string,
+  sha256: string | Promise<string>,
 ): Promise<void> {
   const bytes = compress ? await compressDocument(body, encoding) : body;
   const options = variantPutOptions(key, encoding, compress);
   await ctx.site.put(
     encodedVariantKey(key, encoding),
     bytes,
-    compress && sha256 !== undefined ? { ...options, decodedSha256: sha256 } : options,
+    compress ? { ...options, decodedSha256: await sha256 } : options,
   );
 }
 
-/** Writes both variants of the document `key` whose bytes are `body`. */
-export async function putEncodedVariants(ctx: PipelineContext, key: string, body: Uint8Array): Promise<void> {
+/**
+ * Writes both variants of the index document `key` whose bytes are `body`, the compressed ones recording
+ * `sha256`, its digest (given as the signing of the document finds it): a run that died between them and
+ * the document left variants of bytes the snapshot never bound, which the local server then tells from the
+ * document's by the digest alone (`standsFor`, cli/local/server.ts), as it does a plugin document's.
+ */
+export async function putEncodedVariants(
+  ctx: PipelineContext,
+  key: string,
+  body: Uint8Array,
+  sha256: string | Promise<string>,
+): Promise<void> {
   if (await dropVariantsForLater(ctx, key, body.byteLength)) return;
   const compress = compressesVariants(ctx, body.byteLength);
   // Both settled before it returns or throws: a variant still being written once a step has failed could
   // land after the next publish's document (a server's next request runs as soon as this one ends).
-  await allSettledValues(CONTENT_ENCODINGS.map((encoding) => putVariant(ctx, key, encoding, body, compress)));
+  await allSettledValues(
+    CONTENT_ENCODINGS.map((encoding) => putVariant(ctx, key, encoding, body, compress, sha256)),
+  );
 }
 
 /**
@@ -113,21 +127,41 @@ export async function completeEncodedVariants(
     const whole = holds
       ? ((await ctx.held?.read(ctx.site, key, document)) ?? (await ctx.site.get(key)))
       : undefined;
+    // Each records the digest of the bytes it was made from, as read here (hashed as they pass when
+    // streamed), not the one the store lists: those are the bytes it decodes to.
     await allSettledValues(
       missing.map(async (encoding) => {
         const variant = encodedVariantKey(key, encoding);
-        if (whole) await putVariant(ctx, key, encoding, whole.body, compress);
+        if (whole) await putVariant(ctx, key, encoding, whole.body, compress, sha256Hex(whole.body));
         else {
           const stream = await ctx.site.getStream(key);
           if (!stream) throw new Error(`${key} went missing while its variants were made`);
-          const body = compress ? compressChunks(stream.body, encoding, document.size) : stream.body;
-          await ctx.site.putStream(variant, body, variantPutOptions(key, encoding, compress));
+          const digest = createSha256();
+          const chunks = hashedAsTheyPass(stream.body, digest);
+          const body = compress ? compressChunks(chunks, encoding, document.size) : chunks;
+          const options = variantPutOptions(key, encoding, compress);
+          await ctx.site.putStream(
+            variant,
+            body,
+            compress ? { ...options, decodedSha256AfterBody: async () => digest.hex() } : options,
+          );
         }
         written.push(variant);
       }),
     );
   }
   return written;
+}
+
+/** The chunks as they are, each added to `digest` first: its hex is theirs once they have ended. */
+async function* hashedAsTheyPass(
+  chunks: AsyncIterable<Uint8Array>,
+  digest: Sha256,
+): AsyncGenerator<Uint8Array> {
+  for await (const chunk of chunks) {
+    digest.update(chunk);
+    yield chunk;
+  }
 }
 
 /**
@@ -154,7 +188,7 @@ export function putSizedVariants(
   key: string,
   body: Uint8Array,
   previousSize: PreviousSize,
-  sha256?: string,
+  sha256: string,
 ): Promise<unknown> | undefined {
   // Compressed here even with `compressLater`: few documents are this large, and a server reading the
   // variant then has it current from the start. Each records the digest of the document it decodes to.

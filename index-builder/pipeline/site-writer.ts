@@ -243,8 +243,11 @@ export async function putSigned(
   key: string,
   body: Uint8Array,
   before?: Promise<void>,
+  signedAs?: (sha256: string) => void,
 ): Promise<DocumentDigest & { readonly signature: string }> {
   const signed = await ctx.signer.signWithDigest(body);
+  // Told before it waits for them: the variants record the digest of the document they decode to.
+  signedAs?.(signed.sha256);
   // What must be written before the document (its encoded variants), running meanwhile.
   await before;
   await allWritten(signedPuts(ctx, key, body, signed));

@@ -124,13 +124,26 @@ async function signAndPutVariants(ctx: PipelineContext, document: StreamedDocume
     ENCODED_DOCUMENTS.has(document.key) && (await dropVariantsForLater(ctx, document.key, document.size));
   const encodings = ENCODED_DOCUMENTS.has(document.key) && !later ? CONTENT_ENCODINGS : [];
   const compress = compressesVariants(ctx, document.size);
+  // The document's digest, which each compressed variant records (`decodedSha256`), is known only once the
+  // rendering has ended: the signing's, finished then, which the store asks for after the variant's body.
+  let finished: Promise<{ readonly signature: string; readonly sha256: string }> | undefined;
+  let rendered: () => void = () => {};
+  const ended = new Promise<void>((resolve) => {
+    rendered = resolve;
+  });
+  const digest = async (): Promise<string> => {
+    await ended;
+    if (!finished) throw new Error(`${document.key} was not rendered whole: its variants record no digest`);
+    return (await finished).sha256;
+  };
   const channels = encodings.map(() => new Channel(CHANNEL_CHUNKS));
   const writes = encodings.map((encoding, i) => {
     const channel = channels[i] as Channel;
+    const options = variantPutOptions(document.key, encoding, compress);
     return ctx.site.putStream(
       encodedVariantKey(document.key, encoding),
       compress ? compressChunks(channel, encoding, document.size) : channel,
-      variantPutOptions(document.key, encoding, compress),
+      compress ? { ...options, decodedSha256AfterBody: digest } : options,
     );
   });
   // Observed below, once the rendering is over; one may fail before that, even before it reads its channel:
@@ -155,6 +168,11 @@ async function signAndPutVariants(ctx: PipelineContext, document: StreamedDocume
   } catch (error) {
     failure = error as Error;
   }
+  if (!failure) {
+    finished = signing.finish();
+    finished.catch(() => {}); // returned below, once the writes have settled
+  }
+  rendered();
   for (const channel of channels) {
     if (failure) channel.fail(failure);
     else channel.end();
@@ -168,7 +186,7 @@ async function signAndPutVariants(ctx: PipelineContext, document: StreamedDocume
   );
   if (cause) throw cause.reason;
   if (failure) throw failure;
-  return signing.finish();
+  return finished as Promise<{ readonly signature: string; readonly sha256: string }>;
 }
 
 /** The chunks as they are, each also added to `copy` before it is passed on. */

@@ -151,6 +151,25 @@ describe('when a put records the digest a compressed variant decodes to', () => 
     await store.put('plugins/a/index.json.br', body, { ...variant, decodedSha256: sha256('second') });
     expect((await store.get('plugins/a/index.json.br'))?.decodedSha256).toBe(sha256('second'));
   });
+
+  it('records one known only once the body has ended, streamed or whole', async () => {
+    // A variant streamed beside its document's rendering (pipeline/streamed.ts) learns the digest last.
+    let ended = false;
+    const body = async function* () {
+      yield encode('compressed ');
+      yield encode('bytes');
+      ended = true;
+    };
+    const afterBody = async () => {
+      expect(ended).toBe(true);
+      return sha256('the document');
+    };
+    const later = { ...opts, contentEncoding: 'br', decodedSha256AfterBody: afterBody };
+    await store.putStream('index.json.br', body(), later);
+    expect(await store.head('index.json.br')).toMatchObject({ decodedSha256: sha256('the document') });
+    await store.put('search.json.br', encode('whole'), later);
+    expect(await store.head('search.json.br')).toMatchObject({ decodedSha256: sha256('the document') });
+  });
 });
 
 describe('when moving an upload', () => {

@@ -41,7 +41,7 @@ let closeProxy: () => Promise<void>;
 beforeAll(async () => {
   s3 = await startLocalS3([BUCKET]);
   site = new S3Store({ client: s3.client, bucket: BUCKET });
-  await putSizedVariants({ site, compressionThresholdBytes: 100 }, key, document, undefined);
+  await putSizedVariants({ site, compressionThresholdBytes: 100 }, key, document, undefined, sha256);
   await site.put(key, document, { contentType: 'application/json', cacheControl: CACHE_MUTABLE });
   const proxy = await startS3Proxy(s3, (request) => {
     asked.push(new URL(request.url ?? '/', 'http://origin').pathname);

@@ -44,6 +44,8 @@ export class MemoryStore implements Store {
       throw new StoreError('STORE_CONFLICT', key, `${key} is not the object read (If-Match)`);
     this.writes.push(key);
     const sha256 = createHash('sha256').update(body).digest('hex');
+    // Kept as the filesystem store keeps it: a digest known after the body, asked for once it is whole.
+    const decodedSha256 = options.decodedSha256 ?? (await options.decodedSha256AfterBody?.());
     this.objects.set(key, {
       key,
       body: new Uint8Array(body),
@@ -52,7 +54,7 @@ export class MemoryStore implements Store {
       contentType: options.contentType,
       cacheControl: options.cacheControl,
       ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
-      ...(options.decodedSha256 ? { decodedSha256: options.decodedSha256 } : {}),
+      ...(decodedSha256 ? { decodedSha256 } : {}),
       sha256,
       lastModified: new Date(),
     });

@@ -7,6 +7,7 @@
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { COMPRESSION_THRESHOLD_BYTES } from '../../../index-builder/compression.ts';
+import { sha256Hex } from '../../../index-builder/digest.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
 import {
   CONTENT_ENCODINGS,
@@ -61,6 +62,8 @@ function expectVariantsBound(registry: TestRegistry, compressed: boolean): void 
         expect(Buffer.compare(decoded, document), `${key} ${encoding}`).toBe(0);
         // What a client does with a variant: decode, then check the snapshot's digest of the document.
         expect(() => verifyListedDocument(snapshot, key, decoded)).not.toThrow();
+        // And what the local server holds it to, without decoding it: the digest it records.
+        expect(variant.decodedSha256, `${key} ${encoding}`).toBe(sha256Hex(document));
       } else {
         expect(variant.contentEncoding, `${key} ${encoding}`).toBeUndefined();
         expect(Buffer.compare(variant.body, document), `${key} ${encoding}`).toBe(0);
