@@ -149,7 +149,7 @@ class Reader {
           if (!(error instanceof TrustError && error.code === 'DOCUMENT_MISMATCH')) throw error;
           throw new TrustError(
             'DOCUMENT_MISMATCH',
-            `${variant}, served for ${path} to a client that accepts ${coding}, is not the ${path} the snapshot lists (a variant of another generation, or tampering)`,
+            `${variant}, served for ${path} to a client that accepts ${coding}, is not the ${path} the snapshot lists (a variant of another generation: a run that died between it and its document, which the next publish, flush or plugindex rebuild rewrites, and which the local server holds back; or tampering)`,
             { cause: error },
           );
         }

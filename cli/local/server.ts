@@ -21,7 +21,6 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { sha256Hex } from '../../index-builder/digest.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import { isSafeKey, variantOfKey } from '../../index-builder/layout.ts';
 import {
@@ -44,6 +43,7 @@ import type { ObjectInfo, Store, StoredStream } from '../../index-builder/store.
 import { CliError } from '../errors.ts';
 import { ConnectionSlots, type SampleTimer } from './connection-slots.ts';
 import { TurnedAwayLog } from './turned-away-log.ts';
+import { VariantChecks } from './variant-check.ts';
 
 export type { Route } from '../../index-builder/serving.ts';
 
@@ -444,6 +444,7 @@ async function respondToSearch(
 async function respond(
   options: RegistryServerOptions,
   search: SearchIndex,
+  variants: VariantChecks,
   req: http.IncomingMessage,
   res: http.ServerResponse,
 ): Promise<void> {
@@ -506,13 +507,13 @@ async function respond(
       // `/search.json` as its gzip bytes, typed application/gzip and with no Content-Encoding, which no
       // client can read. Either way the document itself is the answer. So is it for a registry published
       // before its documents had variants, until the next flush, and for a variant of other bytes than
-      // the document (`standsFor`).
+      // the document (`VariantChecks.standsFor`, variant-check.ts).
       if (encoded.key !== route.key) {
         // The identity document, sent for a variant asked for by name to a client refusing its coding, is
         // no variant: sent as it is.
         if (
           variantOfKey(encoded.key) &&
-          (!object?.contentEncoding || !(await standsFor(options.site, object, route.key)))
+          (!object?.contentEncoding || !(await variants.standsFor(object, route.key)))
         ) {
           drop();
           await read(route.key);
@@ -521,7 +522,7 @@ async function respond(
         // A variant asked for by its own name (what the plugindex client asks a large plugin document
         // as): of other bytes than its document, it is not there, and the client reads the document.
         const document = variantOfKey(route.key)?.document;
-        if (object && document !== undefined && !(await standsFor(options.site, object, document))) drop();
+        if (object && document !== undefined && !(await variants.standsFor(object, document))) drop();
       }
     }
   } catch (error) {
@@ -775,29 +776,12 @@ async function* bytesBetween(
     );
 }
 
-/**
- * Whether `variant` decodes to the document now at `document`, as far as the store tells: a variant that
- * records the digest it decodes to (`ObjectInfo.decodedSha256`: a plugin document's, pipeline/encoded.ts
- * `putSizedVariants`) stands for the document only while that is the document's digest. A run that died
- * between a grown document's variants and the document left variants of bytes the document never took;
- * sent for it, each client of ours read it, found another digest and asked again, and every other client
- * took the wrong document. One that records none (an index document's, rewritten with it every time) is
- * taken as it is. The document's digest is its sidecar's (a document past 128 KiB has one); a smaller one
- * (a test's, under a lowered threshold) is read and hashed.
- */
-async function standsFor(site: Store, variant: ObjectInfo, document: string): Promise<boolean> {
-  if (variant.decodedSha256 === undefined) return true;
-  const info = await site.head(document);
-  if (!info) return false;
-  if (info.sha256 !== undefined) return info.sha256 === variant.decodedSha256;
-  const read = await site.get(document);
-  return read !== undefined && sha256Hex(read.body) === variant.decodedSha256;
-}
-
 /** A request listener over the Store; see the module comment for the routes. */
 export function createRegistryServer(options: RegistryServerOptions): http.Server {
   // Kept for the server's life: each search reads the snapshot, and search.json only when it changed.
   const search = new SearchIndex(options.site);
+  // Kept too: what each variant recording no digest was found to decode to (variant-check.ts).
+  const variants = new VariantChecks(options.site);
   const timeouts = options.timeouts ?? SERVER_TIMEOUTS;
   const maxConnections = options.maxConnections ?? MAX_CONNECTIONS;
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1)
@@ -832,7 +816,7 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
       slots.requestStarted(req.socket);
       res.once('close', () => slots.requestEnded(req.socket));
       res.on('finish', () => options.log?.(`${req.method} ${req.url} ${res.statusCode}`));
-      respond(options, search, req, res).catch((error: unknown) => {
+      respond(options, search, variants, req, res).catch((error: unknown) => {
         // The client went away mid-body (a cancelled download, a scanner, the idle timeout): the response
         // was closed under the stream, no fault of the server's. Logged as an internal error, each such
         // client wrote an error line to `plugindex serve`'s output, as many as a client liked to make. A

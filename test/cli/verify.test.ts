@@ -233,7 +233,18 @@ describe('when an encoded variant of an index document holds other bytes', () =>
       const original = site.objects.get(key) as StoredObject;
       const other = encode('{"plugins":[]}');
       const body = encoding === 'br' ? brotliCompressSync(other) : gzipSync(other);
-      site.objects.set(key, { ...original, body, size: body.length, contentEncoding: encoding });
+      // Claiming the document's digest (tampered bytes under the metadata that was there): the local
+      // server holds back one that records another, or none and decodes to other bytes (variant-check.ts),
+      // as the edge never does; verify checks the bytes, not the claim.
+      const document = site.objects.get('index.json') as StoredObject;
+      const decodedSha256 = sha256Hex(document.body);
+      site.objects.set(key, {
+        ...original,
+        body,
+        size: body.length,
+        contentEncoding: encoding,
+        decodedSha256,
+      });
       try {
         const error = await verifyPinned().catch((e: unknown) => e);
         expect(error).toMatchObject({ name: 'TrustError', code: 'DOCUMENT_MISMATCH' });

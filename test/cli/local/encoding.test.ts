@@ -8,10 +8,11 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { brotliCompressSync, brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { brotliCompressSync, brotliDecompressSync, gunzipSync, constants as zlibConstants } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../../../adapters/fs-store.ts';
 import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
+import { sha256Hex } from '../../../index-builder/digest.ts';
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import { encodedRoute, negotiateEncoding } from '../../../index-builder/serving.ts';
 import { CACHE_MUTABLE } from '../../../index-builder/store.ts';
@@ -185,12 +186,24 @@ describe('when a publish rewrites a compressed variant while the server serves i
         JSON.stringify({ generation: n, plugins: Array.from({ length: 2000 }, (_, i) => `p-${n}-${i}`) }),
       );
     const site = new FsStore(await mkdtemp(path.join(folder, 'race-')));
+    // Each put other bytes (another quality and window) of the one document, recording its digest as the
+    // pipeline does: a variant of other bytes than its document is never sent (variant-check.ts).
     const put = (n: number) =>
-      site.put('index.json.br', brotliCompressSync(document(n)), {
-        contentType: 'application/json',
-        cacheControl: CACHE_MUTABLE,
-        contentEncoding: 'br',
-      });
+      site.put(
+        'index.json.br',
+        brotliCompressSync(document(0), {
+          params: {
+            [zlibConstants.BROTLI_PARAM_QUALITY]: 1 + (n % 11),
+            [zlibConstants.BROTLI_PARAM_LGWIN]: 16 + (Math.floor(n / 11) % 9),
+          },
+        }),
+        {
+          contentType: 'application/json',
+          cacheControl: CACHE_MUTABLE,
+          contentEncoding: 'br',
+          decodedSha256: sha256Hex(document(0)),
+        },
+      );
     await put(0);
     await site.put('index.json', document(0), {
       contentType: 'application/json',
