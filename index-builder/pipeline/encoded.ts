@@ -13,7 +13,7 @@
 import { COMPRESSION_THRESHOLD_BYTES, compressChunks, compressDocument } from '../compression.ts';
 import { createSha256, type Sha256, sha256Hex } from '../digest.ts';
 import { CONTENT_ENCODINGS, type ContentEncoding, ENCODED_DOCUMENTS, encodedVariantKey } from '../layout.ts';
-import { allSettledValues } from '../limited.ts';
+import { allSettledValues, forEachLimited } from '../limited.ts';
 import { CACHE_MUTABLE, contentTypeFor, type PutOptions } from '../store.ts';
 import { type PipelineContext, streamThresholdOf } from './context.ts';
 
@@ -201,4 +201,42 @@ export function putSizedVariants(
       CONTENT_ENCODINGS.map((encoding) => ctx.site.delete(encodedVariantKey(key, encoding))),
     );
   return undefined;
+}
+
+/** Plugin documents whose variants a flush looks at side by side (`cleanInterruptedVariants`). */
+const INTERRUPTED_CONCURRENCY = 8;
+
+/**
+ * What a flush does for the plugin documents a run that died was writing (`keys`: the catalog's `writing`
+ * lines of plugin documents, all the registry knows of where such a run may have left a grown document's
+ * variants, so no plugin another run finished is looked at): each variant there that does not decode to
+ * the document now published (by the digest it records; one that records none, as S3 keeps none, counts as
+ * not) has both rewritten from the document, or deleted where it is under the threshold, as the plugin's
+ * next publish does (`putSizedVariants` with `'interrupted'`). Nothing there costs a head per variant;
+ * current ones cost the document's too. The `writing` lines stay until a publish settles them (they also
+ * tell the registry's own document from another writer's: published.ts), so a store that records no digest
+ * has the variants of such a document over the threshold rewritten at every flush until then.
+ */
+export async function cleanInterruptedVariants(
+  ctx: Pick<PipelineContext, 'site' | 'compressionThresholdBytes'>,
+  keys: readonly string[],
+): Promise<void> {
+  await forEachLimited(keys, INTERRUPTED_CONCURRENCY, async (key) => {
+    const variants = await allSettledValues(
+      CONTENT_ENCODINGS.map((encoding) => ctx.site.head(encodedVariantKey(key, encoding))),
+    );
+    if (variants.every((variant) => variant === undefined)) return;
+    const document = await ctx.site.get(key);
+    if (!document) {
+      await allSettledValues(
+        CONTENT_ENCODINGS.map((encoding) => ctx.site.delete(encodedVariantKey(key, encoding))),
+      );
+      return;
+    }
+    const sha256 = sha256Hex(document.body);
+    const current =
+      compressesVariants(ctx, document.body.byteLength) &&
+      variants.every((variant) => variant?.contentEncoding !== undefined && variant.decodedSha256 === sha256);
+    if (!current) await putSizedVariants(ctx, key, document.body, 'interrupted', sha256);
+  });
 }

@@ -83,6 +83,7 @@ import {
   writeSnapshot,
 } from './commit.ts';
 import { type BatchResult, identityOf, type PipelineContext, type SubmissionFailure } from './context.ts';
+import { cleanInterruptedVariants } from './encoded.ts';
 import {
   type Accepted,
   type AcceptedAction,
@@ -1200,7 +1201,13 @@ export async function flushIndexes(
 ): Promise<{ generation: number | null; invalidate: readonly string[] }> {
   const { ctx, log } = withWriteLog(context);
   const catalog = await openCatalog(ctx.intake);
-  if (!catalog.outdated && !catalog.indexesPending) return { generation: null, invalidate: [] };
+  // A run that died writing plugin documents may have left a grown one's variants beside the one still
+  // published; the catalog's `writing` lines name those documents, and no others are looked at. (A rebuild,
+  // for an outdated catalog, rewrites them with every plugin's.)
+  if (!catalog.outdated)
+    await cleanInterruptedVariants(ctx, [...catalog.writing.keys()].filter(isPluginDocumentKey));
+  if (!catalog.outdated && !catalog.indexesPending)
+    return { generation: null, invalidate: log.mutableKeys() };
   const generation = await rebuiltIfOutdated(ctx, catalog, () => commitGeneration(ctx, catalog, new Set()));
   return { generation, invalidate: log.mutableKeys() };
 }

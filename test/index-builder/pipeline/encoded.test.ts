@@ -352,6 +352,49 @@ describe("when a run died after writing a grown plugin document's variants, befo
       expect(registry.site.objects.has(encodedVariantKey(key, encoding)), encoding).toBe(false);
   });
 
+  it('has them deleted by a flush, the document left as it is', async () => {
+    const { registry, published } = await afterDeadRun();
+
+    const flushed = await flushIndexes(registry.context);
+
+    expect(object(registry, key).body).toEqual(published);
+    for (const encoding of CONTENT_ENCODINGS) {
+      expect(registry.site.objects.has(encodedVariantKey(key, encoding)), encoding).toBe(false);
+      expect(flushed.invalidate, encoding).toContain(encodedVariantKey(key, encoding));
+    }
+  });
+
+  it('has them rewritten from the document by a flush, where it is over the threshold', async () => {
+    const { registry, published } = await afterDeadRun();
+    const over = { ...registry.context, compressionThresholdBytes: published.byteLength - 1 };
+
+    await flushIndexes(over);
+
+    for (const encoding of CONTENT_ENCODINGS) {
+      const variant = object(registry, encodedVariantKey(key, encoding));
+      expect(Buffer.compare(decode[encoding](variant.body), published), encoding).toBe(0);
+      expect(variant.decodedSha256, encoding).toBe(sha256Hex(published));
+    }
+    // Once they decode to the document, the next flush leaves them as they are: it reads the heads alone.
+    const writes = registry.site.writes.length;
+    await flushIndexes(over);
+    expect(registry.site.writes.slice(writes)).toEqual([]);
+  });
+
+  it('has a flush look at no variant of a plugin no run was interrupted writing', async () => {
+    const registry = await makeRegistry();
+    await publish(registry.context, registry, 'demo-plugin', '1.0.0');
+    const heads: string[] = [];
+    const site = withMethod(registry.site, 'head', (head) => async (at) => {
+      heads.push(at);
+      return head(at);
+    });
+
+    await flushIndexes({ ...registry.context, site });
+
+    expect(heads.filter((at) => at.startsWith('plugins/'))).toEqual([]);
+  });
+
   it('has them rewritten from the document by the next publish that leaves it over the threshold', async () => {
     const { registry, published } = await afterDeadRun();
 
