@@ -129,10 +129,11 @@ export async function completeEncodedVariants(
       : undefined;
     // Each records the digest of the bytes it was made from, as read here (hashed as they pass when
     // streamed), not the one the store lists: those are the bytes it decodes to.
+    const sha256 = whole ? sha256Hex(whole.body) : undefined;
     await allSettledValues(
       missing.map(async (encoding) => {
         const variant = encodedVariantKey(key, encoding);
-        if (whole) await putVariant(ctx, key, encoding, whole.body, compress, sha256Hex(whole.body));
+        if (whole) await putVariant(ctx, key, encoding, whole.body, compress, sha256 as string);
         else {
           const stream = await ctx.site.getStream(key);
           if (!stream) throw new Error(`${key} went missing while its variants were made`);
