@@ -189,7 +189,7 @@ class Reader {
       if (!(error instanceof TrustError && error.code === 'DOCUMENT_MISMATCH')) throw error;
       throw new TrustError(
         'DOCUMENT_MISMATCH',
-        `${this.base}/${variant}, which the plugindex client asks for by name, is not the ${path} its bin lists (a run that died after writing a grown document's variants, before the document, or tampering): the client reads the document itself meanwhile; the plugin's next publish, or plugindex rebuild, replaces or deletes it`,
+        `${this.base}/${variant}, which the plugindex client asks for by name, is not the ${path} its bin lists (a run that died after writing a grown document's variants, before the document, or tampering): the client reads the document itself meanwhile; the plugin's next publish, the next index flush (the publish function's on AWS, the watcher's of plugindex serve), or plugindex rebuild, replaces or deletes it`,
         { cause: error },
       );
     }
