@@ -62,6 +62,11 @@ export interface PublicKeyInfo {
   readonly userIds: readonly string[];
   readonly armored: string;
   readonly key: openpgp.Key;
+  /**
+   * Present when the text held the key's secret packets (`key` is then its public part): under any armor
+   * header, as openpgp.js reads secret packets under a PUBLIC KEY BLOCK header too.
+   */
+  readonly secret?: true;
 }
 
 export type VerifyResult =
@@ -143,6 +148,7 @@ export async function readPublicKey(armored: string): Promise<PublicKeyInfo> {
     userIds,
     armored: pub.armor(),
     key: pub,
+    ...(key.isPrivate() ? { secret: true as const } : {}),
   };
 }
 

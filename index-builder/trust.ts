@@ -288,7 +288,7 @@ function entriesByKeyId(publishers: TrustedKeys['publishers']): ReadonlyMap<stri
  * tag written by hand was left as it was when the checks were tightened and every entry listed skipped them.
  */
 export const CONFIGURED_KEY_CHECKS =
-  'plugindex configured key checks 2: reads, secret, untrustedKeyProblem, fingerprint; verdicts 66dc00a21bd81288';
+  'plugindex configured key checks 3: reads, secret by its packets, untrustedKeyProblem, fingerprint; verdicts 3819aeeb7cb846ea';
 
 /** The digest of one configured entry's check (`checkConfiguredKeys`' `checked`). */
 export function configuredKeyDigest(entry: { readonly fingerprint: string; readonly key: string }): string {
@@ -399,7 +399,8 @@ export async function checkConfiguredKeys(
       // Its public part was read and trusted in silence: the secret key stayed in the config, which the
       // operators, the function's role and whatever copies the config read, and its owner was never told.
       // `publishers add` and `operators add` refuse one (SECRET_KEY_GIVEN), as the deployed trust list does.
-      if (entry.key.includes(SECRET_KEY_ARMOR))
+      // Its packets decide, not only its header: openpgp.js reads secret packets under a public key's too.
+      if (entry.key.includes(SECRET_KEY_ARMOR) || info.secret === true)
         return `${where} ${at}/key: ${what} ${info.fingerprint} is given as its secret key, which a config must never hold (whoever reads it may sign as its owner); put its public key there instead (gpg --export --armor FINGERPRINT, or the public.asc plugindex keygen wrote), and have its owner make a new key, this one having left them`;
       const untrusted = untrustedKeyProblem(info.key);
       if (untrusted !== undefined)

@@ -355,6 +355,26 @@ describe('when the entries a config holds were checked before (checkConfiguredKe
     await expect(refused).rejects.not.toMatchObject({ message: expect.stringContaining('PRIVATE KEY') });
   });
 
+  it('refuses an entry holding its secret key under a public key’s armor header, naming the entry', async () => {
+    // Prepare: the secret key's armor relabelled (a hand edit, a tool that labels every key block public):
+    // openpgp.js reads the secret packets under either header, so the header alone says nothing.
+    const pasted = await testKey('pasted-secret-relabelled');
+    const relabelled = pasted.secretKey.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK');
+    const config = withPublisher(pasted.fingerprint, relabelled);
+
+    // Act
+    const refused = checkConfiguredKeys(config, WHERE);
+
+    // Assess
+    await expect(refused).rejects.toThrow(ConfigError);
+    await expect(refused).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining(
+        `${WHERE} /publishers/0/key: the publisher key ${pasted.fingerprint} is given as its secret key`,
+      ),
+    });
+  });
+
   it('refuses an entry whose fingerprint is not its key’s, naming the entry', async () => {
     const good = await testKey('fingerprint-claimed');
     const config = withPublisher('D'.repeat(40), good.publicKey);

@@ -3,8 +3,8 @@
  * (index-builder/trust.ts `checkConfiguredKeys`): every key no signature by which is taken (UNTRUSTED_KEYS, so
  * a new kind added there joins), RSA keys either side of the limits of `keyArithmeticProblem` and of a
  * minimum size a check might come to have, each curve and key version openpgp.js makes, and keys expired,
- * revoked, complex (more user IDs and subkeys than a submitted key may hold), given as a secret key, two keys
- * in one block, no key at all, and an entry whose fingerprint is not its key's. Their verdicts stand for the
+ * revoked, complex (more user IDs and subkeys than a submitted key may hold), given as a secret key (under
+ * either armor header), two keys in one block, no key at all, and an entry whose fingerprint is not its key's. Their verdicts stand for the
  * check's behaviour in CONFIGURED_KEY_CHECKS (`test/index-builder/trust.test.ts`): a check that judges any of
  * them otherwise, or a kind added here, makes that tag change, so entries checked before are checked again.
  * The keys are made by openpgp.js at each run (the RSA ones packet by packet, `costlyKey`, their numbers
@@ -91,6 +91,8 @@ export async function configuredKeyCorpus(): Promise<CorpusEntry[]> {
     }),
     made('a secret key (its public part what is trusted)', { type: 'ecc' }, true),
   ]);
+  // Secret packets under a public key's armor header: openpgp.js reads them under either.
+  const relabelled = await made('a secret key under a public key’s armor header', { type: 'ecc' }, true);
   // Curves openpgp.js reads but cannot make in Node (its `eckey-utils` absent): GnuPG's.
   const byGnupg = gpgPublicKeys(['brainpoolP256r1', 'secp256k1', 'nistp256']).map(
     ({ key, fingerprint }, i) => ({
@@ -109,6 +111,10 @@ export async function configuredKeyCorpus(): Promise<CorpusEntry[]> {
       label: 'a GnuPG secret key, its primary key certifying only, its expired subkey signing',
       fingerprint: gnupgSubkey.fingerprint,
       key: gnupgSubkey.secretKey,
+    },
+    {
+      ...relabelled,
+      key: relabelled.key.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
     },
     rsa(1024, 24),
     rsa(2048, 24),
