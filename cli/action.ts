@@ -17,7 +17,13 @@ import { parseRegistryConfigAt, readConfigJson } from '../index-builder/config.t
 import { CONFIG_KEY } from '../index-builder/layout.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { usage } from './errors.ts';
-import { readPassphrase, readPublicKeyFile, readTextInput, refuseOutputOver, writeOutput } from './inputs.ts';
+import {
+  readPassphrase,
+  readTextInput,
+  readTrustedKeyFile,
+  refuseOutputOver,
+  writeOutput,
+} from './inputs.ts';
 import { outJson } from './output.ts';
 import { refuseBucketOptions, reportOutcome, submit, submitTarget } from './submit.ts';
 import { err, out } from './terminal.ts';
@@ -247,11 +253,9 @@ export async function runAction(parsed: Parsed, request: ActionRequest): Promise
 
   let body = request.body;
   if (request.keyFile !== undefined) {
-    const { readTrustedKey } = await import('../index-builder/signing.ts');
     // Only the public part travels; a key the registry would refuse
     // (PUBLISHER_KEY_INVALID: weak or costly) is refused here, before anything is signed or sent.
-    const text = await readPublicKeyFile(request.keyFile.file, request.keyFile.of);
-    const key = await readTrustedKey(text, 'the key');
+    const key = await readTrustedKeyFile(request.keyFile.file, request.keyFile.of, 'the key');
     body = { ...body, key: key.armored } as ActionBody;
   }
   const secretKey = await readTextInput(keyFile);

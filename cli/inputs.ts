@@ -2,6 +2,7 @@
 import { lstat, mkdir, open, readFile, readlink, realpath, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SECRET_KEY_ARMOR } from '../index-builder/armor.ts';
+import type { PublicKeyInfo } from '../index-builder/signing.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { CliError, usage } from './errors.ts';
 
@@ -77,13 +78,31 @@ export function holdsSecretKey(bytes: Uint8Array): boolean {
  */
 export async function readPublicKeyFile(file: string, whose: string): Promise<string> {
   const bytes = await readInput(file);
-  if (holdsSecretKey(bytes))
-    throw new CliError(
-      'SECRET_KEY_GIVEN',
-      `${file} is a secret key, not ${whose} public key: nothing was written, signed or sent. Give the public key (the public.asc plugindex keygen wrote beside it, or gpg --export --armor FINGERPRINT); a secret key sent to you is no longer secret, so its owner should make a new one (plugindex keygen)`,
-      { exitCode: 2 },
-    );
+  if (holdsSecretKey(bytes)) throw secretKeyGiven(file, whose);
   return new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
+}
+
+/**
+ * `readPublicKeyFile`, then the key read and held to what the registry trusts (`readTrustedKey`, `what` its
+ * name in messages). Secret packets under a public key's armor header pass the file's test (no secret armor,
+ * a text file) and openpgp.js reads them as the secret key: refused all the same, SECRET_KEY_GIVEN.
+ * @throws CliError SECRET_KEY_GIVEN (exit 2), FILE_NOT_FOUND; KeyError KEY_INVALID
+ */
+export async function readTrustedKeyFile(file: string, whose: string, what: string): Promise<PublicKeyInfo> {
+  const text = await readPublicKeyFile(file, whose);
+  // Loaded here only: `publish`, which reads no key to trust, loads no openpgp.js through this module.
+  const { readTrustedKey } = await import('../index-builder/signing.ts');
+  const key = await readTrustedKey(text, what);
+  if (key.secret) throw secretKeyGiven(file, whose);
+  return key;
+}
+
+function secretKeyGiven(file: string, whose: string): CliError {
+  return new CliError(
+    'SECRET_KEY_GIVEN',
+    `${file} is a secret key, not ${whose} public key: nothing was written, signed or sent. Give the public key (the public.asc plugindex keygen wrote beside it, or gpg --export --armor FINGERPRINT); a secret key sent to you is no longer secret, so its owner should make a new one (plugindex keygen)`,
+    { exitCode: 2 },
+  );
 }
 
 /** How much of a file in an output's place is read to tell whether it holds a secret key (64 KiB). */

@@ -6,10 +6,9 @@
  * changed (`added`, `removed`), as `publishers` gives its list.
  */
 import { type RegistryConfig, type TrustedOperator, withOperator } from '../../index-builder/config.ts';
-import { readTrustedKey } from '../../index-builder/signing.ts';
 import { type Parsed, requiredOption, stringOption, unknownAction } from '../args.ts';
 import { usage } from '../errors.ts';
-import { readPublicKeyFile } from '../inputs.ts';
+import { readTrustedKeyFile } from '../inputs.ts';
 import { readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
@@ -46,7 +45,7 @@ export async function run(parsed: Parsed): Promise<number> {
   if (action === 'remove' && keyFile !== undefined && extra.length === 0) return remove(parsed, dir, keyFile);
   if (action !== 'add' || !keyFile || extra.length > 0) throw usage(SHAPE);
   // Refused here, before the config is written: every signature by a weak or costly key is refused anyway.
-  const key = await readTrustedKey(await readPublicKeyFile(keyFile, "an operator's"), 'the operator key');
+  const key = await readTrustedKeyFile(keyFile, "an operator's", 'the operator key');
   const label = stringOption(parsed, 'label') ?? key.userIds[0];
   // Under the registry's lock, as publishers add (cli/commands/publishers.ts says why).
   const config = await withOpenRegistry(dir, async (registry) => {

@@ -10,11 +10,10 @@ import {
   type TrustedPublisher,
   withTrustedPublisher,
 } from '../../index-builder/config.ts';
-import { readTrustedKey } from '../../index-builder/signing.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { listOption, type Parsed, requiredOption, stringOption, unknownAction } from '../args.ts';
 import { usage } from '../errors.ts';
-import { readPublicKeyFile } from '../inputs.ts';
+import { readTrustedKeyFile } from '../inputs.ts';
 import { readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
@@ -74,7 +73,7 @@ export async function run(parsed: Parsed): Promise<number> {
     if (problem) throw usage(`--names: ${problem}`);
   }
   // Refused here, before the config is written: every signature by a weak or costly key is refused anyway.
-  const key = await readTrustedKey(await readPublicKeyFile(keyFile, "the publisher's"), 'the publisher key');
+  const key = await readTrustedKeyFile(keyFile, "the publisher's", 'the publisher key');
   const label = stringOption(parsed, 'label') ?? key.userIds[0];
   // Read, judged and written under the registry's lock, as every other writer of the registry works: two
   // adds at once each wrote the config it had read (one trust lost), and one during a rotation judged the

@@ -317,6 +317,8 @@ describe('when an action is written with --output instead of submitted', () => {
   it.each([
     ['a secret key', () => newOwnerSecret],
     ['a public key followed by a secret one', () => path.join(work, 'public-then-secret.asc')],
+    // Secret packets under a public key's armor header: openpgp.js reads them as the secret key.
+    ['a secret key under a public key’s armor header', () => path.join(work, 'relabelled-secret.asc')],
   ])(
     'owners add refuses %s as KEYFILE with SECRET_KEY_GIVEN (exit 2), signing and sending nothing',
     async (_, keyFile) => {
@@ -326,6 +328,10 @@ describe('when an action is written with --output instead of submitted', () => {
       await writeFile(
         path.join(work, 'public-then-secret.asc'),
         `${await readFile(path.join(work, 'new-owner-public.asc'), 'utf8')}\n${await readFile(newOwnerSecret, 'utf8')}`,
+      );
+      await writeFile(
+        path.join(work, 'relabelled-secret.asc'),
+        (await readFile(newOwnerSecret, 'utf8')).replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
       );
       const before = await treeOf(dir);
       const file = outputFile();

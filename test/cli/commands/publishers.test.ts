@@ -91,6 +91,12 @@ describe('when an operator trusts publishers', () => {
       'armored after a byte order mark and blank lines',
       (key: { secretKey: string }) => `\ufeff\n\n${key.secretKey}`,
     ],
+    // Secret packets under a public key's armor header: openpgp.js reads them as the secret key.
+    [
+      'under a public key’s armor header',
+      (key: { secretKey: string }) =>
+        key.secretKey.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
+    ],
   ])(
     'refuses a secret key (%s) with SECRET_KEY_GIVEN, exit 2, naming the file, and writes nothing',
     async (_, text) => {
