@@ -57,6 +57,8 @@ async function readKeyFile(file: string, at: string, key: string) {
   const info = await readPublicKey(armored).catch((cause: unknown) =>
     fail(at, `${keyFile}: ${(cause as Error).message}`, cause),
   );
+  // The same under a public key's armor header: openpgp.js reads secret packets under either.
+  if (info.secret) fail(at, `${keyFile} is a secret key; give the public key (public.asc)`);
   // Refused at deploy: the publish function would refuse every signature by it, publish after publish.
   const untrusted = untrustedKeyProblem(info.key);
   if (untrusted) fail(at, `${keyFile} is key ${info.fingerprint}, which cannot be trusted: ${untrusted}`);

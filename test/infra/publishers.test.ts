@@ -26,6 +26,11 @@ beforeAll(async () => {
   await writeFile(path.join(dir, 'keys/acme.asc'), (await testKey('publisher')).publicKey);
   await writeFile(path.join(dir, 'keys/other.asc'), (await testKey('other')).publicKey);
   await writeFile(path.join(dir, 'keys/secret.asc'), (await testKey('publisher')).secretKey);
+  // Secret packets under a public key's armor header: openpgp.js reads them as the secret key.
+  await writeFile(
+    path.join(dir, 'keys/relabelled.asc'),
+    (await testKey('publisher')).secretKey.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
+  );
   for (const [i, key] of UNTRUSTED_KEYS.entries())
     await writeFile(path.join(dir, `keys/untrusted-${i}.asc`), key.publicKey);
 });
@@ -70,6 +75,11 @@ describe('when the deployment names trusted publishers', () => {
     ],
     ['a missing key file', { publishers: [{ key: 'keys/none.asc', names: ['*'] }] }, 'cannot read'],
     ['a secret key', { publishers: [{ key: 'keys/secret.asc', names: ['*'] }] }, 'is a secret key'],
+    [
+      'a secret key under a public key’s armor header',
+      { publishers: [{ key: 'keys/relabelled.asc', names: ['*'] }] },
+      'is a secret key',
+    ],
     [
       'a key twice',
       {
