@@ -84,6 +84,8 @@ export type ProblemCode =
   | 'PUBLISHER_IS_REGISTRY_KEY'
   | 'PUBLISHER_NAME_NOT_ALLOWED'
   | 'PUBLISHER_NOT_OWNER'
+  /** A new plugin's name reads as an existing plugin's another publisher owns (look-alike.ts). */
+  | 'NAME_TOO_SIMILAR'
   // Publishing
   | 'VERSION_EXISTS'
   | 'ARTIFACT_DIGEST_MISMATCH'

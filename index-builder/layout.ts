@@ -579,3 +579,14 @@ export function catalogJournalKey(sha256: string): string {
 export function catalogSpillKey(items: 'entries' | 'search' | 'falcoctl'): string {
   return `state/catalog/spill/${items}.bin`;
 }
+
+/**
+ * The look-alike name index (look-alike.ts): each plugin name filed under its skeleton, in one file per bin
+ * of the skeleton (the catalog's 256 bins), and the mark that it holds every name of the registry.
+ */
+export const LOOK_ALIKE_PREFIX = 'state/catalog/names/';
+export const LOOK_ALIKE_COMPLETE_KEY = `${LOOK_ALIKE_PREFIX}complete`;
+
+export function lookAlikeBinKey(bin: string): string {
+  return `${LOOK_ALIKE_PREFIX}${bin}.tsv`;
+}

@@ -37,6 +37,7 @@ import {
 } from '../lifecycle.ts';
 import { allSettledValues } from '../limited.ts';
 import { type LogEntry, NO_EFFECT } from '../log.ts';
+import { type LookAlike, LookAlikeIndex, lookAlikeProblem } from '../look-alike.ts';
 import type { Manifest, PluginDocument, RevokedKeysDocument, VersionRecord } from '../model.ts';
 import { versionRecordOf } from '../records.ts';
 import { ROTATION_PREFIX, readSignedRotation } from '../rotation.ts';
@@ -295,12 +296,31 @@ export class BatchView {
   /** Each plugin's action order as this batch has changed it so far. */
   readonly #order = new Map<string, ActionOrder>();
 
+  /** The look-alike name index (look-alike.ts): what a new name is judged against, and where it is filed. */
+  readonly names: LookAlikeIndex;
+
   /** `records`: what each document read back is checked against before it is used (published.ts). */
   constructor(
     private readonly site: Store,
     private readonly intake: Store,
     private readonly records: PublishedRecords,
-  ) {}
+  ) {
+    this.names = new LookAlikeIndex(intake, site);
+  }
+
+  /**
+   * The plugins that `name`, a name no plugin has yet, reads as (look-alike.ts), with their owners as this
+   * batch stands: a name filed in the index with no document (its run died before it, or its version was
+   * refused after its judging) is none.
+   */
+  async lookAlikes(name: string): Promise<LookAlike[]> {
+    const alike: LookAlike[] = [];
+    for (const other of await this.names.filedAlike(name)) {
+      const doc = await this.current(other);
+      if (doc) alike.push({ name: other, owners: doc.owners });
+    }
+    return alike;
+  }
 
   /**
    * The published document of `name`, read once per batch, checked against what the catalog records.
@@ -604,8 +624,12 @@ async function inspect(
 ): Promise<Inspection | undefined> {
   if (!isBundle(upload)) return undefined;
   const inspection = await inspectOne(upload.bytes);
-  if (inspection.kind === 'read' && inspection.manifest)
-    await judging.view.published(inspection.manifest.name).catch(() => undefined);
+  if (inspection.kind === 'read' && inspection.manifest) {
+    const { name } = inspection.manifest;
+    const doc = await judging.view.published(name).catch(() => undefined);
+    // A new name is judged against the index too: its bin read ahead (a failure met where it is judged).
+    if (!doc) await judging.view.names.filedAlike(name).catch(() => undefined);
+  }
   return inspection;
 }
 
@@ -638,6 +662,13 @@ async function evaluate(
   problems.push(
     ...authorizePublisher({ config: ctx.config, fingerprint: publisher, name: manifest.name, owners }),
   );
+  // A new name that reads as a plugin someone else owns is refused (typosquatting); one its owners take is
+  // not, and plugins that already collide are left as they are (look-alike.ts). Only under first-come
+  // ownership: without owners anyone may publish the existing name itself, and a look-alike takes nothing.
+  if (!existing && ctx.config.ownership === 'first-come' && problems.length === 0) {
+    const others = (await view.lookAlikes(manifest.name)).filter((a) => !a.owners.includes(publisher));
+    if (others.length > 0) problems.push(lookAlikeProblem(manifest.name, others));
+  }
 
   // Versions are immutable: same name and version with other bytes is refused; the same bytes is a no-op.
   // Versions that differ only in build metadata (one version to SemVer) or letter case (one folder on macOS
@@ -684,6 +715,7 @@ async function evaluate(
   // The first accepted publisher of a name nobody owns owns it from now on, within this batch too.
   const record = provisionalRecord(manifest, { manifest, publisher, sourceSha256 }, now);
   view.change(mergePluginDocument(existing, [{ record, manifest }], ctx.config.ownership));
+  if (!existing) view.names.add(manifest.name);
   return { kind: 'accepted', manifest, contents, publisher, sourceSha256 };
 }
 
@@ -696,6 +728,7 @@ const BY_TIME_OR_TRUST: ReadonlySet<string> = new Set([
   'PUBLISHER_UNTRUSTED',
   'PUBLISHER_NAME_NOT_ALLOWED',
   'PUBLISHER_NOT_OWNER',
+  'NAME_TOO_SIMILAR',
   'SIGNATURE_INVALID',
   'SIGNATURE_TIME_INVALID',
 ]);
@@ -732,6 +765,7 @@ async function resumeLogged(
       : undefined;
   const record = provisionalRecord(manifest, { manifest, publisher, sourceSha256 }, new Date(entry.time));
   judging.view.change(mergePluginDocument(existing, [{ record, manifest }], ctx.config.ownership));
+  if (!existing) judging.view.names.add(manifest.name);
   return { kind: 'accepted', manifest, contents, publisher, sourceSha256 };
 }
 
@@ -830,6 +864,7 @@ export async function finishPublishFromLog(
   });
   if (!record) return unfinished();
   view.change(mergePluginDocument(existing, [{ record, manifest }], ctx.config.ownership));
+  if (!existing) view.names.add(manifest.name);
   return {
     upload,
     evaluation: {

@@ -57,6 +57,7 @@ import {
 } from '../layout.ts';
 import { versionFiles } from '../lifecycle.ts';
 import { allSettledValues, forEachLimited } from '../limited.ts';
+import { writeLookAlikeIndex } from '../look-alike.ts';
 import type { Manifest, PluginDocument, SnapshotDocument } from '../model.ts';
 import { encodeJson } from '../render/documents.ts';
 import { MAX_PLUGIN_PAGE_LENGTH } from '../render/html.ts';
@@ -861,13 +862,18 @@ export async function processSubmissions(
   );
   const recorded = recordWrites(ctx, rendered, catalog, defer, documents[0]?.[1]);
   recorded.catch(() => undefined); // met before the first plugin document is written (writeChangedPlugins)
+  // The new names accepted, filed in the look-alike index (look-alike.ts) before the log and any plugin
+  // document shows them, side by side with the envelopes: a name published is always filed.
+  const filing = view.names.save();
+  filing.catch(() => undefined); // met below, before the log
   try {
-    await writeEnvelopes(ctx, items);
+    await Promise.all([filing, writeEnvelopes(ctx, items)]);
     appendToLog(log, items, processed);
     await log.flush();
     await writeActionOrders(ctx, items, view, now);
     await writeMarkers(ctx, items, processed);
   } catch (error) {
+    await filing.catch(() => undefined);
     await recorded.catch(() => undefined); // nothing of the batch left running when it throws
     throw actionRecordFailure(items, error);
   }
@@ -1050,6 +1056,8 @@ async function rebuildAll(
     const previous = opened.writing.has(key) ? 'interrupted' : read.body.byteLength;
     catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc, previous).catch(unrenderable(key)));
   });
+  // The look-alike index anew, from the plugins rebuilt (look-alike.ts): every name, before the commit.
+  await writeLookAlikeIndex(ctx.intake, catalog.plugins.keys());
   const snapshot = options.keyRotations === undefined ? {} : { keyRotations: options.keyRotations };
   // Signed anew like every document (after a key rotation, by the new key).
   const revoked = await ctx.site.get(REVOKED_KEYS_KEY);

@@ -1,0 +1,255 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  binOf,
+  LOOK_ALIKE_COMPLETE_KEY,
+  LOOK_ALIKE_PREFIX,
+  lookAlikeBinKey,
+} from '../../index-builder/layout.ts';
+import { LookAlikeIndex, lookAlikeProblem, nameSkeleton } from '../../index-builder/look-alike.ts';
+import type { PluginDocument } from '../../index-builder/model.ts';
+import {
+  processSubmissions,
+  rebuildRegistry,
+  type SubmissionOutcome,
+} from '../../index-builder/pipeline/index.ts';
+import type { KeyPair } from '../../index-builder/signing.ts';
+import { submitAction } from '../support/actions.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../support/fixtures.ts';
+import { MemoryStore } from '../support/memory-store.ts';
+
+let publisher: KeyPair;
+let squatter: KeyPair;
+let operator: KeyPair;
+let heir: KeyPair;
+
+beforeAll(async () => {
+  publisher = await testKey('publisher');
+  squatter = await testKey('squatter');
+  operator = await testKey('operator');
+  heir = await testKey('heir');
+});
+
+/** A registry with an operator (for a transfer), first-come ownership as by default. */
+const registryWithOperator = (): Promise<TestRegistry> =>
+  makeRegistry({ operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }] });
+
+/** A bundle of plugin `name` at `version`, signed by `signer`. */
+const bundleOf = (name: string, signer: KeyPair, version = '1.0.0'): Promise<Uint8Array> =>
+  makeBundle({ manifest: validManifest({ name, version }), signer });
+
+async function publish(registry: TestRegistry, ...bundles: Uint8Array[]): Promise<SubmissionOutcome[]> {
+  return [...(await processSubmissions(registry.context, await registry.submit(...bundles))).outcomes];
+}
+
+const verdicts = (outcomes: readonly SubmissionOutcome[]): [string, string, string][] =>
+  outcomes.map((o) => [o.plugin ?? '', o.status, o.problems.map((p) => p.code).join(',')]);
+
+function documentOf(registry: TestRegistry, name: string): PluginDocument | undefined {
+  const object = registry.site.objects.get(`plugins/${name}/index.json`);
+  return object ? (JSON.parse(new TextDecoder().decode(object.body)) as PluginDocument) : undefined;
+}
+
+/** The index's objects in the intake store, by key. */
+const indexKeys = (registry: TestRegistry): string[] =>
+  [...registry.intake.objects.keys()].filter((key) => key.startsWith(LOOK_ALIKE_PREFIX));
+
+describe('nameSkeleton', () => {
+  it('drops separators and case, and reads 0 as o and 1 as l', () => {
+    expect(nameSkeleton('aws-cost')).toBe('awscost');
+    expect(nameSkeleton('awscost')).toBe('awscost');
+    expect(nameSkeleton('aws-c0st')).toBe('awscost');
+    expect(nameSkeleton('AWS_Cost.plugin')).toBe('awscostplugin');
+    expect(nameSkeleton('ku1-ecost')).toBe('kulecost');
+  });
+
+  it('keeps letters apart that only a wider confusable table would merge', () => {
+    expect(nameSkeleton('cost-api')).not.toBe(nameSkeleton('cost-apl'));
+    expect(nameSkeleton('aws-cost')).not.toBe(nameSkeleton('aws-costs'));
+  });
+});
+
+describe('lookAlikeProblem', () => {
+  it('names the existing plugin, its owners and the rule under a stable code', () => {
+    const found = lookAlikeProblem('awscost', [{ name: 'aws-cost', owners: ['F1'] }]);
+    expect(found).toMatchObject({ code: 'NAME_TOO_SIMILAR', path: '/name', found: 'awscost' });
+    expect(found.message).toContain('"aws-cost"');
+    expect(found.message).toContain('separators');
+    expect(found.expected).toContain('F1');
+  });
+});
+
+describe('when the index is read and saved', () => {
+  it('files new names in their skeleton bin and finds them from another batch', async () => {
+    const intake = new MemoryStore();
+    const site = new MemoryStore();
+    const first = new LookAlikeIndex(intake, site);
+    expect(await first.filedAlike('aws-cost')).toEqual([]);
+    first.add('aws-cost');
+    // Within the batch, before it is saved.
+    expect(await first.filedAlike('awscost')).toEqual(['aws-cost']);
+    await first.save();
+    expect(intake.objects.has(LOOK_ALIKE_COMPLETE_KEY)).toBe(true);
+    expect(new TextDecoder().decode(intake.objects.get(lookAlikeBinKey(binOf('awscost')))?.body)).toBe(
+      'plugindex-names 1\nawscost\taws-cost\n',
+    );
+    const second = new LookAlikeIndex(intake, site);
+    expect(await second.filedAlike('aws-c0st')).toEqual(['aws-cost']);
+    expect(await second.filedAlike('aws-cost')).toEqual([]);
+  });
+
+  it('builds itself from the plugin folders when it is missing or of another format', async () => {
+    const intake = new MemoryStore();
+    const site = new MemoryStore();
+    const put = { contentType: 'application/json', cacheControl: 'no-store' } as const;
+    await site.put('plugins/aws-cost/index.json', encode('{}'), put);
+    const index = new LookAlikeIndex(intake, site);
+    expect(await index.filedAlike('awscost')).toEqual(['aws-cost']);
+    index.add('awscost');
+    await index.save();
+    expect(indexKeys({ intake } as TestRegistry)).toHaveLength(257);
+    // A bin of another format: not trusted, built anew from the folders.
+    await intake.put(lookAlikeBinKey(binOf('awscost')), encode('plugindex-names 0\n'), put);
+    expect(await new LookAlikeIndex(intake, site).filedAlike('aws-cost')).toEqual([]);
+    expect(await new LookAlikeIndex(intake, site).filedAlike('a-wscost')).toEqual(['aws-cost']);
+  });
+});
+
+describe('when a new plugin is named like an existing one', () => {
+  it('refuses another key the look-alike, naming the plugin and the rule, as its outcome', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await bundleOf('aws-cost', publisher));
+    const outcomes = await publish(
+      registry,
+      await bundleOf('awscost', squatter),
+      await bundleOf('aws-c0st', squatter),
+      await bundleOf('aws-cost-l', squatter),
+      await bundleOf('aws-costs', squatter),
+    );
+    expect(verdicts(outcomes)).toEqual([
+      ['awscost', 'rejected', 'NAME_TOO_SIMILAR'],
+      ['aws-c0st', 'rejected', 'NAME_TOO_SIMILAR'],
+      ['aws-cost-l', 'accepted', ''],
+      ['aws-costs', 'accepted', ''],
+    ]);
+    const refusal = outcomes[0]?.problems[0];
+    expect(refusal?.message).toContain('"aws-cost"');
+    expect(refusal?.message).toContain('"0" read as "o"');
+    // Recorded like every refusal: its status record, and the upload filed under rejected/.
+    const status = registry.intake.objects.get(`status/${outcomes[0]?.id}.json`);
+    expect(JSON.parse(new TextDecoder().decode(status?.body))).toMatchObject({
+      status: 'rejected',
+      problems: [{ code: 'NAME_TOO_SIMILAR', path: '/name' }],
+    });
+    expect(documentOf(registry, 'awscost')).toBeUndefined();
+    expect(documentOf(registry, 'aws-c0st')).toBeUndefined();
+  });
+
+  it('refuses the second of two look-alikes new in one batch', async () => {
+    const registry = await makeRegistry();
+    const outcomes = await publish(
+      registry,
+      await bundleOf('gcp-billing', publisher),
+      await bundleOf('gcpbilling', squatter),
+    );
+    expect(verdicts(outcomes)).toEqual([
+      ['gcp-billing', 'accepted', ''],
+      ['gcpbilling', 'rejected', 'NAME_TOO_SIMILAR'],
+    ]);
+  });
+
+  it("lets the existing plugin's owner take a look-alike of its own", async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await bundleOf('aws-cost', publisher));
+    expect(verdicts(await publish(registry, await bundleOf('awscost', publisher)))).toEqual([
+      ['awscost', 'accepted', ''],
+    ]);
+    expect(documentOf(registry, 'awscost')?.owners).toEqual([publisher.fingerprint]);
+  });
+
+  it('leaves plugins that already collide as they are, and judges new names against both', async () => {
+    const registry = await registryWithOperator();
+    await publish(registry, await bundleOf('aws-cost', publisher), await bundleOf('awscost', publisher));
+    // The operator gives one of them to another key: two look-alikes with other owners, as a registry made
+    // before the rule may hold.
+    const transfer = await submitAction(
+      registry.intake,
+      { action: 'transfer', plugin: 'awscost', key: heir.publicKey },
+      operator,
+    );
+    expect(
+      verdicts(await processSubmissions(registry.context, [transfer.key]).then((r) => r.outcomes)),
+    ).toEqual([['awscost', 'accepted', '']]);
+    expect(documentOf(registry, 'awscost')?.owners).toEqual([heir.fingerprint]);
+    // Each keeps publishing; a third key's look-alike is refused, naming both.
+    const outcomes = await publish(
+      registry,
+      await bundleOf('aws-cost', publisher, '2.0.0'),
+      await bundleOf('awscost', heir, '2.0.0'),
+      await bundleOf('aws-c0st', squatter),
+    );
+    expect(verdicts(outcomes)).toEqual([
+      ['aws-cost', 'accepted', ''],
+      ['awscost', 'accepted', ''],
+      ['aws-c0st', 'rejected', 'NAME_TOO_SIMILAR'],
+    ]);
+    expect(outcomes[2]?.problems[0]?.message).toContain('"aws-cost", "awscost"');
+    // An owner of only one of them is still refused for the other's sake.
+    expect(verdicts(await publish(registry, await bundleOf('aws-co-st', heir)))).toEqual([
+      ['aws-co-st', 'rejected', 'NAME_TOO_SIMILAR'],
+    ]);
+  });
+
+  it('takes any name when ownership is none: no one owns the original to be impersonated', async () => {
+    const registry = await makeRegistry({ ownership: 'none' });
+    await publish(registry, await bundleOf('aws-cost', publisher));
+    expect(verdicts(await publish(registry, await bundleOf('awscost', squatter)))).toEqual([
+      ['awscost', 'accepted', ''],
+    ]);
+  });
+});
+
+describe('when the index is lost or rebuilt', () => {
+  it('builds it from the published plugins when the intake store has none', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await bundleOf('aws-cost', publisher));
+    for (const key of indexKeys(registry)) registry.intake.objects.delete(key);
+    expect(verdicts(await publish(registry, await bundleOf('awscost', squatter)))).toEqual([
+      ['awscost', 'rejected', 'NAME_TOO_SIMILAR'],
+    ]);
+    expect(verdicts(await publish(registry, await bundleOf('azure-cost', squatter)))).toEqual([
+      ['azure-cost', 'accepted', ''],
+    ]);
+    expect(registry.intake.objects.has(LOOK_ALIKE_COMPLETE_KEY)).toBe(true);
+    expect(indexKeys(registry)).toHaveLength(257);
+  });
+
+  it('writes it anew in a rebuild, every plugin filed, and still refuses look-alikes', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await bundleOf('aws-cost', publisher), await bundleOf('gcp-billing', publisher));
+    for (const key of indexKeys(registry)) registry.intake.objects.delete(key);
+    await rebuildRegistry(registry.context);
+    expect(registry.intake.objects.has(LOOK_ALIKE_COMPLETE_KEY)).toBe(true);
+    const bin = (name: string) =>
+      new TextDecoder().decode(registry.intake.objects.get(lookAlikeBinKey(binOf(nameSkeleton(name))))?.body);
+    expect(bin('aws-cost')).toContain('awscost\taws-cost\n');
+    expect(bin('gcp-billing')).toContain('gcpbilling\tgcp-billing\n');
+    // Judged from the index alone: the site's plugin folders are not listed.
+    const listed: string[] = [];
+    const { list } = registry.site;
+    registry.site.list = (prefix) => {
+      listed.push(prefix);
+      return list.call(registry.site, prefix);
+    };
+    expect(verdicts(await publish(registry, await bundleOf('gcp-bi11ing', squatter)))).toEqual([
+      ['gcp-bi11ing', 'rejected', 'NAME_TOO_SIMILAR'],
+    ]);
+    expect(listed.filter((prefix) => prefix.startsWith('plugins/'))).toEqual([]);
+  });
+});
