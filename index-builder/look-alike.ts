@@ -26,7 +26,13 @@
  */
 
 import { type Problem, problem } from './errors.ts';
-import { binOf, LOOK_ALIKE_COMPLETE_KEY, lookAlikeBinKey, PLUGINS_PREFIX } from './layout.ts';
+import {
+  binOf,
+  LOOK_ALIKE_COMPLETE_KEY,
+  LOOK_ALIKE_PREFIX,
+  lookAlikeBinKey,
+  PLUGINS_PREFIX,
+} from './layout.ts';
 import { forEachLimited } from './limited.ts';
 import { CACHE_PRIVATE, listFolders, type Store } from './store.ts';
 
@@ -66,7 +72,6 @@ export function lookAlikeProblem(name: string, alike: readonly LookAlike[]): Pro
 const HEADER = 'plugindex-names 1';
 const PUT = { contentType: 'text/tab-separated-values', cacheControl: CACHE_PRIVATE } as const;
 const BINS_IN_FLIGHT = 16;
-const ALL_BINS = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
@@ -124,14 +129,23 @@ async function writeBins(
 }
 
 /**
- * Writes the whole index from `names` (a rebuild's: every plugin it rebuilt), every bin (an empty one too,
- * over what an older index held), then the mark that it is complete.
+ * Writes the whole index `bins` holds: the bins that hold a name, none else (a first publish writes one bin,
+ * not 256), any other bin stored deleted (an older index's: names are never unpublished, so only one of
+ * another format can hold what these do not), then the mark that it is complete.
  */
+async function writeWholeIndex(store: Store, bins: ReadonlyMap<string, Bin>): Promise<void> {
+  await writeBins(store, bins, [...bins.keys()].sort());
+  for await (const { key } of store.list(LOOK_ALIKE_PREFIX))
+    if (key !== LOOK_ALIKE_COMPLETE_KEY && !bins.has(key.slice(LOOK_ALIKE_PREFIX.length, -'.tsv'.length)))
+      await store.delete(key);
+  await store.put(LOOK_ALIKE_COMPLETE_KEY, utf8.encode(`${HEADER}\n`), PUT);
+}
+
+/** Writes the whole index from `names` (a rebuild's: every plugin it rebuilt), over what was stored. */
 export async function writeLookAlikeIndex(store: Store, names: Iterable<string>): Promise<void> {
   const bins = new Map<string, Bin>();
   for (const name of names) fileName(bins, name);
-  await writeBins(store, bins, ALL_BINS);
-  await store.put(LOOK_ALIKE_COMPLETE_KEY, utf8.encode(`${HEADER}\n`), PUT);
+  await writeWholeIndex(store, bins);
 }
 
 /** The plugin names the site store has folders for: what an index is built from when there is none. */
@@ -186,8 +200,7 @@ export class LookAlikeIndex {
     if (!(await this.#isComplete())) {
       const bins = await this.#buildAll();
       for (const name of this.#added) fileName(bins, name);
-      await writeBins(this.#intake, bins, ALL_BINS);
-      await this.#intake.put(LOOK_ALIKE_COMPLETE_KEY, utf8.encode(`${HEADER}\n`), PUT);
+      await writeWholeIndex(this.#intake, bins);
       return;
     }
     // Copies of the bins read, to file the names in: a failed write leaves the ones read as they are.
