@@ -209,6 +209,17 @@ describe('when a new plugin is named like an existing one', () => {
     ]);
   });
 
+  it('takes a name filed in the index whose plugin was never published (its run died before it)', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await bundleOf('gcp-billing', publisher));
+    const index = new LookAlikeIndex(registry.intake, registry.site);
+    index.add('aws-cost');
+    await index.save();
+    expect(verdicts(await publish(registry, await bundleOf('awscost', squatter)))).toEqual([
+      ['awscost', 'accepted', ''],
+    ]);
+  });
+
   it('takes any name when ownership is none: no one owns the original to be impersonated', async () => {
     const registry = await makeRegistry({ ownership: 'none' });
     await publish(registry, await bundleOf('aws-cost', publisher));
