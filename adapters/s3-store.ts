@@ -16,6 +16,7 @@ import {
   ChecksumAlgorithm,
   type CompletedPart,
   CompleteMultipartUploadCommand,
+  CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
@@ -209,6 +210,30 @@ const FIRST_PART_BYTES = 256 * 1024;
 
 async function* emptyStream(): AsyncIterable<Uint8Array> {}
 
+/**
+ * The user metadata (`x-amz-meta-decoded-sha256`) a compressed variant records its document's digest under
+ * (`PutOptions.decodedSha256`), as the filesystem store's sidecar does: a flush tells a variant a dead run
+ * left from a current one by its head alone (`cleanInterruptedVariants`), where one recording nothing was
+ * rewritten at every flush. S3 lowercases metadata names; CloudFront passes the header on with the variant.
+ */
+const DECODED_SHA256_METADATA = 'decoded-sha256';
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/** The metadata recording `decodedSha256`, refused unless it is a SHA-256's hex (S3 takes ASCII only). */
+function decodedMetadata(
+  key: string,
+  decodedSha256: string | undefined,
+): { Metadata?: Record<string, string> } {
+  if (decodedSha256 === undefined) return {};
+  if (!SHA256_HEX.test(decodedSha256))
+    throw new StoreError(
+      'STORE_REFUSED',
+      key,
+      `cannot write ${JSON.stringify(key)}: its decodedSha256 ${JSON.stringify(decodedSha256)} is not a SHA-256 in lowercase hex`,
+    );
+  return { Metadata: { [DECODED_SHA256_METADATA]: decodedSha256 } };
+}
+
 /** What a GetObject or HeadObject response says about the object. */
 function infoOf(
   key: string,
@@ -219,8 +244,11 @@ function infoOf(
     CacheControl?: string;
     ContentEncoding?: string;
     LastModified?: Date;
+    Metadata?: Record<string, string>;
   },
 ): ObjectInfo {
+  // Anything else under the name (someone's own metadata) records no digest: the variant counts as unknown.
+  const decodedSha256 = response.Metadata?.[DECODED_SHA256_METADATA];
   return {
     key,
     size: response.ContentLength ?? 0,
@@ -228,6 +256,7 @@ function infoOf(
     contentType: response.ContentType ?? 'application/octet-stream',
     cacheControl: response.CacheControl ?? '',
     ...(response.ContentEncoding ? { contentEncoding: response.ContentEncoding } : {}),
+    ...(decodedSha256 !== undefined && SHA256_HEX.test(decodedSha256) ? { decodedSha256 } : {}),
     lastModified: response.LastModified ?? new Date(0),
   };
 }
@@ -239,6 +268,7 @@ interface ObjectParams {
   readonly ContentType: string;
   readonly CacheControl: string;
   readonly ContentEncoding?: string;
+  readonly Metadata?: Record<string, string>;
 }
 
 /**
@@ -571,8 +601,11 @@ export class S3Store implements Store {
     }
   }
 
-  /** The fields of the object at `key` written with `options`. */
-  #params(key: string, options: PutOptions): ObjectParams {
+  /**
+   * The fields of the object at `key` written with `options`, recording `decodedSha256` (the option's, or one
+   * the caller learnt after the body) as metadata.
+   */
+  #params(key: string, options: PutOptions, decodedSha256 = options.decodedSha256): ObjectParams {
     return {
       Bucket: this.#bucket,
       Key: this.#writeKey(key),
@@ -580,6 +613,7 @@ export class S3Store implements Store {
       CacheControl: options.cacheControl,
       // S3 serves it back as the Content-Encoding header, which CloudFront passes on with the variant.
       ...(options.contentEncoding ? { ContentEncoding: options.contentEncoding } : {}),
+      ...decodedMetadata(key, decodedSha256),
     };
   }
 
@@ -601,6 +635,11 @@ export class S3Store implements Store {
    * completed: readers see the old object or the new, never a mix.
    */
   async put(key: string, body: Uint8Array, options: S3PutOptions): Promise<void> {
+    // The body is whole already: a digest known after it is known now, and written as one given.
+    if (options.decodedSha256AfterBody && options.decodedSha256 === undefined) {
+      const { decodedSha256AfterBody, ...rest } = options;
+      return this.put(key, body, { ...rest, decodedSha256: await decodedSha256AfterBody() });
+    }
     await this.#againAfterConflicts(options.createOnly === true, () => this.#putOnce(key, body, options));
   }
 
@@ -657,6 +696,17 @@ export class S3Store implements Store {
    * reads the body no further ahead. (lib-storage's Upload gathered the chunks and copied them again, into
    * a fresh buffer a part, with four on the wire.) A body that fails midway, or a part that does, aborts the
    * upload, so nothing is published; the body is then read no further.
+   *
+   * A digest known only after the body (`decodedSha256AfterBody`, a variant streamed beside its document's
+   * rendering) is asked for once the body has ended, before anything is made visible. S3 takes metadata only
+   * with the PUT or the CreateMultipartUpload, never with the completion: a body of one part is one PUT sent
+   * then, with it; a multipart one, whose upload was created with the first part, is completed and then
+   * copied over itself with the metadata (CopyObject, REPLACE, only while it is the object completed), one
+   * request more, only for a variant over a part (8 MiB compressed). Hashing the document before its
+   * variants would render it twice, which the one rendering for the signature and both variants exists to
+   * avoid; holding the variant whole would cost its size in memory. Between the completion and the copy the
+   * variant records no digest, which a reader takes as unknown (rewritten by a flush, decoded by the local
+   * server), never as current.
    */
   async putStream(key: string, body: AsyncIterable<Uint8Array>, options: S3PutOptions): Promise<void> {
     const params = this.#params(key, options);
@@ -686,17 +736,45 @@ export class S3Store implements Store {
           from += taken;
         }
       }
+      const after =
+        options.decodedSha256 === undefined ? await options.decodedSha256AfterBody?.() : undefined;
       if (!upload.started) {
-        await this.#putObject(params, part.subarray(0, filled), options);
+        const whole = after === undefined ? params : this.#params(key, options, after);
+        await this.#putObject(whole, part.subarray(0, filled), options);
         return;
       }
       await upload.send(part.subarray(0, filled));
-      const etag = await upload.complete(conditionOf(options), options.onSent);
+      if (after === undefined) {
+        const etag = await upload.complete(conditionOf(options), options.onSent);
+        options.onWritten?.(etag);
+        return;
+      }
+      // Not told `onSent`: the copy's ETag is not the multipart one it would be told.
+      const completed = await upload.complete(conditionOf(options));
+      // Copied first: an optional call does not evaluate its argument when nothing is to be told.
+      const etag = await this.#recordAfter(this.#params(key, options, after), completed);
       options.onWritten?.(etag);
     } catch (error) {
       await upload.abort();
       this.#fail(key, 'write', error, options);
     }
+  }
+
+  /**
+   * Copies the object just completed (`etag`) over itself with `params`' metadata, the others restated (a
+   * REPLACE copy keeps none of the source's); an object put there since is left (412). Returns the copy's
+   * ETag. One request up to 5 GiB, far past any variant.
+   */
+  async #recordAfter(params: ObjectParams, etag: string): Promise<string> {
+    const copied = await this.#client.send(
+      new CopyObjectCommand({
+        ...params,
+        CopySource: `${params.Bucket}/${params.Key.split('/').map(encodeURIComponent).join('/')}`,
+        CopySourceIfMatch: etag,
+        MetadataDirective: 'REPLACE',
+      }),
+    );
+    return copied.CopyObjectResult?.ETag ?? '""';
   }
 
   /**

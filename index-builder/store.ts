@@ -21,17 +21,18 @@ export interface PutOptions {
   readonly contentEncoding?: string;
   /**
    * Of a pre-compressed variant: the SHA-256 (hex) of the bytes it decodes to, its document's. Recorded
-   * where the store keeps metadata of its own (the filesystem store's sidecar), so a server can tell a
-   * variant of its document's bytes from one of another generation's without decoding it (a run that died
-   * between a grown document's variants and the document); a store without such metadata (S3, read by
-   * CloudFront, which cannot check it) may drop it.
+   * where the store keeps metadata (the filesystem store's sidecar, S3's `x-amz-meta-decoded-sha256`), so a
+   * server or a flush can tell a variant of its document's bytes from one of another generation's without
+   * decoding it (a run that died between a grown document's variants and the document); a store without
+   * such metadata may drop it.
    */
   readonly decodedSha256?: string;
   /**
    * `decodedSha256` where it is known only once the body has been read: a variant streamed beside its
    * document's first rendering (pipeline/streamed.ts), whose digest comes with the rendering's end. A store
-   * that records it asks for it after the body has ended, before the object becomes visible; one that keeps
-   * no such metadata never calls it.
+   * that records it asks for it after the body has ended, before the object becomes visible (S3, which takes
+   * metadata only before a multipart body, records it on a variant larger than a part by a copy just after
+   * the completion: until then that variant records none); one that keeps no such metadata never calls it.
    */
   readonly decodedSha256AfterBody?: () => Promise<string>;
   /**

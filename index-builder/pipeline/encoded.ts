@@ -211,12 +211,13 @@ const INTERRUPTED_CONCURRENCY = 8;
  * What a flush does for the plugin documents a run that died was writing (`keys`: the catalog's `writing`
  * lines of plugin documents, all the registry knows of where such a run may have left a grown document's
  * variants, so no plugin another run finished is looked at): each variant there that does not decode to
- * the document now published (by the digest it records; one that records none, as S3 keeps none, counts as
- * not) has both rewritten from the document, or deleted where it is under the threshold, as the plugin's
+ * the document now published (by the digest it records, in the filesystem store's sidecar or S3's object
+ * metadata; one that records none, written before variants recorded it, counts as not) has both rewritten from the document, or deleted where it is under the threshold, as the plugin's
  * next publish does (`putSizedVariants` with `'interrupted'`). Nothing there costs a head per variant;
  * current ones cost the document's too. The `writing` lines stay until a publish settles them (they also
- * tell the registry's own document from another writer's: published.ts), so a store that records no digest
- * has the variants of such a document over the threshold rewritten at every flush until then.
+ * tell the registry's own document from another writer's: published.ts); variants a flush rewrote record
+ * the digest, so the flushes after it keep them (a store that recorded none, as S3 did, had them rewritten
+ * at every flush until then).
  */
 export async function cleanInterruptedVariants(
   ctx: Pick<PipelineContext, 'site' | 'compressionThresholdBytes'>,

@@ -31,7 +31,12 @@ import { catalogLineOf, emptyCatalog, saveCatalog } from '../../index-builder/ca
 import { fixedClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { StoreError } from '../../index-builder/errors.ts';
-import { INDEX_DOCUMENTS } from '../../index-builder/layout.ts';
+import {
+  CONTENT_ENCODINGS,
+  encodedVariantKey,
+  INDEX_DOCUMENTS,
+  pluginDocumentKey,
+} from '../../index-builder/layout.ts';
 import type { SnapshotDocument } from '../../index-builder/model.ts';
 import {
   flushIndexes,
@@ -57,6 +62,7 @@ import { startS3Gate } from '../support/s3-gate.ts';
 import { startS3LostAnswers } from '../support/s3-lost-answers.ts';
 import { answerS3Error, S3_ANSWERS } from '../support/s3-object-errors.ts';
 import { startS3Proxy } from '../support/s3-proxy.ts';
+import { withMethod } from '../support/stores.ts';
 import { chunksOf, collect, patternBytes } from '../support/streams.ts';
 
 const opts = { contentType: 'application/json', cacheControl: 'public, max-age=60' };
@@ -73,6 +79,8 @@ beforeAll(async () => {
     'parts-site',
     'rebuild-intake',
     'rebuild-site',
+    'variants-intake',
+    'variants-site',
   ]);
 });
 afterAll(async () => {
@@ -1166,6 +1174,184 @@ describe('when the pipeline streams an index document larger than a part to S3',
     }
     const br = (await site.get('index.json.br'))?.body as Uint8Array;
     expect(sha256(brotliDecompressSync(br))).toBe(sha256(expected));
+    // Each compressed variant, streamed beside the rendering, records the digest the rendering ended with.
+    for (const encoding of CONTENT_ENCODINGS)
+      expect((await site.head(encodedVariantKey('index.json', encoding)))?.decodedSha256, encoding).toBe(
+        sha256(expected),
+      );
+    client.destroy();
+  });
+});
+
+/** A client of the local S3 that records the name of each command it sends (`commands`). */
+function recordingClient(): { client: S3Client; commands: string[] } {
+  const client = new S3Client({ ...s3.config });
+  const commands: string[] = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      commands.push(context.commandName as string);
+      return next(args);
+    },
+    { step: 'initialize', name: 'recordCommands' },
+  );
+  return { client, commands };
+}
+
+describe("when S3 stores a compressed variant with its document's digest (decodedSha256)", () => {
+  const variant = { ...opts, contentEncoding: 'br', decodedSha256: 'd'.repeat(64) };
+
+  it('records it as x-amz-meta-decoded-sha256, put whole or in parts, and head, get and getStream give it back', async () => {
+    const store = new S3Store({
+      client: s3.client,
+      bucket: 'variants-site',
+      multipartThresholdBytes: 5 * 1024 * 1024,
+      partSizeBytes: 5 * 1024 * 1024,
+    });
+    const big = patternBytes(6 * 1024 * 1024);
+    for (const [Key, body] of [
+      ['whole.json.br', encode('{"x":1}')],
+      ['parts.json.br', big],
+    ] as const) {
+      await store.put(Key, body, variant);
+      const raw = await s3.client.send(new HeadObjectCommand({ Bucket: 'variants-site', Key }));
+      expect(raw.Metadata, Key).toEqual({ 'decoded-sha256': 'd'.repeat(64) });
+      expect(await store.head(Key), Key).toMatchObject({
+        contentEncoding: 'br',
+        decodedSha256: 'd'.repeat(64),
+      });
+      expect((await store.get(Key))?.decodedSha256, Key).toBe('d'.repeat(64));
+      const stream = await store.getStream(Key);
+      stream?.cancel();
+      expect(stream?.decodedSha256, Key).toBe('d'.repeat(64));
+    }
+    // A put without one records none, and a head says none.
+    await store.put('plain.json', encode('{}'), opts);
+    expect((await store.head('plain.json'))?.decodedSha256).toBeUndefined();
+  });
+
+  it('records a digest known only after a streamed body: with its one PUT, or copied over itself once its parts are completed', async () => {
+    const { client, commands } = recordingClient();
+    const store = new S3Store({ client, bucket: 'variants-site', partSizeBytes: 5 * 1024 * 1024 });
+    const { decodedSha256, ...rest } = variant;
+    let ended = false;
+    async function* body(bytes: Uint8Array) {
+      yield* chunksOf(bytes, 1024 * 1024);
+      ended = true;
+    }
+    const afterBody = {
+      ...rest,
+      decodedSha256AfterBody: async () => {
+        // Asked for only once the body has ended, as the streamed rendering gives it then.
+        expect(ended).toBe(true);
+        return 'e'.repeat(64);
+      },
+    };
+
+    await store.putStream('small.json.br', body(encode('{"small":true}')), afterBody);
+    expect(commands).toEqual(['PutObjectCommand']);
+    expect(await store.head('small.json.br')).toMatchObject({ decodedSha256: 'e'.repeat(64) });
+
+    commands.length = 0;
+    ended = false;
+    const big = patternBytes(6 * 1024 * 1024 + 3);
+    await store.putStream('big.json.br', body(big), afterBody);
+    expect(commands).toEqual([
+      'CreateMultipartUploadCommand',
+      'UploadPartCommand',
+      'UploadPartCommand',
+      'CompleteMultipartUploadCommand',
+      'CopyObjectCommand',
+    ]);
+    // The copy restates what a REPLACE copy would drop, and the bytes are the ones streamed.
+    expect(await store.head('big.json.br')).toMatchObject({
+      size: big.byteLength,
+      contentType: 'application/json',
+      cacheControl: opts.cacheControl,
+      contentEncoding: 'br',
+      decodedSha256: 'e'.repeat(64),
+    });
+    const back = await store.getStream('big.json.br');
+    expect(sha256(await collect((back as NonNullable<typeof back>).body))).toBe(sha256(big));
+    client.destroy();
+  });
+
+  it('makes nothing visible when the digest after a streamed body fails, in one PUT or in parts', async () => {
+    const store = new S3Store({ client: s3.client, bucket: 'variants-site', partSizeBytes: 5 * 1024 * 1024 });
+    const failing = {
+      ...opts,
+      contentEncoding: 'gzip',
+      decodedSha256AfterBody: async () => {
+        throw new Error('not rendered whole');
+      },
+    };
+    for (const [Key, bytes] of [
+      ['failed-small.json.gz', encode('{}')],
+      ['failed-big.json.gz', patternBytes(6 * 1024 * 1024)],
+    ] as const) {
+      await expect(store.putStream(Key, chunksOf(bytes, 1024 * 1024), failing), Key).rejects.toThrow(
+        'not rendered whole',
+      );
+      expect(await store.head(Key), Key).toBeUndefined();
+    }
+  });
+
+  it('refuses a decodedSha256 that is not a SHA-256 in hex, STORE_REFUSED, and writes nothing', async () => {
+    const store = new S3Store({ client: s3.client, bucket: 'variants-site' });
+    const error = await store
+      .put('refused.json.br', encode('{}'), { ...variant, decodedSha256: 'not a digest' })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ code: 'STORE_REFUSED' });
+    expect(await store.head('refused.json.br')).toBeUndefined();
+  });
+
+  it("has a flush rewrite the variants a dead run left once, then keep them as they record the document's digest", async () => {
+    const registryKey = await testKey('registry');
+    const { client, commands } = recordingClient();
+    const site = new S3Store({ client, bucket: 'variants-site' });
+    const intake = new S3Store({ client: s3.client, bucket: 'variants-intake' });
+    const context: PipelineContext = {
+      intake,
+      site,
+      signer: await createSigner(registryKey.secretKey),
+      clock: fixedClock('2026-11-01T00:00:00Z', 1000),
+      config: parseRegistryConfig({ name: 'S3 Registry', url: 'https://registry.example.com' }),
+    };
+    const key = pluginDocumentKey('demo-plugin');
+    const submit = async (version: string) => {
+      const manifest = validManifest({ name: 'demo-plugin', version });
+      await s3.client.send(
+        new PutObjectCommand({
+          Bucket: 'variants-intake',
+          Key: `incoming/${version}.tgz`,
+          Body: await makeBundle({ manifest }),
+        }),
+      );
+    };
+    await submit('1.0.0');
+    expect((await processSubmissions(context)).outcomes.map((o) => o.status)).toEqual(['accepted']);
+    const published = (await site.get(key))?.body as Uint8Array;
+    // A run that died after writing the grown document's variants, before the document.
+    await submit('1.0.1');
+    const dies = withMethod(site, 'put', (put) => async (at, body, options) => {
+      if (at === key) throw new StoreError('STORE_IO', at, 'the run died here');
+      return put(at, body, options);
+    });
+    const dying = { ...context, site: dies, compressionThresholdBytes: published.byteLength + 1 };
+    await expect(processSubmissions(dying)).rejects.toMatchObject({ code: 'STORE_IO' });
+    await intake.delete('incoming/1.0.1.tgz');
+    expect((await site.head(encodedVariantKey(key, 'br')))?.decodedSha256).not.toBe(sha256(published));
+
+    const over = { ...context, compressionThresholdBytes: published.byteLength - 1 };
+    await flushIndexes(over);
+    for (const encoding of CONTENT_ENCODINGS)
+      expect((await site.head(encodedVariantKey(key, encoding)))?.decodedSha256, encoding).toBe(
+        sha256(published),
+      );
+    // They record the digest of the document they decode to: the next flush reads their heads and writes none.
+    commands.length = 0;
+    await flushIndexes(over);
+    expect(commands.filter((command) => !/^(Head|Get|List)/.test(command))).toEqual([]);
     client.destroy();
   });
 });
