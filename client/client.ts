@@ -668,19 +668,21 @@ class Client implements PlugindexClient {
   }
 
   /**
-   * `reached` (a check that asks nothing: a frozen install, `verify`), and after it the URL the last request
-   * for the snapshot cached for its first was led to (`CachedSnapshot.servedFrom`: a redirect, or a mirror),
-   * where it is none of them: a session reads the marks kept as of it, and what reads no snapshot knew of no
-   * redirect, so a mark kept as of where it led was passed over and what the stolen key signed there taken.
-   * Last, as a mark only (`ReachedAt`): it never tells a record's registry. None cached: `reached` itself.
+   * `reached` (a check that asks nothing: a frozen install, `verify`), and after it each URL the last request
+   * for the snapshot cached for its first was led through (`CachedSnapshot.servedFrom`: every hop of a
+   * redirect, or a mirror) that is none of them: a session reads the marks kept as of each, and what reads no
+   * snapshot knew of no redirect, so a mark kept as of where it led (or a URL on the way that redirected on)
+   * was passed over and what the stolen key signed there taken. Last, as marks only (`ReachedAt`): they never
+   * tell a record's registry. None cached: `reached` itself.
    */
   async #reachedWithServed(reached: readonly string[] | undefined): Promise<readonly string[] | undefined> {
     const first = reached?.[0];
     if (reached === undefined || first === undefined) return reached;
-    const served = (await this.#cache.snapshot(registryIdentity(first)))?.servedFrom;
-    if (served === undefined || reached.some((url) => registryIdentity(url) === registryIdentity(served)))
-      return reached;
-    return [...reached, served];
+    const served = (await this.#cache.snapshot(registryIdentity(first)))?.servedFrom ?? [];
+    const urls = [...reached];
+    for (const at of served)
+      if (!urls.some((url) => registryIdentity(url) === registryIdentity(at))) urls.push(at);
+    return urls;
   }
 
   /**
@@ -822,8 +824,8 @@ class Client implements PlugindexClient {
     // A key another name followed a rotation away from as stolen: its holder can sign a snapshot at any
     // generation, or a rotation from it to a key of their own, and taken here it would be the floor of
     // every name, the one that followed included. Marks are read as of every URL a session reads them as
-    // of (`RegistrySession.reachedAt`: the entry's, its mirrors, the URL a redirect led the snapshot's
-    // request to): read as of its URL alone, a mark kept as of a mirror's was passed over, and the stolen
+    // of (`RegistrySession.reachedAt`: the entry's, its mirrors, each URL a redirect led the snapshot's
+    // request to or through): read as of its URL alone, a mark kept as of a mirror's was passed over, and the stolen
     // key's copy counting the rotations that key is at became every name's floor. Floors stay the URL's.
     const {
       revoked: marks,

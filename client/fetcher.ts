@@ -115,9 +115,16 @@ export interface DocumentRequest {
   readonly variant?: ContentEncoding;
 }
 
-export type DocumentResponse =
+export type DocumentResponse = (
   | { readonly status: 200; readonly bytes: Uint8Array; readonly etag?: string; readonly url: string }
-  | { readonly status: 304; readonly url: string };
+  | { readonly status: 304; readonly url: string }
+) & {
+  /**
+   * The URLs asked for before `url` (the one answering), in order, the first the one requested, when
+   * redirects led there: a hop a mark may be kept as of, which `url` alone would hide (client/session.ts).
+   */
+  readonly redirectedFrom?: readonly string[];
+};
 
 export interface DownloadRequest {
   readonly url: string;
@@ -848,7 +855,12 @@ class HttpFetcher implements Fetcher {
     );
     if (answer === undefined || answer instanceof Failure || answer.status !== 200) return undefined;
     if (sha256Hex(answer.bytes) !== sha256) return undefined;
-    return { status: 200, bytes: answer.bytes, url: answer.url };
+    return {
+      status: 200,
+      bytes: answer.bytes,
+      url: answer.url,
+      ...(answer.redirectedFrom ? { redirectedFrom: answer.redirectedFrom } : {}),
+    };
   }
 
   /** A document over http(s); `coded` names the content coding it came in, if any. */
@@ -871,10 +883,11 @@ class HttpFetcher implements Fetcher {
     const wire = new WireCount(request.maxBytes, deadline);
     const opened = await this.#open(endpoint, url, headers, deadline, undefined, wire);
     if (opened instanceof Failure) return opened;
-    const { response, at } = opened;
+    const { response, at, hops } = opened;
+    const redirected = hops.length > 0 ? { redirectedFrom: hops } : {};
     if (response.status === 304 && request.etag !== undefined) {
       deadline.abort();
-      return { status: 304, url: at };
+      return { status: 304, url: at, ...redirected };
     }
     if (response.status !== 200) {
       deadline.abort();
@@ -906,8 +919,8 @@ class HttpFetcher implements Fetcher {
     if (bytes instanceof Failure) return bytes;
     const etag = response.headers.get('etag');
     return etag === null
-      ? { status: 200, bytes, url: at, ...coded }
-      : { status: 200, bytes, etag, url: at, ...coded };
+      ? { status: 200, bytes, url: at, ...coded, ...redirected }
+      : { status: 200, bytes, etag, url: at, ...coded, ...redirected };
   }
 
   async #httpDownload(
@@ -969,8 +982,10 @@ class HttpFetcher implements Fetcher {
     scoped?: ScopedHeaders,
     wire?: WireCount,
     guard?: Guard,
-  ): Promise<{ readonly response: Response; readonly at: string } | Failure> {
+  ): Promise<{ readonly response: Response; readonly at: string; readonly hops: string[] } | Failure> {
     const shown = display(start);
+    /** The URLs redirected from, in order (`DocumentResponse.redirectedFrom`). */
+    const hops: string[] = [];
     const credentialed = endpoint.credentials ? new URL(endpoint.bases[0] as string).origin : undefined;
     // Only a chain that starts on the registry's origin carries its credentials: a mirror (or an artifact's
     // host) that redirects there chose the URL, and must not aim the user's credentials at a request of its
@@ -1016,7 +1031,7 @@ class HttpFetcher implements Fetcher {
       } finally {
         deadline.disarm();
       }
-      if (!REDIRECT_STATUSES.has(response.status)) return { response, at: display(url) };
+      if (!REDIRECT_STATUSES.has(response.status)) return { response, at: display(url), hops };
       await response.body?.cancel().catch(() => {});
       const location = response.headers.get('location');
       const next = location === null ? undefined : parseUrl(location, url);
@@ -1041,6 +1056,7 @@ class HttpFetcher implements Fetcher {
       if (hop === MAX_REDIRECTS)
         return new Failure(shown, `more than ${MAX_REDIRECTS} redirects`, 'unusable');
       guarded = guardedAfter(url, guarded, next);
+      hops.push(display(url));
       url = next;
     }
   }

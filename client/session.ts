@@ -50,10 +50,17 @@ import type {
 import { MAX_ROTATION_BYTES, rotationKey } from '../index-builder/rotation.ts';
 import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
 import { type RegistryEntry, registryIdentity } from './config.ts';
-import type { CachedSnapshot, ContentCache } from './disk/cache.ts';
+import { type CachedSnapshot, type ContentCache, SERVED_FROM_LIMIT } from './disk/cache.ts';
 import type { SharedTrust, TrustRecord } from './disk/state.ts';
 import { ClientError, pinAgainCommand, pinAgainRemedy } from './errors.ts';
-import { documentLoader, type Endpoint, type Fetcher, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
+import {
+  type DocumentResponse,
+  documentLoader,
+  type Endpoint,
+  type Fetcher,
+  fetchBody,
+  UNLISTED_LIMITS,
+} from './fetcher.ts';
 import {
   type ChainLink,
   checkHeldSnapshot,
@@ -142,16 +149,16 @@ interface Fetched {
   readonly signature: string;
   readonly etag?: string;
   /** `servedFrom` of the response the snapshot came in. */
-  readonly servedFrom?: string;
+  readonly servedFrom?: readonly string[];
 }
-type FetchedSnapshot = Fetched | { readonly notModified: true; readonly servedFrom?: string };
+type FetchedSnapshot = Fetched | { readonly notModified: true; readonly servedFrom?: readonly string[] };
 
 /**
- * The registry URL `url` (where a request for `path` under a base ended up, its redirects followed) is
+ * The registry URL `url` (where a request for `path` under a base ended up, or a redirect on the way led) is
  * that base at: the URL less `/path` and any query. Undefined where it does not end in `path` (a redirect
  * to a storage URL of another name), which is no registry's URL.
  */
-function servedFrom(url: string, path: string): string | undefined {
+function servedFromUrl(url: string, path: string): string | undefined {
   if (!URL.canParse(url)) return undefined;
   const at = new URL(url);
   at.search = '';
@@ -165,6 +172,32 @@ function withoutCredentials(url: string): string {
   bare.username = '';
   bare.password = '';
   return registryIdentity(bare.href);
+}
+
+/**
+ * The hops of `servedAt` kept with the snapshot cached under `url` (`CachedSnapshot.servedFrom`): in order,
+ * each once, `url` itself left out, without credentials, at most `SERVED_FROM_LIMIT` (more than the
+ * fetcher follows, so none is dropped: the kept list is as bounded as the redirects).
+ */
+function keptHops(servedAt: readonly string[], url: string): readonly string[] {
+  const kept: string[] = [];
+  for (const at of servedAt) {
+    const bare = withoutCredentials(at);
+    if (bare !== registryIdentity(url) && !kept.includes(bare)) kept.push(bare);
+  }
+  return kept.slice(0, SERVED_FROM_LIMIT);
+}
+
+/**
+ * The registry URLs a response for `path` was asked for at (`servedFromUrl`): each URL a redirect left on
+ * the way (`DocumentResponse.redirectedFrom`) and the one that answered. Every hop, not only the last: a URL
+ * a mark is kept as of that redirects on, one hop more, hid the mark from a check reading the last alone.
+ */
+function servedFrom(response: DocumentResponse, path: string): { servedFrom?: readonly string[] } {
+  const at = [...(response.redirectedFrom ?? []), response.url].flatMap(
+    (url) => servedFromUrl(url, path) ?? [],
+  );
+  return at.length > 0 ? { servedFrom: at } : {};
 }
 
 /**
@@ -272,7 +305,7 @@ export class RegistrySession {
 
   /**
    * The URLs the snapshot opened was held to the marks kept as of (`ReachedAt`: the entry's URL, its
-   * mirrors, and the URL a redirect led its request to): what a check of that snapshot outside the session
+   * mirrors, and each URL a redirect led its request to or through): what a check of that snapshot outside the session
    * (`registry reset-trust`) reads marks as of too. Only the first may tell a record's registry.
    */
   get reachedAt(): readonly string[] {
@@ -314,10 +347,11 @@ export class RegistrySession {
     let changed = true;
     let pastCaches = false;
     /**
-     * Where the snapshot was read when it was asked for (a redirect may have led past every URL configured),
-     * or, not asked for, where the request for the one cached was led (`CachedSnapshot.servedFrom`).
+     * Where the snapshot was read when it was asked for, each hop (a redirect may have led past every URL
+     * configured, and a URL it led through may be one a mark is kept as of), or, not asked for, where the
+     * request for the one cached was led through (`CachedSnapshot.servedFrom`).
      */
-    let servedAt: string | undefined;
+    let servedAt: readonly string[] = [];
     let rotated: SnapshotReport['rotated'];
     const now = this.#deps.clock.now();
     // The cached snapshot is the one last checked with the registry (its digest is in the trust state) and
@@ -351,7 +385,7 @@ export class RegistrySession {
       signature = cached.signature;
       etag = cached.etag;
       // Where the last request for it was led, kept with it: no request tells it now.
-      servedAt = cached.servedFrom;
+      servedAt = cached.servedFrom ?? [];
       changed = false;
     } else {
       const trust = this.#trust;
@@ -376,7 +410,7 @@ export class RegistrySession {
         throw error;
       });
       ({ body, signature, etag, changed, pastCaches } = value);
-      servedAt = value.servedFrom;
+      servedAt = value.servedFrom ?? [];
       if (chain) {
         // Only now, with the snapshot verified by the last key, is that key trusted.
         rotated = { from: this.#trust.fingerprint, to: chain.fingerprint, steps: chain.steps.length };
@@ -409,18 +443,16 @@ export class RegistrySession {
     // too: offline, a name holding a key another saw retired as stolen installed from the snapshot that key
     // signed, cached before the mark. Their floors and log heads bind only one checked with the registry.
     // Marks are read as of each URL this name may reach the registry at: its own, and its mirrors, one of
-    // which may have served this snapshot (`ReachedAt`); and the URL a redirect led to, where that served
-    // it: a mark kept as of it (a name configured there, removed) was read by no check reaching it so, and
-    // the stolen key's copy served there was taken (not asked for, where the request for the one cached was
-    // led, kept with it: offline, read as of the configured URLs alone). After the mirrors, as a mark only:
-    // whoever answers chose where it led, so it never tells a record's registry (floors, log heads), while
-    // a mark read wrongly only refuses, which that answer could do anyway.
+    // which may have served this snapshot (`ReachedAt`); and each URL a redirect led to, where that served
+    // it or redirected on: a mark kept as of it (a name configured there, removed) was read by no check
+    // reaching it so, and the stolen key's copy served there, or one hop past it, was taken (not asked for,
+    // each URL the request for the one cached was led through, kept with it: offline, read as of the
+    // configured URLs alone). After the mirrors, as a mark only: whoever answers chose where it led, so it
+    // never tells a record's registry (floors, log heads), while a mark read wrongly only refuses, which that
+    // answer could do anyway.
     const reachedAt = [this.entry.url, ...this.entry.mirrors];
-    if (
-      servedAt !== undefined &&
-      !reachedAt.some((url) => registryIdentity(url) === registryIdentity(servedAt))
-    )
-      reachedAt.push(servedAt);
+    for (const at of servedAt)
+      if (!reachedAt.some((url) => registryIdentity(url) === registryIdentity(at))) reachedAt.push(at);
     this.#reachedAt = reachedAt;
     const known = await this.#deps.sharedTrust?.(snapshot.registry, this.#trust, reachedAt);
     const shared = checked ? known : undefined;
@@ -491,20 +523,21 @@ export class RegistrySession {
     const extension = checked ? await this.#extendedLog(snapshot, shared?.logs ?? []) : undefined;
     const log = extension ? extension.log : this.trust.log;
     // A new ETag for the same bytes (another CDN edge) is kept too, or every later run would get a 200; and
-    // where a redirect (or a mirror) answered other than the URL it is kept under, so a check that asks
-    // nothing (offline, a frozen install, `verify`) reads the marks kept as of it too, as this one did.
-    // Kept whatever this name's mirrors (the cache is the URL's, shared by every name reaching it there),
-    // and never with credentials a redirect put in it (`withoutCredentials`): no registry's URL has any.
-    const served =
-      servedAt !== undefined && registryIdentity(servedAt) !== registryIdentity(this.entry.url)
-        ? withoutCredentials(servedAt)
-        : undefined;
-    if (changed || !cached || etag !== cached.etag || served !== cached.servedFrom)
+    // each URL other than the one it is kept under that a redirect (or a mirror) led the request through, so
+    // a check that asks nothing (offline, a frozen install, `verify`) reads the marks kept as of every hop
+    // too, as this one did: the last alone hid a mark kept as of a URL that redirected on. Kept whatever this
+    // name's mirrors (the cache is the URL's, shared by every name reaching it there), and never with
+    // credentials a redirect put in one (`withoutCredentials`): no registry's URL has any.
+    const served = keptHops(servedAt, this.entry.url);
+    const servedBefore = cached?.servedFrom ?? [];
+    const servedChanged =
+      served.length !== servedBefore.length || served.some((url, at) => url !== servedBefore[at]);
+    if (changed || !cached || etag !== cached.etag || servedChanged)
       await cache.putSnapshot(this.entry.url, {
         bytes: body,
         signature,
         ...(etag ? { etag } : {}),
-        ...(served !== undefined ? { servedFrom: served } : {}),
+        ...(served.length > 0 ? { servedFrom: served } : {}),
       });
     if (checked) {
       const learnt = await this.#learntChain(snapshot, now);
@@ -600,7 +633,7 @@ export class RegistrySession {
     etag?: string;
     changed: boolean;
     pastCaches: boolean;
-    servedFrom?: string;
+    servedFrom?: readonly string[];
   }> {
     for (let attempt = 1; ; attempt++) {
       const pastCaches = attempt > 1 || this.#askPastCaches;
@@ -654,8 +687,7 @@ export class RegistrySession {
       maxBytes: UNLISTED_LIMITS.snapshot,
       ...request,
     });
-    const at = servedFrom(response.url, SIGNED_SNAPSHOT_KEY);
-    const served = at !== undefined ? { servedFrom: at } : {};
+    const served = servedFrom(response, SIGNED_SNAPSHOT_KEY);
     if (response.status === 304) return { notModified: true, ...served };
     const { snapshot, signature } = openSignedSnapshot(response.bytes);
     return { body: snapshot, signature, ...(response.etag ? { etag: response.etag } : {}), ...served };
@@ -668,8 +700,7 @@ export class RegistrySession {
       ...(request.pastCaches ? { pastCaches: true } : {}),
       ...(request.etag ? { etag: request.etag } : {}),
     });
-    const at = servedFrom(response.url, SNAPSHOT_KEY);
-    const served = at !== undefined ? { servedFrom: at } : {};
+    const served = servedFrom(response, SNAPSHOT_KEY);
     if (response.status === 304) return { notModified: true, ...served };
     const body = response.bytes;
     // The very snapshot verified before: its signature is the one kept with it.

@@ -31,18 +31,25 @@ import {
   writeFileAtomic,
 } from './atomic.ts';
 
+/**
+ * The most hops kept with a cached snapshot (`CachedSnapshot.servedFrom`): past the fetcher's five redirects
+ * and the URL answering, so every hop it follows is kept; a longer list (a hand edit) is read to here.
+ */
+export const SERVED_FROM_LIMIT = 8;
+
 /** The last snapshot a registry served and the client verified. */
 export interface CachedSnapshot {
   readonly bytes: Uint8Array;
   readonly signature: string;
   readonly etag?: string;
   /**
-   * Where the last request for it was answered, when not at the URL it is kept under (a redirect led
-   * there, or a mirror answered): what later checks that ask nothing (offline, a frozen install, `verify`)
-   * read marks as of too (`ReachedAt`). Written by no one but the client, never signed: it only ever adds
-   * marks to read, never tells a record's registry, floors or log heads.
+   * Each URL the last request for it was led through, in order, other than the one it is kept under (every
+   * hop of a redirect, or the mirror that answered), at most `SERVED_FROM_LIMIT`: what later checks that ask
+   * nothing (offline, a frozen install, `verify`) read marks as of too (`ReachedAt`); the last alone hid a
+   * mark kept as of a URL that redirected on. Written by no one but the client, never signed: it only ever
+   * adds marks to read, never tells a record's registry, floors or log heads.
    */
-  readonly servedFrom?: string;
+  readonly servedFrom?: readonly string[];
 }
 
 export interface BlobWrite {
@@ -56,6 +63,18 @@ export interface BlobWrite {
 
 /** The last verified snapshot of a registry, in its folder. */
 const SNAPSHOT_FILE = 'snapshot.json';
+
+/**
+ * `served_from` as kept (`CachedSnapshot.servedFrom`): a list of URLs, or the single URL a client of earlier
+ * today wrote (never released, read as a list of one). An entry not a URL (a hand edit) is passed over, as if
+ * not kept: it only ever adds marks to read, and the snapshot itself is verified on use.
+ */
+function servedFromKept(kept: unknown): readonly string[] {
+  const listed = typeof kept === 'string' ? [kept] : Array.isArray(kept) ? (kept as unknown[]) : [];
+  return listed
+    .filter((url): url is string => typeof url === 'string' && URL.canParse(url))
+    .slice(0, SERVED_FROM_LIMIT);
+}
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
@@ -229,13 +248,12 @@ export class ContentCache {
         served_from?: unknown;
       };
       if (typeof kept.snapshot !== 'string' || typeof kept.signature !== 'string') return undefined;
-      // Not a URL (a hand edit): as if none were kept; the snapshot itself is verified on use.
-      const served = kept.served_from;
+      const served = servedFromKept(kept.served_from);
       return {
         bytes: new TextEncoder().encode(kept.snapshot),
         signature: kept.signature,
         ...(typeof kept.etag === 'string' ? { etag: kept.etag } : {}),
-        ...(typeof served === 'string' && URL.canParse(served) ? { servedFrom: served } : {}),
+        ...(served.length > 0 ? { servedFrom: served } : {}),
       };
     } catch {
       return undefined; // damaged: the next online run fetches it whole
@@ -251,7 +269,9 @@ export class ContentCache {
       snapshot: new TextDecoder().decode(snapshot.bytes),
       signature: snapshot.signature,
       ...(snapshot.etag ? { etag: snapshot.etag } : {}),
-      ...(snapshot.servedFrom !== undefined ? { served_from: snapshot.servedFrom } : {}),
+      ...(snapshot.servedFrom?.length
+        ? { served_from: snapshot.servedFrom.slice(0, SERVED_FROM_LIMIT) }
+        : {}),
     };
     await writeFileAtomic(join(this.#registryDir(url), SNAPSHOT_FILE), `${JSON.stringify(kept)}\n`);
   }

@@ -278,7 +278,8 @@ function isDepartureOf(
  * The URLs a check may reach its registry at, as `sharedTrust` is given them: the first is the URL reached
  * (the configured entry's, a set provider's, or the one a frozen install fetches under), which may tell a
  * record kept before records named their registry (`isOfRegistry`); the others (the name's mirrors, one of
- * which may have served the request, and the URL a redirect led a session's snapshot request to) only whose
+ * which may have served the request, and each URL a redirect led a session's snapshot request to or through,
+ * or the last request for the cached snapshot, kept with it) only whose
  * marks are read (`isDepartureOf`). A mark kept as of a URL
  * another name lists only as a mirror was read by neither online nor frozen checks of that name, and the
  * mirror (or the main URL) serving the stolen key's copy was taken. Mirrors never tell a record's registry:

@@ -253,13 +253,17 @@ async function servedCopy(
 
 /**
  * A server answering every request with a redirect (302) to the same path and query under `target`, as a
- * registry's old address or a front door does: the URL a name configures, where another serves.
+ * registry's old address or a front door does: the URL a name configures, where another serves. `retarget`
+ * points it elsewhere (whoever answers there chooses where it leads).
  */
-async function redirectingTo(target: string): Promise<{ url: string; readonly redirected: number }> {
+async function redirectingTo(
+  target: string,
+): Promise<{ url: string; readonly redirected: number; retarget: (to: string) => void }> {
   let redirected = 0;
+  let to = target;
   const server = createServer((request, response) => {
     redirected += 1;
-    response.writeHead(302, { location: `${target}${request.url ?? '/'}` }).end();
+    response.writeHead(302, { location: `${to}${request.url ?? '/'}` }).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   closers.push(() => new Promise((resolve) => server.close(() => resolve())));
@@ -268,6 +272,9 @@ async function redirectingTo(target: string): Promise<{ url: string; readonly re
     url: `http://127.0.0.1:${port}`,
     get redirected() {
       return redirected;
+    },
+    retarget: (next) => {
+      to = next;
     },
   };
 }
@@ -2128,6 +2135,128 @@ describe('when a record kept before records named their registry, configured at 
   });
 });
 
+describe('when a removed name\u2019s mark is kept as of a URL that another name reaches through a redirect, and that URL redirects on', () => {
+  it('refuses that name\u2019s online checks of the stolen key\u2019s copy served past it (KEY_REVOKED), and keeps nothing', async () => {
+    // Prepare: `main` reaches the registry at M, which redirects there; `other` at X, which redirects every
+    // request to M; both pin its first key. The key is stolen and rotated away from; `main` alone follows.
+    const registry = await servedRegistry(['1.0.0']);
+    const mirror = await redirectingTo(registry.url);
+    const x = await redirectingTo(mirror.url);
+    const m = await machine();
+    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
+    await m.run((c) =>
+      c.addRegistry({ name: 'other', url: x.url, pin: { armored: registry.firstKey }, priority: 2 }),
+    );
+    const theft = await stolenAndRotated(registry);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    // `main`'s record as a client before `registry` was kept wrote it; it is removed, its mark kept as of
+    // M's URL. M then redirects to where the thief serves their copy: X -> M -> the thief.
+    const kept = await removedAsOlderRecord(m);
+    expect(kept.former_departures).toMatchObject([
+      { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
+    ]);
+    mirror.retarget((await serve(await theft.thief('redirect-on-thief'))).url);
+    const before = await trustState(m, 'other');
+    const throughMirror = mirror.redirected;
+    const revoked = {
+      name: 'ClientError',
+      code: 'KEY_REVOKED',
+      message: expect.stringContaining(registry.firstFingerprint),
+    };
+
+    // Act
+    const [update] = await m.run((c) => c.updateRegistries(['other']));
+
+    // Assess: the snapshot came through M, and the mark kept as of M decides, as where M served it itself
+    // (read as of the last URL alone, M's one more redirect hid the mark).
+    expect(mirror.redirected).toBeGreaterThan(throughMirror);
+    expect(update?.error).toMatchObject(revoked);
+    expect(await trustState(m, 'other')).toEqual(before);
+    await expect(
+      m.run((c) => c.addRegistry({ name: 'old-pin', url: x.url, pin: { armored: registry.firstKey } })),
+    ).rejects.toMatchObject(revoked);
+  });
+});
+
+describe('when a removed name\u2019s mark is kept as of a URL that another name\u2019s last online run was redirected through, on to another, and that name then checks without asking (offline, frozen, verify)', () => {
+  it('refuses its offline install, frozen install and verify of what it placed under the stolen key (KEY_REVOKED), read as of every hop kept from the last online run', async () => {
+    // Prepare: the registry's public folder is served at S; M redirects every request to S, and R to M.
+    // `main` reaches the registry at M, `other` at R (which no name lists as a mirror); both pin its first
+    // key, and `other` installs 1.0.0 (its snapshot, by that key, cached under R's URL, kept with every URL
+    // the request was led through: M, then S).
+    const registry = await servedRegistry(['1.0.0']);
+    const final = await servedCopy('hops-s', registry.dir);
+    const mirror = await redirectingTo(final.url);
+    const r = await redirectingTo(mirror.url);
+    const m = await machine();
+    const home = dirname(m.data);
+    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
+    await m.run((c) =>
+      c.addRegistry({ name: 'other', url: r.url, pin: { armored: registry.firstKey }, priority: 2 }),
+    );
+    await m.run((c) =>
+      c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
+    );
+    const cached = new ContentCache(join(home, 'cache'));
+    expect((await cached.snapshot(r.url))?.servedFrom).toEqual([mirror.url, final.url]);
+    // The key is stolen and rotated away from; `main` alone follows, at M (served at S). Its record as a
+    // client before `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark
+    // kept as of M's URL, the middle hop; S then serves the thief's copy (1.0.0's manifest signed by the
+    // stolen key, as `other` holds it).
+    const theft = await stolenAndRotated(registry);
+    await final.copyOf(registry.dir);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    const thiefDir = await theft.thief('hops-thief');
+    const kept = await removedAsOlderRecord(m, mirror.url);
+    expect(kept.former_departures).toMatchObject([
+      { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
+    ]);
+    await final.copyOf(thiefDir);
+    const revoked = {
+      name: 'ClientError',
+      code: 'KEY_REVOKED',
+      message: expect.stringContaining(registry.firstFingerprint),
+    };
+    const offline = createClient({
+      dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },
+      fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+      env: {},
+      platform: LINUX,
+      offline: true,
+      freshForMs: 0,
+    });
+
+    // Act and assess: none asks R, so none is told where it leads; each reads the marks kept as of every
+    // hop the last request was led through (read as of the last, S, alone, M's mark was passed over: the
+    // offline install took the snapshot the stolen key signed, the frozen install placed 1.0.0 by its
+    // signature S served, verify passed it).
+    const installing = offline
+      .install({
+        requests: [`${NAME}@1.0.0`],
+        registry: 'other',
+        lockfile: join(home, 'offline.lock'),
+        dir: join(home, 'offline'),
+      })
+      .finally(() => offline.close());
+    await expect(installing).rejects.toMatchObject(revoked);
+    await expect(
+      m.run((c) =>
+        c.install({ requests: [], lockfile: m.lockfile, frozen: true, dir: join(home, 'frozen') }),
+      ),
+    ).rejects.toMatchObject(revoked);
+    const findings = await m.run((c) => c.verifyInstalled({ dir: m.dir }));
+    expect(findings.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, false, 'KEY_REVOKED']]);
+    // Nothing of the hops is kept as trust: no value of `other`'s record is either URL it was led through.
+    const values: unknown[] = [];
+    JSON.stringify(await trustState(m, 'other'), (_, value: unknown) => {
+      values.push(value);
+      return value;
+    });
+    expect(values).not.toContain(mirror.url);
+    expect(values).not.toContain(final.url);
+  });
+});
+
 describe('when a former departure of a name does not read (a hand edit, a damaged disk)', () => {
   it('refuses the checks it may bear on and its removal (TRUST_STATE_INVALID), not those of other registries, until it is deleted by hand', async () => {
     // Prepare: `main` pins a registry; two entries are added to its former departures by hand, one
@@ -2271,7 +2400,7 @@ describe('when a record kept before records named their registry, configured at 
     await m.run((c) =>
       c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
     );
-    expect((await new ContentCache(join(home, 'cache')).snapshot(r.url))?.servedFrom).toBe(mirror.url);
+    expect((await new ContentCache(join(home, 'cache')).snapshot(r.url))?.servedFrom).toEqual([mirror.url]);
     // The key is stolen and rotated away from; `main` alone follows, at M. Its record as a client before
     // `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark kept as of M's
     // URL; M then serves the thief's copy (1.0.0's manifest signed by the stolen key, as `other` holds it).

@@ -6,7 +6,7 @@ import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ContentCache } from '../../../client/disk/cache.ts';
+import { ContentCache, SERVED_FROM_LIMIT } from '../../../client/disk/cache.ts';
 import { sha256Hex } from '../../../index-builder/digest.ts';
 import { deadPid } from '../../support/dead-pid.ts';
 
@@ -81,25 +81,56 @@ describe('when a blob is deleted before its reader begins', () => {
   });
 });
 
-describe('when a snapshot is kept with where the last request for it was led (a redirect, or a mirror)', () => {
-  it('reads that URL back with it, and one that is not a URL (a hand edit) as none, the snapshot kept', async () => {
+describe('when a snapshot is kept with each URL the last request for it was led through (a redirect\u2019s hops, or a mirror)', () => {
+  it('reads those URLs back with it in order, the single URL an earlier form kept as one, and passes over entries that are not URLs (a hand edit), the snapshot kept', async () => {
     // Prepare
     const cache = new ContentCache(path.join(dir, 'served-from'));
     const url = 'https://old.plugins.example';
     const bytes = new TextEncoder().encode('{"generation":1}');
-    await cache.putSnapshot(url, { bytes, signature: 'sig', servedFrom: 'https://plugins.example/reg' });
+    const hops = ['https://front.plugins.example', 'https://plugins.example/reg'];
+    await cache.putSnapshot(url, { bytes, signature: 'sig', servedFrom: hops });
 
     // Act
     const kept = await cache.snapshot(url);
 
     // Assess
-    expect(kept).toEqual({ bytes, signature: 'sig', servedFrom: 'https://plugins.example/reg' });
+    expect(kept).toEqual({ bytes, signature: 'sig', servedFrom: hops });
     const [folder] = await readdir(path.join(dir, 'served-from', 'registries'));
     const file = path.join(dir, 'served-from', 'registries', folder as string, 'snapshot.json');
-    await writeFile(
-      file,
-      JSON.stringify({ snapshot: '{"generation":1}', signature: 'sig', served_from: 'not a url' }),
-    );
+    const keep = (served: unknown) =>
+      writeFile(
+        file,
+        JSON.stringify({ snapshot: '{"generation":1}', signature: 'sig', served_from: served }),
+      );
+    await keep('https://plugins.example/reg');
+    expect(await cache.snapshot(url)).toEqual({
+      bytes,
+      signature: 'sig',
+      servedFrom: ['https://plugins.example/reg'],
+    });
+    await keep(['not a url', 7, 'https://plugins.example/reg']);
+    expect(await cache.snapshot(url)).toEqual({
+      bytes,
+      signature: 'sig',
+      servedFrom: ['https://plugins.example/reg'],
+    });
+    await keep('not a url');
     expect(await cache.snapshot(url)).toEqual({ bytes, signature: 'sig' });
+    await keep({ url: 'https://plugins.example/reg' });
+    expect(await cache.snapshot(url)).toEqual({ bytes, signature: 'sig' });
+  });
+
+  it('keeps and reads back at most SERVED_FROM_LIMIT of them, the first ones', async () => {
+    // Prepare
+    const cache = new ContentCache(path.join(dir, 'served-from-many'));
+    const url = 'https://old.plugins.example';
+    const bytes = new TextEncoder().encode('{"generation":1}');
+    const hops = Array.from({ length: SERVED_FROM_LIMIT + 3 }, (_, at) => `https://hop${at}.plugins.example`);
+
+    // Act
+    await cache.putSnapshot(url, { bytes, signature: 'sig', servedFrom: hops });
+
+    // Assess
+    expect((await cache.snapshot(url))?.servedFrom).toEqual(hops.slice(0, SERVED_FROM_LIMIT));
   });
 });
