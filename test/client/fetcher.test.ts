@@ -503,6 +503,57 @@ describe('when a registry without credentials redirects', () => {
     expect(response.url).toBe(`${other.origin}/snapshot.json?v=3`);
   });
 
+  it('names every URL it was redirected from, in order, for a 304 too', async () => {
+    // Prepare: the registry redirects to B, B to C, which answers (a URL with credentials in it is refused).
+    const c = await serve((request, response) =>
+      request.headers['if-none-match'] === '"e1"'
+        ? send(response, 304)
+        : send(response, 200, SNAPSHOT, { etag: '"e1"' }),
+    );
+    const b = await serve((request, response) =>
+      send(response, 302, '', { location: `${c.origin}/c${request.url}` }),
+    );
+    const registry = await serve((request, response) =>
+      send(response, 302, '', { location: `${b.origin}/b${request.url}` }),
+    );
+    const fetcher = makeFetcher();
+
+    // Act
+    const answered = await fetcher.document(endpointOf([registry.origin]), {
+      path: 'snapshot.json',
+      maxBytes: 1024,
+    });
+    const unchanged = await fetcher.document(endpointOf([registry.origin]), {
+      path: 'snapshot.json',
+      maxBytes: 1024,
+      etag: '"e1"',
+    });
+
+    // Assess
+    const hops = [`${registry.origin}/snapshot.json`, `${b.origin}/b/snapshot.json`];
+    expect(answered).toMatchObject({
+      status: 200,
+      url: `${c.origin}/c/b/snapshot.json`,
+      redirectedFrom: hops,
+    });
+    expect(unchanged).toMatchObject({
+      status: 304,
+      url: `${c.origin}/c/b/snapshot.json`,
+      redirectedFrom: hops,
+    });
+    expect(c.seen).toHaveLength(2);
+  });
+
+  it('names none when it answers itself', async () => {
+    const registry = await serve((_request, response) => send(response, 200, SNAPSHOT));
+    const response = await makeFetcher().document(endpointOf([registry.origin]), {
+      path: 'snapshot.json',
+      maxBytes: 1024,
+    });
+    expect(response.url).toBe(`${registry.origin}/snapshot.json`);
+    expect(response.redirectedFrom).toBeUndefined();
+  });
+
   it('gives up after five redirects (FETCH_FAILED)', async () => {
     const server = await serve((request, response) =>
       send(response, 302, '', { location: `${request.url}x` }),

@@ -2257,6 +2257,50 @@ describe('when a removed name\u2019s mark is kept as of a URL that another name\
   });
 });
 
+describe('when a removed name\u2019s mark is kept as of a URL that another name\u2019s snapshot request is redirected through, on to another, and that name is reset (registry reset-trust)', () => {
+  it('refuses the reset (TRUST_RESET_REFUSED) of the stolen key\u2019s copy served past that URL, and forgets nothing', async () => {
+    // Prepare: the registry's public folder is served at S; M redirects every request to S, and R to M.
+    // `main` reaches the registry at M, `via` at R, which no name lists as a mirror; both pin its first key;
+    // the key is stolen and rotated away from, and `main` alone follows, at M (served at S).
+    const registry = await servedRegistry(['1.0.0']);
+    const final = await servedCopy('reset-hops-s', registry.dir);
+    const mirror = await redirectingTo(final.url);
+    const r = await redirectingTo(mirror.url);
+    const m = await machine();
+    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
+    await m.run((c) =>
+      c.addRegistry({ name: 'via', url: r.url, pin: { armored: registry.firstKey }, priority: 2 }),
+    );
+    const theft = await stolenAndRotated(registry);
+    await final.copyOf(registry.dir);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    // The thief's copy counts no rotation, as the stolen key is at. `main`'s record as a client before
+    // `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark kept as of M's
+    // URL, the middle hop; S then serves the thief's copy.
+    const thiefDir = await theft.thief('reset-hops-thief', 0);
+    const kept = await removedAsOlderRecord(m);
+    expect(kept.former_departures).toMatchObject([
+      { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
+    ]);
+    await final.copyOf(thiefDir);
+    const before = await trustState(m, 'via');
+    const throughMirror = mirror.redirected;
+
+    // Act
+    const reset = m.run((c) => c.resetRegistryTrust({ name: 'via' }));
+
+    // Assess: the snapshot came through M, and the mark kept as of M refuses the reset (read as of the
+    // last URL alone, S, the thief's snapshot was taken as every name's floor).
+    await expect(reset).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'TRUST_RESET_REFUSED',
+      message: expect.stringContaining(registry.firstFingerprint),
+    });
+    expect(mirror.redirected).toBeGreaterThan(throughMirror);
+    expect(await trustState(m, 'via')).toEqual(before);
+  });
+});
+
 describe('when a former departure of a name does not read (a hand edit, a damaged disk)', () => {
   it('refuses the checks it may bear on and its removal (TRUST_STATE_INVALID), not those of other registries, until it is deleted by hand', async () => {
     // Prepare: `main` pins a registry; two entries are added to its former departures by hand, one
