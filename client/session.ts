@@ -305,8 +305,8 @@ export class RegistrySession {
 
   /**
    * The URLs the snapshot opened was held to the marks kept as of (`ReachedAt`: the entry's URL, its
-   * mirrors, and each URL a redirect led its request to or through): what a check of that snapshot outside the session
-   * (`registry reset-trust`) reads marks as of too. Only the first may tell a record's registry.
+   * mirrors, and each URL a redirect led its request to or through): what a check of that snapshot outside
+   * the session (`registry reset-trust`) reads marks as of too. Only the first may tell a record's registry.
    */
   get reachedAt(): readonly string[] {
     return this.#reachedAt ?? [this.entry.url, ...this.entry.mirrors];
@@ -384,7 +384,7 @@ export class RegistrySession {
       body = cached.bytes;
       signature = cached.signature;
       etag = cached.etag;
-      // Where the last request for it was led, kept with it: no request tells it now.
+      // Every URL the last request for it was led through, kept with it: no request tells them now.
       servedAt = cached.servedFrom ?? [];
       changed = false;
     } else {
