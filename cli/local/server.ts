@@ -353,14 +353,20 @@ const PARSER_REFUSALS: Readonly<Record<string, number>> = {
 };
 
 /**
- * A request Node's parser refused, answered before the connection is destroyed (only where nothing has been
- * written on it yet, as Node does). A method the parser does not know (`FOO`, `get`: llhttp takes only the
+ * A request Node's parser refused, answered before the connection is destroyed (only where no response of
+ * the connection's is being written, as Node does: `answering` says whether one is; a kept-alive connection
+ * whose earlier responses were sent whole is answered too, where one that had written anything was closed
+ * unanswered). A method the parser does not know (`FOO`, `get`: llhttp takes only the
  * methods it lists, and calls the rest invalid) is 501 with the server's other errors' headers, as RFC 9110
  * §9.1 asks of an origin server for an unrecognized method, where Node sent a bare 400; a first line that is
  * no method at all (a TLS handshake on the plain port) stays 400, as does every other refusal of Node's.
  */
-function answerClientError(error: Error & { code?: string; rawPacket?: Buffer }, socket: Socket): void {
-  if (socket.writable && socket.bytesWritten === 0) {
+function answerClientError(
+  error: Error & { code?: string; rawPacket?: Buffer },
+  socket: Socket,
+  answering: (socket: Socket) => boolean,
+): void {
+  if (socket.writable && !answering(socket)) {
     const unknownMethod =
       error.code === 'HPE_INVALID_METHOD' && METHOD_TOKEN.test(error.rawPacket?.toString('latin1') ?? '');
     if (unknownMethod) {
@@ -803,6 +809,9 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
     onTurnedAway: turnedAway && ((event) => turnedAway.record(event)),
     ...(options.sampleTimer ? { sampleTimer: options.sampleTimer } : {}),
   });
+  // Responses begun and not yet ended, by connection: a refusal of its parser's is written on one only
+  // where none is (answerClientError), so it never lands inside another response.
+  const answering = new WeakMap<Socket, number>();
   const server = http.createServer(
     {
       headersTimeout: timeouts.headersMs,
@@ -814,7 +823,11 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
       // Busy until its answer is sent or cut: an idle connection may be closed for another, a busy one only
       // once its client has stopped taking the answer.
       slots.requestStarted(req.socket);
-      res.once('close', () => slots.requestEnded(req.socket));
+      answering.set(req.socket, (answering.get(req.socket) ?? 0) + 1);
+      res.once('close', () => {
+        slots.requestEnded(req.socket);
+        answering.set(req.socket, (answering.get(req.socket) ?? 1) - 1);
+      });
       res.on('finish', () => options.log?.(`${req.method} ${req.url} ${res.statusCode}`));
       respond(options, search, variants, req, res).catch((error: unknown) => {
         // The client went away mid-body (a cancelled download, a scanner, the idle timeout): the response
@@ -846,7 +859,9 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
   // Each connection judged as it is accepted (after Node's own listener, which only sets up its parser):
   // it takes a slot, perhaps an idle connection's, or is closed unread (connection-slots.ts).
   server.on('connection', (socket: Socket) => slots.admit(socket));
-  server.on('clientError', answerClientError);
+  server.on('clientError', (error: Error, socket: Socket) =>
+    answerClientError(error, socket, (s) => (answering.get(s) ?? 0) > 0),
+  );
   server.on('connect', (req: http.IncomingMessage, socket: Socket) => {
     refuseConnect(socket);
     options.log?.(`${req.method} ${req.url} 405`);

@@ -287,6 +287,45 @@ describe('when serving the published tree', () => {
     expect(answer.body).toBe('');
   });
 
+  it.each([
+    ['an unknown method', 'FOO /index.json HTTP/1.1\r\nHost: localhost\r\n\r\n', 501],
+    ['no method at all', '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03', 400],
+  ])(
+    'answers %s on a kept-alive connection whose earlier response was sent whole, where it was closed unanswered',
+    async (_, refused, status) => {
+      // Act: one request answered in full on the connection, then one the parser refuses.
+      const url = new URL(base);
+      const socket = net.connect({ port: Number(url.port), host: url.hostname, allowHalfOpen: true });
+      let received = '';
+      socket.setEncoding('latin1');
+      const closed = new Promise<void>((resolve, reject) => {
+        socket.on('error', reject);
+        socket.on('end', () => socket.end());
+        socket.on('close', () => resolve());
+      });
+      const first = 'HTTP/1.1 200 OK';
+      const answered = new Promise<void>((resolve) =>
+        socket.on('data', (chunk: string) => {
+          received += chunk;
+          const split = received.indexOf('\r\n\r\n');
+          const length = /^content-length: (\d+)$/im.exec(received)?.[1];
+          if (split >= 0 && length !== undefined && received.length >= split + 4 + Number(length)) resolve();
+        }),
+      );
+      socket.write('GET /index.json HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      await answered;
+      const firstLength = received.length;
+      socket.write(refused);
+      await closed;
+
+      // Assess: Node answers a refusal on a connection with no response in flight, as it did the first.
+      expect(received.startsWith(first)).toBe(true);
+      const second = parseResponse(received.slice(firstLength));
+      expect(second.status).toBe(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}`);
+      expect(second.headers).toMatch(/^connection: close$/im);
+    },
+  );
+
   it('closes a refused CONNECT whole, though its client keeps its side open', async () => {
     // Prepare: a server of its own, whose connections this test alone makes.
     const server = createRegistryServer({ site: new MemoryStore() });
