@@ -192,11 +192,22 @@ export class LookAlikeIndex {
 
   /**
    * Writes the bins of the names added (read, merged and written back), or, when the stored index is not
-   * complete, the whole index built from the site's listing with them, then its mark. Nothing when no name
-   * was added.
+   * complete, the whole index built from the site's listing with them, then its mark; the index built is
+   * written even when no name was added (every new name refused), or each later batch with a new name
+   * listed every plugin folder again until one was accepted. Nothing when no name was added and nothing
+   * was built.
    */
   async save(): Promise<void> {
-    if (this.#added.size === 0) return;
+    if (this.#added.size === 0 && this.#built === undefined) return;
+    // Nothing of the batch's rests on a build that failed when no name was added: the next batch builds it.
+    if (
+      this.#added.size === 0 &&
+      !(await this.#built?.then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
     if (!(await this.#isComplete())) {
       const bins = await this.#buildAll();
       for (const name of this.#added) fileName(bins, name);

@@ -248,6 +248,31 @@ describe('when the index is lost or rebuilt', () => {
     );
   });
 
+  it('keeps the index it built for a batch that accepted no new name, so the next one lists no folder', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await bundleOf('aws-cost', publisher));
+    for (const key of indexKeys(registry)) registry.intake.objects.delete(key);
+    const listed: string[] = [];
+    const { list } = registry.site;
+    registry.site.list = (prefix) => {
+      listed.push(prefix);
+      return list.call(registry.site, prefix);
+    };
+    // A batch whose one new name is refused: the index is built from the folders, once.
+    expect(verdicts(await publish(registry, await bundleOf('awscost', squatter)))).toEqual([
+      ['awscost', 'rejected', 'NAME_TOO_SIMILAR'],
+    ]);
+    const scans = (): number => listed.filter((prefix) => prefix.startsWith('plugins/')).length;
+    const built = scans();
+    expect(built).toBeGreaterThan(0);
+    expect(registry.intake.objects.has(LOOK_ALIKE_COMPLETE_KEY)).toBe(true);
+    // The next new name reads its bin: no folder is listed again (at 100,000 plugins, each batch's scan).
+    expect(verdicts(await publish(registry, await bundleOf('aws-c0st', squatter)))).toEqual([
+      ['aws-c0st', 'rejected', 'NAME_TOO_SIMILAR'],
+    ]);
+    expect(scans()).toBe(built);
+  });
+
   it('writes it anew in a rebuild, every plugin filed, and still refuses look-alikes', async () => {
     const registry = await makeRegistry();
     await publish(registry, await bundleOf('aws-cost', publisher), await bundleOf('gcp-billing', publisher));
