@@ -19,9 +19,9 @@
  * made before the index (or whose `state/` was lost) has none, and its first lookup builds the index from
  * the plugin folders the site store lists, once. A rebuild writes it anew from the documents it rebuilt.
  *
- * The bins are written before any plugin document of the batch, so every published name is in them; a
- * name whose run died before its document (or whose version was refused after its judging) stays filed
- * without a plugin, and the judging reads the named plugin's document before refusing anything (a name in
+ * The bins are written before any plugin document of the batch, so every published name is in them (a
+ * name whose version the batch refused after its judging is not filed); a name whose run died before its
+ * document stays filed without a plugin, and the judging reads the named plugin's document before refusing anything (a name in
  * the index with no document is no conflict).
  */
 
@@ -191,13 +191,17 @@ export class LookAlikeIndex {
   }
 
   /**
-   * Writes the bins of the names added (read, merged and written back), or, when the stored index is not
+   * Writes the bins of the names added and still `published` (read, merged and written back), or, when the stored index is not
    * complete, the whole index built from the site's listing with them, then its mark; the index built is
    * written even when no name was added (every new name refused), or each later batch with a new name
    * listed every plugin folder again until one was accepted. Nothing when no name was added and nothing
    * was built.
    */
-  async save(): Promise<void> {
+  async save(published?: ReadonlySet<string>): Promise<void> {
+    // Only the names the batch still publishes (`published`): one whose version it refused after its
+    // judging (its files refused for good, its page too large) is no plugin, and filed it stayed a line
+    // every later lookup of its skeleton read (with a document read for it), removed by a rebuild alone.
+    if (published) for (const name of this.#added) if (!published.has(name)) this.#added.delete(name);
     if (this.#added.size === 0 && this.#built === undefined) return;
     // Nothing of the batch's rests on a build that failed when no name was added: the next batch builds it.
     if (

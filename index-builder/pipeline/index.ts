@@ -864,7 +864,10 @@ export async function processSubmissions(
   recorded.catch(() => undefined); // met before the first plugin document is written (writeChangedPlugins)
   // The new names accepted, filed in the look-alike index (look-alike.ts) before the log and any plugin
   // document shows them, side by side with the envelopes: a name published is always filed.
-  const filing = view.names.save();
+  // Only the names of publishes the batch still accepts: one refused since its judging is never filed.
+  const filing = view.names.save(
+    new Set(items.flatMap(({ evaluation: e }) => (e.kind === 'accepted' ? [e.manifest.name] : []))),
+  );
   filing.catch(() => undefined); // met below, before the log
   try {
     await Promise.all([filing, writeEnvelopes(ctx, items)]);

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { StoreError } from '../../index-builder/errors.ts';
 import {
   binOf,
   LOOK_ALIKE_COMPLETE_KEY,
@@ -218,6 +219,32 @@ describe('when a new plugin is named like an existing one', () => {
     expect(verdicts(await publish(registry, await bundleOf('awscost', squatter)))).toEqual([
       ['awscost', 'accepted', ''],
     ]);
+  });
+
+  it('files no new name whose version the batch refused after judging it (its files refused for good)', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await bundleOf('gcp-billing', publisher));
+    // The store refuses for good every file of the new plugin's version (as a folder standing in its way).
+    const refuse = (key: string): void => {
+      if (key.startsWith('plugins/aws-cost/1.0.0/'))
+        throw new StoreError('STORE_REFUSED', key, `cannot write ${key}: refused`);
+    };
+    const { put, putStream } = registry.site;
+    registry.site.put = (key, ...rest) => {
+      refuse(key);
+      return put.call(registry.site, key, ...rest);
+    };
+    registry.site.putStream = (key, ...rest) => {
+      refuse(key);
+      return putStream.call(registry.site, key, ...rest);
+    };
+    expect(verdicts(await publish(registry, await bundleOf('aws-cost', squatter)))).toEqual([
+      ['aws-cost', 'rejected', 'SUBMISSION_WRITE_FAILED'],
+    ]);
+    // Not filed: a name refused is no plugin, and each one filed is a line every later lookup of its
+    // skeleton reads (and a document read for it), never removed but by a rebuild.
+    const bin = registry.intake.objects.get(lookAlikeBinKey(binOf('awscost')));
+    expect(bin ? new TextDecoder().decode(bin.body) : '').not.toContain('aws-cost');
   });
 
   it('takes any name when ownership is none: no one owns the original to be impersonated', async () => {
