@@ -24,6 +24,7 @@ import {
   validManifest,
 } from '../support/fixtures.ts';
 import { MemoryStore } from '../support/memory-store.ts';
+import { withMethod } from '../support/stores.ts';
 
 let publisher: KeyPair;
 let squatter: KeyPair;
@@ -298,6 +299,33 @@ describe('when the index is lost or rebuilt', () => {
       ['aws-c0st', 'rejected', 'NAME_TOO_SIMILAR'],
     ]);
     expect(scans()).toBe(built);
+  });
+
+  it('files in a rebuild the new plugin a run that died logged before its document, still refused its look-alike', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await bundleOf('gcp-billing', publisher));
+    // A run that dies after the log, before the new plugin's document.
+    const dies = withMethod(registry.site, 'put', (put) => async (at, body, options) => {
+      if (at === 'plugins/aws-cost/index.json') throw new StoreError('STORE_IO', at, 'the run died here');
+      return put(at, body, options);
+    });
+    const keys = await registry.submit(await bundleOf('aws-cost', publisher));
+    await expect(processSubmissions({ ...registry.context, site: dies }, keys)).rejects.toMatchObject({
+      code: 'STORE_IO',
+    });
+    expect(documentOf(registry, 'aws-cost')).toBeUndefined();
+
+    await rebuildRegistry(registry.context);
+
+    // The rebuild files only the plugins it rebuilt; the next batch finishes the logged publish before it
+    // judges a new name (its names owed), so a look-alike in it is refused all the same.
+    const outcomes = await publish(registry, await bundleOf('awscost', squatter));
+    expect(verdicts(outcomes).find(([name]) => name === 'awscost')).toEqual([
+      'awscost',
+      'rejected',
+      'NAME_TOO_SIMILAR',
+    ]);
+    expect(documentOf(registry, 'aws-cost')).toBeDefined();
   });
 
   it('writes it anew in a rebuild, every plugin filed, and still refuses look-alikes', async () => {
