@@ -27,6 +27,18 @@ const KEPT_ANSWERS = 1024;
 /** Thrown inside a decoding that passes the document's size: its answer is no. */
 class DecodedTooLarge extends Error {}
 
+/** The store's failure to read the variant's bytes: no answer about them (not kept). */
+class ReadFailed extends Error {}
+
+/** `chunks` as they are, a failure to read them thrown as ReadFailed (told from one to decode them). */
+async function* readOrFail(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of chunks) yield chunk;
+  } catch (error) {
+    throw new ReadFailed('the variant could not be read', { cause: error });
+  }
+}
+
 /** The answers of one server (server.ts `createRegistryServer`), over its store. */
 export class VariantChecks {
   readonly #site: Store;
@@ -60,8 +72,14 @@ export class VariantChecks {
     const id = `${variant.key} ${variant.etag} ${sha256}`;
     const kept = this.#answers.get(id);
     if (kept) return kept;
-    // Kept as a promise: requests that come while it decodes wait for the one decoding.
-    const answer = decodesTo(this.#site, variant, sha256, size).catch(() => false);
+    // Kept as a promise: requests that come while it decodes wait for the one decoding. A store that failed
+    // to read the variant gave no answer about it (a moment's EMFILE, a timeout): not kept, so the next
+    // request decodes again, where it was kept as "no" and the document went uncompressed to every client
+    // for the server's life.
+    const answer = decodesTo(this.#site, variant, sha256, size).catch(() => {
+      if (this.#answers.get(id) === answer) this.#answers.delete(id);
+      return false;
+    });
     this.#answers.set(id, answer);
     if (this.#answers.size > KEPT_ANSWERS) this.#answers.delete(this.#answers.keys().next().value as string);
     return answer;
@@ -71,7 +89,8 @@ export class VariantChecks {
 /**
  * Decodes the variant at `variant.key` (while it is still the object of `variant.etag`) and says whether
  * it decodes to exactly `size` bytes of digest `sha256`; cut off past `size`, so a variant of a grown
- * document, or a compression bomb, costs no more than the document's own size.
+ * document, or a compression bomb, costs no more than the document's own size. Throws where the store
+ * fails to open or read it: that says nothing of its bytes.
  */
 async function decodesTo(site: Store, variant: ObjectInfo, sha256: string, size: number): Promise<boolean> {
   const stream = await site.getStream(variant.key);
@@ -91,13 +110,15 @@ async function decodesTo(site: Store, variant: ObjectInfo, sha256: string, size:
       digest.update(chunk);
     }
   };
+  const body = readOrFail(stream.body);
   try {
-    if (coding === undefined) await take(stream.body);
+    if (coding === undefined) await take(body);
     else if (coding === 'br' || coding === 'gzip')
-      await pipeline(stream.body, coding === 'br' ? createBrotliDecompress() : createGunzip(), take);
+      await pipeline(body, coding === 'br' ? createBrotliDecompress() : createGunzip(), take);
     else return false;
-  } catch {
-    // Not decodable, or past the size: not this document.
+  } catch (error) {
+    // Not decodable, or past the size: not this document. Not read: no answer (thrown, not kept).
+    if (error instanceof ReadFailed) throw error;
     return false;
   } finally {
     stream.cancel();

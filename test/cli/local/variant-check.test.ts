@@ -151,3 +151,41 @@ describe('when a variant was written before variants recorded the digest they de
     expectDocumentOnly(await served(), document);
   });
 });
+
+describe('when decoding a variant fails for a moment', () => {
+  it('decodes it again at the next request rather than keep that as its answer', async () => {
+    // Prepare: undigested variants of the document, and a store whose second read of the brotli variant
+    // (the decoding's, the first being the one sent) fails once, as a file read under EMFILE does.
+    const document = await stored(INDEX_JSON_KEY);
+    await putUndigested(document);
+    const variant = encodedVariantKey(INDEX_JSON_KEY, 'br');
+    let reads = 0;
+    const flaky = new Proxy(site, {
+      get(target, property) {
+        if (property === 'getStream')
+          return (key: string, options?: { start?: number }) => {
+            if (key === variant && ++reads === 2)
+              throw new StoreError('STORE_IO', key, `cannot read ${key}: too many open files`);
+            return target.getStream(key, options);
+          };
+        const value = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const listening = await listenRegistryServer(createRegistryServer({ site: flaky }), 0);
+    try {
+      const ask = () => rawRequest(listening.url, `/${INDEX_JSON_KEY}`, { 'accept-encoding': 'br' });
+      // Act: the first request meets the failure (the document itself is sent), the second does not.
+      const first = await ask();
+      const second = await ask();
+
+      // Assess: the failure was no answer about the variant, which is sent once read.
+      expect(first.status).toBe(200);
+      expect(first.body).toEqual(document);
+      expect(second.headers['content-encoding']).toBe('br');
+      expect(brotliDecompressSync(second.body)).toEqual(document);
+    } finally {
+      await listening.close();
+    }
+  });
+});
