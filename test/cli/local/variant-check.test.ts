@@ -5,6 +5,7 @@
  * the digest of the document that never landed), nor one written before variants recorded a digest (it is
  * decoded once, and its answer kept by its ETag). The threshold is lowered so two plugins' documents pass it.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -149,6 +150,54 @@ describe('when a variant was written before variants recorded the digest they de
     expectDocumentOnly(await served(), document);
     await putUndigested(new Uint8Array(8 * 1024 * 1024));
     expectDocumentOnly(await served(), document);
+  });
+});
+
+describe('when an undigested variant decodes to far more than its document', () => {
+  it('stops reading it once its decoding passes the document size', async () => {
+    // Prepare: a gzip variant of 4 MiB of random bytes (as large compressed as decoded), counting what the
+    // decoding reads of it.
+    const document = await stored(INDEX_JSON_KEY);
+    const variant = encodedVariantKey(INDEX_JSON_KEY, 'gzip');
+    const compressed = gzipSync(randomBytes(4 * 1024 * 1024), { level: 1 });
+    await site.put(variant, compressed, {
+      contentType: 'application/json',
+      cacheControl: CACHE_MUTABLE,
+      contentEncoding: 'gzip',
+    });
+    let read = 0;
+    const counting = new Proxy(site, {
+      get(target, property) {
+        if (property === 'getStream')
+          return async (key: string, options?: { start?: number }) => {
+            const stream = await target.getStream(key, options);
+            if (!stream || key !== variant) return stream;
+            const body = stream.body;
+            return Object.assign(stream, {
+              body: (async function* () {
+                for await (const chunk of body) {
+                  read += chunk.byteLength;
+                  yield chunk;
+                }
+              })(),
+            });
+          };
+        const value = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const listening = await listenRegistryServer(createRegistryServer({ site: counting }), 0);
+    try {
+      // Act: a HEAD, so only the check reads the variant's bytes.
+      const answer = await rawRequest(listening.url, `/${variant}`, { 'accept-encoding': 'gzip' }, 'HEAD');
+
+      // Assess: refused, and read little past the document's size, not the 4 MiB.
+      expect(answer.status).toBe(404);
+      expect(read).toBeGreaterThan(0);
+      expect(read).toBeLessThan(document.byteLength + 1024 * 1024);
+    } finally {
+      await listening.close();
+    }
   });
 });
 
