@@ -804,85 +804,100 @@ class Client implements PlugindexClient {
         freshForMs: 0,
       },
     );
+    // The session caches the snapshot it verified under the URL (shared by every name reaching it there, with
+    // the hops it came through) before the marks below are read: a reset refused keeps the cache as it was,
+    // or the stolen key's copy it refused was what every later check of that URL started from.
+    const cachedBefore = await this.#cache.snapshot(entry.url);
+    let committing = false;
     try {
-      await session.open({ refresh: true });
-    } catch (error) {
-      if (
-        error instanceof TrustError &&
-        ['SNAPSHOT_BAD_SIGNATURE', 'SNAPSHOT_WRONG_KEY', 'KEY_ROTATION_BROKEN'].includes(error.code)
-      )
+      try {
+        await session.open({ refresh: true });
+      } catch (error) {
+        if (
+          error instanceof TrustError &&
+          ['SNAPSHOT_BAD_SIGNATURE', 'SNAPSHOT_WRONG_KEY', 'KEY_ROTATION_BROKEN'].includes(error.code)
+        )
+          throw new ClientError(
+            'TRUST_RESET_REFUSED',
+            `${entry.name}: ${entry.url} is not signed by the key pinned for it (${pinned.fingerprint}), nor by one that key rotated to through a signed rotation (${error.code}: ${error.message}); nothing was forgotten. A reset takes a registry rebuilt under the same key only: one under another key is another trust root, added again with that key (${pinAgainCommand()})`,
+            { cause: error },
+          );
+        throw error;
+      }
+      const accepted = checked as TrustRecord;
+      const snapshot = session.snapshot;
+      const sharing = await this.#state.recordsSharingTrust(snapshot.registry, accepted, entry.url);
+      // A key another name followed a rotation away from as stolen: its holder can sign a snapshot at any
+      // generation, or a rotation from it to a key of their own, and taken here it would be the floor of
+      // every name, the one that followed included. Marks are read as of every URL a session reads them as
+      // of (`RegistrySession.reachedAt`: the entry's, its mirrors, each URL a redirect led the snapshot's
+      // request to or through): read as of its URL alone, a mark kept as of a mirror's was passed over, and the stolen
+      // key's copy counting the rotations that key is at became every name's floor. Floors stay the URL's.
+      const {
+        revoked: marks,
+        departures,
+        retired: left,
+      } = await this.#state.sharedTrust(snapshot.registry, accepted, session.reachedAt);
+      const fork = forkFromRevoked(marks, accepted);
+      const revoked = revokedLink(marks, accepted.fingerprint) ?? fork?.mark;
+      if (revoked)
         throw new ClientError(
           'TRUST_RESET_REFUSED',
-          `${entry.name}: ${entry.url} is not signed by the key pinned for it (${pinned.fingerprint}), nor by one that key rotated to through a signed rotation (${error.code}: ${error.message}); nothing was forgotten. A reset takes a registry rebuilt under the same key only: one under another key is another trust root, added again with that key (${pinAgainCommand()})`,
-          { cause: error },
+          `${entry.name}: ${entry.url} answers with a snapshot signed by key ${fork ? `${accepted.fingerprint}, reached from key ${revoked.fingerprint} through a rotation to ${fork.to}; but that key` : revoked.fingerprint}, which registry ${snapshot.registry} retired${revoked.retiredBy === undefined ? '' : ` at keys/rotation/${revoked.retiredBy}.json`}${fork ? ` to key ${fork.mark.retiredTo}` : ''} because it is no longer secret (another name of it on this machine followed that rotation): nothing was forgotten. ${pinAgainRemedy({ start: true })}`,
         );
+      // A rotation from a key another name left, to another key than the registry's rotation: its holder's.
+      const departed = forkFromRevoked(departuresAgainst(departures, accepted), accepted);
+      if (departed)
+        throw new ClientError(
+          'TRUST_RESET_REFUSED',
+          `${entry.name}: ${entry.url} answers with a snapshot signed by key ${accepted.fingerprint}, reached from key ${departed.link.fingerprint} through a rotation to ${departed.to}, but registry ${snapshot.registry} rotated that key to ${departed.mark.retiredTo} (another name of it on this machine followed that rotation): a key is retired once, so this is not the registry's; nothing was forgotten. ${pinAgainRemedy({ start: true })}`,
+        );
+      // A key another name rotated away from: the registry signs nothing with it since, and taken here its
+      // holder's snapshot was every name's floor, those that followed the rotation left with none.
+      const leftBy = left?.find((r) => r.fingerprint === accepted.fingerprint);
+      if (leftBy)
+        throw new ClientError(
+          'TRUST_RESET_REFUSED',
+          `${entry.name}: ${entry.url} answers with a snapshot signed by key ${accepted.fingerprint}, which registry ${snapshot.registry} rotated away from (followed as trust/${leftBy.name} in the data directory): the registry signs nothing with a key it left, so this is not the registry's current snapshot; nothing was forgotten. Reset by its current key (\`plugindex registry reset-trust ${leftBy.name}\` for a configured one), or pin it (${pinAgainCommand()})`,
+        );
+      committing = true;
+      const names = sharing.map((s) => s.name);
+      if (!names.includes(own) && (await this.#state.trust(own).catch(() => undefined))) names.push(own);
+      const floor = {
+        fingerprint: accepted.fingerprint,
+        generation: snapshot.generation,
+        ...(accepted.log ? { log: accepted.log } : {}),
+        registry: snapshot.registry,
+      };
+      const forgotten: ResetTrustResult['forgotten'][number][] = [];
+      for (const name of names.sort()) {
+        const before = await this.#state.resetAccepted(name, floor);
+        if (!before) continue;
+        forgotten.push({
+          name,
+          ...(before.highestGeneration !== undefined ? { generation: before.highestGeneration } : {}),
+          ...(before.log ? { log: before.log } : {}),
+        });
+      }
+      if ('name' in target) {
+        const held = await this.#state.writeTrust(own, accepted);
+        if (held !== entry.key_fingerprint) await this.#repin(own, held);
+      } else if (names.includes(own)) await this.#state.writeTrust(own, accepted);
+      return {
+        registry: snapshot.registry,
+        fingerprint: accepted.fingerprint,
+        generation: snapshot.generation,
+        ...(accepted.log ? { log: accepted.log } : {}),
+        forgotten,
+      };
+    } catch (error) {
+      if (!committing)
+        await (cachedBefore
+          ? this.#cache.putSnapshot(entry.url, cachedBefore)
+          : this.#cache.removeRegistry(entry.url)
+        ).catch(() => {});
       throw error;
     }
-    const accepted = checked as TrustRecord;
-    const snapshot = session.snapshot;
-    const sharing = await this.#state.recordsSharingTrust(snapshot.registry, accepted, entry.url);
-    // A key another name followed a rotation away from as stolen: its holder can sign a snapshot at any
-    // generation, or a rotation from it to a key of their own, and taken here it would be the floor of
-    // every name, the one that followed included. Marks are read as of every URL a session reads them as
-    // of (`RegistrySession.reachedAt`: the entry's, its mirrors, each URL a redirect led the snapshot's
-    // request to or through): read as of its URL alone, a mark kept as of a mirror's was passed over, and the stolen
-    // key's copy counting the rotations that key is at became every name's floor. Floors stay the URL's.
-    const {
-      revoked: marks,
-      departures,
-      retired: left,
-    } = await this.#state.sharedTrust(snapshot.registry, accepted, session.reachedAt);
-    const fork = forkFromRevoked(marks, accepted);
-    const revoked = revokedLink(marks, accepted.fingerprint) ?? fork?.mark;
-    if (revoked)
-      throw new ClientError(
-        'TRUST_RESET_REFUSED',
-        `${entry.name}: ${entry.url} answers with a snapshot signed by key ${fork ? `${accepted.fingerprint}, reached from key ${revoked.fingerprint} through a rotation to ${fork.to}; but that key` : revoked.fingerprint}, which registry ${snapshot.registry} retired${revoked.retiredBy === undefined ? '' : ` at keys/rotation/${revoked.retiredBy}.json`}${fork ? ` to key ${fork.mark.retiredTo}` : ''} because it is no longer secret (another name of it on this machine followed that rotation): nothing was forgotten. ${pinAgainRemedy({ start: true })}`,
-      );
-    // A rotation from a key another name left, to another key than the registry's rotation: its holder's.
-    const departed = forkFromRevoked(departuresAgainst(departures, accepted), accepted);
-    if (departed)
-      throw new ClientError(
-        'TRUST_RESET_REFUSED',
-        `${entry.name}: ${entry.url} answers with a snapshot signed by key ${accepted.fingerprint}, reached from key ${departed.link.fingerprint} through a rotation to ${departed.to}, but registry ${snapshot.registry} rotated that key to ${departed.mark.retiredTo} (another name of it on this machine followed that rotation): a key is retired once, so this is not the registry's; nothing was forgotten. ${pinAgainRemedy({ start: true })}`,
-      );
-    // A key another name rotated away from: the registry signs nothing with it since, and taken here its
-    // holder's snapshot was every name's floor, those that followed the rotation left with none.
-    const leftBy = left?.find((r) => r.fingerprint === accepted.fingerprint);
-    if (leftBy)
-      throw new ClientError(
-        'TRUST_RESET_REFUSED',
-        `${entry.name}: ${entry.url} answers with a snapshot signed by key ${accepted.fingerprint}, which registry ${snapshot.registry} rotated away from (followed as trust/${leftBy.name} in the data directory): the registry signs nothing with a key it left, so this is not the registry's current snapshot; nothing was forgotten. Reset by its current key (\`plugindex registry reset-trust ${leftBy.name}\` for a configured one), or pin it (${pinAgainCommand()})`,
-      );
-    const names = sharing.map((s) => s.name);
-    if (!names.includes(own) && (await this.#state.trust(own).catch(() => undefined))) names.push(own);
-    const floor = {
-      fingerprint: accepted.fingerprint,
-      generation: snapshot.generation,
-      ...(accepted.log ? { log: accepted.log } : {}),
-      registry: snapshot.registry,
-    };
-    const forgotten: ResetTrustResult['forgotten'][number][] = [];
-    for (const name of names.sort()) {
-      const before = await this.#state.resetAccepted(name, floor);
-      if (!before) continue;
-      forgotten.push({
-        name,
-        ...(before.highestGeneration !== undefined ? { generation: before.highestGeneration } : {}),
-        ...(before.log ? { log: before.log } : {}),
-      });
-    }
-    if ('name' in target) {
-      const held = await this.#state.writeTrust(own, accepted);
-      if (held !== entry.key_fingerprint) await this.#repin(own, held);
-    } else if (names.includes(own)) await this.#state.writeTrust(own, accepted);
-    return {
-      registry: snapshot.registry,
-      fingerprint: accepted.fingerprint,
-      generation: snapshot.generation,
-      ...(accepted.log ? { log: accepted.log } : {}),
-      forgotten,
-    };
   }
 
   /** Refreshes each registry (Helm's `repo update`): one failing does not stop the others. */

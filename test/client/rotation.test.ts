@@ -2492,3 +2492,36 @@ describe('when a record kept before records named their registry, configured at 
     expect(findings.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, false, 'KEY_REVOKED']]);
   });
 });
+
+describe('when registry reset-trust is refused for a mark kept as of a URL its snapshot request was redirected through', () => {
+  it('leaves the snapshot cached for the name\u2019s URL (and the hops kept with it) as it was: the stolen key\u2019s copy is not kept', async () => {
+    // Prepare: as above, `via` reaches the registry at R, which redirects to M, then to S; a removed
+    // name's mark for the stolen key is kept as of M; S then serves the thief's copy.
+    const registry = await servedRegistry(['1.0.0']);
+    const final = await servedCopy('reset-cache-s', registry.dir);
+    const mirror = await redirectingTo(final.url);
+    const r = await redirectingTo(mirror.url);
+    const m = await machine();
+    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
+    await m.run((c) =>
+      c.addRegistry({ name: 'via', url: r.url, pin: { armored: registry.firstKey }, priority: 2 }),
+    );
+    const theft = await stolenAndRotated(registry);
+    await final.copyOf(registry.dir);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    const thiefDir = await theft.thief('reset-cache-thief', 0);
+    await removedAsOlderRecord(m, mirror.url);
+    await final.copyOf(thiefDir);
+    const cache = new ContentCache(join(dirname(m.data), 'cache'));
+    const before = await cache.snapshot(r.url);
+    expect(before).toBeDefined();
+
+    // Act
+    const reset = m.run((c) => c.resetRegistryTrust({ name: 'via' }));
+
+    // Assess: refused, and the cache under R holds what it held (the check that refused kept nothing of
+    // the snapshot it refused: the stolen key's copy cached there was every later check's, offline too).
+    await expect(reset).rejects.toMatchObject({ name: 'ClientError', code: 'TRUST_RESET_REFUSED' });
+    expect(await cache.snapshot(r.url)).toEqual(before);
+  });
+});
