@@ -66,7 +66,7 @@ function allowed(action: string, resource: string): boolean {
 /** The IAM actions an SDK command needs, on what (S3's documented mapping, for the commands the stores send). */
 function needs(
   command: string,
-  input: { Bucket?: string; Key?: string; IfMatch?: string },
+  input: { Bucket?: string; Key?: string; IfMatch?: string; CopySource?: string },
 ): [string, string][] {
   const object = `${input.Bucket}/${input.Key}`;
   switch (command) {
@@ -88,6 +88,12 @@ function needs(
             ['s3:GetObject', object],
           ]
         : [['s3:DeleteObject', object]];
+    case 'CopyObjectCommand':
+      // The read of the source (`bucket/key`, URL-encoded) and the write of the copy.
+      return [
+        ['s3:GetObject', decodeURIComponent(input.CopySource ?? '').replace(/^\//, '')],
+        ['s3:PutObject', object],
+      ];
     case 'ListObjectsV2Command':
       return [['s3:ListBucket', `${input.Bucket}`]];
     default:
@@ -100,7 +106,7 @@ function roleClient(denied: string[]): S3Client {
   const client = new S3Client(s3.config);
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      const input = args.input as { Bucket?: string; Key?: string; IfMatch?: string };
+      const input = args.input as { Bucket?: string; Key?: string; IfMatch?: string; CopySource?: string };
       for (const [action, resource] of needs(context.commandName as string, input)) {
         if (allowed(action, resource)) continue;
         denied.push(`${action} ${resource}`);
@@ -214,6 +220,31 @@ describe("when the publish function runs with its deployed role's S3 permissions
 
     expect(denied).toEqual([]);
     expect(refreshed.generation).toBeGreaterThan(first.generation as number);
+    client.destroy();
+  });
+
+  it("writes a variant streamed in parts, whose document's digest is copied over it once completed (CopyObject), with no request refused", async () => {
+    // Prepare: the site store through the role, parts of 5 MiB, a compressed variant of two parts whose
+    // digest is known only after its body (as a streamed index document's variants are written).
+    const denied: string[] = [];
+    const client = roleClient(denied);
+    const site = new S3Store({ client, bucket: SITE, partSizeBytes: 5 * 1024 * 1024 });
+    const body = new Uint8Array(6 * 1024 * 1024).map((_, i) => i % 251);
+    async function* chunks() {
+      for (let at = 0; at < body.byteLength; at += 1024 * 1024) yield body.subarray(at, at + 1024 * 1024);
+    }
+
+    // Act
+    await site.putStream('index.json.br', chunks(), {
+      contentType: 'application/json',
+      cacheControl: 'public, max-age=60',
+      contentEncoding: 'br',
+      decodedSha256AfterBody: async () => 'a'.repeat(64),
+    });
+
+    // Assess: the copy needs the read of the object and its write, both granted on the site's objects.
+    expect(denied).toEqual([]);
+    expect((await site.head('index.json.br'))?.decodedSha256).toBe('a'.repeat(64));
     client.destroy();
   });
 });
