@@ -2525,3 +2525,32 @@ describe('when registry reset-trust is refused for a mark kept as of a URL its s
     expect(await cache.snapshot(r.url)).toEqual(before);
   });
 });
+
+describe('when a snapshot cached with the hops a redirect led its request through is checked again where the registry answers at its own URL', () => {
+  it('keeps no hop with it from then on, answered 304 or 200 (an offline check reads the marks kept as of its own URLs alone)', async () => {
+    // Prepare: `main` reads the registry at its own URL; the cache is told, as a redirect would have left
+    // it, that the last request for its snapshot was led through another URL.
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const cache = new ContentCache(join(dirname(m.data), 'cache'));
+    const cached = await cache.snapshot(registry.url);
+    expect(cached?.etag).toBeDefined();
+    const elsewhere = 'https://elsewhere.example/reg';
+
+    for (const etag of [cached?.etag, '"another"']) {
+      await cache.putSnapshot(registry.url, {
+        ...(cached as NonNullable<typeof cached>),
+        ...(etag ? { etag } : {}),
+        servedFrom: [elsewhere],
+      });
+
+      // Act: checked online (the ETag kept answered 304; another, 200 with the same bytes).
+      expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+
+      // Assess
+      const after = await cache.snapshot(registry.url);
+      expect(after?.bytes, etag).toEqual(cached?.bytes);
+      expect(after?.servedFrom, etag).toBeUndefined();
+    }
+  });
+});
