@@ -1295,6 +1295,43 @@ describe("when S3 stores a compressed variant with its document's digest (decode
     }
   });
 
+  it('fails the write where the copy recording the digest fails, and the variant completed is read as recording none (unknown, never current)', async () => {
+    // Prepare: a client whose CopyObject S3 refuses (a role without the grant, a 412 from a write since).
+    const client = new S3Client({ ...s3.config });
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'CopyObjectCommand')
+          throw new S3ServiceException({
+            name: 'AccessDenied',
+            $fault: 'client',
+            $metadata: { httpStatusCode: 403 },
+            message: 'not authorized to perform s3:PutObject',
+          });
+        return next(args);
+      },
+      { step: 'initialize', name: 'refuseCopies' },
+    );
+    const store = new S3Store({ client, bucket: 'variants-site', partSizeBytes: 5 * 1024 * 1024 });
+    const big = patternBytes(6 * 1024 * 1024);
+
+    // Act
+    const error = await store
+      .putStream('copy-refused.json.br', chunksOf(big, 1024 * 1024), {
+        ...opts,
+        contentEncoding: 'br',
+        decodedSha256AfterBody: async () => 'f'.repeat(64),
+      })
+      .catch((e: unknown) => e);
+
+    // Assess: the write fails, typed; the object its parts made is there, recording no digest.
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ code: 'STORE_IO', key: 'copy-refused.json.br' });
+    const left = await store.head('copy-refused.json.br');
+    expect(left).toMatchObject({ size: big.byteLength, contentEncoding: 'br' });
+    expect(left?.decodedSha256).toBeUndefined();
+    client.destroy();
+  });
+
   it('refuses a decodedSha256 that is not a SHA-256 in hex, STORE_REFUSED, and writes nothing', async () => {
     const store = new S3Store({ client: s3.client, bucket: 'variants-site' });
     const error = await store
