@@ -23,17 +23,17 @@ let registry: TestRegistry;
 let base: string;
 let close: () => Promise<void>;
 let root: string;
-/** Keys the server read, in order: which variant it chose. */
+/** Keys whose bodies the server read, in order: which variant it chose to send. */
 const read: string[] = [];
 
-/** The site as the server reads it, recording each key asked for. */
+/**
+ * The site as the server reads it, recording each key whose body it reads. Not its heads: it heads a
+ * document to hold a variant to its digest, which sends nothing.
+ */
 function recording(site: Store): Store {
   return {
     get: (key) => site.get(key),
-    head: (key) => {
-      read.push(key);
-      return site.head(key);
-    },
+    head: (key) => site.head(key),
     getStream: (key) => {
       read.push(key);
       return site.getStream(key);
