@@ -15,6 +15,11 @@ export type ClientErrorCode =
   | 'CLIENT_CONFIG_INVALID'
   /** No configured registry has that name. */
   | 'REGISTRY_NOT_FOUND'
+  /**
+   * A frozen install of a lock entry whose source (registry, folder, manifest URL) this machine does not
+   * configure, so no key it trusts checks it; `--trust-lock` takes the lock's digests alone instead.
+   */
+  | 'SOURCE_NOT_CONFIGURED'
   /** A configured registry whose pinned key is missing from the data directory (or is not the one configured). */
   | 'REGISTRY_NOT_PINNED'
   /** A registry's trust state (`<data>/trust/<name>/state.json`) does not parse. */

@@ -115,6 +115,12 @@ export interface InstallOptions {
    * Implies `locked`.
    */
   readonly frozen?: boolean;
+  /**
+   * With `frozen`: install entries of a source this machine does not configure (no registry, set or pin
+   * under its name) on the lock's digests alone, warned of, instead of refusing them
+   * (SOURCE_NOT_CONFIGURED): a lock is untrusted input, and nothing here holds a key to check it by.
+   */
+  readonly trustLock?: boolean;
   /** The host's plugin API version (`v1`): versions whose bounds exclude it are not chosen. */
   readonly apiVersion?: string;
   /** Re-resolve the named plugins (all of them when none is named) ignoring the lock: `update`. */
@@ -735,6 +741,20 @@ export async function planInstall(
   // 1. Resolve and verify every target (and compute the lock) before anything is written.
   const planned: Planned[] = [];
   if (options.frozen) {
+    // Every source known here (or lock-only trust taken) before any target fetches anything: planned side
+    // by side, a known source's requests would otherwise be under way when an unknown one is refused.
+    if (!options.trustLock)
+      for (const target of targets) {
+        const recorded = target.locked as LockedPlugin;
+        const given = await options.sources?.get(recorded.registry);
+        if (given === undefined && !(await sourceKnown(ctx, options, target.name, recorded)))
+          throw unconfiguredSource(
+            target.name,
+            recorded,
+            own((before as Lockfile).registries, recorded.registry),
+            options.lockfile,
+          );
+      }
     // Each from the lock alone, so side by side (a manifest to fetch each, at most).
     const frozen = new Map<Target, Planned>();
     await eachLimited(targets, DOWNLOADS_AT_ONCE, async (target) => {
@@ -1421,6 +1441,15 @@ async function planFrozen(
   const trust = await registryTrust(ctx, options, target.name, entry, given);
   const folder = await folderTrust(ctx, entry, given);
   const warnings: string[] = [...fallbacks];
+  // A source this machine knows nothing of has no key here to check the lock by: a pull request adding
+  // such an entry (its own manifest, files and publisher) would be placed on its own digests, unsigned by
+  // anyone the user trusts. Refused before any request unless the user takes the lock's word explicitly.
+  if (!trust && !folder && given === undefined) {
+    if (!options.trustLock) throw unconfiguredSource(target.name, entry, registry, options.lockfile);
+    warnings.push(
+      `${target.name}@${entry.version}: installed on ${options.lockfile}'s digests alone (--trust-lock): source ${entry.registry} is not configured here, so no key this machine trusts checked its signature`,
+    );
+  }
   const published = trust ? manifestKey(target.name, entry.version) : undefined;
   // A lock made under a key retired as compromised: its manifest's signature is the registry's by the key
   // it holds now, read from it, never the one cached under the lock's key (whoever took that key may have
@@ -1537,6 +1566,49 @@ async function planFrozen(
     ...(entry.resources ? { resources: entry.resources } : {}),
     generation: registry?.min_generation ?? 0,
   };
+}
+
+/**
+ * Whether this machine keeps a key to check a lock entry's source by, the set's sources aside: a configured
+ * registry (its pinned key), or a manifest URL installed from with `--key` before (the key kept as its pin).
+ * @throws what `registryTrust` throws (REGISTRY_NOT_PINNED: configured, but no key pinned).
+ */
+async function sourceKnown(
+  ctx: ClientContext,
+  options: InstallOptions,
+  name: string,
+  entry: LockedPlugin,
+): Promise<boolean> {
+  if (await registryTrust(ctx, options, name, entry, undefined)) return true;
+  return (await folderTrust(ctx, entry, undefined)) !== undefined;
+}
+
+/**
+ * Why a frozen install refuses an entry of a source this machine does not configure, and how to configure
+ * it: a registry by its key (the lock's fingerprint is the lock's word, not a key to trust), a manifest URL
+ * by installing it once with the publisher's key, a plugin set's folder through its set file.
+ */
+function unconfiguredSource(
+  name: string,
+  entry: LockedPlugin,
+  registry: LockedRegistry | undefined,
+  lockfile: string,
+): ClientError {
+  const base = registryBase(entry, name);
+  const key = registry ? ` (locked with key ${registry.key_fingerprint})` : '';
+  const ways = [
+    ...(base !== undefined
+      ? [`\`plugindex registry add ${entry.registry} ${base} --key FILE\` with the registry's public key`]
+      : []),
+    ...(entry.manifest_url !== undefined
+      ? [`\`plugindex install ${entry.manifest_url} --key FILE\` once with its publisher's key`]
+      : []),
+    `\`plugindex install -c FILE --frozen\` with the plugin set that names it`,
+  ];
+  return new ClientError(
+    'SOURCE_NOT_CONFIGURED',
+    `${lockfile}: plugins/${name}@${entry.version} is locked from source ${entry.registry}${key}, which this machine does not configure, so no key it trusts can check what the lock pins: configure it (${ways.join('; or ')}), or pass --trust-lock to install on the lock's digests alone`,
+  );
 }
 
 /**

@@ -23,10 +23,13 @@ export async function run(parsed: Parsed): Promise<number> {
   const config = stringOption(parsed, 'config');
   const locked = parsed.values.locked === true;
   const frozen = parsed.values.frozen === true;
+  const trustLock = parsed.values['trust-lock'] === true;
+  // Lock-only trust is a frozen install's alone: any other install reads the source, which must be configured.
+  if (trustLock && !frozen) throw usage('--trust-lock is for --frozen installs (it takes the lock as it is)');
   const acceptPermissions = parsed.values['accept-permissions'] === true;
   const lifecycle = lifecycleOptions(parsed);
   if (config !== undefined) {
-    const fromFile = givenOptions(parsed, ['registry', 'dir', 'lockfile', 'platform', 'key']);
+    const fromFile = givenOptions(parsed, ['registry', 'dir', 'lockfile', 'platform', 'key', 'trust-lock']);
     if (parsed.positionals.length > 0 || fromFile.length > 0)
       throw usage(
         `-c FILE installs exactly the set: its names, sources, folders, platforms and keys come from the file (not ${parsed.positionals.length > 0 ? 'names' : fromFile.join(', ')})`,
@@ -64,6 +67,7 @@ export async function run(parsed: Parsed): Promise<number> {
       lockfile: lockfileOption(parsed),
       locked,
       frozen,
+      ...(trustLock ? { trustLock } : {}),
       acceptPermissions,
       ...lifecycle,
       ...(registry ? { registry } : {}),

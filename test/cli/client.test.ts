@@ -503,4 +503,30 @@ describe('when a user searches, installs and manages plugins', () => {
       await startServer();
     }
   });
+
+  it('refuses --frozen a lock of a registry not configured here (SOURCE_NOT_CONFIGURED, exit 1) unless --trust-lock, which says so', async () => {
+    const author = await home();
+    expect((await author('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    expect(
+      (await author('install', `${NAME}@1.0.0`, '--dir', 'plugins', '--platform', 'linux/amd64')).code,
+    ).toBe(0);
+    const lock = await readFile(path.join(work, `home${homes}`, 'plugindex.lock'));
+    const ci = await home();
+    const cwd = path.join(work, `home${homes}`);
+    await writeFile(path.join(cwd, 'plugindex.lock'), lock);
+    const frozen = ['install', '--frozen', '--dir', 'plugins', '--platform', 'linux/amd64'];
+    const refused = await ci(...frozen);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('SOURCE_NOT_CONFIGURED');
+    expect(refused.stderr).toContain(`plugindex registry add main ${base} --key FILE`);
+    await expect(stat(path.join(cwd, 'plugins'))).rejects.toMatchObject({ code: 'ENOENT' });
+    // Lock-only trust is a frozen install's alone.
+    expect((await ci('install', '--trust-lock', '--dir', 'plugins')).code).toBe(2);
+    const taken = await ci(...frozen, '--trust-lock');
+    expect(taken.code, taken.stderr).toBe(0);
+    expect(taken.stderr).toContain('(--trust-lock): source main is not configured here');
+    expect(await readFile(path.join(cwd, 'plugins', NAME, '1.0.0', 'linux-amd64', NAME))).toEqual(
+      Buffer.from(TOOL),
+    );
+  });
 });

@@ -107,3 +107,36 @@ describe('when a lock made in one checkout is installed in another', () => {
     },
   );
 });
+
+describe('when a set’s lock is installed frozen without its set', () => {
+  it('refuses the folder it names SOURCE_NOT_CONFIGURED, its key being the set’s, not kept here', async () => {
+    const repo = await aliceRepo('no-set', 'disk-tool/1.0.0/manifest.json', false);
+    const alice = httpClient(join(root, 'no-set', 'alice-home'));
+    try {
+      await alice.installSet(join(repo, 'plugins.yaml'), { home: '/nonexistent' });
+    } finally {
+      await alice.close();
+    }
+    const dir = join(root, 'no-set', 'ci-plugins');
+    const ci = httpClient(join(root, 'no-set', 'ci-home'));
+    try {
+      await expect(
+        ci.install({ requests: [], frozen: true, lockfile: join(repo, 'plugins.lock'), dir }),
+      ).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'SOURCE_NOT_CONFIGURED',
+        message: expect.stringContaining(
+          '`plugindex install -c FILE --frozen` with the plugin set that names it',
+        ),
+      });
+      await expect(readFile(join(dir, 'disk-tool/1.0.0/linux-amd64/disk-tool'))).rejects.toMatchObject({
+        code: 'ENOENT',
+      });
+      // Through its set, the folder's key checks it as before.
+      const frozen = await ci.installSet(join(repo, 'plugins.yaml'), { home: '/nonexistent', frozen: true });
+      expect(frozen.items.map((i) => i.warnings)).toEqual([[]]);
+    } finally {
+      await ci.close();
+    }
+  });
+});

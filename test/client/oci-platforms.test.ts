@@ -244,6 +244,34 @@ describe('when an OCI artifact’s reference names an image index', () => {
     expect(other.pulled).toEqual({ manifests: [], blobs: [pushed.fat.digest] });
   });
 
+  it('refuses, frozen, a lock of a registry this machine does not configure (SOURCE_NOT_CONFIGURED), pulling nothing, unless --trust-lock takes the lock’s digests alone', async () => {
+    const m = await machine();
+    await m.run(LINUX, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    const other = await machine();
+    await other.run(LINUX, (c) => c.removeRegistry('test'));
+    await writeFile(other.lockfile, await readFile(m.lockfile));
+    const frozen = (trustLock?: true) =>
+      other.run(LINUX, (c) =>
+        c.install({
+          requests: [],
+          dir: other.dir,
+          lockfile: other.lockfile,
+          frozen: true,
+          ...(trustLock ? { trustLock } : {}),
+        }),
+      );
+    await expect(frozen()).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'SOURCE_NOT_CONFIGURED',
+      message: expect.stringContaining(`plugindex registry add test ${base} --key FILE`),
+    });
+    expect(other.pulled).toEqual({ manifests: [], blobs: [] });
+    const taken = await frozen(true);
+    expect(await placed(other, 'linux-amd64')).toEqual(Buffer.from(GLIBC));
+    expect(other.pulled).toEqual({ manifests: [], blobs: [pushed.glibc.digest] });
+    expect(taken.items[0]?.warnings).toEqual([expect.stringContaining('(--trust-lock)')]);
+  });
+
   it('resolves the reference itself (falcoctl’s REGISTRY/REPOSITORY:TAG) to the version, a musl host then pulling its musl blob', async () => {
     const m = await machine();
     const target = await m.run(ALPINE, (c) => c.reference(reference));

@@ -1,0 +1,231 @@
+/**
+ * A frozen install of a lock entry whose source this machine does not configure (a registry under a name
+ * not added here, a manifest URL never installed from with its key): no key the user trusts can check what
+ * the lock pins, and a lock is untrusted input (a pull request can edit it). Refused before any request
+ * (SOURCE_NOT_CONFIGURED, saying how to configure it) unless `trustLock` takes the lock's digests alone,
+ * said in a warning. Real HTTP, real signatures.
+ */
+
+import { mkdirSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { createClient, type PlugindexClient } from '../../client/client.ts';
+import { ClientError } from '../../client/errors.ts';
+import { createHttpFetcher } from '../../client/fetcher.ts';
+import { fixedClock } from '../../index-builder/clock.ts';
+import { sha256Hex } from '../../index-builder/digest.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+
+const NAME = 'demo-plugin';
+const TOOL = encode('#!/bin/sh\necho demo 1.0.0\n');
+const LINUX = { os: 'linux', arch: 'amd64' } as const;
+
+let registry: TestRegistry;
+let base: string;
+let close: () => Promise<void>;
+const requests: string[] = [];
+let root: string;
+
+beforeAll(async () => {
+  registry = await makeRegistry();
+  await processSubmissions(
+    registry.context,
+    await registry.submit(
+      await makeBundle({
+        manifest: validManifest({ name: NAME, version: '1.0.0' }),
+        artifacts: [{ ...LINUX, name: NAME, body: TOOL }],
+      }),
+    ),
+  );
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site: registry.site, log: (line) => requests.push(line) }),
+    0,
+  );
+  base = listening.url;
+  close = listening.close;
+  root = await mkdtemp(join(tmpdir(), 'plugindex-frozen-unknown-'));
+});
+afterAll(async () => {
+  await close();
+  await rm(root, { recursive: true, force: true });
+});
+
+let machines = 0;
+function machine() {
+  machines += 1;
+  const home = join(root, `m${machines}`);
+  mkdirSync(home, { recursive: true });
+  const m = {
+    dir: join(home, 'plugins'),
+    lockfile: join(home, 'plugindex.lock'),
+    async run<T>(body: (client: PlugindexClient) => Promise<T>): Promise<T> {
+      const client = createClient({
+        dirs: { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') },
+        fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+        env: {},
+        clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
+        platform: LINUX,
+        offline: false,
+        freshForMs: 0,
+      });
+      try {
+        return await body(client);
+      } finally {
+        await client.close();
+      }
+    },
+    frozen(trustLock?: boolean) {
+      return m.run((c) =>
+        c.install({
+          requests: [],
+          dir: m.dir,
+          lockfile: m.lockfile,
+          frozen: true,
+          ...(trustLock ? { trustLock } : {}),
+        }),
+      );
+    },
+  };
+  return m;
+}
+
+const placed = (m: { dir: string }) => join(m.dir, NAME, '1.0.0', 'linux-amd64', NAME);
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
+
+/** A lock made by a machine that configures the registry as `test` and installs from it. */
+async function registryLock(): Promise<Buffer> {
+  const author = machine();
+  await author.run((c) =>
+    c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
+  );
+  await author.run((c) =>
+    c.install({ requests: [`${NAME}@1.0.0`], dir: author.dir, lockfile: author.lockfile }),
+  );
+  return readFile(author.lockfile);
+}
+
+describe('when a frozen lock names a registry this machine does not configure', () => {
+  it('refuses it SOURCE_NOT_CONFIGURED before any request, saying how to add it', async () => {
+    const ci = machine();
+    await writeFile(ci.lockfile, await registryLock());
+    const before = requests.length;
+    const refused = await ci.frozen().catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ClientError);
+    expect(refused).toMatchObject({ code: 'SOURCE_NOT_CONFIGURED' });
+    expect((refused as Error).message).toContain(`plugindex registry add test ${base} --key FILE`);
+    expect((refused as Error).message).toContain('--trust-lock');
+    expect(requests.slice(before)).toEqual([]);
+    expect(await exists(placed(ci))).toBe(false);
+  });
+
+  it('refuses a lock forged whole (its own files, its manifest nowhere), which placed them on its own digests', async () => {
+    const ci = machine();
+    const lock = JSON.parse((await registryLock()).toString('utf8'));
+    // The attacker's file, served where the lock says; the manifest it names is served nowhere, which a
+    // source nobody configured made a warning, not a refusal.
+    const evil = encode('#!/bin/sh\necho owned\n');
+    const { createServer } = await import('node:http');
+    const server = createServer((req, res) => {
+      if (req.url === `/evil/${NAME}`) res.end(evil);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    const at = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    try {
+      lock.registries = { evil: lock.registries.test };
+      lock.plugins[NAME] = {
+        ...lock.plugins[NAME],
+        registry: 'evil',
+        manifest_sha256: sha256Hex(encode('nothing')),
+        manifest_url: `${at}/plugins/${NAME}/1.0.0/manifest.json`,
+        artifacts: {
+          'linux-amd64': { sha256: sha256Hex(evil), size: evil.length, url: `${at}/evil/${NAME}` },
+        },
+      };
+      await writeFile(ci.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+      await expect(ci.frozen()).rejects.toMatchObject({ name: 'ClientError', code: 'SOURCE_NOT_CONFIGURED' });
+      expect(await exists(placed(ci))).toBe(false);
+    } finally {
+      await new Promise((done) => server.close(done));
+    }
+  });
+
+  it('refuses it before the entries of a registry configured here fetch anything', async () => {
+    const ci = machine();
+    const lock = JSON.parse((await registryLock()).toString('utf8'));
+    lock.registries.elsewhere = lock.registries.test;
+    lock.plugins['other-plugin'] = { ...lock.plugins[NAME], registry: 'elsewhere' };
+    await writeFile(ci.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+    await ci.run((c) =>
+      c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    const before = requests.length;
+    await expect(ci.frozen()).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'SOURCE_NOT_CONFIGURED',
+      message: expect.stringContaining('plugins/other-plugin@1.0.0 is locked from source elsewhere'),
+    });
+    expect(requests.slice(before)).toEqual([]);
+    expect(await exists(placed(ci))).toBe(false);
+  });
+
+  it('installs on the lock’s digests alone with --trust-lock, saying so', async () => {
+    const ci = machine();
+    await writeFile(ci.lockfile, await registryLock());
+    const result = await ci.frozen(true);
+    expect(await readFile(placed(ci))).toEqual(Buffer.from(TOOL));
+    expect(result.items[0]?.warnings).toEqual([
+      expect.stringContaining(
+        `source test is not configured here, so no key this machine trusts checked its signature`,
+      ),
+    ]);
+  });
+
+  it('installs as before once the registry is added under the lock’s name, with no warning', async () => {
+    const ci = machine();
+    await writeFile(ci.lockfile, await registryLock());
+    await ci.run((c) =>
+      c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    const result = await ci.frozen();
+    expect(await readFile(placed(ci))).toEqual(Buffer.from(TOOL));
+    expect(result.items[0]?.warnings).toEqual([]);
+  });
+});
+
+describe('when a frozen lock names a manifest URL this machine never installed from with its key', () => {
+  it('refuses it SOURCE_NOT_CONFIGURED, saying to install the URL once with its key', async () => {
+    const author = machine();
+    const url = `${base}/plugins/${NAME}/1.0.0/manifest.json`;
+    await author.run(async (c) => {
+      const target = await c.reference(url, { key: registry.registryKey.publicKey });
+      if (!target?.source) throw new Error('a manifest URL with a key is a source');
+      return c.install({
+        requests: [{ request: target.request, registry: target.registry }],
+        sources: new Map([[target.registry, target.source]]),
+        dir: author.dir,
+        lockfile: author.lockfile,
+      });
+    });
+    const ci = machine();
+    await writeFile(ci.lockfile, await readFile(author.lockfile));
+    await expect(ci.frozen()).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'SOURCE_NOT_CONFIGURED',
+      message: expect.stringContaining(`plugindex install ${url} --key FILE`),
+    });
+    expect(await exists(placed(ci))).toBe(false);
+    // The author's machine keeps the key as the URL's pin: its frozen install checks by it, unwarned.
+    await rm(author.dir, { recursive: true, force: true });
+    const again = await author.frozen();
+    expect(again.items[0]?.warnings).toEqual([]);
+  });
+});
