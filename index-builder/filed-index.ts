@@ -1,0 +1,243 @@
+/**
+ * A lookup index kept beside the catalog in the intake store, for a rule a publish judges against every
+ * plugin without reading every plugin: values (plugin names) filed under a key (a name's skeleton, an OCI
+ * repository), one TSV file per bin of the key (the catalog's 256 bins, `<prefix><hh>.tsv`, about 400
+ * lines each at 100,000 plugins), and `<prefix>complete`, the mark that the bins hold every plugin. A
+ * registry made before an index (or whose `state/` was lost) has none, and its first lookup builds it from
+ * the site store once (`build`); a rebuild writes it anew (`writeFiledIndex`). Entries are only ever added
+ * by a publish: what an entry says is confirmed against the plugin's document before anything is refused
+ * for it, so one left by a run that died, or by a version refused after its judging, costs a read, no more.
+ *
+ * Used by the look-alike name index (look-alike.ts) and the OCI repository index (oci-repositories.ts).
+ */
+
+import { binOf } from './layout.ts';
+import { forEachLimited } from './limited.ts';
+import { CACHE_PRIVATE, type Store } from './store.ts';
+
+/** Where an index is kept and how its files begin (a file of another header is of another format). */
+export interface FiledIndexFormat {
+  /** `state/catalog/<index>/`: the bins are `<prefix><hh>.tsv`, the mark `<prefix>complete`. */
+  readonly prefix: string;
+  /** The first line of every bin and of the mark, e.g. `plugindex-names 1`. */
+  readonly header: string;
+}
+
+/** One entry: `value` filed under `key`. */
+export type FiledEntry = readonly [key: string, value: string];
+
+export function filedBinKey(format: FiledIndexFormat, bin: string): string {
+  return `${format.prefix}${bin}.tsv`;
+}
+
+export function filedCompleteKey(format: FiledIndexFormat): string {
+  return `${format.prefix}complete`;
+}
+
+const PUT = { contentType: 'text/tab-separated-values', cacheControl: CACHE_PRIVATE } as const;
+const BINS_IN_FLIGHT = 16;
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+
+/** Key -> the values filed under it, of one bin. */
+type Bin = Map<string, Set<string>>;
+
+/** What a TSV line can hold: anything non-empty that would not split a line or a field. */
+const filable = (text: string): boolean => text.length > 0 && !/[\t\n\r]/.test(text);
+
+function fileEntry(bins: Map<string, Bin>, [key, value]: FiledEntry): void {
+  if (!filable(key) || !filable(value)) return;
+  const binName = binOf(key);
+  let bin = bins.get(binName);
+  if (!bin) {
+    bin = new Map();
+    bins.set(binName, bin);
+  }
+  const values = bin.get(key);
+  if (values) values.add(value);
+  else bin.set(key, new Set([value]));
+}
+
+/** A bin as stored; undefined when it is of another format (the index is then built anew). */
+function parseBin(format: FiledIndexFormat, bytes: Uint8Array): Bin | undefined {
+  const lines = utf8Decoder.decode(bytes).split('\n');
+  if (lines[0] !== format.header) return undefined;
+  const bin: Bin = new Map();
+  for (const line of lines.slice(1)) {
+    if (line === '') continue;
+    const [key, value, extra] = line.split('\t');
+    if (!key || !value || extra !== undefined) return undefined;
+    const values = bin.get(key);
+    if (values) values.add(value);
+    else bin.set(key, new Set([value]));
+  }
+  return bin;
+}
+
+function serializeBin(format: FiledIndexFormat, bin: Bin | undefined): Uint8Array {
+  const lines = [format.header];
+  for (const key of [...(bin?.keys() ?? [])].sort())
+    for (const value of [...(bin?.get(key) ?? [])].sort()) lines.push(`${key}\t${value}`);
+  return utf8.encode(`${lines.join('\n')}\n`);
+}
+
+async function writeBins(
+  store: Store,
+  format: FiledIndexFormat,
+  bins: ReadonlyMap<string, Bin>,
+  which: readonly string[],
+): Promise<void> {
+  await forEachLimited(which, BINS_IN_FLIGHT, (bin) =>
+    store.put(filedBinKey(format, bin), serializeBin(format, bins.get(bin)), PUT),
+  );
+}
+
+/**
+ * Writes the whole index `bins` holds: the bins that hold an entry, none else (a first publish writes one
+ * bin, not 256), any other bin stored deleted (an older index's: entries are never taken back by a publish,
+ * so only one of another format can hold what these do not), then the mark that it is complete.
+ */
+async function writeWholeIndex(
+  store: Store,
+  format: FiledIndexFormat,
+  bins: ReadonlyMap<string, Bin>,
+): Promise<void> {
+  await writeBins(store, format, bins, [...bins.keys()].sort());
+  const complete = filedCompleteKey(format);
+  for await (const { key } of store.list(format.prefix))
+    if (key !== complete && !bins.has(key.slice(format.prefix.length, -'.tsv'.length)))
+      await store.delete(key);
+  await store.put(complete, utf8.encode(`${format.header}\n`), PUT);
+}
+
+/** Writes the whole index from `entries` (a rebuild's: of every plugin it rebuilt), over what was stored. */
+export async function writeFiledIndex(
+  store: Store,
+  format: FiledIndexFormat,
+  entries: Iterable<FiledEntry>,
+): Promise<void> {
+  const bins = new Map<string, Bin>();
+  for (const entry of entries) fileEntry(bins, entry);
+  await writeWholeIndex(store, format, bins);
+}
+
+/**
+ * One batch's use of an index: the values filed under a key (`filed`), and the entries the batch accepted
+ * (`add`), filed by `save` before the batch writes any plugin document. Each bin is read once a batch.
+ */
+export class FiledIndex {
+  readonly #intake: Store;
+  readonly #format: FiledIndexFormat;
+  /** Every entry of the registry, from the site store: what the index is built from when it is not complete. */
+  readonly #source: () => AsyncIterable<FiledEntry>;
+  /** Each bin read (or built), by bin. */
+  readonly #bins = new Map<string, Promise<Bin | undefined>>();
+  /** Whether the stored index is complete and of this format: else built from `#source`. */
+  #complete: Promise<boolean> | undefined;
+  /** The whole index, built from `#source`, when the stored one is not complete. */
+  #built: Promise<Map<string, Bin>> | undefined;
+  /** Entries this batch accepted, filed by `save` (and judged against by later submissions): key -> values. */
+  readonly #added = new Map<string, Set<string>>();
+
+  constructor(intake: Store, format: FiledIndexFormat, source: () => AsyncIterable<FiledEntry>) {
+    this.#intake = intake;
+    this.#format = format;
+    this.#source = source;
+  }
+
+  /** Every value filed under `key`, or accepted in this batch under it, sorted. */
+  async filed(key: string): Promise<string[]> {
+    const bin = await this.#bin(binOf(key));
+    return [...new Set([...(bin?.get(key) ?? []), ...(this.#added.get(key) ?? [])])].sort();
+  }
+
+  /** Files an entry this batch accepted. */
+  add(key: string, value: string): void {
+    const values = this.#added.get(key);
+    if (values) values.add(value);
+    else this.#added.set(key, new Set([value]));
+  }
+
+  /**
+   * Writes the bins of the entries added whose value is still `published` (read, merged and written back),
+   * or, when the stored index is not complete, the whole index built from the site with them, then its
+   * mark; the index built is written even when no entry was added (every one refused), or each later batch
+   * built it again until one was accepted. Nothing when no entry was added and nothing was built.
+   */
+  async save(published?: ReadonlySet<string>): Promise<void> {
+    // Only the values the batch still publishes: one whose version it refused after its judging (its files
+    // refused for good, its page too large) stayed filed, a line every later lookup of its key read (with a
+    // document read for it), removed by a rebuild alone.
+    const added: FiledEntry[] = [...this.#added].flatMap(([key, values]) =>
+      [...values].filter((value) => !published || published.has(value)).map((value) => [key, value] as const),
+    );
+    if (added.length === 0 && this.#built === undefined) return;
+    // Nothing of the batch's rests on a build that failed when nothing was added: the next batch builds it.
+    if (
+      added.length === 0 &&
+      !(await this.#built?.then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
+    if (!(await this.#isComplete())) {
+      const bins = await this.#buildAll();
+      for (const entry of added) fileEntry(bins, entry);
+      await writeWholeIndex(this.#intake, this.#format, bins);
+      return;
+    }
+    // Copies of the bins read, to file the entries in: a failed write leaves the ones read as they are.
+    const bins = new Map<string, Bin>();
+    for (const [key] of added) {
+      const binName = binOf(key);
+      if (bins.has(binName)) continue;
+      const read = (await this.#bin(binName)) ?? new Map();
+      bins.set(binName, new Map([...read].map(([k, values]) => [k, new Set(values)])));
+    }
+    for (const entry of added) fileEntry(bins, entry);
+    await writeBins(this.#intake, this.#format, bins, [...bins.keys()].sort());
+  }
+
+  #isComplete(): Promise<boolean> {
+    this.#complete ??= this.#intake
+      .get(filedCompleteKey(this.#format))
+      .then(
+        (object) => object !== undefined && utf8Decoder.decode(object.body) === `${this.#format.header}\n`,
+      );
+    return this.#complete;
+  }
+
+  #bin(binName: string): Promise<Bin | undefined> {
+    let read = this.#bins.get(binName);
+    if (!read) {
+      read = this.#readBin(binName);
+      // A failed read is not kept: the next ask reads again.
+      read.catch(() => {
+        if (this.#bins.get(binName) === read) this.#bins.delete(binName);
+      });
+      this.#bins.set(binName, read);
+    }
+    return read;
+  }
+
+  async #readBin(binName: string): Promise<Bin | undefined> {
+    if (await this.#isComplete()) {
+      const object = await this.#intake.get(filedBinKey(this.#format, binName));
+      const bin = object ? parseBin(this.#format, object.body) : new Map();
+      if (bin) return bin;
+      // A bin of another format: the index is not to be trusted, and is built anew like a missing one.
+      this.#complete = Promise.resolve(false);
+    }
+    return (await this.#buildAll()).get(binName);
+  }
+
+  #buildAll(): Promise<Map<string, Bin>> {
+    this.#built ??= (async () => {
+      const bins = new Map<string, Bin>();
+      for await (const entry of this.#source()) fileEntry(bins, entry);
+      return bins;
+    })();
+    return this.#built;
+  }
+}
