@@ -86,6 +86,8 @@ export type ProblemCode =
   | 'PUBLISHER_NOT_OWNER'
   /** A new plugin's name reads as an existing plugin's another publisher owns (look-alike.ts). */
   | 'NAME_TOO_SIMILAR'
+  /** An artifact names an OCI repository another publisher's plugin keeps its artifacts in (oci-repositories.ts). */
+  | 'OCI_REPOSITORY_CLAIMED'
   // Publishing
   | 'VERSION_EXISTS'
   | 'ARTIFACT_DIGEST_MISMATCH'

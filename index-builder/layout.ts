@@ -590,3 +590,9 @@ export const LOOK_ALIKE_COMPLETE_KEY = `${LOOK_ALIKE_PREFIX}complete`;
 export function lookAlikeBinKey(bin: string): string {
   return `${LOOK_ALIKE_PREFIX}${bin}.tsv`;
 }
+
+/**
+ * The OCI repository index (oci-repositories.ts): each plugin filed under every OCI repository its versions
+ * keep artifacts in, in one file per bin of the repository, and the mark that it holds every plugin.
+ */
+export const OCI_REPOSITORIES_PREFIX = 'state/catalog/oci-repositories/';

@@ -39,6 +39,13 @@ import { allSettledValues } from '../limited.ts';
 import { type LogEntry, NO_EFFECT } from '../log.ts';
 import { type LookAlike, LookAlikeIndex, lookAlikeProblem } from '../look-alike.ts';
 import type { Manifest, PluginDocument, RevokedKeysDocument, VersionRecord } from '../model.ts';
+import {
+  documentOciRepositories,
+  manifestOciRepositories,
+  OciRepositoryIndex,
+  ociRepositoryProblem,
+  type RepositoryHolder,
+} from '../oci-repositories.ts';
 import { versionRecordOf } from '../records.ts';
 import { ROTATION_PREFIX, readSignedRotation } from '../rotation.ts';
 import { readPublicKey, verifyDetachedSignature } from '../signing.ts';
@@ -298,6 +305,10 @@ export class BatchView {
 
   /** The look-alike name index (look-alike.ts): what a new name is judged against, and where it is filed. */
   readonly names: LookAlikeIndex;
+  /** The OCI repository index (oci-repositories.ts): which plugins hold a repository, and where one is filed. */
+  readonly repositories: OciRepositoryIndex;
+  /** The OCI repositories each plugin's versions accepted in this batch name, by plugin. */
+  readonly #claimed = new Map<string, Set<string>>();
 
   /** `records`: what each document read back is checked against before it is used (published.ts). */
   constructor(
@@ -306,6 +317,46 @@ export class BatchView {
     private readonly records: PublishedRecords,
   ) {
     this.names = new LookAlikeIndex(intake, site);
+    this.repositories = new OciRepositoryIndex(intake, site);
+  }
+
+  /**
+   * The plugins but `name` that hold `repository` (oci-repositories.ts), with their owners as this batch
+   * stands: one filed whose document names it in no version left (or has no document) holds nothing.
+   */
+  async repositoryHolders(repository: string, name: string): Promise<RepositoryHolder[]> {
+    const holders: RepositoryHolder[] = [];
+    for (const other of await this.repositories.filed(repository)) {
+      if (other === name) continue;
+      const doc = await this.current(other);
+      if (doc && this.repositoriesOf(doc).has(repository)) holders.push({ name: other, owners: doc.owners });
+    }
+    return holders;
+  }
+
+  /**
+   * The OCI repositories `doc`'s versions name, with those its versions accepted in this batch name: their
+   * records in it are provisional, without artifacts until written.
+   */
+  repositoriesOf(doc: PluginDocument): Set<string> {
+    const named = documentOciRepositories(doc);
+    for (const repository of this.#claimed.get(doc.name) ?? []) named.add(repository);
+    return named;
+  }
+
+  /**
+   * Files in the indexes what an accepted version of `manifest` adds: its name when new (look-alike.ts), each
+   * OCI repository its plugin did not name yet (oci-repositories.ts). `existing`: its document before it.
+   */
+  fileAccepted(manifest: Manifest, existing: PluginDocument | undefined): void {
+    if (!existing) this.names.add(manifest.name);
+    const named = existing ? this.repositoriesOf(existing) : new Set<string>();
+    const claimed = this.#claimed.get(manifest.name) ?? new Set<string>();
+    for (const repository of manifestOciRepositories(manifest).keys()) {
+      claimed.add(repository);
+      if (!named.has(repository)) this.repositories.add(repository, manifest.name);
+    }
+    if (claimed.size > 0) this.#claimed.set(manifest.name, claimed);
   }
 
   /**
@@ -629,8 +680,35 @@ async function inspect(
     const doc = await judging.view.published(name).catch(() => undefined);
     // A new name is judged against the index too: its bin read ahead (a failure met where it is judged).
     if (!doc) await judging.view.names.filedAlike(name).catch(() => undefined);
+    // And each OCI repository it names that its own versions do not yet, against the repository index (its
+    // bin read ahead likewise): a plugin publishing into its own repository reads no bin.
+    const named = doc ? documentOciRepositories(doc) : new Set<string>();
+    await Promise.all(
+      [...manifestOciRepositories(inspection.manifest).keys()]
+        .filter((r) => !named.has(r))
+        .map((repository) => judging.view.repositories.filed(repository).catch(() => undefined)),
+    );
   }
   return inspection;
+}
+
+/** OCI_REPOSITORY_CLAIMED for each repository `manifest` names anew that another owner's plugin holds. */
+async function claimedRepositoryProblems(
+  view: BatchView,
+  manifest: Manifest,
+  existing: PluginDocument | undefined,
+  publisher: string,
+): Promise<Problem[]> {
+  const named = existing ? view.repositoriesOf(existing) : new Set<string>();
+  const problems: Problem[] = [];
+  for (const [repository, path] of manifestOciRepositories(manifest)) {
+    if (named.has(repository)) continue;
+    const others = (await view.repositoryHolders(repository, manifest.name)).filter(
+      (holder) => !holder.owners.includes(publisher),
+    );
+    if (others.length > 0) problems.push(ociRepositoryProblem(path, repository, others));
+  }
+  return problems;
 }
 
 async function evaluate(
@@ -669,6 +747,10 @@ async function evaluate(
     const others = (await view.lookAlikes(manifest.name)).filter((a) => !a.owners.includes(publisher));
     if (others.length > 0) problems.push(lookAlikeProblem(manifest.name, others));
   }
+  // An OCI repository another owner's plugin keeps its artifacts in is refused (oci-repositories.ts): the
+  // same owners may share one, and a repository this plugin's own versions already name stays its own.
+  if (ctx.config.ownership === 'first-come' && problems.length === 0)
+    problems.push(...(await claimedRepositoryProblems(view, manifest, existing, publisher)));
 
   // Versions are immutable: same name and version with other bytes is refused; the same bytes is a no-op.
   // Versions that differ only in build metadata (one version to SemVer) or letter case (one folder on macOS
@@ -715,7 +797,7 @@ async function evaluate(
   // The first accepted publisher of a name nobody owns owns it from now on, within this batch too.
   const record = provisionalRecord(manifest, { manifest, publisher, sourceSha256 }, now);
   view.change(mergePluginDocument(existing, [{ record, manifest }], ctx.config.ownership));
-  if (!existing) view.names.add(manifest.name);
+  view.fileAccepted(manifest, existing);
   return { kind: 'accepted', manifest, contents, publisher, sourceSha256 };
 }
 
@@ -729,6 +811,7 @@ const BY_TIME_OR_TRUST: ReadonlySet<string> = new Set([
   'PUBLISHER_NAME_NOT_ALLOWED',
   'PUBLISHER_NOT_OWNER',
   'NAME_TOO_SIMILAR',
+  'OCI_REPOSITORY_CLAIMED',
   'SIGNATURE_INVALID',
   'SIGNATURE_TIME_INVALID',
 ]);
@@ -765,7 +848,7 @@ async function resumeLogged(
       : undefined;
   const record = provisionalRecord(manifest, { manifest, publisher, sourceSha256 }, new Date(entry.time));
   judging.view.change(mergePluginDocument(existing, [{ record, manifest }], ctx.config.ownership));
-  if (!existing) judging.view.names.add(manifest.name);
+  judging.view.fileAccepted(manifest, existing);
   return { kind: 'accepted', manifest, contents, publisher, sourceSha256 };
 }
 
@@ -864,7 +947,7 @@ export async function finishPublishFromLog(
   });
   if (!record) return unfinished();
   view.change(mergePluginDocument(existing, [{ record, manifest }], ctx.config.ownership));
-  if (!existing) view.names.add(manifest.name);
+  view.fileAccepted(manifest, existing);
   return {
     upload,
     evaluation: {

@@ -45,6 +45,7 @@ import {
 } from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
 import { PlugindexError, type Problem, problem, StoreError } from '../errors.ts';
+import type { FiledEntry } from '../filed-index.ts';
 import {
   actionMarkerKey,
   actionOrderKey,
@@ -59,6 +60,7 @@ import { versionFiles } from '../lifecycle.ts';
 import { allSettledValues, forEachLimited } from '../limited.ts';
 import { writeLookAlikeIndex } from '../look-alike.ts';
 import type { Manifest, PluginDocument, SnapshotDocument } from '../model.ts';
+import { ociRepositoryEntries, writeOciRepositoryIndex } from '../oci-repositories.ts';
 import { encodeJson } from '../render/documents.ts';
 import { MAX_PLUGIN_PAGE_LENGTH } from '../render/html.ts';
 import { rotationKey } from '../rotation.ts';
@@ -865,9 +867,11 @@ export async function processSubmissions(
   // The new names accepted, filed in the look-alike index (look-alike.ts) before the log and any plugin
   // document shows them, side by side with the envelopes: a name published is always filed.
   // Only the names of publishes the batch still accepts: one refused since its judging is never filed.
-  const filing = view.names.save(
-    new Set(items.flatMap(({ evaluation: e }) => (e.kind === 'accepted' ? [e.manifest.name] : []))),
+  // The OCI repositories the accepted versions name anew likewise (oci-repositories.ts).
+  const accepted = new Set(
+    items.flatMap(({ evaluation: e }) => (e.kind === 'accepted' ? [e.manifest.name] : [])),
   );
+  const filing = Promise.all([view.names.save(accepted), view.repositories.save(accepted)]);
   filing.catch(() => undefined); // met below, before the log
   try {
     await Promise.all([filing, writeEnvelopes(ctx, items)]);
@@ -1042,6 +1046,8 @@ async function rebuildAll(
     if (isPluginDocumentKey(key)) keys.push(key);
   }
   const resigned: string[] = [];
+  // Each plugin's OCI repositories, not its document: 100,000 documents are not held to the end.
+  const rebuiltRepositories: FiledEntry[] = [];
   await forEachLimited(keys, REBUILD_CONCURRENCY, async (key) => {
     const read = await ctx.site.get(key);
     if (!read) return;
@@ -1058,9 +1064,14 @@ async function rebuildAll(
     // A document a run that died was about to write may have a grown one's variants beside it.
     const previous = opened.writing.has(key) ? 'interrupted' : read.body.byteLength;
     catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc, previous).catch(unrenderable(key)));
+    rebuiltRepositories.push(...ociRepositoryEntries(doc));
   });
-  // The look-alike index anew, from the plugins rebuilt (look-alike.ts): every name, before the commit.
-  await writeLookAlikeIndex(ctx.intake, catalog.plugins.keys());
+  // The look-alike index anew, from the plugins rebuilt (look-alike.ts): every name, before the commit; the
+  // OCI repository index too (oci-repositories.ts), from the documents as rebuilt.
+  await Promise.all([
+    writeLookAlikeIndex(ctx.intake, catalog.plugins.keys()),
+    writeOciRepositoryIndex(ctx.intake, rebuiltRepositories),
+  ]);
   const snapshot = options.keyRotations === undefined ? {} : { keyRotations: options.keyRotations };
   // Signed anew like every document (after a key rotation, by the new key).
   const revoked = await ctx.site.get(REVOKED_KEYS_KEY);

@@ -1,0 +1,164 @@
+/**
+ * OCI repositories claimed (impersonation): a plugin whose artifact names an OCI repository another
+ * publisher's plugin already keeps its artifacts in is refused (`OCI_REPOSITORY_CLAIMED`). Published, it
+ * showed on its pages, in the falcoctl index and in search as distributed from the other plugin's
+ * repository, and a reference to that repository pasted into `plugindex install` named two plugins, so the
+ * client refused it as ambiguous (client.ts `#ociReference`): one publish broke every pasted reference of
+ * a plugin that was not its own.
+ *
+ * A repository is its registry host (lowercase, without the `:443` every HTTPS registry answers on, Docker
+ * Hub's aliases as `docker.io`) and its path, with neither tag nor digest (`ociRepositoryOf`). The first
+ * plugin to publish a version naming it holds it; a plugin owned by the same keys may share it (a plugin's
+ * builds for two products, a rename); a plugin whose own published versions already name it keeps doing so
+ * (registries made before the rule: collisions grandfathered, never unpublished). A version the operator
+ * removed claims nothing: removing a squatter's versions frees the repository. Judged at publish only, under
+ * first-come ownership (without owners there is no one else's repository).
+ *
+ * The index (filed-index.ts): each plugin filed under every repository it names, beside the catalog in the
+ * intake store (`state/catalog/oci-repositories/<bin>.tsv`), so a publish reads one bin per repository it
+ * names rather than every plugin; built once from the published plugin documents when not complete, and
+ * anew by a rebuild. A plugin filed counts only when its document (read through the batch's checks) names
+ * the repository in a version not removed: an entry a run that died left, or a stray line, refuses nothing.
+ */
+
+import { type Problem, problem } from './errors.ts';
+import { type FiledEntry, FiledIndex, type FiledIndexFormat, writeFiledIndex } from './filed-index.ts';
+import { OCI_REPOSITORIES_PREFIX, PLUGINS_PREFIX, pluginDocumentKey } from './layout.ts';
+import { forEachLimited } from './limited.ts';
+import { allArtifacts, type Manifest, type PluginDocument } from './model.ts';
+import { parseOciReference } from './oci.ts';
+import { listFolders, type Store } from './store.ts';
+
+/** Docker Hub's names for itself: one registry, whichever a reference writes. */
+const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+
+/**
+ * The repository a reference keeps its artifact in, as claims compare it: `host[:port]/path`, the host
+ * lowercase (DNS names are not case-sensitive), `:443` dropped (the port an HTTPS registry is reached on
+ * unless told otherwise), Docker Hub's aliases as `docker.io`. Undefined for a reference that does not parse.
+ * @example ociRepositoryOf('Registry.Example:443/acme/lens:1.2.0') // 'registry.example/acme/lens'
+ */
+export function ociRepositoryOf(reference: string): string | undefined {
+  const parts = parseOciReference(reference);
+  if (!parts) return undefined;
+  let host = parts.registry.toLowerCase().replace(/:443$/, '');
+  if (DOCKER_HUB.has(host)) host = 'docker.io';
+  return `${host}/${parts.repository}`;
+}
+
+/** Each repository the manifest's artifacts name, with the pointer of the first artifact naming it. */
+export function manifestOciRepositories(manifest: Manifest): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const [i, artifact] of (manifest.installation?.artifacts ?? []).entries()) {
+    const repository = artifact.oci ? ociRepositoryOf(artifact.oci.reference) : undefined;
+    if (repository && !found.has(repository))
+      found.set(repository, `/installation/artifacts/${i}/oci/reference`);
+  }
+  return found;
+}
+
+/** Every repository a plugin's versions keep artifacts in, but those of versions the operator removed. */
+export function documentOciRepositories(doc: PluginDocument): Set<string> {
+  const found = new Set<string>();
+  for (const version of doc.versions) {
+    if (version.removed) continue;
+    for (const artifact of allArtifacts(version)) {
+      const repository = artifact.oci ? ociRepositoryOf(artifact.oci.reference) : undefined;
+      if (repository) found.add(repository);
+    }
+  }
+  return found;
+}
+
+/** A plugin that holds a repository, and who owns it. */
+export interface RepositoryHolder {
+  readonly name: string;
+  readonly owners: readonly string[];
+}
+
+/** OCI_REPOSITORY_CLAIMED for `repository`, named at `path`, naming the plugins that hold it. */
+export function ociRepositoryProblem(
+  path: string,
+  repository: string,
+  holders: readonly RepositoryHolder[],
+): Problem {
+  const names = holders.map((h) => `"${h.name}"`).join(', ');
+  return problem(
+    'OCI_REPOSITORY_CLAIMED',
+    path,
+    `OCI repository ${repository} is where ${names} ${holders.length === 1 ? 'keeps its' : 'keep their'} artifacts, ${holders.length === 1 ? 'a plugin' : 'plugins'} another publisher owns (a repository is held by the first plugin to publish it)`,
+    {
+      expected: `an OCI repository of this plugin's own, or a signature by an owner of ${names} (${holders.flatMap((h) => h.owners).join(', ') || 'none'})`,
+      found: repository,
+    },
+  );
+}
+
+/** The index's place and format (filed-index.ts): each plugin filed under every repository it names. */
+const FORMAT: FiledIndexFormat = { prefix: OCI_REPOSITORIES_PREFIX, header: 'plugindex-oci-repositories 1' };
+
+const DOCUMENTS_IN_FLIGHT = 32;
+
+/** What a plugin is filed under: each repository its document names, with its name. */
+export function ociRepositoryEntries(doc: PluginDocument): FiledEntry[] {
+  return [...documentOciRepositories(doc)].map((repository) => [repository, doc.name] as const);
+}
+
+/**
+ * Writes the whole index from `entries` (a rebuild's: `ociRepositoryEntries` of every plugin it rebuilt),
+ * over what was stored.
+ */
+export async function writeOciRepositoryIndex(store: Store, entries: Iterable<FiledEntry>): Promise<void> {
+  await writeFiledIndex(store, FORMAT, entries);
+}
+
+/**
+ * Every plugin document the site store holds, read for the repositories it names: what the index is built
+ * from when there is none (once; a registry of 100,000 plugins reads each document then). A document that
+ * does not parse names nothing: its plugin is judged by its own document, read through the batch's checks.
+ */
+async function* publishedEntries(site: Store): AsyncIterable<FiledEntry> {
+  const names: string[] = [];
+  for await (const folder of listFolders(site, PLUGINS_PREFIX))
+    names.push(folder.slice(PLUGINS_PREFIX.length, -1));
+  const entries: FiledEntry[] = [];
+  await forEachLimited(names, DOCUMENTS_IN_FLIGHT, async (name) => {
+    const object = await site.get(pluginDocumentKey(name));
+    if (!object) return;
+    try {
+      entries.push(
+        ...ociRepositoryEntries(JSON.parse(new TextDecoder().decode(object.body)) as PluginDocument),
+      );
+    } catch {
+      // Not a document: no entry (see above).
+    }
+  });
+  yield* entries;
+}
+
+/**
+ * One batch's use of the index: the plugins filed under a repository (`filed`), and the repositories each
+ * plugin the batch accepted names anew (`add`), filed by `save` before the batch writes any plugin document.
+ */
+export class OciRepositoryIndex {
+  readonly #index: FiledIndex;
+
+  constructor(intake: Store, site: Store) {
+    this.#index = new FiledIndex(intake, FORMAT, () => publishedEntries(site));
+  }
+
+  /** Every plugin filed under `repository` (an `ociRepositoryOf`), or accepted in this batch under it. */
+  filed(repository: string): Promise<string[]> {
+    return this.#index.filed(repository);
+  }
+
+  /** Files a plugin this batch accepted under a repository it names. */
+  add(repository: string, name: string): void {
+    this.#index.add(repository, name);
+  }
+
+  /** Writes the bins of the plugins added and still `published` (filed-index.ts `FiledIndex.save`). */
+  save(published?: ReadonlySet<string>): Promise<void> {
+    return this.#index.save(published);
+  }
+}

@@ -1,0 +1,296 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { filedBinKey } from '../../index-builder/filed-index.ts';
+import { binOf, OCI_REPOSITORIES_PREFIX } from '../../index-builder/layout.ts';
+import type { PluginDocument } from '../../index-builder/model.ts';
+import {
+  OciRepositoryIndex,
+  ociRepositoryOf,
+  ociRepositoryProblem,
+} from '../../index-builder/oci-repositories.ts';
+import {
+  processSubmissions,
+  rebuildRegistry,
+  type SubmissionOutcome,
+} from '../../index-builder/pipeline/index.ts';
+import type { KeyPair } from '../../index-builder/signing.ts';
+import { submitAction } from '../support/actions.ts';
+import { makeBundle, makeRegistry, type TestRegistry, testKey, validManifest } from '../support/fixtures.ts';
+
+let publisher: KeyPair;
+let squatter: KeyPair;
+let operator: KeyPair;
+let heir: KeyPair;
+
+beforeAll(async () => {
+  publisher = await testKey('publisher');
+  squatter = await testKey('squatter');
+  operator = await testKey('operator');
+  heir = await testKey('heir');
+});
+
+const LENS = 'registry.example/acme/kube-lens';
+
+/** A bundle of plugin `name` at `version` whose one artifact is kept at the OCI reference `reference`. */
+function ociBundleOf(
+  name: string,
+  signer: KeyPair,
+  reference: string,
+  version = '1.0.0',
+): Promise<Uint8Array> {
+  const digest = `sha256:${(version === '1.0.0' ? 'ab' : 'cd').repeat(32)}`;
+  return makeBundle({
+    manifest: validManifest({
+      name,
+      version,
+      installation: {
+        artifacts: [
+          { os: 'linux', arch: 'amd64', oci: { reference, digest }, sha256: digest, size_bytes: 42 },
+        ],
+      },
+    }),
+    signer,
+  });
+}
+
+async function publish(registry: TestRegistry, ...bundles: Uint8Array[]): Promise<SubmissionOutcome[]> {
+  return [...(await processSubmissions(registry.context, await registry.submit(...bundles))).outcomes];
+}
+
+const verdicts = (outcomes: readonly SubmissionOutcome[]): [string, string, string][] =>
+  outcomes.map((o) => [o.plugin ?? '', o.status, o.problems.map((p) => p.code).join(',')]);
+
+function documentOf(registry: TestRegistry, name: string): PluginDocument | undefined {
+  const object = registry.site.objects.get(`plugins/${name}/index.json`);
+  return object ? (JSON.parse(new TextDecoder().decode(object.body)) as PluginDocument) : undefined;
+}
+
+/** The index's objects in the intake store, by key. */
+const indexKeys = (registry: TestRegistry): string[] =>
+  [...registry.intake.objects.keys()].filter((key) => key.startsWith(OCI_REPOSITORIES_PREFIX));
+
+const binText = (registry: TestRegistry, repository: string): string =>
+  new TextDecoder().decode(
+    registry.intake.objects.get(
+      filedBinKey(
+        { prefix: OCI_REPOSITORIES_PREFIX, header: 'plugindex-oci-repositories 1' },
+        binOf(repository),
+      ),
+    )?.body,
+  );
+
+/** Counts the site listings of plugin folders from now on (the index built from the documents lists them). */
+function countFolderScans(registry: TestRegistry): () => number {
+  const listed: string[] = [];
+  const { list } = registry.site;
+  registry.site.list = (prefix) => {
+    listed.push(prefix);
+    return list.call(registry.site, prefix);
+  };
+  return () => listed.filter((prefix) => prefix.startsWith('plugins/')).length;
+}
+
+describe('ociRepositoryOf', () => {
+  it('keeps registry and path, without tag or digest, the host lowercase and :443 dropped', () => {
+    expect(ociRepositoryOf(`${LENS}:1.0.0`)).toBe(LENS);
+    expect(ociRepositoryOf(`Registry.EXAMPLE:443/acme/kube-lens@sha256:${'ab'.repeat(32)}`)).toBe(LENS);
+    expect(ociRepositoryOf('registry.example:5000/acme/kube-lens')).toBe(
+      'registry.example:5000/acme/kube-lens',
+    );
+    expect(ociRepositoryOf('index.docker.io/acme/lens:1')).toBe('docker.io/acme/lens');
+    expect(ociRepositoryOf('registry-1.docker.io/acme/lens')).toBe('docker.io/acme/lens');
+  });
+
+  it('keeps apart repositories that differ in path, or in a port other than 443', () => {
+    expect(ociRepositoryOf('registry.example/acme/kube-lens-2')).not.toBe(LENS);
+    expect(ociRepositoryOf('registry.example:8443/acme/kube-lens')).not.toBe(LENS);
+    expect(ociRepositoryOf('acme/kube-lens')).toBeUndefined();
+  });
+});
+
+describe('ociRepositoryProblem', () => {
+  it('names the repository, the plugin holding it and its owners', () => {
+    const found = ociRepositoryProblem('/installation/artifacts/0/oci/reference', LENS, [
+      { name: 'kube-lens', owners: ['F1'] },
+    ]);
+    expect(found).toMatchObject({
+      code: 'OCI_REPOSITORY_CLAIMED',
+      path: '/installation/artifacts/0/oci/reference',
+    });
+    expect(found.message).toContain(`${LENS} is where "kube-lens" keeps its artifacts`);
+    expect(found.expected).toContain('F1');
+  });
+});
+
+describe("when a plugin names another plugin's OCI repository", () => {
+  it("refuses another key's plugin naming it, however written, as its recorded outcome", async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await ociBundleOf('kube-lens', publisher, `${LENS}:1.0.0`));
+    const outcomes = await publish(
+      registry,
+      await ociBundleOf('other-lens', squatter, `${LENS}:1.0.0`),
+      await ociBundleOf('third-lens', squatter, `Registry.Example:443/acme/kube-lens:1.0.0`),
+      await ociBundleOf('own-lens', squatter, 'registry.example/squatter/own-lens:1.0.0'),
+    );
+    expect(verdicts(outcomes)).toEqual([
+      ['other-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED'],
+      ['third-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED'],
+      ['own-lens', 'accepted', ''],
+    ]);
+    expect(outcomes[0]?.problems[0]?.path).toBe('/installation/artifacts/0/oci/reference');
+    expect(outcomes[0]?.problems[0]?.message).toContain('"kube-lens"');
+    // Recorded like every refusal: its status record; no document, and the falcoctl index names one plugin.
+    const status = registry.intake.objects.get(`status/${outcomes[0]?.id}.json`);
+    expect(JSON.parse(new TextDecoder().decode(status?.body))).toMatchObject({
+      status: 'rejected',
+      problems: [{ code: 'OCI_REPOSITORY_CLAIMED', path: '/installation/artifacts/0/oci/reference' }],
+    });
+    expect(documentOf(registry, 'other-lens')).toBeUndefined();
+    const falcoctl = YAML.parse(
+      new TextDecoder().decode(registry.site.objects.get('falcoctl/index.yaml')?.body),
+    ) as { name: string; repository: string }[];
+    expect(falcoctl.filter((e) => e.repository === 'acme/kube-lens').map((e) => e.name)).toEqual([
+      'kube-lens',
+    ]);
+  });
+
+  it('refuses the second of two plugins new in one batch, and a new version of an existing plugin naming it', async () => {
+    const registry = await makeRegistry();
+    expect(
+      verdicts(
+        await publish(
+          registry,
+          await ociBundleOf('kube-lens', publisher, LENS),
+          await ociBundleOf('other-lens', squatter, LENS),
+          await ociBundleOf('squat-lens', squatter, 'registry.example/squatter/lens'),
+        ),
+      ),
+    ).toEqual([
+      ['kube-lens', 'accepted', ''],
+      ['other-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED'],
+      ['squat-lens', 'accepted', ''],
+    ]);
+    expect(
+      verdicts(await publish(registry, await ociBundleOf('squat-lens', squatter, LENS, '2.0.0'))),
+    ).toEqual([['squat-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED']]);
+  });
+
+  it("lets the holder's owners share it, and the holder keep naming it", async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await ociBundleOf('kube-lens', publisher, LENS));
+    expect(
+      verdicts(
+        await publish(
+          registry,
+          await ociBundleOf('kube-lens-cli', publisher, `${LENS}:cli`),
+          await ociBundleOf('kube-lens', publisher, LENS, '2.0.0'),
+        ),
+      ),
+    ).toEqual([
+      ['kube-lens-cli', 'accepted', ''],
+      ['kube-lens', 'accepted', ''],
+    ]);
+    expect(binText(registry, LENS)).toContain(`${LENS}\tkube-lens\n${LENS}\tkube-lens-cli\n`);
+  });
+
+  it('leaves plugins that already share it with other owners as they are, and judges new ones against both', async () => {
+    const registry = await makeRegistry({
+      operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+    });
+    await publish(
+      registry,
+      await ociBundleOf('kube-lens', publisher, LENS),
+      await ociBundleOf('kube-lens-cli', publisher, LENS),
+    );
+    // The operator gives one of them to another key: two holders with other owners, as a registry made
+    // before the rule may hold.
+    const transfer = await submitAction(
+      registry.intake,
+      { action: 'transfer', plugin: 'kube-lens-cli', key: heir.publicKey },
+      operator,
+    );
+    expect(verdicts((await processSubmissions(registry.context, [transfer.key])).outcomes)).toEqual([
+      ['kube-lens-cli', 'accepted', ''],
+    ]);
+    // Each keeps publishing into it; a third key's plugin is refused, naming both.
+    const outcomes = await publish(
+      registry,
+      await ociBundleOf('kube-lens', publisher, LENS, '2.0.0'),
+      await ociBundleOf('kube-lens-cli', heir, LENS, '2.0.0'),
+      await ociBundleOf('other-lens', squatter, LENS),
+    );
+    expect(verdicts(outcomes)).toEqual([
+      ['kube-lens', 'accepted', ''],
+      ['kube-lens-cli', 'accepted', ''],
+      ['other-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED'],
+    ]);
+    expect(outcomes[2]?.problems[0]?.message).toContain('"kube-lens", "kube-lens-cli" keep their artifacts');
+    // An owner of only one of them is still refused for the other's sake.
+    expect(verdicts(await publish(registry, await ociBundleOf('heir-lens', heir, LENS)))).toEqual([
+      ['heir-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED'],
+    ]);
+  });
+
+  it('takes a repository filed for a plugin whose document does not name it (a run that died before it)', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await ociBundleOf('kube-lens', publisher, 'registry.example/acme/other'));
+    const index = new OciRepositoryIndex(registry.intake, registry.site);
+    index.add(LENS, 'kube-lens');
+    index.add(LENS, 'ghost-lens');
+    await index.save();
+    expect(verdicts(await publish(registry, await ociBundleOf('other-lens', squatter, LENS)))).toEqual([
+      ['other-lens', 'accepted', ''],
+    ]);
+  });
+
+  it('takes any repository when ownership is none: no one owns the plugin to be impersonated', async () => {
+    const registry = await makeRegistry({ ownership: 'none' });
+    await publish(registry, await ociBundleOf('kube-lens', publisher, LENS));
+    expect(verdicts(await publish(registry, await ociBundleOf('other-lens', squatter, LENS)))).toEqual([
+      ['other-lens', 'accepted', ''],
+    ]);
+  });
+});
+
+describe('when the OCI repository index is lost or rebuilt', () => {
+  it('builds it from the published documents when the intake store has none, once', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await ociBundleOf('kube-lens', publisher, LENS));
+    for (const key of indexKeys(registry)) registry.intake.objects.delete(key);
+    const scans = countFolderScans(registry);
+    expect(verdicts(await publish(registry, await ociBundleOf('other-lens', squatter, LENS)))).toEqual([
+      ['other-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED'],
+    ]);
+    const built = scans();
+    expect(built).toBeGreaterThan(0);
+    expect(registry.intake.objects.has(`${OCI_REPOSITORIES_PREFIX}complete`)).toBe(true);
+    expect(binText(registry, LENS)).toContain(`${LENS}\tkube-lens\n`);
+    // The next publish naming it reads its bin: no folder is listed again.
+    expect(verdicts(await publish(registry, await ociBundleOf('third-lens', squatter, LENS)))).toEqual([
+      ['third-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED'],
+    ]);
+    expect(scans()).toBe(built);
+  });
+
+  it('writes it anew in a rebuild, every plugin filed, and still refuses another key', async () => {
+    const registry = await makeRegistry();
+    await publish(
+      registry,
+      await ociBundleOf('kube-lens', publisher, LENS),
+      await ociBundleOf('gcp-lens', publisher, 'registry.example/acme/gcp-lens'),
+    );
+    for (const key of indexKeys(registry)) registry.intake.objects.delete(key);
+    await rebuildRegistry(registry.context);
+    expect(registry.intake.objects.has(`${OCI_REPOSITORIES_PREFIX}complete`)).toBe(true);
+    expect(binText(registry, LENS)).toContain(`${LENS}\tkube-lens\n`);
+    expect(binText(registry, 'registry.example/acme/gcp-lens')).toContain(
+      'registry.example/acme/gcp-lens\tgcp-lens\n',
+    );
+    // Judged from the index alone: the site's plugin folders are not listed.
+    const scans = countFolderScans(registry);
+    expect(verdicts(await publish(registry, await ociBundleOf('other-lens', squatter, LENS)))).toEqual([
+      ['other-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED'],
+    ]);
+    expect(scans()).toBe(0);
+  });
+});
