@@ -231,6 +231,37 @@ describe("when a plugin names another plugin's OCI repository", () => {
     ]);
   });
 
+  it('frees it of a holder whose versions naming it the operator removed', async () => {
+    const registry = await makeRegistry({
+      operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+    });
+    await publish(
+      registry,
+      await ociBundleOf('kube-lens', publisher, LENS),
+      await ociBundleOf('kube-lens-cli', publisher, LENS),
+    );
+    const transfer = await submitAction(
+      registry.intake,
+      { action: 'transfer', plugin: 'kube-lens-cli', key: heir.publicKey },
+      operator,
+    );
+    await processSubmissions(registry.context, [transfer.key]);
+    expect(verdicts(await publish(registry, await ociBundleOf('kube-lens-web', publisher, LENS)))).toEqual([
+      ['kube-lens-web', 'rejected', 'OCI_REPOSITORY_CLAIMED'],
+    ]);
+    const removal = await submitAction(
+      registry.intake,
+      { action: 'remove', plugin: 'kube-lens-cli', version: '1.0.0', reason: 'impersonation' },
+      operator,
+    );
+    expect(verdicts((await processSubmissions(registry.context, [removal.key])).outcomes)).toEqual([
+      ['kube-lens-cli', 'accepted', ''],
+    ]);
+    expect(verdicts(await publish(registry, await ociBundleOf('kube-lens-web', publisher, LENS)))).toEqual([
+      ['kube-lens-web', 'accepted', ''],
+    ]);
+  });
+
   it('takes a repository filed for a plugin whose document does not name it (a run that died before it)', async () => {
     const registry = await makeRegistry();
     await publish(registry, await ociBundleOf('kube-lens', publisher, 'registry.example/acme/other'));
