@@ -79,17 +79,18 @@ describe('when the functions are bundled for Lambda', () => {
     }
   });
 
-  it('keeps the publish bundle within 1.555 MB, what a cold start compiles', () => {
+  it('keeps the publish bundle within 1.56 MB, what a cold start compiles', () => {
     // Lambda takes far more (50 MB zipped); the bound is ours, since a cold start compiles every byte. It was
     // 1.5 MB until the SQS client came in (27 KB, one command: the messages answered failed made visible
     // again, functions/message-visibility.ts), at 1.494 MB; imported lazily it was 37 KB, in the same file.
     // 1.53 MB until 1,527,903 bytes grew by 12.7 KB: the pages' scripts (3.9 KB: the page shown written in the URL,
     // the search parameters' one rule), that rule's values read from the manifest schema (4.5 KB), the
     // configured keys indexed by key ID (trust.ts, 2.2 KB) and their checked list (checked-keys.ts).
-    // 1.545 MB until 1,542,966 bytes grew by 7.3 KB: the look-alike name index (look-alike.ts, 2.8 KB), the
-    // named failures of a logged publish's catch-up (pipeline/index.ts, 1.4 KB), the variants' recorded digest
-    // in S3 metadata (s3-store.ts, 0.9 KB) and the key IDs scoped per checked list (trust.ts, 0.5 KB).
-    expect(bundle.bytes.publish).toBeLessThanOrEqual(1_555_000);
+    // 1.545 MB until 1,542,966 bytes grew by 10.7 KB: the look-alike name index (look-alike.ts, 2.8 KB), the
+    // OCI repositories' index (oci-repositories.ts and the bins it shares with the names', filed-index.ts,
+    // 3.4 KB), the named failures of a logged publish's catch-up (pipeline/index.ts, 1.4 KB), the variants'
+    // recorded digest in S3 metadata (s3-store.ts, 0.9 KB), the key IDs scoped per checked list (trust.ts).
+    expect(bundle.bytes.publish).toBeLessThanOrEqual(1_560_000);
   });
 
   it('leaves out what the publish function never calls', () => {
