@@ -89,6 +89,14 @@ export type ClientErrorCode =
    */
   | 'INSTALL_PATH_LINKED'
   /**
+   * A folder on the way to an install folder, the install folder, or one inside it on the way to a file the
+   * client would write or remove, is one another user may change (owned by a user other than this one or
+   * root, writable by every user or by a group not the user's own without the sticky bit, or a symbolic link
+   * another user owns): they could swap a folder in it for a link between the client's check and its write,
+   * which Node.js cannot rule out (it has no openat). Nothing is written or removed under it; names the folder.
+   */
+  | 'INSTALL_PATH_UNSAFE'
+  /**
    * A version would go to the folder of another version of the plugin installed in that install folder,
    * their names differing only in letter case (`1.0.0-RC.1`, `1.0.0-rc.1`): one folder where case is
    * ignored (macOS, Windows). The message names both and how to go on.
@@ -165,6 +173,7 @@ const REFUSAL_CODES: ReadonlySet<ClientErrorCode> = new Set([
   'CREDENTIALS_NOT_TRUSTED',
   'CA_NOT_TRUSTED',
   'INSTALL_PATH_LINKED',
+  'INSTALL_PATH_UNSAFE',
   'TRUST_RESET_REFUSED',
   'PINNED_KEY_UNTRUSTED',
 ]);

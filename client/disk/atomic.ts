@@ -6,10 +6,10 @@
  * bytes into place.
  */
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream, readFileSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { constants, createReadStream, readFileSync, type Stats } from 'node:fs';
+import { lstat, mkdir, open, readdir, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, uptime } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
 import { ClientError } from '../errors.ts';
 
@@ -127,6 +127,87 @@ function mkdirOnce(dir: string, mode: number): Promise<NodeJS.ErrnoException | u
 
 async function isFolder(dir: string): Promise<boolean> {
   return (await stat(dir).catch(() => undefined))?.isDirectory() === true;
+}
+
+/** A folder another user may change, and how (`folderUnsafety`). */
+export interface UnsafeFolder {
+  readonly at: string;
+  readonly why: string;
+}
+
+/** The sticky bit: in a folder that has it, only an entry's owner (or root) may rename or remove it. */
+const STICKY = 0o1000;
+
+/**
+ * How another user may change the folder (or link) `info` is of, or undefined when only this user and root
+ * may: owned by another user (who may chmod it at will), writable by every user or by a group other than
+ * the user's own primary group without the sticky bit, or, a link, owned by another user. OpenSSH's
+ * StrictModes and GnuPG's home folder check judge their folders so (a group-writable one of the user's own
+ * group allowed, as Debian's OpenSSH does for its user private groups, umask 002's folders). Such a user
+ * could swap a folder in it for a symbolic link between a check and a write; Node.js has no openat(2) to
+ * write relative to a folder already opened, so the folder itself must be one no one else changes.
+ * Undefined where there are no user ids (Windows).
+ */
+export function folderUnsafety(info: Stats): string | undefined {
+  const uid = process.getuid?.();
+  if (uid === undefined) return undefined;
+  const ownOrRoot = info.uid === uid || info.uid === 0;
+  if (info.isSymbolicLink()) return ownOrRoot ? undefined : `a symbolic link owned by user ${info.uid}`;
+  if (!ownOrRoot) return `owned by user ${info.uid}, who may let anyone write it`;
+  if ((info.mode & STICKY) !== 0) return undefined;
+  if ((info.mode & 0o002) !== 0) return 'writable by every user, without the sticky bit';
+  if ((info.mode & 0o020) !== 0 && info.gid !== process.getgid?.())
+    return `writable by its group (${info.gid}), without the sticky bit`;
+  return undefined;
+}
+
+/** `absolute` and each folder above it, from the root down. */
+function chainOf(absolute: string): string[] {
+  const chain = [absolute];
+  for (let at = absolute; dirname(at) !== at; at = dirname(at)) chain.unshift(dirname(at));
+  return chain;
+}
+
+/** The first of `absolute`'s folders, from the root, that is unsafe (`folderUnsafety`); whether a link was met. */
+async function judgeChain(absolute: string): Promise<{ unsafe?: UnsafeFolder; linked: boolean }> {
+  let linked = false;
+  for (const at of chainOf(absolute)) {
+    const info = await lstat(at).catch((error: NodeJS.ErrnoException) => {
+      // What is not there yet the client makes (its own); under a file, nothing is made at all.
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+      throw error;
+    });
+    if (info === undefined) break;
+    const why = folderUnsafety(info);
+    if (why !== undefined) return { unsafe: { at, why }, linked };
+    linked ||= info.isSymbolicLink();
+  }
+  return { linked };
+}
+
+/** The real path of `absolute`'s deepest part that exists. */
+async function realPathOfDeepest(absolute: string): Promise<string> {
+  for (let at = absolute; ; at = dirname(at)) {
+    try {
+      return await realpath(at);
+    } catch (error) {
+      if (dirname(at) === at || (error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+}
+
+/**
+ * The first folder, from the root down to `dir`, that another user may change (`folderUnsafety`): each
+ * part of `dir` as given (a link judged by its owner) and, where a link is on the way, each folder of the
+ * real path it leads to. Parts not there yet are none (the client makes them; call again once made: another
+ * user may have made one first under a sticky folder such as /tmp). Undefined on Windows.
+ */
+export async function unsafeFolderOnPath(dir: string): Promise<UnsafeFolder | undefined> {
+  if (process.getuid === undefined) return undefined;
+  const absolute = resolve(dir);
+  const given = await judgeChain(absolute);
+  if (given.unsafe || !given.linked) return given.unsafe;
+  return (await judgeChain(await realPathOfDeepest(absolute))).unsafe;
 }
 
 export async function writeFileAtomic(

@@ -1,5 +1,5 @@
-import { realpathSync, type Stats } from 'node:fs';
-import { chmod, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { constants, realpathSync, type Stats } from 'node:fs';
+import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { createSha256, sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
@@ -27,11 +27,13 @@ import type { ChainLink, DepartedKey, RevokedKey } from '../key-chain.ts';
 import { type Lockfile, parseLockfile, serializeLockfile } from '../lockfile.ts';
 import type { ClientDirectories } from '../paths.ts';
 import {
+  folderUnsafety,
   hashFileAt,
   makeFolders,
   readTextIfExists,
   removeStaleTemps,
   tempPathFor,
+  unsafeFolderOnPath,
   withFileLock,
   writeFileAtomic,
 } from './atomic.ts';
@@ -1220,14 +1222,53 @@ async function makeFolderAsPlaced(at: string, parents: boolean): Promise<void> {
   else if (await makeOneFolder(at)) await ownerBitsBack(at);
 }
 
-/** Gives a folder just made its owner's bits where the umask took them; none other. Not on Windows. */
-async function ownerBitsBack(folder: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  const { mode } = await stat(folder);
-  if ((mode & 0o700) !== 0o700) await chmod(folder, (mode | 0o700) & PLACED_EXECUTABLE_MODE);
+/** Opens a folder itself, never through a link at its name (O_NOFOLLOW): ELOOP or ENOTDIR for one. */
+const FOLDER_NOT_FOLLOWED = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+
+/**
+ * INSTALL_PATH_LINKED for `at`, a folder the client had just made, or found missing, when another user
+ * swapped a link in at its name: nothing is made, written or chmod-ed through it.
+ */
+function linkedInstead(at: string, cause?: unknown): ClientError {
+  return new ClientError(
+    'INSTALL_PATH_LINKED',
+    `${at} became a symbolic link (or a file) while plugindex made it as a folder: someone who may write the ` +
+      'folder above it swapped it in; nothing is written or removed through it. Remove it, and install into a ' +
+      'folder only you may write',
+    { cause },
+  );
 }
 
-/** Makes `at`, its parent there, as a placement does: true, or false where a folder is there already. */
+/**
+ * Gives a folder just made its owner's bits where the umask took them; none other. Not on Windows. Through
+ * a handle of the folder opened without following a link (fchmod): chmod by path follows one, and a link
+ * swapped in for the folder between its mkdir and the chmod had the user's folder it led to chmod-ed.
+ * @throws ClientError INSTALL_PATH_LINKED where a link (or a file) is there now.
+ */
+async function ownerBitsBack(folder: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(folder, FOLDER_NOT_FOLLOWED);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || code === 'ENOTDIR') throw linkedInstead(folder, error);
+    throw error;
+  }
+  try {
+    const { mode } = await handle.stat();
+    if ((mode & 0o700) !== 0o700) await handle.chmod((mode | 0o700) & PLACED_EXECUTABLE_MODE);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Makes `at`, its parent there, as a placement does: true, or false where a folder is there already. A
+ * link there is no folder (lstat, not stat): the path was checked for links before, so one there now was
+ * planted since, and mkdir's EEXIST taken for the folder had the placement write where it led.
+ * @throws ClientError INSTALL_PATH_LINKED for a link (or a file) at `at`.
+ */
 async function makeOneFolder(at: string): Promise<boolean> {
   try {
     await mkdir(at, { mode: PLACED_EXECUTABLE_MODE });
@@ -1235,9 +1276,21 @@ async function makeOneFolder(at: string): Promise<boolean> {
   } catch (error) {
     // A folder there all the same is no failure, as it was none for `mkdir -p` (Windows answers EPERM for a
     // drive's root).
-    if ((await stat(at).catch(() => undefined))?.isDirectory()) return false;
+    const found = await lstat(at).catch(() => undefined);
+    if (found?.isDirectory()) return false;
+    if (found !== undefined) throw linkedInstead(at, error);
     throw error;
   }
+}
+
+/** INSTALL_PATH_UNSAFE for `at`, a folder on the way to or inside the install folder `dir`, and `why`. */
+function unsafeFolderError(at: string, why: string, dir: string): ClientError {
+  return new ClientError(
+    'INSTALL_PATH_UNSAFE',
+    `${at} is ${why}: another user could swap a folder under it for a symbolic link while plugindex writes ` +
+      `there, so nothing is written or removed in the install folder ${dir}. Make it yours and writable by ` +
+      'you alone (chown, chmod go-w), or install into a folder that is',
+  );
 }
 
 /** An install folder: its installed.json and the files under it. */
@@ -1299,7 +1352,22 @@ export class InstallTree {
    * group-writable, so its group could swap a plugin's folder for one of its own.
    */
   async #makeInstallFolder(): Promise<void> {
+    await this.#refuseUnsafeFolder();
     await makeFolderAsPlaced(this.dir, true);
+    // Again once made: under a sticky folder (/tmp) another user may have made a part first, as theirs.
+    await this.#refuseUnsafeFolder();
+  }
+
+  /**
+   * Refuses an install folder another user may change, or one on the way to it (`unsafeFolderOnPath`: owned
+   * by another user, writable by others without the sticky bit, a link another user owns), as OpenSSH and
+   * GnuPG refuse theirs: such a user could swap a folder for a symbolic link between a check here and the
+   * write or removal it let through, and Node.js has no openat(2) to rule that out.
+   * @throws ClientError INSTALL_PATH_UNSAFE naming the folder and why.
+   */
+  async #refuseUnsafeFolder(): Promise<void> {
+    const unsafe = await unsafeFolderOnPath(this.dir);
+    if (unsafe) throw unsafeFolderError(unsafe.at, unsafe.why, this.dir);
   }
 
   /**
@@ -1331,7 +1399,9 @@ export class InstallTree {
    */
   async #unlinkedPath(relative: string): Promise<string> {
     const target = this.path(relative);
+    await this.#refuseUnsafeFolder();
     const found = await this.#linkOnTheWay(relative);
+    if (found?.why !== undefined) throw unsafeFolderError(found.at, found.why, this.dir);
     if (found)
       throw new ClientError(
         'INSTALL_PATH_LINKED',
@@ -1343,13 +1413,13 @@ export class InstallTree {
 
   /**
    * The first of the folders between this folder and `relative` (and, with `self`, `relative` itself) that
-   * is a symbolic link, or a file where a folder is due; undefined when there is none (what does not exist
-   * is none).
+   * is a symbolic link, or a file where a folder is due, or a folder another user may change (`why`,
+   * `folderUnsafety`); undefined when there is none (what does not exist is none).
    */
   async #linkOnTheWay(
     relative: string,
     self = false,
-  ): Promise<{ readonly at: string; readonly link: boolean } | undefined> {
+  ): Promise<{ readonly at: string; readonly link: boolean; readonly why?: string } | undefined> {
     const segments = relative.split('/');
     let at = this.dir;
     for (const [index, segment] of segments.entries()) {
@@ -1364,6 +1434,8 @@ export class InstallTree {
         throw error;
       }
       if (info.isSymbolicLink() || (!last && !info.isDirectory())) return { at, link: info.isSymbolicLink() };
+      const why = last ? undefined : folderUnsafety(info);
+      if (why !== undefined) return { at, link: false, why };
     }
     return undefined;
   }
@@ -1379,8 +1451,10 @@ export class InstallTree {
     source: AsyncIterable<Uint8Array>,
     expected: { readonly sha256: string; readonly size: number },
   ): Promise<void> {
-    const target = await this.#unlinkedPath(relative);
+    await this.#unlinkedPath(relative);
     await this.#makeFolders(relative);
+    // Again once the folders are made: one a link replaced since the first check is refused here.
+    const target = await this.#unlinkedPath(relative);
     // A placement killed part way left its temp file here: the version's folder is to hold its files alone.
     await removeStaleTemps(target);
     const temp = tempPathFor(target);
@@ -1445,8 +1519,9 @@ export class InstallTree {
   }
 
   async placeFile(relative: string, data: string | Uint8Array): Promise<void> {
-    const target = await this.#unlinkedPath(relative);
+    await this.#unlinkedPath(relative);
     await this.#makeFolders(relative);
+    const target = await this.#unlinkedPath(relative);
     await removeStaleTemps(target);
     await writeFileAtomic(target, data);
   }

@@ -4,7 +4,20 @@
  * registry kept under several names share.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  lchown,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +37,13 @@ import { deadPid } from '../../support/dead-pid.ts';
  * A seam on `rm` (a mock of node:fs/promises that removes as the real one does, then runs `afterRm`): a test
  * runs a concurrent writer at the very moment a file is gone, with no sleep to time it.
  */
-const fsSeam = vi.hoisted(() => ({ afterRm: undefined as ((path: string) => Promise<void>) | undefined }));
+const fsSeam = vi.hoisted(() => ({
+  afterRm: undefined as ((path: string) => Promise<void>) | undefined,
+  /** Run just before the client's `mkdir` of a folder: another user planting a link where it checked none. */
+  beforeMkdir: undefined as ((path: string) => Promise<void>) | undefined,
+  /** Run just after the client's `mkdir` made a folder: another user swapping it for a link. */
+  afterMkdir: undefined as ((path: string) => Promise<void>) | undefined,
+}));
 vi.mock('node:fs/promises', async (importOriginal) => {
   const actual = await importOriginal<typeof import('node:fs/promises')>();
   const rm: typeof actual.rm = async (path, options) => {
@@ -32,7 +51,13 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     const hook = fsSeam.afterRm;
     if (hook) await hook(String(path));
   };
-  return { ...actual, rm, default: { ...actual, rm } };
+  const mkdir = (async (path: string, options?: Parameters<typeof actual.mkdir>[1]) => {
+    await fsSeam.beforeMkdir?.(String(path));
+    const made = await actual.mkdir(path, options);
+    await fsSeam.afterMkdir?.(String(path));
+    return made;
+  }) as typeof actual.mkdir;
+  return { ...actual, rm, mkdir, default: { ...actual, rm, mkdir } };
 });
 
 let dir: string;
@@ -176,6 +201,164 @@ describe('when a folder inside the install folder is a symbolic link', () => {
     expect(await readdir(path.join(root, 'real'))).toEqual([]);
   });
 });
+
+describe.skipIf(process.platform === 'win32')(
+  'when a link is swapped in while a placement makes its folders',
+  () => {
+    /** An install folder and, beside it, `outside`, a folder of the user's that a link could lead to. */
+    async function treeBeside(): Promise<{ tree: InstallTree; outside: string }> {
+      const root = await mkdtemp(path.join(dir, 'swapped-'));
+      const outside = path.join(root, 'outside');
+      await mkdir(outside);
+      const tree = new InstallTree(path.join(root, 'tree'));
+      await tree.placeFile('other/1.0.0/manifest.json', '{}');
+      return { tree, outside };
+    }
+    const body = new TextEncoder().encode('#!/bin/sh\necho demo\n');
+    const place = (tree: InstallTree) =>
+      tree.placeExecutable(
+        'demo/1.0.0/linux-amd64/demo',
+        (async function* () {
+          yield body;
+        })(),
+        { sha256: sha256Hex(body), size: body.byteLength },
+      );
+
+    it('refuses a link planted after the check, where the plugin\u2019s folder is made, writing nothing outside', async () => {
+      const { tree, outside } = await treeBeside();
+      const plugin = path.join(tree.dir, 'demo');
+      // Prepare: the check found no `demo`; another user plants a link there before the client's mkdir.
+      fsSeam.beforeMkdir = async (at) => {
+        if (at !== plugin) return;
+        fsSeam.beforeMkdir = undefined;
+        await symlink(outside, plugin);
+      };
+      try {
+        // Act, Assess: mkdir failed EEXIST and a stat that follows the link took it for the folder made.
+        await expect(place(tree)).rejects.toMatchObject({ name: 'ClientError', code: 'INSTALL_PATH_LINKED' });
+      } finally {
+        fsSeam.beforeMkdir = undefined;
+      }
+      expect(await readdir(outside)).toEqual([]);
+    });
+
+    it('refuses a link swapped in for a folder just made, changing no mode outside (its owner\u2019s bits given back)', async () => {
+      const { tree, outside } = await treeBeside();
+      const plugin = path.join(tree.dir, 'demo');
+      // A folder of the user's kept 0600 (its bits unlike a placed folder's, so giving the owner's back chmods it).
+      await chmod(outside, 0o600);
+      fsSeam.afterMkdir = async (at) => {
+        if (at !== plugin) return;
+        fsSeam.afterMkdir = undefined;
+        await rm(plugin, { recursive: true });
+        await symlink(outside, plugin);
+      };
+      try {
+        await expect(place(tree)).rejects.toMatchObject({ name: 'ClientError', code: 'INSTALL_PATH_LINKED' });
+      } finally {
+        fsSeam.afterMkdir = undefined;
+      }
+      expect((await stat(outside)).mode & 0o7777).toBe(0o600);
+      await chmod(outside, 0o700);
+      expect(await readdir(outside)).toEqual([]);
+    });
+  },
+);
+
+describe.skipIf(process.platform === 'win32')(
+  'when a folder on the way to the install folder is one others may write',
+  () => {
+    /** A parent folder `shared` of `mode` (and, given, owned by `owner`) holding the install folder `plugins`. */
+    async function treeUnder(mode: number, owner?: number): Promise<{ tree: InstallTree; shared: string }> {
+      const root = await mkdtemp(path.join(dir, 'unsafe-'));
+      const shared = path.join(root, 'shared');
+      await mkdir(shared);
+      await chmod(shared, mode);
+      if (owner !== undefined) await chown(shared, owner, owner);
+      return { tree: new InstallTree(path.join(shared, 'plugins')), shared };
+    }
+    const nobody = 65534;
+    const asRoot = process.getuid?.() === 0;
+
+    it.each([
+      ['writable by every user, without the sticky bit', 0o777],
+      ['writable by a group not its own, without the sticky bit', 0o775],
+    ])('refuses to write or remove under a parent %s (INSTALL_PATH_UNSAFE)', async (_what, mode) => {
+      const { tree, shared } = await treeUnder(mode);
+      if (mode === 0o775) await chown(shared, process.getuid?.() ?? 0, nobody);
+
+      await expect(tree.placeFile('demo/1.0.0/manifest.json', '{}')).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'INSTALL_PATH_UNSAFE',
+      });
+      await expect(
+        tree.update(async (installed) => ({ installed, result: undefined })),
+      ).rejects.toMatchObject({
+        code: 'INSTALL_PATH_UNSAFE',
+      });
+      await expect(tree.removeVersion('demo', '1.0.0')).rejects.toMatchObject({
+        code: 'INSTALL_PATH_UNSAFE',
+      });
+      // Refused before anything is made: not even the install folder.
+      expect(await readdir(shared)).toEqual([]);
+    });
+
+    it.skipIf(!asRoot)('refuses a parent folder owned by another user (INSTALL_PATH_UNSAFE)', async () => {
+      const { tree } = await treeUnder(0o755, nobody);
+
+      await expect(tree.placeFile('demo/1.0.0/manifest.json', '{}')).rejects.toMatchObject({
+        code: 'INSTALL_PATH_UNSAFE',
+      });
+    });
+
+    it.skipIf(!asRoot)('refuses an install folder reached through a link another user owns', async () => {
+      const root = await mkdtemp(path.join(dir, 'foreign-link-'));
+      await mkdir(path.join(root, 'real'));
+      await symlink(path.join(root, 'real'), path.join(root, 'plugins'));
+      await lchown(path.join(root, 'plugins'), nobody, nobody);
+      const tree = new InstallTree(path.join(root, 'plugins'));
+
+      await expect(tree.placeFile('demo/1.0.0/manifest.json', '{}')).rejects.toMatchObject({
+        code: 'INSTALL_PATH_UNSAFE',
+      });
+      expect(await readdir(path.join(root, 'real'))).toEqual([]);
+    });
+
+    it('refuses a folder inside the install folder that every user may write', async () => {
+      const { tree } = await treeUnder(0o755);
+      await tree.placeFile('demo/1.0.0/manifest.json', '{}');
+      await chmod(path.join(tree.dir, 'demo'), 0o777);
+
+      await expect(tree.placeFile('demo/1.0.0/manifest.json', '[]')).rejects.toMatchObject({
+        code: 'INSTALL_PATH_UNSAFE',
+      });
+      await expect(tree.removeVersion('demo', '1.0.0')).rejects.toMatchObject({
+        code: 'INSTALL_PATH_UNSAFE',
+      });
+      expect(await readFile(path.join(tree.dir, 'demo/1.0.0/manifest.json'), 'utf8')).toBe('{}');
+    });
+
+    it('places under a parent every user may write that has the sticky bit (as /tmp)', async () => {
+      const { tree } = await treeUnder(0o1777);
+
+      await tree.placeFile('demo/1.0.0/manifest.json', '{}');
+      expect(await readFile(path.join(tree.dir, 'demo/1.0.0/manifest.json'), 'utf8')).toBe('{}');
+    });
+
+    it.skipIf(!asRoot)(
+      'refuses, under a sticky parent, an install folder another user made there first',
+      async () => {
+        const { tree } = await treeUnder(0o1777);
+        await mkdir(tree.dir);
+        await chown(tree.dir, nobody, nobody);
+
+        await expect(tree.placeFile('demo/1.0.0/manifest.json', '{}')).rejects.toMatchObject({
+          code: 'INSTALL_PATH_UNSAFE',
+        });
+      },
+    );
+  },
+);
 
 describe.skipIf(process.platform === 'win32')('when an installed file is a FIFO', () => {
   it('hashes it as no file, at once, rather than wait for a writer', async () => {
