@@ -97,6 +97,12 @@ export type ClientErrorCode =
    */
   | 'INSTALL_PATH_UNSAFE'
   /**
+   * The cache folder, a folder on the way to it, or one inside it on the way to a file the client would
+   * write or remove, is one another user may change (as for `INSTALL_PATH_UNSAFE`): a blob, document or
+   * snapshot could be written, or a blob removed (`remove --clean`), through a link they swapped in. Names it.
+   */
+  | 'CACHE_PATH_UNSAFE'
+  /**
    * A version would go to the folder of another version of the plugin installed in that install folder,
    * their names differing only in letter case (`1.0.0-RC.1`, `1.0.0-rc.1`): one folder where case is
    * ignored (macOS, Windows). The message names both and how to go on.
@@ -174,6 +180,7 @@ const REFUSAL_CODES: ReadonlySet<ClientErrorCode> = new Set([
   'CA_NOT_TRUSTED',
   'INSTALL_PATH_LINKED',
   'INSTALL_PATH_UNSAFE',
+  'CACHE_PATH_UNSAFE',
   'TRUST_RESET_REFUSED',
   'PINNED_KEY_UNTRUSTED',
 ]);

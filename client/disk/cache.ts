@@ -19,15 +19,17 @@
  */
 import { createReadStream } from 'node:fs';
 import { open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createSha256, sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
+import { ClientError } from '../errors.ts';
 import {
   makeFolders,
   readIfExists,
   readTextIfExists,
   removeStaleTempsIn,
   tempPathFor,
+  unsafeFolderOnPath,
   writeFileAtomic,
 } from './atomic.ts';
 
@@ -100,6 +102,25 @@ export class ContentCache {
     this.root = root;
   }
 
+  /**
+   * Refuses to write or remove `file` where the folder holding it, or one above it, is one another user may
+   * change (`unsafeFolderOnPath`: owned by another user, writable by others without the sticky bit, a link
+   * another user owns): they could swap a folder for a link between this check and the write, and the
+   * blob, document or snapshot went, or `remove --clean` deleted, where the link led. Node.js has no
+   * openat(2) to write relative to a folder already opened, so the folders must be ones no one else changes.
+   * @throws ClientError CACHE_PATH_UNSAFE naming the folder and why.
+   */
+  async #refuseUnsafeFolder(file: string): Promise<void> {
+    const unsafe = await unsafeFolderOnPath(dirname(file));
+    if (unsafe)
+      throw new ClientError(
+        'CACHE_PATH_UNSAFE',
+        `${unsafe.at} is ${unsafe.why}: another user could swap a folder under it for a symbolic link while ` +
+          `plugindex writes or removes ${file}, so nothing is. Make it yours and writable by you alone (chown, ` +
+          'chmod go-w), or set PLUGINDEX_CACHE_HOME to a folder that is',
+      );
+  }
+
   #docPath(sha256: string): string {
     return join(this.root, 'docs', 'sha256', shard(sha256));
   }
@@ -114,13 +135,14 @@ export class ContentCache {
     const bytes = await readIfExists(path);
     if (bytes === undefined) return undefined;
     if (sha256Hex(bytes) === sha256) return bytes;
+    await this.#refuseUnsafeFolder(path);
     await rm(path, { force: true });
     return undefined;
   }
 
   /** Keeps bytes the caller has verified against `sha256`. */
   async putDocument(sha256: string, bytes: Uint8Array): Promise<void> {
-    await writeFileAtomic(this.#docPath(sha256), bytes);
+    await this.#placeFile(this.#docPath(sha256), bytes);
   }
 
   /**
@@ -143,7 +165,18 @@ export class ContentCache {
 
   async putSignature(sha256: string, fingerprint: string, armored: string): Promise<void> {
     const path = this.#signaturePath(sha256, fingerprint);
-    if (path !== undefined) await writeFileAtomic(path, armored);
+    if (path !== undefined) await this.#placeFile(path, armored);
+  }
+
+  /**
+   * Writes `path` by temp file and rename, its folders checked before they are made and once made (another
+   * user may have made one first under a sticky folder such as /tmp).
+   */
+  async #placeFile(path: string, data: string | Uint8Array): Promise<void> {
+    await this.#refuseUnsafeFolder(path);
+    await makeFolders(dirname(path));
+    await this.#refuseUnsafeFolder(path);
+    await writeFileAtomic(path, data);
   }
 
   /** True when a blob of this digest is held with the right size (its bytes are rehashed when installed). */
@@ -160,7 +193,9 @@ export class ContentCache {
   async writeBlob(write: BlobWrite): Promise<string> {
     const target = this.blobPath(write.sha256);
     const tmpDir = join(this.root, 'tmp');
+    await this.#refuseUnsafeFolder(join(tmpDir, write.sha256));
     await makeFolders(tmpDir);
+    await this.#refuseUnsafeFolder(join(tmpDir, write.sha256));
     // What downloads killed part way left (nothing else removes it), before this one adds its own.
     await removeStaleTempsIn(tmpDir);
     const temp = tempPathFor(join(tmpDir, write.sha256));
@@ -192,7 +227,9 @@ export class ContentCache {
           'ARTIFACT_MISMATCH',
           `${write.url}: sha256 ${actual} arrived, its signed plugin document gives ${write.sha256} (${size} bytes; a proxy or mirror that rewrites downloads causes this too)`,
         );
-      await makeFolders(join(target, '..'));
+      await this.#refuseUnsafeFolder(target);
+      await makeFolders(dirname(target));
+      await this.#refuseUnsafeFolder(target);
       await rename(temp, target);
       return target;
     } catch (error) {
@@ -213,6 +250,7 @@ export class ContentCache {
   }
 
   async removeBlob(sha256: string): Promise<void> {
+    await this.#refuseUnsafeFolder(this.blobPath(sha256));
     await rm(this.blobPath(sha256), { force: true });
   }
 
@@ -273,10 +311,11 @@ export class ContentCache {
         ? { served_from: snapshot.servedFrom.slice(0, SERVED_FROM_LIMIT) }
         : {}),
     };
-    await writeFileAtomic(join(this.#registryDir(url), SNAPSHOT_FILE), `${JSON.stringify(kept)}\n`);
+    await this.#placeFile(join(this.#registryDir(url), SNAPSHOT_FILE), `${JSON.stringify(kept)}\n`);
   }
 
   async removeRegistry(url: string): Promise<void> {
+    await this.#refuseUnsafeFolder(join(this.#registryDir(url), SNAPSHOT_FILE));
     await rm(this.#registryDir(url), { recursive: true, force: true });
   }
 }

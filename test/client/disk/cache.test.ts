@@ -2,7 +2,7 @@
  * The content cache: what a download killed part way left in its tmp/ folder, a blob deleted before its
  * reader began, and the snapshot kept with where the last request for it was led.
  */
-import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -80,6 +80,56 @@ describe('when a blob is deleted before its reader begins', () => {
     await expect(read).rejects.toMatchObject({ code: 'ENOENT', path: cache.blobPath(sha256) });
   });
 });
+
+describe.skipIf(process.platform === 'win32')(
+  'when a folder on the way to the cache, or in it, is one others may write',
+  () => {
+    const body = new TextEncoder().encode('#!/bin/sh\necho shared\n');
+    const write = (cache: ContentCache) =>
+      cache.writeBlob({
+        sha256: sha256Hex(body),
+        size: body.byteLength,
+        url: 'https://example.test/shared',
+        body: (async function* () {
+          yield body;
+        })(),
+      });
+
+    it('refuses to write a blob, a document or a snapshot under a parent every user may write without the sticky bit (CACHE_PATH_UNSAFE)', async () => {
+      const shared = await mkdtemp(path.join(dir, 'unsafe-'));
+      await chmod(shared, 0o777);
+      const cache = new ContentCache(path.join(shared, 'cache'));
+
+      await expect(write(cache)).rejects.toMatchObject({ name: 'ClientError', code: 'CACHE_PATH_UNSAFE' });
+      await expect(cache.putDocument(sha256Hex(body), body)).rejects.toMatchObject({
+        code: 'CACHE_PATH_UNSAFE',
+      });
+      await expect(
+        cache.putSnapshot('https://example.test/', { bytes: body, signature: 'sig' }),
+      ).rejects.toMatchObject({ code: 'CACHE_PATH_UNSAFE' });
+      expect(await readdir(shared)).toEqual([]);
+    });
+
+    it('refuses to write or remove a blob where its shard folder became writable by every user', async () => {
+      const cache = new ContentCache(await mkdtemp(path.join(dir, 'shard-')));
+      await write(cache);
+      await chmod(path.dirname(cache.blobPath(sha256Hex(body))), 0o777);
+
+      await expect(cache.removeBlob(sha256Hex(body))).rejects.toMatchObject({ code: 'CACHE_PATH_UNSAFE' });
+      await expect(write(cache)).rejects.toMatchObject({ code: 'CACHE_PATH_UNSAFE' });
+      expect(await cache.hasBlob(sha256Hex(body), body.byteLength)).toBe(true);
+    });
+
+    it('writes under a parent every user may write that has the sticky bit (as /tmp)', async () => {
+      const shared = await mkdtemp(path.join(dir, 'sticky-'));
+      await chmod(shared, 0o1777);
+      const cache = new ContentCache(path.join(shared, 'cache'));
+
+      await write(cache);
+      expect(await cache.hasBlob(sha256Hex(body), body.byteLength)).toBe(true);
+    });
+  },
+);
 
 describe('when a snapshot is kept with each URL the last request for it was led through (a redirect\u2019s hops, or a mirror)', () => {
   it('reads those URLs back with it in order, the single URL an earlier form kept as one, and passes over entries that are not URLs (a hand edit), the snapshot kept', async () => {
