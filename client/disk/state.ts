@@ -33,6 +33,7 @@ import {
   readTextIfExists,
   removeStaleTemps,
   tempPathFor,
+  type UnsafeFolder,
   unsafeFolderOnPath,
   withFileLock,
   writeFileAtomic,
@@ -1283,6 +1284,22 @@ async function makeOneFolder(at: string): Promise<boolean> {
   }
 }
 
+/**
+ * The first folder in `folder` (itself included, its links not followed) that another user may change
+ * (`folderUnsafety`); undefined when none is, or when `folder` is not there or is a link.
+ */
+async function unsafeFolderWithin(folder: string): Promise<UnsafeFolder | undefined> {
+  const info = await lstat(folder).catch(() => undefined);
+  if (!info?.isDirectory()) return undefined;
+  const why = folderUnsafety(info);
+  if (why !== undefined) return { at: folder, why };
+  for (const entry of await readdir(folder).catch(() => [] as string[])) {
+    const found = await unsafeFolderWithin(join(folder, entry));
+    if (found) return found;
+  }
+  return undefined;
+}
+
 /** INSTALL_PATH_UNSAFE for `at`, a folder on the way to or inside the install folder `dir`, and `why`. */
 function unsafeFolderError(at: string, why: string, dir: string): ClientError {
   return new ClientError(
@@ -1586,7 +1603,13 @@ export class InstallTree {
    * @throws ClientError INSTALL_PATH_LINKED (`#unlinkedPath`).
    */
   async removeVersion(name: string, version: string): Promise<void> {
-    await rm(await this.#unlinkedPath(`${name}/${versionFolder(version)}`), { recursive: true, force: true });
+    const folder = await this.#unlinkedPath(`${name}/${versionFolder(version)}`);
+    // Node's recursive rm lstats each entry, then reads a folder and removes its entries by path: a folder
+    // in here swapped for a link in between is followed, and what it leads to removed. Only someone who may
+    // write a folder in here can swap one, so none may be such a folder.
+    const unsafe = await unsafeFolderWithin(folder);
+    if (unsafe) throw unsafeFolderError(unsafe.at, unsafe.why, this.dir);
+    await rm(folder, { recursive: true, force: true });
     // The plugin's folder goes too once its last version has (rmdir refuses a folder that is not empty).
     await rmdir(this.path(name)).catch(() => undefined);
   }

@@ -338,6 +338,17 @@ describe.skipIf(process.platform === 'win32')(
       expect(await readFile(path.join(tree.dir, 'demo/1.0.0/manifest.json'), 'utf8')).toBe('{}');
     });
 
+    it('refuses to remove a version whose folder holds one every user may write (a recursive rm follows a link swapped in there)', async () => {
+      const { tree } = await treeUnder(0o755);
+      await tree.placeFile('demo/1.0.0/linux-amd64/demo.sh', 'placed');
+      await chmod(path.join(tree.dir, 'demo/1.0.0/linux-amd64'), 0o777);
+
+      await expect(tree.removeVersion('demo', '1.0.0')).rejects.toMatchObject({
+        code: 'INSTALL_PATH_UNSAFE',
+      });
+      expect(await readFile(path.join(tree.dir, 'demo/1.0.0/linux-amd64/demo.sh'), 'utf8')).toBe('placed');
+    });
+
     it('places under a parent every user may write that has the sticky bit (as /tmp)', async () => {
       const { tree } = await treeUnder(0o1777);
 
