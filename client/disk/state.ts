@@ -1370,6 +1370,7 @@ export class InstallTree {
    */
   async #makeInstallFolder(): Promise<void> {
     await this.#refuseUnsafeFolder();
+    if ((await stat(this.dir).catch(() => undefined))?.isDirectory()) return;
     await makeFolderAsPlaced(this.dir, true);
     // Again once made: under a sticky folder (/tmp) another user may have made a part first, as theirs.
     await this.#refuseUnsafeFolder();
@@ -1414,9 +1415,10 @@ export class InstallTree {
    * Node.js has no openat(2).
    * @throws ClientError INSTALL_PATH_LINKED naming the link (or the file where a folder was expected).
    */
-  async #unlinkedPath(relative: string): Promise<string> {
+  async #unlinkedPath(relative: string, options: { readonly again?: boolean } = {}): Promise<string> {
     const target = this.path(relative);
-    await this.#refuseUnsafeFolder();
+    // `again`: the install folder was judged by this placement already (`#makeInstallFolder`).
+    if (options.again !== true) await this.#refuseUnsafeFolder();
     const found = await this.#linkOnTheWay(relative);
     if (found?.why !== undefined) throw unsafeFolderError(found.at, found.why, this.dir);
     if (found)
@@ -1471,7 +1473,7 @@ export class InstallTree {
     await this.#unlinkedPath(relative);
     await this.#makeFolders(relative);
     // Again once the folders are made: one a link replaced since the first check is refused here.
-    const target = await this.#unlinkedPath(relative);
+    const target = await this.#unlinkedPath(relative, { again: true });
     // A placement killed part way left its temp file here: the version's folder is to hold its files alone.
     await removeStaleTemps(target);
     const temp = tempPathFor(target);
@@ -1538,7 +1540,7 @@ export class InstallTree {
   async placeFile(relative: string, data: string | Uint8Array): Promise<void> {
     await this.#unlinkedPath(relative);
     await this.#makeFolders(relative);
-    const target = await this.#unlinkedPath(relative);
+    const target = await this.#unlinkedPath(relative, { again: true });
     await removeStaleTemps(target);
     await writeFileAtomic(target, data);
   }
