@@ -1846,17 +1846,44 @@ describe('when clients hold many connections', () => {
     });
     const readers: { socket: net.Socket; stop: () => void }[] = [];
     try {
-      // The slower of 127.0.0.2's two is the newer, so neither the order they came in nor their age chooses it.
+      // The slower of 127.0.0.2's two is the newer, and took bytes last (below), so neither the order they
+      // came in nor when each last took any chooses it: only what each took between the samples.
       readers.push(await reader(server.port, server.judged, '127.0.0.2'));
       const slowest = await busy(server.port, server.judged, '127.0.0.2'); // takes nothing after its first bytes
       readers.push(await reader(server.port, server.judged, '127.0.0.3'));
       readers.push(await reader(server.port, server.judged, '127.0.0.4'));
-      // Three samples, the first only a baseline (what the kernel's buffers took at once), a tenth of a second
-      // of reading between them, as the slots measure every second.
-      for (const pause of [100, 100, 0]) {
+      // Three samples, the first only a baseline (what the kernel's buffers took at once, given a moment to),
+      // and between two, each reader's answer drained once at least: the kernel took bytes of it, however
+      // late this machine's timers ran the reading. (A tenth of a second apart, a reader read on a loaded
+      // machine was sometimes seen taking nothing, as still as the slowest.)
+      const drainOf = (socket: net.Socket) =>
+        new Promise((resolve) => server.ends.get(socket.localPort ?? -1)?.once('drain', resolve));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      sample();
+      for (let i = 0; i < 2; i++) {
+        await Promise.all(readers.map(({ socket }) => drainOf(socket)));
         sample();
-        await new Promise((resolve) => setTimeout(resolve, pause));
       }
+      // Then the readers stop a moment and the slowest takes a few MiB, so its answer drains last of all: by
+      // when each last took bytes (the tie-break), 127.0.0.2's reader would go. Before, the slowest took
+      // nothing after its first bytes, and the tie-break alone chose it: the test passed with no rates.
+      for (const { stop } of readers) stop();
+      const drains = new Map<net.Socket, number>();
+      for (const socket of [slowest, ...readers.map(({ socket }) => socket)])
+        server.ends.get(socket.localPort ?? -1)?.on('drain', () => drains.set(socket, performance.now()));
+      await new Promise((resolve) => setTimeout(resolve, 200)); // what the readers' kernel buffers take
+      const drained = new Promise((resolve) =>
+        server.ends.get(slowest.localPort ?? -1)?.once('drain', resolve),
+      );
+      slowest.resume();
+      await drained;
+      slowest.pause();
+      const slowestDrained = drains.get(slowest) ?? 0;
+      expect(readers.map(({ socket }) => (drains.get(socket) ?? 0) < slowestDrained)).toEqual([
+        true,
+        true,
+        true,
+      ]);
 
       const next = await connect(server.port, server.judged, '127.0.0.5');
 
