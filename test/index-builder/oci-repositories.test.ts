@@ -73,7 +73,7 @@ const binText = (registry: TestRegistry, repository: string): string =>
   new TextDecoder().decode(
     registry.intake.objects.get(
       filedBinKey(
-        { prefix: OCI_REPOSITORIES_PREFIX, header: 'plugindex-oci-repositories 1' },
+        { prefix: OCI_REPOSITORIES_PREFIX, header: 'plugindex-oci-repositories 2' },
         binOf(repository),
       ),
     )?.body,
@@ -99,6 +99,18 @@ describe('ociRepositoryOf', () => {
     );
     expect(ociRepositoryOf('index.docker.io/acme/lens:1')).toBe('docker.io/acme/lens');
     expect(ociRepositoryOf('registry-1.docker.io/acme/lens')).toBe('docker.io/acme/lens');
+  });
+
+  it("writes Docker Hub's official images with library/ and a port with its leading zeros dropped, one repository however spelled", () => {
+    // Docker Hub serves `docker.io/lens` from `library/lens`: one repository, two spellings.
+    expect(ociRepositoryOf('docker.io/lens:1')).toBe('docker.io/library/lens');
+    expect(ociRepositoryOf('index.docker.io/library/lens')).toBe('docker.io/library/lens');
+    expect(ociRepositoryOf('registry.example/lens')).toBe('registry.example/lens');
+    // A port is a number: `:0443` is the port 443 every HTTPS registry answers on, `:05000` is 5000.
+    expect(ociRepositoryOf('registry.example:0443/acme/kube-lens')).toBe(LENS);
+    expect(ociRepositoryOf('registry.example:05000/acme/kube-lens')).toBe(
+      'registry.example:5000/acme/kube-lens',
+    );
   });
 
   it('keeps apart repositories that differ in path, or in a port other than 443', () => {
@@ -151,6 +163,24 @@ describe("when a plugin names another plugin's OCI repository", () => {
     ) as { name: string; repository: string }[];
     expect(falcoctl.filter((e) => e.repository === 'acme/kube-lens').map((e) => e.name)).toEqual([
       'kube-lens',
+    ]);
+  });
+
+  it("refuses another key's plugin naming a Docker Hub official image with or without library/, or a port with leading zeros", async () => {
+    const registry = await makeRegistry();
+    await publish(
+      registry,
+      await ociBundleOf('hub-lens', publisher, 'docker.io/hub-lens:1.0.0'),
+      await ociBundleOf('kube-lens', publisher, `${LENS}:1.0.0`),
+    );
+    const outcomes = await publish(
+      registry,
+      await ociBundleOf('other-lens', squatter, 'index.docker.io/library/hub-lens:1.0.0'),
+      await ociBundleOf('third-lens', squatter, 'registry.example:0443/acme/kube-lens:1.0.0'),
+    );
+    expect(verdicts(outcomes)).toEqual([
+      ['other-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED'],
+      ['third-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED'],
     ]);
   });
 
