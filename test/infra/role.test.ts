@@ -32,7 +32,7 @@ import { CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { PlugindexStack } from '../../infra/stack.ts';
 import { testApp } from '../support/cdk.ts';
-import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
 import { allows, type Statement, statementsOf } from '../support/iam.ts';
 import { LOCAL_S3_ENV, type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
 import { type S3Gate, startS3Gate } from '../support/s3-gate.ts';
@@ -220,6 +220,47 @@ describe("when the publish function runs with its deployed role's S3 permissions
 
     expect(denied).toEqual([]);
     expect(refreshed.generation).toBeGreaterThan(first.generation as number);
+    client.destroy();
+  });
+
+  it("files a new name and an OCI repository in the intake's state/catalog/ indexes, and refuses another key's claim on it, with no request refused", async () => {
+    const denied: string[] = [];
+    const client = roleClient(denied);
+    const publish = await localPublishHandler(s3, INTAKE, SITE, client);
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const ociBundle = (name: string, signer?: Awaited<ReturnType<typeof testKey>>) =>
+      makeBundle({
+        manifest: validManifest({
+          name,
+          installation: {
+            artifacts: [
+              {
+                os: 'linux',
+                arch: 'amd64',
+                oci: { reference: 'registry.example/acme/role-lens:1.0.0', digest },
+                sha256: digest,
+                size_bytes: 42,
+              },
+            ],
+          },
+        }),
+        ...(signer ? { signer } : {}),
+      });
+    const put = async (key: string, body: Uint8Array) =>
+      s3.client.send(new PutObjectCommand({ Bucket: INTAKE, Key: key, Body: body }));
+    await put('incoming/role-lens.tgz', await ociBundle('role-lens'));
+    expect((await publish({})).outcomes.map((o) => o.status)).toEqual(['accepted']);
+    await put('incoming/other-lens.tgz', await ociBundle('other-role-lens', await testKey('squatter')));
+    const second = await publish({});
+    expect(second.outcomes.map((o) => [o.status, o.problems.map((p) => p.code).join()])).toEqual([
+      ['rejected', 'OCI_REPOSITORY_CLAIMED'],
+    ]);
+    const keys = (
+      await s3.client.send(new ListObjectsV2Command({ Bucket: INTAKE, Prefix: 'state/catalog/' }))
+    ).Contents?.map((o) => o.Key ?? '');
+    expect(keys?.some((k) => k.startsWith('state/catalog/oci-repositories/'))).toBe(true);
+    expect(keys?.some((k) => k.startsWith('state/catalog/names/'))).toBe(true);
+    expect(denied).toEqual([]);
     client.destroy();
   });
 
