@@ -314,6 +314,34 @@ describe("when a plugin names another plugin's OCI repository", () => {
 });
 
 describe('when the OCI repository index is lost or rebuilt', () => {
+  it("builds it anew from the documents when it is of format 1, which filed Docker Hub's official images without library/", async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await ociBundleOf('hub-lens', publisher, 'docker.io/hub-lens:1.0.0'));
+    // As a registry before format 2 left it: its header 1, the repository filed as the reference wrote it.
+    for (const key of indexKeys(registry)) {
+      const object = registry.intake.objects.get(key);
+      const text = new TextDecoder()
+        .decode(object?.body)
+        .replace('plugindex-oci-repositories 2', 'plugindex-oci-repositories 1')
+        .replaceAll('docker.io/library/hub-lens', 'docker.io/hub-lens');
+      await registry.intake.put(key, new TextEncoder().encode(text), {
+        contentType: 'text/tab-separated-values',
+        cacheControl: 'no-store',
+      });
+    }
+    expect(
+      verdicts(
+        await publish(
+          registry,
+          await ociBundleOf('other-lens', squatter, 'docker.io/library/hub-lens:1.0.0'),
+        ),
+      ),
+    ).toEqual([['other-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED']]);
+    expect(binText(registry, 'docker.io/library/hub-lens')).toContain(
+      'docker.io/library/hub-lens\thub-lens\n',
+    );
+  });
+
   it('builds it from the published documents when the intake store has none, once', async () => {
     const registry = await makeRegistry();
     await publish(registry, await ociBundleOf('kube-lens', publisher, LENS));
