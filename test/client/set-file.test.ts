@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import YAML from 'yaml';
 import { ClientError } from '../../client/errors.ts';
 import { initConfigText, type PluginSet, parsePluginSet } from '../../client/set-file.ts';
 
@@ -765,9 +766,18 @@ describe('when the text is not one plain YAML document', () => {
       'f: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]',
       '',
     ].join('\n');
-    const started = performance.now();
-    expectInvalid(bomb, 'alias expansions', 'alias bomb');
-    expect(performance.now() - started).toBeLessThan(2000);
+    // The cap stops the expansion: the alias past it is refused (a ReferenceError) where it is met, rather than
+    // expanded into a value something then walks.
+    const expanded = vi.spyOn(YAML.Alias.prototype, 'toJSON');
+    try {
+      expectInvalid(bomb, 'alias expansions', 'alias bomb');
+      // Thrown by the alias past the cap, and on through the aliases holding it.
+      const thrown = expanded.mock.results.filter((r) => r.type === 'throw').map((r) => r.value);
+      expect(thrown.length).toBeGreaterThan(0);
+      for (const error of thrown) expect(error).toBeInstanceOf(ReferenceError);
+    } finally {
+      expanded.mockRestore();
+    }
   });
 
   it('still reads a few aliases (a shared platform list)', () => {
@@ -800,9 +810,15 @@ describe('when the text is not one plain YAML document', () => {
     ['flow mappings', `# {{{\nplugins:\n  providers: ${'{'.repeat(100_000)}\n`, 3],
     ['compact block sequences', `plugins:\n  plugins: []\n  providers:\n    ${'- '.repeat(60_000)}x\n`, 4],
   ])('refuses nested %s at their line before parsing, at once', (_label, text, line) => {
-    const started = performance.now();
-    const error = errorOf(text);
-    expect(performance.now() - started).toBeLessThan(1000);
+    // Found by a scan of the text, before the parser, which took seconds on such nesting, sees it.
+    const parsed = vi.spyOn(YAML, 'parseDocument');
+    let error: ClientError;
+    try {
+      error = errorOf(text);
+      expect(parsed).not.toHaveBeenCalled();
+    } finally {
+      parsed.mockRestore();
+    }
     expect(error.message).toBe(
       `${at('', line)} at most 64 levels of brackets or compact items, found deeper nesting (found before parsing the file)`,
     );
@@ -850,9 +866,17 @@ describe('when the text is not one plain YAML document', () => {
       (_, i) =>
         `    - { provider: local, name: plugin-${i}, platforms: ${i === 0 ? `&p [${platforms}]` : '*p'} }\n`,
     ).join('');
-    const started = performance.now();
-    const error = errorOf(withPlugins(plugins));
-    expect(performance.now() - started).toBeLessThan(2000);
+    // Expanded, a million platforms (13 s to read, a million problems). Each item or entry read of the value
+    // counts, so the measure stops within the cap's characters (at least 3 an item: one for its place, two
+    // for the least it holds), not after the million.
+    const read = readsOfValue();
+    let error: ClientError;
+    try {
+      error = errorOf(withPlugins(plugins));
+      expect(read.count()).toBeLessThanOrEqual(MAX_SET_FILE_CHARS / 3);
+    } finally {
+      read.restore();
+    }
     expect(error.message).toBe(
       `${at('', 1)} a plugin set of at most 1048576 characters once its aliases are expanded, found more (aliases copying large nodes)`,
     );
@@ -936,3 +960,41 @@ describe('a plugin set with more problems than a message lists', () => {
     expect(listed[100]).toBe('  2901 more problems, not listed');
   });
 });
+
+/** The characters a plugin set may hold once its aliases are expanded (set-file.ts). */
+const MAX_SET_FILE_CHARS = 1_048_576;
+
+/**
+ * Counts the items and entries read of the values the YAML documents give (Document#toJS), however they
+ * are read (indexes, iteration, Object.entries), until restored.
+ */
+function readsOfValue(): { count: () => number; restore: () => void } {
+  let reads = 0;
+  const proxies = new WeakMap<object, object>();
+  const counted = (value: unknown): unknown => {
+    if (typeof value !== 'object' || value === null) return value;
+    let proxy = proxies.get(value);
+    if (!proxy) {
+      proxy = new Proxy(value, {
+        get(target, key, receiver) {
+          const item = Reflect.get(target, key, receiver);
+          if (typeof key === 'string' && Object.hasOwn(target, key) && key !== 'length') {
+            reads++;
+            return counted(item);
+          }
+          return item;
+        },
+      });
+      proxies.set(value, proxy);
+    }
+    return proxy;
+  };
+  const toJS = YAML.Document.prototype.toJS;
+  const spy = vi.spyOn(YAML.Document.prototype, 'toJS').mockImplementation(function (
+    this: YAML.Document,
+    ...args: Parameters<typeof toJS>
+  ) {
+    return counted(toJS.apply(this, args));
+  });
+  return { count: () => reads, restore: () => spy.mockRestore() };
+}
