@@ -156,7 +156,7 @@ export interface Discovery {
 }
 
 /** Largest set file read, in characters: a set lists plugins, not data. */
-const MAX_SET_FILE_CHARS = 1_048_576;
+export const MAX_SET_FILE_CHARS = 1_048_576;
 
 const TOP_FIELDS = ['plugins', 'discovery', 'policy'] as const;
 const PLUGINS_BLOCK_FIELDS = ['install_location', 'providers', 'plugins'] as const;

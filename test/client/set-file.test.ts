@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import YAML from 'yaml';
 import { ClientError } from '../../client/errors.ts';
-import { initConfigText, type PluginSet, parsePluginSet } from '../../client/set-file.ts';
+import { initConfigText, MAX_SET_FILE_CHARS, type PluginSet, parsePluginSet } from '../../client/set-file.ts';
 
 const FILE = '/work/team/plugindex.yaml';
 const HOME = '/home/me';
@@ -960,9 +960,6 @@ describe('a plugin set with more problems than a message lists', () => {
     expect(listed[100]).toBe('  2901 more problems, not listed');
   });
 });
-
-/** The characters a plugin set may hold once its aliases are expanded (set-file.ts). */
-const MAX_SET_FILE_CHARS = 1_048_576;
 
 /**
  * Counts the items and entries read of the values the YAML documents give (Document#toJS), however they
