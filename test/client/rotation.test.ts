@@ -326,6 +326,89 @@ async function removedAsOlderRecord(
 }
 
 /**
+ * A machine whose `main` reaches `registry` at `main` and each of `others` at its URL (priority 2, 3, ...
+ * in turn), all pinning its first key: the names a removed name's mark is then read for.
+ */
+async function reachingByFirstKey(
+  registry: Served,
+  main: string,
+  others: readonly { name: string; url: string; mirrors?: string[] }[] = [],
+): Promise<ClientMachine> {
+  const m = await machine();
+  await m.run((c) => c.addRegistry({ name: 'main', url: main, pin: { armored: registry.firstKey } }));
+  for (const [i, other] of others.entries()) {
+    await m.run((c) => c.addRegistry({ ...other, pin: { armored: registry.firstKey }, priority: i + 2 }));
+  }
+  return m;
+}
+
+/**
+ * `registry`'s first key stolen and rotated away from as compromised; `main` alone follows (at `served`,
+ * made a copy of the registry again first, where it reads it there); the thief's copy is made
+ * (`stolenAndRotated`), then `main`, kept as an older client wrote it, removed (`removedAsOlderRecord`).
+ * With `markedAt`, the mark it leaves is checked to be kept as of that URL. Returns the thief's folder.
+ */
+async function followedThenRemovedAsOlder(
+  m: ClientMachine,
+  registry: Served,
+  options: {
+    thief: string;
+    served?: { copyOf: (dir: string) => Promise<void> };
+    keyRotations?: number;
+    uncached?: string;
+    markedAt?: string;
+  },
+): Promise<string> {
+  const theft = await stolenAndRotated(registry);
+  await options.served?.copyOf(registry.dir);
+  expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+  const thiefDir = await theft.thief(options.thief, options.keyRotations);
+  const kept = await removedAsOlderRecord(m, options.uncached);
+  if (options.markedAt !== undefined) {
+    expect(kept.former_departures).toMatchObject([
+      { fingerprint: registry.firstFingerprint, compromised: true, registry: options.markedAt },
+    ]);
+  }
+  return thiefDir;
+}
+
+/** The refusal (`code`) naming `registry`'s first key, the stolen one. */
+function refusedNaming(registry: Served, code: 'KEY_REVOKED' | 'TRUST_RESET_REFUSED') {
+  return { name: 'ClientError', code, message: expect.stringContaining(registry.firstFingerprint) };
+}
+
+/**
+ * `other`'s checks that ask no server, each refused for the stolen key (KEY_REVOKED): an offline install
+ * by its cached snapshot, a frozen install of `m`'s lock, and verify of what it placed in `m.dir`.
+ */
+async function expectUnaskedChecksRevoked(m: ClientMachine, registry: Served): Promise<void> {
+  const home = dirname(m.data);
+  const revoked = refusedNaming(registry, 'KEY_REVOKED');
+  const offline = createClient({
+    dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },
+    fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+    env: {},
+    platform: LINUX,
+    offline: true,
+    freshForMs: 0,
+  });
+  const installing = offline
+    .install({
+      requests: [`${NAME}@1.0.0`],
+      registry: 'other',
+      lockfile: join(home, 'offline.lock'),
+      dir: join(home, 'offline'),
+    })
+    .finally(() => offline.close());
+  await expect(installing).rejects.toMatchObject(revoked);
+  await expect(
+    m.run((c) => c.install({ requests: [], lockfile: m.lockfile, frozen: true, dir: join(home, 'frozen') })),
+  ).rejects.toMatchObject(revoked);
+  const findings = await m.run((c) => c.verifyInstalled({ dir: m.dir }));
+  expect(findings.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, false, 'KEY_REVOKED']]);
+}
+
+/**
  * A run of `updateRegistries(['main'])` on `m`'s folders that stops as it first asks for the log, until
  * `release` is called: the slower of two runs side by side, caught between checking and saving.
  */
@@ -1833,22 +1916,17 @@ describe('when a record kept before records named their registry, configured at 
     // the rotation that marks its first key stolen; the thief keeps a copy signed by that key.
     const registry = await servedRegistry(['1.0.0']);
     const mirror = await servedCopy('mirror', registry.dir);
-    const m = await machine();
-    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
-    const theft = await stolenAndRotated(registry);
-    await mirror.copyOf(registry.dir);
-    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
-    const thiefDir = await theft.thief('mirror-thief');
+    const m = await reachingByFirstKey(registry, mirror.url);
 
     // Act: `main`, kept as an older client wrote it, removed; the mirror then serves the thief's copy.
-    const kept = await removedAsOlderRecord(m);
-    await mirror.copyOf(thiefDir);
-
     // Assess: the mark is kept as of the mirror's URL, and counts for a check reaching the registry there
     // (its snapshots name the registry's own URL): read by the registry's name alone, it counted for none.
-    expect(kept.former_departures).toMatchObject([
-      { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
-    ]);
+    const thiefDir = await followedThenRemovedAsOlder(m, registry, {
+      thief: 'mirror-thief',
+      served: mirror,
+      markedAt: mirror.url,
+    });
+    await mirror.copyOf(thiefDir);
     await expectStolenKeyRevoked(m, mirror.url, registry);
   });
 });
@@ -1859,11 +1937,7 @@ describe('when a record kept before records named their registry, configured at 
     // its first key; `other` and the set install under it (their locks, and their folders).
     const registry = await servedRegistry(['1.0.0']);
     const mirror = await servedCopy('mirror-frozen', registry.dir);
-    const m = await machine();
-    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
-    await m.run((c) =>
-      c.addRegistry({ name: 'other', url: mirror.url, pin: { armored: registry.firstKey }, priority: 2 }),
-    );
+    const m = await reachingByFirstKey(registry, mirror.url, [{ name: 'other', url: mirror.url }]);
     await m.run((c) =>
       c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
     );
@@ -1883,25 +1957,18 @@ describe('when a record kept before records named their registry, configured at 
     );
     const home = { home: join(project, '.home') };
     await m.run((c) => c.installSet(file, home));
-    // The key is stolen and rotated away from; `main` alone follows, at the mirror.
-    const theft = await stolenAndRotated(registry);
-    await mirror.copyOf(registry.dir);
-    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
-    // The thief serves 1.0.0's manifest signed by the stolen key (the registry's signature before the
-    // rotation, as the key's holder can sign it): what the locks and folders hold under that key.
-    const thiefDir = await theft.thief('mirror-frozen-thief');
-    // `main`'s record as a client before `registry` was kept wrote it, its snapshot no longer cached; it is
-    // removed, its mark kept as of the mirror's URL; the mirror then serves the thief's copy.
-    const kept = await removedAsOlderRecord(m);
-    expect(kept.former_departures).toMatchObject([
-      { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
-    ]);
+    // The key is stolen and rotated away from; `main` alone follows, at the mirror. The thief serves
+    // 1.0.0's manifest signed by the stolen key (the registry's signature before the rotation, as the key's
+    // holder can sign it): what the locks and folders hold under that key. `main`'s record as a client
+    // before `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark kept as of
+    // the mirror's URL; the mirror then serves the thief's copy.
+    const thiefDir = await followedThenRemovedAsOlder(m, registry, {
+      thief: 'mirror-frozen-thief',
+      served: mirror,
+      markedAt: mirror.url,
+    });
     await mirror.copyOf(thiefDir);
-    const revoked = {
-      name: 'ClientError',
-      code: 'KEY_REVOKED',
-      message: expect.stringContaining(registry.firstFingerprint),
-    };
+    const revoked = refusedNaming(registry, 'KEY_REVOKED');
 
     // Act and assess: `other`'s frozen install and verify, reaching the registry at the mirror, read the
     // mark kept as of its URL (its record names the registry's own URL: read by that alone, none did, and
@@ -1941,37 +2008,20 @@ describe('when a record kept before records named their registry, configured at 
     const registry = await servedRegistry(['1.0.0']);
     const m1 = await servedCopy('mirror-listed-m', registry.dir);
     const x = await servedCopy('mirror-listed-x', registry.dir);
-    const m = await machine();
-    await m.run((c) => c.addRegistry({ name: 'main', url: m1.url, pin: { armored: registry.firstKey } }));
-    await m.run((c) =>
-      c.addRegistry({
-        name: 'other',
-        url: x.url,
-        mirrors: [m1.url],
-        pin: { armored: registry.firstKey },
-        priority: 2,
-      }),
-    );
+    const m = await reachingByFirstKey(registry, m1.url, [{ name: 'other', url: x.url, mirrors: [m1.url] }]);
     await m.run((c) =>
       c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
     );
-    // The key is stolen and rotated away from; `main` alone follows, at M.
-    const theft = await stolenAndRotated(registry);
-    await m1.copyOf(registry.dir);
-    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
-    const thiefDir = await theft.thief('mirror-listed-thief');
-    // `main`'s record as a client before `registry` was kept wrote it, its snapshot no longer cached; it is
-    // removed, its mark kept as of M's URL; X then serves the thief's copy.
-    const kept = await removedAsOlderRecord(m);
-    expect(kept.former_departures).toMatchObject([
-      { fingerprint: registry.firstFingerprint, compromised: true, registry: m1.url },
-    ]);
+    // The key is stolen and rotated away from; `main` alone follows, at M. Its record as a client before
+    // `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark kept as of M's
+    // URL; X then serves the thief's copy.
+    const thiefDir = await followedThenRemovedAsOlder(m, registry, {
+      thief: 'mirror-listed-thief',
+      served: m1,
+      markedAt: m1.url,
+    });
     await x.copyOf(thiefDir);
-    const revoked = {
-      name: 'ClientError',
-      code: 'KEY_REVOKED',
-      message: expect.stringContaining(registry.firstFingerprint),
-    };
+    const revoked = refusedNaming(registry, 'KEY_REVOKED');
 
     // Act and assess: `other` reaches the registry at X, and M only as its mirror: the mark kept as of M
     // is read by its frozen install and verify (read as of X alone, the frozen install placed 1.0.0 by the
@@ -2016,8 +2066,7 @@ describe('when a record kept before records named their registry, configured at 
     const registry = await servedRegistry(['1.0.0']);
     const m1 = await servedCopy('set-mirror-m', registry.dir);
     const x = await servedCopy('set-mirror-x', registry.dir);
-    const m = await machine();
-    await m.run((c) => c.addRegistry({ name: 'main', url: m1.url, pin: { armored: registry.firstKey } }));
+    const m = await reachingByFirstKey(registry, m1.url);
     const project = join(root, `set-mirror-${registries}`);
     await mkdir(project, { recursive: true });
     await writeFile(join(project, 'registry.asc'), registry.firstKey);
@@ -2061,13 +2110,7 @@ describe('when a name holding a key another name followed a rotation away from a
     // both pinning its first key; the key is stolen and rotated away from, and `main` alone follows.
     const registry = await servedRegistry(['1.0.0']);
     const x = await servedCopy('revoked-first-x', registry.dir);
-    const m = await machine();
-    await m.run((c) =>
-      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
-    );
-    await m.run((c) =>
-      c.addRegistry({ name: 'other', url: x.url, pin: { armored: registry.firstKey }, priority: 2 }),
-    );
+    const m = await reachingByFirstKey(registry, registry.url, [{ name: 'other', url: x.url }]);
     const theft = await stolenAndRotated(registry);
     expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
     // X then serves the thief's copy: rebuilt under the stolen key, its snapshot counting the rotation the
@@ -2079,11 +2122,7 @@ describe('when a name holding a key another name followed a rotation away from a
     const [update] = await m.run((c) => c.updateRegistries(['other']));
 
     // Assess: the mark decides, as it does for a snapshot counting what the key is at.
-    expect(update?.error).toMatchObject({
-      name: 'ClientError',
-      code: 'KEY_REVOKED',
-      message: expect.stringContaining(registry.firstFingerprint),
-    });
+    expect(update?.error).toMatchObject(refusedNaming(registry, 'KEY_REVOKED'));
     expect(await trustState(m, 'other')).toEqual(before);
   });
 });
@@ -2095,30 +2134,19 @@ describe('when a record kept before records named their registry, configured at 
     const registry = await servedRegistry(['1.0.0']);
     const mirror = await servedCopy('redirect-m', registry.dir);
     const x = await redirectingTo(mirror.url);
-    const m = await machine();
-    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
-    await m.run((c) =>
-      c.addRegistry({ name: 'other', url: x.url, pin: { armored: registry.firstKey }, priority: 2 }),
-    );
-    // The key is stolen and rotated away from; `main` alone follows, at M.
-    const theft = await stolenAndRotated(registry);
-    await mirror.copyOf(registry.dir);
-    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
-    const thiefDir = await theft.thief('redirect-thief');
-    // `main`'s record as a client before `registry` was kept wrote it, its snapshot no longer cached; it is
-    // removed, its mark kept as of M's URL; M then serves the thief's copy.
-    const kept = await removedAsOlderRecord(m);
-    expect(kept.former_departures).toMatchObject([
-      { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
-    ]);
+    const m = await reachingByFirstKey(registry, mirror.url, [{ name: 'other', url: x.url }]);
+    // The key is stolen and rotated away from; `main` alone follows, at M. Its record as a client before
+    // `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark kept as of M's
+    // URL; M then serves the thief's copy.
+    const thiefDir = await followedThenRemovedAsOlder(m, registry, {
+      thief: 'redirect-thief',
+      served: mirror,
+      markedAt: mirror.url,
+    });
     await mirror.copyOf(thiefDir);
     const before = await trustState(m, 'other');
     const redirectedBefore = x.redirected;
-    const revoked = {
-      name: 'ClientError',
-      code: 'KEY_REVOKED',
-      message: expect.stringContaining(registry.firstFingerprint),
-    };
+    const revoked = refusedNaming(registry, 'KEY_REVOKED');
 
     // Act
     const [update] = await m.run((c) => c.updateRegistries(['other']));
@@ -2142,27 +2170,17 @@ describe('when a removed name\u2019s mark is kept as of a URL that another name 
     const registry = await servedRegistry(['1.0.0']);
     const mirror = await redirectingTo(registry.url);
     const x = await redirectingTo(mirror.url);
-    const m = await machine();
-    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
-    await m.run((c) =>
-      c.addRegistry({ name: 'other', url: x.url, pin: { armored: registry.firstKey }, priority: 2 }),
-    );
-    const theft = await stolenAndRotated(registry);
-    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    const m = await reachingByFirstKey(registry, mirror.url, [{ name: 'other', url: x.url }]);
     // `main`'s record as a client before `registry` was kept wrote it; it is removed, its mark kept as of
     // M's URL. M then redirects to where the thief serves their copy: X -> M -> the thief.
-    const kept = await removedAsOlderRecord(m);
-    expect(kept.former_departures).toMatchObject([
-      { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
-    ]);
-    mirror.retarget((await serve(await theft.thief('redirect-on-thief'))).url);
+    const thiefDir = await followedThenRemovedAsOlder(m, registry, {
+      thief: 'redirect-on-thief',
+      markedAt: mirror.url,
+    });
+    mirror.retarget((await serve(thiefDir)).url);
     const before = await trustState(m, 'other');
     const throughMirror = mirror.redirected;
-    const revoked = {
-      name: 'ClientError',
-      code: 'KEY_REVOKED',
-      message: expect.stringContaining(registry.firstFingerprint),
-    };
+    const revoked = refusedNaming(registry, 'KEY_REVOKED');
 
     // Act
     const [update] = await m.run((c) => c.updateRegistries(['other']));
@@ -2188,64 +2206,29 @@ describe('when a removed name\u2019s mark is kept as of a URL that another name\
     const final = await servedCopy('hops-s', registry.dir);
     const mirror = await redirectingTo(final.url);
     const r = await redirectingTo(mirror.url);
-    const m = await machine();
-    const home = dirname(m.data);
-    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
-    await m.run((c) =>
-      c.addRegistry({ name: 'other', url: r.url, pin: { armored: registry.firstKey }, priority: 2 }),
-    );
+    const m = await reachingByFirstKey(registry, mirror.url, [{ name: 'other', url: r.url }]);
     await m.run((c) =>
       c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
     );
-    const cached = new ContentCache(join(home, 'cache'));
+    const cached = new ContentCache(join(dirname(m.data), 'cache'));
     expect((await cached.snapshot(r.url))?.servedFrom).toEqual([mirror.url, final.url]);
     // The key is stolen and rotated away from; `main` alone follows, at M (served at S). Its record as a
     // client before `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark
     // kept as of M's URL, the middle hop; S then serves the thief's copy (1.0.0's manifest signed by the
     // stolen key, as `other` holds it).
-    const theft = await stolenAndRotated(registry);
-    await final.copyOf(registry.dir);
-    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
-    const thiefDir = await theft.thief('hops-thief');
-    const kept = await removedAsOlderRecord(m, mirror.url);
-    expect(kept.former_departures).toMatchObject([
-      { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
-    ]);
-    await final.copyOf(thiefDir);
-    const revoked = {
-      name: 'ClientError',
-      code: 'KEY_REVOKED',
-      message: expect.stringContaining(registry.firstFingerprint),
-    };
-    const offline = createClient({
-      dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },
-      fetcher: createHttpFetcher({ env: {}, retries: 0 }),
-      env: {},
-      platform: LINUX,
-      offline: true,
-      freshForMs: 0,
+    const thiefDir = await followedThenRemovedAsOlder(m, registry, {
+      thief: 'hops-thief',
+      served: final,
+      uncached: mirror.url,
+      markedAt: mirror.url,
     });
+    await final.copyOf(thiefDir);
 
     // Act and assess: none asks R, so none is told where it leads; each reads the marks kept as of every
     // hop the last request was led through (read as of the last, S, alone, M's mark was passed over: the
     // offline install took the snapshot the stolen key signed, the frozen install placed 1.0.0 by its
     // signature S served, verify passed it).
-    const installing = offline
-      .install({
-        requests: [`${NAME}@1.0.0`],
-        registry: 'other',
-        lockfile: join(home, 'offline.lock'),
-        dir: join(home, 'offline'),
-      })
-      .finally(() => offline.close());
-    await expect(installing).rejects.toMatchObject(revoked);
-    await expect(
-      m.run((c) =>
-        c.install({ requests: [], lockfile: m.lockfile, frozen: true, dir: join(home, 'frozen') }),
-      ),
-    ).rejects.toMatchObject(revoked);
-    const findings = await m.run((c) => c.verifyInstalled({ dir: m.dir }));
-    expect(findings.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, false, 'KEY_REVOKED']]);
+    await expectUnaskedChecksRevoked(m, registry);
     // Nothing of the hops is kept as trust: no value of `other`'s record is either URL it was led through.
     const values: unknown[] = [];
     JSON.stringify(await trustState(m, 'other'), (_, value: unknown) => {
@@ -2266,22 +2249,16 @@ describe('when a removed name\u2019s mark is kept as of a URL that another name\
     const final = await servedCopy('reset-hops-s', registry.dir);
     const mirror = await redirectingTo(final.url);
     const r = await redirectingTo(mirror.url);
-    const m = await machine();
-    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
-    await m.run((c) =>
-      c.addRegistry({ name: 'via', url: r.url, pin: { armored: registry.firstKey }, priority: 2 }),
-    );
-    const theft = await stolenAndRotated(registry);
-    await final.copyOf(registry.dir);
-    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    const m = await reachingByFirstKey(registry, mirror.url, [{ name: 'via', url: r.url }]);
     // The thief's copy counts no rotation, as the stolen key is at. `main`'s record as a client before
     // `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark kept as of M's
     // URL, the middle hop; S then serves the thief's copy.
-    const thiefDir = await theft.thief('reset-hops-thief', 0);
-    const kept = await removedAsOlderRecord(m);
-    expect(kept.former_departures).toMatchObject([
-      { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
-    ]);
+    const thiefDir = await followedThenRemovedAsOlder(m, registry, {
+      thief: 'reset-hops-thief',
+      served: final,
+      keyRotations: 0,
+      markedAt: mirror.url,
+    });
     await final.copyOf(thiefDir);
     const before = await trustState(m, 'via');
     const throughMirror = mirror.redirected;
@@ -2291,11 +2268,7 @@ describe('when a removed name\u2019s mark is kept as of a URL that another name\
 
     // Assess: the snapshot came through M, and the mark kept as of M refuses the reset (read as of the
     // last URL alone, S, the thief's snapshot was taken as every name's floor).
-    await expect(reset).rejects.toMatchObject({
-      name: 'ClientError',
-      code: 'TRUST_RESET_REFUSED',
-      message: expect.stringContaining(registry.firstFingerprint),
-    });
+    await expect(reset).rejects.toMatchObject(refusedNaming(registry, 'TRUST_RESET_REFUSED'));
     expect(mirror.redirected).toBeGreaterThan(throughMirror);
     expect(await trustState(m, 'via')).toEqual(before);
   });
@@ -2387,30 +2360,23 @@ describe('when a record kept before records named their registry, configured at 
     const m1 = await servedCopy('reset-mirror-m', registry.dir);
     const x = await servedCopy('reset-mirror-x', registry.dir);
     const r = await redirectingTo(m1.url);
-    const m = await machine();
-    await m.run((c) => c.addRegistry({ name: 'main', url: m1.url, pin: { armored: registry.firstKey } }));
-    const pin = { pin: { armored: registry.firstKey }, priority: 2 };
-    await m.run((c) => c.addRegistry({ name: 'other', url: x.url, mirrors: [m1.url], ...pin }));
-    await m.run((c) => c.addRegistry({ name: 'via', url: r.url, ...pin, priority: 3 }));
-    const theft = await stolenAndRotated(registry);
-    await m1.copyOf(registry.dir);
-    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
-    // The thief's copy counts no rotation, as the stolen key is at: no rotation count refuses it for a
-    // name still holding that key (the thief signs what it counts).
-    const thiefDir = await theft.thief('reset-mirror-thief', 0);
-    // `main`'s record as a client before `registry` was kept wrote it, its snapshot no longer cached; it is
-    // removed, its mark kept as of M's URL; X and M then serve the thief's copy.
-    const kept = await removedAsOlderRecord(m);
-    expect(kept.former_departures).toMatchObject([
-      { fingerprint: registry.firstFingerprint, compromised: true, registry: m1.url },
+    const m = await reachingByFirstKey(registry, m1.url, [
+      { name: 'other', url: x.url, mirrors: [m1.url] },
+      { name: 'via', url: r.url },
     ]);
+    // The thief's copy counts no rotation, as the stolen key is at: no rotation count refuses it for a
+    // name still holding that key (the thief signs what it counts). `main`'s record as a client before
+    // `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark kept as of M's
+    // URL; X and M then serve the thief's copy.
+    const thiefDir = await followedThenRemovedAsOlder(m, registry, {
+      thief: 'reset-mirror-thief',
+      served: m1,
+      keyRotations: 0,
+      markedAt: m1.url,
+    });
     await x.copyOf(thiefDir);
     await m1.copyOf(thiefDir);
-    const refused = {
-      name: 'ClientError',
-      code: 'TRUST_RESET_REFUSED',
-      message: expect.stringContaining(registry.firstFingerprint),
-    };
+    const refused = refusedNaming(registry, 'TRUST_RESET_REFUSED');
     const before = { other: await trustState(m, 'other'), via: await trustState(m, 'via') };
 
     // Act and assess: `other` reaches the registry at X and M only as its mirror; the mark kept as of M
@@ -2435,61 +2401,27 @@ describe('when a record kept before records named their registry, configured at 
     const registry = await servedRegistry(['1.0.0']);
     const mirror = await servedCopy('served-from-m', registry.dir);
     const r = await redirectingTo(mirror.url);
-    const m = await machine();
-    const home = dirname(m.data);
-    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
-    await m.run((c) =>
-      c.addRegistry({ name: 'other', url: r.url, pin: { armored: registry.firstKey }, priority: 2 }),
-    );
+    const m = await reachingByFirstKey(registry, mirror.url, [{ name: 'other', url: r.url }]);
     await m.run((c) =>
       c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
     );
-    expect((await new ContentCache(join(home, 'cache')).snapshot(r.url))?.servedFrom).toEqual([mirror.url]);
+    const cache = new ContentCache(join(dirname(m.data), 'cache'));
+    expect((await cache.snapshot(r.url))?.servedFrom).toEqual([mirror.url]);
     // The key is stolen and rotated away from; `main` alone follows, at M. Its record as a client before
     // `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark kept as of M's
     // URL; M then serves the thief's copy (1.0.0's manifest signed by the stolen key, as `other` holds it).
-    const theft = await stolenAndRotated(registry);
-    await mirror.copyOf(registry.dir);
-    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
-    const thiefDir = await theft.thief('served-from-thief');
-    const kept = await removedAsOlderRecord(m, mirror.url);
-    expect(kept.former_departures).toMatchObject([
-      { fingerprint: registry.firstFingerprint, compromised: true, registry: mirror.url },
-    ]);
-    await mirror.copyOf(thiefDir);
-    const revoked = {
-      name: 'ClientError',
-      code: 'KEY_REVOKED',
-      message: expect.stringContaining(registry.firstFingerprint),
-    };
-    const offline = createClient({
-      dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },
-      fetcher: createHttpFetcher({ env: {}, retries: 0 }),
-      env: {},
-      platform: LINUX,
-      offline: true,
-      freshForMs: 0,
+    const thiefDir = await followedThenRemovedAsOlder(m, registry, {
+      thief: 'served-from-thief',
+      served: mirror,
+      uncached: mirror.url,
+      markedAt: mirror.url,
     });
+    await mirror.copyOf(thiefDir);
 
     // Act and assess: none asks R, so none is told where it leads; each reads the marks kept as of where
     // the last request was led (read as of R alone, none was read: the offline install took the snapshot
     // the stolen key signed, the frozen install placed 1.0.0 by its signature M served, verify passed it).
-    const installing = offline
-      .install({
-        requests: [`${NAME}@1.0.0`],
-        registry: 'other',
-        lockfile: join(home, 'offline.lock'),
-        dir: join(home, 'offline'),
-      })
-      .finally(() => offline.close());
-    await expect(installing).rejects.toMatchObject(revoked);
-    await expect(
-      m.run((c) =>
-        c.install({ requests: [], lockfile: m.lockfile, frozen: true, dir: join(home, 'frozen') }),
-      ),
-    ).rejects.toMatchObject(revoked);
-    const findings = await m.run((c) => c.verifyInstalled({ dir: m.dir }));
-    expect(findings.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, false, 'KEY_REVOKED']]);
+    await expectUnaskedChecksRevoked(m, registry);
   });
 });
 
@@ -2501,16 +2433,13 @@ describe('when registry reset-trust is refused for a mark kept as of a URL its s
     const final = await servedCopy('reset-cache-s', registry.dir);
     const mirror = await redirectingTo(final.url);
     const r = await redirectingTo(mirror.url);
-    const m = await machine();
-    await m.run((c) => c.addRegistry({ name: 'main', url: mirror.url, pin: { armored: registry.firstKey } }));
-    await m.run((c) =>
-      c.addRegistry({ name: 'via', url: r.url, pin: { armored: registry.firstKey }, priority: 2 }),
-    );
-    const theft = await stolenAndRotated(registry);
-    await final.copyOf(registry.dir);
-    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
-    const thiefDir = await theft.thief('reset-cache-thief', 0);
-    await removedAsOlderRecord(m, mirror.url);
+    const m = await reachingByFirstKey(registry, mirror.url, [{ name: 'via', url: r.url }]);
+    const thiefDir = await followedThenRemovedAsOlder(m, registry, {
+      thief: 'reset-cache-thief',
+      served: final,
+      keyRotations: 0,
+      uncached: mirror.url,
+    });
     await final.copyOf(thiefDir);
     const cache = new ContentCache(join(dirname(m.data), 'cache'));
     const before = await cache.snapshot(r.url);
