@@ -7,12 +7,7 @@ import {
   lookAlikeBinKey,
 } from '../../index-builder/layout.ts';
 import { LookAlikeIndex, lookAlikeProblem, nameSkeleton } from '../../index-builder/look-alike.ts';
-import type { PluginDocument } from '../../index-builder/model.ts';
-import {
-  processSubmissions,
-  rebuildRegistry,
-  type SubmissionOutcome,
-} from '../../index-builder/pipeline/index.ts';
+import { processSubmissions, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import type { KeyPair } from '../../index-builder/signing.ts';
 import { submitAction } from '../support/actions.ts';
 import {
@@ -24,6 +19,7 @@ import {
   validManifest,
 } from '../support/fixtures.ts';
 import { MemoryStore } from '../support/memory-store.ts';
+import { documentOf, intakeKeysUnder, publish, verdicts } from '../support/published.ts';
 import { withMethod } from '../support/stores.ts';
 
 let publisher: KeyPair;
@@ -46,21 +42,8 @@ const registryWithOperator = (): Promise<TestRegistry> =>
 const bundleOf = (name: string, signer: KeyPair, version = '1.0.0'): Promise<Uint8Array> =>
   makeBundle({ manifest: validManifest({ name, version }), signer });
 
-async function publish(registry: TestRegistry, ...bundles: Uint8Array[]): Promise<SubmissionOutcome[]> {
-  return [...(await processSubmissions(registry.context, await registry.submit(...bundles))).outcomes];
-}
-
-const verdicts = (outcomes: readonly SubmissionOutcome[]): [string, string, string][] =>
-  outcomes.map((o) => [o.plugin ?? '', o.status, o.problems.map((p) => p.code).join(',')]);
-
-function documentOf(registry: TestRegistry, name: string): PluginDocument | undefined {
-  const object = registry.site.objects.get(`plugins/${name}/index.json`);
-  return object ? (JSON.parse(new TextDecoder().decode(object.body)) as PluginDocument) : undefined;
-}
-
 /** The index's objects in the intake store, by key. */
-const indexKeys = (registry: TestRegistry): string[] =>
-  [...registry.intake.objects.keys()].filter((key) => key.startsWith(LOOK_ALIKE_PREFIX));
+const indexKeys = (registry: TestRegistry): string[] => intakeKeysUnder(registry, LOOK_ALIKE_PREFIX);
 
 describe('nameSkeleton', () => {
   it('drops separators and case, and reads 0 as o and 1 as l', () => {

@@ -2,20 +2,16 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { filedBinKey } from '../../index-builder/filed-index.ts';
 import { binOf, OCI_REPOSITORIES_PREFIX } from '../../index-builder/layout.ts';
-import type { PluginDocument } from '../../index-builder/model.ts';
 import {
   OciRepositoryIndex,
   ociRepositoryOf,
   ociRepositoryProblem,
 } from '../../index-builder/oci-repositories.ts';
-import {
-  processSubmissions,
-  rebuildRegistry,
-  type SubmissionOutcome,
-} from '../../index-builder/pipeline/index.ts';
+import { processSubmissions, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import type { KeyPair } from '../../index-builder/signing.ts';
 import { submitAction } from '../support/actions.ts';
 import { makeBundle, makeRegistry, type TestRegistry, testKey, validManifest } from '../support/fixtures.ts';
+import { documentOf, intakeKeysUnder, publish, verdicts } from '../support/published.ts';
 
 let publisher: KeyPair;
 let squatter: KeyPair;
@@ -53,21 +49,8 @@ function ociBundleOf(
   });
 }
 
-async function publish(registry: TestRegistry, ...bundles: Uint8Array[]): Promise<SubmissionOutcome[]> {
-  return [...(await processSubmissions(registry.context, await registry.submit(...bundles))).outcomes];
-}
-
-const verdicts = (outcomes: readonly SubmissionOutcome[]): [string, string, string][] =>
-  outcomes.map((o) => [o.plugin ?? '', o.status, o.problems.map((p) => p.code).join(',')]);
-
-function documentOf(registry: TestRegistry, name: string): PluginDocument | undefined {
-  const object = registry.site.objects.get(`plugins/${name}/index.json`);
-  return object ? (JSON.parse(new TextDecoder().decode(object.body)) as PluginDocument) : undefined;
-}
-
 /** The index's objects in the intake store, by key. */
-const indexKeys = (registry: TestRegistry): string[] =>
-  [...registry.intake.objects.keys()].filter((key) => key.startsWith(OCI_REPOSITORIES_PREFIX));
+const indexKeys = (registry: TestRegistry): string[] => intakeKeysUnder(registry, OCI_REPOSITORIES_PREFIX);
 
 const binText = (registry: TestRegistry, repository: string): string =>
   new TextDecoder().decode(
