@@ -62,6 +62,32 @@ const binText = (registry: TestRegistry, repository: string): string =>
     )?.body,
   );
 
+/**
+ * A registry (with an operator) where `publisher`'s kube-lens and kube-lens-cli both keep their artifacts
+ * in LENS, then the operator gives kube-lens-cli to `heir`: two holders with other owners, as a registry
+ * made before the rule may hold. `transferred`: the verdicts of the transfer's batch.
+ */
+async function sharedThenOneTransferred(): Promise<{
+  registry: TestRegistry;
+  transferred: [string, string, string][];
+}> {
+  const registry = await makeRegistry({
+    operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+  });
+  await publish(
+    registry,
+    await ociBundleOf('kube-lens', publisher, LENS),
+    await ociBundleOf('kube-lens-cli', publisher, LENS),
+  );
+  const transfer = await submitAction(
+    registry.intake,
+    { action: 'transfer', plugin: 'kube-lens-cli', key: heir.publicKey },
+    operator,
+  );
+  const transferred = verdicts((await processSubmissions(registry.context, [transfer.key])).outcomes);
+  return { registry, transferred };
+}
+
 /** Counts the site listings of plugin folders from now on (the index built from the documents lists them). */
 function countFolderScans(registry: TestRegistry): () => number {
   const listed: string[] = [];
@@ -207,24 +233,8 @@ describe("when a plugin names another plugin's OCI repository", () => {
   });
 
   it('leaves plugins that already share it with other owners as they are, and judges new ones against both', async () => {
-    const registry = await makeRegistry({
-      operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
-    });
-    await publish(
-      registry,
-      await ociBundleOf('kube-lens', publisher, LENS),
-      await ociBundleOf('kube-lens-cli', publisher, LENS),
-    );
-    // The operator gives one of them to another key: two holders with other owners, as a registry made
-    // before the rule may hold.
-    const transfer = await submitAction(
-      registry.intake,
-      { action: 'transfer', plugin: 'kube-lens-cli', key: heir.publicKey },
-      operator,
-    );
-    expect(verdicts((await processSubmissions(registry.context, [transfer.key])).outcomes)).toEqual([
-      ['kube-lens-cli', 'accepted', ''],
-    ]);
+    const { registry, transferred } = await sharedThenOneTransferred();
+    expect(transferred).toEqual([['kube-lens-cli', 'accepted', '']]);
     // Each keeps publishing into it; a third key's plugin is refused, naming both.
     const outcomes = await publish(
       registry,
@@ -245,20 +255,7 @@ describe("when a plugin names another plugin's OCI repository", () => {
   });
 
   it('frees it of a holder whose versions naming it the operator removed', async () => {
-    const registry = await makeRegistry({
-      operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
-    });
-    await publish(
-      registry,
-      await ociBundleOf('kube-lens', publisher, LENS),
-      await ociBundleOf('kube-lens-cli', publisher, LENS),
-    );
-    const transfer = await submitAction(
-      registry.intake,
-      { action: 'transfer', plugin: 'kube-lens-cli', key: heir.publicKey },
-      operator,
-    );
-    await processSubmissions(registry.context, [transfer.key]);
+    const { registry } = await sharedThenOneTransferred();
     expect(verdicts(await publish(registry, await ociBundleOf('kube-lens-web', publisher, LENS)))).toEqual([
       ['kube-lens-web', 'rejected', 'OCI_REPOSITORY_CLAIMED'],
     ]);
