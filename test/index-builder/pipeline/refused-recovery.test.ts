@@ -62,6 +62,53 @@ async function diesOnceLogged(context: PipelineContext, keys: string[]): Promise
   forgetBins(context.intake); // the retry is another process
 }
 
+type OnDisk = Awaited<ReturnType<typeof registryOnDisk>>;
+
+/** demo-plugin@1.0.0 published by a batch of its own (the next batch another process). */
+async function demoPublished(registry: OnDisk): Promise<void> {
+  const first = await registry.submit(await makeBundle());
+  await processSubmissions(registry.context, [first.key]);
+  forgetBins(registry.context.intake);
+}
+
+/** other-plugin@1.0.0 uploaded: an upload that waits behind a logged entry the store refuses. */
+async function otherUploaded(registry: OnDisk): Promise<{ key: string; id: string }> {
+  return registry.submit(await makeBundle({ manifest: validManifest({ name: 'other-plugin' }) }));
+}
+
+/** `batch` fails LOGGED_PUBLISH_FAILED (a PlugindexError), `message` matching, the store's error its cause. */
+async function expectLoggedPublishFailed(batch: Promise<unknown>, message: RegExp): Promise<void> {
+  await expect(batch).rejects.toBeInstanceOf(PlugindexError);
+  await expect(batch).rejects.toMatchObject({
+    code: 'LOGGED_PUBLISH_FAILED',
+    message: expect.stringMatching(message),
+    cause: expect.any(StoreError),
+  });
+}
+
+/**
+ * Two batches in a row, each a process of its own, resume the logged entry and fail LOGGED_PUBLISH_FAILED,
+ * `message` matching, the store's refusal their cause; the uploads `waiting` stay in incoming/, and `other`
+ * gets no outcome.
+ */
+async function expectLaterBatchesFail(
+  registry: OnDisk,
+  message: RegExp,
+  waiting: readonly string[],
+  other: { id: string },
+): Promise<void> {
+  for (let batch = 0; batch < 2; batch++) {
+    await expect(processSubmissions(registry.context)).rejects.toMatchObject({
+      code: 'LOGGED_PUBLISH_FAILED',
+      message: expect.stringMatching(message),
+      cause: { code: 'STORE_REFUSED' },
+    });
+    forgetBins(registry.context.intake);
+  }
+  expect(await registry.incoming()).toEqual([...waiting].sort());
+  expect(await registry.context.intake.head(`status/${other.id}.json`)).toBeUndefined();
+}
+
 describe('when a run that died logged a publish and the store then refuses its folder for good', () => {
   it('fails every batch LOGGED_PUBLISH_FAILED, every other upload waiting without an outcome, until mended', async () => {
     // Prepare: demo-plugin@1.0.0 published; a run logs 2.0.0 (its files written) and dies; then a file
@@ -74,23 +121,16 @@ describe('when a run that died logged a publish and the store then refuses its f
     const folder = path.join(registry.site, 'plugins/demo-plugin/2.0.0');
     await rm(folder, { recursive: true });
     await writeFile(folder, 'not a folder');
-    const other = await registry.submit(
-      await makeBundle({ manifest: validManifest({ name: 'other-plugin' }) }),
-    );
+    const other = await otherUploaded(registry);
     const logBefore = await registry.log();
 
     // Act, Assess: every batch, three in a row, fails on the logged publish, naming it, its entry and the
     // store's refusal (the store's error its cause); nothing is recorded, the other upload waits.
     for (let batch = 0; batch < 3; batch++) {
-      const failed = processSubmissions(registry.context);
-      await expect(failed).rejects.toBeInstanceOf(PlugindexError);
-      await expect(failed).rejects.toMatchObject({
-        code: 'LOGGED_PUBLISH_FAILED',
-        message: expect.stringMatching(
-          /^the publish of demo-plugin@2\.0\.0 \(submission .*entry 1, .*writing its files \(StoreError STORE_REFUSED: .*then run the batch again$/,
-        ),
-        cause: expect.any(StoreError),
-      });
+      await expectLoggedPublishFailed(
+        processSubmissions(registry.context),
+        /^the publish of demo-plugin@2\.0\.0 \(submission .*entry 1, .*writing its files \(StoreError STORE_REFUSED: .*then run the batch again$/,
+      );
       forgetBins(registry.context.intake);
     }
     expect(await registry.incoming()).toEqual([logged.key, other.key].sort());
@@ -120,33 +160,20 @@ describe("when the store refuses a publish's plugin document for good, after its
     // Act, Assess: its own batch fails after the log (no outcome, the upload left in incoming/), not with
     // SUBMISSION_WRITE_FAILED for it alone: its entry is logged. The error names it (before, the store's
     // error alone, its path and nothing of the entry every later batch resumes and fails on).
-    const first = processSubmissions(registry.context);
-    await expect(first).rejects.toBeInstanceOf(PlugindexError);
-    await expect(first).rejects.toMatchObject({
-      code: 'LOGGED_PUBLISH_FAILED',
-      message: expect.stringMatching(
-        /^the publish of demo-plugin@1\.0\.0 \(submission .*entry 0, appended by this batch\) .*writing the plugin's documents \(StoreError STORE_REFUSED: .*then run the batch again$/,
-      ),
-      cause: expect.any(StoreError),
-    });
-    forgetBins(registry.context.intake);
-    const other = await registry.submit(
-      await makeBundle({ manifest: validManifest({ name: 'other-plugin' }) }),
+    await expectLoggedPublishFailed(
+      processSubmissions(registry.context),
+      /^the publish of demo-plugin@1\.0\.0 \(submission .*entry 0, appended by this batch\) .*writing the plugin's documents \(StoreError STORE_REFUSED: .*then run the batch again$/,
     );
+    forgetBins(registry.context.intake);
+    const other = await otherUploaded(registry);
 
     // Every later batch resumes the logged publish first and fails on it, and the other upload waits.
-    for (let batch = 0; batch < 2; batch++) {
-      await expect(processSubmissions(registry.context)).rejects.toMatchObject({
-        code: 'LOGGED_PUBLISH_FAILED',
-        message: expect.stringMatching(
-          /entry 0, appended by a run that died\) .*writing the plugin's documents/,
-        ),
-        cause: { code: 'STORE_REFUSED' },
-      });
-      forgetBins(registry.context.intake);
-    }
-    expect(await registry.incoming()).toEqual([refused.key, other.key].sort());
-    expect(await registry.context.intake.head(`status/${other.id}.json`)).toBeUndefined();
+    await expectLaterBatchesFail(
+      registry,
+      /entry 0, appended by a run that died\) .*writing the plugin's documents/,
+      [refused.key, other.key],
+      other,
+    );
     // Its entry is the log's (the intake store's record names it), and the other upload's too: the batch
     // that met it logged it before it failed, so it waits as a logged publish as well. No snapshot vouches
     // for either yet.
@@ -176,9 +203,7 @@ describe('when the store refuses the plugin document a logged action changes, fo
   it('fails that batch and every later one LOGGED_PUBLISH_FAILED naming the action, its document caught up or not', async () => {
     // Prepare: demo-plugin@1.0.0 published; then a folder where its page goes, and its owner's yank.
     const registry = await registryOnDisk();
-    const first = await registry.submit(await makeBundle());
-    await processSubmissions(registry.context, [first.key]);
-    forgetBins(registry.context.intake);
+    await demoPublished(registry);
     const page = await pageMadeAFolder(registry.site);
     const yank = await submitAction(
       registry.context.intake,
@@ -195,25 +220,17 @@ describe('when the store refuses the plugin document a logged action changes, fo
       cause: { code: 'STORE_REFUSED' },
     });
     forgetBins(registry.context.intake);
-    const other = await registry.submit(
-      await makeBundle({ manifest: validManifest({ name: 'other-plugin' }) }),
-    );
+    const other = await otherUploaded(registry);
 
     // Every later batch resumes it. Its document as published shows the yank already (written before the
     // page), so the resumed action changes nothing and the batch only catches the document up: the store's
     // error alone was thrown, with no word of the action every batch resumes and fails on.
-    for (let batch = 0; batch < 2; batch++) {
-      await expect(processSubmissions(registry.context)).rejects.toMatchObject({
-        code: 'LOGGED_PUBLISH_FAILED',
-        message: expect.stringMatching(
-          /^the yank action on demo-plugin@1\.0\.0 \(submission .*entry 1, appended by a run that died\) .*writing the plugin's documents/,
-        ),
-        cause: { code: 'STORE_REFUSED' },
-      });
-      forgetBins(registry.context.intake);
-    }
-    expect(await registry.incoming()).toEqual([yank.key, other.key].sort());
-    expect(await registry.context.intake.head(`status/${other.id}.json`)).toBeUndefined();
+    await expectLaterBatchesFail(
+      registry,
+      /^the yank action on demo-plugin@1\.0\.0 \(submission .*entry 1, appended by a run that died\) .*writing the plugin's documents/,
+      [yank.key, other.key],
+      other,
+    );
 
     // Once the folder is taken away, the next batch records the yank at its entry and publishes the other.
     await rm(page, { recursive: true });
@@ -251,9 +268,7 @@ describe('when the store refuses keys/revoked.json for good, after a revocation 
     const registry = await registryOnDisk({
       operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
     });
-    const first = await registry.submit(await makeBundle());
-    await processSubmissions(registry.context, [first.key]);
-    forgetBins(registry.context.intake);
+    await demoPublished(registry);
     const list = path.join(registry.site, 'keys/revoked.json');
     await mkdir(list, { recursive: true });
     const publisher = await testKey('publisher');
@@ -265,31 +280,18 @@ describe('when the store refuses keys/revoked.json for good, after a revocation 
 
     // Act, Assess: its own batch logs it and fails writing the list, naming it; so does every later batch,
     // which resumes it and writes the list again.
-    const failed = processSubmissions(registry.context);
-    await expect(failed).rejects.toBeInstanceOf(PlugindexError);
-    await expect(failed).rejects.toMatchObject({
-      code: 'LOGGED_PUBLISH_FAILED',
-      message: expect.stringMatching(
-        /^the revoke-key action \(submission .*entry 1, appended by this batch\) .*writing keys\/revoked\.json \(StoreError STORE_REFUSED: .*then run the batch again$/,
-      ),
-      cause: expect.any(StoreError),
-    });
-    forgetBins(registry.context.intake);
-    const other = await registry.submit(
-      await makeBundle({ manifest: validManifest({ name: 'other-plugin' }) }),
+    await expectLoggedPublishFailed(
+      processSubmissions(registry.context),
+      /^the revoke-key action \(submission .*entry 1, appended by this batch\) .*writing keys\/revoked\.json \(StoreError STORE_REFUSED: .*then run the batch again$/,
     );
-    for (let batch = 0; batch < 2; batch++) {
-      await expect(processSubmissions(registry.context)).rejects.toMatchObject({
-        code: 'LOGGED_PUBLISH_FAILED',
-        message: expect.stringMatching(
-          /^the revoke-key action \(submission .*entry 1, appended by a run that died\) .*writing keys\/revoked\.json/,
-        ),
-        cause: { code: 'STORE_REFUSED' },
-      });
-      forgetBins(registry.context.intake);
-    }
-    expect(await registry.incoming()).toEqual([revoke.key, other.key].sort());
-    expect(await registry.context.intake.head(`status/${other.id}.json`)).toBeUndefined();
+    forgetBins(registry.context.intake);
+    const other = await otherUploaded(registry);
+    await expectLaterBatchesFail(
+      registry,
+      /^the revoke-key action \(submission .*entry 1, appended by a run that died\) .*writing keys\/revoked\.json/,
+      [revoke.key, other.key],
+      other,
+    );
 
     // Once the folder is taken away, the next batch records the revocation at its entry, and the other
     // upload its outcome: signed by the key revoked before it, refused; the list names the key.
@@ -320,9 +322,7 @@ describe.each([
     // Prepare: demo-plugin@1.0.0 published; its owner's yank uploaded; a folder stands where the yank's
     // record goes in the intake store (EISDIR: STORE_REFUSED), written after its entry is logged.
     const registry = await registryOnDisk();
-    const first = await registry.submit(await makeBundle());
-    await processSubmissions(registry.context, [first.key]);
-    forgetBins(registry.context.intake);
+    await demoPublished(registry);
     const yank = await submitAction(
       registry.context.intake,
       { action: 'yank', plugin: 'demo-plugin', version: '1.0.0', reason: 'corrupts the cache' },
