@@ -343,6 +343,29 @@ async function reachingByFirstKey(
 }
 
 /**
+ * A registry whose public folder is served at S (`final`, a copy at `${label}-s`), M (`mirror`) redirecting
+ * every request to S, and R (`r`) to M: `main` reaches it at M and `name` at R (which no name lists as a
+ * mirror), both pinning its first key.
+ */
+async function reachedThroughTwoHops(
+  label: string,
+  name: string,
+): Promise<{
+  registry: Served;
+  final: Awaited<ReturnType<typeof servedCopy>>;
+  mirror: Awaited<ReturnType<typeof redirectingTo>>;
+  r: Awaited<ReturnType<typeof redirectingTo>>;
+  m: ClientMachine;
+}> {
+  const registry = await servedRegistry(['1.0.0']);
+  const final = await servedCopy(`${label}-s`, registry.dir);
+  const mirror = await redirectingTo(final.url);
+  const r = await redirectingTo(mirror.url);
+  const m = await reachingByFirstKey(registry, mirror.url, [{ name, url: r.url }]);
+  return { registry, final, mirror, r, m };
+}
+
+/**
  * `registry`'s first key stolen and rotated away from as compromised; `main` alone follows (at `served`,
  * made a copy of the registry again first, where it reads it there); the thief's copy is made
  * (`stolenAndRotated`), then `main`, kept as an older client wrote it, removed (`removedAsOlderRecord`).
@@ -372,9 +395,61 @@ async function followedThenRemovedAsOlder(
   return thiefDir;
 }
 
+/**
+ * `other`'s update, its snapshot request led through `through` (a redirect, counted), refused for the
+ * stolen key (KEY_REVOKED, naming it), its trust state kept; and a name added at `url` pinning that key
+ * (which counts no rotation to check against), refused likewise.
+ */
+async function expectRedirectedUpdateRevoked(
+  m: ClientMachine,
+  registry: Served,
+  url: string,
+  through: { readonly redirected: number },
+): Promise<void> {
+  const before = await trustState(m, 'other');
+  const redirectedBefore = through.redirected;
+  const revoked = refusedNaming(registry, 'KEY_REVOKED');
+  const [update] = await m.run((c) => c.updateRegistries(['other']));
+  expect(through.redirected).toBeGreaterThan(redirectedBefore);
+  expect(update?.error).toMatchObject(revoked);
+  expect(await trustState(m, 'other')).toEqual(before);
+  await expect(
+    m.run((c) => c.addRegistry({ name: 'old-pin', url, pin: { armored: registry.firstKey } })),
+  ).rejects.toMatchObject(revoked);
+}
+
 /** The refusal (`code`) naming `registry`'s first key, the stolen one. */
 function refusedNaming(registry: Served, code: 'KEY_REVOKED' | 'TRUST_RESET_REFUSED') {
   return { name: 'ClientError', code, message: expect.stringContaining(registry.firstFingerprint) };
+}
+
+/**
+ * `other` installs 1.0.0 into `m.dir`, by `m`'s lock; its snapshot, cached under `url`, is kept with the
+ * URLs `servedFrom` the request was led through.
+ */
+async function otherInstalledVia(
+  m: ClientMachine,
+  url: string,
+  servedFrom: readonly string[],
+): Promise<void> {
+  await m.run((c) =>
+    c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
+  );
+  const cache = new ContentCache(join(dirname(m.data), 'cache'));
+  expect((await cache.snapshot(url))?.servedFrom).toEqual(servedFrom);
+}
+
+/** A client on `m`'s folders that asks no server (offline): it reads what `m`'s runs cached. */
+function offlineClient(m: ClientMachine): ReturnType<typeof createClient> {
+  const home = dirname(m.data);
+  return createClient({
+    dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },
+    fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+    env: {},
+    platform: LINUX,
+    offline: true,
+    freshForMs: 0,
+  });
 }
 
 /**
@@ -384,14 +459,7 @@ function refusedNaming(registry: Served, code: 'KEY_REVOKED' | 'TRUST_RESET_REFU
 async function expectUnaskedChecksRevoked(m: ClientMachine, registry: Served): Promise<void> {
   const home = dirname(m.data);
   const revoked = refusedNaming(registry, 'KEY_REVOKED');
-  const offline = createClient({
-    dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },
-    fetcher: createHttpFetcher({ env: {}, retries: 0 }),
-    env: {},
-    platform: LINUX,
-    offline: true,
-    freshForMs: 0,
-  });
+  const offline = offlineClient(m);
   const installing = offline
     .install({
       requests: [`${NAME}@1.0.0`],
@@ -1726,14 +1794,7 @@ describe('when a name holding a key another name saw retired as stolen installs 
       c.addRegistry({ name: 'other', url: mirror.url, pin: { armored: registry.firstKey }, priority: 2 }),
     );
     const home = dirname(m.data);
-    const offline = createClient({
-      dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },
-      fetcher: createHttpFetcher({ env: {}, retries: 0 }),
-      env: {},
-      platform: LINUX,
-      offline: true,
-      freshForMs: 0,
-    });
+    const offline = offlineClient(m);
 
     // Act: the version installed again offline, from what `main` cached under the stolen key.
     const installing = offline
@@ -2144,22 +2205,11 @@ describe('when a record kept before records named their registry, configured at 
       markedAt: mirror.url,
     });
     await mirror.copyOf(thiefDir);
-    const before = await trustState(m, 'other');
-    const redirectedBefore = x.redirected;
-    const revoked = refusedNaming(registry, 'KEY_REVOKED');
 
-    // Act
-    const [update] = await m.run((c) => c.updateRegistries(['other']));
-
-    // Assess: the snapshot came through X's redirect from M, and the mark kept as of M decides (read as of
-    // X alone, no mark was read, and only the rotation count the thief's snapshot claims refused it).
-    expect(x.redirected).toBeGreaterThan(redirectedBefore);
-    expect(update?.error).toMatchObject(revoked);
-    expect(await trustState(m, 'other')).toEqual(before);
-    // So is a name added at X pinning the stolen key (which counts no rotation to check against).
-    await expect(
-      m.run((c) => c.addRegistry({ name: 'old-pin', url: x.url, pin: { armored: registry.firstKey } })),
-    ).rejects.toMatchObject(revoked);
+    // Act and assess: the snapshot came through X's redirect from M, and the mark kept as of M decides
+    // (read as of X alone, no mark was read, and only the rotation count the thief's snapshot claims
+    // refused it); so is a name added at X pinning the stolen key.
+    await expectRedirectedUpdateRevoked(m, registry, x.url, x);
   });
 });
 
@@ -2178,21 +2228,10 @@ describe('when a removed name\u2019s mark is kept as of a URL that another name 
       markedAt: mirror.url,
     });
     mirror.retarget((await serve(thiefDir)).url);
-    const before = await trustState(m, 'other');
-    const throughMirror = mirror.redirected;
-    const revoked = refusedNaming(registry, 'KEY_REVOKED');
 
-    // Act
-    const [update] = await m.run((c) => c.updateRegistries(['other']));
-
-    // Assess: the snapshot came through M, and the mark kept as of M decides, as where M served it itself
-    // (read as of the last URL alone, M's one more redirect hid the mark).
-    expect(mirror.redirected).toBeGreaterThan(throughMirror);
-    expect(update?.error).toMatchObject(revoked);
-    expect(await trustState(m, 'other')).toEqual(before);
-    await expect(
-      m.run((c) => c.addRegistry({ name: 'old-pin', url: x.url, pin: { armored: registry.firstKey } })),
-    ).rejects.toMatchObject(revoked);
+    // Act and assess: the snapshot came through M, and the mark kept as of M decides, as where M served it
+    // itself (read as of the last URL alone, M's one more redirect hid the mark).
+    await expectRedirectedUpdateRevoked(m, registry, x.url, mirror);
   });
 });
 
@@ -2202,16 +2241,8 @@ describe('when a removed name\u2019s mark is kept as of a URL that another name\
     // `main` reaches the registry at M, `other` at R (which no name lists as a mirror); both pin its first
     // key, and `other` installs 1.0.0 (its snapshot, by that key, cached under R's URL, kept with every URL
     // the request was led through: M, then S).
-    const registry = await servedRegistry(['1.0.0']);
-    const final = await servedCopy('hops-s', registry.dir);
-    const mirror = await redirectingTo(final.url);
-    const r = await redirectingTo(mirror.url);
-    const m = await reachingByFirstKey(registry, mirror.url, [{ name: 'other', url: r.url }]);
-    await m.run((c) =>
-      c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
-    );
-    const cached = new ContentCache(join(dirname(m.data), 'cache'));
-    expect((await cached.snapshot(r.url))?.servedFrom).toEqual([mirror.url, final.url]);
+    const { registry, final, mirror, r, m } = await reachedThroughTwoHops('hops', 'other');
+    await otherInstalledVia(m, r.url, [mirror.url, final.url]);
     // The key is stolen and rotated away from; `main` alone follows, at M (served at S). Its record as a
     // client before `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark
     // kept as of M's URL, the middle hop; S then serves the thief's copy (1.0.0's manifest signed by the
@@ -2245,11 +2276,7 @@ describe('when a removed name\u2019s mark is kept as of a URL that another name\
     // Prepare: the registry's public folder is served at S; M redirects every request to S, and R to M.
     // `main` reaches the registry at M, `via` at R, which no name lists as a mirror; both pin its first key;
     // the key is stolen and rotated away from, and `main` alone follows, at M (served at S).
-    const registry = await servedRegistry(['1.0.0']);
-    const final = await servedCopy('reset-hops-s', registry.dir);
-    const mirror = await redirectingTo(final.url);
-    const r = await redirectingTo(mirror.url);
-    const m = await reachingByFirstKey(registry, mirror.url, [{ name: 'via', url: r.url }]);
+    const { registry, final, mirror, m } = await reachedThroughTwoHops('reset-hops', 'via');
     // The thief's copy counts no rotation, as the stolen key is at. `main`'s record as a client before
     // `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark kept as of M's
     // URL, the middle hop; S then serves the thief's copy.
@@ -2402,11 +2429,7 @@ describe('when a record kept before records named their registry, configured at 
     const mirror = await servedCopy('served-from-m', registry.dir);
     const r = await redirectingTo(mirror.url);
     const m = await reachingByFirstKey(registry, mirror.url, [{ name: 'other', url: r.url }]);
-    await m.run((c) =>
-      c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
-    );
-    const cache = new ContentCache(join(dirname(m.data), 'cache'));
-    expect((await cache.snapshot(r.url))?.servedFrom).toEqual([mirror.url]);
+    await otherInstalledVia(m, r.url, [mirror.url]);
     // The key is stolen and rotated away from; `main` alone follows, at M. Its record as a client before
     // `registry` was kept wrote it, its snapshot no longer cached; it is removed, its mark kept as of M's
     // URL; M then serves the thief's copy (1.0.0's manifest signed by the stolen key, as `other` holds it).
@@ -2429,11 +2452,7 @@ describe('when registry reset-trust is refused for a mark kept as of a URL its s
   it('leaves the snapshot cached for the name\u2019s URL (and the hops kept with it) as it was: the stolen key\u2019s copy is not kept', async () => {
     // Prepare: as above, `via` reaches the registry at R, which redirects to M, then to S; a removed
     // name's mark for the stolen key is kept as of M; S then serves the thief's copy.
-    const registry = await servedRegistry(['1.0.0']);
-    const final = await servedCopy('reset-cache-s', registry.dir);
-    const mirror = await redirectingTo(final.url);
-    const r = await redirectingTo(mirror.url);
-    const m = await reachingByFirstKey(registry, mirror.url, [{ name: 'via', url: r.url }]);
+    const { registry, final, mirror, r, m } = await reachedThroughTwoHops('reset-cache', 'via');
     const thiefDir = await followedThenRemovedAsOlder(m, registry, {
       thief: 'reset-cache-thief',
       served: final,
