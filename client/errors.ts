@@ -93,7 +93,8 @@ export type ClientErrorCode =
    * client would write or remove, is one another user may change (owned by a user other than this one or
    * root, writable by every user or by a group not the user's own without the sticky bit, or a symbolic link
    * another user owns): they could swap a folder in it for a link between the client's check and its write,
-   * which Node.js cannot rule out (it has no openat). Nothing is written or removed under it; names the folder.
+   * which Node.js cannot rule out (it has no openat). Nothing is written or removed under it; names the folder
+   * and `PLUGINDEX_SAFE_FOLDERS=FOLDER`, which lifts the judgment where the user trusts whoever may change it.
    */
   | 'INSTALL_PATH_UNSAFE'
   /**

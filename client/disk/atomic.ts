@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, createReadStream, readFileSync, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, uptime } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, delimiter, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
 import { ClientError } from '../errors.ts';
 
@@ -146,11 +146,12 @@ const STICKY = 0o1000;
  * group allowed, as Debian's OpenSSH does for its user private groups, umask 002's folders). Such a user
  * could swap a folder in it for a symbolic link between a check and a write; Node.js has no openat(2) to
  * write relative to a folder already opened, so the folder itself must be one no one else changes.
- * Undefined where there are no user ids (Windows).
+ * Undefined where there are no user ids (Windows), and for `at`, the folder's path, where the user vouches
+ * for it (`vouchedFor`, PLUGINDEX_SAFE_FOLDERS).
  */
-export function folderUnsafety(info: Stats): string | undefined {
+export function folderUnsafety(info: Stats, at: string): string | undefined {
   const uid = process.getuid?.();
-  if (uid === undefined) return undefined;
+  if (uid === undefined || vouchedFor(at)) return undefined;
   const ownOrRoot = info.uid === uid || info.uid === 0;
   if (info.isSymbolicLink()) return ownOrRoot ? undefined : `a symbolic link owned by user ${info.uid}`;
   if (!ownOrRoot) return `owned by user ${info.uid}, who may let anyone write it`;
@@ -159,6 +160,41 @@ export function folderUnsafety(info: Stats): string | undefined {
   if ((info.mode & 0o020) !== 0 && info.gid !== process.getgid?.())
     return `writable by its group (${info.gid}), without the sticky bit`;
   return undefined;
+}
+
+/** The variable naming the folders the user vouches for, exempt from `folderUnsafety`'s judgment. */
+export const SAFE_FOLDERS_VARIABLE = 'PLUGINDEX_SAFE_FOLDERS';
+
+/**
+ * Whether the user vouches for `at`: it, or a folder above it, is listed in PLUGINDEX_SAFE_FOLDERS (split as
+ * PATH is, `:` on POSIX), or the list holds `*`. Git's `safe.directory` answers its ownership check
+ * (CVE-2022-24765) so: root in a container on a workspace bind-mounted from the host user (uid 1000, as
+ * GitHub Actions' container jobs), or a setgid project folder shared by a group, were refused every install
+ * for a judgment only the user can overrule. Only whether another user may change the folder is lifted: a
+ * link inside the install folder is refused as ever (INSTALL_PATH_LINKED). Read at each check, not once, as
+ * the client is a library too and its caller's environment may change. A relative entry is ignored, as it
+ * would vouch for whatever folder the process happens to run in (and an empty one, which PATH reads as the
+ * current folder, likewise): a user vouches for a folder they can name.
+ */
+function vouchedFor(at: string): boolean {
+  const listed = process.env[SAFE_FOLDERS_VARIABLE];
+  if (listed === undefined) return false;
+  const absolute = resolve(at);
+  for (const entry of listed.split(delimiter)) {
+    if (entry === '*') return true;
+    if (!isAbsolute(entry)) continue;
+    const within = relative(resolve(entry), absolute);
+    if (within === '' || (within.split(sep)[0] !== '..' && !isAbsolute(within))) return true;
+  }
+  return false;
+}
+
+/**
+ * What a refusal of `at` (`folderUnsafety`) says the user may do where they trust whoever may change it:
+ * the variable with the exact folder to add (absolute: a relative entry is ignored), as git names `safe.directory` in its refusal.
+ */
+export function vouchHint(at: string): string {
+  return `where you trust whoever may change it (a container's bind-mounted workspace, a group's shared folder), add it to ${SAFE_FOLDERS_VARIABLE}: ${SAFE_FOLDERS_VARIABLE}=${resolve(at)}`;
 }
 
 /** `absolute` and each folder above it, from the root down. */
@@ -178,7 +214,7 @@ async function judgeChain(absolute: string): Promise<{ unsafe?: UnsafeFolder; li
       throw error;
     });
     if (info === undefined) break;
-    const why = folderUnsafety(info);
+    const why = folderUnsafety(info, at);
     if (why !== undefined) return { unsafe: { at, why }, linked };
     linked ||= info.isSymbolicLink();
   }

@@ -30,6 +30,7 @@ import {
   removeStaleTempsIn,
   tempPathFor,
   unsafeFolderOnPath,
+  vouchHint,
   writeFileAtomic,
 } from './atomic.ts';
 
@@ -117,7 +118,7 @@ export class ContentCache {
         'CACHE_PATH_UNSAFE',
         `${unsafe.at} is ${unsafe.why}: another user could swap a folder under it for a symbolic link while ` +
           `plugindex writes or removes ${file}, so nothing is. Make it yours and writable by you alone (chown, ` +
-          'chmod go-w), or set PLUGINDEX_CACHE_HOME to a folder that is',
+          `chmod go-w), or set PLUGINDEX_CACHE_HOME to a folder that is; or, ${vouchHint(unsafe.at)}`,
       );
   }
 

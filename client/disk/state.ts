@@ -35,6 +35,7 @@ import {
   tempPathFor,
   type UnsafeFolder,
   unsafeFolderOnPath,
+  vouchHint,
   withFileLock,
   writeFileAtomic,
 } from './atomic.ts';
@@ -1291,7 +1292,7 @@ async function makeOneFolder(at: string): Promise<boolean> {
 async function unsafeFolderWithin(folder: string): Promise<UnsafeFolder | undefined> {
   const info = await lstat(folder).catch(() => undefined);
   if (!info?.isDirectory()) return undefined;
-  const why = folderUnsafety(info);
+  const why = folderUnsafety(info, folder);
   if (why !== undefined) return { at: folder, why };
   for (const entry of await readdir(folder).catch(() => [] as string[])) {
     const found = await unsafeFolderWithin(join(folder, entry));
@@ -1306,7 +1307,7 @@ function unsafeFolderError(at: string, why: string, dir: string): ClientError {
     'INSTALL_PATH_UNSAFE',
     `${at} is ${why}: another user could swap a folder under it for a symbolic link while plugindex writes ` +
       `there, so nothing is written or removed in the install folder ${dir}. Make it yours and writable by ` +
-      'you alone (chown, chmod go-w), or install into a folder that is',
+      `you alone (chown, chmod go-w), or install into a folder that is; or, ${vouchHint(at)}`,
   );
 }
 
@@ -1453,7 +1454,7 @@ export class InstallTree {
         throw error;
       }
       if (info.isSymbolicLink() || (!last && !info.isDirectory())) return { at, link: info.isSymbolicLink() };
-      const why = last ? undefined : folderUnsafety(info);
+      const why = last ? undefined : folderUnsafety(info, at);
       if (why !== undefined) return { at, link: false, why };
     }
     return undefined;

@@ -5,7 +5,7 @@
 import { chmod, mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ContentCache, SERVED_FROM_LIMIT } from '../../../client/disk/cache.ts';
 import { sha256Hex } from '../../../index-builder/digest.ts';
 import { deadPid } from '../../support/dead-pid.ts';
@@ -127,6 +127,22 @@ describe.skipIf(process.platform === 'win32')(
 
       await write(cache);
       expect(await cache.hasBlob(sha256Hex(body), body.byteLength)).toBe(true);
+    });
+
+    it('names PLUGINDEX_SAFE_FOLDERS and the folder in its refusal, and writes there once the folder is listed', async () => {
+      const shared = await mkdtemp(path.join(dir, 'vouched-'));
+      await chmod(shared, 0o777);
+      const cache = new ContentCache(path.join(shared, 'cache'));
+
+      await expect(write(cache)).rejects.toThrow(`PLUGINDEX_SAFE_FOLDERS=${shared}`);
+      try {
+        vi.stubEnv('PLUGINDEX_SAFE_FOLDERS', shared);
+        await write(cache);
+        await cache.putDocument(sha256Hex(body), body);
+        expect(await cache.hasBlob(sha256Hex(body), body.byteLength)).toBe(true);
+      } finally {
+        vi.unstubAllEnvs();
+      }
     });
   },
 );

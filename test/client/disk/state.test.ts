@@ -21,7 +21,7 @@ import {
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   ClientState,
   foldedName,
@@ -368,6 +368,90 @@ describe.skipIf(process.platform === 'win32')(
         });
       },
     );
+
+    describe("and the user vouches for it (PLUGINDEX_SAFE_FOLDERS, as git's safe.directory)", () => {
+      afterEach(() => {
+        vi.unstubAllEnvs();
+      });
+
+      /**
+       * A parent another user may change, as common setups have it: root's container on a workspace owned
+       * by the host user (another user owns it; as root only, who may chown), or a setgid project folder
+       * writable by a group not the user's own.
+       */
+      const setups = [
+        ...(asRoot ? [['owned by another user (a bind-mounted workspace)', 0o755, nobody] as const] : []),
+        ['a setgid folder writable by a group not its own', 0o2775, undefined] as const,
+      ];
+      async function vouchable(mode: number, owner: number | undefined) {
+        const made = await treeUnder(mode, owner);
+        if (owner === undefined) await chown(made.shared, process.getuid?.() ?? 0, nobody);
+        await chmod(made.shared, mode);
+        return made;
+      }
+
+      it.each(setups)(
+        'names the variable and the folder to add when refusing one %s',
+        async (_what, mode, owner) => {
+          const { tree, shared } = await vouchable(mode, owner);
+
+          const refused = tree.placeFile('demo/1.0.0/manifest.json', '{}');
+          await expect(refused).rejects.toMatchObject({ name: 'ClientError', code: 'INSTALL_PATH_UNSAFE' });
+          await expect(refused).rejects.toThrow(`PLUGINDEX_SAFE_FOLDERS=${shared}`);
+        },
+      );
+
+      it.each(setups)(
+        'places, updates and removes under one %s once it is listed',
+        async (_what, mode, owner) => {
+          const { tree, shared } = await vouchable(mode, owner);
+          vi.stubEnv('PLUGINDEX_SAFE_FOLDERS', `/nowhere/else${path.delimiter}${shared}`);
+
+          await tree.placeFile('demo/1.0.0/manifest.json', '{}');
+          await tree.update(async (installed) => ({ installed, result: undefined }));
+          expect(await readFile(path.join(tree.dir, 'demo/1.0.0/manifest.json'), 'utf8')).toBe('{}');
+          await tree.removeVersion('demo', '1.0.0');
+          await expect(stat(path.join(tree.dir, 'demo/1.0.0'))).rejects.toMatchObject({ code: 'ENOENT' });
+        },
+      );
+
+      it('places under it once a folder above it is listed, or `*`', async () => {
+        for (const entry of ['parent', '*'] as const) {
+          const { tree, shared } = await vouchable(setups[0]?.[1] ?? 0o2775, setups[0]?.[2]);
+          vi.stubEnv('PLUGINDEX_SAFE_FOLDERS', entry === '*' ? '*' : path.dirname(shared));
+
+          await tree.placeFile('demo/1.0.0/manifest.json', '{}');
+          expect(await readFile(path.join(tree.dir, 'demo/1.0.0/manifest.json'), 'utf8')).toBe('{}');
+        }
+      });
+
+      it('ignores a relative or empty entry, and a folder beside it of a longer name', async () => {
+        const { tree, shared } = await vouchable(setups[0]?.[1] ?? 0o2775, setups[0]?.[2]);
+        const beside = `${shared}-not`;
+        vi.stubEnv(
+          'PLUGINDEX_SAFE_FOLDERS',
+          ['', path.relative(process.cwd(), shared), path.basename(shared), '.', beside].join(path.delimiter),
+        );
+
+        await expect(tree.placeFile('demo/1.0.0/manifest.json', '{}')).rejects.toMatchObject({
+          code: 'INSTALL_PATH_UNSAFE',
+        });
+        expect(await readdir(shared)).toEqual([]);
+      });
+
+      it('still refuses a link inside the install folder (INSTALL_PATH_LINKED)', async () => {
+        const { tree, shared } = await vouchable(setups[0]?.[1] ?? 0o2775, setups[0]?.[2]);
+        vi.stubEnv('PLUGINDEX_SAFE_FOLDERS', shared);
+        const outside = await mkdtemp(path.join(dir, 'vouched-outside-'));
+        await mkdir(tree.dir);
+        await symlink(outside, path.join(tree.dir, 'demo'));
+
+        await expect(tree.placeFile('demo/1.0.0/manifest.json', '{}')).rejects.toMatchObject({
+          code: 'INSTALL_PATH_LINKED',
+        });
+        expect(await readdir(outside)).toEqual([]);
+      });
+    });
   },
 );
 
