@@ -175,6 +175,19 @@ export function registryUrlProblem(url: string): string | undefined {
 }
 
 /**
+ * `url` without its user name and password: what a message shows of it (fetcher.ts) and what is kept of a
+ * URL a redirect led to (session.ts), neither of which may hold a secret.
+ * @example withoutCredentials(new URL('https://u:p@plugins.example/x')) // 'https://plugins.example/x'
+ */
+export function withoutCredentials(url: URL): string {
+  if (url.username === '' && url.password === '') return url.href;
+  const copy = new URL(url.href);
+  copy.username = '';
+  copy.password = '';
+  return copy.href;
+}
+
+/**
  * The registry a URL names, as WHATWG URL parsing spells it (the scheme and host lower-cased, a default port
  * dropped) and without trailing slashes, as `normalizeRegistryUrl` writes a configured one: an
  * operator who writes the same URL another way in the registry's config has not moved it, and a pin

@@ -31,7 +31,7 @@ import type { Dispatcher, Response } from 'undici';
 import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { type ContentEncoding, encodedVariantKey } from '../index-builder/layout.ts';
-import { HEADER_NAME, isLoopbackHost } from './config.ts';
+import { HEADER_NAME, isLoopbackHost, withoutCredentials } from './config.ts';
 import { ClientError } from './errors.ts';
 import {
   type AuthChallenge,
@@ -1995,13 +1995,7 @@ function prefixOf(base: URL): string {
 }
 
 /** `url` for a message: never with credentials in it. */
-function display(url: URL): string {
-  if (url.username === '' && url.password === '') return url.href;
-  const copy = new URL(url.href);
-  copy.username = '';
-  copy.password = '';
-  return copy.href;
-}
+const display = withoutCredentials;
 
 /** A proxy given as HOST:PORT, as curl accepts it, is an http: proxy. */
 function withScheme(proxy: string): string {

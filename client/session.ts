@@ -49,7 +49,7 @@ import type {
 } from '../index-builder/model.ts';
 import { MAX_ROTATION_BYTES, rotationKey } from '../index-builder/rotation.ts';
 import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
-import { type RegistryEntry, registryIdentity } from './config.ts';
+import { type RegistryEntry, registryIdentity, withoutCredentials } from './config.ts';
 import { type CachedSnapshot, type ContentCache, SERVED_FROM_LIMIT } from './disk/cache.ts';
 import type { SharedTrust, TrustRecord } from './disk/state.ts';
 import { ClientError, pinAgainCommand, pinAgainRemedy } from './errors.ts';
@@ -166,14 +166,6 @@ function servedFromUrl(url: string, path: string): string | undefined {
   return at.href.endsWith(`/${path}`) ? at.href.slice(0, -(path.length + 1)) : undefined;
 }
 
-/** `url` less any user name and password, which are not written to disk. */
-function withoutCredentials(url: string): string {
-  const bare = new URL(url);
-  bare.username = '';
-  bare.password = '';
-  return registryIdentity(bare.href);
-}
-
 /**
  * The hops of `servedAt` kept with the snapshot cached under `url` (`CachedSnapshot.servedFrom`): in order,
  * each once, `url` itself left out, without credentials, at most `SERVED_FROM_LIMIT` (more than the
@@ -182,7 +174,7 @@ function withoutCredentials(url: string): string {
 function keptHops(servedAt: readonly string[], url: string): readonly string[] {
   const kept: string[] = [];
   for (const at of servedAt) {
-    const bare = withoutCredentials(at);
+    const bare = registryIdentity(withoutCredentials(new URL(at)));
     if (bare !== registryIdentity(url) && !kept.includes(bare)) kept.push(bare);
   }
   return kept.slice(0, SERVED_FROM_LIMIT);
