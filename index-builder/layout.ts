@@ -30,7 +30,14 @@
 // (all of semver) cost a publish handed to a server about 4 ms of its start.
 import parseVersion from 'semver/functions/parse.js';
 import { sha256Hex } from './digest.ts';
-import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE, contentTypeFor } from './store.ts';
+import {
+  CACHE_IMMUTABLE,
+  CACHE_MUTABLE,
+  CACHE_PRIVATE,
+  contentTypeFor,
+  listFolders,
+  type Store,
+} from './store.ts';
 
 /** Longest path segment: under every filesystem's name limit (eCryptfs: 143) with room for `.json`. */
 export const MAX_SEGMENT_LENGTH = 128;
@@ -323,6 +330,16 @@ export function pluginDocumentKey(name: string): string {
 export function isPluginDocumentKey(key: string): boolean {
   const parts = key.split('/');
   return parts.length === 3 && `${parts[0]}/` === PLUGINS_PREFIX && parts[2] === 'index.json';
+}
+
+/**
+ * The name of each plugin the site store has a folder for, in the store's order: its folders, not every key
+ * under `plugins/` (tens of files a plugin, each a metadata read on the filesystem store). A folder need not
+ * hold a document (a plugin's leftovers): a reader of its document finds none.
+ */
+export async function* listPluginNames(site: Store): AsyncIterable<string> {
+  for await (const folder of listFolders(site, PLUGINS_PREFIX))
+    if (isPluginDocumentKey(`${folder}index.json`)) yield folder.slice(PLUGINS_PREFIX.length, -1);
 }
 
 export function pluginPageKey(name: string): string {

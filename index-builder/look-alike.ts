@@ -27,8 +27,8 @@
 
 import { type Problem, problem } from './errors.ts';
 import { type FiledEntry, FiledIndex, type FiledIndexFormat, writeFiledIndex } from './filed-index.ts';
-import { LOOK_ALIKE_PREFIX, PLUGINS_PREFIX } from './layout.ts';
-import { listFolders, type Store } from './store.ts';
+import { LOOK_ALIKE_PREFIX, listPluginNames } from './layout.ts';
+import type { Store } from './store.ts';
 
 /** What a refusal says of the rule, in one sentence a publisher can check a name against. */
 export const LOOK_ALIKE_RULE =
@@ -77,10 +77,7 @@ export async function writeLookAlikeIndex(store: Store, names: Iterable<string>)
 
 /** The plugin names the site store has folders for: what an index is built from when there is none. */
 async function* pluginFolderNames(site: Store): AsyncIterable<FiledEntry> {
-  for await (const folder of listFolders(site, PLUGINS_PREFIX)) {
-    const name = folder.slice(PLUGINS_PREFIX.length, -1);
-    yield [nameSkeleton(name), name];
-  }
+  for await (const name of listPluginNames(site)) yield [nameSkeleton(name), name];
 }
 
 /**

@@ -23,11 +23,11 @@
 
 import { type Problem, problem } from './errors.ts';
 import { type FiledEntry, FiledIndex, type FiledIndexFormat, writeFiledIndex } from './filed-index.ts';
-import { OCI_REPOSITORIES_PREFIX, PLUGINS_PREFIX, pluginDocumentKey } from './layout.ts';
+import { listPluginNames, OCI_REPOSITORIES_PREFIX, pluginDocumentKey } from './layout.ts';
 import { forEachLimited } from './limited.ts';
 import { allArtifacts, type Manifest, type PluginDocument } from './model.ts';
 import { parseOciReference } from './oci.ts';
-import { listFolders, type Store } from './store.ts';
+import type { Store } from './store.ts';
 
 /** Docker Hub's names for itself: one registry, whichever a reference writes. */
 const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
@@ -134,8 +134,7 @@ export async function writeOciRepositoryIndex(store: Store, entries: Iterable<Fi
  */
 async function* publishedEntries(site: Store): AsyncIterable<FiledEntry> {
   const names: string[] = [];
-  for await (const folder of listFolders(site, PLUGINS_PREFIX))
-    names.push(folder.slice(PLUGINS_PREFIX.length, -1));
+  for await (const name of listPluginNames(site)) names.push(name);
   const entries: FiledEntry[] = [];
   await forEachLimited(names, DOCUMENTS_IN_FLIGHT, async (name) => {
     const object = await site.get(pluginDocumentKey(name));

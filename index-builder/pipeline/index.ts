@@ -50,7 +50,7 @@ import {
   actionMarkerKey,
   actionOrderKey,
   isPluginDocumentKey,
-  PLUGINS_PREFIX,
+  listPluginNames,
   pluginDocumentKey,
   REVOKED_KEYS_KEY,
   SNAPSHOT_KEY,
@@ -64,7 +64,6 @@ import { ociRepositoryEntries, writeOciRepositoryIndex } from '../oci-repositori
 import { encodeJson } from '../render/documents.ts';
 import { MAX_PLUGIN_PAGE_LENGTH } from '../render/html.ts';
 import { rotationKey } from '../rotation.ts';
-import { listFolders } from '../store.ts';
 import { RenderError } from '../text.ts';
 import {
   acceptedInfo,
@@ -1037,14 +1036,10 @@ async function rebuildAll(
   const catalog = catalogAnew(opened);
   // Before the first document is rewritten: one that dies before its catalog is finished by the next run.
   await markRebuilding(ctx.intake, catalog);
-  // Each plugin's folder, not every key under plugins/: a registry holds tens of files per plugin (each
-  // version's manifest, signature and artifacts), and listing them cost the filesystem store a read of
-  // each one's metadata. A folder without a document (a plugin's leftovers) reads as none below.
+  // Each plugin's folder (listPluginNames). A folder without a document (a plugin's leftovers) reads as
+  // none below.
   const keys: string[] = [];
-  for await (const folder of listFolders(ctx.site, PLUGINS_PREFIX)) {
-    const key = `${folder}index.json`;
-    if (isPluginDocumentKey(key)) keys.push(key);
-  }
+  for await (const name of listPluginNames(ctx.site)) keys.push(pluginDocumentKey(name));
   const resigned: string[] = [];
   // Each plugin's OCI repositories, not its document: 100,000 documents are not held to the end.
   const rebuiltRepositories: FiledEntry[] = [];

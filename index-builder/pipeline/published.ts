@@ -26,15 +26,14 @@ import { TrustError } from '../errors.ts';
 import {
   binOf,
   CATALOG_META_KEY,
-  isPluginDocumentKey,
-  PLUGINS_PREFIX,
+  listPluginNames,
   pluginDocumentKey,
   REVOKED_KEYS_KEY,
   SNAPSHOT_KEY,
 } from '../layout.ts';
 import { forEachLimited } from '../limited.ts';
 import type { SnapshotDocument } from '../model.ts';
-import { listFolders, type Store } from '../store.ts';
+import type { Store } from '../store.ts';
 
 /**
  * What a published document is to the catalog: the one it records, one a run recorded it was about to
@@ -160,8 +159,7 @@ export async function checkEveryPublished(site: Store, intake: Store): Promise<v
   const recorded = await documentsIn(intake, catalog, new Set(catalog.bins.keys()));
   const names = new Set(recorded.keys());
   // Each plugin's folder, as a rebuild finds them: a document it would take is checked, recorded or not.
-  for await (const folder of listFolders(site, PLUGINS_PREFIX))
-    if (isPluginDocumentKey(`${folder}index.json`)) names.add(folder.slice(PLUGINS_PREFIX.length, -1));
+  for await (const name of listPluginNames(site)) names.add(name);
   const altered: { name: string; error: unknown }[] = [];
   await forEachLimited([...names], CHECK_CONCURRENCY, async (name) => {
     const key = pluginDocumentKey(name);
