@@ -7,10 +7,12 @@
  * a plugin that was not its own.
  *
  * A repository is its registry host (lowercase, without the `:443` every HTTPS registry answers on, Docker
- * Hub's aliases as `docker.io`, a one-component Docker Hub path under `library/`) and its path, with neither tag nor digest (`ociRepositoryOf`). The first
- * plugin to publish a version naming it holds it; a plugin owned by the same keys may share it (a plugin's
- * builds for two products, a rename); a plugin whose own published versions already name it keeps doing so
- * (registries made before the rule: collisions grandfathered, never unpublished). A version the operator
+ * Hub's aliases as `docker.io`, a one-component Docker Hub path under `library/`) and its path, with neither
+ * tag nor digest (oci.ts `ociRepositoryOf`, which the client matches a pasted reference by too, so what one
+ * publish holds is what a pasted reference finds). The first plugin to publish a version naming it holds
+ * it; a plugin owned by the same keys may share it (a plugin's builds for two products, a rename); a plugin
+ * whose own published versions already name it keeps doing so (registries made before the rule: collisions
+ * grandfathered, never unpublished). A version the operator
  * removed claims nothing: removing a squatter's versions frees the repository. Judged at publish only, under
  * first-come ownership (without owners there is no one else's repository).
  *
@@ -26,36 +28,8 @@ import { type FiledEntry, FiledIndex, type FiledIndexFormat, writeFiledIndex } f
 import { listPluginNames, OCI_REPOSITORIES_PREFIX, pluginDocumentKey } from './layout.ts';
 import { forEachLimited } from './limited.ts';
 import { allArtifacts, type Manifest, type PluginDocument } from './model.ts';
-import { parseOciReference } from './oci.ts';
+import { ociRepositoryOf } from './oci.ts';
 import type { Store } from './store.ts';
-
-/** Docker Hub's names for itself: one registry, whichever a reference writes. */
-const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
-
-/**
- * The repository a reference keeps its artifact in, as claims compare it: `host[:port]/path`, the host
- * lowercase (DNS names are not case-sensitive), the port as a number and `:443` dropped (the port an HTTPS
- * registry is reached on unless told otherwise), Docker Hub's aliases as `docker.io` and its one-component
- * names under `library/` (where Docker Hub serves them). Undefined for a reference that does not parse.
- * @example ociRepositoryOf('Registry.Example:443/acme/lens:1.2.0') // 'registry.example/acme/lens'
- */
-export function ociRepositoryOf(reference: string): string | undefined {
-  const parts = parseOciReference(reference);
-  if (!parts) return undefined;
-  // A port is a number to whatever dials it: `:0443` is 443, `:05000` is 5000, one repository either way.
-  let host = parts.registry
-    .toLowerCase()
-    .replace(/:([0-9]+)$/, (_, port: string) => `:${Number(port)}`)
-    .replace(/:443$/, '');
-  let path = parts.repository;
-  if (DOCKER_HUB.has(host)) {
-    host = 'docker.io';
-    // Docker Hub serves a one-component name from `library/` (its official images): `docker.io/lens` and
-    // `docker.io/library/lens` are one repository, so a claim on one must hold the other.
-    if (!path.includes('/')) path = `library/${path}`;
-  }
-  return `${host}/${path}`;
-}
 
 /** Each repository the manifest's artifacts name, with the pointer of the first artifact naming it. */
 export function manifestOciRepositories(manifest: Manifest): Map<string, string> {

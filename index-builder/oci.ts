@@ -57,6 +57,40 @@ export function parseOciReference(reference: string): OciReferenceParts | undefi
 }
 
 /**
+ * Docker Hub's names for itself, as its documentation and docker give them: one registry, whichever a
+ * reference writes. The only aliases known: another registry reachable under several host names (a CDN's,
+ * a vanity domain) is as many registries here, since nothing signed says those names are one.
+ */
+const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+
+/**
+ * The repository a reference keeps its artifact in, one meaning wherever repositories are compared: publish
+ * judging claims (oci-repositories.ts) and the client finding the plugin of a pasted reference (client.ts
+ * `#ociReference`), so a reference finds what a claim holds. `host[:port]/path`, the host lowercase (DNS
+ * names are not case-sensitive), the port as a number and `:443` dropped (the port an HTTPS registry is
+ * reached on unless told otherwise), Docker Hub's aliases as `docker.io` and its one-component names under
+ * `library/` (where Docker Hub serves them). Undefined for a reference that does not parse.
+ * @example ociRepositoryOf('Registry.Example:443/acme/lens:1.2.0') // 'registry.example/acme/lens'
+ */
+export function ociRepositoryOf(reference: string): string | undefined {
+  const parts = parseOciReference(reference);
+  if (!parts) return undefined;
+  // A port is a number to whatever dials it: `:0443` is 443, `:05000` is 5000, one repository either way.
+  let host = parts.registry
+    .toLowerCase()
+    .replace(/:([0-9]+)$/, (_, port: string) => `:${Number(port)}`)
+    .replace(/:443$/, '');
+  let path = parts.repository;
+  if (DOCKER_HUB.has(host)) {
+    host = 'docker.io';
+    // Docker Hub serves a one-component name from `library/` (its official images): `docker.io/lens` and
+    // `docker.io/library/lens` are one repository, so a claim on one must hold the other.
+    if (!path.includes('/')) path = `library/${path}`;
+  }
+  return `${host}/${path}`;
+}
+
+/**
  * The URL an OCI artifact's record gives: `oci://<registry>/<repository>@<digest>`, pinned by the digest
  * whatever tag the reference names (a tag can move, the digest cannot). Undefined for a reference that
  * does not parse.

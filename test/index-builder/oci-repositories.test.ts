@@ -2,11 +2,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { filedBinKey } from '../../index-builder/filed-index.ts';
 import { binOf, OCI_REPOSITORIES_PREFIX } from '../../index-builder/layout.ts';
-import {
-  OciRepositoryIndex,
-  ociRepositoryOf,
-  ociRepositoryProblem,
-} from '../../index-builder/oci-repositories.ts';
+import { ociRepositoryOf } from '../../index-builder/oci.ts';
+import { OciRepositoryIndex, ociRepositoryProblem } from '../../index-builder/oci-repositories.ts';
 import { processSubmissions, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import type { KeyPair } from '../../index-builder/signing.ts';
 import { submitAction } from '../support/actions.ts';
