@@ -1010,9 +1010,13 @@ class Client implements PlugindexClient {
 
   /**
    * An OCI reference: the one plugin whose falcoctl index entry (signed, bound by the snapshot) names that
-   * registry and repository, in the first configured registry that has one; then the version whose artifact
-   * for this platform is kept in exactly that repository, under the tag given (or a version of that name),
-   * or with the digest given. Anything looser could install another plugin's bytes for a reference.
+   * repository, in the first configured registry that has one; then the version whose artifact for this
+   * platform is kept in exactly that repository, under the tag given (or a version of that name), or with
+   * the digest given. Anything looser could install another plugin's bytes for a reference. A repository is
+   * compared as publish judges claims on it (oci.ts `ociRepositoryOf`: host in any case, `:443` or not,
+   * Docker Hub by any of its names, its official images with or without `library/`), so a reference written
+   * otherwise than the signed manifest still finds its plugin; two plugins in it, however each wrote it (one
+   * owner's two, or a registry from before publish judged claims), are refused by name, never one picked.
    */
   async #ociReference(ref: {
     readonly registry: string;
@@ -1022,36 +1026,42 @@ class Client implements PlugindexClient {
   }): Promise<ReferenceTarget> {
     // yaml's default export: a CommonJS package imported lazily has nothing else in the built command
     // (ARCHITECTURE.md).
-    const [{ default: YAML }, { parseOciReference: partsOf }] = await Promise.all([
+    const [{ default: YAML }, { ociRepositoryOf, parseOciReference: partsOf }] = await Promise.all([
       import('yaml'),
       import('../index-builder/oci.ts'),
     ]);
-    const shown = `${ref.registry}/${ref.repository}${ref.digest ? `@${ref.digest}` : `:${ref.tag ?? 'latest'}`}`;
+    const written = `${ref.registry}/${ref.repository}`;
+    const shown = `${written}${ref.digest ? `@${ref.digest}` : `:${ref.tag ?? 'latest'}`}`;
+    // The reference was parsed by the same grammar, so it has a repository; as written is only a fallback.
+    const repository = ociRepositoryOf(written) ?? written;
     const platform = this.#platform;
     for (const entry of await this.#entries(undefined)) {
       const session = await this.#session(entry);
       const bytes = await session.listedDocument(FALCOCTL_INDEX_KEY);
       if (!bytes) continue;
       const index = YAML.parse(new TextDecoder().decode(bytes)) as unknown;
-      const names = (Array.isArray(index) ? index : [])
-        .filter(
-          (e: { registry?: unknown; repository?: unknown; name?: unknown }) =>
-            e?.registry === ref.registry && e?.repository === ref.repository && typeof e.name === 'string',
-        )
-        .map((e: { name: string }) => e.name);
-      if (names.length === 0) continue;
-      if (names.length > 1)
+      // Each plugin listed in that repository, with the repository as its entry writes it (its latest's).
+      const listed = (Array.isArray(index) ? index : []).flatMap(
+        (e: { registry?: unknown; repository?: unknown; name?: unknown } | null) => {
+          const { name, registry, repository: path } = e ?? {};
+          if (typeof name !== 'string' || typeof registry !== 'string' || typeof path !== 'string') return [];
+          const as = `${registry}/${path}`;
+          return ociRepositoryOf(as) === repository ? [{ name, registry, repository: path, as }] : [];
+        },
+      );
+      if (listed.length === 0) continue;
+      if (listed.length > 1)
         throw new ClientError(
           'REQUEST_INVALID',
-          `${shown}: registry ${entry.name} lists ${names.join(', ')} in that repository; install one by name`,
+          `${shown}: registry ${entry.name} lists ${listed.map((l) => `${l.name} (${l.as})`).join(', ')} in that repository (${repository}, however a reference writes it); install one by name`,
         );
-      const name = names[0] as string;
+      const found = listed[0] as (typeof listed)[number];
+      const name = found.name;
       const document = await session.pluginDocument(name);
       if (!document) continue;
       const inRepository = (v: VersionRecord) => {
         const artifact = artifactFor(v, platform);
-        const parts = artifact?.oci ? partsOf(artifact.oci.reference) : undefined;
-        return parts?.registry === ref.registry && parts.repository === ref.repository ? artifact : undefined;
+        return artifact?.oci && ociRepositoryOf(artifact.oci.reference) === repository ? artifact : undefined;
       };
       const tag = ref.tag ?? 'latest';
       const version = document.versions.find((v) => {
@@ -1072,7 +1082,9 @@ class Client implements PlugindexClient {
         const digest = v.yanked ? undefined : inRepository(v)?.oci?.digest;
         return digest === undefined ? [] : [{ version: v.version, digest }];
       });
-      const reached = await this.#versionReached(ref, ref.digest, pinned, {
+      // Read where the registry's signed index writes the repository: the host and the credentials the
+      // install then pulls the blob with, whatever spelling was pasted.
+      const reached = await this.#versionReached(found, ref.digest, pinned, {
         name,
         none: `${shown}: ${keeps} with that digest`,
       });
@@ -1080,7 +1092,7 @@ class Client implements PlugindexClient {
     }
     throw new ClientError(
       'PLUGIN_NOT_FOUND',
-      `${shown}: no configured registry's falcoctl index names that repository`,
+      `${shown}: no configured registry's falcoctl index names that repository${repository === written ? '' : ` (${repository}, however a reference writes it)`}`,
     );
   }
 
