@@ -780,6 +780,23 @@ describe('when the text is not one plain YAML document', () => {
     }
   });
 
+  it('reads a node used 50 times (its anchor and 49 aliases) and refuses a 51st use, as an alias bomb', () => {
+    // The cap written out, not read from MAX_YAML_ALIASES: a test built on the constant moves with it, and
+    // the bomb above still stops under a cap 20 times looser. The anchored node is its first use.
+    const copies = (n: number) =>
+      withPlugins(
+        '    - { provider: local, name: kubecost-lens, platforms: &all [linux/amd64] }\n' +
+          Array.from(
+            { length: n },
+            (_, i) => `    - { provider: local, name: p${i}, platforms: *all }\n`,
+          ).join(''),
+      );
+    expect(parse(copies(49)).plugins.map((p) => p.platforms)).toEqual(
+      Array(50).fill([{ os: 'linux', arch: 'amd64' }]),
+    );
+    expectInvalid(copies(50), 'YAML of at most 50 alias expansions', 'alias bomb');
+  });
+
   it('still reads a few aliases (a shared platform list)', () => {
     const set = parse(
       withPlugins(

@@ -105,6 +105,23 @@ describe('when parsing YAML', () => {
     }
   });
 
+  it('takes a node used 50 times (its anchor and 49 aliases) and refuses a 51st use, as an alias bomb', async () => {
+    // The cap written out, not read from MAX_YAML_ALIASES: a test built on the constant moves with it, and
+    // the bomb above still stops under a cap 20 times looser. The anchored node is its first use.
+    const copies = (n: number) => `${yaml}base: &b {x: 1}\ncopies: [${Array(n).fill('*b').join(', ')}]\n`;
+    expect(await parseManifestDocument(encode(copies(49)), 'manifest.yaml')).toMatchObject({
+      copies: Array(49).fill({ x: 1 }),
+    });
+    expect(await rejectedProblems(parseManifestDocument(encode(copies(50)), 'manifest.yaml'))).toEqual([
+      expect.objectContaining({
+        code: 'MANIFEST_YAML_UNSAFE',
+        path: '',
+        message: expect.stringContaining('too many YAML alias expansions'),
+        expected: 'at most 50',
+      }),
+    ]);
+  });
+
   it.each([
     ['list', 'loop: &a [1, *a]\n'],
     ['mapping', 'loop: &a {b: *a}\n'],
