@@ -127,16 +127,30 @@ describe('when two holders want one lock', () => {
     await expect(stat(`${lock}.breaking`)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it('waits for a stale lock another waiter is breaking within the deadline, then names its holder', async () => {
+  it('waits for a stale lock another waiter is breaking, and takes it once that one has broken it', async () => {
     const lock = path.join(dir, 'being-broken.lock');
+    await writeFile(lock, String(await deadPid()));
+    await writeFile(`${lock}.breaking`, '');
+    const waited = withLockFile(lock, async () => 'ran', { busy, timeoutMs: 30_000 });
+    // The other waiter breaks it a moment later, as breakStale does: the lock, then its breaker.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await rm(lock);
+    await rm(`${lock}.breaking`);
+    await expect(waited).resolves.toBe('ran');
+  });
+
+  it('waits for a stale lock another waiter is breaking up to its deadline, as for a held one, then names its holder', async () => {
+    const lock = path.join(dir, 'being-broken-long.lock');
     const dead = String(await deadPid());
     await writeFile(lock, dead);
-    // Another waiter's breaker, just taken: this one waits, as for a held lock, rather than past its deadline.
+    // Another waiter's breaker, just taken and never let go within the deadline: this one gives up at its
+    // deadline, leaving the lock and the breaker as they were. Before, it waited on until the breaker was
+    // BREAKING_STALE_MS old (10 s, past any deadline), then broke it and took the lock.
     await writeFile(`${lock}.breaking`, '');
-    const started = Date.now();
     const waited = withLockFile(lock, async () => 'ran', { busy, timeoutMs: 200 });
     await expect(waited).rejects.toMatchObject({ code: 'BUSY', message: `busy: ${dead}` });
-    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await readFile(lock, 'utf8')).toBe(dead);
+    expect(existsSync(`${lock}.breaking`)).toBe(true);
     await rm(`${lock}.breaking`);
   });
 
