@@ -500,11 +500,14 @@ describe('when no server answers at the registry', () => {
     );
     if (!('service' in listening)) throw new Error(listening.why);
     try {
+      // Closed by the server (this side never ends it); not at once, as the request sent in pieces below
+      // within the timeout is answered.
       const silent = net.connect(listening.service.path);
-      const closed = Date.now();
       await new Promise<void>((resolve) => silent.once('close', () => resolve()));
-      expect(Date.now() - closed).toBeGreaterThanOrEqual(150);
       const piecewise = net.connect(listening.service.path);
+      // Listened for from the start: a server closing it at once is an empty answer, not a hang.
+      piecewise.on('error', () => undefined);
+      const piecewiseClosed = new Promise<void>((resolve) => piecewise.once('close', () => resolve()));
       let answer = '';
       piecewise.setEncoding('utf8').on('data', (chunk: string) => {
         answer += chunk;
@@ -512,8 +515,9 @@ describe('when no server answers at the registry', () => {
       const line = `${JSON.stringify({ key: 'incoming/a.tgz', sha256: 'b'.repeat(64) })}\n`;
       piecewise.write(line.slice(0, 10));
       await new Promise((resolve) => setTimeout(resolve, 50));
-      piecewise.write(line.slice(10));
-      await new Promise<void>((resolve) => piecewise.once('close', () => resolve()));
+      if (!piecewise.destroyed) piecewise.write(line.slice(10));
+      await piecewiseClosed;
+      expect(answer).not.toBe('');
       expect(JSON.parse(answer)).toEqual({
         outcome: { status: 'accepted', id: 'x', submission: 'x', problems: [] },
       });
@@ -553,9 +557,8 @@ describe('when a client of the socket holds it without finishing', () => {
     try {
       const trickling = net.connect(service.path);
       trickling.on('error', () => undefined);
-      const opened = Date.now();
-      const closed = new Promise<number>((resolve) => trickling.once('close', () => resolve(Date.now())));
-      // A byte every 100 ms, each well within the 300 ms the request has, never the newline, for 3 s.
+      // A byte every 100 ms, each well within the 300 ms the request has, never the newline, for 3 s: a
+      // timeout each byte restarted never closes it; the request's own, from the connection's start, does.
       const line = JSON.stringify({ key: 'incoming/a.tgz', sha256: 'b'.repeat(64) });
       for (let i = 0; i < 30 && !trickling.destroyed; i++) {
         trickling.write(line.charAt(i));
@@ -564,7 +567,6 @@ describe('when a client of the socket holds it without finishing', () => {
       const stillOpen = !trickling.destroyed;
       trickling.destroy();
       expect(stillOpen).toBe(false);
-      expect((await closed) - opened).toBeLessThan(1500);
     } finally {
       await service.close();
     }
