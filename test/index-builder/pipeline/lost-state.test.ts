@@ -274,7 +274,9 @@ describe.each(kinds)('when a rebuild restores many actions after state/ was lost
       const body: ActionBody = { action: i % 2 === 0 ? 'yank' : 'unyank', plugin: NAME, version: '1.1.0' };
       keys.push(await upload(intake, (await registry.sign(body, 2 * HOUR + i * 1000)).bytes));
     }
-    expect((await registry.run(...keys)).every((outcome) => outcome.status === 'accepted')).toBe(true);
+    expect((await registry.run(...keys)).map((outcome) => outcome.status)).toEqual(
+      keys.map(() => 'accepted'),
+    );
     await loseState(intake);
 
     // Act
@@ -731,7 +733,9 @@ describe('when a rebuild is refused for an entry altered in an earlier segment o
       const body: ActionBody = { action: i % 2 === 0 ? 'yank' : 'unyank', plugin: NAME, version: '1.1.0' };
       keys.push(await upload(intake, (await registry.sign(body, 2 * HOUR)).bytes));
     }
-    expect((await registry.run(...keys)).every((outcome) => outcome.status === 'accepted')).toBe(true);
+    expect((await registry.run(...keys)).map((outcome) => outcome.status)).toEqual(
+      keys.map(() => 'accepted'),
+    );
     await alterYankEntry(site);
 
     // Act and assert: the rebuild refused by type and code; the publish after it accepted, as before the
