@@ -678,7 +678,8 @@ class Client implements PlugindexClient {
   async #reachedWithServed(reached: readonly string[] | undefined): Promise<readonly string[] | undefined> {
     const first = reached?.[0];
     if (reached === undefined || first === undefined) return reached;
-    const served = (await this.#cache.snapshot(registryIdentity(first)))?.servedFrom ?? [];
+    // The hops alone, from their own file: not the snapshot, parsed whole once per registry, key and chain.
+    const served = await this.#cache.servedFrom(registryIdentity(first));
     const urls = [...reached];
     for (const at of served)
       if (!urls.some((url) => registryIdentity(url) === registryIdentity(at))) urls.push(at);

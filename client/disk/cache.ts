@@ -6,7 +6,8 @@
  *   <cache>/docs/sha256/<ab>/<rest>            documents fetched as ?v=<sha256>; <rest>.<fingerprint>.asc for a
  *                                              manifest's signature by that key
  *   <cache>/blobs/sha256/<ab>/<rest>           artifacts, renamed into place only once their digest and size match
- *   <cache>/registries/<host>-<hash16>/        snapshot.json: the snapshot, its signature, its ETag (cargo's short_name)
+ *   <cache>/registries/<host>-<hash16>/        snapshot.json: the snapshot, its signature, its ETag (cargo's short_name);
+ *                                              served-from.json: the URLs its requests were led through
  *   <cache>/tmp/                               same filesystem as blobs/, so rename(2) is atomic; a killed
  *                                              download's temp file removed by the next download
  *
@@ -66,6 +67,14 @@ export interface BlobWrite {
 
 /** The last verified snapshot of a registry, in its folder. */
 const SNAPSHOT_FILE = 'snapshot.json';
+
+/**
+ * The hops kept with it (`CachedSnapshot.servedFrom`), beside it: `{"served_from": [...]}`, an empty list
+ * where none. A file of its own, as a frozen install and `verify` read the hops alone (`servedFrom`): kept
+ * in snapshot.json, each read and parsed the whole snapshot for them (16 ms at 10,000 plugins). Missing,
+ * the snapshot was cached by a client that kept them in snapshot.json (`served_from`), read from there.
+ */
+const SERVED_FROM_FILE = 'served-from.json';
 
 /**
  * `served_from` as kept (`CachedSnapshot.servedFrom`): a list of URLs, or the single URL a client of earlier
@@ -279,38 +288,63 @@ export class ContentCache {
   async snapshot(url: string): Promise<CachedSnapshot | undefined> {
     const text = await readTextIfExists(join(this.#registryDir(url), SNAPSHOT_FILE));
     if (text === undefined) return undefined;
+    let kept: { snapshot?: unknown; signature?: unknown; etag?: unknown; served_from?: unknown };
     try {
-      const kept = JSON.parse(text) as {
-        snapshot?: unknown;
-        signature?: unknown;
-        etag?: unknown;
-        served_from?: unknown;
-      };
-      if (typeof kept.snapshot !== 'string' || typeof kept.signature !== 'string') return undefined;
-      const served = servedFromKept(kept.served_from);
-      return {
-        bytes: new TextEncoder().encode(kept.snapshot),
-        signature: kept.signature,
-        ...(typeof kept.etag === 'string' ? { etag: kept.etag } : {}),
-        ...(served.length > 0 ? { servedFrom: served } : {}),
-      };
+      kept = JSON.parse(text) as typeof kept;
     } catch {
       return undefined; // damaged: the next online run fetches it whole
+    }
+    if (typeof kept?.snapshot !== 'string' || typeof kept.signature !== 'string') return undefined;
+    const served = (await this.#servedFromFile(url)) ?? servedFromKept(kept.served_from);
+    return {
+      bytes: new TextEncoder().encode(kept.snapshot),
+      signature: kept.signature,
+      ...(typeof kept.etag === 'string' ? { etag: kept.etag } : {}),
+      ...(served.length > 0 ? { servedFrom: served } : {}),
+    };
+  }
+
+  /**
+   * The hops kept with the snapshot cached for `url` (`CachedSnapshot.servedFrom`) without the snapshot: its
+   * own small file, or, for a snapshot cached by a client that kept them in snapshot.json, read from there
+   * (the one case that parses the snapshot). Empty where none is kept or none is cached.
+   */
+  async servedFrom(url: string): Promise<readonly string[]> {
+    const own = await this.#servedFromFile(url);
+    if (own !== undefined) return own;
+    return (await this.snapshot(url))?.servedFrom ?? [];
+  }
+
+  /** served-from.json read, or undefined where it is missing or damaged (then read as never written). */
+  async #servedFromFile(url: string): Promise<readonly string[] | undefined> {
+    const text = await readTextIfExists(join(this.#registryDir(url), SERVED_FROM_FILE));
+    if (text === undefined) return undefined;
+    try {
+      const kept = JSON.parse(text) as { served_from?: unknown } | null;
+      return typeof kept === 'object' && kept !== null ? servedFromKept(kept.served_from) : undefined;
+    } catch {
+      return undefined;
     }
   }
 
   /**
    * Keeps a verified snapshot, its signature and its ETag in one file written by rename, so a killed run
-   * never leaves a body beside another publish's signature (which an offline run could not repair).
+   * never leaves a body beside another publish's signature (which an offline run could not repair). The hops
+   * go in their own file (`SERVED_FROM_FILE`, an empty list where none), written by rename first: a run
+   * killed between the two leaves the new hops beside the snapshot before, which only reads more marks
+   * (hops never tell a record's registry, floors or log heads), where the other order left the snapshot
+   * without the hops it came through, or, over one an older client cached, read them from that.
    */
   async putSnapshot(url: string, snapshot: CachedSnapshot): Promise<void> {
+    const served = (snapshot.servedFrom ?? []).slice(0, SERVED_FROM_LIMIT);
+    await this.#placeFile(
+      join(this.#registryDir(url), SERVED_FROM_FILE),
+      `${JSON.stringify({ served_from: served })}\n`,
+    );
     const kept = {
       snapshot: new TextDecoder().decode(snapshot.bytes),
       signature: snapshot.signature,
       ...(snapshot.etag ? { etag: snapshot.etag } : {}),
-      ...(snapshot.servedFrom?.length
-        ? { served_from: snapshot.servedFrom.slice(0, SERVED_FROM_LIMIT) }
-        : {}),
     };
     await this.#placeFile(join(this.#registryDir(url), SNAPSHOT_FILE), `${JSON.stringify(kept)}\n`);
   }

@@ -5,12 +5,12 @@
  * pin on disk and installs; locks and frozen installs accept a key the chain links and refuse one it does
  * not; a forged step is refused (KEY_ROTATION_BROKEN, naming it) and nothing is pinned.
  */
-import { cp, mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { initRegistry, openRegistry } from '../../cli/local/registry.ts';
 import { rotateLocalRegistry } from '../../cli/local/rotate-key.ts';
@@ -2268,6 +2268,70 @@ describe('when a removed name\u2019s mark is kept as of a URL that another name\
     });
     expect(values).not.toContain(mirror.url);
     expect(values).not.toContain(final.url);
+  });
+});
+
+describe('when a name whose snapshot request was redirected through a URL a mark is kept as of then installs frozen and is verified', () => {
+  it('reads the hops kept with its cached snapshot without parsing that snapshot (refused KEY_REVOKED as before), and one cached by a client that kept them in it once each', async () => {
+    // Prepare: as above, `other` reaches the registry at R, led through M to S; a removed name's mark for
+    // the stolen key is kept as of M; S then serves the thief's copy.
+    const { registry, final, mirror, r, m } = await reachedThroughTwoHops('hops-parse', 'other');
+    await otherInstalledVia(m, r.url, [mirror.url, final.url]);
+    const thiefDir = await followedThenRemovedAsOlder(m, registry, {
+      thief: 'hops-parse-thief',
+      served: final,
+      uncached: mirror.url,
+      markedAt: mirror.url,
+    });
+    await final.copyOf(thiefDir);
+    const home = dirname(m.data);
+    const revoked = refusedNaming(registry, 'KEY_REVOKED');
+    // Every parse of a whole cached snapshot file (snapshot.json, which opens with the snapshot).
+    const parse = vi.spyOn(JSON, 'parse');
+    const snapshotParses = () =>
+      parse.mock.calls.filter(([text]) => typeof text === 'string' && text.startsWith('{"snapshot":')).length;
+    const checks = async (frozen: string) => {
+      await expect(
+        m.run((c) =>
+          c.install({ requests: [], lockfile: m.lockfile, frozen: true, dir: join(home, frozen) }),
+        ),
+      ).rejects.toMatchObject(revoked);
+      const findings = await m.run((c) => c.verifyInstalled({ dir: m.dir }));
+      expect(findings.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, false, 'KEY_REVOKED']]);
+    };
+    try {
+      // Act: the hops read from their own file (kept in snapshot.json, each check parsed it whole for them).
+      await checks('frozen');
+
+      // Assess
+      expect(snapshotParses()).toBe(0);
+
+      // Act: the snapshot cached as a client before that file kept it, the hops in snapshot.json.
+      const cached = await new ContentCache(join(home, 'cache')).snapshot(r.url);
+      expect(cached?.servedFrom).toEqual([mirror.url, final.url]);
+      const registries = join(home, 'cache', 'registries');
+      const folders = await readdir(registries);
+      const kept = await Promise.all(
+        folders.map((f) => readFile(join(registries, f, 'served-from.json'), 'utf8').catch(() => '')),
+      );
+      const dir = join(registries, folders[kept.findIndex((text) => text.includes(mirror.url))] as string);
+      await rm(join(dir, 'served-from.json'));
+      await writeFile(
+        join(dir, 'snapshot.json'),
+        JSON.stringify({
+          snapshot: new TextDecoder().decode(cached?.bytes),
+          signature: cached?.signature,
+          served_from: [mirror.url, final.url],
+        }),
+      );
+      parse.mockClear();
+      await checks('frozen-older');
+
+      // Assess: read from there, as before (once by the frozen install, once by verify).
+      expect(snapshotParses()).toBe(2);
+    } finally {
+      parse.mockRestore();
+    }
   });
 });
 

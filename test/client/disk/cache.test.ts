@@ -2,7 +2,7 @@
  * The content cache: what a download killed part way left in its tmp/ folder, a blob deleted before its
  * reader began, and the snapshot kept with where the last request for it was led.
  */
-import { chmod, mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -161,8 +161,11 @@ describe('when a snapshot is kept with each URL the last request for it was led 
 
     // Assess
     expect(kept).toEqual({ bytes, signature: 'sig', servedFrom: hops });
+    expect(await cache.servedFrom(url)).toEqual(hops);
+    // As a client that kept them in snapshot.json wrote it: no served-from.json beside it.
     const [folder] = await readdir(path.join(dir, 'served-from', 'registries'));
     const file = path.join(dir, 'served-from', 'registries', folder as string, 'snapshot.json');
+    await rm(path.join(path.dirname(file), 'served-from.json'));
     const keep = (served: unknown) =>
       writeFile(
         file,
@@ -184,6 +187,61 @@ describe('when a snapshot is kept with each URL the last request for it was led 
     expect(await cache.snapshot(url)).toEqual({ bytes, signature: 'sig' });
     await keep({ url: 'https://plugins.example/reg' });
     expect(await cache.snapshot(url)).toEqual({ bytes, signature: 'sig' });
+  });
+
+  it('keeps them in a file of their own beside the snapshot, read without parsing the snapshot, and reads those of a snapshot cached with them in it once a read', async () => {
+    // Prepare: a snapshot of 10,000 plugins' documents (1.2 MB kept).
+    const cache = new ContentCache(path.join(dir, 'served-from-own'));
+    const url = 'https://old.plugins.example';
+    const documents = Object.fromEntries(
+      Array.from({ length: 10_000 }, (_, at) => [`plugins/p${at}/index.json`, { sha256: 'ab'.repeat(32) }]),
+    );
+    const bytes = new TextEncoder().encode(JSON.stringify({ generation: 1, documents }));
+    const hops = ['https://front.plugins.example', 'https://plugins.example/reg'];
+    await cache.putSnapshot(url, { bytes, signature: 'sig', servedFrom: hops });
+    const [folder] = await readdir(path.join(dir, 'served-from-own', 'registries'));
+    const held = path.join(dir, 'served-from-own', 'registries', folder as string);
+    const parse = vi.spyOn(JSON, 'parse');
+    const snapshotParses = () =>
+      parse.mock.calls.filter(([text]) => typeof text === 'string' && text.startsWith('{"snapshot":')).length;
+    try {
+      // Act
+      const read = await cache.servedFrom(url);
+
+      // Assess
+      expect(read).toEqual(hops);
+      expect(snapshotParses()).toBe(0);
+      expect(JSON.parse(await readFile(path.join(held, 'served-from.json'), 'utf8'))).toEqual({
+        served_from: hops,
+      });
+      expect(JSON.parse(await readFile(path.join(held, 'snapshot.json'), 'utf8'))).not.toHaveProperty(
+        'served_from',
+      );
+
+      // Act: none kept (an empty list, so no read falls back to the snapshot), none cached, and one cached
+      // by a client that kept them in snapshot.json (no file of their own).
+      parse.mockClear();
+      await cache.putSnapshot(url, { bytes, signature: 'sig' });
+      const none = await cache.servedFrom(url);
+      const uncached = await cache.servedFrom('https://none.plugins.example');
+      const parsedForNone = snapshotParses();
+      await rm(path.join(held, 'served-from.json'));
+      await writeFile(
+        path.join(held, 'snapshot.json'),
+        JSON.stringify({ snapshot: new TextDecoder().decode(bytes), signature: 'sig', served_from: hops }),
+      );
+      parse.mockClear();
+      const older = await cache.servedFrom(url);
+
+      // Assess
+      expect(none).toEqual([]);
+      expect(uncached).toEqual([]);
+      expect(parsedForNone).toBe(0);
+      expect(older).toEqual(hops);
+      expect(snapshotParses()).toBe(1);
+    } finally {
+      parse.mockRestore();
+    }
   });
 
   it('keeps and reads back at most SERVED_FROM_LIMIT of them, the first ones', async () => {
