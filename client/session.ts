@@ -167,9 +167,10 @@ function servedFromUrl(url: string, path: string): string | undefined {
 }
 
 /**
- * The hops of `servedAt` kept with the snapshot cached under `url` (`CachedSnapshot.servedFrom`): in order,
- * each once, `url` itself left out, without credentials, at most `SERVED_FROM_LIMIT` (more than the
- * fetcher follows, so none is dropped: the kept list is as bounded as the redirects).
+ * The hops of `servedAt` kept with the snapshot cached under `url` (`CachedSnapshot.servedFrom`): in order
+ * (this request's, then those kept before), each once, `url` itself left out, without credentials, at most
+ * `SERVED_FROM_LIMIT`: more than the fetcher follows, so every hop of this request is kept, and the oldest
+ * kept before go first. Those kept before stay, answered at `url` itself too: they only add marks to read.
  */
 function keptHops(servedAt: readonly string[], url: string): readonly string[] {
   const kept: string[] = [];
@@ -402,7 +403,10 @@ export class RegistrySession {
         throw error;
       });
       ({ body, signature, etag, changed, pastCaches } = value);
-      servedAt = value.servedFrom ?? [];
+      // This request's hops, then those kept from earlier requests (`keptHops`): a registry reached through
+      // M1, then through M2, kept M2's alone, and a mark kept as of M1 was read by no later check. Read by
+      // this check too, as by one that asks nothing after it: marks only, never a record's registry.
+      servedAt = [...(value.servedFrom ?? []), ...(cached?.servedFrom ?? [])];
       if (chain) {
         // Only now, with the snapshot verified by the last key, is that key trusted.
         rotated = { from: this.#trust.fingerprint, to: chain.fingerprint, steps: chain.steps.length };
@@ -515,9 +519,11 @@ export class RegistrySession {
     const extension = checked ? await this.#extendedLog(snapshot, shared?.logs ?? []) : undefined;
     const log = extension ? extension.log : this.trust.log;
     // A new ETag for the same bytes (another CDN edge) is kept too, or every later run would get a 200; and
-    // each URL other than the one it is kept under that a redirect (or a mirror) led the request through, so
-    // a check that asks nothing (offline, a frozen install, `verify`) reads the marks kept as of every hop
-    // too, as this one did: the last alone hid a mark kept as of a URL that redirected on. Kept whatever this
+    // each URL other than the one it is kept under that a redirect (or a mirror) led the request through, and
+    // those kept before (`keptHops`), so a check that asks nothing (offline, a frozen install, `verify`)
+    // reads the marks kept as of every hop too, as this one did: the last alone hid a mark kept as of a URL
+    // that redirected on, and the last request's alone one kept as of a URL an earlier request went through
+    // (reached through M1, then M2: M1's mark was read offline no more). Kept whatever this
     // name's mirrors (the cache is the URL's, shared by every name reaching it there), and never with
     // credentials a redirect put in one (`withoutCredentials`): no registry's URL has any.
     const served = keptHops(servedAt, this.entry.url);

@@ -47,11 +47,12 @@ export interface CachedSnapshot {
   readonly signature: string;
   readonly etag?: string;
   /**
-   * Each URL the last request for it was led through, in order, other than the one it is kept under (every
-   * hop of a redirect, or the mirror that answered), at most `SERVED_FROM_LIMIT`: what later checks that ask
-   * nothing (offline, a frozen install, `verify`) read marks as of too (`ReachedAt`); the last alone hid a
-   * mark kept as of a URL that redirected on. Written by no one but the client, never signed: it only ever
-   * adds marks to read, never tells a record's registry, floors or log heads.
+   * Each URL the requests for it were led through, other than the one it is kept under (every hop of a
+   * redirect, or the mirror that answered): the last request's in order, then those kept before, at most
+   * `SERVED_FROM_LIMIT`: what later checks that ask nothing (offline, a frozen install, `verify`) read marks
+   * as of too (`ReachedAt`); the last alone hid a mark kept as of a URL that redirected on, the last
+   * request's alone one kept as of a URL an earlier request went through. Written by no one but the client,
+   * never signed: it only ever adds marks to read, never tells a record's registry, floors or log heads.
    */
   readonly servedFrom?: readonly string[];
 }

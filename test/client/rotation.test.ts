@@ -2271,6 +2271,36 @@ describe('when a removed name\u2019s mark is kept as of a URL that another name\
   });
 });
 
+describe('when a name\u2019s snapshot request was redirected through a URL a mark is kept as of, then on a later run through another, and that name then checks without asking (offline, frozen, verify)', () => {
+  it('keeps the hops of both runs, the later first, and refuses its offline install, frozen install and verify under the stolen key (KEY_REVOKED)', async () => {
+    // Prepare: `other` reaches the registry at R, which redirects to M1, then to S, and installs 1.0.0; R then
+    // redirects to M2 instead (M2 to S), and `other` is checked online again: its snapshot, unchanged, kept
+    // with M2 and S. The key is stolen and rotated away from; `main` follows at M1 and is removed, its mark
+    // kept as of M1's URL; S then serves the thief's copy.
+    const { registry, final, mirror, r, m } = await reachedThroughTwoHops('union', 'other');
+    await otherInstalledVia(m, r.url, [mirror.url, final.url]);
+    const second = await redirectingTo(final.url);
+    r.retarget(second.url);
+    const [update] = await m.run((c) => c.updateRegistries(['other']));
+    expect(update?.error).toBeUndefined();
+    const cache = new ContentCache(join(dirname(m.data), 'cache'));
+    const kept = (await cache.snapshot(r.url))?.servedFrom;
+    const thiefDir = await followedThenRemovedAsOlder(m, registry, {
+      thief: 'union-thief',
+      served: final,
+      uncached: mirror.url,
+      markedAt: mirror.url,
+    });
+    await final.copyOf(thiefDir);
+
+    // Act and assess: with the last run's hops alone kept (M2, S), M1's mark was read by none of them: the
+    // offline install took the snapshot the stolen key signed, the frozen install placed 1.0.0 by its
+    // signature S served, verify passed it.
+    await expectUnaskedChecksRevoked(m, registry);
+    expect(kept).toEqual([second.url, final.url, mirror.url]);
+  });
+});
+
 describe('when a name whose snapshot request was redirected through a URL a mark is kept as of then installs frozen and is verified', () => {
   it('reads the hops kept with its cached snapshot without parsing that snapshot (refused KEY_REVOKED as before), and one cached by a client that kept them in it once each', async () => {
     // Prepare: as above, `other` reaches the registry at R, led through M to S; a removed name's mark for
@@ -2539,7 +2569,7 @@ describe('when registry reset-trust is refused for a mark kept as of a URL its s
 });
 
 describe('when a snapshot cached with the hops a redirect led its request through is checked again where the registry answers at its own URL', () => {
-  it('keeps no hop with it from then on, answered 304 or 200 (an offline check reads the marks kept as of its own URLs alone)', async () => {
+  it('keeps the hops kept before with it, answered 304 or 200 (an offline check still reads the marks kept as of them)', async () => {
     // Prepare: `main` reads the registry at its own URL; the cache is told, as a redirect would have left
     // it, that the last request for its snapshot was led through another URL.
     const registry = await servedRegistry(['1.0.0']);
@@ -2562,7 +2592,7 @@ describe('when a snapshot cached with the hops a redirect led its request throug
       // Assess
       const after = await cache.snapshot(registry.url);
       expect(after?.bytes, etag).toEqual(cached?.bytes);
-      expect(after?.servedFrom, etag).toBeUndefined();
+      expect(after?.servedFrom, etag).toEqual([elsewhere]);
     }
   });
 });
