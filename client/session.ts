@@ -530,7 +530,7 @@ export class RegistrySession {
     const servedBefore = cached?.servedFrom ?? [];
     const servedChanged =
       served.length !== servedBefore.length || served.some((url, at) => url !== servedBefore[at]);
-    if (changed || !cached || etag !== cached.etag || servedChanged)
+    if (changed || !cached || etag !== cached.etag || servedChanged || cached.servedFromInSnapshot)
       await cache.putSnapshot(this.entry.url, {
         bytes: body,
         signature,

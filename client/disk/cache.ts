@@ -55,6 +55,11 @@ export interface CachedSnapshot {
    * never signed: it only ever adds marks to read, never tells a record's registry, floors or log heads.
    */
   readonly servedFrom?: readonly string[];
+  /**
+   * Cached by a client that kept the hops in snapshot.json (no `SERVED_FROM_FILE` beside it): the next
+   * online check writes it again, or each frozen install and `verify` went on parsing it for them.
+   */
+  readonly servedFromInSnapshot?: true;
 }
 
 export interface BlobWrite {
@@ -296,12 +301,14 @@ export class ContentCache {
       return undefined; // damaged: the next online run fetches it whole
     }
     if (typeof kept?.snapshot !== 'string' || typeof kept.signature !== 'string') return undefined;
-    const served = (await this.#servedFromFile(url)) ?? servedFromKept(kept.served_from);
+    const apart = await this.#servedFromFile(url);
+    const served = apart ?? servedFromKept(kept.served_from);
     return {
       bytes: new TextEncoder().encode(kept.snapshot),
       signature: kept.signature,
       ...(typeof kept.etag === 'string' ? { etag: kept.etag } : {}),
       ...(served.length > 0 ? { servedFrom: served } : {}),
+      ...(apart === undefined ? { servedFromInSnapshot: true as const } : {}),
     };
   }
 

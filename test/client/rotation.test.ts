@@ -2596,3 +2596,34 @@ describe('when a snapshot cached with the hops a redirect led its request throug
     }
   });
 });
+
+describe('when a snapshot cached by a client that kept the hops in snapshot.json is checked again online, answered 304 at its own URL', () => {
+  it('writes the hops beside it (an empty list), so no later check parses the snapshot for them', async () => {
+    // Prepare: `main` reads the registry at its own URL; its cached snapshot is rewritten as a client that
+    // kept the hops in snapshot.json wrote it (none led anywhere: no served_from, no served-from.json).
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const cache = new ContentCache(join(dirname(m.data), 'cache'));
+    const cached = await cache.snapshot(registry.url);
+    const registries = join(dirname(m.data), 'cache', 'registries');
+    const [folder] = await readdir(registries);
+    const held = join(registries, folder as string);
+    await rm(join(held, 'served-from.json'));
+    await writeFile(
+      join(held, 'snapshot.json'),
+      JSON.stringify({
+        snapshot: new TextDecoder().decode(cached?.bytes),
+        signature: cached?.signature,
+        etag: cached?.etag,
+      }),
+    );
+    expect((await cache.snapshot(registry.url))?.servedFromInSnapshot).toBe(true);
+
+    // Act: checked online, the ETag kept answered 304.
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+
+    // Assess
+    expect(JSON.parse(await readFile(join(held, 'served-from.json'), 'utf8'))).toEqual({ served_from: [] });
+    expect(await cache.snapshot(registry.url)).toEqual(cached);
+  });
+});

@@ -176,17 +176,19 @@ describe('when a snapshot is kept with each URL the last request for it was led 
       bytes,
       signature: 'sig',
       servedFrom: ['https://plugins.example/reg'],
+      servedFromInSnapshot: true,
     });
     await keep(['not a url', 7, 'https://plugins.example/reg']);
     expect(await cache.snapshot(url)).toEqual({
       bytes,
       signature: 'sig',
       servedFrom: ['https://plugins.example/reg'],
+      servedFromInSnapshot: true,
     });
     await keep('not a url');
-    expect(await cache.snapshot(url)).toEqual({ bytes, signature: 'sig' });
+    expect(await cache.snapshot(url)).toEqual({ bytes, signature: 'sig', servedFromInSnapshot: true });
     await keep({ url: 'https://plugins.example/reg' });
-    expect(await cache.snapshot(url)).toEqual({ bytes, signature: 'sig' });
+    expect(await cache.snapshot(url)).toEqual({ bytes, signature: 'sig', servedFromInSnapshot: true });
   });
 
   it('keeps them in a file of their own beside the snapshot, read without parsing the snapshot, and reads those of a snapshot cached with them in it once a read', async () => {
