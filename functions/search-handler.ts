@@ -12,13 +12,21 @@ import {
   type SearchIndex,
   searchResponseHeaders,
 } from '../index-builder/search-endpoint.ts';
-import { COMMON_HEADERS, DATA_CSP } from '../index-builder/serving.ts';
+import {
+  ALLOW,
+  COMMON_HEADERS,
+  DATA_CSP,
+  isCorsPreflight,
+  optionsHeaders,
+} from '../index-builder/serving.ts';
 import { errorFields, type Logger } from './logger.ts';
 
 /** What this function reads of a Function URL event (payload format 2.0). */
 export interface FunctionUrlEvent {
   readonly rawPath?: string;
   readonly rawQueryString?: string;
+  /** Names lowercased, a field sent on several lines joined by commas (as a Function URL passes them). */
+  readonly headers?: Readonly<Record<string, string | undefined>>;
   readonly requestContext?: { readonly http?: { readonly method?: string } };
 }
 
@@ -53,9 +61,18 @@ export function createSearchHandler(deps: {
   return async (event) => {
     const method = event.requestContext?.http?.method ?? 'GET';
     const head = method === 'HEAD';
+    const headers = event.headers ?? {};
+    // CloudFront's preflight function answers OPTIONS before any reaches here (infra/edge-routing.ts); should
+    // one come, it is answered as there and as the local server answers it, never 405.
+    if (method === 'OPTIONS')
+      return {
+        statusCode: 204,
+        headers: optionsHeaders(isCorsPreflight(headers.origin, headers['access-control-request-method'])),
+        body: '',
+      };
     if (method !== 'GET' && !head)
       return json(405, { error: 'method_not_allowed' }, false, {
-        allow: 'GET, HEAD',
+        allow: ALLOW,
         'cache-control': 'no-store',
       });
     if (event.rawPath !== SEARCH_PATH)

@@ -65,6 +65,69 @@ export const COMMON_HEADERS: Readonly<Record<string, string>> = {
   'referrer-policy': 'strict-origin-when-cross-origin',
 };
 
+/** The methods every path answers (RFC 9110 §10.2.1 `Allow`): what a 405 lists, and an OPTIONS. */
+export const ALLOW = 'GET, HEAD, OPTIONS';
+
+/**
+ * The answer to a CORS preflight (an OPTIONS with `Origin` and `Access-Control-Request-Method`), on both
+ * servers and for every path: data is readable from any origin (`Access-Control-Allow-Origin: *` on every
+ * GET and HEAD answer but a page's), so a browser page elsewhere that sends a header no simple request
+ * may (`If-None-Match` set by hand, any header of its own) is let through to the GET, whose own
+ * `Access-Control-Allow-Origin` still decides whether the page may read it (a page's has none). Any
+ * request header (`*`, which the Fetch standard reads as every name but `Authorization` without credentials:
+ * the registry takes none) and GET and HEAD, the only methods served; a preflight asking for another is
+ * still 204, and the browser, finding it unlisted, refuses the request itself. No Origin is echoed, so
+ * no `Vary: Origin`; and no response to OPTIONS is stored by a cache (RFC 9110 §9.3.7), so nothing varies.
+ * Max-Age is a day (Chromium caps it at two hours, Firefox takes it).
+ */
+export const CORS_PREFLIGHT_HEADERS: Readonly<Record<string, string>> = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, HEAD',
+  'access-control-allow-headers': '*',
+  'access-control-max-age': '86400',
+};
+
+/** A CORS preflight: an OPTIONS that names its Origin and the method it asks leave for. */
+export function isCorsPreflight(origin: string | undefined, requestMethod: string | undefined): boolean {
+  return origin !== undefined && requestMethod !== undefined;
+}
+
+/**
+ * The headers of the answer to OPTIONS (204, no body, so no Content-Length: RFC 9110 §8.6): `Allow` per
+ * §9.3.7, the common headers, and for a preflight `CORS_PREFLIGHT_HEADERS`. The local server sends them;
+ * the CloudFront routing and preflight functions embed them (infra/edge-routing.ts), and the search function
+ * sends them too, so OPTIONS is answered alike wherever it lands, never 405.
+ */
+export function optionsHeaders(preflight: boolean): Record<string, string> {
+  return { ...COMMON_HEADERS, allow: ALLOW, ...(preflight ? CORS_PREFLIGHT_HEADERS : {}) };
+}
+
+/** The entity tags of an If-Match or If-None-Match list (RFC 9110 §13.1.1, §13.1.2), each as sent. */
+function entityTagsOf(header: string): string[] {
+  return header.match(/(?:W\/)?"[^"]*"/g) ?? [];
+}
+
+/**
+ * If-None-Match (RFC 9110 §13.1.2): `*`, or a list of entity tags compared weakly, so a tag a cache made
+ * weak (CloudFront makes an origin's strong tag `W/` when it compresses the body) still matches.
+ */
+export function ifNoneMatchHits(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  if (header.trim() === '*') return true;
+  const opaque = (tag: string): string => tag.replace(/^W\//, '');
+  const wanted = opaque(etag);
+  return entityTagsOf(header).some((tag) => opaque(tag) === wanted);
+}
+
+/**
+ * If-Match (RFC 9110 §13.1.1): `*` (there is a current representation, as the caller knows one), or a list
+ * of entity tags compared strongly (§8.8.3.2): a weak tag never matches, nor does a field holding no tag at
+ * all, so a garbled one fails the request rather than pass it unchecked.
+ */
+export function ifMatchHits(header: string, etag: string): boolean {
+  if (header.trim() === '*') return true;
+  return !etag.startsWith('W/') && entityTagsOf(header).includes(etag);
+}
 /**
  * The security headers of a response for `key`, stored as `contentType`: type, disposition and policy by
  * what the key is, never by what its file name suggests.

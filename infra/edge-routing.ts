@@ -23,6 +23,8 @@
  *   function reads is the one CloudFront normalized (`br,gzip`, `gzip`...) and keys the cache on; a raw
  *   header with q-values reads the same way. S3 returns the variant's stored Content-Encoding, and
  *   CloudFront compresses nothing that already has one.
+ *   OPTIONS is answered first, whatever the path (`OPTIONS_SOURCE`): 204 with Allow, and a CORS preflight's
+ *   leave; `EDGE_PREFLIGHT_SOURCE` answers it alike on the `/search` behavior.
  * - viewer response adds `Vary: Accept-Encoding` for those documents and variants (S3 cannot store it), and
  *   `Vary: Accept` where Accept chose between a page and a document.
  * - viewer response (`EDGE_HEADERS_SOURCE`): the security headers of `securityHeaders`: a hosted artifact
@@ -42,7 +44,15 @@ import {
   MAX_KEY_LENGTH,
   SAFE_KEY_PATTERN,
 } from '../index-builder/layout.ts';
-import { ARTIFACT_CSP, COMMON_HEADERS, DATA_CSP, PAGE_CSP, REDIRECTS } from '../index-builder/serving.ts';
+import {
+  ARTIFACT_CSP,
+  COMMON_HEADERS,
+  CORS_PREFLIGHT_HEADERS,
+  DATA_CSP,
+  optionsHeaders,
+  PAGE_CSP,
+  REDIRECTS,
+} from '../index-builder/serving.ts';
 
 /**
  * HTTPS only, for two years, subdomains included, preload asked: the distribution's response headers policy
@@ -90,6 +100,37 @@ const ENCODING_NEGOTIATED = Object.fromEntries(
   ]),
 );
 
+/**
+ * OPTIONS, answered at the viewer request as the local server answers it (`optionsHeaders`): 204 with Allow,
+ * and to a CORS preflight (Origin and Access-Control-Request-Method sent) leave to GET from any origin. The
+ * behaviors allow OPTIONS for it (infra/constructs/distribution.ts); CloudFront refused it 403 before, and a
+ * response headers policy only adds headers to what an origin answers, which S3 answers an OPTIONS with
+ * 403 without a CORS configuration of the bucket. Answered here, it never reaches an origin or the cache.
+ * HSTS too, as every answer a viewer-request function makes carries its headers itself.
+ */
+const OPTIONS_SOURCE = `
+var OPTIONS = ${JSON.stringify({ ...optionsHeaders(false), 'strict-transport-security': STRICT_TRANSPORT_SECURITY })};
+var PREFLIGHT = ${JSON.stringify(CORS_PREFLIGHT_HEADERS)};
+function options(request) {
+  var headers = {};
+  var name;
+  for (name in OPTIONS) headers[name] = { value: OPTIONS[name] };
+  if (request.headers.origin && request.headers['access-control-request-method'])
+    for (name in PREFLIGHT) headers[name] = { value: PREFLIGHT[name] };
+  return { statusCode: 204, statusDescription: 'No Content', headers: headers };
+}
+`;
+
+/**
+ * The viewer-request function of the `/search` behavior, which runs no routing (`/search` is no key): OPTIONS
+ * answered as everywhere else, every other request passed on to the search function as it came.
+ */
+export const EDGE_PREFLIGHT_SOURCE = `${OPTIONS_SOURCE}
+function handler(event) {
+  return event.request.method === 'OPTIONS' ? options(event.request) : event.request;
+}
+`;
+
 export const EDGE_ROUTING_SOURCE = `
 var DATA_CSP = ${JSON.stringify(DATA_CSP)};
 var COMMON = ${JSON.stringify({ ...COMMON_HEADERS, 'strict-transport-security': STRICT_TRANSPORT_SECURITY })};
@@ -101,6 +142,7 @@ var CODINGS = ${JSON.stringify(CONTENT_ENCODINGS)};
 var REDIRECTS = ${JSON.stringify(REDIRECTS)};
 var SAFE_KEY = new RegExp(${JSON.stringify(SAFE_KEY_PATTERN)}, 'i');
 var MAX_KEY = ${MAX_KEY_LENGTH};
+${OPTIONS_SOURCE}
 function weights(header) {
   var q = {};
   var parts = header.split(',');
@@ -193,6 +235,8 @@ function notFound() {
 }
 function handler(event) {
   var request = event.request;
+  // Any path, before it is read, as the local server answers OPTIONS before it reads the target.
+  if (request.method === 'OPTIONS') return options(request);
   var uri = request.uri;
   // CloudFront passes the URI as sent, and S3 decodes it into a key: any escape, a backslash or a dot
   // segment would reach a key these rules (and the headers function's) read as another path. No key holds a

@@ -4,8 +4,8 @@
  * spec's endpoints mapped onto the static files and every security header set by the one serving policy
  * the CloudFront Functions share (index-builder/serving.ts: routes, page CSP by hash, artifacts as
  * downloads, `default-src 'none'` for data), the index documents pre-compressed to clients that accept it
- * (`Content-Encoding`, `Vary: Accept-Encoding`). GET and HEAD only (any other method, CONNECT included, 405
- * with Allow; one Node's parser does not know, 501). Responses carry the stored Cache-Control,
+ * (`Content-Encoding`, `Vary: Accept-Encoding`). GET and HEAD, and OPTIONS (204 with Allow, and a CORS
+ * preflight's leave); any other method, CONNECT included, 405 with Allow; one Node's parser does not know, 501. Responses carry the stored Cache-Control,
  * Content-Length, the ETag and Last-Modified, and evaluate preconditions in RFC 9110 §13.2.2's order:
  * If-Match (else If-Unmodified-Since) failing is 412, If-None-Match (else If-Modified-Since) 304, then one
  * byte range (`Range`, `If-Range`) 206 or 416.
@@ -31,9 +31,14 @@ import {
   searchResponseHeaders,
 } from '../../index-builder/search-endpoint.ts';
 import {
+  ALLOW,
   COMMON_HEADERS,
   DATA_CSP,
+  ifMatchHits,
+  ifNoneMatchHits,
+  isCorsPreflight,
   matchRoute,
+  optionsHeaders,
   REDIRECTS,
   type Route,
   securityHeaders,
@@ -145,8 +150,6 @@ export interface ListeningRegistryServer {
   close(): Promise<void>;
 }
 
-const ALLOW = 'GET, HEAD';
-
 /** RFC 3986's `host [":" port]`: an IP literal in brackets or a registered name (which may be empty). */
 const HOST_FIELD = /^(?:\[[0-9A-Za-z:._~%-]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::[0-9]*)?$/;
 
@@ -227,30 +230,6 @@ export function routeFor(pathname: string, accept: string | undefined): Route | 
   return route && isSafeKey(route.key) ? route : undefined;
 }
 
-/** The entity tags of an If-Match or If-None-Match list (RFC 9110 §13.1.1, §13.1.2), each as sent. */
-function entityTagsOf(header: string): string[] {
-  return header.match(/(?:W\/)?"[^"]*"/g) ?? [];
-}
-
-/** If-None-Match (RFC 9110 §13.1.2): `*`, or a list of entity tags compared weakly. */
-function etagMatches(header: string | undefined, etag: string): boolean {
-  if (header === undefined) return false;
-  if (header.trim() === '*') return true;
-  const opaque = (tag: string): string => tag.replace(/^W\//, '');
-  const wanted = opaque(etag);
-  return entityTagsOf(header).some((tag) => opaque(tag) === wanted);
-}
-
-/**
- * If-Match (RFC 9110 §13.1.1): `*` (there is a current representation, as the object is known here), or a
- * list of entity tags compared strongly (§8.8.3.2): a weak tag never matches, nor does a field holding no
- * tag at all, so a garbled one fails the request rather than pass it unchecked.
- */
-function etagMatchesStrongly(header: string, etag: string): boolean {
-  if (header.trim() === '*') return true;
-  return !etag.startsWith('W/') && entityTagsOf(header).includes(etag);
-}
-
 /**
  * An absolute-form target's `scheme "://" authority`, the rest (path and query) captured. The authority is
  * a host (an IP literal in brackets or a registered name, never empty: RFC 9110 §4.2.1) and an optional
@@ -265,7 +244,7 @@ const ABSOLUTE_TARGET =
  * believes it talks to one sends; its authority then stands for the Host, which this server reads only to
  * refuse a malformed one (hasBadHost), so a Host line naming another is ignored. Other schemes, and an
  * authority that is no `host[:port]`, name nothing here. The `*` and authority forms belong to OPTIONS and
- * CONNECT, refused as methods before the target is read.
+ * CONNECT, answered by their methods before the target is read.
  */
 function originFormOf(target: string): string | undefined {
   if (target.startsWith('/')) return target;
@@ -318,7 +297,7 @@ function sendJson(
 /**
  * The answer to a CONNECT, written on its socket, which is then closed: Node hands a CONNECT to the server's
  * 'connect' listener, never to the request listener, and with none it destroyed the socket unanswered, where
- * every other method but GET and HEAD is 405 with Allow (RFC 9110 §15.5.6). No tunnel is ever opened here,
+ * every other method but GET, HEAD and OPTIONS is 405 with Allow (RFC 9110 §15.5.6). No tunnel is ever opened here,
  * and what the client sent after its head is not read.
  */
 function refuseConnect(socket: Socket): void {
@@ -457,6 +436,18 @@ async function respond(
   const head = req.method === 'HEAD';
   if (hasBadHost(req)) {
     sendJson(res, 400, { error: 'bad_request' }, { head });
+    return;
+  }
+  // OPTIONS, `*` or a path alike (RFC 9110 §9.3.7): what the server allows, and to a CORS preflight leave for
+  // a page on another origin to GET (index-builder/serving.ts), as the CloudFront functions answer it. It
+  // was 405, so a page elsewhere sending any header a simple request may not (If-None-Match set by hand)
+  // could read none of the data whose GET says Access-Control-Allow-Origin: *.
+  if (req.method === 'OPTIONS') {
+    res.writeHead(
+      204,
+      optionsHeaders(isCorsPreflight(req.headers.origin, req.headers['access-control-request-method'])),
+    );
+    res.end();
     return;
   }
   if (req.method !== 'GET' && !head) {
@@ -677,13 +668,13 @@ function preconditionOf(headers: http.IncomingHttpHeaders, object: ObjectInfo): 
   const modified = Math.floor(object.lastModified.getTime() / 1000);
   const ifMatch = headers['if-match'];
   if (ifMatch !== undefined) {
-    if (!etagMatchesStrongly(ifMatch, object.etag)) return 412;
+    if (!ifMatchHits(ifMatch, object.etag)) return 412;
   } else {
     const unmodifiedSince = secondsOf(headers['if-unmodified-since']);
     if (unmodifiedSince !== undefined && modified > unmodifiedSince) return 412;
   }
   if (headers['if-none-match'] !== undefined)
-    return etagMatches(headers['if-none-match'], object.etag) ? 304 : undefined;
+    return ifNoneMatchHits(headers['if-none-match'], object.etag) ? 304 : undefined;
   const since = secondsOf(headers['if-modified-since']);
   return since !== undefined && modified <= since ? 304 : undefined;
 }

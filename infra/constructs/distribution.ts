@@ -8,6 +8,7 @@ import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
 import {
   AccessLevel,
   AllowedMethods,
+  CachedMethods,
   CachePolicy,
   CacheQueryStringBehavior,
   Distribution,
@@ -29,7 +30,12 @@ import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { MANIFEST_SIGNATURE_FILE } from '../../index-builder/layout.ts';
 import { SEARCH_MAX_AGE_SECONDS, SEARCH_PATH } from '../../index-builder/search-endpoint.ts';
-import { EDGE_HEADERS_SOURCE, EDGE_ROUTING_SOURCE, HSTS_MAX_AGE_SECONDS } from '../edge-routing.ts';
+import {
+  EDGE_HEADERS_SOURCE,
+  EDGE_PREFLIGHT_SOURCE,
+  EDGE_ROUTING_SOURCE,
+  HSTS_MAX_AGE_SECONDS,
+} from '../edge-routing.ts';
 
 export interface RegistryDistributionProps {
   readonly siteBucket: Bucket;
@@ -66,6 +72,12 @@ export class RegistryDistribution extends Construct {
       code: FunctionCode.fromInline(EDGE_HEADERS_SOURCE),
       runtime: FunctionRuntime.JS_2_0,
       comment: 'plugindex: artifacts as downloads, a CSP per kind of response',
+    });
+    // OPTIONS on `/search`, which runs no routing: answered as the routing function answers it elsewhere.
+    const preflight = new EdgeFunction(this, 'Preflight', {
+      code: FunctionCode.fromInline(EDGE_PREFLIGHT_SOURCE),
+      runtime: FunctionRuntime.JS_2_0,
+      comment: 'plugindex: answer OPTIONS and CORS preflights on /search',
     });
     const functionAssociations = [
       { function: routing, eventType: FunctionEventType.VIEWER_REQUEST },
@@ -138,18 +150,24 @@ export class RegistryDistribution extends Construct {
       enableAcceptEncodingGzip: true,
       enableAcceptEncodingBrotli: true,
     });
+    // GET and HEAD, and OPTIONS, which the viewer-request functions answer themselves (204, and a CORS
+    // preflight's leave, as the local server answers it: edge-routing.ts): never cached (CloudFront caches
+    // GET and HEAD alone here) nor sent to an origin. Refused 403 by CloudFront before, so a browser page on
+    // another origin that sent a header no simple request may could read no data, whose GET allows any origin.
     const behavior = {
       origin,
       viewerProtocolPolicy: ViewerProtocolPolicy.HTTPS_ONLY,
-      allowedMethods: AllowedMethods.ALLOW_GET_HEAD,
+      allowedMethods: AllowedMethods.ALLOW_GET_HEAD_OPTIONS,
+      cachedMethods: CachedMethods.CACHE_GET_HEAD,
       compress: true,
       responseHeadersPolicy: headers,
       functionAssociations,
     };
     // The search endpoint: its answer depends on the query and nothing else, so every query parameter is
     // in the cache key (a refusal of an unknown one is cached too), for about as long as the function says
-    // (10 s), a minute at most. The routing function does not run here: `/search` is no key of the bucket.
-    // Only the viewer-response function does, which gives the answer the data CSP as everywhere else.
+    // (10 s), a minute at most. The routing function does not run here: `/search` is no key of the bucket;
+    // the preflight function answers OPTIONS as it does. The viewer-response function gives the answer the
+    // data CSP as everywhere else.
     const searchCache = new CachePolicy(this, 'Search', {
       comment: 'plugindex search answers, by query',
       minTtl: Duration.seconds(0),
@@ -162,10 +180,14 @@ export class RegistryDistribution extends Construct {
     const search = {
       origin: FunctionUrlOrigin.withOriginAccessControl(props.searchUrl),
       viewerProtocolPolicy: ViewerProtocolPolicy.HTTPS_ONLY,
-      allowedMethods: AllowedMethods.ALLOW_GET_HEAD,
+      allowedMethods: AllowedMethods.ALLOW_GET_HEAD_OPTIONS,
+      cachedMethods: CachedMethods.CACHE_GET_HEAD,
       compress: true,
       responseHeadersPolicy: dataHeaders,
-      functionAssociations: [{ function: securityHeaders, eventType: FunctionEventType.VIEWER_RESPONSE }],
+      functionAssociations: [
+        { function: preflight, eventType: FunctionEventType.VIEWER_REQUEST },
+        { function: securityHeaders, eventType: FunctionEventType.VIEWER_RESPONSE },
+      ],
       cachePolicy: searchCache,
     };
     const custom =
@@ -212,7 +234,7 @@ export class RegistryDistribution extends Construct {
     Validations.of(this.distribution).acknowledge({
       id: 'AwsSolutions-CFR2',
       reason:
-        'Static, signed, read-only documents behind GET/HEAD only; a WAF would add cost without a threat to filter.',
+        'Static, signed, read-only documents behind GET and HEAD only (OPTIONS answered by a CloudFront Function); a WAF would add cost without a threat to filter.',
     });
     if (!props.domainName) {
       Validations.of(this.distribution).acknowledge({

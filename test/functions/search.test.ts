@@ -19,7 +19,7 @@ import { sha256Hex } from '../../index-builder/digest.ts';
 import type { SearchDocument, SnapshotDocument } from '../../index-builder/model.ts';
 import { searchPlugins } from '../../index-builder/search.ts';
 import { SEARCH_PAGE_BYTES, type SearchAnswer } from '../../index-builder/search-endpoint.ts';
-import { COMMON_HEADERS, DATA_CSP } from '../../index-builder/serving.ts';
+import { COMMON_HEADERS, DATA_CSP, optionsHeaders } from '../../index-builder/serving.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { makeBundle, validManifest } from '../support/fixtures.ts';
 import { LOCAL_S3_ENV, type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
@@ -94,9 +94,15 @@ async function published<T>(key: string): Promise<T> {
   return JSON.parse(new TextDecoder().decode((await site().get(key))?.body)) as T;
 }
 
-const event = (rawQueryString: string, method = 'GET', rawPath = '/search'): FunctionUrlEvent => ({
+const event = (
+  rawQueryString: string,
+  method = 'GET',
+  rawPath = '/search',
+  headers: Record<string, string> = {},
+): FunctionUrlEvent => ({
   rawPath,
   rawQueryString,
+  headers,
   requestContext: { http: { method } },
 });
 
@@ -173,10 +179,20 @@ describe('when the bundled search function answers', () => {
     expectOwnSecurityHeaders(result);
   });
 
-  it('answers only GET and HEAD, and only /search', async () => {
+  it('answers GET and HEAD, OPTIONS as the local server does, and only /search', async () => {
     const refused = await handler(event('q=cost', 'POST'));
     expect(refused.statusCode).toBe(405);
+    expect(refused.headers.allow).toBe('GET, HEAD, OPTIONS');
     expectOwnSecurityHeaders(refused);
+    const options = await handler(event('q=cost', 'OPTIONS'));
+    expect(options).toEqual({ statusCode: 204, headers: optionsHeaders(false), body: '' });
+    const preflight = await handler(
+      event('q=cost', 'OPTIONS', '/search', {
+        origin: 'https://docs.example.org',
+        'access-control-request-method': 'GET',
+      }),
+    );
+    expect(preflight).toEqual({ statusCode: 204, headers: optionsHeaders(true), body: '' });
     expect((await handler(event('q=cost', 'HEAD'))).body).toBe('');
     const elsewhere = await handler(event('', 'GET', '/plugins'));
     expect(elsewhere.statusCode).toBe(404);

@@ -9,10 +9,16 @@ import {
   ARTIFACT_CSP,
   DATA_CSP,
   encodedRoute,
+  optionsHeaders,
   PAGE_CSP,
   securityHeaders,
 } from '../../index-builder/serving.ts';
-import { EDGE_HEADERS_SOURCE, EDGE_ROUTING_SOURCE, HSTS_MAX_AGE_SECONDS } from '../../infra/edge-routing.ts';
+import {
+  EDGE_HEADERS_SOURCE,
+  EDGE_PREFLIGHT_SOURCE,
+  EDGE_ROUTING_SOURCE,
+  HSTS_MAX_AGE_SECONDS,
+} from '../../infra/edge-routing.ts';
 
 type Headers = Record<string, { value: string }>;
 interface EdgeResponse {
@@ -26,6 +32,7 @@ type ResponseHandler = (event: { request: { uri: string }; response: EdgeRespons
 
 const requestHandler = new Function(`${EDGE_ROUTING_SOURCE}; return handler;`)() as RequestHandler;
 const responseHandler = new Function(`${EDGE_HEADERS_SOURCE}; return handler;`)() as ResponseHandler;
+const preflightHandler = new Function(`${EDGE_PREFLIGHT_SOURCE}; return handler;`)() as RequestHandler;
 
 /** The key CloudFront asks S3 for, or undefined when the function answers 404 itself. */
 function edgeKey(uri: string, accept?: string): string | undefined {
@@ -458,12 +465,71 @@ describe('when the routing function answers a request itself', () => {
   });
 });
 
+describe('when a viewer sends OPTIONS', () => {
+  const PREFLIGHT = {
+    origin: { value: 'https://docs.example.org' },
+    'access-control-request-method': { value: 'GET' },
+    'access-control-request-headers': { value: 'if-none-match' },
+  };
+  const plain = (answer: { uri: string } | EdgeResponse) => {
+    expect(answer).toMatchObject({ statusCode: 204, statusDescription: 'No Content' });
+    expect((answer as EdgeResponse & { body?: unknown }).body).toBeUndefined();
+    return Object.fromEntries(Object.entries((answer as EdgeResponse).headers).map(([k, v]) => [k, v.value]));
+  };
+  const hsts = { 'strict-transport-security': `max-age=${HSTS_MAX_AGE_SECONDS}; includeSubDomains; preload` };
+
+  it("answers it 204 with Allow on every path, and a CORS preflight with the local server's leave, where CloudFront refused it 403", () => {
+    // Whatever the path, before it is read, as the local server answers OPTIONS before it reads the target:
+    // a page, data, an escape the routing function answers 400 to a GET, and /search on the default behavior.
+    for (const uri of [
+      '/',
+      '/index.json',
+      '/plugins/x/1.0.0/page.html',
+      '/plugins/%70x',
+      '/search',
+      '/nothing',
+    ])
+      for (const [headers, preflight] of [
+        [{}, false],
+        [PREFLIGHT, true],
+        [{ origin: PREFLIGHT.origin }, false],
+      ] as const) {
+        const answer = requestHandler({
+          request: { method: 'OPTIONS', uri, headers, querystring: {} },
+        } as never);
+        // The very headers the local server sends (test/cli/local/server.test.ts), and HSTS, as every answer of
+        // a viewer-request function carries it itself.
+        expect(plain(answer), `${uri} ${preflight}`).toEqual({ ...optionsHeaders(preflight), ...hsts });
+      }
+    expect(optionsHeaders(true)).toMatchObject({
+      allow: 'GET, HEAD, OPTIONS',
+      'access-control-allow-origin': '*',
+      'access-control-allow-methods': 'GET, HEAD',
+      'access-control-allow-headers': '*',
+    });
+  });
+
+  it('answers it alike on /search, whose behavior runs the preflight function alone, and passes every GET on', () => {
+    for (const [headers, preflight] of [
+      [{}, false],
+      [PREFLIGHT, true],
+    ] as const) {
+      const answer = preflightHandler({ request: { method: 'OPTIONS', uri: '/search', headers } } as never);
+      expect(plain(answer)).toEqual({ ...optionsHeaders(preflight), ...hsts });
+    }
+    for (const method of ['GET', 'HEAD']) {
+      const request = { method, uri: '/search', headers: PREFLIGHT, querystring: { q: { value: 'x' } } };
+      expect(preflightHandler({ request } as never)).toBe(request);
+    }
+  });
+});
+
 describe('when the CloudFront Functions are deployed', () => {
   it("keeps each function's code within the 10 KB CloudFront takes", () => {
     // CloudFront refuses a function whose code passes 10 KB (its quota, not adjustable) when the stack is
     // deployed; the tests run the sources in Node, which takes any size. The constants they embed (the
     // policies, the variants) grow them.
-    for (const source of [EDGE_ROUTING_SOURCE, EDGE_HEADERS_SOURCE])
+    for (const source of [EDGE_ROUTING_SOURCE, EDGE_HEADERS_SOURCE, EDGE_PREFLIGHT_SOURCE])
       expect(Buffer.byteLength(source)).toBeLessThanOrEqual(10 * 1024);
   });
 });

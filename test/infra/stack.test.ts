@@ -296,7 +296,7 @@ describe('when the stack is synthesized', () => {
         }),
       }),
     });
-    template.resourceCountIs('AWS::CloudFront::Function', 2);
+    template.resourceCountIs('AWS::CloudFront::Function', 3);
     template.hasResourceProperties('AWS::CloudFront::Function', {
       FunctionConfig: Match.objectLike({ Runtime: 'cloudfront-js-2.0' }),
       FunctionCode: Match.stringLikeRegexp('ARTIFACT_CSP'),
@@ -365,6 +365,33 @@ describe('when the stack is synthesized', () => {
       });
   });
 
+  it('lets OPTIONS reach every behavior, answered by its viewer-request function, and caches only GET and HEAD', () => {
+    // CloudFront refused OPTIONS 403 where a behavior allowed GET and HEAD alone, so a browser page on another
+    // origin could not pass a preflight for the data whose GET allows any origin; a response headers policy
+    // only adds headers to an origin's answer, and S3 answers OPTIONS 403 without a bucket CORS configuration.
+    type Behavior = {
+      PathPattern?: string;
+      AllowedMethods: string[];
+      CachedMethods: string[];
+      FunctionAssociations: { EventType: string; FunctionARN: { 'Fn::GetAtt': [string, string] } }[];
+    };
+    const functions = template.findResources('AWS::CloudFront::Function');
+    const distribution = Object.values(template.findResources('AWS::CloudFront::Distribution'))[0];
+    const config = distribution?.Properties.DistributionConfig as {
+      DefaultCacheBehavior: Behavior;
+      CacheBehaviors: Behavior[];
+    };
+    for (const behavior of [config.DefaultCacheBehavior, ...config.CacheBehaviors]) {
+      const name = behavior.PathPattern ?? 'default';
+      expect(behavior.AllowedMethods, name).toEqual(['GET', 'HEAD', 'OPTIONS']);
+      expect(behavior.CachedMethods, name).toEqual(['GET', 'HEAD']);
+      const onRequest = behavior.FunctionAssociations.find((f) => f.EventType === 'viewer-request');
+      const code = String(functions[onRequest?.FunctionARN['Fn::GetAtt'][0] ?? '']?.Properties.FunctionCode);
+      expect(code, name).toContain("request.method === 'OPTIONS'");
+      expect(code, name).toContain('access-control-allow-methods');
+    }
+  });
+
   it('caches a manifest signature as a mutable document, ahead of the year its version folder gets', () => {
     // A key rotation signs every manifest again; under the immutable policy (a year, `?v=` ignored) a failed
     // invalidation left the retired key's signatures served, refused by every client holding the new key.
@@ -400,10 +427,14 @@ describe('when the stack is synthesized', () => {
     const search = config.CacheBehaviors.find((b) => b.PathPattern === '/search');
     expect(search).toMatchObject({
       ViewerProtocolPolicy: 'https-only',
-      AllowedMethods: ['GET', 'HEAD'],
+      AllowedMethods: ['GET', 'HEAD', 'OPTIONS'],
       Compress: true,
-      // No viewer-request routing (/search is no key of the bucket); the data CSP on the way out.
-      FunctionAssociations: [expect.objectContaining({ EventType: 'viewer-response' })],
+      // No viewer-request routing (/search is no key of the bucket), only OPTIONS answered; the data CSP on
+      // the way out.
+      FunctionAssociations: [
+        expect.objectContaining({ EventType: 'viewer-request' }),
+        expect.objectContaining({ EventType: 'viewer-response' }),
+      ],
     });
     // Its origin is the function's URL, signed by an Origin Access Control for Lambda.
     const origin = config.Origins.find((o) => o.Id === search?.TargetOriginId);

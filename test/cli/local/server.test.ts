@@ -33,7 +33,7 @@ import {
 } from '../../../cli/local/server.ts';
 import { startService } from '../../../cli/local/service.ts';
 import { openSite } from '../../../cli/local/site.ts';
-import { ARTIFACT_CSP, DATA_CSP, PAGE_CSP } from '../../../index-builder/serving.ts';
+import { ARTIFACT_CSP, DATA_CSP, optionsHeaders, PAGE_CSP } from '../../../index-builder/serving.ts';
 import type { Store } from '../../../index-builder/store.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor } from '../../../index-builder/store.ts';
 import { encode, sha256 } from '../../support/fixtures.ts';
@@ -228,11 +228,62 @@ describe('when serving the published tree', () => {
     expect(head.body).toBe('');
   });
 
-  it.each(['POST', 'PUT', 'DELETE', 'OPTIONS'])('refuses %s with 405 and Allow', async (method) => {
+  it.each(['POST', 'PUT', 'DELETE'])('refuses %s with 405 and Allow', async (method) => {
     const response = await raw('/index.json', method);
 
     expect(response.status).toBe(405);
-    expect(response.headers.allow).toBe('GET, HEAD');
+    expect(response.headers.allow).toBe('GET, HEAD, OPTIONS');
+  });
+
+  it('answers OPTIONS 204 with Allow and no body, for a path and for `*` (RFC 9110 §9.3.7), where it was 405', async () => {
+    for (const target of ['/index.json', '/', '/search?q=demo', '/nothing.json', '/plugins/x/%ZZ', '*']) {
+      const answer = parseResponse(
+        await exchange(`OPTIONS ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`),
+      );
+      expect(answer.status, target).toBe('HTTP/1.1 204 No Content');
+      expect(answer.headers, target).toMatch(/^allow: GET, HEAD, OPTIONS$/m);
+      expect(answer.headers, target).toMatch(/^x-content-type-options: nosniff$/m);
+      // No CORS headers where no preflight was asked, and no Content-Length on a 204 (RFC 9110 §8.6).
+      expect(answer.headers, target).not.toMatch(/^access-control-/im);
+      expect(answer.headers, target).not.toMatch(/^content-length:/im);
+      expect(answer.body, target).toBe('');
+    }
+  });
+
+  it('answers a CORS preflight 204 with leave for any origin to GET and HEAD with any header, as CloudFront does', async () => {
+    // A page on another origin that sets a header no simple request may (If-None-Match by hand) asks first:
+    // the data it then GETs says Access-Control-Allow-Origin: *, so the preflight must let it through.
+    const preflight = (pathname: string) =>
+      fetch(`${base}${pathname}`, {
+        method: 'OPTIONS',
+        headers: {
+          origin: 'https://docs.example.org',
+          'access-control-request-method': 'GET',
+          'access-control-request-headers': 'if-none-match, x-requested-with',
+        },
+      });
+    for (const pathname of [
+      '/index.json',
+      '/plugins/demo/1.0.0/manifest.json',
+      '/search?q=demo',
+      '/nothing',
+    ]) {
+      const response = await preflight(pathname);
+      expect(response.status, pathname).toBe(204);
+      expect(await response.text()).toBe('');
+      const headers = Object.fromEntries(
+        [...response.headers].filter(([name]) => !['date', 'connection', 'keep-alive'].includes(name)),
+      );
+      // The one policy, which the CloudFront functions embed (test/infra/edge-routing.test.ts).
+      expect(headers, pathname).toEqual(optionsHeaders(true));
+      expect(headers, pathname).toMatchObject({
+        'access-control-allow-origin': '*',
+        'access-control-allow-methods': 'GET, HEAD',
+        'access-control-allow-headers': '*',
+        'access-control-max-age': '86400',
+        allow: 'GET, HEAD, OPTIONS',
+      });
+    }
   });
 
   it.each([
@@ -248,7 +299,7 @@ describe('when serving the published tree', () => {
       const answer = parseResponse(await exchange(request));
 
       expect(answer.status).toBe('HTTP/1.1 405 Method Not Allowed');
-      expect(answer.headers).toMatch(/^allow: GET, HEAD$/m);
+      expect(answer.headers).toMatch(/^allow: GET, HEAD, OPTIONS$/m);
       expect(answer.headers).toMatch(/^x-content-type-options: nosniff$/m);
       expect(answer.headers).toMatch(/^connection: close$/m);
       expect(JSON.parse(answer.body)).toEqual({ error: 'method_not_allowed' });
