@@ -129,6 +129,20 @@ export function ifMatchHits(header: string, etag: string): boolean {
   return !etag.startsWith('W/') && entityTagsOf(header).includes(etag);
 }
 /**
+ * RFC 9110 §13.2.2 for an answer validated by its entity tag alone (the search endpoint's, computed, with no
+ * Last-Modified, so the date conditions have nothing to compare and are ignored, §13.1.3 and §13.1.4):
+ * If-Match failing is 412, else If-None-Match matching is 304 (a GET's or a HEAD's), else the answer.
+ */
+export function tagPrecondition(
+  ifMatch: string | undefined,
+  ifNoneMatch: string | undefined,
+  etag: string,
+): 304 | 412 | undefined {
+  if (ifMatch !== undefined && !ifMatchHits(ifMatch, etag)) return 412;
+  return ifNoneMatchHits(ifNoneMatch, etag) ? 304 : undefined;
+}
+
+/**
  * The security headers of a response for `key`, stored as `contentType`: type, disposition and policy by
  * what the key is, never by what its file name suggests.
  */

@@ -43,6 +43,7 @@ import {
   type Route,
   securityHeaders,
   sizedEncodedRoute,
+  tagPrecondition,
 } from '../../index-builder/serving.ts';
 import type { ObjectInfo, Store, StoredStream } from '../../index-builder/store.ts';
 import { CliError } from '../errors.ts';
@@ -393,11 +394,13 @@ function objectHeaders(
  * its client takes it (`searchAnswerText`, through a pipeline that waits for the response to drain). Sent
  * whole, each answer stayed in memory until its client read it or the idle timeout cut it: 256 clients
  * that asked for large pages and read nothing held 0.8 GB of unsent answers (1.5 GiB of the process's
- * memory) for a minute. The length is that of the same pieces, counted first, so `Content-Length` is sent
- * as before and the body is byte for byte what `JSON.stringify` made of it.
+ * memory) for a minute. The length is that of the same pieces, counted once per answer with its ETag
+ * (`searchAnswerTag`), so `Content-Length` is sent as before and the body is byte for byte what
+ * `JSON.stringify` made of it. `If-None-Match` naming that tag is 304, `If-Match` naming another 412.
  */
 async function respondToSearch(
   search: SearchIndex,
+  req: http.IncomingMessage,
   target: string,
   res: http.ServerResponse,
   head: boolean,
@@ -406,7 +409,7 @@ async function respondToSearch(
   const answer = await answerSearch(search, query);
   const headers = {
     ...COMMON_HEADERS,
-    ...searchResponseHeaders(answer.status),
+    ...searchResponseHeaders(answer.status, answer.status === 200 ? answer.tag.etag : undefined),
     'content-security-policy': DATA_CSP,
   };
   if (answer.status !== 200) {
@@ -415,9 +418,22 @@ async function respondToSearch(
     res.end(head ? undefined : text);
     return;
   }
-  let length = 0;
-  for (const piece of searchAnswerText(answer.body)) length += Buffer.byteLength(piece);
-  res.writeHead(200, { ...headers, 'content-length': length });
+  // Its preconditions, judged on the answer's tag as the search function judges them (tagPrecondition).
+  const precondition = tagPrecondition(
+    req.headers['if-match'],
+    req.headers['if-none-match'],
+    answer.tag.etag,
+  );
+  if (precondition === 412) {
+    sendJson(res, 412, { error: 'precondition_failed' }, { head });
+    return;
+  }
+  if (precondition === 304) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  res.writeHead(200, { ...headers, 'content-length': answer.tag.length });
   if (head) {
     res.end();
     return;
@@ -468,7 +484,7 @@ async function respond(
     return;
   }
   if (pathname === SEARCH_PATH) {
-    await respondToSearch(search, target, res, head);
+    await respondToSearch(search, req, target, res, head);
     return;
   }
   const route = routeFor(pathname, req.headers.accept);

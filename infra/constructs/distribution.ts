@@ -167,7 +167,8 @@ export class RegistryDistribution extends Construct {
     // in the cache key (a refusal of an unknown one is cached too), for about as long as the function says
     // (10 s), a minute at most. The routing function does not run here: `/search` is no key of the bucket;
     // the preflight function answers OPTIONS as it does. The viewer-response function gives the answer the
-    // data CSP as everywhere else.
+    // data CSP as everywhere else. The answer's ETag (the digest of its body) lets CloudFront answer a
+    // viewer's If-None-Match from its cache, and revalidate an expired answer with the function (a 304).
     const searchCache = new CachePolicy(this, 'Search', {
       comment: 'plugindex search answers, by query',
       minTtl: Duration.seconds(0),

@@ -199,6 +199,37 @@ describe('when the bundled search function answers', () => {
     expectOwnSecurityHeaders(elsewhere);
   });
 
+  it('tags an answer by its body, and answers If-None-Match 304 and If-Match 412 as the local server does', async () => {
+    const first = await handler(event('q=cost'));
+    const etag = first.headers.etag ?? '';
+    expect(etag).toBe(`"${sha256Hex(first.body)}"`);
+    expect((await handler(event('limit=100&q=cost'))).headers.etag).toBe(etag);
+    expect((await handler(event('q=cost', 'HEAD'))).headers.etag).toBe(etag);
+    // CloudFront revalidating its copy, or a viewer's tag it made weak when it compressed the answer.
+    for (const inm of [etag, `W/${etag}`, '*'])
+      for (const method of ['GET', 'HEAD']) {
+        const revalidated = await handler(event('q=cost', method, '/search', { 'if-none-match': inm }));
+        expect(revalidated.statusCode, `${method} ${inm}`).toBe(304);
+        expect(revalidated.body).toBe('');
+        expect(revalidated.headers).toMatchObject({
+          etag,
+          'cache-control': 'public, max-age=10',
+          'access-control-allow-origin': '*',
+          'content-security-policy': DATA_CSP,
+        });
+      }
+    const changed = await handler(event('q=cost', 'GET', '/search', { 'if-none-match': '"other"' }));
+    expect(changed.statusCode).toBe(200);
+    expect(changed.body).toBe(first.body);
+    const refused = await handler(event('q=cost', 'GET', '/search', { 'if-match': '"other"' }));
+    expect(refused.statusCode).toBe(412);
+    expect(JSON.parse(refused.body)).toEqual({ error: 'precondition_failed' });
+    expect(refused.headers['cache-control']).toBe('no-store');
+    expectOwnSecurityHeaders(refused);
+    expect((await handler(event('q=cost', 'GET', '/search', { 'if-match': etag }))).statusCode).toBe(200);
+    expect((await handler(event('q=cost&term=x'))).headers.etag).toBeUndefined();
+  });
+
   it('keeps search.json across warm invocations and reads it again after a publish, with the new generation', async () => {
     const before = (await ask('q=cost')).body as SearchAnswer;
     wire.length = 0;

@@ -23,6 +23,7 @@ import {
   SearchIndex,
   type SearchRefusal,
 } from '../../../index-builder/search-endpoint.ts';
+import { DATA_CSP } from '../../../index-builder/serving.ts';
 import { CACHE_MUTABLE, type Store } from '../../../index-builder/store.ts';
 import { httpClient } from '../../support/client.ts';
 import {
@@ -231,6 +232,71 @@ describe('when a question is asked again', () => {
     const after = JSON.parse(await text('q=cost&provider=aws&limit=3')) as SearchAnswer;
     expect(after.generation).toBeGreaterThan(generation);
     expect(ranked(after)).toContainEqual(['aws-cost-meter', 'substring']);
+  });
+});
+
+describe('when a client revalidates its answer (RFC 9110 §13.2.2)', () => {
+  const ask = (query: string, headers: Record<string, string> = {}, method = 'GET') =>
+    fetch(`${base}/search?${query}`, { headers, method });
+
+  it('tags the answer by the digest of its body: one tag for one question, another once the registry publishes', async () => {
+    const response = await ask('q=cost&provider=aws&limit=3');
+    const body = await response.text();
+    const etag = response.headers.get('etag');
+    expect(etag).toBe(`"${sha256Hex(body)}"`);
+    expect((await ask('limit=3&provider=AWS&q=cost')).headers.get('etag')).toBe(etag);
+    expect((await ask('q=cost&provider=aws&limit=3', {}, 'HEAD')).headers.get('etag')).toBe(etag);
+    expect((await ask('q=cost&provider=aws&limit=2')).headers.get('etag')).not.toBe(etag);
+    // A refusal names no representation to revalidate.
+    expect((await ask('q=cost&term=x')).headers.get('etag')).toBeNull();
+
+    await publish({ name: 'aws-spend-tag', supported_providers: ['aws'] });
+    const after = await ask('q=cost&provider=aws&limit=3', { 'if-none-match': etag ?? '' });
+    expect(after.status).toBe(200);
+    expect(after.headers.get('etag')).not.toBe(etag);
+    expect((JSON.parse(await after.text()) as SearchAnswer).generation).toBeGreaterThan(
+      (JSON.parse(body) as SearchAnswer).generation,
+    );
+  });
+
+  it('answers If-None-Match naming its tag 304, to GET and HEAD, with the headers a cache refreshes by', async () => {
+    const first = await ask('q=kube');
+    await first.arrayBuffer();
+    const etag = first.headers.get('etag') ?? '';
+    for (const inm of [etag, `W/${etag}`, `"other", ${etag}`, '*'])
+      for (const method of ['GET', 'HEAD']) {
+        const response = await ask('q=kube', { 'if-none-match': inm }, method);
+        expect(response.status, `${method} ${inm}`).toBe(304);
+        expect(await response.text()).toBe('');
+        expect(response.headers.get('etag')).toBe(etag);
+        expect(response.headers.get('cache-control')).toBe('public, max-age=10');
+        expect(response.headers.get('access-control-allow-origin')).toBe('*');
+        expect(response.headers.get('content-security-policy')).toBe(DATA_CSP);
+      }
+    const other = await ask('q=kube', { 'if-none-match': '"other"' });
+    expect(other.status).toBe(200);
+    expect(await other.text()).toBe(await (await ask('q=kube')).text());
+  });
+
+  it('answers If-Match naming another tag 412, its own 200, and ignores dates: the answer has none', async () => {
+    const first = await ask('q=lens');
+    const body = await first.text();
+    const etag = first.headers.get('etag') ?? '';
+    const refused = await ask('q=lens', { 'if-match': '"other"' });
+    expect(refused.status).toBe(412);
+    expect(await refused.json()).toEqual({ error: 'precondition_failed' });
+    expect(refused.headers.get('cache-control')).toBe('no-store');
+    expect((await ask('q=lens', { 'if-match': `W/${etag}` })).status).toBe(412); // compared strongly
+    for (const headers of [
+      { 'if-match': etag } as Record<string, string>,
+      { 'if-match': '*' },
+      { 'if-modified-since': new Date(Date.now() + 86_400_000).toUTCString() },
+      { 'if-unmodified-since': 'Thu, 01 Jan 1970 00:00:00 GMT' },
+    ]) {
+      const response = await ask('q=lens', headers);
+      expect(response.status, JSON.stringify(headers)).toBe(200);
+      expect(await response.text()).toBe(body);
+    }
   });
 });
 
