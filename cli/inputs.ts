@@ -97,6 +97,21 @@ export async function readTrustedKeyFile(file: string, whose: string, what: stri
   return key;
 }
 
+/**
+ * `readPublicKeyFile` for a key the client pins or verifies by (`registry add --key`, `registry reset-trust
+ * URL --key`, `install URL --key`, `verify --url --key`): secret packets under a public key's armor header
+ * are refused too, here where the file can be named (the client refuses them as well, SECRET_KEY_GIVEN).
+ * Text that is no key at all is returned as it is, for the reader's own message.
+ * @throws CliError SECRET_KEY_GIVEN (exit 2), FILE_NOT_FOUND
+ */
+export async function readGivenKeyFile(file: string, whose: string): Promise<string> {
+  const text = await readPublicKeyFile(file, whose);
+  const { readPublicKey } = await import('../index-builder/signing.ts');
+  const key = await readPublicKey(text).catch(() => undefined);
+  if (key?.secret) throw secretKeyGiven(file, whose);
+  return text;
+}
+
 function secretKeyGiven(file: string, whose: string): CliError {
   return new CliError(
     'SECRET_KEY_GIVEN',

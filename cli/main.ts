@@ -118,6 +118,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         for (const line of formatProblems(error.problems)) err(line);
         failJson(error.code, error.message, { problems: problemsJson(error.problems) });
       } else failJson(error.code, error.message);
+      // A secret key given for a public one is the caller's mistake, as the CLI's own SECRET_KEY_GIVEN (exit 2).
+      if (error instanceof ClientError && error.misuse) return 2;
       return spec?.failureExit ?? (isRefusal(error) ? 3 : 1);
     }
     // Not one of ours: a defect, so its stack (source lines with NODE_OPTIONS=--enable-source-maps).

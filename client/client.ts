@@ -12,6 +12,7 @@
  * const client = createClient({ dirs: clientDirectories(process.env, process.platform, homedir()), fetcher: createHttpFetcher(), env: process.env });
  * await client.install({ requests: ['kubecost-lens@^1.2'], lockfile: 'plugindex.lock' });
  */
+import { isSecretKeyText } from '../index-builder/armor.ts';
 import type { Clock } from '../index-builder/clock.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { sha256Hex } from '../index-builder/digest.ts';
@@ -568,6 +569,7 @@ class Client implements PlugindexClient {
     const { readTrustedKey, RegistrySession } = await loadTrust();
     // Refused before anything is pinned: every snapshot a weak or costly key signs would be refused anyway.
     const key = await readTrustedKey(armored, 'the registry key');
+    if ('armored' in pin) refuseSecretKey(armored, key, 'the registry key given', 'nothing was pinned');
     if ('fingerprint' in pin) {
       const wanted = pin.fingerprint.replace(/\s+/g, '').toUpperCase();
       if (key.fingerprint !== wanted)
@@ -764,6 +766,7 @@ class Client implements PlugindexClient {
     } else {
       const url = normalizeRegistryUrl(target.url);
       const key = await readTrustedKey(target.armoredKey, 'the registry key');
+      refuseSecretKey(target.armoredKey, key, 'the registry key given', 'nothing was read or forgotten');
       entry = {
         name: url,
         url,
@@ -1199,6 +1202,7 @@ class Client implements PlugindexClient {
     const { readTrustedKey } = await loadTrust();
     // Kept as a pin below: refused first if no signature by it could be taken.
     const key = await readTrustedKey(armoredKey, 'the key given');
+    refuseSecretKey(armoredKey, key, 'the key given', 'nothing was pinned or fetched');
     // One source per host and key, named for both: the lock records it, and the key given is kept as its
     // pin (as `registry add` keeps one), so `verify` and a later install from the lock find it.
     const host = new URL(url).host.toLowerCase().replace(/[^a-z0-9.-]/g, '-') || 'file';
@@ -1311,4 +1315,22 @@ class Client implements PlugindexClient {
   auditPlugin(name: string, options: { registry?: string }): Promise<PluginHistory> {
     return auditPlugin(this.#context, parseRequest(name).name, options);
   }
+}
+
+/**
+ * Refuses key text given for a public key (`what`) that holds a secret key: only its public part would be
+ * pinned, and the secret key given in silence stays wherever it was taken from (a file shared, a script).
+ * @throws ClientError SECRET_KEY_GIVEN saying what was not done (`undone`) and to give the public key.
+ */
+function refuseSecretKey(
+  armored: string,
+  key: { readonly fingerprint: string; readonly secret?: true },
+  what: string,
+  undone: string,
+): void {
+  if (isSecretKeyText(armored, key))
+    throw new ClientError(
+      'SECRET_KEY_GIVEN',
+      `${what} (${key.fingerprint}) is a secret key, not a public key: ${undone}. Give its public key (gpg --export --armor ${key.fingerprint}, or the public.asc plugindex keygen wrote); a secret key that has left its owner should be replaced (plugindex keygen)`,
+    );
 }

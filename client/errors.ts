@@ -126,6 +126,14 @@ export type ClientErrorCode =
    */
   | 'PLUGIN_SET_INVALID'
   /**
+   * A key given where a public key is read (a plugin set's `key:`, `registry add --key`, `registry
+   * reset-trust URL --key`, `install URL --key`) is a secret key, or secret packets under a public key's
+   * armor: refused, never read for its public part, since the secret key sits where others read it (a set
+   * file committed to git). The message names the file or field and says to give the public key. A command
+   * exits 2 for it, as the CLI's own SECRET_KEY_GIVEN.
+   */
+  | 'SECRET_KEY_GIVEN'
+  /**
    * The team policy of the plugin set refuses the chosen version (a denied permission, a publisher or
    * registry not allowed, a prerelease, a resource limit above its bound); the message names each reason.
    */
@@ -193,6 +201,11 @@ export class ClientError extends Error {
   constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
+  }
+
+  /** True when the caller gave the wrong thing (a secret key for a public one): a command exits 2. */
+  get misuse(): boolean {
+    return this.code === 'SECRET_KEY_GIVEN';
   }
 
   /** True when the client refused what it was served (exit 3), not merely failed to find or fetch it. */

@@ -7,6 +7,7 @@
  */
 import { basename, dirname, extname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { isSecretKeyText } from '../index-builder/armor.ts';
 import { sha256Hex } from '../index-builder/digest.ts';
 import { versionFolder } from '../index-builder/layout.ts';
 import type { PublicKeyInfo } from '../index-builder/signing.ts';
@@ -570,6 +571,13 @@ async function parseKey(armored: string, file: string, where: string) {
       { cause },
     );
   }
+  // A set file is shared (committed to git, read by every checkout and CI run): a secret key named there has
+  // left its owner, and taking its public part in silence kept it there unsaid.
+  if (isSecretKeyText(armored, key))
+    throw new ClientError(
+      'SECRET_KEY_GIVEN',
+      `${where}: ${file} is a secret key (${key.fingerprint}), not a public key: nothing was fetched or installed. Name its public key instead (gpg --export --armor ${key.fingerprint}, or the public.asc plugindex keygen wrote), and remove the secret key from wherever the set is shared; once others have read it, its owner should make a new key`,
+    );
   // The set pins it: refused as the set's mistake, before anything is fetched or installed under it.
   const untrusted = untrustedKeyProblem(key.key);
   if (untrusted)

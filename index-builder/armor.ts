@@ -5,3 +5,12 @@
  * so the publish command, which only uploads, imports it without the trust module and openpgp.js.
  */
 export const SECRET_KEY_ARMOR = '-----BEGIN PGP PRIVATE KEY BLOCK-----';
+
+/**
+ * True when key text read as a public key holds secret key material: its armor says so, or the key read
+ * from it (`readPublicKey`'s `secret`) is a secret key. Both, since openpgp.js reads secret packets under a
+ * public key's armor header as the secret key, and reads only the first of several blocks.
+ */
+export function isSecretKeyText(armored: string, read: { readonly secret?: true }): boolean {
+  return read.secret === true || armored.includes(SECRET_KEY_ARMOR);
+}

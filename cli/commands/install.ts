@@ -7,7 +7,6 @@
  * yanked since installs with a warning, or with `--deny-yanked` not at all; a removed one never does.
  */
 
-import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import type { InstallResult } from '../../client/client.ts';
@@ -15,6 +14,7 @@ import type { Source } from '../../client/source.ts';
 import { givenOptions, type Parsed, stringOption } from '../args.ts';
 import { apiVersionOption, dirOption, lockfileOption, platformOption, withClient } from '../client.ts';
 import { usage } from '../errors.ts';
+import { readGivenKeyFile } from '../inputs.ts';
 import { outJson } from '../output.ts';
 import { err, out } from '../terminal.ts';
 
@@ -49,7 +49,10 @@ export async function run(parsed: Parsed): Promise<number> {
   }
   const keyFile = stringOption(parsed, 'key');
   return withClient(parsed, async ({ client, json }) => {
-    const key = keyFile === undefined ? undefined : await readFile(resolve(keyFile), 'utf8');
+    const key =
+      keyFile === undefined
+        ? undefined
+        : await readGivenKeyFile(keyFile, "the publisher's or the registry's");
     // URLs, NAME:TAG and OCI references become a request and the source it comes from.
     const requests: (string | { request: string; registry: string })[] = [];
     const sources = new Map<string, Source>();

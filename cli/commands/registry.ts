@@ -11,7 +11,7 @@ import { normalizeRegistryUrl, type RegistryAuth, registryIdentity } from '../..
 import { listOption, type Parsed, stringOption, unknownAction } from '../args.ts';
 import { withClient } from '../client.ts';
 import { isRefusal, usage } from '../errors.ts';
-import { readTextInput } from '../inputs.ts';
+import { readGivenKeyFile } from '../inputs.ts';
 import { outJson } from '../output.ts';
 import { err, out } from '../terminal.ts';
 
@@ -40,7 +40,7 @@ async function pinOf(parsed: Parsed): Promise<KeyPin> {
   const tofu = parsed.values['trust-on-first-use'] === true;
   const given = [keyFile, fingerprint, tofu || undefined].filter((v) => v !== undefined).length;
   if (given !== 1) throw usage('give exactly one of --key FILE, --fingerprint FP or --trust-on-first-use');
-  if (keyFile) return { armored: await readTextInput(keyFile) };
+  if (keyFile) return { armored: await readGivenKeyFile(keyFile, "the registry's") };
   if (fingerprint) return { fingerprint };
   return { trustOnFirstUse: true };
 }
@@ -198,7 +198,7 @@ async function resetTarget(parsed: Parsed, target: string): Promise<ResetTrustTa
   const auth = authOf(parsed);
   return {
     url: target,
-    armoredKey: await readTextInput(keyFile),
+    armoredKey: await readGivenKeyFile(keyFile, "the registry's"),
     mirrors: listOption(parsed, 'mirror'),
     ...(ca ? { caFile: resolve(ca) } : {}),
     ...(timeout !== undefined ? { timeoutSeconds: timeout } : {}),

@@ -15,7 +15,7 @@ import type { TrustError } from '../../index-builder/errors.ts';
 import { givenOptions, type Parsed, stringOption } from '../args.ts';
 import { dirOption, lockfileOption, withClient } from '../client.ts';
 import { isRefusal, usage } from '../errors.ts';
-import { readTextInput, refuseOutputOver } from '../inputs.ts';
+import { readGivenKeyFile, refuseOutputOver } from '../inputs.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
 
@@ -103,7 +103,7 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
     const { verifyRegistry } = await import('../verify.ts');
     const report = await verifyRegistry({
       url,
-      ...(keyFile ? { pinnedKey: await readTextInput(keyFile) } : {}),
+      ...(keyFile ? { pinnedKey: await readGivenKeyFile(keyFile, "the registry's") } : {}),
       ...(stateFile ? { stateFile } : {}),
     });
     if (parsed.values.json === true) {

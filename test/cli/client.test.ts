@@ -198,6 +198,68 @@ describe('when a user pins a key no signature by which could be taken', () => {
   );
 });
 
+describe('when a user gives a secret key where a public key is pinned or verified by', () => {
+  it.each([
+    ['the secret key', (secret: string) => secret],
+    [
+      'a secret key under a public key’s armor header',
+      (secret: string) => secret.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
+    ],
+  ])(
+    'refuses %s with SECRET_KEY_GIVEN (exit 2) naming the file, wherever it is given, and pins nothing',
+    async (_, text) => {
+      // Its public part was pinned in silence: the secret key stayed in a file the user took for public (a
+      // set shared in git, a script), and nobody said it had left its owner.
+      const plugindex = await home();
+      const dir = path.join(work, `home${homes}`);
+      const file = path.join(dir, 'registry.asc');
+      await writeFile(file, text(await readFile(path.join(registryDir, 'keys/registry-secret.asc'), 'utf8')));
+      await writeFile(
+        path.join(dir, 'plugins.yaml'),
+        `plugins:\n  install_location: ./set-plugins\n  providers:\n    - { type: registry, name: main, url: ${base}, key: ./registry.asc }\n  plugins:\n    - { provider: main, name: ${NAME} }\n`,
+      );
+      const manifest = `${base}/plugins/${NAME}/1.0.0/manifest.json`;
+      const state = path.join(dir, 'verify-state.json');
+      for (const [args, words] of [
+        [['registry', 'add', 'main', base, '--key', file], `SECRET_KEY_GIVEN: ${file} is a secret key`],
+        [['registry', 'reset-trust', base, '--key', file], `SECRET_KEY_GIVEN: ${file} is a secret key`],
+        [
+          ['verify', '--url', base, '--key', file, '--state', state],
+          `SECRET_KEY_GIVEN: ${file} is a secret key`,
+        ],
+        [
+          ['install', manifest, '--key', file, '--dir', 'plugins'],
+          `SECRET_KEY_GIVEN: ${file} is a secret key`,
+        ],
+        [
+          ['install', '-c', path.join(dir, 'plugins.yaml')],
+          `${path.join(dir, 'plugins.yaml')}#/plugins/providers/0/key: ${file} is a secret key`,
+        ],
+        [
+          ['verify', '-c', path.join(dir, 'plugins.yaml')],
+          `${path.join(dir, 'plugins.yaml')}#/plugins/providers/0/key: ${file} is a secret key`,
+        ],
+      ] as const) {
+        const refused = await plugindex(...args);
+        expect(refused.code, args.join(' ')).toBe(2);
+        expect(refused.stderr, args.join(' ')).toContain(words);
+        expect(refused.stderr, args.join(' ')).toContain('SECRET_KEY_GIVEN: ');
+        expect(refused.stderr, args.join(' ')).toContain('gpg --export --armor');
+      }
+      expect(JSON.parse((await plugindex('registry', 'list', '--json')).stdout).registries).toEqual([]);
+      for (const written of [
+        'data/trust',
+        'config/config.json',
+        'verify-state.json',
+        'plugins',
+        'set-plugins',
+        'plugins.lock',
+      ])
+        await expect(stat(path.join(dir, written)), written).rejects.toMatchObject({ code: 'ENOENT' });
+    },
+  );
+});
+
 describe('when a registry key was pinned before such keys were refused', () => {
   it('refuses it as a trust refusal (exit 3) naming how to pin again, and `registry add --force` mends it', async () => {
     // Prepare: the registry added, then its pin rewritten as a client that took any key left it.

@@ -1,0 +1,126 @@
+/**
+ * Every place the client reads key text as a public key to pin or verify by (a plugin set's `key:`,
+ * `addRegistry`'s armored pin, `resetRegistryTrust` of a set's registry, `reference` of a manifest URL with
+ * a key) refuses a secret key (SECRET_KEY_GIVEN), and one relabelled as a public key's armor too: taking its
+ * public part in silence left the secret key where others read it (a set file committed to git), unsaid.
+ * Real HTTP, real keys; nothing is pinned, fetched or installed.
+ */
+
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { ClientError } from '../../client/errors.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { httpClient } from '../support/client.ts';
+import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+
+const NAME = 'demo-plugin';
+const LINUX = { os: 'linux', arch: 'amd64' } as const;
+
+let registry: TestRegistry;
+let base: string;
+let close: () => Promise<void>;
+const requests: string[] = [];
+let root: string;
+
+beforeAll(async () => {
+  registry = await makeRegistry();
+  await processSubmissions(
+    registry.context,
+    await registry.submit(
+      await makeBundle({
+        manifest: validManifest({ name: NAME, version: '1.0.0' }),
+        artifacts: [{ ...LINUX, name: NAME, body: encode('#!/bin/sh\necho demo\n') }],
+      }),
+    ),
+  );
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site: registry.site, log: (line) => requests.push(line) }),
+    0,
+  );
+  base = listening.url;
+  close = listening.close;
+  root = await mkdtemp(join(tmpdir(), 'plugindex-secret-key-given-'));
+});
+afterAll(async () => {
+  await close();
+  await rm(root, { recursive: true, force: true });
+});
+
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
+
+let machines = 0;
+
+describe.each([
+  ['the registry’s secret key', (secret: string) => secret],
+  [
+    'its secret key under a public key’s armor header',
+    (secret: string) => secret.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
+  ],
+])('when %s is given where a public key is read', (_, text) => {
+  async function machine() {
+    machines += 1;
+    const home = join(root, `m${machines}`);
+    await mkdir(home, { recursive: true });
+    return { home, client: httpClient(home), key: text(registry.registryKey.secretKey) };
+  }
+  const refusal = (message: string) => ({
+    name: 'ClientError',
+    code: 'SECRET_KEY_GIVEN',
+    message: expect.stringContaining(message),
+  });
+
+  it('addRegistry, resetRegistryTrust and reference refuse it, pinning nothing', async () => {
+    const { home, client, key } = await machine();
+    try {
+      const before = requests.length;
+      await expect(
+        client.addRegistry({ name: 'main', url: base, pin: { armored: key } }),
+      ).rejects.toMatchObject(
+        refusal(`the registry key given (${registry.registryKey.fingerprint}) is a secret key`),
+      );
+      await expect(client.resetRegistryTrust({ url: base, armoredKey: key })).rejects.toMatchObject(
+        refusal('gpg --export --armor'),
+      );
+      await expect(
+        client.reference(`${base}/plugins/${NAME}/1.0.0/manifest.json`, { key }),
+      ).rejects.toBeInstanceOf(ClientError);
+      await expect(
+        client.reference(`${base}/plugins/${NAME}/1.0.0/manifest.json`, { key }),
+      ).rejects.toMatchObject(refusal('the key given'));
+      expect(requests.slice(before)).toEqual([]);
+      expect(await client.listRegistries()).toEqual([]);
+      expect(await exists(join(home, 'data', 'trust'))).toBe(false);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a plugin set naming it as a provider’s key is refused at its key, installing and verifying nothing', async () => {
+    const { home, client, key } = await machine();
+    const repo = join(home, 'repo');
+    await mkdir(repo, { recursive: true });
+    await writeFile(join(repo, 'registry.asc'), key);
+    const set = join(repo, 'plugins.yaml');
+    await writeFile(
+      set,
+      `plugins:\n  install_location: ./plugins\n  providers:\n    - { type: registry, name: main, url: ${base}, key: ./registry.asc }\n  plugins:\n    - { provider: main, name: ${NAME} }\n`,
+    );
+    try {
+      const before = requests.length;
+      const said = `${set}#/plugins/providers/0/key: ${join(repo, 'registry.asc')} is a secret key`;
+      await expect(client.installSet(set, { home: '/nonexistent' })).rejects.toMatchObject(refusal(said));
+      await expect(client.verifySet(set, { home: '/nonexistent' })).rejects.toMatchObject(refusal(said));
+      expect(requests.slice(before)).toEqual([]);
+      expect((await readdir(repo)).sort()).toEqual(['plugins.yaml', 'registry.asc']);
+    } finally {
+      await client.close();
+    }
+  });
+});
