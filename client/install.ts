@@ -712,6 +712,11 @@ export async function planInstall(
   // `install NAME --lockfile`) keep the set file's digest, and would be called up to date unjudged; the plan
   // below then refuses them on the source's word.
   if (!options.upgrade && !options.denyYanked && targets.every((t) => t.locked)) {
+    // A frozen install of a source not configured here is refused (SOURCE_NOT_CONFIGURED) whether or not its
+    // tree is in place: the files match the lock's digests, but nothing this machine trusts vouched for the
+    // lock, and the same lock on a clean machine is refused; so one answer, with no request either way.
+    if (options.frozen && !options.trustLock)
+      await refuseUnconfiguredSources(ctx, options, targets, before as Lockfile);
     const installed = await alreadyInstalled(ctx, targets, options, seen);
     const unchanged =
       installed && (await installedPolicyAllows(ctx, options, targets)) ? installed : undefined;
@@ -743,18 +748,7 @@ export async function planInstall(
   if (options.frozen) {
     // Every source known here (or lock-only trust taken) before any target fetches anything: planned side
     // by side, a known source's requests would otherwise be under way when an unknown one is refused.
-    if (!options.trustLock)
-      for (const target of targets) {
-        const recorded = target.locked as LockedPlugin;
-        const given = await options.sources?.get(recorded.registry);
-        if (given === undefined && !(await sourceKnown(ctx, options, target.name, recorded)))
-          throw unconfiguredSource(
-            target.name,
-            recorded,
-            own((before as Lockfile).registries, recorded.registry),
-            options.lockfile,
-          );
-      }
+    if (!options.trustLock) await refuseUnconfiguredSources(ctx, options, targets, before as Lockfile);
     // Each from the lock alone, so side by side (a manifest to fetch each, at most).
     const frozen = new Map<Target, Planned>();
     await eachLimited(targets, DOWNLOADS_AT_ONCE, async (target) => {
@@ -1445,7 +1439,7 @@ async function planFrozen(
   // such an entry (its own manifest, files and publisher) would be placed on its own digests, unsigned by
   // anyone the user trusts. Refused before any request unless the user takes the lock's word explicitly.
   if (!trust && !folder && given === undefined) {
-    if (!options.trustLock) throw unconfiguredSource(target.name, entry, registry, options.lockfile);
+    if (!options.trustLock) throw unconfiguredSource(target.name, entry, registry, options);
     warnings.push(
       `${target.name}@${entry.version}: installed on ${options.lockfile}'s digests alone (--trust-lock): source ${entry.registry} is not configured here, so no key this machine trusts checked its signature`,
     );
@@ -1584,30 +1578,63 @@ async function sourceKnown(
 }
 
 /**
+ * Refuses the first target locked from a source neither given (a plugin set's provider, a manifest URL's
+ * `--key`) nor configured here, opening none of them (`SourceLookup.has` where the lookup answers it: a
+ * given source opened reaches its credentials and CA bundle, which a tree already in place never needed).
+ * @throws ClientError SOURCE_NOT_CONFIGURED (`unconfiguredSource`), REGISTRY_NOT_PINNED.
+ */
+async function refuseUnconfiguredSources(
+  ctx: ClientContext,
+  options: InstallOptions,
+  targets: readonly Target[],
+  lock: Lockfile,
+): Promise<void> {
+  for (const target of targets) {
+    const recorded = target.locked as LockedPlugin;
+    const lookup = options.sources;
+    const given = lookup?.has
+      ? lookup.has(recorded.registry)
+      : (await lookup?.get(recorded.registry)) !== undefined;
+    if (!given && !(await sourceKnown(ctx, options, target.name, recorded)))
+      throw unconfiguredSource(target.name, recorded, own(lock.registries, recorded.registry), options);
+  }
+}
+
+/**
  * Why a frozen install refuses an entry of a source this machine does not configure, and how to configure
  * it: a registry by its key (the lock's fingerprint is the lock's word, not a key to trust), a manifest URL
- * by installing it once with the publisher's key, a plugin set's folder through its set file.
+ * by installing it once with the publisher's key, a plugin set's folder through its set file. Only what
+ * works in this invocation is offered: a plugin set's install (`owner`, `install -c`) takes no `--trust-lock`
+ * (its sources are the set's, refused as a usage error), and is already the install through its set; there
+ * the way is the configured registry its provider names, or a `url` and `key` the set pins it by.
  */
 function unconfiguredSource(
   name: string,
   entry: LockedPlugin,
   registry: LockedRegistry | undefined,
-  lockfile: string,
+  options: Pick<InstallOptions, 'lockfile' | 'owner'>,
 ): ClientError {
   const base = registryBase(entry, name);
   const key = registry ? ` (locked with key ${registry.key_fingerprint})` : '';
-  const ways = [
-    ...(base !== undefined
+  const add =
+    base !== undefined
       ? [`\`plugindex registry add ${entry.registry} ${base} --key FILE\` with the registry's public key`]
-      : []),
-    ...(entry.manifest_url !== undefined
-      ? [`\`plugindex install ${entry.manifest_url} --key FILE\` once with its publisher's key`]
-      : []),
-    `\`plugindex install -c FILE --frozen\` with the plugin set that names it`,
-  ];
+      : [];
+  const ways =
+    options.owner !== undefined
+      ? [...add, `give provider ${entry.registry} in ${options.owner} its url: and key: FILE`]
+      : [
+          ...add,
+          ...(entry.manifest_url !== undefined
+            ? [`\`plugindex install ${entry.manifest_url} --key FILE\` once with its publisher's key`]
+            : []),
+          `\`plugindex install -c FILE --frozen\` with the plugin set that names it`,
+        ];
+  const lockOnly =
+    options.owner !== undefined ? '' : ", or pass --trust-lock to install on the lock's digests alone";
   return new ClientError(
     'SOURCE_NOT_CONFIGURED',
-    `${lockfile}: plugins/${name}@${entry.version} is locked from source ${entry.registry}${key}, which this machine does not configure, so no key it trusts can check what the lock pins: configure it (${ways.join('; or ')}), or pass --trust-lock to install on the lock's digests alone`,
+    `${options.lockfile}: plugins/${name}@${entry.version} is locked from source ${entry.registry}${key}, which this machine does not configure, so no key it trusts can check what the lock pins: configure it (${ways.join('; or ')})${lockOnly}`,
   );
 }
 

@@ -198,9 +198,12 @@ async function openPluginSet(
     if (text !== undefined) armored.set(provider.name, text);
   }
   const opening = new Map<string, Promise<Source>>();
+  const providerNamed = (name: string) =>
+    [...set.providers, ...(set.discovery?.registries ?? [])].find((p) => p.name === name);
   const sources: SourceLookup = {
+    has: (name) => providerNamed(name) !== undefined && armored.has(name),
     get(name) {
-      const provider = [...set.providers, ...(set.discovery?.registries ?? [])].find((p) => p.name === name);
+      const provider = providerNamed(name);
       const text = armored.get(name);
       if (!provider || text === undefined) return undefined;
       let source = opening.get(name);

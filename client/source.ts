@@ -65,6 +65,8 @@ export interface Source {
 /** Sources by name, beyond the configured registries: a map, or sources opened when first asked for. */
 export interface SourceLookup {
   get(name: string): Source | undefined | Promise<Source | undefined>;
+  /** Whether `get` gives a source by that name, without opening it (a Map answers it too). */
+  has?(name: string): boolean;
 }
 
 /** A configured registry, through its session. */

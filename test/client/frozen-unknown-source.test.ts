@@ -229,3 +229,77 @@ describe('when a frozen lock names a manifest URL this machine never installed f
     expect(again.items[0]?.warnings).toEqual([]);
   });
 });
+
+describe('when a plugin set names a registry by name alone, which this machine does not configure', () => {
+  /** A repository whose set installs NAME from the configured registry `test`, installed by its author. */
+  async function authoredSet(): Promise<string> {
+    const author = machine();
+    const repo = join(root, `set-repo-${machines}`);
+    mkdirSync(repo, { recursive: true });
+    await writeFile(
+      join(repo, 'plugins.yaml'),
+      `plugins:\n  install_location: ./plugins\n  providers:\n    - { type: registry, name: test }\n  plugins:\n    - { provider: test, name: ${NAME} }\n`,
+    );
+    await author.run((c) =>
+      c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    await author.run((c) => c.installSet(join(repo, 'plugins.yaml'), { home: '/nonexistent' }));
+    return repo;
+  }
+
+  it('refuses its frozen install SOURCE_NOT_CONFIGURED offering only what works with -c: no --trust-lock', async () => {
+    const authored = await authoredSet();
+    const repo = join(root, `set-clone-${machines}`);
+    mkdirSync(repo, { recursive: true });
+    for (const file of ['plugins.yaml', 'plugins.lock'])
+      await writeFile(join(repo, file), await readFile(join(authored, file)));
+    const ci = machine();
+    const before = requests.length;
+    const refused = await ci
+      .run((c) => c.installSet(join(repo, 'plugins.yaml'), { home: '/nonexistent', frozen: true }))
+      .catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ClientError);
+    expect(refused).toMatchObject({ code: 'SOURCE_NOT_CONFIGURED' });
+    const message = (refused as Error).message;
+    expect(message).toContain(`plugindex registry add test ${base} --key FILE`);
+    expect(message).toContain(`give provider test in ${join(repo, 'plugins.yaml')} its url: and key: FILE`);
+    // `install -c` refuses --trust-lock (a usage error), and is already the install through the set.
+    expect(message).not.toContain('--trust-lock');
+    expect(message).not.toContain('install -c');
+    expect(requests.slice(before)).toEqual([]);
+    expect(await exists(join(repo, 'plugins'))).toBe(false);
+  });
+
+  it('refuses it as well where the tree is already installed from the lock, with no request', async () => {
+    // Another machine on the same checkout (a CI cache restored, a shared folder): the files match the
+    // lock's digests, but no key this machine trusts vouched for the lock, as on a clean checkout.
+    const repo = await authoredSet();
+    const ci = machine();
+    const before = requests.length;
+    await expect(
+      ci.run((c) => c.installSet(join(repo, 'plugins.yaml'), { home: '/nonexistent', frozen: true })),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'SOURCE_NOT_CONFIGURED' });
+    expect(requests.slice(before)).toEqual([]);
+    expect(await readFile(join(repo, 'plugins', NAME, '1.0.0', 'linux-amd64', NAME))).toEqual(
+      Buffer.from(TOOL),
+    );
+  });
+});
+
+describe('when a frozen install finds the tree already installed from a lock of a source not configured here', () => {
+  it('refuses it SOURCE_NOT_CONFIGURED as on a clean machine, unless --trust-lock, with no request', async () => {
+    const ci = machine();
+    await writeFile(ci.lockfile, await registryLock());
+    await ci.frozen(true);
+    const before = requests.length;
+    await expect(ci.frozen()).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'SOURCE_NOT_CONFIGURED',
+      message: expect.stringContaining('--trust-lock'),
+    });
+    // Taken on the lock's word, as asked: the tree is left as it is.
+    await ci.frozen(true);
+    expect(requests.slice(before)).toEqual([]);
+    expect(await readFile(placed(ci))).toEqual(Buffer.from(TOOL));
+  });
+});
