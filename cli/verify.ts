@@ -18,7 +18,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Key } from 'openpgp';
-import { ClientError, LogDisagreementError } from '../client/errors.ts';
+import { ClientError, LogDisagreementError, servedSecretKey } from '../client/errors.ts';
 import {
   createHttpFetcher,
   type DocumentLoader,
@@ -413,6 +413,8 @@ async function verifyWith(
           options.pinnedKey ?? text(await reader.get(REGISTRY_PUBLIC_KEY_KEY, UNLISTED_LIMITS.key)),
           'the registry key',
         );
+  if (keyFrom === 'registry' && given.secret === true)
+    throw servedSecretKey(`${reader.base}/${REGISTRY_PUBLIC_KEY_KEY}`, given.fingerprint);
   if (keyFrom === 'state' && given.fingerprint !== saved?.fingerprint)
     throw new ClientError(
       'TRUST_STATE_INVALID',

@@ -63,7 +63,7 @@ import {
   setTrustName,
   type TrustRecord,
 } from './disk/state.ts';
-import { ClientError, pinAgainCommand, pinAgainRemedy } from './errors.ts';
+import { ClientError, pinAgainCommand, pinAgainRemedy, servedSecretKey } from './errors.ts';
 import type { Credentials, Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
 import { fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
 import { type InstalledItem, type InstallOptions, type InstallResult, installPlugins } from './install.ts';
@@ -570,6 +570,8 @@ class Client implements PlugindexClient {
     // Refused before anything is pinned: every snapshot a weak or costly key signs would be refused anyway.
     const key = await readTrustedKey(armored, 'the registry key');
     if ('armored' in pin) refuseSecretKey(armored, key, 'the registry key given', 'nothing was pinned');
+    else if (isSecretKeyText(armored, key))
+      throw servedSecretKey(`${url}/${REGISTRY_PUBLIC_KEY_KEY}`, key.fingerprint);
     if ('fingerprint' in pin) {
       const wanted = pin.fingerprint.replace(/\s+/g, '').toUpperCase();
       if (key.fingerprint !== wanted)

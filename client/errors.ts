@@ -249,3 +249,16 @@ export function pinAgainRemedy(
 ): string {
   return `${options.start ? 'Pin' : 'pin'} the registry's current key (${pinAgainCommand(options.registry, options.url)}, or the key: of the plugin set naming it)`;
 }
+
+/**
+ * A registry that serves its secret key where its public key belongs (keys/registry.asc: a deploy that
+ * copied the wrong file) has given anyone its signing key: nothing it signs proves it signed it, and pinning
+ * the public part in silence hid that from the user and from the operator.
+ * @example throw servedSecretKey(`${url}/${REGISTRY_PUBLIC_KEY_KEY}`, key.fingerprint);
+ */
+export function servedSecretKey(at: string, fingerprint: string): TrustError {
+  return new TrustError(
+    'KEY_INVALID',
+    `${at} is a secret key (${fingerprint}), not the registry's public key: nothing was pinned or trusted. The registry publishes its signing key, so anyone may sign as it; tell its operator, who must make a new key (plugindex keygen) and publish only its public key`,
+  );
+}

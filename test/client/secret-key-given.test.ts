@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { verifyRegistry } from '../../cli/verify.ts';
 import { ClientError } from '../../client/errors.ts';
+import { REGISTRY_PUBLIC_KEY_KEY } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { httpClient } from '../support/client.ts';
 import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
@@ -123,4 +125,60 @@ describe.each([
       await client.close();
     }
   });
+});
+
+describe('when a registry serves its secret key where its public key belongs', () => {
+  it.each([
+    ['as it is', (secret: string) => secret],
+    [
+      'under a public key’s armor header',
+      (secret: string) => secret.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
+    ],
+  ])(
+    'registry add by fingerprint or on first use, and verify without --key, refuse it (%s), pinning nothing',
+    async (_, text) => {
+      const served = await makeRegistry();
+      await processSubmissions(
+        served.context,
+        await served.submit(
+          await makeBundle({
+            manifest: validManifest({ name: NAME, version: '1.0.0' }),
+            artifacts: [{ ...LINUX, name: NAME, body: encode('#!/bin/sh\necho demo\n') }],
+          }),
+        ),
+      );
+      // A deploy that copied the wrong file of the key pair.
+      await served.site.put(REGISTRY_PUBLIC_KEY_KEY, encode(text(served.registryKey.secretKey)), {
+        contentType: 'application/pgp-keys',
+        cacheControl: 'no-cache',
+      });
+      const listening = await listenRegistryServer(createRegistryServer({ site: served.site }), 0);
+      machines += 1;
+      const home = join(root, `m${machines}`);
+      const client = httpClient(home);
+      const said = `${listening.url}/${REGISTRY_PUBLIC_KEY_KEY} is a secret key (${served.registryKey.fingerprint})`;
+      try {
+        for (const pin of [
+          { fingerprint: served.registryKey.fingerprint },
+          { trustOnFirstUse: true as const },
+        ])
+          await expect(client.addRegistry({ name: 'main', url: listening.url, pin })).rejects.toMatchObject({
+            name: 'TrustError',
+            code: 'KEY_INVALID',
+            message: expect.stringContaining(said),
+          });
+        expect(await client.listRegistries()).toEqual([]);
+        const stateFile = join(home, 'verify-state.json');
+        await expect(verifyRegistry({ url: listening.url, stateFile })).rejects.toMatchObject({
+          name: 'TrustError',
+          code: 'KEY_INVALID',
+          message: expect.stringContaining(said),
+        });
+        expect(await exists(stateFile)).toBe(false);
+      } finally {
+        await client.close();
+        await listening.close();
+      }
+    },
+  );
 });
