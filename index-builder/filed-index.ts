@@ -21,10 +21,20 @@ export interface FiledIndexFormat {
   readonly prefix: string;
   /** The first line of every bin and of the mark, e.g. `plugindex-names 1`. */
   readonly header: string;
+  /**
+   * Headers of older formats still read as they are (their lines hold no detail): an index of one is not
+   * built anew, and each bin a batch writes back is written in this format, its old lines as they were.
+   */
+  readonly older?: readonly string[];
+  /** Whether a line may hold a third field, what is filed of the value (`FiledEntry`'s `detail`). */
+  readonly detailed?: boolean;
 }
 
-/** One entry: `value` filed under `key`. */
-export type FiledEntry = readonly [key: string, value: string];
+/**
+ * One entry: `value` filed under `key`, with `detail`, what the index files of the value beside it (the
+ * look-alike index: the plugin's owners); filing a value again replaces its detail.
+ */
+export type FiledEntry = readonly [key: string, value: string, detail?: string];
 
 export function filedBinKey(format: FiledIndexFormat, bin: string): string {
   return `${format.prefix}${bin}.tsv`;
@@ -39,14 +49,15 @@ const BINS_IN_FLIGHT = 16;
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
-/** Key -> the values filed under it, of one bin. */
-type Bin = Map<string, Set<string>>;
+/** Key -> the values filed under it, each with its detail (none: undefined), of one bin. */
+type Bin = Map<string, Map<string, string | undefined>>;
 
 /** What a TSV line can hold: anything non-empty that would not split a line or a field. */
 const filable = (text: string): boolean => text.length > 0 && !/[\t\n\r]/.test(text);
 
-function fileEntry(bins: Map<string, Bin>, [key, value]: FiledEntry): void {
+function fileEntry(bins: Map<string, Bin>, [key, value, detail]: FiledEntry): void {
   if (!filable(key) || !filable(value)) return;
+  const filed = detail !== undefined && filable(detail) ? detail : undefined;
   const binName = binOf(key);
   let bin = bins.get(binName);
   if (!bin) {
@@ -54,30 +65,35 @@ function fileEntry(bins: Map<string, Bin>, [key, value]: FiledEntry): void {
     bins.set(binName, bin);
   }
   const values = bin.get(key);
-  if (values) values.add(value);
-  else bin.set(key, new Set([value]));
+  if (values) values.set(value, filed);
+  else bin.set(key, new Map([[value, filed]]));
 }
+
+/** Whether `header` begins a file of `format`, or of an older format it still reads. */
+const readable = (format: FiledIndexFormat, header: string | undefined): boolean =>
+  header === format.header || (header !== undefined && (format.older ?? []).includes(header));
 
 /** A bin as stored; undefined when it is of another format (the index is then built anew). */
 function parseBin(format: FiledIndexFormat, bytes: Uint8Array): Bin | undefined {
   const lines = utf8Decoder.decode(bytes).split('\n');
-  if (lines[0] !== format.header) return undefined;
-  const bin: Bin = new Map();
+  if (!readable(format, lines[0])) return undefined;
+  const detailed = format.detailed === true && lines[0] === format.header;
+  const bins = new Map<string, Bin>();
   for (const line of lines.slice(1)) {
     if (line === '') continue;
-    const [key, value, extra] = line.split('\t');
-    if (!key || !value || extra !== undefined) return undefined;
-    const values = bin.get(key);
-    if (values) values.add(value);
-    else bin.set(key, new Set([value]));
+    const [key, value, detail, extra] = line.split('\t');
+    if (!key || !value || extra !== undefined || (detail !== undefined && (!detailed || !detail)))
+      return undefined;
+    fileEntry(bins, [key, value, detail]);
   }
-  return bin;
+  return [...bins.values()][0] ?? new Map();
 }
 
 function serializeBin(format: FiledIndexFormat, bin: Bin | undefined): Uint8Array {
   const lines = [format.header];
   for (const key of [...(bin?.keys() ?? [])].sort())
-    for (const value of [...(bin?.get(key) ?? [])].sort()) lines.push(`${key}\t${value}`);
+    for (const [value, detail] of [...(bin?.get(key) ?? [])].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      lines.push(detail === undefined ? `${key}\t${value}` : `${key}\t${value}\t${detail}`);
   return utf8.encode(`${lines.join('\n')}\n`);
 }
 
@@ -136,8 +152,8 @@ export class FiledIndex {
   #complete: Promise<boolean> | undefined;
   /** The whole index, built from `#source`, when the stored one is not complete. */
   #built: Promise<Map<string, Bin>> | undefined;
-  /** Entries this batch accepted, filed by `save` (and judged against by later submissions): key -> values. */
-  readonly #added = new Map<string, Set<string>>();
+  /** Entries this batch accepted, filed by `save` (and judged against by later submissions), as a bin. */
+  readonly #added: Bin = new Map();
 
   constructor(intake: Store, format: FiledIndexFormat, source: () => AsyncIterable<FiledEntry>) {
     this.#intake = intake;
@@ -147,15 +163,21 @@ export class FiledIndex {
 
   /** Every value filed under `key`, or accepted in this batch under it, sorted. */
   async filed(key: string): Promise<string[]> {
-    const bin = await this.#bin(binOf(key));
-    return [...new Set([...(bin?.get(key) ?? []), ...(this.#added.get(key) ?? [])])].sort();
+    return (await this.filedEntries(key)).map(([value]) => value);
   }
 
-  /** Files an entry this batch accepted. */
-  add(key: string, value: string): void {
+  /** Every value filed under `key`, or accepted in this batch under it, sorted, each with its detail. */
+  async filedEntries(key: string): Promise<[value: string, detail: string | undefined][]> {
+    const bin = await this.#bin(binOf(key));
+    const entries = new Map([...(bin?.get(key) ?? []), ...(this.#added.get(key) ?? [])]);
+    return [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  /** Files an entry this batch accepted (again: its detail replaced). */
+  add(key: string, value: string, detail?: string): void {
     const values = this.#added.get(key);
-    if (values) values.add(value);
-    else this.#added.set(key, new Set([value]));
+    if (values) values.set(value, detail);
+    else this.#added.set(key, new Map([[value, detail]]));
   }
 
   /**
@@ -169,7 +191,9 @@ export class FiledIndex {
     // refused for good, its page too large) stayed filed, a line every later lookup of its key read (with a
     // document read for it), removed by a rebuild alone.
     const added: FiledEntry[] = [...this.#added].flatMap(([key, values]) =>
-      [...values].filter((value) => !published || published.has(value)).map((value) => [key, value] as const),
+      [...values]
+        .filter(([value]) => !published || published.has(value))
+        .map(([value, detail]) => [key, value, detail] as const),
     );
     if (added.length === 0 && this.#built === undefined) return;
     // Nothing of the batch's rests on a build that failed when nothing was added: the next batch builds it.
@@ -193,7 +217,7 @@ export class FiledIndex {
       const binName = binOf(key);
       if (bins.has(binName)) continue;
       const read = (await this.#bin(binName)) ?? new Map();
-      bins.set(binName, new Map([...read].map(([k, values]) => [k, new Set(values)])));
+      bins.set(binName, new Map([...read].map(([k, values]) => [k, new Map(values)])));
     }
     for (const entry of added) fileEntry(bins, entry);
     await writeBins(this.#intake, this.#format, bins, [...bins.keys()].sort());
@@ -203,7 +227,11 @@ export class FiledIndex {
     this.#complete ??= this.#intake
       .get(filedCompleteKey(this.#format))
       .then(
-        (object) => object !== undefined && utf8Decoder.decode(object.body) === `${this.#format.header}\n`,
+        (object) =>
+          object !== undefined &&
+          [this.#format.header, ...(this.#format.older ?? [])].some(
+            (header) => utf8Decoder.decode(object.body) === `${header}\n`,
+          ),
       );
     return this.#complete;
   }

@@ -63,16 +63,50 @@ export function lookAlikeProblem(name: string, alike: readonly LookAlike[]): Pro
   );
 }
 
-/** The index's place and format (filed-index.ts): each name filed under its skeleton. */
-const FORMAT: FiledIndexFormat = { prefix: LOOK_ALIKE_PREFIX, header: 'plugindex-names 1' };
+/**
+ * The index's place and format (filed-index.ts): each name filed under its skeleton, with owners its
+ * document has (`ownersField`), or none. Format 1 filed names alone: its lines are read as filing no owner.
+ */
+const FORMAT: FiledIndexFormat = {
+  prefix: LOOK_ALIKE_PREFIX,
+  header: 'plugindex-names 2',
+  older: ['plugindex-names 1'],
+  detailed: true,
+};
 
-/** Writes the whole index from `names` (a rebuild's: every plugin it rebuilt), over what was stored. */
-export async function writeLookAlikeIndex(store: Store, names: Iterable<string>): Promise<void> {
+/**
+ * The owners filed beside a name: fingerprints (uppercase hex, no tab or comma) joined by commas; none
+ * filed for a plugin without owners.
+ */
+function ownersField(owners: readonly string[] | undefined): string | undefined {
+  const filed = [...new Set(owners ?? [])].filter((o) => /^[0-9A-F]+$/.test(o)).sort();
+  return filed.length > 0 ? filed.join(',') : undefined;
+}
+
+/**
+ * Writes the whole index from `plugins` (a rebuild's: every plugin it rebuilt, each name with its
+ * document's owners), over what was stored.
+ */
+export async function writeLookAlikeIndex(
+  store: Store,
+  plugins: Iterable<readonly [name: string, owners: readonly string[]]>,
+): Promise<void> {
   await writeFiledIndex(
     store,
     FORMAT,
-    [...names].map((name) => [nameSkeleton(name), name] as const),
+    [...plugins].map(([name, owners]) => [nameSkeleton(name), name, ownersField(owners)] as const),
   );
+}
+
+/** A name filed under a skeleton, with the owners filed beside it (none: unknown, its document tells). */
+export interface FiledName {
+  readonly name: string;
+  /**
+   * Some of its document's owners: never one the document does not hold (look-alike.ts's callers file
+   * only owners the document held both before and after the batch that files them), so one listed here
+   * owns it, and its look-alike is allowed without reading the document; one not listed may own it still.
+   */
+  readonly owners: readonly string[];
 }
 
 /** The plugin names the site store has folders for: what an index is built from when there is none. */
@@ -93,13 +127,19 @@ export class LookAlikeIndex {
   }
 
   /** Every name filed under `name`'s skeleton, or accepted in this batch under it, but `name` itself. */
-  async filedAlike(name: string): Promise<string[]> {
-    return (await this.#index.filed(nameSkeleton(name))).filter((other) => other !== name);
+  async filedAlike(name: string): Promise<FiledName[]> {
+    return (await this.#index.filedEntries(nameSkeleton(name)))
+      .filter(([other]) => other !== name)
+      .map(([other, owners]) => ({ name: other, owners: owners?.split(',') ?? [] }));
   }
 
-  /** Files a new name this batch accepted. */
-  add(name: string): void {
-    this.#index.add(nameSkeleton(name), name);
+  /**
+   * Files a name this batch accepted, or files a plugin's name again, with `owners`: only owners its
+   * document holds whether or not the batch's writes reach it (`FiledName.owners`). Filed again, a name's
+   * owners are replaced.
+   */
+  add(name: string, owners?: readonly string[]): void {
+    this.#index.add(nameSkeleton(name), name, ownersField(owners));
   }
 
   /**

@@ -307,6 +307,8 @@ export class BatchView {
   readonly names: LookAlikeIndex;
   /** The OCI repository index (oci-repositories.ts): which plugins hold a repository, and where one is filed. */
   readonly repositories: OciRepositoryIndex;
+  /** The new names this batch filed (`fileAccepted`), whose owners `fileOwners` files. */
+  readonly #addedNames = new Set<string>();
   /** The OCI repositories each plugin's versions accepted in this batch name, by plugin. */
   readonly #claimed = new Map<string, Set<string>>();
 
@@ -349,7 +351,10 @@ export class BatchView {
    * OCI repository its plugin did not name yet (oci-repositories.ts). `existing`: its document before it.
    */
   fileAccepted(manifest: Manifest, existing: PluginDocument | undefined): void {
-    if (!existing) this.names.add(manifest.name);
+    if (!existing) {
+      this.names.add(manifest.name);
+      this.#addedNames.add(manifest.name);
+    }
     const named = existing ? this.repositoriesOf(existing) : new Set<string>();
     const claimed = this.#claimed.get(manifest.name) ?? new Set<string>();
     for (const repository of manifestOciRepositories(manifest).keys()) {
@@ -360,17 +365,47 @@ export class BatchView {
   }
 
   /**
-   * The plugins that `name`, a name no plugin has yet, reads as (look-alike.ts), with their owners as this
-   * batch stands: a name filed in the index with no document (its run died before it, or its version was
-   * refused after its judging) is none.
+   * The plugins that `name`, a name no plugin has yet, reads as (look-alike.ts) and `publisher` does not
+   * own, with their owners as this batch stands: a name filed in the index with no document (its run died
+   * before it, or its version was refused after its judging) is none. One the index files `publisher` as
+   * an owner of is owned (`FiledName.owners`: never an owner its document lacks), its document not read (at
+   * 100,000 plugins that read was most of a warm publish's time past its goal), unless this batch changed it.
    */
-  async lookAlikes(name: string): Promise<LookAlike[]> {
+  async lookAlikes(name: string, publisher: string): Promise<LookAlike[]> {
     const alike: LookAlike[] = [];
     for (const other of await this.names.filedAlike(name)) {
-      const doc = await this.current(other);
-      if (doc) alike.push({ name: other, owners: doc.owners });
+      if (!this.#current.has(other.name) && other.owners.includes(publisher)) continue;
+      const doc = await this.current(other.name);
+      if (doc && !doc.owners.includes(publisher)) alike.push({ name: other.name, owners: doc.owners });
     }
     return alike;
+  }
+
+  /**
+   * Files in the look-alike index the owners of each of `docs` (the documents the batch writes) that its
+   * index line is to hold: a name new in this batch its owners, a plugin whose owners the batch changed
+   * those its published document holds too, so that whether or not the batch's writes reach its document
+   * the index never names an owner it lacks (a crash after the filing, before the log, leaves the document
+   * as it was). Returns the plugins filed again, whose bins `names.save` is then to write.
+   */
+  async fileOwners(docs: Iterable<PluginDocument>): Promise<string[]> {
+    const refiled: string[] = [];
+    for (const doc of docs) {
+      const before = await this.published(doc.name);
+      if (!before) {
+        if (this.#addedNames.has(doc.name)) this.names.add(doc.name, doc.owners);
+        continue;
+      }
+      const same =
+        before.owners.length === doc.owners.length && before.owners.every((o) => doc.owners.includes(o));
+      if (same) continue;
+      this.names.add(
+        doc.name,
+        before.owners.filter((o) => doc.owners.includes(o)),
+      );
+      refiled.push(doc.name);
+    }
+    return refiled;
   }
 
   /**
@@ -744,7 +779,7 @@ async function evaluate(
   // not, and plugins that already collide are left as they are (look-alike.ts). Only under first-come
   // ownership: without owners anyone may publish the existing name itself, and a look-alike takes nothing.
   if (!existing && ctx.config.ownership === 'first-come' && problems.length === 0) {
-    const others = (await view.lookAlikes(manifest.name)).filter((a) => !a.owners.includes(publisher));
+    const others = await view.lookAlikes(manifest.name, publisher);
     if (others.length > 0) problems.push(lookAlikeProblem(manifest.name, others));
   }
   // An OCI repository another owner's plugin keeps its artifacts in is refused (oci-repositories.ts): the

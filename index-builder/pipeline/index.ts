@@ -870,7 +870,13 @@ export async function processSubmissions(
   const accepted = new Set(
     items.flatMap(({ evaluation: e }) => (e.kind === 'accepted' ? [e.manifest.name] : [])),
   );
-  const filing = Promise.all([view.names.save(accepted), view.repositories.save(accepted)]);
+  // Each with the owners its document holds before and after the batch (evaluate.ts `fileOwners`): a plugin
+  // whose owners the batch changed is filed again, so that the index names no owner it lacks.
+  const filing = view
+    .fileOwners(rendered.map((plugin) => plugin.doc))
+    .then((refiled) =>
+      Promise.all([view.names.save(new Set([...accepted, ...refiled])), view.repositories.save(accepted)]),
+    );
   filing.catch(() => undefined); // met below, before the log
   try {
     await Promise.all([filing, writeEnvelopes(ctx, items)]);
@@ -1041,8 +1047,9 @@ async function rebuildAll(
   const keys: string[] = [];
   for await (const name of listPluginNames(ctx.site)) keys.push(pluginDocumentKey(name));
   const resigned: string[] = [];
-  // Each plugin's OCI repositories, not its document: 100,000 documents are not held to the end.
+  // Each plugin's OCI repositories and owners, not its document: 100,000 documents are not held to the end.
   const rebuiltRepositories: FiledEntry[] = [];
+  const rebuiltOwners: [string, readonly string[]][] = [];
   await forEachLimited(keys, REBUILD_CONCURRENCY, async (key) => {
     const read = await ctx.site.get(key);
     if (!read) return;
@@ -1060,11 +1067,12 @@ async function rebuildAll(
     const previous = opened.writing.has(key) ? 'interrupted' : read.body.byteLength;
     catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc, previous).catch(unrenderable(key)));
     rebuiltRepositories.push(...ociRepositoryEntries(doc));
+    rebuiltOwners.push([doc.name, doc.owners]);
   });
   // The look-alike index anew, from the plugins rebuilt (look-alike.ts): every name, before the commit; the
   // OCI repository index too (oci-repositories.ts), from the documents as rebuilt.
   await Promise.all([
-    writeLookAlikeIndex(ctx.intake, catalog.plugins.keys()),
+    writeLookAlikeIndex(ctx.intake, rebuiltOwners),
     writeOciRepositoryIndex(ctx.intake, rebuiltRepositories),
   ]);
   const snapshot = options.keyRotations === undefined ? {} : { keyRotations: options.keyRotations };

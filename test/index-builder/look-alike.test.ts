@@ -78,14 +78,14 @@ describe('when the index is read and saved', () => {
     expect(await first.filedAlike('aws-cost')).toEqual([]);
     first.add('aws-cost');
     // Within the batch, before it is saved.
-    expect(await first.filedAlike('awscost')).toEqual(['aws-cost']);
+    expect(await first.filedAlike('awscost')).toEqual([{ name: 'aws-cost', owners: [] }]);
     await first.save();
     expect(intake.objects.has(LOOK_ALIKE_COMPLETE_KEY)).toBe(true);
     expect(new TextDecoder().decode(intake.objects.get(lookAlikeBinKey(binOf('awscost')))?.body)).toBe(
-      'plugindex-names 1\nawscost\taws-cost\n',
+      'plugindex-names 2\nawscost\taws-cost\n',
     );
     const second = new LookAlikeIndex(intake, site);
-    expect(await second.filedAlike('aws-c0st')).toEqual(['aws-cost']);
+    expect(await second.filedAlike('aws-c0st')).toEqual([{ name: 'aws-cost', owners: [] }]);
     expect(await second.filedAlike('aws-cost')).toEqual([]);
   });
 
@@ -95,7 +95,7 @@ describe('when the index is read and saved', () => {
     const put = { contentType: 'application/json', cacheControl: 'no-store' } as const;
     await site.put('plugins/aws-cost/index.json', encode('{}'), put);
     const index = new LookAlikeIndex(intake, site);
-    expect(await index.filedAlike('awscost')).toEqual(['aws-cost']);
+    expect(await index.filedAlike('awscost')).toEqual([{ name: 'aws-cost', owners: [] }]);
     index.add('awscost');
     await index.save();
     // The bins that hold a name, and the mark: not 256 bins for one name.
@@ -105,7 +105,9 @@ describe('when the index is read and saved', () => {
     // A bin of another format: not trusted, built anew from the folders.
     await intake.put(lookAlikeBinKey(binOf('awscost')), encode('plugindex-names 0\n'), put);
     expect(await new LookAlikeIndex(intake, site).filedAlike('aws-cost')).toEqual([]);
-    expect(await new LookAlikeIndex(intake, site).filedAlike('a-wscost')).toEqual(['aws-cost']);
+    expect(await new LookAlikeIndex(intake, site).filedAlike('a-wscost')).toEqual([
+      { name: 'aws-cost', owners: [] },
+    ]);
   });
 });
 
@@ -328,8 +330,9 @@ describe('when the index is lost or rebuilt', () => {
     expect(registry.intake.objects.has(LOOK_ALIKE_COMPLETE_KEY)).toBe(true);
     const bin = (name: string) =>
       new TextDecoder().decode(registry.intake.objects.get(lookAlikeBinKey(binOf(nameSkeleton(name))))?.body);
-    expect(bin('aws-cost')).toContain('awscost\taws-cost\n');
-    expect(bin('gcp-billing')).toContain('gcpbilling\tgcp-billing\n');
+    // Each with its document's owners (the same owner's look-alike is judged without reading it).
+    expect(bin('aws-cost')).toContain(`awscost\taws-cost\t${publisher.fingerprint}\n`);
+    expect(bin('gcp-billing')).toContain(`gcpbilling\tgcp-billing\t${publisher.fingerprint}\n`);
     // Judged from the index alone: the site's plugin folders are not listed.
     const listed: string[] = [];
     const { list } = registry.site;
