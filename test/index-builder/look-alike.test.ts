@@ -242,6 +242,136 @@ describe('when a new plugin is named like an existing one', () => {
   });
 });
 
+/** Runs `keys` as one batch through `registry`, counting the site's reads of each key. */
+async function readsOf(
+  registry: TestRegistry,
+  keys: readonly string[],
+): Promise<{ verdicts: string[][]; reads: Map<string, number> }> {
+  const reads = new Map<string, number>();
+  const site = withMethod(registry.site, 'get', (get) => (at) => {
+    reads.set(at, (reads.get(at) ?? 0) + 1);
+    return get(at);
+  });
+  const result = await processSubmissions({ ...registry.context, site }, keys);
+  return { verdicts: verdicts(result.outcomes), reads };
+}
+
+/** The owners the index files beside `name` ('' for none), as its bin holds them. */
+function filedOwners(registry: TestRegistry, name: string): string | undefined {
+  const bin = new TextDecoder().decode(
+    registry.intake.objects.get(lookAlikeBinKey(binOf(nameSkeleton(name))))?.body,
+  );
+  const line = bin.split('\n').find((l) => l.split('\t')[1] === name);
+  return line === undefined ? undefined : (line.split('\t')[2] ?? '');
+}
+
+/** Runs one action signed by `signer`, expecting it accepted. */
+async function act(registry: TestRegistry, body: Parameters<typeof submitAction>[1], signer: KeyPair) {
+  const action = await submitAction(registry.intake, body, signer);
+  const result = await processSubmissions(registry.context, [action.key]);
+  expect(verdicts(result.outcomes)).toEqual([['plugin' in body ? body.plugin : '', 'accepted', '']]);
+}
+
+describe("when an owner's own look-alike is judged from the owners the index files", () => {
+  it('allows it without reading the other plugin document, and still refuses another key', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await bundleOf('aws-cost', publisher));
+    expect(filedOwners(registry, 'aws-cost')).toBe(publisher.fingerprint);
+    const own = await readsOf(registry, await registry.submit(await bundleOf('awscost', publisher)));
+    expect(own.verdicts).toEqual([['awscost', 'accepted', '']]);
+    // At 100,000 plugins that read (and its check against the catalog) took the publish past its goal.
+    expect(own.reads.get('plugins/aws-cost/index.json') ?? 0).toBe(0);
+    expect(verdicts(await publish(registry, await bundleOf('aws-c0st', squatter)))).toEqual([
+      ['aws-c0st', 'rejected', 'NAME_TOO_SIMILAR'],
+    ]);
+  });
+
+  it('refuses the former owner after a transfer, and allows the new one', async () => {
+    const registry = await registryWithOperator();
+    await publish(registry, await bundleOf('aws-cost', publisher));
+    await act(registry, { action: 'transfer', plugin: 'aws-cost', key: heir.publicKey }, operator);
+    // Filed again with the owners both documents hold (none): the new owner's look-alike reads the document.
+    expect(filedOwners(registry, 'aws-cost')).toBe('');
+    expect(verdicts(await publish(registry, await bundleOf('awscost', publisher)))).toEqual([
+      ['awscost', 'rejected', 'NAME_TOO_SIMILAR'],
+    ]);
+    expect(verdicts(await publish(registry, await bundleOf('aws-c0st', heir)))).toEqual([
+      ['aws-c0st', 'accepted', ''],
+    ]);
+  });
+
+  it('refuses an owner removed, and allows the owners left', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await bundleOf('aws-cost', publisher));
+    await act(registry, { action: 'owners-add', plugin: 'aws-cost', key: heir.publicKey }, publisher);
+    // An owner added is not filed (a run that died before the log would leave the document without it).
+    expect(filedOwners(registry, 'aws-cost')).toBe(publisher.fingerprint);
+    await act(
+      registry,
+      { action: 'owners-remove', plugin: 'aws-cost', fingerprint: publisher.fingerprint },
+      heir,
+    );
+    // Filed again with the owner both documents hold, the one left.
+    expect(filedOwners(registry, 'aws-cost')).toBe(heir.fingerprint);
+    expect(verdicts(await publish(registry, await bundleOf('awscost', publisher)))).toEqual([
+      ['awscost', 'rejected', 'NAME_TOO_SIMILAR'],
+    ]);
+    expect(verdicts(await publish(registry, await bundleOf('aws-c0st', heir)))).toEqual([
+      ['aws-c0st', 'accepted', ''],
+    ]);
+  });
+
+  it('names no owner the document lacks when a transfer dies after the filing, before its log', async () => {
+    const registry = await registryWithOperator();
+    await publish(registry, await bundleOf('aws-cost', publisher));
+    const transfer = await submitAction(
+      registry.intake,
+      { action: 'transfer', plugin: 'aws-cost', key: heir.publicKey },
+      operator,
+    );
+    const dies = withMethod(registry.site, 'put', (put) => async (at, body, options) => {
+      if (at.startsWith('log/')) throw new StoreError('STORE_IO', at, 'the run died here');
+      return put(at, body, options);
+    });
+    await expect(processSubmissions({ ...registry.context, site: dies }, [transfer.key])).rejects.toThrow();
+    // The document still names the publisher alone; the index files neither key.
+    expect(documentOf(registry, 'aws-cost')?.owners).toEqual([publisher.fingerprint]);
+    expect(filedOwners(registry, 'aws-cost')).toBe('');
+    expect(verdicts(await publish(registry, await bundleOf('aws-c0st', heir)))).toEqual([
+      ['aws-c0st', 'rejected', 'NAME_TOO_SIMILAR'],
+    ]);
+    expect(verdicts(await publish(registry, await bundleOf('awscost', publisher)))).toEqual([
+      ['awscost', 'accepted', ''],
+    ]);
+  });
+
+  it('reads a format-1 index as filing no owner, and writes its bins back in format 2', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await bundleOf('aws-cost', publisher));
+    const put = { contentType: 'text/tab-separated-values', cacheControl: 'no-store' } as const;
+    for (const key of indexKeys(registry)) registry.intake.objects.delete(key);
+    await registry.intake.put(
+      lookAlikeBinKey(binOf('awscost')),
+      encode('plugindex-names 1\nawscost\taws-cost\n'),
+      put,
+    );
+    await registry.intake.put(LOOK_ALIKE_COMPLETE_KEY, encode('plugindex-names 1\n'), put);
+    // Not built anew: no folder listed; the owner's look-alike reads the document, as before format 2.
+    const own = await readsOf(registry, await registry.submit(await bundleOf('awscost', publisher)));
+    expect(own.verdicts).toEqual([['awscost', 'accepted', '']]);
+    expect(own.reads.get('plugins/aws-cost/index.json')).toBe(1);
+    expect(
+      [...own.reads.keys()].filter((key) => key.startsWith('plugins/') && !key.includes('cost')),
+    ).toEqual([]);
+    expect(
+      new TextDecoder().decode(registry.intake.objects.get(lookAlikeBinKey(binOf('awscost')))?.body),
+    ).toBe(`plugindex-names 2\nawscost\taws-cost\nawscost\tawscost\t${publisher.fingerprint}\n`);
+    expect(verdicts(await publish(registry, await bundleOf('aws-c0st', squatter)))).toEqual([
+      ['aws-c0st', 'rejected', 'NAME_TOO_SIMILAR'],
+    ]);
+  });
+});
+
 describe('when the index is lost or rebuilt', () => {
   it('builds it from the published plugins when the intake store has none', async () => {
     const registry = await makeRegistry();
