@@ -86,6 +86,11 @@ export type ProblemCode =
   | 'PUBLISHER_NOT_OWNER'
   /** A new plugin's name reads as an existing plugin's another publisher owns (look-alike.ts). */
   | 'NAME_TOO_SIMILAR'
+  /**
+   * Refused for a plugin only an earlier submission of its batch made, which the batch then refused
+   * (pipeline/index.ts `unpublishedJudged`): the plugin never was; submitted again, it is judged anew.
+   */
+  | 'PUBLISH_DEPENDS_ON_REFUSED'
   /** An artifact names an OCI repository another publisher's plugin keeps its artifacts in (oci-repositories.ts). */
   | 'OCI_REPOSITORY_CLAIMED'
   // Publishing

@@ -166,6 +166,19 @@ export interface Rejected {
    * and neither does the refusal (pipeline/index.ts `unorderAfterRefused`).
    */
   readonly supersededIn?: { readonly plugin: string; readonly digests: readonly string[] };
+  /**
+   * A publish refused for plugins no document showed before the batch, made by earlier submissions of it
+   * (PUBLISHER_NOT_OWNER, NAME_TOO_SIMILAR, OCI_REPOSITORY_CLAIMED): each such problem and the plugins it
+   * stands on. Should the batch then publish none of them, the problem names plugins that never were
+   * (pipeline/index.ts `unpublishedJudged`).
+   */
+  readonly judgedOnBatch?: readonly JudgedOnBatch[];
+}
+
+/** A refusal of a publish that stands on `plugins`, made by earlier submissions of its batch alone. */
+export interface JudgedOnBatch {
+  readonly problem: Problem;
+  readonly plugins: readonly string[];
 }
 
 /** An action refused as changing nothing that still stands for its slot (`Rejected.ordered`). */
@@ -452,6 +465,11 @@ export class BatchView {
     return this.#current.get(name) ?? (await this.published(name));
   }
 
+  /** Whether `name` has a document only as this batch made it: none was published before the batch. */
+  async madeInBatch(name: string): Promise<boolean> {
+    return this.#current.has(name) && (await this.published(name).catch(() => null)) === undefined;
+  }
+
   /** Records a change this batch made to a document (judged, not yet written). */
   change(doc: PluginDocument): void {
     this.#current.set(doc.name, doc);
@@ -727,21 +745,28 @@ async function inspect(
   return inspection;
 }
 
-/** OCI_REPOSITORY_CLAIMED for each repository `manifest` names anew that another owner's plugin holds. */
+/**
+ * OCI_REPOSITORY_CLAIMED for each repository `manifest` names anew that another owner's plugin holds, each
+ * with the plugins that hold it.
+ */
 async function claimedRepositoryProblems(
   view: BatchView,
   manifest: Manifest,
   existing: PluginDocument | undefined,
   publisher: string,
-): Promise<Problem[]> {
+): Promise<JudgedOnBatch[]> {
   const named = existing ? view.repositoriesOf(existing) : new Set<string>();
-  const problems: Problem[] = [];
+  const problems: JudgedOnBatch[] = [];
   for (const [repository, path] of manifestOciRepositories(manifest)) {
     if (named.has(repository)) continue;
     const others = (await view.repositoryHolders(repository, manifest.name)).filter(
       (holder) => !holder.owners.includes(publisher),
     );
-    if (others.length > 0) problems.push(ociRepositoryProblem(path, repository, others));
+    if (others.length > 0)
+      problems.push({
+        problem: ociRepositoryProblem(path, repository, others),
+        plugins: others.map((holder) => holder.name),
+      });
   }
   return problems;
 }
@@ -775,17 +800,34 @@ async function evaluate(
   problems.push(
     ...authorizePublisher({ config: ctx.config, fingerprint: publisher, name: manifest.name, owners }),
   );
+  // The refusals that stand on plugins an earlier submission of this batch made (their owners, their
+  // names, their repositories): the batch may refuse that submission after this judging.
+  const judged: JudgedOnBatch[] = [];
+  if (owners && (await view.madeInBatch(manifest.name)))
+    for (const p of problems)
+      if (p.code === 'PUBLISHER_NOT_OWNER') judged.push({ problem: p, plugins: [manifest.name] });
   // A new name that reads as a plugin someone else owns is refused (typosquatting); one its owners take is
   // not, and plugins that already collide are left as they are (look-alike.ts). Only under first-come
   // ownership: without owners anyone may publish the existing name itself, and a look-alike takes nothing.
   if (!existing && ctx.config.ownership === 'first-come' && problems.length === 0) {
     const others = await view.lookAlikes(manifest.name, publisher);
-    if (others.length > 0) problems.push(lookAlikeProblem(manifest.name, others));
+    if (others.length > 0) {
+      const found = lookAlikeProblem(manifest.name, others);
+      problems.push(found);
+      judged.push({ problem: found, plugins: others.map((a) => a.name) });
+    }
   }
   // An OCI repository another owner's plugin keeps its artifacts in is refused (oci-repositories.ts): the
   // same owners may share one, and a repository this plugin's own versions already name stays its own.
   if (ctx.config.ownership === 'first-come' && problems.length === 0)
-    problems.push(...(await claimedRepositoryProblems(view, manifest, existing, publisher)));
+    for (const claimed of await claimedRepositoryProblems(view, manifest, existing, publisher)) {
+      problems.push(claimed.problem);
+      judged.push(claimed);
+    }
+  // Only those whose every plugin the batch made: one published before stands whatever the batch does.
+  const onBatch: JudgedOnBatch[] = [];
+  for (const j of judged)
+    if ((await Promise.all(j.plugins.map((p) => view.madeInBatch(p)))).every(Boolean)) onBatch.push(j);
 
   // Versions are immutable: same name and version with other bytes is refused; the same bytes is a no-op.
   // Versions that differ only in build metadata (one version to SemVer) or letter case (one folder on macOS
@@ -828,7 +870,10 @@ async function evaluate(
     }
   }
   problems.push(...inspection.artifactProblems);
-  if (problems.length > 0) return rejected(problems, { manifest, publisher });
+  if (problems.length > 0) {
+    const refusal = rejected(problems, { manifest, publisher });
+    return onBatch.length > 0 ? { ...refusal, judgedOnBatch: onBatch } : refusal;
+  }
   // The first accepted publisher of a name nobody owns owns it from now on, within this batch too.
   const record = provisionalRecord(manifest, { manifest, publisher, sourceSha256 }, now);
   view.change(mergePluginDocument(existing, [{ record, manifest }], ctx.config.ownership));

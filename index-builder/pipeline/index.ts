@@ -95,6 +95,7 @@ import {
   evaluateBatch,
   failedWrite,
   Inspections,
+  type JudgedOnBatch,
   markLogged,
   rejected,
   released,
@@ -347,6 +348,55 @@ function unorderAfterRefused(
     if (plugin === undefined) continue;
     const { ordered: _judged, supersededIn: _by, ...refusal } = evaluation;
     item.evaluation = { ...refusal, problems: [dependsOnRefusedProblem(plugin)] };
+  }
+}
+
+/**
+ * PUBLISH_DEPENDS_ON_REFUSED, in place of `judged.problem`: a publish refused for plugins only earlier
+ * submissions of its batch made, which the batch then refused. Told that it is another publisher's plugin,
+ * its submitter looked for a plugin that never was, and could not tell that the same upload is accepted now.
+ */
+function publishDependsOnRefusedProblem(judged: JudgedOnBatch): Problem {
+  const names = judged.plugins.map((name) => `"${name}"`).join(', ');
+  return problem(
+    'PUBLISH_DEPENDS_ON_REFUSED',
+    judged.problem.path,
+    `refused as ${judged.problem.code} for ${names}, which only an earlier submission of the same batch made, and the registry then refused that submission: ${names} was never published`,
+    {
+      expected:
+        'a publish judged against the plugins as published (submit it again, unchanged: it is judged anew)',
+      found: judged.plugins.join(', '),
+    },
+  );
+}
+
+/**
+ * Tells each publish refused for plugins only earlier submissions of its batch made (`Rejected.judgedOnBatch`:
+ * their owners, their look-alike name, their OCI repository), when the batch publishes none of those plugins
+ * in the end (their versions refused after the judging: their files refused for good, their page too large),
+ * that it was judged against plugins that never were (PUBLISH_DEPENDS_ON_REFUSED), where its outcome named
+ * them as another publisher's. It is not judged again here: the batch's view is not unwound (what the
+ * refused submission made is what every later item was judged against), so, as for actions
+ * (`unorderAfterRefused`), submitting it again has it judged anew. A problem that stands on any plugin the
+ * batch does publish (or one published before it) is left as it is.
+ */
+function unpublishedJudged(items: readonly BatchItem[]): void {
+  const published = new Set(
+    items.flatMap(({ evaluation: e }) => (e.kind === 'accepted' ? [e.manifest.name] : [])),
+  );
+  for (const item of items) {
+    const evaluation = item.evaluation;
+    if (evaluation.kind !== 'rejected' || !evaluation.judgedOnBatch) continue;
+    const never = evaluation.judgedOnBatch.filter((j) => !j.plugins.some((name) => published.has(name)));
+    if (never.length === 0) continue;
+    const { judgedOnBatch: _judged, ...refusal } = evaluation;
+    item.evaluation = {
+      ...refusal,
+      problems: evaluation.problems.map((p) => {
+        const judged = never.find((j) => j.problem === p);
+        return judged ? publishDependsOnRefusedProblem(judged) : p;
+      }),
+    };
   }
 }
 
@@ -843,6 +893,7 @@ export async function processSubmissions(
   const refused = versions.refused();
   refuseEchoes(items, refused);
   unorderAfterRefused(items, changers);
+  unpublishedJudged(items);
   await deleteRefusedVersions(ctx, refused, view, folded);
   ctx.onStep?.('rendered');
   // The index documents list every version's manifest: a batch that removes versions renders them at once,

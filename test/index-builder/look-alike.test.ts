@@ -233,6 +233,48 @@ describe('when a new plugin is named like an existing one', () => {
     expect(bin ? new TextDecoder().decode(bin.body) : '').not.toContain('aws-cost');
   });
 
+  it('tells an upload refused for a plugin the batch then refused that the plugin never was', async () => {
+    const registry = await makeRegistry();
+    // The store refuses for good every file of the first upload's new plugin: the batch refuses it after
+    // judging the later uploads against it.
+    const { put } = registry.site;
+    registry.site.put = (key, ...rest) => {
+      if (key.startsWith('plugins/aws-cost/1.0.0/'))
+        throw new StoreError('STORE_REFUSED', key, `cannot write ${key}: refused`);
+      return put.call(registry.site, key, ...rest);
+    };
+    const outcomes = await publish(
+      registry,
+      await bundleOf('aws-cost', publisher),
+      await bundleOf('awscost', squatter),
+      await bundleOf('aws-cost', squatter, '2.0.0'),
+    );
+    // Not NAME_TOO_SIMILAR and PUBLISHER_NOT_OWNER, naming "a plugin another publisher owns" that never was.
+    expect(verdicts(outcomes)).toEqual([
+      ['aws-cost', 'rejected', 'SUBMISSION_WRITE_FAILED'],
+      ['awscost', 'rejected', 'PUBLISH_DEPENDS_ON_REFUSED'],
+      ['aws-cost', 'rejected', 'PUBLISH_DEPENDS_ON_REFUSED'],
+    ]);
+    expect(outcomes[1]?.problems[0]).toMatchObject({ path: '/name', found: 'aws-cost' });
+    expect(outcomes[1]?.problems[0]?.message).toContain('refused as NAME_TOO_SIMILAR for "aws-cost"');
+    expect(outcomes[2]?.problems[0]?.message).toContain('"aws-cost" was never published');
+    expect(documentOf(registry, 'aws-cost')).toBeUndefined();
+    // Submitted again, unchanged, they are judged anew.
+    registry.site.put = put;
+    expect(
+      verdicts(
+        await publish(
+          registry,
+          await bundleOf('aws-cost', squatter, '2.0.0'),
+          await bundleOf('awscost', squatter),
+        ),
+      ),
+    ).toEqual([
+      ['aws-cost', 'accepted', ''],
+      ['awscost', 'accepted', ''],
+    ]);
+  });
+
   it('takes any name when ownership is none: no one owns the original to be impersonated', async () => {
     const registry = await makeRegistry({ ownership: 'none' });
     await publish(registry, await bundleOf('aws-cost', publisher));

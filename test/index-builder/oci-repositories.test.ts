@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { StoreError } from '../../index-builder/errors.ts';
 import { filedBinKey } from '../../index-builder/filed-index.ts';
 import { binOf, OCI_REPOSITORIES_PREFIX } from '../../index-builder/layout.ts';
 import { ociRepositoryOf } from '../../index-builder/oci.ts';
@@ -209,6 +210,34 @@ describe("when a plugin names another plugin's OCI repository", () => {
     expect(
       verdicts(await publish(registry, await ociBundleOf('squat-lens', squatter, LENS, '2.0.0'))),
     ).toEqual([['squat-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED']]);
+  });
+
+  it('tells a plugin refused for a holder the batch then refused that the holder never was', async () => {
+    const registry = await makeRegistry();
+    // The store refuses for good every file of the first plugin's version: refused after the judging.
+    const { put } = registry.site;
+    registry.site.put = (key, ...rest) => {
+      if (key.startsWith('plugins/kube-lens/1.0.0/'))
+        throw new StoreError('STORE_REFUSED', key, `cannot write ${key}: refused`);
+      return put.call(registry.site, key, ...rest);
+    };
+    const outcomes = await publish(
+      registry,
+      await ociBundleOf('kube-lens', publisher, LENS),
+      await ociBundleOf('other-lens', squatter, LENS),
+    );
+    expect(verdicts(outcomes)).toEqual([
+      ['kube-lens', 'rejected', 'SUBMISSION_WRITE_FAILED'],
+      ['other-lens', 'rejected', 'PUBLISH_DEPENDS_ON_REFUSED'],
+    ]);
+    expect(outcomes[1]?.problems[0]).toMatchObject({
+      path: '/installation/artifacts/0/oci/reference',
+      found: 'kube-lens',
+    });
+    registry.site.put = put;
+    expect(verdicts(await publish(registry, await ociBundleOf('other-lens', squatter, LENS)))).toEqual([
+      ['other-lens', 'accepted', ''],
+    ]);
   });
 
   it("lets the holder's owners share it, and the holder keep naming it", async () => {
