@@ -169,8 +169,9 @@ function servedFromUrl(url: string, path: string): string | undefined {
 /**
  * The hops of `servedAt` kept with the snapshot cached under `url` (`CachedSnapshot.servedFrom`): in order
  * (this request's, then those kept before), each once, `url` itself left out, without credentials, at most
- * `SERVED_FROM_LIMIT`: more than the fetcher follows, so every hop of this request is kept, and the oldest
- * kept before go first. Those kept before stay, answered at `url` itself too: they only add marks to read.
+ * `SERVED_FROM_LIMIT`: twice what the fetcher follows, so every hop of this request is kept and every one of
+ * the request before (the snapshot before's, should a run be killed before that snapshot is replaced), and
+ * the oldest kept before go first. Those kept before stay, answered at `url` itself too: they only add marks to read.
  */
 function keptHops(servedAt: readonly string[], url: string): readonly string[] {
   const kept: string[] = [];

@@ -36,10 +36,15 @@ import {
 } from './atomic.ts';
 
 /**
- * The most hops kept with a cached snapshot (`CachedSnapshot.servedFrom`): past the fetcher's five redirects
- * and the URL answering, so every hop it follows is kept; a longer list (a hand edit) is read to here.
+ * The most hops kept with a cached snapshot (`CachedSnapshot.servedFrom`): two requests' worth, each at most
+ * six (a mirror or the URL asked, the fetcher's five redirects and the URL answering, less the URL it is
+ * kept under), so the hops of the request before all stay beside this one's. At 8, a request led through
+ * five redirects dropped some of those of the request before: a run killed between writing the hops and
+ * the snapshot (`putSnapshot`) left the snapshot before without hops it came through (marks as of them read
+ * no more), and one reached through such a chain, then another, kept the first in part. A longer list (a
+ * hand edit) is read to here.
  */
-export const SERVED_FROM_LIMIT = 8;
+export const SERVED_FROM_LIMIT = 12;
 
 /** The last snapshot a registry served and the client verified. */
 export interface CachedSnapshot {

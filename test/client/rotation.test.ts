@@ -2597,6 +2597,50 @@ describe('when a snapshot cached with the hops a redirect led its request throug
   });
 });
 
+describe('when each snapshot request is led through the five redirects the client follows, and a run that takes a new snapshot is killed between writing its hops and the snapshot', () => {
+  it('leaves the snapshot before with every hop its own request came through, after the new ones', async () => {
+    // Prepare: `main` is configured at R, which leads through A1..A4 to the registry at S: five redirects,
+    // as many as the fetcher follows, so five hops kept with the snapshot.
+    const registry = await servedRegistry(['1.0.0']);
+    const chainTo = async (target: string): Promise<string[]> => {
+      const hops: string[] = [];
+      let to = target;
+      for (let at = 0; at < 4; at++) {
+        const hop = await redirectingTo(to);
+        hops.unshift(hop.url);
+        to = hop.url;
+      }
+      return hops;
+    };
+    const first = await chainTo(registry.url);
+    const r = await redirectingTo(first[0] as string);
+    const m = await machine();
+    await m.run((c) => c.addRegistry({ name: 'main', url: r.url, pin: { armored: registry.firstKey } }));
+    const cache = new ContentCache(join(dirname(m.data), 'cache'));
+    const before = await cache.snapshot(r.url);
+    expect(before?.servedFrom).toEqual([...first, registry.url]);
+    const registries = join(dirname(m.data), 'cache', 'registries');
+    const [folder] = await readdir(registries);
+    const held = join(registries, folder as string);
+    const snapshotBefore = await readFile(join(held, 'snapshot.json'));
+    // The registry publishes, and R now leads through B1..B4 to it.
+    await publish(registry.dir, ['1.1.0']);
+    const second = await chainTo(registry.url);
+    r.retarget(second[0] as string);
+
+    // Act: checked online, which takes the new snapshot; then the state a run killed after its first write
+    // (served-from.json) and before its second (snapshot.json) leaves: the snapshot before, the new hops.
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    expect((await cache.snapshot(r.url))?.bytes).not.toEqual(before?.bytes);
+    await writeFile(join(held, 'snapshot.json'), snapshotBefore);
+
+    // Assess: only more marks read as of it (putSnapshot), never fewer: every hop it came through is kept.
+    const after = await cache.snapshot(r.url);
+    expect(after?.bytes).toEqual(before?.bytes);
+    expect(after?.servedFrom).toEqual([...second, registry.url, ...first]);
+  });
+});
+
 describe('when a snapshot cached by a client that kept the hops in snapshot.json is checked again online, answered 304 at its own URL', () => {
   it('writes the hops beside it (an empty list), so no later check parses the snapshot for them', async () => {
     // Prepare: `main` reads the registry at its own URL; its cached snapshot is rewritten as a client that
