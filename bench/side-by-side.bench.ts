@@ -352,9 +352,13 @@ async function measure(
       `without the compressed variants ${ms(fNoCompression)} (${ratio(fNoCompression, rOne)}: they cost ${ms(fOne - fNoCompression)})`,
   );
   const [rServed, pServed] = served.map((t) => median(t)) as [number, number];
+  // Both tools' runs, and each round's ratio: runs that rise together over the rounds are the machine's
+  // drift, which the ratio of the same round cancels; plugindex's alone rising is plugindex's.
+  const runs = (t: readonly number[] | undefined) => (t ?? []).map((x) => Math.round(x)).join(', ');
+  const roundRatios = (served[1] ?? []).map((t, i) => t / (served[0]?.[i] ?? t));
   console.log(
     `    +1 beside a running plugindex serve (medians of ${PUBLISHES}): reprepro includedeb ${ms(rServed)}, plugindex publish ${ms(pServed)}: ${ratio(pServed, rServed)} ` +
-      `(runs: ${served[1]?.map((t) => Math.round(t)).join(', ')})`,
+      `(runs: reprepro ${runs(served[0])}; plugindex ${runs(served[1])}; each round's ratio, median ${median(roundRatios).toFixed(2)}x: ${roundRatios.map((r) => r.toFixed(2)).join(', ')})`,
   );
 }
 
