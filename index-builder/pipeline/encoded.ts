@@ -124,12 +124,12 @@ export async function completeEncodedVariants(
     // (the streaming threshold); else streamed, once per coding.
     const holds = document.size <= streamThresholdOf(ctx);
     // The process may hold it still, as it wrote it (held-documents.ts): then it is not read back.
-    const whole = holds
-      ? ((await ctx.held?.read(ctx.site, key, document)) ?? (await ctx.site.get(key)))
-      : undefined;
+    const held = holds ? await ctx.held?.read(ctx.site, key, document) : undefined;
+    const whole = holds ? (held ?? (await ctx.site.get(key))) : undefined;
     // Each records the digest of the bytes it was made from, as read here (hashed as they pass when
-    // streamed), not the one the store lists: those are the bytes it decodes to.
-    const sha256 = whole ? sha256Hex(whole.body) : undefined;
+    // streamed), not the one the store lists: those are the bytes it decodes to. A held document's is known
+    // since it was written (not hashed again: 15 MB after every publish a server takes at 10,000 plugins).
+    const sha256 = held?.sha256 ?? (whole ? sha256Hex(whole.body) : undefined);
     await allSettledValues(
       missing.map(async (encoding) => {
         const variant = encodedVariantKey(key, encoding);

@@ -42,7 +42,9 @@ export class HeldDocuments {
 
   /**
    * The document `key` as written last, when `store` still holds that very file (same ETag and size): its
-   * bytes and the ETag, as a read of the store would give them. Undefined otherwise (never written here,
+   * bytes and the ETag, as a read of the store would give them, and its SHA-256 (hex), known since it was
+   * written (the variants made from it record it, so 15 MB are not hashed again after every publish at
+   * 10,000 plugins, 12-35 ms of a server's CPU here). Undefined otherwise (never written here,
    * written by someone else since, or its ETag not yet noted). `known`: the store's `head` of it, when the
    * caller has just asked for it.
    */
@@ -50,12 +52,15 @@ export class HeldDocuments {
     store: Store,
     key: string,
     known?: ObjectInfo,
-  ): Promise<{ readonly body: Uint8Array; readonly etag: string; readonly size: number } | undefined> {
+  ): Promise<
+    | { readonly body: Uint8Array; readonly etag: string; readonly size: number; readonly sha256: string }
+    | undefined
+  > {
     const current = this.#slots.get(key)?.current;
     if (!current?.etag) return undefined;
     const info = known ?? (await store.head(key));
     if (!info || info.etag !== current.etag || info.size !== current.body.byteLength) return undefined;
-    return { body: current.body, etag: current.etag, size: current.body.byteLength };
+    return { body: current.body, etag: current.etag, size: current.body.byteLength, sha256: current.sha256 };
   }
 
   /**

@@ -9,6 +9,7 @@ import { Buffer } from 'node:buffer';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { forgetBins } from '../../../index-builder/catalog.ts';
+import { sha256Hex } from '../../../index-builder/digest.ts';
 import {
   CATALOG_ORDER_KEY,
   encodedVariantKey,
@@ -124,6 +125,11 @@ describe('a process that holds the index documents it wrote', () => {
       const gz = registry.site.objects.get(encodedVariantKey(key, 'gzip'))?.body as Uint8Array;
       expect(brotliDecompressSync(br).toString(), key).toBe(document);
       expect(gunzipSync(gz).toString(), key).toBe(document);
+      // Each records the digest of the document it decodes to: the one kept with it, not hashed again.
+      for (const encoding of ['br', 'gzip'] as const)
+        expect((await registry.site.head(encodedVariantKey(key, encoding)))?.decodedSha256, key).toBe(
+          sha256Hex(registry.site.objects.get(key)?.body as Uint8Array),
+        );
     }
   });
 });
@@ -154,7 +160,10 @@ describe('HeldDocuments', () => {
     copy.keep('not-noted-yet');
     expect(await documents.read(store, 'index.json')).toBeUndefined(); // no ETag noted: not trusted
     await held(store, documents, 'index.json', '{"a":1}');
-    expect(decoder.decode((await documents.read(store, 'index.json'))?.body)).toBe('{"a":1}');
+    const read = await documents.read(store, 'index.json');
+    expect(decoder.decode(read?.body)).toBe('{"a":1}');
+    // With the digest it was kept with: what the variants made from it record, without hashing it again.
+    expect(read?.sha256).toBe(((await store.head('index.json'))?.etag ?? '').replace(/"/g, ''));
     // Another writer: same size, other bytes.
     await store.put('index.json', bytes('{"a":2}'), {
       contentType: 'application/json',
