@@ -8,8 +8,8 @@ export const SECRET_KEY_ARMOR = '-----BEGIN PGP PRIVATE KEY BLOCK-----';
 
 /**
  * True when key text read as a public key holds secret key material: its armor says so, or the key read
- * from it (`readPublicKey`'s `secret`) is a secret key. Both, since openpgp.js reads secret packets under a
- * public key's armor header as the secret key, and reads only the first of several blocks.
+ * from it (`readPublicKey`'s `secret`) is a secret key or is followed by one. Both, since a caller may pass
+ * a `read` of other text (`readPublicKey` itself tests the armor, the packets of every public block too).
  */
 export function isSecretKeyText(armored: string, read: { readonly secret?: true }): boolean {
   return read.secret === true || armored.includes(SECRET_KEY_ARMOR);

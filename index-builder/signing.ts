@@ -13,6 +13,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import * as openpgp from 'openpgp';
+import { SECRET_KEY_ARMOR } from './armor.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { sha256Hex } from './digest.ts';
 import { KeyError } from './errors.ts';
@@ -63,8 +64,10 @@ export interface PublicKeyInfo {
   readonly armored: string;
   readonly key: openpgp.Key;
   /**
-   * Present when the text held the key's secret packets (`key` is then its public part): under any armor
-   * header, as openpgp.js reads secret packets under a PUBLIC KEY BLOCK header too.
+   * Present when the text held secret key material anywhere (`key` is then its public part, or another
+   * key's): the key read is a secret key (openpgp.js reads secret packets under a PUBLIC KEY BLOCK header
+   * too), a secret key's armor follows, or a secret key's packets follow the key read in a public key's
+   * armor (`cat public.gpg secret.gpg`, armored: openpgp.js reads the first key alone).
    */
   readonly secret?: true;
 }
@@ -148,8 +151,83 @@ export async function readPublicKey(armored: string): Promise<PublicKeyInfo> {
     userIds,
     armored: pub.armor(),
     key: pub,
-    ...(key.isPrivate() ? { secret: true as const } : {}),
+    ...(key.isPrivate() || (await holdsSecretPackets(armored)) ? { secret: true as const } : {}),
   };
+}
+
+const PUBLIC_KEY_BLOCK = /-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g;
+
+/**
+ * True when `armored` holds a secret key's armor, or a Secret-Key or Secret-Subkey packet (tags 5, 7) in a
+ * public key's armor. The packets' headers alone are walked (no body is parsed), so a keyring costs one more
+ * base64 decoding; a block that does not decode, or walks off its end, tells nothing (the key reader judges
+ * the first one; a later one is no key read).
+ */
+async function holdsSecretPackets(armored: string): Promise<boolean> {
+  if (armored.includes(SECRET_KEY_ARMOR)) return true;
+  for (const [block] of armored.matchAll(PUBLIC_KEY_BLOCK)) {
+    const data = await openpgp.unarmor(block).then(
+      (read) => read.data as Uint8Array,
+      () => undefined,
+    );
+    if (data && packetTags(data)?.some((tag) => tag === 5 || tag === 7)) return true;
+  }
+  return false;
+}
+
+/**
+ * The tag of each packet in `data`, by its header (RFC 9580 §4.2: the OpenPGP and the legacy format, and a
+ * partial body's chunks); undefined when a header is malformed or a length runs past the end.
+ */
+function packetTags(data: Uint8Array): number[] | undefined {
+  const tags: number[] = [];
+  let at = 0;
+  const byte = (i: number) => (i < data.length ? (data[i] as number) : -1);
+  while (at < data.length) {
+    const first = byte(at);
+    if ((first & 0x80) === 0) return undefined;
+    at += 1;
+    let length: number;
+    if (first & 0x40) {
+      tags.push(first & 0x3f);
+      for (;;) {
+        const octet = byte(at);
+        if (octet < 0) return undefined;
+        if (octet < 192) {
+          length = octet;
+          at += 1;
+          break;
+        }
+        if (octet < 224) {
+          if (byte(at + 1) < 0) return undefined;
+          length = ((octet - 192) << 8) + byte(at + 1) + 192;
+          at += 2;
+          break;
+        }
+        if (octet === 255) {
+          if (byte(at + 4) < 0) return undefined;
+          length = new DataView(data.buffer, data.byteOffset + at + 1, 4).getUint32(0);
+          at += 5;
+          break;
+        }
+        // A partial body's chunk (2^n bytes), then another length.
+        at += 1 + (1 << (octet & 0x1f));
+      }
+    } else {
+      tags.push((first >> 2) & 0x0f);
+      const size = [1, 2, 4, 0][first & 0x03] as number;
+      if (size === 0) length = data.length - at;
+      else {
+        if (byte(at + size - 1) < 0) return undefined;
+        length = 0;
+        for (let i = 0; i < size; i++) length = length * 256 + byte(at + i);
+        at += size;
+      }
+    }
+    at += length;
+    if (at > data.length) return undefined;
+  }
+  return tags;
 }
 
 /**

@@ -9,6 +9,7 @@
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { armor, enums, unarmor } from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
@@ -59,18 +60,32 @@ const exists = (path: string) =>
 
 let machines = 0;
 
+/**
+ * One public key's armor holding a public key and then a secret key (`cat public.gpg secret.gpg`, armored):
+ * openpgp.js reads the first key alone, a public one.
+ */
+async function publicThenSecret(publicKey: string, secretKey: string): Promise<string> {
+  const [first, second] = await Promise.all([unarmor(publicKey), unarmor(secretKey)]);
+  const data = new Uint8Array([...(first.data as Uint8Array), ...(second.data as Uint8Array)]);
+  return armor(enums.armor.publicKey, data);
+}
+
 describe.each([
-  ['the registry’s secret key', (secret: string) => secret],
+  ['the registry’s secret key', async (secret: string) => secret],
   [
     'its secret key under a public key’s armor header',
-    (secret: string) => secret.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
+    async (secret: string) => secret.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
+  ],
+  [
+    'its public key and then its secret key in one public key’s armor',
+    (secret: string) => publicThenSecret(registry.registryKey.publicKey, secret),
   ],
 ])('when %s is given where a public key is read', (_, text) => {
   async function machine() {
     machines += 1;
     const home = join(root, `m${machines}`);
     await mkdir(home, { recursive: true });
-    return { home, client: httpClient(home), key: text(registry.registryKey.secretKey) };
+    return { home, client: httpClient(home), key: await text(registry.registryKey.secretKey) };
   }
   const refusal = (message: string) => ({
     name: 'ClientError',
@@ -129,10 +144,17 @@ describe.each([
 
 describe('when a registry serves its secret key where its public key belongs', () => {
   it.each([
-    ['as it is', (secret: string) => secret],
+    ['as it is', async (secret: string, _publicKey: string) => secret],
     [
       'under a public key’s armor header',
-      (secret: string) => secret.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
+      async (secret: string, _publicKey: string) =>
+        secret.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
+    ],
+    // keys/registry.asc made by `cat public.asc secret.asc`: the public key's block is read first.
+    ['after its public key’s block', async (secret: string, publicKey: string) => `${publicKey}\n${secret}`],
+    [
+      'after its public key in one public key’s armor',
+      (secret: string, publicKey: string) => publicThenSecret(publicKey, secret),
     ],
   ])(
     'registry add by fingerprint or on first use, and verify without --key, refuse it (%s), pinning nothing',
@@ -148,7 +170,8 @@ describe('when a registry serves its secret key where its public key belongs', (
         ),
       );
       // A deploy that copied the wrong file of the key pair.
-      await served.site.put(REGISTRY_PUBLIC_KEY_KEY, encode(text(served.registryKey.secretKey)), {
+      const servedText = await text(served.registryKey.secretKey, served.registryKey.publicKey);
+      await served.site.put(REGISTRY_PUBLIC_KEY_KEY, encode(servedText), {
         contentType: 'application/pgp-keys',
         cacheControl: 'no-cache',
       });

@@ -11,7 +11,7 @@ import {
 } from '../../index-builder/signing.ts';
 import { costlyKey } from '../support/costly-key.ts';
 import { encode, KEYS_CREATED, sha256, testKey } from '../support/fixtures.ts';
-import { gpgKeyring, gpgKeyWithSigningSubkey } from '../support/gpg.ts';
+import { gpgKeyring, gpgKeyWithSigningSubkey, gpgPublicKeys } from '../support/gpg.ts';
 import { SMALL_ORDER_POINTS, smallOrderKey } from '../support/small-order-key.ts';
 
 describe('when signing with the registry key', () => {
@@ -350,5 +350,76 @@ describe('when loading keys', () => {
     await expect(verifyDetachedSignature(encode('unlocked'), signature, [key.key])).resolves.toMatchObject({
       ok: true,
     });
+  });
+});
+
+describe('when key text read as a public key may hold a secret key', () => {
+  const binary = async (armored: string) => (await openpgp.unarmor(armored)).data as Uint8Array;
+  const asPublicBlock = async (...armored: string[]) =>
+    openpgp.armor(
+      openpgp.enums.armor.publicKey,
+      new Uint8Array((await Promise.all(armored.map(binary))).flatMap((bytes) => [...bytes])),
+    );
+  const signature = `-----BEGIN PGP SIGNATURE-----\n\n${Buffer.from('not read').toString('base64')}\n-----END PGP SIGNATURE-----\n`;
+
+  /** A public key with a user attribute of `size` bytes (an image), after its user ID. */
+  async function withUserAttribute(armored: string, size: number): Promise<string> {
+    const packets = (await openpgp.readKey({ armoredKey: armored })).toPacketList();
+    const attribute = new openpgp.UserAttributePacket();
+    // Its subpackets, as openpgp.js reads them (its typings leave them out).
+    (attribute as unknown as { attributes: string[] }).attributes.push(
+      `\x01${'\x10\x00\x01'.padEnd(16, '\x00')}${'\xff'.repeat(size)}`,
+    );
+    const at = packets.findIndex((p) => p instanceof openpgp.PublicSubkeyPacket);
+    packets.splice(at, 0, attribute);
+    return openpgp.armor(openpgp.enums.armor.publicKey, packets.write() as Uint8Array);
+  }
+
+  it('reads none of these public keys as secret: v6, many subkeys, user attributes, GnuPG-made, keyrings, trailing text', async () => {
+    const v4 = await testKey('public-only');
+    const v6 = await openpgp.generateKey({
+      type: 'curve25519',
+      userIDs: [{ name: 'v6' }],
+      config: { v6Keys: true },
+      format: 'armored',
+    });
+    const subkeys = await openpgp.generateKey({
+      userIDs: [{ name: 'many subkeys' }],
+      subkeys: Array.from({ length: 12 }, (_, i) => ({ sign: i % 2 === 0 })),
+      format: 'armored',
+    });
+    const [gnupg] = gpgPublicKeys(['ed25519']);
+    const texts = {
+      v6: v6.publicKey,
+      'many subkeys': subkeys.publicKey,
+      // A 2-octet and a 5-octet packet length (over 8383 bytes).
+      'a small user attribute': await withUserAttribute(v4.publicKey, 300),
+      'a large user attribute': await withUserAttribute(v4.publicKey, 20_000),
+      'GnuPG-made (legacy packet headers)': gnupg?.key as string,
+      'a keyring of three in one block': await asPublicBlock(
+        v4.publicKey,
+        v6.publicKey,
+        gnupg?.key as string,
+      ),
+      'two blocks': `${v4.publicKey}\n${subkeys.publicKey}`,
+      'trailing text and a detached signature': `${v4.publicKey}\nsee https://example.com\n${signature}`,
+    };
+    for (const [what, text] of Object.entries(texts))
+      expect((await readPublicKey(text)).secret, what).toBeUndefined();
+  });
+
+  it('reads as secret a secret key after the public key read, in its block (either packet format) or in another', async () => {
+    const v4 = await testKey('public-then-secret');
+    const gnupg = gpgKeyWithSigningSubkey({ created: KEYS_CREATED, seconds: 86_400 });
+    const texts = {
+      'in one block': await asPublicBlock(v4.publicKey, v4.secretKey),
+      'in one block, GnuPG-made (legacy packet headers)': await asPublicBlock(v4.publicKey, gnupg.secretKey),
+      'its own block after': `${v4.publicKey}\n${v4.secretKey}`,
+    };
+    for (const [what, text] of Object.entries(texts)) {
+      const read = await readPublicKey(text);
+      expect(read.fingerprint, what).toBe(v4.fingerprint);
+      expect(read.secret, what).toBe(true);
+    }
   });
 });
