@@ -65,18 +65,31 @@ async function bundles(count: number): Promise<Uint8Array[]> {
 }
 
 /**
- * A registry with `count` bundles waiting, and its intake as one whose reads of them each hold the thread
- * 2 ms, counted (`read.count`).
+ * A registry with `count` bundles waiting, and its intake as one whose reads of them are counted as they
+ * begin (`read.begun`) and end (`read.count`); every read past the first `ahead` waits until `open()` (or,
+ * should the batch read them all before anything opens the gate, a second: the test then fails on its
+ * counts, never hangs). So whether the batch judges while the rest are still read does not turn on how
+ * fast this machine runs, as reads that each held the thread 2 ms did: under load the first judging came
+ * after the 24th read.
  */
-async function slowlyRead(count: number) {
+async function slowlyRead(count: number, ahead = 8) {
   const registry = await makeRegistry();
   const keys = await registry.submit(...(await bundles(count)));
-  const read = { count: 0 };
-  const intake = watchedIntake(registry.intake, () => {
-    read.count += 1;
-    holdThread();
+  const read = { begun: 0, count: 0 };
+  let open = () => {};
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+    setTimeout(resolve, 1000).unref();
   });
-  return { registry, keys, intake, read };
+  const intake = withMethod(registry.intake, 'get', (get) => async (key) => {
+    if (!key.startsWith('incoming/')) return get(key);
+    read.begun += 1;
+    if (read.begun > ahead) await opened;
+    const object = await get(key);
+    read.count += 1;
+    return object;
+  });
+  return { registry, keys, intake, read, open };
 }
 
 describe('when a batch is taken', () => {
@@ -111,11 +124,13 @@ describe('when a batch is taken', () => {
   });
 
   it('judges each bundle, and writes its version, while the rest are still read', async () => {
-    const { registry, keys, intake, read } = await slowlyRead(24);
+    const { registry, keys, intake, read, open } = await slowlyRead(24);
     const readsAtFirstManifest: number[] = [];
     const site = withMethod(registry.site, 'put', (put) => async (key, body, options) => {
-      if (key.endsWith('/manifest.json') && readsAtFirstManifest.length === 0)
+      if (key.endsWith('/manifest.json') && readsAtFirstManifest.length === 0) {
         readsAtFirstManifest.push(read.count);
+        open();
+      }
       return put(key, body, options);
     });
 
@@ -150,22 +165,29 @@ describe('when a batch is taken', () => {
   });
 
   it('fails the batch when judging meets a storage error, and reads no further uploads', async () => {
-    const { registry, keys, intake, read } = await slowlyRead(24);
+    const { registry, keys, intake, read, open } = await slowlyRead(24);
+    let begunAtFailure = -1;
     const site = withMethod(registry.site, 'get', (get) => async (key) => {
-      if (key === 'plugins/read-0/index.json') throw new StoreError('STORE_IO', key, 'injected failure');
+      if (key === 'plugins/read-0/index.json') {
+        begunAtFailure = read.begun;
+        open();
+        throw new StoreError('STORE_IO', key, 'injected failure');
+      }
       return get(key);
     });
 
     const failed = await processSubmissions({ ...registry.context, intake, site }, keys).catch(
       (error) => error,
     );
-    const readsAtFailure = read.count;
     await new Promise((resolve) => setTimeout(resolve, 20));
 
     expect(failed).toBeInstanceOf(StoreError);
     expect(failed).toMatchObject({ code: 'STORE_IO', message: expect.stringContaining('injected failure') });
-    expect(readsAtFailure).toBeLessThan(24);
-    expect(read.count).toBe(readsAtFailure);
+    // Judged while the rest waited to be read; those begun then finish, and none is begun after.
+    expect(begunAtFailure).toBeGreaterThan(0);
+    expect(begunAtFailure).toBeLessThan(24);
+    expect(read.begun).toBe(begunAtFailure);
+    expect(read.count).toBe(read.begun);
     expect(keys.every((key) => registry.intake.objects.has(key))).toBe(true);
   });
 
