@@ -246,6 +246,26 @@ export async function unsafeFolderOnPath(dir: string): Promise<UnsafeFolder | un
   return (await judgeChain(await realPathOfDeepest(absolute))).unsafe;
 }
 
+/**
+ * The first folder in `folder` (itself included, its links not followed) that another user may change
+ * (`folderUnsafety`); undefined when none is, or when `folder` is not there or is a link. What a recursive
+ * rm of `folder` needs: Node's lstats each entry, then reads a folder and removes its entries by path, so a
+ * folder in there swapped for a link in between is followed, and what it leads to removed (the race of
+ * Rust's CVE-2022-21658). Node.js has no unlinkat to remove relative to a folder already opened; only
+ * someone who may write a folder in there can swap one, so none may be such a folder.
+ */
+export async function unsafeFolderWithin(folder: string): Promise<UnsafeFolder | undefined> {
+  const info = await lstat(folder).catch(() => undefined);
+  if (!info?.isDirectory()) return undefined;
+  const why = folderUnsafety(info, folder);
+  if (why !== undefined) return { at: folder, why };
+  for (const entry of await readdir(folder).catch(() => [] as string[])) {
+    const found = await unsafeFolderWithin(join(folder, entry));
+    if (found) return found;
+  }
+  return undefined;
+}
+
 export async function writeFileAtomic(
   path: string,
   data: string | Uint8Array,

@@ -30,7 +30,9 @@ import {
   readTextIfExists,
   removeStaleTempsIn,
   tempPathFor,
+  type UnsafeFolder,
   unsafeFolderOnPath,
+  unsafeFolderWithin,
   vouchHint,
   writeFileAtomic,
 } from './atomic.ts';
@@ -133,13 +135,17 @@ export class ContentCache {
    */
   async #refuseUnsafeFolder(file: string): Promise<void> {
     const unsafe = await unsafeFolderOnPath(dirname(file));
-    if (unsafe)
-      throw new ClientError(
-        'CACHE_PATH_UNSAFE',
-        `${unsafe.at} is ${unsafe.why}: another user could swap a folder under it for a symbolic link while ` +
-          `plugindex writes or removes ${file}, so nothing is. Make it yours and writable by you alone (chown, ` +
-          `chmod go-w), or set PLUGINDEX_CACHE_HOME to a folder that is; or, ${vouchHint(unsafe.at)}`,
-      );
+    if (unsafe) throw this.#unsafeFolderError(unsafe, file);
+  }
+
+  /** CACHE_PATH_UNSAFE for `unsafe`, a folder on the way to or inside `target`, the file or folder at issue. */
+  #unsafeFolderError(unsafe: UnsafeFolder, target: string): ClientError {
+    return new ClientError(
+      'CACHE_PATH_UNSAFE',
+      `${unsafe.at} is ${unsafe.why}: another user could swap a folder under it for a symbolic link while ` +
+        `plugindex writes or removes ${target}, so nothing is. Make it yours and writable by you alone (chown, ` +
+        `chmod go-w), or set PLUGINDEX_CACHE_HOME to a folder that is; or, ${vouchHint(unsafe.at)}`,
+    );
   }
 
   #docPath(sha256: string): string {
@@ -362,8 +368,18 @@ export class ContentCache {
     await this.#placeFile(join(this.#registryDir(url), SNAPSHOT_FILE), `${JSON.stringify(kept)}\n`);
   }
 
+  /**
+   * Removes the registry's folder whole (a link in its place is unlinked, not followed). Node's recursive rm
+   * follows a folder in it swapped for a link mid-walk (`unsafeFolderWithin`), so one another user may change
+   * in there is refused first, as a version's folder is (the client writes only files there; any folder in
+   * it was made by someone else).
+   * @throws ClientError CACHE_PATH_UNSAFE naming the folder and why.
+   */
   async removeRegistry(url: string): Promise<void> {
-    await this.#refuseUnsafeFolder(join(this.#registryDir(url), SNAPSHOT_FILE));
-    await rm(this.#registryDir(url), { recursive: true, force: true });
+    const folder = this.#registryDir(url);
+    await this.#refuseUnsafeFolder(join(folder, SNAPSHOT_FILE));
+    const within = await unsafeFolderWithin(folder);
+    if (within) throw this.#unsafeFolderError(within, folder);
+    await rm(folder, { recursive: true, force: true });
   }
 }

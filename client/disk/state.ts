@@ -33,8 +33,8 @@ import {
   readTextIfExists,
   removeStaleTemps,
   tempPathFor,
-  type UnsafeFolder,
   unsafeFolderOnPath,
+  unsafeFolderWithin,
   vouchHint,
   withFileLock,
   writeFileAtomic,
@@ -1283,22 +1283,6 @@ async function makeOneFolder(at: string): Promise<boolean> {
     if (found !== undefined) throw linkedInstead(at, error);
     throw error;
   }
-}
-
-/**
- * The first folder in `folder` (itself included, its links not followed) that another user may change
- * (`folderUnsafety`); undefined when none is, or when `folder` is not there or is a link.
- */
-async function unsafeFolderWithin(folder: string): Promise<UnsafeFolder | undefined> {
-  const info = await lstat(folder).catch(() => undefined);
-  if (!info?.isDirectory()) return undefined;
-  const why = folderUnsafety(info, folder);
-  if (why !== undefined) return { at: folder, why };
-  for (const entry of await readdir(folder).catch(() => [] as string[])) {
-    const found = await unsafeFolderWithin(join(folder, entry));
-    if (found) return found;
-  }
-  return undefined;
 }
 
 /** INSTALL_PATH_UNSAFE for `at`, a folder on the way to or inside the install folder `dir`, and `why`. */

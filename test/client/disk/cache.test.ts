@@ -2,7 +2,7 @@
  * The content cache: what a download killed part way left in its tmp/ folder, a blob deleted before its
  * reader began, and the snapshot kept with where the last request for it was led.
  */
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -118,6 +118,36 @@ describe.skipIf(process.platform === 'win32')(
       await expect(cache.removeBlob(sha256Hex(body))).rejects.toMatchObject({ code: 'CACHE_PATH_UNSAFE' });
       await expect(write(cache)).rejects.toMatchObject({ code: 'CACHE_PATH_UNSAFE' });
       expect(await cache.hasBlob(sha256Hex(body), body.byteLength)).toBe(true);
+    });
+
+    it('refuses to remove a registry\u2019s folder that holds one every user may write (a recursive rm follows a link swapped in there), removing nothing', async () => {
+      const cache = new ContentCache(await mkdtemp(path.join(dir, 'registry-')));
+      const url = 'https://example.test/';
+      await cache.putSnapshot(url, { bytes: body, signature: 'sig' });
+      const [name] = await readdir(path.join(cache.root, 'registries'));
+      const folder = path.join(cache.root, 'registries', String(name));
+      // Not the client's (it writes only files there): a folder another user may swap for a link to theirs.
+      await mkdir(path.join(folder, 'shared'));
+      await chmod(path.join(folder, 'shared'), 0o777);
+      await writeFile(path.join(folder, 'shared', 'kept'), 'kept');
+
+      await expect(cache.removeRegistry(url)).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'CACHE_PATH_UNSAFE',
+        message: expect.stringContaining(path.join(folder, 'shared')),
+      });
+      expect(await readFile(path.join(folder, 'shared', 'kept'), 'utf8')).toBe('kept');
+      expect((await cache.snapshot(url))?.signature).toBe('sig');
+
+      // Made the user's alone again, it goes whole; a link in it is unlinked, what it leads to kept.
+      await chmod(path.join(folder, 'shared'), 0o755);
+      const outside = await mkdtemp(path.join(dir, 'outside-'));
+      await writeFile(path.join(outside, 'mine'), 'mine');
+      await symlink(outside, path.join(folder, 'linked'));
+      await cache.removeRegistry(url);
+      expect(await cache.snapshot(url)).toBeUndefined();
+      expect(await readdir(path.join(cache.root, 'registries'))).toEqual([]);
+      expect(await readFile(path.join(outside, 'mine'), 'utf8')).toBe('mine');
     });
 
     it('writes under a parent every user may write that has the sticky bit (as /tmp)', async () => {
