@@ -7,7 +7,18 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream, readFileSync, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  lutimes,
+  mkdir,
+  open,
+  readdir,
+  realpath,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { hostname, uptime } from 'node:os';
 import { basename, delimiter, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
@@ -591,9 +602,11 @@ export async function withLockFile<T>(
     }
   }
   // Touched while held, so a waiter on another machine, which cannot ask after this PID, knows it is alive.
+  // lutimes, not utimes: a lock swapped for a link by someone who may write its folder had the times of
+  // whatever file the link led to set (a backup tool's or make's judgement of it changed), not the link's.
   const heartbeat = setInterval(() => {
     const now = new Date();
-    utimes(lock, now, now).catch(() => undefined);
+    lutimes(lock, now, now).catch(() => undefined);
   }, options.heartbeatMs ?? LOCK_HEARTBEAT_MS);
   heartbeat.unref();
   try {

@@ -1,7 +1,7 @@
 /** The client's lock files: taken in turn, a dead holder's broken, a live one waited for and then named. */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir, uptime } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -285,6 +285,37 @@ describe('when a lock names another machine', () => {
       { busy, heartbeatMs: 20 },
     );
     expect(mtime).toBeGreaterThan(Date.now() - 10_000);
+  });
+});
+
+describe.skipIf(process.platform === 'win32')('when a held lock is swapped for a symbolic link', () => {
+  it('touches the link itself, never the times of the file it leads to', async () => {
+    const lock = path.join(dir, 'swapped.lock');
+    const victim = path.join(dir, 'swapped-victim');
+    await writeFile(victim, 'another file');
+    const old = new Date(Date.now() - 2 * 60_000);
+    await utimes(victim, old, old);
+    const untouched = (await stat(victim)).mtimeMs;
+    const touched = await withLockFile(
+      lock,
+      async () => {
+        // Someone who may write the lock's folder swaps the lock for a link to another file.
+        await rm(lock);
+        await symlink(victim, lock);
+        const since = (await lstat(lock)).mtimeMs;
+        // Until the heartbeat has touched one of the two (bounded: it runs every 20 ms).
+        for (let tries = 0; tries < 250; tries += 1) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          const link = (await lstat(lock)).mtimeMs;
+          const target = (await stat(victim)).mtimeMs;
+          if (link !== since || target !== untouched) return { link: link !== since, target };
+        }
+        return { link: false, target: (await stat(victim)).mtimeMs };
+      },
+      { busy, heartbeatMs: 20 },
+    );
+    expect(touched).toEqual({ link: true, target: untouched });
+    expect(await readFile(victim, 'utf8')).toBe('another file');
   });
 });
 
