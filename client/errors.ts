@@ -104,6 +104,19 @@ export type ClientErrorCode =
    */
   | 'CACHE_PATH_UNSAFE'
   /**
+   * The config folder, or a folder above it, is one another user may change (as for `INSTALL_PATH_UNSAFE`):
+   * they could put a config.json of their own there (a registry's URL, its key). Nothing there is read or
+   * written; names the folder and `PLUGINDEX_SAFE_FOLDERS=FOLDER`.
+   */
+  | 'CONFIG_PATH_UNSAFE'
+  /**
+   * A folder holding trust records (the data folder's `trust/` or one in it), or a folder above it, is one
+   * another user may change (as for `INSTALL_PATH_UNSAFE`): they could plant records of their own (a pinned
+   * key, a floor), which nothing signs. Nothing there is read or written; names the folder and
+   * `PLUGINDEX_SAFE_FOLDERS=FOLDER`.
+   */
+  | 'DATA_PATH_UNSAFE'
+  /**
    * A version would go to the folder of another version of the plugin installed in that install folder,
    * their names differing only in letter case (`1.0.0-RC.1`, `1.0.0-rc.1`): one folder where case is
    * ignored (macOS, Windows). The message names both and how to go on.
@@ -190,6 +203,8 @@ const REFUSAL_CODES: ReadonlySet<ClientErrorCode> = new Set([
   'INSTALL_PATH_LINKED',
   'INSTALL_PATH_UNSAFE',
   'CACHE_PATH_UNSAFE',
+  'CONFIG_PATH_UNSAFE',
+  'DATA_PATH_UNSAFE',
   'TRUST_RESET_REFUSED',
   'PINNED_KEY_UNTRUSTED',
 ]);

@@ -602,11 +602,50 @@ export class ClientState {
     return join(this.dirs.config, 'config.json');
   }
 
+  /**
+   * Refuses to read or write what is kept in `folder` (the config folder, or one in the data folder's
+   * `trust/`) where it, or a folder above it, is one another user may change (`unsafeFolderOnPath`, as the
+   * cache and install folders are judged): they could put a config.json or trust records of their own there
+   * (a registry's URL, a pinned key, a floor, a mark dropped: nothing the client reads there is signed), or
+   * swap a folder for a link between a check and a write. OpenSSH's StrictModes refuses to read a user's
+   * authorized_keys so. Read as well as written, as the planted file needs no race. `within`: the folders
+   * in `folder` too, before a recursive rm of its entries (which follows one swapped for a link mid-walk).
+   * @throws ClientError CONFIG_PATH_UNSAFE or DATA_PATH_UNSAFE naming the folder and why.
+   */
+  async #refuseUnsafeFolder(
+    kind: 'config' | 'data',
+    folder: string,
+    options: { readonly within?: boolean } = {},
+  ): Promise<void> {
+    const unsafe =
+      (await unsafeFolderOnPath(folder)) ?? (options.within ? await unsafeFolderWithin(folder) : undefined);
+    if (!unsafe) return;
+    const [code, what, variable] =
+      kind === 'config'
+        ? ([
+            'CONFIG_PATH_UNSAFE',
+            'a config.json of their own (registries, keys)',
+            'PLUGINDEX_CONFIG_HOME',
+          ] as const)
+        : ([
+            'DATA_PATH_UNSAFE',
+            'trust records of their own (a pinned key, a floor)',
+            'PLUGINDEX_DATA_HOME',
+          ] as const);
+    throw new ClientError(
+      code,
+      `${unsafe.at} is ${unsafe.why}: another user could put ${what} in ${folder}, or swap a folder under it ` +
+        `for a symbolic link while plugindex writes there, so nothing there is read or written. Make it yours ` +
+        `and writable by you alone (chown, chmod go-w), or set ${variable} to a folder that is; or, ${vouchHint(unsafe.at)}`,
+    );
+  }
+
   get defaultInstallDir(): string {
     return join(this.dirs.data, 'plugins');
   }
 
   async readConfig(): Promise<ClientConfig> {
+    await this.#refuseUnsafeFolder('config', this.dirs.config);
     const text = await readTextIfExists(this.configFile);
     return text === undefined ? EMPTY_CLIENT_CONFIG : parseClientConfig(text, this.configFile);
   }
@@ -615,6 +654,7 @@ export class ClientState {
   async editConfig<T>(
     edit: (config: ClientConfig) => Promise<{ config: ClientConfig; result: T }>,
   ): Promise<T> {
+    await this.#refuseUnsafeFolder('config', this.dirs.config);
     return withFileLock(this.configFile, async () => {
       const before = await this.readConfig();
       const { config, result } = await edit(before);
@@ -630,6 +670,7 @@ export class ClientState {
 
   async trust(registry: string): Promise<TrustRecord | undefined> {
     const dir = this.#trustDir(registry);
+    await this.#refuseUnsafeFolder('data', dir);
     const [armoredKey, state, former] = await Promise.all([
       readTextIfExists(join(dir, 'registry.asc')),
       readTextIfExists(join(dir, 'state.json')),
@@ -745,6 +786,7 @@ export class ClientState {
     options: { readonly replacing?: boolean; readonly formerRegistry?: string } = {},
   ): Promise<string> {
     const dir = this.#trustDir(registry);
+    await this.#refuseUnsafeFolder('data', dir);
     return withFileLock(join(dir, 'state.json'), async () => {
       const before = await this.trust(registry).catch(() => undefined);
       // Two runs side by side, the one that began under a key the other then followed a rotation away from
@@ -830,6 +872,7 @@ export class ClientState {
     },
   ): Promise<TrustRecord | undefined> {
     const dir = this.#trustDir(name);
+    await this.#refuseUnsafeFolder('data', dir);
     return withFileLock(join(dir, 'state.json'), async () => {
       const before = await this.trust(name).catch(() => undefined);
       if (!before) return undefined;
@@ -982,6 +1025,8 @@ export class ClientState {
      */
     options: { readonly former?: boolean } = {},
   ): Promise<{ readonly name: string; readonly record: TrustRecord; readonly formerOnly?: true }[]> {
+    // The trust root judged first: a record another user may plant is refused, not read as none.
+    await this.#refuseUnsafeFolder('data', this.#trustRoot);
     const identity = reachedIdentity(registry, reached);
     const read = new Map<string, TrustRecord | undefined>();
     const recordOf = async (name: string): Promise<TrustRecord | undefined> => {
@@ -1117,6 +1162,8 @@ export class ClientState {
    */
   async removeTrust(registry: string, options: { readonly url?: string } = {}): Promise<void> {
     const dir = this.#trustDir(registry);
+    // Its entries are removed by a recursive rm: a folder in it another user may change is refused too.
+    await this.#refuseUnsafeFolder('data', dir, { within: true });
     const linked = (await lstat(dir).catch(() => undefined))?.isSymbolicLink() === true;
     const lock = join(dir, 'state.json');
     // Read under the record's lock, so a check writing it meanwhile (a mark just learnt) is read whole.
@@ -1170,6 +1217,7 @@ export class ClientState {
    */
   async #removedDeparturesKept(): Promise<{ departures: FormerDeparture[]; damaged: DamagedDeparture[] }> {
     const file = this.#removedDeparturesFile;
+    await this.#refuseUnsafeFolder('data', this.#trustRoot);
     const text = await readTextIfExists(file);
     if (text === undefined) return { departures: [], damaged: [] };
     // Refused, not read as none: the mark it keeps would be forgotten.

@@ -30,6 +30,7 @@ import {
   setTrustName,
   type TrustRecord,
 } from '../../../client/disk/state.ts';
+import type { ClientError } from '../../../client/errors.ts';
 import { sha256Hex } from '../../../index-builder/digest.ts';
 import { deadPid } from '../../support/dead-pid.ts';
 
@@ -261,6 +262,96 @@ describe.skipIf(process.platform === 'win32')(
       expect((await stat(outside)).mode & 0o7777).toBe(0o600);
       await chmod(outside, 0o700);
       expect(await readdir(outside)).toEqual([]);
+    });
+  },
+);
+
+describe.skipIf(process.platform === 'win32')(
+  'when the config or data folder, or a folder above it, is one others may write',
+  () => {
+    const KEY = 'A'.repeat(40);
+    /** Config, data and cache folders under `shared`, a parent of `mode`. */
+    async function stateUnder(mode: number): Promise<{ state: ClientState; shared: string }> {
+      const shared = await mkdtemp(path.join(dir, 'unsafe-home-'));
+      const state = new ClientState({
+        config: path.join(shared, 'config'),
+        data: path.join(shared, 'data'),
+        cache: path.join(shared, 'cache'),
+      });
+      await chmod(shared, mode);
+      return { state, shared };
+    }
+    const pinned = { fingerprint: KEY, armoredKey: `key ${KEY}`, highestGeneration: 3 };
+
+    it('refuses to read or write trust records another user could have planted (DATA_PATH_UNSAFE), naming the folder', async () => {
+      const { state, shared } = await stateUnder(0o755);
+      await state.writeTrust('main', pinned);
+      // Another user, who may write the data folder now, could have written this record.
+      await chmod(path.join(shared, 'data'), 0o777);
+
+      await expect(state.trust('main')).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'DATA_PATH_UNSAFE',
+        message: expect.stringContaining(`${path.join(shared, 'data')} is writable by every user`),
+      });
+      // A refusal, as the install folder's and the cache's: the command exits 3.
+      expect((await state.trust('main').catch((error: unknown) => error)) as ClientError).toHaveProperty(
+        'refusal',
+        true,
+      );
+      await expect(state.writeTrust('main', { ...pinned, highestGeneration: 4 })).rejects.toMatchObject({
+        code: 'DATA_PATH_UNSAFE',
+      });
+      await expect(state.sharedTrust('https://plugins.example', { fingerprint: KEY })).rejects.toMatchObject({
+        code: 'DATA_PATH_UNSAFE',
+      });
+      await expect(state.removeTrust('main')).rejects.toMatchObject({ code: 'DATA_PATH_UNSAFE' });
+      expect(await readdir(path.join(shared, 'data', 'trust'))).toContain('main');
+    });
+
+    it('refuses to remove a trust folder holding a folder every user may write (its entries go by a recursive rm)', async () => {
+      const { state, shared } = await stateUnder(0o755);
+      await state.writeTrust('main', pinned);
+      const planted = path.join(shared, 'data', 'trust', 'main', 'shared');
+      await mkdir(planted);
+      await chmod(planted, 0o777);
+      await writeFile(path.join(planted, 'kept'), 'kept');
+
+      await expect(state.removeTrust('main')).rejects.toMatchObject({
+        code: 'DATA_PATH_UNSAFE',
+        message: expect.stringContaining(planted),
+      });
+      expect(await readFile(path.join(planted, 'kept'), 'utf8')).toBe('kept');
+      expect((await state.trust('main'))?.highestGeneration).toBe(3);
+    });
+
+    it('refuses to read or write a config.json another user could have written (CONFIG_PATH_UNSAFE)', async () => {
+      const { state, shared } = await stateUnder(0o777);
+
+      await expect(state.readConfig()).rejects.toMatchObject({ code: 'CONFIG_PATH_UNSAFE' });
+      await expect(state.editConfig(async (config) => ({ config, result: undefined }))).rejects.toMatchObject(
+        { code: 'CONFIG_PATH_UNSAFE' },
+      );
+      await expect(state.writeTrust('main', pinned)).rejects.toMatchObject({ code: 'DATA_PATH_UNSAFE' });
+      // Refused before anything is made there.
+      expect(await readdir(shared)).toEqual([]);
+    });
+
+    it('reads and writes under a parent with the sticky bit (as /tmp), and where PLUGINDEX_SAFE_FOLDERS lists it', async () => {
+      const sticky = await stateUnder(0o1777);
+      await sticky.state.writeTrust('main', pinned);
+      expect((await sticky.state.trust('main'))?.highestGeneration).toBe(3);
+
+      const { state, shared } = await stateUnder(0o777);
+      await expect(state.readConfig()).rejects.toThrow(`PLUGINDEX_SAFE_FOLDERS=${shared}`);
+      try {
+        vi.stubEnv('PLUGINDEX_SAFE_FOLDERS', shared);
+        await state.writeTrust('main', pinned);
+        expect((await state.trust('main'))?.highestGeneration).toBe(3);
+        expect((await state.readConfig()).registries).toEqual([]);
+      } finally {
+        vi.unstubAllEnvs();
+      }
     });
   },
 );
