@@ -185,7 +185,9 @@ export const SAFE_FOLDERS_VARIABLE = 'PLUGINDEX_SAFE_FOLDERS';
  * link inside the install folder is refused as ever (INSTALL_PATH_LINKED). Read at each check, not once, as
  * the client is a library too and its caller's environment may change. A relative entry is ignored, as it
  * would vouch for whatever folder the process happens to run in (and an empty one, which PATH reads as the
- * current folder, likewise): a user vouches for a folder they can name.
+ * current folder, likewise): a user vouches for a folder they can name. As in PATH, no entry can hold the
+ * delimiter (`:`), and no escape is invented for it: a folder whose path holds one is vouched for through a
+ * folder above it whose path does not, or `*`.
  */
 function vouchedFor(at: string): boolean {
   const listed = process.env[SAFE_FOLDERS_VARIABLE];

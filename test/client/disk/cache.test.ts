@@ -174,6 +174,24 @@ describe.skipIf(process.platform === 'win32')(
         vi.unstubAllEnvs();
       }
     });
+
+    it('vouches for a folder whose path holds the list\u2019s delimiter through a folder above it, as PATH can list none', async () => {
+      const above = await mkdtemp(path.join(dir, 'delimited-'));
+      const shared = path.join(above, `team${path.delimiter}shared`);
+      await mkdir(shared);
+      await chmod(shared, 0o777);
+      const cache = new ContentCache(path.join(shared, 'cache'));
+      try {
+        // Listed itself, it is split in two at the delimiter, and neither half names it.
+        vi.stubEnv('PLUGINDEX_SAFE_FOLDERS', shared);
+        await expect(write(cache)).rejects.toMatchObject({ code: 'CACHE_PATH_UNSAFE' });
+        vi.stubEnv('PLUGINDEX_SAFE_FOLDERS', above);
+        await write(cache);
+        expect(await cache.hasBlob(sha256Hex(body), body.byteLength)).toBe(true);
+      } finally {
+        vi.unstubAllEnvs();
+      }
+    });
   },
 );
 
