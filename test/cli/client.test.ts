@@ -5,7 +5,7 @@
  * `install --frozen` with the server stopped.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -147,6 +147,29 @@ describe('when a registry is managed from the command line', () => {
     expect((await plugindex('registry', 'remove', 'tofu')).code).toBe(0);
   });
 });
+
+describe.skipIf(process.platform === 'win32')(
+  'when the data or config folder is one another user may write',
+  () => {
+    it('refuses every read and write of the trust records or config.json as a trust refusal (exit 3), naming the folder', async () => {
+      const plugindex = await home();
+      const dir = path.join(work, `home${homes}`);
+      expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+      await chmod(path.join(dir, 'data'), 0o777);
+
+      const updated = await plugindex('registry', 'update');
+      expect(updated.code, updated.stderr).toBe(3);
+      expect(updated.stderr).toContain('DATA_PATH_UNSAFE');
+      expect(updated.stderr).toContain(`PLUGINDEX_SAFE_FOLDERS=${path.join(dir, 'data')}`);
+
+      await chmod(path.join(dir, 'data'), 0o755);
+      await chmod(path.join(dir, 'config'), 0o777);
+      const listed = await plugindex('registry', 'list');
+      expect(listed.code, listed.stderr).toBe(3);
+      expect(listed.stderr).toContain('CONFIG_PATH_UNSAFE');
+    });
+  },
+);
 
 describe('when a registry is added or reset with --offline', () => {
   it('refuses (OFFLINE_MISSING, exit 1) rather than read the registry, and configures nothing', async () => {
