@@ -309,6 +309,21 @@ describe.skipIf(process.platform === 'win32')(
       expect(await readdir(path.join(shared, 'data', 'trust'))).toContain('main');
     });
 
+    it('takes no floor from a name\u2019s trust folder every user may write, where the others are read', async () => {
+      const { state, shared } = await stateUnder(0o755);
+      const registry = 'https://plugins.example';
+      await state.writeTrust('main', { ...pinned, registry });
+      // Another user, who may write `planted`'s folder, puts a floor there far above any snapshot served.
+      await state.writeTrust('planted', { ...pinned, highestGeneration: 999_999, registry });
+      await chmod(path.join(shared, 'data', 'trust', 'planted'), 0o777);
+
+      expect((await state.sharedTrust(registry, { fingerprint: KEY })).highestGeneration).toEqual({
+        generation: 3,
+        name: 'main',
+      });
+      await expect(state.trust('planted')).rejects.toMatchObject({ code: 'DATA_PATH_UNSAFE' });
+    });
+
     it('refuses to remove a trust folder holding a folder every user may write (its entries go by a recursive rm)', async () => {
       const { state, shared } = await stateUnder(0o755);
       await state.writeTrust('main', pinned);
