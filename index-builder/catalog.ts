@@ -45,6 +45,8 @@
  *                                         Catalog.writing; a snapshot's are `<generation> <sha256>` lines
  *                                         of `state/catalog/snapshot-writing.tsv`: recordSnapshot)
  *   rebuilding                           (meta: a rebuild under way, or one that died: `markRebuilding`)
+ *   names owners                         (meta: the look-alike index's owners are kept: see
+ *                                         Catalog.namesOwnersKept)
  *   plugin <name> <doc sha256> <doc size> <api versions, comma-separated> <entry JSON> <search JSON>
  *          <n>, then on the next lines the plugin's falcoctl index item, n bytes of block YAML (it is
  *          copied into falcoctl/index.yaml as it is, so stored rendered; its own line breaks end it)
@@ -131,6 +133,15 @@ export interface Catalog {
    * run that died between the document and the catalog.
    */
   readonly writing: Map<string, Set<string>>;
+  /**
+   * Every owner the look-alike index files beside a name (look-alike.ts, format 2) is one its document
+   * holds, as this build keeps them (each owner change filed again: pipeline/evaluate.ts `fileOwners`).
+   * A build before format 2 changes owners without filing them again, and writes a meta file without this
+   * line (it keeps no line it does not know, from its first `saveWriting` on, before any document): once one
+   * ran, the owners filed may be a former owner's, and none is trusted until the index is written whole
+   * again (built from the plugin folders, or by a rebuild), which sets it.
+   */
+  namesOwnersKept: boolean;
 }
 
 // 4: lines gained the falcoctl entry; 5: it is stored rendered (YAML, length-prefixed), not as JSON; 6: the
@@ -164,6 +175,7 @@ export function emptyCatalog(): Catalog {
     unrendered: new Set(),
     snapshot: undefined,
     writing: new Map(),
+    namesOwnersKept: false,
   };
 }
 
@@ -321,6 +333,8 @@ function parseMeta(text: string, into: Catalog): void {
     else if (fields[0] === 'writing' && fields.length === 3)
       noteWriting(into, fields[1] as string, fields[2] as string);
     else if (fields[0] === 'rebuilding' && fields.length === 1) into.outdated = true;
+    else if (fields[0] === 'names' && fields[1] === 'owners' && fields.length === 2)
+      into.namesOwnersKept = true;
   }
 }
 
@@ -552,6 +566,7 @@ function serializeMetaBase(catalog: Catalog): string {
   for (const [key, d] of [...catalog.registryDigests].sort(([a], [b]) => (a < b ? -1 : 1)))
     out.push(`global\t${key}\t${d.sha256}\t${d.size}`);
   if (catalog.snapshot) out.push(`snapshot\t${catalog.snapshot.sha256}\t${catalog.snapshot.size}`);
+  if (catalog.namesOwnersKept) out.push('names\towners');
   return `${out.join('\n')}\n`;
 }
 

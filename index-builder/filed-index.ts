@@ -184,9 +184,10 @@ export class FiledIndex {
    * Writes the bins of the entries added whose value is still `published` (read, merged and written back),
    * or, when the stored index is not complete, the whole index built from the site with them, then its
    * mark; the index built is written even when no entry was added (every one refused), or each later batch
-   * built it again until one was accepted. Nothing when no entry was added and nothing was built.
+   * built it again until one was accepted. Nothing when no entry was added and nothing was built. Returns
+   * whether it wrote the whole index (every line then this batch's: built from the source, or filed by it).
    */
-  async save(published?: ReadonlySet<string>): Promise<void> {
+  async save(published?: ReadonlySet<string>): Promise<boolean> {
     // Only the values the batch still publishes: one whose version it refused after its judging (its files
     // refused for good, its page too large) stayed filed, a line every later lookup of its key read (with a
     // document read for it), removed by a rebuild alone.
@@ -195,7 +196,7 @@ export class FiledIndex {
         .filter(([value]) => !published || published.has(value))
         .map(([value, detail]) => [key, value, detail] as const),
     );
-    if (added.length === 0 && this.#built === undefined) return;
+    if (added.length === 0 && this.#built === undefined) return false;
     // Nothing of the batch's rests on a build that failed when nothing was added: the next batch builds it.
     if (
       added.length === 0 &&
@@ -204,12 +205,12 @@ export class FiledIndex {
         () => false,
       ))
     )
-      return;
+      return false;
     if (!(await this.#isComplete())) {
       const bins = await this.#buildAll();
       for (const entry of added) fileEntry(bins, entry);
       await writeWholeIndex(this.#intake, this.#format, bins);
-      return;
+      return true;
     }
     // Copies of the bins read, to file the entries in: a failed write leaves the ones read as they are.
     const bins = new Map<string, Bin>();
@@ -221,6 +222,7 @@ export class FiledIndex {
     }
     for (const entry of added) fileEntry(bins, entry);
     await writeBins(this.#intake, this.#format, bins, [...bins.keys()].sort());
+    return false;
   }
 
   #isComplete(): Promise<boolean> {

@@ -144,9 +144,10 @@ export class LookAlikeIndex {
 
   /**
    * Writes the bins of the names added and still `published`, or the whole index when the stored one is not
-   * complete (filed-index.ts `FiledIndex.save`).
+   * complete (filed-index.ts `FiledIndex.save`). Returns whether it wrote the whole index: every owner it
+   * files is then one this build filed (catalog.ts `Catalog.namesOwnersKept`).
    */
-  save(published?: ReadonlySet<string>): Promise<void> {
+  save(published?: ReadonlySet<string>): Promise<boolean> {
     return this.#index.save(published);
   }
 }

@@ -146,7 +146,7 @@ export class OciRepositoryIndex {
   }
 
   /** Writes the bins of the plugins added and still `published` (filed-index.ts `FiledIndex.save`). */
-  save(published?: ReadonlySet<string>): Promise<void> {
-    return this.#index.save(published);
+  async save(published?: ReadonlySet<string>): Promise<void> {
+    await this.#index.save(published);
   }
 }

@@ -325,11 +325,17 @@ export class BatchView {
   /** The OCI repositories each plugin's versions accepted in this batch name, by plugin. */
   readonly #claimed = new Map<string, Set<string>>();
 
-  /** `records`: what each document read back is checked against before it is used (published.ts). */
+  /**
+   * `records`: what each document read back is checked against before it is used (published.ts).
+   * `ownersKept`: whether the owners the look-alike index files are kept to the documents (catalog.ts
+   * `Catalog.namesOwnersKept`); when not, a build before format 2 may have changed owners since they were
+   * filed, and `lookAlikes` trusts none.
+   */
   constructor(
     private readonly site: Store,
     private readonly intake: Store,
     private readonly records: PublishedRecords,
+    private readonly ownersKept: Promise<boolean> = Promise.resolve(false),
   ) {
     this.names = new LookAlikeIndex(intake, site);
     this.repositories = new OciRepositoryIndex(intake, site);
@@ -382,12 +388,14 @@ export class BatchView {
    * own, with their owners as this batch stands: a name filed in the index with no document (its run died
    * before it, or its version was refused after its judging) is none. One the index files `publisher` as
    * an owner of is owned (`FiledName.owners`: never an owner its document lacks), its document not read (at
-   * 100,000 plugins that read was most of a warm publish's time past its goal), unless this batch changed it.
+   * 100,000 plugins that read was most of a warm publish's time past its goal), unless this batch changed it,
+   * or the catalog does not say the owners filed are kept (`ownersKept`: a build before them ran since).
    */
   async lookAlikes(name: string, publisher: string): Promise<LookAlike[]> {
     const alike: LookAlike[] = [];
     for (const other of await this.names.filedAlike(name)) {
-      if (!this.#current.has(other.name) && other.owners.includes(publisher)) continue;
+      if (!this.#current.has(other.name) && other.owners.includes(publisher) && (await this.ownersKept))
+        continue;
       const doc = await this.current(other.name);
       if (doc && !doc.owners.includes(publisher)) alike.push({ name: other.name, owners: doc.owners });
     }

@@ -834,7 +834,18 @@ export async function processSubmissions(
   await checkSigningKeyCurrent(ctx, catalogOpening);
   // The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it.
   const now = ctx.clock.now();
-  const view = new BatchView(ctx.site, ctx.intake, new PublishedRecords(ctx.intake, catalogOpening));
+  // The owners the look-alike index files are trusted only while the catalog says they are kept (catalog.ts
+  // `Catalog.namesOwnersKept`): a build before them drops the mark from the meta file, whatever it changes.
+  const ownersKept = catalogOpening.then(
+    (opened) => !opened.outdated && opened.namesOwnersKept,
+    () => false,
+  );
+  const view = new BatchView(
+    ctx.site,
+    ctx.intake,
+    new PublishedRecords(ctx.intake, catalogOpening),
+    ownersKept,
+  );
   // The intent records a run that died left (one listing; none, nearly always), side by side with the plan.
   const intentRecords = readIntentRecords(ctx.intake);
   intentRecords.catch(() => undefined); // met by the judging, or by the log's opening
@@ -923,11 +934,16 @@ export async function processSubmissions(
   );
   // Each with the owners its document holds before and after the batch (evaluate.ts `fileOwners`): a plugin
   // whose owners the batch changed is filed again, so that the index names no owner it lacks.
+  // Written whole (built anew), every owner the index files is this build's: the catalog committed then
+  // says they are kept, and the next batch trusts them (`Catalog.namesOwnersKept`).
   const filing = view
     .fileOwners(rendered.map((plugin) => plugin.doc))
     .then((refiled) =>
       Promise.all([view.names.save(new Set([...accepted, ...refiled])), view.repositories.save(accepted)]),
-    );
+    )
+    .then(([whole]) => {
+      if (whole) catalog.namesOwnersKept = true;
+    });
   filing.catch(() => undefined); // met below, before the log
   try {
     await Promise.all([filing, writeEnvelopes(ctx, items)]);
@@ -1126,6 +1142,8 @@ async function rebuildAll(
     writeLookAlikeIndex(ctx.intake, rebuiltOwners),
     writeOciRepositoryIndex(ctx.intake, rebuiltRepositories),
   ]);
+  // Every owner it files is its document's: the catalog committed says so (`Catalog.namesOwnersKept`).
+  catalog.namesOwnersKept = true;
   const snapshot = options.keyRotations === undefined ? {} : { keyRotations: options.keyRotations };
   // Signed anew like every document (after a key rotation, by the new key).
   const revoked = await ctx.site.get(REVOKED_KEYS_KEY);

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../../index-builder/errors.ts';
 import {
   binOf,
+  CATALOG_META_KEY,
   LOOK_ALIKE_COMPLETE_KEY,
   LOOK_ALIKE_PREFIX,
   lookAlikeBinKey,
@@ -410,6 +411,44 @@ describe("when an owner's own look-alike is judged from the owners the index fil
     ).toBe(`plugindex-names 2\nawscost\taws-cost\nawscost\tawscost\t${publisher.fingerprint}\n`);
     expect(verdicts(await publish(registry, await bundleOf('aws-c0st', squatter)))).toEqual([
       ['aws-c0st', 'rejected', 'NAME_TOO_SIMILAR'],
+    ]);
+  });
+  it('trusts no owner filed once a build before format 2 changed owners, until a rebuild files them again', async () => {
+    const registry = await registryWithOperator();
+    await publish(registry, await bundleOf('aws-cost', publisher));
+    const meta = (): string =>
+      new TextDecoder().decode(registry.intake.objects.get(CATALOG_META_KEY)?.body ?? new Uint8Array());
+    // A build before format 2 transfers the plugin: it files nothing again (its bin is left as it was,
+    // naming the former owner) and writes a meta file without the line it does not know.
+    const binKey = lookAlikeBinKey(binOf('awscost'));
+    const bin = registry.intake.objects.get(binKey)?.body as Uint8Array;
+    await act(registry, { action: 'transfer', plugin: 'aws-cost', key: heir.publicKey }, operator);
+    const put = { contentType: 'text/tab-separated-values', cacheControl: 'no-store' } as const;
+    await registry.intake.put(binKey, bin, put);
+    const older = meta()
+      .split('\n')
+      .filter((line) => line !== 'names\towners')
+      .join('\n');
+    await registry.intake.put(CATALOG_META_KEY, encode(older), put);
+    expect(documentOf(registry, 'aws-cost')?.owners).toEqual([heir.fingerprint]);
+    expect(filedOwners(registry, 'aws-cost')).toBe(publisher.fingerprint);
+    // The former owner is refused from the document, as the owners filed are not trusted.
+    const former = await readsOf(registry, await registry.submit(await bundleOf('awscost', publisher)));
+    expect(former.verdicts).toEqual([['awscost', 'rejected', 'NAME_TOO_SIMILAR']]);
+    expect(former.reads.get('plugins/aws-cost/index.json')).toBe(1);
+    expect(verdicts(await publish(registry, await bundleOf('aws-c0st', heir)))).toEqual([
+      ['aws-c0st', 'accepted', ''],
+    ]);
+    expect(meta().split('\n')).not.toContain('names\towners');
+    // A rebuild files every plugin's owners anew, and its catalog says they are kept.
+    await rebuildRegistry(registry.context);
+    expect(meta().split('\n')).toContain('names\towners');
+    expect(filedOwners(registry, 'aws-cost')).toBe(heir.fingerprint);
+    const own = await readsOf(registry, await registry.submit(await bundleOf('aws-co-st', heir)));
+    expect(own.verdicts).toEqual([['aws-co-st', 'accepted', '']]);
+    expect(own.reads.get('plugins/aws-cost/index.json') ?? 0).toBe(0);
+    expect(verdicts(await publish(registry, await bundleOf('awscost', publisher)))).toEqual([
+      ['awscost', 'rejected', 'NAME_TOO_SIMILAR'],
     ]);
   });
 });
