@@ -30,6 +30,9 @@ export interface FiledIndexFormat {
   readonly detailed?: boolean;
 }
 
+/** What `FiledIndex.save` wrote: the whole index, the bins of the entries added, or nothing. */
+export type FiledIndexWrite = 'whole' | 'bins' | 'none';
+
 /**
  * One entry: `value` filed under `key`, with `detail`, what the index files of the value beside it (the
  * look-alike index: the plugin's owners); filing a value again replaces its detail.
@@ -185,9 +188,10 @@ export class FiledIndex {
    * or, when the stored index is not complete, the whole index built from the site with them, then its
    * mark; the index built is written even when no entry was added (every one refused), or each later batch
    * built it again until one was accepted. Nothing when no entry was added and nothing was built. Returns
-   * whether it wrote the whole index (every line then this batch's: built from the source, or filed by it).
+   * what it wrote: `whole` (every line then this batch's: built from the source, or filed by it), `bins`
+   * (those of the entries, over the bins as the batch read them), or `none`.
    */
-  async save(published?: ReadonlySet<string>): Promise<boolean> {
+  async save(published?: ReadonlySet<string>): Promise<FiledIndexWrite> {
     // Only the values the batch still publishes: one whose version it refused after its judging (its files
     // refused for good, its page too large) stayed filed, a line every later lookup of its key read (with a
     // document read for it), removed by a rebuild alone.
@@ -196,7 +200,7 @@ export class FiledIndex {
         .filter(([value]) => !published || published.has(value))
         .map(([value, detail]) => [key, value, detail] as const),
     );
-    if (added.length === 0 && this.#built === undefined) return false;
+    if (added.length === 0 && this.#built === undefined) return 'none';
     // Nothing of the batch's rests on a build that failed when nothing was added: the next batch builds it.
     if (
       added.length === 0 &&
@@ -205,12 +209,12 @@ export class FiledIndex {
         () => false,
       ))
     )
-      return false;
+      return 'none';
     if (!(await this.#isComplete())) {
       const bins = await this.#buildAll();
       for (const entry of added) fileEntry(bins, entry);
       await writeWholeIndex(this.#intake, this.#format, bins);
-      return true;
+      return 'whole';
     }
     // Copies of the bins read, to file the entries in: a failed write leaves the ones read as they are.
     const bins = new Map<string, Bin>();
@@ -222,7 +226,7 @@ export class FiledIndex {
     }
     for (const entry of added) fileEntry(bins, entry);
     await writeBins(this.#intake, this.#format, bins, [...bins.keys()].sort());
-    return false;
+    return 'bins';
   }
 
   #isComplete(): Promise<boolean> {

@@ -26,7 +26,13 @@
  */
 
 import { type Problem, problem } from './errors.ts';
-import { type FiledEntry, FiledIndex, type FiledIndexFormat, writeFiledIndex } from './filed-index.ts';
+import {
+  type FiledEntry,
+  FiledIndex,
+  type FiledIndexFormat,
+  type FiledIndexWrite,
+  writeFiledIndex,
+} from './filed-index.ts';
 import { LOOK_ALIKE_PREFIX, listPluginNames } from './layout.ts';
 import type { Store } from './store.ts';
 
@@ -144,10 +150,10 @@ export class LookAlikeIndex {
 
   /**
    * Writes the bins of the names added and still `published`, or the whole index when the stored one is not
-   * complete (filed-index.ts `FiledIndex.save`). Returns whether it wrote the whole index: every owner it
-   * files is then one this build filed (catalog.ts `Catalog.namesOwnersKept`).
+   * complete (filed-index.ts `FiledIndex.save`). Returns what it wrote: written `whole`, every owner it
+   * files is one this build filed (catalog.ts `Catalog.namesOwnersKept`).
    */
-  save(published?: ReadonlySet<string>): Promise<boolean> {
+  save(published?: ReadonlySet<string>): Promise<FiledIndexWrite> {
     return this.#index.save(published);
   }
 }

@@ -935,14 +935,17 @@ export async function processSubmissions(
   // Each with the owners its document holds before and after the batch (evaluate.ts `fileOwners`): a plugin
   // whose owners the batch changed is filed again, so that the index names no owner it lacks.
   // Written whole (built anew), every owner the index files is this build's: the catalog committed then
-  // says they are kept, and the next batch trusts them (`Catalog.namesOwnersKept`).
+  // says they are kept, and the next batch trusts them (`Catalog.namesOwnersKept`). A catalog rebuilt in
+  // this batch (outdated) says so too, but the bins the batch read as it judged, before that rebuild, are
+  // those it writes back after it, with any owner a build before format 2 left in them: then not kept.
   const filing = view
     .fileOwners(rendered.map((plugin) => plugin.doc))
     .then((refiled) =>
       Promise.all([view.names.save(new Set([...accepted, ...refiled])), view.repositories.save(accepted)]),
     )
-    .then(([whole]) => {
-      if (whole) catalog.namesOwnersKept = true;
+    .then(([written]) => {
+      if (written === 'whole') catalog.namesOwnersKept = true;
+      else if (written === 'bins' && opened.outdated) catalog.namesOwnersKept = false;
     });
   filing.catch(() => undefined); // met below, before the log
   try {

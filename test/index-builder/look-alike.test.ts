@@ -451,6 +451,29 @@ describe("when an owner's own look-alike is judged from the owners the index fil
       ['awscost', 'rejected', 'NAME_TOO_SIMILAR'],
     ]);
   });
+  it('trusts no owner filed in a bin a batch read before the rebuild it ran, and wrote back after it', async () => {
+    const registry = await registryWithOperator();
+    await publish(registry, await bundleOf('aws-cost', publisher));
+    // A build before format 2 transfers the plugin (its bin left naming the former owner, its meta file
+    // without the line), then its rebuild dies: the meta file says one is under way.
+    const binKey = lookAlikeBinKey(binOf('awscost'));
+    const bin = registry.intake.objects.get(binKey)?.body as Uint8Array;
+    await act(registry, { action: 'transfer', plugin: 'aws-cost', key: heir.publicKey }, operator);
+    const put = { contentType: 'text/tab-separated-values', cacheControl: 'no-store' } as const;
+    await registry.intake.put(binKey, bin, put);
+    const meta = new TextDecoder().decode(registry.intake.objects.get(CATALOG_META_KEY)?.body);
+    const lines = meta.split('\n').filter((line) => line !== 'names\towners' && line !== '');
+    await registry.intake.put(CATALOG_META_KEY, encode(`${[...lines, 'rebuilding'].join('\n')}\n`), put);
+    // The next batch reads that bin as it judges a new name filed in it (`heirtool669`, a name of its own),
+    // the rebuild runs, and the bin is written back after it.
+    expect(binOf('heirtool669')).toBe(binOf('awscost'));
+    expect(verdicts(await publish(registry, await bundleOf('heir-tool669', heir)))).toEqual([
+      ['heir-tool669', 'accepted', ''],
+    ]);
+    expect(verdicts(await publish(registry, await bundleOf('awscost', publisher)))).toEqual([
+      ['awscost', 'rejected', 'NAME_TOO_SIMILAR'],
+    ]);
+  });
 });
 
 describe('when the index is lost or rebuilt', () => {
