@@ -39,7 +39,7 @@ import {
   withSetOwner,
 } from './installed.ts';
 import { compareStrings, own } from './json-input.ts';
-import { keyRevokedError, revokedLink } from './key-chain.ts';
+import { keyRevokedError, revokedLink } from './key-revocation.ts';
 import { checkAdvisories, deprecationOf } from './lifecycle.ts';
 import {
   EMPTY_LOCKFILE,

@@ -26,8 +26,11 @@ import {
 } from '../index-builder/rotation.ts';
 import { readPublicKey } from '../index-builder/signing.ts';
 import { registryIdentity } from './config.ts';
-import { ClientError } from './errors.ts';
 import type { DocumentLoader } from './fetcher.ts';
+
+// Kept apart so the install and verify commands, which name a revoked key in their refusals, load no
+// openpgp.js at start (key-revocation.ts); exported here as well for the readers of a registry.
+export { keyRevokedError, revokedLink } from './key-revocation.ts';
 
 /**
  * A key a client pinned before the one it holds now, kept so what it vouched for can still be checked;
@@ -226,19 +229,6 @@ export function extendChain(
 }
 
 /**
- * The link of `chain` retiring `fingerprint` as compromised, or undefined: a key a rotation marked as no
- * longer secret vouches for nothing from then on, not what it signed before the rotation either (a
- * signature carries whatever date its signer gives it). A routine rotation's key stays trusted for what it
- * signed (an installed version's manifest, a lock made under it).
- */
-export function revokedLink(
-  chain: readonly ChainLink[] | undefined,
-  fingerprint: string | undefined,
-): ChainLink | undefined {
-  return (chain ?? []).find((link) => link.fingerprint === fingerprint && link.compromised === true);
-}
-
-/**
  * A key a rotation retired, as a name that followed that rotation keeps it, with the key the rotation went
  * to (`retiredTo`): a rotation is never rewritten, so it is the one step from that key the registry made.
  * Any other step from it is signed by whoever holds the key since (a thief, or whoever it leaked to).
@@ -315,27 +305,6 @@ export function forkedHeldKey(
     compromised: true,
     forkedFrom: fork.mark,
   };
-}
-
-/**
- * The refusal of a signature by a key retired as compromised, naming it, the rotation that retired it,
- * what it was found on, and what mends it (`remedy`); for a key reached from a stolen one through its
- * thief's rotation (`ForkedKey`), the key it was reached from and the rotation that retired that one.
- */
-export function keyRevokedError(
-  link: ChainLink & { readonly forkedFrom?: RevokedKey },
-  registry: string,
-  what: string,
-  remedy: string,
-): ClientError {
-  const retired = (l: ChainLink) => (l.retiredBy === undefined ? 'a key rotation' : rotationKey(l.retiredBy));
-  const { forkedFrom } = link;
-  return new ClientError(
-    'KEY_REVOKED',
-    forkedFrom
-      ? `${what} is signed by key ${link.fingerprint}, reached from key ${forkedFrom.fingerprint} through a rotation registry ${registry} never made: it retired that key at ${retired(forkedFrom)}, to key ${forkedFrom.retiredTo}, because it is no longer secret, so the rotation to ${link.fingerprint} was signed by whoever took it, and nothing ${link.fingerprint} signed is trusted; ${remedy}`
-      : `${what} is signed by key ${link.fingerprint}, which registry ${registry} retired at ${retired(link)} because it is no longer secret: whoever took it can sign anything, so nothing it signed is trusted; ${remedy}`,
-  );
 }
 
 /**

@@ -28,7 +28,7 @@ import {
   withVerification,
 } from './installed.ts';
 import { own } from './json-input.ts';
-import { keyRevokedError } from './key-chain.ts';
+import { keyRevokedError } from './key-revocation.ts';
 import { affectingAdvisories, deprecationOf } from './lifecycle.ts';
 import { type Lockfile, withoutPlugin } from './lockfile.ts';
 import { lockedKeyFor, platformOfKey, resolvePlugin } from './resolve.ts';

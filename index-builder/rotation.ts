@@ -8,21 +8,18 @@ import type { Key } from 'openpgp';
 import { sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
 import { duplicateKeyPointers } from './manifest/json-scan.ts';
+import { rotationKey } from './rotation-paths.ts';
 import { readPublicKey, type Signer, verifyDetachedSignature } from './signing.ts';
 import { stringifyJson } from './text.ts';
 
 export const ROTATION_SCHEMA = 'plugindex/key-rotation/v1';
 export const SIGNED_ROTATION_SCHEMA = 'plugindex/signed-key-rotation/v1';
-export const ROTATION_PREFIX = 'keys/rotation/';
+// Kept apart so a client naming a rotation loads no openpgp.js (rotation-paths.ts); exported here as before.
+export { ROTATION_PREFIX, rotationKey } from './rotation-paths.ts';
 /** A rotation document is two keys and two signatures. */
 export const MAX_ROTATION_BYTES = 256 * 1024;
 /** A client follows at most this many steps in one go (TUF's client caps root rotations at 256 too). */
 export const MAX_ROTATIONS = 256;
-
-/** `keys/rotation/<N>.json`, N from 1. */
-export function rotationKey(sequence: number): string {
-  return `${ROTATION_PREFIX}${sequence}.json`;
-}
 
 export interface KeyRotation {
   readonly schema: typeof ROTATION_SCHEMA;

@@ -210,6 +210,22 @@ describe('when the source is read as an import graph', () => {
     expect(loaded.filter((file) => heavy.includes(file))).toEqual([]);
   });
 
+  it('starts install and verify without openpgp.js: a tree already up to date checks no signature', () => {
+    // README (What it costs): `install --frozen` of an installed tree, and `install -c` with nothing changed,
+    // load no signature code; a refusal naming a key retired as compromised (key-revocation.ts) needs none.
+    const heavy = ['openpgp', 'index-builder/signing.ts', 'index-builder/rotation.ts', 'client/key-chain.ts'];
+    for (const start of ['cli/commands/install.ts', 'cli/commands/verify.ts', 'client/client.ts']) {
+      const loaded = [...staticClosure(edges, start)];
+      expect(loaded, start).toContain('client/key-revocation.ts');
+      expect(
+        loaded.filter((file) => heavy.includes(file)),
+        start,
+      ).toEqual([]);
+    }
+    // And the check can fail: key-chain.ts, which follows rotations, holds openpgp.js.
+    expect(staticClosure(edges, 'client/key-chain.ts').has('openpgp')).toBe(true);
+  });
+
   it("reads the log without openpgp.js: its entry types name the actions' one home, which loads nothing heavy", () => {
     // log.ts is what the client's light paths read the log with (the log reader, the trust state on disk);
     // actions.ts, which reads and signs an action, loads openpgp.js, so the action names live apart.
