@@ -1564,8 +1564,13 @@ async function planFrozen(
 
 /**
  * Whether this machine keeps a key to check a lock entry's source by, the set's sources aside: a configured
- * registry (its pinned key), or a manifest URL installed from with `--key` before (the key kept as its pin).
- * @throws what `registryTrust` throws (REGISTRY_NOT_PINNED: configured, but no key pinned).
+ * registry (its pinned key), or a manifest URL installed from with `--key` before (the key kept as its pin,
+ * the trust state `folderTrust` opens it from). Read as a registry's is, without parsing the key: a tree
+ * already up to date is judged by this alone, and parsing loads openpgp.js (70-80 ms a process) to check
+ * nothing by; an install that does check by the key parses it where it does (`folderTrust`, and
+ * `checkRegistrySignature` or the session for a registry), refusing a damaged pin there.
+ * @throws what `registryTrust` throws (REGISTRY_NOT_PINNED: configured, but no key pinned); ClientError
+ *   TRUST_STATE_INVALID and TrustError SNAPSHOT_MALFORMED for a pin's state that does not read.
  */
 async function sourceKnown(
   ctx: ClientContext,
@@ -1574,7 +1579,9 @@ async function sourceKnown(
   entry: LockedPlugin,
 ): Promise<boolean> {
   if (await registryTrust(ctx, options, name, entry, undefined)) return true;
-  return (await folderTrust(ctx, entry, undefined)) !== undefined;
+  // No registry is configured under the name (else `registryTrust` answered): the pin a manifest URL's
+  // install kept under it, as `ClientContext.manifestSource` finds it (its key and state both kept).
+  return entry.manifest_url !== undefined && (await ctx.trust(entry.registry)) !== undefined;
 }
 
 /**

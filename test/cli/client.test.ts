@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../cli/local/registry.ts';
 import { main } from '../../cli/main.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import { chunksHolding, recordingLoads } from '../support/loaded-chunks.ts';
 import { type ServingRegistry, startServe } from '../support/serve.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
@@ -38,7 +39,9 @@ interface Result {
 }
 
 /** A fresh client machine: its own folders, and a working directory for its lock file. */
-async function home(options: { terminal?: boolean } = {}): Promise<(...args: string[]) => Promise<Result>> {
+async function home(
+  options: { terminal?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<(...args: string[]) => Promise<Result>> {
   homes += 1;
   const dir = path.join(work, `home${homes}`);
   const env: NodeJS.ProcessEnv = {
@@ -47,6 +50,7 @@ async function home(options: { terminal?: boolean } = {}): Promise<(...args: str
     PLUGINDEX_DATA_HOME: path.join(dir, 'data'),
     PLUGINDEX_CACHE_HOME: path.join(dir, 'cache'),
     CI: '1',
+    ...options.env,
   };
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
@@ -613,5 +617,28 @@ describe('when a user searches, installs and manages plugins', () => {
     expect(await readFile(path.join(cwd, 'plugins', NAME, '1.0.0', 'linux-amd64', NAME))).toEqual(
       Buffer.from(TOOL),
     );
+  });
+
+  it('finds a tree installed from a manifest URL up to date without loading openpgp.js, and with no request', async () => {
+    // README (What it costs): a frozen install of an installed tree loads no signature code. The lock's
+    // source, a manifest URL installed from with --key, is configured here by the pin kept for it: whether
+    // it is kept is read, not the key (openpgp.js, 70-80 ms a process), by which nothing is checked here.
+    const loaded = path.join(work, `loaded-${homes + 1}.txt`);
+    const plugindex = await home({ env: recordingLoads(loaded) });
+    const manifest = `${base}/plugins/${NAME}/1.0.0/manifest.json`;
+    const installed = await plugindex('install', manifest, '--key', keyFile, '--dir', 'plugins');
+    expect(installed.code, installed.stderr).toBe(0);
+    // The recorder sees openpgp.js where it is loaded: the install checked the manifest's signature.
+    expect(await chunksHolding(loaded, 'openpgp')).not.toEqual([]);
+    await writeFile(loaded, '');
+    await stopServer();
+    try {
+      const frozen = await plugindex('install', '--frozen', '--dir', 'plugins', '--json');
+      expect(frozen.code, frozen.stderr).toBe(0);
+      expect(JSON.parse(frozen.stdout)).toMatchObject({ items: [{ name: NAME, unchanged: true }] });
+      expect(await chunksHolding(loaded, 'openpgp')).toEqual([]);
+    } finally {
+      await startServer();
+    }
   });
 });

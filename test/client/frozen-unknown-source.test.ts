@@ -230,6 +230,44 @@ describe('when a frozen lock names a manifest URL this machine never installed f
   });
 });
 
+describe('when a frozen install finds the tree installed from a manifest URL whose pin is not kept here', () => {
+  it('refuses it SOURCE_NOT_CONFIGURED as on a clean machine, with no request, and takes it once pinned', async () => {
+    // The pin is judged by whether it is kept (its trust state), not by parsing its key: the refusal is
+    // the one a clean machine gets, and a machine that installed the URL with its key finds it up to date.
+    const author = machine();
+    const url = `${base}/plugins/${NAME}/1.0.0/manifest.json`;
+    const fromUrl = (m: ReturnType<typeof machine>) =>
+      m.run(async (c) => {
+        const target = await c.reference(url, { key: registry.registryKey.publicKey });
+        if (!target?.source) throw new Error('a manifest URL with a key is a source');
+        return c.install({
+          requests: [{ request: target.request, registry: target.registry }],
+          sources: new Map([[target.registry, target.source]]),
+          dir: m.dir,
+          lockfile: m.lockfile,
+        });
+      });
+    await fromUrl(author);
+    const ci = machine();
+    await writeFile(ci.lockfile, await readFile(author.lockfile));
+    await ci.frozen(true);
+    const before = requests.length;
+    await expect(ci.frozen()).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'SOURCE_NOT_CONFIGURED',
+      message: expect.stringContaining(`plugindex install ${url} --key FILE`),
+    });
+    expect(requests.slice(before)).toEqual([]);
+    expect(await readFile(placed(ci))).toEqual(Buffer.from(TOOL));
+    // Installed once with its key, as the refusal says: up to date, with no request.
+    await fromUrl(ci);
+    const after = requests.length;
+    const again = await ci.frozen();
+    expect(again.items[0]).toMatchObject({ unchanged: true, warnings: [] });
+    expect(requests.slice(after)).toEqual([]);
+  });
+});
+
 describe('when a plugin set names a registry by name alone, which this machine does not configure', () => {
   /** A repository whose set installs NAME from the configured registry `test`, installed by its author. */
   async function authoredSet(): Promise<string> {
