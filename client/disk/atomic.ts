@@ -152,9 +152,10 @@ const STICKY = 0o1000;
 /**
  * How another user may change the folder (or link) `info` is of, or undefined when only this user and root
  * may: owned by another user (who may chmod it at will), writable by every user or by a group other than
- * the user's own primary group without the sticky bit, or, a link, owned by another user. OpenSSH's
- * StrictModes and GnuPG's home folder check judge their folders so (a group-writable one of the user's own
- * group allowed, as Debian's OpenSSH does for its user private groups, umask 002's folders). Such a user
+ * the user's own primary group without the sticky bit, or by that group where another user is in it
+ * (`privateGroup`), or, a link, owned by another user. OpenSSH's StrictModes and GnuPG's home folder check
+ * judge their folders so (a group-writable one of the user's own private group allowed, as Debian's OpenSSH
+ * does, umask 002's folders). Such a user
  * could swap a folder in it for a symbolic link between a check and a write; Node.js has no openat(2) to
  * write relative to a folder already opened, so the folder itself must be one no one else changes.
  * Undefined where there are no user ids (Windows), and for `at`, the folder's path, where the user vouches
@@ -168,9 +169,55 @@ export function folderUnsafety(info: Stats, at: string): string | undefined {
   if (!ownOrRoot) return `owned by user ${info.uid}, who may let anyone write it`;
   if ((info.mode & STICKY) !== 0) return undefined;
   if ((info.mode & 0o002) !== 0) return 'writable by every user, without the sticky bit';
-  if ((info.mode & 0o020) !== 0 && info.gid !== process.getgid?.())
-    return `writable by its group (${info.gid}), without the sticky bit`;
+  if ((info.mode & 0o020) !== 0) {
+    if (info.gid !== process.getgid?.()) return `writable by its group (${info.gid}), without the sticky bit`;
+    if (!privateGroup(info.gid, uid, readAccountFile('/etc/passwd'), readAccountFile('/etc/group')))
+      return `writable by its group (${info.gid}), which users other than you are in, without the sticky bit`;
+  }
   return undefined;
+}
+
+/** A system account file's text, or undefined where it cannot be read (a minimal container's, or none). */
+function readAccountFile(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether `gid`, the user `uid`'s primary group, has no member but that user: a user private group
+ * (Debian's and Fedora's default, umask 002's folders writable by it alone). The user's primary group is no
+ * such group everywhere: every macOS user's is staff (20), and where USERGROUPS_ENAB is off (openSUSE) every
+ * user's is users (100), so a folder writable by it is writable by each of them. Debian's OpenSSH judges a
+ * group-writable folder so (its user-group-modes patch: the group's only member, by primary group or by
+ * /etc/group's list, is its owner). Read from `passwd` and `group` (/etc/passwd and /etc/group); Node.js
+ * cannot ask the name service (getgrgid), so a group /etc/group does not list (a directory service's) is
+ * taken for a private one only where its id is the user's (as useradd and SSSD's auto_private_groups make).
+ */
+export function privateGroup(
+  gid: number,
+  uid: number,
+  passwd: string | undefined,
+  group: string | undefined,
+): boolean {
+  const names = new Set<string>();
+  for (const line of (passwd ?? '').split('\n')) {
+    const [name, , user, primary] = line.split(':');
+    if (name === undefined || user === undefined || primary === undefined || !/^\d+$/.test(user)) continue;
+    if (Number(user) === uid) names.add(name);
+    else if (Number(primary) === gid) return false;
+  }
+  for (const line of (group ?? '').split('\n')) {
+    const [, , id, members] = line.split(':');
+    if (id === undefined || !/^\d+$/.test(id) || Number(id) !== gid) continue;
+    return (members ?? '')
+      .trim()
+      .split(',')
+      .every((member) => member === '' || names.has(member));
+  }
+  return gid === uid;
 }
 
 /** The variable naming the folders the user vouches for, exempt from `folderUnsafety`'s judgment. */

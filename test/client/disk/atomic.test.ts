@@ -6,6 +6,7 @@ import { hostname, tmpdir, uptime } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  privateGroup,
   readIfExists,
   readRegularIfExists,
   withFileLock,
@@ -381,4 +382,30 @@ describe('when a folder to make is on a filesystem that makes no folders (/proc)
       );
     },
   );
+});
+
+describe('when a folder is writable by the user\u2019s primary group', () => {
+  const passwd =
+    'root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/bash\nbob:x:1001:100::/home/bob:/bin/bash\n';
+
+  it('takes it for the user\u2019s own where the group has no other member (a user private group)', () => {
+    expect(privateGroup(1000, 1000, passwd, 'root:x:0:\nalice:x:1000:\n')).toBe(true);
+    expect(privateGroup(1000, 1000, passwd, 'alice:x:1000:alice\n')).toBe(true);
+  });
+
+  it('refuses it where another user is in it, by primary group or by its member list', () => {
+    // openSUSE: every user's primary group is users (100).
+    expect(
+      privateGroup(100, 1002, `${passwd}carol:x:1002:100::/home/carol:/bin/bash\n`, 'users:x:100:\n'),
+    ).toBe(false);
+    // macOS: every user's primary group is staff (20), which /etc/group lists with root in it.
+    expect(privateGroup(20, 501, undefined, 'staff:*:20:root\n')).toBe(false);
+    expect(privateGroup(1000, 1000, passwd, 'alice:x:1000:alice,bob\n')).toBe(false);
+  });
+
+  it('takes a group no account file names for the user\u2019s own only where its id is the user\u2019s', () => {
+    expect(privateGroup(5000, 5000, passwd, 'root:x:0:\n')).toBe(true);
+    expect(privateGroup(5001, 5000, passwd, 'root:x:0:\n')).toBe(false);
+    expect(privateGroup(5000, 5000, undefined, undefined)).toBe(true);
+  });
 });

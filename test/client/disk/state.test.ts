@@ -4,6 +4,7 @@
  * registry kept under several names share.
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import {
   chmod,
   chown,
@@ -368,6 +369,61 @@ describe.skipIf(process.platform === 'win32')(
         vi.unstubAllEnvs();
       }
     });
+
+    /**
+     * The config folder made writable by its group (umask 002) as user `uid` of primary group `gid` (this
+     * process taken for that user, the folder chowned to them: root alone may), and what reading it does.
+     */
+    async function readAsUser(uid: number, gid: number): Promise<unknown> {
+      const { state, shared } = await stateUnder(0o755);
+      const config = path.join(shared, 'config');
+      await mkdir(config);
+      await chmod(config, 0o775);
+      await chown(shared, uid, gid);
+      await chown(config, uid, gid);
+      vi.spyOn(process, 'getuid').mockReturnValue(uid);
+      vi.spyOn(process, 'getgid').mockReturnValue(gid);
+      try {
+        return await state.readConfig().catch((error: unknown) => error);
+      } finally {
+        vi.restoreAllMocks();
+      }
+    }
+    const asRoot = process.getuid?.() === 0;
+    /** A primary group two accounts of /etc/passwd share (Debian's nogroup: nobody, _apt), and one of them. */
+    const shared = (() => {
+      const seen = new Map<string, number>();
+      for (const line of (existsSync('/etc/passwd') ? readFileSync('/etc/passwd', 'utf8') : '').split('\n')) {
+        const [, , uid, gid] = line.split(':');
+        if (uid === undefined || gid === undefined || !/^\d+$/.test(uid) || !/^\d+$/.test(gid)) continue;
+        if (seen.has(gid)) return { uid: Number(uid), gid: Number(gid) };
+        seen.set(gid, Number(uid));
+      }
+      return undefined;
+    })();
+
+    it.skipIf(!asRoot)(
+      'reads a folder writable by the user\u2019s own private group (umask 002)',
+      async () => {
+        // An id no account file names, the group's the user's own (as useradd and SSSD make a private group).
+        expect(await readAsUser(424_242, 424_242)).toEqual(expect.objectContaining({ registries: [] }));
+      },
+    );
+
+    it.skipIf(!asRoot || shared === undefined)(
+      'refuses a folder writable by the user\u2019s primary group where other users share it (macOS staff, openSUSE users)',
+      async () => {
+        const { uid, gid } = shared ?? { uid: 0, gid: 0 };
+        expect(await readAsUser(uid, gid)).toMatchObject({
+          code: 'CONFIG_PATH_UNSAFE',
+          message: expect.stringContaining(
+            `writable by its group (${gid}), which users other than you are in`,
+          ),
+        });
+        // A group no account file names, not the user's own id: none can tell who else is in it.
+        expect(await readAsUser(424_242, 424_243)).toMatchObject({ code: 'CONFIG_PATH_UNSAFE' });
+      },
+    );
   },
 );
 
