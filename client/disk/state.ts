@@ -664,6 +664,17 @@ export class ClientState {
     if (why !== undefined) throw unsafeStateError('data', { at: dir, why }, dir);
   }
 
+  /**
+   * `#refuseUnsafeFolder` of a trust folder `dir` again, once the lock has made it and the folders missing
+   * above it: judged before, a folder not there yet was none, and under a sticky folder (/tmp) another user
+   * could make one first, theirs, between that check and the lock's mkdir (which takes a folder already
+   * there); the record was then written in it, the judgment inside the lock (`#trustJudged`'s) looking at
+   * the name's folder alone, and its failure read as no record. The cache judges so, before and after.
+   */
+  async #refuseMadeByAnother(dir: string): Promise<void> {
+    await this.#refuseUnsafeFolder('data', dir);
+  }
+
   get defaultInstallDir(): string {
     return join(this.dirs.data, 'plugins');
   }
@@ -818,6 +829,7 @@ export class ClientState {
     const dir = this.#trustDir(registry);
     await this.#refuseUnsafeFolder('data', dir);
     return withFileLock(join(dir, 'state.json'), async () => {
+      await this.#refuseMadeByAnother(dir);
       const before = await this.#trustJudged(registry).catch(() => undefined);
       // Two runs side by side, the one that began under a key the other then followed a rotation away from
       // saving last: written as given, it put back the retired key as the pin (a stolen one too, its mark
@@ -904,6 +916,7 @@ export class ClientState {
     const dir = this.#trustDir(name);
     await this.#refuseUnsafeFolder('data', dir);
     return withFileLock(join(dir, 'state.json'), async () => {
+      await this.#refuseMadeByAnother(dir);
       const before = await this.#trustJudged(name).catch(() => undefined);
       if (!before) return undefined;
       const {

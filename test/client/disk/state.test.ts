@@ -370,6 +370,30 @@ describe.skipIf(process.platform === 'win32')(
       }
     });
 
+    it.skipIf(process.getuid?.() !== 0)(
+      'refuses a trust record written where another user made the data folder first, between the check and the client\u2019s mkdir (under /tmp)',
+      async () => {
+        const { state, shared } = await stateUnder(0o1777);
+        const data = path.join(shared, 'data');
+        // The check found no data folder; another user (nobody) makes it, theirs, before the client's mkdir.
+        fsSeam.beforeMkdir = async () => {
+          fsSeam.beforeMkdir = undefined;
+          await mkdir(data, { mode: 0o777 });
+          await chown(data, 65_534, 65_534);
+          await chmod(data, 0o777);
+        };
+        try {
+          await expect(state.writeTrust('main', pinned)).rejects.toMatchObject({
+            code: 'DATA_PATH_UNSAFE',
+            message: expect.stringContaining(`${data} is owned by user 65534`),
+          });
+        } finally {
+          fsSeam.beforeMkdir = undefined;
+        }
+        expect(await readdir(path.join(data, 'trust', 'main'))).toEqual([]);
+      },
+    );
+
     /**
      * The config folder made writable by its group (umask 002) as user `uid` of primary group `gid` (this
      * process taken for that user, the folder chowned to them: root alone may), and what reading it does.
