@@ -264,8 +264,13 @@ function chainOf(absolute: string): string[] {
   return chain;
 }
 
-/** The first of `absolute`'s folders, from the root, that is unsafe (`folderUnsafety`); whether a link was met. */
-async function judgeChain(absolute: string): Promise<{ unsafe?: UnsafeFolder; linked: boolean }> {
+/**
+ * The first of `absolute`'s folders, from the root, that is unsafe (`folderUnsafety`); whether a link was
+ * met; whether every part was there (`whole`).
+ */
+async function judgeChain(
+  absolute: string,
+): Promise<{ unsafe?: UnsafeFolder; linked: boolean; whole: boolean }> {
   let linked = false;
   for (const at of chainOf(absolute)) {
     const info = await lstat(at).catch((error: NodeJS.ErrnoException) => {
@@ -273,19 +278,19 @@ async function judgeChain(absolute: string): Promise<{ unsafe?: UnsafeFolder; li
       if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
       throw error;
     });
-    if (info === undefined) break;
+    if (info === undefined) return { linked, whole: false };
     const why = folderUnsafety(info, at);
-    if (why !== undefined) return { unsafe: { at, why }, linked };
+    if (why !== undefined) return { unsafe: { at, why }, linked, whole: true };
     linked ||= info.isSymbolicLink();
   }
-  return { linked };
+  return { linked, whole: true };
 }
 
-/** The real path of `absolute`'s deepest part that exists. */
-async function realPathOfDeepest(absolute: string): Promise<string> {
+/** The real path of `absolute`'s deepest part that exists, and whether that is `absolute` itself. */
+async function realPathOfDeepest(absolute: string): Promise<{ real: string; whole: boolean }> {
   for (let at = absolute; ; at = dirname(at)) {
     try {
-      return await realpath(at);
+      return { real: await realpath(at), whole: at === absolute };
     } catch (error) {
       if (dirname(at) === at || (error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     }
@@ -299,11 +304,23 @@ async function realPathOfDeepest(absolute: string): Promise<string> {
  * user may have made one first under a sticky folder such as /tmp). Undefined on Windows.
  */
 export async function unsafeFolderOnPath(dir: string): Promise<UnsafeFolder | undefined> {
-  if (process.getuid === undefined) return undefined;
+  return (await judgeFolderPath(dir)).unsafe;
+}
+
+/**
+ * `unsafeFolderOnPath`, and whether `dir` was there whole when judged (`whole`: every part, and what a link
+ * on the way leads to). What is read only from a folder judged whole: one not there yet when judged, under
+ * a sticky folder such as /tmp, another user may make, theirs, between the judgment and the read, their
+ * file in it read as the user's own; read as not there, it is what the judgment saw.
+ */
+export async function judgeFolderPath(dir: string): Promise<{ unsafe?: UnsafeFolder; whole: boolean }> {
+  if (process.getuid === undefined) return { whole: true };
   const absolute = resolve(dir);
   const given = await judgeChain(absolute);
-  if (given.unsafe || !given.linked) return given.unsafe;
-  return (await judgeChain(await realPathOfDeepest(absolute))).unsafe;
+  if (given.unsafe || !given.linked) return given;
+  const { real, whole } = await realPathOfDeepest(absolute);
+  const followed = await judgeChain(real);
+  return followed.unsafe ? followed : { whole: given.whole && whole };
 }
 
 /**

@@ -29,6 +29,7 @@ import type { ClientDirectories } from '../paths.ts';
 import {
   folderUnsafety,
   hashFileAt,
+  judgeFolderPath,
   makeFolders,
   readTextIfExists,
   removeStaleTemps,
@@ -636,16 +637,19 @@ export class ClientState {
    * swap a folder for a link between a check and a write. OpenSSH's StrictModes refuses to read a user's
    * authorized_keys so. Read as well as written, as the planted file needs no race. `within`: the folders
    * in `folder` too, before a recursive rm of its entries (which follows one swapped for a link mid-walk).
+   * @returns whether `folder` was there whole (`judgeFolderPath`): a reader reads nothing where it was not,
+   *   as another user may have made it, theirs, under /tmp since.
    * @throws ClientError CONFIG_PATH_UNSAFE or DATA_PATH_UNSAFE naming the folder and why.
    */
   async #refuseUnsafeFolder(
     kind: 'config' | 'data',
     folder: string,
     options: { readonly within?: boolean } = {},
-  ): Promise<void> {
-    const unsafe =
-      (await unsafeFolderOnPath(folder)) ?? (options.within ? await unsafeFolderWithin(folder) : undefined);
+  ): Promise<boolean> {
+    const judged = await judgeFolderPath(folder);
+    const unsafe = judged.unsafe ?? (options.within ? await unsafeFolderWithin(folder) : undefined);
     if (unsafe) throw unsafeStateError(kind, unsafe, folder);
+    return judged.whole;
   }
 
   /**
@@ -653,15 +657,17 @@ export class ClientState {
    * judged already (a caller reading every name's record): the folder itself alone, lstat-ed, or, a link,
    * the whole real path it leads to. Judged whole, each of 200 names cost the root's chain again (sharedTrust
    * over 200 names of one registry: 57 ms unjudged, about 170 ms judged whole, 63 ms so).
+   * @returns whether it was there (whole): nothing is read from one that was not (`#refuseUnsafeFolder`).
    */
-  async #refuseUnsafeTrustFolder(dir: string): Promise<void> {
+  async #refuseUnsafeTrustFolder(dir: string): Promise<boolean> {
     const info = await lstat(dir).catch(() => undefined);
-    if (info === undefined) return;
+    if (info === undefined) return false;
     // A link, or a name of more than one part (none is made so), judged whole.
     if (info.isSymbolicLink() || dirname(dir) !== this.#trustRoot)
       return this.#refuseUnsafeFolder('data', dir);
     const why = folderUnsafety(info, dir);
     if (why !== undefined) throw unsafeStateError('data', { at: dir, why }, dir);
+    return true;
   }
 
   /**
@@ -680,7 +686,8 @@ export class ClientState {
   }
 
   async readConfig(): Promise<ClientConfig> {
-    await this.#refuseUnsafeFolder('config', this.dirs.config);
+    // Not there when judged, there is none: one there now another user may have made since (under /tmp).
+    if (!(await this.#refuseUnsafeFolder('config', this.dirs.config))) return EMPTY_CLIENT_CONFIG;
     const text = await readTextIfExists(this.configFile);
     return text === undefined ? EMPTY_CLIENT_CONFIG : parseClientConfig(text, this.configFile);
   }
@@ -704,14 +711,14 @@ export class ClientState {
   }
 
   async trust(registry: string): Promise<TrustRecord | undefined> {
-    await this.#refuseUnsafeFolder('data', this.#trustDir(registry));
+    if (!(await this.#refuseUnsafeFolder('data', this.#trustDir(registry)))) return undefined;
     return this.#trustJudged(registry);
   }
 
   /** `trust` where the trust root was judged already: only the name's own folder is (`#refuseUnsafeTrustFolder`). */
   async #trustJudged(registry: string): Promise<TrustRecord | undefined> {
     const dir = this.#trustDir(registry);
-    await this.#refuseUnsafeTrustFolder(dir);
+    if (!(await this.#refuseUnsafeTrustFolder(dir))) return undefined;
     const [armoredKey, state, former] = await Promise.all([
       readTextIfExists(join(dir, 'registry.asc')),
       readTextIfExists(join(dir, 'state.json')),
@@ -1260,7 +1267,7 @@ export class ClientState {
    */
   async #removedDeparturesKept(): Promise<{ departures: FormerDeparture[]; damaged: DamagedDeparture[] }> {
     const file = this.#removedDeparturesFile;
-    await this.#refuseUnsafeFolder('data', this.#trustRoot);
+    if (!(await this.#refuseUnsafeFolder('data', this.#trustRoot))) return { departures: [], damaged: [] };
     const text = await readTextIfExists(file);
     if (text === undefined) return { departures: [], damaged: [] };
     // Refused, not read as none: the mark it keeps would be forgotten.

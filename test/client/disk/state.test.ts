@@ -45,6 +45,8 @@ const fsSeam = vi.hoisted(() => ({
   beforeMkdir: undefined as ((path: string) => Promise<void>) | undefined,
   /** Run just after the client's `mkdir` made a folder: another user swapping it for a link. */
   afterMkdir: undefined as ((path: string) => Promise<void>) | undefined,
+  /** Run just after the client's `lstat` of a path: another user making a folder the check found none of. */
+  afterLstat: undefined as ((path: string) => Promise<void>) | undefined,
 }));
 vi.mock('node:fs/promises', async (importOriginal) => {
   const actual = await importOriginal<typeof import('node:fs/promises')>();
@@ -59,7 +61,14 @@ vi.mock('node:fs/promises', async (importOriginal) => {
     await fsSeam.afterMkdir?.(String(path));
     return made;
   }) as typeof actual.mkdir;
-  return { ...actual, rm, mkdir, default: { ...actual, rm, mkdir } };
+  const lstat = (async (path: Parameters<typeof actual.lstat>[0], options?: { bigint?: false }) => {
+    try {
+      return await actual.lstat(path, options);
+    } finally {
+      await fsSeam.afterLstat?.(String(path));
+    }
+  }) as typeof actual.lstat;
+  return { ...actual, rm, mkdir, lstat, default: { ...actual, rm, mkdir, lstat } };
 });
 
 let dir: string;
@@ -391,6 +400,51 @@ describe.skipIf(process.platform === 'win32')(
           fsSeam.beforeMkdir = undefined;
         }
         expect(await readdir(path.join(data, 'trust', 'main'))).toEqual([]);
+      },
+    );
+
+    it.skipIf(process.getuid?.() !== 0)(
+      'reads no config.json or trust record from a folder another user made after the check found none (under /tmp)',
+      async () => {
+        const { state, shared } = await stateUnder(0o1777);
+        const config = path.join(shared, 'config');
+        const data = path.join(shared, 'data');
+        // A record as the client writes one, its floor far above any snapshot served.
+        const made = await stateUnder(0o755);
+        await made.state.writeTrust('main', { ...pinned, highestGeneration: 999_999 });
+        const from = path.join(made.shared, 'data', 'trust', 'main');
+        /** Another user (nobody) makes `top` (a folder the check found none of), theirs, `files` at `within`. */
+        const plantOnce = (top: string, within: string, files: Record<string, string>) => {
+          fsSeam.afterLstat = async (at) => {
+            if (at !== top) return;
+            fsSeam.afterLstat = undefined;
+            await mkdir(path.join(top, within), { recursive: true });
+            for (const [name, text] of Object.entries(files))
+              await writeFile(path.join(top, within, name), text);
+            await chown(top, 65_534, 65_534);
+          };
+        };
+        try {
+          plantOnce(config, '', {
+            'config.json': JSON.stringify({
+              schema: 'plugindex/client-config/v1',
+              registries: [
+                { name: 'main', url: 'https://planted.example', priority: 0, key_fingerprint: KEY },
+              ],
+            }),
+          });
+          expect((await state.readConfig()).registries).toEqual([]);
+          plantOnce(data, path.join('trust', 'main'), {
+            'registry.asc': await readFile(path.join(from, 'registry.asc'), 'utf8'),
+            'state.json': await readFile(path.join(from, 'state.json'), 'utf8'),
+          });
+          expect(await state.trust('main')).toBeUndefined();
+        } finally {
+          fsSeam.afterLstat = undefined;
+        }
+        // Judged now, both are refused.
+        await expect(state.readConfig()).rejects.toMatchObject({ code: 'CONFIG_PATH_UNSAFE' });
+        await expect(state.trust('main')).rejects.toMatchObject({ code: 'DATA_PATH_UNSAFE' });
       },
     );
 
