@@ -1080,7 +1080,16 @@ export class ClientState {
     const identity = reachedIdentity(registry, reached);
     const read = new Map<string, TrustRecord | undefined>();
     const recordOf = async (name: string): Promise<TrustRecord | undefined> => {
-      if (!read.has(name)) read.set(name, await this.#trustJudged(name).catch(() => undefined));
+      // A record that does not read is no other name's concern; a folder another user may change is: its
+      // marks (a key retired as stolen) would go unread, so the check is refused, naming it, as the root's.
+      if (!read.has(name))
+        read.set(
+          name,
+          await this.#trustJudged(name).catch((error: unknown) => {
+            if (error instanceof ClientError && error.code === 'DATA_PATH_UNSAFE') throw error;
+            return undefined;
+          }),
+        );
       return read.get(name);
     };
     if (!this.#catchingUp)

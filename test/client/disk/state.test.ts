@@ -319,19 +319,28 @@ describe.skipIf(process.platform === 'win32')(
       expect(await readdir(path.join(shared, 'data', 'trust'))).toContain('main');
     });
 
-    it('takes no floor from a name\u2019s trust folder every user may write, where the others are read', async () => {
+    it('refuses the shared check, naming the folder, when one name\u2019s trust folder every user may write bears on it', async () => {
       const { state, shared } = await stateUnder(0o755);
       const registry = 'https://plugins.example';
       await state.writeTrust('main', { ...pinned, registry });
-      // Another user, who may write `planted`'s folder, puts a floor there far above any snapshot served.
+      // Another user, who may write `planted`'s folder, may have put a floor there far above any snapshot
+      // served, or taken away the mark of a key retired as stolen: neither read nor passed over in silence.
       await state.writeTrust('planted', { ...pinned, highestGeneration: 999_999, registry });
-      await chmod(path.join(shared, 'data', 'trust', 'planted'), 0o777);
+      const planted = path.join(shared, 'data', 'trust', 'planted');
+      await chmod(planted, 0o777);
 
-      expect((await state.sharedTrust(registry, { fingerprint: KEY })).highestGeneration).toEqual({
-        generation: 3,
-        name: 'main',
+      await expect(state.sharedTrust(registry, { fingerprint: KEY })).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'DATA_PATH_UNSAFE',
+        message: expect.stringContaining(planted),
       });
       await expect(state.trust('planted')).rejects.toMatchObject({ code: 'DATA_PATH_UNSAFE' });
+      // Made safe again, it is read as any other name's.
+      await chmod(planted, 0o700);
+      expect((await state.sharedTrust(registry, { fingerprint: KEY })).highestGeneration).toEqual({
+        generation: 999_999,
+        name: 'planted',
+      });
     });
 
     it('refuses to remove a trust folder holding a folder every user may write (its entries go by a recursive rm)', async () => {
