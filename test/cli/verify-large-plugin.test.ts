@@ -64,7 +64,10 @@ const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.compare(a, b) ===
 /** A GET with exactly this Accept-Encoding (node:http adds none of its own, nor decodes). */
 function request(url: string, acceptEncoding: string) {
   return new Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
-    const req = http.get(url, { headers: { 'accept-encoding': acceptEncoding } }, (res) => {
+    // A connection of its own: one kept alive from an earlier test could be closed by the server's
+    // keep-alive timeout (5 s) just as it is reused, and Node's agent does not retry it (read ECONNRESET,
+    // seen once in CI).
+    const req = http.get(url, { agent: false, headers: { 'accept-encoding': acceptEncoding } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
