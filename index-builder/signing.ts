@@ -137,97 +137,46 @@ export async function generateKeyPair(options: {
 
 /** Reads an armored public (or secret: its public part) key; throws KeyError('KEY_INVALID'). */
 export async function readPublicKey(armored: string): Promise<PublicKeyInfo> {
-  let key: openpgp.Key;
+  let keys: openpgp.Key[];
   try {
-    key = await openpgp.readKey({ armoredKey: armored });
+    // Every key of the first armored block, not the first alone (`readKey`, which parses the block's packets
+    // all the same): a secret key after it (`cat public.gpg secret.gpg`, armored as one public key block)
+    // is secret material given, though the key read is public.
+    keys = await openpgp.readKeys({ armoredKeys: armored });
   } catch (cause) {
     throw new KeyError('KEY_INVALID', `not an armored OpenPGP key: ${(cause as Error).message}`, { cause });
   }
+  const key = keys[0] as openpgp.Key;
   const pub = key.toPublic();
   const userIds = pub.getUserIDs();
+  const secret =
+    keys.some((k) => k.isPrivate()) ||
+    armored.includes(SECRET_KEY_ARMOR) ||
+    (await laterBlocksHoldSecretKeys(armored));
   return {
     fingerprint: upper(pub.getFingerprint()),
     fingerprints: fingerprintsOf(pub),
     userIds,
     armored: pub.armor(),
     key: pub,
-    ...(key.isPrivate() || (await holdsSecretPackets(armored)) ? { secret: true as const } : {}),
+    ...(secret ? { secret: true as const } : {}),
   };
 }
 
-const PUBLIC_KEY_BLOCK = /-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g;
+const ARMORED_BLOCK = /-----BEGIN PGP [A-Z ]+-----[\s\S]*?-----END PGP [A-Z ]+-----/g;
 
 /**
- * True when `armored` holds a secret key's armor, or a Secret-Key or Secret-Subkey packet (tags 5, 7) in a
- * public key's armor. The packets' headers alone are walked (no body is parsed), so a keyring costs one more
- * base64 decoding; a block that does not decode, or walks off its end, tells nothing (the key reader judges
- * the first one; a later one is no key read).
+ * True when an armored block after the first (which `readPublicKey` read) holds a secret key under another
+ * header (a PUBLIC KEY BLOCK of secret packets, as openpgp.js reads them too). A block that reads as no key
+ * tells nothing: it is no key given.
  */
-async function holdsSecretPackets(armored: string): Promise<boolean> {
-  if (armored.includes(SECRET_KEY_ARMOR)) return true;
-  for (const [block] of armored.matchAll(PUBLIC_KEY_BLOCK)) {
-    const data = await openpgp.unarmor(block).then(
-      (read) => read.data as Uint8Array,
-      () => undefined,
-    );
-    if (data && packetTags(data)?.some((tag) => tag === 5 || tag === 7)) return true;
+async function laterBlocksHoldSecretKeys(armored: string): Promise<boolean> {
+  const blocks = [...armored.matchAll(ARMORED_BLOCK)].slice(1);
+  for (const [block] of blocks) {
+    const keys = await openpgp.readKeys({ armoredKeys: block }).catch(() => []);
+    if (keys.some((k) => k.isPrivate())) return true;
   }
   return false;
-}
-
-/**
- * The tag of each packet in `data`, by its header (RFC 9580 §4.2: the OpenPGP and the legacy format, and a
- * partial body's chunks); undefined when a header is malformed or a length runs past the end.
- */
-function packetTags(data: Uint8Array): number[] | undefined {
-  const tags: number[] = [];
-  let at = 0;
-  const byte = (i: number) => (i < data.length ? (data[i] as number) : -1);
-  while (at < data.length) {
-    const first = byte(at);
-    if ((first & 0x80) === 0) return undefined;
-    at += 1;
-    let length: number;
-    if (first & 0x40) {
-      tags.push(first & 0x3f);
-      for (;;) {
-        const octet = byte(at);
-        if (octet < 0) return undefined;
-        if (octet < 192) {
-          length = octet;
-          at += 1;
-          break;
-        }
-        if (octet < 224) {
-          if (byte(at + 1) < 0) return undefined;
-          length = ((octet - 192) << 8) + byte(at + 1) + 192;
-          at += 2;
-          break;
-        }
-        if (octet === 255) {
-          if (byte(at + 4) < 0) return undefined;
-          length = new DataView(data.buffer, data.byteOffset + at + 1, 4).getUint32(0);
-          at += 5;
-          break;
-        }
-        // A partial body's chunk (2^n bytes), then another length.
-        at += 1 + (1 << (octet & 0x1f));
-      }
-    } else {
-      tags.push((first >> 2) & 0x0f);
-      const size = [1, 2, 4, 0][first & 0x03] as number;
-      if (size === 0) length = data.length - at;
-      else {
-        if (byte(at + size - 1) < 0) return undefined;
-        length = 0;
-        for (let i = 0; i < size; i++) length = length * 256 + byte(at + i);
-        at += size;
-      }
-    }
-    at += length;
-    if (at > data.length) return undefined;
-  }
-  return tags;
 }
 
 /**

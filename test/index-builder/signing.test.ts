@@ -415,6 +415,8 @@ describe('when key text read as a public key may hold a secret key', () => {
       'in one block': await asPublicBlock(v4.publicKey, v4.secretKey),
       'in one block, GnuPG-made (legacy packet headers)': await asPublicBlock(v4.publicKey, gnupg.secretKey),
       'its own block after': `${v4.publicKey}\n${v4.secretKey}`,
+      // Relabelled: secret packets under a PUBLIC KEY BLOCK header of their own, after the key read.
+      'a public key block of its own after': `${v4.publicKey}\n${await asPublicBlock(v4.secretKey)}`,
     };
     for (const [what, text] of Object.entries(texts)) {
       const read = await readPublicKey(text);
