@@ -45,6 +45,7 @@ import {
   validManifest,
 } from '../support/fixtures.ts';
 import { editPlugin, versionOf } from '../support/lifecycle.ts';
+import { serveSite } from '../support/served-registry.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 const NAME = 'demo-plugin';
@@ -57,7 +58,7 @@ const LINUX = { os: 'linux', arch: 'amd64' } as const;
 let registry: TestRegistry;
 let base: string;
 let close: () => Promise<void>;
-const requests: string[] = [];
+let requests: string[];
 let root: string;
 
 function bundle(version: string, artifacts: { os: string; arch: string; body: Uint8Array }[]) {
@@ -84,12 +85,7 @@ beforeAll(async () => {
       }),
     ),
   );
-  const listening = await listenRegistryServer(
-    createRegistryServer({ site: registry.site, log: (line) => requests.push(line) }),
-    0,
-  );
-  base = listening.url;
-  close = listening.close;
+  ({ base, close, requests } = await serveSite(registry));
   root = await mkdtemp(join(tmpdir(), 'plugindex-client-'));
 });
 afterAll(async () => {

@@ -11,14 +11,13 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { ClientError } from '../../client/errors.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
-import { processSubmissions } from '../../index-builder/pipeline/index.ts';
-import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import { encode, type TestRegistry } from '../support/fixtures.ts';
+import { servedOnePlugin } from '../support/served-registry.ts';
 
 const NAME = 'demo-plugin';
 const TOOL = encode('#!/bin/sh\necho demo 1.0.0\n');
@@ -27,26 +26,11 @@ const LINUX = { os: 'linux', arch: 'amd64' } as const;
 let registry: TestRegistry;
 let base: string;
 let close: () => Promise<void>;
-const requests: string[] = [];
+let requests: string[];
 let root: string;
 
 beforeAll(async () => {
-  registry = await makeRegistry();
-  await processSubmissions(
-    registry.context,
-    await registry.submit(
-      await makeBundle({
-        manifest: validManifest({ name: NAME, version: '1.0.0' }),
-        artifacts: [{ ...LINUX, name: NAME, body: TOOL }],
-      }),
-    ),
-  );
-  const listening = await listenRegistryServer(
-    createRegistryServer({ site: registry.site, log: (line) => requests.push(line) }),
-    0,
-  );
-  base = listening.url;
-  close = listening.close;
+  ({ registry, base, close, requests } = await servedOnePlugin(NAME, TOOL));
   root = await mkdtemp(join(tmpdir(), 'plugindex-frozen-unknown-'));
 });
 afterAll(async () => {

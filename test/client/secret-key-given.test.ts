@@ -18,6 +18,7 @@ import { REGISTRY_PUBLIC_KEY_KEY } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { httpClient } from '../support/client.ts';
 import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import { servedOnePlugin } from '../support/served-registry.ts';
 
 const NAME = 'demo-plugin';
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
@@ -25,26 +26,11 @@ const LINUX = { os: 'linux', arch: 'amd64' } as const;
 let registry: TestRegistry;
 let base: string;
 let close: () => Promise<void>;
-const requests: string[] = [];
+let requests: string[];
 let root: string;
 
 beforeAll(async () => {
-  registry = await makeRegistry();
-  await processSubmissions(
-    registry.context,
-    await registry.submit(
-      await makeBundle({
-        manifest: validManifest({ name: NAME, version: '1.0.0' }),
-        artifacts: [{ ...LINUX, name: NAME, body: encode('#!/bin/sh\necho demo\n') }],
-      }),
-    ),
-  );
-  const listening = await listenRegistryServer(
-    createRegistryServer({ site: registry.site, log: (line) => requests.push(line) }),
-    0,
-  );
-  base = listening.url;
-  close = listening.close;
+  ({ registry, base, close, requests } = await servedOnePlugin(NAME, encode('#!/bin/sh\necho demo\n')));
   root = await mkdtemp(join(tmpdir(), 'plugindex-secret-key-given-'));
 });
 afterAll(async () => {
