@@ -12,7 +12,7 @@
  */
 
 import { binOf } from './layout.ts';
-import { forEachLimited } from './limited.ts';
+import { forEachLimited, readOnce } from './limited.ts';
 import { CACHE_PRIVATE, type Store } from './store.ts';
 
 /** Where an index is kept and how its files begin (a file of another header is of another format). */
@@ -243,16 +243,7 @@ export class FiledIndex {
   }
 
   #bin(binName: string): Promise<Bin | undefined> {
-    let read = this.#bins.get(binName);
-    if (!read) {
-      read = this.#readBin(binName);
-      // A failed read is not kept: the next ask reads again.
-      read.catch(() => {
-        if (this.#bins.get(binName) === read) this.#bins.delete(binName);
-      });
-      this.#bins.set(binName, read);
-    }
-    return read;
+    return readOnce(this.#bins, binName, () => this.#readBin(binName));
   }
 
   async #readBin(binName: string): Promise<Bin | undefined> {

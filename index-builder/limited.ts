@@ -93,3 +93,20 @@ export function limitRate(perSecond: number): () => Promise<void> {
     return granted;
   };
 }
+
+/**
+ * The read of `key` kept in `kept`, made by `read` on the first ask: every ask in the meantime shares it. A
+ * failed read is not kept (the next ask reads again), where a kept rejection would fail every later ask.
+ */
+export function readOnce<K, V>(kept: Map<K, Promise<V>>, key: K, read: () => Promise<V>): Promise<V> {
+  let reading = kept.get(key);
+  if (!reading) {
+    reading = read();
+    const made = reading;
+    made.catch(() => {
+      if (kept.get(key) === made) kept.delete(key);
+    });
+    kept.set(key, made);
+  }
+  return reading;
+}

@@ -35,7 +35,7 @@ import {
   type SlotRecord,
   withSlotRecord,
 } from '../lifecycle.ts';
-import { allSettledValues } from '../limited.ts';
+import { allSettledValues, readOnce } from '../limited.ts';
 import { type LogEntry, NO_EFFECT } from '../log.ts';
 import { type LookAlike, LookAlikeIndex, lookAlikeProblem } from '../look-alike.ts';
 import type { Manifest, PluginDocument, RevokedKeysDocument, VersionRecord } from '../model.ts';
@@ -434,16 +434,8 @@ export class BatchView {
    * @throws TrustError PUBLISHED_DOCUMENT_ALTERED (published.ts): the batch fails.
    */
   published(name: string): Promise<PluginDocument | undefined> {
-    let read = this.#published.get(name);
-    if (!read) {
-      read = this.#read(name);
-      // A failed read is not kept: the next ask reads again (and meets the failure where it is judged).
-      read.catch(() => {
-        if (this.#published.get(name) === read) this.#published.delete(name);
-      });
-      this.#published.set(name, read);
-    }
-    return read;
+    // A failed read is not kept: the next ask reads again (and meets the failure where it is judged).
+    return readOnce(this.#published, name, () => this.#read(name));
   }
 
   async #read(name: string): Promise<PluginDocument | undefined> {
@@ -555,17 +547,11 @@ export class BatchView {
   }
 
   #readOrder(name: string): Promise<ActionOrder> {
-    let read = this.#recordedOrder.get(name);
-    if (!read) {
-      read = this.intake
+    return readOnce(this.#recordedOrder, name, () =>
+      this.intake
         .get(actionOrderKey(name))
-        .then((object) => (object ? parseActionOrder(new TextDecoder().decode(object.body), name) : {}));
-      read.catch(() => {
-        if (this.#recordedOrder.get(name) === read) this.#recordedOrder.delete(name);
-      });
-      this.#recordedOrder.set(name, read);
-    }
-    return read;
+        .then((object) => (object ? parseActionOrder(new TextDecoder().decode(object.body), name) : {})),
+    );
   }
 
   /** The newest action applied to each slot of plugin `name`, as this batch stands. */
