@@ -17,14 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { ClientError } from '../../client/errors.ts';
 import { platformMachine } from '../support/client.ts';
-import {
-  encode,
-  makeBundle,
-  makeRegistry,
-  sha256,
-  type TestRegistry,
-  validManifest,
-} from '../support/fixtures.ts';
+import { encode, makeRegistry, ociBundle, sha256, type TestRegistry } from '../support/fixtures.ts';
 import { type OciRegistry, type Pushed, pushBlob, startOciRegistry } from '../support/oci-registry.ts';
 import { publish, verdicts } from '../support/published.ts';
 
@@ -41,23 +34,13 @@ let close: () => Promise<void>;
 let root: string;
 
 /** A bundle of `name` at `version` whose one (linux/amd64) artifact is kept at the OCI `reference`. */
-function ociBundle(name: string, reference: string, version = '1.0.0', bytes = encode(`${name} ${version}`)) {
-  return makeBundle({
-    manifest: validManifest({
-      name,
-      version,
-      installation: {
-        artifacts: [
-          {
-            ...LINUX,
-            oci: { reference, digest: `sha256:${sha256(bytes)}` },
-            sha256: sha256(bytes),
-            size_bytes: bytes.byteLength,
-          },
-        ],
-      },
-    }),
-  });
+function ociBundleOf(
+  name: string,
+  reference: string,
+  version = '1.0.0',
+  bytes = encode(`${name} ${version}`),
+) {
+  return ociBundle(name, reference, { sha: sha256(bytes), size: bytes.byteLength, version });
 }
 
 beforeAll(async () => {
@@ -67,18 +50,18 @@ beforeAll(async () => {
   registry = await makeRegistry();
   const outcomes = await publish(
     registry,
-    await ociBundle('case-lens', `${host}/acme/case-lens:1.0.0`, '1.0.0', TOOL),
+    await ociBundleOf('case-lens', `${host}/acme/case-lens:1.0.0`, '1.0.0', TOOL),
     // Docker Hub's official image, written with library/ as Docker Hub serves it.
-    await ociBundle('hub-lens', 'docker.io/library/hub-lens:1.0.0'),
-    await ociBundle('acme-hub-lens', 'docker.io/acme/hub-tool:2.1.0', '2.1.0'),
-    await ociBundle('lens', 'registry.example/acme/lens:1.2.0', '1.2.0'),
+    await ociBundleOf('hub-lens', 'docker.io/library/hub-lens:1.0.0'),
+    await ociBundleOf('acme-hub-lens', 'docker.io/acme/hub-tool:2.1.0', '2.1.0'),
+    await ociBundleOf('lens', 'registry.example/acme/lens:1.2.0', '1.2.0'),
     // One plugin whose versions wrote its repository two ways: the index names it as its latest wrote it.
-    await ociBundle('solo-lens', 'docker.io/solo-lens:1.0.0', '1.0.0'),
-    await ociBundle('solo-lens', 'index.docker.io/library/solo-lens:2.0.0', '2.0.0'),
+    await ociBundleOf('solo-lens', 'docker.io/solo-lens:1.0.0', '1.0.0'),
+    await ociBundleOf('solo-lens', 'index.docker.io/library/solo-lens:2.0.0', '2.0.0'),
     // Two plugins in one repository (one owner's two products, or a registry made before publish judged
     // claims), each writing it its own way.
-    await ociBundle('twin-a', 'docker.io/twin:1.0.0'),
-    await ociBundle('twin-b', 'registry-1.docker.io/library/twin:1.0.0'),
+    await ociBundleOf('twin-a', 'docker.io/twin:1.0.0'),
+    await ociBundleOf('twin-b', 'registry-1.docker.io/library/twin:1.0.0'),
   );
   expect(verdicts(outcomes).filter(([, status]) => status !== 'accepted')).toEqual([]);
   const listening = await listenRegistryServer(createRegistryServer({ site: registry.site }), 0);

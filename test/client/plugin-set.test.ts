@@ -47,6 +47,7 @@ import {
   encode,
   makeBundle,
   makeRegistry,
+  ociBundle,
   sha256,
   type TestRegistry,
   testKey,
@@ -2306,18 +2307,8 @@ describe('when artifacts live in an OCI registry', () => {
   let strangerHost: string;
 
   /** A bundle whose only artifact is kept in an OCI registry, pinned by digest. */
-  function ociBundle(name: string, reference: string, sha: string, size: number, version = '1.0.0') {
-    return makeBundle({
-      manifest: validManifest({
-        name,
-        version,
-        installation: {
-          artifacts: [
-            { ...LINUX, oci: { reference, digest: `sha256:${sha}` }, sha256: sha, size_bytes: size },
-          ],
-        },
-      }),
-    });
+  function ociBundleOf(name: string, reference: string, sha: string, size: number, version = '1.0.0') {
+    return ociBundle(name, reference, { sha, size, version });
   }
 
   beforeAll(async () => {
@@ -2340,17 +2331,17 @@ describe('when artifacts live in an OCI registry', () => {
     await processSubmissions(
       registry.context,
       await registry.submit(
-        await ociBundle('oci-lens', `${oci.host}/acme/oci-lens:1.0.0`, pushed.digest.slice(7), pushed.size),
-        await ociBundle('bad-oci', `${strangerHost}/acme/bad:1.0.0`, sha256(OCI_TOOL), OCI_TOOL.byteLength),
+        await ociBundleOf('oci-lens', `${oci.host}/acme/oci-lens:1.0.0`, pushed.digest.slice(7), pushed.size),
+        await ociBundleOf('bad-oci', `${strangerHost}/acme/bad:1.0.0`, sha256(OCI_TOOL), OCI_TOOL.byteLength),
         // Moved: 1.0.0 kept in another repository than the one the index names (its latest's).
-        await ociBundle(
+        await ociBundleOf(
           'moving-lens',
           `${oci.host}/acme/moving-lens-old:1.0.0`,
           sha256(OCI_TOOL),
           1,
           '1.0.0',
         ),
-        await ociBundle('moving-lens', `${oci.host}/acme/moving-lens:2.0.0`, sha256(OCI_TOOL), 1, '2.0.0'),
+        await ociBundleOf('moving-lens', `${oci.host}/acme/moving-lens:2.0.0`, sha256(OCI_TOOL), 1, '2.0.0'),
         // A Windows executable kept as an OCI layer, which carries no file name.
         await makeBundle({
           manifest: validManifest({
@@ -2369,7 +2360,7 @@ describe('when artifacts live in an OCI registry', () => {
             },
           }),
         }),
-        await ociBundle(
+        await ociBundleOf(
           'private-lens',
           `${privateOci.host}/acme/private-lens:1.0.0`,
           kept.digest.slice(7),

@@ -8,7 +8,7 @@ import { OciRepositoryIndex, ociRepositoryProblem } from '../../index-builder/oc
 import { processSubmissions, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import type { KeyPair } from '../../index-builder/signing.ts';
 import { submitAction } from '../support/actions.ts';
-import { makeBundle, makeRegistry, type TestRegistry, testKey, validManifest } from '../support/fixtures.ts';
+import { makeRegistry, ociBundle, type TestRegistry, testKey } from '../support/fixtures.ts';
 import { documentOf, intakeKeysUnder, publish, verdicts } from '../support/published.ts';
 
 let publisher: KeyPair;
@@ -32,17 +32,10 @@ function ociBundleOf(
   reference: string,
   version = '1.0.0',
 ): Promise<Uint8Array> {
-  const digest = `sha256:${(version === '1.0.0' ? 'ab' : 'cd').repeat(32)}`;
-  return makeBundle({
-    manifest: validManifest({
-      name,
-      version,
-      installation: {
-        artifacts: [
-          { os: 'linux', arch: 'amd64', oci: { reference, digest }, sha256: digest, size_bytes: 42 },
-        ],
-      },
-    }),
+  return ociBundle(name, reference, {
+    sha: (version === '1.0.0' ? 'ab' : 'cd').repeat(32),
+    size: 42,
+    version,
     signer,
   });
 }

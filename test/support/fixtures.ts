@@ -85,6 +85,36 @@ export interface BundleSpec {
   readonly extraFiles?: readonly { path: string; body: Uint8Array }[];
 }
 
+/**
+ * A bundle of `name` (1.0.0 unless `pin.version`) whose one linux/amd64 artifact is kept at the OCI
+ * `reference`, pinned by the digest `pin.sha` (hex) of its `pin.size` bytes, signed by `pin.signer` (else
+ * the test publisher).
+ */
+export function ociBundle(
+  name: string,
+  reference: string,
+  pin: { readonly sha: string; readonly size: number; readonly version?: string; readonly signer?: KeyPair },
+): Promise<Uint8Array> {
+  return makeBundle({
+    manifest: validManifest({
+      name,
+      version: pin.version ?? '1.0.0',
+      installation: {
+        artifacts: [
+          {
+            os: 'linux',
+            arch: 'amd64',
+            oci: { reference, digest: `sha256:${pin.sha}` },
+            sha256: pin.sha,
+            size_bytes: pin.size,
+          },
+        ],
+      },
+    }),
+    ...(pin.signer ? { signer: pin.signer } : {}),
+  });
+}
+
 /** Builds a signed bundle the way `plugindex pack` does, with knobs to break it. */
 export async function makeBundle(spec: BundleSpec = {}): Promise<Uint8Array> {
   const signer = spec.signer ?? (await testKey('publisher'));
