@@ -67,10 +67,11 @@ async function bundles(count: number): Promise<Uint8Array[]> {
 /**
  * A registry with `count` bundles waiting, and its intake as one whose reads of them are counted as they
  * begin (`read.begun`) and end (`read.count`); every read past the first `ahead` waits until `open()` (or,
- * should the batch read them all before anything opens the gate, a second: the test then fails on its
- * counts, never hangs). So whether the batch judges while the rest are still read does not turn on how
- * fast this machine runs, as reads that each held the thread 2 ms did: under load the first judging came
- * after the 24th read.
+ * should the batch read them all before anything opens the gate, 30 s, half the test's timeout: the test
+ * then fails on its counts, never hangs). So whether the batch judges while the rest are still read does
+ * not turn on how fast this machine runs, as reads that each held the thread 2 ms did: under load the
+ * first judging came after the 24th read. The fallback was 1 s once, and CI's load outlasted that too
+ * before the first bundle's judging read its plugin document.
  */
 async function slowlyRead(count: number, ahead = 8) {
   const registry = await makeRegistry();
@@ -79,7 +80,7 @@ async function slowlyRead(count: number, ahead = 8) {
   let open = () => {};
   const opened = new Promise<void>((resolve) => {
     open = resolve;
-    setTimeout(resolve, 1000).unref();
+    setTimeout(resolve, 30_000).unref();
   });
   const intake = withMethod(registry.intake, 'get', (get) => async (key) => {
     if (!key.startsWith('incoming/')) return get(key);
