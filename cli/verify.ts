@@ -496,8 +496,13 @@ async function verifyWith(
   }));
   // The log first: what it says of each plugin is held against its document as that is read, so no
   // document is kept for it.
-  const { head: logHead, entries } = await readWholeLog(reader.load, snapshot, {
+  const {
+    head: logHead,
+    entries,
+    voided,
+  } = await readWholeLog(reader.load, snapshot, {
     base: reader.base,
+    registryKey: key.fingerprint,
     ...(lastLog ? { remembered: lastLog } : {}),
   });
   const log = logHead ?? EMPTY_LOG;
@@ -587,7 +592,8 @@ async function verifyWith(
   // check an action entry.
   const actions = entries
     .map((read, i) => ({ entry: read.entry, i }))
-    .filter(({ entry }) => isActionEntry(entry));
+    // One voided never took effect: the registry may have published its envelope, or not.
+    .filter(({ entry }) => isActionEntry(entry) && !voided.has(entry.seq));
   const envelopes: (LogDisagreement | undefined)[] = new Array(entries.length);
   await forEachLimited(actions, ENVELOPE_FETCHES, async ({ entry, i }) => {
     const bytes = await reader.load({

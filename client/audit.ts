@@ -152,8 +152,14 @@ export interface PluginHistory {
   readonly registry: string;
   /** The log the snapshot vouches for (absent when the registry keeps none yet). */
   readonly log?: LogHead;
-  /** The plugin's entries, oldest first, each with its hash. */
-  readonly entries: readonly (LogEntry & { readonly hash: string })[];
+  /**
+   * The plugin's entries, oldest first, each with its hash; one that never took effect with the void that
+   * says so (its seq, and the registry's reason). The voids themselves are among them.
+   */
+  readonly entries: readonly (LogEntry & {
+    readonly hash: string;
+    readonly voided?: { readonly by: number; readonly reason: string };
+  })[];
   /** Every advisory of the plugin, withdrawn ones included (they are history too), worst first. */
   readonly advisories: readonly Advisory[];
 }
@@ -168,12 +174,18 @@ export async function auditPlugin(
   options: { readonly registry?: string },
 ): Promise<PluginHistory> {
   const { session, document } = await ctx.find(name, options.registry);
-  const { head, entries } = await session.log();
+  const { head, entries, voided } = await session.log();
+  const voidOf = (seq: number) => {
+    const by = voided.get(seq);
+    return by ? { voided: { by: by.seq, reason: by.detail?.reason ?? '' } } : {};
+  };
   return {
     name,
     registry: session.entry.name,
     ...(head ? { log: head } : {}),
-    entries: entries.filter((e) => e.entry.plugin === name).map((e) => ({ ...e.entry, hash: e.hash })),
+    entries: entries
+      .filter((e) => e.entry.plugin === name)
+      .map((e) => ({ ...e.entry, hash: e.hash, ...voidOf(e.entry.seq) })),
     advisories: bySeverity(document.advisories ?? []),
   };
 }

@@ -31,7 +31,7 @@
 import { ACTION_CLOCK_SKEW_MS, type ReadAction, readSignedAction } from '../index-builder/actions.ts';
 import { versionIdentity } from '../index-builder/layout.ts';
 import { createdInstant, deprecationStatementOf, slotRecord } from '../index-builder/lifecycle.ts';
-import { type LogEntry, NO_EFFECT, type ReadEntry } from '../index-builder/log.ts';
+import { type LogEntry, NO_EFFECT, type ReadEntry, voidedEntries } from '../index-builder/log.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import { type PublicKeyInfo, readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
 
@@ -155,12 +155,18 @@ function trailOf(plugins: Map<string, PluginTrail>, name: string, seq: number): 
   return trail;
 }
 
-/** What the log says of each plugin, in one pass over its entries (as `readWholeLog` gives them). */
+/**
+ * What the log says of each plugin, in one pass over its entries (as `readWholeLog` gives them, its voids
+ * checked): an entry a void names never took effect, so it is passed over as if never made (no document is
+ * expected to show it), and the void itself says nothing of a plugin.
+ */
 export function foldLog(entries: readonly ReadEntry[]): LogFold {
   const plugins = new Map<string, PluginTrail>();
   const revocations = new Map<string, LogEntry>();
   const first = entries[0]?.entry;
+  const voided = voidedEntries(entries);
   for (const { entry } of entries) {
+    if (entry.type === 'void' || voided.has(entry.seq)) continue;
     if (entry.type === 'revoke-key') {
       const fingerprint = entry.detail?.fingerprint;
       if (fingerprint !== undefined && !revocations.has(fingerprint)) revocations.set(fingerprint, entry);
@@ -507,9 +513,12 @@ export function missingPlugins(fold: LogFold, served: ReadonlySet<string>): LogD
   return found;
 }
 
-/** Whether an entry records an action, whose envelope the registry publishes under `log/actions/`. */
+/**
+ * Whether an entry records an action, whose envelope the registry publishes under `log/actions/` (a void
+ * carries its own signature; an action it voids is held to no envelope: `verify --url` passes it over).
+ */
 export function isActionEntry(entry: LogEntry): boolean {
-  return entry.type !== 'publish' && entry.type !== 'rotate-key';
+  return entry.type !== 'publish' && entry.type !== 'rotate-key' && entry.type !== 'void';
 }
 
 /**

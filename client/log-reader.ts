@@ -17,7 +17,9 @@
  */
 import { TrustError } from '../index-builder/errors.ts';
 import { SNAPSHOT_KEY } from '../index-builder/layout.ts';
+import type { LogEntry } from '../index-builder/log.ts';
 import {
+  checkVoids,
   compareLogHeads,
   isLogHead,
   LOG_SEGMENT_ENTRIES,
@@ -135,19 +137,25 @@ export async function readLogExtension(
 /**
  * The whole log the snapshot vouches for, every entry checked from the first to the head (empty, with no
  * head, when the snapshot carries no log); with `remembered` (a head seen before), also that this log
- * extends it, compared before anything is fetched.
- * @throws TrustError LOG_MALFORMED, LOG_TRUNCATED, LOG_FORKED, LOG_REORDERED, LOG_ENTRY_ALTERED.
+ * extends it, compared before anything is fetched. Its voids replayed (log.ts `checkVoids`, each signature
+ * verified by log-void.ts, loaded only when the log holds one): `voided` gives each entry that never took
+ * effect, with the void that says so. `registryKey`: the fingerprint of the key the snapshot is signed by.
+ * @throws TrustError LOG_MALFORMED, LOG_TRUNCATED, LOG_FORKED, LOG_REORDERED, LOG_ENTRY_ALTERED, LOG_VOID_*.
  */
 export async function readWholeLog(
   load: DocumentLoader,
   snapshot: SnapshotDocument,
-  source: LogSource & { readonly remembered?: LogHead },
-): Promise<{ readonly head: LogHead | undefined; readonly entries: readonly ReadEntry[] }> {
+  source: LogSource & { readonly remembered?: LogHead; readonly registryKey: string },
+): Promise<{
+  readonly head: LogHead | undefined;
+  readonly entries: readonly ReadEntry[];
+  readonly voided: ReadonlyMap<number, LogEntry>;
+}> {
   const head = snapshotLogHead(snapshot, source);
   const { remembered } = source;
   if (remembered) compareLogHeads(remembered, head);
-  if (!head) return { head, entries: [] };
-  return readPastCachesOnFault(load, async (from) => {
+  if (!head) return { head, entries: [], voided: new Map() };
+  const read = await readPastCachesOnFault(load, async (from) => {
     const entries = await readLogEntries(from, 0, head);
     verifyLogRange(entries, { from: 0, prev: ZERO_HASH, to: head });
     if (remembered && remembered.length > 0 && entries[remembered.length - 1]?.hash !== remembered.head)
@@ -157,4 +165,11 @@ export async function readWholeLog(
       );
     return { head, entries: entries.slice(0, head.length) };
   });
+  const voided = checkVoids(read.entries, { registryKey: source.registryKey });
+  if (voided.size > 0) {
+    // Loaded only for a log that holds a void: openpgp.js stays off the light paths (test/architecture.test.ts).
+    const { verifyVoidSignatures } = await import('../index-builder/log-void.ts');
+    await verifyVoidSignatures(read.entries);
+  }
+  return { ...read, voided };
 }

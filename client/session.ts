@@ -38,7 +38,7 @@ import {
   SNAPSHOT_KEY,
   signatureKey,
 } from '../index-builder/layout.ts';
-import type { ReadEntry } from '../index-builder/log.ts';
+import type { LogEntry, ReadEntry } from '../index-builder/log.ts';
 import type {
   LogHead,
   Manifest,
@@ -598,7 +598,11 @@ export class RegistrySession {
    * @throws TrustError LOG_* when the served log is not the one the snapshot signs; ClientError
    *   OFFLINE_MISSING (the log is not kept offline), FETCH_*.
    */
-  async log(): Promise<{ readonly head: LogHead | undefined; readonly entries: readonly ReadEntry[] }> {
+  async log(): Promise<{
+    readonly head: LogHead | undefined;
+    readonly entries: readonly ReadEntry[];
+    readonly voided: ReadonlyMap<number, LogEntry>;
+  }> {
     await this.open();
     // Refused offline only once a segment is wanted: a snapshot that carries no log needs none.
     return readWholeLog(
@@ -611,7 +615,7 @@ export class RegistrySession {
         return this.#load(request);
       },
       this.snapshot,
-      { base: this.entry.url },
+      { base: this.entry.url, registryKey: this.#trust.fingerprint },
     );
   }
 

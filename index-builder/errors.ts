@@ -200,6 +200,14 @@ export type ErrorCode =
   | 'LOG_FORKED'
   | 'LOG_REORDERED'
   | 'LOG_ENTRY_ALTERED'
+  // A void entry (log.ts `checkVoids`, log-void.ts) that names no earlier publish or action this log holds, one
+  // after it, one voided already, a void, a key rotation, or that the registry key at its place did not sign
+  | 'LOG_VOID_ENTRY_MISSING'
+  | 'LOG_VOID_NOT_EARLIER'
+  | 'LOG_VOID_REPEATED'
+  | 'LOG_VOID_OF_VOID'
+  | 'LOG_VOID_OF_ROTATION'
+  | 'LOG_VOID_UNSIGNED'
   // The log holds, but what its entries say is not what the plugin documents or action envelopes served show
   // (`verify --url`: client/log-consistency.ts, each disagreement with its own code)
   | 'LOG_DISAGREES'

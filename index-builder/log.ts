@@ -26,8 +26,11 @@ export const LOG_SEGMENT_ENTRIES = 256;
 export const ZERO_HASH = '0'.repeat(64);
 export const EMPTY_LOG: LogHead = { length: 0, head: ZERO_HASH };
 
-/** What an entry records: a publish, an action (by its kind, action-kinds.ts), or a registry key rotation. */
-export type LogEntryType = 'publish' | ActionKind | 'rotate-key';
+/**
+ * What an entry records: a publish, an action (by its kind, action-kinds.ts), a registry key rotation, or a
+ * void: the registry's signed word that an earlier publish or action never took effect (`VoidStatement`).
+ */
+export type LogEntryType = 'publish' | ActionKind | 'rotate-key' | 'void';
 
 export interface LogEntry {
   /** 0-based position in the log. */
@@ -48,6 +51,13 @@ export interface LogEntry {
   readonly created?: string;
   /** A few words of what it did, for `audit`: reason, message, replacement, range, advisory id, a key. */
   readonly detail?: Readonly<Record<string, string>>;
+  /**
+   * A void's alone: the registry's public key (armored) and its detached signature over the void's statement
+   * (`voidStatement`, whose sha256 is `digest`). Carried in the entry so every reader checks it with nothing
+   * more to fetch, whichever registry key signed it (a rotation since leaves the reader another key).
+   */
+  readonly key?: string;
+  readonly signature?: string;
   /** The hash of the entry before (ZERO_HASH for the first). */
   readonly prev: string;
 }
@@ -91,6 +101,8 @@ export function entryLine(entry: LogEntry): string {
     for (const key of Object.keys(entry.detail).sort()) detail[key] = entry.detail[key] as string;
     ordered.detail = detail;
   }
+  if (entry.key !== undefined) ordered.key = entry.key;
+  if (entry.signature !== undefined) ordered.signature = entry.signature;
   ordered.prev = entry.prev;
   return stringifyJson(ordered);
 }
@@ -115,6 +127,8 @@ export function renderSegment(lines: readonly string[]): Uint8Array {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
+/** A count as a void's detail spells it: decimal, no leading zero. */
+const COUNT = /^(0|[1-9][0-9]{0,15})$/;
 
 function malformed(where: string, why: string): never {
   throw new TrustError('LOG_MALFORMED', `${where}: ${why}`);
@@ -129,11 +143,16 @@ const CREATED = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d
 const isTime = (value: unknown): boolean =>
   typeof value === 'string' && CREATED.test(value) && !Number.isNaN(Date.parse(value));
 
-export const LOG_ENTRY_TYPES: readonly LogEntryType[] = ['publish', ...ACTION_KINDS, 'rotate-key'];
+/**
+ * Every type a reader of this release replays. A reader refuses a type it does not know (LOG_MALFORMED), so a
+ * new one (`void`) is read by clients of a release before any registry writes one.
+ */
+export const LOG_ENTRY_TYPES: readonly LogEntryType[] = ['publish', ...ACTION_KINDS, 'rotate-key', 'void'];
 
-/** What names a version (its plugin too); what names no plugin (the rest name one). */
+/** What names a version (its plugin too); what names no plugin; what names the plugin its voided entry names. */
 const VERSIONED: ReadonlySet<string> = new Set(['publish', 'yank', 'unyank', 'remove']);
 const REGISTRY_WIDE: ReadonlySet<string> = new Set(['revoke-key', 'rotate-key']);
+const MIRRORING: ReadonlySet<string> = new Set(['void']);
 
 /**
  * The form of a key of an entry's `detail`. What the pipeline writes today (`actionDetail` in lifecycle.ts
@@ -156,6 +175,8 @@ const ENTRY_KEYS: ReadonlySet<string> = new Set([
   'digest',
   'created',
   'detail',
+  'key',
+  'signature',
   'prev',
 ]);
 
@@ -190,19 +211,31 @@ function entryProblems(value: unknown): string[] {
     `one of ${LOG_ENTRY_TYPES.join(', ')}`,
   );
   const type = typeof e.type === 'string' ? e.type : undefined;
+  // A void names the plugin and version of the entry it voids, when that names them (checkVoids holds it to it).
+  const mirrors = type !== undefined && MIRRORING.has(type);
   const names = type !== undefined && !REGISTRY_WIDE.has(type);
   check(
     'plugin',
-    names,
+    names && !mirrors,
     (v) => names && typeof v === 'string' && pluginNameFormProblem(v) === undefined,
     names ? 'a plugin name' : `no plugin (a ${type} names none)`,
   );
-  const versioned = type !== undefined && VERSIONED.has(type);
+  const versioned = type !== undefined && (VERSIONED.has(type) || mirrors);
   check(
     'version',
-    versioned,
+    versioned && !mirrors,
     (v) => versioned && typeof v === 'string' && isCanonicalVersion(v),
     versioned ? 'a SemVer version' : `no version (a ${type} names none)`,
+  );
+  // The registry's key and signature: a void's, and only a void's.
+  const isVoid = type === 'void';
+  const armored = (v: unknown) => isVoid && typeof v === 'string' && v.length > 0;
+  check('key', isVoid, armored, isVoid ? 'an armored public key' : `no key (a ${type} carries none)`);
+  check(
+    'signature',
+    isVoid,
+    armored,
+    isVoid ? 'an armored signature' : `no signature (a ${type} carries none)`,
   );
   check(
     'signer',
@@ -226,6 +259,21 @@ function entryProblems(value: unknown): string[] {
         else if (key === 'effect' && v !== NO_EFFECT) problems.push(`${at}: expected "${NO_EFFECT}"`);
         else if (key === 'compromised' && v !== 'true') problems.push(`${at}: expected "true"`);
       }
+  }
+  if (isVoid) {
+    const d = (typeof detail === 'object' && detail !== null ? detail : {}) as Record<string, unknown>;
+    const need = (key: string, ok: (v: string) => boolean, form: string) => {
+      const v = d[key];
+      if (v === undefined) problems.push(`#/detail/${key}: missing (expected ${form})`);
+      else if (typeof v === 'string' && !ok(v)) problems.push(`#/detail/${key}: expected ${form}`);
+    };
+    need(
+      'entry',
+      (v) => COUNT.test(v) && Number.isSafeInteger(Number(v)),
+      "the voided entry's seq (a count)",
+    );
+    need('hash', (v) => HEX64.test(v), "the voided entry's hash (64 hex digits)");
+    need('reason', (v) => v.length > 0, 'why it never took effect (words)');
   }
   return problems;
 }
@@ -354,3 +402,114 @@ export function isLogHead(value: unknown): value is LogHead {
     HEX64.test(v.head)
   );
 }
+
+/** The schema a void's statement names: what the registry key signs for a void entry. */
+export const VOID_SCHEMA = 'plugindex/log-void/v1';
+
+/**
+ * The text the registry key signs for a void (its sha256 is the entry's `digest`): the entry voided by its
+ * seq and hash (which chains to every entry before it, so the statement holds in this log alone), what it
+ * named, why, when, and by which key. Rebuilt by every reader from the entry's own fields.
+ */
+export function voidStatement(
+  entry: Pick<LogEntry, 'time' | 'signer' | 'plugin' | 'version' | 'detail'>,
+): string {
+  return stringifyJson({
+    schema: VOID_SCHEMA,
+    entry: Number(entry.detail?.entry),
+    hash: entry.detail?.hash,
+    ...(entry.plugin !== undefined ? { plugin: entry.plugin } : {}),
+    ...(entry.version !== undefined ? { version: entry.version } : {}),
+    reason: entry.detail?.reason,
+    time: entry.time,
+    signer: entry.signer,
+  });
+}
+
+/** The entries voided, by seq, each with the void that voided it (as `checkVoids` took them: unchecked). */
+export function voidedEntries(entries: readonly ReadEntry[]): ReadonlyMap<number, LogEntry> {
+  const voided = new Map<number, LogEntry>();
+  for (const { entry } of entries)
+    if (entry.type === 'void' && !voided.has(Number(entry.detail?.entry)))
+      voided.set(Number(entry.detail?.entry), entry);
+  return voided;
+}
+
+/**
+ * The registry key at entry `seq`: the signer of the first key rotation logged after it (the key that
+ * rotation left), or the key that signs the snapshot now when none was logged since.
+ */
+function registryKeyAt(entries: readonly ReadEntry[], seq: number, current: string): string {
+  for (const { entry } of entries) if (entry.seq > seq && entry.type === 'rotate-key') return entry.signer;
+  return current;
+}
+
+/**
+ * Replays the voids of `entries` (entries `from` on, checked by `verifyLogRange`): each names an earlier
+ * publish or action this log holds (by seq and hash, its plugin and version as that entry names them), not
+ * one voided already, and is signed, by fingerprint, by the registry key at its place in the log
+ * (`registryKey`: the key the snapshot is signed by now). The signature itself is `verifyVoidSignatures`'
+ * (log-void.ts, which loads openpgp.js). An entry before `from` is taken as named: only its seq is checked.
+ * Returns the entries voided, by seq, with the void of each.
+ * @throws TrustError LOG_VOID_ENTRY_MISSING (no such entry, or not the one named), LOG_VOID_NOT_EARLIER (the
+ *   void itself or an entry after it), LOG_VOID_REPEATED (voided already), LOG_VOID_OF_VOID (a void voided),
+ *   LOG_VOID_OF_ROTATION (a key rotation voided), LOG_VOID_UNSIGNED (signed by another key).
+ */
+export function checkVoids(
+  entries: readonly ReadEntry[],
+  options: { readonly registryKey: string; readonly from?: number },
+): ReadonlyMap<number, LogEntry> {
+  const from = options.from ?? 0;
+  const end = from + entries.length;
+  const voided = new Map<number, LogEntry>();
+  for (const { entry } of entries) {
+    if (entry.type !== 'void') continue;
+    const n = Number(entry.detail?.entry);
+    const where = `log entry ${entry.seq} (void)`;
+    const fail = (code: ErrorCodeOfVoid, why: string): never => {
+      throw new TrustError(code, `${where} ${why}`);
+    };
+    if (n >= end)
+      fail('LOG_VOID_ENTRY_MISSING', `voids entry ${n}, which the log of ${end} entries does not hold`);
+    if (n >= entry.seq)
+      fail(
+        'LOG_VOID_NOT_EARLIER',
+        `voids entry ${n}, ${n === entry.seq ? 'itself' : 'an entry after it'}: a void says an earlier entry never took effect`,
+      );
+    const earlier = voided.get(n);
+    if (earlier) fail('LOG_VOID_REPEATED', `voids entry ${n}, which entry ${earlier.seq} voided already`);
+    const target = entries[n - from];
+    if (target) {
+      if (target.hash !== entry.detail?.hash)
+        fail(
+          'LOG_VOID_ENTRY_MISSING',
+          `voids entry ${n} of hash ${entry.detail?.hash}, but entry ${n} hashes to ${target.hash}: the log holds no entry it names`,
+        );
+      if (target.entry.type === 'void')
+        fail('LOG_VOID_OF_VOID', `voids entry ${n}, itself a void: a void is never undone`);
+      if (target.entry.type === 'rotate-key')
+        fail('LOG_VOID_OF_ROTATION', `voids entry ${n}, a key rotation: a rotation is never undone`);
+      if (target.entry.plugin !== entry.plugin || target.entry.version !== entry.version)
+        fail(
+          'LOG_VOID_ENTRY_MISSING',
+          `names ${entry.plugin ?? 'no plugin'} ${entry.version ?? ''}, but entry ${n} names ${target.entry.plugin ?? 'no plugin'} ${target.entry.version ?? ''}`.trimEnd(),
+        );
+    }
+    const key = registryKeyAt(entries, entry.seq, options.registryKey);
+    if (entry.signer !== key)
+      fail(
+        'LOG_VOID_UNSIGNED',
+        `is signed by ${entry.signer}, not by ${key}, the registry's key at that place in the log: only the registry voids an entry`,
+      );
+    voided.set(n, entry);
+  }
+  return voided;
+}
+
+type ErrorCodeOfVoid =
+  | 'LOG_VOID_ENTRY_MISSING'
+  | 'LOG_VOID_NOT_EARLIER'
+  | 'LOG_VOID_REPEATED'
+  | 'LOG_VOID_OF_VOID'
+  | 'LOG_VOID_OF_ROTATION'
+  | 'LOG_VOID_UNSIGNED';

@@ -81,8 +81,10 @@ function printHistory(history: PluginHistory, json: boolean): void {
       .join(' ');
     // An action's entry also says when its signer made it: the order the registry judged it by.
     const made = e.created ? `  (made ${e.created})` : '';
+    // Never took effect: the registry voided it (the void's own line follows, with its reason).
+    const voided = e.voided ? `  [voided by #${e.voided.by}: ${oneLine(e.voided.reason)}]` : '';
     out(
-      `  #${e.seq}  ${e.time}  ${e.type}  ${e.version ?? '-'}  signer ${e.signer}${detail ? `  ${detail}` : ''}${made}`,
+      `  #${e.seq}  ${e.time}  ${e.type}  ${e.version ?? '-'}  signer ${e.signer}${detail ? `  ${detail}` : ''}${made}${voided}`,
     );
   }
   out(history.advisories.length === 0 ? 'advisories: none' : 'advisories:');

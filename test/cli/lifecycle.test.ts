@@ -14,9 +14,18 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry, type LocalRegistry, openRegistry } from '../../cli/local/registry.ts';
 import { main } from '../../cli/main.ts';
+import { logSegmentKey, parseSegment, type ReadEntry } from '../../index-builder/log.ts';
+import { signVoid } from '../../index-builder/log-void.ts';
 import type { LogHead, SnapshotDocument } from '../../index-builder/model.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
-import { alterLine, editPlugin, segmentLines, serveSegment, versionOf } from '../support/lifecycle.ts';
+import {
+  alterLine,
+  appendLog,
+  editPlugin,
+  segmentLines,
+  serveSegment,
+  versionOf,
+} from '../support/lifecycle.ts';
 import { type ServingRegistry, startServe } from '../support/serve.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -380,5 +389,40 @@ describe("when a plugin's history is audited", () => {
     expect((await verify()).stdout).toContain(
       'and held against every plugin document and the 2 action envelopes',
     );
+  });
+});
+
+// Last: it grows the log every test above reads as it was.
+describe('when the registry voids an entry that never took effect', () => {
+  it('audit NAME marks it voided with the reason, and verify --url verifies the registry (exit 0)', async () => {
+    // A publish logged that no document shows (its document refused for good), then the registry's void of it.
+    await appendLog(local.context, [
+      { type: 'publish', plugin: 'risky-scan', version: '3.0.0', signer: publisher },
+    ]);
+    const segment = await local.context.site.get(logSegmentKey(0));
+    const entries = parseSegment(segment?.body ?? new Uint8Array(), 0);
+    const reason = 'the store refused its document for good (STORE_REFUSED)';
+    await appendLog(local.context, [
+      await signVoid({
+        voided: entries[head.length] as ReadEntry,
+        reason,
+        time: new Date().toISOString(),
+        signer: local.context.signer,
+      }),
+    ]);
+    const plugindex = await home();
+    const text = await plugindex('audit', 'risky-scan');
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(
+      new RegExp(
+        `#${head.length} {2}\\S+ {2}publish {2}3\\.0\\.0 {2}signer ${publisher}  \\[voided by #${head.length + 1}: ${reason.replace(/[()]/g, '\\$&')}\\]`,
+      ),
+    );
+    expect(text.stdout).toContain(`#${head.length + 1}  `);
+    expect(text.stdout).toContain(`void  3.0.0  signer ${local.context.signer.fingerprint}`);
+    const json = JSON.parse((await plugindex('audit', 'risky-scan', '--json')).stdout);
+    expect(json.entries.at(-2)).toMatchObject({ seq: head.length, voided: { by: head.length + 1, reason } });
+    const verified = await run(process.execPath, [BIN, 'verify', '--url', base, '--key', keyFile]);
+    expect(verified.stdout).toContain(`log: ${head.length + 2} entries`);
   });
 });

@@ -24,6 +24,8 @@ import type { LogHead, SnapshotDocument } from '../../index-builder/model.ts';
 import { rejectionOf } from '../support/problems.ts';
 
 const BASE = 'https://plugins.registry.example';
+/** The fingerprint of the key the snapshot is signed by (no void is read here: none is checked). */
+const KEY = 'A'.repeat(40);
 
 /** A log of `count` entries: every line, and the head after each entry (heads[n] = the head of n entries). */
 function makeLog(count: number): { lines: string[]; heads: LogHead[] } {
@@ -86,7 +88,7 @@ beforeEach(() => {
 
 describe('when a client reads a registry log through its loader', () => {
   it('reads the whole log across a segment boundary, each segment as ?v=<head> under its cap', async () => {
-    const read = await readWholeLog(load, snapshotWith(head), { base: BASE });
+    const read = await readWholeLog(load, snapshotWith(head), { base: BASE, registryKey: KEY });
     expect(read.head).toEqual(head);
     expect(read.entries.map((e) => e.entry.seq)).toEqual([...Array(300).keys()]);
     expect(read.entries.map((e) => e.line)).toEqual(lines);
@@ -115,16 +117,17 @@ describe('when a client reads a registry log through its loader', () => {
     expect(await readLogExtension(load, snapshotWith(head), { base: BASE, remembered: undefined })).toEqual(
       head,
     );
-    expect(await readWholeLog(load, snapshotWith(), { base: BASE })).toEqual({
+    expect(await readWholeLog(load, snapshotWith(), { base: BASE, registryKey: KEY })).toEqual({
       head: undefined,
       entries: [],
+      voided: new Map(),
     });
     expect(asked).toEqual([]);
   });
 
   it('refuses a log whose segment is missing: LOG_TRUNCATED', async () => {
     served.delete(logSegmentKey(1));
-    const whole = await refusal(readWholeLog(load, snapshotWith(head), { base: BASE }));
+    const whole = await refusal(readWholeLog(load, snapshotWith(head), { base: BASE, registryKey: KEY }));
     expect(whole.code).toBe('LOG_TRUNCATED');
     expect(whole.message).toContain('holds 256 entries where the snapshot counts 300');
     // The segment holding the last entry remembered is gone: the log was cut under what this client saw.
@@ -138,7 +141,7 @@ describe('when a client reads a registry log through its loader', () => {
   it('refuses a segment that does not parse: LOG_MALFORMED, naming it and its line', async () => {
     served.set(logSegmentKey(1), new TextEncoder().encode('{"seq": 256, "not": "an entry"}\n'));
     for (const reading of [
-      readWholeLog(load, snapshotWith(head), { base: BASE }),
+      readWholeLog(load, snapshotWith(head), { base: BASE, registryKey: KEY }),
       readLogExtension(load, snapshotWith(head), { base: BASE, remembered: heads[280] }),
     ]) {
       const error = await refusal(reading);
@@ -151,7 +154,7 @@ describe('when a client reads a registry log through its loader', () => {
     const altered = [...lines];
     altered[270] = (altered[270] as string).replace('plugin-270', 'plugin-27x');
     served = segments(altered);
-    const error = await refusal(readWholeLog(load, snapshotWith(head), { base: BASE }));
+    const error = await refusal(readWholeLog(load, snapshotWith(head), { base: BASE, registryKey: KEY }));
     expect(error.code).toBe('LOG_ENTRY_ALTERED');
     expect(error.message).toContain('log entry 271');
   });
@@ -160,7 +163,7 @@ describe('when a client reads a registry log through its loader', () => {
     const bad = snapshotWith({ length: -1, head: 'nope' });
     expect(() => snapshotLogHead(bad, { base: BASE })).toThrow(TrustError);
     for (const reading of [
-      readWholeLog(load, bad, { base: BASE }),
+      readWholeLog(load, bad, { base: BASE, registryKey: KEY }),
       readLogExtension(load, bad, { base: BASE, remembered: heads[1] }),
     ]) {
       const error = await refusal(reading);
@@ -182,7 +185,9 @@ describe('when a client reads a registry log through its loader', () => {
       [head, snapshotWith(), 'LOG_TRUNCATED'],
     ];
     for (const [remembered, current, code] of cases) {
-      expect((await refusal(readWholeLog(load, current, { base: BASE, remembered }))).code).toBe(code);
+      expect(
+        (await refusal(readWholeLog(load, current, { base: BASE, registryKey: KEY, remembered }))).code,
+      ).toBe(code);
       expect((await refusal(readLogExtension(load, current, { base: BASE, remembered }))).code).toBe(code);
     }
   });
@@ -195,7 +200,7 @@ describe('when a client reads a registry log through its loader', () => {
       return (request.pastCaches ? served : kept).get(request.path);
     };
 
-    const read = await readWholeLog(cached, snapshotWith(head), { base: BASE });
+    const read = await readWholeLog(cached, snapshotWith(head), { base: BASE, registryKey: KEY });
     const extended = await readLogExtension(cached, snapshotWith(head), {
       base: BASE,
       remembered: heads[280],
@@ -226,7 +231,7 @@ describe('when a client reads a registry log through its loader', () => {
     const failing: DocumentLoader = async () => {
       throw new Error('connection reset');
     };
-    await expect(readWholeLog(failing, snapshotWith(head), { base: BASE })).rejects.toThrow(
+    await expect(readWholeLog(failing, snapshotWith(head), { base: BASE, registryKey: KEY })).rejects.toThrow(
       'connection reset',
     );
   });
@@ -257,7 +262,7 @@ describe('when a signed log entry is not of the form the pipeline writes', () =>
       ),
     ]);
     served = segments(raw);
-    const error = await refusal(readWholeLog(load, snapshotWith(rawHead), { base: BASE }));
+    const error = await refusal(readWholeLog(load, snapshotWith(rawHead), { base: BASE, registryKey: KEY }));
     expect(error.code).toBe('LOG_MALFORMED');
     expect(error.message).toBe('log/000000.jsonl line 1#/detail/reason: expected a string');
   });
@@ -267,7 +272,7 @@ describe('when a signed log entry is not of the form the pipeline writes', () =>
       [
         `"type":"frobnicate","plugin":"demo","signer":"${SIGNER.toLowerCase()}","digest":"xyz"`,
         [
-          '#/type: expected one of publish, yank, unyank, deprecate, undeprecate, advisory-add, advisory-withdraw, owners-add, owners-remove, remove, transfer, revoke-key, rotate-key',
+          '#/type: expected one of publish, yank, unyank, deprecate, undeprecate, advisory-add, advisory-withdraw, owners-add, owners-remove, remove, transfer, revoke-key, rotate-key, void',
           '#/signer: expected a key fingerprint (40 or 64 uppercase hex digits: an OpenPGP v4 or v6 key)',
           '#/digest: expected a sha256 (64 hex digits)',
         ],
@@ -301,7 +306,9 @@ describe('when a signed log entry is not of the form the pipeline writes', () =>
     for (const [fields, problems] of cases) {
       const { lines: raw, head: rawHead } = rawLog([fine(fields)]);
       served = segments(raw);
-      const error = await refusal(readWholeLog(load, snapshotWith(rawHead), { base: BASE }));
+      const error = await refusal(
+        readWholeLog(load, snapshotWith(rawHead), { base: BASE, registryKey: KEY }),
+      );
       expect(error.code).toBe('LOG_MALFORMED');
       expect(error.message).toBe(problems.map((p) => `log/000000.jsonl line 1${p}`).join('; '));
     }
@@ -318,7 +325,7 @@ describe('when a signed log entry is not of the form the pipeline writes', () =>
         `{"seq":2,"time":"2026-11-01T00:00:00.000Z","type":"revoke-key","signer":"${SIGNER}","digest":"${DIGEST}","created":"2026-11-01T00:00:00Z","detail":{"fingerprint":"${'C'.repeat(40)}","reason":"lost"},"prev":"${prev}"}`,
     ]);
     served = segments(good);
-    const { entries } = await readWholeLog(load, snapshotWith(goodHead), { base: BASE });
+    const { entries } = await readWholeLog(load, snapshotWith(goodHead), { base: BASE, registryKey: KEY });
     expect(entries.map((e) => e.entry.type)).toEqual(['yank', 'rotate-key', 'revoke-key']);
   });
 });

@@ -1,0 +1,160 @@
+/**
+ * The readers of a registry log that holds voids (index-builder/log-void.ts): `verify --url` (cli/verify.ts,
+ * client/log-consistency.ts) and `audit NAME` (client/audit.ts), through client/log-reader.ts. A registry the
+ * pipeline published, served over real HTTP by the local server, its log then given a publish and a yank
+ * that no document shows (what a batch logs before the store refuses the plugin's document for good), and
+ * the registry's own key voiding them: the entries stay, each replayed as never having taken effect.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { verifyRegistry } from '../../cli/verify.ts';
+import { LogDisagreementError } from '../../client/errors.ts';
+import { parseRegistryConfig } from '../../index-builder/config.ts';
+import { TrustError } from '../../index-builder/errors.ts';
+import { logSegmentKey, parseSegment, type ReadEntry } from '../../index-builder/log.ts';
+import { signVoid } from '../../index-builder/log-void.ts';
+import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { createSigner } from '../../index-builder/signing.ts';
+import { httpClient } from '../support/client.ts';
+import {
+  makeBundle,
+  makeRegistry,
+  nextUploadName,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../support/fixtures.ts';
+import { appendLog } from '../support/lifecycle.ts';
+import { MemoryStore } from '../support/memory-store.ts';
+import { rejectionOf } from '../support/problems.ts';
+
+const NOW = new Date('2026-11-02T00:00:00Z');
+const PLUGIN = 'demo-plugin';
+const GHOST = 'ghost-plugin';
+const REASON = 'the store refused the plugin document for good (STORE_REFUSED)';
+const site = new MemoryStore();
+let base: string;
+let close: () => Promise<void>;
+let registry: TestRegistry;
+let context: PipelineContext;
+let home: string;
+
+/** The log's entries as published (one segment here). */
+async function published(): Promise<ReadEntry[]> {
+  const segment = await site.get(logSegmentKey(0));
+  if (!segment) throw new Error('no log');
+  return parseSegment(segment.body, 0);
+}
+
+/** Appends a void of each entry `seqs` names, signed by the registry's key, and a snapshot vouching for it. */
+async function voidEntries(...seqs: number[]): Promise<void> {
+  const entries = await published();
+  const voids = [];
+  for (const seq of seqs)
+    voids.push(
+      await signVoid({
+        voided: entries[seq] as ReadEntry,
+        reason: REASON,
+        time: '2026-11-01T23:59:40.000Z',
+        signer: context.signer,
+      }),
+    );
+  await appendLog(context, voids);
+}
+
+const verify = () => verifyRegistry({ url: base, pinnedKey: registry.registryKey.publicKey, now: NOW });
+
+beforeAll(async () => {
+  const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
+  base = listening.url;
+  close = listening.close;
+  registry = await makeRegistry();
+  context = { ...registry.context, site, config: parseRegistryConfig({ name: 'Voiding', url: base }) };
+  const key = `incoming/${nextUploadName()}.tgz`;
+  await context.intake.put(key, await makeBundle({ manifest: validManifest({ name: PLUGIN }) }), {
+    contentType: 'application/gzip',
+    cacheControl: 'no-store',
+  });
+  await processSubmissions(context, [key]);
+  home = await mkdtemp(join(tmpdir(), 'plugindex-voided-'));
+});
+afterAll(async () => {
+  await close();
+  await rm(home, { recursive: true, force: true });
+});
+
+describe('when the log holds entries that never took effect', () => {
+  it('verify --url reports them while no void names them, and verifies the registry once its key voids them', async () => {
+    const publisher = await testKey('publisher');
+    // Logged, then never shown: a publish of a plugin the store refused, a yank of a version it refused.
+    await appendLog(context, [
+      {
+        type: 'publish',
+        plugin: GHOST,
+        version: '1.0.0',
+        signer: publisher.fingerprint,
+        time: '2026-11-01T23:59:30.000Z',
+      },
+      {
+        type: 'yank',
+        plugin: PLUGIN,
+        version: '1.0.0',
+        signer: publisher.fingerprint,
+        created: '2026-11-01T23:59:00.000Z',
+        time: '2026-11-01T23:59:30.000Z',
+      },
+    ]);
+    const error = await rejectionOf(verify(), LogDisagreementError);
+    expect(error.disagreements.map((d) => [d.code, d.plugin, d.seq])).toEqual([
+      ['LOG_YANK_DIFFERS', PLUGIN, 2],
+      ['LOG_PLUGIN_MISSING', GHOST, 1],
+      ['LOG_ENVELOPE_MISSING', PLUGIN, 2],
+    ]);
+
+    await voidEntries(1, 2);
+    // Neither is held to a document, nor the yank to an envelope: five entries, no action left to check.
+    await expect(verify()).resolves.toMatchObject({ plugins: 1, log: { length: 5 }, envelopes: 0 });
+  });
+
+  it('audit NAME shows the voided entry as voided, with the void and its reason', async () => {
+    const client = httpClient(home);
+    try {
+      await client.addRegistry({ name: 'main', url: base, pin: { armored: registry.registryKey.publicKey } });
+      const history = await client.auditPlugin(PLUGIN, {});
+      expect(history.log?.length).toBe(5);
+      expect(history.entries.map((e) => [e.seq, e.type, e.voided])).toEqual([
+        [0, 'publish', undefined],
+        [2, 'yank', { by: 4, reason: REASON }],
+        [4, 'void', undefined],
+      ]);
+      expect(history.entries[2]?.detail).toMatchObject({ entry: '2', reason: REASON });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('refuses a void the registry key did not sign, in verify --url and audit alike (LOG_VOID_UNSIGNED)', async () => {
+    const entries = await published();
+    const stranger = await createSigner((await testKey('publisher')).secretKey);
+    await appendLog(context, [
+      await signVoid({
+        voided: entries[0] as ReadEntry,
+        reason: 'not the registry',
+        time: '2026-11-01T23:59:50.000Z',
+        signer: stranger,
+      }),
+    ]);
+    expect(await rejectionOf(verify(), TrustError)).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
+    const client = httpClient(home);
+    try {
+      expect(await rejectionOf(client.auditPlugin(PLUGIN, {}), TrustError)).toMatchObject({
+        code: 'LOG_VOID_UNSIGNED',
+      });
+    } finally {
+      await client.close();
+    }
+  });
+});

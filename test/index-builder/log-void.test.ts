@@ -1,0 +1,265 @@
+/**
+ * A void (index-builder/log-void.ts, log.ts `checkVoids`): the registry's signed word that an earlier
+ * entry never took effect. Real entries, rendered and parsed as a segment holds them, each void signed with
+ * a real OpenPGP key by openpgp.js, and its statement checked by GnuPG as a client auditing by hand would;
+ * then every way a void may be wrong refused by its own code.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TrustError } from '../../index-builder/errors.ts';
+import {
+  checkVoids,
+  EMPTY_LOG,
+  type LogEntry,
+  nextEntry,
+  parseSegment,
+  type ReadEntry,
+  renderSegment,
+  voidStatement,
+} from '../../index-builder/log.ts';
+import { signVoid, verifyVoidSignatures } from '../../index-builder/log-void.ts';
+import type { LogHead } from '../../index-builder/model.ts';
+import { createSigner, type Signer } from '../../index-builder/signing.ts';
+import { testKey } from '../support/fixtures.ts';
+import { type GpgKeyring, gpgKeyring } from '../support/gpg.ts';
+
+const TIME = '2026-11-02T00:00:00.000Z';
+const REASON = 'the store refused its document for good (STORE_REFUSED)';
+let registry: Signer;
+let heir: Signer;
+let stranger: Signer;
+let gpg: GpgKeyring;
+
+beforeAll(async () => {
+  const signerOf = async (label: string) => createSigner((await testKey(label)).secretKey);
+  [registry, heir, stranger] = await Promise.all([
+    signerOf('registry'),
+    signerOf('heir'),
+    signerOf('publisher'),
+  ]);
+  gpg = gpgKeyring(registry.publicKey);
+});
+
+afterAll(() => gpg.close());
+
+type Fields = Omit<LogEntry, 'seq' | 'prev'>;
+
+const publish = (plugin: string, version: string): Fields => ({
+  time: TIME,
+  type: 'publish',
+  plugin,
+  version,
+  signer: stranger.fingerprint,
+  digest: 'b'.repeat(64),
+});
+
+/**
+ * A log of `fields` (each given, or made from the log so far: a void names an earlier entry's hash), read
+ * back as a client reads it: rendered into a segment and parsed.
+ */
+async function logOf(...fields: (Fields | ((log: readonly ReadEntry[]) => Promise<Fields>))[]) {
+  let head: LogHead = EMPTY_LOG;
+  const lines: string[] = [];
+  for (const f of fields) {
+    const entries = lines.length === 0 ? [] : parseSegment(renderSegment(lines), 0);
+    const next = nextEntry(head, typeof f === 'function' ? await f(entries) : f);
+    lines.push(next.line);
+    head = next.head;
+  }
+  return parseSegment(renderSegment(lines), 0);
+}
+
+/** A void of entry `seq`, signed by `by` (the registry unless told). */
+const voidOf =
+  (seq: number, by?: Signer, reason = REASON) =>
+  (log: readonly ReadEntry[]): Promise<Fields> =>
+    signVoid({ voided: log[seq] as ReadEntry, reason, time: TIME, signer: by ?? registry });
+
+const refusal = async (entries: readonly ReadEntry[], registryKey = registry.fingerprint) => {
+  const work = (async () => {
+    checkVoids(entries, { registryKey });
+    await verifyVoidSignatures(entries);
+  })();
+  return work.then(
+    () => undefined,
+    (e: unknown) => e as TrustError,
+  );
+};
+
+describe('when a log holds a void the registry signed', () => {
+  it('replays it: the publish it names is voided, with the void and its reason', async () => {
+    const log = await logOf(publish('demo', '1.0.0'), publish('other', '1.0.0'), voidOf(0));
+    const voided = checkVoids(log, { registryKey: registry.fingerprint });
+    expect([...voided.keys()]).toEqual([0]);
+    expect(voided.get(0)).toMatchObject({
+      seq: 2,
+      type: 'void',
+      plugin: 'demo',
+      version: '1.0.0',
+      signer: registry.fingerprint,
+      detail: { entry: '0', hash: log[0]?.hash, reason: REASON },
+    });
+    await expect(verifyVoidSignatures(log)).resolves.toBeUndefined();
+  });
+
+  it('signs a statement GnuPG verifies by the registry key, rebuilt from the entry alone', async () => {
+    const log = await logOf(publish('demo', '1.0.0'), voidOf(0));
+    const entry = log[1]?.entry as LogEntry;
+    const statement = new TextEncoder().encode(voidStatement(entry));
+    expect(gpg.verify(statement, entry.signature as string)).toContain(`VALIDSIG ${registry.fingerprint}`);
+  });
+
+  it('takes a void signed by the key the registry had then, before a rotation logged after it', async () => {
+    const rotation: Fields = {
+      time: TIME,
+      type: 'rotate-key',
+      signer: registry.fingerprint,
+      digest: 'c'.repeat(64),
+      detail: { fingerprint: heir.fingerprint, sequence: '1' },
+    };
+    const log = await logOf(
+      publish('demo', '1.0.0'),
+      voidOf(0),
+      rotation,
+      publish('demo', '1.0.1'),
+      voidOf(3, heir),
+    );
+    // The snapshot is signed by the heir now; the first void by the key it rotated from.
+    expect([...checkVoids(log, { registryKey: heir.fingerprint }).keys()]).toEqual([0, 3]);
+    await expect(verifyVoidSignatures(log)).resolves.toBeUndefined();
+  });
+});
+
+describe('when a void is not one the registry could have made', () => {
+  it('refuses a void of an entry the log does not hold (LOG_VOID_ENTRY_MISSING)', async () => {
+    const log = await logOf(publish('demo', '1.0.0'), publish('other', '1.0.0'), voidOf(0));
+    // The same void, claiming entry 7 of a log of 3 (its statement signed so).
+    const beyond = await logOf(publish('demo', '1.0.0'), publish('other', '1.0.0'), async () =>
+      signVoid({
+        voided: { ...(log[0] as ReadEntry), entry: { ...(log[0]?.entry as LogEntry), seq: 7 } },
+        reason: REASON,
+        time: TIME,
+        signer: registry,
+      }),
+    );
+    expect(await refusal(beyond)).toMatchObject({ name: 'TrustError', code: 'LOG_VOID_ENTRY_MISSING' });
+    // One naming entry 0 by another hash: no entry of this log.
+    const other = await logOf(publish('demo', '1.0.0'), publish('other', '1.0.0'), async () =>
+      signVoid({
+        voided: { ...(log[0] as ReadEntry), hash: 'e'.repeat(64) },
+        reason: REASON,
+        time: TIME,
+        signer: registry,
+      }),
+    );
+    const error = await refusal(other);
+    expect(error).toBeInstanceOf(TrustError);
+    expect(error?.code).toBe('LOG_VOID_ENTRY_MISSING');
+    expect(error?.message).toContain('log entry 2 (void) voids entry 0');
+  });
+
+  it('refuses a void of itself or of a later entry (LOG_VOID_NOT_EARLIER)', async () => {
+    const first = await logOf(publish('demo', '1.0.0'), publish('demo', '1.0.1'));
+    // Entry 0 voiding entry 1, the one after it (its hash known: the same entries, made again).
+    const later = await logOf(
+      async () => signVoid({ voided: first[1] as ReadEntry, reason: REASON, time: TIME, signer: registry }),
+      publish('demo', '1.0.1'),
+    );
+    expect(await refusal(later)).toMatchObject({ code: 'LOG_VOID_NOT_EARLIER' });
+  });
+
+  it('refuses a second void of the same entry (LOG_VOID_REPEATED)', async () => {
+    const log = await logOf(publish('demo', '1.0.0'), voidOf(0), voidOf(0, registry, 'once more'));
+    const error = await refusal(log);
+    expect(error).toMatchObject({ code: 'LOG_VOID_REPEATED' });
+    expect(error?.message).toContain('which entry 1 voided already');
+  });
+
+  it('refuses a void of a void (LOG_VOID_OF_VOID), and of a key rotation (LOG_VOID_OF_ROTATION)', async () => {
+    const log = await logOf(publish('demo', '1.0.0'), voidOf(0), voidOf(1));
+    expect(await refusal(log)).toMatchObject({ code: 'LOG_VOID_OF_VOID' });
+    const rotation: Fields = {
+      time: TIME,
+      type: 'rotate-key',
+      signer: registry.fingerprint,
+      digest: 'c'.repeat(64),
+      detail: { fingerprint: heir.fingerprint, sequence: '1' },
+    };
+    const rotated = await logOf(rotation, voidOf(0, heir));
+    expect(await refusal(rotated, heir.fingerprint)).toMatchObject({ code: 'LOG_VOID_OF_ROTATION' });
+  });
+
+  it('refuses a void another key signed, or the registry key at another place in the log (LOG_VOID_UNSIGNED)', async () => {
+    // A publisher's key, its own signature good: not the registry's.
+    const byPublisher = await logOf(publish('demo', '1.0.0'), voidOf(0, stranger));
+    expect(await refusal(byPublisher)).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
+    // The heir's key voiding an entry before the rotation to it: the key then was the one it rotated from.
+    const rotation: Fields = {
+      time: TIME,
+      type: 'rotate-key',
+      signer: registry.fingerprint,
+      digest: 'c'.repeat(64),
+      detail: { fingerprint: heir.fingerprint, sequence: '1' },
+    };
+    const early = await logOf(publish('demo', '1.0.0'), voidOf(0, heir), rotation);
+    expect(await refusal(early, heir.fingerprint)).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
+  });
+
+  it("refuses a void whose signature is not the registry's over its statement (LOG_VOID_UNSIGNED)", async () => {
+    const [entry, signed] = await logOf(publish('demo', '1.0.0'), voidOf(0));
+    const made = signed?.entry as LogEntry;
+    // Its reason changed after it was signed (digest and signature as they were).
+    const reworded = await logOf(entry?.entry as LogEntry, {
+      ...made,
+      detail: { ...made.detail, reason: 'other words' },
+    });
+    expect(await refusal(reworded)).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
+    // The registry's fingerprint and key, a publisher's signature.
+    const statement = new TextEncoder().encode(voidStatement(made));
+    const forged = await logOf(entry?.entry as LogEntry, {
+      ...made,
+      signature: await stranger.sign(statement),
+    });
+    const error = await refusal(forged);
+    expect(error).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
+    expect(error?.message).toContain(`is not signed by key ${registry.fingerprint}`);
+    // Another key carried than the one it names.
+    const swapped = await logOf(entry?.entry as LogEntry, { ...made, key: stranger.publicKey });
+    expect(await refusal(swapped)).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
+  });
+});
+
+describe('when a segment holds a void not of its form', () => {
+  const lineOf = (entry: Record<string, unknown>) =>
+    new TextEncoder().encode(`${JSON.stringify({ seq: 0, time: TIME, ...entry, prev: '0'.repeat(64) })}\n`);
+
+  it('refuses a void lacking what it voids, or its signature, and a publish carrying one (LOG_MALFORMED)', () => {
+    const bare = lineOf({
+      type: 'void',
+      signer: 'A'.repeat(40),
+      digest: 'b'.repeat(64),
+      detail: { reason: 'x' },
+    });
+    expect(() => parseSegment(bare, 0)).toThrow(
+      expect.objectContaining({
+        code: 'LOG_MALFORMED',
+        message: expect.stringMatching(
+          /#\/key: missing.*#\/signature: missing.*#\/detail\/entry: missing.*#\/detail\/hash: missing/,
+        ),
+      }),
+    );
+    const signedPublish = lineOf({
+      type: 'publish',
+      plugin: 'demo',
+      version: '1.0.0',
+      signer: 'A'.repeat(40),
+      digest: 'b'.repeat(64),
+      signature: 'sig',
+    });
+    expect(() => parseSegment(signedPublish, 0)).toThrow(
+      expect.objectContaining({
+        code: 'LOG_MALFORMED',
+        message: expect.stringContaining('#/signature: expected no signature'),
+      }),
+    );
+  });
+});
