@@ -317,18 +317,29 @@ export async function recentLogEntries(
 
 /**
  * Segment `index` of the published log, parsed (`parseSegment`): a refusal keeps its code (LOG_MALFORMED) and
- * cause, its message naming the segment's key.
+ * cause, its message naming the segment's key. A void is refused too, as the pipeline refused it before
+ * clients could read one: the clients replay voids (log.ts `checkVoids`), but this pipeline's own readers of
+ * the log (what it resumes, an action's order and marker, a rebuild's restore) do not yet, and would take a
+ * voided entry for one that took effect. The release that writes voids teaches them first.
  * @throws TrustError LOG_MALFORMED
  */
 function parsePublishedSegment(body: Uint8Array, index: number): ReadEntry[] {
+  let entries: ReadEntry[];
   try {
-    return parseSegment(body, index);
+    entries = parseSegment(body, index);
   } catch (cause) {
     if (!(cause instanceof TrustError)) throw cause;
     throw new TrustError(cause.code, `${logSegmentKey(index)}, a published log segment, is unreadable`, {
       cause,
     });
   }
+  const voiding = entries.find((read) => read.entry.type === 'void');
+  if (voiding)
+    throw new TrustError(
+      'LOG_MALFORMED',
+      `${logSegmentKey(index)}, a published log segment, holds a void (entry ${voiding.entry.seq}), which this release's pipeline does not replay: no registry of this release writes one, so whoever holds its key appended it; remove it from a copy of the log made before, or run a release that writes voids`,
+    );
+  return entries;
 }
 
 /**

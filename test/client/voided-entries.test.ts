@@ -3,7 +3,9 @@
  * client/log-consistency.ts) and `audit NAME` (client/audit.ts), through client/log-reader.ts. A registry the
  * pipeline published, served over real HTTP by the local server, its log then given a publish and a yank
  * that no document shows (what a batch logs before the store refuses the plugin's document for good), and
- * the registry's own key voiding them: the entries stay, each replayed as never having taken effect.
+ * the registry's own key voiding them: the entries stay, each replayed as never having taken effect. A void
+ * another key signed is refused by both. And this release's pipeline, whose own readers of the log do not
+ * replay voids, refuses a log holding one, as it did before.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -136,25 +138,70 @@ describe('when the log holds entries that never took effect', () => {
     }
   });
 
-  it('refuses a void the registry key did not sign, in verify --url and audit alike (LOG_VOID_UNSIGNED)', async () => {
-    const entries = await published();
-    const stranger = await createSigner((await testKey('publisher')).secretKey);
-    await appendLog(context, [
-      await signVoid({
-        voided: entries[0] as ReadEntry,
-        reason: 'not the registry',
-        time: '2026-11-01T23:59:50.000Z',
-        signer: stranger,
-      }),
-    ]);
-    expect(await rejectionOf(verify(), TrustError)).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
-    const client = httpClient(home);
+  it("leaves this release's pipeline refusing the log, as before clients read voids (LOG_MALFORMED)", async () => {
+    // Its own readers of the log do not replay a void yet: none is written by it, and one met is refused.
+    const key = `incoming/${nextUploadName()}.tgz`;
+    await context.intake.put(
+      key,
+      await makeBundle({ manifest: validManifest({ name: PLUGIN, version: '1.1.0' }) }),
+      {
+        contentType: 'application/gzip',
+        cacheControl: 'no-store',
+      },
+    );
+    const error = await rejectionOf(processSubmissions(context, [key]), TrustError);
+    expect(error.code).toBe('LOG_MALFORMED');
+    expect(error.message).toContain("holds a void (entry 3), which this release's pipeline does not replay");
+  });
+});
+
+describe("when a void is not the registry key's", () => {
+  it('refuses it in verify --url and audit alike (LOG_VOID_UNSIGNED)', async () => {
+    // A registry of its own: its publish, then a void of it signed by a publisher's key.
+    const own = new MemoryStore();
+    const listening = await listenRegistryServer(createRegistryServer({ site: own }), 0);
+    const other = await makeRegistry();
+    const ctx: PipelineContext = {
+      ...other.context,
+      site: own,
+      config: parseRegistryConfig({ name: 'Forged', url: listening.url }),
+    };
+    const client = httpClient(await mkdtemp(join(home, 'forged-')));
     try {
+      const key = `incoming/${nextUploadName()}.tgz`;
+      await ctx.intake.put(key, await makeBundle({ manifest: validManifest({ name: PLUGIN }) }), {
+        contentType: 'application/gzip',
+        cacheControl: 'no-store',
+      });
+      await processSubmissions(ctx, [key]);
+      const segment = await own.get(logSegmentKey(0));
+      const entries = parseSegment(segment?.body ?? new Uint8Array(), 0);
+      const stranger = await createSigner((await testKey('publisher')).secretKey);
+      await appendLog(ctx, [
+        await signVoid({
+          voided: entries[0] as ReadEntry,
+          reason: 'not the registry',
+          time: '2026-11-01T23:59:50.000Z',
+          signer: stranger,
+        }),
+      ]);
+      const verified = verifyRegistry({
+        url: listening.url,
+        pinnedKey: other.registryKey.publicKey,
+        now: NOW,
+      });
+      expect(await rejectionOf(verified, TrustError)).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
+      await client.addRegistry({
+        name: 'forged',
+        url: listening.url,
+        pin: { armored: other.registryKey.publicKey },
+      });
       expect(await rejectionOf(client.auditPlugin(PLUGIN, {}), TrustError)).toMatchObject({
         code: 'LOG_VOID_UNSIGNED',
       });
     } finally {
       await client.close();
+      await listening.close();
     }
   });
 });
