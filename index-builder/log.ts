@@ -1,6 +1,7 @@
 /**
  * The registry's transparency log: every accepted publish and action (and every action refused as changing
- * nothing that still stands for its slot, its `detail.effect` `none`), and every key rotation, as one entry
+ * nothing that still stands for its slot, its `detail.effect` `none`), every key rotation, and every void
+ * (the registry's signed word that an earlier publish or action never took effect), as one entry
  * in an append-only, hash-chained list (the idea of sigstore's Rekor, not its code). Each entry names the
  * hash of the one before it, and the snapshot carries the log's length and the hash of its last entry, so
  * a client that remembers an earlier head can tell a log that extends it from one whose history was
@@ -14,7 +15,7 @@
  */
 import { ACTION_KINDS, type ActionKind } from './action-kinds.ts';
 import { sha256Hex } from './digest.ts';
-import { TrustError } from './errors.ts';
+import { type ErrorCode, TrustError } from './errors.ts';
 import { KEY_FINGERPRINT, KEY_FINGERPRINT_FORM } from './fingerprint.ts';
 import { isCanonicalVersion, pluginNameFormProblem } from './layout.ts';
 import type { LogHead } from './model.ts';
@@ -506,10 +507,5 @@ export function checkVoids(
   return voided;
 }
 
-type ErrorCodeOfVoid =
-  | 'LOG_VOID_ENTRY_MISSING'
-  | 'LOG_VOID_NOT_EARLIER'
-  | 'LOG_VOID_REPEATED'
-  | 'LOG_VOID_OF_VOID'
-  | 'LOG_VOID_OF_ROTATION'
-  | 'LOG_VOID_UNSIGNED';
+/** The codes a void is refused by (errors.ts). */
+type ErrorCodeOfVoid = Extract<ErrorCode, `LOG_VOID_${string}`>;
