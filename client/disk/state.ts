@@ -1075,8 +1075,10 @@ export class ClientState {
      */
     options: { readonly former?: boolean } = {},
   ): Promise<{ readonly name: string; readonly record: TrustRecord; readonly formerOnly?: true }[]> {
-    // The trust root judged first: a record another user may plant is refused, not read as none.
-    await this.#refuseUnsafeFolder('data', this.#trustRoot);
+    // The trust root judged first: a record another user may plant is refused, not read as none. One not
+    // there whole when judged holds no record: another user may have made it, theirs, since (under /tmp),
+    // and its index and records read would lend their floor and marks to this registry's checks.
+    if (!(await this.#refuseUnsafeFolder('data', this.#trustRoot))) return [];
     const identity = reachedIdentity(registry, reached);
     const read = new Map<string, TrustRecord | undefined>();
     const recordOf = async (name: string): Promise<TrustRecord | undefined> => {

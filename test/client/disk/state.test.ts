@@ -457,6 +457,39 @@ describe.skipIf(process.platform === 'win32')(
       },
     );
 
+    it.skipIf(process.getuid?.() !== 0)(
+      'lends no floor from a trust root another user made after the check found none, and removed again (sharedTrust)',
+      async () => {
+        const { state, shared } = await stateUnder(0o1777);
+        const data = path.join(shared, 'data');
+        const made = await stateUnder(0o755);
+        const registry = 'https://plugins.example';
+        await made.state.writeTrust('main', { ...pinned, highestGeneration: 999_999, registry });
+        const from = path.join(made.shared, 'data', 'trust', 'main');
+        const files = {
+          'registry.asc': await readFile(path.join(from, 'registry.asc'), 'utf8'),
+          'state.json': await readFile(path.join(from, 'state.json'), 'utf8'),
+        };
+        // Another user (nobody) makes the data folder, theirs, with a record in it, just after the check of
+        // the trust root found none; and removes it again at the next judgment, which so finds none either.
+        let judged = 0;
+        fsSeam.afterLstat = async (at) => {
+          if (at === data && judged++ === 0) {
+            await mkdir(path.join(data, 'trust', 'main'), { recursive: true });
+            for (const [name, text] of Object.entries(files))
+              await writeFile(path.join(data, 'trust', 'main', name), text);
+            await chown(data, 65_534, 65_534);
+          } else if (at === shared && judged > 0) await rm(data, { recursive: true, force: true });
+        };
+        try {
+          const found = await state.sharedTrust(registry, { fingerprint: KEY });
+          expect(found.highestGeneration).toBeUndefined();
+        } finally {
+          fsSeam.afterLstat = undefined;
+        }
+      },
+    );
+
     /**
      * The config folder made writable by its group (umask 002) as user `uid` of primary group `gid` (this
      * process taken for that user, the folder chowned to them: root alone may), and what reading it does.
