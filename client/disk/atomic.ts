@@ -6,7 +6,16 @@
  * bytes into place.
  */
 import { randomBytes } from 'node:crypto';
-import { constants, createReadStream, readFileSync, type Stats } from 'node:fs';
+import {
+  type BigIntStats,
+  closeSync,
+  constants,
+  createReadStream,
+  fstatSync,
+  openSync,
+  readFileSync,
+  type Stats,
+} from 'node:fs';
 import {
   lstat,
   lutimes,
@@ -159,9 +168,14 @@ const STICKY = 0o1000;
  * could swap a folder in it for a symbolic link between a check and a write; Node.js has no openat(2) to
  * write relative to a folder already opened, so the folder itself must be one no one else changes.
  * Undefined where there are no user ids (Windows), and for `at`, the folder's path, where the user vouches
- * for it (`vouchedFor`, PLUGINDEX_SAFE_FOLDERS).
+ * for it (`vouchedFor`, PLUGINDEX_SAFE_FOLDERS). `isPrivateGroup`: the system's account files as now, or
+ * one judgment's reading of them (`oneReading`).
  */
-export function folderUnsafety(info: Stats, at: string): string | undefined {
+export function folderUnsafety(
+  info: Stats,
+  at: string,
+  isPrivateGroup: PrivateGroupOf = systemPrivateGroup,
+): string | undefined {
   const uid = process.getuid?.();
   if (uid === undefined || vouchedFor(at)) return undefined;
   const ownOrRoot = info.uid === uid || info.uid === 0;
@@ -171,19 +185,147 @@ export function folderUnsafety(info: Stats, at: string): string | undefined {
   if ((info.mode & 0o002) !== 0) return 'writable by every user, without the sticky bit';
   if ((info.mode & 0o020) !== 0) {
     if (info.gid !== process.getgid?.()) return `writable by its group (${info.gid}), without the sticky bit`;
-    if (!privateGroup(info.gid, uid, readAccountFile('/etc/passwd'), readAccountFile('/etc/group')))
+    if (!isPrivateGroup(info.gid, uid))
       return `writable by its group (${info.gid}), which users other than you are in, without the sticky bit`;
   }
   return undefined;
 }
 
-/** A system account file's text, or undefined where it cannot be read (a minimal container's, or none). */
-function readAccountFile(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
+/**
+ * How long after its last change (its ctime) an account file's answers are kept (`AccountFiles`): a file
+ * changed again within one tick of the clock that stamps it (a jiffy, a second on some filesystems) keeps
+ * its ctime, so answers read from one changed that recently are not kept, as Git re-reads an index entry
+ * no older than the index ("racy git").
+ */
+export const ACCOUNT_FILE_SETTLED_MS = 2_000;
+
+/** The paths and clock `AccountFiles` reads by: the system's, or a test's. */
+export interface AccountFilesOptions {
+  readonly passwd?: string;
+  readonly group?: string;
+  /** The wall clock, in ms since the epoch (ctime's clock). */
+  readonly now?: () => number;
+}
+
+/**
+ * `privateGroup` of the system's account files, its answers kept while both files are as when read: a
+ * group-writable folder (umask 002) read and parsed /etc/passwd and /etc/group each time it was judged (a
+ * chain of five such folders: 334 µs a check, 168 µs now, 143 µs where none is group-writable). Each
+ * judgment of a chain opens both files and fstats them (16 µs each, against 25 µs a read): an answer is kept by their device, inode, size, mtime and ctime, and only where both
+ * were last changed `ACCOUNT_FILE_SETTLED_MS` before. That cannot be fooled: changed in place, a file's
+ * ctime is set to the time of the change by the kernel, which utimes (setting mtime back) sets again and no
+ * call sets back; replaced by rename (useradd, vipw), the file opened is another inode. So a file whose key
+ * is unchanged was last changed no later than the change seen when kept, which was at least that long
+ * before, its text the same, short of the clock set back (root's, who writes these files anyway). Opened,
+ * not stat-ed by path: over NFS, open revalidates what a path's stat takes from the attribute cache.
+ */
+export class AccountFiles {
+  readonly #passwd: string;
+  readonly #group: string;
+  readonly #now: () => number;
+  #kept:
+    | { readonly passwd: string; readonly group: string; readonly answers: Map<string, boolean> }
+    | undefined;
+
+  constructor(options: AccountFilesOptions = {}) {
+    this.#passwd = options.passwd ?? '/etc/passwd';
+    this.#group = options.group ?? '/etc/group';
+    this.#now = options.now ?? Date.now;
   }
+
+  /** `privateGroup(gid, uid, passwd, group)` of the files as they are now. */
+  privateGroup(gid: number, uid: number): boolean {
+    const asked = `${gid}:${uid}`;
+    const passwd = openAccountFile(this.#passwd);
+    try {
+      const group = openAccountFile(this.#group);
+      try {
+        const kept =
+          this.#kept?.passwd === passwd.key && this.#kept.group === group.key ? this.#kept : undefined;
+        const known = kept?.answers.get(asked);
+        if (known !== undefined) return known;
+        const answer = privateGroup(gid, uid, passwd.read(), group.read());
+        const settled = this.#now() - ACCOUNT_FILE_SETTLED_MS;
+        if (passwd.changedMs < settled && group.changedMs < settled) {
+          const answers = kept?.answers ?? new Map<string, boolean>();
+          answers.set(asked, answer);
+          this.#kept = { passwd: passwd.key, group: group.key, answers };
+        }
+        return answer;
+      } finally {
+        group.close();
+      }
+    } finally {
+      passwd.close();
+    }
+  }
+}
+
+/** The system's account files, as every folder judgment in this process reads them. */
+const accountFiles = new AccountFiles();
+
+/** Whether `gid` is the user `uid`'s private group (`privateGroup`), as some reading of the account files says. */
+type PrivateGroupOf = (gid: number, uid: number) => boolean;
+
+const systemPrivateGroup: PrivateGroupOf = (gid, uid) => accountFiles.privateGroup(gid, uid);
+
+/**
+ * `systemPrivateGroup` read once for one judgment of a folder chain (or of a folder's contents): its
+ * group-writable folders (umask 002 makes each one so) judged against one reading of the account files,
+ * not one each, as the judgment is of the folders as at one moment anyway.
+ */
+function oneReading(): PrivateGroupOf {
+  const answers = new Map<string, boolean>();
+  return (gid, uid) => {
+    const asked = `${gid}:${uid}`;
+    const known = answers.get(asked);
+    if (known !== undefined) return known;
+    const answer = systemPrivateGroup(gid, uid);
+    answers.set(asked, answer);
+    return answer;
+  };
+}
+
+/**
+ * A system account file opened: its key (what it is as of now, `AccountFiles`), when it last changed, and
+ * its text, read on demand; undefined text where it cannot be opened or read (a minimal container's, or
+ * none), as ever.
+ */
+function openAccountFile(path: string): {
+  readonly key: string;
+  readonly changedMs: number;
+  read(): string | undefined;
+  close(): void;
+} {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    // Not there (or not readable) stays so until it is opened, which gives another key.
+    const code = (error as NodeJS.ErrnoException).code;
+    return { key: `not opened: ${code}`, changedMs: -Infinity, read: () => undefined, close: () => {} };
+  }
+  let info: BigIntStats | undefined;
+  try {
+    info = fstatSync(fd, { bigint: true });
+  } catch {
+    info = undefined;
+  }
+  return {
+    // An fstat that failed gives a key no later one equals, and a change time that is never settled.
+    key: info
+      ? `${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`
+      : `unknown: ${randomBytes(8).toString('hex')}`,
+    changedMs: info ? Number(info.ctimeNs / 1_000_000n) : Infinity,
+    read: () => {
+      try {
+        return readFileSync(fd, 'utf8');
+      } catch {
+        return undefined;
+      }
+    },
+    close: () => closeSync(fd),
+  };
 }
 
 /**
@@ -272,6 +414,7 @@ async function judgeChain(
   absolute: string,
 ): Promise<{ unsafe?: UnsafeFolder; linked: boolean; whole: boolean }> {
   let linked = false;
+  const isPrivateGroup = oneReading();
   for (const at of chainOf(absolute)) {
     const info = await lstat(at).catch((error: NodeJS.ErrnoException) => {
       // What is not there yet the client makes (its own); under a file, nothing is made at all.
@@ -279,7 +422,7 @@ async function judgeChain(
       throw error;
     });
     if (info === undefined) return { linked, whole: false };
-    const why = folderUnsafety(info, at);
+    const why = folderUnsafety(info, at, isPrivateGroup);
     if (why !== undefined) return { unsafe: { at, why }, linked, whole: true };
     linked ||= info.isSymbolicLink();
   }
@@ -331,13 +474,16 @@ export async function judgeFolderPath(dir: string): Promise<{ unsafe?: UnsafeFol
  * Rust's CVE-2022-21658). Node.js has no unlinkat to remove relative to a folder already opened; only
  * someone who may write a folder in there can swap one, so none may be such a folder.
  */
-export async function unsafeFolderWithin(folder: string): Promise<UnsafeFolder | undefined> {
+export async function unsafeFolderWithin(
+  folder: string,
+  isPrivateGroup: PrivateGroupOf = oneReading(),
+): Promise<UnsafeFolder | undefined> {
   const info = await lstat(folder).catch(() => undefined);
   if (!info?.isDirectory()) return undefined;
-  const why = folderUnsafety(info, folder);
+  const why = folderUnsafety(info, folder, isPrivateGroup);
   if (why !== undefined) return { at: folder, why };
   for (const entry of await readdir(folder).catch(() => [] as string[])) {
-    const found = await unsafeFolderWithin(join(folder, entry));
+    const found = await unsafeFolderWithin(join(folder, entry), isPrivateGroup);
     if (found) return found;
   }
   return undefined;

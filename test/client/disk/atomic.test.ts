@@ -1,11 +1,23 @@
 /** The client's lock files: taken in turn, a dead holder's broken, a live one waited for and then named. */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { lstat, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { hostname, tmpdir, uptime } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  AccountFiles,
   privateGroup,
   readIfExists,
   readRegularIfExists,
@@ -407,5 +419,66 @@ describe('when a folder is writable by the user\u2019s primary group', () => {
     expect(privateGroup(5000, 5000, passwd, 'root:x:0:\n')).toBe(true);
     expect(privateGroup(5001, 5000, passwd, 'root:x:0:\n')).toBe(false);
     expect(privateGroup(5000, 5000, undefined, undefined)).toBe(true);
+  });
+
+  describe('and the account files are read once and kept while unchanged (AccountFiles)', () => {
+    /** Account files of `alice`, whose group 1000 lists no member, under a fresh folder; mtime set to `MTIME`. */
+    const MTIME = 1_700_000_000;
+    const alone = 'alice:x:1000:   \n';
+    // The same size: a key of size and mtime alone (set back below) takes it for the file read before.
+    const withBob = 'alice:x:1000:bob\n';
+    async function accountFiles(): Promise<{ passwd: string; group: string }> {
+      const folder = await mkdtemp(path.join(dir, 'accounts-'));
+      const files = { passwd: path.join(folder, 'passwd'), group: path.join(folder, 'group') };
+      await writeFile(files.passwd, passwd);
+      await writeFile(files.group, alone);
+      await utimes(files.group, MTIME, MTIME);
+      return files;
+    }
+    /** Rewrites `file` in place (the same inode) as `text`, its mtime set back, once its ctime has moved on. */
+    async function rewriteInPlace(file: string, text: string): Promise<void> {
+      const before = (await stat(file, { bigint: true })).ctimeNs;
+      // The kernel stamps ctime from a clock of coarse ticks: rewritten until the change is a tick later.
+      do {
+        await new Promise((next) => setTimeout(next, 5));
+        await writeFile(file, text);
+        await utimes(file, MTIME, MTIME);
+      } while ((await stat(file, { bigint: true })).ctimeNs === before);
+    }
+
+    it('sees /etc/group changed in place, same size and mtime set back, after its answer was kept', async () => {
+      const files = await accountFiles();
+      // An hour on: the files count as settled, so the answer read is kept.
+      const accounts = new AccountFiles({ ...files, now: () => Date.now() + 3_600_000 });
+      expect(accounts.privateGroup(1000, 1000)).toBe(true);
+      expect(accounts.privateGroup(1000, 1000)).toBe(true);
+      const { ino, size, mtimeMs } = await stat(files.group);
+      await rewriteInPlace(files.group, withBob);
+      expect(await stat(files.group)).toMatchObject({ ino, size, mtimeMs });
+
+      expect(accounts.privateGroup(1000, 1000)).toBe(false);
+    });
+
+    it('sees /etc/group replaced by rename (as useradd and vipw write it)', async () => {
+      const files = await accountFiles();
+      const accounts = new AccountFiles({ ...files, now: () => Date.now() + 3_600_000 });
+      expect(accounts.privateGroup(1000, 1000)).toBe(true);
+      await writeFile(`${files.group}+`, withBob);
+      await utimes(`${files.group}+`, MTIME, MTIME);
+      await rename(`${files.group}+`, files.group);
+
+      expect(accounts.privateGroup(1000, 1000)).toBe(false);
+    });
+
+    it('reads a file missing, then made, as made', async () => {
+      const files = await accountFiles();
+      await rm(files.group);
+      const accounts = new AccountFiles({ ...files, now: () => Date.now() + 3_600_000 });
+      // No /etc/group: a group of the user's own id is taken for a private one.
+      expect(accounts.privateGroup(1000, 1000)).toBe(true);
+      await writeFile(files.group, withBob);
+
+      expect(accounts.privateGroup(1000, 1000)).toBe(false);
+    });
   });
 });
