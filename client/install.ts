@@ -749,6 +749,7 @@ export async function planInstall(
     // Every source known here (or lock-only trust taken) before any target fetches anything: planned side
     // by side, a known source's requests would otherwise be under way when an unknown one is refused.
     if (!options.trustLock) await refuseUnconfiguredSources(ctx, options, targets, before as Lockfile);
+    await openManifestPins(ctx, options, targets);
     // Each from the lock alone, so side by side (a manifest to fetch each, at most).
     const frozen = new Map<Target, Planned>();
     await eachLimited(targets, DOWNLOADS_AT_ONCE, async (target) => {
@@ -1604,6 +1605,33 @@ async function refuseUnconfiguredSources(
       : (await lookup?.get(recorded.registry)) !== undefined;
     if (!given && !(await sourceKnown(ctx, options, target.name, recorded)))
       throw unconfiguredSource(target.name, recorded, own(lock.registries, recorded.registry), options);
+  }
+}
+
+/**
+ * Opens the pin of each target locked from a manifest URL (`folderTrust`: its key parsed, as its plan
+ * does), so a damaged one (a key that does not read, or not the one its state records) is refused before
+ * any target fetches anything, as all else wrong with the lock is: `sourceKnown` asks only whether the pin
+ * is kept (parsing loads openpgp.js, for a tree up to date to check nothing by), and the targets planned
+ * side by side, the pin was refused when its own target came to it, the others' requests under way. Each
+ * key is parsed again where its target is planned (a few ms; the install fetches anyway).
+ * @throws what `folderTrust` throws (KeyError KEY_INVALID, TrustError SNAPSHOT_WRONG_KEY, ClientError
+ *   PINNED_KEY_UNTRUSTED, TRUST_STATE_INVALID).
+ */
+async function openManifestPins(
+  ctx: ClientContext,
+  options: InstallOptions,
+  targets: readonly Target[],
+): Promise<void> {
+  for (const target of targets) {
+    const recorded = target.locked as LockedPlugin;
+    if (recorded.manifest_url === undefined) continue;
+    // A given source (a set's provider, a manifest URL's `--key`) is no pin kept here: its plan opens it.
+    const lookup = options.sources;
+    const given = lookup?.has
+      ? lookup.has(recorded.registry)
+      : (await lookup?.get(recorded.registry)) !== undefined;
+    if (!given) await folderTrust(ctx, recorded, undefined);
   }
 }
 

@@ -9,7 +9,7 @@
 import { mkdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { ClientError } from '../../client/errors.ts';
@@ -249,6 +249,47 @@ describe('when a frozen install finds the tree installed from a manifest URL who
     const again = await ci.frozen();
     expect(again.items[0]).toMatchObject({ unchanged: true, warnings: [] });
     expect(requests.slice(after)).toEqual([]);
+  });
+});
+
+describe('when a frozen lock names a manifest URL whose pin kept here is damaged', () => {
+  it('refuses it before any entry fetches anything, as it refused when planned', async () => {
+    // A second site, the URL's: one plugin (other-plugin) installed by its manifest URL with its key.
+    const other = await servedOnePlugin('other-plugin', encode('#!/bin/sh\necho other 1.0.0\n'));
+    try {
+      const ci = machine();
+      await ci.run((c) =>
+        c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
+      );
+      const url = `${other.base}/plugins/other-plugin/1.0.0/manifest.json`;
+      const urlLock = join(root, `url-${machines}.lock`);
+      await ci.run(async (c) => {
+        const target = await c.reference(url, { key: other.registry.registryKey.publicKey });
+        if (!target?.source) throw new Error('a manifest URL with a key is a source');
+        return c.install({
+          requests: [{ request: target.request, registry: target.registry }],
+          sources: new Map([[target.registry, target.source]]),
+          dir: join(root, `url-${machines}`),
+          lockfile: urlLock,
+        });
+      });
+      // One lock of both: the configured registry's entry, and the URL's, whose pin is then damaged.
+      const lock = JSON.parse((await registryLock()).toString('utf8'));
+      const fromUrl = JSON.parse(await readFile(urlLock, 'utf8'));
+      Object.assign(lock.registries, fromUrl.registries);
+      Object.assign(lock.plugins, fromUrl.plugins);
+      await writeFile(ci.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+      const pin = fromUrl.plugins['other-plugin'].registry as string;
+      await writeFile(join(dirname(ci.dir), 'data', 'trust', pin, 'registry.asc'), 'not a key\n');
+      const before = { own: requests.length, url: other.requests.length };
+
+      await expect(ci.frozen()).rejects.toMatchObject({ name: 'KeyError', code: 'KEY_INVALID' });
+      expect(requests.slice(before.own)).toEqual([]);
+      expect(other.requests.slice(before.url)).toEqual([]);
+      expect(await exists(placed(ci))).toBe(false);
+    } finally {
+      await other.close();
+    }
   });
 });
 
