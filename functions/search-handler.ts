@@ -15,6 +15,7 @@ import {
 import {
   ALLOW,
   COMMON_HEADERS,
+  CORS_READ_HEADERS,
   DATA_CSP,
   isCorsPreflight,
   optionsHeaders,
@@ -48,6 +49,7 @@ function json(
     headers: {
       ...COMMON_HEADERS,
       ...searchResponseHeaders(status),
+      ...CORS_READ_HEADERS,
       'content-security-policy': DATA_CSP,
       ...extra,
     },

@@ -544,7 +544,8 @@ export const SEARCH_MAX_AGE_SECONDS = 10;
 export const SEARCH_ANSWERS_KEPT = 64;
 
 /**
- * Headers of every answer of the endpoint (200, its 304, 400 and 503), beside the serving policy's own; a
+ * Headers of every answer of the endpoint (200, its 304, 400 and 503), beside the serving policy's own (its
+ * CSP and `CORS_READ_HEADERS`, which both servers add: serving.ts names this module's path, so not here); a
  * 200 and its 304 carry the answer's ETag (`searchAnswerTag`), and the 304 the same Cache-Control, so a
  * cache that revalidated keeps the answer another 10 s (RFC 9111 §4.3.4).
  */
@@ -555,7 +556,6 @@ export function searchResponseHeaders(status: number, etag?: string): Record<str
     // A short life: a publish shows within seconds, and CloudFront's cache (keyed on the query) spares the
     // function the repeated questions. A 503 is a moment's state, never cached.
     'cache-control': status === 503 ? 'no-store' : `public, max-age=${SEARCH_MAX_AGE_SECONDS}`,
-    'access-control-allow-origin': '*',
   };
 }
 

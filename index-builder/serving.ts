@@ -87,6 +87,29 @@ export const CORS_PREFLIGHT_HEADERS: Readonly<Record<string, string>> = {
   'access-control-max-age': '86400',
 };
 
+/**
+ * The response headers a page on another origin may read besides the safelisted ones (the Fetch standard's
+ * Cache-Control, Content-Language, Content-Length, Content-Type, Expires, Last-Modified, Pragma), sent as
+ * `Access-Control-Expose-Headers` wherever `Access-Control-Allow-Origin: *` is: `ETag`, so a browser client
+ * can revalidate a document or a search answer with If-None-Match (and tell two answers apart) as any other
+ * client does; `Content-Range` and `Accept-Ranges`, so it can resume an artifact's download by range. No
+ * header of the registry's own carries anything (a search answer's generation is in its body), and `*`
+ * would expose whatever an origin adds (S3's `x-amz-*`) and is read by no browser that predates it.
+ */
+export const CORS_EXPOSED_HEADER_NAMES: readonly string[] = ['ETag', 'Content-Range', 'Accept-Ranges'];
+/** `CORS_EXPOSED_HEADER_NAMES` as the header's value. */
+export const CORS_EXPOSED_HEADERS = CORS_EXPOSED_HEADER_NAMES.join(', ');
+
+/**
+ * What every response a page on another origin may read carries (data, never a page): leave to read it, and
+ * its `CORS_EXPOSED_HEADERS`. The local server and the search function send these; on CloudFront the
+ * viewer-response function and the data behaviors' response headers policy send the same.
+ */
+export const CORS_READ_HEADERS: Readonly<Record<string, string>> = {
+  'access-control-allow-origin': '*',
+  'access-control-expose-headers': CORS_EXPOSED_HEADERS,
+};
+
 /** A CORS preflight: an OPTIONS that names its Origin and the method it asks leave for. */
 export function isCorsPreflight(origin: string | undefined, requestMethod: string | undefined): boolean {
   return origin !== undefined && requestMethod !== undefined;

@@ -30,7 +30,7 @@
  * - viewer response (`EDGE_HEADERS_SOURCE`): the security headers of `securityHeaders`: a hosted artifact
  *   is a download (octet-stream, attachment, sandbox) whatever its stored type, a page gets the hashed CSP,
  *   everything else `default-src 'none'`; `Access-Control-Allow-Origin: *` on everything but pages, as the
- *   local server sends it. It runs on cached responses too, so objects stored before a
+ *   local server sends it, with `Access-Control-Expose-Headers` (`CORS_READ_HEADERS`, the ETag among them). It runs on cached responses too, so objects stored before a
  *   rule changed are served by the rule of today. A 304 without a Content-Type gets no policy: the
  *   browser keeps the one it stored with the page.
  *
@@ -48,6 +48,7 @@ import {
   ARTIFACT_CSP,
   COMMON_HEADERS,
   CORS_PREFLIGHT_HEADERS,
+  CORS_READ_HEADERS,
   DATA_CSP,
   optionsHeaders,
   PAGE_CSP,
@@ -294,6 +295,7 @@ var PAGE_CSP = ${JSON.stringify(PAGE_CSP)};
 var DATA_CSP = ${JSON.stringify(DATA_CSP)};
 var ARTIFACT_CSP = ${JSON.stringify(ARTIFACT_CSP)};
 var COMMON = ${JSON.stringify(COMMON_HEADERS)};
+var CORS = ${JSON.stringify(CORS_READ_HEADERS)};
 var VERSION_FILES = { 'manifest': true, 'manifest.json': true, 'manifest.json.asc': true };
 var ENCODING_NEGOTIATED = ${JSON.stringify(ENCODING_NEGOTIATED)};
 var PLUGIN_VARIANT = new RegExp(${JSON.stringify(PLUGIN_VARIANT_URI)});
@@ -323,6 +325,12 @@ function addVary(headers, name) {
   if (vary.toLowerCase().split(/\\s*,\\s*/).indexOf(name.toLowerCase()) < 0)
     headers.vary = { value: vary ? vary + ', ' + name : name };
 }
+function cors(headers, readable) {
+  for (var name in CORS) {
+    if (readable) headers[name] = { value: CORS[name] };
+    else delete headers[name];
+  }
+}
 function handler(event) {
   var response = event.response;
   var headers = response.headers;
@@ -334,7 +342,7 @@ function handler(event) {
     headers['content-type'] = { value: 'application/octet-stream' };
     headers['content-disposition'] = { value: 'attachment' + named };
     headers['content-security-policy'] = { value: ARTIFACT_CSP };
-    headers['access-control-allow-origin'] = { value: '*' };
+    cors(headers, true);
     return response;
   }
   if (acceptNegotiated(uri)) addVary(headers, 'Accept');
@@ -348,9 +356,9 @@ function handler(event) {
   headers['content-security-policy'] = { value: page ? PAGE_CSP : DATA_CSP };
   // Data (documents, signatures, errors, search answers) is public and readable from any origin, whether or
   // not the request said its Origin; a page is no data, and no origin needs to read it (cli/local/server.ts
-  // sends the same). Set here, not by the response headers policy, which cannot tell a page from data.
-  if (page) delete headers['access-control-allow-origin'];
-  else headers['access-control-allow-origin'] = { value: '*' };
+  // sends the same), nor its headers (CORS_READ_HEADERS: the ETag exposed too). Set here, not by the response
+  // headers policy, which cannot tell a page from data.
+  cors(headers, !page);
   return response;
 }
 `;

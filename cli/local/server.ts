@@ -33,6 +33,7 @@ import {
 import {
   ALLOW,
   COMMON_HEADERS,
+  CORS_READ_HEADERS,
   DATA_CSP,
   ifMatchHits,
   ifNoneMatchHits,
@@ -280,7 +281,7 @@ function jsonHeaders(text: string, extra: http.OutgoingHttpHeaders = {}): http.O
     'content-length': Buffer.byteLength(text),
     'cache-control': 'no-store',
     'content-security-policy': DATA_CSP,
-    'access-control-allow-origin': '*',
+    ...CORS_READ_HEADERS,
   };
 }
 
@@ -385,7 +386,7 @@ function objectHeaders(
   if (vary) headers.vary = vary;
   // Data (documents, signatures, artifacts) is public and readable from any origin; pages are not data.
   if (!security['content-type']?.toLowerCase().startsWith('text/html'))
-    headers['access-control-allow-origin'] = '*';
+    Object.assign(headers, CORS_READ_HEADERS);
   return headers;
 }
 
@@ -410,6 +411,7 @@ async function respondToSearch(
   const headers = {
     ...COMMON_HEADERS,
     ...searchResponseHeaders(answer.status, answer.status === 200 ? answer.tag.etag : undefined),
+    ...CORS_READ_HEADERS,
     'content-security-policy': DATA_CSP,
   };
   if (answer.status !== 200) {

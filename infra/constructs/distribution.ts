@@ -30,6 +30,7 @@ import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { MANIFEST_SIGNATURE_FILE } from '../../index-builder/layout.ts';
 import { SEARCH_MAX_AGE_SECONDS, SEARCH_PATH } from '../../index-builder/search-endpoint.ts';
+import { CORS_EXPOSED_HEADER_NAMES } from '../../index-builder/serving.ts';
 import {
   EDGE_HEADERS_SOURCE,
   EDGE_PREFLIGHT_SOURCE,
@@ -115,6 +116,8 @@ export class RegistryDistribution extends Construct {
         accessControlAllowMethods: ['GET', 'HEAD'],
         accessControlAllowHeaders: ['*'],
         accessControlAllowCredentials: false,
+        // The headers the viewer-response function exposes (serving.ts), for the answers it does not see.
+        accessControlExposeHeaders: [...CORS_EXPOSED_HEADER_NAMES],
         originOverride: true,
       },
     });

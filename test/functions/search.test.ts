@@ -19,7 +19,12 @@ import { sha256Hex } from '../../index-builder/digest.ts';
 import type { SearchDocument, SnapshotDocument } from '../../index-builder/model.ts';
 import { searchPlugins } from '../../index-builder/search.ts';
 import { SEARCH_PAGE_BYTES, type SearchAnswer } from '../../index-builder/search-endpoint.ts';
-import { COMMON_HEADERS, DATA_CSP, optionsHeaders } from '../../index-builder/serving.ts';
+import {
+  COMMON_HEADERS,
+  CORS_EXPOSED_HEADERS,
+  DATA_CSP,
+  optionsHeaders,
+} from '../../index-builder/serving.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { makeBundle, validManifest } from '../support/fixtures.ts';
 import { LOCAL_S3_ENV, type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
@@ -215,9 +220,12 @@ describe('when the bundled search function answers', () => {
           etag,
           'cache-control': 'public, max-age=10',
           'access-control-allow-origin': '*',
+          'access-control-expose-headers': CORS_EXPOSED_HEADERS,
           'content-security-policy': DATA_CSP,
         });
       }
+    // The tag a page on another origin must read to send it back (the 200's too).
+    expect(first.headers['access-control-expose-headers']).toBe(CORS_EXPOSED_HEADERS);
     const changed = await handler(event('q=cost', 'GET', '/search', { 'if-none-match': '"other"' }));
     expect(changed.statusCode).toBe(200);
     expect(changed.body).toBe(first.body);

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { routeFor } from '../../cli/local/server.ts';
 import {
   ARTIFACT_CSP,
+  CORS_EXPOSED_HEADERS,
   DATA_CSP,
   encodedRoute,
   optionsHeaders,
@@ -230,6 +231,10 @@ describe('when CloudFront answers', () => {
         const expected = page ? undefined : '*';
         expect(edgeHeaders(`/${key}`, type)['access-control-allow-origin'], `${key} ${type}`).toBe(expected);
         expect(edgeHeaders(uri, type)['access-control-allow-origin'], `${uri} ${type}`).toBe(expected);
+        // And what it may read of the headers beyond the safelisted ones (the ETag), as CORS_READ_HEADERS says.
+        const exposed = page ? undefined : CORS_EXPOSED_HEADERS;
+        expect(edgeHeaders(`/${key}`, type)['access-control-expose-headers'], `${key} ${type}`).toBe(exposed);
+        expect(edgeHeaders(uri, type)['access-control-expose-headers'], `${uri} ${type}`).toBe(exposed);
       }
     },
   );

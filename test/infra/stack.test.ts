@@ -11,6 +11,7 @@ import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MANIFEST_SIGNATURE_FILE } from '../../index-builder/layout.ts';
+import { CORS_EXPOSED_HEADER_NAMES } from '../../index-builder/serving.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import {
   CONFIG_REFUSED_LOG,
@@ -357,7 +358,10 @@ describe('when the stack is synthesized', () => {
       expect(cors(behavior), behavior.PathPattern).toMatchObject({
         AccessControlAllowOrigins: { Items: ['*'] },
         AccessControlAllowCredentials: false,
+        // What the local server and the viewer-response function expose: a search answer's ETag, above all.
+        AccessControlExposeHeaders: { Items: [...CORS_EXPOSED_HEADER_NAMES] },
       });
+    expect(CORS_EXPOSED_HEADER_NAMES).toContain('ETag');
     for (const behavior of [config.DefaultCacheBehavior, ...config.CacheBehaviors])
       expect(behavior.FunctionAssociations).toContainEqual({
         EventType: 'viewer-response',

@@ -23,7 +23,7 @@ import {
   SearchIndex,
   type SearchRefusal,
 } from '../../../index-builder/search-endpoint.ts';
-import { DATA_CSP } from '../../../index-builder/serving.ts';
+import { CORS_EXPOSED_HEADERS, DATA_CSP } from '../../../index-builder/serving.ts';
 import { CACHE_MUTABLE, type Store } from '../../../index-builder/store.ts';
 import { httpClient } from '../../support/client.ts';
 import {
@@ -244,6 +244,8 @@ describe('when a client revalidates its answer (RFC 9110 §13.2.2)', () => {
     const body = await response.text();
     const etag = response.headers.get('etag');
     expect(etag).toBe(`"${sha256Hex(body)}"`);
+    // And a page on another origin may read it: no tag it cannot see could be sent back.
+    expect(response.headers.get('access-control-expose-headers')).toBe(CORS_EXPOSED_HEADERS);
     expect((await ask('limit=3&provider=AWS&q=cost')).headers.get('etag')).toBe(etag);
     expect((await ask('q=cost&provider=aws&limit=3', {}, 'HEAD')).headers.get('etag')).toBe(etag);
     expect((await ask('q=cost&provider=aws&limit=2')).headers.get('etag')).not.toBe(etag);

@@ -33,7 +33,14 @@ import {
 } from '../../../cli/local/server.ts';
 import { startService } from '../../../cli/local/service.ts';
 import { openSite } from '../../../cli/local/site.ts';
-import { ARTIFACT_CSP, DATA_CSP, optionsHeaders, PAGE_CSP } from '../../../index-builder/serving.ts';
+import {
+  ARTIFACT_CSP,
+  CORS_EXPOSED_HEADER_NAMES,
+  CORS_EXPOSED_HEADERS,
+  DATA_CSP,
+  optionsHeaders,
+  PAGE_CSP,
+} from '../../../index-builder/serving.ts';
 import type { Store } from '../../../index-builder/store.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor } from '../../../index-builder/store.ts';
 import { encode, sha256 } from '../../support/fixtures.ts';
@@ -206,6 +213,33 @@ describe('when serving the published tree', () => {
       const etag = (await fetch(`${base}${pathname}`)).headers.get('etag') as string;
       expect(await allowed(pathname, { 'if-none-match': etag }), pathname).toEqual({ status: 304, origin });
     }
+  });
+
+  it('exposes the ETag and range headers to another origin wherever it lets one read the answer', async () => {
+    // Access-Control-Allow-Origin lets a page elsewhere read the body and the safelisted headers only (Fetch
+    // standard: Content-Length, Content-Type, Cache-Control, Last-Modified...): without Expose-Headers its
+    // fetch saw no ETag, so it could not revalidate with If-None-Match, nor resume an artifact by range.
+    const exposed = async (pathname: string, headers: Record<string, string> = {}) => {
+      const response = await fetch(`${base}${pathname}`, { headers, redirect: 'manual' });
+      await response.arrayBuffer();
+      return response.headers.get('access-control-expose-headers');
+    };
+    for (const pathname of [
+      '/index.json',
+      '/plugins/demo/1.0.0/manifest.json.asc',
+      '/plugins/demo/1.0.0/bin/page.html',
+      '/nothing.json',
+      '/search?q=demo',
+    ])
+      expect(await exposed(pathname), pathname).toBe(CORS_EXPOSED_HEADERS);
+    expect(CORS_EXPOSED_HEADER_NAMES).toEqual(expect.arrayContaining(['ETag', 'Content-Range']));
+    const etag = (await fetch(`${base}/index.json`)).headers.get('etag') as string;
+    expect(await exposed('/index.json', { 'if-none-match': etag })).toBe(CORS_EXPOSED_HEADERS);
+    expect(await exposed('/plugins/demo/1.0.0/bin/page.html', { range: 'bytes=0-3' })).toBe(
+      CORS_EXPOSED_HEADERS,
+    );
+    // A page is read by no other origin, so it exposes nothing either.
+    for (const pathname of ['/', '/plugins/demo/', '/index.html']) expect(await exposed(pathname)).toBeNull();
   });
 
   it('serves a hosted artifact as a download whatever type it was stored with', async () => {
