@@ -79,6 +79,10 @@ export function holdsSecretKey(bytes: Uint8Array): boolean {
 export async function readPublicKeyFile(file: string, whose: string): Promise<string> {
   const bytes = await readInput(file);
   if (holdsSecretKey(bytes)) throw secretKeyGiven(file, whose);
+  // Binary key packets holding a secret key anywhere (after a public key's, which the first byte shows),
+  // read by their tags through openpgp.js, loaded here only: `publish` reads no key through this module.
+  const { findBinarySecretKey } = await import('../index-builder/signing.ts');
+  if (await findBinarySecretKey(bytes)) throw secretKeyGiven(file, whose);
   return new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
 }
 

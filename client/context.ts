@@ -110,6 +110,7 @@ export const loadTrust = () =>
     forkFromRevoked: keyChain.forkFromRevoked,
     forkedHeldKey: keyChain.forkedHeldKey,
     revokedLink: keyChain.revokedLink,
+    findBinarySecretKey: signing.findBinarySecretKey,
     readPublicKey: signing.readPublicKey,
     readTrustedKey: signing.readTrustedKey,
     untrustedKeyProblem: signing.untrustedKeyProblem,

@@ -15,7 +15,7 @@ import { compareVersions } from '../index-builder/versions.ts';
 import { DEFAULT_TIMEOUT_SECONDS, type RegistryAuth, type RegistryEntry } from './config.ts';
 import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
 import { type DiscoveredPlugin, type TrustedKey, verifyFound } from './discovery.ts';
-import { readTextIfExists, withFileLock } from './disk/atomic.ts';
+import { readIfExists, readTextIfExists, withFileLock } from './disk/atomic.ts';
 import { scanPluginFolders } from './disk/discover.ts';
 import {
   filesSharingStem,
@@ -348,7 +348,7 @@ async function checkCaTrusted(
 ): Promise<void> {
   if ((provider.type !== 'registry' && provider.type !== 'url') || provider.ca_file === undefined) return;
   const at = `${set.file}#${provider.pointer}/ca_file`;
-  const wanted = await readSetPath(provider.ca_file, at, 'the CA bundle');
+  const wanted = (await readSetPath(provider.ca_file, at, 'the CA bundle'))?.toString('utf8');
   if (wanted === undefined) return;
   for (const entry of sending) {
     if (entry.ca_file === undefined) continue;
@@ -511,21 +511,38 @@ async function readKey(file: string, where: string) {
   return parseKey(await readKeyText(file, where), file, where);
 }
 
+/**
+ * The text of the key file a provider names. Binary key packets holding a secret key (gpg
+ * --export-secret-keys without --armor) are refused as an armored secret key is (`parseKey`): read as text
+ * they were no key at all, PLUGIN_SET_INVALID, and the secret key shared with the set went unsaid.
+ * @throws ClientError PLUGIN_SET_INVALID (missing, unreadable), SECRET_KEY_GIVEN
+ */
 async function readKeyText(file: string, where: string): Promise<string> {
-  const armored = await readSetPath(file, where, 'the key file');
-  if (armored === undefined)
+  const bytes = await readSetPath(file, where, 'the key file');
+  if (bytes === undefined)
     throw new ClientError('PLUGIN_SET_INVALID', `${where}: the key file ${file} does not exist`);
-  return armored;
+  const { findBinarySecretKey } = await loadTrust();
+  const secret = await findBinarySecretKey(bytes);
+  if (secret) throw secretKeyInSet(where, file, secret.fingerprint);
+  return bytes.toString('utf8');
+}
+
+/** A secret key named by a set's `key:` (`where`, the file and its pointer), as SECRET_KEY_GIVEN. */
+function secretKeyInSet(where: string, file: string, fingerprint: string): ClientError {
+  return new ClientError(
+    'SECRET_KEY_GIVEN',
+    `${where}: ${file} is a secret key (${fingerprint}), not a public key: nothing was fetched or installed. Name its public key instead (gpg --export --armor ${fingerprint}, or the public.asc plugindex keygen wrote), and remove the secret key from wherever the set is shared; once others have read it, its owner should make a new key`,
+  );
 }
 
 /**
- * A file the set names, or undefined when it does not exist. A folder (or a file that cannot be read) is
+ * The bytes of a file the set names, or undefined when it does not exist. A folder (or a file that cannot be read) is
  * the set's mistake too: said at the field that names it, not as a bare EISDIR or EACCES of Node's.
  * @throws ClientError PLUGIN_SET_INVALID naming `where` and what is wrong.
  */
-async function readSetPath(file: string, where: string, what: string): Promise<string | undefined> {
+async function readSetPath(file: string, where: string, what: string): Promise<Buffer | undefined> {
   try {
-    return await readTextIfExists(file);
+    return await readIfExists(file);
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
     throw new ClientError(
@@ -576,11 +593,7 @@ async function parseKey(armored: string, file: string, where: string) {
   }
   // A set file is shared (committed to git, read by every checkout and CI run): a secret key named there has
   // left its owner, and taking its public part in silence kept it there unsaid.
-  if (isSecretKeyText(armored, key))
-    throw new ClientError(
-      'SECRET_KEY_GIVEN',
-      `${where}: ${file} is a secret key (${key.fingerprint}), not a public key: nothing was fetched or installed. Name its public key instead (gpg --export --armor ${key.fingerprint}, or the public.asc plugindex keygen wrote), and remove the secret key from wherever the set is shared; once others have read it, its owner should make a new key`,
-    );
+  if (isSecretKeyText(armored, key)) throw secretKeyInSet(where, file, key.fingerprint);
   // The set pins it: refused as the set's mistake, before anything is fetched or installed under it.
   const untrusted = untrustedKeyProblem(key.key);
   if (untrusted)

@@ -163,6 +163,23 @@ export async function readPublicKey(armored: string): Promise<PublicKeyInfo> {
   };
 }
 
+/**
+ * The first secret key in binary (unarmored) OpenPGP key packets, as `gpg --export-secret-keys` without
+ * `--armor` writes them, or after a public key (`cat public.gpg secret.gpg`): read by their packet tags
+ * through openpgp.js, every key of them, as `readPublicKey` reads an armored block. Undefined for bytes that
+ * are no binary keys (armored text among them: `readPublicKey` reads that) or hold no secret key. A file
+ * given for a public key is read as text, which a binary key is not, so its reader asks this first and
+ * refuses a secret key as the armored one is refused, rather than as no key at all.
+ * @example if (await findBinarySecretKey(bytes)) refuse(); else readPublicKey(new TextDecoder().decode(bytes));
+ */
+export async function findBinarySecretKey(
+  bytes: Uint8Array,
+): Promise<{ readonly fingerprint: string } | undefined> {
+  const keys = await openpgp.readKeys({ binaryKeys: bytes }).catch(() => []);
+  const secret = keys.find((key) => key.isPrivate());
+  return secret ? { fingerprint: upper(secret.getFingerprint()) } : undefined;
+}
+
 const ARMORED_BLOCK = /-----BEGIN PGP [A-Z ]+-----[\s\S]*?-----END PGP [A-Z ]+-----/g;
 
 /**

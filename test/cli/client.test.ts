@@ -9,6 +9,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../cli/local/registry.ts';
 import { main } from '../../cli/main.ts';
@@ -226,11 +227,18 @@ describe('when a user pins a key no signature by which could be taken', () => {
 });
 
 describe('when a user gives a secret key where a public key is pinned or verified by', () => {
+  const binary = async (armored: string) => (await openpgp.unarmor(armored)).data as Uint8Array;
   it.each([
-    ['the secret key', (secret: string) => secret],
+    ['the secret key', async (secret: string) => secret],
     [
       'a secret key under a public key’s armor header',
-      (secret: string) => secret.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
+      async (secret: string) => secret.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
+    ],
+    ['the binary secret key (gpg --export-secret-keys)', binary],
+    [
+      'the binary public key and then the secret key (cat public.gpg secret.gpg)',
+      async (secret: string) =>
+        new Uint8Array([...(await binary(await readFile(keyFile, 'utf8'))), ...(await binary(secret))]),
     ],
   ])(
     'refuses %s with SECRET_KEY_GIVEN (exit 2) naming the file, wherever it is given, and pins nothing',
@@ -240,7 +248,10 @@ describe('when a user gives a secret key where a public key is pinned or verifie
       const plugindex = await home();
       const dir = path.join(work, `home${homes}`);
       const file = path.join(dir, 'registry.asc');
-      await writeFile(file, text(await readFile(path.join(registryDir, 'keys/registry-secret.asc'), 'utf8')));
+      await writeFile(
+        file,
+        await text(await readFile(path.join(registryDir, 'keys/registry-secret.asc'), 'utf8')),
+      );
       await writeFile(
         path.join(dir, 'plugins.yaml'),
         `plugins:\n  install_location: ./set-plugins\n  providers:\n    - { type: registry, name: main, url: ${base}, key: ./registry.asc }\n  plugins:\n    - { provider: main, name: ${NAME} }\n`,

@@ -128,6 +128,52 @@ describe.each([
   });
 });
 
+describe('when a plugin set names a binary (unarmored) secret key as a provider’s key', () => {
+  // gpg --export-secret-keys without --armor: the set read the file as text, found no armored key and refused
+  // it PLUGIN_SET_INVALID, never saying the file was a secret key that has left its owner.
+  const secretBytes = async () => (await unarmor(registry.registryKey.secretKey)).data as Uint8Array;
+  it.each([
+    ['a binary secret key', secretBytes],
+    [
+      'a binary public key and then its secret key (cat public.gpg secret.gpg)',
+      async () => {
+        const first = (await unarmor(registry.registryKey.publicKey)).data as Uint8Array;
+        return new Uint8Array([...first, ...(await secretBytes())]);
+      },
+    ],
+  ])('refuses %s SECRET_KEY_GIVEN naming the file and its pointer, fetching nothing', async (_, bytesOf) => {
+    machines += 1;
+    const repo = join(root, `m${machines}`, 'repo');
+    await mkdir(repo, { recursive: true });
+    const keyFile = join(repo, 'registry.gpg');
+    await writeFile(keyFile, await bytesOf());
+    const set = join(repo, 'plugins.yaml');
+    await writeFile(
+      set,
+      `plugins:\n  install_location: ./plugins\n  providers:\n    - { type: registry, name: main, url: ${base}, key: ./registry.gpg }\n  plugins:\n    - { provider: main, name: ${NAME} }\n`,
+    );
+    const client = httpClient(join(root, `m${machines}`));
+    try {
+      const before = requests.length;
+      const said = `${set}#/plugins/providers/0/key: ${keyFile} is a secret key (${registry.registryKey.fingerprint})`;
+      for (const attempt of [
+        () => client.installSet(set, { home: '/nonexistent' }),
+        () => client.verifySet(set, { home: '/nonexistent' }),
+      ]) {
+        await expect(attempt()).rejects.toBeInstanceOf(ClientError);
+        await expect(attempt()).rejects.toMatchObject({
+          code: 'SECRET_KEY_GIVEN',
+          message: expect.stringContaining(said),
+        });
+      }
+      expect(requests.slice(before)).toEqual([]);
+      expect((await readdir(repo)).sort()).toEqual(['plugins.yaml', 'registry.gpg']);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 describe('when a registry serves its secret key where its public key belongs', () => {
   it.each([
     ['as it is', async (secret: string, _publicKey: string) => secret],

@@ -4,6 +4,7 @@ import { fixedClock } from '../../index-builder/clock.ts';
 import { KeyError } from '../../index-builder/errors.ts';
 import {
   createSigner,
+  findBinarySecretKey,
   generateKeyPair,
   type KeyPair,
   readPublicKey,
@@ -350,6 +351,23 @@ describe('when loading keys', () => {
     await expect(verifyDetachedSignature(encode('unlocked'), signature, [key.key])).resolves.toMatchObject({
       ok: true,
     });
+  });
+});
+
+describe('when a file read for a public key holds binary key packets', () => {
+  const binary = async (armored: string) => (await openpgp.unarmor(armored)).data as Uint8Array;
+
+  it('finds a secret key among them by its packet tags, alone or after a public key, and nothing else', async () => {
+    const pair = await testKey('public-only');
+    const [secret, publicKey] = await Promise.all([binary(pair.secretKey), binary(pair.publicKey)]);
+    const found = { fingerprint: pair.fingerprint };
+    await expect(findBinarySecretKey(secret)).resolves.toEqual(found);
+    await expect(findBinarySecretKey(new Uint8Array([...publicKey, ...secret]))).resolves.toEqual(found);
+    // A public key, its armored text (readPublicKey's to read), and bytes that are no key tell of none.
+    await expect(findBinarySecretKey(publicKey)).resolves.toBeUndefined();
+    await expect(findBinarySecretKey(encode(pair.secretKey))).resolves.toBeUndefined();
+    await expect(findBinarySecretKey(encode('registry.asc'))).resolves.toBeUndefined();
+    await expect(findBinarySecretKey(new Uint8Array())).resolves.toBeUndefined();
   });
 });
 
