@@ -5,6 +5,7 @@
  * last; a step that does not verify is a break, and the client refuses the registry. Pure.
  */
 import type { Key } from 'openpgp';
+import { isSecretKeyText } from './armor.ts';
 import { sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
 import { duplicateKeyPointers } from './manifest/json-scan.ts';
@@ -122,8 +123,8 @@ export function readSignedRotation(bytes: Uint8Array, where = 'the key rotation'
 /**
  * Verifies one step of the chain: it is rotation `sequence`, for `registry`, its previous key is `current`
  * (by fingerprint, and its signature verifies by that key), and its next key signed it too.
- * Returns the next key.
- * @throws TrustError KEY_ROTATION_BROKEN saying which check failed.
+ * Returns the next key, which must be a public key only.
+ * @throws TrustError KEY_ROTATION_BROKEN saying which check failed (a next key holding secret key material too).
  */
 export async function verifyRotationStep(
   read: ReadRotation,
@@ -150,6 +151,13 @@ export async function verifyRotationStep(
   }
   if (next.fingerprint !== rotation.next.fingerprint)
     broken(`${where} names key ${rotation.next.fingerprint}, but its key is ${next.fingerprint}`);
+  // A rotation's keys are public (signRotation writes each signer's public key), so only a hand-made one holds
+  // a secret key: followed, trust moved to a key whose secret half the registry itself had just published,
+  // which anyone who read the rotation can sign snapshots with. Refused as a break, the key held stays pinned.
+  if (isSecretKeyText(rotation.next.key, next))
+    broken(
+      `${where} names a secret key (${next.fingerprint}) as the key it rotates to, not a public key: that key is no longer secret, so the rotation is not followed and the key held stays pinned. The registry must rotate again from the key held to a new key, publishing only its public key (plugindex rotate-key)`,
+    );
   if (next.fingerprint === currentFingerprint) broken(`${where} rotates to the same key`);
   const byNext = await verifyDetachedSignature(read.text, read.signatures[1], [next.key]);
   if (!byNext.ok)

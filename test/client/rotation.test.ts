@@ -812,6 +812,58 @@ describe('when a published rotation is forged', () => {
     },
   );
 
+  it.each([
+    ['its next key as the secret key', (secret: string) => secret],
+    [
+      'its next key as the secret key under a public key’s armor header',
+      (secret: string) => secret.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
+    ],
+  ])(
+    'refuses a rotation, signed by both keys, that names %s (KEY_ROTATION_BROKEN, naming it), and keeps the key held',
+    async (_, asGiven) => {
+      // Only a hand-made rotation can be so (signRotation writes each signer's public key): followed, it moved
+      // the client's trust to a key whose secret half the registry had just published for anyone to sign with.
+      const registry = await servedRegistry(['1.0.0']);
+      const m = await pinningFirstKey(registry);
+      const next = await rotateToNewKey(registry);
+      const published = join(registry.dir, 'public', rotationKey(1));
+      const honest = readSignedRotation(await readFile(published));
+      const retired = join(registry.dir, 'keys/retired', `${registry.firstFingerprint}.asc`);
+      const [old, nextSigner] = [
+        await createSigner(await readFile(retired, 'utf8')),
+        await createSigner(next.secretKey),
+      ];
+      const text = encode(
+        JSON.stringify(
+          { ...honest.rotation, next: { fingerprint: next.fingerprint, key: asGiven(next.secretKey) } },
+          null,
+          2,
+        ),
+      );
+      await writeFile(
+        published,
+        JSON.stringify({
+          schema: SIGNED_ROTATION_SCHEMA,
+          rotation: new TextDecoder().decode(text),
+          signatures: [await old.sign(text), await nextSigner.sign(text)],
+        }),
+      );
+      const stateBefore = await trustState(m);
+
+      const [report] = await m.run((c) => c.updateRegistries(['main']));
+
+      expect(report?.error).toBeInstanceOf(TrustError);
+      expect(report?.error).toMatchObject({
+        code: 'KEY_ROTATION_BROKEN',
+        message: expect.stringContaining(`${rotationKey(1)} names a secret key (${next.fingerprint})`),
+      });
+      expect(await trustState(m)).toEqual(stateBefore);
+      expect((await m.run((c) => c.listRegistries()))[0]?.entry.key_fingerprint).toBe(
+        registry.firstFingerprint,
+      );
+    },
+  );
+
   it('refuses at once a rotation nested deep around repeated keys (KEY_ROTATION_BROKEN), read before any signature', async () => {
     const registry = await servedRegistry(['1.0.0']);
     const m = await pinningFirstKey(registry);

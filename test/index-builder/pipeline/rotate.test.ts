@@ -318,6 +318,14 @@ describe('when a rotation cannot be accepted', () => {
       '/rotation/next/fingerprint',
     ],
     [
+      // Hand-made: signRotation writes a signer's public key, and this one's is its secret key.
+      'naming the new key by its secret key, signed by both keys',
+      async (r) =>
+        rotation(r, { next: { ...newSigner, publicKey: (await testKey('registry-2')).secretKey } }),
+      'ROTATION_INVALID',
+      '/signatures',
+    ],
+    [
       'to a key the registry does not sign with yet',
       (r) => rotation(r),
       'ROTATION_NOT_SIGNING_KEY',
