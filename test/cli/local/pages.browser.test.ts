@@ -1,8 +1,11 @@
 /**
  * The human pages in headless Chromium (Debian's, driven by playwright-core), served by the local server
  * over a registry the real pipeline published: the home page's client-side search, a plugin page, the
- * spec's endpoints as a browser asks for them, and manifest text that tries to run script.
+ * spec's endpoints as a browser asks for them, manifest text that tries to run script, and a page on another
+ * origin reading the data and its ETag.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
@@ -354,5 +357,40 @@ describe('when a browser asks for the spec endpoints', () => {
     });
     await manifest.close();
     expect(problems).toEqual([]);
+  });
+});
+
+describe('when a page on another origin reads the registry', () => {
+  it('reads the ETag of a document and of a search answer, and revalidates with it (304)', async () => {
+    // Another port is another origin: a page there may read the data (Access-Control-Allow-Origin: *), but
+    // of its headers only the safelisted ones unless Access-Control-Expose-Headers names more. It read no
+    // ETag, so it could send none back.
+    const elsewhere = createServer((_, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<!doctype html><title>elsewhere</title>');
+    });
+    await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve));
+    const page = await browser.newPage();
+    try {
+      await page.goto(`http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}/`);
+      const read = await page.evaluate(async (registry) => {
+        const tagOf = async (path: string) => {
+          const first = await fetch(`${registry}${path}`);
+          const etag = first.headers.get('etag');
+          // If-None-Match set by hand: a preflight first, then the GET past the HTTP cache (the Fetch standard
+          // makes a conditional request's cache mode no-store), whose 304 reaches the page as it is.
+          const again = await fetch(`${registry}${path}`, {
+            headers: { 'if-none-match': etag ?? '"none"' },
+          });
+          return { etag, status: again.status };
+        };
+        return { document: await tagOf('/index.json'), search: await tagOf('/search?q=aws') };
+      }, base);
+      for (const answer of [read.document, read.search])
+        expect(answer).toEqual({ etag: expect.stringMatching(/^"/), status: 304 });
+    } finally {
+      await page.close();
+      await new Promise((resolve) => elsewhere.close(resolve));
+    }
   });
 });
