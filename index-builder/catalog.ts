@@ -148,9 +148,12 @@ export interface Catalog {
 // meta file lists a journal (the bins and the journal's objects are format 5). A catalog of another format
 // reads as empty and outdated; the pipeline then rebuilds it from the plugin documents before it publishes.
 // Version 6 reads a format-5 meta file (it has no journal); a version before it reads a 6 as outdated, so
-// it never renders from bins that lack what the journal holds.
-const HEADER = 'plugindex-catalog 5';
-const META_HEADER = 'plugindex-catalog 6';
+// it never renders from bins that lack what the journal holds. 7: the search rows carry the plugin's owners
+// (model.ts SearchEntry, for the search's look-alike flags); a catalog of 5 or 6 holds rows without them,
+// which no publish would render again until their plugin changed, so it reads as outdated and the first
+// run after the upgrade rebuilds every row, as for 4 and 5.
+const HEADER = 'plugindex-catalog 7';
+const META_HEADER = 'plugindex-catalog 7';
 const READABLE_META = new Set([HEADER, META_HEADER]);
 
 /** How every catalog file is stored: private to the publisher. */

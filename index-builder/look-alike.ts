@@ -34,20 +34,11 @@ import {
   writeFiledIndex,
 } from './filed-index.ts';
 import { LOOK_ALIKE_PREFIX, listPluginNames } from './layout.ts';
+import { LOOK_ALIKE_RULE, nameSkeleton } from './name-skeleton.ts';
 import type { Store } from './store.ts';
 
-/** What a refusal says of the rule, in one sentence a publisher can check a name against. */
-export const LOOK_ALIKE_RULE =
-  'names are compared ignoring case and the separators "-", "_" and ".", with "0" read as "o" and "1" as "l"';
-
-/**
- * The form two names share when one would pass for the other: lowercase, no `-`, `_` or `.`, `0` as `o` and
- * `1` as `l`. Total over any string (a document a rebuild takes as it is may hold a name of an older rule).
- * @example nameSkeleton('aws-c0st') === nameSkeleton('awscost') // 'awscost'
- */
-export function nameSkeleton(name: string): string {
-  return name.toLowerCase().replace(/[-_.]/g, '').replace(/0/g, 'o').replace(/1/g, 'l');
-}
+// The rule itself lives in name-skeleton.ts, shared with the search's look-alike flags (search.ts).
+export { LOOK_ALIKE_RULE, nameSkeleton };
 
 /** An existing plugin a new name looks like, and who owns it. */
 export interface LookAlike {

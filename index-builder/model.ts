@@ -381,6 +381,13 @@ export interface SearchEntry {
   readonly keywords: readonly string[];
   /** Present (true) when the whole plugin is deprecated, so a list can say so without its document. */
   readonly deprecated?: true;
+  /**
+   * The plugin's owners (its document's `owners`, key fingerprints), so a search can tell a look-alike name
+   * of another owner from an owner's own second name (search.ts `lookAlikesOf`). Added to format
+   * `plugindex/search/v1` as an optional field: rows a registry wrote before it have none, and a reader
+   * that knows none ignores it.
+   */
+  readonly owners?: readonly string[];
 }
 
 /** A document's sha256 (hex) and size in bytes, as the snapshot and its bins list them. */

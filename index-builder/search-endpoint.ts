@@ -117,8 +117,20 @@ export interface SearchAnswer {
   readonly limit: number;
   /** The `offset` of the next page, or null on the last one. */
   readonly next_offset: number | null;
-  /** Best first: each row exactly as `search.json` has it, and the tier it matched in. */
-  readonly results: readonly { readonly match: MatchKind; readonly plugin: SearchEntry }[];
+  /**
+   * Best first: each row exactly as `search.json` has it, the tier it matched in, and `look_alikes` when
+   * other plugins of this registry have names that read as its own and share none of its owners (search.ts
+   * `lookAlikesOf`; absent when there are none), which a client shows beside it: added to v1, a client
+   * that knows no such field ignores it.
+   */
+  readonly results: readonly SearchResult[];
+}
+
+/** One result of a search answer (`SearchAnswer.results`). */
+export interface SearchResult {
+  readonly match: MatchKind;
+  readonly plugin: SearchEntry;
+  readonly look_alikes?: readonly string[];
 }
 
 function refuse(
@@ -250,7 +262,7 @@ export interface SearchRows {
 }
 
 /** The bytes of one result as the search function's response carries it (see `SEARCH_PAGE_BYTES`). */
-function resultBytes(result: { readonly match: MatchKind; readonly plugin: SearchEntry }): number {
+function resultBytes(result: SearchResult): number {
   return Buffer.byteLength(JSON.stringify(JSON.stringify(result)), 'utf8');
 }
 
@@ -285,10 +297,14 @@ function rankingOf(rows: SearchRows, request: SearchRequest): Parameters<typeof 
 }
 
 function pageOf(hits: readonly SearchHit[], rows: SearchRows, request: SearchRequest): SearchAnswer {
-  const page: { readonly match: MatchKind; readonly plugin: SearchEntry }[] = [];
+  const page: SearchResult[] = [];
   let bytes = 0;
   for (const hit of hits.slice(request.offset, request.offset + request.limit)) {
-    const result = { match: hit.match, plugin: hit.entry };
+    const result: SearchResult = {
+      match: hit.match,
+      plugin: hit.entry,
+      ...(hit.lookAlikes === undefined ? {} : { look_alikes: hit.lookAlikes }),
+    };
     bytes += resultBytes(result);
     if (bytes > SEARCH_PAGE_BYTES && page.length > 0) break;
     page.push(result);

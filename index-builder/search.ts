@@ -14,6 +14,7 @@
 import { SearchQueryError } from './errors.ts';
 import { CAPABILITIES, PROVIDERS } from './manifest/schema.ts';
 import { PLUGIN_TYPES, type SearchEntry } from './model.ts';
+import { nameSkeleton } from './name-skeleton.ts';
 
 /** Code-unit order, as the client sorts names everywhere (locale-independent, so every host agrees). */
 function compareStrings(a: string, b: string): number {
@@ -257,6 +258,65 @@ export interface FoldedEntry {
   readonly type: string;
   readonly providers: readonly string[];
   readonly capabilities: readonly string[];
+  /** The row's look-alikes of other owners (`lookAlikesOf`), made with the fold; undefined for none. */
+  readonly lookAlikes: readonly string[] | undefined;
+}
+
+/**
+ * The owners a row says it has, uppercased (fingerprints are hex; a registry writes them uppercase), or
+ * undefined when it says none: a row of a registry that wrote its rows before they carried owners, or one
+ * whose field is not a list of strings (the row is the registry's, signed, but no reason to throw here).
+ */
+function ownersOf(entry: SearchEntry): ReadonlySet<string> | undefined {
+  const owners: unknown = entry.owners;
+  if (!Array.isArray(owners) || !owners.every((o) => typeof o === 'string')) return undefined;
+  return new Set(owners.map((o: string) => o.toUpperCase()));
+}
+
+/**
+ * Per row of `entries` (one registry's `search.json`), the other rows whose name reads as its own
+ * (`nameSkeleton`, the rule the registry refuses a new name by: look-alike.ts) and that share no owner with
+ * it, by name in code-unit order; undefined for a row with none. The registry refuses such a name now, but
+ * names published before the rule, or given to another owner since, still stand side by side, and a user
+ * who searches `aws-cost` should see that `awscost` is someone else's. Two names in the same hands (an
+ * owner's own `foo-cli` beside `foocli`) mislead no one, so a shared owner clears a pair; a plugin with no
+ * owners (ownership `none`) shares none, since anyone may publish its next version. A row that does not say
+ * its owners (a registry that wrote it before rows carried them) is neither flagged nor flags another:
+ * telling an owner's own second name from a squat needs both rows' owners.
+ *
+ * One pass grouping by skeleton, then pairs only within a group of two or more (a registry refuses new
+ * look-alikes, so groups stay small): made once per version of the rows (`foldEntries`), not per search.
+ * @example lookAlikesOf([awsCostOfA, awscostOfB])[0] // ['awscost']
+ */
+export function lookAlikesOf(entries: readonly SearchEntry[]): (readonly string[] | undefined)[] {
+  const groups = new Map<string, number | number[]>();
+  for (let i = 0; i < entries.length; i++) {
+    const skeleton = nameSkeleton((entries[i] as SearchEntry).name);
+    const group = groups.get(skeleton);
+    if (group === undefined) groups.set(skeleton, i);
+    else if (typeof group === 'number') groups.set(skeleton, [group, i]);
+    else group.push(i);
+  }
+  const flags: (readonly string[] | undefined)[] = new Array(entries.length).fill(undefined);
+  for (const group of groups.values()) {
+    if (typeof group === 'number') continue;
+    const owners = group.map((i) => ownersOf(entries[i] as SearchEntry));
+    group.forEach((i, at) => {
+      const mine = owners[at];
+      if (mine === undefined) return;
+      const name = (entries[i] as SearchEntry).name;
+      const others: string[] = [];
+      group.forEach((j, other) => {
+        const theirs = owners[other];
+        const otherName = (entries[j] as SearchEntry).name;
+        if (theirs === undefined || otherName === name) return;
+        for (const owner of theirs) if (mine.has(owner)) return;
+        others.push(otherName);
+      });
+      if (others.length > 0) flags[i] = others.sort(compareStrings);
+    });
+  }
+  return flags;
 }
 
 const foldAll = (values: readonly string[]): string[] => values.map(foldText);
@@ -278,7 +338,8 @@ export function foldEntries(entries: readonly SearchEntry[]): FoldedEntry[] {
     }
     return id;
   };
-  return entries.map((entry) => {
+  const lookAlikes = lookAlikesOf(entries);
+  return entries.map((entry, i) => {
     const name = foldText(entry.name);
     return {
       entry,
@@ -291,6 +352,7 @@ export function foldEntries(entries: readonly SearchEntry[]): FoldedEntry[] {
       type: foldText(entry.plugin_type),
       providers: foldAll(entry.providers),
       capabilities: foldAll(entry.capabilities),
+      lookAlikes: lookAlikes[i],
     };
   });
 }
@@ -313,6 +375,11 @@ export interface SearchHit {
   /** The weakest of the terms' best matches: what the entry ranks by. */
   readonly match: MatchKind;
   readonly entry: SearchEntry;
+  /**
+   * Other plugins of the same registry whose names read as this one's, owned by none of its owners
+   * (`lookAlikesOf`): absent when there are none, or when the rows do not say their owners.
+   */
+  readonly lookAlikes?: readonly string[];
 }
 
 /** Strongest first; an entry ranks by its index here. */
@@ -573,7 +640,13 @@ function* rank(
       const tier = terms.length === 0 ? TIERS.indexOf('all') : entryTier(terms, typos, row);
       if (tier === undefined) continue;
       const match = TIERS[tier] as MatchKind;
-      const hit = { registry: source.registry, priority: source.priority, match, entry: row.entry };
+      const hit: SearchHit = {
+        registry: source.registry,
+        priority: source.priority,
+        match,
+        entry: row.entry,
+        ...(row.lookAlikes === undefined ? {} : { lookAlikes: row.lookAlikes }),
+      };
       ranked.push({ tier, hit });
     }
   }

@@ -92,6 +92,7 @@ export function buildSearchEntry(doc: PluginDocument): SearchEntry {
     capabilities: doc.capabilities,
     keywords: doc.tags,
     ...(doc.deprecation ? { deprecated: true as const } : {}),
+    owners: doc.owners,
   };
 }
 

@@ -610,16 +610,19 @@ describe('when journaling the catalog', () => {
     expect(warm.plugins.get('b-two')?.search).toBe('{"v":1}');
   });
 
-  it('reads a meta file written before the journal (format 5)', async () => {
-    const store = await seeded(['a-one', 'b-two']);
-    const object = store.objects.get('state/catalog/meta.tsv') as StoredObject;
-    const older = text(object.body).replace(/^plugindex-catalog 6/, 'plugindex-catalog 5');
-    expect(older.startsWith('plugindex-catalog 5\n')).toBe(true);
-    store.objects.set('state/catalog/meta.tsv', { ...object, body: utf8(older) });
-    const loaded = await loadCatalog(coldCopy(store));
-    expect(loaded.outdated).toBe(false);
-    expect([...loaded.plugins.keys()].sort()).toEqual(['a-one', 'b-two']);
-  });
+  it.each([5, 6])(
+    'reads a meta file of format %i, whose search rows lack owners, as outdated (rebuilt before use)',
+    async (format) => {
+      const store = await seeded(['a-one', 'b-two']);
+      const object = store.objects.get('state/catalog/meta.tsv') as StoredObject;
+      const older = text(object.body).replace(/^plugindex-catalog 7/, `plugindex-catalog ${format}`);
+      expect(older.startsWith(`plugindex-catalog ${format}\n`)).toBe(true);
+      store.objects.set('state/catalog/meta.tsv', { ...object, body: utf8(older) });
+      const loaded = await loadCatalog(coldCopy(store));
+      expect(loaded.outdated).toBe(true);
+      expect([...loaded.plugins.keys()]).toEqual([]);
+    },
+  );
 });
 
 describe('when going through every line in order without holding them', () => {

@@ -139,6 +139,58 @@ describe('when an answer is paged', () => {
   });
 });
 
+describe('when plugins of other owners have names that read alike', () => {
+  const A = 'A'.repeat(40);
+  const B = 'B'.repeat(40);
+  const rows = {
+    generation: 3,
+    entries: [
+      row('aws-cost', { owners: [A] }),
+      row('awscost', { owners: [B], providers: ['gcp'] }),
+      row('aws-costs', { owners: [B] }),
+      row('foo-cli', { owners: [A] }),
+      row('foocli', { owners: [A] }),
+    ],
+  };
+  const flagged = (answer: SearchAnswer): [string, readonly string[] | undefined][] =>
+    answer.results.map((r) => [r.plugin.name, r.look_alikes]);
+
+  it('ranks and filters as before, each result naming its look-alikes, across pages', () => {
+    const whole = searchAnswer(rows, { q: 'cost', limit: 100, offset: 0 });
+    expect(flagged(whole)).toEqual([
+      ['aws-cost', ['awscost']],
+      ['aws-costs', undefined],
+      ['awscost', ['aws-cost']],
+    ]);
+    // The look-alike is named though the filter leaves it out of the results, and on a later page.
+    expect(flagged(searchAnswer(rows, { q: 'cost', provider: 'aws', limit: 100, offset: 0 }))).toEqual([
+      ['aws-cost', ['awscost']],
+      ['aws-costs', undefined],
+    ]);
+    expect(flagged(searchAnswer(rows, { q: 'cost', limit: 1, offset: 2 }))).toEqual([
+      ['awscost', ['aws-cost']],
+    ]);
+    // An owner's own second name is no look-alike to warn of.
+    expect(flagged(searchAnswer(rows, { q: 'foo', limit: 100, offset: 0 }))).toEqual([
+      ['foo-cli', undefined],
+      ['foocli', undefined],
+    ]);
+  });
+
+  it('writes look_alikes into the text beside the row, and leaves it out where there are none', () => {
+    const answer = searchAnswer(rows, { q: 'cost', limit: 100, offset: 0 });
+    const text = [...searchAnswerText(answer)].join('');
+    expect(text).toBe(`${JSON.stringify(answer)}\n`);
+    const parsed = JSON.parse(text) as SearchAnswer;
+    expect(parsed.results[0]).toEqual({
+      match: 'substring',
+      plugin: rows.entries[0],
+      look_alikes: ['awscost'],
+    });
+    expect(Object.keys(parsed.results[1] ?? {})).toEqual(['match', 'plugin']);
+  });
+});
+
 describe('when an answer is written a piece at a time', () => {
   const rows = {
     generation: 3,

@@ -505,3 +505,89 @@ describe('when a search names its parameters (readSearchParameters, the rule of 
     });
   });
 });
+
+describe('when names look alike (the look-alike skeleton the registry refuses new names by)', () => {
+  const A = 'A'.repeat(40);
+  const B = 'B'.repeat(40);
+  const alike: SearchSource = {
+    registry: 'main',
+    priority: 1,
+    entries: [
+      entry('aws-cost', { owners: [A] }),
+      entry('awscost', { owners: [B] }),
+      entry('aws-c0st', { owners: [A] }),
+      entry('foo-cli', { owners: [A] }),
+      entry('foocli', { owners: [B, A] }),
+      entry('lone-cost', { owners: [B] }),
+    ],
+  };
+  const flags = (hits: readonly SearchHit[]): [string, readonly string[] | undefined][] =>
+    hits.map((h) => [h.entry.name, h.lookAlikes]);
+
+  it("flags each hit with the look-alikes of owners it shares none with, and no owner's own second name", () => {
+    expect(flags(searchPlugins([alike], { terms: [] }))).toEqual([
+      ['aws-c0st', ['awscost']],
+      ['aws-cost', ['awscost']],
+      ['awscost', ['aws-c0st', 'aws-cost']],
+      ['foo-cli', undefined],
+      ['foocli', undefined],
+      ['lone-cost', undefined],
+    ]);
+  });
+
+  it('flags a look-alike the search did not match, and in slices as at once', async () => {
+    const query = { terms: ['aws-cost'] };
+    expect(flags(searchPlugins([alike], query))[0]).toEqual(['aws-cost', ['awscost']]);
+    expect(flags(await searchPluginsInSlices([alike], query, 1))).toEqual(
+      flags(searchPlugins([alike], query)),
+    );
+  });
+
+  it('flags a plugin without owners beside any look-alike, since anyone may publish it', () => {
+    const none: SearchSource = {
+      registry: 'main',
+      priority: 1,
+      entries: [entry('aws-cost', { owners: [] }), entry('awscost', { owners: [A] })],
+    };
+    expect(flags(searchPlugins([none], { terms: [] }))).toEqual([
+      ['aws-cost', ['awscost']],
+      ['awscost', ['aws-cost']],
+    ]);
+  });
+
+  it('flags nothing where a row does not say its owners (a registry that wrote its rows before them)', () => {
+    const older: SearchSource = {
+      registry: 'main',
+      priority: 1,
+      entries: [entry('aws-cost'), entry('awscost', { owners: [B] })],
+    };
+    expect(flags(searchPlugins([older], { terms: [] }))).toEqual([
+      ['aws-cost', undefined],
+      ['awscost', undefined],
+    ]);
+  });
+
+  it("compares names within a registry, not with another registry's", () => {
+    const other: SearchSource = {
+      registry: 'acme',
+      priority: 2,
+      entries: [entry('awscost', { owners: [B] })],
+    };
+    const mine: SearchSource = {
+      registry: 'main',
+      priority: 1,
+      entries: [entry('aws-cost', { owners: [A] })],
+    };
+    expect(flags(searchPlugins([mine, other], { terms: [] }))).toEqual([
+      ['aws-cost', undefined],
+      ['awscost', undefined],
+    ]);
+  });
+
+  it('keeps the groups with the folded rows: made once, the same answer from rows folded beforehand', () => {
+    const folded = foldEntries(alike.entries);
+    expect(flags(searchPlugins([{ ...alike, folded }], { terms: ['cost'] }))).toEqual(
+      flags(searchPlugins([alike], { terms: ['cost'] })),
+    );
+  });
+});

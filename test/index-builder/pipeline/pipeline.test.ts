@@ -920,7 +920,13 @@ describe('when recovering and maintaining', () => {
     ).toEqual(['demo-plugin', 'second-one']);
     expect(json<SnapshotDocument>(registry.site, 'snapshot.json').generation).toBeGreaterThan(before);
     const upgraded = new TextDecoder().decode(registry.intake.objects.get('state/catalog/meta.tsv')?.body);
-    expect(upgraded.split('\n')[0]).toBe('plugindex-catalog 6');
+    expect(upgraded.split('\n')[0]).toBe('plugindex-catalog 7');
+    // Format 7's rows carry their owners (the search's look-alike flags), every row rebuilt, none left without.
+    expect(
+      json<{ plugins: { owners?: string[] }[] }>(registry.site, 'search.json').plugins.map(
+        (p) => p.owners?.length,
+      ),
+    ).toEqual([1, 1]);
     const later = await publish(
       registry,
       await makeBundle({ manifest: validManifest({ name: 'third-one' }) }),

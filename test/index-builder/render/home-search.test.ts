@@ -81,7 +81,9 @@ describe('home-search.json', () => {
     const built = syntheticPages({ name: 'R', url: 'https://registry.example.com' }, 1000, { versions: 1 });
     const size = (key: string) => Buffer.byteLength(built.files.find((f) => f.key === key)?.body ?? '');
     const rows = unpack(JSON.parse(built.files.find((f) => f.key === HOME_SEARCH_KEY)?.body ?? ''));
-    expect(rows).toEqual(built.rows);
+    // Every field but the owners search.json's rows carry for the client's look-alike flags: the page
+    // shows none, and they would be most of its bytes (40 hex digits a row, few of them shared).
+    expect(rows).toEqual(built.rows.map(({ owners: _owners, ...row }) => row));
     expect(size(HOME_SEARCH_KEY)).toBeGreaterThan(0);
     expect(size(HOME_SEARCH_KEY)).toBeLessThan(size('search.json') / 2);
   });
