@@ -39,14 +39,32 @@ export async function run(parsed: Parsed): Promise<number> {
     });
     if (json)
       outJson({
-        results: hits.map((h) => ({ registry: h.registry, match: h.match, ...h.entry })),
+        results: hits.map((h) => ({
+          registry: h.registry,
+          match: h.match,
+          ...h.entry,
+          ...(h.lookAlikes === undefined ? {} : { look_alikes: h.lookAlikes }),
+        })),
       });
     else if (hits.length === 0) out('no plugin matches');
     else
-      for (const { registry, entry } of hits)
+      for (const { registry, entry, lookAlikes } of hits) {
         out(
           `${registry}/${entry.name}  ${entry.latest_version ?? '(no release)'}  ${entry.plugin_type}  ${oneLine(entry.description ?? '')}`.trimEnd(),
         );
+        // A name that reads as another owner's (index-builder/search.ts lookAlikesOf): told on a line of
+        // its own under the row, so the row stays as scripts read it and the warning cannot be missed.
+        if (lookAlikes !== undefined) out(`  ${lookAlikeWarning(lookAlikes)}`);
+      }
     return hits.length > 0 ? 0 : 1;
   });
+}
+
+/**
+ * The line under a result whose name reads as other plugins' of other owners: which, and that they are
+ * another owner's, so a user typing `aws-cost` sees that `awscost` is not the same publisher's.
+ * @example lookAlikeWarning(['awscost']) // 'looks like: awscost (other owner)'
+ */
+export function lookAlikeWarning(names: readonly string[]): string {
+  return `looks like: ${names.join(', ')} (${names.length === 1 ? 'other owner' : 'other owners'})`;
 }
