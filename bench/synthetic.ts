@@ -94,7 +94,9 @@ const SEARCH_TYPES = ['cost_source', 'observability', 'registry', 'aggregator'];
 /** `n` rows of `search.json` for the search benches: four providers and types, 50 tags, two kinds of text. */
 export function syntheticSearchRows(n: number): SearchEntry[] {
   return Array.from({ length: n }, (_, i) => ({
-    name: pluginName(i),
+    // One row in 500 named like the row before it without its hyphen, by another owner: the look-alikes a
+    // registry made before it refused them still holds (search.ts `lookAlikesOf`).
+    name: i % 500 === 7 ? pluginName(i - 1).replace('-', '') : pluginName(i),
     display_name: `Plugin ${i}`,
     description: `Synthetic plugin number ${i}, reporting ${i % 3 === 0 ? 'cost' : 'usage'} data`,
     latest_version: '1.9.0',
@@ -102,5 +104,7 @@ export function syntheticSearchRows(n: number): SearchEntry[] {
     providers: [SEARCH_PROVIDERS[i % SEARCH_PROVIDERS.length] as string],
     capabilities: ['actual_cost'],
     keywords: [`tag-${i % 50}`, 'actual_cost'],
+    // One of 1,000 publishers' fingerprints (40 hex digits), as a registry's rows name their owners.
+    owners: [(i % 1000).toString(16).toUpperCase().padStart(40, 'F')],
   }));
 }
