@@ -225,11 +225,89 @@ describe('when a void is not one the registry could have made', () => {
     const swapped = await logOf(entry?.entry as LogEntry, { ...made, key: stranger.publicKey });
     expect(await refusal(swapped)).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
   });
+
+  it("refuses a void carrying another key than the registry's it names, that key's signature good (LOG_VOID_UNSIGNED)", async () => {
+    // The forgery the fingerprint check alone stops: signer the registry's, key and signature a stranger's.
+    const [entry, signed] = await logOf(publish('demo', '1.0.0'), voidOf(0));
+    const made = signed?.entry as LogEntry;
+    const statement = new TextEncoder().encode(voidStatement(made));
+    const forged = await logOf(entry?.entry as LogEntry, {
+      ...made,
+      key: stranger.publicKey,
+      signature: await stranger.sign(statement),
+    });
+    const error = await refusal(forged);
+    expect(error).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
+    expect(error.message).toContain(`carries key ${stranger.fingerprint}, not ${registry.fingerprint}`);
+  });
+
+  it('refuses a void whose digest is not its statement, its signature good (LOG_VOID_UNSIGNED)', async () => {
+    const [entry, signed] = await logOf(publish('demo', '1.0.0'), voidOf(0));
+    const redigested = await logOf(entry?.entry as LogEntry, {
+      ...(signed?.entry as LogEntry),
+      digest: 'f'.repeat(64),
+    });
+    const error = await refusal(redigested);
+    expect(error).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
+    expect(error.message).toContain('has a digest that is not its statement');
+  });
+
+  it('refuses a void naming another plugin or version than the entry it voids (LOG_VOID_ENTRY_MISSING)', async () => {
+    // Signed so: audit NAME would list it under a plugin whose entry it does not void.
+    const named =
+      (plugin: string | undefined, version: string | undefined) => (log: readonly ReadEntry[]) => {
+        const { plugin: _p, version: _v, ...rest } = (log[0] as ReadEntry).entry;
+        const entry = {
+          ...rest,
+          ...(plugin !== undefined ? { plugin } : {}),
+          ...(version !== undefined ? { version } : {}),
+        };
+        return signVoid({
+          voided: { ...(log[0] as ReadEntry), entry },
+          reason: REASON,
+          time: TIME,
+          signer: registry,
+        });
+      };
+    for (const [plugin, version] of [
+      ['other', '1.0.0'],
+      ['demo', '1.0.1'],
+      ['demo', undefined],
+      [undefined, undefined],
+    ] as const) {
+      const log = await logOf(publish('demo', '1.0.0'), named(plugin, version));
+      const error = await refusal(log);
+      expect(error).toMatchObject({ code: 'LOG_VOID_ENTRY_MISSING' });
+      expect(error.message).toContain('but entry 0 names demo 1.0.0');
+    }
+  });
 });
 
 describe('when a segment holds a void not of its form', () => {
   const lineOf = (entry: Record<string, unknown>) =>
     new TextEncoder().encode(`${JSON.stringify({ seq: 0, time: TIME, ...entry, prev: '0'.repeat(64) })}\n`);
+
+  const voidLine = (detail: Record<string, string>) =>
+    lineOf({
+      type: 'void',
+      signer: 'A'.repeat(40),
+      digest: 'b'.repeat(64),
+      detail: { hash: 'c'.repeat(64), reason: 'x', ...detail },
+      key: 'key',
+      signature: 'sig',
+    });
+
+  it('refuses a seq of the entry voided spelled other than as a count: a leading zero, past 2**53 (LOG_MALFORMED)', () => {
+    expect(parseSegment(voidLine({ entry: '0' }), 0)).toHaveLength(1);
+    for (const entry of ['01', '00', '9999999999999999', '-1', '1e3', ' 1', '0x1'])
+      expect(() => parseSegment(voidLine({ entry }), 0), entry).toThrow(
+        expect.objectContaining({
+          name: 'TrustError',
+          code: 'LOG_MALFORMED',
+          message: expect.stringContaining("#/detail/entry: expected the voided entry's seq (a count)"),
+        }),
+      );
+  });
 
   it('refuses a void lacking what it voids, or its signature, and a publish carrying one (LOG_MALFORMED)', () => {
     const bare = lineOf({
