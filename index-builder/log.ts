@@ -154,6 +154,8 @@ export const LOG_ENTRY_TYPES: readonly LogEntryType[] = ['publish', ...ACTION_KI
 const VERSIONED: ReadonlySet<string> = new Set(['publish', 'yank', 'unyank', 'remove']);
 const REGISTRY_WIDE: ReadonlySet<string> = new Set(['revoke-key', 'rotate-key']);
 const MIRRORING: ReadonlySet<string> = new Set(['void']);
+/** A void's detail: what its statement signs, and nothing else (`voidStatement`). */
+const VOID_DETAIL: ReadonlySet<string> = new Set(['entry', 'hash', 'reason']);
 
 /**
  * The form of a key of an entry's `detail`. What the pipeline writes today (`actionDetail` in lifecycle.ts
@@ -199,10 +201,13 @@ function entryProblems(value: unknown): string[] {
     } else if (!ok(e[key])) problems.push(`#/${key}: expected ${form}`);
   };
   // A field of another name is let through as a string, as `detail`'s are: a newer pipeline may add one
-  // (`created` came so), and an older client must still read the log; a nested one never.
+  // (`created` came so), and an older client must still read the log; a nested one never. A void's never:
+  // its signed statement (`voidStatement`) is all it says, so another field would be words no key vouched
+  // for, and one statement and signature would stand for many entries.
+  const isVoid = e.type === 'void';
   for (const [key, v] of Object.entries(e))
-    if (!ENTRY_KEYS.has(key) && (!DETAIL_KEY.test(key) || typeof v !== 'string'))
-      problems.push(`#/${token(key)}: not a field of a log entry`);
+    if (!ENTRY_KEYS.has(key) && (isVoid || !DETAIL_KEY.test(key) || typeof v !== 'string'))
+      problems.push(`#/${token(key)}: not a field of a ${isVoid ? 'void' : 'log entry'}`);
   check('seq', true, (v) => Number.isSafeInteger(v) && (v as number) >= 0, 'a count');
   check('time', true, isTime, 'an ISO 8601 time');
   check(
@@ -229,7 +234,6 @@ function entryProblems(value: unknown): string[] {
     versioned ? 'a SemVer version' : `no version (a ${type} names none)`,
   );
   // The registry's key and signature: a void's, and only a void's.
-  const isVoid = type === 'void';
   const armored = (v: unknown) => isVoid && typeof v === 'string' && v.length > 0;
   check('key', isVoid, armored, isVoid ? 'an armored public key' : `no key (a ${type} carries none)`);
   check(
@@ -246,7 +250,12 @@ function entryProblems(value: unknown): string[] {
     KEY_FINGERPRINT_FORM,
   );
   check('digest', true, (v) => typeof v === 'string' && HEX64.test(v), 'a sha256 (64 hex digits)');
-  check('created', false, isTime, 'an ISO 8601 time');
+  check(
+    'created',
+    false,
+    (v) => !isVoid && isTime(v),
+    isVoid ? 'no created (a void is signed without one)' : 'an ISO 8601 time',
+  );
   check('prev', true, (v) => typeof v === 'string' && HEX64.test(v), 'an entry hash (64 hex digits)');
   const detail = e.detail;
   if (detail !== undefined) {
@@ -263,6 +272,9 @@ function entryProblems(value: unknown): string[] {
   }
   if (isVoid) {
     const d = (typeof detail === 'object' && detail !== null ? detail : {}) as Record<string, unknown>;
+    for (const key of Object.keys(d))
+      if (!VOID_DETAIL.has(key))
+        problems.push(`#/detail/${token(key)}: not a field of a void's detail (entry, hash, reason)`);
     const need = (key: string, ok: (v: string) => boolean, form: string) => {
       const v = d[key];
       if (v === undefined) problems.push(`#/detail/${key}: missing (expected ${form})`);

@@ -309,6 +309,30 @@ describe('when a segment holds a void not of its form', () => {
       );
   });
 
+  it('refuses a void carrying a field its signed statement leaves out: created, another detail, another field (LOG_MALFORMED)', () => {
+    // Each would be a second entry under the one statement and signature, its words vouched for by no void.
+    const cases: [Record<string, unknown>, string][] = [
+      [{ created: TIME }, '#/created: expected no created (a void is signed without one)'],
+      [{ detail: { entry: '0', hash: 'c'.repeat(64), reason: 'x', effect: 'none' } }, '#/detail/effect: not'],
+      [{ detail: { entry: '0', hash: 'c'.repeat(64), reason: 'x', note: 'y' } }, '#/detail/note: not'],
+      [{ note: 'y' }, '#/note: not a field of a void'],
+    ];
+    for (const [extra, problem] of cases) {
+      const line = lineOf({
+        type: 'void',
+        signer: 'A'.repeat(40),
+        digest: 'b'.repeat(64),
+        detail: { entry: '0', hash: 'c'.repeat(64), reason: 'x' },
+        key: 'key',
+        signature: 'sig',
+        ...extra,
+      });
+      expect(() => parseSegment(line, 0), problem).toThrow(
+        expect.objectContaining({ code: 'LOG_MALFORMED', message: expect.stringContaining(problem) }),
+      );
+    }
+  });
+
   it('refuses a void lacking what it voids, or its signature, and a publish carrying one (LOG_MALFORMED)', () => {
     const bare = lineOf({
       type: 'void',
