@@ -20,6 +20,7 @@ import { SNAPSHOT_KEY } from '../index-builder/layout.ts';
 import type { LogEntry } from '../index-builder/log.ts';
 import {
   checkVoids,
+  checkVoidsPastSeen,
   compareLogHeads,
   isLogHead,
   LOG_SEGMENT_ENTRIES,
@@ -109,8 +110,10 @@ async function readLogEntries(load: DocumentLoader, from: number, to: LogHead): 
 /**
  * The log head to remember once `snapshot` is accepted: the one it vouches for, when that extends the one
  * remembered (the entries from the last one remembered, which must still hash to its head, fetched and
- * checked), or is the first seen (remembered as it is: trust on first use, nothing fetched).
- * @throws TrustError LOG_MALFORMED, LOG_TRUNCATED, LOG_FORKED, LOG_REORDERED, LOG_ENTRY_ALTERED.
+ * checked), or is the first seen (remembered as it is: trust on first use, nothing fetched). A void among
+ * the entries fetched is held to its form alone, and to naming no entry the head remembered counted.
+ * @throws TrustError LOG_MALFORMED, LOG_TRUNCATED, LOG_FORKED, LOG_REORDERED, LOG_ENTRY_ALTERED,
+ *   LOG_VOID_OF_SEEN.
  */
 export async function readLogExtension(
   load: DocumentLoader,
@@ -130,6 +133,9 @@ export async function readLogExtension(
         `${source.base}/${logSegmentKey(segmentOf(remembered.length - 1))} no longer holds entry ${remembered.length - 1}, which this client saw: the registry's log was cut short`,
       );
     verifyExtension(remembered, entries, head);
+    // A void's form is all that is read here (its signature and target are `verify --url`'s), but whether it
+    // reaches behind the head remembered needs no more: its signed head said those entries stood.
+    checkVoidsPastSeen(entries, remembered.length);
     return head;
   });
 }
@@ -137,7 +143,8 @@ export async function readLogExtension(
 /**
  * The whole log the snapshot vouches for, every entry checked from the first to the head (empty, with no
  * head, when the snapshot carries no log); with `remembered` (a head seen before), also that this log
- * extends it, compared before anything is fetched. Its voids replayed (log.ts `checkVoids`, each signature
+ * extends it, compared before anything is fetched, and that no void past it names an entry it counted
+ * (`checkVoidsPastSeen`). Its voids replayed (log.ts `checkVoids`, each signature
  * verified by log-void.ts, loaded only when the log holds one): `voided` gives each entry that never took
  * effect, with the void that says so. `registryKey`: the fingerprint of the key the snapshot is signed by.
  * @throws TrustError LOG_MALFORMED, LOG_TRUNCATED, LOG_FORKED, LOG_REORDERED, LOG_ENTRY_ALTERED, LOG_VOID_*.
@@ -165,6 +172,7 @@ export async function readWholeLog(
       );
     return { head, entries: entries.slice(0, head.length) };
   });
+  if (remembered) checkVoidsPastSeen(read.entries, remembered.length);
   const voided = checkVoids(read.entries, { registryKey: source.registryKey });
   if (voided.size > 0) {
     // Loaded only for a log that holds a void: openpgp.js stays off the light paths (test/architecture.test.ts).

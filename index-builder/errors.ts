@@ -208,6 +208,8 @@ export type ErrorCode =
   | 'LOG_VOID_OF_VOID'
   | 'LOG_VOID_OF_ROTATION'
   | 'LOG_VOID_UNSIGNED'
+  // A void of an entry a log head the client saw (signed by the registry) counted: it took effect then
+  | 'LOG_VOID_OF_SEEN'
   // The log holds, but what its entries say is not what the plugin documents or action envelopes served show
   // (`verify --url`: client/log-consistency.ts, each disagreement with its own code)
   | 'LOG_DISAGREES'

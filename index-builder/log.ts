@@ -449,6 +449,28 @@ export function voidedEntries(entries: readonly ReadEntry[]): ReadonlyMap<number
 }
 
 /**
+ * Refuses a void among `entries` (entries read past a head this client saw, of `seen` entries) that names an
+ * entry that head counted. A void says an entry never took effect, and the pipeline must append it before any
+ * snapshot vouches for the entry without it (one that did would vouch for an entry no document shows: `verify
+ * --url` refuses it `LOG_DISAGREES`). So the registry's own signed head says an entry it counted stood then:
+ * a void of it later would undo, with the registry key alone, a yank, a revocation or an owner's removal that
+ * its signer signed and clients were shown. Only the entries' `detail.entry` is read: no target is needed, so
+ * install and update (`readLogExtension`, which reads from the last entry seen) check it as `verify --url` does.
+ * @throws TrustError LOG_VOID_OF_SEEN
+ */
+export function checkVoidsPastSeen(entries: readonly ReadEntry[], seen: number): void {
+  for (const { entry } of entries) {
+    if (entry.type !== 'void' || entry.seq < seen) continue;
+    const n = Number(entry.detail?.entry);
+    if (n < seen)
+      throw new TrustError(
+        'LOG_VOID_OF_SEEN',
+        `log entry ${entry.seq} (void) voids entry ${n}, which the log of ${seen} entries this client saw (a head the registry signed) counted without a void: an entry a signed snapshot vouched for took effect, and is never voided after; refused, nothing kept: report it to the registry's operators`,
+      );
+  }
+}
+
+/**
  * The registry key at entry `seq`: the signer of the first key rotation logged after it (the key that
  * rotation left), or the key that signs the snapshot now when none was logged since.
  */
@@ -466,7 +488,8 @@ function registryKeyAt(entries: readonly ReadEntry[], seq: number, current: stri
  * Returns the entries voided, by seq, with the void of each.
  * @throws TrustError LOG_VOID_ENTRY_MISSING (no such entry, or not the one named), LOG_VOID_NOT_EARLIER (the
  *   void itself or an entry after it), LOG_VOID_REPEATED (voided already), LOG_VOID_OF_VOID (a void voided),
- *   LOG_VOID_OF_ROTATION (a key rotation voided), LOG_VOID_UNSIGNED (signed by another key).
+ *   LOG_VOID_OF_ROTATION (a key rotation voided), LOG_VOID_UNSIGNED (signed by another key). A void of an
+ *   entry a head the client saw counted is `checkVoidsPastSeen`'s (LOG_VOID_OF_SEEN).
  */
 export function checkVoids(
   entries: readonly ReadEntry[],

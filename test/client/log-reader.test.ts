@@ -15,12 +15,17 @@ import { TrustError } from '../../index-builder/errors.ts';
 import {
   EMPTY_LOG,
   LOG_SEGMENT_ENTRIES,
+  type LogEntry,
   lineHash,
   logSegmentKey,
   nextEntry,
+  type ReadEntry,
   renderSegment,
 } from '../../index-builder/log.ts';
+import { signVoid } from '../../index-builder/log-void.ts';
 import type { LogHead, SnapshotDocument } from '../../index-builder/model.ts';
+import { createSigner } from '../../index-builder/signing.ts';
+import { testKey } from '../support/fixtures.ts';
 import { rejectionOf } from '../support/problems.ts';
 
 const BASE = 'https://plugins.registry.example';
@@ -327,5 +332,57 @@ describe('when a signed log entry is not of the form the pipeline writes', () =>
     served = segments(good);
     const { entries } = await readWholeLog(load, snapshotWith(goodHead), { base: BASE, registryKey: KEY });
     expect(entries.map((e) => e.entry.type)).toEqual(['yank', 'rotate-key', 'revoke-key']);
+  });
+});
+
+describe('when a log a client saw is extended by a void of an entry it saw', () => {
+  // Five publishes, then the registry's void of entry `voids`, signed by its key (index-builder/log-void.ts).
+  async function voidedLog(voids: number): Promise<{ heads: LogHead[]; key: string }> {
+    const registry = await createSigner((await testKey('registry')).secretKey);
+    const { lines: first, heads: made } = makeLog(5);
+    const read: ReadEntry[] = first.map((line) => ({
+      entry: JSON.parse(line) as LogEntry,
+      line,
+      hash: lineHash(line),
+    }));
+    const fields = await signVoid({
+      voided: read[voids] as ReadEntry,
+      reason: 'the store refused its document for good',
+      time: '2026-11-01T00:00:00Z',
+      signer: registry,
+    });
+    const next = nextEntry(made[5] as LogHead, fields);
+    served = segments([...first, next.line]);
+    return { heads: [...made, next.head], key: registry.fingerprint };
+  }
+
+  it('refuses it in install and update (readLogExtension) and verify --url (readWholeLog): LOG_VOID_OF_SEEN', async () => {
+    // Seen at 3 entries: the snapshot then vouched for entries 0 to 2 as they stood, entry 2 the last of them.
+    for (const voids of [1, 2]) {
+      const { heads: at, key } = await voidedLog(voids);
+      const current = snapshotWith(at[6]);
+      const remembered = at[3] as LogHead;
+      for (const reading of [
+        readLogExtension(load, current, { base: BASE, remembered }),
+        readWholeLog(load, current, { base: BASE, registryKey: key, remembered }),
+      ]) {
+        const error = await refusal(reading);
+        expect(error.code).toBe('LOG_VOID_OF_SEEN');
+        expect(error.message).toContain(
+          `log entry 5 (void) voids entry ${voids}, which the log of 3 entries`,
+        );
+      }
+    }
+  });
+
+  it('takes a void of an entry past the head it saw, and one it saw already', async () => {
+    const { heads: at, key } = await voidedLog(3);
+    const current = snapshotWith(at[6]);
+    // Entry 3 is past a head of 3 entries; a head of 6 holds the void itself.
+    for (const remembered of [at[3], at[6]] as LogHead[]) {
+      expect(await readLogExtension(load, current, { base: BASE, remembered })).toEqual(at[6]);
+      const read = await readWholeLog(load, current, { base: BASE, registryKey: key, remembered });
+      expect([...read.voided.keys()]).toEqual([3]);
+    }
   });
 });
