@@ -4,6 +4,7 @@
  * a real OpenPGP key by openpgp.js, and its statement checked by GnuPG as a client auditing by hand would;
  * then every way a void may be wrong refused by its own code.
  */
+import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TrustError } from '../../index-builder/errors.ts';
 import {
@@ -125,6 +126,38 @@ describe('when a log holds a void the registry signed', () => {
     );
     // The snapshot is signed by the heir now; the first void by the key it rotated from.
     expect([...checkVoids(log, { registryKey: heir.fingerprint }).keys()]).toEqual([0, 3]);
+    await expect(verifyVoidSignatures(log)).resolves.toBeUndefined();
+  });
+});
+
+describe('when the key that signed a void has expired since', () => {
+  // A registry key that expires an hour after it was made (GnuPG's own keys expire by default), its void
+  // signed eleven minutes in: read now, long after the expiry. signing.ts judges a key as it was when it
+  // signed, so an old void never turns unverifiable (every reader refusing the registry) as keys age.
+  const CREATED = new Date('2026-01-01T00:00:00Z');
+  async function expiringVoid() {
+    const { privateKey } = await openpgp.generateKey({
+      type: 'ecc',
+      curve: 'curve25519Legacy',
+      userIDs: [{ name: 'expiring registry' }],
+      date: CREATED,
+      keyExpirationTime: 3600,
+      format: 'armored',
+    });
+    const time = new Date(CREATED.getTime() + 10 * 60_000);
+    const signer = await createSigner(privateKey, undefined, {
+      now: () => new Date(time.getTime() + 60_000),
+    });
+    const at = (entry: Fields): Fields => ({ ...entry, time: time.toISOString() });
+    const log = await logOf(at(publish('demo', '1.0.0')), (read) =>
+      signVoid({ voided: read[0] as ReadEntry, reason: REASON, time: time.toISOString(), signer }),
+    );
+    return { log, signer };
+  }
+
+  it('verifies it by the key as it was when it signed: the void stands', async () => {
+    const { log, signer } = await expiringVoid();
+    expect([...checkVoids(log, { registryKey: signer.fingerprint }).keys()]).toEqual([0]);
     await expect(verifyVoidSignatures(log)).resolves.toBeUndefined();
   });
 });
