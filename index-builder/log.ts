@@ -471,12 +471,20 @@ export function checkVoidsPastSeen(entries: readonly ReadEntry[], seen: number):
 }
 
 /**
- * The registry key at entry `seq`: the signer of the first key rotation logged after it (the key that
- * rotation left), or the key that signs the snapshot now when none was logged since.
+ * The registry key at each void's place, by its seq: the signer of the first key rotation logged after it
+ * (the key that rotation left), or the key that signs the snapshot now when none was logged since. One pass
+ * from the last entry back, where a scan from the first per void was quadratic (a log of 100,000 entries, half
+ * of them voids, took 98 s to check).
  */
-function registryKeyAt(entries: readonly ReadEntry[], seq: number, current: string): string {
-  for (const { entry } of entries) if (entry.seq > seq && entry.type === 'rotate-key') return entry.signer;
-  return current;
+function registryKeysOfVoids(entries: readonly ReadEntry[], current: string): ReadonlyMap<number, string> {
+  const keys = new Map<number, string>();
+  let key = current;
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const { entry } = entries[i] as ReadEntry;
+    if (entry.type === 'rotate-key') key = entry.signer;
+    else if (entry.type === 'void') keys.set(entry.seq, key);
+  }
+  return keys;
 }
 
 /**
@@ -498,6 +506,7 @@ export function checkVoids(
   const from = options.from ?? 0;
   const end = from + entries.length;
   const voided = new Map<number, LogEntry>();
+  const keys = registryKeysOfVoids(entries, options.registryKey);
   for (const { entry } of entries) {
     if (entry.type !== 'void') continue;
     const n = Number(entry.detail?.entry);
@@ -531,7 +540,7 @@ export function checkVoids(
           `names ${entry.plugin ?? 'no plugin'} ${entry.version ?? ''}, but entry ${n} names ${target.entry.plugin ?? 'no plugin'} ${target.entry.version ?? ''}`.trimEnd(),
         );
     }
-    const key = registryKeyAt(entries, entry.seq, options.registryKey);
+    const key = keys.get(entry.seq) as string;
     if (entry.signer !== key)
       fail(
         'LOG_VOID_UNSIGNED',

@@ -128,6 +128,30 @@ describe('when a log holds a void the registry signed', () => {
     expect([...checkVoids(log, { registryKey: heir.fingerprint }).keys()]).toEqual([0, 3]);
     await expect(verifyVoidSignatures(log)).resolves.toBeUndefined();
   });
+
+  it('holds a void to the key the first rotation after it left, not a later one', async () => {
+    const rotation = (from: Signer, to: Signer, sequence: string): Fields => ({
+      time: TIME,
+      type: 'rotate-key',
+      signer: from.fingerprint,
+      digest: 'c'.repeat(64),
+      detail: { fingerprint: to.fingerprint, sequence },
+    });
+    // registry, then heir, then stranger: the void, before both, is the registry's own.
+    const twice = (by: Signer) =>
+      logOf(
+        publish('demo', '1.0.0'),
+        voidOf(0, by),
+        rotation(registry, heir, '1'),
+        rotation(heir, stranger, '2'),
+      );
+    expect([...checkVoids(await twice(registry), { registryKey: stranger.fingerprint }).keys()]).toEqual([0]);
+    for (const by of [heir, stranger])
+      expect(await refusal(await twice(by), stranger.fingerprint)).toMatchObject({
+        code: 'LOG_VOID_UNSIGNED',
+        message: expect.stringContaining(`not by ${registry.fingerprint}, the registry's key at that place`),
+      });
+  });
 });
 
 describe('when the key that signed a void has expired since', () => {
