@@ -488,11 +488,12 @@ function registryKeysOfVoids(entries: readonly ReadEntry[], current: string): Re
 }
 
 /**
- * Replays the voids of `entries` (entries `from` on, checked by `verifyLogRange`): each names an earlier
+ * Replays the voids of `entries` (the whole log, from its first entry, checked by `verifyLogRange`: a void
+ * is judged against the entry it names, so a part of the log cannot be judged alone): each names an earlier
  * publish or action this log holds (by seq and hash, its plugin and version as that entry names them), not
  * one voided already, and is signed, by fingerprint, by the registry key at its place in the log
  * (`registryKey`: the key the snapshot is signed by now). The signature itself is `verifyVoidSignatures`'
- * (log-void.ts, which loads openpgp.js). An entry before `from` is taken as named: only its seq is checked.
+ * (log-void.ts, which loads openpgp.js).
  * Returns the entries voided, by seq, with the void of each.
  * @throws TrustError LOG_VOID_ENTRY_MISSING (no such entry, or not the one named), LOG_VOID_NOT_EARLIER (the
  *   void itself or an entry after it), LOG_VOID_REPEATED (voided already), LOG_VOID_OF_VOID (a void voided),
@@ -501,10 +502,9 @@ function registryKeysOfVoids(entries: readonly ReadEntry[], current: string): Re
  */
 export function checkVoids(
   entries: readonly ReadEntry[],
-  options: { readonly registryKey: string; readonly from?: number },
+  options: { readonly registryKey: string },
 ): ReadonlyMap<number, LogEntry> {
-  const from = options.from ?? 0;
-  const end = from + entries.length;
+  const end = entries.length;
   const voided = new Map<number, LogEntry>();
   const keys = registryKeysOfVoids(entries, options.registryKey);
   for (const { entry } of entries) {
@@ -523,23 +523,21 @@ export function checkVoids(
       );
     const earlier = voided.get(n);
     if (earlier) fail('LOG_VOID_REPEATED', `voids entry ${n}, which entry ${earlier.seq} voided already`);
-    const target = entries[n - from];
-    if (target) {
-      if (target.hash !== entry.detail?.hash)
-        fail(
-          'LOG_VOID_ENTRY_MISSING',
-          `voids entry ${n} of hash ${entry.detail?.hash}, but entry ${n} hashes to ${target.hash}: the log holds no entry it names`,
-        );
-      if (target.entry.type === 'void')
-        fail('LOG_VOID_OF_VOID', `voids entry ${n}, itself a void: a void is never undone`);
-      if (target.entry.type === 'rotate-key')
-        fail('LOG_VOID_OF_ROTATION', `voids entry ${n}, a key rotation: a rotation is never undone`);
-      if (target.entry.plugin !== entry.plugin || target.entry.version !== entry.version)
-        fail(
-          'LOG_VOID_ENTRY_MISSING',
-          `names ${entry.plugin ?? 'no plugin'} ${entry.version ?? ''}, but entry ${n} names ${target.entry.plugin ?? 'no plugin'} ${target.entry.version ?? ''}`.trimEnd(),
-        );
-    }
+    const target = entries[n] as ReadEntry;
+    if (target.hash !== entry.detail?.hash)
+      fail(
+        'LOG_VOID_ENTRY_MISSING',
+        `voids entry ${n} of hash ${entry.detail?.hash}, but entry ${n} hashes to ${target.hash}: the log holds no entry it names`,
+      );
+    if (target.entry.type === 'void')
+      fail('LOG_VOID_OF_VOID', `voids entry ${n}, itself a void: a void is never undone`);
+    if (target.entry.type === 'rotate-key')
+      fail('LOG_VOID_OF_ROTATION', `voids entry ${n}, a key rotation: a rotation is never undone`);
+    if (target.entry.plugin !== entry.plugin || target.entry.version !== entry.version)
+      fail(
+        'LOG_VOID_ENTRY_MISSING',
+        `names ${entry.plugin ?? 'no plugin'} ${entry.version ?? ''}, but entry ${n} names ${target.entry.plugin ?? 'no plugin'} ${target.entry.version ?? ''}`.trimEnd(),
+      );
     const key = keys.get(entry.seq) as string;
     if (entry.signer !== key)
       fail(
