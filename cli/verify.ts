@@ -60,7 +60,7 @@ import {
   signatureKey,
 } from '../index-builder/layout.ts';
 import { forEachLimited } from '../index-builder/limited.ts';
-import { EMPTY_LOG, isLogHead } from '../index-builder/log.ts';
+import { EMPTY_LOG, isLogHead, type LogEntry, type ReadEntry } from '../index-builder/log.ts';
 import {
   type ArtifactRecord,
   artifactPlatformText,
@@ -300,6 +300,23 @@ export interface VerifyReport {
   readonly log: LogHead;
   /** Action entries whose envelope under `log/actions/` was checked to be the action logged. */
   readonly envelopes: number;
+  /**
+   * The entries the registry voided (index-builder/log-void.ts), oldest first: what each was, the void that
+   * says it never took effect and the registry's reason. Absent when none was: a void is the registry's
+   * word alone, so the user is shown every one.
+   */
+  readonly voided?: readonly VoidedEntry[];
+}
+
+/** An entry a void names, as `verify --url` reports it. */
+export interface VoidedEntry {
+  readonly seq: number;
+  readonly type: string;
+  readonly plugin?: string;
+  readonly version?: string;
+  /** The void's seq. */
+  readonly by: number;
+  readonly reason: string;
 }
 
 export async function verifyRegistry(options: {
@@ -624,5 +641,26 @@ async function verifyWith(
     removed,
     log,
     envelopes: actions.length,
+    ...(voided.size > 0 ? { voided: voidedReport(entries, voided) } : {}),
   };
+}
+
+/** The entries `voided` names, oldest first, each with its void. */
+function voidedReport(
+  entries: readonly ReadEntry[],
+  voided: ReadonlyMap<number, LogEntry>,
+): readonly VoidedEntry[] {
+  return [...voided]
+    .sort(([a], [b]) => a - b)
+    .map(([seq, by]) => {
+      const { type, plugin, version } = (entries[seq] as ReadEntry).entry;
+      return {
+        seq,
+        type,
+        ...(plugin !== undefined ? { plugin } : {}),
+        ...(version !== undefined ? { version } : {}),
+        by: by.seq,
+        reason: by.detail?.reason ?? '',
+      };
+    });
 }

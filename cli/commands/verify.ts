@@ -12,6 +12,7 @@ import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { LogDisagreementError } from '../../client/errors.ts';
 import type { TrustError } from '../../index-builder/errors.ts';
+import { oneLine } from '../../index-builder/text.ts';
 import { givenOptions, type Parsed, stringOption } from '../args.ts';
 import { dirOption, lockfileOption, withClient } from '../client.ts';
 import { isRefusal, usage } from '../errors.ts';
@@ -130,6 +131,11 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
         ? `  log: ${report.log.length} entries, every link checked from the first to head ${report.log.head}, and held against every plugin document and the ${report.envelopes} action envelopes`
         : '  log: none yet',
     );
+    // A void is the registry's word alone that an entry never took effect: each is shown, with its reason.
+    for (const v of report.voided ?? [])
+      out(
+        `  log entry #${v.seq} (${[v.type, v.plugin, v.version].filter((w) => w !== undefined).join(' ')}) voided by the registry at #${v.by}: ${oneLine(v.reason)}`,
+      );
     if (report.keyFrom === 'registry')
       out('  (the key was taken from the registry itself: pin it with --key for real protection)');
     return 0;

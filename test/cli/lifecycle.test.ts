@@ -424,5 +424,8 @@ describe('when the registry voids an entry that never took effect', () => {
     expect(json.entries.at(-2)).toMatchObject({ seq: head.length, voided: { by: head.length + 1, reason } });
     const verified = await run(process.execPath, [BIN, 'verify', '--url', base, '--key', keyFile]);
     expect(verified.stdout).toContain(`log: ${head.length + 2} entries`);
+    expect(verified.stdout).toContain(
+      `  log entry #${head.length} (publish risky-scan 3.0.0) voided by the registry at #${head.length + 1}: ${reason}\n`,
+    );
   });
 });

@@ -118,7 +118,13 @@ describe('when the log holds entries that never took effect', () => {
 
     await voidEntries(1, 2);
     // Neither is held to a document, nor the yank to an envelope: five entries, no action left to check.
-    await expect(verify()).resolves.toMatchObject({ plugins: 1, log: { length: 5 }, envelopes: 0 });
+    // And says which entries the registry voided, and why: a user sees what the registry undid.
+    const report = await verify();
+    expect(report).toMatchObject({ plugins: 1, log: { length: 5 }, envelopes: 0 });
+    expect(report.voided).toEqual([
+      { seq: 1, type: 'publish', plugin: GHOST, version: '1.0.0', by: 3, reason: REASON },
+      { seq: 2, type: 'yank', plugin: PLUGIN, version: '1.0.0', by: 4, reason: REASON },
+    ]);
   });
 
   it('audit NAME shows the voided entry as voided, with the void and its reason', async () => {
