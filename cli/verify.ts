@@ -317,6 +317,11 @@ export interface VoidedEntry {
   /** The void's seq. */
   readonly by: number;
   readonly reason: string;
+  /**
+   * Present (true) when the key that signed the void is one the next rotation logged after it retired as
+   * compromised: whoever stole that key could have written the void, and nothing tells the two apart.
+   */
+  readonly compromised?: true;
 }
 
 export async function verifyRegistry(options: {
@@ -650,6 +655,15 @@ function voidedReport(
   entries: readonly ReadEntry[],
   voided: ReadonlyMap<number, LogEntry>,
 ): readonly VoidedEntry[] {
+  // The voids whose key (checkVoids held each to it) the first rotation after them retired as compromised:
+  // one pass from the last entry back, the nearest rotation after each void the one that left its key.
+  const byStolenKey = new Set<number>();
+  let stolen = false;
+  for (let i = entries.length - 1; i >= 0; i--) {
+    const { entry } = entries[i] as ReadEntry;
+    if (entry.type === 'rotate-key') stolen = entry.detail?.compromised === 'true';
+    else if (entry.type === 'void' && stolen) byStolenKey.add(entry.seq);
+  }
   return [...voided]
     .sort(([a], [b]) => a - b)
     .map(([seq, by]) => {
@@ -661,6 +675,7 @@ function voidedReport(
         ...(version !== undefined ? { version } : {}),
         by: by.seq,
         reason: by.detail?.reason ?? '',
+        ...(byStolenKey.has(by.seq) ? { compromised: true as const } : {}),
       };
     });
 }

@@ -134,7 +134,7 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
     // A void is the registry's word alone that an entry never took effect: each is shown, with its reason.
     for (const v of report.voided ?? [])
       out(
-        `  log entry #${v.seq} (${[v.type, v.plugin, v.version].filter((w) => w !== undefined).join(' ')}) voided by the registry at #${v.by}: ${oneLine(v.reason)}`,
+        `  log entry #${v.seq} (${[v.type, v.plugin, v.version].filter((w) => w !== undefined).join(' ')}) voided by the registry at #${v.by}: ${oneLine(v.reason)}${v.compromised ? ' (signed by a key a rotation since retired as compromised: whoever stole it may have written it)' : ''}`,
       );
     if (report.keyFrom === 'registry')
       out('  (the key was taken from the registry itself: pin it with --key for real protection)');

@@ -4,7 +4,7 @@
  * pipeline published, served over real HTTP by the local server, its log then given a publish and a yank
  * that no document shows (what a batch logs before the store refuses the plugin's document for good), and
  * the registry's own key voiding them: the entries stay, each replayed as never having taken effect. A void
- * another key signed is refused by both. And this release's pipeline, whose own readers of the log do not
+ * another key signed is refused by both; one whose key a rotation since retired as compromised is marked so. And this release's pipeline, whose own readers of the log do not
  * replay voids, refuses a log holding one, as it did before.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -207,6 +207,73 @@ describe("when a void is not the registry key's", () => {
       });
     } finally {
       await client.close();
+      await listening.close();
+    }
+  });
+});
+
+describe('when the key that signed a void was retired as compromised since', () => {
+  it('verify --url marks the voided entry so: whoever stole the key may have written the void', async () => {
+    // A registry of its own: its publish, a publish no document shows, the registry's void of it, then a
+    // rotation logged as made because that key was stolen.
+    const own = new MemoryStore();
+    const listening = await listenRegistryServer(createRegistryServer({ site: own }), 0);
+    const other = await makeRegistry();
+    const ctx: PipelineContext = {
+      ...other.context,
+      site: own,
+      config: parseRegistryConfig({ name: 'Stolen', url: listening.url }),
+    };
+    try {
+      const key = `incoming/${nextUploadName()}.tgz`;
+      await ctx.intake.put(key, await makeBundle({ manifest: validManifest({ name: PLUGIN }) }), {
+        contentType: 'application/gzip',
+        cacheControl: 'no-store',
+      });
+      await processSubmissions(ctx, [key]);
+      const publisher = await testKey('publisher');
+      const ghost = (version: string) => ({
+        type: 'publish' as const,
+        plugin: GHOST,
+        version,
+        signer: publisher.fingerprint,
+        time: '2026-11-01T23:59:30.000Z',
+      });
+      await appendLog(ctx, [ghost('1.0.0'), ghost('1.0.1')]);
+      const segment = await own.get(logSegmentKey(0));
+      const entries = parseSegment(segment?.body ?? new Uint8Array(), 0);
+      const voidOf = (seq: number) =>
+        signVoid({
+          voided: entries[seq] as ReadEntry,
+          reason: REASON,
+          time: '2026-11-01T23:59:50.000Z',
+          signer: ctx.signer,
+        });
+      const rotation = (compromised: boolean) => ({
+        type: 'rotate-key' as const,
+        signer: ctx.signer.fingerprint,
+        time: '2026-11-01T23:59:55.000Z',
+        detail: {
+          fingerprint: publisher.fingerprint,
+          sequence: compromised ? '2' : '1',
+          ...(compromised ? { compromised: 'true' } : {}),
+        },
+      });
+      // Appended at once (this release's pipeline refuses to open a log holding a void): a void, a routine
+      // rotation, a void, a rotation made because the key it left was stolen. (The rotations are the log's
+      // word alone here: a log's rotation entries are not held to the registry's signed rotations.)
+      await appendLog(ctx, [await voidOf(1), rotation(false), await voidOf(2), rotation(true)]);
+      const report = await verifyRegistry({
+        url: listening.url,
+        pinnedKey: other.registryKey.publicKey,
+        now: NOW,
+      });
+      const ghostVoid = { type: 'publish', plugin: GHOST, reason: REASON };
+      expect(report.voided).toEqual([
+        { ...ghostVoid, seq: 1, version: '1.0.0', by: 3 },
+        { ...ghostVoid, seq: 2, version: '1.0.1', by: 5, compromised: true },
+      ]);
+    } finally {
       await listening.close();
     }
   });
