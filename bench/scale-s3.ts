@@ -3,8 +3,10 @@
  * local s3rver, then the publish function's handler (functions/handlers.ts, as the bundle wires it, with
  * the signing key given rather than fetched) invoked in a process of its own, once per upload: each
  * invocation publishes one version and flushes the index documents (multipart uploads past 8 MiB). Prints
- * each invocation's time and flush time, the bytes of index documents, and the process's peak RSS;
- * `runScaleS3` gives them to the memory-bound test (test/adapters/s3-store-scale.test.ts).
+ * each invocation's time and flush time, the bytes of index documents, the process's peak RSS, and how
+ * each index document and variant went up in each flush (one PUT, or multipart in how many parts: what the
+ * S3 store sent, counted as its commands left the client); `runScaleS3` gives them to the memory-bound test
+ * (test/adapters/s3-store-scale.test.ts).
  *
  * `node --import tsx bench/scale-s3.ts [PLUGINS] [INVOCATIONS]`
  *
@@ -22,7 +24,7 @@ import { S3Store } from '../adapters/s3-store.ts';
 import { createPublishHandler } from '../functions/handlers.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig } from '../index-builder/config.ts';
-import { CATALOG_ORDER_KEY } from '../index-builder/layout.ts';
+import { CATALOG_ORDER_KEY, INDEX_DOCUMENTS, variantOfKey } from '../index-builder/layout.ts';
 import { createSigner } from '../index-builder/signing.ts';
 import { startLocalS3 } from '../test/support/s3.ts';
 import { type Keys, makeKeys, scaleBundle, seedStores } from './scale.ts';
@@ -51,6 +53,13 @@ export interface ScaleS3Result {
   readonly bytes: number;
   /** The parts `index.json` went up in, over every invocation (none when each was one PUT). */
   readonly indexParts: number;
+  /**
+   * Each invocation's writes of the index documents and their variants, by key: 0 for one PUT, else the
+   * parts of its multipart upload (a key the flush did not write is absent).
+   */
+  readonly documentParts: readonly Readonly<Record<string, number>>[];
+  /** The size of each index document and variant once the last invocation was done (bytes). */
+  readonly documentSizes: Readonly<Record<string, number>>;
   /** Peak resident set of the invoked process, in bytes. */
   readonly maxRss: number;
   /** The peak so far once each invocation's rounds were done, before its flush (bytes). */
@@ -95,6 +104,11 @@ function startTrace(client: S3Client, file: string): () => void {
   };
 }
 
+/** An index document or one of its compressed variants (what a flush writes whatever the registry). */
+function isIndexDocument(key: string): boolean {
+  return INDEX_DOCUMENTS.includes(variantOfKey(key)?.document ?? key);
+}
+
 /** In the child: the handler, invoked once per upload; one JSON line out. */
 async function invoke(spec: Child): Promise<void> {
   const keys = JSON.parse(await readFile(spec.keysFile, 'utf8')) as Keys;
@@ -102,16 +116,23 @@ async function invoke(spec: Child): Promise<void> {
   const trace = process.env.PLUGINDEX_SCALE_TRACE;
   const stopTrace = trace ? startTrace(client, trace) : undefined;
   let indexParts = 0;
+  /** This invocation's writes of index documents and variants: parts by key, 0 for a PUT. */
+  let parts: Record<string, number> = {};
+  const documentParts: Record<string, number>[] = [];
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      if (
-        context.commandName === 'UploadPartCommand' &&
-        (args.input as { Key?: string }).Key === 'index.json'
-      )
-        indexParts++;
+      const key = (args.input as { Key?: string }).Key ?? '';
+      if (isIndexDocument(key)) {
+        if (context.commandName === 'PutObjectCommand') parts[key] = 0;
+        if (context.commandName === 'CreateMultipartUploadCommand') parts[key] = 0;
+        if (context.commandName === 'UploadPartCommand') {
+          parts[key] = (parts[key] ?? 0) + 1;
+          if (key === 'index.json') indexParts++;
+        }
+      }
       return next(args);
     },
-    { step: 'initialize', name: 'countIndexParts' },
+    { step: 'initialize', name: 'countParts' },
   );
   const signer = await createSigner(keys.registry);
   const flushes: number[] = [];
@@ -153,22 +174,28 @@ async function invoke(spec: Child): Promise<void> {
     const Body = await scaleBundle(keys, spec.plugins, r, series);
     await client.send(new PutObjectCommand({ Bucket: INTAKE, Key: `incoming/scale-${r}.tgz`, Body }));
     const t = performance.now();
+    parts = {};
     const result = await handler({});
     times.push(performance.now() - t);
+    documentParts.push(parts);
     if (result.outcomes[0]?.status !== 'accepted') throw new Error(JSON.stringify(result.outcomes[0]));
   }
   const maxRss = rss();
   stopTrace?.();
   const site = new S3Store({ client, bucket: SITE });
   let bytes = 0;
-  for (const key of ['index.json', 'index.yaml', 'search.json', 'falcoctl/index.yaml'])
-    bytes += (await site.head(key))?.size ?? 0;
+  for (const key of INDEX_DOCUMENTS) bytes += (await site.head(key))?.size ?? 0;
+  const documentSizes: Record<string, number> = {};
+  for (const key of new Set(documentParts.flatMap((p) => Object.keys(p))))
+    documentSizes[key] = (await site.head(key))?.size ?? 0;
   const result: ScaleS3Result = {
     plugins: spec.plugins,
     times,
     flushes,
     bytes,
     indexParts,
+    documentParts,
+    documentSizes,
     maxRss,
     beforeFlush,
     afterFlush,
@@ -241,6 +268,29 @@ async function main(plugins: number, invocations: number): Promise<void> {
   console.log(
     `publish function on s3rver, ${plugins} plugins: ${invocations} invocations (each a publish and a flush): ${result.times.map((x) => x.toFixed(0)).join(', ')} ms; warm median ${median(warm).toFixed(0)} ms, of which the flush ${median(result.flushes.slice(1)).toFixed(0)} ms (flushes ${result.flushes.map((x) => x.toFixed(0)).join(', ')} ms) for ${(result.bytes / 1e6).toFixed(0)} MB of index documents; peak RSS ${(result.maxRss / 1e6).toFixed(0)} MB (per invocation, before its flush: ${mb(result.beforeFlush)} MB; after: ${mb(result.afterFlush)} MB)`,
   );
+  console.log(
+    `how each flush wrote the index documents (the S3 store's part size ${PART_SIZE_BYTES / 2 ** 20} MiB; multipart from ${MULTIPART_FROM}):`,
+  );
+  for (const line of partLines(result)) console.log(`  ${line}`);
+}
+
+/** The S3 store's defaults (adapters/s3-store.ts), which the handler's store uses. */
+const PART_SIZE_BYTES = 8 * 2 ** 20;
+const MULTIPART_FROM = 'a streamed body over one part, or a whole one of 16 MiB';
+
+/** Per document and variant: its size, and per invocation whether it went multipart and in how many parts. */
+export function partLines(result: ScaleS3Result): string[] {
+  const keys = [...new Set(result.documentParts.flatMap((p) => Object.keys(p)))].sort();
+  return keys.map((key) => {
+    const size = result.documentSizes[key] ?? 0;
+    const each = result.documentParts.map((p) => {
+      const parts = p[key];
+      if (parts === undefined) return 'not written';
+      return parts === 0 ? 'one PUT' : `multipart, ${parts} parts`;
+    });
+    const over = size > PART_SIZE_BYTES ? 'over' : 'within';
+    return `${key} (${(size / 1e6).toFixed(1)} MB, ${over} the part size): ${each.join('; ')}`;
+  });
 }
 
 if (process.argv[1] === import.meta.filename) {
