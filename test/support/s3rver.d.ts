@@ -14,8 +14,13 @@ declare module 's3rver' {
     readonly content: NodeJS.ReadableStream | Buffer;
     readonly metadata: Record<string, string>;
   }
-  /** The parts of s3rver's filesystem store (`lib/stores/filesystem.js`) that `putsWhole` replaces or calls. */
+  /**
+   * The parts of s3rver's filesystem store (`lib/stores/filesystem.js`) that `putsWhole` and
+   * `bucketConfigsKept` replace or call.
+   */
   export interface S3rverStore {
+    /** A bucket's (`key` undefined) or an object's configuration of `type`, or null when it has none. */
+    getSubresource(bucket: string, key: string | undefined, type: string): Promise<unknown>;
     getResourcePath(bucket: string, key: string, resource: 'object'): string;
     putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5: string): Promise<void>;
     putObject(object: S3rverObject): Promise<{ size: number; md5: string }>;
