@@ -1,7 +1,7 @@
 /** Files a command reads or writes on the user's behalf, with errors that name the file. */
 import { lstat, mkdir, open, readFile, readlink, realpath, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SECRET_KEY_ARMOR } from '../index-builder/armor.ts';
+import { mayBeBinaryPackets, SECRET_KEY_ARMOR } from '../index-builder/armor.ts';
 import type { PublicKeyInfo } from '../index-builder/signing.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { CliError, usage } from './errors.ts';
@@ -81,8 +81,10 @@ export async function readPublicKeyFile(file: string, whose: string): Promise<st
   if (holdsSecretKey(bytes)) throw secretKeyGiven(file, whose);
   // Binary key packets holding a secret key anywhere (after a public key's, which the first byte shows),
   // read by their tags through openpgp.js, loaded here only: `publish` reads no key through this module.
-  const { findBinarySecretKey } = await import('../index-builder/signing.ts');
-  if (await findBinarySecretKey(bytes)) throw secretKeyGiven(file, whose);
+  if (mayBeBinaryPackets(bytes)) {
+    const { findBinarySecretKey } = await import('../index-builder/signing.ts');
+    if (await findBinarySecretKey(bytes)) throw secretKeyGiven(file, whose);
+  }
   return new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
 }
 

@@ -7,7 +7,7 @@
  */
 import { basename, dirname, extname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { isSecretKeyText } from '../index-builder/armor.ts';
+import { isSecretKeyText, mayBeBinaryPackets } from '../index-builder/armor.ts';
 import { sha256Hex } from '../index-builder/digest.ts';
 import { versionFolder } from '../index-builder/layout.ts';
 import type { PublicKeyInfo } from '../index-builder/signing.ts';
@@ -521,9 +521,13 @@ async function readKeyText(file: string, where: string): Promise<string> {
   const bytes = await readSetPath(file, where, 'the key file');
   if (bytes === undefined)
     throw new ClientError('PLUGIN_SET_INVALID', `${where}: the key file ${file} does not exist`);
-  const { findBinarySecretKey } = await loadTrust();
-  const secret = await findBinarySecretKey(bytes);
-  if (secret) throw secretKeyInSet(where, file, secret.fingerprint);
+  // Armored text needs no look at packets, nor openpgp.js loaded for one: a set installed again with
+  // nothing to do parses no key (`openPluginSet`).
+  if (mayBeBinaryPackets(bytes)) {
+    const { findBinarySecretKey } = await loadTrust();
+    const secret = await findBinarySecretKey(bytes);
+    if (secret) throw secretKeyInSet(where, file, secret.fingerprint);
+  }
   return bytes.toString('utf8');
 }
 

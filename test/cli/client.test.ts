@@ -630,6 +630,31 @@ describe('when a user searches, installs and manages plugins', () => {
     );
   });
 
+  it("finds a plugin set's tree up to date without loading openpgp.js, its provider's key file read unparsed", async () => {
+    // README (What it costs): a set installed again with nothing changed loads no signature code; the key
+    // file a provider names is read for a secret key in binary packets only where it can hold any.
+    const loaded = path.join(work, `loaded-${homes + 1}.txt`);
+    const plugindex = await home({ env: recordingLoads(loaded) });
+    const dir = path.join(work, `home${homes}`);
+    const set = path.join(dir, 'plugins.yaml');
+    await writeFile(
+      set,
+      `plugins:\n  install_location: ./set-plugins\n  providers:\n    - { type: registry, name: main, url: ${base}, key: ${keyFile} }\n  plugins:\n    - { provider: main, name: ${NAME} }\n`,
+    );
+    const installed = await plugindex('install', '-c', set);
+    expect(installed.code, installed.stderr).toBe(0);
+    expect(await chunksHolding(loaded, 'openpgp')).not.toEqual([]);
+    await writeFile(loaded, '');
+    await stopServer();
+    try {
+      const again = await plugindex('install', '-c', set, '--frozen');
+      expect(again.code, again.stderr).toBe(0);
+      expect(await chunksHolding(loaded, 'openpgp')).toEqual([]);
+    } finally {
+      await startServer();
+    }
+  });
+
   it('finds a tree installed from a manifest URL up to date without loading openpgp.js, and with no request', async () => {
     // README (What it costs): a frozen install of an installed tree loads no signature code. The lock's
     // source, a manifest URL installed from with --key, is configured here by the pin kept for it: whether

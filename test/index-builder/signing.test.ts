@@ -1,5 +1,6 @@
 import * as openpgp from 'openpgp';
 import { describe, expect, it } from 'vitest';
+import { mayBeBinaryPackets } from '../../index-builder/armor.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { KeyError } from '../../index-builder/errors.ts';
 import {
@@ -368,6 +369,18 @@ describe('when a file read for a public key holds binary key packets', () => {
     await expect(findBinarySecretKey(encode(pair.secretKey))).resolves.toBeUndefined();
     await expect(findBinarySecretKey(encode('registry.asc'))).resolves.toBeUndefined();
     await expect(findBinarySecretKey(new Uint8Array())).resolves.toBeUndefined();
+  });
+
+  it('is asked only of bytes that may be packets (mayBeBinaryPackets), never of armored text, BOM or not', async () => {
+    // Its callers load openpgp.js only where the bytes may be packets: a set's armored key file needs none.
+    const pair = await testKey('public-only');
+    const [secret, publicKey] = await Promise.all([binary(pair.secretKey), binary(pair.publicKey)]);
+    const marked = new Uint8Array([0xca, 0x03, 0x50, 0x47, 0x50, ...secret]); // a marker packet first
+    for (const bytes of [secret, publicKey, marked]) expect(mayBeBinaryPackets(bytes)).toBe(true);
+    await expect(findBinarySecretKey(marked)).resolves.toEqual({ fingerprint: pair.fingerprint });
+    for (const text of [pair.publicKey, `\ufeff${pair.secretKey}`, `\n${pair.publicKey}`, ''])
+      expect(mayBeBinaryPackets(encode(text)), JSON.stringify(text.slice(0, 8))).toBe(false);
+    expect(mayBeBinaryPackets(new Uint8Array([0xff, 0xfe, 0x2d, 0x00]))).toBe(false);
   });
 });
 
