@@ -32,7 +32,8 @@
  *   everything else `default-src 'none'`; `Access-Control-Allow-Origin: *` on everything but pages, as the
  *   local server sends it, with `Access-Control-Expose-Headers` (`CORS_READ_HEADERS`, the ETag among them). It runs on cached responses too, so objects stored before a
  *   rule changed are served by the rule of today. A 304 without a Content-Type gets no policy: the
- *   browser keeps the one it stored with the page.
+ *   browser keeps the one it stored with the page; its CORS headers all the same where its URI can be no
+ *   page, as a page reading a document's ETag and sending it back gets the 304 only with them.
  *
  * Written for the cloudfront-js-2.0 runtime; tests run these same sources in Node beside the TypeScript
  * policy, over the same paths and types.
@@ -351,7 +352,13 @@ function handler(event) {
   // A 304 need carry no Content-Type (RFC 9110 15.4.5), and a browser updates its stored response with the
   // headers a 304 does carry (RFC 9111 4.3.4): a policy chosen here from the missing type (data) replaced a
   // revalidated page's own, whose style and scripts were blocked from then on. The stored one stands.
-  if (type === '' && response.statusCode === 304) return response;
+  // Its CORS headers stand on what the URI tells, though: a page that read a document's ETag and sends it back
+  // gets this 304, which a browser refuses to the page without them (the default behavior has no CORS policy
+  // to add them). Only where the URI can be no page: one may be at '/', '.html', '/plugins' or '/plugins/x'.
+  if (type === '' && response.statusCode === 304) {
+    if (!/(\\/|\\.html?)$|^\\/plugins(\\/[^/]+)?$/i.test(uri)) cors(headers, true);
+    return response;
+  }
   var page = type.indexOf('text/html') === 0;
   headers['content-security-policy'] = { value: page ? PAGE_CSP : DATA_CSP };
   // Data (documents, signatures, errors, search answers) is public and readable from any origin, whether or

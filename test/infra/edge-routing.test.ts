@@ -295,6 +295,30 @@ describe('when CloudFront answers a revalidation with 304', () => {
     },
   );
 
+  it.each([
+    '/snapshot.signed.json',
+    '/index.json',
+    '/plugins/x/index.json',
+    '/plugins/x/1.0.0/manifest.json.asc',
+    '/keys/rotation/1.json',
+    '/search',
+  ])('lets another origin read the 304 of the document %s, which can be no page, and its ETag', (uri) => {
+    // A page that read a document's ETag sends it back itself (If-None-Match): the 304 is what it gets, and
+    // without Access-Control-Allow-Origin the browser fails the fetch (the default behavior, which serves
+    // these, has no CORS policy to add one). The local server's 304 carries it (cli/local/server.ts).
+    expect(untyped(uri, 304)['access-control-allow-origin']).toBe('*');
+    expect(untyped(uri, 304)['access-control-expose-headers']).toBe(CORS_EXPOSED_HEADERS);
+    expect(untyped(uri, 304)['content-security-policy']).toBeUndefined();
+  });
+
+  it.each(['/', '/index.html', '/plugins', '/plugins/x', '/plugins/x/', '/plugins/x/index.html'])(
+    'sends the 304 of %s, which may be a page, no CORS headers, the stored ones standing',
+    (uri) => {
+      expect(untyped(uri, 304)['access-control-allow-origin']).toBeUndefined();
+      expect(untyped(uri, 304)['access-control-expose-headers']).toBeUndefined();
+    },
+  );
+
   it('still sends a 304 of an artifact as a download, and a response of no type without a 304 as data', () => {
     expect(untyped('/plugins/x/1.0.0/page.html', 304)['content-security-policy']).toBe(ARTIFACT_CSP);
     expect(untyped('/index.html', 200)['content-security-policy']).toBe(DATA_CSP);
