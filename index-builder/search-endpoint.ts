@@ -119,7 +119,7 @@ export interface SearchAnswer {
   readonly next_offset: number | null;
   /**
    * Best first: each row exactly as `search.json` has it, the tier it matched in, and `look_alikes` when
-   * other plugins of this registry have names that read as its own and share none of its owners (search.ts
+   * other plugins of this registry have names that read as its own and other owners than its own (search.ts
    * `lookAlikesOf`; absent when there are none), which a client shows beside it: added to v1, a client
    * that knows no such field ignores it.
    */

@@ -273,16 +273,26 @@ function ownersOf(entry: SearchEntry): ReadonlySet<string> | undefined {
   return new Set(owners.map((o: string) => o.toUpperCase()));
 }
 
+/** Whether two rows' owners are the same keys, and some: no key may publish one name and not the other. */
+function sameHands(mine: ReadonlySet<string>, theirs: ReadonlySet<string>): boolean {
+  if (mine.size === 0 || mine.size !== theirs.size) return false;
+  for (const owner of mine) if (!theirs.has(owner)) return false;
+  return true;
+}
+
 /**
  * Per row of `entries` (one registry's `search.json`), the other rows whose name reads as its own
- * (`nameSkeleton`, the rule the registry refuses a new name by: look-alike.ts) and that share no owner with
- * it, by name in code-unit order; undefined for a row with none. The registry refuses such a name now, but
- * names published before the rule, or given to another owner since, still stand side by side, and a user
- * who searches `aws-cost` should see that `awscost` is someone else's. Two names in the same hands (an
- * owner's own `foo-cli` beside `foocli`) mislead no one, so a shared owner clears a pair; a plugin with no
- * owners (ownership `none`) shares none, since anyone may publish its next version. A row that does not say
- * its owners (a registry that wrote it before rows carried them) is neither flagged nor flags another:
- * telling an owner's own second name from a squat needs both rows' owners.
+ * (`nameSkeleton`, the rule the registry refuses a new name by: look-alike.ts) and whose owners are not its
+ * owners (the same set of fingerprints), by name in code-unit order; undefined for a row with none. The
+ * registry refuses such a name now, but names published before the rule, or given to another owner since,
+ * still stand side by side, and a user who searches `aws-cost` should see that `awscost` is someone else's.
+ * Two names in the same hands (an owner's own `foo-cli` beside `foocli`) mislead no one, so the same owners
+ * clear a pair. One owner in common does not: `owners add` needs only an owner's signature, so a squat's
+ * owner could name the other plugin's owner among its own (a public key) and clear the flag while keeping
+ * the right to publish it; any key that may publish one name and not the other is another owner. A plugin
+ * with no owners (ownership `none`) is in no one's hands, since anyone may publish its next version. A row
+ * that does not say its owners (a registry that wrote it before rows carried them) is neither flagged nor
+ * flags another: telling an owner's own second name from a squat needs both rows' owners.
  *
  * One pass grouping by skeleton, then pairs only within a group of two or more (a registry refuses new
  * look-alikes, so groups stay small): made once per version of the rows (`foldEntries`), not per search.
@@ -309,8 +319,7 @@ export function lookAlikesOf(entries: readonly SearchEntry[]): (readonly string[
       group.forEach((j, other) => {
         const theirs = owners[other];
         const otherName = (entries[j] as SearchEntry).name;
-        if (theirs === undefined || otherName === name) return;
-        for (const owner of theirs) if (mine.has(owner)) return;
+        if (theirs === undefined || otherName === name || sameHands(mine, theirs)) return;
         others.push(otherName);
       });
       if (others.length > 0) flags[i] = others.sort(compareStrings);

@@ -516,8 +516,8 @@ describe('when names look alike (the look-alike skeleton the registry refuses ne
       entry('aws-cost', { owners: [A] }),
       entry('awscost', { owners: [B] }),
       entry('aws-c0st', { owners: [A] }),
-      entry('foo-cli', { owners: [A] }),
-      entry('foocli', { owners: [B, A] }),
+      entry('foo-cli', { owners: [A, B] }),
+      entry('foocli', { owners: [B, A.toLowerCase()] }),
       entry('lone-cost', { owners: [B] }),
     ],
   };
@@ -532,6 +532,20 @@ describe('when names look alike (the look-alike skeleton the registry refuses ne
       ['foo-cli', undefined],
       ['foocli', undefined],
       ['lone-cost', undefined],
+    ]);
+  });
+
+  it("flags a look-alike that names the other plugin's owner among its own: sharing one is not the same hands", () => {
+    // B, the owner of a grandfathered squat, adds A's public key as an owner (owners add needs only B's
+    // signature): B can still publish awscost, so a user of aws-cost must still be told.
+    const squat: SearchSource = {
+      registry: 'main',
+      priority: 1,
+      entries: [entry('aws-cost', { owners: [A] }), entry('awscost', { owners: [B, A] })],
+    };
+    expect(flags(searchPlugins([squat], { terms: [] }))).toEqual([
+      ['aws-cost', ['awscost']],
+      ['awscost', ['aws-cost']],
     ]);
   });
 
