@@ -50,7 +50,7 @@ export async function run(parsed: Parsed): Promise<number> {
     else
       for (const { registry, entry, lookAlikes } of hits) {
         out(
-          `${registry}/${entry.name}  ${entry.latest_version ?? '(no release)'}  ${entry.plugin_type}  ${oneLine(entry.description ?? '')}`.trimEnd(),
+          `${registry}/${oneLine(entry.name)}  ${entry.latest_version ?? '(no release)'}  ${entry.plugin_type}  ${oneLine(entry.description ?? '')}`.trimEnd(),
         );
         // A name that reads as another owner's (index-builder/search.ts lookAlikesOf): told on a line of
         // its own under the row, so the row stays as scripts read it and the warning cannot be missed.
@@ -66,5 +66,8 @@ export async function run(parsed: Parsed): Promise<number> {
  * @example lookAlikeWarning(['awscost']) // 'looks like: awscost (other owner)'
  */
 export function lookAlikeWarning(names: readonly string[]): string {
-  return `looks like: ${names.join(', ')} (${names.length === 1 ? 'other owner' : 'other owners'})`;
+  // Each name one line (`out` escapes what a terminal acts on, but keeps a line break): the name form holds
+  // none, but a row is the registry's, and one under an older rule or from a hostile registry could forge a
+  // result line under the warning.
+  return `looks like: ${names.map(oneLine).join(', ')} (${names.length === 1 ? 'other owner' : 'other owners'})`;
 }

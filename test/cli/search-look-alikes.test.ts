@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lookAlikeWarning } from '../../cli/commands/search.ts';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import type { SearchAnswer } from '../../index-builder/search-endpoint.ts';
@@ -145,5 +146,15 @@ describe('when a search finds names that read as other owners’ plugins', () =>
     ]);
     const own = await cli('foo');
     expect(own.stdout).not.toContain('looks like');
+  });
+});
+
+describe("when a registry's row names hold a line break (a rule older than the name form, or a hostile registry)", () => {
+  it('the looks-like line stays one line, the break written as an escape', () => {
+    const line = lookAlikeWarning(['aws\nmain/awscost  1.0.0  cost_source  forged', 'aws\rcost']);
+    expect(line.split('\n')).toHaveLength(1);
+    expect(line).toBe(
+      'looks like: aws\\u000amain/awscost  1.0.0  cost_source  forged, aws\\u000dcost (other owners)',
+    );
   });
 });
