@@ -34,10 +34,7 @@ function flags(
   registry: TestRegistry,
 ): [string, readonly string[] | undefined, readonly string[] | undefined][] {
   const doc = searchDocument(registry);
-  const answer = searchAnswer(
-    { generation: doc.generation, entries: doc.plugins },
-    { q: '', limit: 100, offset: 0 },
-  );
+  const answer = searchAnswer({ generation: 1, entries: doc.plugins }, { q: '', limit: 100, offset: 0 });
   return answer.results.map((r) => [r.plugin.name, r.plugin.owners, r.look_alikes]);
 }
 
@@ -89,7 +86,7 @@ describe.each([
     ]);
 
     let minute = 0;
-    const act = async (body: ActionBody, signer: KeyPair) => {
+    const act = async (body: ActionBody & { readonly plugin: string }, signer: KeyPair) => {
       minute += 1;
       const action = await submitAction(registry.intake, body, signer, {
         now: new Date(Date.parse('2026-10-31T12:00:00Z') + minute * 60_000),
@@ -130,5 +127,45 @@ describe.each([
       ['aws-cost', [H], ['awscost']],
       ['awscost', [P], ['aws-cost']],
     ]);
+  }, 60_000);
+});
+
+describe.each([
+  ['published at once', false],
+  ['deferred, as the publish function runs', true],
+] as const)('when the first run after the upgrade meets a catalog of format 6 (%s)', (_, deferred) => {
+  it('takes the upload in it, records its outcome, and rebuilds every row with its owners', async () => {
+    const publisher = await testKey('publisher');
+    const registry = await makeRegistry();
+    const names = ['aws-cost', 'awscost', 'other-one'];
+    const bundles = await Promise.all(
+      names.map((name) => makeBundle({ manifest: validManifest({ name }), signer: publisher })),
+    );
+    await publish(registry, ...bundles);
+    // What the release before wrote: format 6, its search rows without owners.
+    const meta = registry.intake.objects.get('state/catalog/meta.tsv');
+    if (!meta) throw new Error('missing meta.tsv');
+    const older = decoder.decode(meta.body).replace(/^plugindex-catalog 7\n/, 'plugindex-catalog 6\n');
+    expect(older.startsWith('plugindex-catalog 6\n')).toBe(true);
+    registry.intake.objects.set('state/catalog/meta.tsv', { ...meta, body: new TextEncoder().encode(older) });
+
+    const keys = await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'aws-c0st' }), signer: await testKey('heir') }),
+      await makeBundle({ manifest: validManifest({ name: 'new-one' }), signer: publisher }),
+    );
+    const result = await processSubmissions({ ...registry.context, deferIndexes: deferred }, keys);
+    // A look-alike of another key's plugin, judged by the documents since the catalog's owners are not kept.
+    expect(verdicts(result.outcomes)).toEqual([
+      ['aws-c0st', 'rejected', 'NAME_TOO_SIMILAR'],
+      ['new-one', 'accepted', ''],
+    ]);
+    for (const { id } of result.outcomes) expect(registry.intake.objects.has(`status/${id}.json`)).toBe(true);
+    if (deferred) await flushIndexes(registry.context);
+    expect(flags(registry).map(([name, owners]) => [name, owners?.length])).toEqual(
+      ['aws-cost', 'awscost', 'new-one', 'other-one'].map((n) => [n, 1]),
+    );
+    expect(decoder.decode(registry.intake.objects.get('state/catalog/meta.tsv')?.body).split('\n')[0]).toBe(
+      'plugindex-catalog 7',
+    );
   }, 60_000);
 });
