@@ -524,7 +524,7 @@ describe('when names look alike (the look-alike skeleton the registry refuses ne
   const flags = (hits: readonly SearchHit[]): [string, readonly string[] | undefined][] =>
     hits.map((h) => [h.entry.name, h.lookAlikes]);
 
-  it("flags each hit with the look-alikes of owners it shares none with, and no owner's own second name", () => {
+  it("flags each hit with the look-alikes in other hands, and no owner's own second name (the same owners, in any order or case)", () => {
     expect(flags(searchPlugins([alike], { terms: [] }))).toEqual([
       ['aws-c0st', ['awscost']],
       ['aws-cost', ['awscost']],
