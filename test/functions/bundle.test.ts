@@ -126,6 +126,9 @@ describe('when the functions are bundled for Lambda', () => {
         ),
       ),
     ).toEqual([]);
+    // The look-alike flags take the rule alone (name-skeleton.ts), not the name index's storage.
+    expect(sources).toContain('index-builder/name-skeleton.ts');
+    expect(sources.filter((s) => /index-builder\/(look-alike|filed-index)\.ts$/.test(s))).toEqual([]);
     // A cold start of the function a viewer waits on compiles every byte: a third of the others' bound.
     expect(bundle.bytes.search).toBeLessThanOrEqual(600_000);
   });
