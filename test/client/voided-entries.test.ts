@@ -161,25 +161,34 @@ describe('when the log holds entries that never took effect', () => {
   });
 });
 
+/**
+ * A registry of its own, on a store of its own served over a socket, with PLUGIN 1.0.0 published: its log's
+ * first entry. For a test that writes into its log what the shared one must not hold.
+ */
+async function servedRegistryOf(name: string) {
+  const own = new MemoryStore();
+  const listening = await listenRegistryServer(createRegistryServer({ site: own }), 0);
+  const other = await makeRegistry();
+  const ctx: PipelineContext = {
+    ...other.context,
+    site: own,
+    config: parseRegistryConfig({ name, url: listening.url }),
+  };
+  const key = `incoming/${nextUploadName()}.tgz`;
+  await ctx.intake.put(key, await makeBundle({ manifest: validManifest({ name: PLUGIN }) }), {
+    contentType: 'application/gzip',
+    cacheControl: 'no-store',
+  });
+  await processSubmissions(ctx, [key]);
+  return { own, listening, other, ctx };
+}
+
 describe("when a void is not the registry key's", () => {
   it('refuses it in verify --url and audit alike (LOG_VOID_UNSIGNED)', async () => {
     // A registry of its own: its publish, then a void of it signed by a publisher's key.
-    const own = new MemoryStore();
-    const listening = await listenRegistryServer(createRegistryServer({ site: own }), 0);
-    const other = await makeRegistry();
-    const ctx: PipelineContext = {
-      ...other.context,
-      site: own,
-      config: parseRegistryConfig({ name: 'Forged', url: listening.url }),
-    };
+    const { own, listening, other, ctx } = await servedRegistryOf('Forged');
     const client = httpClient(await mkdtemp(join(home, 'forged-')));
     try {
-      const key = `incoming/${nextUploadName()}.tgz`;
-      await ctx.intake.put(key, await makeBundle({ manifest: validManifest({ name: PLUGIN }) }), {
-        contentType: 'application/gzip',
-        cacheControl: 'no-store',
-      });
-      await processSubmissions(ctx, [key]);
       const segment = await own.get(logSegmentKey(0));
       const entries = parseSegment(segment?.body ?? new Uint8Array(), 0);
       const stranger = await createSigner((await testKey('publisher')).secretKey);
@@ -216,21 +225,8 @@ describe('when the key that signed a void was retired as compromised since', () 
   it('verify --url marks the voided entry so: whoever stole the key may have written the void', async () => {
     // A registry of its own: its publish, a publish no document shows, the registry's void of it, then a
     // rotation logged as made because that key was stolen.
-    const own = new MemoryStore();
-    const listening = await listenRegistryServer(createRegistryServer({ site: own }), 0);
-    const other = await makeRegistry();
-    const ctx: PipelineContext = {
-      ...other.context,
-      site: own,
-      config: parseRegistryConfig({ name: 'Stolen', url: listening.url }),
-    };
+    const { own, listening, other, ctx } = await servedRegistryOf('Stolen');
     try {
-      const key = `incoming/${nextUploadName()}.tgz`;
-      await ctx.intake.put(key, await makeBundle({ manifest: validManifest({ name: PLUGIN }) }), {
-        contentType: 'application/gzip',
-        cacheControl: 'no-store',
-      });
-      await processSubmissions(ctx, [key]);
       const publisher = await testKey('publisher');
       const ghost = (version: string) => ({
         type: 'publish' as const,
