@@ -54,6 +54,15 @@ const publish = (plugin: string, version: string): Fields => ({
   digest: 'b'.repeat(64),
 });
 
+/** The registry key's rotation to `heir`, as the log records it. */
+const rotationToHeir = (): Fields => ({
+  time: TIME,
+  type: 'rotate-key',
+  signer: registry.fingerprint,
+  digest: 'c'.repeat(64),
+  detail: { fingerprint: heir.fingerprint, sequence: '1' },
+});
+
 /**
  * A log of `fields` (each given, or made from the log so far: a void names an earlier entry's hash), read
  * back as a client reads it: rendered into a segment and parsed.
@@ -110,13 +119,7 @@ describe('when a log holds a void the registry signed', () => {
   });
 
   it('takes a void signed by the key the registry had then, before a rotation logged after it', async () => {
-    const rotation: Fields = {
-      time: TIME,
-      type: 'rotate-key',
-      signer: registry.fingerprint,
-      digest: 'c'.repeat(64),
-      detail: { fingerprint: heir.fingerprint, sequence: '1' },
-    };
+    const rotation = rotationToHeir();
     const log = await logOf(
       publish('demo', '1.0.0'),
       voidOf(0),
@@ -233,13 +236,7 @@ describe('when a void is not one the registry could have made', () => {
   it('refuses a void of a void (LOG_VOID_OF_VOID), and of a key rotation (LOG_VOID_OF_ROTATION)', async () => {
     const log = await logOf(publish('demo', '1.0.0'), voidOf(0), voidOf(1));
     expect(await refusal(log)).toMatchObject({ code: 'LOG_VOID_OF_VOID' });
-    const rotation: Fields = {
-      time: TIME,
-      type: 'rotate-key',
-      signer: registry.fingerprint,
-      digest: 'c'.repeat(64),
-      detail: { fingerprint: heir.fingerprint, sequence: '1' },
-    };
+    const rotation = rotationToHeir();
     const rotated = await logOf(rotation, voidOf(0, heir));
     expect(await refusal(rotated, heir.fingerprint)).toMatchObject({ code: 'LOG_VOID_OF_ROTATION' });
   });
@@ -249,13 +246,7 @@ describe('when a void is not one the registry could have made', () => {
     const byPublisher = await logOf(publish('demo', '1.0.0'), voidOf(0, stranger));
     expect(await refusal(byPublisher)).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
     // The heir's key voiding an entry before the rotation to it: the key then was the one it rotated from.
-    const rotation: Fields = {
-      time: TIME,
-      type: 'rotate-key',
-      signer: registry.fingerprint,
-      digest: 'c'.repeat(64),
-      detail: { fingerprint: heir.fingerprint, sequence: '1' },
-    };
+    const rotation = rotationToHeir();
     const early = await logOf(publish('demo', '1.0.0'), voidOf(0, heir), rotation);
     expect(await refusal(early, heir.fingerprint)).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
   });
