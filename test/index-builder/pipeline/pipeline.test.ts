@@ -486,7 +486,8 @@ describe('when submissions arrive as a batch', () => {
     const bundles = await Promise.all(names.map((name) => makeBundle({ manifest: validManifest({ name }) })));
     const keys = await registry.submit(...bundles);
     // The last bundle's inspection reads its plugin's document: the site answers it once the first version's
-    // manifest is written (or after a second, when the batch would write nothing before inspecting all).
+    // manifest is written (or after 30 s, half the test's timeout, when the batch would write nothing before
+    // inspecting all: the test then fails, never hangs). A second once, a loaded machine's judging outlasted.
     const site = registry.site;
     let firstWritten = (): void => undefined;
     const written = new Promise<void>((resolve) => {
@@ -496,7 +497,7 @@ describe('when submissions arrive as a batch', () => {
     const { get, put } = { get: site.get.bind(site), put: site.put.bind(site) };
     site.get = async (key) => {
       if (key === 'plugins/third/index.json') {
-        const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), 1000).unref());
+        const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), 30_000).unref());
         readAfterWrite = await Promise.race([written.then(() => true), timeout]);
       }
       return get(key);

@@ -142,9 +142,10 @@ describe("a publish's writes of one version and of one plugin's documents", () =
         if (awaited.every((pattern) => events.some((e) => e.startsWith('begin ') && pattern.test(e))))
           release.open();
         if (held.test(key)) {
-          // Written one after the other, the puts awaited never begin: fail rather than wait forever.
+          // Written one after the other, the puts awaited never begin: fail rather than wait forever, at 30 s,
+          // half the test's timeout (2 s once, which a loaded machine's signing outlasted).
           const stuck = new Promise((_, reject) =>
-            setTimeout(() => reject(new Error(`${key} held: the puts awaited never began`)), 2000),
+            setTimeout(() => reject(new Error(`${key} held: the puts awaited never began`)), 30_000).unref(),
           );
           await Promise.race([release.promise, stuck]);
           release = gate();
@@ -273,8 +274,12 @@ describe("a batch's commit", () => {
     registry.site.put = async (key, body, options) => {
       events.push(`begin ${key}`);
       if (/^plugins\/[^/]+\/index\.html$/.test(key)) {
+        // Fails at 30 s, half the test's timeout, rather than hang: 2 s once, and a loaded machine outlasted it.
         const stuck = new Promise((_, reject) =>
-          setTimeout(() => reject(new Error('the commit signed nothing while the page was written')), 2000),
+          setTimeout(
+            () => reject(new Error('the commit signed nothing while the page was written')),
+            30_000,
+          ).unref(),
         );
         await Promise.race([asked.promise, stuck]);
       }
