@@ -292,7 +292,13 @@ describe('when a lock names another machine', () => {
       lock,
       async () => {
         await utimes(lock, old, old);
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        // Until the heartbeat (every 20 ms) has touched it, bounded: a fixed 200 ms wait was lost on a loaded
+        // machine, whose stat could run before the touch the late heartbeat had only just begun.
+        for (let tries = 0; tries < 1000; tries += 1) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          const { mtimeMs } = await stat(lock);
+          if (mtimeMs > Date.now() - 10_000) return mtimeMs;
+        }
         return (await stat(lock)).mtimeMs;
       },
       { busy, heartbeatMs: 20 },
