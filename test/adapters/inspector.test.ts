@@ -150,7 +150,7 @@ describe('when a large batch meets threads still loading', () => {
     expect(await batchOfThree(inspector)).toEqual(['accepted', 'accepted', 'accepted']);
     // A thread loads the TypeScript source through tsx for far longer than three inspections take.
     expect(inspector.inspectedOnThreads).toBe(0);
-    await vi.waitFor(() => expect(inspector.threads).toBe(1), { timeout: 10_000 });
+    await vi.waitFor(() => expect(inspector.threads).toBe(1), { timeout: 30_000 });
   });
 });
 
@@ -166,7 +166,7 @@ describe('when a batch is planned', () => {
     const large = threadInspector({ threads: 1, minBundles: 2 });
     const { taken } = await planBatch({ ...registry.context, inspector: large });
     expect(taken).toHaveLength(2);
-    await vi.waitFor(() => expect(large.threads).toBe(1), { timeout: 10_000 });
+    await vi.waitFor(() => expect(large.threads).toBe(1), { timeout: 30_000 });
     expect(small.threads).toBe(0);
   });
 });
