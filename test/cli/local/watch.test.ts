@@ -10,6 +10,13 @@ import { initRegistry } from '../../../cli/local/registry.ts';
 import { type RunningService, startService } from '../../../cli/local/service.ts';
 import { makeBundle, sha256, validManifest } from '../../support/fixtures.ts';
 
+/**
+ * How long a wait for the service may take before the test fails: each ends as soon as what it waits for
+ * comes, so this only bounds a failure, below the test's timeout (10 s once, which a loaded machine's
+ * batches, judged on threads starting slowly, could outlast).
+ */
+const WAIT_MS = 40_000;
+
 let dir: string;
 let service: RunningService;
 const log: string[] = [];
@@ -50,12 +57,12 @@ describe('when a bundle is dropped into incoming/', () => {
     const temp = path.join(dir, 'incoming', '.dropped.tgz.partial');
     await writeFile(temp, bundle);
     await rename(temp, path.join(dir, 'incoming', 'dropped plugin (1).tgz')); // renamed to a plain name
-    const response = await waitFor(`${service.url}/plugins/dropped-plugin`, 10_000);
+    const response = await waitFor(`${service.url}/plugins/dropped-plugin`, WAIT_MS);
     expect(response?.status).toBe(200);
     const doc = (await (response as Response).json()) as { latest_version: string };
     expect(doc.latest_version).toBe('1.0.0');
     // The outcome is logged once the whole batch is done, a moment after the documents are visible.
-    await waitForLog('accepted dropped-plugin@1.0.0', 10_000);
+    await waitForLog('accepted dropped-plugin@1.0.0', WAIT_MS);
     expect(log.some((line) => line.includes('accepted dropped-plugin@1.0.0'))).toBe(true);
   });
 
@@ -66,7 +73,7 @@ describe('when a bundle is dropped into incoming/', () => {
     const tomorrow = new Date(Date.now() + 24 * 3600 * 1000);
     await utimes(temp, tomorrow, tomorrow);
     await rename(temp, path.join(dir, 'incoming', 'future.tgz'));
-    const response = await waitFor(`${service.url}/plugins/future-plugin`, 10_000);
+    const response = await waitFor(`${service.url}/plugins/future-plugin`, WAIT_MS);
     expect(response?.status).toBe(200);
   });
 
@@ -77,12 +84,17 @@ describe('when a bundle is dropped into incoming/', () => {
       await writeFile(path.join(dir, 'incoming', `.${name}.partial`), bundle);
     }
     const flushesBefore = log.filter((line) => line.includes('index documents updated')).length;
+    // All at once: renamed one after the other, a loaded machine's pause between two could pass for the
+    // quiet that ends a burst.
+    await Promise.all(
+      names.map((name) =>
+        rename(path.join(dir, 'incoming', `.${name}.partial`), path.join(dir, 'incoming', `${name}.tgz`)),
+      ),
+    );
     for (const name of names)
-      await rename(path.join(dir, 'incoming', `.${name}.partial`), path.join(dir, 'incoming', `${name}.tgz`));
-    for (const name of names)
-      expect((await waitFor(`${service.url}/plugins/${name}`, 10_000))?.status).toBe(200);
-    await waitForLog('accepted burst-three@1.0.0', 10_000);
-    const deadline = Date.now() + 10_000;
+      expect((await waitFor(`${service.url}/plugins/${name}`, WAIT_MS))?.status).toBe(200);
+    await waitForLog('accepted burst-three@1.0.0', WAIT_MS);
+    const deadline = Date.now() + WAIT_MS;
     while (
       Date.now() < deadline &&
       log.filter((line) => line.includes('index documents updated')).length === flushesBefore
@@ -111,7 +123,7 @@ describe('when a bundle is dropped into incoming/', () => {
   it('records a rejection without publishing anything', async () => {
     await writeFile(path.join(dir, 'incoming', '.junk.partial'), 'not a bundle');
     await rename(path.join(dir, 'incoming', '.junk.partial'), path.join(dir, 'incoming', 'junk.tgz'));
-    await waitForLog('BUNDLE_NOT_GZIP', 10_000);
+    await waitForLog('BUNDLE_NOT_GZIP', WAIT_MS);
     expect(log.find((line) => line.includes('rejected'))).toContain('BUNDLE_NOT_GZIP');
   });
 });
