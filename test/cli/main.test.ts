@@ -37,8 +37,9 @@ describe('when a command that takes options only is given a word besides them', 
     ['dev', ['dev', '--registry', 'registry', '--port', '0', 'examples']],
   ])('%s refuses it (exit 2), naming it, and does nothing', async (command, args) => {
     const before = await treeOf(work);
-    // A command that ignored the word would run: a server until it is killed (code null).
-    const refused = await plugindexProcess(args, { cwd: work, timeoutMs: 15_000 });
+    // A command that ignored the word would run: a server until it is killed (code null), at 45 s, below the
+    // test's timeout (15 s once: a loaded machine's start of the command should never come near it).
+    const refused = await plugindexProcess(args, { cwd: work, timeoutMs: 45_000 });
     expect(refused.code, refused.stderr).toBe(2);
     expect(refused.stderr).toContain(
       `plugindex ${command}: ${command} takes options only, not ${JSON.stringify(args.at(-1))}`,

@@ -54,7 +54,8 @@ describe('when DIR is on a filesystem that makes no folders (/proc)', () => {
     'fails fast with FILE_NOT_WRITTEN naming it, where it hung in Node.js recursive mkdir',
     async () => {
       const dir = `/proc/plugindex-init-${process.pid}`;
-      const result = await plugindexProcess(['init', '--registry', dir], { cwd: work, timeoutMs: 20_000 });
+      // Killed at 45 s, below the test's timeout, should it hang: far from what a loaded machine's start takes.
+      const result = await plugindexProcess(['init', '--registry', dir], { cwd: work, timeoutMs: 45_000 });
       expect(result.code, 'killed at the timeout: it hung').toBe(1);
       expect(result.stderr).toContain(`FILE_NOT_WRITTEN: cannot create the folder ${dir}`);
     },

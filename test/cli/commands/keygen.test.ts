@@ -171,7 +171,8 @@ describe('when the folder is on a filesystem that makes no folders (/proc)', () 
     async () => {
       // Node's mkdir(recursive) makes /proc (EEXIST), tries /proc/x again (ENOENT), and loops for ever.
       const dir = `/proc/plugindex-keygen-${process.pid}`;
-      const result = await plugindexProcess(['keygen', '--output', dir], { cwd: work, timeoutMs: 20_000 });
+      // Killed at 45 s, below the test's timeout, should it hang: far from what a loaded machine's start takes.
+      const result = await plugindexProcess(['keygen', '--output', dir], { cwd: work, timeoutMs: 45_000 });
       expect(result.code, 'killed at the timeout: it hung').toBe(1);
       expect(result.stderr).toContain(`FILE_NOT_WRITTEN: cannot create the folder ${dir}`);
       expect(result.stdout).toBe('');

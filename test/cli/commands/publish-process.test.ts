@@ -102,7 +102,7 @@ describe('when the registry folder is on a filesystem that makes no folders (/pr
       const registry = `/proc/plugindex-process-${process.pid}/registry`;
       const result = await plugindexProcess(['process', '--registry', registry], {
         cwd: work,
-        timeoutMs: 20_000,
+        timeoutMs: 45_000, // below the test's timeout, far from what a loaded machine's start takes
       });
       expect(result.code, 'killed at the timeout: it hung').toBe(1);
       expect(result.stderr).toContain(
