@@ -1503,8 +1503,10 @@ describe('when a client half-closes its side after the request', () => {
 });
 
 describe('when a client holds a connection without using it', () => {
-  // Short, so the tests take seconds; SERVER_TIMEOUTS has the real ones.
-  const TIMEOUTS: ServerTimeouts = { idleMs: 1_000, headersMs: 2_000 };
+  // Short, so the tests take seconds; SERVER_TIMEOUTS has the real ones. Seconds apart from what the tests
+  // do within them (a line sent every 200 ms, a read paused 300 ms): a second's idle once, and a loaded
+  // machine's stall of most of it would have closed what the test keeps going.
+  const TIMEOUTS: ServerTimeouts = { idleMs: 3_000, headersMs: 4_000 };
   const STALLED_KEY = 'plugins/demo/1.0.0/artifacts/stalled/demo';
   let server: http.Server;
   let port: number;
@@ -1562,7 +1564,7 @@ describe('when a client holds a connection without using it', () => {
   it('closes a connection that sends nothing', async () => {
     const socket = net.connect(port, '127.0.0.1');
     try {
-      expect(await untilClosed(socket, 10_000)).toBe('');
+      expect(await untilClosed(socket, 30_000)).toBe('');
     } finally {
       socket.destroy();
     }
@@ -1573,7 +1575,7 @@ describe('when a client holds a connection without using it', () => {
     socket.write('GET /index.json HTTP/1.1\r\nHost: localhost\r\n');
     const trickle = setInterval(() => socket.writable && socket.write('X-Slow: 1\r\n'), 200);
     try {
-      const received = await untilClosed(socket, 10_000);
+      const received = await untilClosed(socket, 30_000);
       expect(received).toMatch(/^HTTP\/1\.1 408 /);
     } finally {
       clearInterval(trickle);
@@ -1596,7 +1598,7 @@ describe('when a client holds a connection without using it', () => {
   });
 
   it('keeps a download that is read slowly but never stops for the idle timeout', async () => {
-    const PAUSE_MS = TIMEOUTS.idleMs / 2 - 200;
+    const PAUSE_MS = 300;
     let pauses = 0;
     const received = await new Promise<number>((resolve, reject) => {
       const req = http.get({ host: '127.0.0.1', port, path: `/${STALLED_KEY}`, agent: false }, (res) => {
@@ -1605,7 +1607,7 @@ describe('when a client holds a connection without using it', () => {
         res.on('data', (chunk: Buffer) => {
           bytes += chunk.length;
           sincePause += chunk.length;
-          // A pause of under half the idle timeout after every 4 MiB: seconds in all, none of them idle.
+          // A pause of a tenth of the idle timeout after every 4 MiB: seconds in all, none of them idle.
           if (sincePause >= 4 * 1024 * 1024) {
             sincePause = 0;
             pauses += 1;
