@@ -42,6 +42,25 @@ async function waitFor(url: string, timeoutMs: number): Promise<Response | undef
   return undefined;
 }
 
+/** The generations logged by lines holding `text` (each line ends with one). */
+function generations(text: string): number[] {
+  return log.filter((line) => line.includes(text)).map((line) => Number(line.split(' ').pop()));
+}
+
+/** Whether the index documents were flushed since the last batch published: the flush is its next generation. */
+function indexesCaughtUp(): boolean {
+  const published = generations('published generation');
+  return (
+    published.length === 0 || generations('index documents updated').at(-1) === Math.max(...published) + 1
+  );
+}
+
+/** Polls until `done()` holds, or WAIT_MS has passed (the assertions after it then fail). */
+async function waitUntil(done: () => boolean): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (Date.now() < deadline && !done()) await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
 async function waitForLog(text: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && !log.some((line) => line.includes(text))) {
@@ -83,6 +102,9 @@ describe('when a bundle is dropped into incoming/', () => {
       const bundle = await makeBundle({ manifest: validManifest({ name }) });
       await writeFile(path.join(dir, 'incoming', `.${name}.partial`), bundle);
     }
+    // The flush after the last test's batch comes first: counted as the burst's, it ended the wait below
+    // before the burst's own (a loaded machine's flush came after the burst's files were written).
+    await waitUntil(indexesCaughtUp);
     const flushesBefore = log.filter((line) => line.includes('index documents updated')).length;
     // All at once: renamed one after the other, a loaded machine's pause between two could pass for the
     // quiet that ends a burst.
@@ -94,12 +116,7 @@ describe('when a bundle is dropped into incoming/', () => {
     for (const name of names)
       expect((await waitFor(`${service.url}/plugins/${name}`, WAIT_MS))?.status).toBe(200);
     await waitForLog('accepted burst-three@1.0.0', WAIT_MS);
-    const deadline = Date.now() + WAIT_MS;
-    while (
-      Date.now() < deadline &&
-      log.filter((line) => line.includes('index documents updated')).length === flushesBefore
-    )
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitUntil(indexesCaughtUp);
     const published = log
       .filter((line) => line.includes('published generation'))
       .map((l) => Number(l.split(' ').pop()));
