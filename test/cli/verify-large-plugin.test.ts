@@ -110,7 +110,7 @@ describe('a plugin document over 1 MB', () => {
     const sha256 = sha256Hex(document);
     const fetcher = createHttpFetcher({ env: {}, retries: 0 });
     try {
-      const endpoint = { name: 'large', bases: [base], timeoutMs: 5000 };
+      const endpoint = { name: 'large', bases: [base], timeoutMs: 10_000 };
       const bytes = await fetchBody(fetcher, endpoint, {
         path: key,
         maxBytes: document.byteLength,

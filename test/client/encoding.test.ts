@@ -170,7 +170,7 @@ describe('when a response is a compression bomb', () => {
     const fetcher = createHttpFetcher({ env: {}, retries: 0 });
     try {
       const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const endpoint = { name: 'bomb', bases: [origin], timeoutMs: 5000 };
+      const endpoint = { name: 'bomb', bases: [origin], timeoutMs: 10_000 };
 
       const refused = fetcher.document(endpoint, { path: 'index.json', maxBytes: 1024 * 1024 });
 
@@ -208,7 +208,7 @@ describe('when a response is a compression bomb', () => {
     const fetcher = createHttpFetcher({ env: {}, retries: 0 });
     try {
       const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const endpoint = { name: 'padded', bases: [origin], timeoutMs: 5000 };
+      const endpoint = { name: 'padded', bases: [origin], timeoutMs: 10_000 };
       const refused = fetcher.document(endpoint, { path: 'index.json', maxBytes: 1024 });
       await expect(refused).rejects.toMatchObject({
         name: 'ClientError',
@@ -254,7 +254,7 @@ describe('when a response comes in content codings the client did not ask for', 
     const server = await encodedServer('gzip, br', brotliCompressSync(inner));
     const fetcher = createHttpFetcher({ env: {}, retries: 0 });
     try {
-      const endpoint = { name: 'stacked', bases: [server.origin], timeoutMs: 5000 };
+      const endpoint = { name: 'stacked', bases: [server.origin], timeoutMs: 10_000 };
 
       const refused = fetcher.document(endpoint, { path: 'index.json', maxBytes: 1024 });
       const download = fetcher.download(endpoint, { url: `${server.origin}/a.tar.gz`, maxBytes: 1024 });
@@ -281,7 +281,7 @@ describe('when a response comes in content codings the client did not ask for', 
     const plain = await encodedServer('identity', artifact);
     const fetcher = createHttpFetcher({ env: {}, retries: 0 });
     try {
-      const endpoint = { name: 'mirrored', bases: [stacked.origin, plain.origin], timeoutMs: 5000 };
+      const endpoint = { name: 'mirrored', bases: [stacked.origin, plain.origin], timeoutMs: 10_000 };
 
       const download = await fetcher.download(endpoint, {
         url: `${stacked.origin}/a.tar.gz`,
@@ -303,7 +303,7 @@ describe('when a response comes in content codings the client did not ask for', 
     const server = await encodedServer('deflate', deflateSync(Buffer.from('{"plugins":[]}')));
     const fetcher = createHttpFetcher({ env: {}, retries: 0 });
     try {
-      const endpoint = { name: 'deflate', bases: [server.origin], timeoutMs: 5000 };
+      const endpoint = { name: 'deflate', bases: [server.origin], timeoutMs: 10_000 };
 
       const refused = fetcher.document(endpoint, { path: 'search.json', maxBytes: 1024 });
 

@@ -161,7 +161,7 @@ function endpointOf(base: string): Endpoint {
   return {
     name: 'team',
     bases: [base],
-    timeoutMs: 5000,
+    timeoutMs: 10_000,
     s3: { endpoint: s3.endpoint, forcePathStyle: true },
   };
 }

@@ -354,7 +354,7 @@ describe('when a registry elsewhere names a blob on this machine (a node:http st
         reference: `${host}/acme/kubecost-lens`,
         digest: sha256(Buffer.from('artifact')),
         maxBytes: 100,
-        namedBy: { name: 'community', bases, timeoutMs: 2000 },
+        namedBy: { name: 'community', bases, timeoutMs: 10_000 },
       });
 
     await expect(pull(['https://plugins.example'])).rejects.toMatchObject({
@@ -441,7 +441,7 @@ describe('when a registry elsewhere names a link-local OCI registry or token rea
         digest: sha256(Buffer.from('artifact')),
         maxBytes: 100,
         ca: ca.caPem,
-        ...(namedBy === undefined ? {} : { namedBy: { name: 'community', bases: namedBy, timeoutMs: 2000 } }),
+        ...(namedBy === undefined ? {} : { namedBy: { name: 'community', bases: namedBy, timeoutMs: 10_000 } }),
       });
     try {
       // Act, Assess: a registry on the metadata service's address, named by a registry elsewhere.
@@ -515,7 +515,7 @@ describe('when a name chosen elsewhere for an OCI pull resolves to this machine 
         digest: sha256(blob),
         maxBytes: 100,
         ca: ca.caPem,
-        namedBy: { name: 'community', bases, timeoutMs: 2000 },
+        namedBy: { name: 'community', bases, timeoutMs: 10_000 },
       });
     for (const address of THIS_MACHINE) {
       await expect(
@@ -537,7 +537,7 @@ describe('when a name chosen elsewhere for an OCI pull resolves to this machine 
           digest: sha256(blob),
           maxBytes: 100,
           ca: ca.caPem,
-          namedBy: { name: 'community', bases: ['https://plugins.example'], timeoutMs: 2000 },
+          namedBy: { name: 'community', bases: ['https://plugins.example'], timeoutMs: 10_000 },
         }),
         host,
       ).rejects.toMatchObject({ name: 'ClientError', code: 'REGISTRY_URL_INVALID' });

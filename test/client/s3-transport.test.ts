@@ -37,7 +37,7 @@ function makeFetcher(env: Record<string, string> = signingEnv()): Fetcher {
 }
 
 function endpointOf(bases: readonly string[] = [`s3://${BUCKET}/team`]): Endpoint {
-  return { name: 'team', bases, timeoutMs: 5000, s3: { endpoint: s3.endpoint, forcePathStyle: true } };
+  return { name: 'team', bases, timeoutMs: 10_000, s3: { endpoint: s3.endpoint, forcePathStyle: true } };
 }
 
 async function put(key: string, body: Uint8Array | string): Promise<void> {
@@ -323,7 +323,9 @@ describe('when an S3 endpoint drips a body inside each wait', () => {
     const { port } = server.address() as AddressInfo;
     const endpoint: Endpoint = {
       ...endpointOf(),
-      timeoutMs: 1000,
+      // 2 s: a byte every 200 ms is never a wait that long, however late a loaded machine runs the drip (at
+      // 1 s, a stall of 800 ms timed the read out before it was judged too slow).
+      timeoutMs: 2_000,
       s3: { endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true },
     };
 
