@@ -651,8 +651,9 @@ describe('when a key names a FIFO', () => {
     await mkdir(path.join(root, 'incoming'));
     await promisify(execFile)('mkfifo', [path.join(root, 'incoming', 'pipe')]);
 
-    // In a process of its own: a blocked open would stop this thread, the test's timeout with it.
-    const { stdout } = await supportProcess('get-key.ts', [root, 'incoming/pipe'], 15_000);
+    // In a process of its own: a blocked open would stop this thread, the test's timeout with it. Killed at
+    // 45 s, below that timeout: 15 s once, near what a loaded machine takes to start tsx in a fresh process.
+    const { stdout } = await supportProcess('get-key.ts', [root, 'incoming/pipe'], 45_000);
 
     expect(JSON.parse(stdout)).toEqual({ get: false, head: false, stream: false });
     expect(await listAll(store, 'incoming/')).toEqual([]);

@@ -101,7 +101,8 @@ describe('when the home page an earlier release published is served after an upg
     const problems: string[] = [];
     const page = await openHome(problems);
     expect(await names(page)).toEqual(['aws-costs', 'gcp-metrics']);
-    await page.fill('#q', 'gcp', { timeout: 5000 }); // the form is hidden until the script shows it
+    // The form is hidden until the script shows it: waited for as a poll is (20 s only bounds a failure).
+    await page.fill('#q', 'gcp', { timeout: 20_000 });
     await expect.poll(() => names(page)).toEqual(['gcp-metrics']);
     expect(new URL(page.url()).searchParams.get('q')).toBe('gcp');
     expect(problems).toEqual([]);
