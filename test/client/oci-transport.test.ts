@@ -441,7 +441,9 @@ describe('when a registry elsewhere names a link-local OCI registry or token rea
         digest: sha256(Buffer.from('artifact')),
         maxBytes: 100,
         ca: ca.caPem,
-        ...(namedBy === undefined ? {} : { namedBy: { name: 'community', bases: namedBy, timeoutMs: 10_000 } }),
+        ...(namedBy === undefined
+          ? {}
+          : { namedBy: { name: 'community', bases: namedBy, timeoutMs: 10_000 } }),
       });
     try {
       // Act, Assess: a registry on the metadata service's address, named by a registry elsewhere.
