@@ -15,6 +15,7 @@
  * const { config: next, change } = addRegistry(config, entry, { force: false });
  * if (change !== 'unchanged') writeFile(path, serializeClientConfig(next));
  */
+import { registryIdentity } from '../index-builder/layout.ts';
 import { ClientError } from './errors.ts';
 import {
   compareStrings,
@@ -187,18 +188,8 @@ export function withoutCredentials(url: URL): string {
   return copy.href;
 }
 
-/**
- * The registry a URL names, as WHATWG URL parsing spells it (the scheme and host lower-cased, a default port
- * dropped) and without trailing slashes, as `normalizeRegistryUrl` writes a configured one: an
- * operator who writes the same URL another way in the registry's config has not moved it, and a pin
- * compared byte for byte (key-chain.ts `checkSnapshotRegistry`) refused every client until each added it
- * again. A path is compared as it is (`/Registry` and `/registry` may be two registries on one host). A
- * string no URL parser takes is compared as it is.
- * @example registryIdentity('HTTPS://Plugins.Example:443/') // 'https://plugins.example'
- */
-export function registryIdentity(url: string): string {
-  return URL.canParse(url) ? new URL(url).href.replace(/\/+$/, '') : url;
-}
+// Defined beside the published layout (index-builder is pure, and its log's voids are bound to it too).
+export { registryIdentity };
 
 /**
  * The URL in its canonical form (as WHATWG URL writes it: host in lower case, default port dropped)

@@ -146,7 +146,9 @@ export async function readLogExtension(
  * extends it, compared before anything is fetched, and that no void past it names an entry it counted
  * (`checkVoidsPastSeen`). Its voids replayed (log.ts `checkVoids`, each signature
  * verified by log-void.ts, loaded only when the log holds one): `voided` gives each entry that never took
- * effect, with the void that says so. `registryKey`: the fingerprint of the key the snapshot is signed by.
+ * effect, with the void that says so. `registryKey`: the fingerprint of the key the snapshot is signed by. A
+ * void is held to the registry the snapshot names (signed, and held to the registry pinned before this), as
+ * a key rotation is: another registry's void, signed by a key both share, is refused.
  * @throws TrustError LOG_MALFORMED, LOG_TRUNCATED, LOG_FORKED, LOG_REORDERED, LOG_ENTRY_ALTERED, LOG_VOID_*.
  */
 export async function readWholeLog(
@@ -173,7 +175,7 @@ export async function readWholeLog(
     return { head, entries: entries.slice(0, head.length) };
   });
   if (remembered) checkVoidsPastSeen(read.entries, remembered.length);
-  const voided = checkVoids(read.entries, { registryKey: source.registryKey });
+  const voided = checkVoids(read.entries, { registryKey: source.registryKey, registry: snapshot.registry });
   if (voided.size > 0) {
     // Loaded only for a log that holds a void: openpgp.js stays off the light paths (test/architecture.test.ts).
     const { verifyVoidSignatures } = await import('../index-builder/log-void.ts');

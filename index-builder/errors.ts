@@ -201,7 +201,9 @@ export type ErrorCode =
   | 'LOG_REORDERED'
   | 'LOG_ENTRY_ALTERED'
   // A void entry (log.ts `checkVoids`, log-void.ts) that names no earlier publish or action this log holds, one
-  // after it, one voided already, a void, a key rotation, or that the registry key at its place did not sign
+  // after it, one voided already, a void, a key rotation, or that the registry key at its place did not sign;
+  // or one of another registry (its signed statement names it), as a staging copy sharing the key would make
+  | 'LOG_VOID_OTHER_REGISTRY'
   | 'LOG_VOID_ENTRY_MISSING'
   | 'LOG_VOID_NOT_EARLIER'
   | 'LOG_VOID_REPEATED'

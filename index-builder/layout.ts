@@ -613,3 +613,17 @@ export function lookAlikeBinKey(bin: string): string {
  * keep artifacts in, in one file per bin of the repository, and the mark that it holds every plugin.
  */
 export const OCI_REPOSITORIES_PREFIX = 'state/catalog/oci-repositories/';
+
+/**
+ * The registry a URL names, as WHATWG URL parsing spells it (the scheme and host lower-cased, a default port
+ * dropped) and without trailing slashes, as client/config.ts `normalizeRegistryUrl` writes a configured one:
+ * an operator who writes the same URL another way in the registry's config has not moved it, and a pin
+ * compared byte for byte (client/key-chain.ts `checkSnapshotRegistry`) refused every client until each added
+ * it again. A key rotation and a void in the log (log.ts `checkVoids`) are held to the registry they are of
+ * the same way. A path is compared as it is (`/Registry` and `/registry` may be two registries on one host).
+ * A string no URL parser takes is compared as it is.
+ * @example registryIdentity('HTTPS://Plugins.Example:443/') // 'https://plugins.example'
+ */
+export function registryIdentity(url: string): string {
+  return URL.canParse(url) ? new URL(url).href.replace(/\/+$/, '') : url;
+}

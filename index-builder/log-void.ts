@@ -8,7 +8,7 @@
  * `checkVoids` (no openpgp.js there: the client's light paths read the log); this module signs and verifies.
  *
  * @example
- * const fields = await signVoid({ voided, reason: 'the store refused its document for good', time, signer });
+ * const fields = await signVoid({ voided, reason: 'the store refused for good', time, signer, registry: url });
  * writer.append(fields); // a LogWriter's next entry
  */
 import { sha256Hex } from './digest.ts';
@@ -18,13 +18,14 @@ import { readPublicKey, type Signer, verifyDetachedSignature } from './signing.t
 
 /**
  * The fields of a void of `voided` (the next entry's, seq and prev the log's to give), signed by `signer`,
- * the registry's key.
+ * the registry's key, for `registry`, its URL as its config and snapshots name it (as `signRotation`'s is).
  */
 export async function signVoid(options: {
   readonly voided: ReadEntry;
   readonly reason: string;
   readonly time: string;
   readonly signer: Signer;
+  readonly registry: string;
 }): Promise<Omit<LogEntry, 'seq' | 'prev'>> {
   const { voided, signer } = options;
   const unsigned = {
@@ -33,7 +34,12 @@ export async function signVoid(options: {
     ...(voided.entry.plugin !== undefined ? { plugin: voided.entry.plugin } : {}),
     ...(voided.entry.version !== undefined ? { version: voided.entry.version } : {}),
     signer: signer.fingerprint,
-    detail: { entry: String(voided.entry.seq), hash: voided.hash, reason: options.reason },
+    detail: {
+      entry: String(voided.entry.seq),
+      hash: voided.hash,
+      reason: options.reason,
+      registry: options.registry,
+    },
   };
   const text = new TextEncoder().encode(voidStatement(unsigned));
   return {

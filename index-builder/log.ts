@@ -17,7 +17,7 @@ import { ACTION_KINDS, type ActionKind } from './action-kinds.ts';
 import { sha256Hex } from './digest.ts';
 import { type ErrorCode, TrustError } from './errors.ts';
 import { KEY_FINGERPRINT, KEY_FINGERPRINT_FORM } from './fingerprint.ts';
-import { isCanonicalVersion, pluginNameFormProblem } from './layout.ts';
+import { isCanonicalVersion, pluginNameFormProblem, registryIdentity } from './layout.ts';
 import type { LogHead } from './model.ts';
 import { stringifyJson } from './text.ts';
 
@@ -155,7 +155,7 @@ const VERSIONED: ReadonlySet<string> = new Set(['publish', 'yank', 'unyank', 're
 const REGISTRY_WIDE: ReadonlySet<string> = new Set(['revoke-key', 'rotate-key']);
 const MIRRORING: ReadonlySet<string> = new Set(['void']);
 /** A void's detail: what its statement signs, and nothing else (`voidStatement`). */
-const VOID_DETAIL: ReadonlySet<string> = new Set(['entry', 'hash', 'reason']);
+const VOID_DETAIL: ReadonlySet<string> = new Set(['entry', 'hash', 'reason', 'registry']);
 
 /**
  * The form of a key of an entry's `detail`. What the pipeline writes today (`actionDetail` in lifecycle.ts
@@ -274,7 +274,9 @@ function entryProblems(value: unknown): string[] {
     const d = (typeof detail === 'object' && detail !== null ? detail : {}) as Record<string, unknown>;
     for (const key of Object.keys(d))
       if (!VOID_DETAIL.has(key))
-        problems.push(`#/detail/${token(key)}: not a field of a void's detail (entry, hash, reason)`);
+        problems.push(
+          `#/detail/${token(key)}: not a field of a void's detail (entry, hash, reason, registry)`,
+        );
     const need = (key: string, ok: (v: string) => boolean, form: string) => {
       const v = d[key];
       if (v === undefined) problems.push(`#/detail/${key}: missing (expected ${form})`);
@@ -287,6 +289,7 @@ function entryProblems(value: unknown): string[] {
     );
     need('hash', (v) => HEX64.test(v), "the voided entry's hash (64 hex digits)");
     need('reason', (v) => v.length > 0, 'why it never took effect (words)');
+    need('registry', (v) => v.length > 0, 'the registry it is of (its URL, as its snapshots name it)');
   }
   return problems;
 }
@@ -420,15 +423,18 @@ export function isLogHead(value: unknown): value is LogHead {
 export const VOID_SCHEMA = 'plugindex/log-void/v1';
 
 /**
- * The text the registry key signs for a void (its sha256 is the entry's `digest`): the entry voided by its
- * seq and hash (which chains to every entry before it, so the statement holds in this log alone), what it
- * named, why, when, and by which key. Rebuilt by every reader from the entry's own fields.
+ * The text the registry key signs for a void (its sha256 is the entry's `digest`): the registry it is of (its
+ * URL, as a key rotation names it: one key may sign for two registries, a staging copy of a production one
+ * sharing its log's first entries, and neither's void may stand in the other's log, `checkVoids`), the entry
+ * voided by its seq and hash (which chains to every entry before it, so the statement holds in this log
+ * alone), what it named, why, when, and by which key. Rebuilt by every reader from the entry's own fields.
  */
 export function voidStatement(
   entry: Pick<LogEntry, 'time' | 'signer' | 'plugin' | 'version' | 'detail'>,
 ): string {
   return stringifyJson({
     schema: VOID_SCHEMA,
+    registry: entry.detail?.registry,
     entry: Number(entry.detail?.entry),
     hash: entry.detail?.hash,
     ...(entry.plugin !== undefined ? { plugin: entry.plugin } : {}),
@@ -489,20 +495,21 @@ function registryKeysOfVoids(entries: readonly ReadEntry[], current: string): Re
 
 /**
  * Replays the voids of `entries` (the whole log, from its first entry, checked by `verifyLogRange`: a void
- * is judged against the entry it names, so a part of the log cannot be judged alone): each names an earlier
- * publish or action this log holds (by seq and hash, its plugin and version as that entry names them), not
+ * is judged against the entry it names, so a part of the log cannot be judged alone): each is of `registry`
+ * (the registry the log is read as, as its snapshot names it; compared as `registryIdentity` spells them, as
+ * a key rotation's is), names an earlier publish or action this log holds (by seq and hash, its plugin and version as that entry names them), not
  * one voided already, and is signed, by fingerprint, by the registry key at its place in the log
  * (`registryKey`: the key the snapshot is signed by now). The signature itself is `verifyVoidSignatures`'
  * (log-void.ts, which loads openpgp.js).
  * Returns the entries voided, by seq, with the void of each.
- * @throws TrustError LOG_VOID_ENTRY_MISSING (no such entry, or not the one named), LOG_VOID_NOT_EARLIER (the
+ * @throws TrustError LOG_VOID_OTHER_REGISTRY (of another registry), LOG_VOID_ENTRY_MISSING (no such entry, or not the one named), LOG_VOID_NOT_EARLIER (the
  *   void itself or an entry after it), LOG_VOID_REPEATED (voided already), LOG_VOID_OF_VOID (a void voided),
  *   LOG_VOID_OF_ROTATION (a key rotation voided), LOG_VOID_UNSIGNED (signed by another key). A void of an
  *   entry a head the client saw counted is `checkVoidsPastSeen`'s (LOG_VOID_OF_SEEN).
  */
 export function checkVoids(
   entries: readonly ReadEntry[],
-  options: { readonly registryKey: string },
+  options: { readonly registryKey: string; readonly registry: string },
 ): ReadonlyMap<number, LogEntry> {
   const end = entries.length;
   const voided = new Map<number, LogEntry>();
@@ -514,6 +521,14 @@ export function checkVoids(
     const fail = (code: ErrorCodeOfVoid, why: string): never => {
       throw new TrustError(code, `${where} ${why}`);
     };
+    // First: another registry's void says nothing of this log, whatever entry it names (a staging copy's
+    // log and its production one share their first entries, and may share the key too).
+    const of = entry.detail?.registry as string;
+    if (registryIdentity(of) !== registryIdentity(options.registry))
+      fail(
+        'LOG_VOID_OTHER_REGISTRY',
+        `is a void of registry ${JSON.stringify(of)}, not of ${JSON.stringify(options.registry)}, the registry this log is of (as its snapshot names it): another registry's void, signed by a key both share, is never replayed here; refused, nothing kept: report it to the registry's operators`,
+      );
     if (n >= end)
       fail('LOG_VOID_ENTRY_MISSING', `voids entry ${n}, which the log of ${end} entries does not hold`);
     if (n >= entry.seq)

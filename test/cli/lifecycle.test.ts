@@ -408,6 +408,7 @@ describe('when the registry voids an entry that never took effect', () => {
         reason,
         time: new Date().toISOString(),
         signer: local.context.signer,
+        registry: local.context.config.url,
       }),
     ]);
     const plugindex = await home();

@@ -350,6 +350,7 @@ describe('when a log a client saw is extended by a void of an entry it saw', () 
       reason: 'the store refused its document for good',
       time: '2026-11-01T00:00:00Z',
       signer: registry,
+      registry: BASE,
     });
     const next = nextEntry(made[5] as LogHead, fields);
     served = segments([...first, next.line]);

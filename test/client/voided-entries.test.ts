@@ -4,8 +4,9 @@
  * pipeline published, served over real HTTP by the local server, its log then given a publish and a yank
  * that no document shows (what a batch logs before the store refuses the plugin's document for good), and
  * the registry's own key voiding them: the entries stay, each replayed as never having taken effect. A void
- * another key signed is refused by both; one whose key a rotation since retired as compromised is marked so. And this release's pipeline, whose own readers of the log do not
- * replay voids, refuses a log holding one, as it did before.
+ * another key signed is refused by both, and so is one the registry's key signed for another registry; one
+ * whose key a rotation since retired as compromised is marked so. And this release's pipeline, whose own
+ * readers of the log do not replay voids, refuses a log holding one, as it did before.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -62,6 +63,7 @@ async function voidEntries(...seqs: number[]): Promise<void> {
         reason: REASON,
         time: '2026-11-01T23:59:40.000Z',
         signer: context.signer,
+        registry: context.config.url,
       }),
     );
   await appendLog(context, voids);
@@ -198,6 +200,7 @@ describe("when a void is not the registry key's", () => {
           reason: 'not the registry',
           time: '2026-11-01T23:59:50.000Z',
           signer: stranger,
+          registry: ctx.config.url,
         }),
       ]);
       const verified = verifyRegistry({
@@ -218,6 +221,93 @@ describe("when a void is not the registry key's", () => {
       await client.close();
       await listening.close();
     }
+  });
+});
+
+describe('when a void signed by the registry key is of another registry', () => {
+  /**
+   * A registry of its own, a publish no document shows logged after its first, and its key's void of that
+   * publish for registry `of(its URL)`; then `check` against it, verify --url and audit alike.
+   */
+  async function voidedFor(
+    name: string,
+    of: (url: string) => string,
+    check: (read: {
+      verified: () => ReturnType<typeof verifyRegistry>;
+      audit: () => Promise<unknown>;
+    }) => Promise<void>,
+  ): Promise<void> {
+    const { own, listening, other, ctx } = await servedRegistryOf(name);
+    const client = httpClient(await mkdtemp(join(home, `${name.toLowerCase()}-`)));
+    try {
+      const publisher = await testKey('publisher');
+      await appendLog(ctx, [
+        {
+          type: 'publish',
+          plugin: GHOST,
+          version: '1.0.0',
+          signer: publisher.fingerprint,
+          time: '2026-11-01T23:59:30.000Z',
+        },
+      ]);
+      const entries = parseSegment((await own.get(logSegmentKey(0)))?.body ?? new Uint8Array(), 0);
+      await appendLog(ctx, [
+        await signVoid({
+          voided: entries[1] as ReadEntry,
+          reason: REASON,
+          time: '2026-11-01T23:59:50.000Z',
+          signer: ctx.signer,
+          registry: of(ctx.config.url),
+        }),
+      ]);
+      await client.addRegistry({
+        name: name.toLowerCase(),
+        url: listening.url,
+        pin: { armored: other.registryKey.publicKey },
+      });
+      await check({
+        verified: () =>
+          verifyRegistry({ url: listening.url, pinnedKey: other.registryKey.publicKey, now: NOW }),
+        // Of the plugin the registry shows: audit reads the whole log, its voids replayed, whichever it is.
+        audit: () => client.auditPlugin(PLUGIN, {}),
+      });
+    } finally {
+      await client.close();
+      await listening.close();
+    }
+  }
+
+  it('refuses it in verify --url and audit alike, naming both registries (LOG_VOID_OTHER_REGISTRY)', async () => {
+    // A staging registry made from this one shares its key and its log's first entries: its voids, signed
+    // by that key, must not stand in this registry's log.
+    const staging = 'https://staging.registry.example';
+    await voidedFor(
+      'Production',
+      () => staging,
+      async ({ verified, audit }) => {
+        const error = await rejectionOf(verified(), TrustError);
+        expect(error.code).toBe('LOG_VOID_OTHER_REGISTRY');
+        expect(error.message).toMatch(
+          new RegExp(
+            `^log entry 2 \\(void\\) is a void of registry "${staging}", not of "http://127\\.0\\.0\\.1:\\d+"`,
+          ),
+        );
+        expect(await rejectionOf(audit(), TrustError)).toMatchObject({ code: 'LOG_VOID_OTHER_REGISTRY' });
+      },
+    );
+  });
+
+  it('takes one of this registry, its URL spelled another way (the scheme in capitals, a trailing slash)', async () => {
+    await voidedFor(
+      'Spelled',
+      (url) => `${url.toUpperCase()}/`,
+      async ({ verified, audit }) => {
+        expect((await verified()).voided).toEqual([
+          { seq: 1, type: 'publish', plugin: GHOST, version: '1.0.0', by: 2, reason: REASON },
+        ]);
+        expect(await audit()).toMatchObject({ log: { length: 3 }, entries: [{ seq: 0, type: 'publish' }] });
+      },
+    );
   });
 });
 
@@ -244,6 +334,7 @@ describe('when the key that signed a void was retired as compromised since', () 
           reason: REASON,
           time: '2026-11-01T23:59:50.000Z',
           signer: ctx.signer,
+          registry: ctx.config.url,
         });
       const rotation = (compromised: boolean) => ({
         type: 'rotate-key' as const,

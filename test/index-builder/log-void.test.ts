@@ -26,6 +26,8 @@ import { rejectionOf } from '../support/problems.ts';
 
 const TIME = '2026-11-02T00:00:00.000Z';
 const REASON = 'the store refused its document for good (STORE_REFUSED)';
+/** The registry the log is of, as its snapshots name it; every void here is of it unless told. */
+const REGISTRY = 'https://plugins.registry.example';
 let registry: Signer;
 let heir: Signer;
 let stranger: Signer;
@@ -79,17 +81,21 @@ async function logOf(...fields: (Fields | ((log: readonly ReadEntry[]) => Promis
   return parseSegment(renderSegment(lines), 0);
 }
 
-/** A void of entry `seq`, signed by `by` (the registry unless told). */
+/** A void of entry `seq`, signed by `by` (the registry unless told), of registry `of` (REGISTRY unless told). */
 const voidOf =
-  (seq: number, by?: Signer, reason = REASON) =>
+  (seq: number, by?: Signer, reason = REASON, of = REGISTRY) =>
   (log: readonly ReadEntry[]): Promise<Fields> =>
-    signVoid({ voided: log[seq] as ReadEntry, reason, time: TIME, signer: by ?? registry });
+    signVoid({ voided: log[seq] as ReadEntry, reason, time: TIME, signer: by ?? registry, registry: of });
 
 /** How a reader refuses `entries`: what `checkVoids` or `verifyVoidSignatures` throws, a TrustError. */
-const refusal = (entries: readonly ReadEntry[], registryKey = registry.fingerprint): Promise<TrustError> =>
+const refusal = (
+  entries: readonly ReadEntry[],
+  registryKey = registry.fingerprint,
+  of = REGISTRY,
+): Promise<TrustError> =>
   rejectionOf(
     (async () => {
-      checkVoids(entries, { registryKey });
+      checkVoids(entries, { registryKey, registry: of });
       await verifyVoidSignatures(entries);
     })(),
     TrustError,
@@ -98,7 +104,7 @@ const refusal = (entries: readonly ReadEntry[], registryKey = registry.fingerpri
 describe('when a log holds a void the registry signed', () => {
   it('replays it: the publish it names is voided, with the void and its reason', async () => {
     const log = await logOf(publish('demo', '1.0.0'), publish('other', '1.0.0'), voidOf(0));
-    const voided = checkVoids(log, { registryKey: registry.fingerprint });
+    const voided = checkVoids(log, { registryKey: registry.fingerprint, registry: REGISTRY });
     expect([...voided.keys()]).toEqual([0]);
     expect(voided.get(0)).toMatchObject({
       seq: 2,
@@ -116,6 +122,12 @@ describe('when a log holds a void the registry signed', () => {
     const entry = log[1]?.entry as LogEntry;
     const statement = new TextEncoder().encode(voidStatement(entry));
     expect(gpg.verify(statement, entry.signature as string)).toContain(`VALIDSIG ${registry.fingerprint}`);
+    // Bound to the registry it is of, as a key rotation is: one key may sign for more than one registry.
+    expect(JSON.parse(voidStatement(entry))).toMatchObject({
+      schema: 'plugindex/log-void/v1',
+      registry: REGISTRY,
+    });
+    expect(entry.detail?.registry).toBe(REGISTRY);
   });
 
   it('takes a void signed by the key the registry had then, before a rotation logged after it', async () => {
@@ -128,7 +140,9 @@ describe('when a log holds a void the registry signed', () => {
       voidOf(3, heir),
     );
     // The snapshot is signed by the heir now; the first void by the key it rotated from.
-    expect([...checkVoids(log, { registryKey: heir.fingerprint }).keys()]).toEqual([0, 3]);
+    expect([...checkVoids(log, { registryKey: heir.fingerprint, registry: REGISTRY }).keys()]).toEqual([
+      0, 3,
+    ]);
     await expect(verifyVoidSignatures(log)).resolves.toBeUndefined();
   });
 
@@ -148,7 +162,9 @@ describe('when a log holds a void the registry signed', () => {
         rotation(registry, heir, '1'),
         rotation(heir, stranger, '2'),
       );
-    expect([...checkVoids(await twice(registry), { registryKey: stranger.fingerprint }).keys()]).toEqual([0]);
+    expect([
+      ...checkVoids(await twice(registry), { registryKey: stranger.fingerprint, registry: REGISTRY }).keys(),
+    ]).toEqual([0]);
     for (const by of [heir, stranger])
       expect(await refusal(await twice(by), stranger.fingerprint)).toMatchObject({
         code: 'LOG_VOID_UNSIGNED',
@@ -177,14 +193,20 @@ describe('when the key that signed a void has expired since', () => {
     });
     const at = (entry: Fields): Fields => ({ ...entry, time: time.toISOString() });
     const log = await logOf(at(publish('demo', '1.0.0')), (read) =>
-      signVoid({ voided: read[0] as ReadEntry, reason: REASON, time: time.toISOString(), signer }),
+      signVoid({
+        voided: read[0] as ReadEntry,
+        reason: REASON,
+        time: time.toISOString(),
+        signer,
+        registry: REGISTRY,
+      }),
     );
     return { log, signer };
   }
 
   it('verifies it by the key as it was when it signed: the void stands', async () => {
     const { log, signer } = await expiringVoid();
-    expect([...checkVoids(log, { registryKey: signer.fingerprint }).keys()]).toEqual([0]);
+    expect([...checkVoids(log, { registryKey: signer.fingerprint, registry: REGISTRY }).keys()]).toEqual([0]);
     await expect(verifyVoidSignatures(log)).resolves.toBeUndefined();
   });
 });
@@ -199,6 +221,7 @@ describe('when a void is not one the registry could have made', () => {
         reason: REASON,
         time: TIME,
         signer: registry,
+        registry: REGISTRY,
       }),
     );
     expect(await refusal(beyond)).toMatchObject({ name: 'TrustError', code: 'LOG_VOID_ENTRY_MISSING' });
@@ -209,6 +232,7 @@ describe('when a void is not one the registry could have made', () => {
         reason: REASON,
         time: TIME,
         signer: registry,
+        registry: REGISTRY,
       }),
     );
     const error = await refusal(other);
@@ -220,7 +244,14 @@ describe('when a void is not one the registry could have made', () => {
     const first = await logOf(publish('demo', '1.0.0'), publish('demo', '1.0.1'));
     // Entry 0 voiding entry 1, the one after it (its hash known: the same entries, made again).
     const later = await logOf(
-      async () => signVoid({ voided: first[1] as ReadEntry, reason: REASON, time: TIME, signer: registry }),
+      async () =>
+        signVoid({
+          voided: first[1] as ReadEntry,
+          reason: REASON,
+          time: TIME,
+          signer: registry,
+          registry: REGISTRY,
+        }),
       publish('demo', '1.0.1'),
     );
     expect(await refusal(later)).toMatchObject({ code: 'LOG_VOID_NOT_EARLIER' });
@@ -260,6 +291,13 @@ describe('when a void is not one the registry could have made', () => {
       detail: { ...made.detail, reason: 'other words' },
     });
     expect(await refusal(reworded)).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
+    // Or the registry it is of, to pass it off as a void of another registry the same key signs for.
+    const moved = await logOf(entry?.entry as LogEntry, {
+      ...made,
+      detail: { ...made.detail, registry: 'https://staging.registry.example' },
+    });
+    const movedError = await refusal(moved, registry.fingerprint, 'https://staging.registry.example');
+    expect(movedError).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
     // The registry's fingerprint and key, a publisher's signature.
     const statement = new TextEncoder().encode(voidStatement(made));
     const forged = await logOf(entry?.entry as LogEntry, {
@@ -315,6 +353,7 @@ describe('when a void is not one the registry could have made', () => {
           reason: REASON,
           time: TIME,
           signer: registry,
+          registry: REGISTRY,
         });
       };
     for (const [plugin, version] of [
@@ -331,6 +370,31 @@ describe('when a void is not one the registry could have made', () => {
   });
 });
 
+describe('when a void is of another registry the same key signs for', () => {
+  it('refuses it, naming both registries (LOG_VOID_OTHER_REGISTRY), and takes one of this registry however its URL is spelled', async () => {
+    // A staging registry copied from production keeps its key and its log's first entries: its void of one
+    // of them, replayed in production's log, would void an entry production never voided.
+    const staging = 'https://staging.registry.example';
+    const log = await logOf(publish('demo', '1.0.0'), voidOf(0, registry, REASON, staging));
+    const error = await refusal(log);
+    expect(error).toMatchObject({ name: 'TrustError', code: 'LOG_VOID_OTHER_REGISTRY' });
+    expect(error.message).toContain(`is a void of registry "${staging}", not of "${REGISTRY}"`);
+    // Read from staging, the same void stands.
+    expect([...checkVoids(log, { registryKey: registry.fingerprint, registry: staging }).keys()]).toEqual([
+      0,
+    ]);
+    // This registry's URL written another way (host in capitals, the default port, a trailing slash) is it.
+    const spelled = await logOf(
+      publish('demo', '1.0.0'),
+      voidOf(0, registry, REASON, 'https://Plugins.Registry.Example:443/'),
+    );
+    expect([
+      ...checkVoids(spelled, { registryKey: registry.fingerprint, registry: REGISTRY }).keys(),
+    ]).toEqual([0]);
+    await expect(verifyVoidSignatures(spelled)).resolves.toBeUndefined();
+  });
+});
+
 describe('when a segment holds a void not of its form', () => {
   const lineOf = (entry: Record<string, unknown>) =>
     new TextEncoder().encode(`${JSON.stringify({ seq: 0, time: TIME, ...entry, prev: '0'.repeat(64) })}\n`);
@@ -340,7 +404,7 @@ describe('when a segment holds a void not of its form', () => {
       type: 'void',
       signer: 'A'.repeat(40),
       digest: 'b'.repeat(64),
-      detail: { hash: 'c'.repeat(64), reason: 'x', ...detail },
+      detail: { hash: 'c'.repeat(64), reason: 'x', registry: REGISTRY, ...detail },
       key: 'key',
       signature: 'sig',
     });
@@ -359,10 +423,11 @@ describe('when a segment holds a void not of its form', () => {
 
   it('refuses a void carrying a field its signed statement leaves out: created, another detail, another field (LOG_MALFORMED)', () => {
     // Each would be a second entry under the one statement and signature, its words vouched for by no void.
+    const detail = { entry: '0', hash: 'c'.repeat(64), reason: 'x', registry: REGISTRY };
     const cases: [Record<string, unknown>, string][] = [
       [{ created: TIME }, '#/created: expected no created (a void is signed without one)'],
-      [{ detail: { entry: '0', hash: 'c'.repeat(64), reason: 'x', effect: 'none' } }, '#/detail/effect: not'],
-      [{ detail: { entry: '0', hash: 'c'.repeat(64), reason: 'x', note: 'y' } }, '#/detail/note: not'],
+      [{ detail: { ...detail, effect: 'none' } }, '#/detail/effect: not'],
+      [{ detail: { ...detail, note: 'y' } }, '#/detail/note: not'],
       [{ note: 'y' }, '#/note: not a field of a void'],
     ];
     for (const [extra, problem] of cases) {
@@ -370,7 +435,7 @@ describe('when a segment holds a void not of its form', () => {
         type: 'void',
         signer: 'A'.repeat(40),
         digest: 'b'.repeat(64),
-        detail: { entry: '0', hash: 'c'.repeat(64), reason: 'x' },
+        detail,
         key: 'key',
         signature: 'sig',
         ...extra,
@@ -392,7 +457,7 @@ describe('when a segment holds a void not of its form', () => {
       expect.objectContaining({
         code: 'LOG_MALFORMED',
         message: expect.stringMatching(
-          /#\/key: missing.*#\/signature: missing.*#\/detail\/entry: missing.*#\/detail\/hash: missing/,
+          /#\/key: missing.*#\/signature: missing.*#\/detail\/entry: missing.*#\/detail\/hash: missing.*#\/detail\/registry: missing/,
         ),
       }),
     );
