@@ -320,7 +320,9 @@ export async function recentLogEntries(
  * cause, its message naming the segment's key. A void is refused too, as the pipeline refused it before
  * clients could read one: the clients replay voids (log.ts `checkVoids`), but this pipeline's own readers of
  * the log (what it resumes, an action's order and marker, a rebuild's restore) do not yet, and would take a
- * voided entry for one that took effect. The release that writes voids teaches them first.
+ * voided entry for one that took effect. The release that writes voids teaches them first. Its remedy is that
+ * release, never the void cut out: the log is append-only to every client that saw a head counting the void,
+ * and a log without it is to them one cut short or rewritten (LOG_TRUNCATED, LOG_FORKED).
  * @throws TrustError LOG_MALFORMED
  */
 function parsePublishedSegment(body: Uint8Array, index: number): ReadEntry[] {
@@ -337,7 +339,7 @@ function parsePublishedSegment(body: Uint8Array, index: number): ReadEntry[] {
   if (voiding)
     throw new TrustError(
       'LOG_MALFORMED',
-      `${logSegmentKey(index)}, a published log segment, holds a void (entry ${voiding.entry.seq}), which this release's pipeline does not replay: no registry of this release writes one, so whoever holds its key appended it; remove it from a copy of the log made before, or run a release that writes voids`,
+      `${logSegmentKey(index)}, a published log segment, holds a void (entry ${voiding.entry.seq}), which this release's pipeline does not replay: no registry of this release writes one, so whoever holds the registry's key appended it; this release cannot publish to a log holding a void: run a release whose pipeline replays voids, and never remove the void or put back the log from before it, as every client that saw a snapshot counting it would then refuse the log as cut short or rewritten (LOG_TRUNCATED, LOG_FORKED)`,
     );
   return entries;
 }

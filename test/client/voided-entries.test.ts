@@ -160,6 +160,13 @@ describe('when the log holds entries that never took effect', () => {
     const error = await rejectionOf(processSubmissions(context, [key]), TrustError);
     expect(error.code).toBe('LOG_MALFORMED');
     expect(error.message).toContain("holds a void (entry 3), which this release's pipeline does not replay");
+    // What it tells the operator is true: this release cannot publish to this log, and cutting the void out
+    // would leave every client that saw a head counting it refusing the log as cut short or rewritten.
+    expect(error.message).toContain(
+      'this release cannot publish to a log holding a void: run a release whose pipeline replays voids',
+    );
+    expect(error.message).toContain('never remove the void');
+    expect(error.message).not.toContain('a copy of the log made before');
   });
 });
 
