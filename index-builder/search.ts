@@ -385,8 +385,8 @@ export interface SearchHit {
   readonly match: MatchKind;
   readonly entry: SearchEntry;
   /**
-   * Other plugins of the same registry whose names read as this one's, owned by none of its owners
-   * (`lookAlikesOf`): absent when there are none, or when the rows do not say their owners.
+   * Other plugins of the same registry whose names read as this one's, whose owners are not the same keys as
+   * its own (`lookAlikesOf`): absent when there are none, or when the rows do not say their owners.
    */
   readonly lookAlikes?: readonly string[];
 }
