@@ -30,8 +30,8 @@
  * - viewer response (`EDGE_HEADERS_SOURCE`): the security headers of `securityHeaders`: a hosted artifact
  *   is a download (octet-stream, attachment, sandbox) whatever its stored type, a page gets the hashed CSP,
  *   everything else `default-src 'none'`; `Access-Control-Allow-Origin: *` on everything but pages, as the
- *   local server sends it, with `Access-Control-Expose-Headers` (`CORS_READ_HEADERS`, the ETag among them). It runs on cached responses too, so objects stored before a
- *   rule changed are served by the rule of today. A 304 without a Content-Type gets no policy: the
+ *   local server sends it, with `Access-Control-Expose-Headers` (`CORS_READ_HEADERS`, the ETag among them).
+ *   It runs on cached responses too, so objects stored before a rule changed are served by the rule of today. A 304 without a Content-Type gets no policy: the
  *   browser keeps the one it stored with the page; its CORS headers all the same where its URI can be no
  *   page, as a page reading a document's ETag and sending it back gets the 304 only with them.
  *
