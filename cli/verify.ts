@@ -528,7 +528,7 @@ async function verifyWith(
     ...(lastLog ? { remembered: lastLog } : {}),
   });
   const log = logHead ?? EMPTY_LOG;
-  const fold = foldLog(entries);
+  const fold = foldLog(entries, voided);
   const disagreements: LogDisagreement[] = [];
   const served = new Set<string>();
   // Every document by the digest the snapshot (or a bin) gives it: `?v=<sha256>` is its own CDN cache entry,

@@ -25,13 +25,13 @@
  * documents': the caller fetches.
  *
  * @example
- * const fold = foldLog(entries);
+ * const fold = foldLog(entries, voided);
  * const found = [...compareDocument(fold, doc), ...missingPlugins(fold, names)];
  */
 import { ACTION_CLOCK_SKEW_MS, type ReadAction, readSignedAction } from '../index-builder/actions.ts';
 import { versionIdentity } from '../index-builder/layout.ts';
 import { createdInstant, deprecationStatementOf, slotRecord } from '../index-builder/lifecycle.ts';
-import { type LogEntry, NO_EFFECT, type ReadEntry, voidedEntries } from '../index-builder/log.ts';
+import { type LogEntry, NO_EFFECT, type ReadEntry } from '../index-builder/log.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import { type PublicKeyInfo, readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
 
@@ -156,15 +156,17 @@ function trailOf(plugins: Map<string, PluginTrail>, name: string, seq: number): 
 }
 
 /**
- * What the log says of each plugin, in one pass over its entries (as `readWholeLog` gives them, its voids
- * checked): an entry a void names never took effect, so it is passed over as if never made (no document is
- * expected to show it), and the void itself says nothing of a plugin.
+ * What the log says of each plugin, in one pass over its entries (as `readWholeLog` gives them, with the
+ * entries its voids name, checked: `voided`): an entry a void names never took effect, so it is passed over
+ * as if never made (no document is expected to show it), and the void itself says nothing of a plugin.
  */
-export function foldLog(entries: readonly ReadEntry[]): LogFold {
+export function foldLog(
+  entries: readonly ReadEntry[],
+  voided: ReadonlyMap<number, unknown> = new Map(),
+): LogFold {
   const plugins = new Map<string, PluginTrail>();
   const revocations = new Map<string, LogEntry>();
   const first = entries[0]?.entry;
-  const voided = voidedEntries(entries);
   for (const { entry } of entries) {
     if (entry.type === 'void' || voided.has(entry.seq)) continue;
     if (entry.type === 'revoke-key') {

@@ -445,15 +445,6 @@ export function voidStatement(
   });
 }
 
-/** The entries voided, by seq, each with the void that voided it (as `checkVoids` took them: unchecked). */
-export function voidedEntries(entries: readonly ReadEntry[]): ReadonlyMap<number, LogEntry> {
-  const voided = new Map<number, LogEntry>();
-  for (const { entry } of entries)
-    if (entry.type === 'void' && !voided.has(Number(entry.detail?.entry)))
-      voided.set(Number(entry.detail?.entry), entry);
-  return voided;
-}
-
 /**
  * Refuses a void among `entries` (entries read past a head this client saw, of `seen` entries) that names an
  * entry that head counted. A void says an entry never took effect, and the pipeline must append it before any
