@@ -39,6 +39,17 @@ const PLUGIN = 'demo-plugin';
 const GHOST = 'ghost-plugin';
 const REASON = 'the store refused the plugin document for good (STORE_REFUSED)';
 const site = new MemoryStore();
+
+/** A publish of GHOST `version` by the publisher's key, logged as if the store then refused its document. */
+async function ghostPublish(version: string) {
+  return {
+    type: 'publish' as const,
+    plugin: GHOST,
+    version,
+    signer: (await testKey('publisher')).fingerprint,
+    time: '2026-11-01T23:59:30.000Z',
+  };
+}
 let base: string;
 let close: () => Promise<void>;
 let registry: TestRegistry;
@@ -95,13 +106,7 @@ describe('when the log holds entries that never took effect', () => {
     const publisher = await testKey('publisher');
     // Logged, then never shown: a publish of a plugin the store refused, a yank of a version it refused.
     await appendLog(context, [
-      {
-        type: 'publish',
-        plugin: GHOST,
-        version: '1.0.0',
-        signer: publisher.fingerprint,
-        time: '2026-11-01T23:59:30.000Z',
-      },
+      await ghostPublish('1.0.0'),
       {
         type: 'yank',
         plugin: PLUGIN,
@@ -247,16 +252,7 @@ describe('when a void signed by the registry key is of another registry', () => 
     const { own, listening, other, ctx } = await servedRegistryOf(name);
     const client = httpClient(await mkdtemp(join(home, `${name.toLowerCase()}-`)));
     try {
-      const publisher = await testKey('publisher');
-      await appendLog(ctx, [
-        {
-          type: 'publish',
-          plugin: GHOST,
-          version: '1.0.0',
-          signer: publisher.fingerprint,
-          time: '2026-11-01T23:59:30.000Z',
-        },
-      ]);
+      await appendLog(ctx, [await ghostPublish('1.0.0')]);
       const entries = parseSegment((await own.get(logSegmentKey(0)))?.body ?? new Uint8Array(), 0);
       await appendLog(ctx, [
         await signVoid({
@@ -325,14 +321,7 @@ describe('when the key that signed a void was retired as compromised since', () 
     const { own, listening, other, ctx } = await servedRegistryOf('Stolen');
     try {
       const publisher = await testKey('publisher');
-      const ghost = (version: string) => ({
-        type: 'publish' as const,
-        plugin: GHOST,
-        version,
-        signer: publisher.fingerprint,
-        time: '2026-11-01T23:59:30.000Z',
-      });
-      await appendLog(ctx, [ghost('1.0.0'), ghost('1.0.1')]);
+      await appendLog(ctx, [await ghostPublish('1.0.0'), await ghostPublish('1.0.1')]);
       const segment = await own.get(logSegmentKey(0));
       const entries = parseSegment(segment?.body ?? new Uint8Array(), 0);
       const voidOf = (seq: number) =>
