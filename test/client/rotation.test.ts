@@ -190,6 +190,21 @@ async function pinningFirstKey(registry: Served): Promise<ClientMachine> {
   return m;
 }
 
+/**
+ * A served registry rotated once to a new key, a machine pinning its first key, rotation 1 as published (its
+ * file and what it reads as), and a signer of the key it retired: for a test that publishes another rotation 1.
+ */
+async function rotatedOnce() {
+  const registry = await servedRegistry(['1.0.0']);
+  const m = await pinningFirstKey(registry);
+  const next = await rotateToNewKey(registry);
+  const published = join(registry.dir, 'public', rotationKey(1));
+  const honest = readSignedRotation(await readFile(published));
+  const retired = join(registry.dir, 'keys/retired', `${registry.firstFingerprint}.asc`);
+  const old = await createSigner(await readFile(retired, 'utf8'));
+  return { registry, m, next, published, honest, old };
+}
+
 async function trustState(m: ClientMachine, name = 'main'): Promise<Record<string, unknown>> {
   return JSON.parse(await readFile(join(m.data, 'trust', name, 'state.json'), 'utf8'));
 }
@@ -781,16 +796,11 @@ describe('when a published rotation is forged', () => {
   it.each(forgeries)(
     'refuses %s (KEY_ROTATION_BROKEN, naming the step) and pins nothing',
     async (_, forge) => {
-      const registry = await servedRegistry(['1.0.0']);
-      const m = await pinningFirstKey(registry);
-      const next = await rotateToNewKey(registry);
-      const published = join(registry.dir, 'public', rotationKey(1));
-      const honest = readSignedRotation(await readFile(published));
-      const retired = join(registry.dir, 'keys/retired', `${registry.firstFingerprint}.asc`);
+      const { registry, m, next, published, honest, old } = await rotatedOnce();
       await writeFile(
         published,
         await forge({
-          old: await createSigner(await readFile(retired, 'utf8')),
+          old,
           next: await createSigner(next.secretKey),
           stranger: await createSigner((await generateKeyPair({ name: 'stranger' })).secretKey),
           text: honest.text,
@@ -823,16 +833,8 @@ describe('when a published rotation is forged', () => {
     async (_, asGiven) => {
       // Only a hand-made rotation can be so (signRotation writes each signer's public key): followed, it moved
       // the client's trust to a key whose secret half the registry had just published for anyone to sign with.
-      const registry = await servedRegistry(['1.0.0']);
-      const m = await pinningFirstKey(registry);
-      const next = await rotateToNewKey(registry);
-      const published = join(registry.dir, 'public', rotationKey(1));
-      const honest = readSignedRotation(await readFile(published));
-      const retired = join(registry.dir, 'keys/retired', `${registry.firstFingerprint}.asc`);
-      const [old, nextSigner] = [
-        await createSigner(await readFile(retired, 'utf8')),
-        await createSigner(next.secretKey),
-      ];
+      const { registry, m, next, published, honest, old } = await rotatedOnce();
+      const nextSigner = await createSigner(next.secretKey);
       const text = encode(
         JSON.stringify(
           { ...honest.rotation, next: { fingerprint: next.fingerprint, key: asGiven(next.secretKey) } },
