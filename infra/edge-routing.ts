@@ -32,8 +32,9 @@
  *   everything else `default-src 'none'`; `Access-Control-Allow-Origin: *` on everything but pages, as the
  *   local server sends it, with `Access-Control-Expose-Headers` (`CORS_READ_HEADERS`, the ETag among them).
  *   It runs on cached responses too, so objects stored before a rule changed are served by the rule of today. A 304 without a Content-Type gets no policy: the
- *   browser keeps the one it stored with the page; its CORS headers all the same where its URI can be no
- *   page, as a page reading a document's ETag and sending it back gets the 304 only with them.
+ *   browser keeps the one it stored with the page; its CORS headers all the same where the answer is no page
+ *   (at `/plugins` and `/plugins/{name}`, by the Accept the routing function chose by), as a page reading a
+ *   document's ETag and sending it back gets the 304 only with them.
  *
  * Written for the cloudfront-js-2.0 runtime; tests run these same sources in Node beside the TypeScript
  * policy, over the same paths and types.
@@ -133,6 +134,57 @@ function handler(event) {
 }
 `;
 
+/**
+ * What both functions read of a header: `listOf`, a header as one list of all its lines (RFC 9110 5.3), as
+ * Node gives the local server one sent twice (CloudFront's `value` is the first line alone, and a second one
+ * could rank another type or coding first); `quality`, the q-value of the most specific range that matches
+ * (RFC 9110 12.5.1), ranges and parameters read case-insensitively, a range with an unreadable q-value
+ * dropped (cli/local/server.ts's qualityOf, ported); and `prefersPage`, whether Accept chooses the page over
+ * the JSON document at `/plugins` and `/plugins/{name}`, as prefersHtml there: the routing function rewrites
+ * those by it, and the headers function reads the same header to tell the 304 of the document (CORS, as its
+ * 200 has) from the 304 of the page (none). Said here, not in the sources, whose comments count in the 10 KB.
+ */
+const ACCEPT_SOURCE = `
+function quality(accept, type) {
+  var wanted = type.split('/');
+  var best = -1;
+  var bestQ = 0;
+  var parts = accept.split(',');
+  for (var i = 0; i < parts.length; i++) {
+    var fields = parts[i].split(';');
+    var range = fields[0].trim().toLowerCase().split('/');
+    if (range.length !== 2 || !range[0] || !range[1]) continue;
+    var q = 1;
+    for (var j = 1; j < fields.length; j++) {
+      var p = fields[j].trim().toLowerCase();
+      if (/^q\\s*=/.test(p)) {
+        q = Number(p.slice(p.indexOf('=') + 1).trim());
+        break;
+      }
+    }
+    if (!(q >= 0 && q <= 1)) continue;
+    var specificity = range[0] === wanted[0] && range[1] === wanted[1] ? 2
+      : range[0] === wanted[0] && range[1] === '*' ? 1 : range[0] === '*' && range[1] === '*' ? 0 : -1;
+    if (specificity > best) {
+      best = specificity;
+      bestQ = q;
+    }
+  }
+  return bestQ;
+}
+function listOf(header) {
+  if (!header) return '';
+  if (!header.multiValue) return header.value;
+  var lines = [];
+  for (var i = 0; i < header.multiValue.length; i++) lines.push(header.multiValue[i].value);
+  return lines.join(', ');
+}
+function prefersPage(header) {
+  var accept = listOf(header);
+  return accept !== '' && quality(accept, 'text/html') > quality(accept, 'application/json');
+}
+`;
+
 export const EDGE_ROUTING_SOURCE = `
 var DATA_CSP = ${JSON.stringify(DATA_CSP)};
 var COMMON = ${JSON.stringify({ ...COMMON_HEADERS, 'strict-transport-security': STRICT_TRANSPORT_SECURITY })};
@@ -144,7 +196,7 @@ var CODINGS = ${JSON.stringify(CONTENT_ENCODINGS)};
 var REDIRECTS = ${JSON.stringify(REDIRECTS)};
 var SAFE_KEY = new RegExp(${JSON.stringify(SAFE_KEY_PATTERN)}, 'i');
 var MAX_KEY = ${MAX_KEY_LENGTH};
-${OPTIONS_SOURCE}
+${OPTIONS_SOURCE}${ACCEPT_SOURCE}
 function weights(header) {
   var q = {};
   var parts = header.split(',');
@@ -177,35 +229,6 @@ function encoding(header) {
   }
   return best !== null && bestQ >= weightOf('identity') ? best : null;
 }
-// The q-value of the most specific range that matches (RFC 9110 12.5.1), ranges and parameters read
-// case-insensitively, a range with an unreadable q-value dropped: cli/local/server.ts's qualityOf, ported.
-function quality(accept, type) {
-  var wanted = type.split('/');
-  var best = -1;
-  var bestQ = 0;
-  var parts = accept.split(',');
-  for (var i = 0; i < parts.length; i++) {
-    var fields = parts[i].split(';');
-    var range = fields[0].trim().toLowerCase().split('/');
-    if (range.length !== 2 || !range[0] || !range[1]) continue;
-    var q = 1;
-    for (var j = 1; j < fields.length; j++) {
-      var p = fields[j].trim().toLowerCase();
-      if (/^q\\s*=/.test(p)) {
-        q = Number(p.slice(p.indexOf('=') + 1).trim());
-        break;
-      }
-    }
-    if (!(q >= 0 && q <= 1)) continue;
-    var specificity = range[0] === wanted[0] && range[1] === wanted[1] ? 2
-      : range[0] === wanted[0] && range[1] === '*' ? 1 : range[0] === '*' && range[1] === '*' ? 0 : -1;
-    if (specificity > best) {
-      best = specificity;
-      bestQ = q;
-    }
-  }
-  return bestQ;
-}
 // The query as the viewer sent it, for a redirect that keeps it.
 function queryOf(querystring) {
   var pairs = [];
@@ -215,15 +238,6 @@ function queryOf(querystring) {
     for (var i = 0; i < values.length; i++) pairs.push(values[i].value === '' ? key : key + '=' + values[i].value);
   }
   return pairs.length > 0 ? '?' + pairs.join('&') : '';
-}
-// A header as one list of all its lines (RFC 9110 5.3), as Node gives the local server one sent twice:
-// CloudFront's \`value\` is the first line alone, and a second one could rank another type or coding first.
-function listOf(header) {
-  if (!header) return '';
-  if (!header.multiValue) return header.value;
-  var lines = [];
-  for (var i = 0; i < header.multiValue.length; i++) lines.push(header.multiValue[i].value);
-  return lines.join(', ');
 }
 function answer(status, description, error) {
   var headers = { 'content-type': { value: 'application/json' }, 'cache-control': { value: 'no-store' },
@@ -246,8 +260,7 @@ function handler(event) {
   // artifact plugins/x/1.0.0/a.html, which the headers function, reading %70lugins, would not make a download.
   if (/%|\\\\/.test(uri) || /(^|\\/)\\.\\.?(\\/|$)/.test(uri))
     return answer(400, 'Bad Request', 'bad_request');
-  var accept = listOf(request.headers.accept);
-  var html = accept !== '' && quality(accept, 'text/html') > quality(accept, 'application/json');
+  var html = prefersPage(request.headers.accept);
   var name = '[a-z0-9]+(?:-[a-z0-9]+)*';
   var plugin = new RegExp('^/plugins/(' + name + ')(/?)$').exec(uri);
   var manifest = new RegExp('^/plugins/(' + name + ')/([^/]+)/manifest$').exec(uri);
@@ -301,7 +314,7 @@ var VERSION_FILES = { 'manifest': true, 'manifest.json': true, 'manifest.json.as
 var ENCODING_NEGOTIATED = ${JSON.stringify(ENCODING_NEGOTIATED)};
 var PLUGIN_VARIANT = new RegExp(${JSON.stringify(PLUGIN_VARIANT_URI)});
 var HOME_VARIANTS = ${JSON.stringify(Object.fromEntries(Object.values(VARIANT_URIS['/index.json'] ?? {}).map((variant) => [variant, true])))};
-// The first segment in any letter case, as isHostedArtifactKey (layout.ts) reads it for a filesystem that
+${ACCEPT_SOURCE}// The first segment in any letter case, as isHostedArtifactKey (layout.ts) reads it for a filesystem that
 // finds a name in any case; S3 does not, so here it only keeps the two policies one.
 function isArtifact(uri) {
   var parts = uri.slice(1).split('/');
@@ -354,9 +367,11 @@ function handler(event) {
   // revalidated page's own, whose style and scripts were blocked from then on. The stored one stands.
   // Its CORS headers stand on what the URI tells, though: a page that read a document's ETag and sends it back
   // gets this 304, which a browser refuses to the page without them (the default behavior has no CORS policy
-  // to add them). Only where the URI can be no page: one may be at '/', '.html', '/plugins' or '/plugins/x'.
+  // to add them). Never to a page's: one is at '/' or '.html', and at '/plugins' or '/plugins/x' if Accept chose
+  // it, as the routing function chose by the same header (whether this URI is the one it rewrote or not).
   if (type === '' && response.statusCode === 304) {
-    if (!/(\\/|\\.html?)$|^\\/plugins(\\/[^/]+)?$/i.test(uri)) cors(headers, true);
+    var chosen = /^\\/plugins(\\/[^/]+)?$/i.test(uri) && prefersPage(event.request.headers.accept);
+    if (!chosen && !/(\\/|\\.html?)$/i.test(uri)) cors(headers, true);
     return response;
   }
   var page = type.indexOf('text/html') === 0;

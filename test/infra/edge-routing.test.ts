@@ -29,7 +29,10 @@ interface EdgeResponse {
 type RequestHandler = (event: {
   request: { uri: string; headers: Headers };
 }) => { uri: string } | EdgeResponse;
-type ResponseHandler = (event: { request: { uri: string }; response: EdgeResponse }) => EdgeResponse;
+type ResponseHandler = (event: {
+  request: { uri: string; headers?: Headers };
+  response: EdgeResponse;
+}) => EdgeResponse;
 
 const requestHandler = new Function(`${EDGE_ROUTING_SOURCE}; return handler;`)() as RequestHandler;
 const responseHandler = new Function(`${EDGE_HEADERS_SOURCE}; return handler;`)() as ResponseHandler;
@@ -280,8 +283,12 @@ describe('when CloudFront answers', () => {
 
 describe('when CloudFront answers a revalidation with 304', () => {
   /** The headers the function gives a response of `status` that carries no Content-Type. */
-  function untyped(uri: string, status: number): Record<string, string> {
-    const response = responseHandler({ request: { uri }, response: { statusCode: status, headers: {} } });
+  function untyped(uri: string, status: number, accept?: string): Record<string, string> {
+    const headers: Headers = accept ? { accept: { value: accept } } : {};
+    const response = responseHandler({
+      request: { uri, headers },
+      response: { statusCode: status, headers: {} },
+    });
     return Object.fromEntries(Object.entries(response.headers).map(([k, v]) => [k, v.value]));
   }
 
@@ -312,10 +319,36 @@ describe('when CloudFront answers a revalidation with 304', () => {
   });
 
   it.each(['/', '/index.html', '/plugins', '/plugins/x', '/plugins/x/', '/plugins/x/index.html'])(
-    'sends the 304 of %s, which may be a page, no CORS headers, the stored ones standing',
+    'sends the 304 of %s, a page to a browser, no CORS headers, the stored ones standing',
     (uri) => {
-      expect(untyped(uri, 304)['access-control-allow-origin']).toBeUndefined();
-      expect(untyped(uri, 304)['access-control-expose-headers']).toBeUndefined();
+      expect(untyped(uri, 304, BROWSER)['access-control-allow-origin']).toBeUndefined();
+      expect(untyped(uri, 304, BROWSER)['access-control-expose-headers']).toBeUndefined();
+    },
+  );
+
+  it.each(ACCEPTS)(
+    'lets another origin read the 304 of /plugins/{name} when Accept %s chose its document, never of its page',
+    (accept) => {
+      // The one URL that is a page or a JSON document by Accept: a page elsewhere fetching the document (any
+      // Accept but a browser's navigation) and sending its ETag back got a 304 without CORS, which its browser
+      // refused. Which URI the response event carries, the one asked for or the one the routing function
+      // rewrote it to, the function tells the two apart alike; the Accept it reads is the routing function's.
+      const headers: Headers = accept ? { accept: { value: accept } } : {};
+      const routed = requestHandler({ request: { uri: '/plugins/kubecost-lens', headers } });
+      if ('statusCode' in routed) throw new Error('the routing function answered a plugin itself');
+      const document = routed.uri.endsWith('/index.json');
+      for (const uri of ['/plugins/kubecost-lens', routed.uri]) {
+        const response = responseHandler({
+          request: { uri, headers },
+          response: { statusCode: 304, headers: {} },
+        });
+        const sent = Object.fromEntries(Object.entries(response.headers).map(([k, v]) => [k, v.value]));
+        expect(sent['access-control-allow-origin'], `${uri} ${accept}`).toBe(document ? '*' : undefined);
+        expect(sent['access-control-expose-headers'], `${uri} ${accept}`).toBe(
+          document ? CORS_EXPOSED_HEADERS : undefined,
+        );
+        expect(sent['content-security-policy'], `${uri} ${accept}`).toBeUndefined();
+      }
     },
   );
 

@@ -215,6 +215,31 @@ describe('when serving the published tree', () => {
     }
   });
 
+  it("lets another origin read the 304 of /plugins/{name}'s document, and its ETag, never its page's", async () => {
+    // The one URL that is a page or a JSON document by Accept, as on CloudFront (the viewer-response function,
+    // test/infra/edge-routing.test.ts): a page elsewhere that read the document's ETag sends it back and gets
+    // this 304, which its browser refuses without them.
+    const revalidated = async (accept: string) => {
+      const etag = (await fetch(`${base}/plugins/demo`, { headers: { accept } })).headers.get(
+        'etag',
+      ) as string;
+      const response = await fetch(`${base}/plugins/demo`, { headers: { accept, 'if-none-match': etag } });
+      await response.arrayBuffer();
+      return {
+        status: response.status,
+        origin: response.headers.get('access-control-allow-origin'),
+        exposed: response.headers.get('access-control-expose-headers'),
+      };
+    };
+    for (const accept of ['*/*', 'application/json'])
+      expect(await revalidated(accept), accept).toEqual({
+        status: 304,
+        origin: '*',
+        exposed: CORS_EXPOSED_HEADERS,
+      });
+    expect(await revalidated(BROWSER_ACCEPT)).toEqual({ status: 304, origin: null, exposed: null });
+  });
+
   it('exposes the ETag and range headers to another origin wherever it lets one read the answer', async () => {
     // Access-Control-Allow-Origin lets a page elsewhere read the body and the safelisted headers only (Fetch
     // standard: Content-Length, Content-Type, Cache-Control, Last-Modified...): without Expose-Headers its
