@@ -1830,19 +1830,29 @@ describe('when clients hold many connections', () => {
   });
 
   it('gives the place of an answer its client stopped reading when none is idle, never of one being read', async () => {
+    // No wall-clock bound is left to fail on a loaded machine: the slots' samples are the test's to take
+    // (the first sample sees the paused answers' queues moved since their requests began and marks them
+    // fresh: run late by a loaded machine's timers, it left them unstalled), each "after" is an event, and
+    // the one wait is a least time, which a late timer only lengthens. The reader comes first, so were its
+    // reading not seen it would be the one stalled longest, and go.
+    let sample = () => {};
+    const stalledMs = 500;
     const server = await serveWith({
       maxConnections: CAP,
       maxConnectionsPerAddress: 0,
-      // A second: the reader below pauses 100 ms at most, so a loaded machine's lag leaves it far from stalled.
-      timeouts: { ...SERVER_TIMEOUTS, stalledMs: 1_000 },
+      timeouts: { ...SERVER_TIMEOUTS, stalledMs },
+      sampleTimer: (run) => {
+        sample = run;
+        return () => {
+          sample = () => {};
+        };
+      },
     });
     let reading: http.ClientRequest | undefined;
     try {
-      const stalled = [];
-      for (let i = 0; i < CAP - 1; i++) stalled.push(await busy(server.port, server.judged));
-      // Reads a MiB, waits 100 ms, and again: slow, but never stalled for the second.
+      // Reads a MiB, waits 100 ms, and again: slow (the 48 MiB take it 5 s at least), never stalled.
       let received = 0;
-      await new Promise<void>((resolve, reject) => {
+      const readerPort = await new Promise<number>((resolve, reject) => {
         reading = http.get(
           { host: '127.0.0.1', port: server.port, path: `/${FLOOD_KEY}`, agent: false },
           (res) => {
@@ -1857,19 +1867,30 @@ describe('when clients hold many connections', () => {
               }
             });
             res.on('error', () => undefined);
-            resolve();
+            resolve(res.socket.localPort ?? -1);
           },
         );
         reading.on('error', reject);
       });
-      // The others then stalled well past the second, however late this machine's timers fire.
-      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      /** The kernel took a whole write of the reader's answer: progress, as the slots see it. */
+      const readerDrained = () =>
+        new Promise((resolve) => server.ends.get(readerPort)?.once('drain', resolve));
+      const stalled = [];
+      for (let i = 0; i < CAP - 1; i++) stalled.push(await busy(server.port, server.judged));
+      // The others' kernel buffers, filled while the reader took two writes: their queues move no more.
+      await readerDrained();
+      await readerDrained();
+      sample();
+      // From this sample on, the others took nothing for the whole stall, and the reader took a write since.
+      await new Promise((resolve) => setTimeout(resolve, stalledMs));
+      await readerDrained();
 
       const next = await connect(server.port, server.judged);
 
       const closed = closedByServer(server, stalled);
       expect(closed.filter(Boolean)).toHaveLength(1);
       expect(reading?.destroyed).toBe(false);
+      expect(server.ends.get(readerPort)?.destroyed).toBe(false);
       expect(await statusOn(next)).toBe('HTTP/1.1 200 OK');
       const before = received;
       await expect.poll(() => received).toBeGreaterThan(before);
