@@ -10,7 +10,8 @@
  * once (a replay is refused, `ACTION_REPLAYED`).
  */
 import { randomBytes } from 'node:crypto';
-import semver from 'semver';
+import validVersion from 'semver/functions/valid.js';
+import validRange from 'semver/ranges/valid.js';
 import { ACTION_KINDS, type ActionKind, OPERATOR_ACTIONS } from './action-kinds.ts';
 import { fixedClock } from './clock.ts';
 import { sha256Hex } from './digest.ts';
@@ -150,9 +151,9 @@ const CHECKS: Record<string, Check> = {
         ? `a plugin name (${pluginNameFormProblem(v)})`
         : undefined,
   replacement: (v) => CHECKS.plugin?.(v, ''),
-  version: (v) => (typeof v === 'string' && semver.valid(v) === v ? undefined : 'a SemVer version'),
+  version: (v) => (typeof v === 'string' && validVersion(v) === v ? undefined : 'a SemVer version'),
   range: (v) =>
-    typeof v === 'string' && v.length <= 256 && semver.validRange(v) !== null ? undefined : 'a SemVer range',
+    typeof v === 'string' && v.length <= 256 && validRange(v) !== null ? undefined : 'a SemVer range',
   reason: text,
   message: text,
   id: (v) =>

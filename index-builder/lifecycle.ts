@@ -10,7 +10,7 @@
  * (pipeline/actions.ts). Such a refusal that still stands for its slot (`ActionOrder`) is logged all the
  * same, marked as changing nothing, so the order a rebuild restores from the log is the one recorded.
  */
-import semver from 'semver';
+import satisfies from 'semver/functions/satisfies.js';
 import type { ActionBody } from './actions.ts';
 import { type Problem, problem } from './errors.ts';
 import { hostedArtifactKey, manifestKey, signatureKey, versionIdentity } from './layout.ts';
@@ -187,7 +187,7 @@ function removedVersion(doc: PluginDocument, record: VersionRecord): Problem {
  * (client/log-consistency.ts), so the two can never read a range differently.
  */
 export function isInActionRange(version: string, range: string | undefined): boolean {
-  return range === undefined || semver.satisfies(version, range, { includePrerelease: true });
+  return range === undefined || satisfies(version, range, { includePrerelease: true });
 }
 
 /**

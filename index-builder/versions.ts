@@ -2,7 +2,15 @@
  * Version rules (PulumiCost spec, "Version Resolution Algorithm"): exact, range, `latest` (highest
  * non-prerelease, non-yanked) and channels (`beta` -> highest `-beta.N`).
  */
-import semver from 'semver';
+import Range from 'semver/classes/range.js';
+import compare from 'semver/functions/compare.js';
+import eq from 'semver/functions/eq.js';
+import gt from 'semver/functions/gt.js';
+import prerelease from 'semver/functions/prerelease.js';
+import rcompare from 'semver/functions/rcompare.js';
+import validVersion from 'semver/functions/valid.js';
+import maxSatisfying from 'semver/ranges/max-satisfying.js';
+import validRange from 'semver/ranges/valid.js';
 
 interface Versioned {
   readonly version: string;
@@ -11,21 +19,21 @@ interface Versioned {
 
 /** Newest first by SemVer precedence (build metadata ignored, as SemVer says). */
 export function sortVersionsDescending<T extends Versioned>(records: readonly T[]): T[] {
-  return [...records].sort((a, b) => semver.rcompare(a.version, b.version));
+  return [...records].sort((a, b) => rcompare(a.version, b.version));
 }
 
 /** Ascending SemVer precedence, for sorting (build metadata ignored). */
 export function compareVersions(a: string, b: string): number {
-  return semver.compare(a, b);
+  return compare(a, b);
 }
 
 export function isPrerelease(version: string): boolean {
-  return semver.prerelease(version) !== null;
+  return prerelease(version) !== null;
 }
 
 /** The channel of a prerelease: its first identifier when alphabetic (`2.0.0-beta.3` -> `beta`). */
 export function channelOf(version: string): string | undefined {
-  const first = semver.prerelease(version)?.[0];
+  const first = prerelease(version)?.[0];
   return typeof first === 'string' && /^[a-z][a-z0-9-]*$/i.test(first) ? first.toLowerCase() : undefined;
 }
 
@@ -34,7 +42,7 @@ export function latestVersion(records: readonly Versioned[]): string | null {
   let best: string | null = null;
   for (const record of records) {
     if (record.yanked || isPrerelease(record.version)) continue;
-    if (best === null || semver.gt(record.version, best)) best = record.version;
+    if (best === null || gt(record.version, best)) best = record.version;
   }
   return best;
 }
@@ -47,7 +55,7 @@ export function channelHeads(records: readonly Versioned[]): Record<string, stri
     const channel = channelOf(record.version);
     if (!channel) continue;
     const current = heads[channel];
-    if (current === undefined || semver.gt(record.version, current)) heads[channel] = record.version;
+    if (current === undefined || gt(record.version, current)) heads[channel] = record.version;
   }
   return heads;
 }
@@ -60,12 +68,12 @@ export function channelHeads(records: readonly Versioned[]): Record<string, stri
 export function resolveVersion(records: readonly Versioned[], request: string): string | undefined {
   const wanted = request.trim();
   if (wanted === '' || wanted === 'latest') return latestVersion(records) ?? undefined;
-  const exact = semver.valid(wanted);
-  if (exact) return records.find((r) => semver.eq(r.version, exact))?.version;
+  const exact = validVersion(wanted);
+  if (exact) return records.find((r) => eq(r.version, exact))?.version;
   if (/^[a-z][a-z0-9-]*$/i.test(wanted)) return channelHeads(records)[wanted.toLowerCase()];
-  if (semver.validRange(wanted) === null) return undefined;
+  if (validRange(wanted) === null) return undefined;
   const candidates = records.filter((r) => !r.yanked).map((r) => r.version);
-  return semver.maxSatisfying(candidates, wanted) ?? undefined;
+  return maxSatisfying(candidates, wanted) ?? undefined;
 }
 
 /**
@@ -92,9 +100,9 @@ export function advisoryTest(advisory: {
   readonly withdrawn?: unknown;
 }): (version: string) => boolean {
   if (advisory.withdrawn) return () => false;
-  let range: semver.Range;
+  let range: Range;
   try {
-    range = new semver.Range(advisory.affected, { includePrerelease: true });
+    range = new Range(advisory.affected, { includePrerelease: true });
   } catch {
     return () => true;
   }

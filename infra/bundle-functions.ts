@@ -49,6 +49,49 @@ const coreWithoutSideEffects: Plugin = {
   },
 };
 
+/**
+ * The links of the SDK's default credential chain (credential-provider-node's `defaultProvider`) that read a
+ * profile (`fromIni`), SSO (`fromSSO`), a credential process (`fromProcess`) or a web identity token
+ * (`fromTokenFile`), each by the package it imports when the chain reaches it, and the export it takes.
+ */
+const PROFILE_LINKS: Readonly<Record<string, string>> = {
+  '@aws-sdk/credential-provider-ini': 'fromIni',
+  '@aws-sdk/credential-provider-sso': 'fromSSO',
+  '@aws-sdk/credential-provider-process': 'fromProcess',
+  '@aws-sdk/credential-provider-web-identity': 'fromTokenFile',
+};
+const LEFT_OUT = 'credential-link-left-out';
+
+/**
+ * Leaves those links out: Lambda gives a function its role's keys in its environment (AWS_ACCESS_KEY_ID,
+ * AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), which the chain reads first, and has none of what they read (no
+ * profile files, no SSO settings, no token file), so they never ran; they came with the STS, SSO, SSO-OIDC
+ * and sign-in clients they build, some 94 KB of each bundle. Each is now a link that finds nothing, as it
+ * answered there: a CredentialsProviderError that lets the chain go on (`tryNextLink`), to the remote link
+ * (container or instance credentials), which stays, and then to the SDK's own "Could not load credentials
+ * from any providers". The chain imports them with import(), which esbuild does not check against their
+ * exports: `test/functions/bundle.test.ts` runs the chain through them to a container credentials endpoint.
+ */
+export const profileCredentialLinksLeftOut: Plugin = {
+  name: 'profile-credential-links-left-out',
+  setup(bundler) {
+    const names = Object.keys(PROFILE_LINKS).map((name) => name.replaceAll('/', '\\/'));
+    bundler.onResolve({ filter: new RegExp(`^(${names.join('|')})$`) }, (args) => ({
+      path: args.path,
+      namespace: LEFT_OUT,
+      // CredentialsProviderError as the chain itself imports it.
+      pluginData: args.resolveDir,
+    }));
+    bundler.onLoad({ filter: /.*/, namespace: LEFT_OUT }, (args) => ({
+      resolveDir: args.pluginData as string,
+      contents: `import { CredentialsProviderError } from '@smithy/core/config';
+export const ${PROFILE_LINKS[args.path]} = (init = {}) => async () => {
+  throw new CredentialsProviderError('${args.path} is not in this Lambda bundle', { logger: init.logger, tryNextLink: true });
+};`,
+    }));
+  },
+};
+
 export async function bundleFunctions(outdir: string): Promise<BundleResult> {
   const result = await build({
     entryPoints: Object.fromEntries(
@@ -64,7 +107,7 @@ export async function bundleFunctions(outdir: string): Promise<BundleResult> {
     // by default. Only ES modules can be cut to what a function calls: the CommonJS build of each client
     // is one file with every command and model, and the SDK's browser user-agent parser (bowser) rides along.
     mainFields: ['module', 'main'],
-    plugins: [coreWithoutSideEffects],
+    plugins: [coreWithoutSideEffects, profileCredentialLinksLeftOut],
     minify: true,
     sourcemap: false,
     legalComments: 'none',

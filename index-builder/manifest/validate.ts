@@ -5,7 +5,8 @@
  * reported at once, each with a stable code and the JSON pointer of the field.
  */
 import type { ErrorObject } from 'ajv';
-import semver from 'semver';
+import validVersion from 'semver/functions/valid.js';
+import validRange from 'semver/ranges/valid.js';
 import { normalizeDigest } from '../digest.ts';
 import {
   escapePointer,
@@ -310,7 +311,7 @@ function pathProblems(value: Record<string, unknown>): Problem[] {
         }),
       );
   }
-  const versionOk = typeof version === 'string' && semver.valid(version) !== null;
+  const versionOk = typeof version === 'string' && validVersion(version) !== null;
   if (nameOk && versionOk) {
     const why = keyProblem(manifestKey(name, version));
     if (why)
@@ -453,7 +454,7 @@ function ruleProblems(value: Record<string, unknown>): Problem[] {
     typeof version === 'string' &&
     version.length <= 256 &&
     /^\d+\.\d+\.\d+/.test(version) &&
-    semver.valid(version) === null
+    validVersion(version) === null
   ) {
     problems.push(
       problem('MANIFEST_INVALID_VERSION', '/version', 'the version is not SemVer 2.0.0', {
@@ -474,7 +475,7 @@ function ruleProblems(value: Record<string, unknown>): Problem[] {
   if (Array.isArray(requirements.dependencies)) {
     requirements.dependencies.forEach((dep, i) => {
       const range = (dep as Record<string, unknown>)?.version;
-      if (typeof range === 'string' && semver.validRange(range) === null) {
+      if (typeof range === 'string' && validRange(range) === null) {
         problems.push(
           problem(
             'MANIFEST_INVALID_DEPENDENCY_RANGE',

@@ -5,10 +5,13 @@
 
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../adapters/s3-store.ts';
 import { MAX_PUBLISH_RESPONSE_BYTES, type PublishResponse } from '../../functions/handlers.ts';
@@ -17,7 +20,12 @@ import type { SnapshotDocument } from '../../index-builder/model.ts';
 import type { SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
 import { type KeyPair, readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
 import { listAll } from '../../index-builder/store.ts';
-import { type BundleResult, bundleFunctions, type FunctionName } from '../../infra/bundle-functions.ts';
+import {
+  type BundleResult,
+  bundleFunctions,
+  type FunctionName,
+  profileCredentialLinksLeftOut,
+} from '../../infra/bundle-functions.ts';
 import { stageFunction } from '../../infra/publishers.ts';
 import { boundDocument, signedAction, vouchedLog } from '../support/actions.ts';
 import { type FakeSecretsManager, startFakeSecretsManager } from '../support/fake-secrets-manager.ts';
@@ -26,6 +34,7 @@ import { gpgKeyring } from '../support/gpg.ts';
 import { invokeAsLambda } from '../support/lambda-runtime.ts';
 import { type LocalS3, setBundledFunctionEnv, startLocalS3 } from '../support/s3.ts';
 
+const ROOT = path.resolve(import.meta.dirname, '../..');
 let outdir: string;
 let bundle: BundleResult;
 let s3: LocalS3;
@@ -90,6 +99,8 @@ describe('when the functions are bundled for Lambda', () => {
     // OCI repositories' index (oci-repositories.ts and the bins it shares with the names', filed-index.ts,
     // 3.4 KB), the named failures of a logged publish's catch-up (pipeline/index.ts, 1.4 KB), the variants'
     // recorded digest in S3 metadata (s3-store.ts, 0.9 KB), the key IDs scoped per checked list (trust.ts).
+    // At 1,558,064 bytes it went to 1,456,302: semver by its functions' paths, not its index (8 KB), and the
+    // credential chain's links Lambda never reaches (94 KB); the two tests below keep them out.
     expect(bundle.bytes.publish).toBeLessThanOrEqual(1_560_000);
   });
 
@@ -113,6 +124,80 @@ describe('when the functions are bundled for Lambda', () => {
       'SendMessageCommand.js',
     ]);
     expect(sources).toContain('yaml/dist');
+  });
+
+  it('carries of semver only the functions the core calls, not the whole package its index requires', () => {
+    // `import semver from 'semver'` is its CommonJS index, which requires every function, range and class
+    // (coerce, diff, inc, subset, intersects...): 8 KB the publish path never calls. The core imports each one.
+    for (const name of ['publish', 'search'] as const) {
+      expect(sourcesOf(name), name).not.toContain('semver/index.js');
+    }
+    expect(sourcesOf('publish')).toContain('semver/classes');
+  });
+
+  it('carries of the credential chain only the links a Lambda function reaches: its environment, then a remote one', () => {
+    // Lambda gives a function its role's keys in its environment (AWS_ACCESS_KEY_ID...), which the default
+    // chain reads first; the links after it read a profile file, SSO, a credential process or a web identity
+    // token, none of which a Lambda function has: 94 KB (the STS, SSO and sign-in clients they build) that
+    // never ran. Left out, each answers as it does there, with nothing: the chain goes on to the remote link.
+    for (const name of ['publish', 'search'] as const)
+      expect(
+        sourcesOf(name).filter((s) =>
+          /^@aws-sdk\/(credential-provider-(ini|sso|process|web-identity|login)|nested-clients|token-providers)\//.test(
+            s,
+          ),
+        ),
+        name,
+      ).toEqual([]);
+    expect(sourcesOf('publish')).toContain('@aws-sdk/credential-provider-env/dist-es');
+    expect(sourcesOf('publish')).toContain('@smithy/credential-provider-imds/dist-es');
+  });
+
+  it('goes on past the links left out, to the remote credentials, as the whole chain does', async () => {
+    // The chain as the bundles carry it, run where the environment holds no keys but a container credentials
+    // endpoint (this server): each link left out must let the chain go on, or credentials served that way
+    // were never reached.
+    const server = http.createServer((_, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const expiration = new Date(Date.now() + 3_600_000).toISOString();
+      res.end(
+        JSON.stringify({
+          AccessKeyId: 'REMOTE',
+          SecretAccessKey: 'secret',
+          Token: 'token',
+          Expiration: expiration,
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const file = path.join(outdir, 'chain.mjs');
+    await build({
+      stdin: {
+        contents: "export { defaultProvider } from '@aws-sdk/credential-provider-node';",
+        resolveDir: ROOT,
+      },
+      outfile: file,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      mainFields: ['module', 'main'],
+      plugins: [profileCredentialLinksLeftOut],
+      logLevel: 'silent',
+    });
+    const saved = { ...process.env };
+    try {
+      for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'])
+        delete process.env[name];
+      const { port } = server.address() as AddressInfo;
+      process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI = `http://127.0.0.1:${port}/credentials`;
+      const { defaultProvider } = (await import(pathToFileURL(file).href)) as {
+        defaultProvider: () => () => Promise<{ accessKeyId: string }>;
+      };
+      expect((await defaultProvider()()).accessKeyId).toBe('REMOTE');
+    } finally {
+      process.env = saved;
+      server.close();
+    }
   });
 
   it('keeps the search bundle to reading S3 and ranking: no YAML, OpenPGP, tar, manifest parser or queue', () => {
