@@ -10,6 +10,7 @@
 import { Buffer } from 'node:buffer';
 import { join } from 'node:path';
 import { escapePointer } from '../index-builder/errors.ts';
+import { dockerHubHostOf } from '../index-builder/oci.ts';
 import { ClientError } from './errors.ts';
 import type { OciCredentials } from './fetcher.ts';
 import { isObject } from './json-input.ts';
@@ -22,6 +23,8 @@ export function dockerConfigPath(env: Readonly<Record<string, string | undefined
 /**
  * The credentials `config.json` holds for `host` (`registry.example.com`, `127.0.0.1:5000`), matched as
  * docker matches them: the host itself, or an `https://host` (or `http://host`) key, with or without a path.
+ * Docker Hub by any of its names (`dockerHubHostOf`): `docker login` keeps its credentials under
+ * `https://index.docker.io/v1/` while a reference names it `docker.io` or `registry-1.docker.io`.
  * @throws ClientError CLIENT_CONFIG_INVALID for a file that is not JSON, or an `auth` that is not
  *   base64 of `user:password`, naming the file and the key.
  */
@@ -33,7 +36,7 @@ export function ociCredentialsFor(text: string, file: string, host: string): Oci
     throw new ClientError('CLIENT_CONFIG_INVALID', `${file} is not JSON`);
   }
   const auths = isObject(config) && isObject(config.auths) ? config.auths : {};
-  const wanted = host.toLowerCase();
+  const wanted = dockerHubHostOf(host);
   for (const [key, value] of Object.entries(auths)) {
     if (hostOf(key) !== wanted || !isObject(value)) continue;
     if (typeof value.auth === 'string' && value.auth !== '') {
@@ -53,8 +56,8 @@ export function ociCredentialsFor(text: string, file: string, host: string): Oci
   return undefined;
 }
 
-/** `https://host/v1/` and `host` alike -> `host` (lower case). */
+/** `https://host/v1/` and `host` alike -> `host` (lower case, Docker Hub as `docker.io`). */
 function hostOf(key: string): string {
   const bare = key.replace(/^[a-z]+:\/\//i, '');
-  return (bare.split('/')[0] ?? '').toLowerCase();
+  return dockerHubHostOf(bare.split('/')[0] ?? '');
 }

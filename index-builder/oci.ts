@@ -64,6 +64,18 @@ export function parseOciReference(reference: string): OciReferenceParts | undefi
 const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 
 /**
+ * A registry host as Docker Hub's names are one: any of them (in any case) is `docker.io`, docker's
+ * reference grammar's default domain; any other host lowercase and otherwise as written. The one place
+ * Docker Hub's aliases are folded, for repositories (`ociRepositoryOf`) and credentials (client/oci-auth.ts)
+ * alike.
+ * @example dockerHubHostOf('Registry-1.Docker.IO') // 'docker.io'
+ */
+export function dockerHubHostOf(host: string): string {
+  const lower = host.toLowerCase();
+  return DOCKER_HUB.has(lower) ? 'docker.io' : lower;
+}
+
+/**
  * The repository a reference keeps its artifact in, one meaning wherever repositories are compared: publish
  * judging claims (oci-repositories.ts) and the client finding the plugin of a pasted reference (client.ts
  * `#ociReference`), so a reference finds what a claim holds. `host[:port]/path`, the host lowercase (DNS
@@ -81,8 +93,8 @@ export function ociRepositoryOf(reference: string): string | undefined {
     .replace(/:([0-9]+)$/, (_, port: string) => `:${Number(port)}`)
     .replace(/:443$/, '');
   let path = parts.repository;
-  if (DOCKER_HUB.has(host)) {
-    host = 'docker.io';
+  host = dockerHubHostOf(host);
+  if (host === 'docker.io') {
     // Docker Hub serves a one-component name from `library/` (its official images): `docker.io/lens` and
     // `docker.io/library/lens` are one repository, so a claim on one must hold the other.
     if (!path.includes('/')) path = `library/${path}`;

@@ -32,6 +32,17 @@ describe('when credentials are looked up for a registry', () => {
     expect(ociCredentialsFor(text, FILE, 'other.example')).toBeUndefined();
   });
 
+  it("finds Docker Hub's credentials under any of its names, as docker login writes them (https://index.docker.io/v1/)", () => {
+    const text = JSON.stringify({ auths: { 'https://index.docker.io/v1/': { auth: b64('hubuser:pw') } } });
+    for (const host of ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'Docker.IO'])
+      expect(ociCredentialsFor(text, FILE, host)).toEqual({ username: 'hubuser', password: 'pw' });
+    // Written by another tool under the short name, found for the long one.
+    const short = JSON.stringify({ auths: { 'docker.io': { username: 'u', password: 'p' } } });
+    expect(ociCredentialsFor(short, FILE, 'registry-1.docker.io')).toEqual({ username: 'u', password: 'p' });
+    // Only Docker Hub's own names: another registry is not it.
+    expect(ociCredentialsFor(text, FILE, 'mirror.docker.example')).toBeUndefined();
+  });
+
   it('uses no credential helper: a registry only a helper holds is pulled anonymously', () => {
     const text = JSON.stringify({ credsStore: 'desktop', auths: { 'registry.example.com': {} } });
     expect(ociCredentialsFor(text, FILE, 'registry.example.com')).toBeUndefined();
