@@ -5,7 +5,7 @@
  * `install --frozen` with the server stopped.
  */
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -626,6 +626,43 @@ describe('when a user searches, installs and manages plugins', () => {
     expect(taken.code, taken.stderr).toBe(0);
     expect(taken.stderr).toContain('(--trust-lock): source main is not configured here');
     expect(await readFile(path.join(cwd, 'plugins', NAME, '1.0.0', 'linux-amd64', NAME))).toEqual(
+      Buffer.from(TOOL),
+    );
+  });
+
+  it('refuses -c --frozen a set whose provider is not configured here (SOURCE_NOT_CONFIGURED) naming a remedy that works there, not --trust-lock', async () => {
+    const author = await home();
+    const authorDir = path.join(work, `home${homes}`);
+    expect((await author('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const setText = `plugins:\n  install_location: ./set-plugins\n  providers:\n    - { type: registry, name: main }\n  plugins:\n    - { provider: main, name: ${NAME}, version: 1.0.0 }\n`;
+    await writeFile(path.join(authorDir, 'plugins.yaml'), setText);
+    const locked = await author('install', '-c', 'plugins.yaml');
+    expect(locked.code, locked.stderr).toBe(0);
+    // A CI machine checks out the set and its lock, and configures no registry.
+    const ci = await home();
+    const cwd = path.join(work, `home${homes}`);
+    for (const file of await readdir(authorDir))
+      if (file.startsWith('plugins.'))
+        await writeFile(path.join(cwd, file), await readFile(path.join(authorDir, file)));
+    const frozen = ['install', '-c', 'plugins.yaml', '--frozen'];
+    const refused = await ci(...frozen);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('SOURCE_NOT_CONFIGURED');
+    expect(refused.stderr).not.toContain('--trust-lock');
+    expect(refused.stderr).toContain('give provider main in');
+    // The flag the message does not offer is refused by this command, a usage error.
+    expect((await ci(...frozen, '--trust-lock')).code).toBe(2);
+    // The remedy it names works: the provider given its url: and key: in the set.
+    await writeFile(
+      path.join(cwd, 'plugins.yaml'),
+      setText.replace(
+        '{ type: registry, name: main }',
+        `{ type: registry, name: main, url: ${base}, key: ${keyFile} }`,
+      ),
+    );
+    const taken = await ci(...frozen);
+    expect(taken.code, taken.stderr).toBe(0);
+    expect(await readFile(path.join(cwd, 'set-plugins', NAME, '1.0.0', 'linux-amd64', NAME))).toEqual(
       Buffer.from(TOOL),
     );
   });
