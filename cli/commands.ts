@@ -300,7 +300,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       'plugindex registry add NAME URL (--key FILE | --fingerprint FP | --trust-on-first-use) [--priority N]',
       '         [--ca FILE] [--mirror URL ...] [--timeout SECONDS] [--auth TYPE --secret REF [--username U]] [--force] [--json]',
       '       plugindex registry list [--json]',
-      '       plugindex registry remove NAME [--json]',
+      '       plugindex registry remove NAME [--force] [--json]   (--force: a trust record that does not read too)',
       '       plugindex registry update [NAME ...] [--offline] [--json]   (--offline: the cached snapshots, checked)',
       '       plugindex registry reset-trust (NAME | URL --key FILE [--ca FILE] [--auth TYPE --secret REF]) [--json]',
       '         a registry its operator rebuilt at a lower generation under the same key (SNAPSHOT_ROLLBACK):',

@@ -56,13 +56,7 @@ import {
 import { type ClientContext, loadTrust, type ProgressEvent, readPinnedKey } from './context.ts';
 import { readSecretFileSync, readTextIfExists } from './disk/atomic.ts';
 import { ContentCache } from './disk/cache.ts';
-import {
-  ClientState,
-  damagedDeparturesError,
-  InstallTree,
-  setTrustName,
-  type TrustRecord,
-} from './disk/state.ts';
+import { ClientState, InstallTree, setTrustName, type TrustRecord } from './disk/state.ts';
 import { ClientError, pinAgainCommand, pinAgainRemedy, servedSecretKey } from './errors.ts';
 import type { Credentials, Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
 import { fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
@@ -225,7 +219,11 @@ export interface ReferenceTarget {
 export interface PlugindexClient {
   addRegistry(options: AddRegistryOptions): Promise<AddRegistryResult>;
   listRegistries(): Promise<RegistryStatus[]>;
-  removeRegistry(name: string): Promise<void>;
+  /**
+   * `registry remove`: the entry, its trust folder (what it knew of keys kept) and cache. `force`: remove a
+   * trust record that does not read, keeping what of it still does (refused otherwise, TRUST_STATE_INVALID).
+   */
+  removeRegistry(name: string, options?: { readonly force?: boolean }): Promise<void>;
   updateRegistries(names: readonly string[]): Promise<UpdateReport[]>;
   /** `registry reset-trust`: every name of a registry rebuilt at a lower generation under the same key. */
   resetRegistryTrust(target: ResetTrustTarget): Promise<ResetTrustResult>;
@@ -720,11 +718,10 @@ class Client implements PlugindexClient {
     );
   }
 
-  async removeRegistry(name: string): Promise<void> {
-    // Refused before the entry goes: a former departure that does not read would go with the folder.
-    const kept = await this.#state.trust(name).catch(() => undefined);
-    if (kept?.damagedDepartures?.length)
-      throw damagedDeparturesError(`trust/${name}`, kept.damagedDepartures);
+  async removeRegistry(name: string, options: { readonly force?: boolean } = {}): Promise<void> {
+    // Refused before the entry goes: a record, or a former departure of it, that does not read would go
+    // with the folder, and the marks it may keep with it (`trustToRemove`), unless forced.
+    const kept = await this.#state.trustToRemove(name, options);
     const url = await this.#state.editConfig(async (config) => {
       const entry = findRegistry(config, name);
       return { config: removeRegistry(config, name), result: entry.url };
@@ -733,6 +730,7 @@ class Client implements PlugindexClient {
     // What the name knew of keys (a stolen key's mark) is kept under the trust root; the rest is forgotten.
     await this.#state.removeTrust(name, {
       url: kept && kept.registry === undefined ? await this.#registryKeptAt(kept, url) : url,
+      ...options,
     });
     await this.#cache.removeRegistry(url);
   }

@@ -144,7 +144,7 @@ async function remove(parsed: Parsed, rest: readonly string[]): Promise<number> 
   const [name, ...extra] = rest;
   if (!name || extra.length) throw usage('registry remove takes one NAME');
   return withClient(parsed, async ({ client, json }) => {
-    await client.removeRegistry(name);
+    await client.removeRegistry(name, { force: parsed.values.force === true });
     if (json) outJson({ removed: name });
     else out(`removed ${name} (its pinned key, trust state and cache too)`);
     return 0;

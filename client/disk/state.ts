@@ -1211,8 +1211,9 @@ export class ClientState {
    * knew of keys (its chain's departures and the former ones it kept) in `REMOVED_DEPARTURES_FILE`, which
    * `sharedTrust` reads as `formerDepartures` of their registry: a key marked stolen stays stolen when the
    * name goes. `url`: the registry the departures are of where the record names none (a record kept
-   * before records named their registry): the configured entry's URL. A record that cannot be read keeps
-   * nothing (nothing of it can be told), and is removed as before.
+   * before records named their registry): the configured entry's URL. A record that does not read, whole or
+   * a former departure of it, is refused as `trustToRemove` refuses it, unless `force`: then what of it still
+   * reads is kept.
    *
    * The folder is emptied under the record's lock, all but the lock file itself, and only the empty folder
    * removed after: removed whole once the lock was let go, a check of the name that saved a mark it had just
@@ -1221,7 +1222,10 @@ export class ClientState {
    * lock makes it again: `withLockFile`), so what it learnt is kept there, read as any folder's. A folder that
    * is a link (to one kept elsewhere) is only unlinked, after the lock as before: what it leads to is kept.
    */
-  async removeTrust(registry: string, options: { readonly url?: string } = {}): Promise<void> {
+  async removeTrust(
+    registry: string,
+    options: { readonly url?: string; readonly force?: boolean } = {},
+  ): Promise<void> {
     const dir = this.#trustDir(registry);
     // Its entries are removed by a recursive rm: a folder in it another user may change is refused too.
     await this.#refuseUnsafeFolder('data', dir, { within: true });
@@ -1229,17 +1233,14 @@ export class ClientState {
     const lock = join(dir, 'state.json');
     // Read under the record's lock, so a check writing it meanwhile (a mark just learnt) is read whole.
     await withFileLock(lock, async () => {
-      const record = await this.#trustJudged(registry).catch(() => undefined);
-      // Removed, the folder took the damaged entries' marks with it: mended or deleted by hand first.
-      if (record?.damagedDepartures?.length)
-        throw damagedDeparturesError(`trust/${registry}`, record.damagedDepartures);
-      if (record) {
-        const of = record.registry ?? options.url;
-        const kept = formerDeparturesOf(record, true).flatMap((d): FormerDeparture[] =>
-          d.registry !== undefined ? [d] : of !== undefined ? [{ ...d, registry: of }] : [],
-        );
-        if (kept.length > 0) await this.#keepRemovedDepartures(kept);
-      }
+      const record = await this.trustToRemove(registry, options);
+      // Forced past a record that does not read: the copy of its former departures may still.
+      const known = record ? formerDeparturesOf(record, true) : await this.#formerCopy(dir);
+      const of = record?.registry ?? options.url;
+      const kept = known.flatMap((d): FormerDeparture[] =>
+        d.registry !== undefined ? [d] : of !== undefined ? [{ ...d, registry: of }] : [],
+      );
+      if (kept.length > 0) await this.#keepRemovedDepartures(kept);
       if (linked) return;
       // The lock file (and a breaker's, `<lock>.breaking`) stays: it is this hold, and goes as it is let go.
       const holds = new Set([`${basename(lock)}.lock`, `${basename(lock)}.lock.breaking`]);
@@ -1255,6 +1256,52 @@ export class ClientState {
         async () => new Map(),
         (names) => names.delete(registry),
       );
+  }
+
+  /**
+   * The record of `registry` that `registry remove` would forget, as `trust` reads it. Refused where it does
+   * not read (TRUST_STATE_INVALID, naming the file): removed, the folder took with it whatever marks it
+   * keeps (a key retired, or stolen, which a registry added back by that key must not be trusted with), and
+   * what they are cannot be told; likewise a record keeping a former departure that does not read
+   * (`damagedDeparturesError`). With `force`, undefined for a record that does not read, and the record
+   * with its damaged entries for one that reads: `removeTrust` keeps what of either still reads.
+   * @throws ClientError TRUST_STATE_INVALID saying to mend it or pass --force; DATA_PATH_UNSAFE, force or not.
+   */
+  async trustToRemove(
+    registry: string,
+    options: { readonly force?: boolean } = {},
+  ): Promise<TrustRecord | undefined> {
+    const force = `\`plugindex registry remove ${registry} --force\` to remove it, keeping what of it still reads`;
+    let record: TrustRecord | undefined;
+    try {
+      record = await this.trust(registry);
+    } catch (error) {
+      if (error instanceof ClientError && error.code === 'DATA_PATH_UNSAFE') throw error;
+      if (options.force) return undefined;
+      throw new ClientError(
+        'TRUST_STATE_INVALID',
+        `${(error as Error).message}: the trust record of ${registry} does not read, so the keys it may mark ` +
+          `retired or stolen cannot be told, and would be forgotten with it; mend it, or ${force}`,
+        { cause: error },
+      );
+    }
+    if (record?.damagedDepartures?.length && !options.force) {
+      const damaged = damagedDeparturesError(`trust/${registry}`, record.damagedDepartures);
+      throw new ClientError('TRUST_STATE_INVALID', `${damaged.message}; or ${force}`);
+    }
+    return record;
+  }
+
+  /** The former departures `former.json` in `dir` keeps and reads, where its `state.json` does not: none else. */
+  async #formerCopy(dir: string): Promise<FormerDeparture[]> {
+    const file = join(dir, FORMER_DEPARTURES_FILE);
+    const text = await readTextIfExists(file).catch(() => undefined);
+    if (text === undefined) return [];
+    try {
+      return readFormerDepartures(trustJson(text, file), `${file}#`).departures;
+    } catch {
+      return [];
+    }
   }
 
   get #removedDeparturesFile(): string {

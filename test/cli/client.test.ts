@@ -153,6 +153,28 @@ describe('when a registry is managed from the command line', () => {
   });
 });
 
+describe('when a registry whose trust record does not read is removed', () => {
+  it('refuses (TRUST_STATE_INVALID, exit 1) naming the file and --force, and removes it with --force', async () => {
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const file = path.join(work, `home${homes}`, 'data', 'trust', 'main', 'state.json');
+    await writeFile(file, '{"fingerprint": ');
+    const refused = await plugindex('registry', 'remove', 'main');
+    expect(refused.code, refused.stderr).toBe(1);
+    expect(refused.stderr).toContain('TRUST_STATE_INVALID');
+    expect(refused.stderr).toContain(`${file} is not JSON`);
+    expect(refused.stderr).toContain('plugindex registry remove main --force');
+    // Nothing was removed: the entry, and the record as it was.
+    const config = path.join(work, `home${homes}`, 'config', 'config.json');
+    expect(JSON.parse(await readFile(config, 'utf8')).registries).toMatchObject([{ name: 'main' }]);
+    expect(await readFile(file, 'utf8')).toBe('{"fingerprint": ');
+    const forced = await plugindex('registry', 'remove', 'main', '--force');
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(JSON.parse((await plugindex('registry', 'list', '--json')).stdout).registries).toEqual([]);
+    await expect(stat(path.dirname(file))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
 describe.skipIf(process.platform === 'win32')(
   'when the data or config folder is one another user may write',
   () => {

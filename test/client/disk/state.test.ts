@@ -1196,6 +1196,33 @@ describe('when the trust records of one registry are kept under several names', 
     expect(await state.sharedTrust('https://other.example', record(KEY))).toEqual({ logs: [] });
   });
 
+  it('refuses to remove a record that does not read at all (TRUST_STATE_INVALID naming it and --force), and forced keeps the marks that still read', async () => {
+    // Prepare: `main` keeps KEY's stolen mark as a former departure (state.json, and its copy in former.json);
+    // then its state.json is damaged (cut short), so nothing of it reads.
+    const { state, chain } = await leftStolenLineage();
+    const file = path.join(state.dirs.data, 'trust', 'main', 'state.json');
+    await writeFile(file, '{"fingerprint": ');
+
+    // Act and assess: removing it is refused, naming the file and how to force it; nothing is removed.
+    await expect(state.removeTrust('main', { url: 'https://other.example' })).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'TRUST_STATE_INVALID',
+      message: expect.stringMatching(
+        new RegExp(
+          `${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not JSON.*registry remove main --force`,
+        ),
+      ),
+    });
+    expect(await readFile(file, 'utf8')).toBe('{"fingerprint": ');
+    expect(existsSync(path.join(path.dirname(file), 'former.json'))).toBe(true);
+
+    // Forced: the folder goes, but the mark former.json still reads is kept, read by the stolen key's registry.
+    await state.removeTrust('main', { url: 'https://other.example', force: true });
+    expect(existsSync(path.dirname(file))).toBe(false);
+    const shared = await state.sharedTrust('https://plugins.example', record(KEY));
+    expect(shared.revoked).toEqual([{ ...chain[0], retiredTo: ROTATED, compromised: true }]);
+  });
+
   it('gives the marks kept as of the URL a record kept before records named their registry was reached at (a mirror\u2019s) to a check reaching the registry there', async () => {
     // Prepare: `old` and `gone`, kept before records named their registry, each left KEY marked stolen;
     // nothing told the registry they were of but the URL configured, a mirror's (`Client`'s fallback).
