@@ -749,7 +749,7 @@ export async function planInstall(
     // Every source known here (or lock-only trust taken) before any target fetches anything: planned side
     // by side, a known source's requests would otherwise be under way when an unknown one is refused.
     if (!options.trustLock) await refuseUnconfiguredSources(ctx, options, targets, before as Lockfile);
-    await openManifestPins(ctx, options, targets);
+    await openPins(ctx, options, targets, before as Lockfile);
     // Each from the lock alone, so side by side (a manifest to fetch each, at most).
     const frozen = new Map<Target, Planned>();
     await eachLimited(targets, DOWNLOADS_AT_ONCE, async (target) => {
@@ -1609,30 +1609,46 @@ async function refuseUnconfiguredSources(
 }
 
 /**
- * Opens the pin of each target locked from a manifest URL (`folderTrust`: its key parsed, as its plan
- * does), so a damaged one (a key that does not read, or not the one its state records) is refused before
- * any target fetches anything, as all else wrong with the lock is: `sourceKnown` asks only whether the pin
- * is kept (parsing loads openpgp.js, for a tree up to date to check nothing by), and the targets planned
- * side by side, the pin was refused when its own target came to it, the others' requests under way. Each
- * key is parsed again where its target is planned (a few ms; the install fetches anyway).
- * @throws what `folderTrust` throws (KeyError KEY_INVALID, TrustError SNAPSHOT_WRONG_KEY, ClientError
- *   PINNED_KEY_UNTRUSTED, TRUST_STATE_INVALID).
+ * Opens the pin each target is checked by: a manifest URL's (`folderTrust`: its key parsed, as its plan
+ * does) and a configured registry's (each key `checkRegistrySignature` may read the manifest's signature
+ * by: the one pinned, and those the chain kept from the lock's key on), so a damaged one (a key that does
+ * not read, or not the one its state records) is refused before any target fetches anything, as all else
+ * wrong with the lock is: `sourceKnown` asks only whether the pin is kept (parsing loads openpgp.js, for a
+ * tree up to date to check nothing by), and a key is otherwise first parsed once the manifest and its
+ * signature were fetched (a registry's), or when the target's turn came among targets planned side by side
+ * (a manifest URL's), the others' requests under way. Each key is parsed again where its target is checked
+ * (a few ms; the install fetches anyway).
+ * @throws what `folderTrust` and `readPinnedKey` throw (KeyError KEY_INVALID, TrustError SNAPSHOT_WRONG_KEY,
+ *   ClientError PINNED_KEY_UNTRUSTED, TRUST_STATE_INVALID), and ClientError REGISTRY_NOT_PINNED.
  */
-async function openManifestPins(
+async function openPins(
   ctx: ClientContext,
   options: InstallOptions,
   targets: readonly Target[],
+  lock: Lockfile,
 ): Promise<void> {
   for (const target of targets) {
     const recorded = target.locked as LockedPlugin;
-    if (recorded.manifest_url === undefined) continue;
     // A given source (a set's provider, a manifest URL's `--key`) is no pin kept here: its plan opens it.
     const lookup = options.sources;
     const given = lookup?.has
       ? lookup.has(recorded.registry)
       : (await lookup?.get(recorded.registry)) !== undefined;
-    if (!given) await folderTrust(ctx, recorded, undefined);
+    if (given) continue;
+    if (recorded.manifest_url !== undefined) await folderTrust(ctx, recorded, undefined);
+    const trust = await registryTrust(ctx, options, target.name, recorded, undefined);
+    if (!trust) continue;
+    const locked = own(lock.registries, recorded.registry)?.key_fingerprint;
+    for (const link of [...linksFrom(trust, locked), trust])
+      await readPinnedKey({ ...trust, ...link }, recorded.registry);
   }
+}
+
+/** The keys a chain kept from `locked` on (the key a lock was made with), oldest first; none when it kept no such key. */
+function linksFrom(trust: TrustRecord, locked: string | undefined): NonNullable<TrustRecord['chain']> {
+  const chain = trust.chain ?? [];
+  const from = chain.findIndex((link) => link.fingerprint === locked);
+  return from < 0 ? [] : chain.slice(from);
 }
 
 /**
@@ -1869,9 +1885,7 @@ async function checkRegistrySignature(
   locked: LockedRegistry | undefined,
   lockfile: string,
 ): Promise<string> {
-  const chain = trust.chain ?? [];
-  const from = chain.findIndex((link) => link.fingerprint === locked?.key_fingerprint);
-  const later = from < 0 ? [] : chain.slice(from);
+  const later = linksFrom(trust, locked?.key_fingerprint);
   // A key retired as compromised vouches for nothing (key-chain.ts revokedLink).
   const links = [...later.filter((link) => link.compromised !== true), trust];
   const { verifyManifest } = await loadTrust();

@@ -16,7 +16,7 @@ import { ClientError } from '../../client/errors.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
-import { encode, type TestRegistry } from '../support/fixtures.ts';
+import { encode, type TestRegistry, testKey } from '../support/fixtures.ts';
 import { servedOnePlugin } from '../support/served-registry.ts';
 
 const NAME = 'demo-plugin';
@@ -291,6 +291,63 @@ describe('when a frozen lock names a manifest URL whose pin kept here is damaged
       await other.close();
     }
   });
+});
+
+describe('when the key pinned here for a configured registry is damaged on disk', () => {
+  /**
+   * A machine that configured `test` and installed from it (lock and tree), its cache then cleared, its
+   * tree removed for `frozen` (a fetch to make), and its pinned key file then replaced by `damaged`.
+   */
+  async function damagedPin(damaged: string, keepTree: boolean) {
+    const m = machine();
+    await m.run((c) =>
+      c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    await m.run((c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    const home = dirname(m.dir);
+    await rm(join(home, 'cache'), { recursive: true, force: true });
+    if (!keepTree) await rm(m.dir, { recursive: true, force: true });
+    await writeFile(join(home, 'data', 'trust', 'test', 'registry.asc'), damaged);
+    return m;
+  }
+
+  const commands: readonly [
+    string,
+    (c: PlugindexClient, m: ReturnType<typeof machine>) => Promise<unknown>,
+  ][] = [
+    [
+      'install --frozen',
+      (c, m) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile, frozen: true }),
+    ],
+    ['install', (c, m) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile })],
+    ['update', (c) => c.updateRegistries(['test']).then((reports) => Promise.reject(reports[0]?.error))],
+    ['verify', (c, m) => c.verifyInstalled({ dir: m.dir }).then((found) => Promise.reject(found[0]))],
+    ['info', (c) => c.info(NAME, {})],
+    ['search', (c) => c.search({ terms: ['demo'] })],
+  ];
+  const damages = [
+    ['a key file that does not read', 'not a key\n', { name: 'KeyError', code: 'KEY_INVALID' }],
+    ['another key than its trust state records', 'other', { name: 'TrustError', code: 'SNAPSHOT_WRONG_KEY' }],
+  ] as const;
+
+  for (const [damage, text, refusal] of damages)
+    for (const [command, run] of commands)
+      it(`refuses ${damage} at ${command} before any request, ${refusal.code}`, async () => {
+        const other = text === 'other' ? (await testKey('another')).publicKey : text;
+        const m = await damagedPin(other, command === 'verify');
+        const before = requests.length;
+
+        const refused = await m
+          .run((c) => run(c, m))
+          .then(
+            () => undefined,
+            (error: unknown) => error,
+          );
+
+        // verify reports a key that is not the one recorded as a finding of the version it checks by it.
+        expect(refused).toMatchObject(command === 'verify' ? { code: refusal.code } : refusal);
+        expect(requests.slice(before)).toEqual([]);
+      });
 });
 
 describe('when a plugin set names a registry by name alone, which this machine does not configure', () => {

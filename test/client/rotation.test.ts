@@ -60,10 +60,13 @@ interface Served {
   readonly firstFingerprint: string;
 }
 
+/** Each request a registry served by `serve` answered (`GET /path 200`), in order. */
+const served: string[] = [];
+
 /** Serves a registry folder over HTTP until the file's tests end. */
 async function serve(dir: string): Promise<Awaited<ReturnType<typeof listenRegistryServer>>> {
   const listening = await listenRegistryServer(
-    createRegistryServer({ site: new FsStore(join(dir, 'public')) }),
+    createRegistryServer({ site: new FsStore(join(dir, 'public')), log: (line) => served.push(line) }),
     0,
   );
   closers.push(listening.close);
@@ -649,6 +652,26 @@ describe('when a registry rotates its key twice', () => {
       c.install({ requests: [], lockfile: lockAfter, frozen: true, dir: lagging.dir }),
     );
     expect(installed.items.map((i) => i.version)).toEqual(['1.1.0']);
+  });
+
+  it('refuses a lock of the first key whose key the chain kept is damaged on disk, before any request', async () => {
+    // A copy of the client that followed, its first key's link in the chain then damaged: the lock made
+    // under that key is checked by it, and its manifest's signature was fetched before the key was read.
+    const copy = await machine();
+    const home = dirname(copy.data);
+    await cp(join(dirname(early.data), 'config'), join(home, 'config'), { recursive: true });
+    await cp(early.data, copy.data, { recursive: true });
+    const state = await trustState(copy);
+    const chain = state.chain as { key: string }[];
+    (chain[0] as { key: string }).key = 'not a key\n';
+    await writeFile(join(copy.data, 'trust/main/state.json'), JSON.stringify(state));
+    await writeFile(copy.lockfile, lockBefore);
+    const before = served.length;
+
+    await expect(
+      copy.run((c) => c.install({ requests: [], lockfile: copy.lockfile, frozen: true, dir: copy.dir })),
+    ).rejects.toMatchObject({ name: 'KeyError', code: 'KEY_INVALID' });
+    expect(served.slice(before)).toEqual([]);
   });
 
   it("installs frozen from a lock of the last key though a cache serves the first key's signature", async () => {
