@@ -15,7 +15,7 @@
  * const { config: next, change } = addRegistry(config, entry, { force: false });
  * if (change !== 'unchanged') writeFile(path, serializeClientConfig(next));
  */
-import { registryIdentity } from '../index-builder/layout.ts';
+import { isLoopbackHost, registryIdentity } from '../index-builder/layout.ts';
 import { ClientError } from './errors.ts';
 import {
   compareStrings,
@@ -497,14 +497,6 @@ function plainAuth(auth: RegistryAuth): Record<string, unknown> {
 
 function sameEntry(a: RegistryEntry, b: RegistryEntry): boolean {
   return JSON.stringify(plainEntry(a)) === JSON.stringify(plainEntry(b));
-}
-
-/** A loopback host, where plain http: is allowed (a registry served on this machine). */
-export function isLoopbackHost(hostname: string): boolean {
-  // WHATWG URL has already normalized the host: `127.1` is `127.0.0.1`, `[0::1]` is `[::1]`.
-  return (
-    hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
-  );
 }
 
 /** The URL with any user name or password masked, for messages. */

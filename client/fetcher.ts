@@ -30,8 +30,9 @@ import { fileURLToPath } from 'node:url';
 import type { Dispatcher, Response } from 'undici';
 import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
-import { type ContentEncoding, encodedVariantKey } from '../index-builder/layout.ts';
-import { HEADER_NAME, isLoopbackHost, withoutCredentials } from './config.ts';
+import { type ContentEncoding, encodedVariantKey, isLoopbackHost } from '../index-builder/layout.ts';
+import { ociRegistryUrl } from '../index-builder/oci.ts';
+import { HEADER_NAME, withoutCredentials } from './config.ts';
 import { ClientError } from './errors.ts';
 import {
   type AuthChallenge,
@@ -1431,9 +1432,10 @@ function ociTarget(request: OciRequest): OciTarget {
       );
     }
   }
-  const hostname = new URL(`http://${ref.registry}`).hostname;
-  const scheme = isLoopbackHost(hostname) && request.ca === undefined ? 'http' : 'https';
-  const url = new URL(`${scheme}://${ref.registry}`);
+  // One rule with the repositories publish and a pasted reference compare (oci.ts ociRepositoryOf): what
+  // two spellings of a registry reach here is what decides whether they are one. parseOciReference has
+  // held the port to 1-65535, so the URL parses.
+  const url = ociRegistryUrl(ref.registry, { ca: request.ca !== undefined }) as URL;
   const endpoint: Endpoint = {
     name: ref.registry,
     bases: [url.origin],

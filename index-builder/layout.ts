@@ -615,6 +615,17 @@ export function lookAlikeBinKey(bin: string): string {
 export const OCI_REPOSITORIES_PREFIX = 'state/catalog/oci-repositories/';
 
 /**
+ * A loopback host, where the client takes plain http: (a registry served on this machine, an OCI registry
+ * there: oci.ts `ociRegistryUrl`), as WHATWG URL parsing writes a hostname.
+ */
+export function isLoopbackHost(hostname: string): boolean {
+  // WHATWG URL has already normalized the host: `127.1` is `127.0.0.1`, `[0::1]` is `[::1]`.
+  return (
+    hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
+  );
+}
+
+/**
  * The registry a URL names, as WHATWG URL parsing spells it (the scheme and host lower-cased, a default port
  * dropped) and without trailing slashes, as client/config.ts `normalizeRegistryUrl` writes a configured one:
  * an operator who writes the same URL another way in the registry's config has not moved it, and a pin

@@ -6,6 +6,7 @@
  * registry is always written out (a bare `acme/x` would be read as Docker Hub's by some tools and as a host
  * `acme` by others), the repository is lowercase path components by the OCI distribution spec.
  */
+import { isLoopbackHost } from './layout.ts';
 import type { OciArtifact } from './model.ts';
 
 /** A host name or IPv4 address, or an IPv6 address in brackets, with an optional port. */
@@ -76,22 +77,36 @@ export function dockerHubHostOf(host: string): string {
 }
 
 /**
+ * The URL an OCI registry's API is reached at (the client's fetcher.ts `ociTarget`): https:, but http: for a
+ * loopback host given no CA (cleartext only where nothing leaves the machine), as WHATWG URL parsing
+ * writes it (the host lowercase, an IPv4 literal in its one form, the port a number and dropped when it is
+ * the scheme's own). Undefined for a `host[:port]` no URL parser takes (a port past 65535, `registry.5`).
+ * @example ociRegistryUrl('LocalHost:443')?.href // 'http://localhost:443/'
+ */
+export function ociRegistryUrl(registry: string, options: { readonly ca?: boolean } = {}): URL | undefined {
+  if (!URL.canParse(`http://${registry}`)) return undefined;
+  const loopback = isLoopbackHost(new URL(`http://${registry}`).hostname) && options.ca !== true;
+  return new URL(`${loopback ? 'http' : 'https'}://${registry}`);
+}
+
+/**
  * The repository a reference keeps its artifact in, one meaning wherever repositories are compared: publish
  * judging claims (oci-repositories.ts) and the client finding the plugin of a pasted reference (client.ts
- * `#ociReference`), so a reference finds what a claim holds. `host[:port]/path`, the host lowercase (DNS
- * names are not case-sensitive), the port as a number and `:443` dropped (the port an HTTPS registry is
- * reached on unless told otherwise), Docker Hub's aliases as `docker.io` and its one-component names under
- * `library/` (where Docker Hub serves them). Undefined for a reference that does not parse.
+ * `#ociReference`), so a reference finds what a claim holds. `host[:port]/path`, the host and port as the
+ * client reaches them (`ociRegistryUrl`'s, given no CA, as an install pulls: lowercase, the port a number,
+ * `:443` dropped on an https: registry and `:80` on a loopback one, reached over http:, so
+ * `localhost:443/x` is another repository than `localhost/x`, port 80, where dropping `:443` everywhere
+ * made them one: two spellings are one repository exactly when the client reaches them at one origin),
+ * Docker Hub's aliases as `docker.io` and its one-component names under `library/` (where Docker Hub
+ * serves them). Undefined for a reference that does not parse, or whose `host[:port]` no URL parser takes
+ * (a port past 65535, a last label of digits that is no IPv4 address): no client reaches it, so it holds nothing.
  * @example ociRepositoryOf('Registry.Example:443/acme/lens:1.2.0') // 'registry.example/acme/lens'
  */
 export function ociRepositoryOf(reference: string): string | undefined {
   const parts = parseOciReference(reference);
-  if (!parts) return undefined;
-  // A port is a number to whatever dials it: `:0443` is 443, `:05000` is 5000, one repository either way.
-  let host = parts.registry
-    .toLowerCase()
-    .replace(/:([0-9]+)$/, (_, port: string) => `:${Number(port)}`)
-    .replace(/:443$/, '');
+  const url = parts ? ociRegistryUrl(parts.registry) : undefined;
+  if (!parts || !url) return undefined;
+  let host = url.host;
   let path = parts.repository;
   host = dockerHubHostOf(host);
   if (host === 'docker.io') {

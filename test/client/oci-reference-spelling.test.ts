@@ -55,6 +55,8 @@ beforeAll(async () => {
     await ociBundleOf('hub-lens', 'docker.io/library/hub-lens:1.0.0'),
     await ociBundleOf('acme-hub-lens', 'docker.io/acme/hub-tool:2.1.0', '2.1.0'),
     await ociBundleOf('lens', 'registry.example/acme/lens:1.2.0', '1.2.0'),
+    // A registry on this machine with no port: reached over http: on port 80 (fetcher.ts ociTarget).
+    await ociBundleOf('loop-lens', 'localhost/acme/loop-lens:1.0.0'),
     // One plugin whose versions wrote its repository two ways: the index names it as its latest wrote it.
     await ociBundleOf('solo-lens', 'docker.io/solo-lens:1.0.0', '1.0.0'),
     await ociBundleOf('solo-lens', 'index.docker.io/library/solo-lens:2.0.0', '2.0.0'),
@@ -117,6 +119,21 @@ describe('when a pasted OCI reference writes the repository otherwise than the s
         name: 'ClientError',
         code: 'PLUGIN_NOT_FOUND',
       });
+  });
+
+  it('keeps a loopback registry at :443 apart from one without a port, which the client reaches at port 80', async () => {
+    const m = await machine();
+    for (const text of [
+      'localhost:80/acme/loop-lens:1.0.0',
+      'localhost/acme/loop-lens',
+      'localhost:080/acme/loop-lens',
+    ])
+      expect(await m.reference(text), text).toEqual({ request: 'loop-lens@1.0.0', registry: 'test' });
+    // http://localhost:443 is another server than http://localhost: another repository.
+    await expect(m.reference('localhost:443/acme/loop-lens:1.0.0')).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'PLUGIN_NOT_FOUND',
+    });
   });
 
   it('takes a version whose artifact wrote the repository another way than the one the index lists', async () => {

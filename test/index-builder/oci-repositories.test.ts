@@ -3,7 +3,7 @@ import YAML from 'yaml';
 import { StoreError } from '../../index-builder/errors.ts';
 import { filedBinKey } from '../../index-builder/filed-index.ts';
 import { binOf, OCI_REPOSITORIES_PREFIX } from '../../index-builder/layout.ts';
-import { ociRepositoryOf } from '../../index-builder/oci.ts';
+import { ociRegistryUrl, ociRepositoryOf } from '../../index-builder/oci.ts';
 import { OciRepositoryIndex, ociRepositoryProblem } from '../../index-builder/oci-repositories.ts';
 import { processSubmissions, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import type { KeyPair } from '../../index-builder/signing.ts';
@@ -117,6 +117,46 @@ describe('ociRepositoryOf', () => {
     expect(ociRepositoryOf('registry.example/acme/kube-lens-2')).not.toBe(LENS);
     expect(ociRepositoryOf('registry.example:8443/acme/kube-lens')).not.toBe(LENS);
     expect(ociRepositoryOf('acme/kube-lens')).toBeUndefined();
+  });
+});
+
+describe('when a reference names a loopback registry, which the client reaches over http:', () => {
+  it('keeps :443 apart from no port (http://localhost:443 and http://localhost:80), and drops :80', () => {
+    for (const host of ['localhost', '127.0.0.1', '[::1]']) {
+      expect(ociRepositoryOf(`${host}:443/acme/lens`), host).not.toBe(ociRepositoryOf(`${host}/acme/lens`));
+      expect(ociRepositoryOf(`${host}:80/acme/lens:1`), host).toBe(ociRepositoryOf(`${host}/acme/lens`));
+      expect(ociRepositoryOf(`${host}:080/acme/lens`), host).toBe(ociRepositoryOf(`${host}/acme/lens`));
+    }
+    expect(ociRepositoryOf('LocalHost:443/acme/lens')).toBe('localhost:443/acme/lens');
+    expect(ociRepositoryOf('localhost:5000/acme/lens')).toBe('localhost:5000/acme/lens');
+  });
+
+  it('compares two spellings as one exactly when the fetcher reaches them at one origin', () => {
+    const spellings = [
+      'localhost',
+      'localhost:80',
+      'localhost:443',
+      'localhost:5000',
+      '127.0.0.1',
+      '127.0.0.1:0080',
+      '127.0.0.1:443',
+      '[::1]',
+      '[0:0::1]:443',
+      'registry.example',
+      'registry.example:443',
+      'registry.example:80',
+      'REGISTRY.example:0443',
+    ];
+    for (const a of spellings)
+      for (const b of spellings)
+        expect(ociRepositoryOf(`${a}/acme/lens`) === ociRepositoryOf(`${b}/acme/lens`), `${a} ${b}`).toBe(
+          ociRegistryUrl(a)?.origin === ociRegistryUrl(b)?.origin,
+        );
+    // What the fetcher reaches (fetcher.ts ociTarget): http: on a loopback host, https: elsewhere or given a CA.
+    expect(ociRegistryUrl('localhost:443')?.href).toBe('http://localhost:443/');
+    expect(ociRegistryUrl('localhost')?.href).toBe('http://localhost/');
+    expect(ociRegistryUrl('localhost:443', { ca: true })?.href).toBe('https://localhost/');
+    expect(ociRegistryUrl('Registry.Example:443')?.href).toBe('https://registry.example/');
   });
 });
 
