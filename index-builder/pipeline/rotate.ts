@@ -23,6 +23,7 @@
  * const result = await rotateRegistryKey({ ...ctx, signer: newSigner }, signedRotationBytes);
  */
 import type { Key } from 'openpgp';
+import { isSecretKeyText } from '../armor.ts';
 import { sha256Hex } from '../digest.ts';
 import { KeyError, type Problem, problem, SubmissionError, TrustError } from '../errors.ts';
 import {
@@ -286,6 +287,28 @@ export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Pr
       '/rotation/previous/fingerprint',
       'the rotation is not from the key the registry signs with',
       { expected: snapshot.key_fingerprint, found: rotation.previous.fingerprint },
+    );
+  // The key it names as the one it rotates from is that key, public: the registry reads it from here as a key
+  // retired (evaluate.ts `retiredFingerprints`), where another key under the right fingerprint, signed by
+  // the right one, passed and retired that key's fingerprints; and a secret one would publish the old key
+  // for anyone to sign a client still holding it a snapshot with. A client reads the key it holds instead.
+  const previousKey = await readPublicKey(rotation.previous.key).catch(() => undefined);
+  if (
+    previousKey?.fingerprint !== rotation.previous.fingerprint ||
+    isSecretKeyText(rotation.previous.key, previousKey)
+  )
+    refuse(
+      'ROTATION_INVALID',
+      '/rotation/previous/key',
+      `the key the rotation rotates from must be the public key of ${rotation.previous.fingerprint}`,
+      {
+        expected: `the public key of ${rotation.previous.fingerprint}`,
+        found: !previousKey
+          ? 'no OpenPGP public key'
+          : previousKey.fingerprint !== rotation.previous.fingerprint
+            ? `key ${previousKey.fingerprint}`
+            : 'secret key material',
+      },
     );
   if (rotation.next.fingerprint === snapshot.key_fingerprint)
     refuse(

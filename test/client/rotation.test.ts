@@ -774,6 +774,40 @@ describe('when a plugin set pins a registry that then rotates its key', () => {
   });
 });
 
+describe('when a published rotation names another key than the one it rotates from as its previous key', () => {
+  it('follows it by the key held, which its chain keeps, never the key the rotation names', async () => {
+    // Hand-made (signRotation writes the signer's own key; the registry's pipeline refuses one so made), but
+    // signed by the key held and the next: only their holders could publish it, and the key it names as the
+    // previous one tells the client nothing it does not hold. Refused, it would strand every client on a key
+    // the registry no longer signs with.
+    const { m, next, published, honest, old } = await rotatedOnce();
+    const stranger = await generateKeyPair({ name: 'stranger' });
+    const text = encode(
+      JSON.stringify(
+        { ...honest.rotation, previous: { ...honest.rotation.previous, key: stranger.publicKey } },
+        null,
+        2,
+      ),
+    );
+    await writeFile(
+      published,
+      JSON.stringify({
+        schema: SIGNED_ROTATION_SCHEMA,
+        rotation: new TextDecoder().decode(text),
+        signatures: [await old.sign(text), await (await createSigner(next.secretKey)).sign(text)],
+      }),
+    );
+    const held = await readFile(join(m.data, 'trust/main/registry.asc'), 'utf8');
+
+    const [report] = await m.run((c) => c.updateRegistries(['main']));
+
+    expect(report?.error).toBeUndefined();
+    const state = await trustState(m);
+    expect(state).toMatchObject({ fingerprint: next.fingerprint, rotations: 1 });
+    expect(state.chain).toEqual([expect.objectContaining({ fingerprint: old.fingerprint, key: held })]);
+  });
+});
+
 describe('when a published rotation is forged', () => {
   interface Forging {
     readonly old: Signer;

@@ -312,6 +312,21 @@ describe('when a rotation cannot be accepted', () => {
       '/rotation/previous/fingerprint',
     ],
     [
+      // Hand-made: signRotation writes the signer's own public key. Signed by the key the fingerprint names,
+      // it passed, and the registry's record of the keys it retired (`retiredFingerprints`) read another's.
+      'naming the key it rotates from by another key, its fingerprint the right one',
+      (r) => rotation(r, { previous: { ...r.signer, publicKey: strangerSigner.publicKey } }),
+      'ROTATION_INVALID',
+      '/rotation/previous/key',
+    ],
+    [
+      // Hand-made too: published, anyone could sign as the old key what a client still holding it takes.
+      'naming the key it rotates from by its secret key, signed by both keys',
+      (r) => rotation(r, { previous: { ...r.signer, publicKey: r.registryKey.secretKey } }),
+      'ROTATION_INVALID',
+      '/rotation/previous/key',
+    ],
+    [
       'to the key it rotates from',
       (r) => rotation(r, { next: r.signer }),
       'ROTATION_INVALID',
