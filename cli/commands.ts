@@ -282,12 +282,13 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary:
       'without --url: rehash every installed plugin against its record and the lock, recheck its signatures; with --url: check a served registry whole',
     usage:
-      'plugindex verify [--dir DIR] [--lockfile FILE] [--json]\n       plugindex verify -c FILE [--json]   what a plugin set installed, by the keys it pins\n       plugindex verify --url URL [--key REGISTRY_KEY.asc] [--state FILE] [--json]',
+      'plugindex verify [--dir DIR] [--lockfile FILE] [--json]\n       plugindex verify -c FILE [--json]   what a plugin set installed, by the keys it pins\n       plugindex verify --url URL [--mirror MIRROR_URL] [--key REGISTRY_KEY.asc] [--state FILE] [--json]\n         (--mirror: read the registry at URL from that mirror)',
     options: {
       ...INSTALLS,
       ...SET,
       json: { type: 'boolean' },
       url: { type: 'string' },
+      mirror: { type: 'string' },
       key: { type: 'string' },
       state: { type: 'string' },
     },

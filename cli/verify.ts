@@ -55,6 +55,7 @@ import {
   manifestKey,
   pluginDocumentKey,
   REGISTRY_PUBLIC_KEY_KEY,
+  registryIdentity,
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
   signatureKey,
@@ -325,7 +326,16 @@ export interface VoidedEntry {
 }
 
 export async function verifyRegistry(options: {
+  /**
+   * The registry to verify: its snapshots must name it (compared as `registryIdentity` spells URLs), and
+   * it is read here unless `mirror` is given.
+   */
   readonly url: string;
+  /**
+   * A mirror of the registry at `url` (a copy served elsewhere, as `registry add --mirror` configures one):
+   * read there instead, held to `url` all the same.
+   */
+  readonly mirror?: string;
   /**
    * Armored registry key pinned by the client; without one, the key `stateFile` kept, and without that the
    * served key, trusted on first use (and kept in `stateFile`).
@@ -339,7 +349,8 @@ export async function verifyRegistry(options: {
 }): Promise<VerifyReport> {
   const fetcher = options.fetcher ?? createHttpFetcher({ env: process.env });
   try {
-    return await verifyWith(new Reader(fetcher, options.url.replace(/\/+$/, '')), options);
+    const base = (options.mirror ?? options.url).replace(/\/+$/, '');
+    return await verifyWith(new Reader(fetcher, base), options);
   } finally {
     if (!options.fetcher) await fetcher.close();
   }
@@ -415,7 +426,13 @@ async function readKeptKey(armored: string, file: string | undefined): Promise<P
 
 async function verifyWith(
   reader: Reader,
-  options: { readonly pinnedKey?: string; readonly stateFile?: string; readonly now?: Date },
+  options: {
+    readonly url: string;
+    readonly mirror?: string;
+    readonly pinnedKey?: string;
+    readonly stateFile?: string;
+    readonly now?: Date;
+  },
 ): Promise<VerifyReport> {
   let saved: VerifyState | undefined;
   if (options.stateFile) {
@@ -508,6 +525,7 @@ async function verifyWith(
     `${reader.base}/${SNAPSHOT_KEY}`,
     `remove ${options.stateFile} to verify it afresh`,
   );
+  checkRegistryAsked(options, snapshot, `${reader.base}/${SNAPSHOT_KEY}`);
   const key = chain ?? held;
   if (chain) chainSaved = [...chainSaved, ...chain.links.map((l) => l.fingerprint)];
   const rotations = chain?.steps.map(({ sequence, from: before, to, compromised }) => ({
@@ -648,6 +666,31 @@ async function verifyWith(
     envelopes: actions.length,
     ...(voided.size > 0 ? { voided: voidedReport(entries, voided) } : {}),
   };
+}
+
+/**
+ * The snapshot must be of the registry asked for (`--url`), compared as `registryIdentity` spells URLs:
+ * the key given signs it, but one key may sign two registries (a staging copy made from production's
+ * folder, sharing its log's first entries), and without a name pinned (`--state`) one's snapshot, and with
+ * it its voids and key rotations (held to the registry the snapshot names), passed at the other's URL. A
+ * mirror serves snapshots naming the registry it copies, as `registry add` takes it: verified by naming
+ * that registry with `--url` and the mirror with `--mirror`.
+ * @throws TrustError SNAPSHOT_OTHER_REGISTRY naming both.
+ */
+function checkRegistryAsked(
+  asked: { readonly url: string; readonly mirror?: string },
+  snapshot: SnapshotDocument,
+  where: string,
+): void {
+  if (registryIdentity(snapshot.registry) === registryIdentity(asked.url)) return;
+  const remedy =
+    asked.mirror === undefined
+      ? `if ${asked.url} is a mirror of ${snapshot.registry}, verify it as one: --url ${snapshot.registry} --mirror ${asked.url}`
+      : `if ${asked.mirror} is a mirror of ${snapshot.registry}, give that registry: --url ${snapshot.registry} --mirror ${asked.mirror}`;
+  throw new TrustError(
+    'SNAPSHOT_OTHER_REGISTRY',
+    `${where} is a snapshot of registry ${JSON.stringify(snapshot.registry)}, not of ${JSON.stringify(asked.url)}, the registry asked for: refused (another registry signed by the same key, whose voids and key rotations are not this one's; ${remedy})`,
+  );
 }
 
 /** The entries `voided` names, oldest first, each with its void. */

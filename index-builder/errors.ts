@@ -190,6 +190,8 @@ export type ErrorCode =
   | 'SNAPSHOT_EXPIRED'
   /** A snapshot names another registry than the one the reader pinned (client/key-chain.ts). */
   | 'SNAPSHOT_REGISTRY_CHANGED'
+  /** A snapshot names another registry than the one `verify --url` was asked to check (cli/verify.ts). */
+  | 'SNAPSHOT_OTHER_REGISTRY'
   | 'DOCUMENT_NOT_LISTED'
   | 'DOCUMENT_MISMATCH'
   | 'DOCUMENT_MALFORMED'

@@ -25,7 +25,7 @@ export async function run(parsed: Parsed): Promise<number> {
   // Each form checks one thing: an option of another form would be ignored, and the exit would speak for a
   // check not made (`verify --url U -c FILE` checked the registry and said nothing of the set).
   if (parsed.values.config !== undefined) {
-    const other = givenOptions(parsed, ['url', 'key', 'state', 'dir', 'lockfile']);
+    const other = givenOptions(parsed, ['url', 'mirror', 'key', 'state', 'dir', 'lockfile']);
     if (other.length > 0)
       throw usage(
         `-c FILE verifies what the set installed, in its folders, against its lock (not ${other.join(', ')})`,
@@ -33,7 +33,7 @@ export async function run(parsed: Parsed): Promise<number> {
   }
   // The same for the other two forms: `verify --url U --dir D` checked the registry and no install, and
   // `verify --key K` the installs by their own records, K unread.
-  const other = givenOptions(parsed, url === undefined ? ['key', 'state'] : ['dir', 'lockfile']);
+  const other = givenOptions(parsed, url === undefined ? ['mirror', 'key', 'state'] : ['dir', 'lockfile']);
   if (other.length > 0)
     throw usage(
       url === undefined
@@ -96,6 +96,8 @@ async function verifyInstalled(parsed: Parsed): Promise<number> {
 async function verifyServed(parsed: Parsed, url: string): Promise<number> {
   const keyFile = stringOption(parsed, 'key');
   const stateFile = stringOption(parsed, 'state');
+  const mirror = stringOption(parsed, 'mirror');
+  const subject = mirror === undefined ? url : `${url} at its mirror ${mirror}`;
   // The state file is written (the key kept, the generation seen): guarded as every --output, so
   // `--key k.asc --state k.asc`, a secret key, or a file in a registry's folder is never written over.
   if (stateFile !== undefined) await refuseOutputOver('state', stateFile, [keyFile]);
@@ -104,15 +106,16 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
     const { verifyRegistry } = await import('../verify.ts');
     const report = await verifyRegistry({
       url,
+      ...(mirror !== undefined ? { mirror } : {}),
       ...(keyFile ? { pinnedKey: await readGivenKeyFile(keyFile, "the registry's") } : {}),
       ...(stateFile ? { stateFile } : {}),
     });
     if (parsed.values.json === true) {
-      outJson({ ok: true, url, ...report });
+      outJson({ ok: true, url, ...(mirror !== undefined ? { mirror } : {}), ...report });
       return 0;
     }
     out(
-      `verified ${url}: generation ${report.generation}, expires ${report.expires}, key ${report.fingerprint}`,
+      `verified ${subject}: generation ${report.generation}, expires ${report.expires}, key ${report.fingerprint}`,
     );
     if (report.rotations)
       out(
@@ -148,14 +151,14 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
       if (parsed.values.json === true) outJson({ ok: false, url, code, message, disagreements });
       else {
         out(
-          `NOT verified ${url}: ${code}: the log disagrees with what the registry serves (${disagreements.length}):`,
+          `NOT verified ${subject}: ${code}: the log disagrees with what the registry serves (${disagreements.length}):`,
         );
         for (const d of disagreements) out(`  ${d.code}: ${d.message}`);
       }
       return 3;
     }
     if (parsed.values.json === true) outJson({ ok: false, url, code, message });
-    else out(`NOT verified ${url}: ${code}: ${message}`);
+    else out(`NOT verified ${subject}: ${code}: ${message}`);
     return 3;
   }
 }

@@ -53,6 +53,8 @@ const LOW: AdvisoryArgs = {
   summary: 'verbose logging',
 };
 
+/** The registry's own URL; the tests serve it elsewhere, a mirror of it (`verify --url REGISTRY_URL --mirror`). */
+const REGISTRY_URL = 'http://127.0.0.1:1';
 let work: string;
 let registryDir: string;
 let local: LocalRegistry;
@@ -110,7 +112,7 @@ async function publish(name: string, version: string): Promise<void> {
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'plugindex-cli-lifecycle-'));
   registryDir = path.join(work, 'registry');
-  await initRegistry(registryDir, { name: 'Lifecycle Registry', url: 'http://127.0.0.1:1' });
+  await initRegistry(registryDir, { name: 'Lifecycle Registry', url: REGISTRY_URL });
   keyFile = path.join(registryDir, 'public/keys/registry.asc');
   for (const [name, version] of [
     ['risky-scan', '1.0.0'],
@@ -321,11 +323,30 @@ describe("when a plugin's history is audited", () => {
 
   it('refuses a tampered log (exit 3), and verify --url checks the whole chain', async () => {
     const plugindex = await home();
-    const good = await run(process.execPath, [BIN, 'verify', '--url', base, '--key', keyFile]);
+    const good = await run(process.execPath, [
+      BIN,
+      'verify',
+      '--url',
+      REGISTRY_URL,
+      '--mirror',
+      base,
+      '--key',
+      keyFile,
+    ]);
     expect(good.stdout).toContain(
       `log: ${head.length} entries, every link checked from the first to head ${head.head}`,
     );
-    const goodJson = await run(process.execPath, [BIN, 'verify', '--url', base, '--key', keyFile, '--json']);
+    const goodJson = await run(process.execPath, [
+      BIN,
+      'verify',
+      '--url',
+      REGISTRY_URL,
+      '--mirror',
+      base,
+      '--key',
+      keyFile,
+      '--json',
+    ]);
     expect(JSON.parse(goodJson.stdout)).toMatchObject({ ok: true, log: head });
 
     const lines = await segmentLines(local.context);
@@ -338,6 +359,8 @@ describe("when a plugin's history is audited", () => {
         BIN,
         'verify',
         '--url',
+        REGISTRY_URL,
+        '--mirror',
         base,
         '--key',
         keyFile,
@@ -352,9 +375,17 @@ describe("when a plugin's history is audited", () => {
 
   it('verify --url reports each disagreement between the log and a document the registry key re-signed (exit 3)', async () => {
     const verify = (...more: string[]) =>
-      run(process.execPath, [BIN, 'verify', '--url', base, '--key', keyFile, ...more]).catch(
-        (e: { code: number; stdout: string }) => e,
-      );
+      run(process.execPath, [
+        BIN,
+        'verify',
+        '--url',
+        REGISTRY_URL,
+        '--mirror',
+        base,
+        '--key',
+        keyFile,
+        ...more,
+      ]).catch((e: { code: number; stdout: string }) => e);
     let kept: unknown;
     await editPlugin(local.context, 'risky-scan', (doc) => {
       kept = doc.advisories;
@@ -364,7 +395,7 @@ describe("when a plugin's history is audited", () => {
       const text = await verify();
       expect((text as { code?: number }).code).toBe(3);
       expect(text.stdout).toContain(
-        `NOT verified ${base}: LOG_DISAGREES: the log disagrees with what the registry serves (2):`,
+        `NOT verified ${REGISTRY_URL} at its mirror ${base}: LOG_DISAGREES: the log disagrees with what the registry serves (2):`,
       );
       expect(text.stdout).toContain(
         `  LOG_ADVISORY_DIFFERS: log entry 4 (advisory-add) of risky-scan: advisory ${ADVISORY.id} is not listed`,
@@ -423,7 +454,16 @@ describe('when the registry voids an entry that never took effect', () => {
     expect(text.stdout).toContain(`void  3.0.0  signer ${local.context.signer.fingerprint}`);
     const json = JSON.parse((await plugindex('audit', 'risky-scan', '--json')).stdout);
     expect(json.entries.at(-2)).toMatchObject({ seq: head.length, voided: { by: head.length + 1, reason } });
-    const verified = await run(process.execPath, [BIN, 'verify', '--url', base, '--key', keyFile]);
+    const verified = await run(process.execPath, [
+      BIN,
+      'verify',
+      '--url',
+      REGISTRY_URL,
+      '--mirror',
+      base,
+      '--key',
+      keyFile,
+    ]);
     expect(verified.stdout).toContain(`log: ${head.length + 2} entries`);
     expect(verified.stdout).toContain(
       `  log entry #${head.length} (publish risky-scan 3.0.0) voided by the registry at #${head.length + 1}: ${reason}\n`,

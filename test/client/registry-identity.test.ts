@@ -5,17 +5,19 @@
  * folder, with production's history) are then never taken for one another, whoever serves them. A registry
  * that really moved is taken by adding it again with --force. Local registries served over real HTTP.
  */
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { initRegistry, openRegistry } from '../../cli/local/registry.ts';
+import { rotateLocalRegistry } from '../../cli/local/rotate-key.ts';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
 import { ClientError } from '../../client/errors.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import { processSubmissions, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
+import { generateKeyPair } from '../../index-builder/signing.ts';
 import { CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { type ClientMachine, clientMachine } from '../support/client.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
@@ -142,13 +144,15 @@ describe('when verify --url --state meets a snapshot naming another registry tha
     // Prepare
     const registry = await servedRegistry(PRODUCTION);
     const stateFile = join(root, 'verify-state.json');
-    await verifyRegistry({ url: registry.url, pinnedKey: registry.key, stateFile });
+    await verifyRegistry({ url: PRODUCTION, mirror: registry.url, pinnedKey: registry.key, stateFile });
     const before = await readFile(stateFile, 'utf8');
     expect(JSON.parse(before)).toMatchObject({ registry: PRODUCTION });
     await serveAnotherRegistry(registry.dir, STAGING);
 
     // Act
-    const error = await verifyRegistry({ url: registry.url, stateFile }).catch((e: unknown) => e);
+    const error = await verifyRegistry({ url: PRODUCTION, mirror: registry.url, stateFile }).catch(
+      (e: unknown) => e,
+    );
 
     // Assess
     expect(error).toBeInstanceOf(TrustError);
@@ -179,5 +183,106 @@ describe('when a trust state names its registry by something not a string', () =
       code: 'TRUST_STATE_INVALID',
       message: expect.stringContaining('#/registry'),
     });
+  });
+});
+
+/**
+ * A local registry naming itself by the URL it is served at (the server started on its folder first), with
+ * one version of one plugin: a registry reached at its own URL, as `verify --url` is asked to check it.
+ */
+async function servedAtItsOwnUrl(): Promise<{ dir: string; url: string; key: string }> {
+  folders += 1;
+  const dir = join(root, `own${folders}`);
+  await mkdir(join(dir, 'public'), { recursive: true });
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site: new FsStore(join(dir, 'public')) }),
+    0,
+  );
+  closers.push(listening.close);
+  await initRegistry(dir, { name: 'Named', url: listening.url });
+  const { context } = await openRegistry(dir);
+  const key = `incoming/${NAME}-1.0.0.tgz`;
+  const bundle = await makeBundle({
+    manifest: validManifest({ name: NAME, version: '1.0.0' }),
+    artifacts: [{ ...LINUX, name: NAME, body: encode('#!/bin/sh\necho 1.0.0\n') }],
+  });
+  await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE });
+  expect((await processSubmissions(context, [key])).outcomes.map((o) => o.status)).toEqual(['accepted']);
+  return { dir, url: listening.url, key: await readFile(join(dir, 'public/keys/registry.asc'), 'utf8') };
+}
+
+/** A copy of `dir`'s public folder served at a URL of its own (a mirror). */
+async function servedCopyOf(dir: string): Promise<string> {
+  folders += 1;
+  const copy = join(root, `mirror${folders}`);
+  await cp(join(dir, 'public'), join(copy, 'public'), { recursive: true });
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
+    0,
+  );
+  closers.push(listening.close);
+  return listening.url;
+}
+
+describe('when verify --url, with no --state, is served at a registry URL another registry signed by the same key', () => {
+  it('refuses the other registry (SNAPSHOT_OTHER_REGISTRY), naming both and the way to verify a mirror', async () => {
+    // Prepare: production at its own URL; staging made from its folder, same key and history, served there.
+    const production = await servedAtItsOwnUrl();
+    expect(await verifyRegistry({ url: production.url, pinnedKey: production.key })).toMatchObject({
+      plugins: 1,
+    });
+    await serveAnotherRegistry(production.dir, STAGING);
+
+    // Act
+    const error = await verifyRegistry({ url: production.url, pinnedKey: production.key }).catch(
+      (e: unknown) => e,
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(TrustError);
+    expect(error).toMatchObject({ code: 'SNAPSHOT_OTHER_REGISTRY' });
+    const { message } = error as TrustError;
+    expect(message).toContain(JSON.stringify(STAGING));
+    expect(message).toContain(production.url);
+    expect(message).toContain('--mirror');
+  });
+
+  it("refuses it too when the other registry rotated its key since: its rotation is not this registry's", async () => {
+    // Prepare: staging rotates the shared key away; a verifier holding that key is served staging.
+    const production = await servedAtItsOwnUrl();
+    await serveAnotherRegistry(production.dir, STAGING);
+    const copy = `${production.dir}-copy`;
+    await rotateLocalRegistry(copy, (await generateKeyPair({ name: 'staging next' })).secretKey);
+    await rm(join(production.dir, 'public'), { recursive: true });
+    await cp(join(copy, 'public'), join(production.dir, 'public'), { recursive: true });
+
+    // Act
+    const error = await verifyRegistry({ url: production.url, pinnedKey: production.key }).catch(
+      (e: unknown) => e,
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(TrustError);
+    expect(error).toMatchObject({ code: 'SNAPSHOT_OTHER_REGISTRY' });
+  });
+});
+
+describe('when verify --url is given a mirror of the registry with --mirror', () => {
+  it('reads the mirror and holds it to the registry named by --url; the mirror by --url alone is refused', async () => {
+    // Prepare
+    const production = await servedAtItsOwnUrl();
+    const mirror = await servedCopyOf(production.dir);
+
+    // Act
+    const report = await verifyRegistry({ url: production.url, mirror, pinnedKey: production.key });
+    const alone = await verifyRegistry({ url: mirror, pinnedKey: production.key }).catch((e: unknown) => e);
+    const other = await verifyRegistry({ url: STAGING, mirror, pinnedKey: production.key }).catch(
+      (e: unknown) => e,
+    );
+
+    // Assess
+    expect(report).toMatchObject({ plugins: 1, manifests: 1, artifacts: 1 });
+    expect(alone).toMatchObject({ code: 'SNAPSHOT_OTHER_REGISTRY' });
+    expect(other).toMatchObject({ code: 'SNAPSHOT_OTHER_REGISTRY' });
   });
 });

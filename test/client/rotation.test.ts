@@ -39,6 +39,11 @@ import { rewriteLog } from '../support/lifecycle.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 const NAME = 'rotating-tool';
+/**
+ * The registry the tests' registries name by default: each is served at a URL of its own, a mirror of it
+ * (`verify --url REGISTRY_URL --mirror URL`).
+ */
+const REGISTRY_URL = 'https://plugins.registry.example';
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
 
 let root: string;
@@ -95,7 +100,7 @@ let registries = 0;
 async function servedRegistry(
   versions: readonly string[],
   /** The registry its snapshots name. */
-  registryUrl = 'https://plugins.registry.example',
+  registryUrl = REGISTRY_URL,
 ): Promise<Served> {
   registries += 1;
   const dir = join(root, `registry${registries}`);
@@ -710,7 +715,11 @@ describe('when a registry rotates its key twice', () => {
   });
 
   it('is followed by verify --url from the first key, which says so', async () => {
-    const report = await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey });
+    const report = await verifyRegistry({
+      url: REGISTRY_URL,
+      mirror: registry.url,
+      pinnedKey: registry.firstKey,
+    });
     expect(report).toMatchObject({
       fingerprint: third.fingerprint,
       rotations: [
@@ -1053,7 +1062,7 @@ describe('when a snapshot signed by the pinned key counts fewer rotations than t
 async function verifiedOnce(label: string): Promise<{ registry: Served; stateFile: string }> {
   const registry = await servedRegistry(['1.0.0']);
   const stateFile = join(root, `verify-${label}-${registries}.json`);
-  await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+  await verifyRegistry({ url: REGISTRY_URL, mirror: registry.url, pinnedKey: registry.firstKey, stateFile });
   return { registry, stateFile };
 }
 
@@ -1063,14 +1072,21 @@ describe('when verify --url --state meets a snapshot signed by the key it kept, 
     // by that key counting no rotation.
     const { registry, stateFile } = await verifiedOnce('count');
     const second = await rotateToNewKey(registry);
-    await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+    await verifyRegistry({
+      url: REGISTRY_URL,
+      mirror: registry.url,
+      pinnedKey: registry.firstKey,
+      stateFile,
+    });
     const before = await readFile(stateFile, 'utf8');
     expect(JSON.parse(before)).toMatchObject({ fingerprint: second.fingerprint, rotations: 1 });
     const { context } = await openRegistry(registry.dir);
     await rebuildRegistry(context, { keyRotations: 0 });
 
     // Act
-    const error = await verifyRegistry({ url: registry.url, stateFile }).catch((e: unknown) => e);
+    const error = await verifyRegistry({ url: REGISTRY_URL, mirror: registry.url, stateFile }).catch(
+      (e: unknown) => e,
+    );
 
     // Assess
     expect(error).toBeInstanceOf(TrustError);
@@ -1090,9 +1106,9 @@ describe('when verify --url --state meets a rotation back to a key it followed a
     const { registry, stateFile } = await verifiedOnce('loop');
     const second = await newKey();
     const rotated = await rotateLocalRegistry(registry.dir, second.secretKey);
-    await verifyRegistry({ url: registry.url, stateFile });
+    await verifyRegistry({ url: REGISTRY_URL, mirror: registry.url, stateFile });
     // Run again from the key kept: the chain of keys left is kept with it.
-    await verifyRegistry({ url: registry.url, stateFile });
+    await verifyRegistry({ url: REGISTRY_URL, mirror: registry.url, stateFile });
     const before = await readFile(stateFile, 'utf8');
     expect(JSON.parse(before)).toMatchObject({
       fingerprint: second.fingerprint,
@@ -1111,7 +1127,9 @@ describe('when verify --url --state meets a rotation back to a key it followed a
     await rebuildRegistry({ ...context, signer: first }, { resignManifests: true, keyRotations: 2 });
 
     // Act
-    const error = await verifyRegistry({ url: registry.url, stateFile }).catch((e: unknown) => e);
+    const error = await verifyRegistry({ url: REGISTRY_URL, mirror: registry.url, stateFile }).catch(
+      (e: unknown) => e,
+    );
 
     // Assess
     expect(error).toBeInstanceOf(TrustError);
@@ -1126,7 +1144,8 @@ describe('when verify --url --state meets a rotation back to a key it followed a
 describe('when verify --url --state is given a key the registry rotated from', () => {
   it('keeps the key it followed and starts from it next time; a damaged saved log is refused', async () => {
     const { registry, stateFile } = await verifiedOnce('state');
-    const verify = () => verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+    const verify = () =>
+      verifyRegistry({ url: REGISTRY_URL, mirror: registry.url, pinnedKey: registry.firstKey, stateFile });
     const second = await rotateToNewKey(registry);
     expect(await verify()).toMatchObject({ fingerprint: second.fingerprint, rotations: [{ sequence: 1 }] });
     const saved = JSON.parse(await readFile(stateFile, 'utf8'));
@@ -1164,7 +1183,12 @@ describe('when verify --url --state is given a key the registry rotated from, an
       // kept written as a verify that took any key left it.
       const { registry, stateFile } = await verifiedOnce('untrusted');
       await rotateToNewKey(registry);
-      await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+      await verifyRegistry({
+        url: REGISTRY_URL,
+        mirror: registry.url,
+        pinnedKey: registry.firstKey,
+        stateFile,
+      });
       const state = JSON.parse(await readFile(stateFile, 'utf8'));
       await writeFile(
         stateFile,
@@ -1173,7 +1197,12 @@ describe('when verify --url --state is given a key the registry rotated from, an
       const before = await readFile(stateFile, 'utf8');
 
       // Act
-      const verifying = verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+      const verifying = verifyRegistry({
+        url: REGISTRY_URL,
+        mirror: registry.url,
+        pinnedKey: registry.firstKey,
+        stateFile,
+      });
 
       // Assess
       await expect(verifying).rejects.toMatchObject({
@@ -1186,7 +1215,9 @@ describe('when verify --url --state is given a key the registry rotated from, an
       expect(await readFile(stateFile, 'utf8')).toBe(before);
       // And without --key, the key kept read as the pin: refused the same way (it was KEY_INVALID, naming
       // no file).
-      await expect(verifyRegistry({ url: registry.url, stateFile })).rejects.toMatchObject({
+      await expect(
+        verifyRegistry({ url: REGISTRY_URL, mirror: registry.url, stateFile }),
+      ).rejects.toMatchObject({
         name: 'ClientError',
         code: 'PINNED_KEY_UNTRUSTED',
         message: expect.stringContaining(`${stateFile}#/key: key ${key.fingerprint}`),

@@ -26,6 +26,8 @@ import { treeOf } from '../../support/tree.ts';
 
 const NAME = 'rotate-demo';
 
+/** The registries' own URL; the tests serve each elsewhere, a mirror of it (`verify --url REGISTRY_URL --mirror`). */
+const REGISTRY_URL = 'http://127.0.0.1:1';
 let work: string;
 let served: ServingRegistry | undefined;
 
@@ -47,7 +49,7 @@ async function keyFile(name: string): Promise<{ file: string; fingerprint: strin
 }
 
 async function registryWithPlugin(dir: string, versions: readonly string[]): Promise<string> {
-  const { fingerprint } = await initRegistry(dir, { name: 'Rotating', url: 'http://127.0.0.1:1' });
+  const { fingerprint } = await initRegistry(dir, { name: 'Rotating', url: REGISTRY_URL });
   await publish(dir, versions);
   return fingerprint;
 }
@@ -122,7 +124,15 @@ describe('when an operator rotates a served registry key twice', () => {
     const verified = await plugindex('verify');
     expect(verified.code, verified.stdout).toBe(0);
 
-    const whole = await plugindex('verify', '--url', served?.url as string, '--key', firstKey);
+    const whole = await plugindex(
+      'verify',
+      '--url',
+      REGISTRY_URL,
+      '--mirror',
+      served?.url as string,
+      '--key',
+      firstKey,
+    );
     expect(whole.code, whole.stderr).toBe(0);
     expect(whole.stdout).toContain(`key ${previous}`);
     expect(whole.stdout).toContain(
@@ -312,7 +322,15 @@ describe('when a rotation is interrupted part way', () => {
     try {
       const firstKey = path.join(work, 'interrupted-first.asc');
       await writeFile(firstKey, firstPublic);
-      const whole = await plugindex('verify', '--url', server.url, '--key', firstKey);
+      const whole = await plugindex(
+        'verify',
+        '--url',
+        REGISTRY_URL,
+        '--mirror',
+        server.url,
+        '--key',
+        firstKey,
+      );
       expect(whole.code, whole.stderr).toBe(0);
       expect(whole.stdout).toContain('2 manifests');
     } finally {
@@ -361,7 +379,15 @@ describe('when an operator rotates the key because the old one was stolen (--com
 
       const updated = await plugindex('registry', 'update', 'stolen');
       expect(updated.code, updated.stderr).toBe(0);
-      const whole = await plugindex('verify', '--url', server.url, '--key', firstKey);
+      const whole = await plugindex(
+        'verify',
+        '--url',
+        REGISTRY_URL,
+        '--mirror',
+        server.url,
+        '--key',
+        firstKey,
+      );
       expect(whole.code, whole.stderr).toBe(0);
       expect(whole.stdout).toContain(`rotation 1 says key ${first} is no longer secret`);
       const refused = await plugindex('verify', '--dir', pluginsDir, '--lockfile', lockfile);
