@@ -32,6 +32,7 @@ import { checkHeldSnapshot, checkSnapshotRegistry, readThroughRotations } from '
 import {
   compareDocument,
   compareEnvelope,
+  compareRotations,
   foldLog,
   isActionEntry,
   type LogDisagreement,
@@ -69,6 +70,7 @@ import {
   type LogHead,
   type SnapshotDocument,
 } from '../index-builder/model.ts';
+import { MAX_ROTATION_BYTES, rotationKey } from '../index-builder/rotation.ts';
 import {
   type PublicKeyInfo,
   readPublicKey,
@@ -644,6 +646,15 @@ async function verifyWith(
     envelopes[i] = await compareEnvelope(entry, bytes);
   });
   for (const found of envelopes) if (found) disagreements.push(found);
+  // Each rotation by its fixed name (never rewritten), and once more past every cache when it is not there:
+  // the edge keeps the 404 of one asked for before it was published (as `readThroughRotations` does).
+  const rotation = async (sequence: number) => {
+    const request = { path: rotationKey(sequence), maxBytes: MAX_ROTATION_BYTES };
+    return (await reader.load(request)) ?? reader.load({ ...request, pastCaches: true });
+  };
+  disagreements.push(
+    ...(await compareRotations(entries, snapshot.key_rotations ?? 0, snapshot.registry, rotation)),
+  );
   if (disagreements.length > 0) throw new LogDisagreementError(disagreements);
   if (options.stateFile)
     await writeFile(

@@ -29,10 +29,11 @@
  * const found = [...compareDocument(fold, doc), ...missingPlugins(fold, names)];
  */
 import { ACTION_CLOCK_SKEW_MS, type ReadAction, readSignedAction } from '../index-builder/actions.ts';
-import { versionIdentity } from '../index-builder/layout.ts';
+import { registryIdentity, versionIdentity } from '../index-builder/layout.ts';
 import { createdInstant, deprecationStatementOf, slotRecord } from '../index-builder/lifecycle.ts';
 import { type LogEntry, NO_EFFECT, type ReadEntry } from '../index-builder/log.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
+import { type ReadRotation, readSignedRotation, rotationKey } from '../index-builder/rotation.ts';
 import { type PublicKeyInfo, readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
 
 export type LogDisagreementCode =
@@ -76,7 +77,13 @@ export type LogDisagreementCode =
   /** An action entry whose envelope is not served under `log/actions/`. */
   | 'LOG_ENVELOPE_MISSING'
   /** An envelope served that is not the action its entry records (another digest, kind, plugin...). */
-  | 'LOG_ENVELOPE_DIFFERS';
+  | 'LOG_ENVELOPE_DIFFERS'
+  /** A rotate-key entry whose rotation document (`keys/rotation/<N>.json`) is not served. */
+  | 'LOG_ROTATION_MISSING'
+  /** A rotation document served that is not the rotation its entry records (other keys, digest, mark...). */
+  | 'LOG_ROTATION_DIFFERS'
+  /** A rotation the snapshot counts (its `key_rotations`) that no rotate-key entry records. */
+  | 'LOG_ROTATION_UNLOGGED';
 
 /** One disagreement between the log and what the registry serves. */
 export interface LogDisagreement {
@@ -567,6 +574,92 @@ export async function compareEnvelope(
     return differs('LOG_ENVELOPE_DIFFERS', `${path} is not the action logged: ${mismatches.join(', ')}`);
   const signed = await signatureProblem(entry, read);
   return signed === undefined ? undefined : differs('LOG_ENVELOPE_DIFFERS', `${path}: ${signed}`);
+}
+
+/**
+ * The log's key rotations held to the signed rotation documents the registry publishes: each rotate-key
+ * entry (its `detail.sequence`, the key it left as its signer, the key it names as `detail.fingerprint`, the
+ * rotation's sha256 as its digest, and `detail.compromised`) against `keys/rotation/<N>.json` of that
+ * sequence, and each rotation the snapshot counts (`counted`, its `key_rotations`) against an entry. The
+ * chain of documents is what a client follows from an older key (client/key-chain.ts), the log what an
+ * auditor reads: a log naming other keys than the documents, or either without the other, let the two tell
+ * different histories of who signed for the registry, and `verify --url` read neither against the other. A
+ * rotation published and logged that the snapshot does not count yet (one under way, or whose re-signing
+ * died) is held to its document as any other. `registry`: the registry the snapshot names (as a client
+ * holds each rotation it follows, by `registryIdentity`). `load` gives a rotation's bytes, undefined when
+ * it is not served.
+ */
+export async function compareRotations(
+  entries: readonly ReadEntry[],
+  counted: number,
+  registry: string,
+  load: (sequence: number) => Promise<Uint8Array | undefined>,
+): Promise<LogDisagreement[]> {
+  const found: LogDisagreement[] = [];
+  const logged = new Map<number, LogEntry>();
+  for (const { entry } of entries) {
+    if (entry.type !== 'rotate-key') continue;
+    const where = `log entry ${entry.seq} (rotate-key)`;
+    const to = entry.detail?.fingerprint ?? 'none';
+    const differs = (code: LogDisagreementCode, why: string) =>
+      found.push({ code, seq: entry.seq, message: `${where}: ${why}` });
+    const text = entry.detail?.sequence;
+    const sequence = Number(text);
+    if (text === undefined || !/^[1-9][0-9]{0,8}$/.test(text)) {
+      differs('LOG_ROTATION_DIFFERS', `names no rotation by its number (detail.sequence ${shown(text)})`);
+      continue;
+    }
+    const earlier = logged.get(sequence);
+    if (earlier) {
+      differs('LOG_ROTATION_DIFFERS', `logs rotation ${sequence}, which entry ${earlier.seq} logged already`);
+      continue;
+    }
+    logged.set(sequence, entry);
+    const path = rotationKey(sequence);
+    const bytes = await load(sequence);
+    if (bytes === undefined) {
+      differs(
+        'LOG_ROTATION_MISSING',
+        `logs rotation ${sequence} from key ${entry.signer} to key ${to}, but ${path} is not served`,
+      );
+      continue;
+    }
+    let read: ReadRotation;
+    try {
+      read = readSignedRotation(bytes, path);
+    } catch (error) {
+      differs('LOG_ROTATION_DIFFERS', `${path} is not a signed key rotation: ${(error as Error).message}`);
+      continue;
+    }
+    const { rotation } = read;
+    const marked = entry.detail?.compromised === 'true';
+    const mismatches = [
+      rotation.sequence !== sequence ? `it says it is rotation ${rotation.sequence}` : undefined,
+      rotation.previous.fingerprint !== entry.signer || rotation.next.fingerprint !== to
+        ? `it rotates key ${rotation.previous.fingerprint} to key ${rotation.next.fingerprint}, where the entry logs key ${entry.signer} to key ${to}`
+        : undefined,
+      read.digest !== entry.digest
+        ? `its rotation's sha256 is ${read.digest}, not ${entry.digest}`
+        : undefined,
+      (rotation.compromised === true) !== marked
+        ? `it ${rotation.compromised === true ? 'marks' : 'does not mark'} key ${rotation.previous.fingerprint} compromised, the entry ${marked ? 'does' : 'does not'}`
+        : undefined,
+      registryIdentity(rotation.registry) !== registryIdentity(registry)
+        ? `it is a rotation of ${rotation.registry}, not of ${registry}`
+        : undefined,
+    ].filter((m): m is string => m !== undefined);
+    if (mismatches.length > 0)
+      differs('LOG_ROTATION_DIFFERS', `${path} is not the rotation logged: ${mismatches.join('; ')}`);
+  }
+  for (let sequence = 1; sequence <= counted; sequence++)
+    if (!logged.has(sequence)) {
+      const served = (await load(sequence)) !== undefined;
+      found.push({
+        code: 'LOG_ROTATION_UNLOGGED',
+        message: `${rotationKey(sequence)}, rotation ${sequence} of the ${counted} the snapshot counts, ${served ? 'is served, but' : 'is not served, and'} no log entry records it`,
+      });
+    }
+  return found;
 }
 
 async function readKey(armored: string): Promise<PublicKeyInfo | undefined> {

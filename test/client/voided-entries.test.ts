@@ -20,7 +20,9 @@ import { TrustError } from '../../index-builder/errors.ts';
 import { logSegmentKey, parseSegment, type ReadEntry } from '../../index-builder/log.ts';
 import { signVoid } from '../../index-builder/log-void.ts';
 import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { rotationKey, signRotation } from '../../index-builder/rotation.ts';
 import { createSigner } from '../../index-builder/signing.ts';
+import { CACHE_IMMUTABLE } from '../../index-builder/store.ts';
 import { httpClient } from '../support/client.ts';
 import {
   makeBundle,
@@ -332,20 +334,37 @@ describe('when the key that signed a void was retired as compromised since', () 
           signer: ctx.signer,
           registry: ctx.config.url,
         });
-      const rotation = (compromised: boolean) => ({
-        type: 'rotate-key' as const,
-        signer: ctx.signer.fingerprint,
-        time: '2026-11-01T23:59:55.000Z',
-        detail: {
-          fingerprint: publisher.fingerprint,
-          sequence: compromised ? '2' : '1',
-          ...(compromised ? { compromised: 'true' } : {}),
-        },
-      });
+      // Each rotation published as the registry signs one (verify --url holds the log's rotate-key entries
+      // to them), from the key that signed the voids; the snapshot counts neither, so that key still signs.
+      const rotation = async (compromised: boolean) => {
+        const sequence = compromised ? 2 : 1;
+        const signed = await signRotation({
+          registry: ctx.config.url,
+          sequence,
+          previous: ctx.signer,
+          next: await createSigner(publisher.secretKey),
+          now: new Date('2026-11-01T23:59:55.000Z'),
+          compromised,
+        });
+        await own.put(rotationKey(sequence), signed.bytes, {
+          contentType: 'application/json',
+          cacheControl: CACHE_IMMUTABLE,
+        });
+        return {
+          type: 'rotate-key' as const,
+          signer: ctx.signer.fingerprint,
+          time: '2026-11-01T23:59:55.000Z',
+          digest: signed.digest,
+          detail: {
+            fingerprint: publisher.fingerprint,
+            sequence: String(sequence),
+            ...(compromised ? { compromised: 'true' } : {}),
+          },
+        };
+      };
       // Appended at once (this release's pipeline refuses to open a log holding a void): a void, a routine
-      // rotation, a void, a rotation made because the key it left was stolen. (The rotations are the log's
-      // word alone here: a log's rotation entries are not held to the registry's signed rotations.)
-      await appendLog(ctx, [await voidOf(1), rotation(false), await voidOf(2), rotation(true)]);
+      // rotation, a void, a rotation made because the key it left was stolen.
+      await appendLog(ctx, [await voidOf(1), await rotation(false), await voidOf(2), await rotation(true)]);
       const report = await verifyRegistry({
         url: listening.url,
         pinnedKey: other.registryKey.publicKey,

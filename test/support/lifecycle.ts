@@ -87,14 +87,31 @@ function entryOf(fields: EntryFields): Omit<LogEntry, 'seq' | 'prev'> {
 }
 
 /**
+ * The registry's first logged publish again, when its log holds one: an entry `verify --url` holds to
+ * nothing new (the first publish of a version is the one its document is held to), where a made-up key
+ * rotation is held to a signed rotation the registry does not publish, and any other kind to a document or
+ * an envelope. None when the log holds no publish.
+ */
+async function repeatedPublish(ctx: PipelineContext): Promise<EntryFields | undefined> {
+  const segment = await ctx.site.get(logSegmentKey(0));
+  if (!segment) return undefined;
+  const publish = parseSegment(segment.body, 0).find((r) => r.entry.type === 'publish')?.entry;
+  if (!publish) return undefined;
+  const { seq: _seq, prev: _prev, ...fields } = publish;
+  return fields;
+}
+
+/**
  * Appends entries (`count` made up ones, or those given) after those the registry's own publishes and
- * actions logged, and signs a snapshot that vouches for them.
+ * actions logged, and signs a snapshot that vouches for them. A made-up one repeats the registry's first
+ * publish (`repeatedPublish`), else is a key rotation (`entryOf`).
  */
 export async function appendLog(
   ctx: PipelineContext,
   given: number | readonly EntryFields[],
 ): Promise<LogHead> {
-  const fields = typeof given === 'number' ? Array.from({ length: given }, () => ({})) : given;
+  const filler = typeof given === 'number' ? ((await repeatedPublish(ctx)) ?? {}) : {};
+  const fields = typeof given === 'number' ? Array.from({ length: given }, () => filler) : given;
   const writer = await LogWriter.open(ctx);
   for (const f of fields) writer.append(entryOf(f));
   await writer.flush();

@@ -1,0 +1,238 @@
+/**
+ * The log's key rotations held to the signed rotation documents the registry publishes, by `verify --url`
+ * (client/log-consistency.ts `compareRotations`): real rotations (`rotateLocalRegistry`, as `plugindex
+ * rotate-key` makes them) of a local registry served over HTTP. An honest registry passes, rotated twice or
+ * after a theft; a log naming other keys than a rotation, a rotation no entry logs, and an entry whose
+ * rotation is not served are each refused (LOG_DISAGREES), naming the sequence and both sides.
+ */
+import { mkdtemp, readFile, rm, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FsStore } from '../../adapters/fs-store.ts';
+import { initRegistry, openRegistry } from '../../cli/local/registry.ts';
+import { rotateLocalRegistry } from '../../cli/local/rotate-key.ts';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { verifyRegistry } from '../../cli/verify.ts';
+import { LogDisagreementError } from '../../client/errors.ts';
+import {
+  EMPTY_LOG,
+  LOG_SEGMENT_ENTRIES,
+  type LogEntry,
+  logSegmentKey,
+  nextEntry,
+  parseSegment,
+  renderSegment,
+} from '../../index-builder/log.ts';
+import type { LogHead } from '../../index-builder/model.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { rotationKey } from '../../index-builder/rotation.ts';
+import { generateKeyPair } from '../../index-builder/signing.ts';
+import { CACHE_MUTABLE, CACHE_PRIVATE } from '../../index-builder/store.ts';
+import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import { signHistory } from '../support/lifecycle.ts';
+
+const NAME = 'rotating-tool';
+const REGISTRY = 'https://plugins.rotating.example';
+
+let root: string;
+const closers: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'plugindex-rotation-log-'));
+});
+afterAll(async () => {
+  for (const close of closers) await close();
+  await rm(root, { recursive: true, force: true });
+});
+
+interface Served {
+  readonly dir: string;
+  /** Where it is served: a mirror of REGISTRY, as `verify --url REGISTRY --mirror URL` reads it. */
+  readonly url: string;
+  readonly firstKey: string;
+}
+
+let registries = 0;
+/** A local registry naming itself REGISTRY, one version of one plugin published, served over HTTP. */
+async function servedRegistry(): Promise<Served> {
+  registries += 1;
+  const dir = join(root, `registry${registries}`);
+  await initRegistry(dir, { name: 'Rotating', url: REGISTRY });
+  const { context } = await openRegistry(dir);
+  const key = `incoming/${NAME}-1.0.0.tgz`;
+  const bundle = await makeBundle({
+    manifest: validManifest({ name: NAME, version: '1.0.0' }),
+    artifacts: [{ os: 'linux', arch: 'amd64', name: NAME, body: encode('#!/bin/sh\necho 1.0.0\n') }],
+  });
+  await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE });
+  expect((await processSubmissions(context, [key])).outcomes.map((o) => o.status)).toEqual(['accepted']);
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site: new FsStore(join(dir, 'public')) }),
+    0,
+  );
+  closers.push(listening.close);
+  return { dir, url: listening.url, firstKey: await readFile(join(dir, 'public/keys/registry.asc'), 'utf8') };
+}
+
+/** Rotates `registry` to a new key, as `plugindex rotate-key` does. */
+async function rotate(registry: Served, options: { readonly compromised?: boolean } = {}): Promise<void> {
+  const next = await generateKeyPair({ name: `rotation key ${registries}` });
+  expect(await rotateLocalRegistry(registry.dir, next.secretKey, options)).toMatchObject({
+    status: 'rotated',
+  });
+}
+
+/** Verifies `registry` whole from `pinnedKey` (default: its current key, so no rotation is followed). */
+async function verify(registry: Served, pinnedKey?: string) {
+  const key = pinnedKey ?? (await readFile(join(registry.dir, 'public/keys/registry.asc'), 'utf8'));
+  return verifyRegistry({ url: REGISTRY, mirror: registry.url, pinnedKey: key });
+}
+
+/** How verify --url refuses `registry`: the LogDisagreementError's disagreements. */
+async function disagreements(registry: Served) {
+  const error = await verify(registry).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(LogDisagreementError);
+  return (error as LogDisagreementError).disagreements;
+}
+
+/**
+ * The registry's key signs another log in place of its own: `edit` is given its entries and returns the
+ * fields of those to write, chained again from the first (one segment is all these logs need).
+ */
+async function relog(
+  registry: Served,
+  edit: (entries: readonly LogEntry[]) => readonly Omit<LogEntry, 'seq' | 'prev'>[],
+): Promise<void> {
+  const { context } = await openRegistry(registry.dir);
+  const segment = await context.site.get(logSegmentKey(0));
+  if (!segment) throw new Error('no log');
+  const entries = parseSegment(segment.body, 0).map((r) => r.entry);
+  let head: LogHead = EMPTY_LOG;
+  const lines: string[] = [];
+  for (const fields of edit(entries)) {
+    const next = nextEntry(head, fields);
+    lines.push(next.line);
+    head = next.head;
+  }
+  expect(lines.length).toBeLessThanOrEqual(LOG_SEGMENT_ENTRIES);
+  await context.site.put(logSegmentKey(0), renderSegment(lines), {
+    contentType: 'application/jsonl',
+    cacheControl: CACHE_MUTABLE,
+  });
+  await signHistory(context, head);
+}
+
+/** An entry's fields as written, without its place in the chain. */
+const fieldsOf = ({ seq: _seq, prev: _prev, ...fields }: LogEntry): Omit<LogEntry, 'seq' | 'prev'> => fields;
+
+describe('when verify --url holds the log against the rotations an honest registry publishes', () => {
+  it('passes a registry rotated twice, from the first key and from the current one', async () => {
+    // Prepare
+    const registry = await servedRegistry();
+    await rotate(registry);
+    await rotate(registry);
+
+    // Act
+    const followed = await verify(registry, registry.firstKey);
+    const current = await verify(registry);
+
+    // Assess
+    expect(followed.rotations?.map((r) => r.sequence)).toEqual([1, 2]);
+    expect(current).toMatchObject({ plugins: 1, manifests: 1 });
+    expect(current.rotations).toBeUndefined();
+  });
+
+  it('passes a registry whose rotation was made because the old key was compromised', async () => {
+    // Prepare
+    const registry = await servedRegistry();
+    await rotate(registry, { compromised: true });
+
+    // Act
+    const followed = await verify(registry, registry.firstKey);
+    const current = await verify(registry);
+
+    // Assess
+    expect(followed.rotations).toEqual([expect.objectContaining({ sequence: 1, compromised: true })]);
+    expect(current).toMatchObject({ plugins: 1 });
+  });
+});
+
+describe('when the log and the rotations the registry publishes tell different histories', () => {
+  it('refuses a rotate-key entry naming other keys than its rotation (LOG_ROTATION_DIFFERS), naming both', async () => {
+    // Prepare: the log says rotation 1 went to another key than keys/rotation/1.json names.
+    const registry = await servedRegistry();
+    await rotate(registry);
+    const other = (await generateKeyPair({ name: 'elsewhere' })).fingerprint;
+    let published = '';
+    await relog(registry, (entries) =>
+      entries.map((entry) => {
+        if (entry.type !== 'rotate-key') return fieldsOf(entry);
+        published = entry.detail?.fingerprint ?? '';
+        return fieldsOf({ ...entry, detail: { ...entry.detail, fingerprint: other } });
+      }),
+    );
+
+    // Act
+    const found = await disagreements(registry);
+
+    // Assess
+    expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_DIFFERS' })]);
+    expect(found[0]?.message).toContain(rotationKey(1));
+    expect(found[0]?.message).toContain(other);
+    expect(found[0]?.message).toContain(published);
+  });
+
+  it('refuses a rotation the log holds no entry for (LOG_ROTATION_UNLOGGED), naming its sequence', async () => {
+    // Prepare
+    const registry = await servedRegistry();
+    await rotate(registry);
+    await relog(registry, (entries) => entries.filter((e) => e.type !== 'rotate-key').map(fieldsOf));
+
+    // Act
+    const found = await disagreements(registry);
+
+    // Assess
+    expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_UNLOGGED' })]);
+    expect(found[0]?.message).toContain(rotationKey(1));
+  });
+
+  it('refuses a rotate-key entry whose rotation is not served (LOG_ROTATION_MISSING), naming both keys', async () => {
+    // Prepare
+    const registry = await servedRegistry();
+    await rotate(registry);
+    await rotate(registry);
+    await unlink(join(registry.dir, 'public', rotationKey(1)));
+
+    // Act
+    const found = await disagreements(registry);
+
+    // Assess
+    expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_MISSING' })]);
+    const message = found[0]?.message ?? '';
+    expect(message).toContain(rotationKey(1));
+    expect(message).toMatch(/from key [0-9A-F]{40} to key [0-9A-F]{40}/);
+  });
+
+  it('refuses a rotate-key entry whose compromise mark its rotation does not carry (LOG_ROTATION_DIFFERS)', async () => {
+    // Prepare
+    const registry = await servedRegistry();
+    await rotate(registry);
+    await relog(registry, (entries) =>
+      entries.map((entry) =>
+        fieldsOf(
+          entry.type === 'rotate-key'
+            ? { ...entry, detail: { ...entry.detail, compromised: 'true' } }
+            : entry,
+        ),
+      ),
+    );
+
+    // Act
+    const found = await disagreements(registry);
+
+    // Assess
+    expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_DIFFERS' })]);
+    expect(found[0]?.message).toContain('compromised');
+  });
+});
