@@ -31,7 +31,7 @@ import type { Dispatcher, Response } from 'undici';
 import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { type ContentEncoding, encodedVariantKey, isLoopbackHost } from '../index-builder/layout.ts';
-import { ociRegistryUrl } from '../index-builder/oci.ts';
+import { ociApiOf, ociRegistryUrl } from '../index-builder/oci.ts';
 import { HEADER_NAME, withoutCredentials } from './config.ts';
 import { ClientError } from './errors.ts';
 import {
@@ -1400,6 +1400,7 @@ interface ScopedHeaders {
 
 /** An OCI request's registry, as the rest of the fetcher sees one: an endpoint and the URL its API is under. */
 interface OciTarget {
+  /** The reference with the registry and repository its API is asked at (`ociApiOf`): URLs and token scopes. */
   readonly ref: OciReference;
   readonly endpoint: Endpoint;
   /** `https://host[:port]` (or http: for a loopback registry without a CA); no trailing slash. */
@@ -1412,11 +1413,15 @@ interface OciTarget {
 }
 
 /**
- * The reference's registry as a URL: https:, except a loopback registry given no CA, which is reached over
+ * The reference's registry as a URL (Docker Hub's API host for any of its names, `ociApiOf`): https:,
+ * except a loopback registry given no CA, which is reached over
  * http: (the rule the client applies to registry URLs: cleartext only where nothing leaves the machine).
  */
 function ociTarget(request: OciRequest): OciTarget {
-  const ref = parseOciReference(request.reference);
+  const written = parseOciReference(request.reference);
+  // Docker Hub's API is at registry-1.docker.io whatever name the reference writes, its official names under
+  // library/ (the repository a token's scope names too); the reference as written stays what messages name.
+  const ref = { ...written, ...ociApiOf(written.registry, written.repository) };
   const timeoutMs = request.timeoutMs ?? OCI_TIMEOUT_MS;
   const { credentials } = request;
   if (credentials !== undefined) {
@@ -1428,7 +1433,7 @@ function ociTarget(request: OciRequest): OciTarget {
     if (problem !== undefined) {
       throw new ClientError(
         'CLIENT_CONFIG_INVALID',
-        `The credentials for ${ref.registry} are refused: ${problem}`,
+        `The credentials for ${written.registry} are refused: ${problem}`,
       );
     }
   }
@@ -1437,7 +1442,7 @@ function ociTarget(request: OciRequest): OciTarget {
   // held the port to 1-65535, so the URL parses.
   const url = ociRegistryUrl(ref.registry, { ca: request.ca !== undefined }) as URL;
   const endpoint: Endpoint = {
-    name: ref.registry,
+    name: written.registry,
     bases: [url.origin],
     timeoutMs,
     ...(request.ca === undefined ? {} : { ca: request.ca }),

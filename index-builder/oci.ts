@@ -76,6 +76,33 @@ export function dockerHubHostOf(host: string): string {
   return DOCKER_HUB.has(lower) ? 'docker.io' : lower;
 }
 
+/** Where docker and containerd reach Docker Hub's registry API, whichever of its names a reference writes. */
+export const DOCKER_HUB_API_HOST = 'registry-1.docker.io';
+
+/**
+ * Where a reference's Distribution API is asked (`https://<registry>/v2/<repository>/…`): Docker Hub, by any
+ * of its names (on no port, or 443), at `registry-1.docker.io` with a one-component name under `library/`,
+ * as docker's tools resolve it (`docker.io` is Hub's name, not its API's host, and `docker.io/lens` is
+ * `library/lens` there); any other registry as written. The repository it gives is the one a token's scope
+ * names. The same Hub as `ociRepositoryOf` compares, so a pull goes where the claim it matched is held.
+ * @example ociApiOf('docker.io', 'lens') // {registry: 'registry-1.docker.io', repository: 'library/lens'}
+ */
+export function ociApiOf(
+  registry: string,
+  repository: string,
+): { readonly registry: string; readonly repository: string } {
+  const [, host, port] = /^([^:[\]]+)(?::([0-9]+))?$/.exec(registry) ?? [];
+  const hub =
+    host !== undefined &&
+    dockerHubHostOf(host) === 'docker.io' &&
+    (port === undefined || Number(port) === 443);
+  if (!hub) return { registry, repository };
+  return {
+    registry: DOCKER_HUB_API_HOST,
+    repository: repository.includes('/') ? repository : `library/${repository}`,
+  };
+}
+
 /**
  * The URL an OCI registry's API is reached at (the client's fetcher.ts `ociTarget`): https:, but http: for a
  * loopback host given no CA (cleartext only where nothing leaves the machine), as WHATWG URL parsing

@@ -22,7 +22,7 @@ import {
 } from '../support/oci-registry.ts';
 import { resolving } from '../support/resolving.ts';
 import { collect, patternBytes, writePaddedGzip } from '../support/streams.ts';
-import { makeTestCa, startProxy, type TestCa } from '../support/tls.ts';
+import { makeTestCa, startProxy, type TestCa, type TestProxy } from '../support/tls.ts';
 
 const ARTIFACT = patternBytes(300 * 1024 + 7);
 const MISSING = `sha256:${'0'.repeat(64)}`;
@@ -885,5 +885,118 @@ describe('when a registry stand-in (node:http) pads a body with compressed block
       fetcher.ociBlob({ reference: `${host}/tokened`, digest: MISSING, maxBytes: 1024 }),
     ).rejects.toMatchObject({ name: 'ClientError', code: 'RESPONSE_TOO_LARGE' });
     expect(sent).toBeLessThan(16 * 1024 * 1024);
+  });
+});
+
+describe('when an artifact is on Docker Hub (node:https stand-ins for its hosts, through a proxy)', () => {
+  // Hub's own shape: its API at registry-1.docker.io (docker.io answers no /v2/), a Bearer challenge naming
+  // auth.docker.io's realm and service registry.docker.io even for a public pull, blobs redirected to a CDN.
+  const bytes = patternBytes(2048);
+  const digest = sha256(bytes);
+  const TOKEN = 'hub-anonymous-or-not';
+  const seen: { host: string; url: string; authorization?: string }[] = [];
+  let ca: TestCa;
+  let proxy: TestProxy;
+
+  beforeAll(async () => {
+    ca = makeTestCa('docker-hub', {
+      names: ['registry-1.docker.io', 'auth.docker.io', 'docker.io', 'index.docker.io', 'cdn.docker.example'],
+    });
+    const hub = https.createServer(ca.tls, (request, response) => {
+      const host = request.headers.host ?? '';
+      const url = request.url ?? '';
+      const { authorization } = request.headers;
+      seen.push({ host, url, ...(authorization === undefined ? {} : { authorization }) });
+      if (host === 'auth.docker.io' && url.startsWith('/token?')) {
+        response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: TOKEN }));
+      } else if (host === 'cdn.docker.example') {
+        response.writeHead(200, { 'content-length': String(bytes.byteLength) }).end(bytes);
+      } else if (host !== 'registry-1.docker.io' || !url.startsWith('/v2/library/lens/')) {
+        response.writeHead(404).end();
+      } else if (authorization !== `Bearer ${TOKEN}`) {
+        response
+          .writeHead(401, {
+            'www-authenticate':
+              'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/lens:pull"',
+          })
+          .end();
+      } else if (url === `/v2/library/lens/blobs/${digest}`) {
+        response.writeHead(307, { location: `https://cdn.docker.example/registry-v2/${digest}` }).end();
+      } else {
+        response.writeHead(404).end();
+      }
+    });
+    servers.push(hub);
+    await new Promise<void>((resolve) => hub.listen(0, '127.0.0.1', resolve));
+    const port = (hub.address() as AddressInfo).port;
+    proxy = await startProxy({ route: () => `127.0.0.1:${port}` });
+  });
+
+  afterAll(async () => {
+    await proxy.close();
+    ca.remove();
+  });
+
+  /** A blob pulled by `reference` with a fetcher of its own (no token held over), and what Hub saw. */
+  async function pull(reference: string, credentials?: typeof REGISTRY_USER) {
+    const own = createHttpFetcher({ env: { HTTPS_PROXY: proxy.url }, retryDelayMs: 1 });
+    seen.length = 0;
+    proxy.tunnels.length = 0;
+    try {
+      const download = await own.ociBlob({
+        reference,
+        digest,
+        maxBytes: bytes.byteLength,
+        ca: ca.caPem,
+        ...(credentials === undefined ? {} : { credentials }),
+      });
+      return {
+        body: Buffer.from(await collect(download.body)),
+        seen: [...seen],
+        tunnels: [...proxy.tunnels],
+      };
+    } finally {
+      await own.close();
+    }
+  }
+
+  it("pulls an official name from registry-1.docker.io's library/ under each of Hub's spellings, with an anonymous token", async () => {
+    for (const reference of [
+      'docker.io/lens:1.0.0',
+      'index.docker.io/lens',
+      'registry-1.docker.io/lens',
+      'Docker.IO/library/lens:1.0.0',
+    ]) {
+      const pulled = await pull(reference);
+      expect(pulled.body.equals(Buffer.from(bytes)), reference).toBe(true);
+      expect(new Set(pulled.tunnels), reference).toEqual(
+        new Set(['registry-1.docker.io:443', 'auth.docker.io:443', 'cdn.docker.example:443']),
+      );
+      expect(
+        pulled.seen.map(({ host, url, authorization }) => [host, url, authorization]),
+        reference,
+      ).toEqual([
+        ['registry-1.docker.io', `/v2/library/lens/blobs/${digest}`, undefined],
+        [
+          'auth.docker.io',
+          '/token?service=registry.docker.io&scope=repository%3Alibrary%2Flens%3Apull',
+          undefined,
+        ],
+        ['registry-1.docker.io', `/v2/library/lens/blobs/${digest}`, `Bearer ${TOKEN}`],
+        ['cdn.docker.example', `/registry-v2/${digest}`, undefined],
+      ]);
+    }
+  });
+
+  it('sends the credentials docker login keeps to the token service alone, as Basic', async () => {
+    const pulled = await pull('docker.io/lens:1.0.0', REGISTRY_USER);
+    expect(pulled.body.equals(Buffer.from(bytes))).toBe(true);
+    const basic = `Basic ${Buffer.from(`${REGISTRY_USER.username}:${REGISTRY_USER.password}`).toString('base64')}`;
+    expect(pulled.seen.map(({ host, authorization }) => [host, authorization])).toEqual([
+      ['registry-1.docker.io', undefined],
+      ['auth.docker.io', basic],
+      ['registry-1.docker.io', `Bearer ${TOKEN}`],
+      ['cdn.docker.example', undefined],
+    ]);
   });
 });
