@@ -114,6 +114,13 @@ export interface Catalog {
    */
   outdated: boolean;
   /**
+   * The meta file is of another catalog format (`outdated` for that reason: a release before this one wrote
+   * it), so the run that meets it rebuilds the catalog from the published plugin documents: the upgrade,
+   * which holds each to what the registry signed (pipeline/published.ts `SignedDocuments`). Of that file only
+   * its generation and its `writing` lines are read, which every format since 6 writes alike.
+   */
+  upgrading: boolean;
+  /**
    * The order file (document-order.ts) of the index documents as last rendered, by digest: what the next
    * rendering merges `unrendered` into. Undefined: the next rendering is a full one.
    */
@@ -174,6 +181,7 @@ export function emptyCatalog(): Catalog {
     unread: new Set(),
     indexesPending: false,
     outdated: false,
+    upgrading: false,
     order: undefined,
     unrendered: new Set(),
     snapshot: undefined,
@@ -314,13 +322,22 @@ function binOfLine(name: string, line: CatalogLine | undefined): string {
 /** Reads the meta file; one with an unknown header reads as empty and marks the catalog outdated. */
 function parseMeta(text: string, into: Catalog): void {
   const lines = text.split('\n');
-  if (!READABLE_META.has(lines[0] as string)) {
+  const former = !READABLE_META.has(lines[0] as string);
+  if (former) {
     into.outdated = true;
-    return;
+    into.upgrading = /^plugindex-catalog \d+$/.test(lines[0] as string);
+    if (!into.upgrading) return;
   }
   for (let i = 1; i < lines.length; i++) {
     const fields = (lines[i] as string).split('\t');
     if (fields[0] === 'generation') into.generation = Number(fields[1]) || 0;
+    else if (fields[0] === 'writing' && fields.length === 3)
+      noteWriting(into, fields[1] as string, fields[2] as string);
+    else if (fields[0] === 'rebuilding' && fields.length === 1) {
+      // A rebuild under way (its release's, or one that died): finished as it began, taking what is there.
+      into.outdated = true;
+      into.upgrading = false;
+    } else if (former) continue;
     else if (fields[0] === 'pending' && fields[1] === 'indexes') into.indexesPending = true;
     else if (fields[0] === 'order' && fields.length === 3)
       into.order = { sha256: fields[1] as string, size: Number(fields[2]) };
@@ -333,9 +350,6 @@ function parseMeta(text: string, into: Catalog): void {
       into.registryDigests.set(fields[1] as string, { sha256: fields[2] as string, size: Number(fields[3]) });
     } else if (fields[0] === 'snapshot' && fields.length === 3)
       into.snapshot = { sha256: fields[1] as string, size: Number(fields[2]) };
-    else if (fields[0] === 'writing' && fields.length === 3)
-      noteWriting(into, fields[1] as string, fields[2] as string);
-    else if (fields[0] === 'rebuilding' && fields.length === 1) into.outdated = true;
     else if (fields[0] === 'names' && fields[1] === 'owners' && fields.length === 2)
       into.namesOwnersKept = true;
   }

@@ -34,9 +34,12 @@
  * names its log entry): its outcome is the acceptance, with that entry, not "already published".
  */
 
+import { Buffer } from 'node:buffer';
 import {
   type Catalog,
+  type CatalogLine,
   catalogAnew,
+  catalogLineOf,
   markRebuilding,
   noteWriting,
   openCatalog,
@@ -44,7 +47,7 @@ import {
   saveWriting,
 } from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
-import { PlugindexError, type Problem, problem, StoreError } from '../errors.ts';
+import { PlugindexError, type Problem, problem, StoreError, type TrustError } from '../errors.ts';
 import type { FiledEntry } from '../filed-index.ts';
 import {
   actionMarkerKey,
@@ -106,11 +109,10 @@ import { planBatch, readBatch, UploadsInOrder } from './intake.ts';
 import { currentLogHead, LogWriter, namesOwed, readIntentRecords, readLogHead } from './log-writer.ts';
 import { recordOutcomes } from './outcomes.ts';
 import { type AddedVersion, type RenderedPlugin, renderPlugin } from './plugin-document.ts';
-import { checkedSnapshot, PublishedRecords } from './published.ts';
+import { checkedSnapshot, isAltered, PublishedRecords, SignedDocuments } from './published.ts';
 import {
   BATCH_WRITE_CONCURRENCY,
   BoundedWork,
-  readJson,
   resignManifests,
   signPlugin,
   turn,
@@ -827,11 +829,16 @@ export async function processSubmissions(
   const ctx: PipelineContext = { ...writing, onSubmissionFailure: (failure) => told.push(failure) };
   // The catalog, the registry's record of what it published: what the batch reads back of that is checked
   // against it before it is used (published.ts).
-  const catalogOpening = openCatalog(ctx.intake);
-  catalogOpening.catch(() => undefined); // met below, or by the checks
+  const asStored = openCatalog(ctx.intake);
+  asStored.catch(() => undefined); // met below, or by the checks
   // Before any manifest is signed: a batch signed by a key the snapshot does not name fails whole, and so
   // does one that meets a snapshot the registry did not commit.
-  await checkSigningKeyCurrent(ctx, catalogOpening);
+  await checkSigningKeyCurrent(ctx, asStored);
+  // A catalog of another format (a release before this one wrote it) is the upgrade's, which rebuilds it,
+  // holding every published document to what the registry signed: first, so that one it refuses fails the
+  // batch before anything of it is read or written (and the batch is judged by the catalog rebuilt).
+  const catalogOpening = asStored.then((opened) => (opened.upgrading ? currentCatalog(ctx, opened) : opened));
+  await catalogOpening;
   // The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it.
   const now = ctx.clock.now();
   // The owners the look-alike index files are trusted only while the catalog says they are kept (catalog.ts
@@ -1083,21 +1090,29 @@ async function rotationUnfinished(
   return (await ctx.site.head(rotationKey((published.key_rotations ?? 0) + 1))) !== undefined;
 }
 
-/** The rebuild, through the caller's write log. Returns the manifest signatures it rewrote. */
+/**
+ * The rebuild, through the caller's write log. Returns the manifest signatures it rewrote. `upgrade`: run by a
+ * batch, a flush or a refresh that met the catalog, not by the operator's `plugindex rebuild`: a catalog of
+ * another format (`Catalog.upgrading`) then holds every document it takes to what the registry signed
+ * (`keptAsSigned`); the operator's takes them as they are, on their word.
+ */
 async function rebuildAll(
   ctx: PipelineContext,
   options: RebuildOptions = {},
+  upgrade = false,
 ): Promise<{
   generation: number;
   plugins: number;
   resigned: readonly string[];
   restored: RestoredRecords;
 }> {
-  const [opened, published, recorded] = await allSettledValues([
+  const [opened, snapshotRead, recorded] = await allSettledValues([
     openCatalog(ctx.intake),
-    readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY),
+    ctx.site.get(SNAPSHOT_KEY),
     readLogHead(ctx.intake),
   ]);
+  const published =
+    snapshotRead && (JSON.parse(new TextDecoder().decode(snapshotRead.body)) as SnapshotDocument);
   // Nothing rewritten with a key the published snapshot does not name (a rotation's own rebuild gives its
   // count): a refresh or a flush meeting the mark a rotation's rebuild left when it died finishes that
   // rebuild, and re-signed the registry's documents with the next key before its commit refused it.
@@ -1107,21 +1122,37 @@ async function rebuildAll(
   // records of the log and of the actions applied lately with it: both restored from the published log.
   // Before the catalog is marked: a log this refuses (an entry altered in a segment batches do not read)
   // left it marked, and every batch after it ran this rebuild first and was refused too.
-  const head = await currentLogHead(ctx, recorded, published);
+  // The upgrade (run by a batch, a flush or a refresh meeting a catalog of another format, not by the
+  // operator's `plugindex rebuild`) holds every document it takes to what the registry signed, before it
+  // writes anything (published.ts `SignedDocuments`).
+  const signed =
+    upgrade && opened.upgrading
+      ? await SignedDocuments.read(ctx.site, ctx.signer.publicKey, opened, snapshotRead?.body)
+      : undefined;
+  const head = await currentLogHead(ctx, recorded, published || undefined);
   const restored = await restoreActionRecords(ctx, head, ctx.clock.now());
   const catalog = catalogAnew(opened);
   // Before the first document is rewritten: one that dies before its catalog is finished by the next run.
   await markRebuilding(ctx.intake, catalog);
   // Each plugin's folder (listPluginNames). A folder without a document (a plugin's leftovers) reads as
   // none below.
-  const keys: string[] = [];
-  for await (const name of listPluginNames(ctx.site)) keys.push(pluginDocumentKey(name));
+  const found = new Set<string>();
+  for await (const name of listPluginNames(ctx.site)) found.add(pluginDocumentKey(name));
   const resigned: string[] = [];
   // Each plugin's OCI repositories and owners, not its document: 100,000 documents are not held to the end.
   const rebuiltRepositories: FiledEntry[] = [];
   const rebuiltOwners: [string, readonly string[]][] = [];
+  const revoked = await ctx.site.get(REVOKED_KEYS_KEY);
+  const keys = signed
+    ? await keptAsSigned(ctx, signed, opened, found, revoked?.body, resign, (doc, line) => {
+        catalog.plugins.set(doc.name, line);
+        rebuiltRepositories.push(...ociRepositoryEntries(doc));
+        rebuiltOwners.push([doc.name, doc.owners]);
+      })
+    : [...found];
   await forEachLimited(keys, REBUILD_CONCURRENCY, async (key) => {
     const read = await ctx.site.get(key);
+    signed?.check(key, read?.body); // read again: held again
     if (!read) return;
     let doc = JSON.parse(new TextDecoder().decode(read.body)) as PluginDocument;
     if (resign) {
@@ -1149,7 +1180,6 @@ async function rebuildAll(
   catalog.namesOwnersKept = true;
   const snapshot = options.keyRotations === undefined ? {} : { keyRotations: options.keyRotations };
   // Signed anew like every document (after a key rotation, by the new key).
-  const revoked = await ctx.site.get(REVOKED_KEYS_KEY);
   const generation = await commitGeneration(
     ctx,
     catalog,
@@ -1159,6 +1189,59 @@ async function rebuildAll(
     snapshot,
   );
   return { generation, plugins: catalog.plugins.size, resigned: resigned.sort(), restored };
+}
+
+/**
+ * The upgrade's first pass over the plugin documents (each plugin's folder, `found`, and each the snapshot
+ * signs), each read once and held to what the registry signed (`signed`), `keys/revoked.json` too, before
+ * anything is written: one refused fails the upgrade with nothing published changed. A document whose
+ * rendering is the bytes published keeps them, and its signature and page (an upgrade changes the
+ * catalog's lines, not the documents): only its line, from its document (`kept`, with the document for its
+ * owners and OCI repositories, dropped once those are taken). The rest (`rewrite`: a document a release
+ * renders otherwise, one a run that died was writing, every one whose manifests are signed again) the
+ * rebuild reads again and writes; so an upgrade reads each document once, as a rebuild always did.
+ * @throws TrustError PUBLISHED_DOCUMENT_ALTERED, the first by key, once every document was read.
+ */
+async function keptAsSigned(
+  ctx: PipelineContext,
+  signed: SignedDocuments,
+  opened: Catalog,
+  found: ReadonlySet<string>,
+  revoked: Uint8Array | undefined,
+  resign: boolean,
+  keep: (doc: PluginDocument, line: CatalogLine) => void,
+): Promise<string[]> {
+  const keys = new Set(found);
+  for (const key of signed.keys()) if (key !== REVOKED_KEYS_KEY) keys.add(key);
+  const rewrite: string[] = [];
+  const altered: [string, TrustError][] = [];
+  await forEachLimited([...keys], REBUILD_CONCURRENCY, async (key) => {
+    const read = await ctx.site.get(key);
+    let sha256: string | undefined;
+    try {
+      sha256 = signed.check(key, read?.body);
+    } catch (error) {
+      if (!isAltered(error)) throw error;
+      altered.push([key, error]);
+      return;
+    }
+    if (!read || sha256 === undefined) return;
+    const doc = JSON.parse(new TextDecoder().decode(read.body)) as PluginDocument;
+    if (resign || opened.writing.has(key) || !Buffer.from(encodeJson(doc)).equals(read.body)) {
+      rewrite.push(key);
+      return;
+    }
+    try {
+      keep(doc, catalogLineOf(doc, { sha256, size: read.body.byteLength }, ctx.config.url));
+    } catch (error) {
+      unrenderable(key)(error);
+    }
+  });
+  // The first by key, whatever order the reads finished in: the same refusal every time it is run.
+  const first = altered.sort(([a], [b]) => (a < b ? -1 : 1))[0];
+  if (first) throw first[1];
+  signed.check(REVOKED_KEYS_KEY, revoked);
+  return rewrite;
 }
 
 /**
@@ -1185,7 +1268,7 @@ const unrenderable =
  */
 async function currentCatalog(ctx: PipelineContext, catalog: Catalog): Promise<Catalog> {
   if (!catalog.outdated) return catalog;
-  await rebuildAll(ctx);
+  await rebuildAll(ctx, {}, true);
   return openCatalog(ctx.intake);
 }
 
@@ -1278,12 +1361,12 @@ async function rebuiltIfOutdated<T>(
   catalog: Catalog,
   run: () => Promise<T>,
 ): Promise<T | number> {
-  if (catalog.outdated) return (await rebuildAll(ctx)).generation;
+  if (catalog.outdated) return (await rebuildAll(ctx, {}, true)).generation;
   try {
     return await run();
   } catch (error) {
     if (!(error instanceof PlugindexError && error.code === 'CATALOG_OUTDATED')) throw error;
-    return (await rebuildAll(ctx)).generation;
+    return (await rebuildAll(ctx, {}, true)).generation;
   }
 }
 

@@ -29,10 +29,13 @@ import {
   listPluginNames,
   pluginDocumentKey,
   REVOKED_KEYS_KEY,
+  SNAPSHOT_BINS_PREFIX,
   SNAPSHOT_KEY,
+  signatureKey,
 } from '../layout.ts';
 import { forEachLimited } from '../limited.ts';
-import type { SnapshotDocument } from '../model.ts';
+import type { BinDocument, SnapshotDocument } from '../model.ts';
+import { readPublicKey, verifyDetachedSignature } from '../signing.ts';
 import type { Store } from '../store.ts';
 
 /**
@@ -63,7 +66,19 @@ function checkPublished(
   firstUse = false,
 ): Verdict {
   if (catalog.outdated) return body ? 'unrecorded' : 'absent';
-  const found = body ? sha256Hex(body) : undefined;
+  return holdPublished(catalog, key, recorded, body, firstUse);
+}
+
+/** `checkPublished` whatever the catalog's format; `by` says where `recorded` comes from. */
+function holdPublished(
+  catalog: Catalog,
+  key: string,
+  recorded: string | undefined,
+  body: Uint8Array | undefined,
+  firstUse = false,
+  by = 'its catalog records',
+  found = body ? sha256Hex(body) : undefined,
+): Verdict {
   if (found === recorded) return body ? 'recorded' : 'absent';
   const writing = catalog.writing.get(key);
   if (found !== undefined && writing?.has(found)) return 'writing';
@@ -71,7 +86,7 @@ function checkPublished(
   const expected = [recorded ?? 'none', ...(writing ?? [])].join(' or ');
   throw new TrustError(
     ALTERED,
-    `${key} is not what this registry published there: its catalog records ${expected}, the published store holds ${found ?? 'none'}; someone else wrote it. Put the published document back and retry (or run plugindex rebuild, --registry DIR or on AWS --queue-url URL, to take the published documents as they are)`,
+    `${key} is not what this registry published there: ${by} ${expected}, the published store holds ${found ?? 'none'}; someone else wrote it. Put the published document back and retry (or run plugindex rebuild, --registry DIR or on AWS --queue-url URL, to take the published documents as they are)`,
   );
 }
 
@@ -183,3 +198,78 @@ export async function checkEveryPublished(site: Store, intake: Store): Promise<v
   );
   checkedSnapshot(catalog, snapshot?.body);
 }
+
+/**
+ * What the registry signed of the documents an upgrade's rebuild takes (the catalog of another format,
+ * `Catalog.upgrading`, whose records this release cannot read), for it to hold each to (`check`) as a batch
+ * holds one to the catalog, before it writes anything: the upgrade (format 7 added `owners` to every search
+ * row) signed the rows of a plugin document someone else had edited in the published store, a stranger's
+ * owner among them. `snapshot.json` is held to its signature by this registry's key and to the catalog's
+ * generation (one put back from before is refused), each snapshot bin to the digest it lists, each plugin
+ * document to the digest its bin lists, `keys/revoked.json` to the snapshot's own; or, each, to what the run
+ * that died last recorded it was about to publish (the catalog's `writing` lines, read from the old file).
+ * Nothing published yet: nothing is expected. Cost: the snapshot's signature and the 256 bins (a few tens of
+ * bytes a plugin), read 64 at a time; each document is hashed as the rebuild reads it anyway.
+ * @throws TrustError PUBLISHED_DOCUMENT_ALTERED naming the snapshot or the bin, and the digests.
+ */
+export class SignedDocuments {
+  readonly #catalog: Catalog;
+  readonly #signed = new Map<string, string>();
+
+  private constructor(catalog: Catalog) {
+    this.#catalog = catalog;
+  }
+
+  static async read(
+    site: Store,
+    publicKey: string,
+    catalog: Catalog,
+    snapshot: Uint8Array | undefined,
+  ): Promise<SignedDocuments> {
+    const signed = new SignedDocuments(catalog);
+    if (!snapshot) return signed;
+    const [signature, { key }] = await Promise.all([
+      site.get(signatureKey(SNAPSHOT_KEY)),
+      readPublicKey(publicKey),
+    ]);
+    const text = new TextDecoder().decode(snapshot);
+    const verified = signature
+      ? await verifyDetachedSignature(snapshot, new TextDecoder().decode(signature.body), [key])
+      : { ok: false as const, message: `${signatureKey(SNAPSHOT_KEY)} is missing` };
+    const generation = verified.ok ? (JSON.parse(text) as SnapshotDocument).generation : Number.NaN;
+    if (!(generation >= catalog.generation))
+      throw new TrustError(
+        ALTERED,
+        `${SNAPSHOT_KEY} (sha256 ${sha256Hex(snapshot)}) is not what this registry published there: ${verified.ok ? `its generation ${generation} is older than its catalog's, ${catalog.generation}` : `it is not signed by this registry's key (${verified.message})`}; nothing of the upgrade is written. Put the published snapshot back and retry (or run plugindex rebuild to take the published documents as they are)`,
+      );
+    const documents = (JSON.parse(text) as SnapshotDocument).documents;
+    const revoked = documents[REVOKED_KEYS_KEY];
+    if (revoked) signed.#signed.set(REVOKED_KEYS_KEY, revoked.sha256);
+    const bins = Object.entries(documents).filter(([k]) => k.startsWith(SNAPSHOT_BINS_PREFIX));
+    await forEachLimited(bins, CHECK_CONCURRENCY, async ([binKey, digest]) => {
+      const bin = await site.get(binKey);
+      holdPublished(catalog, binKey, digest.sha256, bin?.body, false, SIGNED_BY);
+      const listed = (JSON.parse(new TextDecoder().decode(bin?.body)) as BinDocument).documents;
+      for (const [k, d] of Object.entries(listed)) signed.#signed.set(k, d.sha256);
+    });
+    return signed;
+  }
+
+  /** The keys of the documents signed (plugin documents, `keys/revoked.json`): each one a rebuild must find. */
+  keys(): IterableIterator<string> {
+    return this.#signed.keys();
+  }
+
+  /**
+   * Holds `body`, the document published at `key` (undefined: none), to what the registry signed there.
+   * Returns its sha256 (undefined: none), computed once for the check.
+   */
+  check(key: string, body: Uint8Array | undefined): string | undefined {
+    const found = body ? sha256Hex(body) : undefined;
+    holdPublished(this.#catalog, key, this.#signed.get(key), body, false, SIGNED_BY, found);
+    return found;
+  }
+}
+
+/** Where `SignedDocuments` says the digest it expected comes from. */
+const SIGNED_BY = 'the snapshot it signed lists';

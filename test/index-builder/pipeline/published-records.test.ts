@@ -19,7 +19,12 @@ import {
 } from '../../../index-builder/layout.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import type { PipelineContext } from '../../../index-builder/pipeline/index.ts';
-import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipeline/index.ts';
+import {
+  flushIndexes,
+  processSubmissions,
+  rebuildRegistry,
+  refreshSnapshot,
+} from '../../../index-builder/pipeline/index.ts';
 import { CACHE_MUTABLE, CACHE_PRIVATE, listAll, type Store } from '../../../index-builder/store.ts';
 import {
   makeBundle,
@@ -288,5 +293,136 @@ describe.each(kinds)('what a publish reads back of what it published, on %s', (_
       registry.publisher.fingerprint,
       stranger,
     ]);
+  }, 60_000);
+});
+
+/** The catalog's meta file as the release before this one wrote it (format 6): the next run upgrades it. */
+async function asFormerRelease(intake: Store): Promise<void> {
+  const meta = decoder.decode((await intake.get(CATALOG_META_KEY))?.body);
+  await intake.put(
+    CATALOG_META_KEY,
+    encoder.encode(meta.replace(/^plugindex-catalog 7\n/, 'plugindex-catalog 6\n')),
+    {
+      contentType: 'text/tab-separated-values',
+      cacheControl: CACHE_PRIVATE,
+    },
+  );
+}
+
+/** The owners of each row of the published `search.json`, by name. */
+async function searchOwners(site: Store): Promise<[string, readonly string[] | undefined][]> {
+  const search = await json<{ plugins: { name: string; owners?: string[] }[] }>(site, 'search.json');
+  return search.plugins.map((row) => [row.name, row.owners]);
+}
+
+describe.each(kinds)('the upgrade of a catalog of another format, on %s', (_, stores) => {
+  it.each([
+    ['a batch', (registry: Awaited<ReturnType<typeof registryOn>>, upload: string) => registry.run([upload])],
+    ['a flush', (registry: Awaited<ReturnType<typeof registryOn>>) => flushIndexes(registry.context)],
+    ['a refresh', (registry: Awaited<ReturnType<typeof registryOn>>) => refreshSnapshot(registry.context)],
+  ] as const)(
+    'run by %s, refuses a plugin document someone else edited rather than sign its owners into search.json',
+    async (_by, run) => {
+      // Prepare: two plugins published; the catalog left as the release before wrote it; a stranger made an
+      // owner of one where it is published (whoever may write the published store can).
+      const registry = await publishedOn(stores());
+      await registry.run([await registry.submit('1.0.0', registry.publisher, 'other-plugin')]);
+      const original = (await registry.context.site.get(DOCUMENT))?.body as Uint8Array;
+      const stranger = (await testKey('stranger')).fingerprint;
+      const doc = await json<PluginDocument>(registry.context.site, DOCUMENT);
+      const edited = encoder.encode(JSON.stringify({ ...doc, owners: [...doc.owners, stranger] }));
+      await overwrite(registry.context.site, DOCUMENT, edited);
+      await asFormerRelease(registry.context.intake);
+      const upload = await registry.submit('1.1.0');
+      const site = await contentsOf(registry.context.site);
+      forgetBins(registry.context.intake);
+
+      // Act: the first run of this release.
+      const error = await run(registry, upload).catch((e: unknown) => e);
+
+      // Assess: refused, naming the document and both digests; nothing published changed.
+      expect(error).toBeInstanceOf(TrustError);
+      expect(error).toMatchObject({ code: 'PUBLISHED_DOCUMENT_ALTERED' });
+      expect((error as Error).message).toContain(DOCUMENT);
+      expect((error as Error).message).toContain(sha256(original));
+      expect((error as Error).message).toContain(sha256(edited));
+      expect(await contentsOf(registry.context.site)).toEqual(site);
+      expect((await searchOwners(registry.context.site)).flat(2)).not.toContain(stranger);
+
+      // The operator puts the document back: the upgrade runs, every row with the owners the registry gave.
+      await overwrite(registry.context.site, DOCUMENT, original);
+      await run(registry, upload);
+      const P = registry.publisher.fingerprint;
+      expect(await searchOwners(registry.context.site)).toEqual([
+        [NAME, [P]],
+        ['other-plugin', [P]],
+      ]);
+    },
+    60_000,
+  );
+
+  it('reads and writes no plugin document twice, and keeps those it renders as they are', async () => {
+    const registry = await publishedOn(stores());
+    await registry.run([await registry.submit('1.0.0', registry.publisher, 'other-plugin')]);
+    await asFormerRelease(registry.context.intake);
+    const before = await contentsOf(registry.context.site);
+    const reads: string[] = [];
+    const puts: string[] = [];
+    const site = withMethod(
+      withMethod(registry.context.site, 'get', (get) => (key, options) => {
+        reads.push(key);
+        return get(key, options);
+      }),
+      'put',
+      (put) => (key, body, options) => {
+        puts.push(key);
+        return put(key, body, options);
+      },
+    );
+    forgetBins(registry.context.intake);
+
+    await flushIndexes({ ...registry.context, site });
+
+    const documents = [DOCUMENT, pluginDocumentKey('other-plugin')];
+    expect(reads.filter((key) => documents.includes(key)).sort()).toEqual([...documents].sort());
+    expect(puts.filter((key) => key.startsWith('plugins/'))).toEqual([]);
+    const after = new Map(await contentsOf(registry.context.site));
+    for (const [key, etag] of before)
+      if (key.startsWith('plugins/')) expect([key, after.get(key)]).toEqual([key, etag]);
+  }, 60_000);
+
+  it('refuses a snapshot.json not signed by the registry, and takes what plugindex rebuild is told to', async () => {
+    const registry = await publishedOn(stores());
+    const published = await json<SnapshotDocument>(registry.context.site, SNAPSHOT_KEY);
+    const stranger = (await testKey('stranger')).fingerprint;
+    const doc = await json<PluginDocument>(registry.context.site, DOCUMENT);
+    const edited = encoder.encode(JSON.stringify({ ...doc, owners: [...doc.owners, stranger] }));
+    await overwrite(registry.context.site, DOCUMENT, edited);
+    // Its bin and the snapshot rewritten to list the edited document, as its editor would: unsigned.
+    const bin = Object.keys(published.documents).find((k) => k.startsWith('snapshot/bins/')) as string;
+    const binDoc = await json<{ documents: Record<string, { sha256: string; size: number }> }>(
+      registry.context.site,
+      bin,
+    );
+    if (binDoc.documents[DOCUMENT])
+      binDoc.documents[DOCUMENT] = { sha256: sha256(edited), size: edited.byteLength };
+    const binBody = encoder.encode(JSON.stringify(binDoc));
+    await overwrite(registry.context.site, bin, binBody);
+    const snapshot = {
+      ...published,
+      documents: { ...published.documents, [bin]: { sha256: sha256(binBody), size: binBody.byteLength } },
+    };
+    await overwrite(registry.context.site, SNAPSHOT_KEY, encoder.encode(JSON.stringify(snapshot)));
+    await asFormerRelease(registry.context.intake);
+    forgetBins(registry.context.intake);
+
+    const error = await flushIndexes(registry.context).catch((e: unknown) => e);
+
+    expect(error).toMatchObject({ code: 'PUBLISHED_DOCUMENT_ALTERED' });
+    expect((error as Error).message).toContain(`${SNAPSHOT_KEY} (sha256 `);
+    expect((error as Error).message).toContain("not signed by this registry's key");
+    // The operator's rebuild takes the published documents as they are, on their word.
+    await rebuildRegistry(registry.context);
+    expect((await json<PluginDocument>(registry.context.site, DOCUMENT)).owners).toContain(stranger);
   }, 60_000);
 });
