@@ -240,7 +240,7 @@ export class SignedDocuments {
     if (!(generation >= catalog.generation))
       throw new TrustError(
         ALTERED,
-        `${SNAPSHOT_KEY} (sha256 ${sha256Hex(snapshot)}) is not what this registry published there: ${verified.ok ? `its generation ${generation} is older than its catalog's, ${catalog.generation}` : `it is not signed by this registry's key (${verified.message})`}; nothing of the upgrade is written. Put the published snapshot back and retry (or run plugindex rebuild to take the published documents as they are)`,
+        `${SNAPSHOT_KEY} (sha256 ${sha256Hex(snapshot)}) is not what this registry published there: ${verified.ok ? `generation ${generation}, its catalog's ${catalog.generation}` : `not signed by this registry's key (${verified.message})`}. Put it back and retry (or run plugindex rebuild to take the published documents as they are)`,
       );
     const documents = (JSON.parse(text) as SnapshotDocument).documents;
     const revoked = documents[REVOKED_KEYS_KEY];
