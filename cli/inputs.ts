@@ -1,7 +1,11 @@
 /** Files a command reads or writes on the user's behalf, with errors that name the file. */
 import { lstat, mkdir, open, readFile, readlink, realpath, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { mayBeBinaryPackets, SECRET_KEY_ARMOR } from '../index-builder/armor.ts';
+import {
+  armoredHoldsSecretKeyPackets,
+  mayBeBinaryPackets,
+  SECRET_KEY_ARMOR,
+} from '../index-builder/armor.ts';
 import type { PublicKeyInfo } from '../index-builder/signing.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { CliError, usage } from './errors.ts';
@@ -85,7 +89,11 @@ export async function readPublicKeyFile(file: string, whose: string): Promise<st
     const { findBinarySecretKey } = await import('../index-builder/signing.ts');
     if (await findBinarySecretKey(bytes)) throw secretKeyGiven(file, whose);
   }
-  return new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
+  const text = new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
+  // Secret key or secret subkey packets under a public key's armor header (a public primary key holding a
+  // secret subkey among them), found by their tags with no openpgp.js loaded.
+  if (armoredHoldsSecretKeyPackets(text)) throw secretKeyGiven(file, whose);
+  return text;
 }
 
 /**

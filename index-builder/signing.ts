@@ -13,7 +13,7 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import * as openpgp from 'openpgp';
-import { SECRET_KEY_ARMOR } from './armor.ts';
+import { armoredHoldsSecretKeyPackets, holdsSecretKeyPackets, isSecretKeyText } from './armor.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { sha256Hex } from './digest.ts';
 import { KeyError } from './errors.ts';
@@ -142,17 +142,22 @@ export async function readPublicKey(armored: string): Promise<PublicKeyInfo> {
     // Every key of the first armored block, not the first alone (`readKey`, which parses the block's packets
     // all the same): a secret key after it (`cat public.gpg secret.gpg`, armored as one public key block)
     // is secret material given, though the key read is public.
-    keys = await openpgp.readKeys({ armoredKeys: armored });
+    keys = await openpgp.readKeys({ armoredKeys: armored }).catch(async (cause: unknown) => {
+      // A public primary key holding a secret subkey, which openpgp.js reads as no key ("Unexpected packet
+      // type"): read with its secret subkeys as public ones, so that it is refused as secret (below).
+      if (!armoredHoldsSecretKeyPackets(armored)) throw cause;
+      const { data } = await openpgp.unarmor(armored);
+      return publicWithSecretSubkeys(data as Uint8Array).catch(() => Promise.reject(cause));
+    });
   } catch (cause) {
     throw new KeyError('KEY_INVALID', `not an armored OpenPGP key: ${(cause as Error).message}`, { cause });
   }
   const key = keys[0] as openpgp.Key;
   const pub = key.toPublic();
   const userIds = pub.getUserIDs();
-  const secret =
-    keys.some((k) => k.isPrivate()) ||
-    armored.includes(SECRET_KEY_ARMOR) ||
-    (await laterBlocksHoldSecretKeys(armored));
+  // Secret packets in any block (a secret subkey under a public primary key, a secret key after the key
+  // read), or a secret key's armor.
+  const secret = keys.some((k) => k.isPrivate()) || isSecretKeyText(armored, {});
   return {
     fingerprint: upper(pub.getFingerprint()),
     fingerprints: fingerprintsOf(pub),
@@ -177,23 +182,46 @@ export async function findBinarySecretKey(
 ): Promise<{ readonly fingerprint: string } | undefined> {
   const keys = await openpgp.readKeys({ binaryKeys: bytes }).catch(() => []);
   const secret = keys.find((key) => key.isPrivate());
-  return secret ? { fingerprint: upper(secret.getFingerprint()) } : undefined;
+  if (secret) return { fingerprint: upper(secret.getFingerprint()) };
+  // A secret subkey under a public primary key (openpgp.js reads none of it), or a secret key packet it
+  // could not read: secret key material all the same, named by its primary key where that reads.
+  if (!holdsSecretKeyPackets(bytes)) return undefined;
+  const [primary] = await publicWithSecretSubkeys(bytes).catch(() => []);
+  return { fingerprint: primary ? upper(primary.getFingerprint()) : 'unreadable' };
 }
 
-const ARMORED_BLOCK = /-----BEGIN PGP [A-Z ]+-----[\s\S]*?-----END PGP [A-Z ]+-----/g;
+/**
+ * The packets `publicWithSecretSubkeys` reads, a public key's and secret subkeys, by tag (openpgp.js takes
+ * an object of tags to packet classes, whatever its types say).
+ */
+const PUBLIC_KEY_PACKETS = Object.fromEntries(
+  [
+    openpgp.PublicKeyPacket,
+    openpgp.PublicSubkeyPacket,
+    openpgp.SecretSubkeyPacket,
+    openpgp.UserIDPacket,
+    openpgp.UserAttributePacket,
+    openpgp.SignaturePacket,
+  ].map((packet) => [packet.tag, packet]),
+) as unknown as Parameters<typeof openpgp.PacketList.fromBinary>[1];
+
+/** openpgp.js's own conversion of a secret subkey packet to its public part (`Key.toPublic`'s), untyped. */
+const publicSubkeyOf = (
+  openpgp.PublicSubkeyPacket as unknown as {
+    fromSecretSubkeyPacket(packet: openpgp.SecretSubkeyPacket): openpgp.PublicSubkeyPacket;
+  }
+).fromSecretSubkeyPacket;
 
 /**
- * True when an armored block after the first (which `readPublicKey` read) holds a secret key under another
- * header (a PUBLIC KEY BLOCK of secret packets, as openpgp.js reads them too). A block that reads as no key
- * tells nothing: it is no key given.
+ * The public key of binary packets whose public primary key holds secret subkeys, each read as its public
+ * part: a key that is to be refused as secret, named by its fingerprint.
  */
-async function laterBlocksHoldSecretKeys(armored: string): Promise<boolean> {
-  const blocks = [...armored.matchAll(ARMORED_BLOCK)].slice(1);
-  for (const [block] of blocks) {
-    const keys = await openpgp.readKeys({ armoredKeys: block }).catch(() => []);
-    if (keys.some((k) => k.isPrivate())) return true;
-  }
-  return false;
+async function publicWithSecretSubkeys(bytes: Uint8Array): Promise<openpgp.Key[]> {
+  const packets = await openpgp.PacketList.fromBinary(bytes, PUBLIC_KEY_PACKETS);
+  const list = new openpgp.PacketList<openpgp.AnyPacket>();
+  for (const packet of packets)
+    list.push(packet instanceof openpgp.SecretSubkeyPacket ? publicSubkeyOf(packet) : packet);
+  return [new openpgp.PublicKey(list)];
 }
 
 /**

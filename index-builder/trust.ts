@@ -6,7 +6,7 @@
 import { type Key, readKeys } from 'openpgp';
 import picomatch from 'picomatch';
 import { ACTION_CLOCK_SKEW_MS } from './actions.ts';
-import { SECRET_KEY_ARMOR } from './armor.ts';
+import { isSecretKeyText, SECRET_KEY_ARMOR } from './armor.ts';
 import type { PublishPolicy, RegistryConfig, TrustedPublisher } from './config.ts';
 import { sha256Hex } from './digest.ts';
 import { ConfigError, type Problem, type ProblemCode, problem } from './errors.ts';
@@ -491,13 +491,13 @@ function readKeyText(armored: string): Promise<ReadKeyText> {
   if (held) return held;
   const reading = (async (): Promise<ReadKeyText> => {
     const key = await readPublicKey(armored).catch(() => undefined);
-    const labelled = armored.includes(SECRET_KEY_ARMOR);
+    // Its armor, or secret key or secret subkey packets in any block, under a public key's header too.
+    const labelled = isSecretKeyText(armored, {});
     if (!key) return { key, keyCount: 0, secret: labelled };
     const blocks = (armored.match(/-----BEGIN PGP [A-Z ]+-----/g) ?? []).length;
     const keys = blocks === 1 ? await readKeys({ armoredKeys: armored }).catch(() => []) : [];
     const keyCount = blocks === 1 ? keys.length : blocks;
-    // Secret packets under a public key's armor header are secret all the same.
-    return { key, keyCount, secret: labelled || keys.some((k) => k.isPrivate()) };
+    return { key, keyCount, secret: labelled || key.secret === true || keys.some((k) => k.isPrivate()) };
   })();
   keyTexts.set(armored, reading);
   if (keyTexts.size > KEY_TEXT_CACHE_SIZE) keyTexts.delete(keyTexts.keys().next().value as string);

@@ -14,7 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../cli/local/registry.ts';
 import { main } from '../../cli/main.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import { gpgSecretSubkeysOnce } from '../support/gpg.ts';
 import { chunksHolding, recordingLoads } from '../support/loaded-chunks.ts';
+import { publicPrimaryWithSecretSubkeys } from '../support/openpgp-packets.ts';
 import { type ServingRegistry, startServe } from '../support/serve.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
@@ -261,6 +263,22 @@ describe('when a user gives a secret key where a public key is pinned or verifie
       'the binary public key and then the secret key (cat public.gpg secret.gpg)',
       async (secret: string) =>
         new Uint8Array([...(await binary(await readFile(keyFile, 'utf8'))), ...(await binary(secret))]),
+    ],
+    // A public primary key holding a secret subkey (tag 7), which openpgp.js reads as no key at all.
+    [
+      'the public primary key holding its secret subkey',
+      async (secret: string) => (await publicPrimaryWithSecretSubkeys(secret)).armored,
+    ],
+    [
+      'the binary public primary key holding its secret subkey',
+      async (secret: string) => (await publicPrimaryWithSecretSubkeys(secret)).binary,
+    ],
+    ['a key gpg --export-secret-subkeys --armor wrote', async () => gpgSecretSubkeysOnce().exported.armored],
+    ['a key gpg --export-secret-subkeys wrote', async () => gpgSecretSubkeysOnce().exported.binary],
+    ['gpg’s public key spliced with its secret subkey', async () => gpgSecretSubkeysOnce().spliced.armored],
+    [
+      'gpg’s binary public key spliced with its secret subkey',
+      async () => gpgSecretSubkeysOnce().spliced.binary,
     ],
   ])(
     'refuses %s with SECRET_KEY_GIVEN (exit 2) naming the file, wherever it is given, and pins nothing',

@@ -36,6 +36,7 @@ import { type ClientMachine, clientMachine, heldAtLog } from '../support/client.
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
 import { rewriteLog } from '../support/lifecycle.ts';
+import { publicPrimaryWithSecretSubkeys } from '../support/openpgp-packets.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 const NAME = 'rotating-tool';
@@ -889,10 +890,15 @@ describe('when a published rotation is forged', () => {
   );
 
   it.each([
-    ['its next key as the secret key', (secret: string) => secret],
+    ['its next key as the secret key', async (secret: string) => secret],
     [
       'its next key as the secret key under a public key’s armor header',
-      (secret: string) => secret.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
+      async (secret: string) => secret.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
+    ],
+    // Refused as no OpenPGP key before (openpgp.js reads none of it), never named as secret.
+    [
+      'its next key as its public primary key holding its secret subkey',
+      async (secret: string) => (await publicPrimaryWithSecretSubkeys(secret)).armored,
     ],
   ])(
     'refuses a rotation, signed by both keys, that names %s (KEY_ROTATION_BROKEN, naming it), and keeps the key held',
@@ -903,7 +909,7 @@ describe('when a published rotation is forged', () => {
       const nextSigner = await createSigner(next.secretKey);
       const text = encode(
         JSON.stringify(
-          { ...honest.rotation, next: { fingerprint: next.fingerprint, key: asGiven(next.secretKey) } },
+          { ...honest.rotation, next: { fingerprint: next.fingerprint, key: await asGiven(next.secretKey) } },
           null,
           2,
         ),

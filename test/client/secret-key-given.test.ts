@@ -18,6 +18,8 @@ import { REGISTRY_PUBLIC_KEY_KEY } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { httpClient } from '../support/client.ts';
 import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import { gpgSecretSubkeys } from '../support/gpg.ts';
+import { publicPrimaryWithSecretSubkeys } from '../support/openpgp-packets.ts';
 import { servedOnePlugin } from '../support/served-registry.ts';
 
 const NAME = 'demo-plugin';
@@ -65,6 +67,10 @@ describe.each([
   [
     'its public key and then its secret key in one public key’s armor',
     (secret: string) => publicThenSecret(registry.registryKey.publicKey, secret),
+  ],
+  [
+    'its public primary key holding its secret subkey',
+    async (secret: string) => (await publicPrimaryWithSecretSubkeys(secret)).armored,
   ],
 ])('when %s is given where a public key is read', (_, text) => {
   async function machine() {
@@ -141,6 +147,10 @@ describe('when a plugin set names a binary (unarmored) secret key as a provider�
         return new Uint8Array([...first, ...(await secretBytes())]);
       },
     ],
+    [
+      'a binary public primary key holding its secret subkey',
+      async () => (await publicPrimaryWithSecretSubkeys(registry.registryKey.secretKey)).binary,
+    ],
   ])('refuses %s SECRET_KEY_GIVEN naming the file and its pointer, fetching nothing', async (_, bytesOf) => {
     machines += 1;
     const repo = join(root, `m${machines}`, 'repo');
@@ -187,6 +197,10 @@ describe('when a registry serves its secret key where its public key belongs', (
     [
       'after its public key in one public key’s armor',
       (secret: string, publicKey: string) => publicThenSecret(publicKey, secret),
+    ],
+    [
+      'as its public primary key holding its secret subkey',
+      async (secret: string, _publicKey: string) => (await publicPrimaryWithSecretSubkeys(secret)).armored,
     ],
   ])(
     'registry add by fingerprint or on first use, and verify without --key, refuse it (%s), pinning nothing',
@@ -235,5 +249,59 @@ describe('when a registry serves its secret key where its public key belongs', (
         await listening.close();
       }
     },
+  );
+});
+
+describe('when a plugin set or a pin names a key GnuPG exported with its secret subkeys', () => {
+  // `gpg --export-secret-subkeys`, armored and binary (its primary key a stub without its secret), and its
+  // secret subkey spliced into the public key's packets (a public primary key holding a secret subkey,
+  // which openpgp.js reads as no key at all: the file was refused PLUGIN_SET_INVALID, the secret unsaid).
+  const gpg = gpgSecretSubkeys();
+  it.each([
+    ['exported, armored', 'key.asc', gpg.exported.armored],
+    ['exported, binary', 'key.gpg', gpg.exported.binary],
+    ['spliced into its public key, armored', 'key.asc', gpg.spliced.armored],
+    ['spliced into its public key, binary', 'key.gpg', gpg.spliced.binary],
+  ] as const)(
+    'refuses it (%s) SECRET_KEY_GIVEN, fetching and pinning nothing',
+    async (_, name, key) => {
+      machines += 1;
+      const home = join(root, `m${machines}`);
+      const repo = join(home, 'repo');
+      await mkdir(repo, { recursive: true });
+      const keyFile = join(repo, name);
+      await writeFile(keyFile, key);
+      const set = join(repo, 'plugins.yaml');
+      await writeFile(
+        set,
+        `plugins:\n  install_location: ./plugins\n  providers:\n    - { type: registry, name: main, url: ${base}, key: ./${name} }\n  plugins:\n    - { provider: main, name: ${NAME} }\n`,
+      );
+      const client = httpClient(home);
+      try {
+        const before = requests.length;
+        const said = `${set}#/plugins/providers/0/key: ${keyFile} is a secret key (${gpg.fingerprint})`;
+        for (const attempt of [
+          () => client.installSet(set, { home: '/nonexistent' }),
+          () => client.verifySet(set, { home: '/nonexistent' }),
+        ])
+          await expect(attempt()).rejects.toMatchObject({
+            name: 'ClientError',
+            code: 'SECRET_KEY_GIVEN',
+            message: expect.stringContaining(said),
+          });
+        if (typeof key === 'string')
+          await expect(
+            client.addRegistry({ name: 'main', url: base, pin: { armored: key } }),
+          ).rejects.toMatchObject({
+            code: 'SECRET_KEY_GIVEN',
+            message: expect.stringContaining(`the registry key given (${gpg.fingerprint}) is a secret key`),
+          });
+        expect(requests.slice(before)).toEqual([]);
+        expect(await client.listRegistries()).toEqual([]);
+      } finally {
+        await client.close();
+      }
+    },
+    60_000,
   );
 });

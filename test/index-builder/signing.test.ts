@@ -13,7 +13,8 @@ import {
 } from '../../index-builder/signing.ts';
 import { costlyKey } from '../support/costly-key.ts';
 import { encode, KEYS_CREATED, sha256, testKey } from '../support/fixtures.ts';
-import { gpgKeyring, gpgKeyWithSigningSubkey, gpgPublicKeys } from '../support/gpg.ts';
+import { gpgKeyring, gpgKeyWithSigningSubkey, gpgPublicKeys, gpgSecretSubkeys } from '../support/gpg.ts';
+import { publicPrimaryWithSecretSubkeys } from '../support/openpgp-packets.ts';
 import { SMALL_ORDER_POINTS, smallOrderKey } from '../support/small-order-key.ts';
 
 describe('when signing with the registry key', () => {
@@ -455,4 +456,25 @@ describe('when key text read as a public key may hold a secret key', () => {
       expect(read.secret, what).toBe(true);
     }
   });
+});
+
+describe('when a public key holds a secret subkey', () => {
+  it('reads it as secret (readPublicKey, findBinarySecretKey), named by its primary key, built by GnuPG or openpgp.js', async () => {
+    const gpg = gpgSecretSubkeys();
+    const key = await testKey('publisher');
+    const spliced = await publicPrimaryWithSecretSubkeys(key.secretKey);
+    for (const [fingerprint, form] of [
+      [gpg.fingerprint, gpg.exported],
+      [gpg.fingerprint, gpg.spliced],
+      [key.fingerprint, spliced],
+    ] as const) {
+      const read = await readPublicKey(form.armored);
+      expect([read.fingerprint, read.secret]).toEqual([fingerprint, true]);
+      // The public part alone: no secret packet is kept in what is read.
+      expect(read.armored).not.toContain('PRIVATE');
+      expect(await findBinarySecretKey(form.binary)).toEqual({ fingerprint });
+    }
+    expect((await readPublicKey(gpg.publicKey.armored)).secret).toBeUndefined();
+    expect(await findBinarySecretKey(gpg.publicKey.binary)).toBeUndefined();
+  }, 60_000);
 });

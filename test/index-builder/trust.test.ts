@@ -21,9 +21,12 @@ import {
   configuredKeyDigest,
   loadTrustedKeys,
   parseCheckedKeys,
+  readSubmittedKey,
 } from '../../index-builder/trust.ts';
 import { configuredKeyCorpus } from '../support/configured-key-corpus.ts';
 import { testKey } from '../support/fixtures.ts';
+import { gpgSecretSubkeysOnce } from '../support/gpg.ts';
+import { publicPrimaryWithSecretSubkeys } from '../support/openpgp-packets.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 // A counting pass-through (not a mock of behaviour): how many configured keys a process parses, each
@@ -375,6 +378,27 @@ describe('when the entries a config holds were checked before (checkConfiguredKe
     });
   });
 
+  it('refuses an entry holding its public primary key with its secret subkey (openpgp.js, GnuPG), naming the entry', async () => {
+    // A public primary key holding a secret subkey (tag 7): openpgp.js reads it as no key at all, so it was
+    // refused as an unreadable key, and the secret subkey in the config went unsaid.
+    const pasted = await testKey('pasted-secret-subkey');
+    const gpg = gpgSecretSubkeysOnce();
+    for (const [fingerprint, key] of [
+      [pasted.fingerprint, (await publicPrimaryWithSecretSubkeys(pasted.secretKey)).armored],
+      [gpg.fingerprint, gpg.spliced.armored],
+      [gpg.fingerprint, gpg.exported.armored],
+    ] as const) {
+      const refused = checkConfiguredKeys(withPublisher(fingerprint, key), WHERE);
+      await expect(refused).rejects.toThrow(ConfigError);
+      await expect(refused).rejects.toMatchObject({
+        code: 'CONFIG_INVALID',
+        message: expect.stringContaining(
+          `${WHERE} /publishers/0/key: the publisher key ${fingerprint} is given as its secret key`,
+        ),
+      });
+    }
+  }, 60_000);
+
   it('refuses an entry whose fingerprint is not its key’s, naming the entry', async () => {
     const good = await testKey('fingerprint-claimed');
     const config = withPublisher('D'.repeat(40), good.publicKey);
@@ -675,5 +699,25 @@ describe('when the configured key checks judge a key otherwise (CONFIGURED_KEY_C
     for (const untrusted of UNTRUSTED_KEYS) expect(judged.get(untrusted.label)).toBe('refused');
     expect(judged.get('no key at all')).toBe('refused');
     expect(judged.get('a fingerprint not its key’s')).toBe('refused');
+  }, 60_000);
+});
+
+describe('when a submission carries a public key holding a secret subkey', () => {
+  it('refuses it PUBLISHER_KEY_INVALID as it refuses a secret key, built by openpgp.js or GnuPG', async () => {
+    // Read as no key at all (openpgp.js refuses a secret subkey under a public primary key), it was refused as
+    // "not an armored OpenPGP public key": the publisher never learned their secret subkey had left them.
+    const key = await testKey('careless-subkey');
+    const gpg = gpgSecretSubkeysOnce();
+    for (const armored of [
+      (await publicPrimaryWithSecretSubkeys(key.secretKey)).armored,
+      gpg.spliced.armored,
+      gpg.exported.armored,
+    ]) {
+      const read = await readSubmittedKey(armored, { at: '/publisher.asc', name: 'publisher.asc' }, []);
+      expect(read.problem).toMatchObject({
+        code: 'PUBLISHER_KEY_INVALID',
+        message: expect.stringContaining('publisher.asc holds a secret key'),
+      });
+    }
   }, 60_000);
 });

@@ -16,6 +16,8 @@ import { InfraError } from '../../infra/errors.ts';
 import { loadTrustedPublishers, loadTrustList, stageFunction } from '../../infra/publishers.ts';
 import { PlugindexStack } from '../../infra/stack.ts';
 import { testKey } from '../support/fixtures.ts';
+import { gpgSecretSubkeysOnce } from '../support/gpg.ts';
+import { publicPrimaryWithSecretSubkeys } from '../support/openpgp-packets.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 let dir: string;
@@ -31,6 +33,13 @@ beforeAll(async () => {
     path.join(dir, 'keys/relabelled.asc'),
     (await testKey('publisher')).secretKey.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
   );
+  // A public primary key holding a secret subkey (tag 7): openpgp.js reads it as no key at all.
+  const careless = await testKey('publisher');
+  await writeFile(
+    path.join(dir, 'keys/subkey.asc'),
+    (await publicPrimaryWithSecretSubkeys(careless.secretKey)).armored,
+  );
+  await writeFile(path.join(dir, 'keys/gpg-subkey.asc'), gpgSecretSubkeysOnce().spliced.armored);
   for (const [i, key] of UNTRUSTED_KEYS.entries())
     await writeFile(path.join(dir, `keys/untrusted-${i}.asc`), key.publicKey);
 });
@@ -78,6 +87,16 @@ describe('when the deployment names trusted publishers', () => {
     [
       'a secret key under a public key’s armor header',
       { publishers: [{ key: 'keys/relabelled.asc', names: ['*'] }] },
+      'is a secret key',
+    ],
+    [
+      'a public key holding its secret subkey',
+      { publishers: [{ key: 'keys/subkey.asc', names: ['*'] }] },
+      'is a secret key',
+    ],
+    [
+      'a public key GnuPG exported spliced with its secret subkey',
+      { publishers: [{ key: 'keys/gpg-subkey.asc', names: ['*'] }] },
       'is a secret key',
     ],
     [

@@ -4,6 +4,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
+import * as openpgp from 'openpgp';
 
 export const uint32 = (v: number): number[] => [
   (v >>> 24) & 0xff,
@@ -80,4 +81,20 @@ export function v4Signature(
     ...signer.numbers,
   ];
   return [...header(2, packet.length), ...packet];
+}
+
+/**
+ * The secret key `armoredSecretKey` with its primary key packet replaced by its public part, as openpgp.js
+ * writes the packets (`toPacketList`, the first swapped): a public primary key holding secret subkeys (the
+ * encryption subkey every key openpgp.js generates has), binary, and armored as a PUBLIC KEY BLOCK.
+ */
+export async function publicPrimaryWithSecretSubkeys(
+  armoredSecretKey: string,
+): Promise<{ readonly binary: Uint8Array; readonly armored: string }> {
+  const privateKey = await openpgp.readPrivateKey({ armoredKey: armoredSecretKey });
+  const list = new openpgp.PacketList<openpgp.AnyPacket>();
+  list.push(privateKey.toPublic().keyPacket);
+  for (const packet of [...privateKey.toPacketList()].slice(1)) list.push(packet);
+  const binary = list.write();
+  return { binary, armored: openpgp.armor(openpgp.enums.armor.publicKey, binary) };
 }

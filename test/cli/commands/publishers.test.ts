@@ -9,6 +9,8 @@ import { generateKeyPair } from '../../../index-builder/signing.ts';
 import { signedAction } from '../../support/actions.ts';
 import { plugindex, plugindexProcess, runWhileLocked } from '../../support/cli.ts';
 import { KEYS_CREATED, makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
+import { gpgSecretSubkeysOnce } from '../../support/gpg.ts';
+import { publicPrimaryWithSecretSubkeys } from '../../support/openpgp-packets.ts';
 import { treeOf } from '../../support/tree.ts';
 import { UNTRUSTED_KEYS } from '../../support/untrusted-keys.ts';
 
@@ -97,6 +99,25 @@ describe('when an operator trusts publishers', () => {
       (key: { secretKey: string }) =>
         key.secretKey.replaceAll('PGP PRIVATE KEY BLOCK', 'PGP PUBLIC KEY BLOCK'),
     ],
+    // A public primary key holding a secret subkey (tag 7), which openpgp.js reads as no key at all.
+    [
+      'as its public primary key holding its secret subkey, armored',
+      async (key: { secretKey: string }) => (await publicPrimaryWithSecretSubkeys(key.secretKey)).armored,
+    ],
+    [
+      'as its public primary key holding its secret subkey, binary',
+      async (key: { secretKey: string }) => (await publicPrimaryWithSecretSubkeys(key.secretKey)).binary,
+    ],
+    ['exported by gpg --export-secret-subkeys --armor', () => gpgSecretSubkeysOnce().exported.armored],
+    ['exported by gpg --export-secret-subkeys', () => gpgSecretSubkeysOnce().exported.binary],
+    [
+      'as gpg’s public key spliced with its secret subkey, armored',
+      () => gpgSecretSubkeysOnce().spliced.armored,
+    ],
+    [
+      'as gpg’s public key spliced with its secret subkey, binary',
+      () => gpgSecretSubkeysOnce().spliced.binary,
+    ],
   ])(
     'refuses a secret key (%s) with SECRET_KEY_GIVEN, exit 2, naming the file, and writes nothing',
     async (_, text) => {
@@ -104,7 +125,7 @@ describe('when an operator trusts publishers', () => {
       // list and the registry refuse one: never trusted by its public part without a word.
       const key = await testKey('careless');
       const file = path.join(work, 'careless-secret.asc');
-      await writeFile(file, text(key));
+      await writeFile(file, await text(key));
       const before = await treeOf(dir);
       const refused = await plugindexProcess(
         ['publishers', 'add', '--registry', dir, file, '--names', 'careless-*'],
