@@ -15,8 +15,8 @@
  * documents as they are, run `plugindex rebuild`, which trusts them on first use and records them anew).
  *
  * Trusted on first use: `snapshot.json` while the catalog records none (a catalog saved before it was
- * recorded), and everything while the catalog is of another format (it is rebuilt from the published
- * documents first). Cost: one SHA-256 of each document read (the few plugin documents a batch changes, the
+ * recorded). A catalog of another format checks nothing here: it is rebuilt from the published documents
+ * first, each held to what the registry signed (`SignedDocuments`). Cost: one SHA-256 of each document read (the few plugin documents a batch changes, the
  * revoked list, the snapshot: a few kilobytes each), and the plugin's document digest from its catalog bin,
  * which the commit reads anyway.
  */

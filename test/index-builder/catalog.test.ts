@@ -621,6 +621,23 @@ describe('when journaling the catalog', () => {
       const loaded = await loadCatalog(coldCopy(store));
       expect(loaded.outdated).toBe(true);
       expect([...loaded.plugins.keys()]).toEqual([]);
+      // The upgrade's, which holds the documents to what the registry signed: of the old file, only what
+      // a run that died recorded it was about to write, and the generation.
+      expect(loaded.upgrading).toBe(true);
+      const writing = `${older}writing\tplugins/a-one/index.json\t${'d'.repeat(64)}\nrebuilding\n`;
+      store.objects.set('state/catalog/meta.tsv', {
+        ...object,
+        body: utf8(writing.replace('rebuilding\n', '')),
+      });
+      const died = await openCatalog(coldCopy(store));
+      expect([died.upgrading, [...(died.writing.get('plugins/a-one/index.json') ?? [])]]).toEqual([
+        true,
+        ['d'.repeat(64)],
+      ]);
+      // A rebuild the release before marked (one that died) is finished as it began, taking what is there.
+      store.objects.set('state/catalog/meta.tsv', { ...object, body: utf8(writing) });
+      const marked = await openCatalog(coldCopy(store));
+      expect([marked.outdated, marked.upgrading]).toEqual([true, false]);
     },
   );
 });
