@@ -486,7 +486,10 @@ function registryKeysOfVoids(entries: readonly ReadEntry[], current: string): Re
 
 /**
  * Replays the voids of `entries` (the whole log, from its first entry, checked by `verifyLogRange`: a void
- * is judged against the entry it names, so a part of the log cannot be judged alone): each is of `registry`
+ * is judged against the entry it names, so a part of the log cannot be judged alone; or, for the pipeline's
+ * readers, which read from a segment's start to the head and use nothing before it, its entries from one
+ * entry on, a void of an entry before them held to all but that entry's hash, type, plugin and version,
+ * which the readers of the whole log check): each is of `registry`
  * (the registry the log is read as, as its snapshot names it; compared as `registryIdentity` spells them, as
  * a key rotation's is), names an earlier publish or action this log holds (by seq and hash, its plugin and version as that entry names them), not
  * one voided already, and is signed, by fingerprint, by the registry key at its place in the log
@@ -502,7 +505,8 @@ export function checkVoids(
   entries: readonly ReadEntry[],
   options: { readonly registryKey: string; readonly registry: string },
 ): ReadonlyMap<number, LogEntry> {
-  const end = entries.length;
+  const from = entries[0]?.entry.seq ?? 0;
+  const end = from + entries.length;
   const voided = new Map<number, LogEntry>();
   const keys = registryKeysOfVoids(entries, options.registryKey);
   for (const { entry } of entries) {
@@ -518,28 +522,24 @@ export function checkVoids(
     if (registryIdentity(of) !== registryIdentity(options.registry))
       fail(
         'LOG_VOID_OTHER_REGISTRY',
-        `is a void of registry ${JSON.stringify(of)}, not of ${JSON.stringify(options.registry)}, the registry this log is of (as its snapshot names it): another registry's void, signed by a key both share, is never replayed here; refused, nothing kept: report it to the registry's operators`,
+        `is a void of registry ${JSON.stringify(of)}, not of ${JSON.stringify(options.registry)}, this log's: another registry's void is never replayed here; refused, nothing kept: report it to the registry's operators`,
       );
     if (n >= end)
       fail('LOG_VOID_ENTRY_MISSING', `voids entry ${n}, which the log of ${end} entries does not hold`);
-    if (n >= entry.seq)
-      fail(
-        'LOG_VOID_NOT_EARLIER',
-        `voids entry ${n}, ${n === entry.seq ? 'itself' : 'an entry after it'}: a void says an earlier entry never took effect`,
-      );
+    if (n >= entry.seq) fail('LOG_VOID_NOT_EARLIER', `voids entry ${n}, not an entry before it`);
     const earlier = voided.get(n);
     if (earlier) fail('LOG_VOID_REPEATED', `voids entry ${n}, which entry ${earlier.seq} voided already`);
-    const target = entries[n] as ReadEntry;
-    if (target.hash !== entry.detail?.hash)
+    const target = entries[n - from];
+    if (target && target.hash !== entry.detail?.hash)
       fail(
         'LOG_VOID_ENTRY_MISSING',
-        `voids entry ${n} of hash ${entry.detail?.hash}, but entry ${n} hashes to ${target.hash}: the log holds no entry it names`,
+        `voids entry ${n} of hash ${entry.detail?.hash}, but entry ${n} hashes to ${target.hash}`,
       );
-    if (target.entry.type === 'void')
+    if (target?.entry.type === 'void')
       fail('LOG_VOID_OF_VOID', `voids entry ${n}, itself a void: a void is never undone`);
-    if (target.entry.type === 'rotate-key')
+    if (target?.entry.type === 'rotate-key')
       fail('LOG_VOID_OF_ROTATION', `voids entry ${n}, a key rotation: a rotation is never undone`);
-    if (target.entry.plugin !== entry.plugin || target.entry.version !== entry.version)
+    if (target && (target.entry.plugin !== entry.plugin || target.entry.version !== entry.version))
       fail(
         'LOG_VOID_ENTRY_MISSING',
         `names ${entry.plugin ?? 'no plugin'} ${entry.version ?? ''}, but entry ${n} names ${target.entry.plugin ?? 'no plugin'} ${target.entry.version ?? ''}`.trimEnd(),
@@ -548,7 +548,7 @@ export function checkVoids(
     if (entry.signer !== key)
       fail(
         'LOG_VOID_UNSIGNED',
-        `is signed by ${entry.signer}, not by ${key}, the registry's key at that place in the log: only the registry voids an entry`,
+        `is signed by ${entry.signer}, not by ${key}, the registry's key at that place in the log`,
       );
     voided.set(n, entry);
   }

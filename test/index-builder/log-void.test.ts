@@ -117,6 +117,34 @@ describe('when a log holds a void the registry signed', () => {
     await expect(verifyVoidSignatures(log)).resolves.toBeUndefined();
   });
 
+  it('replays it in a part of the log read from an entry on, as the pipeline reads its log', async () => {
+    // Entries 1 on (as from a segment's start): a void of entry 0, which they do not hold, held to all but what
+    // it names; a void of entry 2, which they hold, held to it (its hash) as in the whole log.
+    const log = await logOf(
+      publish('demo', '1.0.0'),
+      publish('other', '1.0.0'),
+      publish('demo', '2.0.0'),
+      voidOf(0),
+      voidOf(2),
+    );
+    const part = log.slice(1);
+    const voided = checkVoids(part, { registryKey: registry.fingerprint, registry: REGISTRY });
+    expect([...voided.keys()]).toEqual([0, 2]);
+    const altered = await logOf(
+      publish('demo', '1.0.0'),
+      publish('other', '1.0.0'),
+      voidOf(0),
+      async (entries) => {
+        const made = await voidOf(1)(entries);
+        return { ...made, detail: { ...made.detail, hash: 'd'.repeat(64) } };
+      },
+    );
+    expect(await refusal(altered.slice(1))).toMatchObject({ code: 'LOG_VOID_ENTRY_MISSING' });
+    // Nor is a void by another key let through for naming an entry not read.
+    const other = await logOf(publish('demo', '1.0.0'), publish('other', '1.0.0'), voidOf(0, stranger));
+    expect(await refusal(other.slice(1))).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
+  });
+
   it('signs a statement GnuPG verifies by the registry key, rebuilt from the entry alone', async () => {
     const log = await logOf(publish('demo', '1.0.0'), voidOf(0));
     const entry = log[1]?.entry as LogEntry;
