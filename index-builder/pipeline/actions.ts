@@ -90,7 +90,7 @@ import type {
 } from './evaluate.ts';
 import { rejected } from './evaluate.ts';
 import type { Upload } from './intake.ts';
-import { type LogWriter, pendingIntents, recentLogEntries } from './log-writer.ts';
+import { type LogWriter, pendingIntents, recentLogEntries, standingEntries } from './log-writer.ts';
 import type { SubmissionOutcome } from './outcomes.ts';
 import { type AddedVersion, mergePluginDocument } from './plugin-document.ts';
 import { readJson, WRITE_CONCURRENCY } from './site-writer.ts';
@@ -183,7 +183,10 @@ async function replayOrResume(
 ): Promise<Evaluation | undefined> {
   const replayed = (): Evaluation => rejected([replayedProblem(read)], { action: info });
   if (judging.view.applied.has(read.digest)) return replayed();
-  const marker = await readJson<ActionMarker>(ctx.intake, actionMarkerKey(read.digest));
+  const recorded = await readJson<ActionMarker>(ctx.intake, actionMarkerKey(read.digest));
+  // The copy of an entry the registry voided since (its intent record, naming it, read at open) stands for
+  // nothing: the action never took effect, and its upload is judged anew.
+  const marker = recorded && !judging.log.voided.has(recorded.seq) ? recorded : undefined;
   const resume = (
     resumed: Omit<NonNullable<AcceptedAction['resumed']>, 'from'>,
     signer: string,
@@ -1162,7 +1165,8 @@ export interface RestoredRecords {
  * and an action made before a newer one applied to its slot overruled it. The log is read back to the first
  * segment older than that age, checked against `head` first (the recorded head, or the published snapshot's
  * when the record is shorter: `currentLogHead`).
- * @throws TrustError LOG_TRUNCATED, LOG_ENTRY_ALTERED, LOG_REORDERED, LOG_MALFORMED (`recentLogEntries`)
+ * @throws TrustError LOG_TRUNCATED, LOG_ENTRY_ALTERED, LOG_REORDERED, LOG_MALFORMED (`recentLogEntries`), LOG_VOID_*
+ *   (`standingEntries`)
  */
 export async function restoreActionRecords(
   ctx: PipelineContext,
@@ -1171,7 +1175,7 @@ export async function restoreActionRecords(
 ): Promise<RestoredRecords> {
   const since = now.getTime() - ACTION_MAX_AGE_MS - ACTION_CLOCK_SKEW_MS;
   // Logged at most the skew after it was made: an entry logged before `since` less the skew is older still.
-  const entries = await recentLogEntries(
+  const read = await recentLogEntries(
     ctx.site,
     head,
     since - ACTION_CLOCK_SKEW_MS,
@@ -1179,12 +1183,16 @@ export async function restoreActionRecords(
     // rebuild that re-rendered nothing from it signed an empty registry over that head before.
     `the log's head (${head.length} entries, as the intake store records it or the published snapshot signs it; a published store that lost its files is put back from a copy, as a rebuild renders only from what is published)`,
   );
-  const recent = entries.filter(
-    (entry) =>
-      entry.type !== 'publish' &&
-      entry.type !== 'rotate-key' &&
-      Date.parse(entry.created ?? entry.time) >= since,
-  );
+  // A voided action never took effect: no marker, no slot (nor is a void an action).
+  const { standing } = standingEntries(ctx, read);
+  const recent = standing
+    .map(({ entry }) => entry)
+    .filter(
+      (entry) =>
+        entry.type !== 'publish' &&
+        entry.type !== 'rotate-key' &&
+        Date.parse(entry.created ?? entry.time) >= since,
+    );
   // An action logged as changing nothing was applied to nothing: its slot is restored, but no marker (an
   // upload of it is judged again, and changes nothing again).
   const applied = recent.filter((entry) => entry.detail?.effect !== NO_EFFECT);

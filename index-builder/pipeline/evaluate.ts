@@ -313,6 +313,8 @@ export class BatchView {
   /** The actions the same entries log as applied (not as changing nothing), by kind and digest. */
   #loggedApplied = new Set<string>();
   #loggedSince = Number.POSITIVE_INFINITY;
+  /** The log those entries were read from (`takeLoggedOrders`): which of the recorded slots it voids. */
+  #log: LogWriter | undefined;
   /** Each plugin's action order as this batch has changed it so far. */
   readonly #order = new Map<string, ActionOrder>();
 
@@ -512,7 +514,7 @@ export class BatchView {
    * as the log entries taken so far (`takeLoggedOrders`) set them, the newer per slot standing.
    */
   async recordedOrder(name: string): Promise<ActionOrder> {
-    const recorded = await this.#readOrder(name);
+    const recorded = this.#standing(await this.#readOrder(name));
     const logged = this.#logged.get(name);
     return logged ? mergedOrder(logged, recorded) : recorded;
   }
@@ -531,10 +533,25 @@ export class BatchView {
       entries.filter((e) => e.detail?.effect !== NO_EFFECT).map((e) => `${e.type} ${e.digest}`),
     );
     this.#loggedSince = since;
+    this.#log = log;
     for (const [name, order] of this.#order) {
       const logged = this.#logged.get(name);
-      if (logged) this.#order.set(name, mergedOrder(logged, order));
+      this.#order.set(name, logged ? mergedOrder(logged, this.#standing(order)) : this.#standing(order));
     }
+  }
+
+  /**
+   * `order` without the slots of actions the registry voided (as far as the log is read: every action made
+   * after one judged now was logged after it, so whatever could supersede it is among those read): the
+   * intake store's record is a copy of the log, written after an entry that a void since says never took
+   * effect, and an action made before that one was refused as superseded by it. One applied again since
+   * (its upload judged anew) is the log's own order's, merged over this, or this batch's (`applied`).
+   */
+  #standing(order: ActionOrder): ActionOrder {
+    const voided = this.#log?.voided;
+    return Object.fromEntries(
+      Object.entries(order).filter(([, { digest }]) => !voided?.has(digest) || this.applied.has(digest)),
+    );
   }
 
   /**

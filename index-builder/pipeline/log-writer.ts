@@ -32,6 +32,7 @@ import { TrustError } from '../errors.ts';
 import { SIGNED_SNAPSHOT_KEY, SNAPSHOT_KEY, signatureKey, statusKey } from '../layout.ts';
 import { allSettledValues, forEachLimited, mapLimited } from '../limited.ts';
 import {
+  checkVoids,
   EMPTY_LOG,
   isLogHead,
   LOG_SEGMENT_ENTRIES,
@@ -278,7 +279,7 @@ export async function recentLogEntries(
   head: LogHead,
   since: number,
   whose: string,
-): Promise<LogEntry[]> {
+): Promise<ReadEntry[]> {
   if (head.length === 0) return [];
   const last = segmentOf(head.length - 1);
   const segments: ReadEntry[][] = [];
@@ -312,36 +313,44 @@ export async function recentLogEntries(
   const from = (last - segments.length + 1) * LOG_SEGMENT_ENTRIES;
   const entries = segments.flat().slice(0, head.length - from);
   verifyTail(entries, from, head, `${logSegmentKey(last)}, the published log, does not end at ${whose}`);
-  return entries.map((read) => read.entry);
+  return entries;
+}
+
+/**
+ * The entries of `entries` (read from a segment's start to the head, checked against it) that took effect,
+ * and the entries voided, by seq: each void among them replayed as a client replays it (log.ts `checkVoids`,
+ * of this registry, `registryKey` the registry's key where the log ends), the voids and the entries they void
+ * passed over, as `foldLog` passes over them: a voided publish is not one to finish at its entry, a voided
+ * action not one applied, ordered or restored. The signature a void carries is its clients' to verify
+ * (log-void.ts), as every other entry's is: the pipeline holds the entries it reads to the head its intake
+ * store records, and re-verifies no publisher's or owner's signature either.
+ * @throws TrustError LOG_VOID_* (a void no client takes: the batch fails, nothing appended)
+ */
+export function standingEntries(
+  ctx: PipelineContext,
+  entries: readonly ReadEntry[],
+  registryKey: string = ctx.signer.fingerprint,
+): { readonly standing: ReadEntry[]; readonly voided: ReadonlyMap<number, LogEntry> } {
+  const voided = checkVoids(entries, { registryKey, registry: ctx.config.url });
+  const standing = entries.filter((read) => read.entry.type !== 'void' && !voided.has(read.entry.seq));
+  return { standing, voided };
 }
 
 /**
  * Segment `index` of the published log, parsed (`parseSegment`): a refusal keeps its code (LOG_MALFORMED) and
- * cause, its message naming the segment's key. A void is refused too, as the pipeline refused it before
- * clients could read one: the clients replay voids (log.ts `checkVoids`), but this pipeline's own readers of
- * the log (what it resumes, an action's order and marker, a rebuild's restore) do not yet, and would take a
- * voided entry for one that took effect. The release that writes voids teaches them first. Its remedy is that
- * release, never the void cut out: the log is append-only to every client that saw a head counting the void,
- * and a log without it is to them one cut short or rewritten (LOG_TRUNCATED, LOG_FORKED).
+ * cause, its message naming the segment's key. A void is read as any entry is, and replayed by every reader
+ * (`standingEntries`).
  * @throws TrustError LOG_MALFORMED
  */
 function parsePublishedSegment(body: Uint8Array, index: number): ReadEntry[] {
-  let entries: ReadEntry[];
   try {
-    entries = parseSegment(body, index);
+    return parseSegment(body, index);
   } catch (cause) {
     if (!(cause instanceof TrustError)) throw cause;
     throw new TrustError(cause.code, `${logSegmentKey(index)}, a published log segment, is unreadable`, {
       cause,
     });
   }
-  const voiding = entries.find((read) => read.entry.type === 'void');
-  if (voiding)
-    throw new TrustError(
-      'LOG_MALFORMED',
-      `${logSegmentKey(index)}, a published log segment, holds a void (entry ${voiding.entry.seq}), which this release's pipeline does not replay: no registry of this release writes one, so whoever holds the registry's key appended it; this release cannot publish to a log holding a void: run a release whose pipeline replays voids, and never remove the void or put back the log from before it, as every client that saw a snapshot counting it would then refuse the log as cut short or rewritten (LOG_TRUNCATED, LOG_FORKED)`,
-    );
-  return entries;
 }
 
 /**
@@ -471,11 +480,19 @@ export class LogWriter {
    * record, so that one batch, not every later one, waits for the log for them.
    */
   readonly #unowed = new Set<string>();
+  /**
+   * The seq and the digest of each entry read (`open`'s, `entriesSince`'s) that a void voids: what the intake
+   * store copies of it (an action's marker, its slot in its plugin's order) stand for an entry that never
+   * took effect. (A digest is an action's or a manifest's: one voided may be logged again since, at its seq.)
+   */
+  readonly voided = new Set<number | string>();
 
   private constructor(
     private readonly ctx: PipelineContext,
     head: LogHead,
     private readonly reads: SegmentReads,
+    /** The registry's key where the log ends: a rotation under way's previous key until its entry is in. */
+    private readonly registryKey: string,
   ) {
     this.#head = head;
   }
@@ -505,7 +522,8 @@ export class LogWriter {
     ]);
     const reads = new SegmentReads(ctx.site);
     const head = await currentLogHead(ctx, recorded, snapshot, { rotatingFrom: options.rotatingFrom, reads });
-    const writer = new LogWriter(ctx, head, reads);
+    const rotatingFrom = options.rotatingFrom?.getFingerprint().toUpperCase();
+    const writer = new LogWriter(ctx, head, reads, rotatingFrom ?? ctx.signer.fingerprint);
     if (head.length === 0) return writer;
     const vouched = Math.min(snapshot?.log?.length ?? 0, head.length);
     writer.#vouched = vouched;
@@ -541,6 +559,9 @@ export class LogWriter {
     // the last segment it appends to, read and checked against the recorded head before any is used.
     const from = Math.min(remembered, ...named.map((intent) => intent.seq));
     const entries = await writer.#chain(from);
+    // A voided entry never took effect: it is not one to finish (nor found, `entry`), and its upload, met
+    // again, is judged anew.
+    writer.#standing(entries);
     for (const read of entries) if (read.entry.seq >= remembered) writer.#remember(read.entry);
     for (const intent of named) {
       const entry = entries[intent.seq - (entries[0]?.entry.seq ?? 0)]?.entry;
@@ -597,11 +618,18 @@ export class LogWriter {
       const [first] = await this.#segment(index);
       if (first === undefined || !(Date.parse((JSON.parse(first) as LogEntry).time) >= since)) break;
     }
-    return (await this.#chain(index * LOG_SEGMENT_ENTRIES)).map((read) => read.entry);
+    return this.#standing(await this.#chain(index * LOG_SEGMENT_ENTRIES)).map((read) => read.entry);
+  }
+
+  /** The entries of `entries` that took effect (`standingEntries`), the voided ones noted. */
+  #standing(entries: readonly ReadEntry[]): ReadEntry[] {
+    const { standing, voided } = standingEntries(this.ctx, entries, this.registryKey);
+    for (const { entry } of entries) if (voided.has(entry.seq)) this.voided.add(entry.seq).add(entry.digest);
+    return standing;
   }
 
   #remember(entry: LogEntry): void {
-    this.#unvouched.set(`${entry.type} ${entry.digest}`, entry);
+    if (!this.voided.has(entry.seq)) this.#unvouched.set(`${entry.type} ${entry.digest}`, entry);
   }
 
   get head(): LogHead {

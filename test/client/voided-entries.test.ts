@@ -5,8 +5,8 @@
  * that no document shows (what a batch logs before the store refuses the plugin's document for good), and
  * the registry's own key voiding them: the entries stay, each replayed as never having taken effect. A void
  * another key signed is refused by both, and so is one the registry's key signed for another registry; one
- * whose key a rotation since retired as compromised is marked so. And this release's pipeline, whose own
- * readers of the log do not replay voids, refuses a log holding one, as it did before.
+ * whose key a rotation since retired as compromised is marked so. And the pipeline, whose own readers of
+ * the log replay voids too (test/index-builder/pipeline/voided-entries.test.ts), publishes on after them.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -153,8 +153,8 @@ describe('when the log holds entries that never took effect', () => {
     }
   });
 
-  it("leaves this release's pipeline refusing the log, as before clients read voids (LOG_MALFORMED)", async () => {
-    // Its own readers of the log do not replay a void yet: none is written by it, and one met is refused.
+  it('lets the pipeline publish on after the voids, verify --url still taking the log', async () => {
+    // Its own readers of the log replay the voids (before, it refused a log holding one, LOG_MALFORMED).
     const key = `incoming/${nextUploadName()}.tgz`;
     await context.intake.put(
       key,
@@ -164,16 +164,16 @@ describe('when the log holds entries that never took effect', () => {
         cacheControl: 'no-store',
       },
     );
-    const error = await rejectionOf(processSubmissions(context, [key]), TrustError);
-    expect(error.code).toBe('LOG_MALFORMED');
-    expect(error.message).toContain("holds a void (entry 3), which this release's pipeline does not replay");
-    // What it tells the operator is true: this release cannot publish to this log, and cutting the void out
-    // would leave every client that saw a head counting it refusing the log as cut short or rewritten.
-    expect(error.message).toContain(
-      'this release cannot publish to a log holding a void: run a release whose pipeline replays voids',
-    );
-    expect(error.message).toContain('never remove the void');
-    expect(error.message).not.toContain('a copy of the log made before');
+    const result = await processSubmissions(context, [key]);
+    expect(result.outcomes.map((o) => [o.plugin, o.version, o.status, o.seq])).toEqual([
+      [PLUGIN, '1.1.0', 'accepted', 5],
+    ]);
+    const report = await verify();
+    expect(report).toMatchObject({ plugins: 1, log: { length: 6 } });
+    expect(report.voided?.map((v) => [v.seq, v.by])).toEqual([
+      [1, 3],
+      [2, 4],
+    ]);
   });
 });
 
@@ -362,8 +362,8 @@ describe('when the key that signed a void was retired as compromised since', () 
           },
         };
       };
-      // Appended at once (this release's pipeline refuses to open a log holding a void): a void, a routine
-      // rotation, a void, a rotation made because the key it left was stolen.
+      // Appended at once: a void, a routine rotation, a void, a rotation made because the key it left was
+      // stolen.
       await appendLog(ctx, [await voidOf(1), await rotation(false), await voidOf(2), await rotation(true)]);
       const report = await verifyRegistry({
         url: listening.url,

@@ -359,7 +359,7 @@ describe('when the log is read back over many segments, side by side', () => {
     const entries = await recentLogEntries(failing, head, since, 'the head');
 
     // Assert: segments 7 to 12, every entry in order.
-    expect(entries.map((entry) => entry.seq)).toEqual(
+    expect(entries.map((read) => read.entry.seq)).toEqual(
       Array.from({ length: 6 * LOG_SEGMENT_ENTRIES }, (_, i) => (OLD_SEGMENTS - 1) * LOG_SEGMENT_ENTRIES + i),
     );
   });
