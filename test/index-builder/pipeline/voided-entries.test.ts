@@ -4,8 +4,9 @@
  * `checkVoids`), the voided entry taken as never having happened: a voided publish is not one to publish at
  * its entry, a voided action not one applied, resumed or restored. On the filesystem store, served over a
  * socket by the local server, so `verify --url` and a client read what the pipeline published. The voids are
- * appended here as the registry's writer will (its key, before any snapshot counts the entry); the uploads
- * voided are then taken out of incoming/ as that writer records their outcome.
+ * appended here as the registry's writer will (its key, before any snapshot counts the entry). An upload
+ * whose entry is voided is taken out of incoming/ where a test stands for that writer recording its outcome;
+ * left there, it is judged anew.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
