@@ -13,6 +13,7 @@ import { buildSearchEntry } from '../index-builder/render/documents.ts';
 import { renderHomeSearch } from '../index-builder/render/home-search.ts';
 import { FAVICON_SVG, PAGE_STYLE, renderIndexPage, renderPluginPage } from '../index-builder/render/html.ts';
 import { HOME_PAGE_SIZE } from '../index-builder/render/page-script.ts';
+import { lookAlikesOf } from '../index-builder/search.ts';
 import { syntheticDocument } from './synthetic.ts';
 
 export interface PageFile {
@@ -74,7 +75,11 @@ export function syntheticPages(
   const generated = '2026-12-01T00:00:00.000Z';
   const search = { schema: 'plugindex/search/v1', generated, plugins: rows };
   const compact = options.homeSearch ?? true;
-  const first = rows.slice(0, HOME_PAGE_SIZE);
+  // The list as served carries its look-alike flags, as the script would show them (HomeListing).
+  const alike = lookAlikesOf(rows.slice());
+  const first = rows
+    .slice(0, HOME_PAGE_SIZE)
+    .map((row, i) => (alike[i] ? { ...row, look_alikes: alike[i] } : row));
   const listing = compact
     ? { rows: first, total: rows.length, generated, search: HOME_SEARCH_KEY }
     : { rows: first, total: rows.length };

@@ -12,14 +12,20 @@
  *
  * Shape (`plugindex/home-search/v1`):
  *   { "schema", "generated", "strings": [type, ..], "lists": [[string, ..], ..], "plugins": [[name,
- *     display_name, description, latest_version, type, providers, capabilities, keywords, deprecated?], ..] }
+ *     display_name, description, latest_version, type, providers, capabilities, keywords, deprecated?,
+ *     look_alikes?], ..] }
  * where type is an index into `strings`, and providers, capabilities and keywords each an index into
  * `lists` (a list shared by many plugins is written once, and the page holds it once); an absent display name
  * or description is "" (the page treats both alike), an absent latest version null, and `deprecated` is 1
- * when present, left off otherwise. The page script's `unpack` (page-script.ts) reads it back into rows of
- * search.json's shape; test/index-builder/render/home-search.test.ts checks the round trip.
+ * when present, left off otherwise (0 when a look-alike list follows). `look_alikes` is the row's
+ * `lookAlikesOf` (search.ts: the names that read as its own, of other owners; what `plugindex search` and
+ * `GET /search` flag), left off when it has none: the rows here carry no owners (40 hex digits a row, most
+ * of these bytes), so the server flags them, and an older page, which reads nine fields, ignores it. The
+ * page script's `unpack` (page-script.ts) reads it back into rows of search.json's shape, without owners and
+ * with their `look_alikes`; test/index-builder/render/home-search.test.ts checks the round trip.
  */
 import type { SearchEntry } from '../model.ts';
+import { lookAlikesOf } from '../search.ts';
 
 export const HOME_SEARCH_SCHEMA = 'plugindex/home-search/v1';
 
@@ -30,7 +36,10 @@ export function renderHomeSearch(rows: Iterable<SearchEntry>, generated: string)
   const strings = new Table<string>();
   const lists = new Table<readonly string[]>();
   const plugins: string[] = [];
-  for (const row of rows) {
+  const all = [...rows];
+  // Made here, once a flush, not by the page: it carries no owners to make them from.
+  const alike = lookAlikesOf(all);
+  all.forEach((row, i) => {
     const packed: unknown[] = [
       row.name,
       row.display_name ?? '',
@@ -41,9 +50,11 @@ export function renderHomeSearch(rows: Iterable<SearchEntry>, generated: string)
       lists.at(row.capabilities),
       lists.at(row.keywords),
     ];
-    if (row.deprecated) packed.push(1);
+    const flags = alike[i];
+    if (row.deprecated || flags) packed.push(row.deprecated ? 1 : 0);
+    if (flags) packed.push(flags);
     plugins.push(JSON.stringify(packed));
-  }
+  });
   return `{"schema":${JSON.stringify(HOME_SEARCH_SCHEMA)},"generated":${JSON.stringify(generated)},"strings":${JSON.stringify(strings.values)},"lists":${JSON.stringify(lists.values)},"plugins":[\n${plugins.join(',\n')}\n]}\n`;
 }
 

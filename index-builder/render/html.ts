@@ -16,6 +16,7 @@ import { advisoryTest } from '../versions.ts';
 import {
   HOME_PAGE_SIZE,
   HOME_SCRIPT,
+  LOOK_ALIKE_LEAD,
   NO_STABLE_RELEASE,
   RESULT_CHIPS,
   VERSIONS_PAGE_SIZE,
@@ -130,6 +131,7 @@ pre { background: var(--card); border: 1px solid var(--line); border-radius: 6px
 .badge.withdrawn { color: var(--muted); }
 tr.yanked td.version strong, tr.removed td.version strong { text-decoration: line-through; }
 .banner { border: 1px solid var(--warn); border-left-width: 6px; border-radius: 6px; padding: .6rem 1rem; margin: .75rem 0; }
+.look-alike { color: var(--warn); font-weight: 600; font-size: .9em; }
 .note { margin-top: .2rem; font-size: .9em; } .note.removed, .note.revoked { color: var(--bad); }
 .advisory { border-left: 4px solid var(--bad); } .advisory.withdrawn { border-left-color: var(--line); color: var(--muted); }
 .advisory h3 { margin: 0 0 .25rem; font-size: 1rem; }
@@ -513,7 +515,11 @@ export const PAGE_SCRIPT_HASHES: readonly string[] = [cspHash(HOME_SCRIPT), cspH
 
 /** The first page of the home page's list, rendered into `index.html`: `rows` are search.json's first rows. */
 export interface HomeListing {
-  readonly rows: readonly SearchEntry[];
+  /**
+   * With the `look_alikes` a search hit has (search.ts `lookAlikesOf` over every row), where known: a
+   * listing that names its `generated` must carry them, since the script keeps that list as served.
+   */
+  readonly rows: readonly HomeRow[];
   /** How many plugins the registry holds. */
   readonly total: number;
   /**
@@ -525,15 +531,22 @@ export interface HomeListing {
   readonly search?: string;
 }
 
+/** A row of the home page's list: search.json's, with its look-alikes of other owners, if any. */
+export type HomeRow = SearchEntry & { readonly look_alikes?: readonly string[] };
+
 /** One plugin in the home page's list: the same markup the home script builds (page-script.ts `item`). */
-function resultItem(row: SearchEntry): string {
+function resultItem(row: HomeRow): string {
   const all = [...new Set([...row.providers, ...row.capabilities, ...row.keywords])];
   const chips = all
     .slice(0, RESULT_CHIPS)
     .map((c) => `<li>${escapeHtml(c)}</li>`)
     .join('');
   const more = all.length > RESULT_CHIPS ? `<li class="more">+${all.length - RESULT_CHIPS}</li>` : '';
-  return `<li class="plugin" data-name="${escapeHtml(row.name)}"><a class="name" href="plugins/${escapeHtml(encodeURIComponent(row.name))}/index.html">${escapeHtml(row.name)}</a> <span class="version muted">${escapeHtml(row.latest_version ?? NO_STABLE_RELEASE)}</span> <span class="badge">${escapeHtml(row.plugin_type)}</span>${row.deprecated ? ' <span class="badge deprecated">deprecated</span>' : ''}${row.display_name ? `<div class="display-name">${escapeHtml(row.display_name)}</div>` : ''}${row.description ? `<div class="description muted">${escapeHtml(row.description)}</div>` : ''}<ul class="chips">${chips}${more}</ul></li>`;
+  const flags = row.look_alikes;
+  const alike = flags?.length
+    ? `<div class="look-alike" role="note">${escapeHtml(`${LOOK_ALIKE_LEAD}${flags.join(', ')} (${flags.length === 1 ? 'other owner' : 'other owners'})`)}</div>`
+    : '';
+  return `<li class="plugin" data-name="${escapeHtml(row.name)}"><a class="name" href="plugins/${escapeHtml(encodeURIComponent(row.name))}/index.html">${escapeHtml(row.name)}</a> <span class="version muted">${escapeHtml(row.latest_version ?? NO_STABLE_RELEASE)}</span> <span class="badge">${escapeHtml(row.plugin_type)}</span>${row.deprecated ? ' <span class="badge deprecated">deprecated</span>' : ''}${alike}${row.display_name ? `<div class="display-name">${escapeHtml(row.display_name)}</div>` : ''}${row.description ? `<div class="description muted">${escapeHtml(row.description)}</div>` : ''}<ul class="chips">${chips}${more}</ul></li>`;
 }
 
 /**

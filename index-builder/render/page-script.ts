@@ -22,6 +22,11 @@ import {
 export const HOME_PAGE_SIZE = 50;
 /** Chips (providers, capabilities, keywords) a result shows; the rest are counted ("+3"). */
 export const RESULT_CHIPS = 6;
+/**
+ * What begins a result's look-alike flag, on the page as in `plugindex search` (cli/commands/search.ts
+ * `lookAlikeWarning`): "looks like: awscost (other owner)".
+ */
+export const LOOK_ALIKE_LEAD = 'looks like: ';
 /** Versions per page of a plugin page's version table. */
 export const VERSIONS_PAGE_SIZE = 20;
 /**
@@ -181,8 +186,49 @@ function readLink(search) {
 `;
 
 /**
+ * `lookAlikes(rows)`: `lookAlikesOf` (index-builder/search.ts, the flags `plugindex search` prints and
+ * `GET /search` answers as `look_alikes`) in the browser's JavaScript, over search.json's rows, which carry
+ * their owners: per row, the other rows whose name has its skeleton (`nameSkeleton`, name-skeleton.ts: no
+ * case, no '-', '_' or '.', '0' read as 'o' and '1' as 'l') and whose owners are not the same keys, by name;
+ * undefined for none, and for a row that does not say its owners. One pass grouping by skeleton, run once
+ * when search.json's rows arrive, never per keystroke (home-search.json carries the flags, made by the
+ * server; a flag a search.json row brings itself is not taken). Checked against `lookAlikesOf` on a table
+ * and 2,000 generated registries in test/index-builder/render/page-script.test.ts (fixed text for the CSP,
+ * as the ranking). A row's owners are compared as one text (`handsOf`: the set of them, uppercased, sorted,
+ * as JSON, so no owner's text can pass for two; `[]` for none, which is no one's hands; a group of one
+ * compares nothing); `others.sort()` is code-unit order, as `lookAlikesOf` sorts. Comments stay out of this text: the publish
+ * bundle carries it (html.ts renders the home page at each commit), within its size bound.
+ */
+export const LOOK_ALIKES_SOURCE = `
+function skeleton(name) { return name.toLowerCase().replace(/[-_.]/g, '').replace(/0/g, 'o').replace(/1/g, 'l'); }
+function handsOf(o) {
+  return Array.isArray(o) && o.every(function (x) { return typeof x === 'string'; }) ?
+    JSON.stringify(Array.from(new Set(o.map(function (x) { return x.toUpperCase(); }))).sort()) : null;
+}
+function lookAlikes(rows) {
+  var groups = new Map(), flags = new Array(rows.length);
+  rows.forEach(function (row, i) {
+    var key = skeleton(row.name), group = groups.get(key);
+    if (group) group.push(i); else groups.set(key, [i]);
+  });
+  groups.forEach(function (group) {
+    if (group.length < 2) return;
+    var hands = group.map(function (j) { return handsOf(rows[j].owners); });
+    group.forEach(function (j, at) {
+      var others = group.filter(function (k, other) {
+        return hands[at] && hands[other] && rows[k].name !== rows[j].name && (hands[at] !== hands[other] || hands[at] === '[]');
+      }).map(function (k) { return rows[k].name; });
+      if (others.length > 0) flags[j] = others.sort();
+    });
+  });
+  return flags;
+}
+`;
+
+/**
  * `unpack(doc)`: home-search.json (render/home-search.ts, the page's compact form of search.json's rows)
- * read back into rows of search.json's shape, exactly (test/index-builder/render/home-search.test.ts).
+ * read back into rows of search.json's shape, exactly, but for their owners, and with the `look_alikes` the
+ * server made for them, where a search hit has them (test/index-builder/render/home-search.test.ts).
  */
 export const UNPACK_SOURCE = `
 function unpack(doc) {
@@ -194,6 +240,7 @@ function unpack(doc) {
     row.latest_version = p[3]; row.plugin_type = s[p[4]];
     row.providers = l[p[5]]; row.capabilities = l[p[6]]; row.keywords = l[p[7]];
     if (p[8]) row.deprecated = true;
+    if (p[9]) row.look_alikes = p[9];
     return row;
   });
 }
@@ -206,7 +253,10 @@ function unpack(doc) {
  * by the count the server wrote (`data-total`); when they come from the generation the page was rendered
  * with (`data-generated`), the list as served is already their first page and is kept, not built again. It
  * marks the list `data-ready` once it can search; the rows are folded for searching (lowercased, then NFC)
- * in slices of 500 in the background (no long task), or at once when a search comes first. A type in the URL is read in any
+ * in slices of 500 in the background (no long task), or at once when a search comes first. A result whose name
+ * reads as another owner's plugin says so in its row, in words ("looks like: awscost (other owner)", as
+ * `plugindex search` prints it): home-search.json carries the flags, and search.json's rows, which carry
+ * their owners instead, are flagged once on arrival (`lookAlikes`). A type in the URL is read in any
  * case, and one the select does not list still filters (nothing matches it). A query of more distinct words
 than `GET /search` takes (`MAX_SEARCH_TERMS`) is answered with that, not searched. DOM calls only (textContent, never
  * markup from data). Typing pushes one history entry when a search starts and replaces it while the words
@@ -219,6 +269,7 @@ export const HOME_SCRIPT = `
   ${RANKING_SOURCE}
   ${PARAMETERS_SOURCE}
   ${UNPACK_SOURCE}
+  ${LOOK_ALIKES_SOURCE}
   var PAGE = ${HOME_PAGE_SIZE}, CHIPS = ${RESULT_CHIPS};
   function $(id) { return document.getElementById(id); }
   var q = $('q'), type = $('type'), provider = $('provider'), capability = $('capability'),
@@ -291,6 +342,12 @@ export const HOME_SCRIPT = `
     a.href = 'plugins/' + encodeURIComponent(p.name) + '/index.html';
     li.append(a, ' ', el('span', 'version muted', p.latest_version ? p.latest_version : ${JSON.stringify(NO_STABLE_RELEASE)}), ' ', el('span', 'badge', p.plugin_type));
     if (p.deprecated) li.append(' ', el('span', 'badge deprecated', 'deprecated'));
+    var alike = p.look_alikes;
+    if (alike) {
+      alike = el('div', 'look-alike', ${JSON.stringify(LOOK_ALIKE_LEAD)} + alike.join(', ') + ' (other owner' + (alike.length > 1 ? 's)' : ')'));
+      alike.setAttribute('role', 'note');
+      li.append(alike);
+    }
     if (p.display_name) li.append(el('div', 'display-name', p.display_name));
     if (p.description) li.append(el('div', 'description muted', p.description));
     var chips = el('ul', 'chips'), all = Array.from(new Set(p.providers.concat(p.capabilities, p.keywords)));
@@ -420,7 +477,11 @@ export const HOME_SCRIPT = `
     setTimeout(prepareSome, 0);
   }
   function fromSearchJson() {
-    return load('search.json').then(function (doc) { return { doc: doc, rows: doc.plugins || [] }; });
+    return load('search.json').then(function (doc) {
+      var found = doc.plugins || [], flags = lookAlikes(found);
+      found.forEach(function (row, i) { row.look_alikes = flags[i]; });
+      return { doc: doc, rows: found };
+    });
   }
   // The page names its compact rows when the registry publishes them (preloaded by the page's head, the
   // same request, so fetched once); search.json, signed for clients, holds the same rows and is the fallback.

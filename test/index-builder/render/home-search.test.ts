@@ -65,6 +65,30 @@ describe('home-search.json', () => {
     expect(Object.keys(rows[2] as SearchEntry).sort()).toEqual(Object.keys(ROWS[2] as SearchEntry).sort());
   });
 
+  it("carries each row's look-alikes of other owners (lookAlikesOf), and not its owners", () => {
+    const owned = (name: string, owners: string[], deprecated = false): SearchEntry => ({
+      ...(ROWS[1] as SearchEntry),
+      name,
+      owners,
+      ...(deprecated ? { deprecated } : {}),
+    });
+    const rows = [
+      owned('aws-cost', ['A'.repeat(40)], true),
+      owned('awsc0st', ['B'.repeat(40)]),
+      owned('foo-cli', ['A'.repeat(40)]),
+      owned('foocli', ['A'.repeat(40)]),
+    ];
+    const doc = JSON.parse(renderHomeSearch(rows, 'g'));
+    expect(unpack(doc)).toEqual([
+      { ...ROWS[1], name: 'aws-cost', deprecated: true, look_alikes: ['awsc0st'] },
+      { ...ROWS[1], name: 'awsc0st', look_alikes: ['aws-cost'] },
+      { ...ROWS[1], name: 'foo-cli' },
+      { ...ROWS[1], name: 'foocli' },
+    ]);
+    // A row of none ends at its keywords or its deprecation, as it did before flags (an older page reads it).
+    expect(doc.plugins.map((p: unknown[]) => p.length)).toEqual([10, 10, 8, 8]);
+  });
+
   it('writes each type and each list once, in order of first use (a list in another order is another list)', () => {
     const doc = JSON.parse(renderHomeSearch(ROWS, 'g'));
     expect(doc.strings).toEqual(['cost_source', 'registry', 'observability']);

@@ -8,11 +8,13 @@ import type { SearchEntry } from '../../../index-builder/model.ts';
 import { PAGE_SCRIPT_HASHES } from '../../../index-builder/render/html.ts';
 import {
   HOME_SCRIPT,
+  LOOK_ALIKES_SOURCE,
   PARAMETERS_SOURCE,
   RANKING_SOURCE,
   VERSIONS_SCRIPT,
 } from '../../../index-builder/render/page-script.ts';
 import {
+  lookAlikesOf,
   MAX_FILTER_LENGTH,
   MAX_QUERY_LENGTH,
   readSearchParameters,
@@ -368,5 +370,58 @@ describe("when the home page reads a link's query string (readLink in PARAMETERS
     });
     // A name no search has is the page's, undecodable or not.
     expect(readLink('?page=%ff&%ff=1&q=cost')).toEqual({ ok: true, query: { q: 'cost' } });
+  });
+});
+
+describe('when the home page flags look-alike names (LOOK_ALIKES_SOURCE)', () => {
+  const lookAlikes = new Function(`${LOOK_ALIKES_SOURCE}\nreturn lookAlikes;`)() as (
+    rows: readonly SearchEntry[],
+  ) => (readonly string[] | undefined)[];
+  const A = 'A'.repeat(40);
+  const B = 'B'.repeat(40);
+  const CASES: [string, SearchEntry[]][] = [
+    ['a squat of another owner', [row('aws-cost', { owners: [A] }), row('awscost', { owners: [B] })]],
+    ['digits read as letters', [row('awsc0st', { owners: [A] }), row('aws-cost', { owners: [B] })]],
+    [
+      'the same owners, in another order and case',
+      [row('foo-cli', { owners: [A, B] }), row('foocli', { owners: [B.toLowerCase(), A] })],
+    ],
+    ['one owner in common', [row('foo-cli', { owners: [A] }), row('foocli', { owners: [A, B] })]],
+    ['no owners on both sides', [row('foo-cli', { owners: [] }), row('foocli', { owners: [] })]],
+    ['a row that does not say its owners', [row('foo-cli'), row('foocli', { owners: [B] })]],
+    [
+      'owners that are not strings',
+      [row('foo-cli', { owners: [1] as unknown as string[] }), row('foocli', { owners: [B] })],
+    ],
+    [
+      'three in a group',
+      [row('a-b-c', { owners: [A] }), row('abc', { owners: [B] }), row('ab-c', { owners: [A] })],
+    ],
+    ['no look-alike', [row('kubecost', { owners: [A] }), row('opencost', { owners: [B] })]],
+  ];
+
+  it.each(CASES)('flags as lookAlikesOf does: %s', (_, rows) => {
+    expect(lookAlikes(rows)).toEqual(lookAlikesOf(rows));
+  });
+
+  it('flags as lookAlikesOf does on 2,000 generated registries', () => {
+    const random = seededRandom(62);
+    const pick = <T>(values: readonly T[]): T => values[random(values.length)] as T;
+    const owners = [A, B, 'C'.repeat(40), A.toLowerCase()];
+    for (let n = 0; n < 2000; n++) {
+      const names = new Set<string>();
+      const count = 1 + random(8);
+      while (names.size < count)
+        names.add(
+          Array.from({ length: 2 + random(4) }, () => pick(['a', 'o', 'l', '0', '1', '-', 'b'])).join(''),
+        );
+      const rows = [...names].map((name) => {
+        const kind = random(6);
+        if (kind === 0) return row(name);
+        const set = Array.from({ length: kind === 1 ? 0 : 1 + random(2) }, () => pick(owners));
+        return row(name, { owners: set });
+      });
+      expect(lookAlikes(rows), JSON.stringify(rows)).toEqual(lookAlikesOf(rows));
+    }
   });
 });
