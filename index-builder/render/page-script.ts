@@ -195,9 +195,9 @@ function readLink(search) {
  * server; a flag a search.json row brings itself is not taken). Checked against `lookAlikesOf` on a table
  * and 2,000 generated registries in test/index-builder/render/page-script.test.ts (fixed text for the CSP,
  * as the ranking). A row's owners are compared as one text (`handsOf`: the set of them, uppercased, sorted,
- * as JSON, so no owner's text can pass for two; `[]` for none, which is no one's hands; a group of one
- * compares nothing); `others.sort()` is code-unit order, as `lookAlikesOf` sorts. Comments stay out of this text: the publish
- * bundle carries it (html.ts renders the home page at each commit), within its size bound.
+ * as JSON, so no owner's text can pass for two; `[]` for none, which is no one's hands); a group of one
+ * compares nothing; `others.sort()` is code-unit order, as `lookAlikesOf` sorts. Comments stay out of this
+ * text: the publish bundle carries it (html.ts renders the home page at each commit), within its bound.
  */
 export const LOOK_ALIKES_SOURCE = `
 function skeleton(name) { return name.toLowerCase().replace(/[-_.]/g, '').replace(/0/g, 'o').replace(/1/g, 'l'); }
