@@ -228,6 +228,11 @@ export class RegistrySession {
   readonly #answeredOtherwise = new Set<string>();
   /** The URLs the snapshot opened was held to the marks kept as of (`reachedAt`). */
   #reachedAt: readonly string[] | undefined;
+  /**
+   * The last open started: each starts once the one before settles, as each replaces what the session
+   * trusts (an update on a kept client beside a read's first open, or beside `#readAgain`).
+   */
+  #opening: Promise<SnapshotReport> | undefined;
 
   constructor(entry: RegistryEntry, endpoint: Endpoint, key: Key, trust: TrustRecord, deps: SessionDeps) {
     this.entry = entry;
@@ -315,24 +320,63 @@ export class RegistrySession {
   }
 
   /**
-   * Trusts the registry's current snapshot (once per session): a conditional request against the cached
-   * one, or the cached one alone when offline. Records the generation accepted, so no later run goes back;
-   * a key rotation followed is recorded as the new pin.
+   * Trusts the registry's current snapshot: a conditional request against the cached one, or the cached one
+   * alone when offline. Records the generation accepted, so no later run goes back; a key rotation followed
+   * is recorded as the new pin.
+   *
+   * Once per session, the reads' snapshot: every read of the session (a command's, or a kept client's until
+   * its next update) is through the snapshot opened first, asked for once. `refresh` is an explicit update
+   * (`registry update`, `updateRegistries`), which asks the registry every time, whatever this session opened
+   * before and however recently a check was made (`SessionDeps.freshForMs`); what it accepts is what the
+   * reads go through from then on, and one it refuses leaves them on the snapshot they had.
    * @throws TrustError (SNAPSHOT_*) when it does not verify, KEY_ROTATION_BROKEN when a rotation published
    *   from the pinned key does not; ClientError OFFLINE_MISSING, FETCH_*.
    */
   async open(options: { readonly refresh?: boolean } = {}): Promise<SnapshotReport> {
-    if (this.#report) return this.#report;
-    // A snapshot being read again (`#readAgain`) is the one to open: not a second request beside it.
-    if (this.#readingAgain) {
-      await this.#readingAgain;
+    const refresh = options.refresh === true;
+    if (!refresh) {
       if (this.#report) return this.#report;
+      // A snapshot being read again (`#readAgain`) is the one to open: not a second request beside it.
+      if (this.#readingAgain) {
+        await this.#readingAgain;
+        if (this.#report) return this.#report;
+      }
     }
-    return this.#open(options);
+    // A read's first open in flight is the one it waits for (not a second request beside it); a refresh asks
+    // once that one settled, the registry answering what it holds then.
+    return this.#afterOpening(async () => (!refresh && this.#report) || this.#open({ refresh }));
   }
 
+  /** Runs `open` once the open started before it settled (`#opening`). */
+  #afterOpening(open: () => Promise<SnapshotReport>): Promise<SnapshotReport> {
+    const settled = this.#opening?.then(
+      () => undefined,
+      () => undefined,
+    );
+    const opening = settled ? settled.then(open) : open();
+    this.#opening = opening;
+    return opening;
+  }
+
+  /**
+   * Opens the snapshot. Nothing the reads go through changes until it is accepted: the snapshot is checked
+   * in a `TrustedSnapshot` of its own, kept only then, and a refusal puts back the key and trust state a
+   * rotation followed on the way took. A read under way keeps the one it began with (`#pluginDocument`).
+   */
   async #open(options: { readonly refresh?: boolean }): Promise<SnapshotReport> {
     const before = { trust: this.#trust, key: this.#key };
+    try {
+      return await this.#openChecked(options);
+    } catch (error) {
+      this.#trust = before.trust;
+      this.#key = before.key;
+      throw error;
+    }
+  }
+
+  async #openChecked(options: { readonly refresh?: boolean }): Promise<SnapshotReport> {
+    const before = { trust: this.#trust, key: this.#key };
+    let trusted = this.#trustedBy(this.#key, this.#trust);
     const { cache } = this.#deps;
     const cached = await cache.snapshot(this.entry.url);
     let body: Uint8Array;
@@ -374,7 +418,7 @@ export class RegistrySession {
           'OFFLINE_MISSING',
           `${this.entry.name}: the snapshot of ${this.entry.url} cached is not the one this client last checked for ${this.entry.name}; run \`plugindex registry update ${this.entry.name}\` online first`,
         );
-      await this.#trusted.updateSnapshot(cached.bytes, cached.signature);
+      await trusted.updateSnapshot(cached.bytes, cached.signature);
       body = cached.bytes;
       signature = cached.signature;
       etag = cached.etag;
@@ -389,9 +433,9 @@ export class RegistrySession {
         ...(trust.rotations !== undefined ? { from: trust.rotations } : {}),
         retired: (trust.chain ?? []).map((l) => l.fingerprint),
         read: async (followed) => {
-          const trusted = followed ? this.#trustedBy(followed.key, trust) : this.#trusted;
-          const fetched = await this.#fetchSnapshot(cached, trusted);
-          return { ...fetched, trusted, snapshot: trusted.snapshot };
+          const reading = followed ? this.#trustedBy(followed.key, trust) : trusted;
+          const fetched = await this.#fetchSnapshot(cached, reading);
+          return { ...fetched, trusted: reading, snapshot: reading.snapshot };
         },
       }).catch((error: unknown) => {
         // Refused under the floor this record keeps: said with the way out of a registry really rebuilt.
@@ -418,10 +462,10 @@ export class RegistrySession {
           chain: extendChain(this.#trust.chain, chain.links),
         };
         this.#key = chain.key;
-        this.#trusted = value.trusted;
+        trusted = value.trusted;
       }
     }
-    const snapshot = this.#trusted.snapshot;
+    const snapshot = trusted.snapshot;
     checkSnapshotRegistry(
       this.#trust.registry,
       snapshot,
@@ -493,7 +537,6 @@ export class RegistrySession {
       // is (`#fetchSnapshot`), from where this open began; refused below if the origin's is older still.
       this.#trust = before.trust;
       this.#key = before.key;
-      this.#trusted = this.#trustedBy(before.key, before.trust);
       this.#askPastCaches = true;
       try {
         return await this.#open({ refresh: true });
@@ -554,6 +597,7 @@ export class RegistrySession {
       };
       await this.#deps.recordTrust(this.#trust);
     }
+    this.#trusted = trusted;
     this.#pastCaches = pastCaches;
     this.#report = {
       generation: snapshot.generation,
@@ -756,12 +800,14 @@ export class RegistrySession {
   /** Opens the registry's snapshot again, read past every cache, as `open` opens any. */
   async #readAgain(): Promise<void> {
     this.#report = undefined;
-    this.#askPastCaches = true;
-    try {
-      await this.#open({ refresh: true });
-    } finally {
-      this.#askPastCaches = false;
-    }
+    await this.#afterOpening(async () => {
+      this.#askPastCaches = true;
+      try {
+        return await this.#open({ refresh: true });
+      } finally {
+        this.#askPastCaches = false;
+      }
+    });
   }
 
   /**
@@ -843,17 +889,20 @@ export class RegistrySession {
 
   async #pluginDocument(name: string): Promise<PluginDocument | undefined> {
     await this.open();
+    // The snapshot opened now, kept to the end of this read: an update accepted meanwhile (a kept client's)
+    // replaces the session's, and the bin read by this one's digest is then checked against that one's.
+    const trusted = this.#trusted;
     const bin = binOf(name);
     const path = binKey(bin);
-    const binDigest = this.snapshot.documents[path];
+    const binDigest = trusted.snapshot.documents[path];
     if (!binDigest) return undefined;
     const binBytes = await this.#listed(path, binDigest);
-    const listing = this.#trusted.updateBin(bin, binBytes.bytes);
+    const listing = trusted.updateBin(bin, binBytes.bytes);
     await binBytes.keep();
     const docDigest = listing.documents[pluginDocumentKey(name)];
     if (!docDigest) return undefined;
     const docBytes = await this.#listed(pluginDocumentKey(name), docDigest);
-    const doc = this.#trusted.pluginDocument(name, docBytes.bytes);
+    const doc = trusted.pluginDocument(name, docBytes.bytes);
     await docBytes.keep();
     return doc;
   }
@@ -865,11 +914,12 @@ export class RegistrySession {
 
   async #searchDocument(): Promise<SearchDocument> {
     await this.open();
-    const digest = this.snapshot.documents[SEARCH_KEY];
+    const trusted = this.#trusted; // as `#pluginDocument`
+    const digest = trusted.snapshot.documents[SEARCH_KEY];
     if (!digest)
       throw new TrustError('DOCUMENT_NOT_LISTED', `${this.entry.url}: ${SEARCH_KEY} is not in snapshot.json`);
     const fetched = await this.#listed(SEARCH_KEY, digest);
-    this.#trusted.verifyDocument(SEARCH_KEY, fetched.bytes);
+    trusted.verifyDocument(SEARCH_KEY, fetched.bytes);
     await fetched.keep();
     const parsed = JSON.parse(new TextDecoder().decode(fetched.bytes)) as SearchDocument;
     if (!Array.isArray(parsed?.plugins))
@@ -887,10 +937,11 @@ export class RegistrySession {
 
   async #listedDocument(path: string): Promise<Uint8Array | undefined> {
     await this.open();
-    const digest = this.snapshot.documents[path];
+    const trusted = this.#trusted; // as `#pluginDocument`
+    const digest = trusted.snapshot.documents[path];
     if (!digest) return undefined;
     const fetched = await this.#listed(path, digest);
-    this.#trusted.verifyDocument(path, fetched.bytes);
+    trusted.verifyDocument(path, fetched.bytes);
     await fetched.keep();
     return fetched.bytes;
   }

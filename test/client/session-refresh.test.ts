@@ -1,0 +1,234 @@
+/**
+ * One client instance kept across publishes, as a library user (a server, an editor) keeps one: the registry
+ * served over real HTTP by the local server, published to while the instance lives. An explicit update
+ * (`updateRegistries`, `plugindex registry update`) asks the registry every time (a conditional request, so an
+ * unchanged registry answers 304) and moves the instance's reads to what it accepted; ordinary reads keep the
+ * snapshot the instance opened, asked for once. An update the client refuses leaves the reads where they were.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { createClient, type PlugindexClient } from '../../client/client.ts';
+import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
+import { fixedClock } from '../../index-builder/clock.ts';
+import { SIGNED_SNAPSHOT_KEY } from '../../index-builder/layout.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import { appendLog, rewriteLog } from '../support/lifecycle.ts';
+
+const NAME = 'kept-plugin';
+const LINUX = { os: 'linux', arch: 'amd64' } as const;
+
+let registry: TestRegistry;
+let server: { url: string; close: () => Promise<void> };
+let root: string;
+let homes = 0;
+
+/** Publishes a version of the plugin (a new snapshot generation). */
+async function publish(version: string): Promise<void> {
+  const bundle = await makeBundle({
+    manifest: validManifest({ name: NAME, version }),
+    artifacts: [{ ...LINUX, name: NAME, body: encode(`#!/bin/sh\necho ${version}\n`) }],
+  });
+  const { outcomes } = await processSubmissions(registry.context, await registry.submit(bundle));
+  expect(outcomes.map((o) => o.status)).toEqual(['accepted']);
+}
+
+/** Each snapshot request the instance sends, as `<status>` (200, or 304 for a conditional one answered so). */
+function countingFetcher(snapshots: number[]): Fetcher {
+  const http = createHttpFetcher({ env: {}, retries: 0 });
+  return {
+    ...http,
+    document: async (endpoint, request) => {
+      const response = await http.document(endpoint, request);
+      if (request.path === SIGNED_SNAPSHOT_KEY) snapshots.push(response.status);
+      return response;
+    },
+    download: (endpoint, request) => http.download(endpoint, request),
+    ociBlob: (request) => http.ociBlob(request),
+    ociManifest: (request) => http.ociManifest(request),
+    list: (endpoint, path) => http.list(endpoint, path),
+    close: () => http.close(),
+  };
+}
+
+/**
+ * A client instance kept for the whole test, the registry added through it; `snapshots` its snapshot
+ * requests from then on. `freshForMs` as the CLI's default: a check is trusted a minute (the fixed clock
+ * never moves), which an explicit update must not lean on.
+ */
+async function keptClient(): Promise<{ client: PlugindexClient; home: string; snapshots: number[] }> {
+  homes += 1;
+  const home = join(root, `k${homes}`);
+  const snapshots: number[] = [];
+  const client = createClient({
+    dirs: { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') },
+    fetcher: countingFetcher(snapshots),
+    env: {},
+    clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
+    platform: LINUX,
+    offline: false,
+    freshForMs: 60_000,
+  });
+  await client.addRegistry({
+    name: 'main',
+    url: server.url,
+    pin: { armored: registry.registryKey.publicKey },
+  });
+  snapshots.length = 0;
+  return { client, home, snapshots };
+}
+
+function generationServed(): number {
+  const signed = JSON.parse(
+    new TextDecoder().decode(registry.site.objects.get(SIGNED_SNAPSHOT_KEY)?.body),
+  ) as { snapshot: string };
+  return (JSON.parse(signed.snapshot) as { generation: number }).generation;
+}
+
+beforeAll(async () => {
+  registry = await makeRegistry();
+  await publish('1.0.0');
+  server = await listenRegistryServer(createRegistryServer({ site: registry.site }), 0);
+  root = await mkdtemp(join(tmpdir(), 'plugindex-kept-'));
+});
+
+afterAll(async () => {
+  await server.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('when the registry publishes while a client instance is kept', () => {
+  it("reports the new generation on the same instance's next update, and reads through it", async () => {
+    // Prepare: the instance updates (and so opens its session), then a publish lands.
+    const { client, home, snapshots } = await keptClient();
+    try {
+      const [first] = await client.updateRegistries(['main']);
+      expect(first?.error).toBeUndefined();
+      expect(first?.report?.generation).toBe(generationServed());
+      await publish('1.1.0');
+      const published = generationServed();
+      expect(published).toBeGreaterThan(first?.report?.generation ?? Number.POSITIVE_INFINITY);
+
+      // Act
+      const [second] = await client.updateRegistries(['main']);
+
+      // Assess: asked again (not answered from the session, nor from the minute a check stays current), the
+      // publish's generation accepted; the instance's reads are through it. (The first update's request is
+      // conditional on the snapshot `registry add` kept: 304.)
+      expect(second?.error).toBeUndefined();
+      expect(second?.report).toMatchObject({ generation: published, changed: true });
+      expect(snapshots).toEqual([304, 200]);
+      const info = await client.info(NAME);
+      expect(info.document.latest_version).toBe('1.1.0');
+      const hits = await client.search({ terms: [NAME] });
+      expect(hits.map((h) => h.entry.latest_version)).toEqual(['1.1.0']);
+      const installed = await client.install({
+        requests: [NAME],
+        dir: join(home, 'plugins'),
+        lockfile: join(home, 'plugindex.lock'),
+      });
+      expect(installed.items.map((item) => [item.name, item.version])).toEqual([[NAME, '1.1.0']]);
+      expect(snapshots).toEqual([304, 200]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('asks again on each update of an unchanged registry, a conditional request answered 304', async () => {
+    const { client, snapshots } = await keptClient();
+    try {
+      const [first] = await client.updateRegistries(['main']);
+      const [second] = await client.updateRegistries(['main']);
+
+      expect(first?.report?.generation).toBe(generationServed());
+      expect(second?.report).toMatchObject({ generation: generationServed(), changed: false });
+      expect(snapshots).toEqual([304, 304]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('keeps reading the generation it opened until an update, asking for the snapshot once', async () => {
+    // Prepare: the instance reads (its session opened by the read: the check `registry add` made is a
+    // moment old, so nothing is asked), then a publish lands.
+    const { client, snapshots } = await keptClient();
+    try {
+      const before = await client.info(NAME);
+      await publish(`1.2.${homes}`);
+
+      // Act: a read after the publish, then an update, then a read.
+      const after = await client.info(NAME);
+      const asked = [...snapshots];
+      const [update] = await client.updateRegistries(['main']);
+      const updated = await client.info(NAME);
+
+      // Assess: the read before the update is of the snapshot opened (its documents cached: nothing asked);
+      // the update asks once, and the read after it is of the generation it accepted.
+      expect(after.document.latest_version).toBe(before.document.latest_version);
+      expect(asked).toEqual([]);
+      expect(update?.report).toMatchObject({ generation: generationServed(), changed: true });
+      expect(updated.document.latest_version).toBe(`1.2.${homes}`);
+      expect(snapshots).toEqual([200]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('moves to the published snapshot when a read needs a document the registry no longer serves', async () => {
+    // Prepare: the instance reads a plugin's document, not search.json; a publish replaces both.
+    const { client, snapshots } = await keptClient();
+    try {
+      await client.info(NAME);
+      await publish(`1.4.${homes}`);
+
+      // Act
+      const hits = await client.search({ terms: [NAME] });
+      const info = await client.info(NAME);
+
+      // Assess: search.json by the digest the opened snapshot names is the new one at this origin (it serves
+      // only what it holds now): the snapshot read again past every cache (a 200), and the reads after it
+      // through that one.
+      expect(hits.map((h) => h.entry.latest_version)).toEqual([`1.4.${homes}`]);
+      expect(info.document.latest_version).toBe(`1.4.${homes}`);
+      expect(snapshots).toEqual([200]);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('when an update on a kept instance is refused', () => {
+  it('leaves its reads on the snapshot it had accepted, not the one refused', async () => {
+    // Prepare: the instance accepts the registry with its log; the log is then rewritten under a new snapshot.
+    const { client } = await keptClient();
+    try {
+      const seen = await appendLog(registry.context, 2);
+      const [first] = await client.updateRegistries(['main']);
+      expect(first?.error).toBeUndefined();
+      const accepted = first?.report?.generation;
+      const before = await client.search({ terms: [NAME] });
+      await rewriteLog(registry.context, seen.length);
+      await publish(`5.0.${homes}`);
+
+      // Act
+      const [refused] = await client.updateRegistries(['main']);
+      const hits = await client.search({ terms: [NAME] });
+      const [again] = await client.updateRegistries(['main']);
+
+      // Assess: the rewritten history refused, each time it is asked; reads stay on what was accepted (the
+      // refused snapshot names 5.0.x as latest).
+      expect(refused?.error).toMatchObject({ name: 'TrustError', code: expect.stringMatching(/^LOG_/) });
+      expect(hits.map((h) => h.entry.latest_version)).toEqual(before.map((h) => h.entry.latest_version));
+      expect(again?.error).toMatchObject({
+        name: 'TrustError',
+        code: (refused?.error as { code?: string } | undefined)?.code,
+      });
+      expect(accepted).toBeLessThan(generationServed());
+    } finally {
+      await client.close();
+    }
+  });
+});
