@@ -3,7 +3,8 @@
  * served over real HTTP by the local server, published to while the instance lives. An explicit update
  * (`updateRegistries`, `plugindex registry update`) asks the registry every time (a conditional request, so an
  * unchanged registry answers 304) and moves the instance's reads to what it accepted; ordinary reads keep the
- * snapshot the instance opened, asked for once. An update the client refuses leaves the reads where they were.
+ * snapshot the instance opened, asked for once. An update the client refuses leaves the reads where they were,
+ * and one accepted while a read is under way leaves that read on the snapshot it began with.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import { createRegistryServer, listenRegistryServer } from '../../cli/local/serv
 import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
-import { SIGNED_SNAPSHOT_KEY } from '../../index-builder/layout.ts';
+import { binKey, binOf, SIGNED_SNAPSHOT_KEY } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
 import { appendLog, rewriteLog } from '../support/lifecycle.ts';
@@ -36,14 +37,18 @@ async function publish(version: string): Promise<void> {
   expect(outcomes.map((o) => o.status)).toEqual(['accepted']);
 }
 
-/** Each snapshot request the instance sends, as `<status>` (200, or 304 for a conditional one answered so). */
-function countingFetcher(snapshots: number[]): Fetcher {
+/**
+ * Each snapshot request the instance sends, as `<status>` (200, or 304 for a conditional one answered so);
+ * `answered`, awaited with each document's path once it is answered, holds that answer from its reader.
+ */
+function countingFetcher(snapshots: number[], answered?: (path: string) => Promise<void>): Fetcher {
   const http = createHttpFetcher({ env: {}, retries: 0 });
   return {
     ...http,
     document: async (endpoint, request) => {
       const response = await http.document(endpoint, request);
       if (request.path === SIGNED_SNAPSHOT_KEY) snapshots.push(response.status);
+      await answered?.(request.path);
       return response;
     },
     download: (endpoint, request) => http.download(endpoint, request),
@@ -59,13 +64,15 @@ function countingFetcher(snapshots: number[]): Fetcher {
  * requests from then on. `freshForMs` as the CLI's default: a check is trusted a minute (the fixed clock
  * never moves), which an explicit update must not lean on.
  */
-async function keptClient(): Promise<{ client: PlugindexClient; home: string; snapshots: number[] }> {
+async function keptClient(
+  answered?: (path: string) => Promise<void>,
+): Promise<{ client: PlugindexClient; home: string; snapshots: number[] }> {
   homes += 1;
   const home = join(root, `k${homes}`);
   const snapshots: number[] = [];
   const client = createClient({
     dirs: { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') },
-    fetcher: countingFetcher(snapshots),
+    fetcher: countingFetcher(snapshots, answered),
     env: {},
     clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
     platform: LINUX,
@@ -194,6 +201,51 @@ describe('when the registry publishes while a client instance is kept', () => {
       expect(hits.map((h) => h.entry.latest_version)).toEqual([`1.4.${homes}`]);
       expect(info.document.latest_version).toBe(`1.4.${homes}`);
       expect(snapshots).toEqual([200]);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('when an update on a kept instance is accepted while a read is under way', () => {
+  it('lets the read finish, its bin checked against the snapshot it read it by', async () => {
+    // Prepare: the instance's first read is held once its bin is answered (the generation opened's bytes);
+    // a publish then changes that bin.
+    const bin = binKey(binOf(NAME));
+    let atBin = (): void => undefined;
+    const reached = new Promise<void>((resolve) => {
+      atBin = resolve;
+    });
+    let release = (): void => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let holding = true;
+    const { client } = await keptClient(async (path) => {
+      if (path !== bin || !holding) return;
+      holding = false;
+      atBin();
+      await released;
+    });
+    try {
+      const reading = client.info(NAME);
+      await reached;
+      const opened = generationServed();
+      await publish(`1.5.${homes}`);
+
+      // Act: the update accepts the publish while the read holds the bin of the generation before.
+      const [update] = await client.updateRegistries(['main']);
+      release();
+      const read = await reading;
+      const next = await client.info(NAME);
+
+      // Assess: the read under way checked its bin against the snapshot it read it by (checked against the
+      // update's, which lists other bytes for it, it failed DOCUMENT_MISMATCH); the plugin document that bin
+      // names is no longer served (this origin holds the publish's), so the read ends through the snapshot
+      // read again, as any read behind a cache does. The next read is of the update's generation.
+      expect(update?.report).toMatchObject({ generation: opened + 1, changed: true });
+      expect(read.document.latest_version).toBe(`1.5.${homes}`);
+      expect(next.document.latest_version).toBe(`1.5.${homes}`);
     } finally {
       await client.close();
     }
