@@ -4,7 +4,8 @@
  * (`updateRegistries`, `plugindex registry update`) asks the registry every time (a conditional request, so an
  * unchanged registry answers 304) and moves the instance's reads to what it accepted; ordinary reads keep the
  * snapshot the instance opened, asked for once. An update the client refuses leaves the reads where they were,
- * and one accepted while a read is under way leaves that read on the snapshot it began with.
+ * one accepted while a read is under way leaves that read on the snapshot it began with, and reads side by side
+ * that open the session ask for the snapshot once.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -61,11 +62,12 @@ function countingFetcher(snapshots: number[], answered?: (path: string) => Promi
 
 /**
  * A client instance kept for the whole test, the registry added through it; `snapshots` its snapshot
- * requests from then on. `freshForMs` as the CLI's default: a check is trusted a minute (the fixed clock
- * never moves), which an explicit update must not lean on.
+ * requests from then on. `freshForMs` as the CLI's default unless given: a check is trusted a minute (the
+ * fixed clock never moves), which an explicit update must not lean on.
  */
 async function keptClient(
   answered?: (path: string) => Promise<void>,
+  freshForMs = 60_000,
 ): Promise<{ client: PlugindexClient; home: string; snapshots: number[] }> {
   homes += 1;
   const home = join(root, `k${homes}`);
@@ -77,7 +79,7 @@ async function keptClient(
     clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
     platform: LINUX,
     offline: false,
-    freshForMs: 60_000,
+    freshForMs,
   });
   await client.addRegistry({
     name: 'main',
@@ -201,6 +203,28 @@ describe('when the registry publishes while a client instance is kept', () => {
       expect(hits.map((h) => h.entry.latest_version)).toEqual([`1.4.${homes}`]);
       expect(info.document.latest_version).toBe(`1.4.${homes}`);
       expect(snapshots).toEqual([200]);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('when reads side by side open the session', () => {
+  it('asks for the snapshot once for all of them', async () => {
+    // Prepare: no check is current (freshForMs 0), so the first open asks.
+    const { client, snapshots } = await keptClient(undefined, 0);
+    try {
+      // Act
+      const [info, again, hits] = await Promise.all([
+        client.info(NAME),
+        client.info(NAME),
+        client.search({ terms: [NAME] }),
+      ]);
+
+      // Assess: one request (each read sent its own before, three here); the reads agree.
+      expect(snapshots).toHaveLength(1);
+      expect(again.document.latest_version).toBe(info.document.latest_version);
+      expect(hits.map((h) => h.entry.latest_version)).toEqual([info.document.latest_version]);
     } finally {
       await client.close();
     }
