@@ -303,7 +303,9 @@ function racedPut(sidecar: Sidecar | undefined, stats: BigStats): boolean {
 }
 
 function errorCode(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | undefined)?.code;
+  // A SystemError (rmSync on a folder: ERR_FS_EISDIR) keeps its errno code under `info`.
+  const failure = error as (NodeJS.ErrnoException & { info?: { code?: unknown } }) | undefined;
+  return typeof failure?.info?.code === 'string' ? failure.info.code : failure?.code;
 }
 
 function isMissing(error: unknown): boolean {

@@ -1253,6 +1253,17 @@ describe('when deleting', () => {
     await expect(store.delete('incoming/never-was.tgz')).resolves.toBeUndefined();
   });
 
+  it('refuses for good a key where a folder stands (STORE_REFUSED), as a put there is', async () => {
+    // Node's rm gives EISDIR as a SystemError (ERR_FS_EISDIR, its errno code under `info`): read as a passing
+    // failure (STORE_IO), it failed every batch that deleted there, retried for ever.
+    await mkdir(path.join(root, 'plugins', 'p', 'index.html'), { recursive: true });
+
+    const refusal = store.delete('plugins/p/index.html');
+
+    await expect(refusal).rejects.toBeInstanceOf(StoreError);
+    await expect(refusal).rejects.toMatchObject({ code: 'STORE_REFUSED', key: 'plugins/p/index.html' });
+  });
+
   it('writes again into a folder it made once a delete, or another process, removed it', async () => {
     await store.put('plugins/a/b/x.json', encode('1'), opts);
     await store.delete('plugins/a/b/x.json'); // prunes plugins/a/b and plugins/a
