@@ -48,6 +48,12 @@ export interface RegistryConfig {
   readonly operators: readonly TrustedOperator[];
   /** How long a signed snapshot stays valid (seconds). */
   readonly snapshotTtlSeconds: number;
+  /**
+   * Opt-in: a publish whose plugin document the store refuses for good after the log recorded it is voided
+   * (a `void` entry the registry signs, log-void.ts) and its upload rejected (LOGGED_ENTRY_VOIDED), so the
+   * rest of the batch publishes. Off by default: clients before the release that reads voids refuse the log.
+   */
+  readonly voidRefusedEntries?: true;
 }
 
 export const DEFAULT_SNAPSHOT_TTL_SECONDS = 7 * 24 * 3600;
@@ -180,6 +186,9 @@ export function parseRegistryConfig(value: unknown): RegistryConfig {
   }
   const publishers = parseTrustedPublishers(raw.publishers ?? []);
   const operators = parseTrustedOperators(raw.operators ?? []);
+  const voids = raw.voidRefusedEntries ?? false;
+  if (typeof voids !== 'boolean')
+    fail('/voidRefusedEntries', `expected true or false, found ${JSON.stringify(voids)}`);
   return {
     name,
     url,
@@ -191,6 +200,7 @@ export function parseRegistryConfig(value: unknown): RegistryConfig {
     publishers,
     operators,
     snapshotTtlSeconds: ttl as number,
+    ...(voids ? { voidRefusedEntries: true as const } : {}),
   };
 }
 

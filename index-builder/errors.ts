@@ -101,6 +101,11 @@ export type ProblemCode =
   /** The store lists the upload but cannot give its bytes (StoreError STORE_UNREADABLE): left where it is. */
   | 'UPLOAD_UNREADABLE'
   | 'SUBMISSION_WRITE_FAILED'
+  /**
+   * Its publish was logged, then its plugin document refused for good by the store: the registry voided its
+   * log entry (config `voidRefusedEntries`, pipeline/index.ts `voidRefusedPlugin`), and it never took effect.
+   */
+  | 'LOGGED_ENTRY_VOIDED'
   /** The plugin's page or document would grow past what the registry renders (render/html.ts). */
   | 'PLUGIN_TOO_LARGE'
   | 'VERSION_REMOVED'

@@ -137,7 +137,7 @@ export interface SubmissionFailure {
   /** The code of the problem its outcome records. */
   readonly code: Extract<
     ProblemCode,
-    'SUBMISSION_WRITE_FAILED' | 'SUBMISSION_UNREADABLE' | 'UPLOAD_UNREADABLE'
+    'SUBMISSION_WRITE_FAILED' | 'SUBMISSION_UNREADABLE' | 'UPLOAD_UNREADABLE' | 'LOGGED_ENTRY_VOIDED'
   >;
   /** What failed, as it was thrown (a StoreError, with the SDK's error as its `cause`). */
   readonly error: unknown;

@@ -55,12 +55,15 @@ import {
   isPluginDocumentKey,
   listPluginNames,
   pluginDocumentKey,
+  pluginPageKey,
   REVOKED_KEYS_KEY,
   SNAPSHOT_KEY,
+  signatureKey,
   versionKeys,
 } from '../layout.ts';
 import { versionFiles } from '../lifecycle.ts';
 import { allSettledValues, forEachLimited } from '../limited.ts';
+import { signVoid } from '../log-void.ts';
 import { writeLookAlikeIndex } from '../look-alike.ts';
 import type { Manifest, PluginDocument, SnapshotDocument } from '../model.ts';
 import { ociRepositoryEntries, writeOciRepositoryIndex } from '../oci-repositories.ts';
@@ -416,7 +419,7 @@ async function deleteRefusedVersions(
   ctx: PipelineContext,
   refused: readonly RefusedVersion[],
   view: BatchView,
-  folded: Folded,
+  folded: Pick<Folded, 'docs'>,
 ): Promise<void> {
   // What the plugin's documents point at, published or as the batch leaves them, is never deleted, whatever
   // the judging said: a guard against a record the judging does not take for the version (one without
@@ -765,6 +768,156 @@ function actionRecordFailure(items: readonly BatchItem[], error: unknown): unkno
   return loggedAmong(ordered, error, `writing the plugin's action order ${error.key}`) ?? error;
 }
 
+/** What `voidRefusedPlugin` reads and changes of the batch. */
+interface Voiding {
+  readonly items: readonly BatchItem[];
+  readonly folded: Pick<Folded, 'changedBy' | 'resumedOn'>;
+  readonly log: LogWriter;
+  readonly view: BatchView;
+  readonly catalog: Catalog;
+  readonly processed: string;
+}
+
+/**
+ * LOGGED_ENTRY_VOIDED: the publish of `subject` was logged at `seq`, then its plugin's documents refused for
+ * good, and the registry voided that entry: it never took effect. In stable terms, as SUBMISSION_WRITE_FAILED
+ * is; the store's error goes to the operator.
+ */
+function voidedProblem(subject: string, seq: number): Problem {
+  return problem(
+    'LOGGED_ENTRY_VOIDED',
+    'bundle:',
+    `${subject} was recorded in the transparency log (entry ${seq}) and the registry then failed writing its plugin's documents for good: it voided that entry, so this publish never took effect; its operator's log has the details, under this submission's id`,
+    {
+      expected:
+        "a submission every store can publish (please report this to the registry operator, naming this submission's id; once they mend it, submit it again, unchanged: it is judged anew)",
+    },
+  );
+}
+
+/**
+ * The registry config's `voidRefusedEntries`: the store refused plugin `name`'s documents for good (`error`,
+ * LOGGED_PUBLISH_FAILED from `pluginWriteFailure`) once the log held what changed it. When every such change
+ * is a publish this batch or a run that died logged and no published snapshot counts (a void of an entry a
+ * head counted is refused by clients, LOG_VOID_OF_SEEN), the store is put back to the plugin as published
+ * (its document written again, or, new, its documents deleted), then each entry is voided (a `void` the
+ * registry signs, log-void.ts, with an intent naming its upload: a retry records the rejection rather than
+ * log the upload again, `rejectVoidedByDeadRun`), flushed, and each upload rejected LOGGED_ENTRY_VOIDED,
+ * its version's files deleted. Returns false, changing nothing, when any of that does not hold (the batch
+ * then fails as before): an action behind the plugin, a published document caught up, a restore refused.
+ * Write order, for a crash at any point: the plugin as published (a retry meets the entry standing and the
+ * same refusal), the void (a retry rejects by its intent), then the outcome (step 8, as every outcome).
+ */
+async function voidRefusedPlugin(
+  ctx: PipelineContext,
+  name: string,
+  voiding: Voiding,
+  error: unknown,
+): Promise<boolean> {
+  const { items, folded, log, view, catalog, processed } = voiding;
+  if (ctx.config.voidRefusedEntries !== true) return false;
+  const resumed = items.some(
+    ({ evaluation: e }) => e.kind === 'already-published' && e.resumed && e.manifest.name === name,
+  );
+  if (resumed || (folded.resumedOn.get(name)?.length ?? 0) > 0) return false;
+  const behind = new Map<BatchItem, { readonly seq: number; readonly accepted: Accepted }>();
+  for (const item of folded.changedBy.get(name) ?? []) {
+    const evaluation = item.evaluation;
+    if (evaluation.kind !== 'accepted') return false;
+    const seq = evaluation.logged?.seq ?? item.seq;
+    if (seq === undefined || seq < log.vouched) return false;
+    behind.set(item, { seq, accepted: evaluation });
+  }
+  if (behind.size === 0) return false;
+  const key = pluginDocumentKey(name);
+  const page = pluginPageKey(name);
+  // The page may be what the store refuses (a folder where it goes): no snapshot binds it, the document and
+  // its signature (written before a failure is thrown, allWritten) are what must be the published ones.
+  const pageRefused = (failure: unknown) => {
+    if (!(failure instanceof StoreError && failure.permanent && failure.key === page)) throw failure;
+  };
+  try {
+    const published = await view.published(name);
+    if (published) {
+      const signed = await signPlugin(ctx, renderPlugin(published, identityOf(ctx.config)), 'interrupted');
+      await signed.write().catch(pageRefused);
+      catalog.plugins.set(name, signed.line);
+    } else {
+      await ctx.site.delete(key);
+      await ctx.site.delete(signatureKey(key));
+      await ctx.site.delete(page).catch(pageRefused);
+      await cleanInterruptedVariants(ctx, [key]);
+      catalog.plugins.delete(name);
+    }
+  } catch (failure) {
+    if (failure instanceof StoreError && failure.permanent) return false;
+    throw failure;
+  }
+  const reason = `the registry failed writing the plugin's documents for good (${errorName(error)})`;
+  for (const [item, { seq }] of [...behind].sort(([, a], [, b]) => a.seq - b.seq)) {
+    const voided = await log.read(seq);
+    if (!voided) return false;
+    const fields = await signVoid({
+      voided,
+      reason,
+      time: processed,
+      signer: ctx.signer,
+      registry: ctx.config.url,
+    });
+    log.append(fields, item.upload.id);
+  }
+  await log.flush();
+  const refused: RefusedVersion[] = [];
+  for (const [item, { seq, accepted }] of behind) {
+    const { manifest, publisher, sourceSha256 } = accepted;
+    const subject = subjectOf(item) as string;
+    ctx.onSubmissionFailure?.({
+      submission: item.upload.key,
+      id: item.upload.id,
+      code: 'LOGGED_ENTRY_VOIDED',
+      error,
+    });
+    item.evaluation = rejected([voidedProblem(subject, seq)], { manifest, publisher });
+    refused.push({ item, manifest, sourceSha256 });
+  }
+  // Its files, which no document points at now (the plugin's as published is the one referenced).
+  await deleteRefusedVersions(ctx, refused, view, { docs: new Map() });
+  return true;
+}
+
+/** The code of a refusal, as a void's reason names it: the store's, under LOGGED_PUBLISH_FAILED. */
+function errorName(error: unknown): string {
+  const cause = error instanceof PlugindexError && error.cause !== undefined ? error.cause : error;
+  return cause instanceof StoreError ? `${cause.name} ${cause.code}` : 'an unexpected error';
+}
+
+/**
+ * Rejects LOGGED_ENTRY_VOIDED each upload whose publish a run that died voided (`voidRefusedPlugin`, its void's
+ * intent naming it) before it recorded its outcome: judged anew, it was logged again and refused again, an
+ * entry and a void more at every retry.
+ */
+async function rejectVoidedByDeadRun(
+  ctx: PipelineContext,
+  items: readonly BatchItem[],
+  log: LogWriter,
+): Promise<void> {
+  for (const item of items) {
+    const evaluation = item.evaluation;
+    if (evaluation.kind !== 'accepted' || item.fromLog) continue;
+    const voids = await log.voidFor(item.upload.id);
+    if (!voids) continue;
+    const seq = Number(voids.detail?.entry);
+    ctx.onSubmissionFailure?.({
+      submission: item.upload.key,
+      id: item.upload.id,
+      code: 'LOGGED_ENTRY_VOIDED',
+      error: new Error(`log entry ${seq} voided at entry ${voids.seq} (${voids.detail?.reason})`),
+    });
+    const { manifest, publisher } = evaluation;
+    item.evaluation = rejected([voidedProblem(subjectOf(item) as string, seq)], { manifest, publisher });
+  }
+}
+
 async function writeChangedPlugins(
   ctx: PipelineContext,
   rendered: readonly RenderedPlugin[],
@@ -774,8 +927,10 @@ async function writeChangedPlugins(
   items: readonly BatchItem[],
   folded: Pick<Folded, 'changedBy' | 'resumedOn'>,
   interrupted: ReadonlySet<string>,
-): Promise<{ readonly written: Promise<void> }> {
+): Promise<{ readonly written: Promise<void>; readonly refused: () => string | undefined }> {
   await recorded;
+  // The plugin whose documents the store refused for good, first: one the registry may void (`voidRefusedPlugin`).
+  let refused: string | undefined;
   // Each written as soon as it is signed, at most BATCH_WRITE_CONCURRENCY plugins at a time.
   const writes = new BoundedWork(BATCH_WRITE_CONCURRENCY);
   let failed = false;
@@ -794,6 +949,7 @@ async function writeChangedPlugins(
       writes.run(async () => {
         if (failed) return; // the batch fails, to be retried whole: no use writing more
         await signed.write().catch((error: unknown) => {
+          if (!failed && error instanceof StoreError && error.permanent) refused = name;
           failed = true;
           throw pluginWriteFailure(name, items, folded, error);
         });
@@ -808,7 +964,7 @@ async function writeChangedPlugins(
   }
   const written = writes.settled();
   written.catch(() => undefined); // awaited by the caller, after the commit it gates
-  return { written };
+  return { written, refused: () => refused };
 }
 
 /**
@@ -906,6 +1062,7 @@ export async function processSubmissions(
   versions.assertNoneLogged(log);
   resumePublished(items, log);
   markLogged(items, log);
+  await rejectVoidedByDeadRun(ctx, items, log);
   const catalog = await currentCatalog(ctx, opened);
   const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, processed);
   const refused = versions.refused();
@@ -970,33 +1127,47 @@ export async function processSubmissions(
   // Write steps 5 to 7, once for the whole batch (index documents also when an earlier batch left them
   // pending and this caller does not defer); a snapshot is owed too when the log grew past the published one.
   // Rendered while the plugin documents are written; written after them.
-  const plugins = await writeChangedPlugins(
-    ctx,
-    rendered,
-    catalog,
-    recorded,
-    view,
-    items,
-    folded,
-    interrupted,
-  );
-  ctx.onStep?.('plugin-documents');
-  const committing =
-    changed.size > 0 || documents.length > 0 || log.unvouched || (!defer && catalog.indexesPending)
-      ? commitGeneration(
-          { ...ctx, site: writingAfter(ctx.site, plugins.written) },
-          catalog,
-          changed,
-          defer,
-          documents,
-        )
-      : Promise.resolve(null);
-  // Both settled, whatever fails: nothing of this batch is still running when it returns or throws. A plugin
-  // document's failure first: the commit's writes failed with it, and wrote nothing.
-  const [committed, pluginsWritten] = await Promise.allSettled([committing, plugins.written]);
-  if (pluginsWritten.status === 'rejected') throw pluginsWritten.reason;
-  if (committed.status === 'rejected') throw revokedWriteFailure(items, folded, committed.reason);
-  const generation = committed.value;
+  let generation: number | null = null;
+  let toWrite = rendered;
+  for (let pass = 0; ; pass++) {
+    const plugins = await writeChangedPlugins(
+      ctx,
+      toWrite,
+      catalog,
+      recorded,
+      view,
+      items,
+      folded,
+      interrupted,
+    );
+    if (pass === 0) ctx.onStep?.('plugin-documents');
+    const committing =
+      changed.size > 0 || documents.length > 0 || log.unvouched || (!defer && catalog.indexesPending)
+        ? commitGeneration(
+            { ...ctx, site: writingAfter(ctx.site, plugins.written) },
+            catalog,
+            changed,
+            defer,
+            documents,
+          )
+        : Promise.resolve(null);
+    // Both settled, whatever fails: nothing of this batch is still running when it returns or throws. A
+    // plugin document's failure first: the commit's writes failed with it, and wrote nothing.
+    const [committed, pluginsWritten] = await Promise.allSettled([committing, plugins.written]);
+    if (pluginsWritten.status === 'rejected') {
+      // Opted in, a publish whose document the store refuses for good is voided, and the rest written again
+      // (each document rewritten the same) and committed without it; else the batch fails, as it always did.
+      const name = plugins.refused();
+      const voiding = { items, folded, log, view, catalog, processed };
+      if (name === undefined || !(await voidRefusedPlugin(ctx, name, voiding, pluginsWritten.reason)))
+        throw pluginsWritten.reason;
+      toWrite = toWrite.filter((plugin) => plugin.doc.name !== name);
+      continue;
+    }
+    if (committed.status === 'rejected') throw revokedWriteFailure(items, folded, committed.reason);
+    generation = committed.value;
+    break;
+  }
   // The files of removed versions, once no document the snapshot binds points at them.
   for (const key of folded.removedFiles) await ctx.site.delete(key);
   ctx.onStep?.('committed');

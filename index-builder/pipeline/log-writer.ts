@@ -438,7 +438,13 @@ async function pairLogHead(ctx: PipelineContext, keys: Key[], signed: LogHead): 
 function isOwedIntent(intent: LogIntent): boolean {
   // A malformed intent (a record changed by hand) names no entry `open` could find: it is owed nothing.
   if (!Number.isSafeInteger(intent.seq) || intent.seq < 0 || typeof intent.digest !== 'string') return false;
-  return typeof intent.type === 'string' && intent.type !== 'rotate-key' && intent.unowed !== true;
+  // A void's intent (pipeline/index.ts `voidRefusedPlugin`) names the upload it rejects: nothing to finish.
+  return (
+    typeof intent.type === 'string' &&
+    intent.type !== 'rotate-key' &&
+    intent.type !== 'void' &&
+    intent.unowed !== true
+  );
 }
 
 /**
@@ -628,6 +634,16 @@ export class LogWriter {
     return standing;
   }
 
+  /** A void appended: the entry it names stands for nothing from now on, as `#standing` notes one read. */
+  #voids(entry: LogEntry): void {
+    const seq = Number(entry.detail?.entry);
+    const voided = [...this.#unvouched].find(([, e]) => e.seq === seq);
+    if (voided) {
+      this.#unvouched.delete(voided[0]);
+      this.voided.add(seq).add(voided[1].digest);
+    } else this.voided.add(seq);
+  }
+
   #remember(entry: LogEntry): void {
     if (!this.voided.has(entry.seq)) this.#unvouched.set(`${entry.type} ${entry.digest}`, entry);
   }
@@ -656,6 +672,21 @@ export class LogWriter {
     for (const intents of this.#records.values()) {
       const intent = intents.get(id);
       if (intent) return intent;
+    }
+    return undefined;
+  }
+
+  /**
+   * The void a run that died appended for submission `id` (its intent record names it, pipeline/index.ts
+   * `voidRefusedPlugin`), when the log holds it at that seq: that run voided the upload's publish and died
+   * before recording its outcome, which this batch records rather than log the upload again.
+   */
+  async voidFor(id: string): Promise<LogEntry | undefined> {
+    for (const intents of this.#records.values()) {
+      const intent = intents.get(id);
+      if (intent?.type !== 'void') continue;
+      const entry = (await this.read(intent.seq))?.entry;
+      if (entry?.type === 'void' && entry.digest === intent.digest) return entry;
     }
     return undefined;
   }
@@ -704,6 +735,24 @@ export class LogWriter {
       });
   }
 
+  /** How many entries the published snapshot vouches for: a void of one of them is refused (LOG_VOID_OF_SEEN). */
+  get vouched(): number {
+    return this.#vouched;
+  }
+
+  /**
+   * Entry `seq` as the log holds it (its line and hash, what a void names), read from its segment, checked
+   * at `open`; undefined when it is past the head.
+   */
+  async read(seq: number): Promise<ReadEntry | undefined> {
+    if (seq >= this.#head.length) return undefined;
+    const index = segmentOf(seq);
+    const line = (await this.#segment(index))[seq - index * LOG_SEGMENT_ENTRIES];
+    return line === undefined
+      ? undefined
+      : { entry: JSON.parse(line) as LogEntry, line, hash: lineHash(line) };
+  }
+
   /** True when the log holds entries the published snapshot does not vouch for: a snapshot is owed. */
   get unvouched(): boolean {
     return this.#head.length > this.#vouched;
@@ -722,6 +771,7 @@ export class LogWriter {
     lines.length = entry.seq - index * LOG_SEGMENT_ENTRIES;
     lines.push(line);
     this.#dirty.add(index);
+    if (entry.type === 'void') this.#voids(entry);
     this.#remember(entry);
     if (intent !== undefined)
       this.#intents.set(intent, { seq: entry.seq, type: entry.type, digest: entry.digest });

@@ -4,9 +4,10 @@
  * the operator sees today, on the real store. What is logged
  * is never refused (ARCHITECTURE, "One submission cannot stop a batch"), so every batch fails and every
  * other upload waits in incoming/ without an outcome until the operator mends the path. This is the known
- * gap these tests pin down as it is, so a change to it is made knowingly: letting the others publish
- * meanwhile needs the log to say, honestly, that the entry never took effect: an entry type older clients
- * refuse (ARCHITECTURE, the same section). Not on S3: s3rver refuses no key or body for good that the S3
+ * gap these tests pin down as it is for a registry that did not opt in to voids, so a change to it is made
+ * knowingly: letting the others publish meanwhile needs the log to say, honestly, that the entry never took
+ * effect, an entry type older clients refuse (ARCHITECTURE, the same section); a registry whose config sets
+ * `voidRefusedEntries` voids a publish whose plugin document is refused (void-writer.test.ts). Not on S3: s3rver refuses no key or body for good that the S3
  * store's own key check lets through, and a store that fails on purpose is isolation.test.ts's, but for the
  * last test here, whose passing failure (a mock) the filesystem store gives only on a failing disk.
  */

@@ -1,0 +1,279 @@
+/**
+ * The registry writing a void (config `voidRefusedEntries`, pipeline/index.ts `voidRefusedPlugin`): a publish
+ * logged, then its plugin document refused for good by the store (a folder where its page goes, on the
+ * filesystem store), is voided by the registry's key within the batch, its upload rejected
+ * LOGGED_ENTRY_VOIDED, and the rest of the batch and later batches publish. Served over a socket by the local
+ * server, so `verify --url` and a client read what the pipeline published. Without the setting, the known gap
+ * stands (refused-recovery.test.ts): every batch fails LOGGED_PUBLISH_FAILED.
+ */
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FsStore } from '../../../adapters/fs-store.ts';
+import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
+import { verifyRegistry } from '../../../cli/verify.ts';
+import { forgetBins } from '../../../index-builder/catalog.ts';
+import type { RegistryConfig } from '../../../index-builder/config.ts';
+import { submissionIdFromBytes } from '../../../index-builder/layout.ts';
+import { logSegmentKey, parseSegment } from '../../../index-builder/log.ts';
+import {
+  type BatchStep,
+  type PipelineContext,
+  processSubmissions,
+  type SubmissionFailure,
+} from '../../../index-builder/pipeline/index.ts';
+import type { SubmissionOutcome } from '../../../index-builder/pipeline/outcomes.ts';
+import { listAll } from '../../../index-builder/store.ts';
+import { httpClient } from '../../support/client.ts';
+import { encode, makeBundle, makeRegistry, nextUploadName, validManifest } from '../../support/fixtures.ts';
+
+const NOW = new Date('2026-11-02T00:00:00Z');
+const LINUX = { os: 'linux', arch: 'amd64' } as const;
+const REASON = "the registry failed writing the plugin's documents for good (StoreError STORE_REFUSED)";
+
+/** A bundle of `name`@`version` with a linux/amd64 artifact: what a client installs. */
+const installable = (name: string, version = '1.0.0') =>
+  makeBundle({
+    manifest: validManifest({ name, version }),
+    artifacts: [{ ...LINUX, name, body: encode(`#!/bin/sh\necho ${name}\n`) }],
+  });
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A registry on two filesystem stores, its site served over a socket (its config names that URL). */
+async function servedOnDisk(config: Partial<RegistryConfig> = { voidRefusedEntries: true }) {
+  const root = await mkdtemp(path.join(tmpdir(), 'plugindex-void-writer-'));
+  cleanups.push(() => rm(root, { recursive: true, force: true }));
+  const siteRoot = path.join(root, 'site');
+  const listening = await listenRegistryServer(createRegistryServer({ site: new FsStore(siteRoot) }), 0);
+  cleanups.push(listening.close);
+  const base = await makeRegistry({ url: listening.url, ...config });
+  const told: SubmissionFailure[] = [];
+  const context: PipelineContext = {
+    ...base.context,
+    intake: new FsStore(path.join(root, 'intake')),
+    site: new FsStore(siteRoot),
+    onSubmissionFailure: (failure) => told.push(failure),
+  };
+  const submit = async (bundle: Uint8Array): Promise<{ key: string; id: string }> => {
+    const key = `incoming/${nextUploadName()}.tgz`;
+    await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+    return { key, id: submissionIdFromBytes(key, bundle) };
+  };
+  const batch = async (keys?: string[], onStep?: (step: BatchStep) => void) => {
+    try {
+      return await processSubmissions({ ...context, ...(onStep ? { onStep } : {}) }, keys);
+    } finally {
+      forgetBins(context.intake); // the next batch is another process
+    }
+  };
+  const incoming = async () => (await listAll(context.intake, 'incoming/')).map((o) => o.key).sort();
+  const outcome = async (id: string) => {
+    const read = await context.intake.get(`status/${id}.json`);
+    return read && (JSON.parse(new TextDecoder().decode(read.body)) as SubmissionOutcome);
+  };
+  const entries = async () => {
+    const segment = await context.site.get(logSegmentKey(0));
+    return parseSegment(segment?.body ?? new Uint8Array(), 0).map((read) => read.entry);
+  };
+  const verify = () =>
+    verifyRegistry({ url: listening.url, pinnedKey: base.registryKey.publicKey, now: NOW });
+  return {
+    root,
+    siteRoot,
+    url: listening.url,
+    base,
+    context,
+    told,
+    submit,
+    batch,
+    incoming,
+    outcome,
+    entries,
+    verify,
+  };
+}
+
+type Served = Awaited<ReturnType<typeof servedOnDisk>>;
+
+const outcomesOf = (result: Awaited<ReturnType<typeof processSubmissions>>) =>
+  result.outcomes.map((o) => [o.plugin, o.version, o.status, o.seq, o.problems.map((p) => p.code)]);
+
+/** A folder where demo-plugin's page goes (EISDIR: STORE_REFUSED), which nothing checks before the log. */
+async function pageFolder(registry: Served): Promise<void> {
+  const page = path.join(registry.siteRoot, 'plugins/demo-plugin/index.html');
+  await rm(page, { force: true });
+  await mkdir(page, { recursive: true });
+}
+
+/** first-plugin published; a client installs it, remembering the log of one entry. */
+async function clientSawFirst(registry: Served) {
+  const first = await registry.submit(await installable('first-plugin'));
+  await registry.batch([first.key]);
+  const home = await mkdtemp(path.join(registry.root, 'home-'));
+  const client = httpClient(home);
+  cleanups.push(() => client.close());
+  await client.addRegistry({
+    name: 'main',
+    url: registry.url,
+    pin: { armored: registry.base.registryKey.publicKey },
+  });
+  const dir = path.join(home, 'plugins');
+  await client.install({
+    requests: ['first-plugin'],
+    lockfile: path.join(home, 'a.lock'),
+    dir,
+    platform: LINUX,
+  });
+  return { home, dir };
+}
+
+describe('when the store refuses a new plugin document for good, the registry opted in to voids', () => {
+  it('voids its entry in the batch, rejects its upload, and publishes the rest for clients that saw the log', async () => {
+    // Prepare: first-plugin published, a client's install of it. A folder where demo-plugin's page goes;
+    // demo-plugin and other-plugin uploaded, one batch.
+    const registry = await servedOnDisk();
+    const { home, dir } = await clientSawFirst(registry);
+    await pageFolder(registry);
+    const stuck = await registry.submit(await makeBundle());
+    const other = await registry.submit(await installable('other-plugin'));
+
+    // Act
+    const result = await registry.batch();
+
+    // Assert: demo-plugin logged (entry 1), other-plugin (entry 2), the void of entry 1 (entry 3), signed by
+    // the registry's key; demo-plugin rejected LOGGED_ENTRY_VOIDED naming entry 1 (before: the batch failed
+    // LOGGED_PUBLISH_FAILED, every upload waiting), other-plugin published.
+    expect(outcomesOf(result)).toEqual([
+      ['demo-plugin', '1.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+      ['other-plugin', '1.0.0', 'accepted', 2, []],
+    ]);
+    expect((await registry.outcome(stuck.id))?.problems[0]?.message).toContain('(entry 1)');
+    expect(await registry.incoming()).toEqual([]);
+    expect(await registry.outcome(other.id)).toMatchObject({ status: 'accepted', seq: 2 });
+    expect(registry.told.map((t) => [t.id, t.code])).toEqual([[stuck.id, 'LOGGED_ENTRY_VOIDED']]);
+    expect((await registry.entries()).map((e) => [e.seq, e.type, e.plugin, e.detail?.entry])).toEqual([
+      [0, 'publish', 'first-plugin', undefined],
+      [1, 'publish', 'demo-plugin', undefined],
+      [2, 'publish', 'other-plugin', undefined],
+      [3, 'void', 'demo-plugin', '1'],
+    ]);
+    // Nothing of demo-plugin is left published: its document and its version's files.
+    expect(await registry.context.site.head('plugins/demo-plugin/index.json')).toBeUndefined();
+    expect(await registry.context.site.head('plugins/demo-plugin/1.0.0/manifest.json')).toBeUndefined();
+    const report = await registry.verify();
+    expect(report).toMatchObject({ plugins: 2, log: { length: 4 } });
+    expect(report.voided).toEqual([
+      { seq: 1, type: 'publish', plugin: 'demo-plugin', version: '1.0.0', by: 3, reason: REASON },
+    ]);
+    // Another run of the client (the log of one entry it saw) updates and installs.
+    const later = httpClient(home);
+    cleanups.push(() => later.close());
+    const [updated] = await later.updateRegistries(['main']);
+    expect(updated?.error).toBeUndefined();
+    expect(updated).toMatchObject({ report: { changed: true } });
+    const installed = await later.install({
+      requests: ['other-plugin'],
+      lockfile: path.join(home, 'b.lock'),
+      dir,
+      platform: LINUX,
+    });
+    expect(installed.items.map((item) => [item.name, item.version])).toEqual([['other-plugin', '1.0.0']]);
+
+    // A later batch publishes; once the folder is taken away, demo-plugin submitted again is judged anew.
+    await rm(path.join(registry.siteRoot, 'plugins/demo-plugin/index.html'), { recursive: true });
+    const third = await registry.submit(await installable('third-plugin'));
+    const again = await registry.submit(await makeBundle());
+    expect(outcomesOf(await registry.batch([third.key, again.key]))).toEqual([
+      ['third-plugin', '1.0.0', 'accepted', 4, []],
+      ['demo-plugin', '1.0.0', 'accepted', 5, []],
+    ]);
+    expect(await registry.verify()).toMatchObject({ plugins: 4, log: { length: 6 } });
+  }, 90_000);
+});
+
+describe("when the store refuses a published plugin's new document for good, the registry opted in to voids", () => {
+  it('puts its published document back, voids the entry, and the plugin stays as it was', async () => {
+    // Prepare: demo-plugin@1.0.0 published; then a folder where its page goes, and 2.0.0 uploaded.
+    const registry = await servedOnDisk();
+    await registry.batch([(await registry.submit(await installable('demo-plugin'))).key]);
+    const published = await registry.context.site.get('plugins/demo-plugin/index.json');
+    await pageFolder(registry);
+    const stuck = await registry.submit(await installable('demo-plugin', '2.0.0'));
+
+    // Act
+    const result = await registry.batch();
+
+    // Assert: 2.0.0 voided (its document, written beside the refused page, put back as published).
+    expect(outcomesOf(result)).toEqual([
+      ['demo-plugin', '2.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+    ]);
+    expect(await registry.outcome(stuck.id)).toMatchObject({ status: 'rejected' });
+    expect((await registry.context.site.get('plugins/demo-plugin/index.json'))?.body).toEqual(
+      published?.body,
+    );
+    const report = await registry.verify();
+    expect(report).toMatchObject({ plugins: 1, log: { length: 3 } });
+    expect(report.voided).toEqual([
+      { seq: 1, type: 'publish', plugin: 'demo-plugin', version: '2.0.0', by: 2, reason: REASON },
+    ]);
+  }, 60_000);
+});
+
+describe('when a batch that voided a publish dies before recording its outcome', () => {
+  it('rejects the upload by the void its retry finds, logging it no more', async () => {
+    // Prepare: the batch voids demo-plugin's publish (entry 0, void entry 2) and dies once it has committed.
+    const registry = await servedOnDisk();
+    await pageFolder(registry);
+    const stuck = await registry.submit(await makeBundle());
+    await registry.submit(await installable('other-plugin'));
+    const onStep = (step: BatchStep): void => {
+      if (step === 'committed') throw new Error('killed after the commit');
+    };
+    await expect(registry.batch(undefined, onStep)).rejects.toThrow('killed after the commit');
+    expect(await registry.incoming()).toHaveLength(2);
+
+    // Act
+    const result = await registry.batch();
+
+    // Assert: its rejection recorded from the void (before the intent, it was logged again, entry 3, and voided
+    // again, at every retry); the log as the dead run left it.
+    expect(outcomesOf(result)).toEqual([
+      ['demo-plugin', '1.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+      ['other-plugin', '1.0.0', 'accepted', 1, []],
+    ]);
+    expect(await registry.outcome(stuck.id)).toMatchObject({ status: 'rejected' });
+    expect(await registry.incoming()).toEqual([]);
+    expect((await registry.entries()).map((e) => e.type)).toEqual(['publish', 'publish', 'void']);
+    expect((await registry.verify()).voided).toHaveLength(1);
+  }, 60_000);
+});
+
+describe('when the store refuses a plugin document for good and the registry did not opt in to voids', () => {
+  it('fails the batch LOGGED_PUBLISH_FAILED as before, appending no void', async () => {
+    const registry = await servedOnDisk({});
+    await pageFolder(registry);
+    const stuck = await registry.submit(await makeBundle());
+    const other = await registry.submit(await installable('other-plugin'));
+
+    await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+
+    expect(await registry.incoming()).toEqual([stuck.key, other.key].sort());
+    expect(await registry.outcome(other.id)).toBeUndefined();
+    expect((await registry.entries()).map((e) => e.type)).toEqual(['publish', 'publish']);
+    expect(registry.told).toEqual([]);
+  }, 60_000);
+});
+
+describe('the registry config', () => {
+  it('refuses a voidRefusedEntries that is not a boolean', async () => {
+    await expect(makeRegistry({ voidRefusedEntries: 'yes' as unknown as true })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('/voidRefusedEntries'),
+    });
+  });
+});
