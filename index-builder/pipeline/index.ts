@@ -853,7 +853,9 @@ async function voidRefusedPlugin(
     if (failure instanceof StoreError && failure.permanent) return false;
     throw failure;
   }
-  const reason = `the registry failed writing the plugin's documents for good (${errorName(error)})`;
+  // The store's refusal, which the operator is told: LOGGED_PUBLISH_FAILED says the batch fails, and it does not.
+  const refusal = error instanceof PlugindexError && error.cause !== undefined ? error.cause : error;
+  const reason = `the registry failed writing the plugin's documents for good (${errorName(refusal)})`;
   for (const [item, { seq }] of [...behind].sort(([, a], [, b]) => a.seq - b.seq)) {
     const voided = await log.read(seq);
     if (!voided) return false;
@@ -875,7 +877,7 @@ async function voidRefusedPlugin(
       submission: item.upload.key,
       id: item.upload.id,
       code: 'LOGGED_ENTRY_VOIDED',
-      error,
+      error: refusal,
     });
     item.evaluation = rejected([voidedProblem(subject, seq)], { manifest, publisher });
     refused.push({ item, manifest, sourceSha256 });
@@ -885,10 +887,9 @@ async function voidRefusedPlugin(
   return true;
 }
 
-/** The code of a refusal, as a void's reason names it: the store's, under LOGGED_PUBLISH_FAILED. */
+/** The code of a refusal, as a void's reason names it. */
 function errorName(error: unknown): string {
-  const cause = error instanceof PlugindexError && error.cause !== undefined ? error.cause : error;
-  return cause instanceof StoreError ? `${cause.name} ${cause.code}` : 'an unexpected error';
+  return error instanceof StoreError ? `${error.name} ${error.code}` : 'an unexpected error';
 }
 
 /**

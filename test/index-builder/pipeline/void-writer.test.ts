@@ -15,6 +15,7 @@ import { createRegistryServer, listenRegistryServer } from '../../../cli/local/s
 import { verifyRegistry } from '../../../cli/verify.ts';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import type { RegistryConfig } from '../../../index-builder/config.ts';
+import { StoreError } from '../../../index-builder/errors.ts';
 import { submissionIdFromBytes } from '../../../index-builder/layout.ts';
 import { logSegmentKey, parseSegment } from '../../../index-builder/log.ts';
 import {
@@ -155,7 +156,10 @@ describe('when the store refuses a new plugin document for good, the registry op
     expect((await registry.outcome(stuck.id))?.problems[0]?.message).toContain('(entry 1)');
     expect(await registry.incoming()).toEqual([]);
     expect(await registry.outcome(other.id)).toMatchObject({ status: 'accepted', seq: 2 });
-    expect(registry.told.map((t) => [t.id, t.code])).toEqual([[stuck.id, 'LOGGED_ENTRY_VOIDED']]);
+    // The operator is told the store's refusal, under the upload's id.
+    expect(registry.told).toEqual([
+      expect.objectContaining({ id: stuck.id, code: 'LOGGED_ENTRY_VOIDED', error: expect.any(StoreError) }),
+    ]);
     expect((await registry.entries()).map((e) => [e.seq, e.type, e.plugin, e.detail?.entry])).toEqual([
       [0, 'publish', 'first-plugin', undefined],
       [1, 'publish', 'demo-plugin', undefined],
@@ -219,6 +223,33 @@ describe("when the store refuses a published plugin's new document for good, the
     const report = await registry.verify();
     expect(report).toMatchObject({ plugins: 1, log: { length: 3 } });
     expect(report.voided).toEqual([
+      { seq: 1, type: 'publish', plugin: 'demo-plugin', version: '2.0.0', by: 2, reason: REASON },
+    ]);
+  }, 60_000);
+});
+
+describe('when a run that died logged a publish whose plugin document the store then refuses for good', () => {
+  it('voids the entry the dead run appended, and its upload is rejected', async () => {
+    // Prepare: demo-plugin@1.0.0 published (entry 0); a run logs 2.0.0 (entry 1) and dies; then a folder
+    // where the plugin's page goes.
+    const registry = await servedOnDisk();
+    await registry.batch([(await registry.submit(await installable('demo-plugin'))).key]);
+    const stuck = await registry.submit(await installable('demo-plugin', '2.0.0'));
+    const onStep = (step: BatchStep): void => {
+      if (step === 'logged') throw new Error('killed after the log');
+    };
+    await expect(registry.batch([stuck.key], onStep)).rejects.toThrow('killed after the log');
+    await pageFolder(registry);
+
+    // Act
+    const result = await registry.batch();
+
+    // Assert: the retry resumes the logged publish, meets the refusal, and voids entry 1 (entry 2).
+    expect(outcomesOf(result)).toEqual([
+      ['demo-plugin', '2.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+    ]);
+    expect(await registry.incoming()).toEqual([]);
+    expect((await registry.verify()).voided).toEqual([
       { seq: 1, type: 'publish', plugin: 'demo-plugin', version: '2.0.0', by: 2, reason: REASON },
     ]);
   }, 60_000);
