@@ -653,7 +653,11 @@ async function verifyWith(
     return (await reader.load(request)) ?? reader.load({ ...request, pastCaches: true });
   };
   disagreements.push(
-    ...(await compareRotations(entries, snapshot.key_rotations ?? 0, snapshot.registry, rotation)),
+    ...(await compareRotations(
+      entries,
+      { counted: snapshot.key_rotations ?? 0, registry: snapshot.registry, fingerprint: key.fingerprint },
+      rotation,
+    )),
   );
   if (disagreements.length > 0) throw new LogDisagreementError(disagreements);
   if (options.stateFile)

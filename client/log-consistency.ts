@@ -29,11 +29,17 @@
  * const found = [...compareDocument(fold, doc), ...missingPlugins(fold, names)];
  */
 import { ACTION_CLOCK_SKEW_MS, type ReadAction, readSignedAction } from '../index-builder/actions.ts';
+import { TrustError } from '../index-builder/errors.ts';
 import { registryIdentity, versionIdentity } from '../index-builder/layout.ts';
 import { createdInstant, deprecationStatementOf, slotRecord } from '../index-builder/lifecycle.ts';
 import { type LogEntry, NO_EFFECT, type ReadEntry } from '../index-builder/log.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
-import { type ReadRotation, readSignedRotation, rotationKey } from '../index-builder/rotation.ts';
+import {
+  type ReadRotation,
+  readSignedRotation,
+  rotationKey,
+  verifyRotationStep,
+} from '../index-builder/rotation.ts';
 import { type PublicKeyInfo, readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
 
 export type LogDisagreementCode =
@@ -83,7 +89,12 @@ export type LogDisagreementCode =
   /** A rotation document served that is not the rotation its entry records (other keys, digest, mark...). */
   | 'LOG_ROTATION_DIFFERS'
   /** A rotation the snapshot counts (its `key_rotations`) that no rotate-key entry records. */
-  | 'LOG_ROTATION_UNLOGGED';
+  | 'LOG_ROTATION_UNLOGGED'
+  /**
+   * Rotations logged and served alike that do not chain: one from another key than the one before it
+   * rotated to, not signed by both its keys, or the last the snapshot counts to another key than its signer.
+   */
+  | 'LOG_ROTATION_BROKEN';
 
 /** One disagreement between the log and what the registry serves. */
 export interface LogDisagreement {
@@ -591,12 +602,20 @@ export async function compareEnvelope(
  */
 export async function compareRotations(
   entries: readonly ReadEntry[],
-  counted: number,
-  registry: string,
+  snapshot: {
+    /** The rotations it counts (`key_rotations`). */
+    readonly counted: number;
+    /** The registry it names. */
+    readonly registry: string;
+    /** The key that signs it. */
+    readonly fingerprint: string;
+  },
   load: (sequence: number) => Promise<Uint8Array | undefined>,
 ): Promise<LogDisagreement[]> {
+  const { counted, registry } = snapshot;
   const found: LogDisagreement[] = [];
   const logged = new Map<number, LogEntry>();
+  const reads = new Map<number, ReadRotation>();
   for (const { entry } of entries) {
     if (entry.type !== 'rotate-key') continue;
     const where = `log entry ${entry.seq} (rotate-key)`;
@@ -650,7 +669,9 @@ export async function compareRotations(
     ].filter((m): m is string => m !== undefined);
     if (mismatches.length > 0)
       differs('LOG_ROTATION_DIFFERS', `${path} is not the rotation logged: ${mismatches.join('; ')}`);
+    else reads.set(sequence, read);
   }
+  found.push(...(await brokenLinks(reads, logged, snapshot)));
   for (let sequence = 1; sequence <= counted; sequence++)
     if (!logged.has(sequence)) {
       const served = (await load(sequence)) !== undefined;
@@ -659,6 +680,62 @@ export async function compareRotations(
         message: `${rotationKey(sequence)}, rotation ${sequence} of the ${counted} the snapshot counts, ${served ? 'is served, but' : 'is not served, and'} no log entry records it`,
       });
     }
+  return found;
+}
+
+/**
+ * The rotations the log and the documents agree on, held to one another as a client follows them
+ * (client/key-chain.ts): each from the key the one before it rotated to, signed by both its keys (the first
+ * by the key it names as the one it rotates from, which the pipeline holds to its fingerprint), and the
+ * last the snapshot counts to the key that signs the snapshot. Each rotation matching its entry, a log and
+ * documents forged alike (rotation 2 from a key rotation 1 never named, or the last to a key that signs
+ * nothing) passed, though a client holding an older key refuses them (`KEY_ROTATION_BROKEN`). A rotation
+ * missing, or not its entry's, is reported as such (`compareRotations`), and the links beside it are
+ * left unjudged rather than reported twice.
+ */
+async function brokenLinks(
+  reads: ReadonlyMap<number, ReadRotation>,
+  logged: ReadonlyMap<number, LogEntry>,
+  snapshot: { readonly counted: number; readonly fingerprint: string },
+): Promise<LogDisagreement[]> {
+  const found: LogDisagreement[] = [];
+  const broken = (sequence: number, why: string) => {
+    const entry = logged.get(sequence);
+    found.push({
+      code: 'LOG_ROTATION_BROKEN',
+      ...(entry ? { seq: entry.seq } : {}),
+      message: `${rotationKey(sequence)}: ${why}`,
+    });
+  };
+  for (const [sequence, read] of [...reads].sort(([a], [b]) => a - b)) {
+    const before = reads.get(sequence - 1);
+    if (sequence > 1 && !before) continue;
+    const from = before ? before.rotation.next : read.rotation.previous;
+    if (before && read.rotation.previous.fingerprint !== from.fingerprint) {
+      broken(
+        sequence,
+        `rotates from key ${read.rotation.previous.fingerprint}, but rotation ${sequence - 1} rotated to key ${from.fingerprint}: the chain of keys is broken there`,
+      );
+      continue;
+    }
+    const current = await readKey(from.key);
+    if (current?.fingerprint !== from.fingerprint) {
+      broken(sequence, `the key it rotates from, ${from.fingerprint}, is not given as that public key`);
+      continue;
+    }
+    try {
+      await verifyRotationStep(read, { current: current.key, sequence });
+    } catch (error) {
+      if (!(error instanceof TrustError)) throw error;
+      broken(sequence, error.message);
+    }
+  }
+  const last = reads.get(snapshot.counted);
+  if (last && last.rotation.next.fingerprint !== snapshot.fingerprint)
+    broken(
+      snapshot.counted,
+      `the last of the ${snapshot.counted} rotations the snapshot counts rotates to key ${last.rotation.next.fingerprint}, but the snapshot is signed by key ${snapshot.fingerprint}`,
+    );
   return found;
 }
 

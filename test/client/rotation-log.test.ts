@@ -26,9 +26,9 @@ import {
 } from '../../index-builder/log.ts';
 import type { LogHead } from '../../index-builder/model.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
-import { rotationKey } from '../../index-builder/rotation.ts';
-import { generateKeyPair } from '../../index-builder/signing.ts';
-import { CACHE_MUTABLE, CACHE_PRIVATE } from '../../index-builder/store.ts';
+import { rotationKey, signRotation } from '../../index-builder/rotation.ts';
+import { createSigner, generateKeyPair, type Signer } from '../../index-builder/signing.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { signHistory } from '../support/lifecycle.ts';
 
@@ -234,5 +234,83 @@ describe('when the log and the rotations the registry publishes tell different h
     // Assess
     expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_DIFFERS' })]);
     expect(found[0]?.message).toContain('compromised');
+  });
+});
+
+/** A new key, and a signer of it. */
+async function newKey(name: string): Promise<{ readonly secretKey: string; readonly signer: Signer }> {
+  const pair = await generateKeyPair({ name });
+  return { secretKey: pair.secretKey, signer: await createSigner(pair.secretKey) };
+}
+
+/**
+ * Publishes, in place of rotation `sequence`, one from `previous` to `next` signed by both, and logs it in
+ * place of the rotate-key entry of that sequence, as the registry's key would (`relog`): the log and the
+ * documents then agree, entry for entry.
+ */
+async function forgeRotation(
+  registry: Served,
+  sequence: number,
+  previous: Signer,
+  next: Signer,
+): Promise<void> {
+  const { context } = await openRegistry(registry.dir);
+  const forged = await signRotation({ registry: REGISTRY, sequence, previous, next, now: new Date() });
+  await context.site.put(rotationKey(sequence), forged.bytes, {
+    contentType: 'application/json',
+    cacheControl: CACHE_IMMUTABLE,
+  });
+  await relog(registry, (entries) =>
+    entries.map((entry) =>
+      fieldsOf(
+        entry.type === 'rotate-key' && entry.detail?.sequence === String(sequence)
+          ? {
+              ...entry,
+              signer: previous.fingerprint,
+              digest: forged.digest,
+              detail: { ...entry.detail, fingerprint: next.fingerprint },
+            }
+          : entry,
+      ),
+    ),
+  );
+}
+
+describe('when the log and the rotations agree but the rotations do not chain', () => {
+  it('refuses a last rotation to another key than the one signing the snapshot (LOG_ROTATION_BROKEN)', async () => {
+    // Prepare: rotated from A to B, then rotation 1 replaced, and logged, as A to X: a client holding A
+    // follows it to X, which signs nothing; the snapshot is B's.
+    const registry = await servedRegistry();
+    const first = (await openRegistry(registry.dir)).context.signer;
+    await rotate(registry);
+    const elsewhere = await newKey('elsewhere');
+    await forgeRotation(registry, 1, first, elsewhere.signer);
+
+    // Act
+    const found = await disagreements(registry);
+
+    // Assess
+    expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_BROKEN' })]);
+    expect(found[0]?.message).toContain(rotationKey(1));
+    expect(found[0]?.message).toContain(elsewhere.signer.fingerprint);
+  });
+
+  it('refuses a rotation from another key than the one before it rotated to (LOG_ROTATION_BROKEN)', async () => {
+    // Prepare: A to B to C, then rotation 2 replaced, and logged, as D to C: the key went from B to C
+    // without B's signature, which a client holding B refuses (KEY_ROTATION_BROKEN).
+    const registry = await servedRegistry();
+    await rotate(registry);
+    const third = await newKey('third');
+    expect(await rotateLocalRegistry(registry.dir, third.secretKey)).toMatchObject({ status: 'rotated' });
+    const stranger = await newKey('stranger');
+    await forgeRotation(registry, 2, stranger.signer, third.signer);
+
+    // Act
+    const found = await disagreements(registry);
+
+    // Assess
+    expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_BROKEN' })]);
+    expect(found[0]?.message).toContain(rotationKey(2));
+    expect(found[0]?.message).toContain(stranger.signer.fingerprint);
   });
 });

@@ -322,27 +322,31 @@ describe('when the key that signed a void was retired as compromised since', () 
     // rotation logged as made because that key was stolen.
     const { own, listening, other, ctx } = await servedRegistryOf('Stolen');
     try {
-      const publisher = await testKey('publisher');
+      // The registry's key A, rotated (routinely) to B, which is then stolen and rotated to C: each void
+      // signed by the key the registry held when it was written, each rotation from the key the one before
+      // it rotated to (verify --url holds the log's rotate-key entries to the signed rotations, and those
+      // to one chain); the snapshot counts neither, so A still signs it.
+      const keyB = await createSigner((await testKey('publisher')).secretKey);
+      const keyC = await createSigner((await testKey('registry-2')).secretKey);
       await appendLog(ctx, [await ghostPublish('1.0.0'), await ghostPublish('1.0.1')]);
       const segment = await own.get(logSegmentKey(0));
       const entries = parseSegment(segment?.body ?? new Uint8Array(), 0);
-      const voidOf = (seq: number) =>
+      const voidOf = (seq: number, signer: typeof keyB) =>
         signVoid({
           voided: entries[seq] as ReadEntry,
           reason: REASON,
           time: '2026-11-01T23:59:50.000Z',
-          signer: ctx.signer,
+          signer,
           registry: ctx.config.url,
         });
-      // Each rotation published as the registry signs one (verify --url holds the log's rotate-key entries
-      // to them), from the key that signed the voids; the snapshot counts neither, so that key still signs.
       const rotation = async (compromised: boolean) => {
         const sequence = compromised ? 2 : 1;
+        const [previous, next] = compromised ? [keyB, keyC] : [ctx.signer, keyB];
         const signed = await signRotation({
           registry: ctx.config.url,
           sequence,
-          previous: ctx.signer,
-          next: await createSigner(publisher.secretKey),
+          previous,
+          next,
           now: new Date('2026-11-01T23:59:55.000Z'),
           compromised,
         });
@@ -352,11 +356,11 @@ describe('when the key that signed a void was retired as compromised since', () 
         });
         return {
           type: 'rotate-key' as const,
-          signer: ctx.signer.fingerprint,
+          signer: previous.fingerprint,
           time: '2026-11-01T23:59:55.000Z',
           digest: signed.digest,
           detail: {
-            fingerprint: publisher.fingerprint,
+            fingerprint: next.fingerprint,
             sequence: String(sequence),
             ...(compromised ? { compromised: 'true' } : {}),
           },
@@ -364,7 +368,12 @@ describe('when the key that signed a void was retired as compromised since', () 
       };
       // Appended at once: a void, a routine rotation, a void, a rotation made because the key it left was
       // stolen.
-      await appendLog(ctx, [await voidOf(1), await rotation(false), await voidOf(2), await rotation(true)]);
+      await appendLog(ctx, [
+        await voidOf(1, ctx.signer),
+        await rotation(false),
+        await voidOf(2, keyB),
+        await rotation(true),
+      ]);
       const report = await verifyRegistry({
         url: listening.url,
         pinnedKey: other.registryKey.publicKey,
