@@ -1285,6 +1285,16 @@ export class ClientState {
         { cause: error },
       );
     }
+    // A folder keeping a state.json but no pinned key reads as no record (`trust`), and went whole, its
+    // chain's marks with it, where one whose state.json does not read is refused.
+    const stateFile = join(this.#trustDir(registry), 'state.json');
+    if (record === undefined && !options.force && (await readTextIfExists(stateFile)) !== undefined)
+      throw new ClientError(
+        'TRUST_STATE_INVALID',
+        `${join(this.#trustDir(registry), 'registry.asc')} is missing: the trust record of ${registry} (${stateFile}) ` +
+          `does not read without its pinned key, so the keys it may mark retired or stolen cannot be told, and ` +
+          `would be forgotten with it; put the key back, or ${force}`,
+      );
     if (record?.damagedDepartures?.length && !options.force) {
       const damaged = damagedDeparturesError(`trust/${registry}`, record.damagedDepartures);
       throw new ClientError('TRUST_STATE_INVALID', `${damaged.message}; or ${force}`);

@@ -17,6 +17,7 @@ import {
   stat,
   symlink,
   truncate,
+  unlink,
   writeFile,
 } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -1221,6 +1222,33 @@ describe('when the trust records of one registry are kept under several names', 
     expect(existsSync(path.dirname(file))).toBe(false);
     const shared = await state.sharedTrust('https://plugins.example', record(KEY));
     expect(shared.revoked).toEqual([{ ...chain[0], retiredTo: ROTATED, compromised: true }]);
+  });
+
+  it('refuses to remove a record whose pinned key is gone (TRUST_STATE_INVALID naming it and --force), where it was taken for no record and its marks forgotten', async () => {
+    // Prepare: `main` followed a rotation away from KEY, stolen (its chain, in state.json alone); then its
+    // registry.asc is deleted, so the record does not read as one.
+    const chain = [{ fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const }];
+    const state = await stateWith({
+      main: record(ROTATED, {
+        highestGeneration: 12,
+        chain,
+        rotations: 1,
+        registry: 'https://plugins.example',
+      }),
+    });
+    const dir = path.join(state.dirs.data, 'trust', 'main');
+    await unlink(path.join(dir, 'registry.asc'));
+
+    // Act and assess: refused, naming the file and how to force it; nothing is removed.
+    await expect(state.removeTrust('main', { url: 'https://plugins.example' })).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'TRUST_STATE_INVALID',
+      message: expect.stringMatching(/registry\.asc.*registry remove main --force/),
+    });
+    expect(existsSync(path.join(dir, 'state.json'))).toBe(true);
+    // Forced, it goes.
+    await state.removeTrust('main', { url: 'https://plugins.example', force: true });
+    expect(existsSync(dir)).toBe(false);
   });
 
   it('gives the marks kept as of the URL a record kept before records named their registry was reached at (a mirror\u2019s) to a check reaching the registry there', async () => {
