@@ -98,6 +98,8 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
   const stateFile = stringOption(parsed, 'state');
   const mirror = stringOption(parsed, 'mirror');
   const subject = mirror === undefined ? url : `${url} at its mirror ${mirror}`;
+  // Its --json names the mirror read, refused or not.
+  const mirrored = mirror !== undefined ? { mirror } : {};
   // The state file is written (the key kept, the generation seen): guarded as every --output, so
   // `--key k.asc --state k.asc`, a secret key, or a file in a registry's folder is never written over.
   if (stateFile !== undefined) await refuseOutputOver('state', stateFile, [keyFile]);
@@ -111,7 +113,7 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
       ...(stateFile ? { stateFile } : {}),
     });
     if (parsed.values.json === true) {
-      outJson({ ok: true, url, ...(mirror !== undefined ? { mirror } : {}), ...report });
+      outJson({ ok: true, url, ...mirrored, ...report });
       return 0;
     }
     out(
@@ -148,7 +150,7 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
     // The log against what is served: every disagreement, one a line, each with its own code.
     if (error instanceof LogDisagreementError) {
       const { disagreements } = error;
-      if (parsed.values.json === true) outJson({ ok: false, url, code, message, disagreements });
+      if (parsed.values.json === true) outJson({ ok: false, url, ...mirrored, code, message, disagreements });
       else {
         out(
           `NOT verified ${subject}: ${code}: the log disagrees with what the registry serves (${disagreements.length}):`,
@@ -157,7 +159,7 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
       }
       return 3;
     }
-    if (parsed.values.json === true) outJson({ ok: false, url, code, message });
+    if (parsed.values.json === true) outJson({ ok: false, url, ...mirrored, code, message });
     else out(`NOT verified ${subject}: ${code}: ${message}`);
     return 3;
   }

@@ -367,7 +367,13 @@ describe("when a plugin's history is audited", () => {
         '--json',
       ]).catch((e: { code: number; stdout: string }) => e);
       expect((verify as { code?: number }).code).toBe(3);
-      expect(JSON.parse(verify.stdout)).toMatchObject({ ok: false, code: 'LOG_ENTRY_ALTERED' });
+      // The mirror read is named, as it is when verified.
+      expect(JSON.parse(verify.stdout)).toMatchObject({
+        ok: false,
+        url: REGISTRY_URL,
+        mirror: base,
+        code: 'LOG_ENTRY_ALTERED',
+      });
     } finally {
       await serveSegment(local.context, lines);
     }
