@@ -35,6 +35,7 @@ import { createdInstant, deprecationStatementOf, slotRecord } from '../index-bui
 import { type LogEntry, NO_EFFECT, type ReadEntry } from '../index-builder/log.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import {
+  MAX_ROTATIONS,
   type ReadRotation,
   readSignedRotation,
   rotationKey,
@@ -672,6 +673,17 @@ export async function compareRotations(
     else reads.set(sequence, read);
   }
   found.push(...(await brokenLinks(reads, logged, snapshot)));
+  // Each rotation counted and not logged is asked for, to say whether it is served: a signed count far past
+  // what the log records (10^9) had verify --url ask for each, for good. Past MAX_ROTATIONS unlogged, one
+  // line says so and none is asked for; below it, the loop is bounded by the log's own length.
+  const loggedCounted = [...logged.keys()].filter((sequence) => sequence <= counted).length;
+  if (!Number.isSafeInteger(counted) || counted - loggedCounted > MAX_ROTATIONS) {
+    found.push({
+      code: 'LOG_ROTATION_UNLOGGED',
+      message: `the snapshot counts ${counted} key rotations, and the log records ${loggedCounted} of them: more than ${MAX_ROTATIONS} rotations no entry records (not each asked for)`,
+    });
+    return found;
+  }
   for (let sequence = 1; sequence <= counted; sequence++)
     if (!logged.has(sequence)) {
       const served = (await load(sequence)) !== undefined;

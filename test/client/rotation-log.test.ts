@@ -15,6 +15,7 @@ import { rotateLocalRegistry } from '../../cli/local/rotate-key.ts';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
 import { LogDisagreementError } from '../../client/errors.ts';
+import { compareRotations } from '../../client/log-consistency.ts';
 import {
   EMPTY_LOG,
   LOG_SEGMENT_ENTRIES,
@@ -26,7 +27,7 @@ import {
 } from '../../index-builder/log.ts';
 import type { LogHead } from '../../index-builder/model.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
-import { rotationKey, signRotation } from '../../index-builder/rotation.ts';
+import { MAX_ROTATIONS, rotationKey, signRotation } from '../../index-builder/rotation.ts';
 import { createSigner, generateKeyPair, type Signer } from '../../index-builder/signing.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
@@ -312,5 +313,41 @@ describe('when the log and the rotations agree but the rotations do not chain', 
     expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_BROKEN' })]);
     expect(found[0]?.message).toContain(rotationKey(2));
     expect(found[0]?.message).toContain(stranger.signer.fingerprint);
+  });
+});
+
+describe('when a snapshot counts far more rotations than its log records', () => {
+  it('says so in one line, asking for none of them, where it asked for each (a signed count of 10^9 held verify --url for good)', async () => {
+    // Prepare: a log of no rotation, a snapshot counting 100,000, and a loader counting what it is asked.
+    let asked = 0;
+    const load = async () => {
+      asked += 1;
+      return undefined;
+    };
+
+    // Act
+    const found = await compareRotations(
+      [],
+      { counted: 100_000, registry: REGISTRY, fingerprint: 'F'.repeat(40) },
+      load,
+    );
+
+    // Assess
+    expect(asked).toBe(0);
+    expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_UNLOGGED' })]);
+    expect(found[0]?.message).toContain('100000');
+    expect(found[0]?.message).toContain(`more than ${MAX_ROTATIONS}`);
+  });
+
+  it('still names each rotation unlogged, and whether it is served, up to that many', async () => {
+    const served = new Set([2]);
+    const found = await compareRotations(
+      [],
+      { counted: 3, registry: REGISTRY, fingerprint: 'F'.repeat(40) },
+      async (sequence) => (served.has(sequence) ? new Uint8Array() : undefined),
+    );
+    expect(found.map((d) => d.code)).toEqual(Array(3).fill('LOG_ROTATION_UNLOGGED'));
+    expect(found[1]?.message).toContain('is served, but');
+    expect(found[0]?.message).toContain('is not served, and');
   });
 });
