@@ -254,9 +254,17 @@ async function forgeRotation(
   sequence: number,
   previous: Signer,
   next: Signer,
+  /** What the rotation itself says: another registry, or another number than the one it is served as. */
+  says: { readonly registry?: string; readonly sequence?: number } = {},
 ): Promise<void> {
   const { context } = await openRegistry(registry.dir);
-  const forged = await signRotation({ registry: REGISTRY, sequence, previous, next, now: new Date() });
+  const forged = await signRotation({
+    registry: says.registry ?? REGISTRY,
+    sequence: says.sequence ?? sequence,
+    previous,
+    next,
+    now: new Date(),
+  });
   await context.site.put(rotationKey(sequence), forged.bytes, {
     contentType: 'application/json',
     cacheControl: CACHE_IMMUTABLE,
@@ -349,5 +357,56 @@ describe('when a snapshot counts far more rotations than its log records', () =>
     expect(found.map((d) => d.code)).toEqual(Array(3).fill('LOG_ROTATION_UNLOGGED'));
     expect(found[1]?.message).toContain('is served, but');
     expect(found[0]?.message).toContain('is not served, and');
+  });
+});
+
+describe('when the log and a rotation agree on the keys but not on the rest', () => {
+  /** Rotated once from its first key to a key of the test's own, whose signer is returned. */
+  async function rotatedOnce(): Promise<{ registry: Served; first: Signer; next: Signer }> {
+    const registry = await servedRegistry();
+    const first = (await openRegistry(registry.dir)).context.signer;
+    const next = await newKey('next');
+    expect(await rotateLocalRegistry(registry.dir, next.secretKey)).toMatchObject({ status: 'rotated' });
+    return { registry, first, next: next.signer };
+  }
+
+  it('refuses a rotation of another registry, signed by the same keys (LOG_ROTATION_DIFFERS)', async () => {
+    const { registry, first, next } = await rotatedOnce();
+    await forgeRotation(registry, 1, first, next, { registry: 'https://staging.rotating.example' });
+    const found = await disagreements(registry);
+    expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_DIFFERS' })]);
+    expect(found[0]?.message).toContain('is a rotation of https://staging.rotating.example');
+  });
+
+  it('refuses a rotation served as 1 that says it is another (LOG_ROTATION_DIFFERS)', async () => {
+    const { registry, first, next } = await rotatedOnce();
+    await forgeRotation(registry, 1, first, next, { sequence: 2 });
+    const found = await disagreements(registry);
+    expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_DIFFERS' })]);
+    expect(found[0]?.message).toContain('it says it is rotation 2');
+  });
+
+  it("refuses an entry whose digest is not its rotation's (LOG_ROTATION_DIFFERS)", async () => {
+    const registry = await servedRegistry();
+    await rotate(registry);
+    await relog(registry, (entries) =>
+      entries.map((entry) =>
+        fieldsOf(entry.type === 'rotate-key' ? { ...entry, digest: '0'.repeat(64) } : entry),
+      ),
+    );
+    const found = await disagreements(registry);
+    expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_DIFFERS' })]);
+    expect(found[0]?.message).toContain(`not ${'0'.repeat(64)}`);
+  });
+
+  it('refuses a rotation logged twice (LOG_ROTATION_DIFFERS naming the first entry)', async () => {
+    const registry = await servedRegistry();
+    await rotate(registry);
+    await relog(registry, (entries) =>
+      entries.flatMap((entry) => (entry.type === 'rotate-key' ? [entry, entry] : [entry]).map(fieldsOf)),
+    );
+    const found = await disagreements(registry);
+    expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_DIFFERS' })]);
+    expect(found[0]?.message).toMatch(/logs rotation 1, which entry \d+ logged already/);
   });
 });
