@@ -267,6 +267,26 @@ describe('when verify --url, with no --state, is served at a registry URL anothe
   });
 });
 
+describe('when verify --url names the registry spelled otherwise than its snapshot does', () => {
+  it('takes it (the scheme in capitals, a trailing slash): one registry as registryIdentity spells it', async () => {
+    // Prepare
+    const production = await servedAtItsOwnUrl();
+    const spelled = `${production.url.replace(/^http:/, 'HTTP:')}/`;
+
+    // Act
+    const report = await verifyRegistry({ url: spelled, pinnedKey: production.key });
+    const mirrored = await verifyRegistry({
+      url: spelled,
+      mirror: await servedCopyOf(production.dir),
+      pinnedKey: production.key,
+    });
+
+    // Assess
+    expect(report).toMatchObject({ plugins: 1, manifests: 1 });
+    expect(mirrored).toMatchObject({ plugins: 1, manifests: 1 });
+  });
+});
+
 describe('when verify --url is given a mirror of the registry with --mirror', () => {
   it('reads the mirror and holds it to the registry named by --url; the mirror by --url alone is refused', async () => {
     // Prepare
