@@ -672,7 +672,6 @@ export async function compareRotations(
       differs('LOG_ROTATION_DIFFERS', `${path} is not the rotation logged: ${mismatches.join('; ')}`);
     else reads.set(sequence, read);
   }
-  found.push(...(await brokenLinks(reads, logged, snapshot)));
   // Each rotation counted and not logged is asked for, to say whether it is served: a signed count far past
   // what the log records (10^9) had verify --url ask for each, for good. Past MAX_ROTATIONS unlogged, one
   // line says so and none is asked for; below it, the loop is bounded by the log's own length.
@@ -682,17 +681,42 @@ export async function compareRotations(
       code: 'LOG_ROTATION_UNLOGGED',
       message: `the snapshot counts ${counted} key rotations, and the log records ${loggedCounted} of them: more than ${MAX_ROTATIONS} rotations no entry records (not each asked for)`,
     });
-    return found;
+    return [...found, ...(await brokenLinks(reads, logged, snapshot))];
   }
-  for (let sequence = 1; sequence <= counted; sequence++)
-    if (!logged.has(sequence)) {
-      const served = (await load(sequence)) !== undefined;
-      found.push({
-        code: 'LOG_ROTATION_UNLOGGED',
-        message: `${rotationKey(sequence)}, rotation ${sequence} of the ${counted} the snapshot counts, ${served ? 'is served, but' : 'is not served, and'} no log entry records it`,
-      });
+  // As for every other statement, only a rotation made since the log began must be logged: a registry that
+  // rotated before it kept a log has no entry for it (its rotation, dated before the log's first entry, is
+  // still held to the chain, `brokenLinks`), and was refused LOG_ROTATION_UNLOGGED.
+  const first = entries[0]?.entry.time;
+  const began = first === undefined ? undefined : Date.parse(first);
+  for (let sequence = 1; sequence <= counted; sequence++) {
+    if (logged.has(sequence)) continue;
+    const bytes = await load(sequence);
+    const read = bytes === undefined ? undefined : readRotationOrNone(bytes, rotationKey(sequence));
+    if (
+      read !== undefined &&
+      read.rotation.sequence === sequence &&
+      registryIdentity(read.rotation.registry) === registryIdentity(registry) &&
+      (began === undefined || isDatedBefore(read.rotation.created, began))
+    ) {
+      reads.set(sequence, read);
+      continue;
     }
+    found.push({
+      code: 'LOG_ROTATION_UNLOGGED',
+      message: `${rotationKey(sequence)}, rotation ${sequence} of the ${counted} the snapshot counts, ${bytes !== undefined ? 'is served, but' : 'is not served, and'} no log entry records it`,
+    });
+  }
+  found.push(...(await brokenLinks(reads, logged, snapshot)));
   return found;
+}
+
+/** A rotation as `readSignedRotation` reads it, or undefined for bytes that are none. */
+function readRotationOrNone(bytes: Uint8Array, where: string): ReadRotation | undefined {
+  try {
+    return readSignedRotation(bytes, where);
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -255,7 +255,7 @@ async function forgeRotation(
   previous: Signer,
   next: Signer,
   /** What the rotation itself says: another registry, or another number than the one it is served as. */
-  says: { readonly registry?: string; readonly sequence?: number } = {},
+  says: { readonly registry?: string; readonly sequence?: number; readonly created?: Date } = {},
 ): Promise<void> {
   const { context } = await openRegistry(registry.dir);
   const forged = await signRotation({
@@ -263,7 +263,7 @@ async function forgeRotation(
     sequence: says.sequence ?? sequence,
     previous,
     next,
-    now: new Date(),
+    now: says.created ?? new Date(),
   });
   await context.site.put(rotationKey(sequence), forged.bytes, {
     contentType: 'application/json',
@@ -408,5 +408,42 @@ describe('when the log and a rotation agree on the keys but not on the rest', ()
     const found = await disagreements(registry);
     expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_DIFFERS' })]);
     expect(found[0]?.message).toMatch(/logs rotation 1, which entry \d+ logged already/);
+  });
+});
+
+describe('when a registry rotated its key before it kept a log', () => {
+  it("takes a rotation dated before the log's first entry that no entry records, as any statement from before the log", async () => {
+    // Prepare: rotation 1 made in 2000, long before the log's first entry, and no entry for it.
+    const registry = await servedRegistry();
+    const first = (await openRegistry(registry.dir)).context.signer;
+    const next = await newKey('next');
+    expect(await rotateLocalRegistry(registry.dir, next.secretKey)).toMatchObject({ status: 'rotated' });
+    await forgeRotation(registry, 1, first, next.signer, { created: new Date('2000-01-01T00:00:00Z') });
+    await relog(registry, (entries) => entries.filter((e) => e.type !== 'rotate-key').map(fieldsOf));
+
+    // Act
+    const report = await verify(registry);
+    const followed = await verify(registry, registry.firstKey);
+
+    // Assess
+    expect(report).toMatchObject({ plugins: 1 });
+    expect(followed.rotations?.map((r) => r.sequence)).toEqual([1]);
+  });
+
+  it('still holds such a rotation to the chain (LOG_ROTATION_BROKEN): dated before the log, to a key that signs nothing', async () => {
+    // Prepare
+    const registry = await servedRegistry();
+    const first = (await openRegistry(registry.dir)).context.signer;
+    await rotate(registry);
+    const elsewhere = await newKey('elsewhere');
+    await forgeRotation(registry, 1, first, elsewhere.signer, { created: new Date('2000-01-01T00:00:00Z') });
+    await relog(registry, (entries) => entries.filter((e) => e.type !== 'rotate-key').map(fieldsOf));
+
+    // Act
+    const found = await disagreements(registry);
+
+    // Assess
+    expect(found).toEqual([expect.objectContaining({ code: 'LOG_ROTATION_BROKEN' })]);
+    expect(found[0]?.message).toContain(elsewhere.signer.fingerprint);
   });
 });
