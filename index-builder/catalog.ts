@@ -117,7 +117,8 @@ export interface Catalog {
    * The meta file is of another catalog format (`outdated` for that reason: a release before this one wrote
    * it), so the run that meets it rebuilds the catalog from the published plugin documents: the upgrade,
    * which holds each to what the registry signed (pipeline/published.ts `SignedDocuments`). Of that file only
-   * its generation and its `writing` lines are read, which every format since 6 writes alike.
+   * its generation, its `snapshot` and its `writing` lines are read (and the snapshots runs recorded), which
+   * every format since 6 writes alike.
    */
   upgrading: boolean;
   /**
@@ -337,7 +338,9 @@ function parseMeta(text: string, into: Catalog): void {
       // A rebuild under way (its release's, or one that died): finished as it began, taking what is there.
       into.outdated = true;
       into.upgrading = false;
-    } else if (former) continue;
+    } else if (fields[0] === 'snapshot' && fields.length === 3)
+      into.snapshot = { sha256: fields[1] as string, size: Number(fields[2]) };
+    else if (former) continue;
     else if (fields[0] === 'pending' && fields[1] === 'indexes') into.indexesPending = true;
     else if (fields[0] === 'order' && fields.length === 3)
       into.order = { sha256: fields[1] as string, size: Number(fields[2]) };
@@ -348,9 +351,7 @@ function parseMeta(text: string, into: Catalog): void {
       into.journal.push({ sha256: fields[1] as string, size: Number(fields[2]) });
     else if (fields[0] === 'global' && fields.length === 4) {
       into.registryDigests.set(fields[1] as string, { sha256: fields[2] as string, size: Number(fields[3]) });
-    } else if (fields[0] === 'snapshot' && fields.length === 3)
-      into.snapshot = { sha256: fields[1] as string, size: Number(fields[2]) };
-    else if (fields[0] === 'names' && fields[1] === 'owners' && fields.length === 2)
+    } else if (fields[0] === 'names' && fields[1] === 'owners' && fields.length === 2)
       into.namesOwnersKept = true;
   }
 }
@@ -796,8 +797,11 @@ export async function openCatalog(store: Store): Promise<Catalog> {
     store.get(CATALOG_SNAPSHOT_RECORD_KEY),
   ]);
   if (meta) parseMeta(utf8Decoder.decode(meta.body), catalog);
-  if (catalog.outdated) return catalog;
+  // The upgrade's too: a snapshot a run recorded, or its catalog's, is the registry's though the signature
+  // beside it is not its own (a run that died between the two).
+  if (catalog.outdated && !catalog.upgrading) return catalog;
   parseSnapshotRecords(records ? utf8Decoder.decode(records.body) : '', catalog);
+  if (catalog.outdated) return catalog;
   storedMeta.set(catalog, serializeMetaBase(catalog));
   const journal = await readJournal(store, catalog);
   // Objects no longer listed (folded) are never read again.

@@ -16,6 +16,7 @@ import {
   pluginDocumentKey,
   REVOKED_KEYS_KEY,
   SNAPSHOT_KEY,
+  signatureKey,
 } from '../../../index-builder/layout.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import type { PipelineContext } from '../../../index-builder/pipeline/index.ts';
@@ -25,6 +26,7 @@ import {
   rebuildRegistry,
   refreshSnapshot,
 } from '../../../index-builder/pipeline/index.ts';
+import { readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
 import { CACHE_MUTABLE, CACHE_PRIVATE, listAll, type Store } from '../../../index-builder/store.ts';
 import {
   makeBundle,
@@ -424,5 +426,64 @@ describe.each(kinds)('the upgrade of a catalog of another format, on %s', (_, st
     // The operator's rebuild takes the published documents as they are, on their word.
     await rebuildRegistry(registry.context);
     expect((await json<PluginDocument>(registry.context.site, DOCUMENT)).owners).toContain(stranger);
+  }, 60_000);
+});
+
+describe.each(kinds)('the upgrade after a batch of the release before died, on %s', (_, stores) => {
+  it.each([
+    ['a batch, its snapshot written, not its signature', signatureKey(SNAPSHOT_KEY), true],
+    ['a refresh, its signature written, not its snapshot', SNAPSHOT_KEY, false],
+  ] as const)(
+    'takes the snapshot the run recorded or the one its catalog records: %s',
+    async (_what, failing, batch) => {
+      // Prepare: 1.0.0 published; a run dies at its commit, which writes the snapshot and its signature side
+      // by side, one of them not; the catalog left as the release before wrote it. (A batch that dies before
+      // its snapshot leaves bins no record names: refused, see ARCHITECTURE "Published documents".)
+      const registry = await publishedOn(stores());
+      const dying: PipelineContext = {
+        ...registry.context,
+        site: withMethod(registry.context.site, 'put', (put) => async (key, body, options) => {
+          if (key === failing) throw new Error('killed at the commit');
+          return put(key, body, options);
+        }),
+      };
+      forgetBins(registry.context.intake);
+      const upload = await registry.submit('1.1.0');
+      await expect(batch ? processSubmissions(dying, [upload]) : refreshSnapshot(dying)).rejects.toThrow(
+        'killed at the commit',
+      );
+      await asFormerRelease(registry.context.intake);
+      forgetBins(registry.context.intake);
+
+      // Act: the first run of this release, on a registry no one else wrote to.
+      await flushIndexes(registry.context);
+
+      // Assess: upgraded, what the run that died published kept, the snapshot and its signature one again.
+      const doc = await json<PluginDocument>(registry.context.site, DOCUMENT);
+      expect(doc.versions.map((v) => v.version)).toEqual(batch ? ['1.1.0', '1.0.0'] : ['1.0.0']);
+      const snapshot = (await registry.context.site.get(SNAPSHOT_KEY))?.body as Uint8Array;
+      const signature = decoder.decode((await registry.context.site.get(signatureKey(SNAPSHOT_KEY)))?.body);
+      const { key } = await readPublicKey(registry.context.signer.publicKey);
+      expect((await verifyDetachedSignature(snapshot, signature, [key])).ok).toBe(true);
+    },
+    60_000,
+  );
+
+  it('refuses the published store put back whole as it was a generation before, signed as it was', async () => {
+    const registry = await publishedOn(stores());
+    const site = registry.context.site;
+    const before = new Map<string, Uint8Array>();
+    for (const o of await listAll(site, '')) before.set(o.key, (await site.get(o.key))?.body as Uint8Array);
+    await registry.run([await registry.submit('1.1.0')]);
+    for (const o of await listAll(site, '')) if (!before.has(o.key)) await site.delete(o.key);
+    for (const [key, body] of before) await overwrite(site, key, body);
+    await asFormerRelease(registry.context.intake);
+    forgetBins(registry.context.intake);
+
+    const error = await flushIndexes(registry.context).catch((e: unknown) => e);
+
+    expect(error).toMatchObject({ code: 'PUBLISHED_DOCUMENT_ALTERED' });
+    expect((error as Error).message).toContain(`${SNAPSHOT_KEY} (sha256 `);
+    expect((error as Error).message).toMatch(/generation 1, its catalog's 2/);
   }, 60_000);
 });
