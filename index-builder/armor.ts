@@ -93,9 +93,18 @@ const ARMORED_BLOCK = /-----BEGIN PGP [A-Z ]+-----\r?\n([\s\S]*?)-----END PGP [A
  */
 export function armoredHoldsSecretKeyPackets(text: string): boolean {
   for (const [, body = ''] of text.matchAll(ARMORED_BLOCK)) {
-    // Armor headers (`Comment: ...`) hold a colon, the checksum starts `=` (RFC 9580 §6.2); Radix-64 neither.
-    const radix64 = body.split('\n').filter((line) => !line.includes(':') && !line.startsWith('='));
+    // As openpgp.js reads armor: every line before the first blank one is a header, whatever it holds (one
+    // without a colon is only logged), and every line after it data but the checksum, which starts `=`
+    // (RFC 9580 §6.2), characters outside Radix-64 skipped. No blank line: openpgp.js reads no key, and
+    // only the lines that cannot be headers are taken.
+    const lines = body.split('\n');
+    const blank = lines.findIndex((line) => ARMOR_BLANK_LINE.test(line));
+    const data = blank < 0 ? lines.filter((line) => !line.includes(':')) : lines.slice(blank + 1);
+    const radix64 = data.filter((line) => !line.startsWith('='));
     if (holdsSecretKeyPackets(Buffer.from(radix64.join(''), 'base64'))) return true;
   }
   return false;
 }
+
+/** A blank line as openpgp.js reads one (its `reEmptyLine`): white space alone. */
+const ARMOR_BLANK_LINE = /^[ \f\r\t\u00a0\u2000-\u200a\u202f\u205f\u3000]*$/;

@@ -11,6 +11,7 @@ import {
   isSecretKeyText,
   packetTags,
 } from '../../index-builder/armor.ts';
+import { readPublicKey } from '../../index-builder/signing.ts';
 import { testKey } from '../support/fixtures.ts';
 import { gpgSecretSubkeys } from '../support/gpg.ts';
 import { publicPrimaryWithSecretSubkeys } from '../support/openpgp-packets.ts';
@@ -40,5 +41,26 @@ describe('when key material holds a secret subkey', () => {
     for (const armored of [gpg.publicKey.armored, key.publicKey])
       expect([armoredHoldsSecretKeyPackets(armored), isSecretKeyText(armored, {})]).toEqual([false, false]);
     expect(holdsSecretKeyPackets(gpg.publicKey.binary)).toBe(false);
+  }, 60_000);
+});
+
+describe('when the armor is read as openpgp.js reads it', () => {
+  it('takes the lines before the blank one for headers, whatever they hold, and every line after it for data', async () => {
+    // openpgp.js takes any line before the blank one as a header (one without a colon is only logged) and
+    // decodes every data line, skipping characters outside Radix-64 (a colon among them). A header line that
+    // decodes to a secret subkey packet's header (xwEA: tag 7, length 1) refused a public key as secret;
+    // a secret subkey's data lines each holding a colon were not read, its key then refused as no key at all.
+    const gpg = gpgSecretSubkeys();
+    const key = await testKey('publisher');
+    const honest = key.publicKey.replace(/(-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n)/, '$1xwEA\n');
+    expect(honest).toContain('\nxwEA\n');
+    expect((await readPublicKey(honest)).fingerprint).toBe(key.fingerprint);
+    expect([armoredHoldsSecretKeyPackets(honest), isSecretKeyText(honest, {})]).toEqual([false, false]);
+
+    const [head = '', body = ''] = gpg.spliced.armored.split(/\r?\n\r?\n/);
+    const hidden = `${head}\n\n${body.replace(/^([A-Za-z0-9+/]{8})/gm, '$1:')}`;
+    expect(hidden).toMatch(/^[A-Za-z0-9+/]{8}:/m);
+    expect(armoredHoldsSecretKeyPackets(hidden)).toBe(true);
+    expect((await readPublicKey(hidden)).secret).toBe(true);
   }, 60_000);
 });
