@@ -84,7 +84,7 @@ export function holdsSecretKeyPackets(bytes: Uint8Array): boolean {
   return false;
 }
 
-const ARMORED_BLOCK = /-----BEGIN PGP [A-Z ]+-----\r?\n([\s\S]*?)-----END PGP [A-Z ]+-----/g;
+const ARMORED_BLOCK = /-----BEGIN PGP [A-Z ]+-----[ \t]*\r?\n([\s\S]*?)-----END PGP [A-Z ]+-----/g;
 
 /**
  * True when an armored block of `text` (whatever its header says: a PUBLIC KEY BLOCK may hold secret

@@ -62,5 +62,10 @@ describe('when the armor is read as openpgp.js reads it', () => {
     expect(hidden).toMatch(/^[A-Za-z0-9+/]{8}:/m);
     expect(armoredHoldsSecretKeyPackets(hidden)).toBe(true);
     expect((await readPublicKey(hidden)).secret).toBe(true);
+    // Trailing white space after an armor line's dashes, which openpgp.js drops before it reads one.
+    const spaced = gpg.spliced.armored.replace(/(BLOCK-----)(\r?\n)/g, '$1 \t$2');
+    expect(spaced).toContain('BLOCK----- \t\n');
+    expect(armoredHoldsSecretKeyPackets(spaced)).toBe(true);
+    expect((await readPublicKey(spaced)).secret).toBe(true);
   }, 60_000);
 });
