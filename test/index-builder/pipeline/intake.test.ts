@@ -168,10 +168,15 @@ describe('when a batch is taken', () => {
   it('fails the batch when judging meets a storage error, and reads no further uploads', async () => {
     const { registry, keys, intake, read, open } = await slowlyRead(24);
     let begunAtFailure = -1;
+    let failedReads = 0;
     const site = withMethod(registry.site, 'get', (get) => async (key) => {
       if (key === 'plugins/read-0/index.json') {
+        // Read twice: ahead of its judging, as soon as its bundle is inspected (a failure there is passed
+        // over, and forgotten), then where it is judged, which fails the batch. Opened at the first, the
+        // gate let every upload be read before the second on a loaded machine (24 begun, not fewer).
+        failedReads += 1;
         begunAtFailure = read.begun;
-        open();
+        if (failedReads === 2) open();
         throw new StoreError('STORE_IO', key, 'injected failure');
       }
       return get(key);
@@ -184,6 +189,7 @@ describe('when a batch is taken', () => {
 
     expect(failed).toBeInstanceOf(StoreError);
     expect(failed).toMatchObject({ code: 'STORE_IO', message: expect.stringContaining('injected failure') });
+    expect(failedReads).toBe(2);
     // Judged while the rest waited to be read; those begun then finish, and none is begun after.
     expect(begunAtFailure).toBeGreaterThan(0);
     expect(begunAtFailure).toBeLessThan(24);
