@@ -164,6 +164,11 @@ export interface InstalledItem {
   readonly warnings: readonly string[];
   /** The advisories affecting the version, worst first (each also among the warnings). */
   readonly advisories: readonly Advisory[];
+  /**
+   * The plugins whose names read as this one's, of other owners, as its signed document says
+   * (`PluginDocument.look_alikes`); absent for none, or where no document was read (a lock's installs).
+   */
+  readonly look_alikes?: PluginDocument['look_alikes'];
   /** True when nothing was fetched: already installed as recorded. */
   readonly unchanged: boolean;
 }
@@ -233,6 +238,8 @@ export interface Planned {
   readonly warnings: readonly string[];
   /** The advisories affecting it (none known for a frozen install, which reads no plugin document). */
   readonly advisories: readonly Advisory[];
+  /** Its signed document's look-alikes of other owners (`InstalledItem.look_alikes`). */
+  readonly look_alikes?: PluginDocument['look_alikes'];
   /**
    * Permissions this version asks for that neither the lock's version nor the version installed in its
    * folder did (`acceptedFrom` names them).
@@ -1246,6 +1253,7 @@ async function planTarget(
     deprecated: deprecationOf(document, version) !== undefined,
     warnings: [...warnings],
     advisories: vulnerable.advisories,
+    ...(document.look_alikes?.length ? { look_alikes: document.look_alikes } : {}),
     checked: true,
     // From the source's signed plugin document (a folder's names the key that signed the manifest).
     publisherVerified: true,
@@ -2599,6 +2607,7 @@ function itemOf(plan: Planned, tree: InstallTree, unchanged: boolean): Installed
     permissions: plan.entry.permissions ?? [],
     warnings: plan.warnings,
     advisories: plan.advisories,
+    ...(plan.look_alikes ? { look_alikes: plan.look_alikes } : {}),
     unchanged,
   };
 }

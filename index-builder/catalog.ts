@@ -159,9 +159,12 @@ export interface Catalog {
 // it never renders from bins that lack what the journal holds. 7: the search rows carry the plugin's owners
 // (model.ts SearchEntry, for the search's look-alike flags); a catalog of 5 or 6 holds rows without them,
 // which no publish would render again until their plugin changed, so it reads as outdated and the first
-// run after the upgrade rebuilds every row, as for 4 and 5.
-const HEADER = 'plugindex-catalog 7';
-const META_HEADER = 'plugindex-catalog 7';
+// run after the upgrade rebuilds every row, as for 4 and 5. 8: the plugin documents carry their look-alikes
+// (model.ts PluginDocument `look_alikes`); a registry of 7 or before has pairs standing that no document
+// names, so its first run after the upgrade rebuilds, and the rebuild sets the field (pipeline/index.ts
+// `rebuildLookAlikes`).
+const HEADER = 'plugindex-catalog 8';
+const META_HEADER = 'plugindex-catalog 8';
 const READABLE_META = new Set([HEADER, META_HEADER]);
 
 /** How every catalog file is stored: private to the publisher. */

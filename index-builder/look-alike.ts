@@ -34,7 +34,9 @@ import {
   writeFiledIndex,
 } from './filed-index.ts';
 import { LOOK_ALIKE_PREFIX, listPluginNames } from './layout.ts';
-import { LOOK_ALIKE_RULE, nameSkeleton } from './name-skeleton.ts';
+import { recomputed } from './lifecycle.ts';
+import type { PluginDocument } from './model.ts';
+import { LOOK_ALIKE_RULE, nameSkeleton, sameHands } from './name-skeleton.ts';
 import type { Store } from './store.ts';
 
 // The rule itself lives in name-skeleton.ts, shared with the search's look-alike flags (search.ts).
@@ -147,4 +149,27 @@ export class LookAlikeIndex {
   save(published?: ReadonlySet<string>): Promise<FiledIndexWrite> {
     return this.#index.save(published);
   }
+}
+
+/**
+ * Each of `group`'s documents (plugins whose names share one skeleton) with its `look_alikes` as the group
+ * stands: the others whose owners are not its owners (`sameHands`, the rule search.ts `lookAlikesOf` flags
+ * by), by name; the field dropped for none. Returns only the documents whose field this changes.
+ */
+export function lookAlikesWithin(group: readonly PluginDocument[]): PluginDocument[] {
+  const hands = group.map((doc) => new Set(doc.owners.map((o) => o.toUpperCase())));
+  const changed: PluginDocument[] = [];
+  group.forEach((doc, i) => {
+    const alike = group
+      .filter(
+        (other, j) => other.name !== doc.name && !sameHands(hands[i] as Set<string>, hands[j] as Set<string>),
+      )
+      .map((other) => ({ name: other.name, owners: [...other.owners] }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    if (JSON.stringify(alike) === JSON.stringify(doc.look_alikes ?? [])) return;
+    const { look_alikes: _, ...rest } = doc;
+    // Placed as mergePluginDocument's are: after the description, by `recomputed`.
+    changed.push(recomputed(alike.length > 0 ? { ...rest, look_alikes: alike } : rest));
+  });
+  return changed;
 }

@@ -365,6 +365,14 @@ export interface PluginDocument {
   readonly deprecation?: { readonly message: string; readonly replacement?: string; readonly at: string };
   /** Advisories, oldest first; withdrawn ones stay listed. */
   readonly advisories?: readonly Advisory[];
+  /**
+   * The plugins whose name reads as this one's (look-alike.ts) and whose owners are not its owners, as the
+   * registry knew them when it rendered this document (the pairs search.ts `lookAlikesOf` flags), by name:
+   * what `info` and `install` warn of, signed, without search.json. Absent for none. Added to
+   * `plugindex/plugin/v1` as an optional field: a reader that knows none ignores it (verify.ts checks only
+   * the fields it reads).
+   */
+  readonly look_alikes?: readonly { readonly name: string; readonly owners: readonly string[] }[];
   /** Newest first (SemVer precedence). */
   readonly versions: readonly VersionRecord[];
 }

@@ -17,3 +17,14 @@ export const LOOK_ALIKE_RULE =
 export function nameSkeleton(name: string): string {
   return name.toLowerCase().replace(/[-_.]/g, '').replace(/0/g, 'o').replace(/1/g, 'l');
 }
+
+/**
+ * Whether two plugins' owners (fingerprints, uppercase) are the same keys, and some: no key may publish one
+ * name and not the other. The one test that clears a look-alike pair, for the search's flags (search.ts
+ * `lookAlikesOf`) and a plugin document's `look_alikes` (look-alike.ts `lookAlikesWithin`).
+ */
+export function sameHands(mine: ReadonlySet<string>, theirs: ReadonlySet<string>): boolean {
+  if (mine.size === 0 || mine.size !== theirs.size) return false;
+  for (const owner of mine) if (!theirs.has(owner)) return false;
+  return true;
+}

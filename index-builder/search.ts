@@ -14,7 +14,7 @@
 import { SearchQueryError } from './errors.ts';
 import { CAPABILITIES, PROVIDERS } from './manifest/schema.ts';
 import { PLUGIN_TYPES, type SearchEntry } from './model.ts';
-import { nameSkeleton } from './name-skeleton.ts';
+import { nameSkeleton, sameHands } from './name-skeleton.ts';
 
 /** Code-unit order, as the client sorts names everywhere (locale-independent, so every host agrees). */
 function compareStrings(a: string, b: string): number {
@@ -271,13 +271,6 @@ function ownersOf(entry: SearchEntry): ReadonlySet<string> | undefined {
   const owners: unknown = entry.owners;
   if (!Array.isArray(owners) || !owners.every((o) => typeof o === 'string')) return undefined;
   return new Set(owners.map((o: string) => o.toUpperCase()));
-}
-
-/** Whether two rows' owners are the same keys, and some: no key may publish one name and not the other. */
-function sameHands(mine: ReadonlySet<string>, theirs: ReadonlySet<string>): boolean {
-  if (mine.size === 0 || mine.size !== theirs.size) return false;
-  for (const owner of mine) if (!theirs.has(owner)) return false;
-  return true;
 }
 
 /**

@@ -7,6 +7,7 @@ import { apiVersionOption, platformOption, withClient } from '../client.ts';
 import { usage } from '../errors.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
+import { lookAlikeWarning } from './search.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const [request, ...extra] = parsed.positionals;
@@ -45,6 +46,8 @@ export async function run(parsed: Parsed): Promise<number> {
     if (doc.supported_providers.length) out(`  providers: ${doc.supported_providers.join(', ')}`);
     if (doc.license) out(`  license: ${oneLine(doc.license)}`);
     out(`  owners (publisher keys): ${doc.owners.join(', ')}`);
+    // What the signed document says, as `plugindex search` words it: a name that reads as another owner's.
+    if (doc.look_alikes?.length) out(`  ${lookAlikeWarning(doc.look_alikes.map((a) => a.name))}`);
     out(`  registry key: ${info.fingerprint}`);
     out('  versions:');
     for (const v of doc.versions) {

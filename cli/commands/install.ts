@@ -17,6 +17,7 @@ import { usage } from '../errors.ts';
 import { readGivenKeyFile } from '../inputs.ts';
 import { outJson } from '../output.ts';
 import { err, out } from '../terminal.ts';
+import { lookAlikeWarning } from './search.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const registry = stringOption(parsed, 'registry');
@@ -108,6 +109,9 @@ export function report(result: InstallResult, json: boolean, verb: string, lockf
     );
     if (item.permissions.length > 0 && !item.unchanged) out(`  permissions: ${item.permissions.join(', ')}`);
     for (const warning of item.warnings) err(`warning: ${warning}`);
+    // Told, never refused: the registry allowed the pair (published before the rule, or owners changed since).
+    if (item.look_alikes?.length)
+      err(`warning: ${item.name} ${lookAlikeWarning(item.look_alikes.map((a) => a.name))}`);
   }
   if (result.lockfileChanged) {
     if (lockfile) out(`lock: ${lockfile}`);

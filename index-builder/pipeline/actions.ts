@@ -74,6 +74,7 @@ import {
 } from '../lifecycle.ts';
 import { allSettledValues, forEachLimited, limitRate, mapLimited } from '../limited.ts';
 import { type LogEntry, NO_EFFECT } from '../log.ts';
+import { lookAlikesWithin } from '../look-alike.ts';
 import type { LogHead, PluginDocument, RevokedKeysDocument, VersionRecord } from '../model.ts';
 import { MAX_ROTATION_BYTES, SIGNED_ROTATION_SCHEMA } from '../rotation.ts';
 import { CACHE_IMMUTABLE, CACHE_PRIVATE, existingKeys, listAll } from '../store.ts';
@@ -916,6 +917,7 @@ export async function foldBatch(
     // Deleted whether removed now or by a run that died: deleting what is gone already is nothing.
     if (action.action === 'remove') removals.push({ name: doc.name, version: action.version });
   }
+  await refreshLookAlikes(view, docs, changedBy, resumedOn, current, change);
   const removedFiles: string[] = [];
   for (const { name, version } of removals) {
     const doc = await current(name);
@@ -923,6 +925,45 @@ export async function foldBatch(
     if (doc && record?.removed) removedFiles.push(...versionFiles(doc.name, record));
   }
   return { docs, changedBy, resumedOn, ...(revokedTouched ? { revoked } : {}), removedFiles };
+}
+
+/**
+ * Each plugin whose owners the batch set (a new plugin, an owners action) re-rendered with its look-alikes
+ * (look-alike.ts `lookAlikesWithin`), and so is each plugin its name reads as: the pair is flagged on both
+ * documents or on neither, in the batch that changed its owners, as a revocation marks documents it has no
+ * action on. The other plugin's document is changed by the same items, so it is written, binned and
+ * snapshotted with theirs (and refused with them). A plugin a resumed action touched counts too: a run that
+ * died may have written its document and not the other's. A publish that changes no owners does no work
+ * here: its document carries its look-alikes over (mergePluginDocument).
+ */
+async function refreshLookAlikes(
+  view: BatchView,
+  docs: ReadonlyMap<string, PluginDocument>,
+  changedBy: ReadonlyMap<string, BatchItem[]>,
+  resumedOn: ReadonlyMap<string, BatchItem[]>,
+  current: (name: string) => Promise<PluginDocument | undefined>,
+  change: (doc: PluginDocument, item: BatchItem) => void,
+): Promise<void> {
+  const triggers: [string, BatchItem[]][] = [];
+  for (const [name, doc] of docs) {
+    const before = await view.published(name);
+    const same =
+      before !== undefined &&
+      before.owners.length === doc.owners.length &&
+      before.owners.every((o) => doc.owners.includes(o));
+    if (!same) triggers.push([name, changedBy.get(name) ?? []]);
+  }
+  for (const [name, items] of resumedOn) if (!docs.has(name)) triggers.push([name, items]);
+  for (const [name, items] of triggers) {
+    const alike = await view.names.filedAlike(name);
+    if (alike.length === 0) continue;
+    const group: PluginDocument[] = [];
+    for (const other of [name, ...alike.map((a) => a.name)]) {
+      const doc = await current(other);
+      if (doc) group.push(doc);
+    }
+    for (const doc of lookAlikesWithin(group)) for (const item of items) change(doc, item);
+  }
 }
 
 /**

@@ -64,7 +64,7 @@ import {
 import { versionFiles } from '../lifecycle.ts';
 import { allSettledValues, forEachLimited } from '../limited.ts';
 import { signVoid } from '../log-void.ts';
-import { writeLookAlikeIndex } from '../look-alike.ts';
+import { lookAlikesWithin, nameSkeleton, writeLookAlikeIndex } from '../look-alike.ts';
 import type { Manifest, PluginDocument, SnapshotDocument } from '../model.ts';
 import { ociRepositoryEntries, writeOciRepositoryIndex } from '../oci-repositories.ts';
 import { encodeJson } from '../render/documents.ts';
@@ -1314,12 +1314,15 @@ async function rebuildAll(
   // Each plugin's OCI repositories and owners, not its document: 100,000 documents are not held to the end.
   const rebuiltRepositories: FiledEntry[] = [];
   const rebuiltOwners: [string, readonly string[]][] = [];
+  // The plugins whose documents carry `look_alikes`: each is checked again below, with every look-alike group.
+  const flagged = new Set<string>();
   const revoked = await ctx.site.get(REVOKED_KEYS_KEY);
   const keys = signed
     ? await keptAsSigned(ctx, signed, opened, found, revoked?.body, resign, (doc, line) => {
         catalog.plugins.set(doc.name, line);
         rebuiltRepositories.push(...ociRepositoryEntries(doc));
         rebuiltOwners.push([doc.name, doc.owners]);
+        if (doc.look_alikes) flagged.add(doc.name);
       })
     : [...found];
   await forEachLimited(keys, REBUILD_CONCURRENCY, async (key) => {
@@ -1341,7 +1344,9 @@ async function rebuildAll(
     catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc, previous).catch(unrenderable(key)));
     rebuiltRepositories.push(...ociRepositoryEntries(doc));
     rebuiltOwners.push([doc.name, doc.owners]);
+    if (doc.look_alikes) flagged.add(doc.name);
   });
+  await rebuildLookAlikes(ctx, catalog, rebuiltOwners, flagged);
   // The look-alike index anew, from the plugins rebuilt (look-alike.ts): every name, before the commit; the
   // OCI repository index too (oci-repositories.ts), from the documents as rebuilt.
   await Promise.all([
@@ -1361,6 +1366,46 @@ async function rebuildAll(
     snapshot,
   );
   return { generation, plugins: catalog.plugins.size, resigned: resigned.sort(), restored };
+}
+
+/**
+ * Every plugin document's `look_alikes` made true to the registry as rebuilt (look-alike.ts
+ * `lookAlikesWithin`), after every document is written: the names grouped by skeleton from what the rebuild
+ * took (`rebuilt`, no document held), and only the documents of a group of two or more, or of a plugin whose
+ * document carries the field (`flagged`), read again and rewritten where the field changes. A registry made
+ * before the field (its grandfathered pairs flagged by search alone) has it set by its first rebuild or
+ * catalog upgrade; at 100,000 plugins a group is a few names, and few names are in one.
+ */
+async function rebuildLookAlikes(
+  ctx: PipelineContext,
+  catalog: Catalog,
+  rebuilt: readonly (readonly [string, readonly string[]])[],
+  flagged: ReadonlySet<string>,
+): Promise<void> {
+  const groups = new Map<string, string[]>();
+  for (const [name] of rebuilt) {
+    const group = groups.get(nameSkeleton(name));
+    if (group) group.push(name);
+    else groups.set(nameSkeleton(name), [name]);
+  }
+  const read = [...groups.values()].filter((g) => g.length > 1 || flagged.has(g[0] as string));
+  await forEachLimited(read, REBUILD_CONCURRENCY, async (names) => {
+    const docs: PluginDocument[] = [];
+    const sizes = new Map<string, number>();
+    for (const name of names) {
+      const object = await ctx.site.get(pluginDocumentKey(name));
+      if (!object) continue;
+      sizes.set(name, object.body.byteLength);
+      docs.push(JSON.parse(new TextDecoder().decode(object.body)) as PluginDocument);
+    }
+    for (const doc of lookAlikesWithin(docs))
+      catalog.plugins.set(
+        doc.name,
+        await writePluginDocument(ctx, doc, sizes.get(doc.name)).catch(
+          unrenderable(pluginDocumentKey(doc.name)),
+        ),
+      );
+  });
 }
 
 /**

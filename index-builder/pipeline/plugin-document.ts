@@ -88,6 +88,8 @@ export function mergePluginDocument(
   doc.owners = owners;
   if (deprecation) doc.deprecation = deprecation;
   if (existing?.advisories) doc.advisories = existing.advisories;
+  // Carried as they are: a publish changes no owners, and the batch recomputes them when owners change.
+  if (existing?.look_alikes) doc.look_alikes = existing.look_alikes;
   doc.versions = versions;
   return recomputed(doc as unknown as PluginDocument);
 }

@@ -3,7 +3,9 @@
  * `aws-cost` and `awscost` (one skeleton, look-alike.ts) stand side by side in other hands (published in one
  * batch by one key, as before the rule, then one given to another key), and an owner's own `foo-cli` beside
  * `foocli`. Served over a real socket by the local server, asked three ways: `GET /search`, the client
- * library's `search` through its verified session, and the built `plugindex search` as a process.
+ * library's `search` through its verified session, and the built `plugindex search` as a process; and as a
+ * user installing meets them, from the signed plugin document alone: the built `plugindex info` and
+ * `plugindex install` (look_alikes, set on both documents by the transfer on one of them).
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -26,6 +28,7 @@ const run = promisify(execFile);
 
 let registry: TestRegistry;
 let heir: KeyPair;
+let publisherFingerprint: string;
 let base: string;
 let close: (() => Promise<void>) | undefined;
 let work: string;
@@ -33,6 +36,7 @@ let env: NodeJS.ProcessEnv;
 
 beforeAll(async () => {
   const publisher = await testKey('publisher');
+  publisherFingerprint = publisher.fingerprint;
   const operator = await testKey('operator');
   heir = await testKey('heir');
   // Signed as of now (the action a minute before): the built CLI reads the snapshot by the real clock.
@@ -43,7 +47,14 @@ beforeAll(async () => {
   );
   const bundles = await Promise.all(
     ['aws-cost', 'awscost', 'foo-cli', 'foocli', 'cost-lens'].map((name) =>
-      makeBundle({ manifest: validManifest({ name, description: `The ${name} plugin` }), signer: publisher }),
+      makeBundle({
+        manifest: validManifest({ name, description: `The ${name} plugin` }),
+        // One executable each, so the built `plugindex install` can place it.
+        artifacts: [
+          { os: 'linux', arch: 'amd64', name, body: new TextEncoder().encode(`#!/bin/sh\necho ${name}\n`) },
+        ],
+        signer: publisher,
+      }),
     ),
   );
   expect(verdicts(await publish(registry, ...bundles)).map(([, verdict]) => verdict)).toEqual(
@@ -146,6 +157,65 @@ describe('when a search finds names that read as other owners’ plugins', () =>
     ]);
     const own = await cli('foo');
     expect(own.stdout).not.toContain('looks like');
+  });
+});
+
+/** The built `plugindex ARGS...` as a process in the work folder: its exit code and output. */
+async function plugindex(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env, cwd: work });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('when info or install names a plugin that reads as another owner’s (its signed look_alikes)', () => {
+  it('plugindex info says so under its owners, and --json carries look_alikes in the document', async () => {
+    const human = await plugindex('info', 'aws-cost');
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toContain(
+      `  owners (publisher keys): ${publisherFingerprint}\n  looks like: awscost (other owner)\n`,
+    );
+    const json = await plugindex('info', 'awscost', '--json');
+    expect(JSON.parse(json.stdout).plugin.look_alikes).toEqual([
+      { name: 'aws-cost', owners: [publisherFingerprint] },
+    ]);
+    const own = await plugindex('info', 'foo-cli');
+    expect(own.code, own.stderr).toBe(0);
+    expect(own.stdout).not.toContain('looks like');
+  });
+
+  it('plugindex install warns on stderr and installs, and --json carries look_alikes in the item', async () => {
+    const installed = await plugindex('install', 'awscost');
+    expect(installed.code, installed.stderr).toBe(0);
+    expect(installed.stdout).toContain('installed awscost@1.0.0');
+    expect(installed.stderr).toContain('warning: awscost looks like: aws-cost (other owner)');
+    const json = await plugindex('install', 'aws-cost', '--json');
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout).items[0].look_alikes).toEqual([
+      { name: 'awscost', owners: [heir.fingerprint] },
+    ]);
+    const own = await plugindex('install', 'foocli');
+    expect(own.code, own.stderr).toBe(0);
+    expect(own.stderr).not.toContain('looks like');
+  });
+
+  it('plugindex verify --url holds the documents with look_alikes to the log and the snapshot', async () => {
+    const verified = await plugindex(
+      'verify',
+      '--url',
+      registry.context.config.url,
+      '--mirror',
+      base,
+      '--key',
+      path.join(work, 'registry.asc'),
+      '--state',
+      path.join(work, 'verify.json'),
+    );
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    expect(verified.stdout).toMatch(/verified .*: generation \d+/);
   });
 });
 

@@ -610,12 +610,12 @@ describe('when journaling the catalog', () => {
     expect(warm.plugins.get('b-two')?.search).toBe('{"v":1}');
   });
 
-  it.each([5, 6])(
-    'reads a meta file of format %i, whose search rows lack owners, as outdated (rebuilt before use)',
+  it.each([5, 6, 7])(
+    'reads a meta file of format %i, whose search rows lack owners or documents their look-alikes, as outdated (rebuilt before use)',
     async (format) => {
       const store = await seeded(['a-one', 'b-two']);
       const object = store.objects.get('state/catalog/meta.tsv') as StoredObject;
-      const older = text(object.body).replace(/^plugindex-catalog 7/, `plugindex-catalog ${format}`);
+      const older = text(object.body).replace(/^plugindex-catalog 8/, `plugindex-catalog ${format}`);
       expect(older.startsWith(`plugindex-catalog ${format}\n`)).toBe(true);
       store.objects.set('state/catalog/meta.tsv', { ...object, body: utf8(older) });
       const loaded = await loadCatalog(coldCopy(store));

@@ -208,6 +208,12 @@ describe('when a plugin document that matched its digest is read as data', () =>
     expect(() => assertPluginDocument(doc([record()]), 'demo')).not.toThrow();
   });
 
+  it('accepts a document with look_alikes, a field added to v1 after this reader (it reads none)', () => {
+    // This reader is unchanged by the field: a client released before it reads such a document as this does.
+    const withField = { ...doc([record()]), look_alikes: [{ name: 'dem0', owners: ['AB'.repeat(20)] }] };
+    expect(() => assertPluginDocument(withField, 'demo')).not.toThrow();
+  });
+
   const ociArtifact = (oci: unknown) => ({
     ...record().artifacts[0],
     url: `oci://registry.example/acme/demo@sha256:${'d'.repeat(64)}`,

@@ -191,7 +191,7 @@ describe('when a publish defers the index documents', () => {
     for (const [k, o] of registry.site.objects) cold.site.objects.set(k, o);
     cold.context = { ...registry.context, intake: cold.intake, site: cold.site };
     expect((await flushIndexes(cold.context)).generation).not.toBeNull();
-    expect(decoder.decode(cold.intake.objects.get(key)?.body).startsWith('plugindex-catalog 7\n')).toBe(true);
+    expect(decoder.decode(cold.intake.objects.get(key)?.body).startsWith('plugindex-catalog 8\n')).toBe(true);
     expect(indexedVersions(cold, 'demo-plugin')).toEqual(['1.1.0', '1.0.0']);
     await verifyAsClient(cold, ['demo-plugin']);
   });

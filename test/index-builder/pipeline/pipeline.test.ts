@@ -921,7 +921,7 @@ describe('when recovering and maintaining', () => {
     ).toEqual(['demo-plugin', 'second-one']);
     expect(json<SnapshotDocument>(registry.site, 'snapshot.json').generation).toBeGreaterThan(before);
     const upgraded = new TextDecoder().decode(registry.intake.objects.get('state/catalog/meta.tsv')?.body);
-    expect(upgraded.split('\n')[0]).toBe('plugindex-catalog 7');
+    expect(upgraded.split('\n')[0]).toBe('plugindex-catalog 8');
     // Format 7's rows carry their owners (the search's look-alike flags), every row rebuilt, none left without.
     expect(
       json<{ plugins: { owners?: string[] }[] }>(registry.site, 'search.json').plugins.map(

@@ -303,7 +303,7 @@ async function asFormerRelease(intake: Store): Promise<void> {
   const meta = decoder.decode((await intake.get(CATALOG_META_KEY))?.body);
   await intake.put(
     CATALOG_META_KEY,
-    encoder.encode(meta.replace(/^plugindex-catalog 7\n/, 'plugindex-catalog 6\n')),
+    encoder.encode(meta.replace(/^plugindex-catalog 8\n/, 'plugindex-catalog 6\n')),
     {
       contentType: 'text/tab-separated-values',
       cacheControl: CACHE_PRIVATE,

@@ -145,7 +145,7 @@ describe.each([
     // What the release before wrote: format 6, its search rows without owners.
     const meta = registry.intake.objects.get('state/catalog/meta.tsv');
     if (!meta) throw new Error('missing meta.tsv');
-    const older = decoder.decode(meta.body).replace(/^plugindex-catalog 7\n/, 'plugindex-catalog 6\n');
+    const older = decoder.decode(meta.body).replace(/^plugindex-catalog 8\n/, 'plugindex-catalog 6\n');
     expect(older.startsWith('plugindex-catalog 6\n')).toBe(true);
     registry.intake.objects.set('state/catalog/meta.tsv', { ...meta, body: new TextEncoder().encode(older) });
 
@@ -165,7 +165,7 @@ describe.each([
       ['aws-cost', 'awscost', 'new-one', 'other-one'].map((n) => [n, 1]),
     );
     expect(decoder.decode(registry.intake.objects.get('state/catalog/meta.tsv')?.body).split('\n')[0]).toBe(
-      'plugindex-catalog 7',
+      'plugindex-catalog 8',
     );
   }, 60_000);
 });
