@@ -7,8 +7,10 @@
  * before it has none.
  */
 import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { LOOK_ALIKE_PREFIX } from '../../../index-builder/layout.ts';
 import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipeline/index.ts';
 import type { KeyPair } from '../../../index-builder/signing.ts';
+import type { Store } from '../../../index-builder/store.ts';
 import { boundDocument, submitAction } from '../../support/actions.ts';
 import {
   makeBundle,
@@ -18,6 +20,7 @@ import {
   validManifest,
 } from '../../support/fixtures.ts';
 import { publish, verdicts } from '../../support/published.ts';
+import { withMethod } from '../../support/stores.ts';
 
 // A release before the field is this one with `lookAlikesWithin` finding nothing to set (`asBefore`): how a
 // registry's documents came to hold pairs without it, signed, as the upgrade holds them to.
@@ -106,7 +109,21 @@ describe("when an action on one plugin changes the pair's owners", () => {
       manifest: validManifest({ name: 'awscost', version: '1.1.0' }),
       signer: heir,
     });
-    expect(verdicts(await publish(registry, bundle))).toEqual([['awscost', 'accepted', '']]);
+    // Read back: no other plugin's document, nor the name index (an ordinary publish does no new work).
+    const reads: string[] = [];
+    const count = (store: Store) =>
+      withMethod(store, 'get', (get) => (at) => {
+        reads.push(at);
+        return get(at);
+      });
+    const keys = await registry.submit(bundle);
+    const result = await processSubmissions(
+      { ...registry.context, site: count(registry.site), intake: count(registry.intake) },
+      keys,
+    );
+    expect(verdicts(result.outcomes)).toEqual([['awscost', 'accepted', '']]);
+    expect(reads).not.toContain('plugins/aws-cost/index.json');
+    expect(reads.filter((key) => key.startsWith(LOOK_ALIKE_PREFIX))).toEqual([]);
     expect(await alikesOf('awscost')).toEqual([{ name: 'aws-cost', owners: [publisher.fingerprint] }]);
   });
 });
