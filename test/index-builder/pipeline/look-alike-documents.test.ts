@@ -7,6 +7,7 @@
  * before it has none.
  */
 import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { StoreError } from '../../../index-builder/errors.ts';
 import { LOOK_ALIKE_PREFIX } from '../../../index-builder/layout.ts';
 import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipeline/index.ts';
 import type { KeyPair } from '../../../index-builder/signing.ts';
@@ -19,7 +20,7 @@ import {
   testKey,
   validManifest,
 } from '../../support/fixtures.ts';
-import { publish, verdicts } from '../../support/published.ts';
+import { documentOf, publish, verdicts } from '../../support/published.ts';
 import { withMethod } from '../../support/stores.ts';
 
 // A release before the field is this one with `lookAlikesWithin` finding nothing to set (`asBefore`): how a
@@ -126,6 +127,45 @@ describe("when an action on one plugin changes the pair's owners", () => {
     expect(reads.filter((key) => key.startsWith(LOOK_ALIKE_PREFIX))).toEqual([]);
     expect(await alikesOf('awscost')).toEqual([{ name: 'aws-cost', owners: [publisher.fingerprint] }]);
   });
+});
+
+describe("when a run dies writing the other plugin's document, after the log", () => {
+  it('the retry of the owners action flags both documents, though the one it names is written already', async () => {
+    const dying = await makeRegistry({
+      operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+    });
+    const bundles = await Promise.all(
+      ['az-spend', 'azspend'].map((name) =>
+        makeBundle({ manifest: validManifest({ name }), signer: publisher }),
+      ),
+    );
+    await publish(dying, ...bundles);
+    const transfer = await submitAction(
+      dying.intake,
+      { action: 'transfer', plugin: 'azspend', key: heir.publicKey },
+      operator,
+    );
+    const put = dying.site.put.bind(dying.site);
+    dying.site.put = async (key, body, options) => {
+      if (key === 'plugins/az-spend/index.json') throw new StoreError('STORE_IO', key, 'injected failure');
+      return put(key, body, options);
+    };
+    await expect(processSubmissions(dying.context, [transfer.key])).rejects.toMatchObject({
+      name: 'StoreError',
+      code: 'STORE_IO',
+    });
+    dying.site.put = put;
+    // The plugin the action names is written with its new owners; the other is not.
+    expect(documentOf(dying, 'azspend')?.owners).toEqual([heir.fingerprint]);
+    expect(documentOf(dying, 'az-spend')?.look_alikes).toBeUndefined();
+
+    await processSubmissions(dying.context, [transfer.key]);
+    const bound = (name: string) => boundDocument(dying.site, dying.registryKey.publicKey, name);
+    expect((await bound('az-spend')).look_alikes).toEqual([{ name: 'azspend', owners: [heir.fingerprint] }]);
+    expect((await bound('azspend')).look_alikes).toEqual([
+      { name: 'az-spend', owners: [publisher.fingerprint] },
+    ]);
+  }, 60_000);
 });
 
 describe('when a rebuild meets documents made before the field, or one whose field is stale', () => {
