@@ -88,7 +88,7 @@ describe('when the functions are bundled for Lambda', () => {
     }
   });
 
-  it('keeps the publish bundle within 1.56 MB, what a cold start compiles', () => {
+  it('keeps the publish bundle within 1.5 MB, what a cold start compiles', () => {
     // Lambda takes far more (50 MB zipped); the bound is ours, since a cold start compiles every byte. It was
     // 1.5 MB until the SQS client came in (27 KB, one command: the messages answered failed made visible
     // again, functions/message-visibility.ts), at 1.494 MB; imported lazily it was 37 KB, in the same file.
@@ -100,8 +100,9 @@ describe('when the functions are bundled for Lambda', () => {
     // 3.4 KB), the named failures of a logged publish's catch-up (pipeline/index.ts, 1.4 KB), the variants'
     // recorded digest in S3 metadata (s3-store.ts, 0.9 KB), the key IDs scoped per checked list (trust.ts).
     // At 1,558,064 bytes it went to 1,456,302: semver by its functions' paths, not its index (8 KB), and the
-    // credential chain's links Lambda never reaches (94 KB); the two tests below keep them out.
-    expect(bundle.bytes.publish).toBeLessThanOrEqual(1_560_000);
+    // credential chain's links Lambda never reaches (94 KB); the two tests below keep them out. The bound went
+    // back to 1.5 MB at 1,469,889 bytes (the void writer and the documents' look-alikes in), to keep that gain.
+    expect(bundle.bytes.publish).toBeLessThanOrEqual(1_500_000);
   });
 
   it('leaves out what the publish function never calls', () => {
@@ -214,8 +215,9 @@ describe('when the functions are bundled for Lambda', () => {
     // The look-alike flags take the rule alone (name-skeleton.ts), not the name index's storage.
     expect(sources).toContain('index-builder/name-skeleton.ts');
     expect(sources.filter((s) => /index-builder\/(look-alike|filed-index)\.ts$/.test(s))).toEqual([]);
-    // A cold start of the function a viewer waits on compiles every byte: a third of the others' bound.
-    expect(bundle.bytes.search).toBeLessThanOrEqual(600_000);
+    // A cold start of the function a viewer waits on compiles every byte: a third of the others' bound (600 KB
+    // until the credential chain's unreached links went, at 386,173 bytes).
+    expect(bundle.bytes.search).toBeLessThanOrEqual(500_000);
   });
 
   it('publishes from the intake bucket, signing with the key from Secrets Manager', async () => {
