@@ -240,6 +240,9 @@ export type ErrorCode =
   // A rebuild meets a published plugin document that no longer renders as it is (pipeline/index.ts
   // `unrenderable`): nothing committed, the document the operator's to put right
   | 'PUBLISHED_DOCUMENT_UNRENDERABLE'
+  // `plugindex rebuild` or `rotate-key` meets a logged publish past what the published snapshot counts that
+  // no plugin document shows (pipeline/stuck-entries.ts): signing over it would bar its void; nothing changed
+  | 'LOGGED_PUBLISH_STUCK'
   // A rebuild signing every manifest again (a key rotation's, or one finishing it: pipeline/site-writer.ts
   // `resignManifests`) meets a published version's manifest gone, or bytes not the digest its plugin
   // document records: the new key would vouch for nothing, or for what the old one never did

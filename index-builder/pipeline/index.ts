@@ -125,6 +125,7 @@ import {
   writeVersion,
   writingAfter,
 } from './site-writer.ts';
+import { refuseStuckPublishes } from './stuck-entries.ts';
 
 export type { BatchResult, BatchStep, PipelineContext, SubmissionFailure } from './context.ts';
 export { completeEncodedVariants } from './encoded.ts';
@@ -1302,6 +1303,14 @@ async function rebuildAll(
       ? await SignedDocuments.read(ctx.site, ctx.signer.publicKey, opened, snapshotRead?.body)
       : undefined;
   const head = await currentLogHead(ctx, recorded, published || undefined);
+  // The operator's rebuild or a rotation's, before it changes anything: never signed over a stuck publish.
+  if (!upgrade)
+    await refuseStuckPublishes(
+      ctx,
+      published?.log?.length ?? 0,
+      head,
+      options.keyRotations ? 'rotate-key' : 'rebuild',
+    );
   const restored = await restoreActionRecords(ctx, head, ctx.clock.now());
   const catalog = catalogAnew(opened);
   // Before the first document is rewritten: one that dies before its catalog is finished by the next run.

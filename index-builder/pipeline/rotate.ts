@@ -45,6 +45,7 @@ import { rebuildRegistry } from './index.ts';
 import { LogWriter } from './log-writer.ts';
 import { checkEveryPublished, isAltered } from './published.ts';
 import { putFile, readJson, withWriteLog } from './site-writer.ts';
+import { refuseStuckRotation } from './stuck-entries.ts';
 
 /**
  * Where a rotation submitted to a deployed registry waits in the intake store (the upload bucket), under a
@@ -427,6 +428,8 @@ export async function rotateRegistryKey(
       manifests: 0,
       invalidate: [],
     };
+  // Before the rotation is published or logged: its rebuild would sign over a stuck publish (stuck-entries.ts).
+  await refuseStuckRotation(ctx);
   const key = rotationKey(sequence);
   if (checked.state === 'new') await putFile(ctx.site, key, signedRotation, CACHE_IMMUTABLE);
   // Once in the log, even when a run died after appending it (its entry is then past what the snapshot vouches).

@@ -1,0 +1,182 @@
+/**
+ * `plugindex rebuild` and `rotate-key` while a logged publish is stuck (pipeline/stuck-entries.ts): its entry
+ * past what the published snapshot counts, its plugin document refused by the store, so no document shows
+ * it. Both signed a snapshot over that entry, which then vouched for a publish no document shows (verify
+ * --url: LOG_DISAGREES) and barred its void for good (clients: LOG_VOID_OF_SEEN); both now refuse
+ * LOGGED_PUBLISH_STUCK before they change anything. The documented recovery of a document that no longer
+ * renders (put it right, then rebuild) still goes on: its entry is shown by the document. On the filesystem
+ * store, as refused-recovery.test.ts.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FsStore } from '../../../adapters/fs-store.ts';
+import { forgetBins } from '../../../index-builder/catalog.ts';
+import { PlugindexError } from '../../../index-builder/errors.ts';
+import { CATALOG_META_KEY, submissionIdFromBytes } from '../../../index-builder/layout.ts';
+import type { PluginDocument } from '../../../index-builder/model.ts';
+import {
+  type BatchStep,
+  type PipelineContext,
+  processSubmissions,
+  rebuildRegistry,
+} from '../../../index-builder/pipeline/index.ts';
+import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
+import { signRotation } from '../../../index-builder/rotation.ts';
+import { createSigner, type Signer } from '../../../index-builder/signing.ts';
+import { makeBundle, makeRegistry, nextUploadName, testKey, validManifest } from '../../support/fixtures.ts';
+
+const folders: string[] = [];
+afterEach(async () => {
+  for (const folder of folders.splice(0)) await rm(folder, { recursive: true, force: true });
+});
+
+let nextSigner: Signer;
+beforeAll(async () => {
+  nextSigner = await createSigner((await testKey('registry-2')).secretKey);
+});
+
+/** A registry on two filesystem stores in a folder of its own; first-plugin published (entry 0). */
+async function registryOnDisk() {
+  const root = await mkdtemp(path.join(tmpdir(), 'plugindex-stuck-entries-'));
+  folders.push(root);
+  const site = path.join(root, 'site');
+  const base = await makeRegistry();
+  const context: PipelineContext = {
+    ...base.context,
+    intake: new FsStore(path.join(root, 'intake')),
+    site: new FsStore(site),
+  };
+  const submit = async (bundle: Uint8Array): Promise<{ key: string; id: string }> => {
+    const key = `incoming/${nextUploadName()}.tgz`;
+    await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+    return { key, id: submissionIdFromBytes(key, bundle) };
+  };
+  const batch = async (onStep?: (step: BatchStep) => void) => {
+    try {
+      return await processSubmissions({ ...context, ...(onStep ? { onStep } : {}) });
+    } finally {
+      forgetBins(context.intake); // the next run is another process
+    }
+  };
+  await submit(await makeBundle({ manifest: validManifest({ name: 'first-plugin' }) }));
+  await batch();
+  return { root, site, base, context, submit, batch };
+}
+
+/** Every file under `root` by its path, with its bytes' sha256: a refusal leaves them as they were. */
+async function filesOf(root: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    files.set(
+      path.relative(root, file),
+      createHash('sha256')
+        .update(await readFile(file))
+        .digest('hex'),
+    );
+  }
+  return files;
+}
+
+describe('when a logged publish is stuck, its plugin document refused by the store', () => {
+  it('refuses rebuild and rotate-key LOGGED_PUBLISH_STUCK, changing nothing, and both go on once a batch publishes it', async () => {
+    // Prepare: a folder where demo-plugin's document goes (EISDIR: STORE_REFUSED); its publish is logged
+    // (entry 1), then its document refused: the batch fails LOGGED_PUBLISH_FAILED, the snapshot counting 1.
+    const registry = await registryOnDisk();
+    const document = path.join(registry.site, 'plugins/demo-plugin/index.json');
+    await mkdir(document, { recursive: true });
+    const stuck = await registry.submit(await makeBundle());
+    await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+    const before = await filesOf(registry.root);
+    const rotation = await signRotation({
+      registry: registry.context.config.url,
+      sequence: 1,
+      previous: registry.base.signer,
+      next: nextSigner,
+      now: new Date('2026-11-02T00:00:00Z'),
+    });
+
+    // Act, Assess: each refuses, naming the entry, the publish, its submission and what to do (before,
+    // each signed a snapshot counting entry 1, which no document shows), and nothing changed.
+    const refusal = (command: string) => ({
+      name: 'PlugindexError',
+      code: 'LOGGED_PUBLISH_STUCK',
+      message: expect.stringMatching(
+        new RegExp(
+          `^plugindex ${command} refused, nothing changed: log entry 1, the publish of demo-plugin@1\\.0\\.0 \\(submission ${stuck.id}\\), is past the 1 entries the published snapshot counts, and plugins/demo-plugin/index\\.json is missing or unreadable .*LOG_DISAGREES.*LOG_VOID_OF_SEEN.*run the batch \\(plugindex process\\).*voidRefusedEntries.*then run ${command} again$`,
+        ),
+      ),
+    });
+    const rebuilt = rebuildRegistry(registry.context);
+    await expect(rebuilt).rejects.toBeInstanceOf(PlugindexError);
+    await expect(rebuilt).rejects.toMatchObject(refusal('rebuild'));
+    expect(await filesOf(registry.root)).toEqual(before);
+    await expect(
+      rotateRegistryKey({ ...registry.context, signer: nextSigner }, rotation.bytes),
+    ).rejects.toMatchObject(refusal('rotate-key'));
+    expect(await filesOf(registry.root)).toEqual(before);
+
+    // Once the path is mended, the batch publishes it at its entry; then both go on.
+    await rm(document, { recursive: true });
+    const mended = await registry.batch();
+    expect(mended.outcomes.map((o) => [o.plugin, o.status, o.seq])).toEqual([['demo-plugin', 'accepted', 1]]);
+    await expect(rebuildRegistry(registry.context)).resolves.toMatchObject({ plugins: 2 });
+    forgetBins(registry.context.intake);
+    await expect(
+      rotateRegistryKey({ ...registry.context, signer: nextSigner }, rotation.bytes),
+    ).resolves.toMatchObject({ status: 'rotated' });
+  }, 60_000);
+});
+
+describe('when a logged publish is shown by a document that no longer renders', () => {
+  it('lets the rebuild go on once the document is put right, and the batch then publishes it at its entry', async () => {
+    // Prepare: demo-plugin@1.0.0 published; a run logs 2.0.0 (entry 2), writes its document and dies
+    // before its page (its catalog not recording it); that document then holds text the render refuses (as
+    // a release before text was checked wrote it), recorded as being written, as the dead run left it.
+    const registry = await registryOnDisk();
+    await registry.submit(await makeBundle());
+    await registry.batch();
+    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+    const site = registry.context.site;
+    const put = site.put.bind(site);
+    site.put = async (key, body, options) => {
+      if (key === 'plugins/demo-plugin/index.html') throw new Error('killed before the page');
+      return put(key, body, options);
+    };
+    await expect(registry.batch()).rejects.toThrow('killed before the page');
+    site.put = put;
+    const key = 'plugins/demo-plugin/index.json';
+    const file = path.join(registry.site, key);
+    const written = JSON.parse(await readFile(file, 'utf8')) as PluginDocument;
+    expect(written.versions.map((v) => v.version)).toEqual(['2.0.0', '1.0.0']);
+    const broken = JSON.stringify({ ...written, description: 'broken \ud800 text' });
+    await writeFile(file, broken);
+    const meta = await registry.context.intake.get(CATALOG_META_KEY);
+    const sha = createHash('sha256').update(broken).digest('hex');
+    await registry.context.intake.put(
+      CATALOG_META_KEY,
+      new TextEncoder().encode(`${new TextDecoder().decode(meta?.body)}writing\t${key}\t${sha}\n`),
+      { contentType: 'text/plain', cacheControl: 'private, no-store' },
+    );
+    await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+
+    // Act, Assess: a rebuild before the document is put right refuses it as unrenderable (its entry is
+    // shown: not LOGGED_PUBLISH_STUCK); once put right, the rebuild goes on, and the batch publishes 2.0.0
+    // at its entry.
+    await expect(rebuildRegistry(registry.context)).rejects.toMatchObject({
+      code: 'PUBLISHED_DOCUMENT_UNRENDERABLE',
+    });
+    forgetBins(registry.context.intake);
+    await writeFile(file, JSON.stringify(written));
+    await expect(rebuildRegistry(registry.context)).resolves.toMatchObject({ plugins: 2 });
+    forgetBins(registry.context.intake);
+    const mended = await registry.batch();
+    expect(mended.outcomes.map((o) => [o.plugin, o.version, o.status, o.seq])).toEqual([
+      ['demo-plugin', '2.0.0', 'accepted', 2],
+    ]);
+  }, 60_000);
+});
