@@ -17,7 +17,7 @@ import { readJson } from './site-writer.ts';
 /**
  * Refuses LOGGED_PUBLISH_STUCK, naming the first, when a standing publish among the entries from what the
  * published snapshot counts (`counted`) to `head` is shown by no plugin document. Costs nothing more than
- * the comparison when the snapshot counts the head (every run but one after a batch failed past its log);
+ * the comparison when the snapshot counts the head (always, but after a batch that failed or died past its log);
  * else the tail's segments (one, but at a segment's end) and one document per plugin published in it.
  * A publish a later entry of the tail voids, or a later `remove` of its plugin, is not looked for.
  * @throws PlugindexError LOGGED_PUBLISH_STUCK

@@ -523,7 +523,7 @@ describe('when the index is lost or rebuilt', () => {
     expect(scans()).toBe(built);
   });
 
-  it('files in a rebuild the new plugin a run that died logged before its document, still refused its look-alike', async () => {
+  it('refuses a rebuild over the new plugin a run that died logged before its document, its look-alike still refused', async () => {
     const registry = await makeRegistry();
     await publish(registry, await bundleOf('gcp-billing', publisher));
     // A run that dies after the log, before the new plugin's document.
@@ -537,10 +537,12 @@ describe('when the index is lost or rebuilt', () => {
     });
     expect(documentOf(registry, 'aws-cost')).toBeUndefined();
 
-    await rebuildRegistry(registry.context);
+    // A rebuild now refuses (it signed the snapshot over an entry no document shows: stuck-entries.ts),
+    // nothing rewritten, the look-alike index the dead run filed left as it is.
+    await expect(rebuildRegistry(registry.context)).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_STUCK' });
 
-    // The rebuild files only the plugins it rebuilt; the next batch finishes the logged publish before it
-    // judges a new name (its names owed), so a look-alike in it is refused all the same.
+    // The next batch finishes the logged publish before it judges a new name (its names owed), so a
+    // look-alike in it is refused all the same.
     const outcomes = await publish(registry, await bundleOf('awscost', squatter));
     expect(verdicts(outcomes).find(([name]) => name === 'awscost')).toEqual([
       'awscost',
