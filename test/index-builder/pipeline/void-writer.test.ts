@@ -22,10 +22,11 @@ import {
   type BatchStep,
   type PipelineContext,
   processSubmissions,
+  refreshSnapshot,
   type SubmissionFailure,
 } from '../../../index-builder/pipeline/index.ts';
 import type { SubmissionOutcome } from '../../../index-builder/pipeline/outcomes.ts';
-import { listAll } from '../../../index-builder/store.ts';
+import { listAll, type Store } from '../../../index-builder/store.ts';
 import { httpClient } from '../../support/client.ts';
 import { encode, makeBundle, makeRegistry, nextUploadName, validManifest } from '../../support/fixtures.ts';
 
@@ -307,4 +308,128 @@ describe('the registry config', () => {
       message: expect.stringContaining('/voidRefusedEntries'),
     });
   });
+});
+
+/** `site` with its puts run through `put` first (each call of the store's own methods bound to it). */
+function puttingThrough(site: Store, put: Store['put']): Store {
+  return {
+    get: (key, options) => site.get(key, options),
+    head: (key) => site.head(key),
+    getStream: (key, options) => site.getStream(key, options),
+    put,
+    putStream: (key, body, options) => site.putStream(key, body, options),
+    delete: (key, options) => site.delete(key, options),
+    list: (prefix) => site.list(prefix),
+    ...(site.move ? { move: site.move.bind(site) } : {}),
+    ...(site.listFolders ? { listFolders: site.listFolders.bind(site) } : {}),
+  };
+}
+
+describe('when a snapshot counting the logged publish is signed while the batch writes its plugin documents', () => {
+  it('voids nothing: clients that saw that snapshot would refuse the log (LOG_VOID_OF_SEEN)', async () => {
+    // Prepare: demo-plugin@1.0.0 published, a folder where its page goes, 2.0.0 uploaded. A refresh run
+    // beside the batch (a writer outside the queue, as writeSnapshot's ifMatch allows for) signs the
+    // snapshot over the log once the batch has logged 2.0.0, just before its document is written.
+    const registry = await servedOnDisk();
+    await registry.batch([(await registry.submit(await installable('demo-plugin'))).key]);
+    await pageFolder(registry);
+    const stuck = await registry.submit(await installable('demo-plugin', '2.0.0'));
+    const site = registry.context.site;
+    let refreshed = false;
+    const racing = puttingThrough(site, async (key, body, options) => {
+      if (key === 'plugins/demo-plugin/index.json' && !refreshed) {
+        refreshed = true;
+        await refreshSnapshot(registry.context);
+        forgetBins(registry.context.intake);
+      }
+      return site.put(key, body, options);
+    });
+
+    // Act
+    const run = processSubmissions({ ...registry.context, site: racing }, [stuck.key]);
+
+    // Assert: the published snapshot counts entry 1, so no void of it is appended (before, the void was
+    // written from the snapshot read when the batch opened its log); the batch fails as without the setting.
+    const failure = await run.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refreshed).toBe(true);
+    const snapshot = JSON.parse(new TextDecoder().decode((await site.get('snapshot.json'))?.body));
+    expect(snapshot.log.length).toBe(2);
+    expect((await registry.entries()).map((e) => e.type)).toEqual(['publish', 'publish']);
+    expect(failure).toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+  }, 60_000);
+});
+
+describe("when a published plugin's new version is voided", () => {
+  it('leaves no index document, bin or search row naming the voided version', async () => {
+    // Prepare: demo-plugin@1.0.0 published; a folder where its page goes; 2.0.0 and other-plugin uploaded.
+    const registry = await servedOnDisk();
+    await registry.batch([(await registry.submit(await installable('demo-plugin'))).key]);
+    await pageFolder(registry);
+    await registry.submit(await installable('demo-plugin', '2.0.0'));
+    await registry.submit(await installable('other-plugin'));
+
+    // Act
+    const result = await registry.batch();
+
+    // Assert: every registry-wide document the batch wrote names 1.0.0 only (other-plugin is 1.0.0 too).
+    expect(outcomesOf(result).map(([, version, status]) => [version, status])).toEqual([
+      ['2.0.0', 'rejected'],
+      ['1.0.0', 'accepted'],
+    ]);
+    const keys = (await listAll(registry.context.site, '')).map((o) => o.key);
+    const documents = keys.filter(
+      (key) =>
+        /^(index\.(json|yaml)|search\.json|falcoctl\/index\.yaml|snapshot\/.*|home-search\.json)$/.test(
+          key,
+        ) || key.endsWith('.html'),
+    );
+    expect(documents.length).toBeGreaterThan(4);
+    for (const key of documents) {
+      const text = new TextDecoder().decode((await registry.context.site.get(key))?.body);
+      expect([key, text.includes('2.0.0')]).toEqual([key, false]);
+    }
+    expect((await registry.verify()).voided).toHaveLength(1);
+  }, 60_000);
+});
+
+describe('when a batch dies after appending its void, before its commit', () => {
+  it('the retry publishes the rest once, rejects the voided upload, and logs nothing again', async () => {
+    // Prepare: a client saw first-plugin (entry 0). A folder where demo-plugin's page goes; demo-plugin and
+    // other-plugin uploaded; the batch dies at the first site write after its void is in the log.
+    const registry = await servedOnDisk();
+    const { home } = await clientSawFirst(registry);
+    await pageFolder(registry);
+    const stuck = await registry.submit(await makeBundle());
+    const other = await registry.submit(await installable('other-plugin'));
+    const site = registry.context.site;
+    const dying = puttingThrough(site, async (key, body, options) => {
+      const voided = (await registry.entries()).some((e) => e.type === 'void');
+      if (voided && !key.startsWith('log/')) throw new Error('killed after the void');
+      return site.put(key, body, options);
+    });
+    await expect(
+      processSubmissions({ ...registry.context, site: dying }, [stuck.key, other.key]),
+    ).rejects.toThrow('killed after the void');
+    forgetBins(registry.context.intake);
+    expect((await registry.entries()).map((e) => e.type)).toEqual(['publish', 'publish', 'publish', 'void']);
+
+    // Act
+    const result = await registry.batch();
+
+    // Assert
+    expect(outcomesOf(result)).toEqual([
+      ['demo-plugin', '1.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+      ['other-plugin', '1.0.0', 'accepted', 2, []],
+    ]);
+    expect(await registry.incoming()).toEqual([]);
+    expect((await registry.entries()).map((e) => e.type)).toEqual(['publish', 'publish', 'publish', 'void']);
+    expect(await registry.verify()).toMatchObject({ plugins: 2, log: { length: 4 } });
+    const later = httpClient(home);
+    cleanups.push(() => later.close());
+    const [updated] = await later.updateRegistries(['main']);
+    expect(updated?.error).toBeUndefined();
+  }, 90_000);
 });
