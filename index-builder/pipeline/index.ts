@@ -856,9 +856,14 @@ async function voidRefusedPlugin(
   }
   // The snapshot as published now, not as the log was opened: one signed since (a writer beside the queue,
   // as writeSnapshot's ifMatch allows for) may count an entry, and clients refuse a void of it for good.
-  const now = await ctx.site.get(SNAPSHOT_KEY);
-  const counted = now ? (JSON.parse(new TextDecoder().decode(now.body)) as SnapshotDocument).log?.length : 0;
-  if (!((counted ?? 0) <= Math.min(...[...behind.values()].map(({ seq }) => seq)))) return false;
+  // Held to the one the catalog records, so a snapshot.json put there by someone else is not believed.
+  let counted: number;
+  try {
+    counted = checkedSnapshot(catalog, (await ctx.site.get(SNAPSHOT_KEY))?.body)?.log?.length ?? 0;
+  } catch {
+    return false; // another snapshot than the one this batch began from: judged by the batch's retry
+  }
+  if (counted > Math.min(...[...behind.values()].map(({ seq }) => seq))) return false;
   // The store's refusal, which the operator is told: LOGGED_PUBLISH_FAILED says the batch fails, and it does not.
   const refusal = error instanceof PlugindexError && error.cause !== undefined ? error.cause : error;
   const reason = `the registry failed writing the plugin's documents for good (${errorName(refusal)})`;

@@ -433,3 +433,38 @@ describe('when a batch dies after appending its void, before its commit', () => 
     expect(updated?.error).toBeUndefined();
   }, 90_000);
 });
+
+describe('when snapshot.json is put back to an older one over a snapshot counting a stuck publish', () => {
+  it('voids nothing: the snapshot the registry committed counts the entry, whatever snapshot.json says', async () => {
+    // Prepare: first-plugin published (entry 0, snapshot A). A run logs demo-plugin (entry 1) and dies; a
+    // refresh signs snapshot B over it (log of 2). Someone who may write the site, holding no key, puts A's
+    // bytes back as snapshot.json; and a folder stands where demo-plugin's page goes.
+    const registry = await servedOnDisk();
+    await registry.batch([(await registry.submit(await installable('first-plugin'))).key]);
+    const older = await registry.context.site.get('snapshot.json');
+    const stuck = await registry.submit(await makeBundle());
+    const onStep = (step: BatchStep): void => {
+      if (step === 'logged') throw new Error('killed after the log');
+    };
+    await expect(registry.batch([stuck.key], onStep)).rejects.toThrow('killed after the log');
+    await refreshSnapshot(registry.context);
+    forgetBins(registry.context.intake);
+    await registry.context.site.put('snapshot.json', older?.body as Uint8Array, {
+      contentType: 'application/json',
+      cacheControl: 'no-cache',
+    });
+    await pageFolder(registry);
+
+    // Act
+    const failure = await registry.batch([stuck.key]).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+
+    // Assert: no void of entry 1, which snapshot B counted (before, the one planted was believed, the void
+    // appended, and every client that read B refused the registry for good: LOG_VOID_OF_SEEN).
+    expect((await registry.entries()).map((e) => e.type)).toEqual(['publish', 'publish']);
+    console.log('FAILURE', (failure as Error).message);
+    expect(failure).toBeInstanceOf(Error);
+  }, 60_000);
+});
