@@ -18,8 +18,10 @@ import type { RegistryConfig } from '../../../index-builder/config.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
 import { submissionIdFromBytes } from '../../../index-builder/layout.ts';
 import { logSegmentKey, parseSegment } from '../../../index-builder/log.ts';
+import { HeldDocuments } from '../../../index-builder/pipeline/held-documents.ts';
 import {
   type BatchStep,
+  flushIndexes,
   type PipelineContext,
   processSubmissions,
   refreshSnapshot,
@@ -362,17 +364,37 @@ describe('when a snapshot counting the logged publish is signed while the batch 
   }, 60_000);
 });
 
-describe("when a published plugin's new version is voided", () => {
+const WAYS = [
+  ['in one process per batch', {}],
+  ['by a long-running process holding the index documents', { held: true }],
+  ['with the index documents deferred, then flushed', { defer: true }],
+] as const;
+
+describe.each(WAYS)("when a published plugin's new version is voided %s", (_, way) => {
   it('leaves no index document, bin or search row naming the voided version', async () => {
     // Prepare: demo-plugin@1.0.0 published; a folder where its page goes; 2.0.0 and other-plugin uploaded.
     const registry = await servedOnDisk();
-    await registry.batch([(await registry.submit(await installable('demo-plugin'))).key]);
+    const held = 'held' in way ? new HeldDocuments() : undefined;
+    const context = {
+      ...registry.context,
+      ...(held ? { held } : {}),
+      ...('defer' in way ? { deferIndexes: true } : {}),
+    };
+    const batch = async (keys?: string[]) => {
+      try {
+        return await processSubmissions(context, keys);
+      } finally {
+        if (!held) forgetBins(context.intake);
+      }
+    };
+    await batch([(await registry.submit(await installable('demo-plugin'))).key]);
     await pageFolder(registry);
     await registry.submit(await installable('demo-plugin', '2.0.0'));
     await registry.submit(await installable('other-plugin'));
 
     // Act
-    const result = await registry.batch();
+    const result = await batch();
+    if ('defer' in way) await flushIndexes(registry.context);
 
     // Assert: every registry-wide document the batch wrote names 1.0.0 only (other-plugin is 1.0.0 too).
     expect(outcomesOf(result).map(([, version, status]) => [version, status])).toEqual([
@@ -387,6 +409,9 @@ describe("when a published plugin's new version is voided", () => {
         ) || key.endsWith('.html'),
     );
     expect(documents.length).toBeGreaterThan(4);
+    // Written by this batch (or its flush): other-plugin is in them.
+    const index = await registry.context.site.get('index.json');
+    expect(new TextDecoder().decode(index?.body)).toContain('other-plugin');
     for (const key of documents) {
       const text = new TextDecoder().decode((await registry.context.site.get(key))?.body);
       expect([key, text.includes('2.0.0')]).toEqual([key, false]);
