@@ -777,6 +777,8 @@ interface Voiding {
   readonly view: BatchView;
   readonly catalog: Catalog;
   readonly processed: string;
+  /** The ids of uploads not at hand (`fromLog`) voided here: their voids' intents kept for the batch that meets them. */
+  readonly awaited: Set<string>;
 }
 
 /**
@@ -815,7 +817,7 @@ async function voidRefusedPlugin(
   voiding: Voiding,
   error: unknown,
 ): Promise<boolean> {
-  const { items, folded, log, view, catalog, processed } = voiding;
+  const { items, folded, log, view, catalog, processed, awaited } = voiding;
   if (ctx.config.voidRefusedEntries !== true) return false;
   const resumed = items.some(
     ({ evaluation: e }) => e.kind === 'already-published' && e.resumed && e.manifest.name === name,
@@ -891,6 +893,7 @@ async function voidRefusedPlugin(
       error: refusal,
     });
     item.evaluation = rejected([voidedProblem(subject, seq)], { manifest, publisher });
+    if (item.fromLog) awaited.add(item.upload.id);
     refused.push({ item, manifest, sourceSha256 });
   }
   // Its files, which no document points at now (the plugin's as published is the one referenced).
@@ -1141,6 +1144,7 @@ export async function processSubmissions(
   // Rendered while the plugin documents are written; written after them.
   let generation: number | null = null;
   let toWrite = rendered;
+  const awaited = new Set<string>();
   for (let pass = 0; ; pass++) {
     const plugins = await writeChangedPlugins(
       ctx,
@@ -1170,7 +1174,7 @@ export async function processSubmissions(
       // Opted in, a publish whose document the store refuses for good is voided, and the rest written again
       // (each document rewritten the same) and committed without it; else the batch fails, as it always did.
       const name = plugins.refused();
-      const voiding = { items, folded, log, view, catalog, processed };
+      const voiding = { items, folded, log, view, catalog, processed, awaited };
       if (name === undefined || !(await voidRefusedPlugin(ctx, name, voiding, pluginsWritten.reason)))
         throw pluginsWritten.reason;
       toWrite = toWrite.filter((plugin) => plugin.doc.name !== name);
@@ -1204,7 +1208,10 @@ export async function processSubmissions(
   );
   ctx.onStep?.('outcomes');
   // Finished: their log entries need finding no more.
-  await log.forget(items.map((i) => i.upload.id));
+  await log.forget(
+    items.map((i) => i.upload.id),
+    awaited,
+  );
   return {
     outcomes,
     generation,

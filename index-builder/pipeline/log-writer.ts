@@ -80,6 +80,11 @@ export interface LogIntent {
    * later batches no longer wait for the log for it (`namesOwed`), its upload, met again, still resumed.
    */
   readonly unowed?: true;
+  /**
+   * Set on a void's intent by the batch that voided a publish whose upload was not at hand (finished from the
+   * log): kept, whatever outcome is recorded, until a batch that meets its upload rejects it by it (`voidFor`).
+   */
+  readonly awaited?: true;
 }
 
 /** An intent record of a flush: submission id -> its intent. */
@@ -808,13 +813,21 @@ export class LogWriter {
    * and found nothing to finish from (`release`, or its entry not the log's at its seq) is kept, marked
    * `unowed`: `namesOwed` passes over it, where it made every later batch wait for the log, for good.
    */
-  async forget(ids: readonly string[]): Promise<void> {
+  async forget(ids: readonly string[], awaited: ReadonlySet<string> = new Set()): Promise<void> {
     const finished = new Set(ids);
     await forEachLimited([...this.#records], WRITE_CONCURRENCY, async ([key, intents]) => {
       const left = new Map<string, LogIntent>();
       let marked = false;
       for (const [id, intent] of intents) {
-        // Only a dead run's record names a submission outside the batch: one request each, rarely.
+        // A void of a publish whose upload was not at hand (`awaited`, marked so) is kept, whatever outcome is
+        // recorded, until a batch that meets its upload rejects it by it (`voidFor`): dropped for the
+        // outcome recorded from the log, that upload, judged anew, was logged and voided again.
+        const waiting = intent.type === 'void' && (awaited.has(id) || intent.awaited === true);
+        if (waiting && (awaited.has(id) || !finished.has(id))) {
+          marked ||= intent.awaited !== true;
+          left.set(id, { ...intent, awaited: true });
+          continue;
+        }
         if (finished.has(id) || (await this.ctx.intake.head(statusKey(id)))) continue;
         const unowed = this.#unowed.has(id) && intent.unowed !== true;
         marked ||= unowed;

@@ -493,3 +493,37 @@ describe('when snapshot.json is put back to an older one over a snapshot countin
     expect(failure).toBeInstanceOf(Error);
   }, 60_000);
 });
+
+describe("when a batch voids a dead run's publish whose upload it did not take", () => {
+  it('the batch that meets that upload rejects it by the void, logging it no more', async () => {
+    // Prepare: a run logs demo-plugin (entry 0) and dies; a folder where its page goes. A batch of
+    // other-plugin alone (the local server publishes an upload at once) finishes demo-plugin from the log,
+    // meets the refusal and voids entry 0; demo-plugin's upload is still in incoming/.
+    const registry = await servedOnDisk();
+    const stuck = await registry.submit(await makeBundle());
+    const onStep = (step: BatchStep): void => {
+      if (step === 'logged') throw new Error('killed after the log');
+    };
+    await expect(registry.batch([stuck.key], onStep)).rejects.toThrow('killed after the log');
+    await pageFolder(registry);
+    const other = await registry.submit(await installable('other-plugin'));
+    expect(outcomesOf(await registry.batch([other.key]))).toEqual([
+      ['other-plugin', '1.0.0', 'accepted', 1, []],
+      ['demo-plugin', '1.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+    ]);
+    expect(await registry.incoming()).toEqual([stuck.key]);
+
+    // Act
+    const result = await registry.batch();
+
+    // Assert: rejected by that void (before, its intent was dropped for the outcome recorded from the log,
+    // and the upload, judged anew, was logged again at entry 3 and voided again at entry 4).
+    expect(outcomesOf(result)).toEqual([
+      ['demo-plugin', '1.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+    ]);
+    expect((await registry.entries()).map((e) => e.type)).toEqual(['publish', 'publish', 'void']);
+    expect(await registry.incoming()).toEqual([]);
+    expect(await listAll(registry.context.intake, 'state/log-intents/')).toEqual([]);
+    expect((await registry.verify()).voided).toHaveLength(1);
+  }, 60_000);
+});
