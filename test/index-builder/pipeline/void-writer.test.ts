@@ -420,6 +420,32 @@ describe.each(WAYS)("when a published plugin's new version is voided %s", (_, wa
   }, 60_000);
 });
 
+describe('when a new plugin is voided with the index documents deferred', () => {
+  it('flushes them without it, and the registry verifies', async () => {
+    const registry = await servedOnDisk();
+    const context = { ...registry.context, deferIndexes: true };
+    await processSubmissions(context, [(await registry.submit(await installable('first-plugin'))).key]);
+    forgetBins(context.intake);
+    await pageFolder(registry);
+    await registry.submit(await makeBundle());
+    await registry.submit(await installable('other-plugin'));
+
+    // Act
+    const result = await processSubmissions(context);
+    forgetBins(context.intake);
+    await flushIndexes(registry.context);
+
+    // Assert
+    expect(outcomesOf(result).map(([name, , status]) => [name, status])).toEqual([
+      ['demo-plugin', 'rejected'],
+      ['other-plugin', 'accepted'],
+    ]);
+    const search = new TextDecoder().decode((await registry.context.site.get('search.json'))?.body);
+    expect([search.includes('other-plugin'), search.includes('demo-plugin')]).toEqual([true, false]);
+    expect(await registry.verify()).toMatchObject({ plugins: 2, log: { length: 4 } });
+  }, 60_000);
+});
+
 describe('when a batch dies after appending its void, before its commit', () => {
   it('the retry publishes the rest once, rejects the voided upload, and logs nothing again', async () => {
     // Prepare: a client saw first-plugin (entry 0). A folder where demo-plugin's page goes; demo-plugin and
