@@ -97,6 +97,24 @@ async function home(): Promise<(...args: string[]) => Promise<Result>> {
   return plugindex;
 }
 
+/**
+ * `plugindex verify` of the registry at its served mirror, with the registry key; rejects on a non-zero exit
+ * as `run` does.
+ */
+function verifyMirror(...more: string[]): Promise<{ stdout: string; stderr: string }> {
+  return run(process.execPath, [
+    BIN,
+    'verify',
+    '--url',
+    REGISTRY_URL,
+    '--mirror',
+    base,
+    '--key',
+    keyFile,
+    ...more,
+  ]);
+}
+
 async function publish(name: string, version: string): Promise<void> {
   const file = path.join(work, `${name}-${version}.tgz`);
   await writeFile(
@@ -323,30 +341,11 @@ describe("when a plugin's history is audited", () => {
 
   it('refuses a tampered log (exit 3), and verify --url checks the whole chain', async () => {
     const plugindex = await home();
-    const good = await run(process.execPath, [
-      BIN,
-      'verify',
-      '--url',
-      REGISTRY_URL,
-      '--mirror',
-      base,
-      '--key',
-      keyFile,
-    ]);
+    const good = await verifyMirror();
     expect(good.stdout).toContain(
       `log: ${head.length} entries, every link checked from the first to head ${head.head}`,
     );
-    const goodJson = await run(process.execPath, [
-      BIN,
-      'verify',
-      '--url',
-      REGISTRY_URL,
-      '--mirror',
-      base,
-      '--key',
-      keyFile,
-      '--json',
-    ]);
+    const goodJson = await verifyMirror('--json');
     expect(JSON.parse(goodJson.stdout)).toMatchObject({ ok: true, log: head });
 
     const lines = await segmentLines(local.context);
@@ -355,17 +354,7 @@ describe("when a plugin's history is audited", () => {
       const audit = await plugindex('audit', 'risky-scan');
       expect(audit.code).toBe(3);
       expect(audit.stderr).toContain('LOG_ENTRY_ALTERED');
-      const verify = await run(process.execPath, [
-        BIN,
-        'verify',
-        '--url',
-        REGISTRY_URL,
-        '--mirror',
-        base,
-        '--key',
-        keyFile,
-        '--json',
-      ]).catch((e: { code: number; stdout: string }) => e);
+      const verify = await verifyMirror('--json').catch((e: { code: number; stdout: string }) => e);
       expect((verify as { code?: number }).code).toBe(3);
       // The mirror read is named, as it is when verified.
       expect(JSON.parse(verify.stdout)).toMatchObject({
@@ -381,17 +370,7 @@ describe("when a plugin's history is audited", () => {
 
   it('verify --url reports each disagreement between the log and a document the registry key re-signed (exit 3)', async () => {
     const verify = (...more: string[]) =>
-      run(process.execPath, [
-        BIN,
-        'verify',
-        '--url',
-        REGISTRY_URL,
-        '--mirror',
-        base,
-        '--key',
-        keyFile,
-        ...more,
-      ]).catch((e: { code: number; stdout: string }) => e);
+      verifyMirror(...more).catch((e: { code: number; stdout: string }) => e);
     let kept: unknown;
     await editPlugin(local.context, 'risky-scan', (doc) => {
       kept = doc.advisories;
@@ -460,16 +439,7 @@ describe('when the registry voids an entry that never took effect', () => {
     expect(text.stdout).toContain(`void  3.0.0  signer ${local.context.signer.fingerprint}`);
     const json = JSON.parse((await plugindex('audit', 'risky-scan', '--json')).stdout);
     expect(json.entries.at(-2)).toMatchObject({ seq: head.length, voided: { by: head.length + 1, reason } });
-    const verified = await run(process.execPath, [
-      BIN,
-      'verify',
-      '--url',
-      REGISTRY_URL,
-      '--mirror',
-      base,
-      '--key',
-      keyFile,
-    ]);
+    const verified = await verifyMirror();
     expect(verified.stdout).toContain(`log: ${head.length + 2} entries`);
     expect(verified.stdout).toContain(
       `  log entry #${head.length} (publish risky-scan 3.0.0) voided by the registry at #${head.length + 1}: ${reason}\n`,
