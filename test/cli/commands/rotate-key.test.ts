@@ -41,6 +41,11 @@ function plugindex(...args: string[]): Promise<CommandResult> {
   });
 }
 
+/** `plugindex verify` of REGISTRY_URL at its mirror `mirror`, from the key in the file `pinned`. */
+function verifyMirror(mirror: string, pinned: string): Promise<CommandResult> {
+  return plugindex('verify', '--url', REGISTRY_URL, '--mirror', mirror, '--key', pinned);
+}
+
 async function keyFile(name: string): Promise<{ file: string; fingerprint: string; secretKey: string }> {
   const pair = await generateKeyPair({ name: `operator ${name}` });
   const file = path.join(work, `${name}.asc`);
@@ -124,15 +129,7 @@ describe('when an operator rotates a served registry key twice', () => {
     const verified = await plugindex('verify');
     expect(verified.code, verified.stdout).toBe(0);
 
-    const whole = await plugindex(
-      'verify',
-      '--url',
-      REGISTRY_URL,
-      '--mirror',
-      served?.url as string,
-      '--key',
-      firstKey,
-    );
+    const whole = await verifyMirror(served?.url as string, firstKey);
     expect(whole.code, whole.stderr).toBe(0);
     expect(whole.stdout).toContain(`key ${previous}`);
     expect(whole.stdout).toContain(
@@ -322,15 +319,7 @@ describe('when a rotation is interrupted part way', () => {
     try {
       const firstKey = path.join(work, 'interrupted-first.asc');
       await writeFile(firstKey, firstPublic);
-      const whole = await plugindex(
-        'verify',
-        '--url',
-        REGISTRY_URL,
-        '--mirror',
-        server.url,
-        '--key',
-        firstKey,
-      );
+      const whole = await verifyMirror(server.url, firstKey);
       expect(whole.code, whole.stderr).toBe(0);
       expect(whole.stdout).toContain('2 manifests');
     } finally {
@@ -379,15 +368,7 @@ describe('when an operator rotates the key because the old one was stolen (--com
 
       const updated = await plugindex('registry', 'update', 'stolen');
       expect(updated.code, updated.stderr).toBe(0);
-      const whole = await plugindex(
-        'verify',
-        '--url',
-        REGISTRY_URL,
-        '--mirror',
-        server.url,
-        '--key',
-        firstKey,
-      );
+      const whole = await verifyMirror(server.url, firstKey);
       expect(whole.code, whole.stderr).toBe(0);
       expect(whole.stdout).toContain(`rotation 1 says key ${first} is no longer secret`);
       const refused = await plugindex('verify', '--dir', pluginsDir, '--lockfile', lockfile);
