@@ -846,10 +846,9 @@ describe('when the trust records of one registry are kept under several names', 
 
   /**
    * A data folder where `main` followed a rotation away from KEY (to ROTATED) as stolen at
-   * https://plugins.example, then was added again with an unrelated key (OTHER) of https://other.example;
-   * the chain `main` held, KEY's departure marked compromised.
+   * https://plugins.example; the chain it holds, KEY's departure marked compromised.
    */
-  async function leftStolenLineage() {
+  async function followedStolenRotation() {
     const chain = [{ fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const }];
     const state = await stateWith({
       main: record(ROTATED, {
@@ -859,6 +858,15 @@ describe('when the trust records of one registry are kept under several names', 
         registry: 'https://plugins.example',
       }),
     });
+    return { state, chain };
+  }
+
+  /**
+   * `followedStolenRotation`, then `main` added again with an unrelated key (OTHER) of
+   * https://other.example; the chain `main` held.
+   */
+  async function leftStolenLineage() {
+    const { state, chain } = await followedStolenRotation();
     await state.writeTrust(
       'main',
       record(OTHER, { highestGeneration: 2, registry: 'https://other.example' }),
@@ -1227,15 +1235,7 @@ describe('when the trust records of one registry are kept under several names', 
   it('refuses to remove a record whose pinned key is gone (TRUST_STATE_INVALID naming it and --force), where it was taken for no record and its marks forgotten', async () => {
     // Prepare: `main` followed a rotation away from KEY, stolen (its chain, in state.json alone); then its
     // registry.asc is deleted, so the record does not read as one.
-    const chain = [{ fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const }];
-    const state = await stateWith({
-      main: record(ROTATED, {
-        highestGeneration: 12,
-        chain,
-        rotations: 1,
-        registry: 'https://plugins.example',
-      }),
-    });
+    const { state } = await followedStolenRotation();
     const dir = path.join(state.dirs.data, 'trust', 'main');
     await unlink(path.join(dir, 'registry.asc'));
 
