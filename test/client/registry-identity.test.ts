@@ -5,60 +5,39 @@
  * folder, with production's history) are then never taken for one another, whoever serves them. A registry
  * that really moved is taken by adding it again with --force. Local registries served over real HTTP.
  */
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FsStore } from '../../adapters/fs-store.ts';
-import { initRegistry, openRegistry } from '../../cli/local/registry.ts';
+import { describe, expect, it } from 'vitest';
+import { openRegistry } from '../../cli/local/registry.ts';
 import { rotateLocalRegistry } from '../../cli/local/rotate-key.ts';
-import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
 import { ClientError } from '../../client/errors.ts';
 import { TrustError } from '../../index-builder/errors.ts';
-import { processSubmissions, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
+import { refreshSnapshot } from '../../index-builder/pipeline/index.ts';
 import { generateKeyPair } from '../../index-builder/signing.ts';
-import { CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { type ClientMachine, clientMachine } from '../support/client.ts';
-import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import {
+  type ServedLocalRegistry,
+  scratchFolder,
+  servedLocalRegistry,
+  serveLocalFolder,
+} from '../support/served-registry.ts';
 
 const NAME = 'named-tool';
-const LINUX = { os: 'linux', arch: 'amd64' } as const;
 const PRODUCTION = 'https://plugins.production.example';
 const STAGING = 'https://plugins.staging.example';
 
-let root: string;
-const closers: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'plugindex-identity-'));
-});
-afterAll(async () => {
-  for (const close of closers) await close();
-  await rm(root, { recursive: true, force: true });
-});
+const scratch = scratchFolder('plugindex-identity-');
 
 let folders = 0;
 /** A local registry naming itself `url`, with one version of one plugin, served over HTTP from its folder. */
-async function servedRegistry(url: string): Promise<{ dir: string; url: string; key: string }> {
+async function servedRegistry(url: string): Promise<ServedLocalRegistry> {
   folders += 1;
-  const dir = join(root, `registry${folders}`);
-  await initRegistry(dir, { name: 'Named', url });
-  const { context } = await openRegistry(dir);
-  const key = `incoming/${NAME}-1.0.0.tgz`;
-  const bundle = await makeBundle({
-    manifest: validManifest({ name: NAME, version: '1.0.0' }),
-    artifacts: [{ ...LINUX, name: NAME, body: encode('#!/bin/sh\necho 1.0.0\n') }],
+  return servedLocalRegistry(scratch, join(scratch.path, `registry${folders}`), {
+    name: 'Named',
+    url,
+    plugin: NAME,
   });
-  await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE });
-  const result = await processSubmissions(context, [key]);
-  expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
-  const listening = await listenRegistryServer(
-    createRegistryServer({ site: new FsStore(join(dir, 'public')) }),
-    0,
-  );
-  closers.push(listening.close);
-  return { dir, url: listening.url, key: await readFile(join(dir, 'public/keys/registry.asc'), 'utf8') };
 }
 
 /**
@@ -78,7 +57,7 @@ async function serveAnotherRegistry(dir: string, url: string): Promise<void> {
 let machines = 0;
 function machine(): ClientMachine {
   machines += 1;
-  return clientMachine(join(root, `m${machines}`));
+  return clientMachine(join(scratch.path, `m${machines}`));
 }
 
 describe('when the registry a client added is served as another registry signed by the same key', () => {
@@ -143,7 +122,7 @@ describe('when verify --url --state meets a snapshot naming another registry tha
   it('refuses it (SNAPSHOT_REGISTRY_CHANGED), naming the state file to remove, and keeps the state', async () => {
     // Prepare
     const registry = await servedRegistry(PRODUCTION);
-    const stateFile = join(root, 'verify-state.json');
+    const stateFile = join(scratch.path, 'verify-state.json');
     await verifyRegistry({ url: PRODUCTION, mirror: registry.url, pinnedKey: registry.key, stateFile });
     const before = await readFile(stateFile, 'utf8');
     expect(JSON.parse(before)).toMatchObject({ registry: PRODUCTION });
@@ -190,38 +169,17 @@ describe('when a trust state names its registry by something not a string', () =
  * A local registry naming itself by the URL it is served at (the server started on its folder first), with
  * one version of one plugin: a registry reached at its own URL, as `verify --url` is asked to check it.
  */
-async function servedAtItsOwnUrl(): Promise<{ dir: string; url: string; key: string }> {
+async function servedAtItsOwnUrl(): Promise<ServedLocalRegistry> {
   folders += 1;
-  const dir = join(root, `own${folders}`);
-  await mkdir(join(dir, 'public'), { recursive: true });
-  const listening = await listenRegistryServer(
-    createRegistryServer({ site: new FsStore(join(dir, 'public')) }),
-    0,
-  );
-  closers.push(listening.close);
-  await initRegistry(dir, { name: 'Named', url: listening.url });
-  const { context } = await openRegistry(dir);
-  const key = `incoming/${NAME}-1.0.0.tgz`;
-  const bundle = await makeBundle({
-    manifest: validManifest({ name: NAME, version: '1.0.0' }),
-    artifacts: [{ ...LINUX, name: NAME, body: encode('#!/bin/sh\necho 1.0.0\n') }],
-  });
-  await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE });
-  expect((await processSubmissions(context, [key])).outcomes.map((o) => o.status)).toEqual(['accepted']);
-  return { dir, url: listening.url, key: await readFile(join(dir, 'public/keys/registry.asc'), 'utf8') };
+  return servedLocalRegistry(scratch, join(scratch.path, `own${folders}`), { name: 'Named', plugin: NAME });
 }
 
 /** A copy of `dir`'s public folder served at a URL of its own (a mirror). */
 async function servedCopyOf(dir: string): Promise<string> {
   folders += 1;
-  const copy = join(root, `mirror${folders}`);
+  const copy = join(scratch.path, `mirror${folders}`);
   await cp(join(dir, 'public'), join(copy, 'public'), { recursive: true });
-  const listening = await listenRegistryServer(
-    createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
-    0,
-  );
-  closers.push(listening.close);
-  return listening.url;
+  return serveLocalFolder(scratch, copy);
 }
 
 describe('when verify --url, with no --state, is served at a registry URL another registry signed by the same key', () => {

@@ -5,14 +5,11 @@
  * after a theft; a log naming other keys than a rotation, a rotation no entry logs, and an entry whose
  * rotation is not served are each refused (LOG_DISAGREES), naming the sequence and both sides.
  */
-import { mkdtemp, readFile, rm, unlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FsStore } from '../../adapters/fs-store.ts';
-import { initRegistry, openRegistry } from '../../cli/local/registry.ts';
+import { describe, expect, it } from 'vitest';
+import { openRegistry } from '../../cli/local/registry.ts';
 import { rotateLocalRegistry } from '../../cli/local/rotate-key.ts';
-import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
 import { LogDisagreementError } from '../../client/errors.ts';
 import { compareRotations } from '../../client/log-consistency.ts';
@@ -26,26 +23,16 @@ import {
   renderSegment,
 } from '../../index-builder/log.ts';
 import type { LogHead } from '../../index-builder/model.ts';
-import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { MAX_ROTATIONS, rotationKey, signRotation } from '../../index-builder/rotation.ts';
 import { createSigner, generateKeyPair, type Signer } from '../../index-builder/signing.ts';
-import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE } from '../../index-builder/store.ts';
-import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE } from '../../index-builder/store.ts';
 import { signHistory } from '../support/lifecycle.ts';
+import { scratchFolder, servedLocalRegistry } from '../support/served-registry.ts';
 
 const NAME = 'rotating-tool';
 const REGISTRY = 'https://plugins.rotating.example';
 
-let root: string;
-const closers: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'plugindex-rotation-log-'));
-});
-afterAll(async () => {
-  for (const close of closers) await close();
-  await rm(root, { recursive: true, force: true });
-});
+const scratch = scratchFolder('plugindex-rotation-log-');
 
 interface Served {
   readonly dir: string;
@@ -58,22 +45,9 @@ let registries = 0;
 /** A local registry naming itself REGISTRY, one version of one plugin published, served over HTTP. */
 async function servedRegistry(): Promise<Served> {
   registries += 1;
-  const dir = join(root, `registry${registries}`);
-  await initRegistry(dir, { name: 'Rotating', url: REGISTRY });
-  const { context } = await openRegistry(dir);
-  const key = `incoming/${NAME}-1.0.0.tgz`;
-  const bundle = await makeBundle({
-    manifest: validManifest({ name: NAME, version: '1.0.0' }),
-    artifacts: [{ os: 'linux', arch: 'amd64', name: NAME, body: encode('#!/bin/sh\necho 1.0.0\n') }],
-  });
-  await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE });
-  expect((await processSubmissions(context, [key])).outcomes.map((o) => o.status)).toEqual(['accepted']);
-  const listening = await listenRegistryServer(
-    createRegistryServer({ site: new FsStore(join(dir, 'public')) }),
-    0,
-  );
-  closers.push(listening.close);
-  return { dir, url: listening.url, firstKey: await readFile(join(dir, 'public/keys/registry.asc'), 'utf8') };
+  const dir = join(scratch.path, `registry${registries}`);
+  const served = await servedLocalRegistry(scratch, dir, { name: 'Rotating', url: REGISTRY, plugin: NAME });
+  return { dir, url: served.url, firstKey: served.key };
 }
 
 /** Rotates `registry` to a new key, as `plugindex rotate-key` does. */

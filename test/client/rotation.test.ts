@@ -5,12 +5,11 @@
  * pin on disk and installs; locks and frozen installs accept a key the chain links and refuse one it does
  * not; a forged step is refused (KEY_ROTATION_BROKEN, naming it) and nothing is pinned.
  */
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { initRegistry, openRegistry } from '../../cli/local/registry.ts';
 import { rotateLocalRegistry } from '../../cli/local/rotate-key.ts';
@@ -37,6 +36,7 @@ import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
 import { rewriteLog } from '../support/lifecycle.ts';
 import { publicPrimaryWithSecretSubkeys } from '../support/openpgp-packets.ts';
+import { scratchFolder } from '../support/served-registry.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 const NAME = 'rotating-tool';
@@ -47,16 +47,7 @@ const NAME = 'rotating-tool';
 const REGISTRY_URL = 'https://plugins.registry.example';
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
 
-let root: string;
-const closers: (() => Promise<void>)[] = [];
-
-beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'plugindex-rotation-'));
-});
-afterAll(async () => {
-  for (const close of closers) await close();
-  await rm(root, { recursive: true, force: true });
-});
+const scratch = scratchFolder('plugindex-rotation-');
 
 interface Served {
   readonly dir: string;
@@ -75,7 +66,7 @@ async function serve(dir: string): Promise<Awaited<ReturnType<typeof listenRegis
     createRegistryServer({ site: new FsStore(join(dir, 'public')), log: (line) => served.push(line) }),
     0,
   );
-  closers.push(listening.close);
+  scratch.closeAfter(listening.close);
   return listening;
 }
 
@@ -88,7 +79,7 @@ async function publishedByOldKey(
   oldKey: string,
   label: string,
 ): Promise<Awaited<ReturnType<typeof listenRegistryServer>>> {
-  const copy = join(root, `${label}-${registries}`);
+  const copy = join(scratch.path, `${label}-${registries}`);
   await cp(registry.dir, copy, { recursive: true });
   await writeFile(join(copy, 'keys/registry-secret.asc'), oldKey);
   await rebuildRegistry((await openRegistry(copy)).context, { keyRotations: 1 });
@@ -104,7 +95,7 @@ async function servedRegistry(
   registryUrl = REGISTRY_URL,
 ): Promise<Served> {
   registries += 1;
-  const dir = join(root, `registry${registries}`);
+  const dir = join(scratch.path, `registry${registries}`);
   const { fingerprint } = await initRegistry(dir, { name: 'Rotating', url: registryUrl });
   await publish(dir, versions);
   const listening = await serve(dir);
@@ -175,7 +166,7 @@ async function staleSignatureCache(
       .catch(() => response.writeHead(502).end());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(() => new Promise((resolve) => server.close(() => resolve())));
+  scratch.closeAfter(() => new Promise((resolve) => server.close(() => resolve())));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
@@ -189,7 +180,7 @@ async function staleSignatureCache(
 let machines = 0;
 async function machine(): Promise<ClientMachine> {
   machines += 1;
-  return clientMachine(join(root, `m${machines}`));
+  return clientMachine(join(scratch.path, `m${machines}`));
 }
 
 /** A client that added `registry` as `main`, pinning the key it was created with. */
@@ -266,7 +257,7 @@ async function servedCopy(
   label: string,
   of: string,
 ): Promise<{ copyOf: (dir: string) => Promise<void>; url: string }> {
-  const dir = join(root, `${label}-${registries}`);
+  const dir = join(scratch.path, `${label}-${registries}`);
   const copyOf = async (from: string) => {
     await rm(join(dir, 'public'), { recursive: true, force: true });
     await cp(join(from, 'public'), join(dir, 'public'), { recursive: true });
@@ -290,7 +281,7 @@ async function redirectingTo(
     response.writeHead(302, { location: `${to}${request.url ?? '/'}` }).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(() => new Promise((resolve) => server.close(() => resolve())));
+  scratch.closeAfter(() => new Promise((resolve) => server.close(() => resolve())));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
@@ -319,7 +310,7 @@ async function stolenAndRotated(
   await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
   return {
     thief: async (label, keyRotations = 1) => {
-      const dir = join(root, `${label}-${registries}`);
+      const dir = join(scratch.path, `${label}-${registries}`);
       await cp(registry.dir, dir, { recursive: true });
       await writeFile(join(dir, 'keys/registry-secret.asc'), stolen);
       await rebuildRegistry((await openRegistry(dir)).context, { keyRotations });
@@ -605,7 +596,7 @@ describe('when a registry rotates its key twice', () => {
     );
     expect(fromLock.items.map((i) => `${i.version} ${i.unchanged}`)).toEqual(['1.0.0 true']);
     const reinstalled = await early.run((c) =>
-      c.install({ requests: [], lockfile: early.lockfile, dir: join(root, 'from-lock') }),
+      c.install({ requests: [], lockfile: early.lockfile, dir: join(scratch.path, 'from-lock') }),
     );
     expect(reinstalled.items.map((i) => `${i.version} ${i.unchanged}`)).toEqual(['1.0.0 false']);
     const result = await early.run((c) =>
@@ -628,10 +619,10 @@ describe('when a registry rotates its key twice', () => {
 
   it('installs frozen from a lock of the first key once the client followed, and refuses it otherwise', async () => {
     // The client that followed: the lock made before the rotation installs frozen.
-    const lockfile = join(root, 'frozen-before.lock');
+    const lockfile = join(scratch.path, 'frozen-before.lock');
     await writeFile(lockfile, lockBefore);
     const frozen = await early.run((c) =>
-      c.install({ requests: [], lockfile, frozen: true, dir: join(root, 'frozen-plugins') }),
+      c.install({ requests: [], lockfile, frozen: true, dir: join(scratch.path, 'frozen-plugins') }),
     );
     expect(frozen.items.map((i) => i.version)).toEqual(['1.0.0']);
 
@@ -645,7 +636,7 @@ describe('when a registry rotates its key twice', () => {
     ).rejects.toMatchObject({ name: 'ClientError', code: 'LOCK_MISMATCH' });
 
     // A client still on the first key refuses a lock of the third until it follows the rotation.
-    const lockAfter = join(root, 'frozen-after.lock');
+    const lockAfter = join(scratch.path, 'frozen-after.lock');
     await writeFile(lockAfter, await readFile(early.lockfile, 'utf8'));
     await expect(
       lagging.run((c) => c.install({ requests: [], lockfile: lockAfter, frozen: true, dir: lagging.dir })),
@@ -697,12 +688,12 @@ describe('when a registry rotates its key twice', () => {
       c.install({ requests: [`${NAME}@1.0.0`], lockfile: maker.lockfile, dir: maker.dir }),
     );
     expect(stale.served).toBe(0);
-    await mkdir(join(root, 'frozen-stale'), { recursive: true });
-    const lockfile = join(root, 'frozen-stale', 'plugindex.lock');
+    await mkdir(join(scratch.path, 'frozen-stale'), { recursive: true });
+    const lockfile = join(scratch.path, 'frozen-stale', 'plugindex.lock');
     await writeFile(lockfile, await readFile(maker.lockfile, 'utf8'));
 
     const installed = await ci.run((c) =>
-      c.install({ requests: [], lockfile, frozen: true, dir: join(root, 'frozen-stale', 'plugins') }),
+      c.install({ requests: [], lockfile, frozen: true, dir: join(scratch.path, 'frozen-stale', 'plugins') }),
     );
 
     expect(installed.items.map((i) => i.version)).toEqual(['1.0.0']);
@@ -711,7 +702,7 @@ describe('when a registry rotates its key twice', () => {
     expect(stale.served).toBe(1);
     const manifest = parseLockfile(await readFile(lockfile, 'utf8'), lockfile).plugins[NAME]?.manifest_sha256;
     expect(stale.asked).toEqual([manifest, expect.stringMatching(new RegExp(`^${manifest}-[0-9a-f]{24}$`))]);
-    const placed = join(root, 'frozen-stale', 'plugins', NAME, '1.0.0', 'manifest.json.asc');
+    const placed = join(scratch.path, 'frozen-stale', 'plugins', NAME, '1.0.0', 'manifest.json.asc');
     expect(await readFile(placed)).not.toEqual(firstSignature);
   });
 
@@ -745,7 +736,7 @@ describe('when a registry rotates its key twice', () => {
 describe('when a plugin set pins a registry that then rotates its key', () => {
   it('follows the rotation, keeps the set lock, and installs it frozen before and after', async () => {
     const registry = await servedRegistry(['1.0.0']);
-    const project = join(root, 'set-project');
+    const project = join(scratch.path, 'set-project');
     await mkdir(project, { recursive: true });
     await writeFile(join(project, 'registry.asc'), registry.firstKey);
     const file = join(project, 'plugins.yaml');
@@ -1067,7 +1058,7 @@ describe('when a snapshot signed by the pinned key counts fewer rotations than t
  */
 async function verifiedOnce(label: string): Promise<{ registry: Served; stateFile: string }> {
   const registry = await servedRegistry(['1.0.0']);
-  const stateFile = join(root, `verify-${label}-${registries}.json`);
+  const stateFile = join(scratch.path, `verify-${label}-${registries}.json`);
   await verifyRegistry({ url: REGISTRY_URL, mirror: registry.url, pinnedKey: registry.firstKey, stateFile });
   return { registry, stateFile };
 }
@@ -1322,9 +1313,9 @@ describe('when a registry rotates its key because the old key was stolen (rotate
   it("installs frozen from a lock of the stolen key only by the registry's signature by the current key, never the cached one", async () => {
     // The machine has the manifest and its signature by the first key cached under that key (its install
     // before the rotation): a frozen install of the lock made then reads the signature from the registry.
-    const lockfile = join(root, 'compromised-frozen.lock');
+    const lockfile = join(scratch.path, 'compromised-frozen.lock');
     await writeFile(lockfile, lockBefore);
-    const dir = join(root, 'compromised-frozen');
+    const dir = join(scratch.path, 'compromised-frozen');
     const frozen = await early.run((c) => c.install({ requests: [], lockfile, frozen: true, dir }));
     expect(frozen.items.map((i) => i.version)).toEqual(['1.0.0']);
     const placed = await readFile(join(dir, NAME, '1.0.0', 'manifest.json.asc'));
@@ -1351,7 +1342,7 @@ describe('when a registry rotates its key because the old key was stolen (rotate
     await viaCache.run((c) =>
       c.addRegistry({ name: 'main', url: stale.url, pin: { armored: registry.firstKey } }),
     );
-    const lockfile = join(root, 'compromised-stale.lock');
+    const lockfile = join(scratch.path, 'compromised-stale.lock');
     await writeFile(lockfile, lockBefore);
     const installed = await viaCache.run((c) =>
       c.install({ requests: [], lockfile, frozen: true, dir: viaCache.dir }),
@@ -1558,7 +1549,7 @@ describe('when install, update or a frozen install meets a version placed under 
     registry = await servedRegistry(['1.0.0']);
     m = await pinningFirstKey(registry);
     for (const key of Object.keys(dirs) as (keyof typeof dirs)[]) {
-      dirs[key] = join(root, `revoked-${key}`);
+      dirs[key] = join(scratch.path, `revoked-${key}`);
       await m.run((c) => c.install({ requests: [`${NAME}@1.0.0`], lockfile: m.lockfile, dir: dirs[key] }));
     }
     lockBefore = await readFile(m.lockfile, 'utf8');
@@ -1575,7 +1566,7 @@ describe('when install, update or a frozen install meets a version placed under 
   it('install places it again with the current key, unasked (no verify first), and leaves it the next time', async () => {
     const dir = dirs.install;
     expect((await recordIn(dir)).registry_key).toBe(registry.firstFingerprint);
-    const lockfile = join(root, 'revoked-install.lock');
+    const lockfile = join(scratch.path, 'revoked-install.lock');
     await writeFile(lockfile, lockBefore);
     const again = await m.run((c) => c.install({ requests: [`${NAME}@1.0.0`], lockfile, dir }));
     expect(again.items.map((i) => i.unchanged)).toEqual([false]);
@@ -1587,7 +1578,7 @@ describe('when install, update or a frozen install meets a version placed under 
 
   it('update places the current version again with the current key', async () => {
     const dir = dirs.update;
-    const lockfile = join(root, 'revoked-update.lock');
+    const lockfile = join(scratch.path, 'revoked-update.lock');
     await writeFile(lockfile, lockBefore);
     const updated = await m.run((c) => c.install({ requests: [NAME], lockfile, dir, upgrade: true }));
     expect(updated.items.map((i) => [i.version, i.unchanged])).toEqual([['1.0.0', false]]);
@@ -1597,7 +1588,7 @@ describe('when install, update or a frozen install meets a version placed under 
 
   it('a frozen install of the lock made under the stolen key places it again once, recording the key that signed what it placed', async () => {
     const dir = dirs.frozen;
-    const lockfile = join(root, 'revoked-frozen.lock');
+    const lockfile = join(scratch.path, 'revoked-frozen.lock');
     await writeFile(lockfile, lockBefore);
     const frozen = await m.run((c) => c.install({ requests: [], lockfile, frozen: true, dir }));
     expect(frozen.items.map((i) => i.unchanged)).toEqual([false]);
@@ -1612,8 +1603,8 @@ describe('when install, update or a frozen install meets a version placed under 
   });
 
   it('a frozen install of that lock into a new folder records the current key, whose signature it placed', async () => {
-    const dir = join(root, 'revoked-frozen-new');
-    const lockfile = join(root, 'revoked-frozen-new.lock');
+    const dir = join(scratch.path, 'revoked-frozen-new');
+    const lockfile = join(scratch.path, 'revoked-frozen-new.lock');
     await writeFile(lockfile, lockBefore);
     await m.run((c) => c.install({ requests: [], lockfile, frozen: true, dir }));
     expect(await signatureIn(dir)).toBe(currentSignature);
@@ -1658,7 +1649,7 @@ describe('when another name of a registry followed a rotation that marked the ke
     // the registry rotates away from it as stolen, and `main` follows the rotation (the mark kept).
     const registry = await servedRegistry(['1.0.0']);
     const m = await pinningFirstKey(registry);
-    const copy = join(root, `stolen-rotated-${registries}`);
+    const copy = join(scratch.path, `stolen-rotated-${registries}`);
     await cp(registry.dir, copy, { recursive: true });
     const second = await newKey();
     await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
@@ -1741,7 +1732,7 @@ describe('when another name of a registry followed a routine rotation away from 
     // key routinely and a name follows; the holder rotates the copy to a key of their own and publishes.
     const registry = await servedRegistry(['1.0.0']);
     const m = await pinningFirstKey(registry);
-    const copy = join(root, `leaked-rotated-${registries}`);
+    const copy = join(scratch.path, `leaked-rotated-${registries}`);
     await cp(registry.dir, copy, { recursive: true });
     const second = await newKey();
     await rotateLocalRegistry(registry.dir, second.secretKey);
@@ -1772,7 +1763,7 @@ describe('when a name followed a rotation the thief of its key signed before ano
     // publishes a version under it; a client reaching the registry through what the thief serves follows
     // that rotation (no name knows of a theft yet) and installs the version, its lock under the thief's key.
     const registry = await servedRegistry(['1.0.0']);
-    const copy = join(root, `stolen-early-${registries}`);
+    const copy = join(scratch.path, `stolen-early-${registries}`);
     await cp(registry.dir, copy, { recursive: true });
     await rotateLocalRegistry(copy, (await newKey()).secretKey);
     await publish(copy, ['2.0.0']);
@@ -1797,7 +1788,7 @@ describe('when a name followed a rotation the thief of its key signed before ano
         requests: [],
         lockfile: m.lockfile,
         frozen: true,
-        dir: join(root, `frozen-${registries}`),
+        dir: join(scratch.path, `frozen-${registries}`),
       }),
     );
 
@@ -1826,14 +1817,14 @@ describe('when one client judges a name that reached the thief\u2019s key throug
     // it, and `main` followed the registry's rotation marking that key stolen; beside them, `direct` pins
     // the thief's key itself (no chain: nothing tells it came from the stolen key), installed from too.
     const registry = await servedRegistry(['1.0.0']);
-    const copy = join(root, `stolen-cached-${registries}`);
+    const copy = join(scratch.path, `stolen-cached-${registries}`);
     await cp(registry.dir, copy, { recursive: true });
     const thiefKey = await newKey();
     await rotateLocalRegistry(copy, thiefKey.secretKey);
     await publish(copy, ['2.0.0']);
     const thief = await serve(copy);
     const m = await machine();
-    const directDir = join(root, `direct-${registries}`);
+    const directDir = join(scratch.path, `direct-${registries}`);
     await m.run(async (c) => {
       await c.addRegistry({ name: 'old-pin', url: thief.url, pin: { armored: registry.firstKey } });
       await c.install({ requests: [`${NAME}@2.0.0`], lockfile: m.lockfile, dir: m.dir });
@@ -1969,7 +1960,7 @@ describe('when a plugin set pins a key another name of its registry followed a r
     // cached, under that key); the key is stolen and rotated away from, and the configured name follows.
     const registry = await servedRegistry(['1.0.0']);
     const m = await pinningFirstKey(registry);
-    const project = join(root, `stolen-set-${registries}`);
+    const project = join(scratch.path, `stolen-set-${registries}`);
     await mkdir(project, { recursive: true });
     await writeFile(join(project, 'registry.asc'), registry.firstKey);
     const file = join(project, 'plugins.yaml');
@@ -2150,7 +2141,7 @@ describe('when a record kept before records named their registry, configured at 
     await m.run((c) =>
       c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
     );
-    const project = join(root, `mirror-frozen-set-${registries}`);
+    const project = join(scratch.path, `mirror-frozen-set-${registries}`);
     await mkdir(project, { recursive: true });
     await writeFile(join(project, 'registry.asc'), registry.firstKey);
     const file = join(project, 'plugins.yaml');
@@ -2241,7 +2232,7 @@ describe('when a record kept before records named their registry, configured at 
           requests: [],
           lockfile: m.lockfile,
           frozen: true,
-          dir: join(root, `listed-frozen-${registries}`),
+          dir: join(scratch.path, `listed-frozen-${registries}`),
         }),
       ),
     ).rejects.toMatchObject(revoked);
@@ -2276,7 +2267,7 @@ describe('when a record kept before records named their registry, configured at 
     const m1 = await servedCopy('set-mirror-m', registry.dir);
     const x = await servedCopy('set-mirror-x', registry.dir);
     const m = await reachingByFirstKey(registry, m1.url);
-    const project = join(root, `set-mirror-${registries}`);
+    const project = join(scratch.path, `set-mirror-${registries}`);
     await mkdir(project, { recursive: true });
     await writeFile(join(project, 'registry.asc'), registry.firstKey);
     const file = join(project, 'plugins.yaml');
