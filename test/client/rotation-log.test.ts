@@ -13,19 +13,11 @@ import { rotateLocalRegistry } from '../../cli/local/rotate-key.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
 import { LogDisagreementError } from '../../client/errors.ts';
 import { compareRotations } from '../../client/log-consistency.ts';
-import {
-  EMPTY_LOG,
-  LOG_SEGMENT_ENTRIES,
-  type LogEntry,
-  logSegmentKey,
-  nextEntry,
-  parseSegment,
-  renderSegment,
-} from '../../index-builder/log.ts';
-import type { LogHead } from '../../index-builder/model.ts';
+import { type LogEntry, logSegmentKey, parseSegment } from '../../index-builder/log.ts';
 import { MAX_ROTATIONS, rotationKey, signRotation } from '../../index-builder/rotation.ts';
 import { createSigner, generateKeyPair, type Signer } from '../../index-builder/signing.ts';
-import { CACHE_IMMUTABLE, CACHE_MUTABLE } from '../../index-builder/store.ts';
+import { CACHE_IMMUTABLE } from '../../index-builder/store.ts';
+import { publishLogEntries } from '../support/actions.ts';
 import { signHistory } from '../support/lifecycle.ts';
 import { scratchFolder, servedLocalRegistry } from '../support/served-registry.ts';
 
@@ -73,7 +65,7 @@ async function disagreements(registry: Served) {
 
 /**
  * The registry's key signs another log in place of its own: `edit` is given its entries and returns the
- * fields of those to write, chained again from the first (one segment is all these logs need).
+ * fields of those to write, chained again from the first (one segment holds all these logs).
  */
 async function relog(
   registry: Served,
@@ -83,18 +75,7 @@ async function relog(
   const segment = await context.site.get(logSegmentKey(0));
   if (!segment) throw new Error('no log');
   const entries = parseSegment(segment.body, 0).map((r) => r.entry);
-  let head: LogHead = EMPTY_LOG;
-  const lines: string[] = [];
-  for (const fields of edit(entries)) {
-    const next = nextEntry(head, fields);
-    lines.push(next.line);
-    head = next.head;
-  }
-  expect(lines.length).toBeLessThanOrEqual(LOG_SEGMENT_ENTRIES);
-  await context.site.put(logSegmentKey(0), renderSegment(lines), {
-    contentType: 'application/jsonl',
-    cacheControl: CACHE_MUTABLE,
-  });
+  const head = await publishLogEntries(context.site, edit(entries));
   await signHistory(context, head);
 }
 
