@@ -775,6 +775,20 @@ describe('when a plugin set pins a registry that then rotates its key', () => {
   });
 });
 
+/**
+ * A signed rotation's document around `text` (a rotation as published, hand-made), signed by each of
+ * `signers` in turn.
+ */
+async function signedRotationOf(text: Uint8Array, signers: readonly Signer[]): Promise<string> {
+  const signatures: string[] = [];
+  for (const signer of signers) signatures.push(await signer.sign(text));
+  return JSON.stringify({
+    schema: SIGNED_ROTATION_SCHEMA,
+    rotation: new TextDecoder().decode(text),
+    signatures,
+  });
+}
+
 describe('when a published rotation names another key than the one it rotates from as its previous key', () => {
   it('follows it by the key held, which its chain keeps, never the key the rotation names', async () => {
     // Hand-made (signRotation writes the signer's own key; the registry's pipeline refuses one so made), but
@@ -790,14 +804,7 @@ describe('when a published rotation names another key than the one it rotates fr
         2,
       ),
     );
-    await writeFile(
-      published,
-      JSON.stringify({
-        schema: SIGNED_ROTATION_SCHEMA,
-        rotation: new TextDecoder().decode(text),
-        signatures: [await old.sign(text), await (await createSigner(next.secretKey)).sign(text)],
-      }),
-    );
+    await writeFile(published, await signedRotationOf(text, [old, await createSigner(next.secretKey)]));
     const held = await readFile(join(m.data, 'trust/main/registry.asc'), 'utf8');
 
     const [report] = await m.run((c) => c.updateRegistries(['main']));
@@ -820,13 +827,7 @@ describe('when a published rotation is forged', () => {
   }
   /** The honest rotation's text with two signatures. */
   const signedBy = async (f: Forging, first: Signer, second: Signer): Promise<Uint8Array> =>
-    encode(
-      JSON.stringify({
-        schema: SIGNED_ROTATION_SCHEMA,
-        rotation: new TextDecoder().decode(f.text),
-        signatures: [await first.sign(f.text), await second.sign(f.text)],
-      }),
-    );
+    encode(await signedRotationOf(f.text, [first, second]));
   const forgeries: [string, (f: Forging) => Promise<Uint8Array>][] = [
     ['signed by the old key only', (f) => signedBy(f, f.old, f.stranger)],
     ['signed by the new key only', (f) => signedBy(f, f.stranger, f.next)],
@@ -905,14 +906,7 @@ describe('when a published rotation is forged', () => {
           2,
         ),
       );
-      await writeFile(
-        published,
-        JSON.stringify({
-          schema: SIGNED_ROTATION_SCHEMA,
-          rotation: new TextDecoder().decode(text),
-          signatures: [await old.sign(text), await nextSigner.sign(text)],
-        }),
-      );
+      await writeFile(published, await signedRotationOf(text, [old, nextSigner]));
       const stateBefore = await trustState(m);
 
       const [report] = await m.run((c) => c.updateRegistries(['main']));
