@@ -70,23 +70,27 @@ describe('when two holders want one lock', () => {
     // empties a trust folder under the record's lock, then removes it once let go) while a waiter waits.
     const folder = path.join(dir, 'vanishing');
     const lock = path.join(folder, 'state.json.lock');
+    const waitFor = () =>
+      withLockFile(
+        lock,
+        async () => {
+          await writeFile(path.join(folder, 'state.json'), 'written');
+          return 'ran';
+        },
+        { busy, timeoutMs: 10_000 },
+      );
+    // The waiter starts once the holder holds the lock: started on a timer, on a loaded machine it could
+    // take the lock first, and the holder then removed the folder it had written in.
+    let waiter: Promise<string> | undefined;
     const holder = withLockFile(
       lock,
       async () => {
-        // Long enough for the waiter (started 10 ms in) to have found the lock held, and to wait.
+        waiter = waitFor();
+        // Long enough for the waiter to have found the lock held, and to wait.
         await new Promise((resolve) => setTimeout(resolve, 60));
         await rm(folder, { recursive: true, force: true });
       },
       { busy },
-    );
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    const waiter = withLockFile(
-      lock,
-      async () => {
-        await writeFile(path.join(folder, 'state.json'), 'written');
-        return 'ran';
-      },
-      { busy, timeoutMs: 2_000 },
     );
 
     // Act and assess: the waiter takes the lock (its folder made again), where it failed with ENOENT.
