@@ -19,7 +19,8 @@ import { readJson } from './site-writer.ts';
  * published snapshot counts (`counted`) to `head` is shown by no plugin document. Costs nothing more than
  * the comparison when the snapshot counts the head (always, but after a batch that failed or died past its log);
  * else the tail's segments (one, but at a segment's end) and one document per plugin published in it.
- * A publish a later entry of the tail voids, or a later `remove` of its plugin, is not looked for.
+ * A publish a later entry of the tail voids is not looked for. A `remove` is no reason to pass one over: it
+ * takes out one version, whose record its document keeps (`removed`), never the plugin.
  * @throws PlugindexError LOGGED_PUBLISH_STUCK
  */
 export async function refuseStuckPublishes(
@@ -38,17 +39,12 @@ export async function refuseStuckPublishes(
       if (entry.seq >= counted && entry.seq < head.length) tail.push(entry);
   }
   const passed = new Set<number>();
-  const removed = new Map<string, number>();
-  for (const entry of tail) {
-    if (entry.type === 'void') passed.add(Number(entry.detail?.entry));
-    if (entry.type === 'remove' && entry.plugin !== undefined) removed.set(entry.plugin, entry.seq);
-  }
+  for (const entry of tail) if (entry.type === 'void') passed.add(Number(entry.detail?.entry));
   const documents = new Map<string, Promise<PluginDocument | undefined>>();
   for (const entry of tail) {
     const { seq, plugin, version } = entry;
     if (entry.type !== 'publish' || plugin === undefined || version === undefined || passed.has(seq))
       continue;
-    if ((removed.get(plugin) ?? -1) > seq) continue;
     const key = pluginDocumentKey(plugin);
     let read = documents.get(key);
     if (!read) {

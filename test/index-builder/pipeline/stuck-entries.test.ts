@@ -26,6 +26,7 @@ import {
 import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
 import { signRotation } from '../../../index-builder/rotation.ts';
 import { createSigner, type Signer } from '../../../index-builder/signing.ts';
+import { submitAction } from '../../support/actions.ts';
 import { makeBundle, makeRegistry, nextUploadName, testKey, validManifest } from '../../support/fixtures.ts';
 
 const folders: string[] = [];
@@ -178,5 +179,42 @@ describe('when a logged publish is shown by a document that no longer renders', 
     expect(mended.outcomes.map((o) => [o.plugin, o.version, o.status, o.seq])).toEqual([
       ['demo-plugin', '2.0.0', 'accepted', 2],
     ]);
+  }, 60_000);
+});
+
+describe('when a stuck publish is followed in its batch by the removal of another version of its plugin', () => {
+  it('still refuses rebuild LOGGED_PUBLISH_STUCK (a remove takes one version out, never the plugin)', async () => {
+    // Prepare: demo-plugin@1.0.0 published; one batch logs the publish of 2.0.0, then the operator's removal
+    // of 1.0.0, and dies writing demo-plugin's document: neither shows, the snapshot counting 1.
+    const operator = await testKey('operator');
+    const registry = await makeRegistry({
+      operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+    });
+    await registry.submit(await makeBundle());
+    await processSubmissions(registry.context);
+    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+    await submitAction(
+      registry.intake,
+      { action: 'remove', plugin: 'demo-plugin', version: '1.0.0', reason: 'malware' },
+      operator,
+    );
+    const site = registry.context.site;
+    const put = site.put.bind(site);
+    site.put = async (key, body, options) => {
+      if (key === 'plugins/demo-plugin/index.json') throw new Error('killed before the document');
+      return put(key, body, options);
+    };
+    await expect(processSubmissions(registry.context)).rejects.toThrow('killed before the document');
+    site.put = put;
+    forgetBins(registry.intake);
+    const log = new TextDecoder().decode((await registry.intake.get('state/log.json'))?.body);
+    expect(JSON.parse(log)).toMatchObject({ length: 3 });
+
+    // Act, Assess: the publish of 2.0.0 (entry 1) is stuck whatever the removal (entry 2) after it; before,
+    // the removal, read as the plugin's, let the rebuild sign a snapshot counting both.
+    await expect(rebuildRegistry(registry.context)).rejects.toMatchObject({
+      code: 'LOGGED_PUBLISH_STUCK',
+      message: expect.stringContaining('log entry 1, the publish of demo-plugin@2.0.0'),
+    });
   }, 60_000);
 });
