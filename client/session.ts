@@ -212,6 +212,14 @@ export class RegistrySession {
   #key: Key;
   #trust: TrustRecord;
   #trusted: TrustedSnapshot;
+  /** The key that signs what `#trusted` lists (its manifests' signatures too), by its fingerprint. */
+  #signer: { readonly key: Key; readonly fingerprint: string };
+  /**
+   * Each version record of a plugin document read, to the key of the snapshot it was read by: a manifest is
+   * checked against that key, not the session's, which an update following a rotation replaces while a read
+   * that began on the snapshot before (its document carrying signatures by the key before) is under way.
+   */
+  readonly #signedBy = new WeakMap<VersionRecord, { readonly key: Key; readonly fingerprint: string }>();
   #report: SnapshotReport | undefined;
   /** Set once the registry answered 404 for `snapshot.signed.json` (published before it existed). */
   #pairOnly = false;
@@ -241,6 +249,7 @@ export class RegistrySession {
     this.#trust = trust;
     this.#deps = deps;
     this.#trusted = this.#trustedBy(key, trust);
+    this.#signer = { key, fingerprint: trust.fingerprint };
   }
 
   /** The registry key trusted: the one pinned, or the one a key rotation led to in this session. */
@@ -598,6 +607,7 @@ export class RegistrySession {
       await this.#deps.recordTrust(this.#trust);
     }
     this.#trusted = trusted;
+    this.#signer = { key: this.#key, fingerprint: this.#trust.fingerprint };
     this.#pastCaches = pastCaches;
     this.#report = {
       generation: snapshot.generation,
@@ -891,7 +901,7 @@ export class RegistrySession {
     await this.open();
     // The snapshot opened now, kept to the end of this read: an update accepted meanwhile (a kept client's)
     // replaces the session's, and the bin read by this one's digest is then checked against that one's.
-    const trusted = this.#trusted;
+    const [trusted, signer] = [this.#trusted, this.#signer];
     const bin = binOf(name);
     const path = binKey(bin);
     const binDigest = trusted.snapshot.documents[path];
@@ -904,6 +914,7 @@ export class RegistrySession {
     const docBytes = await this.#listed(pluginDocumentKey(name), docDigest);
     const doc = trusted.pluginDocument(name, docBytes.bytes);
     await docBytes.keep();
+    for (const version of doc.versions) this.#signedBy.set(version, signer);
     return doc;
   }
 
@@ -959,13 +970,13 @@ export class RegistrySession {
       { sha256: version.manifest_sha256, size: version.manifest_size },
       false,
     );
+    const { key, fingerprint } = this.#signedBy.get(version) ?? this.#signer;
     const verify = (signature: string) =>
-      verifyManifest({ name, version, manifest: fetched.bytes, signature, key: this.key, url });
+      verifyManifest({ name, version, manifest: fetched.bytes, signature, key, url });
     // The plugin document carries it (since manifest_signature exists); else it was kept beside the cached
     // manifest, or it is fetched. A kept one that no longer verifies was damaged on disk: fetched again.
     let signature =
-      version.manifest_signature ??
-      (await this.#deps.cache.signature(version.manifest_sha256, this.#trust.fingerprint));
+      version.manifest_signature ?? (await this.#deps.cache.signature(version.manifest_sha256, fingerprint));
     let manifest: Manifest | undefined;
     if (signature !== undefined) {
       try {
@@ -983,7 +994,7 @@ export class RegistrySession {
         );
       signature = await this.#text(signatureKey(path), UNLISTED_LIMITS.signature, version.manifest_sha256);
       manifest = await verify(signature);
-      await this.#deps.cache.putSignature(version.manifest_sha256, this.#trust.fingerprint, signature);
+      await this.#deps.cache.putSignature(version.manifest_sha256, fingerprint, signature);
     }
     await fetched.keep();
     return { manifest, bytes: fetched.bytes, signature };

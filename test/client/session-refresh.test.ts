@@ -4,7 +4,8 @@
  * (`updateRegistries`, `plugindex registry update`) asks the registry every time (a conditional request, so an
  * unchanged registry answers 304) and moves the instance's reads to what it accepted; ordinary reads keep the
  * snapshot the instance opened, asked for once. An update the client refuses leaves the reads where they were,
- * one accepted while a read is under way leaves that read on the snapshot it began with, and reads side by side
+ * one accepted while a read is under way leaves that read on the snapshot it began with (and its manifests on
+ * that snapshot's key, when the update follows a key rotation), and reads side by side
  * that open the session ask for the snapshot once.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -17,7 +18,17 @@ import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { binKey, binOf, SIGNED_SNAPSHOT_KEY } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
-import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import { rotateRegistryKey } from '../../index-builder/pipeline/rotate.ts';
+import { signRotation } from '../../index-builder/rotation.ts';
+import { createSigner } from '../../index-builder/signing.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../support/fixtures.ts';
 import { appendLog, rewriteLog } from '../support/lifecycle.ts';
 
 const NAME = 'kept-plugin';
@@ -68,6 +79,10 @@ function countingFetcher(snapshots: number[], answered?: (path: string) => Promi
 async function keptClient(
   answered?: (path: string) => Promise<void>,
   freshForMs = 60_000,
+  served: { readonly url: string; readonly key: string } = {
+    url: server.url,
+    key: registry.registryKey.publicKey,
+  },
 ): Promise<{ client: PlugindexClient; home: string; snapshots: number[] }> {
   homes += 1;
   const home = join(root, `k${homes}`);
@@ -83,8 +98,8 @@ async function keptClient(
   });
   await client.addRegistry({
     name: 'main',
-    url: server.url,
-    pin: { armored: registry.registryKey.publicKey },
+    url: served.url,
+    pin: { armored: served.key },
   });
   snapshots.length = 0;
   return { client, home, snapshots };
@@ -305,6 +320,73 @@ describe('when an update on a kept instance is refused', () => {
       expect(accepted).toBeLessThan(generationServed());
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe('when an update on a kept instance follows a key rotation while a read is under way', () => {
+  it('lets the read finish, its manifest checked against the key of the snapshot it read it by', async () => {
+    // Prepare: a registry of its own (its key rotates), served; the instance's install is held once the
+    // plugin document is answered (the manifest signature it carries is the first key's).
+    const own = await makeRegistry();
+    const bundle = await makeBundle({
+      manifest: validManifest({ name: NAME, version: '1.0.0' }),
+      artifacts: [{ ...LINUX, name: NAME, body: encode('#!/bin/sh\necho 1\n') }],
+    });
+    await processSubmissions(own.context, await own.submit(bundle));
+    const served = await listenRegistryServer(createRegistryServer({ site: own.site }), 0);
+    const document = `plugins/${NAME}/index.json`;
+    let atDocument = (): void => undefined;
+    const reached = new Promise<void>((resolve) => {
+      atDocument = resolve;
+    });
+    let release = (): void => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let holding = true;
+    const { client, home } = await keptClient(
+      async (path) => {
+        if (path !== document || !holding) return;
+        holding = false;
+        atDocument();
+        await released;
+      },
+      60_000,
+      { url: served.url, key: own.registryKey.publicKey },
+    );
+    try {
+      const installing = client.install({
+        requests: [NAME],
+        dir: join(home, 'plugins'),
+        lockfile: join(home, 'plugindex.lock'),
+      });
+      await reached;
+      const next = await createSigner((await testKey('registry-2')).secretKey);
+      const { bytes } = await signRotation({
+        registry: own.context.config.url,
+        sequence: 1,
+        previous: own.signer,
+        next,
+        now: new Date('2026-11-01T12:00:00Z'),
+      });
+      expect(await rotateRegistryKey({ ...own.context, signer: next }, bytes)).toMatchObject({
+        status: 'rotated',
+      });
+
+      // Act: the update follows the rotation while the install holds the first key's plugin document.
+      const [update] = await client.updateRegistries(['main']);
+      release();
+      const installed = await installing;
+
+      // Assess: the install under way checked the manifest its document carries against the key of the
+      // snapshot it read that document by (against the rotation's, it failed as signed by another key).
+      expect(update?.error).toBeUndefined();
+      expect(update?.report).toMatchObject({ changed: true });
+      expect(installed.items.map((p) => `${p.name}@${p.version}`)).toEqual([`${NAME}@1.0.0`]);
+    } finally {
+      await client.close();
+      await served.close();
     }
   });
 });
