@@ -669,7 +669,9 @@ export class RegistrySession {
         return this.#load(request);
       },
       this.snapshot,
-      { base: this.entry.url, registryKey: this.#trust.fingerprint },
+      // The key of the snapshot read through (accepted with it), not the session's trust state, which an update
+      // following a rotation replaces while it checks: the voids it signed were judged by the next key.
+      { base: this.entry.url, registryKey: this.#signer.fingerprint },
     );
   }
 

@@ -17,6 +17,8 @@ import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { binKey, binOf, SIGNED_SNAPSHOT_KEY } from '../../index-builder/layout.ts';
+import { logSegmentKey, parseSegment, type ReadEntry } from '../../index-builder/log.ts';
+import { signVoid } from '../../index-builder/log-void.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { rotateRegistryKey } from '../../index-builder/pipeline/rotate.ts';
 import { signRotation } from '../../index-builder/rotation.ts';
@@ -384,6 +386,87 @@ describe('when an update on a kept instance follows a key rotation while a read 
       expect(update?.error).toBeUndefined();
       expect(update?.report).toMatchObject({ changed: true });
       expect(installed.items.map((p) => `${p.name}@${p.version}`)).toEqual([`${NAME}@1.0.0`]);
+    } finally {
+      await client.close();
+      await served.close();
+    }
+  });
+});
+
+describe('when an update on a kept instance is following a key rotation while the log is read', () => {
+  it("reads the log's voids by the key of the snapshot the read is through, not the one being checked", async () => {
+    // Prepare: a registry of its own, its log holding a publish voided by its key; the instance reads it.
+    const own = await makeRegistry();
+    const bundle = await makeBundle({
+      manifest: validManifest({ name: NAME, version: '1.0.0' }),
+      artifacts: [{ ...LINUX, name: NAME, body: encode('#!/bin/sh\necho 1\n') }],
+    });
+    await processSubmissions(own.context, await own.submit(bundle));
+    await appendLog(own.context, [
+      {
+        type: 'publish',
+        plugin: 'ghost-plugin',
+        version: '1.0.0',
+        signer: (await testKey('publisher')).fingerprint,
+      },
+    ]);
+    const segment = await own.site.get(logSegmentKey(0));
+    const entries = parseSegment(segment?.body ?? new Uint8Array(), 0);
+    await appendLog(own.context, [
+      await signVoid({
+        voided: entries[1] as ReadEntry,
+        reason: 'refused for good',
+        time: '2026-11-01T23:59:40.000Z',
+        signer: own.signer,
+        registry: own.context.config.url,
+      }),
+    ]);
+    const served = await listenRegistryServer(createRegistryServer({ site: own.site }), 0);
+    let atLog = (): void => undefined;
+    const reached = new Promise<void>((resolve) => {
+      atLog = resolve;
+    });
+    let release = (): void => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let holding = false;
+    const { client } = await keptClient(
+      async (path) => {
+        if (!path.startsWith('log/') || !holding) return;
+        holding = false;
+        atLog();
+        await released;
+      },
+      60_000,
+      { url: served.url, key: own.registryKey.publicKey },
+    );
+    try {
+      const before = await client.auditPlugin(NAME, {});
+      const next = await createSigner((await testKey('registry-2')).secretKey);
+      const { bytes } = await signRotation({
+        registry: own.context.config.url,
+        sequence: 1,
+        previous: own.signer,
+        next,
+        now: new Date('2026-11-01T12:00:00Z'),
+      });
+      expect(await rotateRegistryKey({ ...own.context, signer: next }, bytes)).toMatchObject({
+        status: 'rotated',
+      });
+      holding = true;
+      const updating = client.updateRegistries(['main']);
+      await reached;
+
+      // Act: the log read while the update, having followed the rotation, reads the log it extends.
+      const during = await client.auditPlugin(NAME, {}).catch((error: unknown) => error);
+      release();
+      const [update] = await updating;
+
+      // Assess: read through the snapshot accepted, by its key (judged by the key being checked, the void
+      // signed by the key before was refused as not the registry's); the update then accepted.
+      expect(during).toEqual(before);
+      expect(update?.error).toBeUndefined();
     } finally {
       await client.close();
       await served.close();
