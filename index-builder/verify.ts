@@ -281,6 +281,20 @@ export function assertPluginDocument(value: unknown, name: string): asserts valu
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return fail('', 'an object');
   if (doc.name !== name) fail('/name', JSON.stringify(name));
   if (!Array.isArray(doc.versions)) return fail('/versions', 'an array');
+  // Printed by info and install: a list of another shape made `info` die of a TypeError.
+  const alikes = doc.look_alikes as unknown;
+  if (alikes !== undefined) {
+    if (!Array.isArray(alikes)) fail('/look_alikes', 'an array');
+    for (const [i, alike] of (alikes as unknown[]).entries()) {
+      const a = alike as { name?: unknown; owners?: unknown } | null;
+      if (typeof a !== 'object' || a === null || Array.isArray(a)) fail(`/look_alikes/${i}`, 'an object');
+      const { name: other, owners } = a as { name?: unknown; owners?: unknown };
+      if (typeof other !== 'string') fail(`/look_alikes/${i}/name`, 'a plugin name');
+      if (!Array.isArray(owners)) fail(`/look_alikes/${i}/owners`, 'an array of fingerprints');
+      for (const [k, owner] of (owners as unknown[]).entries())
+        if (typeof owner !== 'string') fail(`/look_alikes/${i}/owners/${k}`, 'a fingerprint');
+    }
+  }
   for (const [i, record] of doc.versions.entries()) {
     const at = `/versions/${i}`;
     const r = record as Partial<VersionRecord> | null;

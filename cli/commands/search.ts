@@ -69,5 +69,10 @@ export function lookAlikeWarning(names: readonly string[]): string {
   // Each name one line (`out` escapes what a terminal acts on, but keeps a line break): the name form holds
   // none, but a row is the registry's, and one under an older rule or from a hostile registry could forge a
   // result line under the warning.
-  return `looks like: ${names.map(oneLine).join(', ')} (${names.length === 1 ? 'other owner' : 'other owners'})`;
+  // Ten at most, the rest counted: a registry's list is not bounded, and one of thousands was one line of them.
+  const shown = names.slice(0, LOOK_ALIKES_SHOWN).map(oneLine).join(', ');
+  const more = names.length > LOOK_ALIKES_SHOWN ? ` and ${names.length - LOOK_ALIKES_SHOWN} more` : '';
+  return `looks like: ${shown}${more} (${names.length === 1 ? 'other owner' : 'other owners'})`;
 }
+
+const LOOK_ALIKES_SHOWN = 10;

@@ -228,3 +228,11 @@ describe("when a registry's row names hold a line break (a rule older than the n
     );
   });
 });
+
+describe('when a look-alike list is absurdly long (a hostile or broken registry)', () => {
+  it('the looks-like line names the first ten and counts the rest, as one bounded line', () => {
+    const names = Array.from({ length: 100_000 }, (_, i) => `aws-cost-${i}`);
+    const line = lookAlikeWarning(names);
+    expect(line).toBe(`looks like: ${names.slice(0, 10).join(', ')} and 99990 more (other owners)`);
+  });
+});

@@ -208,8 +208,8 @@ describe('when a plugin document that matched its digest is read as data', () =>
     expect(() => assertPluginDocument(doc([record()]), 'demo')).not.toThrow();
   });
 
-  it('accepts a document with look_alikes, a field added to v1 after this reader (it reads none)', () => {
-    // This reader is unchanged by the field: a client released before it reads such a document as this does.
+  it('accepts a document with look_alikes, a field added to v1 after the reader first released', () => {
+    // The released reader ignores it; this one reads it, and holds it to its shape (below).
     const withField = { ...doc([record()]), look_alikes: [{ name: 'dem0', owners: ['AB'.repeat(20)] }] };
     expect(() => assertPluginDocument(withField, 'demo')).not.toThrow();
   });
@@ -275,6 +275,23 @@ describe('when a plugin document that matched its digest is read as data', () =>
     ],
   ])('refuses %s with DOCUMENT_MALFORMED naming the pointer', (_what, version, pointer) => {
     expect(() => assertPluginDocument(doc([version]), 'demo')).toThrow(
+      expect.objectContaining({
+        name: 'TrustError',
+        code: 'DOCUMENT_MALFORMED',
+        message: expect.stringContaining(`#${pointer}: `),
+      }),
+    );
+  });
+
+  // This reader prints look_alikes (info, install): a list it cannot read was a TypeError out of `info`.
+  it.each([
+    ['look_alikes that are not a list', 'awscost', '/look_alikes'],
+    ['a look-alike that is not an object', [null], '/look_alikes/0'],
+    ['a look-alike whose name is not a string', [{ name: 7, owners: [] }], '/look_alikes/0/name'],
+    ['a look-alike whose owners are not a list', [{ name: 'dem0', owners: 'AB' }], '/look_alikes/0/owners'],
+    ['a look-alike owner that is not a string', [{ name: 'dem0', owners: [1] }], '/look_alikes/0/owners/0'],
+  ])('refuses %s with DOCUMENT_MALFORMED naming the pointer', (_what, lookAlikes, pointer) => {
+    expect(() => assertPluginDocument({ ...doc([record()]), look_alikes: lookAlikes }, 'demo')).toThrow(
       expect.objectContaining({
         name: 'TrustError',
         code: 'DOCUMENT_MALFORMED',
