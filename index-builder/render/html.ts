@@ -484,6 +484,7 @@ echo "${escapeHtml(artifact.sha256)}  ${escapeHtml(doc.name)}" | sha256sum -c - 
   const body = `<p class="muted"><a href="${root}/index.html">all plugins</a> · <a href="${root}/${escapeHtml(pluginDocumentKey(doc.name))}">JSON</a></p>
 <h1 class="display-name">${escapeHtml(doc.display_name ?? doc.name)}</h1>
 <p class="mono name">${escapeHtml(doc.name)}</p>
+${lookAlikeNote(doc.look_alikes)}
 ${doc.description ? `<p class="description">${escapeHtml(doc.description)}</p>` : ''}
 ${deprecation}
 <div class="card"><dl class="facts">${facts}</dl></div>
@@ -501,6 +502,18 @@ ${versionsSection(doc.versions, advisories, root, budget)}`;
   );
   if (html.length > maxLength) throw budget.refuse();
   return html;
+}
+
+/**
+ * The signed document's look-alikes under the plugin's name, in the words `plugindex info` prints
+ * (cli/commands/search.ts `lookAlikeWarning`: ten at most, the rest counted), a note a screen reader reads.
+ */
+function lookAlikeNote(alikes: PluginDocument['look_alikes']): string {
+  if (!alikes?.length) return '';
+  const names = alikes.slice(0, 10).map((a) => a.name);
+  const more = alikes.length > 10 ? ` and ${alikes.length - 10} more` : '';
+  const text = `${LOOK_ALIKE_LEAD}${names.join(', ')}${more} (other owner${alikes.length === 1 ? '' : 's'})`;
+  return `<div class="look-alike" role="note" data-testid="plugin-look-alikes">${escapeHtml(text)}</div>`;
 }
 
 /** A CSP source for an inline element's exact text. */

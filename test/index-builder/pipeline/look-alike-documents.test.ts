@@ -8,7 +8,7 @@
  */
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { StoreError } from '../../../index-builder/errors.ts';
-import { LOOK_ALIKE_PREFIX } from '../../../index-builder/layout.ts';
+import { LOOK_ALIKE_PREFIX, pluginPageKey } from '../../../index-builder/layout.ts';
 import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipeline/index.ts';
 import type { KeyPair } from '../../../index-builder/signing.ts';
 import type { Store } from '../../../index-builder/store.ts';
@@ -81,6 +81,14 @@ describe("when an action on one plugin changes the pair's owners", () => {
     expect(await alikesOf('aws-cost')).toEqual([{ name: 'awscost', owners: [heir.fingerprint] }]);
     expect(await alikesOf('awscost')).toEqual([{ name: 'aws-cost', owners: [publisher.fingerprint] }]);
     expect(await alikesOf('cost-lens')).toBeUndefined();
+  });
+
+  it("writes the note on both plugins' pages with their documents, the other's included", async () => {
+    const page = async (name: string) =>
+      new TextDecoder().decode((await registry.site.get(pluginPageKey(name)))?.body);
+    expect(await page('aws-cost')).toContain('looks like: awscost (other owner)</div>');
+    expect(await page('awscost')).toContain('looks like: aws-cost (other owner)</div>');
+    expect(await page('cost-lens')).not.toContain('looks like');
   });
 
   it('keeps both flagged, with the owners as they are now, while one owner is in common', async () => {

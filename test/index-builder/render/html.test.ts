@@ -317,6 +317,31 @@ describe('when rendering a plugin page', () => {
   });
 });
 
+describe('when rendering the page of a plugin whose name reads as another owner’s (its look_alikes)', () => {
+  const registry = { name: 'R', url: 'https://r.example' };
+  it('says so under its name, in the words plugindex info prints, as a note', () => {
+    const html = renderPluginPage(
+      pluginDoc({ look_alikes: [{ name: 'aws-cost', owners: ['AB'.repeat(20)] }] }),
+      registry,
+    );
+    expect(html).toContain(
+      '<div class="look-alike" role="note" data-testid="plugin-look-alikes">looks like: aws-cost (other owner)</div>',
+    );
+    expect(renderPluginPage(pluginDoc(), registry)).not.toContain('looks like');
+  });
+
+  it('escapes the names, and names ten at most', () => {
+    const names = ['<img src=x onerror=alert(1)>', ...Array.from({ length: 11 }, (_, i) => `aws-cost-${i}`)];
+    const html = renderPluginPage(
+      pluginDoc({ look_alikes: names.map((name) => ({ name, owners: [] })) }),
+      registry,
+    );
+    expect(html).not.toContain('<img');
+    expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;, aws-cost-0,');
+    expect(html).toContain('aws-cost-8 and 2 more (other owners)</div>');
+  });
+});
+
 describe("when rendering a plugin's lifecycle", () => {
   it('escapes every text an action carries: reasons, messages, summaries, ids, links', () => {
     for (const evil of HOSTILE) {
