@@ -200,6 +200,20 @@ describe('when a rebuild meets documents made before the field, or one whose fie
   });
 });
 
+describe('when a rebuild sets the field', () => {
+  it('reads again only the documents of a skeleton group of two or more (a lone plugin unflagged: none)', async () => {
+    const reads = new Map<string, number>();
+    const site = withMethod(registry.site, 'get', (get) => (at) => {
+      reads.set(at, (reads.get(at) ?? 0) + 1);
+      return get(at);
+    });
+    await rebuildRegistry({ ...registry.context, site });
+    const of = (name: string) => reads.get(`plugins/${name}/index.json`) ?? 0;
+    expect(of('cost-lens')).toBeGreaterThan(0);
+    expect([of('aws-cost'), of('awscost')]).toEqual([of('cost-lens') + 1, of('cost-lens') + 1]);
+  });
+});
+
 describe('when the first run after the upgrade meets a catalog of format 7, its pairs unflagged', () => {
   it('rebuilds, and sets the field on both documents of each pair, signed and bound', async () => {
     const before = await makeRegistry({
