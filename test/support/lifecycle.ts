@@ -14,13 +14,10 @@ import {
   signatureKey,
 } from '../../index-builder/layout.ts';
 import {
-  EMPTY_LOG,
   LOG_PREFIX,
-  LOG_SEGMENT_ENTRIES,
   type LogEntry,
   lineHash,
   logSegmentKey,
-  nextEntry,
   parseSegment,
   renderSegment,
 } from '../../index-builder/log.ts';
@@ -30,6 +27,7 @@ import { rebuildRegistry, refreshSnapshot } from '../../index-builder/pipeline/i
 import { LOG_STATE_KEY, LogWriter, writeLogHead } from '../../index-builder/pipeline/log-writer.ts';
 import { renderSignedSnapshot } from '../../index-builder/render/snapshot.ts';
 import { CACHE_MUTABLE } from '../../index-builder/store.ts';
+import { publishLogEntries } from './actions.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -169,19 +167,10 @@ export async function dropLog(ctx: PipelineContext): Promise<void> {
  */
 export async function rewriteLog(ctx: PipelineContext, count: number): Promise<LogHead> {
   await deleteSegments(ctx);
-  let head: LogHead = EMPTY_LOG;
-  const lines: string[] = [];
-  for (let i = 0; i < count; i++) {
-    const next = nextEntry(head, entryOf({}));
-    lines.push(next.line);
-    head = next.head;
-  }
-  for (let index = 0; index * LOG_SEGMENT_ENTRIES < lines.length; index++)
-    await ctx.site.put(
-      logSegmentKey(index),
-      renderSegment(lines.slice(index * LOG_SEGMENT_ENTRIES, (index + 1) * LOG_SEGMENT_ENTRIES)),
-      { contentType: 'application/jsonl', cacheControl: CACHE_MUTABLE },
-    );
+  const head = await publishLogEntries(
+    ctx.site,
+    Array.from({ length: count }, () => entryOf({})),
+  );
   await signHistory(ctx, head);
   return head;
 }
