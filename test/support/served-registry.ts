@@ -1,7 +1,9 @@
 /**
  * A test registry's site served by the local server over real HTTP on a free port, the one-plugin
- * registry several client tests install from, and the same as a local registry's folder (`plugindex init`)
- * under a test file's scratch folder.
+ * registry several client tests install from, the same as a local registry's folder (`plugindex init`)
+ * under a test file's scratch folder, and a registry on two filesystem stores served so (the void and
+ * stuck-publish pipeline tests), with what they set up on it: a client that saw its first plugin, a folder
+ * where a plugin's page goes, a batch killed once it has logged.
  */
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,9 +12,28 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { initRegistry, openRegistry } from '../../cli/local/registry.ts';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
-import { processSubmissions } from '../../index-builder/pipeline/index.ts';
-import { CACHE_PRIVATE } from '../../index-builder/store.ts';
-import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from './fixtures.ts';
+import { verifyRegistry } from '../../cli/verify.ts';
+import { forgetBins } from '../../index-builder/catalog.ts';
+import type { RegistryConfig } from '../../index-builder/config.ts';
+import { submissionIdFromBytes } from '../../index-builder/layout.ts';
+import { logSegmentKey, parseSegment } from '../../index-builder/log.ts';
+import {
+  type BatchStep,
+  type PipelineContext,
+  processSubmissions,
+  type SubmissionFailure,
+} from '../../index-builder/pipeline/index.ts';
+import type { SubmissionOutcome } from '../../index-builder/pipeline/outcomes.ts';
+import { CACHE_PRIVATE, listAll } from '../../index-builder/store.ts';
+import { httpClient } from './client.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  nextUploadName,
+  type TestRegistry,
+  validManifest,
+} from './fixtures.ts';
 
 export interface ServedSite {
   readonly base: string;
@@ -122,4 +143,114 @@ export async function servedLocalRegistry(
   await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE });
   expect((await processSubmissions(context, [key])).outcomes.map((o) => o.status)).toEqual(['accepted']);
   return { dir, url, key: await readFile(join(dir, 'public/keys/registry.asc'), 'utf8') };
+}
+
+const LINUX = { os: 'linux', arch: 'amd64' } as const;
+
+/** A bundle of `name`@`version` with a linux/amd64 artifact: what a client installs. */
+export const installable = (name: string, version = '1.0.0') =>
+  makeBundle({
+    manifest: validManifest({ name, version }),
+    artifacts: [{ ...LINUX, name, body: encode(`#!/bin/sh\necho ${name}\n`) }],
+  });
+
+/**
+ * A registry on two filesystem stores under a fresh folder named `prefix…`, its site served over a socket by
+ * the local server (its config names that URL, with `config`); the folder removed and the server closed by
+ * `cleanups` (a test file's, run after each test). Each batch is a process of its own.
+ */
+export async function servedOnDisk(
+  prefix: string,
+  cleanups: (() => Promise<void>)[],
+  config: Partial<RegistryConfig> = {},
+) {
+  const root = await mkdtemp(join(tmpdir(), prefix));
+  cleanups.push(() => rm(root, { recursive: true, force: true }));
+  const siteRoot = join(root, 'site');
+  const listening = await listenRegistryServer(createRegistryServer({ site: new FsStore(siteRoot) }), 0);
+  cleanups.push(listening.close);
+  const base = await makeRegistry({ url: listening.url, ...config });
+  const told: SubmissionFailure[] = [];
+  const context: PipelineContext = {
+    ...base.context,
+    intake: new FsStore(join(root, 'intake')),
+    site: new FsStore(siteRoot),
+    onSubmissionFailure: (failure) => told.push(failure),
+  };
+  const submit = async (bundle: Uint8Array): Promise<{ key: string; id: string }> => {
+    const key = `incoming/${nextUploadName()}.tgz`;
+    await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+    return { key, id: submissionIdFromBytes(key, bundle) };
+  };
+  const batch = async (keys?: string[], onStep?: (step: BatchStep) => void) => {
+    try {
+      return await processSubmissions({ ...context, ...(onStep ? { onStep } : {}) }, keys);
+    } finally {
+      forgetBins(context.intake); // the next batch is another process
+    }
+  };
+  const incoming = async () => (await listAll(context.intake, 'incoming/')).map((o) => o.key).sort();
+  const outcome = async (id: string) => {
+    const read = await context.intake.get(`status/${id}.json`);
+    return read && (JSON.parse(new TextDecoder().decode(read.body)) as SubmissionOutcome);
+  };
+  const entries = async () => {
+    const segment = await context.site.get(logSegmentKey(0));
+    return parseSegment(segment?.body ?? new Uint8Array(), 0).map((read) => read.entry);
+  };
+  const verify = () =>
+    verifyRegistry({ url: listening.url, pinnedKey: base.registryKey.publicKey, now: VERIFIED });
+  return {
+    root,
+    siteRoot,
+    url: listening.url,
+    base,
+    context,
+    told,
+    submit,
+    batch,
+    incoming,
+    outcome,
+    entries,
+    verify,
+  };
+}
+
+/** When `servedOnDisk`'s registry is verified. */
+const VERIFIED = new Date('2026-11-02T00:00:00Z');
+
+export type ServedOnDisk = Awaited<ReturnType<typeof servedOnDisk>>;
+
+/** first-plugin published; a client installs it, remembering the log of one entry; its home and plugins. */
+export async function clientSawFirst(registry: ServedOnDisk, cleanups: (() => Promise<void>)[]) {
+  const first = await registry.submit(await installable('first-plugin'));
+  await registry.batch([first.key]);
+  const home = await mkdtemp(join(registry.root, 'home-'));
+  const client = httpClient(home);
+  cleanups.push(() => client.close());
+  await client.addRegistry({
+    name: 'main',
+    url: registry.url,
+    pin: { armored: registry.base.registryKey.publicKey },
+  });
+  const dir = join(home, 'plugins');
+  await client.install({ requests: ['first-plugin'], lockfile: join(home, 'a.lock'), dir, platform: LINUX });
+  return { home, dir };
+}
+
+/** A folder stands where demo-plugin's page goes under `site` (EISDIR: STORE_REFUSED); its path. */
+export async function pageMadeAFolder(site: string): Promise<string> {
+  const page = join(site, 'plugins/demo-plugin/index.html');
+  await rm(page, { force: true });
+  await mkdir(page, { recursive: true });
+  return page;
+}
+
+/** Runs a batch that dies (a process killed: nothing of it runs after) once its entries are logged. */
+export async function diesOnceLogged(context: PipelineContext, keys: string[]): Promise<void> {
+  const onStep = (step: BatchStep): void => {
+    if (step === 'logged') throw new Error('killed after the log');
+  };
+  await expect(processSubmissions({ ...context, onStep }, keys)).rejects.toThrow('killed after the log');
+  forgetBins(context.intake); // the retry is another process
 }

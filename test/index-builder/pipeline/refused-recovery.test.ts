@@ -19,14 +19,11 @@ import { FsStore } from '../../../adapters/fs-store.ts';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { PlugindexError, StoreError } from '../../../index-builder/errors.ts';
 import { submissionIdFromBytes } from '../../../index-builder/layout.ts';
-import {
-  type BatchStep,
-  type PipelineContext,
-  processSubmissions,
-} from '../../../index-builder/pipeline/index.ts';
+import { type PipelineContext, processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import { listAll } from '../../../index-builder/store.ts';
 import { submitAction, vouchedLog } from '../../support/actions.ts';
 import { makeBundle, makeRegistry, nextUploadName, testKey, validManifest } from '../../support/fixtures.ts';
+import { diesOnceLogged, pageMadeAFolder } from '../../support/served-registry.ts';
 
 const folders: string[] = [];
 afterEach(async () => {
@@ -52,15 +49,6 @@ async function registryOnDisk(options?: Parameters<typeof makeRegistry>[0]) {
   const incoming = async () => (await listAll(context.intake, 'incoming/')).map((o) => o.key).sort();
   const log = () => vouchedLog(context.site, base.registryKey.publicKey);
   return { context, site, intakeRoot: path.join(root, 'intake'), submit, incoming, log };
-}
-
-/** Runs a batch that dies (a process killed: nothing of it runs after) once its entries are logged. */
-async function diesOnceLogged(context: PipelineContext, keys: string[]): Promise<void> {
-  const onStep = (step: BatchStep): void => {
-    if (step === 'logged') throw new Error('killed after the log');
-  };
-  await expect(processSubmissions({ ...context, onStep }, keys)).rejects.toThrow('killed after the log');
-  forgetBins(context.intake); // the retry is another process
 }
 
 type OnDisk = Awaited<ReturnType<typeof registryOnDisk>>;
@@ -154,8 +142,7 @@ describe("when the store refuses a publish's plugin document for good, after its
     // Prepare: a folder stands where demo-plugin's page goes (EISDIR: STORE_REFUSED). Nothing checks that
     // path before the log: the version's files are written, its entry logged, then its documents refused.
     const registry = await registryOnDisk();
-    const page = path.join(registry.site, 'plugins/demo-plugin/index.html');
-    await mkdir(page, { recursive: true });
+    const page = await pageMadeAFolder(registry.site);
     const refused = await registry.submit(await makeBundle());
 
     // Act, Assess: its own batch fails after the log (no outcome, the upload left in incoming/), not with
@@ -191,14 +178,6 @@ describe("when the store refuses a publish's plugin document for good, after its
     ]);
   }, 60_000);
 });
-
-/** A folder stands where demo-plugin's page goes (EISDIR: STORE_REFUSED); `registry.site`'s, made here. */
-async function pageMadeAFolder(site: string): Promise<string> {
-  const page = path.join(site, 'plugins/demo-plugin/index.html');
-  await rm(page, { force: true });
-  await mkdir(page, { recursive: true });
-  return page;
-}
 
 describe('when the store refuses the plugin document a logged action changes, for good', () => {
   it('fails that batch and every later one LOGGED_PUBLISH_FAILED naming the action, its document caught up or not', async () => {

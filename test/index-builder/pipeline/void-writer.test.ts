@@ -6,135 +6,55 @@
  * server, so `verify --url` and a client read what the pipeline published. Without the setting, the known gap
  * stands (refused-recovery.test.ts): every batch fails LOGGED_PUBLISH_FAILED.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FsStore } from '../../../adapters/fs-store.ts';
-import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
-import { verifyRegistry } from '../../../cli/verify.ts';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import type { RegistryConfig } from '../../../index-builder/config.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
-import { submissionIdFromBytes } from '../../../index-builder/layout.ts';
-import { logSegmentKey, parseSegment } from '../../../index-builder/log.ts';
 import { HeldDocuments } from '../../../index-builder/pipeline/held-documents.ts';
 import {
   type BatchStep,
   flushIndexes,
-  type PipelineContext,
   processSubmissions,
   refreshSnapshot,
-  type SubmissionFailure,
 } from '../../../index-builder/pipeline/index.ts';
-import type { SubmissionOutcome } from '../../../index-builder/pipeline/outcomes.ts';
 import { listAll, type Store } from '../../../index-builder/store.ts';
 import { httpClient } from '../../support/client.ts';
-import { encode, makeBundle, makeRegistry, nextUploadName, validManifest } from '../../support/fixtures.ts';
+import { makeBundle, makeRegistry } from '../../support/fixtures.ts';
+import {
+  diesOnceLogged,
+  installable,
+  pageMadeAFolder,
+  type ServedOnDisk,
+  clientSawFirst as sawFirst,
+  servedOnDisk as servedRegistry,
+} from '../../support/served-registry.ts';
 
-const NOW = new Date('2026-11-02T00:00:00Z');
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
 const REASON = "the registry failed writing the plugin's documents for good (StoreError STORE_REFUSED)";
-
-/** A bundle of `name`@`version` with a linux/amd64 artifact: what a client installs. */
-const installable = (name: string, version = '1.0.0') =>
-  makeBundle({
-    manifest: validManifest({ name, version }),
-    artifacts: [{ ...LINUX, name, body: encode(`#!/bin/sh\necho ${name}\n`) }],
-  });
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A registry on two filesystem stores, its site served over a socket (its config names that URL). */
-async function servedOnDisk(config: Partial<RegistryConfig> = { voidRefusedEntries: true }) {
-  const root = await mkdtemp(path.join(tmpdir(), 'plugindex-void-writer-'));
-  cleanups.push(() => rm(root, { recursive: true, force: true }));
-  const siteRoot = path.join(root, 'site');
-  const listening = await listenRegistryServer(createRegistryServer({ site: new FsStore(siteRoot) }), 0);
-  cleanups.push(listening.close);
-  const base = await makeRegistry({ url: listening.url, ...config });
-  const told: SubmissionFailure[] = [];
-  const context: PipelineContext = {
-    ...base.context,
-    intake: new FsStore(path.join(root, 'intake')),
-    site: new FsStore(siteRoot),
-    onSubmissionFailure: (failure) => told.push(failure),
-  };
-  const submit = async (bundle: Uint8Array): Promise<{ key: string; id: string }> => {
-    const key = `incoming/${nextUploadName()}.tgz`;
-    await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
-    return { key, id: submissionIdFromBytes(key, bundle) };
-  };
-  const batch = async (keys?: string[], onStep?: (step: BatchStep) => void) => {
-    try {
-      return await processSubmissions({ ...context, ...(onStep ? { onStep } : {}) }, keys);
-    } finally {
-      forgetBins(context.intake); // the next batch is another process
-    }
-  };
-  const incoming = async () => (await listAll(context.intake, 'incoming/')).map((o) => o.key).sort();
-  const outcome = async (id: string) => {
-    const read = await context.intake.get(`status/${id}.json`);
-    return read && (JSON.parse(new TextDecoder().decode(read.body)) as SubmissionOutcome);
-  };
-  const entries = async () => {
-    const segment = await context.site.get(logSegmentKey(0));
-    return parseSegment(segment?.body ?? new Uint8Array(), 0).map((read) => read.entry);
-  };
-  const verify = () =>
-    verifyRegistry({ url: listening.url, pinnedKey: base.registryKey.publicKey, now: NOW });
-  return {
-    root,
-    siteRoot,
-    url: listening.url,
-    base,
-    context,
-    told,
-    submit,
-    batch,
-    incoming,
-    outcome,
-    entries,
-    verify,
-  };
-}
+/** A registry on two filesystem stores, its site served over a socket, opted in to voids unless told. */
+const servedOnDisk = (config: Partial<RegistryConfig> = { voidRefusedEntries: true }) =>
+  servedRegistry('plugindex-void-writer-', cleanups, config);
 
-type Served = Awaited<ReturnType<typeof servedOnDisk>>;
+type Served = ServedOnDisk;
 
 const outcomesOf = (result: Awaited<ReturnType<typeof processSubmissions>>) =>
   result.outcomes.map((o) => [o.plugin, o.version, o.status, o.seq, o.problems.map((p) => p.code)]);
 
 /** A folder where demo-plugin's page goes (EISDIR: STORE_REFUSED), which nothing checks before the log. */
 async function pageFolder(registry: Served): Promise<void> {
-  const page = path.join(registry.siteRoot, 'plugins/demo-plugin/index.html');
-  await rm(page, { force: true });
-  await mkdir(page, { recursive: true });
+  await pageMadeAFolder(registry.siteRoot);
 }
 
 /** first-plugin published; a client installs it, remembering the log of one entry. */
-async function clientSawFirst(registry: Served) {
-  const first = await registry.submit(await installable('first-plugin'));
-  await registry.batch([first.key]);
-  const home = await mkdtemp(path.join(registry.root, 'home-'));
-  const client = httpClient(home);
-  cleanups.push(() => client.close());
-  await client.addRegistry({
-    name: 'main',
-    url: registry.url,
-    pin: { armored: registry.base.registryKey.publicKey },
-  });
-  const dir = path.join(home, 'plugins');
-  await client.install({
-    requests: ['first-plugin'],
-    lockfile: path.join(home, 'a.lock'),
-    dir,
-    platform: LINUX,
-  });
-  return { home, dir };
-}
+const clientSawFirst = (registry: Served) => sawFirst(registry, cleanups);
 
 describe('when the store refuses a new plugin document for good, the registry opted in to voids', () => {
   it('voids its entry in the batch, rejects its upload, and publishes the rest for clients that saw the log', async () => {
@@ -238,10 +158,7 @@ describe('when a run that died logged a publish whose plugin document the store 
     const registry = await servedOnDisk();
     await registry.batch([(await registry.submit(await installable('demo-plugin'))).key]);
     const stuck = await registry.submit(await installable('demo-plugin', '2.0.0'));
-    const onStep = (step: BatchStep): void => {
-      if (step === 'logged') throw new Error('killed after the log');
-    };
-    await expect(registry.batch([stuck.key], onStep)).rejects.toThrow('killed after the log');
+    await diesOnceLogged(registry.context, [stuck.key]);
     await pageFolder(registry);
 
     // Act
@@ -494,10 +411,7 @@ describe('when snapshot.json is put back to an older one over a snapshot countin
     await registry.batch([(await registry.submit(await installable('first-plugin'))).key]);
     const older = await registry.context.site.get('snapshot.json');
     const stuck = await registry.submit(await makeBundle());
-    const onStep = (step: BatchStep): void => {
-      if (step === 'logged') throw new Error('killed after the log');
-    };
-    await expect(registry.batch([stuck.key], onStep)).rejects.toThrow('killed after the log');
+    await diesOnceLogged(registry.context, [stuck.key]);
     await refreshSnapshot(registry.context);
     forgetBins(registry.context.intake);
     await registry.context.site.put('snapshot.json', older?.body as Uint8Array, {
@@ -527,10 +441,7 @@ describe("when a batch voids a dead run's publish whose upload it did not take",
     // meets the refusal and voids entry 0; demo-plugin's upload is still in incoming/.
     const registry = await servedOnDisk();
     const stuck = await registry.submit(await makeBundle());
-    const onStep = (step: BatchStep): void => {
-      if (step === 'logged') throw new Error('killed after the log');
-    };
-    await expect(registry.batch([stuck.key], onStep)).rejects.toThrow('killed after the log');
+    await diesOnceLogged(registry.context, [stuck.key]);
     await pageFolder(registry);
     const other = await registry.submit(await installable('other-plugin'));
     expect(outcomesOf(await registry.batch([other.key]))).toEqual([

@@ -8,50 +8,31 @@
  * whose entry is voided is taken out of incoming/ where a test stands for that writer recording its outcome;
  * left there, it is judged anew.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FsStore } from '../../../adapters/fs-store.ts';
-import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
-import { verifyRegistry } from '../../../cli/verify.ts';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { TrustError } from '../../../index-builder/errors.ts';
-import { submissionIdFromBytes } from '../../../index-builder/layout.ts';
 import { logSegmentKey, parseSegment, type ReadEntry } from '../../../index-builder/log.ts';
 import { signVoid } from '../../../index-builder/log-void.ts';
-import {
-  type BatchStep,
-  type PipelineContext,
-  processSubmissions,
-  rebuildRegistry,
-} from '../../../index-builder/pipeline/index.ts';
+import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipeline/index.ts';
 import { LogWriter } from '../../../index-builder/pipeline/log-writer.ts';
 import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
 import { signRotation } from '../../../index-builder/rotation.ts';
 import { createSigner, type Signer } from '../../../index-builder/signing.ts';
-import { listAll } from '../../../index-builder/store.ts';
 import { submitAction } from '../../support/actions.ts';
 import { httpClient } from '../../support/client.ts';
-import {
-  encode,
-  makeBundle,
-  makeRegistry,
-  nextUploadName,
-  testKey,
-  validManifest,
-} from '../../support/fixtures.ts';
+import { makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
 import { rejectionOf } from '../../support/problems.ts';
+import {
+  clientSawFirst,
+  diesOnceLogged as diesOnceLoggedIn,
+  installable,
+  pageMadeAFolder,
+  type ServedOnDisk,
+  servedOnDisk as servedRegistry,
+} from '../../support/served-registry.ts';
 
-const NOW = new Date('2026-11-02T00:00:00Z');
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
-
-/** A bundle of `name`@1.0.0 with a linux/amd64 artifact: what a client installs. */
-const installable = (name: string) =>
-  makeBundle({
-    manifest: validManifest({ name }),
-    artifacts: [{ ...LINUX, name, body: encode(`#!/bin/sh\necho ${name}\n`) }],
-  });
 const REASON = 'the store refused the plugin document for good (STORE_REFUSED)';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -60,37 +41,9 @@ afterEach(async () => {
 });
 
 /** A registry on two filesystem stores, its site served over a socket (its config names that URL). */
-async function servedOnDisk() {
-  const root = await mkdtemp(path.join(tmpdir(), 'plugindex-voided-'));
-  cleanups.push(() => rm(root, { recursive: true, force: true }));
-  const siteRoot = path.join(root, 'site');
-  const listening = await listenRegistryServer(createRegistryServer({ site: new FsStore(siteRoot) }), 0);
-  cleanups.push(listening.close);
-  const base = await makeRegistry({ url: listening.url });
-  const context: PipelineContext = {
-    ...base.context,
-    intake: new FsStore(path.join(root, 'intake')),
-    site: new FsStore(siteRoot),
-  };
-  const submit = async (bundle: Uint8Array): Promise<{ key: string; id: string }> => {
-    const key = `incoming/${nextUploadName()}.tgz`;
-    await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
-    return { key, id: submissionIdFromBytes(key, bundle) };
-  };
-  const batch = async (keys?: string[]) => {
-    try {
-      return await processSubmissions(context, keys);
-    } finally {
-      forgetBins(context.intake); // the next batch is another process
-    }
-  };
-  const incoming = async () => (await listAll(context.intake, 'incoming/')).map((o) => o.key).sort();
-  const verify = () =>
-    verifyRegistry({ url: listening.url, pinnedKey: base.registryKey.publicKey, now: NOW });
-  return { root, siteRoot, url: listening.url, base, context, submit, batch, incoming, verify };
-}
+const servedOnDisk = () => servedRegistry('plugindex-voided-', cleanups);
 
-type Served = Awaited<ReturnType<typeof servedOnDisk>>;
+type Served = ServedOnDisk;
 
 /** Appends a void of entry `seq` signed by `signer` (the registry's key unless given), no snapshot after. */
 async function voidEntry(registry: Served, seq: number, signer: Signer = registry.context.signer) {
@@ -111,15 +64,7 @@ async function voidEntry(registry: Served, seq: number, signer: Signer = registr
 }
 
 /** Runs a batch that dies (a process killed: nothing of it runs after) once its entries are logged. */
-async function diesOnceLogged(registry: Served, keys: string[]): Promise<void> {
-  const onStep = (step: BatchStep): void => {
-    if (step === 'logged') throw new Error('killed after the log');
-  };
-  await expect(processSubmissions({ ...registry.context, onStep }, keys)).rejects.toThrow(
-    'killed after the log',
-  );
-  forgetBins(registry.context.intake);
-}
+const diesOnceLogged = (registry: Served, keys: string[]) => diesOnceLoggedIn(registry.context, keys);
 
 /** Its owner's yank of demo-plugin@1.0.0 under incoming/, for this registry. */
 async function yankUploaded(registry: Served) {
@@ -140,24 +85,8 @@ describe('when the registry voids a logged publish the store refused for good', 
     // stands where demo-plugin's page goes: its publish is logged (entry 1) and every batch fails on it,
     // other-plugin's logged meanwhile (entry 2) by the batch that met it.
     const registry = await servedOnDisk();
-    const first = await registry.submit(await installable('first-plugin'));
-    await registry.batch([first.key]);
-    const home = await mkdtemp(path.join(registry.root, 'home-'));
-    const client = httpClient(home);
-    cleanups.push(() => client.close());
-    await client.addRegistry({
-      name: 'main',
-      url: registry.url,
-      pin: { armored: registry.base.registryKey.publicKey },
-    });
-    const dir = path.join(home, 'plugins');
-    await client.install({
-      requests: ['first-plugin'],
-      lockfile: path.join(home, 'a.lock'),
-      dir,
-      platform: LINUX,
-    });
-    await mkdir(path.join(registry.siteRoot, 'plugins/demo-plugin/index.html'), { recursive: true });
+    const { home, dir } = await clientSawFirst(registry, cleanups);
+    await pageMadeAFolder(registry.siteRoot);
     const stuck = await registry.submit(await makeBundle());
     await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
     const other = await registry.submit(await installable('other-plugin'));
