@@ -254,3 +254,24 @@ export async function diesOnceLogged(context: PipelineContext, keys: string[]): 
   await expect(processSubmissions({ ...context, onStep }, keys)).rejects.toThrow('killed after the log');
   forgetBins(context.intake); // the retry is another process
 }
+
+/**
+ * Another run of the client `clientSawFirst` made (its state on disk: the log it saw): it updates `main`, then
+ * installs `plugin`; what each gave.
+ */
+export async function laterRunInstalls(
+  saw: { readonly home: string; readonly dir: string },
+  cleanups: (() => Promise<void>)[],
+  plugin: string,
+) {
+  const later = httpClient(saw.home);
+  cleanups.push(() => later.close());
+  const [updated] = await later.updateRegistries(['main']);
+  const installed = await later.install({
+    requests: [plugin],
+    lockfile: join(saw.home, 'b.lock'),
+    dir: saw.dir,
+    platform: LINUX,
+  });
+  return { updated, installed };
+}

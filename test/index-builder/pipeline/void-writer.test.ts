@@ -25,13 +25,13 @@ import { makeBundle, makeRegistry } from '../../support/fixtures.ts';
 import {
   diesOnceLogged,
   installable,
+  laterRunInstalls,
   pageMadeAFolder,
   type ServedOnDisk,
   clientSawFirst as sawFirst,
   servedOnDisk as servedRegistry,
 } from '../../support/served-registry.ts';
 
-const LINUX = { os: 'linux', arch: 'amd64' } as const;
 const REASON = "the registry failed writing the plugin's documents for good (StoreError STORE_REFUSED)";
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -53,6 +53,22 @@ async function pageFolder(registry: Served): Promise<void> {
   await pageMadeAFolder(registry.siteRoot);
 }
 
+/**
+ * A folder where demo-plugin's page goes, then demo-plugin and other-plugin uploaded: the publish the store
+ * refuses after its entry is logged, and one beside it.
+ */
+async function stuckBesideOther(registry: Served) {
+  await pageFolder(registry);
+  const stuck = await registry.submit(await makeBundle());
+  const other = await registry.submit(await installable('other-plugin'));
+  return { stuck, other };
+}
+
+/** demo-plugin@1.0.0 published by a batch of its own. */
+async function demoPublished(registry: Served): Promise<void> {
+  await registry.batch([(await registry.submit(await installable('demo-plugin'))).key]);
+}
+
 /** first-plugin published; a client installs it, remembering the log of one entry. */
 const clientSawFirst = (registry: Served) => sawFirst(registry, cleanups);
 
@@ -61,10 +77,8 @@ describe('when the store refuses a new plugin document for good, the registry op
     // Prepare: first-plugin published, a client's install of it. A folder where demo-plugin's page goes;
     // demo-plugin and other-plugin uploaded, one batch.
     const registry = await servedOnDisk();
-    const { home, dir } = await clientSawFirst(registry);
-    await pageFolder(registry);
-    const stuck = await registry.submit(await makeBundle());
-    const other = await registry.submit(await installable('other-plugin'));
+    const saw = await clientSawFirst(registry);
+    const { stuck, other } = await stuckBesideOther(registry);
 
     // Act
     const result = await registry.batch();
@@ -98,17 +112,9 @@ describe('when the store refuses a new plugin document for good, the registry op
       { seq: 1, type: 'publish', plugin: 'demo-plugin', version: '1.0.0', by: 3, reason: REASON },
     ]);
     // Another run of the client (the log of one entry it saw) updates and installs.
-    const later = httpClient(home);
-    cleanups.push(() => later.close());
-    const [updated] = await later.updateRegistries(['main']);
+    const { updated, installed } = await laterRunInstalls(saw, cleanups, 'other-plugin');
     expect(updated?.error).toBeUndefined();
     expect(updated).toMatchObject({ report: { changed: true } });
-    const installed = await later.install({
-      requests: ['other-plugin'],
-      lockfile: path.join(home, 'b.lock'),
-      dir,
-      platform: LINUX,
-    });
     expect(installed.items.map((item) => [item.name, item.version])).toEqual([['other-plugin', '1.0.0']]);
 
     // A later batch publishes; once the folder is taken away, demo-plugin submitted again is judged anew.
@@ -127,7 +133,7 @@ describe("when the store refuses a published plugin's new document for good, the
   it('puts its published document back, voids the entry, and the plugin stays as it was', async () => {
     // Prepare: demo-plugin@1.0.0 published; then a folder where its page goes, and 2.0.0 uploaded.
     const registry = await servedOnDisk();
-    await registry.batch([(await registry.submit(await installable('demo-plugin'))).key]);
+    await demoPublished(registry);
     const published = await registry.context.site.get('plugins/demo-plugin/index.json');
     await pageFolder(registry);
     const stuck = await registry.submit(await installable('demo-plugin', '2.0.0'));
@@ -156,7 +162,7 @@ describe('when a run that died logged a publish whose plugin document the store 
     // Prepare: demo-plugin@1.0.0 published (entry 0); a run logs 2.0.0 (entry 1) and dies; then a folder
     // where the plugin's page goes.
     const registry = await servedOnDisk();
-    await registry.batch([(await registry.submit(await installable('demo-plugin'))).key]);
+    await demoPublished(registry);
     const stuck = await registry.submit(await installable('demo-plugin', '2.0.0'));
     await diesOnceLogged(registry.context, [stuck.key]);
     await pageFolder(registry);
@@ -179,9 +185,7 @@ describe('when a batch that voided a publish dies before recording its outcome',
   it('rejects the upload by the void its retry finds, logging it no more', async () => {
     // Prepare: the batch voids demo-plugin's publish (entry 0, void entry 2) and dies once it has committed.
     const registry = await servedOnDisk();
-    await pageFolder(registry);
-    const stuck = await registry.submit(await makeBundle());
-    await registry.submit(await installable('other-plugin'));
+    const { stuck } = await stuckBesideOther(registry);
     const onStep = (step: BatchStep): void => {
       if (step === 'committed') throw new Error('killed after the commit');
     };
@@ -207,9 +211,7 @@ describe('when a batch that voided a publish dies before recording its outcome',
 describe('when the store refuses a plugin document for good and the registry did not opt in to voids', () => {
   it('fails the batch LOGGED_PUBLISH_FAILED as before, appending no void', async () => {
     const registry = await servedOnDisk({});
-    await pageFolder(registry);
-    const stuck = await registry.submit(await makeBundle());
-    const other = await registry.submit(await installable('other-plugin'));
+    const { stuck, other } = await stuckBesideOther(registry);
 
     await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
 
@@ -250,7 +252,7 @@ describe('when a snapshot counting the logged publish is signed while the batch 
     // beside the batch (a writer outside the queue, as writeSnapshot's ifMatch allows for) signs the
     // snapshot over the log once the batch has logged 2.0.0, just before its document is written.
     const registry = await servedOnDisk();
-    await registry.batch([(await registry.submit(await installable('demo-plugin'))).key]);
+    await demoPublished(registry);
     await pageFolder(registry);
     const stuck = await registry.submit(await installable('demo-plugin', '2.0.0'));
     const site = registry.context.site;
@@ -369,9 +371,7 @@ describe('when a batch dies after appending its void, before its commit', () => 
     // other-plugin uploaded; the batch dies at the first site write after its void is in the log.
     const registry = await servedOnDisk();
     const { home } = await clientSawFirst(registry);
-    await pageFolder(registry);
-    const stuck = await registry.submit(await makeBundle());
-    const other = await registry.submit(await installable('other-plugin'));
+    const { stuck, other } = await stuckBesideOther(registry);
     const site = registry.context.site;
     const dying = puttingThrough(site, async (key, body, options) => {
       const voided = (await registry.entries()).some((e) => e.type === 'void');

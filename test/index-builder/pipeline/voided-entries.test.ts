@@ -8,7 +8,6 @@
  * whose entry is voided is taken out of incoming/ where a test stands for that writer recording its outcome;
  * left there, it is judged anew.
  */
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { TrustError } from '../../../index-builder/errors.ts';
@@ -20,19 +19,18 @@ import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
 import { signRotation } from '../../../index-builder/rotation.ts';
 import { createSigner, type Signer } from '../../../index-builder/signing.ts';
 import { submitAction } from '../../support/actions.ts';
-import { httpClient } from '../../support/client.ts';
 import { makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
 import { rejectionOf } from '../../support/problems.ts';
 import {
   clientSawFirst,
   diesOnceLogged as diesOnceLoggedIn,
   installable,
+  laterRunInstalls,
   pageMadeAFolder,
   type ServedOnDisk,
   servedOnDisk as servedRegistry,
 } from '../../support/served-registry.ts';
 
-const LINUX = { os: 'linux', arch: 'amd64' } as const;
 const REASON = 'the store refused the plugin document for good (STORE_REFUSED)';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -66,6 +64,18 @@ async function voidEntry(registry: Served, seq: number, signer: Signer = registr
 /** Runs a batch that dies (a process killed: nothing of it runs after) once its entries are logged. */
 const diesOnceLogged = (registry: Served, keys: string[]) => diesOnceLoggedIn(registry.context, keys);
 
+/** demo-plugin@1.0.0 published by a batch of its own (entry 0). */
+async function demoPublished(registry: Served): Promise<void> {
+  await registry.batch([(await registry.submit(await makeBundle())).key]);
+}
+
+/** demo-plugin@1.0.0 published (entry 0); a run logs 2.0.0 (entry 1) and dies. */
+async function demo2LoggedByDeadRun(registry: Served): Promise<void> {
+  await demoPublished(registry);
+  const again = await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+  await diesOnceLogged(registry, [again.key]);
+}
+
 /** Its owner's yank of demo-plugin@1.0.0 under incoming/, for this registry. */
 async function yankUploaded(registry: Served) {
   return submitAction(
@@ -85,7 +95,7 @@ describe('when the registry voids a logged publish the store refused for good', 
     // stands where demo-plugin's page goes: its publish is logged (entry 1) and every batch fails on it,
     // other-plugin's logged meanwhile (entry 2) by the batch that met it.
     const registry = await servedOnDisk();
-    const { home, dir } = await clientSawFirst(registry, cleanups);
+    const saw = await clientSawFirst(registry, cleanups);
     await pageMadeAFolder(registry.siteRoot);
     const stuck = await registry.submit(await makeBundle());
     await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
@@ -108,17 +118,9 @@ describe('when the registry voids a logged publish the store refused for good', 
       { seq: 1, type: 'publish', plugin: 'demo-plugin', version: '1.0.0', by: 3, reason: REASON },
     ]);
     // Another run of the client (its state on disk: the log of one entry it saw) updates, and installs.
-    const later = httpClient(home);
-    cleanups.push(() => later.close());
-    const [updated] = await later.updateRegistries(['main']);
+    const { updated, installed } = await laterRunInstalls(saw, cleanups, 'other-plugin');
     expect(updated).toMatchObject({ report: { generation: 2, changed: true } });
     expect(updated?.error).toBeUndefined();
-    const installed = await later.install({
-      requests: ['other-plugin'],
-      lockfile: path.join(home, 'b.lock'),
-      dir,
-      platform: LINUX,
-    });
     expect(installed.items.map((item) => [item.name, item.version])).toEqual([['other-plugin', '1.0.0']]);
   }, 60_000);
 });
@@ -128,9 +130,7 @@ describe('when a run that died logged a publish the registry then voided', () =>
     // Prepare: demo-plugin@1.0.0 published (entry 0); a run logs 2.0.0 (entry 1) and dies; the registry's
     // key voids that entry (entry 2).
     const registry = await servedOnDisk();
-    await registry.batch([(await registry.submit(await makeBundle())).key]);
-    const again = await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
-    await diesOnceLogged(registry, [again.key]);
+    await demo2LoggedByDeadRun(registry);
     await voidEntry(registry, 1);
 
     // Act
@@ -150,7 +150,7 @@ describe('when a run that died logged an action the registry then voided', () =>
   /** demo-plugin@1.0.0 published (entry 0); its yank logged by a run that died (entry 1), voided (entry 2). */
   async function yankVoided() {
     const registry = await servedOnDisk();
-    await registry.batch([(await registry.submit(await makeBundle())).key]);
+    await demoPublished(registry);
     const yank = await yankUploaded(registry);
     await diesOnceLogged(registry, [yank.key]);
     await voidEntry(registry, 1);
@@ -195,7 +195,7 @@ describe("when the registry voided an action, its plugin's order recorded with i
     // Prepare: the yank logged by a run that died (its slot, the newest of 1.0.0's, recorded), voided, and its
     // upload taken away; then another yank of 1.0.0, made an hour before it, uploaded.
     const registry = await servedOnDisk();
-    await registry.batch([(await registry.submit(await makeBundle())).key]);
+    await demoPublished(registry);
     const voided = await yankUploaded(registry);
     await diesOnceLogged(registry, [voided.key]);
     await voidEntry(registry, 1);
@@ -221,9 +221,7 @@ describe('when the registry rotates its key with a void in the log no snapshot c
     // Prepare: as above, demo-plugin@2.0.0 logged by a run that died (entry 1), voided by the key now the
     // registry's (entry 2); then a rotation to another key.
     const registry = await servedOnDisk();
-    await registry.batch([(await registry.submit(await makeBundle())).key]);
-    const again = await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
-    await diesOnceLogged(registry, [again.key]);
+    await demo2LoggedByDeadRun(registry);
     await voidEntry(registry, 1);
     const next = await createSigner((await testKey('registry-2')).secretKey);
     const { bytes } = await signRotation({
@@ -253,9 +251,7 @@ describe('when the log holds a void no client takes', () => {
   it("fails the batch with the void's refusal (LOG_VOID_UNSIGNED), nothing appended", async () => {
     // Prepare: a publish logged by a run that died, voided by a publisher's key.
     const registry = await servedOnDisk();
-    await registry.batch([(await registry.submit(await makeBundle())).key]);
-    const again = await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
-    await diesOnceLogged(registry, [again.key]);
+    await demo2LoggedByDeadRun(registry);
     await voidEntry(registry, 1, await createSigner((await testKey('publisher')).secretKey));
     const head = await registry.context.intake.get('state/log.json');
 
