@@ -147,6 +147,25 @@ export async function servedLocalRegistry(
 
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
 
+/**
+ * A test registry (`options` as makeRegistry's) on two filesystem stores under `root`, `intake/` and
+ * `site/`; `submit` puts a bundle under incoming/ as an upload, its key and submission id.
+ */
+export async function registryOnStores(root: string, options?: Parameters<typeof makeRegistry>[0]) {
+  const base = await makeRegistry(options);
+  const context: PipelineContext = {
+    ...base.context,
+    intake: new FsStore(join(root, 'intake')),
+    site: new FsStore(join(root, 'site')),
+  };
+  const submit = async (bundle: Uint8Array): Promise<{ key: string; id: string }> => {
+    const key = `incoming/${nextUploadName()}.tgz`;
+    await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+    return { key, id: submissionIdFromBytes(key, bundle) };
+  };
+  return { base, context, submit };
+}
+
 /** A bundle of `name`@`version` with a linux/amd64 artifact: what a client installs. */
 export const installable = (name: string, version = '1.0.0') =>
   makeBundle({
@@ -169,18 +188,12 @@ export async function servedOnDisk(
   const siteRoot = join(root, 'site');
   const listening = await listenRegistryServer(createRegistryServer({ site: new FsStore(siteRoot) }), 0);
   cleanups.push(listening.close);
-  const base = await makeRegistry({ url: listening.url, ...config });
+  const onDisk = await registryOnStores(root, { url: listening.url, ...config });
+  const { base, submit } = onDisk;
   const told: SubmissionFailure[] = [];
   const context: PipelineContext = {
-    ...base.context,
-    intake: new FsStore(join(root, 'intake')),
-    site: new FsStore(siteRoot),
+    ...onDisk.context,
     onSubmissionFailure: (failure) => told.push(failure),
-  };
-  const submit = async (bundle: Uint8Array): Promise<{ key: string; id: string }> => {
-    const key = `incoming/${nextUploadName()}.tgz`;
-    await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
-    return { key, id: submissionIdFromBytes(key, bundle) };
   };
   const batch = async (keys?: string[], onStep?: (step: BatchStep) => void) => {
     try {

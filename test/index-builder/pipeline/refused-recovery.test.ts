@@ -15,15 +15,13 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FsStore } from '../../../adapters/fs-store.ts';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { PlugindexError, StoreError } from '../../../index-builder/errors.ts';
-import { submissionIdFromBytes } from '../../../index-builder/layout.ts';
-import { type PipelineContext, processSubmissions } from '../../../index-builder/pipeline/index.ts';
+import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import { listAll } from '../../../index-builder/store.ts';
 import { submitAction, vouchedLog } from '../../support/actions.ts';
-import { makeBundle, makeRegistry, nextUploadName, testKey, validManifest } from '../../support/fixtures.ts';
-import { diesOnceLogged, pageMadeAFolder } from '../../support/served-registry.ts';
+import { makeBundle, type makeRegistry, testKey, validManifest } from '../../support/fixtures.ts';
+import { diesOnceLogged, pageMadeAFolder, registryOnStores } from '../../support/served-registry.ts';
 
 const folders: string[] = [];
 afterEach(async () => {
@@ -35,17 +33,7 @@ async function registryOnDisk(options?: Parameters<typeof makeRegistry>[0]) {
   const root = await mkdtemp(path.join(tmpdir(), 'plugindex-refused-recovery-'));
   folders.push(root);
   const site = path.join(root, 'site');
-  const base = await makeRegistry(options);
-  const context: PipelineContext = {
-    ...base.context,
-    intake: new FsStore(path.join(root, 'intake')),
-    site: new FsStore(site),
-  };
-  const submit = async (bundle: Uint8Array): Promise<{ key: string; id: string }> => {
-    const key = `incoming/${nextUploadName()}.tgz`;
-    await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
-    return { key, id: submissionIdFromBytes(key, bundle) };
-  };
+  const { base, context, submit } = await registryOnStores(root, options);
   const incoming = async () => (await listAll(context.intake, 'incoming/')).map((o) => o.key).sort();
   const log = () => vouchedLog(context.site, base.registryKey.publicKey);
   return { context, site, intakeRoot: path.join(root, 'intake'), submit, incoming, log };

@@ -12,14 +12,12 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FsStore } from '../../../adapters/fs-store.ts';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { PlugindexError } from '../../../index-builder/errors.ts';
-import { CATALOG_META_KEY, submissionIdFromBytes } from '../../../index-builder/layout.ts';
+import { CATALOG_META_KEY } from '../../../index-builder/layout.ts';
 import type { PluginDocument } from '../../../index-builder/model.ts';
 import {
   type BatchStep,
-  type PipelineContext,
   processSubmissions,
   rebuildRegistry,
 } from '../../../index-builder/pipeline/index.ts';
@@ -27,7 +25,8 @@ import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
 import { signRotation } from '../../../index-builder/rotation.ts';
 import { createSigner, type Signer } from '../../../index-builder/signing.ts';
 import { submitAction } from '../../support/actions.ts';
-import { makeBundle, makeRegistry, nextUploadName, testKey, validManifest } from '../../support/fixtures.ts';
+import { makeBundle, makeRegistry, testKey, validManifest } from '../../support/fixtures.ts';
+import { registryOnStores } from '../../support/served-registry.ts';
 
 const folders: string[] = [];
 afterEach(async () => {
@@ -44,17 +43,7 @@ async function registryOnDisk() {
   const root = await mkdtemp(path.join(tmpdir(), 'plugindex-stuck-entries-'));
   folders.push(root);
   const site = path.join(root, 'site');
-  const base = await makeRegistry();
-  const context: PipelineContext = {
-    ...base.context,
-    intake: new FsStore(path.join(root, 'intake')),
-    site: new FsStore(site),
-  };
-  const submit = async (bundle: Uint8Array): Promise<{ key: string; id: string }> => {
-    const key = `incoming/${nextUploadName()}.tgz`;
-    await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
-    return { key, id: submissionIdFromBytes(key, bundle) };
-  };
+  const { base, context, submit } = await registryOnStores(root);
   const batch = async (onStep?: (step: BatchStep) => void) => {
     try {
       return await processSubmissions({ ...context, ...(onStep ? { onStep } : {}) });
