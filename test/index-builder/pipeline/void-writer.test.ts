@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import type { RegistryConfig } from '../../../index-builder/config.ts';
-import { StoreError } from '../../../index-builder/errors.ts';
+import { StoreError, TrustError } from '../../../index-builder/errors.ts';
 import { HeldDocuments } from '../../../index-builder/pipeline/held-documents.ts';
 import {
   type BatchStep,
@@ -429,8 +429,9 @@ describe('when snapshot.json is put back to an older one over a snapshot countin
     // Assert: no void of entry 1, which snapshot B counted (before, the one planted was believed, the void
     // appended, and every client that read B refused the registry for good: LOG_VOID_OF_SEEN).
     expect((await registry.entries()).map((e) => e.type)).toEqual(['publish', 'publish']);
-    console.log('FAILURE', (failure as Error).message);
-    expect(failure).toBeInstanceOf(Error);
+    // The batch refuses the snapshot.json it did not publish, before it judges anything.
+    expect(failure).toBeInstanceOf(TrustError);
+    expect(failure).toMatchObject({ code: 'PUBLISHED_DOCUMENT_ALTERED' });
   }, 60_000);
 });
 
