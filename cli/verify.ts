@@ -41,6 +41,7 @@ import {
 import { readWholeLog } from '../client/log-reader.ts';
 import { TrustedSnapshot } from '../client/trusted-snapshot.ts';
 import { MAX_ACTION_BYTES } from '../index-builder/actions.ts';
+import { isSecretKeyText } from '../index-builder/armor.ts';
 import { fixedClock, systemClock } from '../index-builder/clock.ts';
 import { COMPRESSION_THRESHOLD_BYTES } from '../index-builder/compression.ts';
 import { createSha256, sha256Hex } from '../index-builder/digest.ts';
@@ -413,10 +414,18 @@ function readVerifyState(textOf: string, file: string): VerifyState {
  * (`readTrustedKey`): read without that check when `--key` was a key it rotated from, a key kept by a verify
  * that took any key (one anyone can sign as, or whose arithmetic is unbounded) was pinned, and failed later
  * at its first signature (SNAPSHOT_BAD_SIGNATURE), in words that named neither the file nor the key.
- * @throws ClientError PINNED_KEY_UNTRUSTED naming the file, the key and why.
+ * @throws ClientError PINNED_KEY_UNTRUSTED naming the file, the key and why; TRUST_STATE_INVALID for a key
+ *   kept with its secret key material.
  */
 async function readKeptKey(armored: string, file: string | undefined): Promise<PublicKeyInfo> {
   const kept = await readPublicKey(armored);
+  // A verify keeps a key's public part alone: secret material there was written by another hand, and
+  // whoever reads the file may sign as the registry.
+  if (isSecretKeyText(armored, kept))
+    throw new ClientError(
+      'TRUST_STATE_INVALID',
+      `${file}#/key: key ${kept.fingerprint} is given with its secret key material, which a verify never keeps (anyone who reads it may sign as the registry): remove ${file} and verify again with --key FILE (the registry's public key)`,
+    );
   const problem = untrustedKeyProblem(kept.key);
   if (problem)
     throw new ClientError(
@@ -456,6 +465,12 @@ async function verifyWith(
         );
   if (keyFrom === 'registry' && given.secret === true)
     throw servedSecretKey(`${reader.base}/${REGISTRY_PUBLIC_KEY_KEY}`, given.fingerprint);
+  // The CLI refuses a --key file holding one first; a caller of this function is held to the same.
+  if (keyFrom === 'given' && isSecretKeyText(options.pinnedKey ?? '', given))
+    throw new ClientError(
+      'SECRET_KEY_GIVEN',
+      `the registry key given (${given.fingerprint}) is a secret key, not a public key: nothing was read. Give its public key (gpg --export --armor ${given.fingerprint}, or the public.asc plugindex keygen wrote); a secret key that has left its owner should be replaced (plugindex keygen)`,
+    );
   if (keyFrom === 'state' && given.fingerprint !== saved?.fingerprint)
     throw new ClientError(
       'TRUST_STATE_INVALID',

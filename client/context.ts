@@ -4,6 +4,7 @@
  * install (install.ts) and the installed tree's upkeep (maintain.ts) take it rather than the whole client.
  */
 import type { Key } from 'openpgp';
+import { isSecretKeyText } from '../index-builder/armor.ts';
 import type { Clock } from '../index-builder/clock.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
@@ -128,7 +129,8 @@ const pinnedKeyProblems = new Map<string, string | null>();
  * refused, naming `registry` (the name its trust state is kept under, its folder's) and how to pin another: `registry
  * add` and every other place that takes a key refuse one now, but a key pinned before they did was used as
  * it was. Checked once a process for each key, however many versions a command verifies by it.
- * @throws TrustError SNAPSHOT_WRONG_KEY; ClientError PINNED_KEY_UNTRUSTED
+ * @throws TrustError SNAPSHOT_WRONG_KEY (another key, or one holding secret key material); ClientError
+ *   PINNED_KEY_UNTRUSTED
  * @example const key = await readPinnedKey(trust, entry.name);
  */
 export async function readPinnedKey(trust: TrustRecord, registry: string): Promise<Key> {
@@ -138,6 +140,13 @@ export async function readPinnedKey(trust: TrustRecord, registry: string): Promi
     throw new TrustError(
       'SNAPSHOT_WRONG_KEY',
       `the pinned key file holds key ${key.fingerprint}, but its trust state records ${trust.fingerprint}`,
+    );
+  // The client pins a key's public part alone: secret material there (a secret key, a secret subkey under
+  // the public key) was written by another hand, and whoever can read it may sign as the registry.
+  if (isSecretKeyText(trust.armoredKey, key))
+    throw new TrustError(
+      'SNAPSHOT_WRONG_KEY',
+      `the pinned key file holds key ${key.fingerprint} with its secret key material, which the client never pins (anyone who reads it may sign as the registry): pin the registry's public key again (a configured registry: ${pinAgainCommand(registry)}), and have the registry replace a key that has left it`,
     );
   let problem = pinnedKeyProblems.get(trust.armoredKey);
   if (problem === undefined) {

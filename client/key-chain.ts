@@ -15,6 +15,7 @@
  * }); // then pin chain.fingerprint, when a chain was followed
  */
 import type { Key } from 'openpgp';
+import { isSecretKeyText } from '../index-builder/armor.ts';
 import { KeyError, TrustError } from '../index-builder/errors.ts';
 import type { SnapshotDocument } from '../index-builder/model.ts';
 import {
@@ -198,7 +199,10 @@ async function retirementOf(
     const read = readSignedRotation(bytes, rotationKey(sequence));
     if (read.rotation.previous.fingerprint !== link.fingerprint || read.rotation.next.fingerprint !== next)
       return undefined;
-    const { key } = await readPublicKey(link.armoredKey);
+    const linkKey = await readPublicKey(link.armoredKey);
+    // The client keeps a key's public part alone: secret material in a link was written by another hand.
+    if (isSecretKeyText(link.armoredKey, linkKey)) return undefined;
+    const { key } = linkKey;
     await verifyRotationStep(read, { current: key, sequence });
     return {
       retiredBy: sequence,

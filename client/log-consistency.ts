@@ -29,6 +29,7 @@
  * const found = [...compareDocument(fold, doc), ...missingPlugins(fold, names)];
  */
 import { ACTION_CLOCK_SKEW_MS, type ReadAction, readSignedAction } from '../index-builder/actions.ts';
+import { isSecretKeyText } from '../index-builder/armor.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { registryIdentity, versionIdentity } from '../index-builder/layout.ts';
 import { createdInstant, deprecationStatementOf, slotRecord } from '../index-builder/lifecycle.ts';
@@ -759,6 +760,10 @@ async function brokenLinks(
       broken(sequence, `the key it rotates from, ${from.fingerprint}, is not given as that public key`);
       continue;
     }
+    if (isSecretKeyText(from.key, current)) {
+      broken(sequence, `the key it rotates from, ${from.fingerprint}, is given with its secret key material`);
+      continue;
+    }
     try {
       await verifyRotationStep(read, { current: current.key, sequence });
     } catch (error) {
@@ -787,6 +792,10 @@ async function readKey(armored: string): Promise<PublicKeyInfo | undefined> {
 async function signatureProblem(entry: LogEntry, read: ReadAction): Promise<string | undefined> {
   const key = await readKey(read.key);
   if (!key) return 'its key is not an OpenPGP public key';
+  // Published with its secret part, anyone who reads the envelope may sign as that key: nothing it signs
+  // is its owner's word (the registry refuses such a key in an action it takes).
+  if (isSecretKeyText(read.key, key))
+    return `its key (${key.fingerprint}) holds its secret key material, which anyone reading it may sign with`;
   const at = new Date(Date.parse(entry.time) + ACTION_CLOCK_SKEW_MS);
   const verdict = await verifyDetachedSignature(read.text, read.signature, [key.key], at);
   if (!verdict.ok) return `its signature does not verify by its key (${key.fingerprint}): ${verdict.message}`;

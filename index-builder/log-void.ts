@@ -11,6 +11,8 @@
  * const fields = await signVoid({ voided, reason: 'the store refused for good', time, signer, registry: url });
  * writer.append(fields); // a LogWriter's next entry
  */
+
+import { isSecretKeyText } from './armor.ts';
 import { sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
 import { type LogEntry, type ReadEntry, voidStatement } from './log.ts';
@@ -72,6 +74,12 @@ export async function verifyVoidSignatures(entries: readonly ReadEntry[]): Promi
     }
     if (key.fingerprint !== entry.signer)
       unsigned(`carries key ${key.fingerprint}, not ${entry.signer}, the signer it names`);
+    // Published with its secret part (a secret key, a secret subkey under its public key), anyone who
+    // reads the log may sign as it: no void is taken by such a key, as the registry never writes one.
+    if (isSecretKeyText(entry.key as string, key))
+      unsigned(
+        `carries key ${key.fingerprint} with its secret key material, which anyone reading the log may sign with`,
+      );
     const verdict = await verifyDetachedSignature(text, entry.signature as string, [key.key]);
     if (!verdict.ok) unsigned(`is not signed by key ${entry.signer}: ${verdict.message}`);
   }

@@ -44,6 +44,7 @@ import {
   signHistory,
 } from '../support/lifecycle.ts';
 import { MemoryStore } from '../support/memory-store.ts';
+import { publicPrimaryWithSecretSubkeys } from '../support/openpgp-packets.ts';
 
 /** Within the snapshot lifetime of the test clock (which starts on 2026-11-01). */
 const NOW = new Date('2026-11-02T00:00:00Z');
@@ -200,6 +201,57 @@ describe('when a client verifies the registry', () => {
     await expect(verifyPinned()).rejects.toMatchObject({ name: 'TrustError', code: 'DOCUMENT_MISMATCH' });
     stale.delete(path);
   });
+});
+
+describe('when the key to verify by holds secret key material', () => {
+  const forms = [
+    ['its secret key', async (secret: string) => secret],
+    [
+      'its public key holding its secret subkey',
+      async (secret: string) => (await publicPrimaryWithSecretSubkeys(secret)).armored,
+    ],
+  ] as const;
+
+  it.each(forms)(
+    'refuses %s given as pinnedKey (SECRET_KEY_GIVEN), as the CLI refuses such a --key file',
+    async (_, form) => {
+      const error = await verifyRegistry({
+        url: base,
+        pinnedKey: await form(registry.registryKey.secretKey),
+        now: NOW,
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ClientError);
+      expect(error).toMatchObject({
+        code: 'SECRET_KEY_GIVEN',
+        message: expect.stringContaining(registry.registryKey.fingerprint),
+      });
+    },
+  );
+
+  it.each(forms)(
+    'refuses a --state file keeping the key as %s (TRUST_STATE_INVALID), and leaves the file',
+    async (_, form) => {
+      const dir = await mkdtemp(join(tmpdir(), 'plugindex-verify-secret-state-'));
+      const stateFile = join(dir, 'state.json');
+      try {
+        await verifyPinned({ stateFile });
+        const state = JSON.parse(await readFile(stateFile, 'utf8'));
+        const tampered = JSON.stringify({ ...state, key: await form(registry.registryKey.secretKey) });
+        await writeFile(stateFile, tampered);
+        const error = await verifyRegistry({ url: base, stateFile, now: NOW }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ClientError);
+        expect(error).toMatchObject({
+          code: 'TRUST_STATE_INVALID',
+          message: expect.stringContaining(
+            `${stateFile}#/key: key ${registry.registryKey.fingerprint} is given with its secret key material`,
+          ),
+        });
+        expect(await readFile(stateFile, 'utf8')).toBe(tampered);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 describe('when snapshot.signed.json disagrees with the snapshot.json pair', () => {

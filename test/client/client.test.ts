@@ -45,6 +45,7 @@ import {
   validManifest,
 } from '../support/fixtures.ts';
 import { editPlugin, versionOf } from '../support/lifecycle.ts';
+import { publicPrimaryWithSecretSubkeys } from '../support/openpgp-packets.ts';
 import { serveSite } from '../support/served-registry.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
@@ -611,6 +612,36 @@ describe('when a plugin is installed', () => {
     ).rejects.toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_WRONG_KEY' });
     expect(await exists(m.dir)).toBe(false);
   });
+
+  it.each([
+    ['its secret key', async (secret: string) => secret],
+    [
+      'its public key holding its secret subkey',
+      async (secret: string) => (await publicPrimaryWithSecretSubkeys(secret)).armored,
+    ],
+  ])(
+    'refuses a pinned key file holding the key its trust state records as %s (SNAPSHOT_WRONG_KEY)',
+    async (_, form) => {
+      // The client pins a key's public part alone: secret material there was written by another hand, and
+      // whoever can read it may sign as the registry.
+      const m = await machine();
+      await addRegistry(m);
+      await writeFile(
+        join(m.dirs.data, 'trust', 'test', 'registry.asc'),
+        await form(registry.registryKey.secretKey),
+      );
+      await expect(
+        withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile })),
+      ).rejects.toMatchObject({
+        name: 'TrustError',
+        code: 'SNAPSHOT_WRONG_KEY',
+        message: expect.stringContaining(
+          `holds key ${registry.registryKey.fingerprint} with its secret key material`,
+        ),
+      });
+      expect(await exists(m.dir)).toBe(false);
+    },
+  );
 
   // A v6 key's fingerprint (64 hex digits) is no registry key's config.json can name: the registry's key is v4.
   it.each(UNTRUSTED_KEYS.filter((key) => key.fingerprint.length === 40))(

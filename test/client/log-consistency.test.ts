@@ -31,6 +31,7 @@ import {
 } from '../support/fixtures.ts';
 import { appendLog, dropLog, type EditableDocument, editPlugin, versionOf } from '../support/lifecycle.ts';
 import { MemoryStore } from '../support/memory-store.ts';
+import { publicPrimaryWithSecretSubkeys } from '../support/openpgp-packets.ts';
 import { rejectionOf } from '../support/problems.ts';
 
 /** Within the snapshot lifetime of the test clock (which starts on 2026-11-01). */
@@ -432,6 +433,36 @@ describe('when a document re-signed by the registry key shows what the log does 
         const original = originals[i];
         if (original) site.objects.set(key, original);
       }
+    }
+    await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1 });
+  });
+});
+
+describe('when an envelope of an action logged carries its signer’s key with secret key material', () => {
+  it('reports it (LOG_ENVELOPE_DIFFERS), its signature by the entry’s signer good: anyone who reads it may sign as that key', async () => {
+    const signer = await createSigner(publisher.secretKey, undefined, fixedClock(ACTION_SIGNED));
+    const key = actionEnvelopeKey(digests.get('yank') as string);
+    const original = site.objects.get(key);
+    if (!original) throw new Error('envelope not published');
+    const envelope = JSON.parse(new TextDecoder().decode(original.body)) as { action: string };
+    const signature = await signer.sign(new TextEncoder().encode(envelope.action));
+    try {
+      for (const carried of [
+        publisher.secretKey,
+        (await publicPrimaryWithSecretSubkeys(publisher.secretKey)).armored,
+      ]) {
+        const body = new TextEncoder().encode(JSON.stringify({ ...envelope, signature, key: carried }));
+        await site.put(key, body, { contentType: 'application/json', cacheControl: CACHE_IMMUTABLE });
+        const found = await disagreements();
+        expect(found.map((d) => [d.code, d.seq])).toEqual([
+          ['LOG_ENVELOPE_DIFFERS', (await entryOf('yank')).seq],
+        ]);
+        expect(found[0]?.message).toContain(
+          `its key (${publisher.fingerprint}) holds its secret key material`,
+        );
+      }
+    } finally {
+      site.objects.set(key, original);
     }
     await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1 });
   });

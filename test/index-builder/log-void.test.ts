@@ -22,6 +22,7 @@ import type { LogHead } from '../../index-builder/model.ts';
 import { createSigner, type Signer } from '../../index-builder/signing.ts';
 import { testKey } from '../support/fixtures.ts';
 import { type GpgKeyring, gpgKeyring } from '../support/gpg.ts';
+import { publicPrimaryWithSecretSubkeys } from '../support/openpgp-packets.ts';
 import { rejectionOf } from '../support/problems.ts';
 
 const TIME = '2026-11-02T00:00:00.000Z';
@@ -353,6 +354,20 @@ describe('when a void is not one the registry could have made', () => {
     const error = await refusal(forged);
     expect(error).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
     expect(error.message).toContain(`carries key ${stranger.fingerprint}, not ${registry.fingerprint}`);
+  });
+
+  it('refuses a void carrying the registry key with secret key material, its signature good (LOG_VOID_UNSIGNED)', async () => {
+    // readPublicKey reads such a key (secret: true) where it threw before: published, anyone holding the
+    // log can sign with its secret part, so it is no key a void is taken by.
+    const secret = (await testKey('registry')).secretKey;
+    const [entry, signed] = await logOf(publish('demo', '1.0.0'), voidOf(0));
+    const made = signed?.entry as LogEntry;
+    for (const key of [secret, (await publicPrimaryWithSecretSubkeys(secret)).armored]) {
+      const forged = await logOf(entry?.entry as LogEntry, { ...made, key });
+      const error = await refusal(forged);
+      expect(error).toMatchObject({ code: 'LOG_VOID_UNSIGNED' });
+      expect(error.message).toContain(`carries key ${registry.fingerprint} with its secret key material`);
+    }
   });
 
   it('refuses a void whose digest is not its statement, its signature good (LOG_VOID_UNSIGNED)', async () => {
