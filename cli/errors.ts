@@ -25,6 +25,8 @@ export type CliErrorCode =
   | 'OUTPUT_IN_REGISTRY'
   | 'SERVICE_FAILED'
   | 'OUTCOME_TIMEOUT'
+  /** `verify --url`'s URL or mirror, refused by the rule `registry add` takes a registry's by (exit 2). */
+  | 'REGISTRY_URL_INVALID'
   /** `search`'s words or filters, refused (exit 2) by the rule GET /search refuses them by. */
   | SearchProblemCode;
 

@@ -18,6 +18,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Key } from 'openpgp';
+import { normalizeRegistryUrl } from '../client/config.ts';
 import { ClientError, LogDisagreementError, servedSecretKey } from '../client/errors.ts';
 import {
   createHttpFetcher,
@@ -350,6 +351,9 @@ export async function verifyRegistry(options: {
   /** The transport (default: the client's, with this process's proxy and CA settings). */
   readonly fetcher?: Fetcher;
 }): Promise<VerifyReport> {
+  // As `registry add` takes them: a URL holding credentials would be shown in every message.
+  normalizeRegistryUrl(options.url);
+  if (options.mirror !== undefined) normalizeRegistryUrl(options.mirror);
   const fetcher = options.fetcher ?? createHttpFetcher({ env: process.env });
   try {
     const base = (options.mirror ?? options.url).replace(/\/+$/, '');

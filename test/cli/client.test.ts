@@ -155,6 +155,47 @@ describe('when a registry is managed from the command line', () => {
   });
 });
 
+describe('when verify --url is given a URL registry add refuses', () => {
+  it('refuses it and its mirror as registry add does (REGISTRY_URL_INVALID, exit 2), never printing credentials, and verifies the URL itself', async () => {
+    const plugindex = await home();
+    const withCredentials = base.replace('http://', 'http://user:s3cret@');
+    for (const [args, shown] of [
+      [['--url', withCredentials], 'credentials in a URL are refused'],
+      [['--url', base, '--mirror', withCredentials], 'credentials in a URL are refused'],
+      // Read at the mirror, it was held to the URL and refused as another registry's snapshot.
+      [['--url', 'not-a-url', '--mirror', base], 'it is not an absolute URL'],
+      [['--url', `${base}?v=1`], 'no query or fragment'],
+      [['--url', 'ftp://plugins.registry.example'], 'the scheme ftp: is not allowed'],
+      [['--url', 'http://plugins.registry.example'], 'http: is allowed only for a loopback host'],
+    ] as const) {
+      for (const json of [[], ['--json']]) {
+        const refused = await plugindex('verify', ...args, '--key', keyFile, ...json);
+        expect(refused.code, args.join(' ')).toBe(2);
+        expect(refused.stderr).toContain('REGISTRY_URL_INVALID');
+        expect(refused.stderr).toContain(shown);
+        expect(`${refused.stdout}${refused.stderr}`).not.toContain('s3cret');
+        if (json.length > 0)
+          expect(JSON.parse(refused.stdout)).toMatchObject({
+            ok: false,
+            error: { code: 'REGISTRY_URL_INVALID' },
+          });
+      }
+    }
+    // The registry is named http://127.0.0.1:1 and served at base: verified as a mirror of it.
+    const verified = await plugindex(
+      'verify',
+      '--url',
+      'http://127.0.0.1:1',
+      '--mirror',
+      base,
+      '--key',
+      keyFile,
+    );
+    expect(verified.code, `${verified.stdout}${verified.stderr}`).toBe(0);
+    expect(verified.stdout).toContain(`verified http://127.0.0.1:1 at its mirror ${base}`);
+  });
+});
+
 describe('when a registry whose trust record does not read is removed', () => {
   it('refuses (TRUST_STATE_INVALID, exit 1) naming the file and --force, and removes it with --force', async () => {
     const plugindex = await home();

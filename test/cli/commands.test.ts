@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../cli/commands.ts';
@@ -132,7 +133,10 @@ describe.each(FORMS)('when each usage form of `$command` is run', ({ command, ch
         const given = [
           ...form,
           `--${option}`,
-          ...(config.type === 'string' ? [path.join(work, 'none')] : []),
+          // A URL's option is given one (`verify --mirror` refuses a path as `registry add` does, exit 2).
+          ...(config.type === 'string'
+            ? [option === 'mirror' ? pathToFileURL(path.join(work, 'none')).href : path.join(work, 'none')]
+            : []),
         ];
         const code = await run(process.execPath, [BIN, command, ...given], { cwd: work, env }).then(
           () => 0,

@@ -203,6 +203,26 @@ describe('when a client verifies the registry', () => {
   });
 });
 
+describe('when verifyRegistry is given a URL registry add refuses', () => {
+  it('refuses the URL or mirror (REGISTRY_URL_INVALID) before reading anything, never naming its credentials', async () => {
+    const withCredentials = base.replace('http://', 'http://user:s3cret@');
+    for (const asked of [
+      { url: withCredentials },
+      { url: base, mirror: withCredentials },
+      { url: 'not-a-url', mirror: base },
+    ]) {
+      const error = await verifyRegistry({
+        ...asked,
+        pinnedKey: registry.registryKey.publicKey,
+        now: NOW,
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ClientError);
+      expect(error).toMatchObject({ code: 'REGISTRY_URL_INVALID' });
+      expect((error as Error).message).not.toContain('s3cret');
+    }
+  });
+});
+
 describe('when the key to verify by holds secret key material', () => {
   const forms = [
     ['its secret key', async (secret: string) => secret],
