@@ -10,6 +10,7 @@ import {
   extendChain,
   followRotations,
   type HeldKey,
+  learnRetirements,
   readThroughRotations,
 } from '../../client/key-chain.ts';
 import { TrustError } from '../../index-builder/errors.ts';
@@ -17,6 +18,7 @@ import type { SnapshotDocument } from '../../index-builder/model.ts';
 import { MAX_ROTATIONS, signRotation } from '../../index-builder/rotation.ts';
 import { createSigner, readPublicKey, type Signer } from '../../index-builder/signing.ts';
 import { testKey } from '../support/fixtures.ts';
+import { publicPrimaryWithSecretSubkeys } from '../support/openpgp-packets.ts';
 
 const URL = 'https://plugins.registry.example';
 let signers: Signer[];
@@ -220,6 +222,29 @@ describe('when a snapshot names the registry its client pinned', () => {
       expect(() => check(URL, other), other).toThrow(
         expect.objectContaining({ code: 'SNAPSHOT_REGISTRY_CHANGED' }),
       );
+    }
+  });
+});
+
+describe('when a chain link kept without its retirement holds its key with secret key material', () => {
+  it('learns the retirement of a link holding its public key, and not of one holding its secret key or secret subkey', async () => {
+    const [a, b] = signers as [Signer, Signer, Signer];
+    const secret = (await testKey('chain-a')).secretKey;
+    const learnt = async (armoredKey: string) =>
+      learnRetirements({
+        load,
+        chain: [{ fingerprint: a.fingerprint, armoredKey }],
+        held: { fingerprint: b.fingerprint },
+        rotations: 1,
+        now: new Date('2026-11-02T00:00:00Z'),
+      });
+    expect((await learnt(a.publicKey))?.[0]).toMatchObject({ fingerprint: a.fingerprint, retiredBy: 1 });
+    // The client keeps a key's public part alone: secret material in a link was written by another hand,
+    // and the rotation is not taken by it (as one that does not verify: the link asked again later).
+    for (const armoredKey of [secret, (await publicPrimaryWithSecretSubkeys(secret)).armored]) {
+      const link = (await learnt(armoredKey))?.[0];
+      expect(link?.retiredBy).toBeUndefined();
+      expect(link?.askedAt).toBe('2026-11-02T00:00:00.000Z');
     }
   });
 });
