@@ -20,8 +20,6 @@ import { binKey, binOf, SIGNED_SNAPSHOT_KEY } from '../../index-builder/layout.t
 import { logSegmentKey, parseSegment, type ReadEntry } from '../../index-builder/log.ts';
 import { signVoid } from '../../index-builder/log-void.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
-import { rotateRegistryKey } from '../../index-builder/pipeline/rotate.ts';
-import { signRotation } from '../../index-builder/rotation.ts';
 import { createSigner } from '../../index-builder/signing.ts';
 import {
   encode,
@@ -31,7 +29,7 @@ import {
   testKey,
   validManifest,
 } from '../support/fixtures.ts';
-import { appendLog, rewriteLog } from '../support/lifecycle.ts';
+import { appendLog, rewriteLog, rotateKeyOnce } from '../support/lifecycle.ts';
 
 const NAME = 'kept-plugin';
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
@@ -105,6 +103,51 @@ async function keptClient(
   });
   snapshots.length = 0;
   return { client, home, snapshots };
+}
+
+/**
+ * The first answer whose path `matches`, held from its reader until `release`: `reached` once it is held.
+ * Held from the start, or from `arm()` when `armed` is false.
+ */
+function holdAt(matches: (path: string) => boolean, armed = true) {
+  let reach = (): void => undefined;
+  const reached = new Promise<void>((resolve) => {
+    reach = resolve;
+  });
+  let open = (): void => undefined;
+  const released = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  let holding = armed;
+  return {
+    reached,
+    release: () => open(),
+    arm: () => {
+      holding = true;
+    },
+    answered: async (path: string) => {
+      if (!matches(path) || !holding) return;
+      holding = false;
+      reach();
+      await released;
+    },
+  };
+}
+
+/** A registry of its own (its key rotates in the test), the plugin's 1.0.0 published. */
+async function ownRegistry(): Promise<TestRegistry> {
+  const own = await makeRegistry();
+  const bundle = await makeBundle({
+    manifest: validManifest({ name: NAME, version: '1.0.0' }),
+    artifacts: [{ ...LINUX, name: NAME, body: encode('#!/bin/sh\necho 1\n') }],
+  });
+  await processSubmissions(own.context, await own.submit(bundle));
+  return own;
+}
+
+/** The test key the registry's key rotates to. */
+async function secondKey() {
+  return createSigner((await testKey('registry-2')).secretKey);
 }
 
 function generationServed(): number {
@@ -253,21 +296,8 @@ describe('when an update on a kept instance is accepted while a read is under wa
     // Prepare: the instance's first read is held once its bin is answered (the generation opened's bytes);
     // a publish then changes that bin.
     const bin = binKey(binOf(NAME));
-    let atBin = (): void => undefined;
-    const reached = new Promise<void>((resolve) => {
-      atBin = resolve;
-    });
-    let release = (): void => undefined;
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let holding = true;
-    const { client } = await keptClient(async (path) => {
-      if (path !== bin || !holding) return;
-      holding = false;
-      atBin();
-      await released;
-    });
+    const { reached, release, answered } = holdAt((path) => path === bin);
+    const { client } = await keptClient(answered);
     try {
       const reading = client.info(NAME);
       await reached;
@@ -330,33 +360,14 @@ describe('when an update on a kept instance follows a key rotation while a read 
   it('lets the read finish, its manifest checked against the key of the snapshot it read it by', async () => {
     // Prepare: a registry of its own (its key rotates), served; the instance's install is held once the
     // plugin document is answered (the manifest signature it carries is the first key's).
-    const own = await makeRegistry();
-    const bundle = await makeBundle({
-      manifest: validManifest({ name: NAME, version: '1.0.0' }),
-      artifacts: [{ ...LINUX, name: NAME, body: encode('#!/bin/sh\necho 1\n') }],
-    });
-    await processSubmissions(own.context, await own.submit(bundle));
+    const own = await ownRegistry();
     const served = await listenRegistryServer(createRegistryServer({ site: own.site }), 0);
     const document = `plugins/${NAME}/index.json`;
-    let atDocument = (): void => undefined;
-    const reached = new Promise<void>((resolve) => {
-      atDocument = resolve;
+    const { reached, release, answered } = holdAt((path) => path === document);
+    const { client, home } = await keptClient(answered, 60_000, {
+      url: served.url,
+      key: own.registryKey.publicKey,
     });
-    let release = (): void => undefined;
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let holding = true;
-    const { client, home } = await keptClient(
-      async (path) => {
-        if (path !== document || !holding) return;
-        holding = false;
-        atDocument();
-        await released;
-      },
-      60_000,
-      { url: served.url, key: own.registryKey.publicKey },
-    );
     try {
       const installing = client.install({
         requests: [NAME],
@@ -364,17 +375,7 @@ describe('when an update on a kept instance follows a key rotation while a read 
         lockfile: join(home, 'plugindex.lock'),
       });
       await reached;
-      const next = await createSigner((await testKey('registry-2')).secretKey);
-      const { bytes } = await signRotation({
-        registry: own.context.config.url,
-        sequence: 1,
-        previous: own.signer,
-        next,
-        now: new Date('2026-11-01T12:00:00Z'),
-      });
-      expect(await rotateRegistryKey({ ...own.context, signer: next }, bytes)).toMatchObject({
-        status: 'rotated',
-      });
+      await rotateKeyOnce(own, await secondKey());
 
       // Act: the update follows the rotation while the install holds the first key's plugin document.
       const [update] = await client.updateRegistries(['main']);
@@ -396,12 +397,7 @@ describe('when an update on a kept instance follows a key rotation while a read 
 describe('when an update on a kept instance is following a key rotation while the log is read', () => {
   it("reads the log's voids by the key of the snapshot the read is through, not the one being checked", async () => {
     // Prepare: a registry of its own, its log holding a publish voided by its key; the instance reads it.
-    const own = await makeRegistry();
-    const bundle = await makeBundle({
-      manifest: validManifest({ name: NAME, version: '1.0.0' }),
-      artifacts: [{ ...LINUX, name: NAME, body: encode('#!/bin/sh\necho 1\n') }],
-    });
-    await processSubmissions(own.context, await own.submit(bundle));
+    const own = await ownRegistry();
     await appendLog(own.context, [
       {
         type: 'publish',
@@ -422,39 +418,15 @@ describe('when an update on a kept instance is following a key rotation while th
       }),
     ]);
     const served = await listenRegistryServer(createRegistryServer({ site: own.site }), 0);
-    let atLog = (): void => undefined;
-    const reached = new Promise<void>((resolve) => {
-      atLog = resolve;
+    const { reached, release, arm, answered } = holdAt((path) => path.startsWith('log/'), false);
+    const { client } = await keptClient(answered, 60_000, {
+      url: served.url,
+      key: own.registryKey.publicKey,
     });
-    let release = (): void => undefined;
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let holding = false;
-    const { client } = await keptClient(
-      async (path) => {
-        if (!path.startsWith('log/') || !holding) return;
-        holding = false;
-        atLog();
-        await released;
-      },
-      60_000,
-      { url: served.url, key: own.registryKey.publicKey },
-    );
     try {
       const before = await client.auditPlugin(NAME, {});
-      const next = await createSigner((await testKey('registry-2')).secretKey);
-      const { bytes } = await signRotation({
-        registry: own.context.config.url,
-        sequence: 1,
-        previous: own.signer,
-        next,
-        now: new Date('2026-11-01T12:00:00Z'),
-      });
-      expect(await rotateRegistryKey({ ...own.context, signer: next }, bytes)).toMatchObject({
-        status: 'rotated',
-      });
-      holding = true;
+      await rotateKeyOnce(own, await secondKey());
+      arm();
       const updating = client.updateRegistries(['main']);
       await reached;
 

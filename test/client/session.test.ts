@@ -31,8 +31,7 @@ import {
 import { LOG_SEGMENT_ENTRIES, logSegmentKey, segmentOf } from '../../index-builder/log.ts';
 import type { LogHead, SnapshotDocument } from '../../index-builder/model.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
-import { rotateRegistryKey } from '../../index-builder/pipeline/rotate.ts';
-import { rotationKey, signRotation } from '../../index-builder/rotation.ts';
+import { rotationKey } from '../../index-builder/rotation.ts';
 import { createSigner, readPublicKey } from '../../index-builder/signing.ts';
 import type { StoredObject } from '../../index-builder/store.ts';
 import { httpClient } from '../support/client.ts';
@@ -45,7 +44,7 @@ import {
   testKey,
   validManifest,
 } from '../support/fixtures.ts';
-import { appendLog } from '../support/lifecycle.ts';
+import { appendLog, rotateKeyOnce } from '../support/lifecycle.ts';
 
 const NAME = 'demo-plugin';
 
@@ -546,18 +545,7 @@ describe('when the registry rotates its key while the edge keeps the snapshot be
       next,
       client,
       home,
-      async rotate() {
-        const { bytes } = await signRotation({
-          registry: own.context.config.url,
-          sequence: 1,
-          previous: own.signer,
-          next,
-          now: new Date('2026-11-01T12:00:00Z'),
-        });
-        expect(await rotateRegistryKey({ ...own.context, signer: next }, bytes)).toMatchObject({
-          status: 'rotated',
-        });
-      },
+      rotate: () => rotateKeyOnce(own, next),
       async close() {
         await cdn.close();
         await served.close();

@@ -7,6 +7,7 @@
  * re-signed by the registry's own key (the registry lies), or as served bytes changed under the signed head.
  */
 import { createHash } from 'node:crypto';
+import { expect } from 'vitest';
 import {
   pluginDocumentKey,
   SIGNED_SNAPSHOT_KEY,
@@ -25,7 +26,10 @@ import type { LogHead, PluginDocument, SnapshotDocument } from '../../index-buil
 import type { PipelineContext } from '../../index-builder/pipeline/index.ts';
 import { rebuildRegistry, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
 import { LOG_STATE_KEY, LogWriter, writeLogHead } from '../../index-builder/pipeline/log-writer.ts';
+import { rotateRegistryKey } from '../../index-builder/pipeline/rotate.ts';
 import { renderSignedSnapshot } from '../../index-builder/render/snapshot.ts';
+import { signRotation } from '../../index-builder/rotation.ts';
+import type { Signer } from '../../index-builder/signing.ts';
 import { CACHE_MUTABLE } from '../../index-builder/store.ts';
 import { publishLogEntries } from './actions.ts';
 
@@ -224,4 +228,21 @@ export async function claimLogLength(ctx: PipelineContext, length: number): Prom
   await writeLogHead(ctx.intake, head);
   await refreshSnapshot(ctx);
   return head;
+}
+
+/** Rotates `registry`'s key to `next` (its rotation 1, routine), as `plugindex rotate-key` does. */
+export async function rotateKeyOnce(
+  registry: { readonly context: PipelineContext; readonly signer: Signer },
+  next: Signer,
+): Promise<void> {
+  const { bytes } = await signRotation({
+    registry: registry.context.config.url,
+    sequence: 1,
+    previous: registry.signer,
+    next,
+    now: new Date('2026-11-01T12:00:00Z'),
+  });
+  expect(await rotateRegistryKey({ ...registry.context, signer: next }, bytes)).toMatchObject({
+    status: 'rotated',
+  });
 }
