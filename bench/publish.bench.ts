@@ -38,6 +38,7 @@ import { encodeJson } from '../index-builder/render/documents.ts';
 import { createSigner, generateKeyPair } from '../index-builder/signing.ts';
 import { CACHE_MUTABLE, CACHE_PRIVATE } from '../index-builder/store.ts';
 import { packSubmission } from '../index-builder/submission.ts';
+import { describeFileSystem, type FileSystemState, settledFileSystem } from './fs-state.ts';
 import { type ScaleResult, seedRegistry } from './scale.ts';
 import { goalVerdict, median } from './stats.ts';
 import { manifestFor, pluginName, syntheticDocument, URL_BASE, VERSIONS_PER_PLUGIN } from './synthetic.ts';
@@ -83,6 +84,10 @@ async function startProfile(): Promise<{ stop(name: string): Promise<void> } | u
 interface Result {
   size: number;
   rebuild: number;
+  /** The rebuild's CPU (every thread of this process: the writer's is mostly the kernel's), in µs. */
+  rebuildCpu?: NodeJS.CpuUsage;
+  /** What making a file cost just before the rebuild. */
+  fileSystem?: FileSystemState;
   /** Median publish with the index documents deferred. */
   publish: number;
   /** Median flush of the index documents after it. */
@@ -192,9 +197,14 @@ async function main(): Promise<void> {
         cacheControl: CACHE_MUTABLE,
       });
     }
+    // The rebuild makes some 30,000 files: timed once the file system's cost of one has stopped falling.
+    const probes = `${dir}-probes`;
+    const fileSystem = await settledFileSystem(probes);
+    const cpu = process.cpuUsage();
     let t = performance.now();
     await rebuildRegistry(ctx);
     const rebuild = performance.now() - t;
+    const rebuildCpu = process.cpuUsage(cpu);
 
     // Bundles are packed before timing: packing is the publisher's cost, not the registry's.
     const bundles = [];
@@ -243,6 +253,8 @@ async function main(): Promise<void> {
     const entry: Result = {
       size,
       rebuild,
+      rebuildCpu,
+      fileSystem,
       publish: median(times),
       flush: median(flushes),
       whole: median(wholes),
@@ -274,7 +286,11 @@ async function main(): Promise<void> {
     console.log(
       `${String(size).padStart(6)} plugins: publish one version ${ms(entry.publish)} (runs: ${times.map((x) => x.toFixed(0)).join(', ')}), index flush ${ms(entry.flush)} for ${mb(flushBytes)} (${ms(entry.flush / (flushBytes / 1e6))} per MB), both ${ms(entry.whole)}, full rebuild ${ms(rebuild)}${entry.batch ? `, batch of 100 ${ms(entry.batch)} (${ms(entry.batch / 100)} each)` : ''}`,
     );
+    console.log(
+      `         the rebuild's CPU: user ${ms((entry.rebuildCpu?.user ?? 0) / 1000)}, system ${ms((entry.rebuildCpu?.system ?? 0) / 1000)}; ${describeFileSystem(fileSystem)}`,
+    );
     await rm(dir, { recursive: true, force: true });
+    await rm(probes, { recursive: true, force: true });
   }
   syncer.close();
   const smallest = results[0];

@@ -36,6 +36,7 @@ import { buildCli } from '../build/cli.mjs';
 import { generateKeyPair } from '../index-builder/signing.ts';
 import { packSubmission } from '../index-builder/submission.ts';
 import { buildDeb, ensureReprepro, generateGpgKey, requireTool } from './apt-side.ts';
+import { describeFileSystem, settledFileSystem } from './fs-state.ts';
 import { checkAccepted, startServer, stopServer, variantsMade } from './served.ts';
 import { median } from './stats.ts';
 import { pluginName } from './synthetic.ts';
@@ -194,6 +195,8 @@ async function measure(
     await copyRegistry(template, registry);
     await copyRegistry(template, floor);
     sync();
+    // Each round makes tens of thousands of files: timed once the cost of one has stopped falling.
+    const fileSystem = await settledFileSystem(path.join(work, 'probes'));
     const includes: [string, string[]][] = [];
     for (let first = 1; first <= size; first += DEB_BATCH) {
       const files = Array.from({ length: Math.min(DEB_BATCH, size - first + 1) }, (_, k) =>
@@ -227,7 +230,7 @@ async function measure(
     if ((await pluginsListed(path.join(floor, 'out'))) !== size)
       throw new Error(`${floor}: index.json does not list ${size}`);
     process.stderr.write(
-      `  import round ${round}: reprepro ${ms(imports.reprepro.at(-1)?.ms ?? 0)}, plugindex ${ms(imports.plugindex.at(-1)?.ms ?? 0)}, floor ${ms(imports.floor.at(-1)?.ms ?? 0)}\n`,
+      `  import round ${round}: reprepro ${ms(imports.reprepro.at(-1)?.ms ?? 0)}, plugindex ${ms(imports.plugindex.at(-1)?.ms ?? 0)}, floor ${ms(imports.floor.at(-1)?.ms ?? 0)}; ${describeFileSystem(fileSystem)}\n`,
     );
   }
 
