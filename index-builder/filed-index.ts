@@ -28,6 +28,17 @@ export interface FiledIndexFormat {
   readonly older?: readonly string[];
   /** Whether a line may hold a third field, what is filed of the value (`FiledEntry`'s `detail`). */
   readonly detailed?: boolean;
+  /**
+   * Headers of older formats whose keys an older rule wrote, and the keys each of their keys is now (none:
+   * it names nothing any more; more than one where the older rule wrote two keys alike). An index of one is
+   * filed anew from its own bins, each line under what `rekey` gives, and written whole in this format: a
+   * read of its bins (at most 256) where building it from the source reads every plugin. A bin of it that
+   * does not read has it built from the source after all.
+   */
+  readonly rekeyed?: {
+    readonly headers: readonly string[];
+    readonly rekey: (key: string) => readonly string[];
+  };
 }
 
 /** What `FiledIndex.save` wrote: the whole index, the bins of the entries added, or nothing. */
@@ -78,18 +89,55 @@ const readable = (format: FiledIndexFormat, header: string | undefined): boolean
 
 /** A bin as stored; undefined when it is of another format (the index is then built anew). */
 function parseBin(format: FiledIndexFormat, bytes: Uint8Array): Bin | undefined {
-  const lines = utf8Decoder.decode(bytes).split('\n');
-  if (!readable(format, lines[0])) return undefined;
-  const detailed = format.detailed === true && lines[0] === format.header;
+  const entries = parseEntries(format, bytes);
+  if (!entries || !readable(format, entries.header)) return undefined;
   const bins = new Map<string, Bin>();
-  for (const line of lines.slice(1)) {
+  for (const entry of entries.lines) fileEntry(bins, entry);
+  return [...bins.values()][0] ?? new Map();
+}
+
+/** A bin's header and lines; undefined when a line does not read (a detail only in this format's bins). */
+function parseEntries(
+  format: FiledIndexFormat,
+  bytes: Uint8Array,
+): { header: string | undefined; lines: FiledEntry[] } | undefined {
+  const [header, ...rest] = utf8Decoder.decode(bytes).split('\n');
+  const detailed = format.detailed === true && header === format.header;
+  const lines: FiledEntry[] = [];
+  for (const line of rest) {
     if (line === '') continue;
     const [key, value, detail, extra] = line.split('\t');
     if (!key || !value || extra !== undefined || (detail !== undefined && (!detailed || !detail)))
       return undefined;
-    fileEntry(bins, [key, value, detail]);
+    lines.push([key, value, detail]);
   }
-  return [...bins.values()][0] ?? new Map();
+  return { header, lines };
+}
+
+/**
+ * Every entry of an index whose mark is of a `rekeyed` format, read from its stored bins, each key filed
+ * under what it is now; undefined when a bin does not read, or is of neither that format nor this one. A bin
+ * of this format (a rekeying that died after writing it, before the mark) is taken as it is.
+ */
+async function rekeyedEntries(store: Store, format: FiledIndexFormat): Promise<FiledEntry[] | undefined> {
+  const rekeyed = format.rekeyed;
+  if (!rekeyed) return undefined;
+  const complete = filedCompleteKey(format);
+  const keys: string[] = [];
+  for await (const { key } of store.list(format.prefix)) if (key !== complete) keys.push(key);
+  const entries: FiledEntry[] = [];
+  let unread = false;
+  await forEachLimited(keys, BINS_IN_FLIGHT, async (key) => {
+    const object = await store.get(key);
+    if (!object) return;
+    const bin = parseEntries(format, object.body);
+    if (bin && readable(format, bin.header)) entries.push(...bin.lines);
+    else if (bin?.header !== undefined && rekeyed.headers.includes(bin.header))
+      for (const [old, value, detail] of bin.lines)
+        for (const key of rekeyed.rekey(old)) entries.push([key, value, detail]);
+    else unread = true;
+  });
+  return unread ? undefined : entries;
 }
 
 function serializeBin(format: FiledIndexFormat, bin: Bin | undefined): Uint8Array {
@@ -151,8 +199,11 @@ export class FiledIndex {
   readonly #source: () => AsyncIterable<FiledEntry>;
   /** Each bin read (or built), by bin. */
   readonly #bins = new Map<string, Promise<Bin | undefined>>();
-  /** Whether the stored index is complete and of this format: else built from `#source`. */
-  #complete: Promise<boolean> | undefined;
+  /**
+   * Whether the stored index is complete and of this format (`complete`), complete but keyed by an older
+   * rule (`rekey`: built from its own bins, `FiledIndexFormat.rekeyed`), or neither (built from `#source`).
+   */
+  #stored: Promise<'complete' | 'rekey' | 'build'> | undefined;
   /** The whole index, built from `#source`, when the stored one is not complete. */
   #built: Promise<Map<string, Bin>> | undefined;
   /** Entries this batch accepted, filed by `save` (and judged against by later submissions), as a bin. */
@@ -229,17 +280,19 @@ export class FiledIndex {
     return 'bins';
   }
 
-  #isComplete(): Promise<boolean> {
-    this.#complete ??= this.#intake
-      .get(filedCompleteKey(this.#format))
-      .then(
-        (object) =>
-          object !== undefined &&
-          [this.#format.header, ...(this.#format.older ?? [])].some(
-            (header) => utf8Decoder.decode(object.body) === `${header}\n`,
-          ),
-      );
-    return this.#complete;
+  async #isComplete(): Promise<boolean> {
+    return (await this.#storedState()) === 'complete';
+  }
+
+  #storedState(): Promise<'complete' | 'rekey' | 'build'> {
+    this.#stored ??= this.#intake.get(filedCompleteKey(this.#format)).then((object) => {
+      const marked = (headers: readonly string[] | undefined) =>
+        object !== undefined &&
+        (headers ?? []).some((header) => utf8Decoder.decode(object.body) === `${header}\n`);
+      if (marked([this.#format.header, ...(this.#format.older ?? [])])) return 'complete';
+      return marked(this.#format.rekeyed?.headers) ? 'rekey' : 'build';
+    });
+    return this.#stored;
   }
 
   #bin(binName: string): Promise<Bin | undefined> {
@@ -252,7 +305,7 @@ export class FiledIndex {
       const bin = object ? parseBin(this.#format, object.body) : new Map();
       if (bin) return bin;
       // A bin of another format: the index is not to be trusted, and is built anew like a missing one.
-      this.#complete = Promise.resolve(false);
+      this.#stored = Promise.resolve('build');
     }
     return (await this.#buildAll()).get(binName);
   }
@@ -260,7 +313,11 @@ export class FiledIndex {
   #buildAll(): Promise<Map<string, Bin>> {
     this.#built ??= (async () => {
       const bins = new Map<string, Bin>();
-      for await (const entry of this.#source()) fileEntry(bins, entry);
+      const rekeyed =
+        (await this.#storedState()) === 'rekey'
+          ? await rekeyedEntries(this.#intake, this.#format)
+          : undefined;
+      for await (const entry of rekeyed ?? this.#source()) fileEntry(bins, entry);
       return bins;
     })();
     return this.#built;

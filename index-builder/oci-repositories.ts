@@ -18,8 +18,8 @@
  *
  * The index (filed-index.ts): each plugin filed under every repository it names, beside the catalog in the
  * intake store (`state/catalog/oci-repositories/<bin>.tsv`), so a publish reads one bin per repository it
- * names rather than every plugin; built once from the published plugin documents when not complete, and
- * anew by a rebuild. A plugin filed counts only when its document (read through the batch's checks) names
+ * names rather than every plugin; built once from the published plugin documents when not complete (one
+ * of format 2, keyed by an older rule, from its own bins: `repositoriesOfFormat2Key`), and anew by a rebuild. A plugin filed counts only when its document (read through the batch's checks) names
  * the repository in a version not removed: an entry a run that died left, or a stray line, refuses nothing.
  */
 
@@ -28,7 +28,7 @@ import { type FiledEntry, FiledIndex, type FiledIndexFormat, writeFiledIndex } f
 import { listPluginNames, OCI_REPOSITORIES_PREFIX, pluginDocumentKey } from './layout.ts';
 import { forEachLimited } from './limited.ts';
 import { allArtifacts, type Manifest, type PluginDocument } from './model.ts';
-import { ociRepositoryOf } from './oci.ts';
+import { ociRegistryUrl, ociRepositoryOf, parseOciReference } from './oci.ts';
 import type { Store } from './store.ts';
 
 /** Each repository the manifest's artifacts name, with the pointer of the first artifact naming it. */
@@ -80,11 +80,36 @@ export function ociRepositoryProblem(
 }
 
 /**
+ * What a repository format 2 filed is now: its key as `ociRepositoryOf` writes it (format 2 wrote the host
+ * lowercase as the reference did, so an IP literal not in the URL parser's form, `10.1`, `0x0a.1`,
+ * `[0:0::1]`, was filed apart from the address written out), and, for a loopback host without a port, at
+ * `:443` too: format 2 dropped `:443` on every host, and a loopback registry at :443 (http://127.0.0.1:443)
+ * is another than at no port (port 80). Filed under both, the wrong one is a stray entry, which refuses
+ * nothing (a holder counts only where its document names the repository) and costs a document read.
+ * @example repositoriesOfFormat2Key('10.1:5000/acme/x') // ['10.0.0.1:5000/acme/x']
+ */
+export function repositoriesOfFormat2Key(key: string): string[] {
+  const repository = ociRepositoryOf(key);
+  const parts = parseOciReference(key);
+  if (!repository || !parts) return [];
+  const url = ociRegistryUrl(parts.registry);
+  if (url?.protocol !== 'http:' || /:[0-9]+$/.test(parts.registry)) return [repository];
+  return [repository, `${url.hostname}:443/${repository.slice(url.host.length + 1)}`];
+}
+
+/**
  * The index's place and format (filed-index.ts): each plugin filed under every repository it names. Format 2
  * files Docker Hub's one-component names under `library/` and ports as numbers: an index of format 1 was
- * keyed otherwise, so it counts as not complete and is built anew from the documents, once.
+ * keyed otherwise, so it counts as not complete and is built anew from the documents, once. Format 3 files
+ * the host and port as the URL parser writes them (`ociRepositoryOf`): an index of format 2 is filed anew
+ * from its own bins (`repositoriesOfFormat2Key`), not from the documents: the two rules differ only in the
+ * host's form and a loopback `:443`, both of which a format-2 key still shows.
  */
-const FORMAT: FiledIndexFormat = { prefix: OCI_REPOSITORIES_PREFIX, header: 'plugindex-oci-repositories 2' };
+const FORMAT: FiledIndexFormat = {
+  prefix: OCI_REPOSITORIES_PREFIX,
+  header: 'plugindex-oci-repositories 3',
+  rekeyed: { headers: ['plugindex-oci-repositories 2'], rekey: repositoriesOfFormat2Key },
+};
 
 const DOCUMENTS_IN_FLIGHT = 32;
 

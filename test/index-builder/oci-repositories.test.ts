@@ -4,7 +4,11 @@ import { StoreError } from '../../index-builder/errors.ts';
 import { filedBinKey } from '../../index-builder/filed-index.ts';
 import { binOf, OCI_REPOSITORIES_PREFIX } from '../../index-builder/layout.ts';
 import { ociRegistryUrl, ociRepositoryOf } from '../../index-builder/oci.ts';
-import { OciRepositoryIndex, ociRepositoryProblem } from '../../index-builder/oci-repositories.ts';
+import {
+  OciRepositoryIndex,
+  ociRepositoryProblem,
+  repositoriesOfFormat2Key,
+} from '../../index-builder/oci-repositories.ts';
 import { processSubmissions, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import type { KeyPair } from '../../index-builder/signing.ts';
 import { submitAction } from '../support/actions.ts';
@@ -47,7 +51,7 @@ const binText = (registry: TestRegistry, repository: string): string =>
   new TextDecoder().decode(
     registry.intake.objects.get(
       filedBinKey(
-        { prefix: OCI_REPOSITORIES_PREFIX, header: 'plugindex-oci-repositories 2' },
+        { prefix: OCI_REPOSITORIES_PREFIX, header: 'plugindex-oci-repositories 3' },
         binOf(repository),
       ),
     )?.body,
@@ -157,6 +161,33 @@ describe('when a reference names a loopback registry, which the client reaches o
     expect(ociRegistryUrl('localhost')?.href).toBe('http://localhost/');
     expect(ociRegistryUrl('localhost:443', { ca: true })?.href).toBe('https://localhost/');
     expect(ociRegistryUrl('Registry.Example:443')?.href).toBe('https://registry.example/');
+  });
+});
+
+describe('repositoriesOfFormat2Key', () => {
+  it('writes an IP literal as the URL parser does, and any other key as it was', () => {
+    expect(repositoriesOfFormat2Key('10.1:5000/acme/x')).toEqual(['10.0.0.1:5000/acme/x']);
+    expect(repositoriesOfFormat2Key('0x0a.0x1:5000/acme/x')).toEqual(['10.0.0.1:5000/acme/x']);
+    expect(repositoriesOfFormat2Key('[0:0::a00:1]/acme/x')).toEqual(['[::a00:1]/acme/x']);
+    for (const key of [LENS, 'registry.example:5000/acme/x', 'docker.io/library/lens', 'localhost:5000/x'])
+      expect(repositoriesOfFormat2Key(key), key).toEqual([key]);
+    // A port no URL parser takes: no client reaches it, so it names nothing (as ociRepositoryOf says).
+    expect(repositoriesOfFormat2Key('registry.example:70000/acme/x')).toEqual([]);
+  });
+
+  it('files a loopback host without a port at :443 too, which format 2 dropped, and at :80 alone', () => {
+    expect(repositoriesOfFormat2Key('127.1/acme/x')).toEqual(['127.0.0.1/acme/x', '127.0.0.1:443/acme/x']);
+    expect(repositoriesOfFormat2Key('[0::1]/acme/x')).toEqual(['[::1]/acme/x', '[::1]:443/acme/x']);
+    expect(repositoriesOfFormat2Key('localhost/acme/x')).toEqual([
+      'localhost/acme/x',
+      'localhost:443/acme/x',
+    ]);
+    expect(repositoriesOfFormat2Key('localhost:80/acme/x')).toEqual(['localhost/acme/x']);
+    // Each is what the reference format 2 could have filed so is now.
+    for (const written of ['127.1:443/acme/x', '127.1/acme/x', '[0::1]:443/acme/x', 'localhost:443/acme/x'])
+      expect(repositoriesOfFormat2Key(written.replace(/:443\//, '/')), written).toContain(
+        ociRepositoryOf(written),
+      );
   });
 });
 
@@ -352,6 +383,119 @@ describe("when a plugin names another plugin's OCI repository", () => {
   });
 });
 
+/**
+ * Puts in place of the index one as a release of format 2 wrote it (before ociRepositoryOf wrote the host
+ * as the URL parser does, commit 7ed38b6): each repository filed under `key` as that rule wrote it (the
+ * host lowercase, the port a number, `:443` dropped on every host), in the bin of that key, then its mark.
+ */
+async function seedFormat2Index(registry: TestRegistry, entries: readonly [key: string, name: string][]) {
+  for (const key of indexKeys(registry)) registry.intake.objects.delete(key);
+  const format = { prefix: OCI_REPOSITORIES_PREFIX, header: 'plugindex-oci-repositories 2' };
+  const bins = new Map<string, string[]>();
+  for (const [key, name] of entries)
+    bins.set(binOf(key), [...(bins.get(binOf(key)) ?? []), `${key}\t${name}`]);
+  const put = (key: string, text: string) =>
+    registry.intake.put(key, new TextEncoder().encode(text), {
+      contentType: 'text/tab-separated-values',
+      cacheControl: 'no-store',
+    });
+  for (const [bin, lines] of bins)
+    await put(filedBinKey(format, bin), `${[format.header, ...lines.sort()].join('\n')}\n`);
+  await put(`${OCI_REPOSITORIES_PREFIX}complete`, `${format.header}\n`);
+}
+
+describe('when the OCI repository index was written by format 2, which kept an IP literal as it was written', () => {
+  /** [as the holder wrote it, as format 2 filed it, as another key writes it out]. */
+  const SPELLINGS = [
+    ['10.1:5000/acme/x', '10.1:5000/acme/x', '10.0.0.1:5000/acme/x'],
+    ['0x0A.1:5000/acme/x', '0x0a.1:5000/acme/x', '10.0.0.1:5000/acme/x'],
+    ['012.0.0.1:5000/acme/x', '012.0.0.1:5000/acme/x', '10.0.0.1:5000/acme/x'],
+    ['167772161:05000/acme/x', '167772161:5000/acme/x', '10.0.0.1:5000/acme/x'],
+    ['[0:0::1]:5000/acme/x', '[0:0::1]:5000/acme/x', '[::1]:5000/acme/x'],
+    ['[::1]:5000/acme/x', '[::1]:5000/acme/x', '[0000::0:1]:5000/acme/x'],
+    ['[0:0::A00:1]:443/acme/x', '[0:0::a00:1]/acme/x', '[::a00:1]/acme/x'],
+  ] as const;
+
+  it.each(SPELLINGS)(
+    'refuses another key naming %s written out, %s filed',
+    async (written, filed, claimed) => {
+      const registry = await makeRegistry();
+      await publish(registry, await ociBundleOf('ip-lens', publisher, `${written}:1.0.0`));
+      await seedFormat2Index(registry, [[filed, 'ip-lens']]);
+      const outcomes = await publish(registry, await ociBundleOf('other-lens', squatter, `${claimed}:1.0.0`));
+      expect(verdicts(outcomes)).toEqual([['other-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED']]);
+      expect(outcomes[0]?.problems[0]?.path).toBe('/installation/artifacts/0/oci/reference');
+    },
+  );
+
+  it('refuses a claim on a loopback registry at :443, which format 2 filed without its port', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await ociBundleOf('loop-lens', publisher, '127.1:443/acme/x:1.0.0'));
+    await seedFormat2Index(registry, [['127.1/acme/x', 'loop-lens']]);
+    expect(
+      verdicts(
+        await publish(
+          registry,
+          await ociBundleOf('other-lens', squatter, '127.0.0.1:443/acme/x:1.0.0'),
+          // http://127.0.0.1 (port 80) is another server: another repository, which no one holds.
+          await ociBundleOf('third-lens', squatter, '127.0.0.1/acme/x:1.0.0'),
+        ),
+      ),
+    ).toEqual([
+      ['other-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED'],
+      ['third-lens', 'accepted', ''],
+    ]);
+  });
+
+  it('files it anew from its own bins, once, without reading the plugin documents', async () => {
+    const registry = await makeRegistry();
+    await publish(
+      registry,
+      await ociBundleOf('ip-lens', publisher, '10.1:5000/acme/x:1.0.0'),
+      await ociBundleOf('kube-lens', publisher, LENS),
+    );
+    await seedFormat2Index(registry, [
+      ['10.1:5000/acme/x', 'ip-lens'],
+      [LENS, 'kube-lens'],
+    ]);
+    const scans = countFolderScans(registry);
+    expect(
+      verdicts(await publish(registry, await ociBundleOf('other-lens', squatter, '10.0.0.1:5000/acme/x'))),
+    ).toEqual([['other-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED']]);
+    expect(scans()).toBe(0);
+    expect(
+      new TextDecoder().decode(registry.intake.objects.get(`${OCI_REPOSITORIES_PREFIX}complete`)?.body),
+    ).toBe('plugindex-oci-repositories 3\n');
+    expect(binText(registry, '10.0.0.1:5000/acme/x')).toContain('10.0.0.1:5000/acme/x\tip-lens\n');
+    expect(binText(registry, LENS)).toContain(`${LENS}\tkube-lens\n`);
+    // Written whole in format 3: no bin of format 2 is left (the old spelling's filed nothing else).
+    for (const key of indexKeys(registry))
+      expect(new TextDecoder().decode(registry.intake.objects.get(key)?.body), key).toMatch(
+        /^plugindex-oci-repositories 3\n/,
+      );
+    expect(verdicts(await publish(registry, await ociBundleOf('third-lens', squatter, LENS)))).toEqual([
+      ['third-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED'],
+    ]);
+    expect(scans()).toBe(0);
+  });
+
+  it('builds it from the documents when a bin of format 2 does not read', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await ociBundleOf('ip-lens', publisher, '10.1:5000/acme/x:1.0.0'));
+    await seedFormat2Index(registry, [['10.1:5000/acme/x', 'ip-lens']]);
+    const bin = filedBinKey({ prefix: OCI_REPOSITORIES_PREFIX, header: '' }, binOf('10.1:5000/acme/x'));
+    await registry.intake.put(bin, new TextEncoder().encode('plugindex-oci-repositories 2\nno tab\n'), {
+      contentType: 'text/tab-separated-values',
+      cacheControl: 'no-store',
+    });
+    const scans = countFolderScans(registry);
+    expect(
+      verdicts(await publish(registry, await ociBundleOf('other-lens', squatter, '10.0.0.1:5000/acme/x'))),
+    ).toEqual([['other-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED']]);
+    expect(scans()).toBeGreaterThan(0);
+  });
+});
+
 describe('when the OCI repository index is lost or rebuilt', () => {
   it("builds it anew from the documents when it is of format 1, which filed Docker Hub's official images without library/", async () => {
     const registry = await makeRegistry();
@@ -361,7 +505,7 @@ describe('when the OCI repository index is lost or rebuilt', () => {
       const object = registry.intake.objects.get(key);
       const text = new TextDecoder()
         .decode(object?.body)
-        .replace('plugindex-oci-repositories 2', 'plugindex-oci-repositories 1')
+        .replace('plugindex-oci-repositories 3', 'plugindex-oci-repositories 1')
         .replaceAll('docker.io/library/hub-lens', 'docker.io/hub-lens');
       await registry.intake.put(key, new TextEncoder().encode(text), {
         contentType: 'text/tab-separated-values',
