@@ -23,10 +23,13 @@ import { publish, verdicts } from '../support/published.ts';
 
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
 const TOOL = encode('#!/bin/sh\necho case-lens 1.0.0\n');
+const HEX_TOOL = encode('#!/bin/sh\necho hex-lens 1.0.0\n');
 
 let registry: TestRegistry;
 let oci: OciRegistry;
 let pushed: Pushed;
+/** hex-lens's blob, pushed to the same registry, which its signed manifest names as `0x7f.1:PORT`. */
+let hexPushed: Pushed;
 /** `localhost:PORT`: the OCI registry's host as case-lens's signed manifest writes it. */
 let host: string;
 let base: string;
@@ -46,6 +49,7 @@ function ociBundleOf(
 beforeAll(async () => {
   oci = await startOciRegistry('open');
   pushed = await pushBlob(oci, 'acme/case-lens', TOOL, { tag: '1.0.0' });
+  hexPushed = await pushBlob(oci, 'acme/hex-lens', HEX_TOOL, { tag: '1.0.0' });
   host = oci.host.replace('127.0.0.1', 'localhost');
   registry = await makeRegistry();
   const outcomes = await publish(
@@ -55,6 +59,16 @@ beforeAll(async () => {
     await ociBundleOf('hub-lens', 'docker.io/library/hub-lens:1.0.0'),
     await ociBundleOf('acme-hub-lens', 'docker.io/acme/hub-tool:2.1.0', '2.1.0'),
     await ociBundleOf('lens', 'registry.example/acme/lens:1.2.0', '1.2.0'),
+    // IP literals not in the URL parser's form: the registry at 10.0.0.1:5000, at [::1]:5000, and this
+    // machine's OCI registry (127.0.0.1:PORT) written in hex.
+    await ociBundleOf('ip-lens', '10.1:05000/acme/ip-lens:1.0.0'),
+    await ociBundleOf('v6-lens', '[0:0::1]:5000/acme/v6-lens:1.0.0'),
+    await ociBundleOf(
+      'hex-lens',
+      `${oci.host.replace('127.0.0.1', '0x7f.1')}/acme/hex-lens:1.0.0`,
+      '1.0.0',
+      HEX_TOOL,
+    ),
     // A registry on this machine with no port: reached over http: on port 80 (fetcher.ts ociTarget).
     await ociBundleOf('loop-lens', 'localhost/acme/loop-lens:1.0.0'),
     // One plugin whose versions wrote its repository two ways: the index names it as its latest wrote it.
@@ -134,6 +148,36 @@ describe('when a pasted OCI reference writes the repository otherwise than the s
       name: 'ClientError',
       code: 'PLUGIN_NOT_FOUND',
     });
+  });
+
+  it('finds a registry at an IP literal however written, as publish judges its claim: decimal, hex, octal, one number, IPv6 zeros', async () => {
+    const m = await machine();
+    for (const text of [
+      '10.0.0.1:5000/acme/ip-lens:1.0.0',
+      '10.1:5000/acme/ip-lens',
+      '0x0A.0.0.1:5000/acme/ip-lens:1.0.0',
+      '012.0.0.1:05000/acme/ip-lens:1.0.0',
+      '167772161:5000/acme/ip-lens:1.0.0',
+    ])
+      expect(await m.reference(text), text).toEqual({ request: 'ip-lens@1.0.0', registry: 'test' });
+    for (const text of ['[::1]:5000/acme/v6-lens:1.0.0', '[0000::0:1]:5000/acme/v6-lens'])
+      expect(await m.reference(text), text).toEqual({ request: 'v6-lens@1.0.0', registry: 'test' });
+    // Another address is another registry; 10.0.0.1 written in IPv6 (an IPv4-mapped address) is too.
+    for (const text of ['10.0.0.2:5000/acme/ip-lens:1.0.0', '[::ffff:a00:1]:5000/acme/ip-lens:1.0.0'])
+      await expect(m.reference(text), text).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'PLUGIN_NOT_FOUND',
+      });
+  });
+
+  it('reaches a registry its signed manifest writes as a hex IP literal, resolving a pasted digest and installing the blob', async () => {
+    const m = await machine();
+    const target = await m.reference(`${oci.host}/acme/hex-lens@${hexPushed.manifestDigest}`);
+    expect(target).toEqual({ request: 'hex-lens@1.0.0', registry: 'test' });
+    const result = await m.run(LINUX, (c) =>
+      c.install({ requests: [target?.request as string], dir: m.dir, lockfile: m.lockfile }),
+    );
+    expect(await readFile(result.items[0]?.path as string)).toEqual(Buffer.from(HEX_TOOL));
   });
 
   it('takes a version whose artifact wrote the repository another way than the one the index lists', async () => {

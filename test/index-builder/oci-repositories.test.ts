@@ -150,6 +150,19 @@ describe('when a reference names a loopback registry, which the client reaches o
       'registry.example:443',
       'registry.example:80',
       'REGISTRY.example:0443',
+      // IP literals in and out of the parser's form: decimal, hex, octal, one number, IPv6 zeros.
+      '10.1:5000',
+      '10.0.0.1:5000',
+      '0x0A.1:05000',
+      '012.0.0.1:5000',
+      '167772161:5000',
+      '10.0.0.1',
+      '10.1:443',
+      '[::ffff:a00:1]:5000',
+      '[0:0::1]:5000',
+      '[::1]:5000',
+      '0x7f.1',
+      '0177.0.0.1:443',
     ];
     for (const a of spellings)
       for (const b of spellings)
