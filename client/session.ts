@@ -264,13 +264,17 @@ export class RegistrySession {
    * time it was asked, and asked again a day later; each rotation is asked for once a run, whichever name
    * of the registry asks (`SessionDeps.rotationsRead`). What this cannot read fails nothing else.
    */
-  async #learntChain(snapshot: SnapshotDocument, now: Date): Promise<ChainLink[] | undefined> {
-    const chain = this.#trust.chain ?? [];
+  async #learntChain(
+    snapshot: SnapshotDocument,
+    trust: TrustRecord,
+    now: Date,
+  ): Promise<ChainLink[] | undefined> {
+    const chain = trust.chain ?? [];
     if (chain.every((link) => link.retiredBy !== undefined)) return undefined;
     const read = this.#deps.rotationsRead ?? new Map<string, Promise<Uint8Array | undefined>>();
     return learnRetirements({
       chain,
-      held: this.#trust,
+      held: trust,
       rotations: snapshot.key_rotations ?? 0,
       now,
       load: (sequence) => {
@@ -290,7 +294,7 @@ export class RegistrySession {
     });
   }
 
-  /** The trust state this session works under (a followed rotation replaces it). */
+  /** The trust state this session works under (an update accepted replaces it, a followed rotation's too). */
   get trust(): TrustRecord {
     return this.#trust;
   }
@@ -369,23 +373,17 @@ export class RegistrySession {
 
   /**
    * Opens the snapshot. Nothing the reads go through changes until it is accepted: the snapshot is checked
-   * in a `TrustedSnapshot` of its own, kept only then, and a refusal puts back the key and trust state a
-   * rotation followed on the way took. A read under way keeps the one it began with (`#pluginDocument`).
+   * in a `TrustedSnapshot` of its own, and the key and trust state a rotation followed on the way leads to
+   * are this open's own (`trust`, `key`) until then. Once accepted (its trust state recorded), all of it is
+   * the session's at once, with no await between: a read beside an update (`info`'s fingerprint, the key an
+   * install locks, the key revocations it checks) saw the rotation's key and record while the update still
+   * checked the log and the marks, and locked a key the update then refused. A read under way keeps the
+   * snapshot it began with (`#pluginDocument`).
    */
   async #open(options: { readonly refresh?: boolean }): Promise<SnapshotReport> {
-    const before = { trust: this.#trust, key: this.#key };
-    try {
-      return await this.#openChecked(options);
-    } catch (error) {
-      this.#trust = before.trust;
-      this.#key = before.key;
-      throw error;
-    }
-  }
-
-  async #openChecked(options: { readonly refresh?: boolean }): Promise<SnapshotReport> {
-    const before = { trust: this.#trust, key: this.#key };
-    let trusted = this.#trustedBy(this.#key, this.#trust);
+    let trust = this.#trust;
+    let key = this.#key;
+    let trusted = this.#trustedBy(key, trust);
     const { cache } = this.#deps;
     const cached = await cache.snapshot(this.entry.url);
     let body: Uint8Array;
@@ -406,11 +404,11 @@ export class RegistrySession {
     // (a run whose clock ran fast, set right since) is not recent: taken as one, no run asked the registry
     // until the clock caught up with it, up to the snapshot's expiry (new yanks and advisories unseen).
     const checkedAge =
-      this.trust.checkedAt === undefined ? Number.NaN : now.getTime() - Date.parse(this.trust.checkedAt);
+      trust.checkedAt === undefined ? Number.NaN : now.getTime() - Date.parse(trust.checkedAt);
     const current =
       cached !== undefined &&
       !options.refresh &&
-      this.trust.snapshotSha256 === sha256Hex(cached.bytes) &&
+      trust.snapshotSha256 === sha256Hex(cached.bytes) &&
       checkedAge >= 0 &&
       checkedAge < this.#deps.freshForMs;
     if (this.#deps.offline || current) {
@@ -422,7 +420,7 @@ export class RegistrySession {
       // The cache is per URL, shared by every registry name, plugin set and `registry add` of that URL: a
       // snapshot cached by another is one this trust record never checked the log of (it may be a fork).
       // Offline, only the snapshot this record accepted is trusted; not a refusal, as online may accept it.
-      if (this.trust.snapshotSha256 !== sha256Hex(cached.bytes))
+      if (trust.snapshotSha256 !== sha256Hex(cached.bytes))
         throw new ClientError(
           'OFFLINE_MISSING',
           `${this.entry.name}: the snapshot of ${this.entry.url} cached is not the one this client last checked for ${this.entry.name}; run \`plugindex registry update ${this.entry.name}\` online first`,
@@ -435,14 +433,14 @@ export class RegistrySession {
       servedAt = cached.servedFrom ?? [];
       changed = false;
     } else {
-      const trust = this.#trust;
+      const held = trust;
       const { value, chain } = await readThroughRotations({
         load: this.#load,
-        held: { key: this.#key, fingerprint: trust.fingerprint, armoredKey: trust.armoredKey },
-        ...(trust.rotations !== undefined ? { from: trust.rotations } : {}),
-        retired: (trust.chain ?? []).map((l) => l.fingerprint),
+        held: { key, fingerprint: held.fingerprint, armoredKey: held.armoredKey },
+        ...(held.rotations !== undefined ? { from: held.rotations } : {}),
+        retired: (held.chain ?? []).map((l) => l.fingerprint),
         read: async (followed) => {
-          const reading = followed ? this.#trustedBy(followed.key, trust) : trusted;
+          const reading = followed ? this.#trustedBy(followed.key, held) : trusted;
           const fetched = await this.#fetchSnapshot(cached, reading);
           return { ...fetched, trusted: reading, snapshot: reading.snapshot };
         },
@@ -462,21 +460,22 @@ export class RegistrySession {
       // this check too, as by one that asks nothing after it: marks only, never a record's registry.
       servedAt = [...(value.servedFrom ?? []), ...(cached?.servedFrom ?? [])];
       if (chain) {
-        // Only now, with the snapshot verified by the last key, is that key trusted.
-        rotated = { from: this.#trust.fingerprint, to: chain.fingerprint, steps: chain.steps.length };
-        this.#trust = {
-          ...this.#trust,
+        // Only now, with the snapshot verified by the last key, is that key the one this open checks the rest
+        // under; the session's once the snapshot is accepted.
+        rotated = { from: held.fingerprint, to: chain.fingerprint, steps: chain.steps.length };
+        trust = {
+          ...held,
           fingerprint: chain.fingerprint,
           armoredKey: chain.armoredKey,
-          chain: extendChain(this.#trust.chain, chain.links),
+          chain: extendChain(held.chain, chain.links),
         };
-        this.#key = chain.key;
+        key = chain.key;
         trusted = value.trusted;
       }
     }
     const snapshot = trusted.snapshot;
     checkSnapshotRegistry(
-      this.#trust.registry,
+      trust.registry,
       snapshot,
       `${this.entry.url}/${SNAPSHOT_KEY}`,
       this.#deps.whenMoved ?? `add it again: ${pinAgainCommand(this.entry.name, this.entry.url)}`,
@@ -503,12 +502,11 @@ export class RegistrySession {
     const reachedAt = [this.entry.url, ...this.entry.mirrors];
     for (const at of servedAt)
       if (!reachedAt.some((url) => registryIdentity(url) === registryIdentity(at))) reachedAt.push(at);
-    this.#reachedAt = reachedAt;
-    const known = await this.#deps.sharedTrust?.(snapshot.registry, this.#trust, reachedAt);
+    const known = await this.#deps.sharedTrust?.(snapshot.registry, trust, reachedAt);
     const shared = checked ? known : undefined;
     // A key another name of this registry saw retired as stolen: a snapshot it signs (with any generation
     // and a log extending what was seen, as its holder can write) is refused before anything of it is kept.
-    const revoked = revokedLink(known?.revoked, this.#trust.fingerprint);
+    const revoked = revokedLink(known?.revoked, trust.fingerprint);
     if (revoked)
       throw keyRevokedError(
         revoked,
@@ -519,7 +517,7 @@ export class RegistrySession {
     // Its thief can also sign a rotation from that key to one of their own, which a name still holding it
     // followed: the key it then held was none marked, and every snapshot the thief signed passed. The one
     // step from a stolen key is the marked rotation's.
-    const fork = forkFromRevoked(known?.revoked, this.#trust);
+    const fork = forkFromRevoked(known?.revoked, trust);
     if (fork)
       throw keyRevokedError(
         fork.mark,
@@ -531,9 +529,9 @@ export class RegistrySession {
     // after the marks, which refuse its snapshot whatever it counts: the thief's copy of a registry counts
     // the rotation that retired the key (its files are the registry's, re-signed), and refused for the
     // count first, KEY_ROTATION_BROKEN, the refusal said nothing of the theft nor of the mend.
-    if (!rotated) checkHeldSnapshot(this.#trust, snapshot, `${this.entry.url}/${SNAPSHOT_KEY}`);
+    if (!rotated) checkHeldSnapshot(trust, snapshot, `${this.entry.url}/${SNAPSHOT_KEY}`);
     // The same of a key retired routinely that leaked since, which no mark names: a key is retired once.
-    const departed = forkFromRevoked(departuresAgainst(known?.departures, this.#trust), this.#trust);
+    const departed = forkFromRevoked(departuresAgainst(known?.departures, trust), trust);
     if (departed)
       throw new TrustError(
         'KEY_ROTATION_BROKEN',
@@ -543,9 +541,8 @@ export class RegistrySession {
     if (floor && snapshot.generation < floor.generation && !pastCaches) {
       // Another name of the registry read a publish past every cache (`#readAgain`) that the edge still
       // answers the snapshot before of: asked for past every cache, as any snapshot older than one accepted
-      // is (`#fetchSnapshot`), from where this open began; refused below if the origin's is older still.
-      this.#trust = before.trust;
-      this.#key = before.key;
+      // is (`#fetchSnapshot`), from where this open began (the session's key and trust state, this open's
+      // never having been theirs); refused below if the origin's is older still.
       this.#askPastCaches = true;
       try {
         return await this.#open({ refresh: true });
@@ -562,15 +559,15 @@ export class RegistrySession {
     // signs nothing with a key it left (its snapshots by that key are all older than the first by the next),
     // so this is whoever holds the key now (one that leaked after a routine rotation, which no mark names).
     // The registry's own answer is signed by its current key, which this name then follows a rotation to.
-    const retired = shared?.retired?.find((r) => r.fingerprint === this.#trust.fingerprint);
+    const retired = shared?.retired?.find((r) => r.fingerprint === trust.fingerprint);
     if (retired)
       throw new TrustError(
         'SNAPSHOT_RETIRED_KEY',
-        `${this.entry.url}/${SNAPSHOT_KEY}: snapshot generation ${snapshot.generation} is signed by key ${this.#trust.fingerprint}, which ${snapshot.registry} rotated away from (followed as trust/${retired.name} in the data directory, generation ${retired.generation} accepted since under a later key): the registry signs nothing with a key it left, so this is a copy signed by whoever holds that key now; refused, nothing kept. ${pinAgainRemedy({ registry: this.entry.name, url: this.entry.url, start: true })}, or reach the registry itself`,
+        `${this.entry.url}/${SNAPSHOT_KEY}: snapshot generation ${snapshot.generation} is signed by key ${trust.fingerprint}, which ${snapshot.registry} rotated away from (followed as trust/${retired.name} in the data directory, generation ${retired.generation} accepted since under a later key): the registry signs nothing with a key it left, so this is a copy signed by whoever holds that key now; refused, nothing kept. ${pinAgainRemedy({ registry: this.entry.name, url: this.entry.url, start: true })}, or reach the registry itself`,
       );
     // Before anything of this snapshot is kept (cache, trust state): a refused log leaves both as they were.
-    const extension = checked ? await this.#extendedLog(snapshot, shared?.logs ?? []) : undefined;
-    const log = extension ? extension.log : this.trust.log;
+    const extension = checked ? await this.#extendedLog(snapshot, trust, shared?.logs ?? []) : undefined;
+    const log = extension ? extension.log : trust.log;
     // A new ETag for the same bytes (another CDN edge) is kept too, or every later run would get a 200; and
     // each URL other than the one it is kept under that a redirect (or a mirror) led the request through, and
     // those kept before (`keptHops`), so a check that asks nothing (offline, a frozen install, `verify`)
@@ -591,9 +588,9 @@ export class RegistrySession {
         ...(served.length > 0 ? { servedFrom: served } : {}),
       });
     if (checked) {
-      const learnt = await this.#learntChain(snapshot, now);
-      const { logsExtended: _before, ...kept } = this.#trust;
-      this.#trust = {
+      const learnt = await this.#learntChain(snapshot, trust, now);
+      const { logsExtended: _before, ...kept } = trust;
+      trust = {
         ...kept,
         ...(learnt ? { chain: learnt } : {}),
         highestGeneration: snapshot.generation,
@@ -604,16 +601,20 @@ export class RegistrySession {
         rotations: snapshot.key_rotations ?? 0,
         registry: snapshot.registry,
       };
-      await this.#deps.recordTrust(this.#trust);
+      await this.#deps.recordTrust(trust);
     }
+    // Accepted: the session's from here, all at once (no await from here to the return).
+    this.#trust = trust;
+    this.#key = key;
     this.#trusted = trusted;
-    this.#signer = { key: this.#key, fingerprint: this.#trust.fingerprint };
+    this.#signer = { key, fingerprint: trust.fingerprint };
+    this.#reachedAt = reachedAt;
     this.#pastCaches = pastCaches;
     this.#report = {
       generation: snapshot.generation,
       expires: snapshot.expires,
       changed,
-      fingerprint: this.#trust.fingerprint,
+      fingerprint: trust.fingerprint,
       ...(rotated ? { rotated } : {}),
     };
     return this.#report;
@@ -629,9 +630,10 @@ export class RegistrySession {
    */
   async #extendedLog(
     snapshot: SnapshotDocument,
+    trust: TrustRecord,
     shared: readonly LogHead[],
   ): Promise<{ readonly log: LogHead | undefined; readonly extended: LogHead[] }> {
-    const own = this.trust.log;
+    const own = trust.log;
     const same = (a: LogHead, b: LogHead) => a.length === b.length && a.head === b.head;
     const source = { base: this.entry.url };
     let log = await readLogExtension(this.#load, snapshot, { ...source, remembered: own });
@@ -639,7 +641,7 @@ export class RegistrySession {
     for (const remembered of shared) {
       const known =
         own !== undefined &&
-        (same(remembered, own) || (this.trust.logsExtended ?? []).some((head) => same(head, remembered)));
+        (same(remembered, own) || (trust.logsExtended ?? []).some((head) => same(head, remembered)));
       if (!known) log = await readLogExtension(this.#load, snapshot, { ...source, remembered });
       if (log === undefined || !same(remembered, log)) extended.push(remembered);
     }
@@ -669,8 +671,8 @@ export class RegistrySession {
         return this.#load(request);
       },
       this.snapshot,
-      // The key of the snapshot read through (accepted with it), not the session's trust state, which an update
-      // following a rotation replaces while it checks: the voids it signed were judged by the next key.
+      // The key of the snapshot read through (accepted with it): judged by the key an update following a
+      // rotation was checking, the voids the key before signed were refused as not the registry's.
       { base: this.entry.url, registryKey: this.#signer.fingerprint },
     );
   }

@@ -3,12 +3,13 @@
  * served over real HTTP by the local server, published to while the instance lives. An explicit update
  * (`updateRegistries`, `plugindex registry update`) asks the registry every time (a conditional request, so an
  * unchanged registry answers 304) and moves the instance's reads to what it accepted; ordinary reads keep the
- * snapshot the instance opened, asked for once. An update the client refuses leaves the reads where they were,
+ * snapshot the instance opened, asked for once. An update the client refuses leaves the reads where they were
+ * (under the key the instance accepted, while it checks too, when it followed a key rotation on the way),
  * one accepted while a read is under way leaves that read on the snapshot it began with (and its manifests on
  * that snapshot's key, when the update follows a key rotation), and reads side by side
  * that open the session ask for the snapshot once.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,7 +30,14 @@ import {
   testKey,
   validManifest,
 } from '../support/fixtures.ts';
-import { appendLog, rewriteLog, rotateKeyOnce } from '../support/lifecycle.ts';
+import {
+  alterLine,
+  appendLog,
+  rewriteLog,
+  rotateKeyOnce,
+  segmentLines,
+  serveSegment,
+} from '../support/lifecycle.ts';
 
 const NAME = 'kept-plugin';
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
@@ -439,6 +447,54 @@ describe('when an update on a kept instance is following a key rotation while th
       // signed by the key before was refused as not the registry's); the update then accepted.
       expect(during).toEqual(before);
       expect(update?.error).toBeUndefined();
+    } finally {
+      await client.close();
+      await served.close();
+    }
+  });
+});
+
+describe('when an update on a kept instance follows a key rotation and is refused while a read is under way', () => {
+  it('leaves the read on the key the instance accepted, never the one the refused update was checking', async () => {
+    // Prepare: a registry of its own, served; the instance reads it (its session opened by the first key).
+    // The key then rotates, and the log served under the next key's snapshot has its last line (the
+    // rotation's entry) altered: the update follows the rotation, then refuses the log it reads.
+    const own = await ownRegistry();
+    const served = await listenRegistryServer(createRegistryServer({ site: own.site }), 0);
+    const { reached, release, arm, answered } = holdAt((path) => path.startsWith('log/'), false);
+    const { client, home } = await keptClient(answered, 60_000, {
+      url: served.url,
+      key: own.registryKey.publicKey,
+    });
+    const next = await secondKey();
+    try {
+      const before = await client.info(NAME);
+      await rotateKeyOnce(own, next);
+      const lines = await segmentLines(own.context);
+      await serveSegment(own.context, [...lines.slice(0, -1), alterLine(lines.at(-1) as string)]);
+      arm();
+      const updating = client.updateRegistries(['main']);
+      await reached;
+
+      // Act: an info and an install while the update, having followed the rotation, reads the log.
+      const during = await client.info(NAME);
+      const lockfile = join(home, 'plugindex.lock');
+      await client.install({ requests: [NAME], dir: join(home, 'plugins'), lockfile });
+      release();
+      const [update] = await updating;
+      const after = await client.info(NAME);
+
+      // Assess: the update refused for the log; the reads during it and after it are under the key the
+      // instance accepted (during it, they saw the rotation's key, which the instance never accepted, and the
+      // install locked the registry to it).
+      expect(update?.error).toMatchObject({ name: 'TrustError', code: expect.stringMatching(/^LOG_/) });
+      expect(before.fingerprint).toBe(own.signer.fingerprint);
+      expect(during.fingerprint).toBe(own.signer.fingerprint);
+      expect(after.fingerprint).toBe(own.signer.fingerprint);
+      const locked = JSON.parse(await readFile(lockfile, 'utf8')) as {
+        registries: Record<string, { key_fingerprint: string }>;
+      };
+      expect(locked.registries.main?.key_fingerprint).toBe(own.signer.fingerprint);
     } finally {
       await client.close();
       await served.close();
