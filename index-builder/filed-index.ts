@@ -33,7 +33,8 @@ export interface FiledIndexFormat {
    * it names nothing any more; more than one where the older rule wrote two keys alike). An index of one is
    * filed anew from its own bins, each line under what `rekey` gives, and written whole in this format: a
    * read of its bins (at most 256) where building it from the source reads every plugin. A bin of it that
-   * does not read has it built from the source after all.
+   * does not read, or one of this format beside its bins (a rekeying that died), has it built from the source
+   * after all.
    */
   readonly rekeyed?: {
     readonly headers: readonly string[];
@@ -116,8 +117,10 @@ function parseEntries(
 
 /**
  * Every entry of an index whose mark is of a `rekeyed` format, read from its stored bins, each key filed
- * under what it is now; undefined when a bin does not read, or is of neither that format nor this one. A bin
- * of this format (a rekeying that died after writing it, before the mark) is taken as it is.
+ * under what it is now; undefined when a bin does not read, or is not of that format. A bin of this format
+ * here was left by a whole write that died before the mark (a rekeying's): it was written over the older bin
+ * of its name, whose lines rekeyed into another bin are lost if that bin was not written yet, so only the
+ * source still has them.
  */
 async function rekeyedEntries(store: Store, format: FiledIndexFormat): Promise<FiledEntry[] | undefined> {
   const rekeyed = format.rekeyed;
@@ -131,8 +134,7 @@ async function rekeyedEntries(store: Store, format: FiledIndexFormat): Promise<F
     const object = await store.get(key);
     if (!object) return;
     const bin = parseEntries(format, object.body);
-    if (bin && readable(format, bin.header)) entries.push(...bin.lines);
-    else if (bin?.header !== undefined && rekeyed.headers.includes(bin.header))
+    if (bin?.header !== undefined && rekeyed.headers.includes(bin.header))
       for (const [old, value, detail] of bin.lines)
         for (const key of rekeyed.rekey(old)) entries.push([key, value, detail]);
     else unread = true;

@@ -492,6 +492,46 @@ describe('when the OCI repository index was written by format 2, which kept an I
     expect(scans()).toBe(0);
   });
 
+  it('refuses the claim still after a rekeying that died having written some bins of format 3', async () => {
+    const registry = await makeRegistry();
+    const ip = '10.1:5000/acme/x';
+    // A repository filed in the bin format 2 filed 10.1:5000/acme/x in, so the rekeying writes that bin
+    // anew in format 3 (holding it), while 10.0.0.1:5000/acme/x goes to another bin.
+    let n = 0;
+    while (binOf(`registry.example/acme/r${n}`) !== binOf(ip)) n += 1;
+    const neighbour = `registry.example/acme/r${n}`;
+    expect(binOf('10.0.0.1:5000/acme/x')).not.toBe(binOf(ip));
+    await publish(
+      registry,
+      await ociBundleOf('ip-lens', publisher, `${ip}:1.0.0`),
+      await ociBundleOf('kube-lens', publisher, `${neighbour}:1.0.0`),
+    );
+    await seedFormat2Index(registry, [
+      [ip, 'ip-lens'],
+      [neighbour, 'kube-lens'],
+    ]);
+    // The first batch after the upgrade dies (a Lambda timeout) writing the bin of 10.0.0.1:5000/acme/x,
+    // having written the old spelling's bin in format 3: the mark still says format 2.
+    const moved = filedBinKey({ prefix: OCI_REPOSITORIES_PREFIX, header: '' }, binOf('10.0.0.1:5000/acme/x'));
+    const { put } = registry.intake;
+    registry.intake.put = (key, ...rest) => {
+      if (key === moved) throw new StoreError('STORE_IO', key, `cannot write ${key}: timed out`);
+      return put.call(registry.intake, key, ...rest);
+    };
+    await publish(registry, await ociBundleOf('third-lens', squatter, 'registry.example/acme/y:1.0.0')).catch(
+      () => undefined,
+    );
+    registry.intake.put = put;
+    expect(
+      new TextDecoder().decode(registry.intake.objects.get(`${OCI_REPOSITORIES_PREFIX}complete`)?.body),
+    ).toBe('plugindex-oci-repositories 2\n');
+    expect(binText(registry, ip)).toMatch(/^plugindex-oci-repositories 3\n/);
+    expect(
+      verdicts(await publish(registry, await ociBundleOf('other-lens', squatter, '10.0.0.1:5000/acme/x'))),
+    ).toEqual([['other-lens', 'rejected', 'OCI_REPOSITORY_CLAIMED']]);
+    expect(binText(registry, '10.0.0.1:5000/acme/x')).toContain('10.0.0.1:5000/acme/x\tip-lens\n');
+  });
+
   it('builds it from the documents when a bin of format 2 does not read', async () => {
     const registry = await makeRegistry();
     await publish(registry, await ociBundleOf('ip-lens', publisher, '10.1:5000/acme/x:1.0.0'));
