@@ -532,6 +532,26 @@ describe('when the OCI repository index was written by format 2, which kept an I
     expect(binText(registry, '10.0.0.1:5000/acme/x')).toContain('10.0.0.1:5000/acme/x\tip-lens\n');
   });
 
+  it('writes format 3 over it in a rebuild, every bin of format 2 gone', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await ociBundleOf('ip-lens', publisher, '10.1:5000/acme/x:1.0.0'));
+    await seedFormat2Index(registry, [
+      ['10.1:5000/acme/x', 'ip-lens'],
+      ['registry.example/acme/gone', 'gone-lens'],
+    ]);
+    await rebuildRegistry(registry.context);
+    expect(
+      new TextDecoder().decode(registry.intake.objects.get(`${OCI_REPOSITORIES_PREFIX}complete`)?.body),
+    ).toBe('plugindex-oci-repositories 3\n');
+    for (const key of indexKeys(registry))
+      expect(new TextDecoder().decode(registry.intake.objects.get(key)?.body), key).toMatch(
+        /^plugindex-oci-repositories 3\n/,
+      );
+    expect(binText(registry, '10.0.0.1:5000/acme/x')).toBe(
+      'plugindex-oci-repositories 3\n10.0.0.1:5000/acme/x\tip-lens\n',
+    );
+  });
+
   it('builds it from the documents when a bin of format 2 does not read', async () => {
     const registry = await makeRegistry();
     await publish(registry, await ociBundleOf('ip-lens', publisher, '10.1:5000/acme/x:1.0.0'));
