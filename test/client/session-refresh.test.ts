@@ -7,7 +7,8 @@
  * (under the key the instance accepted, while it checks too, when it followed a key rotation on the way),
  * one accepted while a read is under way leaves that read on the snapshot it began with (and its manifests on
  * that snapshot's key, when the update follows a key rotation), and reads side by side
- * that open the session ask for the snapshot once.
+ * that open the session ask for the snapshot once; two updates side by side run in turn, the later from what
+ * the earlier accepted.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -495,6 +496,57 @@ describe('when an update on a kept instance follows a key rotation and is refuse
         registries: Record<string, { key_fingerprint: string }>;
       };
       expect(locked.registries.main?.key_fingerprint).toBe(own.signer.fingerprint);
+    } finally {
+      await client.close();
+      await served.close();
+    }
+  });
+});
+
+describe('when two updates race on a kept instance, the first following a key rotation', () => {
+  it('accepts them in turn, the later one ending on the newer snapshot under the next key', async () => {
+    // Prepare: a registry of its own, served; the instance reads it. Its key rotates, and the first update,
+    // having followed the rotation, is held at its log read; meanwhile 1.1.0 is published under the next
+    // key and a second update begins.
+    const own = await ownRegistry();
+    const served = await listenRegistryServer(createRegistryServer({ site: own.site }), 0);
+    const { reached, release, arm, answered } = holdAt((path) => path.startsWith('log/'), false);
+    const { client } = await keptClient(answered, 60_000, {
+      url: served.url,
+      key: own.registryKey.publicKey,
+    });
+    const next = await secondKey();
+    try {
+      await client.info(NAME);
+      await rotateKeyOnce(own, next);
+      arm();
+      const first = client.updateRegistries(['main']);
+      await reached;
+      const bundle = await makeBundle({
+        manifest: validManifest({ name: NAME, version: '1.1.0' }),
+        artifacts: [{ ...LINUX, name: NAME, body: encode('#!/bin/sh\necho 1.1\n') }],
+      });
+      const { outcomes } = await processSubmissions(
+        { ...own.context, signer: next },
+        await own.submit(bundle),
+      );
+      expect(outcomes.map((o) => o.status)).toEqual(['accepted']);
+
+      // Act
+      const second = client.updateRegistries(['main']);
+      release();
+      const [[one], [two]] = await Promise.all([first, second]);
+      const after = await client.info(NAME);
+
+      // Assess: the second ran once the first was accepted, from its state (the rotation followed once), and
+      // its newer snapshot is what the instance reads, under the next key; none went back to the older.
+      expect(one?.error).toBeUndefined();
+      expect(two?.error).toBeUndefined();
+      expect(one?.report).toMatchObject({ fingerprint: next.fingerprint, rotated: { to: next.fingerprint } });
+      expect(two?.report?.rotated).toBeUndefined();
+      expect(two?.report?.generation).toBeGreaterThan(one?.report?.generation ?? Number.POSITIVE_INFINITY);
+      expect(after.fingerprint).toBe(next.fingerprint);
+      expect(after.document.latest_version).toBe('1.1.0');
     } finally {
       await client.close();
       await served.close();
