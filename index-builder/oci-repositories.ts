@@ -85,12 +85,19 @@ export function ociRepositoryProblem(
  * `[0:0::1]`, was filed apart from the address written out), and, for a loopback host without a port, at
  * `:443` too: format 2 dropped `:443` on every host, and a loopback registry at :443 (http://127.0.0.1:443)
  * is another than at no port (port 80). Filed under both, the wrong one is a stray entry, which refuses
- * nothing (a holder counts only where its document names the repository) and costs a document read.
+ * nothing (a holder counts only where its document names the repository) and costs a document read. A host
+ * of neither `.` nor `:` (nor `localhost`) names no registry in a reference, so format 2 filed one only by
+ * dropping the `:443` the reference wrote (`registry:443/x`, `167772161:443/x`): it is read with it put back,
+ * where as a reference it named nothing and its holder was dropped from the index.
  * @example repositoriesOfFormat2Key('10.1:5000/acme/x') // ['10.0.0.1:5000/acme/x']
  */
 export function repositoriesOfFormat2Key(key: string): string[] {
-  const repository = ociRepositoryOf(key);
-  const parts = parseOciReference(key);
+  const slash = key.indexOf('/');
+  const host = key.slice(0, slash);
+  const written =
+    slash > 0 && !/[.:]/.test(host) && host !== 'localhost' ? `${host}:443${key.slice(slash)}` : key;
+  const repository = ociRepositoryOf(written);
+  const parts = parseOciReference(written);
   if (!repository || !parts) return [];
   const url = ociRegistryUrl(parts.registry);
   if (url?.protocol !== 'http:' || /:[0-9]+$/.test(parts.registry)) return [repository];

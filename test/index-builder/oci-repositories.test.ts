@@ -3,7 +3,12 @@ import YAML from 'yaml';
 import { StoreError } from '../../index-builder/errors.ts';
 import { filedBinKey } from '../../index-builder/filed-index.ts';
 import { binOf, OCI_REPOSITORIES_PREFIX } from '../../index-builder/layout.ts';
-import { ociRegistryUrl, ociRepositoryOf } from '../../index-builder/oci.ts';
+import {
+  dockerHubHostOf,
+  ociRegistryUrl,
+  ociRepositoryOf,
+  parseOciReference,
+} from '../../index-builder/oci.ts';
 import {
   OciRepositoryIndex,
   ociRepositoryProblem,
@@ -186,6 +191,11 @@ describe('repositoriesOfFormat2Key', () => {
       expect(repositoriesOfFormat2Key(key), key).toEqual([key]);
     // A port no URL parser takes: no client reaches it, so it names nothing (as ociRepositoryOf says).
     expect(repositoriesOfFormat2Key('registry.example:70000/acme/x')).toEqual([]);
+    // A host format 2 filed with neither `.` nor `:`, its `:443` dropped (no reference names a registry so).
+    expect(repositoriesOfFormat2Key('registry/acme/x')).toEqual(['registry/acme/x']);
+    expect(repositoriesOfFormat2Key('167772161/acme/x')).toEqual(['10.0.0.1/acme/x']);
+    expect(repositoriesOfFormat2Key('2130706433/acme/x')).toEqual(['127.0.0.1:443/acme/x']);
+    expect(repositoriesOfFormat2Key('acme')).toEqual([]);
   });
 
   it('files a loopback host without a port at :443 too, which format 2 dropped, and at :80 alone', () => {
@@ -201,6 +211,67 @@ describe('repositoriesOfFormat2Key', () => {
       expect(repositoriesOfFormat2Key(written.replace(/:443\//, '/')), written).toContain(
         ociRepositoryOf(written),
       );
+  });
+});
+
+/**
+ * The key format 2 filed a reference under before commit 7ed38b6 (ociRepositoryOf as it was then: the host
+ * lowercase as written, the port a number, `:443` dropped on every host); from that commit on, format 2
+ * filed what ociRepositoryOf writes now.
+ */
+function format2KeyBefore7ed38b6(reference: string): string | undefined {
+  const parts = parseOciReference(reference);
+  if (!parts) return undefined;
+  const host = dockerHubHostOf(
+    parts.registry
+      .toLowerCase()
+      .replace(/:([0-9]+)$/, (_, port: string) => `:${Number(port)}`)
+      .replace(/:443$/, ''),
+  );
+  const path =
+    host === 'docker.io' && !parts.repository.includes('/')
+      ? `library/${parts.repository}`
+      : parts.repository;
+  return `${host}/${path}`;
+}
+
+describe('when a format-2 key is filed anew', () => {
+  it('files it under the repository the reference it was filed for names now, whichever rule of format 2 filed it', () => {
+    const hosts = [
+      ...['registry', 'Registry', 'registry.example', 'REGISTRY.Example', 'a-b', '1.2.3.4', '256.1.1.1'],
+      ...[
+        'localhost',
+        'LocalHost',
+        'localhost.',
+        'foo.localhost',
+        '127.1',
+        '127.0.0.1',
+        '0x7f.1',
+        '2130706433',
+      ],
+      ...['017700000001', '10.1', '167772161', '0x0a000001', '012.0.0.1', '0', '[::]', '[::1]', '[0:0::1]'],
+      ...[
+        '[::ffff:127.0.0.1]',
+        '[::A00:1]',
+        'docker.io',
+        'Docker.IO',
+        'index.docker.io',
+        'registry-1.docker.io',
+      ],
+    ];
+    const ports = ['', ':443', ':0443', ':80', ':080', ':5000', ':05000', ':65535', ':70000', ':0'];
+    const lost: string[] = [];
+    for (const host of hosts)
+      for (const port of ports)
+        for (const path of ['acme/x', 'lens']) {
+          const reference = `${host}${port}/${path}`;
+          const now = ociRepositoryOf(reference);
+          if (now === undefined) continue;
+          for (const filed of [format2KeyBefore7ed38b6(reference), now])
+            if (filed === undefined || !repositoriesOfFormat2Key(filed).includes(now))
+              lost.push(`${reference} filed as ${filed}`);
+        }
+    expect(lost).toEqual([]);
   });
 });
 
@@ -427,6 +498,9 @@ describe('when the OCI repository index was written by format 2, which kept an I
     ['[0:0::1]:5000/acme/x', '[0:0::1]:5000/acme/x', '[::1]:5000/acme/x'],
     ['[::1]:5000/acme/x', '[::1]:5000/acme/x', '[0000::0:1]:5000/acme/x'],
     ['[0:0::A00:1]:443/acme/x', '[0:0::a00:1]/acme/x', '[::a00:1]/acme/x'],
+    // A host with neither `.` nor `:` once its `:443` was dropped: no reference, yet a repository.
+    ['167772161:443/acme/x', '167772161/acme/x', '10.0.0.1/acme/x'],
+    ['Registry:443/acme/x', 'registry/acme/x', 'registry:0443/acme/x'],
   ] as const;
 
   it.each(SPELLINGS)(
