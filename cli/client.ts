@@ -7,14 +7,33 @@
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { createClient, type PlugindexClient, type ProgressEvent } from '../client/client.ts';
+import { normalizeRegistryUrl } from '../client/config.ts';
+import { ClientError } from '../client/errors.ts';
 import { createHttpFetcher } from '../client/fetcher.ts';
 import { clientDirectories } from '../client/paths.ts';
 import { type Platform, parsePlatform } from '../client/resolve.ts';
 import { type Parsed, stringOption } from './args.ts';
-import { usage } from './errors.ts';
+import { CliError, usage } from './errors.ts';
 import { shown } from './terminal.ts';
 
 export const LOCKFILE = 'plugindex.lock';
+
+/**
+ * A registry's URL (or a mirror's) given on the command line, normalized, held to the rule `registry add`
+ * holds one to before anything is read or printed. One refused is a usage error (CliError
+ * REGISTRY_URL_INVALID, exit 2, `given` naming the argument): `registry add` exited 1 for it where
+ * `verify --url` exited 2. The client's message never repeats credentials. A URL read from config.json or a
+ * plugin set is not this: it stays the file's fault (exit 1, its JSON pointer).
+ * @example registryUrlArgument('--mirror', 'https://Mirror.example/reg/') // 'https://mirror.example/reg'
+ */
+export function registryUrlArgument(given: string, url: string): string {
+  try {
+    return normalizeRegistryUrl(url);
+  } catch (error) {
+    if (!(error instanceof ClientError) || error.code !== 'REGISTRY_URL_INVALID') throw error;
+    throw new CliError('REGISTRY_URL_INVALID', `${given}: ${error.message}`, { exitCode: 2, cause: error });
+  }
+}
 
 export interface ClientRun {
   readonly client: PlugindexClient;

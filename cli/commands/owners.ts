@@ -87,12 +87,12 @@ async function readServed(
   url: string,
   plugin: string,
 ): Promise<{ document: PluginDocument; source: string }> {
-  const wanted = url.replace(/\/+$/, '');
-  const { withClient } = await import('../client.ts');
+  const { registryUrlArgument, withClient } = await import('../client.ts');
+  // As config.json keeps it (normalized): one registry add refuses is exit 2 and never shown whole; it
+  // was looked for as given, REGISTRY_NOT_CONFIGURED (exit 1) printing it, credentials and all.
+  const wanted = registryUrlArgument('--url', url);
   return withClient(parsed, async ({ client }) => {
-    const entry = (await client.listRegistries()).find(
-      (r) => r.entry.url.replace(/\/+$/, '') === wanted,
-    )?.entry;
+    const entry = (await client.listRegistries()).find((r) => r.entry.url === wanted)?.entry;
     if (!entry)
       throw new CliError(
         'REGISTRY_NOT_CONFIGURED',

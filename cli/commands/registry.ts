@@ -7,9 +7,9 @@
  */
 import { resolve } from 'node:path';
 import type { KeyPin, ResetTrustTarget } from '../../client/client.ts';
-import { normalizeRegistryUrl, type RegistryAuth, registryIdentity } from '../../client/config.ts';
+import { type RegistryAuth, registryIdentity } from '../../client/config.ts';
 import { listOption, type Parsed, stringOption, unknownAction } from '../args.ts';
-import { withClient } from '../client.ts';
+import { registryUrlArgument, withClient } from '../client.ts';
 import { isRefusal, usage } from '../errors.ts';
 import { readGivenKeyFile } from '../inputs.ts';
 import { outJson } from '../output.ts';
@@ -80,6 +80,10 @@ function authOf(parsed: Parsed): RegistryAuth | undefined {
 async function add(parsed: Parsed, rest: readonly string[]): Promise<number> {
   const [name, url, ...extra] = rest;
   if (!name || !url || extra.length) throw usage('registry add takes NAME and URL');
+  // Before the key is read or anything fetched, and exit 2 as `verify --url` makes it (see registryUrlArgument).
+  const normalized = registryUrlArgument('URL', url);
+  const mirrors = listOption(parsed, 'mirror');
+  for (const mirror of mirrors) registryUrlArgument('--mirror', mirror);
   const pin = await pinOf(parsed);
   const priority = positiveNumber(parsed, 'priority', true);
   const timeout = positiveNumber(parsed, 'timeout', false);
@@ -92,7 +96,7 @@ async function add(parsed: Parsed, rest: readonly string[]): Promise<number> {
       name,
       url,
       pin,
-      mirrors: listOption(parsed, 'mirror'),
+      mirrors,
       force: parsed.values.force === true,
       ...(priority !== undefined ? { priority } : {}),
       ...(timeout !== undefined ? { timeoutSeconds: timeout } : {}),
@@ -108,8 +112,7 @@ async function add(parsed: Parsed, rest: readonly string[]): Promise<number> {
       if (result.rotated)
         out(`  followed ${result.rotated.steps} key rotation(s) from the key given, ${result.rotated.from}`);
       // A mirror's snapshots name the registry they copy: the name every later snapshot must give.
-      if (registryIdentity(result.registry) !== normalizeRegistryUrl(url))
-        out(`  its snapshots name it ${result.registry}`);
+      if (registryIdentity(result.registry) !== normalized) out(`  its snapshots name it ${result.registry}`);
       if (result.trustedOnFirstUse)
         err(
           `plugindex registry: trusted key ${result.fingerprint} on first use; check it with the registry's owner`,
@@ -193,13 +196,16 @@ async function resetTarget(parsed: Parsed, target: string): Promise<ResetTrustTa
   const keyFile = stringOption(parsed, 'key');
   if (!keyFile)
     throw usage('registry reset-trust URL needs --key FILE: the registry key the plugin set pins');
+  registryUrlArgument('URL', target);
+  const mirrors = listOption(parsed, 'mirror');
+  for (const mirror of mirrors) registryUrlArgument('--mirror', mirror);
   const timeout = positiveNumber(parsed, 'timeout', false);
   const ca = stringOption(parsed, 'ca');
   const auth = authOf(parsed);
   return {
     url: target,
     armoredKey: await readGivenKeyFile(keyFile, "the registry's"),
-    mirrors: listOption(parsed, 'mirror'),
+    mirrors,
     ...(ca ? { caFile: resolve(ca) } : {}),
     ...(timeout !== undefined ? { timeoutSeconds: timeout } : {}),
     ...(auth ? { auth } : {}),

@@ -10,13 +10,12 @@
  */
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
-import { normalizeRegistryUrl } from '../../client/config.ts';
-import { ClientError, LogDisagreementError } from '../../client/errors.ts';
+import { LogDisagreementError } from '../../client/errors.ts';
 import type { TrustError } from '../../index-builder/errors.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { givenOptions, type Parsed, stringOption } from '../args.ts';
-import { dirOption, lockfileOption, withClient } from '../client.ts';
-import { CliError, isRefusal, usage } from '../errors.ts';
+import { dirOption, lockfileOption, registryUrlArgument, withClient } from '../client.ts';
+import { isRefusal, usage } from '../errors.ts';
 import { readGivenKeyFile, refuseOutputOver } from '../inputs.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
@@ -101,18 +100,8 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
   // Held to what `registry add` takes of a registry's URL and its mirrors before anything is read or
   // printed: a URL holding credentials was shown whole in every message and --json, and one that is no URL
   // was read at the mirror and refused as another registry's snapshot.
-  for (const [option, given] of [
-    ['--url', url],
-    ['--mirror', mirror],
-  ] as const) {
-    if (given === undefined) continue;
-    try {
-      normalizeRegistryUrl(given);
-    } catch (error) {
-      if (!(error instanceof ClientError)) throw error;
-      throw new CliError('REGISTRY_URL_INVALID', `${option}: ${error.message}`, { exitCode: 2 });
-    }
-  }
+  registryUrlArgument('--url', url);
+  if (mirror !== undefined) registryUrlArgument('--mirror', mirror);
   const subject = mirror === undefined ? url : `${url} at its mirror ${mirror}`;
   // Its --json names the mirror read, refused or not.
   const mirrored = mirror !== undefined ? { mirror } : {};

@@ -155,6 +155,50 @@ describe('when a registry is managed from the command line', () => {
   });
 });
 
+describe('when a registry URL given on the command line is one registry add refuses', () => {
+  it('is a usage error as verify --url makes it (REGISTRY_URL_INVALID, exit 2) for registry add, its --mirror, reset-trust and owners list --url, credentials never shown', async () => {
+    const plugindex = await home();
+    const withCredentials = base.replace('http://', 'http://user:s3cret@');
+    for (const args of [
+      ['registry', 'add', 'main', 'not-a-url', '--key', keyFile],
+      ['registry', 'add', 'main', withCredentials, '--key', keyFile],
+      ['registry', 'add', 'main', base, '--mirror', withCredentials, '--key', keyFile],
+      ['registry', 'add', 'main', 'ftp://plugins.registry.example', '--key', keyFile],
+      ['registry', 'add', 'main', 'http://plugins.registry.example', '--key', keyFile],
+      ['registry', 'reset-trust', 'ftp://plugins.registry.example', '--key', keyFile],
+      ['registry', 'reset-trust', base, '--mirror', withCredentials, '--key', keyFile],
+      // It was looked for among the configured URLs as given: REGISTRY_NOT_CONFIGURED, exit 1, the URL whole.
+      ['owners', 'list', NAME, '--url', withCredentials],
+      ['owners', 'list', NAME, '--url', 'not-a-url'],
+    ]) {
+      for (const json of [[], ['--json']]) {
+        const refused = await plugindex(...args, ...json);
+        expect(refused.code, `${args.join(' ')}: ${refused.stderr}`).toBe(2);
+        expect(refused.stderr).toContain('REGISTRY_URL_INVALID');
+        expect(`${refused.stdout}${refused.stderr}`).not.toContain('s3cret');
+        if (json.length > 0)
+          expect(JSON.parse(refused.stdout)).toMatchObject({
+            ok: false,
+            error: { code: 'REGISTRY_URL_INVALID' },
+          });
+      }
+    }
+    expect((await plugindex('registry', 'list', '--json')).stdout).toContain('"registries": []');
+  });
+
+  it('leaves one read from config.json a fault of the file (exit 1, its JSON pointer): nothing on the command line was wrong', async () => {
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const configFile = path.join(work, `home${homes}`, 'config', 'config.json');
+    const config = JSON.parse(await readFile(configFile, 'utf8'));
+    config.registries[0].url = 'ftp://plugins.registry.example';
+    await writeFile(configFile, JSON.stringify(config));
+    const listed = await plugindex('registry', 'list');
+    expect(listed.code, listed.stderr).toBe(1);
+    expect(listed.stderr).toContain('/registries/0/url');
+  });
+});
+
 describe('when verify --url is given a URL registry add refuses', () => {
   it('refuses it and its mirror as registry add does (REGISTRY_URL_INVALID, exit 2), never printing credentials, and verifies the URL itself', async () => {
     const plugindex = await home();
