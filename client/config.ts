@@ -188,6 +188,36 @@ export function withoutCredentials(url: URL): string {
   return copy.href;
 }
 
+/**
+ * `url` as a message shows it: without its user name and password, and with the value of each query
+ * parameter and any fragment as `…`, the names kept. A query can hold a secret as credentials do (a
+ * `?token=`, a presigned storage URL's `X-Amz-Signature`, what a redirect led to), and every message, and
+ * `--json` with it, was printing it whole. A parameter without `=` is shown `…` whole (it may be the token).
+ * @example shownUrl(new URL('https://u:p@s.example/x?token=abc&v')) // 'https://s.example/x?token=…&…'
+ */
+export function shownUrl(url: URL): string {
+  const bare = withoutCredentials(url);
+  if (url.search === '' && url.hash === '') return bare;
+  const copy = new URL(bare);
+  copy.search = '';
+  copy.hash = '';
+  const hash = url.hash === '' ? '' : '#…';
+  return `${copy.href}${redactedQuery(url.search)}${hash}`;
+}
+
+/** `?a=1&b` as `?a=…&…`: each parameter's name kept, every value hidden (see shownUrl). */
+function redactedQuery(search: string): string {
+  if (search === '' || search === '?') return search;
+  const shown = search
+    .slice(1)
+    .split('&')
+    .map((part) => {
+      const equals = part.indexOf('=');
+      return equals < 0 ? '…' : `${part.slice(0, equals)}=…`;
+    });
+  return `?${shown.join('&')}`;
+}
+
 // Defined beside the published layout (index-builder is pure, and its log's voids are bound to it too).
 export { registryIdentity };
 
@@ -499,15 +529,19 @@ function sameEntry(a: RegistryEntry, b: RegistryEntry): boolean {
   return JSON.stringify(plainEntry(a)) === JSON.stringify(plainEntry(b));
 }
 
-/** The URL with any user name or password masked, for messages. */
+/**
+ * The URL for a message: a user name or password masked as `***`, query values and a fragment as `…`
+ * (shownUrl); as given when it holds none of them.
+ */
 function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.username === '' && parsed.password === '') return url;
-    parsed.username = '***';
-    parsed.password = '';
-    return parsed.href;
-  } catch {
-    return url;
+  if (!URL.canParse(url)) {
+    // Not a URL, yet perhaps one mistyped: what reads as a query or fragment is hidden all the same.
+    return url.replace(/\?[^#]*/, (query) => redactedQuery(query)).replace(/#.*/, '#…');
   }
+  const parsed = new URL(url);
+  const credentialed = parsed.username !== '' || parsed.password !== '';
+  if (!credentialed && parsed.search === '' && parsed.hash === '') return url;
+  const shown = shownUrl(parsed);
+  // Marked, so the message says credentials were there (shownUrl drops them).
+  return credentialed ? shown.replace('://', '://***@') : shown;
 }

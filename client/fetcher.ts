@@ -32,7 +32,7 @@ import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { type ContentEncoding, encodedVariantKey, isLoopbackHost } from '../index-builder/layout.ts';
 import { ociApiOf, ociRegistryUrl } from '../index-builder/oci.ts';
-import { HEADER_NAME, withoutCredentials } from './config.ts';
+import { HEADER_NAME, shownUrl, withoutCredentials } from './config.ts';
 import { ClientError } from './errors.ts';
 import {
   type AuthChallenge,
@@ -413,13 +413,17 @@ interface Guard {
  * (a certificate, a bad redirect) go to the next mirror at once, `fatal` (another 4xx) stops there.
  */
 class Failure {
+  /** The URL as a message shows it (shownText): its only use. */
+  readonly url: string;
   constructor(
-    readonly url: string,
+    url: string,
     readonly what: string,
     readonly kind: 'transient' | 'missing' | 'unusable' | 'fatal',
     readonly cause?: unknown,
     readonly tls = false,
-  ) {}
+  ) {
+    this.url = shownText(url);
+  }
 
   after(attempts: number): Failure {
     return attempts > 1
@@ -1032,7 +1036,9 @@ class HttpFetcher implements Fetcher {
       } finally {
         deadline.disarm();
       }
-      if (!REDIRECT_STATUSES.has(response.status)) return { response, at: display(url), hops };
+      // What answered, and the hops below, are kept (a session reads marks as of them): credentials
+      // dropped, the query kept; only a message hides its values.
+      if (!REDIRECT_STATUSES.has(response.status)) return { response, at: withoutCredentials(url), hops };
       await response.body?.cancel().catch(() => {});
       const location = response.headers.get('location');
       const next = location === null ? undefined : parseUrl(location, url);
@@ -1057,7 +1063,7 @@ class HttpFetcher implements Fetcher {
       if (hop === MAX_REDIRECTS)
         return new Failure(shown, `more than ${MAX_REDIRECTS} redirects`, 'unusable');
       guarded = guardedAfter(url, guarded, next);
-      hops.push(display(url));
+      hops.push(withoutCredentials(url));
       url = next;
     }
   }
@@ -1833,7 +1839,7 @@ async function* surfaced(
     if (!(error instanceof BodyFailed)) throw error;
     throw new ClientError(
       'FETCH_FAILED',
-      `Download of ${url} from registry "${endpoint.name}" broke off: ${error.failure.what}`,
+      `Download of ${shownText(url)} from registry "${endpoint.name}" broke off: ${error.failure.what}`,
       { cause: error.failure.cause },
     );
   }
@@ -1992,7 +1998,7 @@ function describe(error: unknown): string {
 function tooLarge(endpoint: Endpoint, url: string, maxBytes: number, found: string): ClientError {
   return new ClientError(
     'RESPONSE_TOO_LARGE',
-    `${url} of registry "${endpoint.name}" is over its cap of ${maxBytes} bytes: ${found}`,
+    `${shownText(url)} of registry "${endpoint.name}" is over its cap of ${maxBytes} bytes: ${found}`,
   );
 }
 
@@ -2001,8 +2007,16 @@ function prefixOf(base: URL): string {
   return base.href.endsWith('/') ? base.href : `${base.href}/`;
 }
 
-/** `url` for a message: never with credentials in it. */
-const display = withoutCredentials;
+/** `url` for a message: never with credentials, query values or a fragment in it (shownUrl). */
+const display = shownUrl;
+
+/**
+ * A URL kept as text (what answered, `DocumentResponse.url`, which keeps its query) for a message: as
+ * `display` shows it. Text that is no URL is a file's path or a label, shown as it is.
+ */
+function shownText(url: string): string {
+  return URL.canParse(url) ? shownUrl(new URL(url)) : url;
+}
 
 /** A proxy given as HOST:PORT, as curl accepts it, is an http: proxy. */
 function withScheme(proxy: string): string {

@@ -186,6 +186,41 @@ describe('when a registry URL given on the command line is one registry add refu
     expect((await plugindex('registry', 'list', '--json')).stdout).toContain('"registries": []');
   });
 
+  it("never shows a query's values (a token may be one), on stdout, stderr or in --json, naming its parameters", async () => {
+    const plugindex = await home();
+    for (const args of [
+      ['registry', 'add', 'main', `${base}?token=s3cret`, '--key', keyFile],
+      ['registry', 'add', 'main', base, '--mirror', `${base}/?token=s3cret`, '--key', keyFile],
+      ['verify', '--url', `${base}?token=s3cret`, '--key', keyFile],
+      ['owners', 'list', NAME, '--url', `${base}?token=s3cret`],
+      ['registry', 'add', 'main', 'not-a-url?token=s3cret', '--key', keyFile],
+    ]) {
+      for (const json of [[], ['--json']]) {
+        const refused = await plugindex(...args, ...json);
+        expect(refused.code, `${args.join(' ')}: ${refused.stderr}`).toBe(2);
+        expect(refused.stderr).toContain('?token=…');
+        expect(`${refused.stdout}${refused.stderr}`).not.toContain('s3cret');
+      }
+    }
+    const configFile = path.join(work, `home${homes}`, 'config', 'config.json');
+    await mkdir(path.dirname(configFile), { recursive: true });
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        schema: 'plugindex/client-config/v1',
+        registries: [
+          { name: 'main', url: `${base}?token=s3cret`, priority: 1, key_fingerprint: 'AB'.repeat(20) },
+        ],
+      }),
+    );
+    for (const json of [[], ['--json']]) {
+      const listed = await plugindex('registry', 'list', ...json);
+      expect(listed.code, listed.stderr).toBe(1);
+      expect(listed.stderr).toContain('?token=…');
+      expect(`${listed.stdout}${listed.stderr}`).not.toContain('s3cret');
+    }
+  });
+
   it('leaves one read from config.json a fault of the file (exit 1, its JSON pointer): nothing on the command line was wrong', async () => {
     const plugindex = await home();
     expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);

@@ -565,6 +565,30 @@ describe('when a registry without credentials redirects', () => {
     expect(response.redirectedFrom).toBeUndefined();
   });
 
+  it('names the URLs it was redirected to with their query values redacted: a signed storage URL holds a secret there', async () => {
+    // Prepare: the registry redirects to a presigned URL on another origin, which redirects to a scheme refused.
+    const storage = await serve((_request, response) =>
+      send(response, 302, '', { location: 'ftp://storage.example/x?token=TOKSECRET&flag' }),
+    );
+    const registry = await serve((request, response) =>
+      send(response, 302, '', {
+        location: `${storage.origin}/bucket${request.url}?X-Amz-Credential=AKIDSECRET&X-Amz-Signature=SIGSECRET#FRAGSECRET`,
+      }),
+    );
+    // Act
+    const request = makeFetcher().document(endpointOf([registry.origin]), {
+      path: 'snapshot.json',
+      maxBytes: 1024,
+    });
+    // Assess
+    await expect(request).rejects.toMatchObject({ name: 'ClientError', code: 'FETCH_FAILED' });
+    const message = String(await request.catch((error: Error) => error.message));
+    expect(message).toContain(
+      `redirected to ${storage.origin}/bucket/snapshot.json?X-Amz-Credential=…&X-Amz-Signature=…#…: HTTP 302 to ftp://storage.example/x?token=…&…, refused`,
+    );
+    expect(message).not.toMatch(/SECRET/);
+  });
+
   it('gives up after five redirects (FETCH_FAILED)', async () => {
     const server = await serve((request, response) =>
       send(response, 302, '', { location: `${request.url}x` }),
