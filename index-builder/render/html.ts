@@ -17,6 +17,7 @@ import {
   HOME_PAGE_SIZE,
   HOME_SCRIPT,
   LOOK_ALIKE_LEAD,
+  LOOK_ALIKES_SHOWN,
   NO_STABLE_RELEASE,
   RESULT_CHIPS,
   VERSIONS_PAGE_SIZE,
@@ -514,10 +515,16 @@ ${versionsSection(doc.versions, advisories, root, budget)}`;
  */
 function lookAlikeNote(alikes: PluginDocument['look_alikes']): string {
   if (!alikes?.length) return '';
-  const names = alikes.slice(0, 10).map((a) => a.name);
-  const more = alikes.length > 10 ? ` and ${alikes.length - 10} more` : '';
-  const text = `${LOOK_ALIKE_LEAD}${names.join(', ')}${more} (other owner${alikes.length === 1 ? '' : 's'})`;
-  return `<div class="look-alike" role="note" data-testid="plugin-look-alikes">${escapeHtml(text)}</div>`;
+  return `<div class="look-alike" role="note" data-testid="plugin-look-alikes">${escapeHtml(lookAlikeText(alikes.map((a) => a.name)))}</div>`;
+}
+
+/**
+ * A look-alike flag's text: `LOOK_ALIKES_SHOWN` names, the rest counted, as the home script's `item`
+ * writes it and `plugindex info` prints it. (Unescaped: the caller escapes it.)
+ */
+function lookAlikeText(names: readonly string[]): string {
+  const more = names.length > LOOK_ALIKES_SHOWN ? ` and ${names.length - LOOK_ALIKES_SHOWN} more` : '';
+  return `${LOOK_ALIKE_LEAD}${names.slice(0, LOOK_ALIKES_SHOWN).join(', ')}${more} (other owner${names.length === 1 ? '' : 's'})`;
 }
 
 /** A CSP source for an inline element's exact text. */
@@ -561,7 +568,7 @@ function resultItem(row: HomeRow): string {
   const more = all.length > RESULT_CHIPS ? `<li class="more">+${all.length - RESULT_CHIPS}</li>` : '';
   const flags = row.look_alikes;
   const alike = flags?.length
-    ? `<div class="look-alike" role="note">${escapeHtml(`${LOOK_ALIKE_LEAD}${flags.join(', ')} (${flags.length === 1 ? 'other owner' : 'other owners'})`)}</div>`
+    ? `<div class="look-alike" role="note">${escapeHtml(lookAlikeText(flags))}</div>`
     : '';
   return `<li class="plugin" data-name="${escapeHtml(row.name)}"><a class="name" href="plugins/${escapeHtml(encodeURIComponent(row.name))}/index.html">${escapeHtml(row.name)}</a> <span class="version muted">${escapeHtml(row.latest_version ?? NO_STABLE_RELEASE)}</span> <span class="badge">${escapeHtml(row.plugin_type)}</span>${row.deprecated ? ' <span class="badge deprecated">deprecated</span>' : ''}${alike}${row.display_name ? `<div class="display-name">${escapeHtml(row.display_name)}</div>` : ''}${row.description ? `<div class="description muted">${escapeHtml(row.description)}</div>` : ''}<ul class="chips">${chips}${more}</ul></li>`;
 }

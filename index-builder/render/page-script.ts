@@ -27,6 +27,12 @@ export const RESULT_CHIPS = 6;
  * `lookAlikeWarning`): "looks like: awscost (other owner)".
  */
 export const LOOK_ALIKE_LEAD = 'looks like: ';
+/**
+ * Look-alikes a flag names, on the home page (served and built by the script) and the plugin page; the rest
+ * are counted ("… and 2 more"), as `plugindex info` and `search` print them (cli/commands/search.ts
+ * `lookAlikeWarning`): a registry's list is not bounded, and the home page named every one.
+ */
+export const LOOK_ALIKES_SHOWN = 10;
 /** Versions per page of a plugin page's version table. */
 export const VERSIONS_PAGE_SIZE = 20;
 /**
@@ -344,7 +350,7 @@ export const HOME_SCRIPT = `
     if (p.deprecated) li.append(' ', el('span', 'badge deprecated', 'deprecated'));
     var alike = p.look_alikes;
     if (alike) {
-      alike = el('div', 'look-alike', ${JSON.stringify(LOOK_ALIKE_LEAD)} + alike.join(', ') + ' (other owner' + (alike.length > 1 ? 's)' : ')'));
+      alike = el('div', 'look-alike', ${JSON.stringify(LOOK_ALIKE_LEAD)} + alike.slice(0, ${LOOK_ALIKES_SHOWN}).join(', ') + (alike.length > ${LOOK_ALIKES_SHOWN} ? ' and ' + (alike.length - ${LOOK_ALIKES_SHOWN}) + ' more' : '') + ' (other owner' + (alike.length > 1 ? 's)' : ')'));
       alike.setAttribute('role', 'note');
       li.append(alike);
     }

@@ -469,6 +469,24 @@ describe('when rendering the home page', () => {
     expect(html).not.toContain('prerelease only');
   });
 
+  it("names ten of a result's look-alikes and counts the rest, as plugindex info and the plugin page do", () => {
+    const flags = Array.from({ length: 12 }, (_, i) => `squat-${String(i).padStart(2, '0')}`);
+    const row = {
+      name: 'squatname',
+      latest_version: '1.0.0',
+      plugin_type: 'cost_source',
+      providers: [],
+      capabilities: [],
+      keywords: [],
+      look_alikes: flags,
+    };
+    const html = renderIndexPage(registry, { rows: [row], total: 1 });
+    expect(html).toContain(
+      `<div class="look-alike" role="note">looks like: ${flags.slice(0, 10).join(', ')} and 2 more (other owners)</div>`,
+    );
+    expect(html).not.toContain('squat-10');
+  });
+
   it('builds the list with DOM calls only', () => {
     expect(renderIndexPage(registry)).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
   });

@@ -24,6 +24,21 @@ function plugin(name: string, owners: readonly string[]): PluginDocument {
   return { ...syntheticDocument(50_000, ALICE), name, owners };
 }
 
+const SQUATS = [
+  'squatname',
+  's-quatname',
+  'sq-uatname',
+  'squ-atname',
+  'squa-tname',
+  'squat-name',
+  'squatn-ame',
+  'squatna-me',
+  'squatnam-e',
+  's-q-uatname',
+  'sq-ua-tname',
+  'squ-at-name',
+];
+
 /** A squat pair (other owners), a name in the same hands twice, and a plugin hostile text names. */
 const EXTRA = [
   plugin('aws-cost', [ALICE]),
@@ -32,6 +47,8 @@ const EXTRA = [
   plugin('foocli', [ALICE]),
   plugin('kube-lens', [ALICE]),
   plugin('kubelens', [MALLORY, '<b>x</b>']),
+  // Twelve owners of one name, spelt twelve ways: each row reads as eleven others'.
+  ...SQUATS.map((name, i) => plugin(name, [i.toString(16).toUpperCase().repeat(40)])),
 ];
 
 interface Site {
@@ -123,6 +140,32 @@ describe.each([
     await page.close();
   });
 });
+
+describe.each([
+  ['compact', 'home-search.json'],
+  ['search', 'search.json'],
+] as const)(
+  'when a search on the home page (%s rows) hits a name with more than ten look-alikes',
+  (kind, _file) => {
+    it('names ten and counts the rest, as plugindex info does', async () => {
+      at = sites[kind].base;
+      const page = await chromium.open('/?q=squatname');
+      await searchReady(page);
+      const others = (name: string) => SQUATS.filter((n) => n !== name).sort();
+      await expect
+        .poll(async () => Object.fromEntries(await flags(page)))
+        .toMatchObject(
+          Object.fromEntries(
+            SQUATS.map((name) => [
+              name,
+              `looks like: ${others(name).slice(0, 10).join(', ')} and 1 more (other owners)`,
+            ]),
+          ),
+        );
+      await page.close();
+    });
+  },
+);
 
 describe('the look-alike flags', () => {
   it('run under the pages’ CSP and log no error', () => {
