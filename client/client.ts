@@ -538,11 +538,13 @@ class Client implements PlugindexClient {
   // --- registries --------------------------------------------------------------------------------------
 
   async addRegistry(options: AddRegistryOptions): Promise<AddRegistryResult> {
-    // Pinning reads the registry's snapshot (the key, its rotations, the floor): a client told never to
-    // touch the network refuses rather than read it anyway, as it did.
-    this.#refuseOffline(`registry add reads the snapshot of ${options.url} to pin its key`);
+    // The URLs first: the offline refusal names the URL, and one never taken (credentials, a query) was
+    // named whole in it.
     const url = normalizeRegistryUrl(options.url);
     const mirrors = (options.mirrors ?? []).map(normalizeRegistryUrl);
+    // Pinning reads the registry's snapshot (the key, its rotations, the floor): a client told never to
+    // touch the network refuses rather than read it anyway, as it did.
+    this.#refuseOffline(`registry add reads the snapshot of ${url} to pin its key`);
     const draft: RegistryEntry = {
       name: options.name,
       url,
@@ -750,8 +752,9 @@ class Client implements PlugindexClient {
    *   check of the registry otherwise.
    */
   async resetRegistryTrust(target: ResetTrustTarget): Promise<ResetTrustResult> {
+    // A URL is checked first, as `addRegistry`'s: the offline refusal named it whole.
     this.#refuseOffline(
-      `registry reset-trust reads the snapshot of ${'name' in target ? target.name : target.url} to take it now`,
+      `registry reset-trust reads the snapshot of ${'name' in target ? target.name : normalizeRegistryUrl(target.url)} to take it now`,
     );
     const { departuresAgainst, forkFromRevoked, readTrustedKey, revokedLink, RegistrySession } =
       await loadTrust();

@@ -216,6 +216,21 @@ describe('when a registry is added', () => {
     expect((await withClient(m, (c) => c.listRegistries())).map((r) => r.entry.url)).toEqual([elsewhere]);
   });
 
+  it('refuses a URL it never takes before an offline refusal, which named it whole, query and credentials', async () => {
+    const m = await machine();
+    const url = `${base.replace('http://', 'http://user:pw-s3cret@')}/?token=s3cret`;
+    const pin = { armored: registry.registryKey.publicKey };
+    for (const act of [
+      (c: PlugindexClient): Promise<unknown> => c.addRegistry({ name: 'test', url, pin }),
+      (c: PlugindexClient): Promise<unknown> =>
+        c.resetRegistryTrust({ url, armoredKey: registry.registryKey.publicKey }),
+    ]) {
+      const refused = withClient(m, act, { offline: true });
+      await expect(refused).rejects.toMatchObject({ name: 'ClientError', code: 'REGISTRY_URL_INVALID' });
+      await expect(refused).rejects.toSatisfy((error: Error) => !error.message.includes('s3cret'));
+    }
+  });
+
   it('trusts on first use only when asked, with the fingerprint reported', async () => {
     const m = await machine();
     const added = await withClient(m, (c) =>
