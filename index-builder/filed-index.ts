@@ -282,6 +282,37 @@ export class FiledIndex {
     return 'bins';
   }
 
+  /**
+   * Takes `entries` (key and value; any detail) back out of the index: out of those this batch accepted, and
+   * out of each stored bin holding one, read again as stored (the batch's `save` wrote it since it was read)
+   * and written back without them. For a publish the registry voided (pipeline/index.ts `voidRefusedPlugin`):
+   * it never took effect, and the index is left as if it never was filed. A bin absent or of another format
+   * holds none of them (an index of another format is built anew from the site, where the publish is not).
+   */
+  async withdraw(entries: readonly FiledEntry[]): Promise<void> {
+    const byBin = new Map<string, FiledEntry[]>();
+    for (const entry of entries) {
+      this.#added.get(entry[0])?.delete(entry[1]);
+      const binName = binOf(entry[0]);
+      byBin.set(binName, [...(byBin.get(binName) ?? []), entry]);
+    }
+    for (const [binName, taken] of byBin) {
+      const object = await this.#intake.get(filedBinKey(this.#format, binName));
+      const bin = object && parseBin(this.#format, object.body);
+      if (!bin) continue;
+      let changed = false;
+      for (const [key, value] of taken) {
+        const values = bin.get(key);
+        if (!values?.delete(value)) continue;
+        changed = true;
+        if (values.size === 0) bin.delete(key);
+      }
+      if (!changed) continue;
+      await writeBins(this.#intake, this.#format, new Map([[binName, bin]]), [binName]);
+      this.#bins.set(binName, Promise.resolve(bin));
+    }
+  }
+
   async #isComplete(): Promise<boolean> {
     return (await this.#storedState()) === 'complete';
   }

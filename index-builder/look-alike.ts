@@ -149,6 +149,11 @@ export class LookAlikeIndex {
   save(published?: ReadonlySet<string>): Promise<FiledIndexWrite> {
     return this.#index.save(published);
   }
+
+  /** Takes a name back out of the index, filed by a publish the registry voided (`FiledIndex.withdraw`). */
+  withdraw(name: string): Promise<void> {
+    return this.#index.withdraw([[nameSkeleton(name), name]]);
+  }
 }
 
 /**

@@ -181,4 +181,12 @@ export class OciRepositoryIndex {
   async save(published?: ReadonlySet<string>): Promise<void> {
     await this.#index.save(published);
   }
+
+  /**
+   * Takes plugin `name` back out from under `repositories`, filed by a publish the registry voided
+   * (`FiledIndex.withdraw`).
+   */
+  withdraw(name: string, repositories: Iterable<string>): Promise<void> {
+    return this.#index.withdraw([...repositories].map((repository) => [repository, name] as const));
+  }
 }

@@ -61,12 +61,17 @@ import {
   signatureKey,
   versionKeys,
 } from '../layout.ts';
-import { versionFiles } from '../lifecycle.ts';
+import { recomputed, versionFiles } from '../lifecycle.ts';
 import { allSettledValues, forEachLimited } from '../limited.ts';
 import { signVoid } from '../log-void.ts';
 import { lookAlikesWithin, nameSkeleton, writeLookAlikeIndex } from '../look-alike.ts';
 import type { Manifest, PluginDocument, SnapshotDocument } from '../model.ts';
-import { ociRepositoryEntries, writeOciRepositoryIndex } from '../oci-repositories.ts';
+import {
+  documentOciRepositories,
+  manifestOciRepositories,
+  ociRepositoryEntries,
+  writeOciRepositoryIndex,
+} from '../oci-repositories.ts';
 import { encodeJson } from '../render/documents.ts';
 import { MAX_PLUGIN_PAGE_LENGTH } from '../render/html.ts';
 import { rotationKey } from '../rotation.ts';
@@ -839,8 +844,9 @@ async function voidRefusedPlugin(
   const pageRefused = (failure: unknown) => {
     if (!(failure instanceof StoreError && failure.permanent && failure.key === page)) throw failure;
   };
+  let published: PluginDocument | undefined;
   try {
-    const published = await view.published(name);
+    published = await view.published(name);
     if (published) {
       const signed = await signPlugin(ctx, renderPlugin(published, identityOf(ctx.config)), 'interrupted');
       await signed.write().catch(pageRefused);
@@ -869,6 +875,7 @@ async function voidRefusedPlugin(
   // The store's refusal, which the operator is told: LOGGED_PUBLISH_FAILED says the batch fails, and it does not.
   const refusal = error instanceof PlugindexError && error.cause !== undefined ? error.cause : error;
   const reason = `the registry failed writing the plugin's documents for good (${errorName(refusal)})`;
+  const voids: [BatchItem, Awaited<ReturnType<typeof signVoid>>][] = [];
   for (const [item, { seq }] of [...behind].sort(([, a], [, b]) => a.seq - b.seq)) {
     const voided = await log.read(seq);
     if (!voided) return false;
@@ -879,8 +886,18 @@ async function voidRefusedPlugin(
       signer: ctx.signer,
       registry: ctx.config.url,
     });
-    log.append(fields, item.upload.id);
+    voids.push([item, fields]);
   }
+  // What the voided publishes filed in the indexes, taken out as if they were never filed (a name new with
+  // them, each OCI repository its plugin's published versions do not name), before the void: a retry of a
+  // run that dies between the two meets the entries standing, and files them again as it judges them.
+  await withdrawVoided(
+    view,
+    name,
+    published,
+    [...behind.values()].map(({ accepted }) => accepted.manifest),
+  );
+  for (const [item, fields] of voids) log.append(fields, item.upload.id);
   await log.flush();
   const refused: RefusedVersion[] = [];
   for (const [item, { seq, accepted }] of behind) {
@@ -899,6 +916,53 @@ async function voidRefusedPlugin(
   // Its files, which no document points at now (the plugin's as published is the one referenced).
   await deleteRefusedVersions(ctx, refused, view, { docs: new Map() });
   return true;
+}
+
+/**
+ * Takes out of the look-alike and OCI repository indexes what `manifests`, the publishes of plugin `name` the
+ * registry voids, filed there (`BatchView.fileAccepted`): its name when the plugin has no published document
+ * (`published`), each repository they name that its published versions do not. Both indexes count an entry
+ * only once its plugin's document confirms it, so one left would refuse nothing; but every later look-up of
+ * its key read a document for it, and `look_alikes` named it, until a `plugindex rebuild`.
+ */
+async function withdrawVoided(
+  view: BatchView,
+  name: string,
+  published: PluginDocument | undefined,
+  manifests: readonly Manifest[],
+): Promise<void> {
+  const kept = published ? documentOciRepositories(published) : new Set<string>();
+  const named = new Set(manifests.flatMap((manifest) => [...manifestOciRepositories(manifest).keys()]));
+  await Promise.all([
+    published ? undefined : view.names.withdraw(name),
+    view.repositories.withdraw(
+      name,
+      [...named].filter((repository) => !kept.has(repository)),
+    ),
+  ]);
+}
+
+/**
+ * `toWrite` without plugin `name`, whose first publish the registry voided (`voidRefusedPlugin`), and with
+ * every other document that lists it in `look_alikes` rendered again without it: the pair was flagged when
+ * the batch set its owners (actions.ts `refreshLookAlikes`), and a plugin that never was is no look-alike.
+ * Each of those documents was changed by this batch (a name new in it), so each is in `toWrite`.
+ */
+function withoutVoidedPlugin(
+  ctx: PipelineContext,
+  toWrite: readonly RenderedPlugin[],
+  name: string,
+): RenderedPlugin[] {
+  return toWrite.flatMap((plugin) => {
+    if (plugin.doc.name === name) return [];
+    const alike = plugin.doc.look_alikes;
+    if (!alike?.some((other) => other.name === name)) return [plugin];
+    const { look_alikes: _, ...rest } = plugin.doc;
+    const left = alike.filter((other) => other.name !== name);
+    // Placed as lookAlikesWithin places the field, by `recomputed`.
+    const doc = recomputed(left.length > 0 ? { ...rest, look_alikes: left } : rest);
+    return [renderPlugin(doc, identityOf(ctx.config))];
+  });
 }
 
 /** The code of a refusal, as a void's reason names it. */
@@ -1177,7 +1241,7 @@ export async function processSubmissions(
       const voiding = { items, folded, log, view, catalog, processed, awaited };
       if (name === undefined || !(await voidRefusedPlugin(ctx, name, voiding, pluginsWritten.reason)))
         throw pluginsWritten.reason;
-      toWrite = toWrite.filter((plugin) => plugin.doc.name !== name);
+      toWrite = withoutVoidedPlugin(ctx, toWrite, name);
       continue;
     }
     if (committed.status === 'rejected') throw revokedWriteFailure(items, folded, committed.reason);

@@ -12,6 +12,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import type { RegistryConfig } from '../../../index-builder/config.ts';
 import { StoreError, TrustError } from '../../../index-builder/errors.ts';
+import { LookAlikeIndex } from '../../../index-builder/look-alike.ts';
+import { OciRepositoryIndex } from '../../../index-builder/oci-repositories.ts';
 import { HeldDocuments } from '../../../index-builder/pipeline/held-documents.ts';
 import {
   type BatchStep,
@@ -20,8 +22,9 @@ import {
   refreshSnapshot,
 } from '../../../index-builder/pipeline/index.ts';
 import { listAll, type Store } from '../../../index-builder/store.ts';
+import { boundDocument, submitAction } from '../../support/actions.ts';
 import { httpClient } from '../../support/client.ts';
-import { makeBundle, makeRegistry } from '../../support/fixtures.ts';
+import { makeBundle, makeRegistry, ociBundle, testKey } from '../../support/fixtures.ts';
 import {
   diesOnceLogged,
   installable,
@@ -463,5 +466,54 @@ describe("when a batch voids a dead run's publish whose upload it did not take",
     expect(await registry.incoming()).toEqual([]);
     expect(await listAll(registry.context.intake, 'state/log-intents/')).toEqual([]);
     expect((await registry.verify()).voided).toHaveLength(1);
+  }, 60_000);
+});
+
+describe("when a plugin's first publish is voided, its name a look-alike of another plugin's", () => {
+  it('takes its name out of the look-alike and OCI repository indexes and off the other document', async () => {
+    // Prepare: demoplugin published by `publisher`, who then adds `heir` as an owner. demo-plugin (its
+    // look-alike, allowed: `publisher` owns demoplugin) keeps its artifact at an OCI repository; a folder
+    // stands where its page goes. Different hands: each document lists the other in `look_alikes`.
+    const registry = await servedOnDisk();
+    const publisher = await testKey('publisher');
+    const heir = await testKey('heir');
+    await registry.batch([(await registry.submit(await installable('demoplugin'))).key]);
+    const added = await submitAction(
+      registry.context.intake,
+      { action: 'owners-add', plugin: 'demoplugin', key: heir.publicKey },
+      publisher,
+      { registry: registry.url },
+    );
+    expect(
+      outcomesOf(await registry.batch([added.key])).map(([, , status, , codes]) => [status, codes]),
+    ).toEqual([['accepted', []]]);
+    await pageFolder(registry);
+    const repository = 'registry.example/acme/demo-plugin';
+    const stuck = await registry.submit(
+      await ociBundle('demo-plugin', `${repository}:1.0.0`, {
+        sha: 'ab'.repeat(32),
+        size: 42,
+        signer: publisher,
+      }),
+    );
+
+    // Act
+    const result = await registry.batch([stuck.key]);
+
+    // Assert: demo-plugin voided; as if it was never published, demoplugin's signed document lists no
+    // look-alike (before: demo-plugin, a plugin that never was, until a rebuild), and neither index files
+    // demo-plugin (before: both did, until a rebuild).
+    expect(outcomesOf(result)).toEqual([
+      ['demo-plugin', '1.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+    ]);
+    const publicKey = registry.base.registryKey.publicKey;
+    expect((await boundDocument(registry.context.site, publicKey, 'demoplugin')).look_alikes).toBeUndefined();
+    const { intake, site } = registry.context;
+    const page = new TextDecoder().decode((await site.get('plugins/demoplugin/index.html'))?.body);
+    expect(page).not.toContain('looks like');
+    forgetBins(intake);
+    expect(await new LookAlikeIndex(intake, site).filedAlike('demoplugin')).toEqual([]);
+    expect(await new OciRepositoryIndex(intake, site).filed(repository)).toEqual([]);
+    expect(await registry.verify()).toMatchObject({ plugins: 1 });
   }, 60_000);
 });
