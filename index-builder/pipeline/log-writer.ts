@@ -29,7 +29,14 @@
 
 import type { Key } from 'openpgp';
 import { TrustError } from '../errors.ts';
-import { SIGNED_SNAPSHOT_KEY, SNAPSHOT_KEY, signatureKey, statusKey } from '../layout.ts';
+import {
+  INCOMING_PREFIX,
+  SIGNED_SNAPSHOT_KEY,
+  SNAPSHOT_KEY,
+  signatureKey,
+  statusKey,
+  submissionIdFromDigest,
+} from '../layout.ts';
 import { allSettledValues, forEachLimited, mapLimited } from '../limited.ts';
 import {
   checkVoids,
@@ -463,6 +470,43 @@ export function namesOwed(records: IntentRecords): boolean {
   return false;
 }
 
+/** The keys under incoming/, or undefined when they cannot be listed (every upload may then still come). */
+async function listIncoming(intake: Store): Promise<readonly string[] | undefined> {
+  try {
+    const keys: string[] = [];
+    for await (const { key } of intake.list(INCOMING_PREFIX)) keys.push(key);
+    return keys;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Twelve characters that are no digest's start: where an id's digest stands (`uploadMayCome`). */
+const DIGEST_PLACE = 'x'.repeat(12);
+
+/**
+ * Whether an upload in incoming/ (`keys`; undefined: unknown) may be submission `id`'s: one whose key gives
+ * its id with some bytes. An id is its key's name made safe, the first 12 hex digits of the bytes' digest
+ * and, but for a plain name, a hash of the key (layout.ts `submissionIdFromDigest`): the key alone gives
+ * every character but the digest's. A void's intent is needed only by the batch that meets its upload
+ * (`LogWriter.voidFor`); an upload put back under that key later, the same bytes, is judged anew, as the
+ * rejection it was given asks (pipeline/index.ts `voidedProblem`).
+ */
+function uploadMayCome(id: string, keys: readonly string[] | undefined): boolean {
+  if (keys === undefined) return true;
+  return keys.some((key) => {
+    const shape = submissionIdFromDigest(key, DIGEST_PLACE);
+    const at = shape.lastIndexOf(DIGEST_PLACE);
+    return (
+      at >= 0 &&
+      id.length === shape.length &&
+      id.startsWith(shape.slice(0, at)) &&
+      id.endsWith(shape.slice(at + DIGEST_PLACE.length)) &&
+      /^[0-9a-f]{12}$/.test(id.slice(at, at + DIGEST_PLACE.length))
+    );
+  });
+}
+
 export class LogWriter {
   #head: LogHead;
   /** Segment index -> its lines, for the segments read or appended to in this run. */
@@ -815,15 +859,23 @@ export class LogWriter {
    */
   async forget(ids: readonly string[], awaited: ReadonlySet<string> = new Set()): Promise<void> {
     const finished = new Set(ids);
+    // The uploads in incoming/, listed once and only when an awaited void is left to keep (`uploadMayCome`).
+    let incoming: Promise<readonly string[] | undefined> | undefined;
+    const uploads = () => {
+      incoming ??= listIncoming(this.ctx.intake);
+      return incoming;
+    };
     await forEachLimited([...this.#records], WRITE_CONCURRENCY, async ([key, intents]) => {
       const left = new Map<string, LogIntent>();
       let marked = false;
       for (const [id, intent] of intents) {
         // A void of a publish whose upload was not at hand (`awaited`, marked so) is kept, whatever outcome is
         // recorded, until a batch that meets its upload rejects it by it (`voidFor`): dropped for the
-        // outcome recorded from the log, that upload, judged anew, was logged and voided again.
+        // outcome recorded from the log, that upload, judged anew, was logged and voided again. Only while
+        // that upload may still be met: once no upload in incoming/ can be it (deleted, or moved out by a
+        // run that died before it forgot it), no batch ever meets it, and it stayed for good.
         const waiting = intent.type === 'void' && (awaited.has(id) || intent.awaited === true);
-        if (waiting && (awaited.has(id) || !finished.has(id))) {
+        if (waiting && (awaited.has(id) || !finished.has(id)) && uploadMayCome(id, await uploads())) {
           marked ||= intent.awaited !== true;
           left.set(id, { ...intent, awaited: true });
           continue;

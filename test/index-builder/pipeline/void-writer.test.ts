@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import type { RegistryConfig } from '../../../index-builder/config.ts';
 import { StoreError, TrustError } from '../../../index-builder/errors.ts';
+import { submissionIdFromBytes } from '../../../index-builder/layout.ts';
 import { LookAlikeIndex } from '../../../index-builder/look-alike.ts';
 import { OciRepositoryIndex } from '../../../index-builder/oci-repositories.ts';
 import { HeldDocuments } from '../../../index-builder/pipeline/held-documents.ts';
@@ -517,3 +518,48 @@ describe("when a plugin's first publish is voided, its name a look-alike of anot
     expect(await registry.verify()).toMatchObject({ plugins: 1 });
   }, 60_000);
 });
+
+// A plain name's id holds the key's name; another's a hash of the key too (layout.ts `submissionIdFromDigest`).
+const UPLOAD_KEYS = [
+  ['a plain name', undefined],
+  ['a name in a folder', 'incoming/team-a/demo.tar.gz'],
+] as const;
+
+describe.each(UPLOAD_KEYS)(
+  "when the upload (%s) of a dead run's publish a batch voided from the log never comes",
+  (_, at) => {
+    it("keeps the void's intent while the upload is in incoming/, and clears it once it is gone", async () => {
+      // Prepare: a run logs demo-plugin (entry 0) and dies; a folder where its page goes. A batch of
+      // other-plugin alone finishes demo-plugin from the log and voids entry 0 (entry 2); demo-plugin's upload
+      // is still in incoming/, so its void's intent is kept for the batch that meets it.
+      const registry = await servedOnDisk();
+      const bundle = await makeBundle();
+      const stuck = at ? { key: at, id: submissionIdFromBytes(at, bundle) } : await registry.submit(bundle);
+      if (at)
+        await registry.context.intake.put(at, bundle, {
+          contentType: 'application/gzip',
+          cacheControl: 'no-store',
+        });
+      await diesOnceLogged(registry.context, [stuck.key]);
+      await pageFolder(registry);
+      const other = await registry.submit(await installable('other-plugin'));
+      await registry.batch([other.key]);
+      const intents = async () => (await listAll(registry.context.intake, 'state/log-intents/')).length;
+      expect(await intents()).toBe(1);
+      const third = await registry.submit(await installable('third-plugin'));
+      await registry.batch([third.key]);
+      expect(await intents()).toBe(1);
+
+      // Act: the upload is deleted (by its submitter, or a lifecycle rule); a batch of another plugin.
+      await registry.context.intake.delete(stuck.key);
+      const fourth = await registry.submit(await installable('fourth-plugin'));
+      const result = await registry.batch([fourth.key]);
+
+      // Assert: no upload in incoming/ can be the one it names, so it is cleared (before: kept for good, read
+      // by every batch's listing).
+      expect(outcomesOf(result)).toEqual([['fourth-plugin', '1.0.0', 'accepted', 4, []]]);
+      expect(await intents()).toBe(0);
+      expect((await registry.verify()).voided).toHaveLength(1);
+    }, 60_000);
+  },
+);
