@@ -25,6 +25,7 @@ import { sha256Hex } from '../digest.ts';
 import { TrustError } from '../errors.ts';
 import {
   binOf,
+  binOfKey,
   CATALOG_META_KEY,
   listPluginNames,
   pluginDocumentKey,
@@ -255,7 +256,11 @@ export class SignedDocuments {
     const bins = Object.entries(documents).filter(([k]) => k.startsWith(SNAPSHOT_BINS_PREFIX));
     await forEachLimited(bins, CHECK_CONCURRENCY, async ([binKey, digest]) => {
       const bin = await site.get(binKey);
-      holdPublished(catalog, binKey, digest.sha256, bin?.body, false, SIGNED_BY);
+      try {
+        holdPublished(catalog, binKey, digest.sha256, bin?.body, false, SIGNED_BY);
+      } catch (error) {
+        throw binOfDeadCommit(catalog, binKey, digest.sha256, bin?.body, error);
+      }
       const listed = (JSON.parse(new TextDecoder().decode(bin?.body)) as BinDocument).documents;
       for (const [k, d] of Object.entries(listed)) signed.#signed.set(k, d.sha256);
     });
@@ -276,6 +281,45 @@ export class SignedDocuments {
     holdPublished(this.#catalog, key, this.#signed.get(key), body, false, SIGNED_BY, found);
     return found;
   }
+}
+
+/**
+ * The refusal of snapshot bin `binKey` (`body`; the snapshot signed lists `signed`), `error`, said again when
+ * the bin is what a batch of an earlier release leaves when it dies after writing its snapshot bins, before
+ * `snapshot.json`: a bin of this registry's shape, of its own name, listing a plugin document that a run
+ * recorded it was about to publish (`Catalog.writing`: a batch records its documents before it writes them,
+ * its bins nothing). Told only "someone else wrote it", the operator of an honest registry was sent to put
+ * back a bin nothing holds a copy of. Still refused: which documents such a bin lists unchanged, nothing this
+ * release reads records, and a bin someone else wrote may list a recorded document too (its digest is the
+ * published document's). So the message names both causes and the recovery, `plugindex rebuild`.
+ */
+function binOfDeadCommit(
+  catalog: Catalog,
+  binKey: string,
+  signed: string,
+  body: Uint8Array | undefined,
+  error: unknown,
+): unknown {
+  if (!isAltered(error) || !body) return error;
+  let found: Partial<BinDocument> | undefined;
+  try {
+    found = JSON.parse(new TextDecoder().decode(body)) as Partial<BinDocument>;
+  } catch {
+    return error; // not a bin at all
+  }
+  const documents = found?.documents;
+  if (found?.schema !== 'plugindex/bin/v1' || found.bin !== binOfKey(binKey) || typeof documents !== 'object')
+    return error;
+  const recorded = Object.entries(documents ?? {})
+    .filter(([key, digest]) => catalog.writing.get(key)?.has(digest?.sha256) === true)
+    .map(([key]) => key)
+    .sort();
+  if (recorded.length === 0) return error;
+  return new TrustError(
+    ALTERED,
+    `${binKey} (sha256 ${sha256Hex(body)}) is not the bin the snapshot this registry signed lists there (sha256 ${signed}), and it lists ${recorded.join(', ')} as a run recorded it was about to publish: either a batch of an earlier release died after writing its snapshot bins, before snapshot.json, or someone else wrote it. This release cannot tell which (nothing it reads records the documents such a bin lists unchanged). Check the plugin documents it lists, then run plugindex rebuild (--registry DIR or on AWS --queue-url URL), which takes the published documents as they are`,
+    { cause: error },
+  );
 }
 
 /** Where `SignedDocuments` says the digest it expected comes from. */

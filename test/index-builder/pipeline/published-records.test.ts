@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { TrustError } from '../../../index-builder/errors.ts';
 import {
+  binOf,
   CATALOG_META_KEY,
   CATALOG_SNAPSHOT_RECORD_KEY,
   pluginDocumentKey,
@@ -438,7 +439,7 @@ describe.each(kinds)('the upgrade after a batch of the release before died, on %
     async (_what, failing, batch) => {
       // Prepare: 1.0.0 published; a run dies at its commit, which writes the snapshot and its signature side
       // by side, one of them not; the catalog left as the release before wrote it. (A batch that dies before
-      // its snapshot leaves bins no record names: refused, see ARCHITECTURE "Published documents".)
+      // its snapshot leaves bins no record names: refused, naming both causes, below.)
       const registry = await publishedOn(stores());
       const dying: PipelineContext = {
         ...registry.context,
@@ -468,6 +469,68 @@ describe.each(kinds)('the upgrade after a batch of the release before died, on %
     },
     60_000,
   );
+
+  it('refuses the bins a batch wrote before it died short of its snapshot, naming both causes and the rebuild', async () => {
+    // Prepare: 1.0.0 published; a batch of 1.1.0 dies after writing its snapshot bins, before it records and
+    // writes its snapshot (snapshot.json and its signature as the generation before); the catalog left as
+    // the release before wrote it. No one else wrote to the published store.
+    const registry = await publishedOn(stores());
+    const dying: PipelineContext = {
+      ...registry.context,
+      intake: withMethod(registry.context.intake, 'put', (put) => async (key, body, options) => {
+        if (key === CATALOG_SNAPSHOT_RECORD_KEY) throw new Error('killed at the commit');
+        return put(key, body, options);
+      }),
+    };
+    forgetBins(registry.context.intake);
+    const snapshot = (await registry.context.site.get(SNAPSHOT_KEY))?.body;
+    await expect(processSubmissions(dying, [await registry.submit('1.1.0')])).rejects.toThrow(
+      'killed at the commit',
+    );
+    expect((await registry.context.site.get(SNAPSHOT_KEY))?.body).toEqual(snapshot);
+    await asFormerRelease(registry.context.intake);
+    forgetBins(registry.context.intake);
+    const bin = `snapshot/bins/${binOf(NAME)}.json`;
+
+    // Act: the first run of this release.
+    const error = await flushIndexes(registry.context).catch((e: unknown) => e);
+
+    // Assess: refused, as before, but saying what the bin is: one listing the document the run that died
+    // recorded it was about to publish, so either that, or someone else's; and what mends it (before: only
+    // "someone else wrote it", the operator told to put back a bin the registry wrote itself).
+    expect(error).toBeInstanceOf(TrustError);
+    expect(error).toMatchObject({ code: 'PUBLISHED_DOCUMENT_ALTERED' });
+    const message = (error as Error).message;
+    expect(message).toContain(bin);
+    expect(message).toContain(DOCUMENT);
+    expect(message).toContain('died after writing its snapshot bins, before snapshot.json');
+    expect(message).toContain('or someone else wrote it');
+    expect(message).toContain('plugindex rebuild');
+    // The recovery it names: the operator's rebuild, then runs of this release as before.
+    await rebuildRegistry(registry.context);
+    forgetBins(registry.context.intake);
+    await flushIndexes(registry.context);
+    const doc = await json<PluginDocument>(registry.context.site, DOCUMENT);
+    expect(doc.versions.map((v) => v.version)).toEqual(['1.1.0', '1.0.0']);
+  }, 60_000);
+
+  it("refuses a bin someone else wrote as someone else's, naming no run that died", async () => {
+    const registry = await publishedOn(stores());
+    const bin = `snapshot/bins/${binOf(NAME)}.json`;
+    const binDoc = await json<{ documents: Record<string, { sha256: string; size: number }> }>(
+      registry.context.site,
+      bin,
+    );
+    await overwrite(registry.context.site, bin, encoder.encode(JSON.stringify({ ...binDoc, documents: {} })));
+    await asFormerRelease(registry.context.intake);
+    forgetBins(registry.context.intake);
+
+    const error = await flushIndexes(registry.context).catch((e: unknown) => e);
+
+    expect(error).toMatchObject({ code: 'PUBLISHED_DOCUMENT_ALTERED' });
+    expect((error as Error).message).toContain(`${bin} is not what this registry published there`);
+    expect((error as Error).message).not.toContain('died');
+  }, 60_000);
 
   it('refuses the published store put back whole as it was a generation before, signed as it was', async () => {
     const registry = await publishedOn(stores());
