@@ -812,7 +812,8 @@ function voidedProblem(subject: string, seq: number): Problem {
  * registry signs, log-void.ts, with an intent naming its upload: a retry records the rejection rather than
  * log the upload again, `rejectVoidedByDeadRun`), flushed, and each upload rejected LOGGED_ENTRY_VOIDED,
  * its version's files deleted. Returns false, changing nothing, when any of that does not hold (the batch
- * then fails as before): an action behind the plugin, a published document caught up, a restore refused.
+ * then fails as before): an action behind the plugin, another plugin's publish behind it (a look-alike's,
+ * flagging the pair), a published document caught up, a restore refused.
  * Write order, for a crash at any point: the plugin as published (a retry meets the entry standing and the
  * same refusal), the void (a retry rejects by its intent), then the outcome (step 8, as every outcome).
  */
@@ -832,6 +833,10 @@ async function voidRefusedPlugin(
   for (const item of folded.changedBy.get(name) ?? []) {
     const evaluation = item.evaluation;
     if (evaluation.kind !== 'accepted') return false;
+    // A first publish of another plugin that changed this one (flagging the pair, actions.ts
+    // `refreshLookAlikes`): voided here, its own document, still written, showed a version no entry stands
+    // for, its files deleted under it (verify --url refused the registry).
+    if (evaluation.manifest.name !== name) return false;
     const seq = evaluation.logged?.seq ?? item.seq;
     if (seq === undefined || seq < log.vouched) return false;
     behind.set(item, { seq, accepted: evaluation });

@@ -563,3 +563,36 @@ describe.each(UPLOAD_KEYS)(
     }, 60_000);
   },
 );
+
+describe("when the document the store refuses is another plugin's, changed by a first publish's look-alike flag", () => {
+  it('voids nothing: the batch fails LOGGED_PUBLISH_FAILED as without the setting', async () => {
+    // Prepare: demo-plugin published by `publisher`, who adds `heir` as an owner; then a folder where its
+    // page goes. demoplugin (its look-alike, allowed: `publisher` owns demo-plugin) uploaded: the batch flags
+    // the pair on both documents, and the store refuses demo-plugin's, changed by demoplugin's publish alone.
+    const registry = await servedOnDisk();
+    const publisher = await testKey('publisher');
+    const heir = await testKey('heir');
+    await demoPublished(registry);
+    const added = await submitAction(
+      registry.context.intake,
+      { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey },
+      publisher,
+      { registry: registry.url },
+    );
+    await registry.batch([added.key]);
+    await pageFolder(registry);
+    const alike = await registry.submit(await installable('demoplugin'));
+
+    // Act
+    const failure = await registry.batch([alike.key]).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+
+    // Assert: no void (before: demoplugin's entry was voided and its upload rejected, while its document,
+    // which the batch still wrote, showed the version, its files deleted under it).
+    expect(failure).toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+    expect((await registry.entries()).map((e) => e.type)).toEqual(['publish', 'owners-add', 'publish']);
+    expect(await registry.incoming()).toEqual([alike.key]);
+  }, 60_000);
+});
