@@ -951,14 +951,16 @@ async function withdrawVoided(
  * `toWrite` without plugin `name`, whose first publish the registry voided (`voidRefusedPlugin`), and with
  * every other document that lists it in `look_alikes` rendered again without it: the pair was flagged when
  * the batch set its owners (actions.ts `refreshLookAlikes`), and a plugin that never was is no look-alike.
- * Each of those documents was changed by this batch (a name new in it), so each is in `toWrite`.
+ * Each of those documents was changed by this batch (a name new in it), so each is in `toWrite`. Returns the
+ * plugins to write, and those rendered again (`rendered`), of bytes not recorded yet.
  */
 function withoutVoidedPlugin(
   ctx: PipelineContext,
   toWrite: readonly RenderedPlugin[],
   name: string,
-): RenderedPlugin[] {
-  return toWrite.flatMap((plugin) => {
+): { readonly plugins: RenderedPlugin[]; readonly rendered: RenderedPlugin[] } {
+  const rendered: RenderedPlugin[] = [];
+  const plugins = toWrite.flatMap((plugin) => {
     if (plugin.doc.name === name) return [];
     const alike = plugin.doc.look_alikes;
     if (!alike?.some((other) => other.name === name)) return [plugin];
@@ -966,8 +968,11 @@ function withoutVoidedPlugin(
     const left = alike.filter((other) => other.name !== name);
     // Placed as lookAlikesWithin places the field, by `recomputed`.
     const doc = recomputed(left.length > 0 ? { ...rest, look_alikes: left } : rest);
-    return [renderPlugin(doc, identityOf(ctx.config))];
+    const again = renderPlugin(doc, identityOf(ctx.config));
+    rendered.push(again);
+    return [again];
   });
+  return { plugins, rendered };
 }
 
 /** The code of a refusal, as a void's reason names it. */
@@ -1171,7 +1176,7 @@ export async function processSubmissions(
   const interrupted = new Set(
     rendered.map((plugin) => pluginDocumentKey(plugin.doc.name)).filter((key) => catalog.writing.has(key)),
   );
-  const recorded = recordWrites(ctx, rendered, catalog, defer, documents[0]?.[1]);
+  let recorded = recordWrites(ctx, rendered, catalog, defer, documents[0]?.[1]);
   recorded.catch(() => undefined); // met before the first plugin document is written (writeChangedPlugins)
   // The new names accepted, filed in the look-alike index (look-alike.ts) before the log and any plugin
   // document shows them, side by side with the envelopes: a name published is always filed.
@@ -1246,7 +1251,19 @@ export async function processSubmissions(
       const voiding = { items, folded, log, view, catalog, processed, awaited };
       if (name === undefined || !(await voidRefusedPlugin(ctx, name, voiding, pluginsWritten.reason)))
         throw pluginsWritten.reason;
-      toWrite = withoutVoidedPlugin(ctx, toWrite, name);
+      const next = withoutVoidedPlugin(ctx, toWrite, name);
+      toWrite = next.plugins;
+      if (next.rendered.length > 0) {
+        // Of other bytes than the documents recorded (`recordWrites`), recorded too before they are written:
+        // a run that dies after one leaves a document its retry knows for the registry's own. Their compressed
+        // variants go whatever their size: the first pass may have written the longer document's.
+        for (const plugin of next.rendered) {
+          const key = pluginDocumentKey(plugin.doc.name);
+          noteWriting(catalog, key, sha256Hex(plugin.body));
+          interrupted.add(key);
+        }
+        recorded = recorded.then(() => saveWriting(ctx.intake, catalog));
+      }
       continue;
     }
     if (committed.status === 'rejected') throw revokedWriteFailure(items, folded, committed.reason);

@@ -470,11 +470,69 @@ describe("when a batch voids a dead run's publish whose upload it did not take",
   }, 60_000);
 });
 
+/**
+ * demoplugin published by `publisher`, who then adds `heir` as an owner. demo-plugin (its look-alike,
+ * allowed: `publisher` owns demoplugin) uploaded, keeping its artifact at `repository`; a folder stands where
+ * its page goes. Different hands: the batch flags the pair on both documents.
+ */
+async function alikeOfPublished(registry: Served, repository: string) {
+  const publisher = await testKey('publisher');
+  const heir = await testKey('heir');
+  await registry.batch([(await registry.submit(await installable('demoplugin'))).key]);
+  const added = await submitAction(
+    registry.context.intake,
+    { action: 'owners-add', plugin: 'demoplugin', key: heir.publicKey },
+    publisher,
+    { registry: registry.url },
+  );
+  await registry.batch([added.key]);
+  await pageFolder(registry);
+  const bundle = await ociBundle('demo-plugin', `${repository}:1.0.0`, {
+    sha: 'ab'.repeat(32),
+    size: 42,
+    signer: publisher,
+  });
+  return registry.submit(bundle);
+}
+
+describe("when a batch voiding a look-alike's first publish dies once the other document is written again", () => {
+  it("the retry takes that document for the registry's own, and finishes", async () => {
+    // Prepare: demoplugin@1.1.0 beside demo-plugin (alikeOfPublished): the batch voids demo-plugin and dies
+    // just after it writes demoplugin's document without it, 1.1.0 in it (bytes no pass wrote before).
+    const registry = await servedOnDisk();
+    const stuck = await alikeOfPublished(registry, 'registry.example/acme/demo-plugin');
+    const later = await registry.submit(await installable('demoplugin', '1.1.0'));
+    const site = registry.context.site;
+    const dying = puttingThrough(site, async (key, body, options) => {
+      const voided = (await registry.entries()).some((e) => e.type === 'void');
+      const put = await site.put(key, body, options);
+      if (voided && key === 'plugins/demoplugin/index.json') throw new Error('killed after the document');
+      return put;
+    });
+    await expect(
+      processSubmissions({ ...registry.context, site: dying }, [stuck.key, later.key]),
+    ).rejects.toThrow('killed after the document');
+    forgetBins(registry.context.intake);
+
+    // Act
+    const result = await registry.batch();
+
+    // Assert: the document it wrote was recorded first, so the retry knows it (before: a digest nothing
+    // recorded, PUBLISHED_DOCUMENT_ALTERED at every batch until a rebuild).
+    expect(outcomesOf(result)).toEqual([
+      ['demo-plugin', '1.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+      ['demoplugin', '1.1.0', 'accepted', 3, []],
+    ]);
+    const publicKey = registry.base.registryKey.publicKey;
+    const doc = await boundDocument(site, publicKey, 'demoplugin');
+    expect([doc.look_alikes, doc.versions.map((v) => v.version)]).toEqual([undefined, ['1.1.0', '1.0.0']]);
+    expect(await registry.verify()).toMatchObject({ plugins: 1 });
+  }, 60_000);
+});
+
 describe("when a plugin's first publish is voided, its name a look-alike of another plugin's", () => {
   it('takes its name out of the look-alike and OCI repository indexes and off the other document', async () => {
-    // Prepare: demoplugin published by `publisher`, who then adds `heir` as an owner. demo-plugin (its
-    // look-alike, allowed: `publisher` owns demoplugin) keeps its artifact at an OCI repository; a folder
-    // stands where its page goes. Different hands: each document lists the other in `look_alikes`.
+    // Prepare: see alikeOfPublished.
     const registry = await servedOnDisk();
     const publisher = await testKey('publisher');
     const heir = await testKey('heir');
