@@ -485,7 +485,8 @@ async function alikeOfPublished(registry: Served, repository: string) {
     publisher,
     { registry: registry.url },
   );
-  await registry.batch([added.key]);
+  const owners = await registry.batch([added.key]);
+  expect(outcomesOf(owners).map(([, , status, , codes]) => [status, codes])).toEqual([['accepted', []]]);
   await pageFolder(registry);
   const bundle = await ociBundle('demo-plugin', `${repository}:1.0.0`, {
     sha: 'ab'.repeat(32),
@@ -534,27 +535,8 @@ describe("when a plugin's first publish is voided, its name a look-alike of anot
   it('takes its name out of the look-alike and OCI repository indexes and off the other document', async () => {
     // Prepare: see alikeOfPublished.
     const registry = await servedOnDisk();
-    const publisher = await testKey('publisher');
-    const heir = await testKey('heir');
-    await registry.batch([(await registry.submit(await installable('demoplugin'))).key]);
-    const added = await submitAction(
-      registry.context.intake,
-      { action: 'owners-add', plugin: 'demoplugin', key: heir.publicKey },
-      publisher,
-      { registry: registry.url },
-    );
-    expect(
-      outcomesOf(await registry.batch([added.key])).map(([, , status, , codes]) => [status, codes]),
-    ).toEqual([['accepted', []]]);
-    await pageFolder(registry);
     const repository = 'registry.example/acme/demo-plugin';
-    const stuck = await registry.submit(
-      await ociBundle('demo-plugin', `${repository}:1.0.0`, {
-        sha: 'ab'.repeat(32),
-        size: 42,
-        signer: publisher,
-      }),
-    );
+    const stuck = await alikeOfPublished(registry, repository);
 
     // Act
     const result = await registry.batch([stuck.key]);
@@ -570,6 +552,8 @@ describe("when a plugin's first publish is voided, its name a look-alike of anot
     const { intake, site } = registry.context;
     const page = new TextDecoder().decode((await site.get('plugins/demoplugin/index.html'))?.body);
     expect(page).not.toContain('looks like');
+    const search = new TextDecoder().decode((await site.get('search.json'))?.body);
+    expect([search.includes('demoplugin'), search.includes('demo-plugin')]).toEqual([true, false]);
     forgetBins(intake);
     expect(await new LookAlikeIndex(intake, site).filedAlike('demoplugin')).toEqual([]);
     expect(await new OciRepositoryIndex(intake, site).filed(repository)).toEqual([]);
