@@ -638,3 +638,36 @@ describe("when the document the store refuses is another plugin's, changed by a 
     expect(await registry.incoming()).toEqual([alike.key]);
   }, 60_000);
 });
+
+describe("when a published plugin's new version naming a new OCI repository is voided", () => {
+  it('takes the plugin out from under that repository, and keeps its name filed', async () => {
+    // Prepare: demo-plugin@1.0.0 published (no OCI artifact); a folder where its page goes; 2.0.0 uploaded,
+    // keeping its artifact at an OCI repository no version of it named before.
+    const registry = await servedOnDisk();
+    await demoPublished(registry);
+    await pageFolder(registry);
+    const repository = 'registry.example/acme/demo-plugin';
+    const stuck = await registry.submit(
+      await ociBundle('demo-plugin', `${repository}:2.0.0`, {
+        sha: 'cd'.repeat(32),
+        size: 42,
+        version: '2.0.0',
+      }),
+    );
+
+    // Act
+    const result = await registry.batch([stuck.key]);
+
+    // Assert: 2.0.0 voided; the repository index files demo-plugin under nothing (before: under the
+    // repository, until a rebuild), the name index still files its name (its 1.0.0 stands).
+    expect(outcomesOf(result)).toEqual([
+      ['demo-plugin', '2.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+    ]);
+    const { intake, site } = registry.context;
+    forgetBins(intake);
+    expect(await new OciRepositoryIndex(intake, site).filed(repository)).toEqual([]);
+    expect((await new LookAlikeIndex(intake, site).filedAlike('demoplugin')).map((f) => f.name)).toEqual([
+      'demo-plugin',
+    ]);
+  }, 60_000);
+});
