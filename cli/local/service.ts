@@ -98,13 +98,14 @@ export async function startService(options: {
           if (result.generation !== null) options.log(`[incoming] published generation ${result.generation}`);
         },
         flush: async () => {
-          const { generation } = await withOpenRegistry(
+          const { generation, stuck } = await withOpenRegistry(
             options.dir,
             (registry) => flushIndexes(registry.context),
             stores,
           );
           if (generation !== null)
             options.log(`[incoming] index documents updated, generation ${generation}`);
+          if (stuck) warn(`[incoming] warning: LOGGED_PUBLISH_STUCK: ${stuck.message}`);
         },
         onError: (error) => warn(`[incoming] error: ${(error as Error).message}`),
       })

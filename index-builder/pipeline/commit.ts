@@ -64,6 +64,7 @@ import {
   signatureKey,
 } from '../layout.ts';
 import { allSettledValues, forEachLimited } from '../limited.ts';
+import { EMPTY_LOG } from '../log.ts';
 import type { DocumentDigest, LogHead, SearchEntry, SnapshotDocument } from '../model.ts';
 import { buildRegistryMetadata } from '../render/documents.ts';
 import { FAVICON_SVG, type HomeListing, PAGE_STYLE, renderIndexPage } from '../render/html.ts';
@@ -93,6 +94,7 @@ import { currentLogHead, readLogHead, SegmentReads } from './log-writer.ts';
 import { checkedSnapshot } from './published.ts';
 import { allWritten, putFile, putSigned, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
 import { putStreamedSigned, SpillWriter, type StreamedDocument } from './streamed.ts';
+import { headLeavingStuck, type LeaveStuck } from './stuck-entries.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -596,7 +598,8 @@ export function settledBy(catalog: Catalog): (key: string) => boolean {
  * snapshot keeps listing the ones already published, which still match their digests), `documents` (other
  * signed documents the caller changed, such as `keys/revoked.json`), the static files when they differ,
  * then the snapshot (the commit point), then the catalog (the same bins). Returns the new generation.
- * `keyRotations` is for a key rotation's snapshot (else the published count stands).
+ * `keyRotations` is for a key rotation's snapshot (else the published count stands); `leaveStuck`, a refresh's
+ * or a flush's, for one that counts no stuck publish (`writeSnapshot`).
  */
 export async function commitGeneration(
   ctx: PipelineContext,
@@ -604,7 +607,7 @@ export async function commitGeneration(
   changed?: ReadonlySet<string>,
   deferIndexes = false,
   documents: readonly (readonly [string, Uint8Array])[] = [],
-  snapshot: { readonly keyRotations?: number } = {},
+  snapshot: { readonly keyRotations?: number; readonly leaveStuck?: LeaveStuck } = {},
 ): Promise<number> {
   // The log's head, which the snapshot vouches for, read side by side with the snapshot: the caller wrote the
   // log before (a batch's step 2), and it is this writer's alone. Read just before the snapshot was signed,
@@ -754,6 +757,9 @@ async function putStreamedDocuments(
  * queue) is never replaced by one that lists the documents as they were before it, which would unbind what
  * it published. That fails with StoreError STORE_CONFLICT, the snapshot there left as it is, and the
  * batch is retried whole, from the new snapshot.
+ * `leaveStuck` (a refresh's, a flush's): when a publish past the head the published snapshot counts is shown by
+ * no document `documents` binds (stuck-entries.ts), that head is counted instead of the log's, and the
+ * operator told: these renew a snapshot that must not expire, and cannot refuse as a rebuild does.
  */
 export async function writeSnapshot(
   ctx: PipelineContext,
@@ -770,6 +776,8 @@ export async function writeSnapshot(
     readonly log?: Promise<LogHead>;
     /** The log's segments as the caller began reading them (`SegmentReads.prefetch`). */
     readonly reads?: SegmentReads;
+    /** Count no stuck publish (stuck-entries.ts `headLeavingStuck`): a refresh's, a flush's. */
+    readonly leaveStuck?: LeaveStuck;
   } = {},
 ): Promise<DocumentDigest> {
   // Both read side by side (two round trips to the stores one after the other, before).
@@ -781,7 +789,18 @@ export async function writeSnapshot(
   ]);
   assertSigningKeyCurrent(ctx, published, options.keyRotations);
   // Never a shorter log than the published snapshot signs (a record lost: a rebuild, a refresh after it).
-  const log = await currentLogHead(ctx, recorded, published, options.reads ? { reads: options.reads } : {});
+  const logged = await currentLogHead(
+    ctx,
+    recorded,
+    published,
+    options.reads ? { reads: options.reads } : {},
+  );
+  // Only when the log holds entries the published snapshot does not count (a batch failed or died past it).
+  const counted = published?.log ?? EMPTY_LOG;
+  const log =
+    options.leaveStuck && logged.length > counted.length
+      ? await headLeavingStuck(ctx, counted, logged, documents, options.leaveStuck)
+      : logged;
   const keyRotations = options.keyRotations ?? published?.key_rotations;
   const snapshot = renderSnapshot({
     log,

@@ -130,7 +130,7 @@ import {
   writeVersion,
   writingAfter,
 } from './site-writer.ts';
-import { refuseStuckPublishes } from './stuck-entries.ts';
+import { type LeaveStuck, refuseStuckPublishes, type StuckPublishNotice } from './stuck-entries.ts';
 
 export type { BatchResult, BatchStep, PipelineContext, SubmissionFailure } from './context.ts';
 export { completeEncodedVariants } from './encoded.ts';
@@ -1617,13 +1617,20 @@ export interface AsPublishedOptions {
  * `maxTtlSeconds`: the last lifetime a good config gave, never one longer. What would need the config
  * (nothing published yet, index documents pending, a catalog of another format to rebuild from: each renders
  * documents with the registry's name and URL) is refused instead, REFRESH_NEEDS_CONFIG, nothing written.
+ *
+ * A publish logged past the head the published snapshot counts that no document it binds shows (a batch
+ * failed LOGGED_PUBLISH_FAILED: stuck-entries.ts) is not counted: the snapshot counts that head as the
+ * published one did, and `stuck` says which entry and what to do. Refused, as a rebuild is, the snapshot
+ * would expire; counted, the entry could never be voided (clients: LOG_VOID_OF_SEEN).
  * @throws PlugindexError REFRESH_NEEDS_CONFIG (asPublished only)
  */
 export async function refreshSnapshot(
   context: PipelineContext,
   options: { readonly asPublished?: AsPublishedOptions } = {},
-): Promise<{ generation: number; invalidate: readonly string[] }> {
+): Promise<{ generation: number; invalidate: readonly string[]; stuck?: StuckPublishNotice }> {
   const { ctx, log } = withWriteLog(context);
+  let stuck: StuckPublishNotice | undefined;
+  const leaveStuck: LeaveStuck = { by: 'plugindex refresh', told: (notice) => (stuck = notice) };
   const { asPublished } = options;
   const catalog = await openCatalog(ctx.intake);
   const needsConfig = (what: string) =>
@@ -1638,7 +1645,8 @@ export async function refreshSnapshot(
     if (asPublished && catalog.indexesPending) throw needsConfig('index documents are pending');
     // Nothing published yet: everything. Index documents pending: the re-signed snapshot might be the last
     // for hours, so bring them up to date first.
-    if (!read || catalog.indexesPending) return commitGeneration(ctx, catalog, read ? new Set() : undefined);
+    if (!read || catalog.indexesPending)
+      return commitGeneration(ctx, catalog, read ? new Set() : undefined, false, [], { leaveStuck });
     // Its list is signed again as it is: only the snapshot the catalog records this registry committed.
     const previous = checkedSnapshot(catalog, read.body) as SnapshotDocument;
     const next = Math.max(catalog.generation, previous.generation) + 1;
@@ -1648,7 +1656,7 @@ export async function refreshSnapshot(
       signing,
       next,
       { ...previous.documents },
-      { ifMatch: read.etag, published: previous, before: recordingSnapshot(ctx, catalog, next) },
+      { ifMatch: read.etag, published: previous, before: recordingSnapshot(ctx, catalog, next), leaveStuck },
     );
     catalog.generation = next;
     catalog.snapshot = written;
@@ -1658,7 +1666,7 @@ export async function refreshSnapshot(
   // A catalog met of another format while at it is rebuilt from, as a catalog opened so is: not without
   // the config (CATALOG_OUTDATED thrown as it is).
   const generation = asPublished ? await refresh() : await rebuiltIfOutdated(ctx, catalog, refresh);
-  return { generation, invalidate: log.mutableKeys() };
+  return { generation, invalidate: log.mutableKeys(), ...(stuck ? { stuck } : {}) };
 }
 
 /**
@@ -1702,13 +1710,19 @@ async function rebuiltIfOutdated<T>(
 /**
  * Renders the index documents a deferred publish left pending (index.json, index.yaml, search.json,
  * falcoctl/index.yaml), and a snapshot that lists them; does nothing when none are pending. The one step
- * whose cost grows with the registry, so callers run it once a burst of publishes is over.
+ * whose cost grows with the registry, so callers run it once a burst of publishes is over. A stuck publish
+ * (stuck-entries.ts) is not counted, as by `refreshSnapshot`, and `stuck` names it.
  * @example const { generation } = await flushIndexes(ctx); // null: nothing was pending
  */
 export async function flushIndexes(
   context: PipelineContext,
-): Promise<{ generation: number | null; invalidate: readonly string[] }> {
+): Promise<{ generation: number | null; invalidate: readonly string[]; stuck?: StuckPublishNotice }> {
   const { ctx, log } = withWriteLog(context);
+  let stuck: StuckPublishNotice | undefined;
+  const leaveStuck: LeaveStuck = {
+    by: 'the flush of the index documents',
+    told: (notice) => (stuck = notice),
+  };
   const catalog = await openCatalog(ctx.intake);
   // A run that died writing plugin documents may have left a grown one's variants beside the one still
   // published; the catalog's `writing` lines name those documents, and no others are looked at. (A rebuild,
@@ -1717,6 +1731,8 @@ export async function flushIndexes(
     await cleanInterruptedVariants(ctx, [...catalog.writing.keys()].filter(isPluginDocumentKey));
   if (!catalog.outdated && !catalog.indexesPending)
     return { generation: null, invalidate: log.mutableKeys() };
-  const generation = await rebuiltIfOutdated(ctx, catalog, () => commitGeneration(ctx, catalog, new Set()));
-  return { generation, invalidate: log.mutableKeys() };
+  const generation = await rebuiltIfOutdated(ctx, catalog, () =>
+    commitGeneration(ctx, catalog, new Set(), false, [], { leaveStuck }),
+  );
+  return { generation, invalidate: log.mutableKeys(), ...(stuck ? { stuck } : {}) };
 }

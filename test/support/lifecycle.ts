@@ -3,11 +3,13 @@
  * memory, or a local registry's folder): a published plugin document edited as a lifecycle action will
  * leave it (yanked, removed, deprecated, advisories...) and re-rendered and re-signed by `rebuildRegistry`;
  * log entries appended by the `LogWriter` (after the entries the pipeline logged for every accepted publish
- * and action) and vouched for by `refreshSnapshot`, which signs the head into the snapshot. The attacks on the log (cut short, rewritten, reordered, altered) are made here too: either
+ * and action) and vouched for by `signLogHead`, which signs the head into the snapshot as a refresh does,
+ * whatever the log holds. The attacks on the log (cut short, rewritten, reordered, altered) are made here too: either
  * re-signed by the registry's own key (the registry lies), or as served bytes changed under the signed head.
  */
 import { createHash } from 'node:crypto';
 import { expect } from 'vitest';
+import { forgetBins, openCatalog, saveCatalog } from '../../index-builder/catalog.ts';
 import {
   pluginDocumentKey,
   SIGNED_SNAPSHOT_KEY,
@@ -23,9 +25,11 @@ import {
   renderSegment,
 } from '../../index-builder/log.ts';
 import type { LogHead, PluginDocument, SnapshotDocument } from '../../index-builder/model.ts';
+import { recordingSnapshot, settledBy, writeSnapshot } from '../../index-builder/pipeline/commit.ts';
 import type { PipelineContext } from '../../index-builder/pipeline/index.ts';
-import { rebuildRegistry, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
+import { rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import { LOG_STATE_KEY, LogWriter, writeLogHead } from '../../index-builder/pipeline/log-writer.ts';
+import { checkedSnapshot } from '../../index-builder/pipeline/published.ts';
 import { rotateRegistryKey } from '../../index-builder/pipeline/rotate.ts';
 import { renderSignedSnapshot } from '../../index-builder/render/snapshot.ts';
 import { signRotation } from '../../index-builder/rotation.ts';
@@ -117,8 +121,34 @@ export async function appendLog(
   const writer = await LogWriter.open(ctx);
   for (const f of fields) writer.append(entryOf(f));
   await writer.flush();
-  await refreshSnapshot(ctx);
+  await signLogHead(ctx);
   return writer.head;
+}
+
+/**
+ * The snapshot signed again, as `refreshSnapshot` signs it, over the log's head whatever it holds: a publish
+ * no document shows included, which `refreshSnapshot` leaves uncounted (pipeline/stuck-entries.ts
+ * `headLeavingStuck`), as releases before it did not. A registry that lies, or that such a release refreshed.
+ */
+export async function signLogHead(ctx: PipelineContext): Promise<void> {
+  const catalog = await openCatalog(ctx.intake);
+  const read = await ctx.site.get(SNAPSHOT_KEY);
+  const previous = checkedSnapshot(catalog, read?.body) as SnapshotDocument;
+  const next = Math.max(catalog.generation, previous.generation) + 1;
+  const written = await writeSnapshot(
+    ctx,
+    next,
+    { ...previous.documents },
+    {
+      ...(read ? { ifMatch: read.etag } : {}),
+      published: previous,
+      before: recordingSnapshot(ctx, catalog, next),
+    },
+  );
+  catalog.generation = next;
+  catalog.snapshot = written;
+  await saveCatalog(ctx.intake, catalog, new Set(), 'bins', settledBy(catalog));
+  forgetBins(ctx.intake); // the next run is another process
 }
 
 /** Every published segment's key, in order. */
@@ -226,7 +256,7 @@ export async function claimLogLength(ctx: PipelineContext, length: number): Prom
   if (!object) throw new Error('no log to claim more of');
   const head: LogHead = { length, head: (JSON.parse(decoder.decode(object.body)) as LogHead).head };
   await writeLogHead(ctx.intake, head);
-  await refreshSnapshot(ctx);
+  await signLogHead(ctx);
   return head;
 }
 

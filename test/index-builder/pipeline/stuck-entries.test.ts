@@ -15,18 +15,31 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { PlugindexError } from '../../../index-builder/errors.ts';
 import { CATALOG_META_KEY } from '../../../index-builder/layout.ts';
-import type { PluginDocument } from '../../../index-builder/model.ts';
+import type { LogEntry } from '../../../index-builder/log.ts';
+import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import {
   type BatchStep,
+  flushIndexes,
+  type PipelineContext,
   processSubmissions,
   rebuildRegistry,
+  refreshSnapshot,
 } from '../../../index-builder/pipeline/index.ts';
+import { LogWriter } from '../../../index-builder/pipeline/log-writer.ts';
 import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
 import { signRotation } from '../../../index-builder/rotation.ts';
 import { createSigner, type Signer } from '../../../index-builder/signing.ts';
 import { submitAction } from '../../support/actions.ts';
 import { makeBundle, makeRegistry, testKey, validManifest } from '../../support/fixtures.ts';
-import { registryOnStores } from '../../support/served-registry.ts';
+import {
+  clientSawFirst,
+  diesOnceLogged,
+  installable,
+  laterRunInstalls,
+  pageMadeAFolder,
+  registryOnStores,
+  servedOnDisk,
+} from '../../support/served-registry.ts';
 
 const folders: string[] = [];
 afterEach(async () => {
@@ -205,5 +218,164 @@ describe('when a stuck publish is followed in its batch by the removal of anothe
       code: 'LOGGED_PUBLISH_STUCK',
       message: expect.stringContaining('log entry 1, the publish of demo-plugin@2.0.0'),
     });
+  }, 60_000);
+});
+
+/** The snapshot as published: its generation, expiry and the log head it counts. */
+async function publishedSnapshot(site: PipelineContext['site']): Promise<SnapshotDocument> {
+  return JSON.parse(new TextDecoder().decode((await site.get('snapshot.json'))?.body)) as SnapshotDocument;
+}
+
+/**
+ * first-plugin published (entry 0) and installed by a client (it remembers the log of one entry); with
+ * `defer`, other-plugin published by a batch deferring the index documents, as the local watcher's do
+ * (entry 1, the index documents left pending). Then demo-plugin's publish logged and stuck, the snapshot not
+ * counting it, `how`: `refused`, a folder where its page goes (EISDIR: STORE_REFUSED, as void-writer.test.ts),
+ * its document written, its page refused, the batch failing LOGGED_PUBLISH_FAILED; `died`, the batch killed
+ * once it is logged, then that folder made. The registry not opted in to voids.
+ */
+async function stuckAfterFirst(defer: boolean, how: 'refused' | 'died') {
+  const registry = await servedOnDisk('plugindex-stuck-refresh-', cleanups, {});
+  const deferring = { ...registry.context, ...(defer ? { deferIndexes: true } : {}) };
+  const batch = async (context: PipelineContext = deferring) => {
+    try {
+      return await processSubmissions(context);
+    } finally {
+      forgetBins(context.intake); // the next run is another process
+    }
+  };
+  const saw = await clientSawFirst(registry, cleanups);
+  if (defer) {
+    await registry.submit(await installable('other-plugin'));
+    expect(await batch()).toMatchObject({ indexesPending: true });
+  }
+  const stuck = await registry.submit(await installable('demo-plugin'));
+  if (how === 'died') await diesOnceLogged(deferring, [stuck.key]);
+  const page = await pageMadeAFolder(registry.siteRoot);
+  if (how === 'refused') await expect(batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+  const before = await publishedSnapshot(registry.context.site);
+  const seq = defer ? 2 : 1;
+  expect(before.log?.length).toBe(seq);
+  const voiding = {
+    ...registry.context,
+    config: { ...registry.context.config, voidRefusedEntries: true as const },
+  };
+  return { registry, saw, page, stuck, seq, before, batch, voiding };
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const RENEWALS = [
+  ['a refresh', 'plugindex refresh', (context: PipelineContext) => refreshSnapshot(context)],
+  [
+    "the local watcher's flush of the index documents",
+    'the flush of the index documents',
+    (context: PipelineContext) => flushIndexes(context),
+  ],
+] as const;
+
+describe.each(RENEWALS)('when %s meets a stuck publish', (_, by, renew) => {
+  const command = by === 'plugindex refresh' ? 'refresh' : 'flush';
+  it('renews the snapshot without counting the entry, which verifies, and a batch then voids it', async () => {
+    // Prepare
+    const { registry, saw, stuck, seq, before, voiding } = await stuckAfterFirst(command === 'flush', 'died');
+
+    // Act
+    const renewed = await renew(registry.context);
+    forgetBins(registry.context.intake);
+
+    // Assert: a new generation and expiry, the log counted as the published snapshot counted it (before, it
+    // counted the stuck entry, which verify --url refused LOG_DISAGREES, and the void below was never
+    // written), and the entry named, with what to do.
+    const after = await publishedSnapshot(registry.context.site);
+    expect(renewed.generation).toBe(before.generation + 1);
+    expect(after.generation).toBe(before.generation + 1);
+    expect(Date.parse(after.expires)).toBeGreaterThan(Date.parse(before.expires));
+    expect(after.log).toEqual(before.log);
+    expect(renewed.stuck).toMatchObject({
+      seq,
+      plugin: 'demo-plugin',
+      version: '1.0.0',
+      document: 'missing',
+      submission: stuck.id,
+    });
+    expect(renewed.stuck?.message).toMatch(
+      new RegExp(
+        `^${by} signed the snapshot counting the ${seq} log entries the published one counts, not the ${seq + 1} logged: log entry ${seq}, the publish of demo-plugin@1\\.0\\.0 \\(submission ${stuck.id}\\).*run the batch \\(plugindex process\\).*voidRefusedEntries`,
+      ),
+    );
+    // verify --url (the client's own readers) takes a log whose segments hold entries past the head counted.
+    const verified = await registry.verify();
+    expect(verified.log).toEqual(before.log);
+    expect(verified.generation).toBe(after.generation);
+    // And so does the client that saw the log of one entry.
+    const { updated } = await laterRunInstalls(saw, cleanups, 'first-plugin');
+    expect(updated?.error).toBeUndefined();
+
+    // Act: the registry opts in to voids, and the next batch meets the entry again, its page refused.
+    const voided = await processSubmissions(voiding);
+    forgetBins(registry.context.intake);
+
+    // Assert: the entry voided (by the next), which clients that saw the renewed snapshot take.
+    expect(voided.outcomes.map((o) => [o.plugin, o.status, o.problems.map((p) => p.code)])).toEqual([
+      ['demo-plugin', 'rejected', ['LOGGED_ENTRY_VOIDED']],
+    ]);
+    expect((await registry.verify()).voided).toMatchObject([{ seq, by: seq + 1, plugin: 'demo-plugin' }]);
+    const again = await laterRunInstalls(saw, cleanups, 'first-plugin');
+    expect(again.updated?.error).toBeUndefined();
+  }, 90_000);
+
+  it('renews the snapshot, and the batch run once the path is mended publishes the entry at its seq', async () => {
+    // Prepare
+    const { registry, saw, page, stuck, seq, before, batch } = await stuckAfterFirst(
+      command === 'flush',
+      'refused',
+    );
+    const renewed = await renew(registry.context);
+    forgetBins(registry.context.intake);
+    // Its document written, but bound by no bin the snapshot signs: not counted (before, it was, and verify
+    // --url refused the registry LOG_DISAGREES).
+    expect(renewed.stuck).toMatchObject({ seq, document: 'unbound', submission: stuck.id });
+    expect((await publishedSnapshot(registry.context.site)).log).toEqual(before.log);
+    expect((await registry.verify()).log).toEqual(before.log);
+
+    // Act
+    await rm(page, { recursive: true });
+    const mended = await batch(registry.context);
+
+    // Assert: published at its entry, the snapshot counting it; verified, and the client installs it.
+    expect(mended.outcomes.map((o) => [o.plugin, o.status, o.seq])).toEqual([
+      ['demo-plugin', 'accepted', seq],
+    ]);
+    expect((await publishedSnapshot(registry.context.site)).log?.length).toBe(seq + 1);
+    expect((await registry.verify()).log.length).toBe(seq + 1);
+    const { updated, installed } = await laterRunInstalls(saw, cleanups, 'demo-plugin');
+    expect(updated?.error).toBeUndefined();
+    expect(installed).toBeDefined();
+  }, 90_000);
+});
+
+describe('when a refresh meets entries past the head counted that the documents it binds show', () => {
+  it('counts them, as before', async () => {
+    // Prepare: first-plugin published (entry 0); its publish appended again (entry 1), as
+    // test/support/lifecycle.ts makes a log history: the document the snapshot binds shows that version.
+    const registry = await servedOnDisk('plugindex-stuck-refresh-', cleanups, {});
+    await registry.batch([(await registry.submit(await installable('first-plugin'))).key]);
+    const [first] = await registry.entries();
+    const { seq: _seq, prev: _prev, ...again } = first as LogEntry;
+    const writer = await LogWriter.open(registry.context);
+    writer.append(again);
+    await writer.flush();
+
+    // Act
+    const renewed = await refreshSnapshot(registry.context);
+
+    // Assert
+    expect(renewed.stuck).toBeUndefined();
+    expect((await publishedSnapshot(registry.context.site)).log).toEqual(writer.head);
+    expect((await registry.verify()).log).toEqual(writer.head);
   }, 60_000);
 });

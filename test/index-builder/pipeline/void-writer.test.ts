@@ -16,16 +16,12 @@ import { submissionIdFromBytes } from '../../../index-builder/layout.ts';
 import { LookAlikeIndex } from '../../../index-builder/look-alike.ts';
 import { OciRepositoryIndex } from '../../../index-builder/oci-repositories.ts';
 import { HeldDocuments } from '../../../index-builder/pipeline/held-documents.ts';
-import {
-  type BatchStep,
-  flushIndexes,
-  processSubmissions,
-  refreshSnapshot,
-} from '../../../index-builder/pipeline/index.ts';
+import { type BatchStep, flushIndexes, processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import { listAll, type Store } from '../../../index-builder/store.ts';
 import { boundDocument, submitAction } from '../../support/actions.ts';
 import { httpClient } from '../../support/client.ts';
 import { makeBundle, makeRegistry, ociBundle, testKey } from '../../support/fixtures.ts';
+import { signLogHead } from '../../support/lifecycle.ts';
 import {
   diesOnceLogged,
   installable,
@@ -252,9 +248,10 @@ function puttingThrough(site: Store, put: Store['put']): Store {
 
 describe('when a snapshot counting the logged publish is signed while the batch writes its plugin documents', () => {
   it('voids nothing: clients that saw that snapshot would refuse the log (LOG_VOID_OF_SEEN)', async () => {
-    // Prepare: demo-plugin@1.0.0 published, a folder where its page goes, 2.0.0 uploaded. A refresh run
-    // beside the batch (a writer outside the queue, as writeSnapshot's ifMatch allows for) signs the
-    // snapshot over the log once the batch has logged 2.0.0, just before its document is written.
+    // Prepare: demo-plugin@1.0.0 published, a folder where its page goes, 2.0.0 uploaded. A refresh of a
+    // release before this one (signLogHead) run beside the batch (a writer outside the queue, as writeSnapshot's ifMatch
+    // allows for) signs the snapshot over the log once the batch has logged 2.0.0, just before its document
+    // is written (this release's leaves the entry uncounted: stuck-entries.test.ts).
     const registry = await servedOnDisk();
     await demoPublished(registry);
     await pageFolder(registry);
@@ -264,8 +261,7 @@ describe('when a snapshot counting the logged publish is signed while the batch 
     const racing = puttingThrough(site, async (key, body, options) => {
       if (key === 'plugins/demo-plugin/index.json' && !refreshed) {
         refreshed = true;
-        await refreshSnapshot(registry.context);
-        forgetBins(registry.context.intake);
+        await signLogHead(registry.context);
       }
       return site.put(key, body, options);
     });
@@ -409,15 +405,15 @@ describe('when a batch dies after appending its void, before its commit', () => 
 describe('when snapshot.json is put back to an older one over a snapshot counting a stuck publish', () => {
   it('voids nothing: the snapshot the registry committed counts the entry, whatever snapshot.json says', async () => {
     // Prepare: first-plugin published (entry 0, snapshot A). A run logs demo-plugin (entry 1) and dies; a
-    // refresh signs snapshot B over it (log of 2). Someone who may write the site, holding no key, puts A's
-    // bytes back as snapshot.json; and a folder stands where demo-plugin's page goes.
+    // refresh of a release before this one (signLogHead) signs snapshot B over it (log of 2). Someone who may write the
+    // site, holding no key, puts A's bytes back as snapshot.json; and a folder stands where demo-plugin's
+    // page goes.
     const registry = await servedOnDisk();
     await registry.batch([(await registry.submit(await installable('first-plugin'))).key]);
     const older = await registry.context.site.get('snapshot.json');
     const stuck = await registry.submit(await makeBundle());
     await diesOnceLogged(registry.context, [stuck.key]);
-    await refreshSnapshot(registry.context);
-    forgetBins(registry.context.intake);
+    await signLogHead(registry.context);
     await registry.context.site.put('snapshot.json', older?.body as Uint8Array, {
       contentType: 'application/json',
       cacheControl: 'no-cache',
