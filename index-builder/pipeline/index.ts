@@ -130,7 +130,7 @@ import {
   writeVersion,
   writingAfter,
 } from './site-writer.ts';
-import { type LeaveStuck, refuseStuckPublishes, type StuckPublishNotice } from './stuck-entries.ts';
+import { type LeaveStuck, refuseStuckPublishes, type StuckEntryNotice } from './stuck-entries.ts';
 
 export type { BatchResult, BatchStep, PipelineContext, SubmissionFailure } from './context.ts';
 export { completeEncodedVariants } from './encoded.ts';
@@ -1627,9 +1627,9 @@ export interface AsPublishedOptions {
 export async function refreshSnapshot(
   context: PipelineContext,
   options: { readonly asPublished?: AsPublishedOptions } = {},
-): Promise<{ generation: number; invalidate: readonly string[]; stuck?: StuckPublishNotice }> {
+): Promise<{ generation: number; invalidate: readonly string[]; stuck?: StuckEntryNotice }> {
   const { ctx, log } = withWriteLog(context);
-  let stuck: StuckPublishNotice | undefined;
+  let stuck: StuckEntryNotice | undefined;
   const leaveStuck: LeaveStuck = { by: 'plugindex refresh', told: (notice) => (stuck = notice) };
   const { asPublished } = options;
   const catalog = await openCatalog(ctx.intake);
@@ -1716,9 +1716,9 @@ async function rebuiltIfOutdated<T>(
  */
 export async function flushIndexes(
   context: PipelineContext,
-): Promise<{ generation: number | null; invalidate: readonly string[]; stuck?: StuckPublishNotice }> {
+): Promise<{ generation: number | null; invalidate: readonly string[]; stuck?: StuckEntryNotice }> {
   const { ctx, log } = withWriteLog(context);
-  let stuck: StuckPublishNotice | undefined;
+  let stuck: StuckEntryNotice | undefined;
   const leaveStuck: LeaveStuck = {
     by: 'the flush of the index documents',
     told: (notice) => (stuck = notice),

@@ -7,32 +7,41 @@
  * they change anything (`refuseStuckPublishes`). `plugindex refresh` and the flush of the index documents
  * (the local watcher's, the deployment's) cannot: refused, the snapshot expires and clients refuse the whole
  * registry. They sign it counting the head the published one counts instead, and say which entry is stuck
- * (`LeaveStuck`, commit.ts `writeSnapshot`).
+ * (`LeaveStuck`, commit.ts `writeSnapshot`), a logged action no document they bind shows included.
  */
 import { sha256Hex } from '../digest.ts';
 import { PlugindexError } from '../errors.ts';
-import { binKey, binOf, pluginDocumentKey, SNAPSHOT_KEY } from '../layout.ts';
-import { type LogEntry, logSegmentKey, parseSegment, segmentOf } from '../log.ts';
+import { binKey, binOf, pluginDocumentKey, REVOKED_KEYS_KEY, SNAPSHOT_KEY } from '../layout.ts';
+import { type LogEntry, logSegmentKey, NO_EFFECT, parseSegment, segmentOf } from '../log.ts';
 import type { BinDocument, DocumentDigest, LogHead, PluginDocument, SnapshotDocument } from '../model.ts';
 import type { PipelineContext } from './context.ts';
 import { pendingIntents, readLogHead } from './log-writer.ts';
 import { readJson } from './site-writer.ts';
 
-/** A standing publish past the head counted that no plugin document shows (`findStuckPublish`). */
-export interface StuckPublish {
+/**
+ * A standing publish past the head counted that no plugin document shows, or (held to what a snapshot binds)
+ * an action that no document it binds can show (`findStuckEntry`).
+ */
+export interface StuckEntry {
   readonly seq: number;
-  readonly plugin: string;
-  readonly version: string;
-  /** Its plugin document's key. */
+  /** `publish`, or the action's kind. */
+  readonly type: LogEntry['type'];
+  /** The plugin, and the version, it names (a `revoke-key` names neither). */
+  readonly plugin?: string;
+  readonly version?: string;
+  /** The document that does not show it: its plugin document's key, or `keys/revoked.json`. */
   readonly key: string;
-  /** What that document is: missing or unreadable, without the version, or not the one the snapshot binds. */
-  readonly document: 'missing' | 'without' | 'unbound';
+  /**
+   * What that document is: missing or unreadable, without the version, not the one the snapshot binds, or
+   * (an action) bound as published before the entry was logged.
+   */
+  readonly document: 'missing' | 'without' | 'unbound' | 'before';
   /** The submission whose intent record names the entry, when one still does. */
   readonly submission?: string;
 }
 
-/** A stuck publish a snapshot was signed without counting (`LeaveStuck`): what the operator is told. */
-export interface StuckPublishNotice extends StuckPublish {
+/** A stuck entry a snapshot was signed without counting (`LeaveStuck`): what the operator is told. */
+export interface StuckEntryNotice extends StuckEntry {
   /** The head the snapshot counts, and the log's. */
   readonly counted: number;
   readonly logged: number;
@@ -40,13 +49,13 @@ export interface StuckPublishNotice extends StuckPublish {
 }
 
 /**
- * How `plugindex refresh` and the flush of the index documents sign a snapshot over a stuck publish
+ * How `plugindex refresh` and the flush of the index documents sign a snapshot over a stuck entry
  * (commit.ts `writeSnapshot`): counting the head the published snapshot counts, not the log's, `told` the
  * entry. `by` names the command in what the operator is told (`plugindex refresh`).
  */
 export interface LeaveStuck {
   readonly by: string;
-  readonly told: (stuck: StuckPublishNotice) => void;
+  readonly told: (stuck: StuckEntryNotice) => void;
 }
 
 /**
@@ -59,13 +68,20 @@ export interface LeaveStuck {
  * `binding`: the documents the snapshot to be signed lists. A document then shows a publish only when it is
  * the one they bind (through its bin): a refresh or a flush signs the bins as published, and a batch that
  * failed may have written a document showing the publish (the store refused its page, say) that no bin binds.
+ * And an action (a yank, an owner's removal, a revocation...) is stuck unless the log says it changed nothing
+ * (`effect: none`): the bins and `keys/revoked.json` as published were written by a commit with a snapshot
+ * counting every entry logged before it, so they were rendered before an entry past that head and cannot show
+ * it (a batch that failed or died after logging it). Without `binding` (a rebuild's, a rotation's, which take
+ * the documents served), an action is not looked for: whether a document shows it takes the plugin's whole
+ * trail of statements (a yank an older unyank stands against, a deprecation's range...), which the client's
+ * `foldLog` and `compareDocument` judge and the pipeline does not (left open).
  */
-export async function findStuckPublish(
+export async function findStuckEntry(
   ctx: PipelineContext,
   counted: number,
   head: LogHead,
   binding?: Readonly<Record<string, DocumentDigest>>,
-): Promise<StuckPublish | undefined> {
+): Promise<StuckEntry | undefined> {
   if (head.length <= counted) return undefined;
   const tail: LogEntry[] = [];
   for (let index = segmentOf(counted); index <= segmentOf(head.length - 1); index++) {
@@ -80,8 +96,21 @@ export async function findStuckPublish(
   const documents = new Map<string, Promise<ShownBy>>();
   for (const entry of tail) {
     const { seq, plugin, version } = entry;
-    if (entry.type !== 'publish' || plugin === undefined || version === undefined || passed.has(seq))
-      continue;
+    if (passed.has(seq)) continue;
+    if (binding && isDocumentAction(entry)) {
+      const submission = (await pendingIntents(ctx.intake)).get(`${seq} ${entry.digest}`);
+      return {
+        seq,
+        type: entry.type,
+        ...(plugin !== undefined ? { plugin } : {}),
+        ...(version !== undefined ? { version } : {}),
+        key:
+          entry.type === 'revoke-key' || plugin === undefined ? REVOKED_KEYS_KEY : pluginDocumentKey(plugin),
+        document: 'before',
+        ...(submission ? { submission } : {}),
+      };
+    }
+    if (entry.type !== 'publish' || plugin === undefined || version === undefined) continue;
     const key = pluginDocumentKey(plugin);
     let read = documents.get(key);
     if (!read) {
@@ -93,6 +122,7 @@ export async function findStuckPublish(
     const submission = (await pendingIntents(ctx.intake)).get(`${seq} ${entry.digest}`);
     return {
       seq,
+      type: entry.type,
       plugin,
       version,
       key,
@@ -101,6 +131,16 @@ export async function findStuckPublish(
     };
   }
   return undefined;
+}
+
+/**
+ * An action entry whose effect is a document (a plugin's, or `keys/revoked.json`): every kind but one the log
+ * says changed nothing (`effect: none`). A key rotation's entry is its own snapshot's to count, a void's
+ * effect is the entry it voids.
+ */
+function isDocumentAction(entry: LogEntry): boolean {
+  const action = entry.type !== 'publish' && entry.type !== 'rotate-key' && entry.type !== 'void';
+  return action && entry.detail?.effect !== NO_EFFECT;
 }
 
 /** A plugin's document as published (undefined: missing or unreadable), and whether `binding` binds it. */
@@ -133,23 +173,30 @@ function parsed<T>(body: Uint8Array): T | undefined {
   }
 }
 
-const SHOWN: Record<StuckPublish['document'], string> = {
+const SHOWN: Record<StuckEntry['document'], string> = {
   missing: 'is missing or unreadable',
   without: 'does not show that version',
   unbound: 'is not the one the snapshot binds',
+  before: 'as the snapshot binds it was published before the entry was logged',
 };
 
-/** The entry, the publish and its submission, as the operator is told of a stuck publish. */
-const entryOf = ({ seq, plugin, version, submission }: StuckPublish): string =>
-  `log entry ${seq}, the publish of ${plugin}@${version}${submission ? ` (submission ${submission})` : ''}`;
+/** The entry, what it did and its submission, as the operator is told of a stuck entry. */
+const entryOf = ({ seq, type, plugin, version, submission }: StuckEntry): string => {
+  const of = plugin === undefined ? '' : ` of ${plugin}${version === undefined ? '' : `@${version}`}`;
+  return `log entry ${seq}, the ${type}${of}${submission ? ` (submission ${submission})` : ''}`;
+};
 
 /** What to do, as the operator is told of a stuck publish. */
 const REMEDY =
   "Mend the path the batch's LOGGED_PUBLISH_FAILED names and run the batch (plugindex process), which publishes it at its entry; or, with voidRefusedEntries set in the registry's config, run the batch, which voids it";
 
+/** What to do, as the operator is told of a stuck action (a batch voids only publishes). */
+const ACTION_REMEDY =
+  "Mend the path the batch's LOGGED_PUBLISH_FAILED names and run the batch (plugindex process), which applies it at its entry";
+
 /**
  * Refuses LOGGED_PUBLISH_STUCK, naming the first, when a standing publish among the entries from what the
- * published snapshot counts (`counted`) to `head` is shown by no plugin document (`findStuckPublish`).
+ * published snapshot counts (`counted`) to `head` is shown by no plugin document (`findStuckEntry`).
  * @throws PlugindexError LOGGED_PUBLISH_STUCK
  */
 export async function refuseStuckPublishes(
@@ -158,7 +205,7 @@ export async function refuseStuckPublishes(
   head: LogHead,
   command: 'rebuild' | 'rotate-key',
 ): Promise<void> {
-  const stuck = await findStuckPublish(ctx, counted, head);
+  const stuck = await findStuckEntry(ctx, counted, head);
   if (!stuck) return;
   throw new PlugindexError(
     'LOGGED_PUBLISH_STUCK',
@@ -168,10 +215,10 @@ export async function refuseStuckPublishes(
 
 /**
  * The head a refresh or a flush signs (`leave`, commit.ts `writeSnapshot`): the log's (`head`), unless a
- * publish past what the published snapshot counts (`counted`) is stuck (`findStuckPublish`, held to the
- * documents `binding` lists); then `counted`, the operator told which entry and what to do. Counted, the
- * entry could never be voided; left, the next batch publishes it at its entry or voids it, and the snapshot
- * counts the log again.
+ * publish or an action past what the published snapshot counts (`counted`) is stuck (`findStuckEntry`, held
+ * to the documents `binding` lists); then `counted`, the operator told which entry and what to do. Counted,
+ * the snapshot would vouch for what no document shows, and a publish could never be voided; left, the next
+ * batch publishes or applies it at its entry (or voids a publish), and the snapshot counts the log again.
  */
 export async function headLeavingStuck(
   ctx: PipelineContext,
@@ -180,13 +227,13 @@ export async function headLeavingStuck(
   binding: Readonly<Record<string, DocumentDigest>>,
   leave: LeaveStuck,
 ): Promise<LogHead> {
-  const stuck = await findStuckPublish(ctx, counted.length, head, binding);
+  const stuck = await findStuckEntry(ctx, counted.length, head, binding);
   if (!stuck) return head;
   leave.told({
     ...stuck,
     counted: counted.length,
     logged: head.length,
-    message: `${leave.by} signed the snapshot counting the ${counted.length} log entries the published one counts, not the ${head.length} logged: ${entryOf(stuck)}, is shown by no plugin document the snapshot binds (${stuck.key} ${SHOWN[stuck.document]}: a batch logged it, then failed or died before its document was published, the store refused it, say). Counted, it would vouch for a publish no document shows (verify --url: LOG_DISAGREES), and no void could be taken of it (LOG_VOID_OF_SEEN). ${REMEDY}`,
+    message: `${leave.by} signed the snapshot counting the ${counted.length} log entries the published one counts, not the ${head.length} logged: ${entryOf(stuck)}, is shown by no document the snapshot binds (${stuck.key} ${SHOWN[stuck.document]}: a batch logged it, then failed or died before its documents were published, the store refused one, say). Counted, it would vouch for an entry no document shows (verify --url: LOG_DISAGREES)${stuck.type === 'publish' ? ', and no void could be taken of it (LOG_VOID_OF_SEEN)' : ''}. ${stuck.type === 'publish' ? REMEDY : ACTION_REMEDY}`,
   });
   return counted;
 }

@@ -379,3 +379,45 @@ describe('when a refresh meets entries past the head counted that the documents 
     expect((await registry.verify()).log).toEqual(writer.head);
   }, 60_000);
 });
+
+describe('when a refresh meets a stuck yank, its page refused by the store', () => {
+  it('renews the snapshot without counting it, and the batch run once the path is mended applies it at its entry', async () => {
+    // Prepare: demo-plugin published (entry 0); a folder where its page goes, so its owner's yank is logged
+    // (entry 1), its document rewritten, its page refused: the batch fails LOGGED_PUBLISH_FAILED.
+    const registry = await servedOnDisk('plugindex-stuck-refresh-', cleanups, {});
+    await registry.batch([(await registry.submit(await installable('demo-plugin'))).key]);
+    const page = await pageMadeAFolder(registry.siteRoot);
+    await submitAction(
+      registry.context.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0', reason: 'corrupts the cache' },
+      await testKey('publisher'),
+      { registry: registry.url },
+    );
+    await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+    const before = await publishedSnapshot(registry.context.site);
+    expect(before.log?.length).toBe(1);
+
+    // Act
+    const renewed = await refreshSnapshot(registry.context);
+    forgetBins(registry.context.intake);
+
+    // Assert: renewed, the yank not counted (before, it was: a snapshot vouching for a yank the document it
+    // binds does not show, LOG_DISAGREES), and named. (verify --url meanwhile meets the document the failed
+    // batch rewrote, which no bin binds, whatever the refresh counts: until the batch is mended.)
+    const after = await publishedSnapshot(registry.context.site);
+    expect(after.generation).toBe(before.generation + 1);
+    expect(after.log).toEqual(before.log);
+    expect(renewed.stuck).toMatchObject({ seq: 1, type: 'yank', plugin: 'demo-plugin', version: '1.0.0' });
+    expect(renewed.stuck?.message).toMatch(
+      /^plugindex refresh signed the snapshot counting the 1 log entries the published one counts, not the 2 logged: log entry 1, the yank of demo-plugin@1\.0\.0 \(submission \S+\), .*LOG_DISAGREES\)\. Mend the path .* which applies it at its entry$/,
+    );
+
+    // Act: the path mended, the next batch.
+    await rm(page, { recursive: true });
+    const mended = await registry.batch();
+
+    // Assert: the yank applied at its entry, counted, and verified.
+    expect(mended.outcomes.map((o) => [o.action, o.status, o.seq])).toEqual([['yank', 'accepted', 1]]);
+    expect((await registry.verify()).log.length).toBe(2);
+  }, 60_000);
+});
