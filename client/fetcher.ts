@@ -133,6 +133,11 @@ export interface DownloadRequest {
 }
 
 export interface Download {
+  /**
+   * What answered, as a message shows it (shownUrl: credentials dropped, query values and a fragment as
+   * `…`): its only use is naming the download in a refusal (an artifact mismatch), and a blob store a
+   * redirect led to answers at a presigned URL, whose query is a secret.
+   */
   readonly url: string;
   /** The content-length, when the server gave one (and the body is not content-encoded). */
   readonly size?: number;
@@ -550,7 +555,7 @@ export async function fetchBody(
 ): Promise<Uint8Array> {
   const response = await fetcher.document(endpoint, request);
   if (response.status !== 200)
-    throw new ClientError('FETCH_FAILED', `${response.url}: answered 304 to an unconditional GET`);
+    throw new ClientError('FETCH_FAILED', `${shownText(response.url)}: answered 304 to an unconditional GET`);
   return response.bytes;
 }
 
@@ -956,7 +961,8 @@ class HttpFetcher implements Fetcher {
     }
     const size = encoding === null || encoding === 'identity' ? declared : undefined;
     const body = surfaced(endpoint, at, readBody(response, deadline, at, maxBytes, endpoint, wire));
-    return size === undefined ? { url: at, body } : { url: at, size, body };
+    const shown = shownText(at);
+    return size === undefined ? { url: shown, body } : { url: shown, size, body };
   }
 
   /**
@@ -1108,7 +1114,8 @@ class HttpFetcher implements Fetcher {
       at,
       readBody(response, deadline, at, request.maxBytes, target.endpoint, wire),
     );
-    return size === undefined ? { url: at, body } : { url: at, size, body };
+    const shown = shownText(at);
+    return size === undefined ? { url: shown, body } : { url: shown, size, body };
   }
 
   async ociManifest(request: OciRequest): Promise<OciManifest> {
@@ -1137,7 +1144,7 @@ class HttpFetcher implements Fetcher {
     if (ref.digest !== undefined && digest !== ref.digest) {
       throw new TrustError(
         'DOCUMENT_MISMATCH',
-        `${at} (${what}) does not match its digest: expected ${ref.digest}, received ${digest} (${bytes.byteLength} bytes)`,
+        `${shownText(at)} (${what}) does not match its digest: expected ${ref.digest}, received ${digest} (${bytes.byteLength} bytes)`,
       );
     }
     // The registry's own statement of what it served, when it makes one in our algorithm, must agree too.
@@ -1145,7 +1152,7 @@ class HttpFetcher implements Fetcher {
     if (served?.startsWith('sha256:') && served !== digest) {
       throw new TrustError(
         'DOCUMENT_MISMATCH',
-        `${at} (${what}) is served as ${served} (Docker-Content-Digest) but its bytes hash to ${digest}`,
+        `${shownText(at)} (${what}) is served as ${served} (Docker-Content-Digest) but its bytes hash to ${digest}`,
       );
     }
     const mediaType = (response.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';

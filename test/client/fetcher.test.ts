@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ContentCache } from '../../client/disk/cache.ts';
 import {
   createHttpFetcher,
   type Endpoint,
@@ -601,6 +602,59 @@ describe('when a registry without credentials redirects', () => {
       message: expect.stringContaining('more than 5 redirects'),
     });
     expect(server.seen).toHaveLength(6);
+  });
+});
+
+describe('when what answered was a presigned URL a redirect led to', () => {
+  const PRESIGNED = '?X-Amz-Credential=AKIDSECRET&X-Amz-Signature=SIGSECRET#FRAGSECRET';
+  const WRONG = '0'.repeat(64);
+
+  it('names it in an artifact mismatch with its query values hidden: a download, then its bytes refused by the cache', async () => {
+    // Prepare: the registry redirects the artifact to a signed storage URL, which serves other bytes.
+    const server = await serve((request, response) =>
+      request.url?.startsWith('/store/')
+        ? send(response, 200, 'not the artifact')
+        : send(response, 302, '', { location: `/store${request.url}${PRESIGNED}` }),
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'plugindex-presigned-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    // Act
+    const download = await makeFetcher().download(endpointOf([server.origin]), {
+      url: `${server.origin}/plugins/demo/1.0.0/demo.tgz`,
+      maxBytes: 1024,
+    });
+    const written = new ContentCache(dir).writeBlob({
+      sha256: WRONG,
+      size: 16,
+      url: download.url,
+      body: download.body,
+    });
+    // Assess
+    await expect(written).rejects.toMatchObject({ name: 'TrustError', code: 'ARTIFACT_MISMATCH' });
+    const message = String(await written.catch((error: Error) => error.message));
+    expect(message).toContain(
+      `${server.origin}/store/plugins/demo/1.0.0/demo.tgz?X-Amz-Credential=…&X-Amz-Signature=…#…: sha256`,
+    );
+    expect(message).not.toMatch(/SECRET/);
+  });
+
+  it('names it in an OCI manifest that does not match its digest with its query values hidden', async () => {
+    // Prepare: the OCI registry redirects the manifest to a signed storage URL, which serves other bytes.
+    const server = await serve((request, response) =>
+      request.url?.startsWith('/store/')
+        ? send(response, 200, '{"schemaVersion":2}', {
+            'content-type': 'application/vnd.oci.image.manifest.v1+json',
+          })
+        : send(response, 307, '', { location: `/store${request.url}${PRESIGNED}` }),
+    );
+    const host = new URL(server.origin).host;
+    // Act
+    const fetched = makeFetcher().ociManifest({ reference: `${host}/acme/demo@sha256:${WRONG}` });
+    // Assess
+    await expect(fetched).rejects.toMatchObject({ name: 'TrustError', code: 'DOCUMENT_MISMATCH' });
+    const message = String(await fetched.catch((error: Error) => error.message));
+    expect(message).toContain('?X-Amz-Credential=…&X-Amz-Signature=…#…');
+    expect(message).not.toMatch(/SECRET/);
   });
 });
 
