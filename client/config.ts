@@ -15,7 +15,7 @@
  * const { config: next, change } = addRegistry(config, entry, { force: false });
  * if (change !== 'unchanged') writeFile(path, serializeClientConfig(next));
  */
-import { isLoopbackHost, registryIdentity } from '../index-builder/layout.ts';
+import { isLoopbackHost, registryIdentity, shownQuery, shownUnparsedUrl } from '../index-builder/layout.ts';
 import { ClientError } from './errors.ts';
 import {
   compareStrings,
@@ -202,20 +202,7 @@ export function shownUrl(url: URL): string {
   copy.search = '';
   copy.hash = '';
   const hash = url.hash === '' ? '' : '#…';
-  return `${copy.href}${redactedQuery(url.search)}${hash}`;
-}
-
-/** `?a=1&b` as `?a=…&…`: each parameter's name kept, every value hidden (see shownUrl). */
-function redactedQuery(search: string): string {
-  if (search === '' || search === '?') return search;
-  const shown = search
-    .slice(1)
-    .split('&')
-    .map((part) => {
-      const equals = part.indexOf('=');
-      return equals < 0 ? '…' : `${part.slice(0, equals)}=…`;
-    });
-  return `?${shown.join('&')}`;
+  return `${copy.href}${shownQuery(url.search)}${hash}`;
 }
 
 // Defined beside the published layout (index-builder is pure, and its log's voids are bound to it too).
@@ -534,11 +521,11 @@ function sameEntry(a: RegistryEntry, b: RegistryEntry): boolean {
  * (shownUrl); as given when it holds none of them.
  */
 function redactUrl(url: string): string {
-  if (!URL.canParse(url)) {
-    // Not a URL, yet perhaps one mistyped: what reads as a query or fragment is hidden all the same.
-    return url.replace(/\?[^#]*/, (query) => redactedQuery(query)).replace(/#.*/, '#…');
-  }
+  // Not a URL, yet perhaps one mistyped: what reads as credentials, a query or a fragment is hidden all the same.
+  if (!URL.canParse(url)) return shownUnparsedUrl(url);
   const parsed = new URL(url);
+  // A scheme mistyped with one slash (`hps:/u:pw@host`) parses, its "credentials" in the path: hidden too.
+  if (parsed.host === '' && parsed.protocol !== 'file:') return shownUnparsedUrl(url);
   const credentialed = parsed.username !== '' || parsed.password !== '';
   if (!credentialed && parsed.search === '' && parsed.hash === '') return url;
   const shown = shownUrl(parsed);

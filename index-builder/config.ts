@@ -4,6 +4,7 @@
  */
 import { ConfigError } from './errors.ts';
 import { KEY_FINGERPRINT, KEY_FINGERPRINT_FORM } from './fingerprint.ts';
+import { shownUnparsedUrl } from './layout.ts';
 import { textProblem } from './text.ts';
 
 export type PublishPolicy = 'open' | 'restricted';
@@ -114,7 +115,8 @@ export function parseRegistryUrl(value: unknown): string {
   try {
     parsed = new URL(url);
   } catch {
-    fail('/url', `expected an absolute http(s) URL, found ${JSON.stringify(url)}`);
+    // Shown as typed, but for what reads as credentials, a query's values or a fragment (see above).
+    fail('/url', `expected an absolute http(s) URL, found ${JSON.stringify(shownUnparsedUrl(url))}`);
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
     fail('/url', 'expected an http or https URL');

@@ -638,3 +638,36 @@ export function isLoopbackHost(hostname: string): boolean {
 export function registryIdentity(url: string): string {
   return URL.canParse(url) ? new URL(url).href.replace(/\/+$/, '') : url;
 }
+
+/**
+ * Text meant as a URL that no URL parser takes (a port out of range, a space in the host, an unclosed IPv6
+ * bracket), as a refusal shows it: what reads as a user name or password (up to the last `@` before any
+ * query) as `***`, each query value and a fragment as `…`, the rest as typed, so the mistake stays visible.
+ * A refusal echoed it whole, credentials and all, as no parser could say which part they were.
+ * @example shownUnparsedUrl('https://u:pw@r.example:99999/x?t=1') // 'https://***@r.example:99999/x?t=…'
+ */
+export function shownUnparsedUrl(text: string): string {
+  const scheme = /^(?:[a-z][a-z0-9+.-]*:)?\/*/i.exec(text)?.[0] ?? '';
+  const queryAt = text.search(/[?#]/);
+  const beforeQuery = queryAt < 0 ? text : text.slice(0, queryAt);
+  const at = beforeQuery.lastIndexOf('@');
+  const bare = at < scheme.length ? text : `${scheme}***${text.slice(at)}`;
+  return bare.replace(/\?[^#]*/, (query) => shownQuery(query)).replace(/#.*/s, '#…');
+}
+
+/**
+ * `?a=1&b` as `?a=…&…`: each parameter's name kept, every value hidden, a parameter without `=` hidden
+ * whole (it may be the token itself). A query can hold a secret as credentials do (a `?token=`, a presigned
+ * storage URL's `X-Amz-Signature`).
+ */
+export function shownQuery(search: string): string {
+  if (search === '' || search === '?') return search;
+  const shown = search
+    .slice(1)
+    .split('&')
+    .map((part) => {
+      const equals = part.indexOf('=');
+      return equals < 0 ? '…' : `${part.slice(0, equals)}=…`;
+    });
+  return `?${shown.join('&')}`;
+}

@@ -186,6 +186,34 @@ describe('when a registry URL given on the command line is one registry add refu
     expect((await plugindex('registry', 'list', '--json')).stdout).toContain('"registries": []');
   });
 
+  it('never shows the credentials of one no URL parser takes (a port out of range, a space in the host, an unclosed bracket), where the rest is shown', async () => {
+    const plugindex = await home();
+    for (const [url, shown] of [
+      [
+        'https://user:s3cret@plugins.registry.example:99999/reg',
+        'https://***@plugins.registry.example:99999/reg',
+      ],
+      [
+        'https://s3cret@plugins.registry .example/reg?token=s3cret',
+        'https://***@plugins.registry .example/reg?token=…',
+      ],
+      ['https://user:s3cret@[::1/reg', 'https://***@[::1/reg'],
+      // A scheme mistyped, one slash: it parses, its "credentials" in the path.
+      ['hps:/user:s3cret@plugins.registry.example', 'hps:/***@plugins.registry.example'],
+    ] as const) {
+      for (const args of [
+        ['registry', 'add', 'main', url, '--key', keyFile],
+        ['verify', '--url', url, '--key', keyFile],
+        ['owners', 'list', NAME, '--url', url],
+      ]) {
+        const refused = await plugindex(...args, '--json');
+        expect(refused.code, `${args.join(' ')}: ${refused.stderr}`).toBe(2);
+        expect(refused.stderr).toContain(shown);
+        expect(`${refused.stdout}${refused.stderr}`).not.toContain('s3cret');
+      }
+    }
+  });
+
   it("never shows a query's values (a token may be one), on stdout, stderr or in --json, naming its parameters", async () => {
     const plugindex = await home();
     for (const args of [

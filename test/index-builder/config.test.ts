@@ -71,6 +71,12 @@ describe('when the registry URL carries credentials, a query or a fragment', () 
     ['a user name alone', 'https://s3cr3t-token@r.example.com/'],
     ['a query', 'https://r.example.com/?token=s3cr3t-token'],
     ['a fragment', 'https://r.example.com/#s3cr3t-token'],
+    // No URL parser takes these (a port out of range, a space in the host, an unclosed IPv6 bracket, no
+    // scheme): "found" echoed them whole, credentials and query with them.
+    ['credentials, and a port out of range', 'https://deploy:s3cr3t-token@r.example.com:99999'],
+    ['a user name alone, and a space in the host', 'https://s3cr3t-token@r.exa mple.com'],
+    ['credentials, and an unclosed IPv6 bracket', 'https://deploy:s3cr3t-token@[::1/reg'],
+    ['credentials and a query, and no scheme', '//deploy:s3cr3t-token@r.example.com/?t=s3cr3t-token'],
   ])('rejects one with %s naming /url, the secret not in the message', (_, url) => {
     expect(() => parseRegistryConfig({ name: 'r', url })).toThrow(
       expect.objectContaining({
