@@ -13,7 +13,8 @@ import {
   actionSubject,
   signAction,
 } from '../index-builder/actions.ts';
-import { parseRegistryConfigAt, readConfigJson } from '../index-builder/config.ts';
+import { parseRegistryConfigAt, parseRegistryUrl, readConfigJson } from '../index-builder/config.ts';
+import { ConfigError } from '../index-builder/errors.ts';
 import { CONFIG_KEY } from '../index-builder/layout.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { usage } from './errors.ts';
@@ -159,18 +160,21 @@ export function checkActionFields(body: ActionBody): void {
   );
 }
 
-/** A registry URL as a config holds it: http(s), no trailing slash. */
+/**
+ * A registry URL as a config holds it (`parseRegistryUrl`: http(s), no trailing slash, no credentials, query
+ * or fragment): the action's is compared with the config's, so no other can name a registry. One with
+ * credentials or a `?token=` was taken, signed into the action and sent with it; a refusal echoed the URL
+ * whole. The config's check never shows them.
+ */
 function registryUrlArg(text: string): string {
-  const url = text.replace(/\/+$/, '');
-  let parsed: URL;
   try {
-    parsed = new URL(url);
-  } catch {
-    throw usage(`--registry-url must be an http(s) URL, found ${JSON.stringify(text)}`);
+    return parseRegistryUrl(text);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw usage(
+      `--registry-url must be an http(s) URL: ${error.message.replace(/^registry config \/url: /, '')}`,
+    );
   }
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
-    throw usage(`--registry-url must be an http(s) URL, found ${JSON.stringify(text)}`);
-  return url;
 }
 
 /**

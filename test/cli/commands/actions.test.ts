@@ -515,6 +515,36 @@ describe('when an action is written with --output instead of submitted', () => {
     expect(without.stderr).toContain('KEY_PASSPHRASE');
   });
 
+  it('refuses a --registry-url no registry config takes (credentials, a query, a fragment, no URL) before signing, never showing it whole (exit 2)', async () => {
+    // Signed into the action and sent to the registry, which refuses it as another registry's and files the
+    // URL it names: a token in it went with the action. And a refusal echoed it whole.
+    for (const url of [
+      'https://deploy:s3cret@plugins.example.com',
+      'https://s3cret@plugins.example.com/',
+      'https://plugins.example.com/?token=s3cret',
+      'https://plugins.example.com/#s3cret',
+      'ftp://deploy:s3cret@plugins.example.com',
+      'https://deploy:s3cret@plugins.example.com:99999',
+    ]) {
+      const file = outputFile();
+      const refused = await plugindex([
+        'unyank',
+        `${PLUGIN}@1.0.0`,
+        '--key',
+        publisherSecret,
+        '--registry-url',
+        url,
+        '--output',
+        file,
+        '--json',
+      ]);
+      expect(refused.code, `${url}: ${refused.stdout}${refused.stderr}`).toBe(2);
+      expect(refused.stderr).toContain('--registry-url must be an http(s) URL');
+      expect(`${refused.stdout}${refused.stderr}`).not.toContain('s3cret');
+      await expect(readFile(file)).rejects.toMatchObject({ code: 'ENOENT' });
+    }
+  });
+
   it('takes the URL from --registry-url without a registry folder, and refuses one the folder contradicts', async () => {
     const file = outputFile();
     const given = await plugindex([
