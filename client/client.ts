@@ -48,6 +48,7 @@ import {
   normalizeRegistryUrl,
   type RegistryAuth,
   type RegistryEntry,
+  redactUrl,
   registriesByPriority,
   registryIdentity,
   removeRegistry,
@@ -1184,6 +1185,16 @@ class Client implements PlugindexClient {
    * registry's snapshot); anywhere else, only with a key that signs it.
    */
   async #urlReference(url: string, armoredKey: string | undefined): Promise<ReferenceTarget> {
+    // Checked before anything names it: credentials or a `?token=` were printed whole in every refusal
+    // below, and one no parser takes was a TypeError once a key was given. A manifest URL has none of them
+    // (credentials go in the registry configuration; a query would be appended to, not a file's).
+    if (!URL.canParse(url)) throw new ClientError('REQUEST_INVALID', `${redactUrl(url)} is not a URL`);
+    const parsed = new URL(url);
+    if (parsed.username !== '' || parsed.password !== '' || parsed.search !== '' || parsed.hash !== '')
+      throw new ClientError(
+        'REQUEST_INVALID',
+        `${redactUrl(url)}: a manifest URL has no credentials (they belong in the registry configuration), query or fragment`,
+      );
     const config = await this.#config_();
     for (const entry of registriesByPriority(config)) {
       for (const base of [entry.url, ...entry.mirrors]) {

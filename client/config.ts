@@ -517,10 +517,12 @@ function sameEntry(a: RegistryEntry, b: RegistryEntry): boolean {
 }
 
 /**
- * The URL for a message: a user name or password masked as `***`, query values and a fragment as `…`
- * (shownUrl); as given when it holds none of them.
+ * A URL as given (on the command line, in a file) for a message: a user name or password masked as `***`,
+ * query values and a fragment as `…` (shownUrl); text no parser takes as `shownUnparsedUrl` shows it; as
+ * given when it holds none of them.
+ * @example redactUrl('https://u:pw@r.example/x?t=1') // 'https://***@r.example/x?t=…'
  */
-function redactUrl(url: string): string {
+export function redactUrl(url: string): string {
   // Not a URL, yet perhaps one mistyped: what reads as credentials, a query or a fragment is hidden all the same.
   if (!URL.canParse(url)) return shownUnparsedUrl(url);
   const parsed = new URL(url);

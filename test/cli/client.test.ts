@@ -214,6 +214,38 @@ describe('when a registry URL given on the command line is one registry add refu
     }
   });
 
+  it('refuses an install URL with credentials, a query or a fragment, or none a parser takes, as REQUEST_INVALID, never showing them, with or without --key', async () => {
+    // Printed whole in "is not under a configured registry", and with --key in the folder source's refusal;
+    // one no parser takes was a TypeError with --key.
+    const plugindex = await home();
+    for (const [url, shown] of [
+      [
+        'https://user:s3cret@plugins.registry.example/p/1.0.0/manifest.json',
+        'https://***@plugins.registry.example/p/1.0.0/manifest.json',
+      ],
+      [
+        'https://plugins.registry.example/p/1.0.0/manifest.json?token=s3cret',
+        'https://plugins.registry.example/p/1.0.0/manifest.json?token=…',
+      ],
+      [
+        'https://plugins.registry.example/p/1.0.0/manifest.json#s3cret',
+        'https://plugins.registry.example/p/1.0.0/manifest.json#…',
+      ],
+      [
+        'https://user:s3cret@plugins.registry.example:99999/p/manifest.json',
+        'https://***@plugins.registry.example:99999/p/manifest.json',
+      ],
+    ] as const) {
+      for (const key of [[], ['--key', keyFile]]) {
+        const refused = await plugindex('install', url, ...key, '--json');
+        expect(refused.code, `${url} ${key.join(' ')}: ${refused.stderr}`).toBe(1);
+        expect(JSON.parse(refused.stdout)).toMatchObject({ ok: false, error: { code: 'REQUEST_INVALID' } });
+        expect(refused.stderr).toContain(shown);
+        expect(`${refused.stdout}${refused.stderr}`).not.toContain('s3cret');
+      }
+    }
+  });
+
   it("never shows a query's values (a token may be one), on stdout, stderr or in --json, naming its parameters", async () => {
     const plugindex = await home();
     for (const args of [
