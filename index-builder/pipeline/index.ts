@@ -951,27 +951,45 @@ async function withdrawVoided(
  * `toWrite` without plugin `name`, whose first publish the registry voided (`voidRefusedPlugin`), and with
  * every other document that lists it in `look_alikes` rendered again without it: the pair was flagged when
  * the batch set its owners (actions.ts `refreshLookAlikes`), and a plugin that never was is no look-alike.
- * Each of those documents was changed by this batch (a name new in it), so each is in `toWrite`. Returns the
+ * Such a document is in `toWrite` when this batch flagged it; when a run that died wrote it flagged before it
+ * voided (its retry reads that document as published, `writing`, and finds nothing to change), it is not,
+ * and is read here among the names filed alike (the retry, else, committed the catalog's older line over the
+ * document the dead run wrote: verify --url refused the registry); it is added to `changed`. Returns the
  * plugins to write, and those rendered again (`rendered`), of bytes not recorded yet.
  */
-function withoutVoidedPlugin(
+async function withoutVoidedPlugin(
   ctx: PipelineContext,
   toWrite: readonly RenderedPlugin[],
   name: string,
-): { readonly plugins: RenderedPlugin[]; readonly rendered: RenderedPlugin[] } {
+  view: BatchView,
+  changed: Set<string>,
+): Promise<{ readonly plugins: RenderedPlugin[]; readonly rendered: RenderedPlugin[] }> {
   const rendered: RenderedPlugin[] = [];
-  const plugins = toWrite.flatMap((plugin) => {
-    if (plugin.doc.name === name) return [];
-    const alike = plugin.doc.look_alikes;
-    if (!alike?.some((other) => other.name === name)) return [plugin];
-    const { look_alikes: _, ...rest } = plugin.doc;
+  const again = (doc: PluginDocument): RenderedPlugin | undefined => {
+    const alike = doc.look_alikes;
+    if (!alike?.some((other) => other.name === name)) return undefined;
+    const { look_alikes: _, ...rest } = doc;
     const left = alike.filter((other) => other.name !== name);
     // Placed as lookAlikesWithin places the field, by `recomputed`.
-    const doc = recomputed(left.length > 0 ? { ...rest, look_alikes: left } : rest);
-    const again = renderPlugin(doc, identityOf(ctx.config));
-    rendered.push(again);
-    return [again];
-  });
+    const plugin = renderPlugin(
+      recomputed(left.length > 0 ? { ...rest, look_alikes: left } : rest),
+      identityOf(ctx.config),
+    );
+    rendered.push(plugin);
+    return plugin;
+  };
+  const plugins = toWrite.flatMap((plugin) =>
+    plugin.doc.name === name ? [] : [again(plugin.doc) ?? plugin],
+  );
+  const writing = new Set(toWrite.map((plugin) => plugin.doc.name));
+  for (const { name: other } of await view.names.filedAlike(name)) {
+    if (writing.has(other)) continue;
+    const doc = await view.published(other);
+    const plugin = doc && again(doc);
+    if (!plugin) continue;
+    plugins.push(plugin);
+    changed.add(other);
+  }
   return { plugins, rendered };
 }
 
@@ -1251,7 +1269,7 @@ export async function processSubmissions(
       const voiding = { items, folded, log, view, catalog, processed, awaited };
       if (name === undefined || !(await voidRefusedPlugin(ctx, name, voiding, pluginsWritten.reason)))
         throw pluginsWritten.reason;
-      const next = withoutVoidedPlugin(ctx, toWrite, name);
+      const next = await withoutVoidedPlugin(ctx, toWrite, name, view, changed);
       toWrite = next.plugins;
       if (next.rendered.length > 0) {
         // Of other bytes than the documents recorded (`recordWrites`), recorded too before they are written:

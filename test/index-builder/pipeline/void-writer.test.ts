@@ -667,3 +667,45 @@ describe("when a published plugin's new version naming a new OCI repository is v
     ]);
   }, 60_000);
 });
+
+describe("when a batch voiding a look-alike's first publish dies taking its name out of the index", () => {
+  it('the retry voids it and writes the other document without it, which the snapshot binds', async () => {
+    // Prepare: see alikeOfPublished. The batch writes demoplugin's document naming demo-plugin, the store
+    // refuses demo-plugin's page, the batch puts the site back, then dies writing the look-alike bin back
+    // without demo-plugin (FiledIndex.withdraw), before its void is appended.
+    const registry = await servedOnDisk();
+    const stuck = await alikeOfPublished(registry, 'registry.example/acme/demo-plugin');
+    const { intake, site } = registry.context;
+    let restored = false;
+    const watched: Store = {
+      ...puttingThrough(site, (key, body, options) => site.put(key, body, options)),
+      delete: async (key, options) => {
+        await site.delete(key, options);
+        if (key === 'plugins/demo-plugin/index.json') restored = true;
+      },
+    };
+    const dying = puttingThrough(intake, async (key, body, options) => {
+      if (restored && key.startsWith('state/catalog/names/')) throw new Error('killed in the withdraw');
+      return intake.put(key, body, options);
+    });
+    await expect(
+      processSubmissions({ ...registry.context, site: watched, intake: dying }, [stuck.key]),
+    ).rejects.toThrow('killed in the withdraw');
+    forgetBins(intake);
+
+    // Act
+    const result = await registry.batch();
+
+    // Assert: demo-plugin voided; demoplugin's document, which the dead run wrote naming it, is written again
+    // without it and bound by the snapshot (before: the retry read it as published, changed nothing, and
+    // committed the catalog's older line over it, DOCUMENT_MISMATCH, verify --url refusing the registry).
+    expect(outcomesOf(result)).toEqual([
+      ['demo-plugin', '1.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+    ]);
+    const publicKey = registry.base.registryKey.publicKey;
+    expect((await boundDocument(site, publicKey, 'demoplugin')).look_alikes).toBeUndefined();
+    forgetBins(intake);
+    expect(await new LookAlikeIndex(intake, site).filedAlike('demoplugin')).toEqual([]);
+    expect(await registry.verify()).toMatchObject({ plugins: 1 });
+  }, 60_000);
+});
