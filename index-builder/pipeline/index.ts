@@ -948,8 +948,8 @@ async function withdrawVoided(
 }
 
 /**
- * `toWrite` without plugin `name`, whose first publish the registry voided (`voidRefusedPlugin`), and with
- * every other document that lists it in `look_alikes` rendered again without it: the pair was flagged when
+ * `toWrite` without plugin `name`, whose publish the registry voided (`voidRefusedPlugin`), and, when that
+ * was its first (`standing` false: no document of it stands), with every other document that lists it in `look_alikes` rendered again without it: the pair was flagged when
  * the batch set its owners (actions.ts `refreshLookAlikes`), and a plugin that never was is no look-alike.
  * Such a document is in `toWrite` when this batch flagged it; when a run that died wrote it flagged before it
  * voided (its retry reads that document as published, `writing`, and finds nothing to change), it is not,
@@ -963,7 +963,10 @@ async function withoutVoidedPlugin(
   name: string,
   view: BatchView,
   changed: Set<string>,
+  standing: boolean,
 ): Promise<{ readonly plugins: RenderedPlugin[]; readonly rendered: RenderedPlugin[] }> {
+  // A published plugin's version voided: the plugin stands, and so does every look-alike flag naming it.
+  if (standing) return { plugins: toWrite.filter((plugin) => plugin.doc.name !== name), rendered: [] };
   const rendered: RenderedPlugin[] = [];
   const again = (doc: PluginDocument): RenderedPlugin | undefined => {
     const alike = doc.look_alikes;
@@ -1269,7 +1272,7 @@ export async function processSubmissions(
       const voiding = { items, folded, log, view, catalog, processed, awaited };
       if (name === undefined || !(await voidRefusedPlugin(ctx, name, voiding, pluginsWritten.reason)))
         throw pluginsWritten.reason;
-      const next = await withoutVoidedPlugin(ctx, toWrite, name, view, changed);
+      const next = await withoutVoidedPlugin(ctx, toWrite, name, view, changed, catalog.plugins.has(name));
       toWrite = next.plugins;
       if (next.rendered.length > 0) {
         // Of other bytes than the documents recorded (`recordWrites`), recorded too before they are written:

@@ -709,3 +709,46 @@ describe("when a batch voiding a look-alike's first publish dies taking its name
     expect(await registry.verify()).toMatchObject({ plugins: 1 });
   }, 60_000);
 });
+
+describe("when a published plugin's new version is voided beside a new version of its look-alike", () => {
+  it("keeps it in the look-alike's look_alikes: the plugin stands", async () => {
+    // Prepare: demoplugin published by `publisher`, who adds `heir`; demo-plugin@1.0.0 published by
+    // `publisher` (allowed), the pair flagged on both documents. A folder where demo-plugin's page goes;
+    // demo-plugin@2.0.0 and demoplugin@1.1.0 uploaded.
+    const registry = await servedOnDisk();
+    const heir = await testKey('heir');
+    await registry.batch([(await registry.submit(await installable('demoplugin'))).key]);
+    const added = await submitAction(
+      registry.context.intake,
+      { action: 'owners-add', plugin: 'demoplugin', key: heir.publicKey },
+      await testKey('publisher'),
+      { registry: registry.url },
+    );
+    await registry.batch([added.key]);
+    await demoPublished(registry);
+    const publicKey = registry.base.registryKey.publicKey;
+    const site = registry.context.site;
+    expect((await boundDocument(site, publicKey, 'demoplugin')).look_alikes?.map((a) => a.name)).toEqual([
+      'demo-plugin',
+    ]);
+    await pageFolder(registry);
+    const stuck = await registry.submit(await installable('demo-plugin', '2.0.0'));
+    const later = await registry.submit(await installable('demoplugin', '1.1.0'));
+
+    // Act
+    const result = await registry.batch([stuck.key, later.key]);
+
+    // Assert: 2.0.0 voided, demo-plugin@1.0.0 stands, and demoplugin still lists it (before: the batch wrote
+    // demoplugin's document again without it, as if demo-plugin never was).
+    expect(outcomesOf(result)).toEqual([
+      ['demo-plugin', '2.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+      ['demoplugin', '1.1.0', 'accepted', 4, []],
+    ]);
+    const doc = await boundDocument(site, publicKey, 'demoplugin');
+    expect([doc.look_alikes?.map((a) => a.name), doc.versions.map((v) => v.version)]).toEqual([
+      ['demo-plugin'],
+      ['1.1.0', '1.0.0'],
+    ]);
+    expect(await registry.verify()).toMatchObject({ plugins: 2 });
+  }, 60_000);
+});
