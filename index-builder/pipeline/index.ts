@@ -1010,7 +1010,8 @@ async function rejectVoidedByDeadRun(
   ctx: PipelineContext,
   items: readonly BatchItem[],
   log: LogWriter,
-): Promise<void> {
+): Promise<string[]> {
+  const names: string[] = [];
   for (const item of items) {
     const evaluation = item.evaluation;
     if (evaluation.kind !== 'accepted' || item.fromLog) continue;
@@ -1025,7 +1026,9 @@ async function rejectVoidedByDeadRun(
     });
     const { manifest, publisher } = evaluation;
     item.evaluation = rejected([voidedProblem(subjectOf(item) as string, seq)], { manifest, publisher });
+    names.push(manifest.name);
   }
+  return names;
 }
 
 async function writeChangedPlugins(
@@ -1172,9 +1175,17 @@ export async function processSubmissions(
   versions.assertNoneLogged(log);
   resumePublished(items, log);
   markLogged(items, log);
-  await rejectVoidedByDeadRun(ctx, items, log);
+  const voidedByDeadRun = await rejectVoidedByDeadRun(ctx, items, log);
   const catalog = await currentCatalog(ctx, opened);
-  const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, processed);
+  const { folded, changed, ...render } = await foldAndRender(ctx, items, written, view, processed);
+  let rendered = render.rendered;
+  // A first publish a run that died voided, after it wrote the documents that flag it as a look-alike: this
+  // batch judges it no more, so nothing of it changes those (each read as published, `writing`), and the
+  // catalog's older line was committed over each (DOCUMENT_MISMATCH). Written again without it, as the dead
+  // run was about to. None while the plugin stands (published, or published by this batch anew).
+  for (const name of new Set(voidedByDeadRun))
+    if (!changed.has(name) && !(await view.published(name)))
+      rendered = (await withoutVoidedPlugin(ctx, rendered, name, view, changed, false)).plugins;
   const refused = versions.refused();
   refuseEchoes(items, refused);
   unorderAfterRefused(items, changers);

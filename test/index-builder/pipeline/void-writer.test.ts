@@ -710,6 +710,36 @@ describe("when a batch voiding a look-alike's first publish dies taking its name
   }, 60_000);
 });
 
+describe("when a batch voiding a look-alike's first publish dies once the void is appended, before the other document", () => {
+  it('the retry writes that document without it, which the snapshot binds', async () => {
+    // Prepare: see alikeOfPublished. The batch writes demoplugin's document naming demo-plugin, voids
+    // demo-plugin, and dies just before it writes demoplugin's document again without it.
+    const registry = await servedOnDisk();
+    const stuck = await alikeOfPublished(registry, 'registry.example/acme/demo-plugin');
+    const site = registry.context.site;
+    const dying = puttingThrough(site, async (key, body, options) => {
+      const voided = (await registry.entries()).some((e) => e.type === 'void');
+      if (voided && key === 'plugins/demoplugin/index.json') throw new Error('killed before the document');
+      return site.put(key, body, options);
+    });
+    await expect(processSubmissions({ ...registry.context, site: dying }, [stuck.key])).rejects.toThrow(
+      'killed before the document',
+    );
+    forgetBins(registry.context.intake);
+
+    // Act
+    const result = await registry.batch();
+
+    // Assert
+    expect(outcomesOf(result)).toEqual([
+      ['demo-plugin', '1.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+    ]);
+    const publicKey = registry.base.registryKey.publicKey;
+    expect((await boundDocument(site, publicKey, 'demoplugin')).look_alikes).toBeUndefined();
+    expect(await registry.verify()).toMatchObject({ plugins: 1 });
+  }, 60_000);
+});
+
 describe("when a published plugin's new version is voided beside a new version of its look-alike", () => {
   it("keeps it in the look-alike's look_alikes: the plugin stands", async () => {
     // Prepare: demoplugin published by `publisher`, who adds `heir`; demo-plugin@1.0.0 published by
