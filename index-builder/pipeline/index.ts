@@ -949,8 +949,9 @@ async function withdrawVoided(
 
 /**
  * `toWrite` without plugin `name`, whose publish the registry voided (`voidRefusedPlugin`), and, when that
- * was its first (`standing` false: no document of it stands), with every other document that lists it in `look_alikes` rendered again without it: the pair was flagged when
- * the batch set its owners (actions.ts `refreshLookAlikes`), and a plugin that never was is no look-alike.
+ * was its first (`standing` false: no document of it stands), with every other document that lists it in
+ * `look_alikes` rendered again without it: the pair was flagged when the batch set its owners (actions.ts
+ * `refreshLookAlikes`), and a plugin that never was is no look-alike.
  * Such a document is in `toWrite` when this batch flagged it; when a run that died wrote it flagged before it
  * voided (its retry reads that document as published, `writing`, and finds nothing to change), it is not,
  * and is read here among the names filed alike (the retry, else, committed the catalog's older line over the
