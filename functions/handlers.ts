@@ -40,6 +40,7 @@ import {
   processSubmissions,
   rebuildRegistry,
   refreshSnapshot,
+  type StuckEntryNotice,
   type SubmissionOutcome,
 } from '../index-builder/pipeline/index.ts';
 import {
@@ -64,7 +65,13 @@ import {
   wantsRebuild,
   wantsRefresh,
 } from './events.ts';
-import { CONFIG_REFUSED_LOG, errorFields, INVALIDATION_FAILED_LOG, type Logger } from './logger.ts';
+import {
+  CONFIG_REFUSED_LOG,
+  errorFields,
+  INVALIDATION_FAILED_LOG,
+  LOGGED_ENTRY_STUCK_LOG,
+  type Logger,
+} from './logger.ts';
 import { announceAgain, type HeldMessage, releaseMessages } from './message-visibility.ts';
 import type { SignerSource } from './secrets.ts';
 
@@ -557,6 +564,21 @@ async function retryingConflicts<T>(deps: HandlerDeps, step: string, run: () => 
 }
 
 /**
+ * One error line (LOGGED_ENTRY_STUCK_LOG) for a logged entry a flush or a refresh left uncounted (`stuck`,
+ * stuck-entries.ts): the snapshot is renewed and the invocation succeeds, so this line is all the operator
+ * is told of a log head that lags until the entry is published, applied or voided. `detail`: what to do.
+ */
+function logStuck(
+  logger: Logger,
+  step: 'flush' | 'refresh',
+  { stuck }: { readonly stuck?: StuckEntryNotice | undefined },
+): void {
+  if (!stuck) return;
+  const { message, ...entry } = stuck;
+  logger.error(LOGGED_ENTRY_STUCK_LOG, { code: 'LOGGED_PUBLISH_STUCK', step, ...entry, detail: message });
+}
+
+/**
  * The schedule's refresh while the config cannot be read (`pipelineContext`'s `unread`): the published
  * snapshot signed again as it is, for the lifetime it had, at most two refreshes of the schedule where the
  * stack has one (`minSnapshotTtlSeconds`). Two refreshes, as for a refused lifetime: the least the schedule
@@ -570,7 +592,7 @@ async function refreshUnread(
   deps: HandlerDeps,
   ctx: PipelineContext,
   refusal: ConfigError | undefined,
-): Promise<{ generation: number; invalidate: readonly string[] }> {
+): Promise<{ generation: number; invalidate: readonly string[]; stuck?: StuckEntryNotice }> {
   const refresh = deps.config.snapshotRefreshSeconds;
   const asPublished = refresh === undefined ? {} : { maxTtlSeconds: minSnapshotTtlSeconds(refresh) };
   return refreshSnapshot(ctx, { asPublished }).catch((error: unknown) => {
@@ -830,6 +852,7 @@ export function createPublishHandler(
       ? { generation: null, invalidate: [] }
       : await retryingConflicts(deps, 'flush', () => flushIndexes(ctx));
     const flushMs = Date.now() - flushStarted;
+    logStuck(deps.logger, 'flush', flushed);
     for (const key of flushed.invalidate) toInvalidate.add(key);
     generation = flushed.generation ?? generation;
     // The schedule's refresh, in turn with the publishes: a snapshot signed in this invocation is fresh.
@@ -837,6 +860,7 @@ export function createPublishHandler(
       const refreshed = await retryingConflicts(deps, 'refresh', () =>
         unread ? refreshUnread(deps, ctx, firstRefusal) : refreshSnapshot(ctx),
       );
+      logStuck(deps.logger, 'refresh', refreshed);
       for (const key of refreshed.invalidate) toInvalidate.add(key);
       generation = refreshed.generation;
       deps.logger.info('snapshot refreshed', { generation });

@@ -25,6 +25,15 @@ export const CONFIG_REFUSED_LOG = 'registry config refused: refreshing the snaps
  */
 export const UPLOAD_NOT_ANNOUNCED_LOG = 'upload not announced again: it waits in incoming/';
 
+/**
+ * The publish function's log line for a logged entry its flush or the schedule's refresh left uncounted
+ * (index-builder/pipeline/stuck-entries.ts `headLeavingStuck`): a publish or an action past the head the
+ * published snapshot counts that no document it binds shows. The snapshot is renewed all the same and the
+ * invocation succeeds, so nothing else tells the operator that the log head lags until the entry is
+ * published, applied or voided; the line names the entry and what to do.
+ */
+export const LOGGED_ENTRY_STUCK_LOG = 'logged entry stuck: the snapshot renewed without counting it';
+
 export interface Logger {
   info(message: string, fields?: LogFields): void;
   warn(message: string, fields?: LogFields): void;

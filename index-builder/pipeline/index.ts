@@ -137,6 +137,7 @@ export { completeEncodedVariants } from './encoded.ts';
 export { HeldDocuments } from './held-documents.ts';
 export { listWaiting } from './intake.ts';
 export type { SubmissionOutcome, SubmissionStatus } from './outcomes.ts';
+export type { StuckEntryNotice } from './stuck-entries.ts';
 
 /**
  * Write step 1: the immutable files of every accepted version, each begun as soon as its upload is judged

@@ -19,7 +19,7 @@ import {
   MAX_PUBLISH_RESPONSE_BYTES,
   publishResponse,
 } from '../../functions/handlers.ts';
-import { CONFIG_REFUSED_LOG } from '../../functions/logger.ts';
+import { CONFIG_REFUSED_LOG, LOGGED_ENTRY_STUCK_LOG } from '../../functions/logger.ts';
 import { cachedSigner } from '../../functions/secrets.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
@@ -30,7 +30,8 @@ import {
   processSubmissions,
   type SubmissionOutcome,
 } from '../../index-builder/pipeline/index.ts';
-import { readPublicKey } from '../../index-builder/signing.ts';
+import { LogWriter } from '../../index-builder/pipeline/log-writer.ts';
+import { createSigner, readPublicKey } from '../../index-builder/signing.ts';
 import { listAll } from '../../index-builder/store.ts';
 import { configuredKeyDigest } from '../../index-builder/trust.ts';
 import { openSignedSnapshot, verifySnapshot } from '../../index-builder/verify.ts';
@@ -102,6 +103,8 @@ beforeAll(async () => {
     'fn-site-unread-field',
     'fn-intake-unread-empty',
     'fn-site-unread-empty',
+    'fn-intake-unread-stuck',
+    'fn-site-unread-stuck',
   ]);
   const registryKey = await testKey('registry');
   secrets
@@ -520,6 +523,55 @@ describe('when the config object cannot be read: not JSON, or refused at a field
     expect(r.failures[0]).toMatchObject({
       error: { message: expect.stringContaining(`${r.where} /policy: expected "open" or "restricted"`) },
     });
+  });
+
+  it("names in an error line a logged publish no document shows, which the schedule's refresh left uncounted", async () => {
+    // Prepare: a publish logged past the head the snapshot counts that no document shows (a batch died once
+    // it was logged, or the store refused its document), the config then left unreadable: no batch runs to
+    // publish or void it, and the refresh renews the snapshot without counting it (stuck-entries.ts). The
+    // function dropped what the refresh said of it, and the log head lagged with nothing in the logs.
+    const r = await brokenRegistry('unread-stuck', 86400, 'not json');
+    const before = await r.trusted();
+    const ctx = {
+      intake: r.intake,
+      site: r.site,
+      signer: await createSigner((await testKey('registry')).secretKey),
+      clock: systemClock,
+      config: parseRegistryConfig({ name: 'TTL Registry', url: 'https://plugins.example.com' }),
+    };
+    const writer = await LogWriter.open(ctx);
+    writer.append({
+      time: new Date().toISOString(),
+      type: 'publish',
+      plugin: 'unread-stuck-plugin',
+      version: '9.0.0',
+      signer: 'A'.repeat(40),
+      digest: createHash('sha256').update('a publish no document shows').digest('hex'),
+    });
+    await writer.flush();
+
+    // Act
+    const refreshed = await r.publish(refreshEvent);
+
+    // Assess: renewed, the entry left uncounted, and named with what to do in a line of its own.
+    const after = await r.trusted();
+    expect(refreshed.generation).toBe(before.generation + 1);
+    expect(after.log).toEqual(before.log);
+    expect(r.failures).toContainEqual(
+      expect.objectContaining({
+        message: LOGGED_ENTRY_STUCK_LOG,
+        code: 'LOGGED_PUBLISH_STUCK',
+        step: 'refresh',
+        seq: 1,
+        type: 'publish',
+        plugin: 'unread-stuck-plugin',
+        version: '9.0.0',
+        document: 'without',
+        counted: 1,
+        logged: 2,
+        detail: expect.stringMatching(/^plugindex refresh signed the snapshot counting the 1 log entries/),
+      }),
+    );
   });
 
   it('fails the refresh with CONFIG_INVALID where it would need the config (nothing published yet), writing nothing', async () => {
