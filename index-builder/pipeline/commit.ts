@@ -90,7 +90,7 @@ import { toYaml } from '../render/yaml.ts';
 import { CACHE_MUTABLE, contentTypeFor, type ObjectInfo } from '../store.ts';
 import { identityOf, type PipelineContext, streamThresholdOf } from './context.ts';
 import { putEncodedVariants } from './encoded.ts';
-import { currentLogHead, readLogHead, SegmentReads } from './log-writer.ts';
+import { currentLogHead, readLogHead, SegmentReads, signedLogHead } from './log-writer.ts';
 import { checkedSnapshot } from './published.ts';
 import { allWritten, putFile, putSigned, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
 import { putStreamedSigned, SpillWriter, type StreamedDocument } from './streamed.ts';
@@ -749,6 +749,20 @@ async function putStreamedDocuments(
 }
 
 /**
+ * The head a refresh or a flush may leave a stuck entry past (`leaveStuck`): the one the published snapshot
+ * counts (`claimed`), or the signed snapshot's when that counts more. `snapshot.json` is held to the catalog's
+ * record alone, and taken on its word where the catalog keeps none (the intake store's `state/` lost, or a
+ * catalog saved before it kept one): deleted, or put back claiming a shorter log, it made the refresh sign a
+ * shorter log than clients had seen, every one of them then refusing the registry as rolled back. Read only
+ * when the log holds entries past `claimed`: one read, and a signature checked.
+ * @throws TrustError SNAPSHOT_MALFORMED, SNAPSHOT_BAD_SIGNATURE (`signedLogHead`)
+ */
+async function countedHead(ctx: PipelineContext, claimed: LogHead): Promise<LogHead> {
+  const signed = await signedLogHead(ctx);
+  return signed && signed.length > claimed.length ? signed : claimed;
+}
+
+/**
  * Signs and writes `snapshot.json` for `generation`, listing `documents`, expiring after the configured TTL,
  * vouching for the log as `state/log.json` records it, and counting the key rotations (`keyRotations`, else
  * as many as the published snapshot counts). With `ifMatch`, the ETag of the published snapshot the caller
@@ -796,10 +810,10 @@ export async function writeSnapshot(
     options.reads ? { reads: options.reads } : {},
   );
   // Only when the log holds entries the published snapshot does not count (a batch failed or died past it).
-  const counted = published?.log ?? EMPTY_LOG;
+  const claimed = published?.log ?? EMPTY_LOG;
   const log =
-    options.leaveStuck && logged.length > counted.length
-      ? await headLeavingStuck(ctx, counted, logged, documents, options.leaveStuck)
+    options.leaveStuck && logged.length > claimed.length
+      ? await headLeavingStuck(ctx, await countedHead(ctx, claimed), logged, documents, options.leaveStuck)
       : logged;
   const keyRotations = options.keyRotations ?? published?.key_rotations;
   const snapshot = renderSnapshot({

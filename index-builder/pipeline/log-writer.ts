@@ -390,7 +390,7 @@ function verifyTail(entries: readonly ReadEntry[], from: number, head: LogHead, 
  * in one object, as a client reads them. Undefined when there is none (a registry that never published).
  * @throws TrustError SNAPSHOT_MALFORMED, SNAPSHOT_BAD_SIGNATURE
  */
-async function signedLogHead(ctx: PipelineContext, rotatingFrom?: Key): Promise<LogHead | undefined> {
+export async function signedLogHead(ctx: PipelineContext, rotatingFrom?: Key): Promise<LogHead | undefined> {
   const object = await ctx.site.get(SIGNED_SNAPSHOT_KEY);
   if (!object) return undefined;
   const { snapshot, signature } = openSignedSnapshot(object.body);

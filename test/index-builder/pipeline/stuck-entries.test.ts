@@ -421,3 +421,34 @@ describe('when a refresh meets a stuck yank, its page refused by the store', () 
     expect((await registry.verify()).log.length).toBe(2);
   }, 60_000);
 });
+
+describe('when a refresh meets a stuck publish and a snapshot.json that claims a shorter log than the signed one', () => {
+  it('never counts fewer entries than the signed snapshot counted, so the client that saw them takes it', async () => {
+    // Prepare: first-plugin published and seen by a client (entry 0), demo-plugin's publish stuck (entry 1).
+    // The catalog's record of the snapshot gone (the intake store's state/ lost, or a catalog saved before it
+    // kept one), and snapshot.json replaced by one naming no log: taken on its word, as nothing holds it.
+    // The signed head is the floor a refresh signs (log-writer.ts `currentLogHead`); counting what
+    // snapshot.json claims to leave the stuck entry out, it signed an empty log over it, and every client that
+    // had seen the log refused the registry as rolled back.
+    const { registry, saw, before } = await stuckAfterFirst(false, 'died');
+    const meta = (await registry.context.intake.get(CATALOG_META_KEY))?.body as Uint8Array;
+    const lines = new TextDecoder().decode(meta).split('\n');
+    await registry.context.intake.put(
+      CATALOG_META_KEY,
+      new TextEncoder().encode(lines.filter((line) => !line.startsWith('snapshot\t')).join('\n')),
+      { contentType: 'text/plain', cacheControl: 'no-store' },
+    );
+    const { log: _log, ...planted } = before;
+    await writeFile(path.join(registry.siteRoot, 'snapshot.json'), JSON.stringify(planted));
+
+    // Act
+    const renewed = await refreshSnapshot(registry.context);
+    forgetBins(registry.context.intake);
+
+    // Assert: the signed head counted (the stuck entry past it still left out, and named).
+    expect((await publishedSnapshot(registry.context.site)).log).toEqual(before.log);
+    expect(renewed.stuck).toMatchObject({ seq: 1, plugin: 'demo-plugin', counted: 1, logged: 2 });
+    const { updated } = await laterRunInstalls(saw, cleanups, 'first-plugin');
+    expect(updated?.error).toBeUndefined();
+  }, 90_000);
+});
