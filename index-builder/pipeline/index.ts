@@ -1410,6 +1410,7 @@ async function rebuildAll(
   ctx: PipelineContext,
   options: RebuildOptions = {},
   upgrade = false,
+  leaveStuck?: LeaveStuck,
 ): Promise<{
   generation: number;
   plugins: number;
@@ -1501,7 +1502,11 @@ async function rebuildAll(
   ]);
   // Every owner it files is its document's: the catalog committed says so (`Catalog.namesOwnersKept`).
   catalog.namesOwnersKept = true;
-  const snapshot = options.keyRotations === undefined ? {} : { keyRotations: options.keyRotations };
+  // A refresh's or a flush's upgrade counts no stuck publish (`leaveStuck`), held to the bins rendered anew.
+  const snapshot = {
+    ...(options.keyRotations === undefined ? {} : { keyRotations: options.keyRotations }),
+    ...(leaveStuck ? { leaveStuck: { ...leaveStuck, rebuilt: true } } : {}),
+  };
   // Signed anew like every document (after a key rotation, by the new key).
   const generation = await commitGeneration(
     ctx,
@@ -1699,7 +1704,9 @@ export async function refreshSnapshot(
   };
   // A catalog met of another format while at it is rebuilt from, as a catalog opened so is: not without
   // the config (CATALOG_OUTDATED thrown as it is).
-  const generation = asPublished ? await refresh() : await rebuiltIfOutdated(ctx, catalog, refresh);
+  const generation = asPublished
+    ? await refresh()
+    : await rebuiltIfOutdated(ctx, catalog, refresh, leaveStuck);
   return { generation, invalidate: log.mutableKeys(), ...(stuck ? { stuck } : {}) };
 }
 
@@ -1731,13 +1738,14 @@ async function rebuiltIfOutdated<T>(
   ctx: PipelineContext,
   catalog: Catalog,
   run: () => Promise<T>,
+  leaveStuck: LeaveStuck,
 ): Promise<T | number> {
-  if (catalog.outdated) return (await rebuildAll(ctx, {}, true)).generation;
+  if (catalog.outdated) return (await rebuildAll(ctx, {}, true, leaveStuck)).generation;
   try {
     return await run();
   } catch (error) {
     if (!(error instanceof PlugindexError && error.code === 'CATALOG_OUTDATED')) throw error;
-    return (await rebuildAll(ctx, {}, true)).generation;
+    return (await rebuildAll(ctx, {}, true, leaveStuck)).generation;
   }
 }
 
@@ -1765,8 +1773,11 @@ export async function flushIndexes(
     await cleanInterruptedVariants(ctx, [...catalog.writing.keys()].filter(isPluginDocumentKey));
   if (!catalog.outdated && !catalog.indexesPending)
     return { generation: null, invalidate: log.mutableKeys() };
-  const generation = await rebuiltIfOutdated(ctx, catalog, () =>
-    commitGeneration(ctx, catalog, new Set(), false, [], { leaveStuck }),
+  const generation = await rebuiltIfOutdated(
+    ctx,
+    catalog,
+    () => commitGeneration(ctx, catalog, new Set(), false, [], { leaveStuck }),
+    leaveStuck,
   );
   return { generation, invalidate: log.mutableKeys(), ...(stuck ? { stuck } : {}) };
 }

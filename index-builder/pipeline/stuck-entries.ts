@@ -56,6 +56,12 @@ export interface StuckEntryNotice extends StuckEntry {
 export interface LeaveStuck {
   readonly by: string;
   readonly told: (stuck: StuckEntryNotice) => void;
+  /**
+   * The bins the snapshot binds are rendered anew from the documents served (the catalog upgrade's rebuild a
+   * refresh or a flush runs, `rebuiltIfOutdated`), not signed as published: a document there may show an
+   * action past the head, so only publishes are looked for, as a rebuild's own check looks for them.
+   */
+  readonly rebuilt?: boolean;
 }
 
 /**
@@ -81,6 +87,7 @@ export async function findStuckEntry(
   counted: number,
   head: LogHead,
   binding?: Readonly<Record<string, DocumentDigest>>,
+  actions = binding !== undefined,
 ): Promise<StuckEntry | undefined> {
   if (head.length <= counted) return undefined;
   const tail: LogEntry[] = [];
@@ -97,7 +104,7 @@ export async function findStuckEntry(
   for (const entry of tail) {
     const { seq, plugin, version } = entry;
     if (passed.has(seq)) continue;
-    if (binding && isDocumentAction(entry)) {
+    if (actions && isDocumentAction(entry)) {
       const submission = (await pendingIntents(ctx.intake)).get(`${seq} ${entry.digest}`);
       return {
         seq,
@@ -227,7 +234,7 @@ export async function headLeavingStuck(
   binding: Readonly<Record<string, DocumentDigest>>,
   leave: LeaveStuck,
 ): Promise<LogHead> {
-  const stuck = await findStuckEntry(ctx, counted.length, head, binding);
+  const stuck = await findStuckEntry(ctx, counted.length, head, binding, leave.rebuilt !== true);
   if (!stuck) return head;
   leave.told({
     ...stuck,

@@ -452,3 +452,45 @@ describe('when a refresh meets a stuck publish and a snapshot.json that claims a
     expect(updated?.error).toBeUndefined();
   }, 90_000);
 });
+
+describe.each(RENEWALS)(
+  'when %s upgrades a catalog of another format over a stuck publish',
+  (_, by, renew) => {
+    it('rebuilds it, the snapshot not counting the entry, and names it', async () => {
+      // Prepare: demo-plugin's publish stuck past the head (a batch died once it was logged); the catalog left
+      // as the release before wrote it, so this release's first refresh or flush rebuilds it (the upgrade).
+      // That rebuild signed the log's head, the stuck entry counted: no void could then be taken of it
+      // (LOG_VOID_OF_SEEN), and verify --url refused the registry (LOG_DISAGREES).
+      const { registry, saw, seq, before } = await stuckAfterFirst(false, 'died');
+      const meta = new TextDecoder().decode((await registry.context.intake.get(CATALOG_META_KEY))?.body);
+      await registry.context.intake.put(
+        CATALOG_META_KEY,
+        new TextEncoder().encode(meta.replace(/^plugindex-catalog 8\n/, 'plugindex-catalog 6\n')),
+        { contentType: 'text/tab-separated-values', cacheControl: 'private, no-store' },
+      );
+      forgetBins(registry.context.intake);
+
+      // Act
+      const renewed = await renew(registry.context);
+      forgetBins(registry.context.intake);
+
+      // Assert: a new generation, the log counted as the published snapshot counted it, the entry named; the
+      // registry verifies and the client that saw it updates.
+      const after = await publishedSnapshot(registry.context.site);
+      expect(after.generation).toBeGreaterThan(before.generation);
+      expect(after.log).toEqual(before.log);
+      expect(renewed.stuck).toMatchObject({
+        seq,
+        type: 'publish',
+        plugin: 'demo-plugin',
+        document: 'missing',
+      });
+      expect(renewed.stuck?.message).toMatch(
+        new RegExp(`^${by} signed the snapshot counting the ${seq} log entries`),
+      );
+      expect((await registry.verify()).log).toEqual(before.log);
+      const { updated } = await laterRunInstalls(saw, cleanups, 'first-plugin');
+      expect(updated?.error).toBeUndefined();
+    }, 90_000);
+  },
+);
