@@ -19,6 +19,7 @@ import { Construct } from 'constructs';
 import {
   CONFIG_REFUSED_LOG,
   INVALIDATION_FAILED_LOG,
+  LOGGED_ENTRY_STUCK_LOG,
   UPLOAD_NOT_ANNOUNCED_LOG,
 } from '../../functions/logger.ts';
 import { InfraError } from '../errors.ts';
@@ -65,10 +66,11 @@ export interface RegistryAlarmsProps {
 }
 
 /**
- * The publish function's log lines for a CloudFront invalidation that failed, and for a registry config
- * refused while the refresh alone goes on (functions/logger.ts).
+ * The publish function's log lines for a CloudFront invalidation that failed, for a registry config refused
+ * while the refresh alone goes on, for an upload not announced again, and for a logged entry a flush or refresh
+ * left uncounted (functions/logger.ts).
  */
-export { CONFIG_REFUSED_LOG, INVALIDATION_FAILED_LOG, UPLOAD_NOT_ANNOUNCED_LOG };
+export { CONFIG_REFUSED_LOG, INVALIDATION_FAILED_LOG, LOGGED_ENTRY_STUCK_LOG, UPLOAD_NOT_ANNOUNCED_LOG };
 
 /** A function by its path below the stack ("Search/Function"): its own id alone can be just "Function". */
 const where = (fn: LambdaFn): string => fn.node.path.split('/').slice(1).join('/');
@@ -198,6 +200,26 @@ export class RegistryAlarms extends Construct {
         alarmDescription:
           'An upload whose message reached its last receipt could not be announced again on the queue: it waits in incoming/ until the next invocation (the scheduled refresh at the latest); the log line names it',
         metric: unannounced.metric({ period: Duration.minutes(5), statistic: 'Sum' }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+      });
+    }
+    if (props.publishLogs) {
+      // A flush or the schedule's refresh renewed the snapshot over a logged entry no document shows, without
+      // counting it (pipeline/stuck-entries.ts): the invocation succeeds, and the log head lags until a batch
+      // publishes, applies or voids the entry; the line names it and what to do.
+      const stuck = new MetricFilter(this, 'LoggedEntryStuckLines', {
+        logGroup: props.publishLogs,
+        filterPattern: FilterPattern.stringValue('$.message', '=', LOGGED_ENTRY_STUCK_LOG),
+        metricNamespace: `Plugindex/${Stack.of(this).stackName}`,
+        metricName: 'LoggedEntriesStuck',
+        metricValue: '1',
+      });
+      add('LoggedEntriesStuck', {
+        alarmDescription:
+          'The snapshot was renewed without counting a logged entry no document shows (a batch failed or died past it): the log line names the entry and what to do',
+        metric: stuck.metric({ period: Duration.minutes(5), statistic: 'Sum' }),
         threshold: 0,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,

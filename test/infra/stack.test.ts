@@ -16,6 +16,7 @@ import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import {
   CONFIG_REFUSED_LOG,
   INVALIDATION_FAILED_LOG,
+  LOGGED_ENTRY_STUCK_LOG,
   parseAlarmEmail,
   UPLOAD_NOT_ANNOUNCED_LOG,
 } from '../../infra/constructs/alarms.ts';
@@ -540,9 +541,9 @@ describe('when the stack is synthesized', () => {
     for (const s of invalidations) expect(s.Action).toBe('cloudfront:CreateInvalidation');
   });
 
-  it('alarms on the dead-letter queue, the oldest submission, function errors, failed invalidations, a refused config and an upload not announced again', () => {
+  it('alarms on the dead-letter queue, the oldest submission, function errors, failed invalidations, a refused config, an upload not announced again and a logged entry left stuck', () => {
     // Errors of the publish and search functions; no throttle alarm while nothing is bounded.
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 7);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 8);
     template.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'Errors' }, 2);
     template.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'Throttles' }, 0);
     expect(
@@ -620,13 +621,19 @@ describe('when the stack is synthesized', () => {
     expectLogLineAlarm(UPLOAD_NOT_ANNOUNCED_LOG, 'UploadsNotAnnounced');
   });
 
+  it("alarms on a logged entry a flush or refresh left uncounted from the publish function's log line, notifying the alarm topic", () => {
+    // The snapshot is renewed over a stuck publish or action without counting it (pipeline/stuck-entries.ts),
+    // and the invocation succeeds: no error alarm sees the log head lagging until the entry is settled.
+    expectLogLineAlarm(LOGGED_ENTRY_STUCK_LOG, 'LoggedEntriesStuck');
+  });
+
   it('sends every alarm to one SNS topic of its own, encrypted with a rotated key CloudWatch may use, TLS-only', () => {
     // The alarms had no action: a state change showed in the console and told nobody.
     const topics = Object.entries(template.findResources('AWS::SNS::Topic'));
     expect(topics).toHaveLength(1);
     const [[topicId, topic]] = topics as [[string, { Properties: { KmsMasterKeyId?: unknown } }]];
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
-    expect(alarms).toHaveLength(7);
+    expect(alarms).toHaveLength(8);
     for (const alarm of alarms) expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
     // A key of the stack's, rotated (SNS's AWS-managed key is one CloudWatch may not use).
     const keyId = (topic.Properties.KmsMasterKeyId as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt']?.[0];
@@ -684,7 +691,7 @@ describe('when the stack is synthesized', () => {
       TopicArn: { Ref: topicId },
     });
     const alarms = Object.values(synthesized.findResources('AWS::CloudWatch::Alarm'));
-    expect(alarms).toHaveLength(8);
+    expect(alarms).toHaveLength(9);
     for (const alarm of alarms) expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
   });
 
