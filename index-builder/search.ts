@@ -274,6 +274,13 @@ function ownersOf(entry: SearchEntry): ReadonlySet<string> | undefined {
 }
 
 /**
+ * Look-alikes a flag names before it counts the rest ("… and 2 more"): `plugindex info` and `search`
+ * (cli/commands/search.ts `lookAlikeWarning`), the home page (served and built by its script) and the plugin
+ * page. A registry's list is not bounded, and a flag of thousands was one line of them.
+ */
+export const LOOK_ALIKES_SHOWN = 10;
+
+/**
  * Per row of `entries` (one registry's `search.json`), the other rows whose name reads as its own
  * (`nameSkeleton`, the rule the registry refuses a new name by: look-alike.ts) and whose owners are not its
  * owners (the same set of fingerprints), by name in code-unit order; undefined for a row with none. The

@@ -3,7 +3,7 @@
  * Its words (as `q`, joined by a space) and filters are read by the rule `GET /search` and the home page
  * read theirs by (`readSearchParameters`): a refusal exits 2 with the endpoint's own code and message.
  */
-import { readSearchParameters, type SearchField } from '../../index-builder/search.ts';
+import { LOOK_ALIKES_SHOWN, readSearchParameters, type SearchField } from '../../index-builder/search.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { type Parsed, stringOption } from '../args.ts';
 import { withClient } from '../client.ts';
@@ -74,5 +74,3 @@ export function lookAlikeWarning(names: readonly string[]): string {
   const more = names.length > LOOK_ALIKES_SHOWN ? ` and ${names.length - LOOK_ALIKES_SHOWN} more` : '';
   return `looks like: ${shown}${more} (${names.length === 1 ? 'other owner' : 'other owners'})`;
 }
-
-const LOOK_ALIKES_SHOWN = 10;

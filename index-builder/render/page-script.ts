@@ -11,6 +11,7 @@
  */
 
 import {
+  LOOK_ALIKES_SHOWN,
   MAX_FILTER_LENGTH,
   MAX_QUERY_LENGTH,
   MAX_SEARCH_TERMS,
@@ -27,12 +28,8 @@ export const RESULT_CHIPS = 6;
  * `lookAlikeWarning`): "looks like: awscost (other owner)".
  */
 export const LOOK_ALIKE_LEAD = 'looks like: ';
-/**
- * Look-alikes a flag names, on the home page (served and built by the script) and the plugin page; the rest
- * are counted ("… and 2 more"), as `plugindex info` and `search` print them (cli/commands/search.ts
- * `lookAlikeWarning`): a registry's list is not bounded, and the home page named every one.
- */
-export const LOOK_ALIKES_SHOWN = 10;
+/** Look-alikes a flag names (search.ts), here for the pages' script and html.ts. */
+export { LOOK_ALIKES_SHOWN };
 /** Versions per page of a plugin page's version table. */
 export const VERSIONS_PAGE_SIZE = 20;
 /**
