@@ -903,7 +903,11 @@ async function voidRefusedPlugin(
     published,
     [...behind.values()].map(({ accepted }) => accepted.manifest),
   );
-  for (const [item, fields] of voids) log.append(fields, item.upload.id);
+  // An upload not at hand is marked awaited with its void, before any outcome of it is recorded: marked only
+  // at `forget`, a run that died between the two left a retry that dropped the intent for that outcome, and
+  // the upload, met, was judged anew, logged and voided again.
+  for (const [item, fields] of voids)
+    log.append(fields, item.upload.id, item.fromLog ? { awaited: true } : {});
   await log.flush();
   const refused: RefusedVersion[] = [];
   for (const [item, { seq, accepted }] of behind) {

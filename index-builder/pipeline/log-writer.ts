@@ -89,7 +89,8 @@ export interface LogIntent {
   readonly unowed?: true;
   /**
    * Set on a void's intent by the batch that voided a publish whose upload was not at hand (finished from the
-   * log): kept, whatever outcome is recorded, until a batch that meets its upload rejects it by it (`voidFor`).
+   * log), written with the void (`append`), before that upload's outcome is: kept, whatever outcome is recorded,
+   * until a batch that meets its upload rejects it by it (`voidFor`).
    */
   readonly awaited?: true;
 }
@@ -809,9 +810,13 @@ export class LogWriter {
 
   /**
    * Appends an entry (written at `flush`), for the submission `intent` names (its intent record is written
-   * first, so a retry finds the entry). Returns it.
+   * first, so a retry finds the entry), with `marks` (a void's: `LogIntent.awaited`). Returns it.
    */
-  append(fields: Omit<LogEntry, 'seq' | 'prev'>, intent?: string): LogEntry {
+  append(
+    fields: Omit<LogEntry, 'seq' | 'prev'>,
+    intent?: string,
+    marks: Pick<LogIntent, 'awaited'> = {},
+  ): LogEntry {
     const { entry, line, head } = nextEntry(this.#head, fields);
     const index = segmentOf(entry.seq);
     const lines = this.#segments.get(index) ?? [];
@@ -823,7 +828,7 @@ export class LogWriter {
     if (entry.type === 'void') this.#voids(entry);
     this.#remember(entry);
     if (intent !== undefined)
-      this.#intents.set(intent, { seq: entry.seq, type: entry.type, digest: entry.digest });
+      this.#intents.set(intent, { seq: entry.seq, type: entry.type, digest: entry.digest, ...marks });
     this.#head = head;
     return entry;
   }

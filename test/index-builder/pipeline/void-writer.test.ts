@@ -782,3 +782,36 @@ describe("when a published plugin's new version is voided beside a new version o
     expect(await registry.verify()).toMatchObject({ plugins: 2 });
   }, 60_000);
 });
+
+describe("when a batch voiding a dead run's publish whose upload it did not take dies once its outcome is recorded", () => {
+  it("keeps the void's intent, and the batch that meets the upload rejects it by the void, logging it no more", async () => {
+    // Prepare: a run logs demo-plugin (entry 0) and dies; a folder where its page goes. A batch of other-plugin
+    // alone finishes demo-plugin from the log, voids entry 0 (entry 2), records both outcomes and dies before
+    // it forgets its intents. A batch of third-plugin alone.
+    const registry = await servedOnDisk();
+    const stuck = await registry.submit(await makeBundle());
+    await diesOnceLogged(registry.context, [stuck.key]);
+    await pageFolder(registry);
+    const other = await registry.submit(await installable('other-plugin'));
+    const onStep = (step: BatchStep): void => {
+      if (step === 'outcomes') throw new Error('killed after the outcomes');
+    };
+    await expect(registry.batch([other.key], onStep)).rejects.toThrow('killed after the outcomes');
+    expect(await registry.outcome(stuck.id)).toMatchObject({ status: 'rejected' });
+    const third = await registry.submit(await installable('third-plugin'));
+    await registry.batch([third.key]);
+
+    // Act
+    const result = await registry.batch([stuck.key]);
+
+    // Assert: rejected by the void (before: its intent, not yet marked awaited, was dropped for the outcome
+    // recorded from the log, and the upload, judged anew, was logged again and voided again).
+    expect(outcomesOf(result)).toEqual([
+      ['demo-plugin', '1.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+    ]);
+    expect((await registry.entries()).map((e) => e.type)).toEqual(['publish', 'publish', 'void', 'publish']);
+    expect(await registry.incoming()).toEqual([]);
+    expect(await listAll(registry.context.intake, 'state/log-intents/')).toEqual([]);
+    expect((await registry.verify()).voided).toHaveLength(1);
+  }, 60_000);
+});
