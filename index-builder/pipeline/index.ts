@@ -783,6 +783,8 @@ interface Voiding {
   readonly view: BatchView;
   readonly catalog: Catalog;
   readonly processed: string;
+  /** The plugin documents the pass wrote: those listing a voided first publish are named in its void's intent. */
+  readonly toWrite: readonly RenderedPlugin[];
   /** The ids of uploads not at hand (`fromLog`) voided here: their voids' intents kept for the batch that meets them. */
   readonly awaited: Set<string>;
 }
@@ -824,7 +826,7 @@ async function voidRefusedPlugin(
   voiding: Voiding,
   error: unknown,
 ): Promise<boolean> {
-  const { items, folded, log, view, catalog, processed, awaited } = voiding;
+  const { items, folded, log, view, catalog, processed, toWrite, awaited } = voiding;
   if (ctx.config.voidRefusedEntries !== true) return false;
   const resumed = items.some(
     ({ evaluation: e }) => e.kind === 'already-published' && e.resumed && e.manifest.name === name,
@@ -903,11 +905,29 @@ async function voidRefusedPlugin(
     published,
     [...behind.values()].map(({ accepted }) => accepted.manifest),
   );
+  // A first publish's: the other documents that may list it in `look_alikes` (written by this pass, or filed
+  // alike and maybe written so by a run that died), named in each void's intent, so that any later batch
+  // writes them again without it if this run dies first (`LogIntent.alike`, `voidedAlike`).
+  const alike = published
+    ? []
+    : [
+        ...new Set([
+          ...toWrite
+            .filter((plugin) => plugin.doc.look_alikes?.some((other) => other.name === name))
+            .map((plugin) => plugin.doc.name),
+          ...(await view.names.filedAlike(name)).map((filed) => filed.name),
+        ]),
+      ]
+        .filter((other) => other !== name)
+        .sort();
   // An upload not at hand is marked awaited with its void, before any outcome of it is recorded: marked only
   // at `forget`, a run that died between the two left a retry that dropped the intent for that outcome, and
   // the upload, met, was judged anew, logged and voided again.
   for (const [item, fields] of voids)
-    log.append(fields, item.upload.id, item.fromLog ? { awaited: true } : {});
+    log.append(fields, item.upload.id, {
+      ...(item.fromLog ? { awaited: true as const } : {}),
+      ...(alike.length > 0 ? { alike } : {}),
+    });
   await log.flush();
   const refused: RefusedVersion[] = [];
   for (const [item, { seq, accepted }] of behind) {
@@ -960,8 +980,9 @@ async function withdrawVoided(
  * Such a document is in `toWrite` when this batch flagged it; when a run that died wrote it flagged before it
  * voided (its retry reads that document as published, `writing`, and finds nothing to change), it is not,
  * and is read here among the names filed alike (the retry, else, committed the catalog's older line over the
- * document the dead run wrote: verify --url refused the registry); it is added to `changed`. Returns the
- * plugins to write, and those rendered again (`rendered`), of bytes not recorded yet.
+ * document the dead run wrote: verify --url refused the registry), and among `alike`, the documents the void's
+ * intent names (`LogIntent.alike`); it is added to `changed`. Returns the plugins to write, and those rendered
+ * again (`rendered`), of bytes not recorded yet.
  */
 async function withoutVoidedPlugin(
   ctx: PipelineContext,
@@ -970,6 +991,7 @@ async function withoutVoidedPlugin(
   view: BatchView,
   changed: Set<string>,
   standing: boolean,
+  alike: readonly string[] = [],
 ): Promise<{ readonly plugins: RenderedPlugin[]; readonly rendered: RenderedPlugin[] }> {
   // A published plugin's version voided: the plugin stands, and so does every look-alike flag naming it.
   if (standing) return { plugins: toWrite.filter((plugin) => plugin.doc.name !== name), rendered: [] };
@@ -991,8 +1013,9 @@ async function withoutVoidedPlugin(
     plugin.doc.name === name ? [] : [again(plugin.doc) ?? plugin],
   );
   const writing = new Set(toWrite.map((plugin) => plugin.doc.name));
-  for (const { name: other } of await view.names.filedAlike(name)) {
-    if (writing.has(other)) continue;
+  const filed = (await view.names.filedAlike(name)).map((found) => found.name);
+  for (const other of new Set([...filed, ...alike])) {
+    if (writing.has(other) || other === name) continue;
     const doc = await view.published(other);
     const plugin = doc && again(doc);
     if (!plugin) continue;
@@ -1189,9 +1212,14 @@ export async function processSubmissions(
   // batch judges it no more, so nothing of it changes those (each read as published, `writing`), and the
   // catalog's older line was committed over each (DOCUMENT_MISMATCH). Written again without it, as the dead
   // run was about to. None while the plugin stands (published, or published by this batch anew).
-  for (const name of new Set(voidedByDeadRun))
+  // So for a void whose intent names those documents (`LogIntent.alike`), whatever uploads this batch takes:
+  // one of other uploads alone (one batch per S3 event, the local server) committed the older line too. The
+  // voided plugin's own document is never written here: a publish voided stays voided.
+  const alike = await log.voidedAlike();
+  for (const name of new Set([...voidedByDeadRun, ...alike.keys()]))
     if (!changed.has(name) && !(await view.published(name)))
-      rendered = (await withoutVoidedPlugin(ctx, rendered, name, view, changed, false)).plugins;
+      rendered = (await withoutVoidedPlugin(ctx, rendered, name, view, changed, false, alike.get(name)))
+        .plugins;
   const refused = versions.refused();
   refuseEchoes(items, refused);
   unorderAfterRefused(items, changers);
@@ -1286,7 +1314,7 @@ export async function processSubmissions(
       // Opted in, a publish whose document the store refuses for good is voided, and the rest written again
       // (each document rewritten the same) and committed without it; else the batch fails, as it always did.
       const name = plugins.refused();
-      const voiding = { items, folded, log, view, catalog, processed, awaited };
+      const voiding = { items, folded, log, view, catalog, processed, toWrite, awaited };
       if (name === undefined || !(await voidRefusedPlugin(ctx, name, voiding, pluginsWritten.reason)))
         throw pluginsWritten.reason;
       const next = await withoutVoidedPlugin(ctx, toWrite, name, view, changed, catalog.plugins.has(name));

@@ -31,6 +31,7 @@ import type { Key } from 'openpgp';
 import { TrustError } from '../errors.ts';
 import {
   INCOMING_PREFIX,
+  pluginNameFormProblem,
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
   signatureKey,
@@ -93,6 +94,14 @@ export interface LogIntent {
    * until a batch that meets its upload rejects it by it (`voidFor`).
    */
   readonly awaited?: true;
+  /**
+   * Set on the void of a first publish (pipeline/index.ts `voidRefusedPlugin`): the other plugins whose
+   * documents the voiding batch wrote, or was about to write, listing the voided plugin in `look_alikes`. A run
+   * that dies after the void, before writing them again without it, leaves them to any later batch, whatever
+   * uploads it takes (`voidedAlike`): the retry alone met them (its upload's), and one of other uploads
+   * committed the catalog's older line over the document the dead run wrote (DOCUMENT_MISMATCH).
+   */
+  readonly alike?: readonly string[];
 }
 
 /** An intent record of a flush: submission id -> its intent. */
@@ -742,6 +751,27 @@ export class LogWriter {
   }
 
   /**
+   * The plugins whose first publish a run voided (the void in the log at its intent's seq), each with the other
+   * plugins its intent names (`LogIntent.alike`): the documents that may still list it in `look_alikes`.
+   */
+  async voidedAlike(): Promise<Map<string, readonly string[]>> {
+    const voided = new Map<string, readonly string[]>();
+    for (const intents of this.#records.values())
+      for (const intent of intents.values()) {
+        if (intent.type !== 'void' || !Number.isSafeInteger(intent.seq) || !Array.isArray(intent.alike))
+          continue;
+        const entry = (await this.read(intent.seq))?.entry;
+        if (entry?.type !== 'void' || entry.digest !== intent.digest || !entry.plugin) continue;
+        // A record changed by hand may name anything: only plugin names are looked up (a path read fails the batch).
+        const named = intent.alike.filter(
+          (other): other is string => typeof other === 'string' && pluginNameFormProblem(other) === undefined,
+        );
+        voided.set(entry.plugin, [...new Set([...(voided.get(entry.plugin) ?? []), ...named])]);
+      }
+    return voided;
+  }
+
+  /**
    * The submission an intent record (read at `open`) names as the one that logged the entry of digest
    * `digest`, or undefined: an action a run that died logged and its retry has not finished.
    */
@@ -810,12 +840,12 @@ export class LogWriter {
 
   /**
    * Appends an entry (written at `flush`), for the submission `intent` names (its intent record is written
-   * first, so a retry finds the entry), with `marks` (a void's: `LogIntent.awaited`). Returns it.
+   * first, so a retry finds the entry), with `marks` (a void's: `LogIntent.awaited`, `alike`). Returns it.
    */
   append(
     fields: Omit<LogEntry, 'seq' | 'prev'>,
     intent?: string,
-    marks: Pick<LogIntent, 'awaited'> = {},
+    marks: Pick<LogIntent, 'awaited' | 'alike'> = {},
   ): LogEntry {
     const { entry, line, head } = nextEntry(this.#head, fields);
     const index = segmentOf(entry.seq);

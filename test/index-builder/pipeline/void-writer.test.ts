@@ -783,6 +783,90 @@ describe("when a published plugin's new version is voided beside a new version o
   }, 60_000);
 });
 
+/** A site that dies (a process killed) at the first write of demoplugin's document once the log holds a void. */
+function diesBeforeAlikeDocument(registry: Served): Store {
+  const site = registry.context.site;
+  return puttingThrough(site, async (key, body, options) => {
+    const voided = (await registry.entries()).some((e) => e.type === 'void');
+    if (voided && key === 'plugins/demoplugin/index.json') throw new Error('killed before the document');
+    return site.put(key, body, options);
+  });
+}
+
+describe("when a batch voiding a look-alike's first publish dies before the other document, and the next batch is of other uploads", () => {
+  it('that batch writes the document without it, which the snapshot binds, and the upload is still rejected by the void', async () => {
+    // Prepare: see alikeOfPublished. The batch writes demoplugin's document naming demo-plugin, voids
+    // demo-plugin, and dies just before it writes demoplugin's document again without it. The next batch is
+    // of other-plugin alone (one batch per S3 event; the local server).
+    const registry = await servedOnDisk();
+    const stuck = await alikeOfPublished(registry, 'registry.example/acme/demo-plugin');
+    await expect(
+      processSubmissions({ ...registry.context, site: diesBeforeAlikeDocument(registry) }, [stuck.key]),
+    ).rejects.toThrow('killed before the document');
+    forgetBins(registry.context.intake);
+    const other = await registry.submit(await installable('other-plugin'));
+
+    // Act
+    const result = await registry.batch([other.key]);
+
+    // Assert: demoplugin's document written again without demo-plugin and bound by the snapshot (before: the
+    // catalog's older line was committed over the document the dead run wrote, DOCUMENT_MISMATCH, verify --url
+    // refusing the registry until a batch met demo-plugin's upload).
+    expect(outcomesOf(result)).toEqual([['other-plugin', '1.0.0', 'accepted', 4, []]]);
+    const publicKey = registry.base.registryKey.publicKey;
+    const site = registry.context.site;
+    expect((await boundDocument(site, publicKey, 'demoplugin')).look_alikes).toBeUndefined();
+    expect(await registry.verify()).toMatchObject({ plugins: 2 });
+    expect(await site.get('plugins/demo-plugin/index.json')).toBeUndefined();
+    // The upload, met at last, is rejected by the void, nothing logged again.
+    expect(outcomesOf(await registry.batch([stuck.key]))).toEqual([
+      ['demo-plugin', '1.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+    ]);
+    expect((await registry.entries()).map((e) => e.type)).toEqual([
+      'publish',
+      'owners-add',
+      'publish',
+      'void',
+      'publish',
+    ]);
+    expect(await listAll(registry.context.intake, 'state/log-intents/')).toEqual([]);
+    expect(await registry.verify()).toMatchObject({ plugins: 2 });
+  }, 90_000);
+});
+
+describe("when a batch voiding from the log a look-alike's first publish dies before the other document", () => {
+  it('a later batch of other uploads leaves no served document listing the voided name', async () => {
+    // Prepare: see alikeOfPublished. A run logs demo-plugin and dies; a batch of other-plugin alone finishes it
+    // from the log, writes demoplugin's document naming it, meets the refusal, voids it and dies just before it
+    // writes demoplugin's document again without it. Then a batch of third-plugin alone.
+    const registry = await servedOnDisk();
+    const stuck = await alikeOfPublished(registry, 'registry.example/acme/demo-plugin');
+    await diesOnceLogged(registry.context, [stuck.key]);
+    const other = await registry.submit(await installable('other-plugin'));
+    await expect(
+      processSubmissions({ ...registry.context, site: diesBeforeAlikeDocument(registry) }, [other.key]),
+    ).rejects.toThrow('killed before the document');
+    forgetBins(registry.context.intake);
+    const site = registry.context.site;
+    const served = async () => {
+      const read = await site.get('plugins/demoplugin/index.json');
+      return (JSON.parse(new TextDecoder().decode(read?.body)) as { look_alikes?: unknown }).look_alikes;
+    };
+    expect(await served()).toEqual([expect.objectContaining({ name: 'demo-plugin' })]);
+    const third = await registry.submit(await installable('third-plugin'));
+
+    // Act
+    await registry.batch([third.key]);
+
+    // Assert: the served document lists demo-plugin no more (before: it still did, bound by no snapshot).
+    expect(await served()).toBeUndefined();
+    const publicKey = registry.base.registryKey.publicKey;
+    expect((await boundDocument(site, publicKey, 'demoplugin')).look_alikes).toBeUndefined();
+    // other-plugin, whose publish the dead run logged, finished from the log too.
+    expect(await registry.verify()).toMatchObject({ plugins: 3 });
+  }, 90_000);
+});
+
 describe("when a batch voiding a dead run's publish whose upload it did not take dies once its outcome is recorded", () => {
   it("keeps the void's intent, and the batch that meets the upload rejects it by the void, logging it no more", async () => {
     // Prepare: a run logs demo-plugin (entry 0) and dies; a folder where its page goes. A batch of other-plugin
