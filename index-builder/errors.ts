@@ -243,6 +243,10 @@ export type ErrorCode =
   // `plugindex rebuild` or `rotate-key` meets a logged publish past what the published snapshot counts that
   // no plugin document shows (pipeline/stuck-entries.ts): signing over it would bar its void; nothing changed
   | 'LOGGED_PUBLISH_STUCK'
+  // The same over a logged action (a yank, an owner's change, a revocation...) that the document served does
+  // not show, judged by the fold of its plugin's statements (log-fold.ts): signing over it would vouch for
+  // what no document shows (verify --url: LOG_DISAGREES); nothing changed
+  | 'LOGGED_ACTION_STUCK'
   // A rebuild signing every manifest again (a key rotation's, or one finishing it: pipeline/site-writer.ts
   // `resignManifests`) meets a published version's manifest gone, or bytes not the digest its plugin
   // document records: the new key would vouch for nothing, or for what the old one never did

@@ -3,8 +3,10 @@
  * a logged publish whose document the store refused (LOGGED_PUBLISH_FAILED), waiting for a batch to publish it
  * once its path is mended, or (`voidRefusedEntries`) to void it. A snapshot signed over such an entry vouches
  * for a publish no document shows (`verify --url`: LOG_DISAGREES), and every client that reads it refuses the
- * void that would settle it (LOG_VOID_OF_SEEN). `plugindex rebuild` and `rotate-key` refuse instead, before
- * they change anything (`refuseStuckPublishes`). `plugindex refresh` and the flush of the index documents
+ * void that would settle it (LOG_VOID_OF_SEEN). A logged action (a yank, an owner's change, a revocation) no
+ * document shows is stuck likewise: counted, the snapshot vouches for it. `plugindex rebuild` and `rotate-key`
+ * refuse instead, before they change anything (`refuseStuckPublishes`: LOGGED_PUBLISH_STUCK, or
+ * LOGGED_ACTION_STUCK, an action judged by its plugin's fold, log-fold.ts). `plugindex refresh` and the flush of the index documents
  * (the local watcher's, the deployment's) cannot: refused, the snapshot expires and clients refuse the whole
  * registry. They sign it counting the head the published one counts instead, and say which entry is stuck
  * (`LeaveStuck`, commit.ts `writeSnapshot`), a logged action no document they bind shows included.
@@ -12,8 +14,17 @@
 import { sha256Hex } from '../digest.ts';
 import { PlugindexError } from '../errors.ts';
 import { binKey, binOf, pluginDocumentKey, REVOKED_KEYS_KEY, SNAPSHOT_KEY } from '../layout.ts';
+import { mapLimited } from '../limited.ts';
 import { type LogEntry, logSegmentKey, NO_EFFECT, parseSegment, segmentOf } from '../log.ts';
-import type { BinDocument, DocumentDigest, LogHead, PluginDocument, SnapshotDocument } from '../model.ts';
+import { compareDocument, foldLog, type LogDisagreement } from '../log-fold.ts';
+import type {
+  BinDocument,
+  DocumentDigest,
+  LogHead,
+  PluginDocument,
+  RevokedKeysDocument,
+  SnapshotDocument,
+} from '../model.ts';
 import type { PipelineContext } from './context.ts';
 import { pendingIntents, readLogHead } from './log-writer.ts';
 import { readJson } from './site-writer.ts';
@@ -35,7 +46,12 @@ export interface StuckEntry {
    * What that document is: missing or unreadable, without the version, not the one the snapshot binds, or
    * (an action) bound as published before the entry was logged.
    */
-  readonly document: 'missing' | 'without' | 'unbound' | 'before';
+  readonly document: 'missing' | 'without' | 'unbound' | 'before' | 'unshown';
+  /**
+   * An action the document served does not show (`unshown`): how it disagrees with the log's fold
+   * (log-fold.ts `compareDocument`'s code and words, as `verify --url` would report it).
+   */
+  readonly disagreement?: string;
   /** The submission whose intent record names the entry, when one still does. */
   readonly submission?: string;
 }
@@ -59,10 +75,17 @@ export interface LeaveStuck {
   /**
    * The bins the snapshot binds are rendered anew from the documents served (the catalog upgrade's rebuild a
    * refresh or a flush runs, `rebuiltIfOutdated`), not signed as published: a document there may show an
-   * action past the head, so only publishes are looked for, as a rebuild's own check looks for them.
+   * action past the head, so an action is judged as a rebuild's own check judges it (`shown`), by the fold.
    */
   readonly rebuilt?: boolean;
 }
+
+/**
+ * How actions past the head are looked for (`findStuckEntry`): `before`, every one is stuck (the documents
+ * the snapshot binds were published before it was logged); `shown`, one the served document does not show,
+ * judged by the fold of its plugin's whole trail of statements (log-fold.ts); `none`, not looked for.
+ */
+export type ActionsJudged = 'before' | 'shown' | 'none';
 
 /**
  * The first standing publish among the entries from what the published snapshot counts (`counted`) to `head`
@@ -74,20 +97,24 @@ export interface LeaveStuck {
  * `binding`: the documents the snapshot to be signed lists. A document then shows a publish only when it is
  * the one they bind (through its bin): a refresh or a flush signs the bins as published, and a batch that
  * failed may have written a document showing the publish (the store refused its page, say) that no bin binds.
- * And an action (a yank, an owner's removal, a revocation...) is stuck unless the log says it changed nothing
- * (`effect: none`): the bins and `keys/revoked.json` as published were written by a commit with a snapshot
- * counting every entry logged before it, so they were rendered before an entry past that head and cannot show
- * it (a batch that failed or died after logging it). Without `binding` (a rebuild's, a rotation's, which take
- * the documents served), an action is not looked for: whether a document shows it takes the plugin's whole
- * trail of statements (a yank an older unyank stands against, a deprecation's range...), which the client's
- * `foldLog` and `compareDocument` judge and the pipeline does not (left open).
+ * Actions (a yank, an owner's removal, a revocation...: any but one the log says changed nothing, `effect:
+ * none`), as `actions` says (`ActionsJudged`). Held to the bins as published (a refresh's, a flush's:
+ * `before`, the default with `binding`), every one is stuck: those bins and `keys/revoked.json` were written by
+ * a commit with a snapshot counting every entry logged before it, so they were rendered before an entry past
+ * that head and cannot show it (a batch that failed or died after logging it). Held to the documents served
+ * (a rebuild's, a rotation's, the default without `binding`; and an upgrade's rebuild, whose bins are rendered
+ * anew from them: `shown`), whether a document shows one takes the plugin's whole trail of statements (a
+ * yank an older unyank stands against, a deprecation's range...): the whole log is read, only then, and the
+ * plugin's document held to its fold (log-fold.ts `compareDocument`, `verify --url`'s own rule); the action
+ * is stuck where that names its entry, or the document is missing. A revocation is stuck unless
+ * `keys/revoked.json` lists the key it revokes.
  */
 export async function findStuckEntry(
   ctx: PipelineContext,
   counted: number,
   head: LogHead,
   binding?: Readonly<Record<string, DocumentDigest>>,
-  actions = binding !== undefined,
+  actions: ActionsJudged = binding !== undefined ? 'before' : 'shown',
 ): Promise<StuckEntry | undefined> {
   if (head.length <= counted) return undefined;
   const tail: LogEntry[] = [];
@@ -101,44 +128,133 @@ export async function findStuckEntry(
   const passed = new Set<number>();
   for (const entry of tail) if (entry.type === 'void') passed.add(Number(entry.detail?.entry));
   const documents = new Map<string, Promise<ShownBy>>();
-  for (const entry of tail) {
-    const { seq, plugin, version } = entry;
-    if (passed.has(seq)) continue;
-    if (actions && isDocumentAction(entry)) {
-      const submission = (await pendingIntents(ctx.intake)).get(`${seq} ${entry.digest}`);
-      return {
-        seq,
-        type: entry.type,
-        ...(plugin !== undefined ? { plugin } : {}),
-        ...(version !== undefined ? { version } : {}),
-        key:
-          entry.type === 'revoke-key' || plugin === undefined ? REVOKED_KEYS_KEY : pluginDocumentKey(plugin),
-        document: 'before',
-        ...(submission ? { submission } : {}),
-      };
-    }
-    if (entry.type !== 'publish' || plugin === undefined || version === undefined) continue;
+  const shownOf = (plugin: string): Promise<ShownBy> => {
     const key = pluginDocumentKey(plugin);
     let read = documents.get(key);
     if (!read) {
       read = shownBy(ctx, plugin, binding);
       documents.set(key, read);
     }
-    const { doc, bound } = await read;
-    if (bound && doc?.versions?.some((v) => v.version === version)) continue;
+    return read;
+  };
+  const standingActions = tail.filter((entry) => !passed.has(entry.seq) && isDocumentAction(entry));
+  const unshown =
+    actions === 'shown' && standingActions.length > 0
+      ? await actionsUnshown(ctx, head, standingActions, shownOf)
+      : new Map<number, Unshown>();
+  const stuckAs = async (
+    entry: LogEntry,
+    key: string,
+    document: StuckEntry['document'],
+    disagreement?: string,
+  ): Promise<StuckEntry> => {
+    const { seq, plugin, version } = entry;
     const submission = (await pendingIntents(ctx.intake)).get(`${seq} ${entry.digest}`);
     return {
       seq,
       type: entry.type,
-      plugin,
-      version,
+      ...(plugin !== undefined ? { plugin } : {}),
+      ...(version !== undefined ? { version } : {}),
       key,
-      document: !doc ? 'missing' : bound ? 'without' : 'unbound',
+      document,
+      ...(disagreement !== undefined ? { disagreement } : {}),
       ...(submission ? { submission } : {}),
     };
+  };
+  for (const entry of tail) {
+    const { seq, plugin, version } = entry;
+    if (passed.has(seq)) continue;
+    if (isDocumentAction(entry)) {
+      const key =
+        entry.type === 'revoke-key' || plugin === undefined ? REVOKED_KEYS_KEY : pluginDocumentKey(plugin);
+      if (actions === 'before') return stuckAs(entry, key, 'before');
+      const found = unshown.get(seq);
+      if (found) return stuckAs(entry, key, found.document, found.disagreement);
+      continue;
+    }
+    if (entry.type !== 'publish' || plugin === undefined || version === undefined) continue;
+    const { doc, bound } = await shownOf(plugin);
+    if (bound && doc?.versions?.some((v) => v.version === version)) continue;
+    return stuckAs(entry, pluginDocumentKey(plugin), !doc ? 'missing' : bound ? 'without' : 'unbound');
   }
   return undefined;
 }
+
+/** How a served document fails to show an action (`actionsUnshown`). */
+interface Unshown {
+  readonly document: 'missing' | 'unbound' | 'unshown';
+  readonly disagreement?: string;
+}
+
+/**
+ * The actions of `standing` (past the head counted, not voided) that the documents served do not show, by seq.
+ * Read only when the tail holds one: the whole log to `head` (its segments side by side), of the entries it
+ * holds only those of the plugins these actions name, the revocations and its first entry (when the log
+ * began) kept, so memory is the few plugins' trails. Each plugin's document is then held to the fold
+ * (log-fold.ts `compareDocument`), and an action stuck where a disagreement names its entry: what `verify
+ * --url` would refuse the snapshot for, were it counted. An action a later one overtook (an older unyank
+ * logged after a newer yank) is not named, as the document rightly shows the newer.
+ */
+async function actionsUnshown(
+  ctx: PipelineContext,
+  head: LogHead,
+  standing: readonly LogEntry[],
+  shownOf: (plugin: string) => Promise<ShownBy>,
+): Promise<Map<number, Unshown>> {
+  const unshown = new Map<number, Unshown>();
+  const plugins = new Set<string>();
+  const revocations: LogEntry[] = [];
+  for (const entry of standing)
+    if (entry.type === 'revoke-key') revocations.push(entry);
+    else if (entry.plugin !== undefined) plugins.add(entry.plugin);
+  if (revocations.length > 0) {
+    const revoked = await readJson<RevokedKeysDocument>(ctx.site, REVOKED_KEYS_KEY).catch(() => undefined);
+    const listed = new Set((revoked?.keys ?? []).map((k) => k.fingerprint));
+    for (const entry of revocations) {
+      const fingerprint = entry.detail?.fingerprint;
+      if (fingerprint === undefined || !listed.has(fingerprint))
+        unshown.set(entry.seq, { document: revoked ? 'unshown' : 'missing' });
+    }
+  }
+  if (plugins.size === 0) return unshown;
+  const segments = [...Array(segmentOf(head.length - 1) + 1).keys()];
+  const read = await mapLimited(segments, SEGMENT_READS, async (index) => {
+    const segment = await ctx.site.get(logSegmentKey(index));
+    if (!segment) return [];
+    return parseSegment(segment.body, index).filter(
+      ({ entry }) =>
+        entry.seq < head.length &&
+        (entry.seq === 0 ||
+          entry.type === 'void' ||
+          entry.type === 'revoke-key' ||
+          (entry.plugin !== undefined && plugins.has(entry.plugin))),
+    );
+  });
+  const entries = read.flat();
+  const voided = new Map<number, true>();
+  for (const { entry } of entries) if (entry.type === 'void') voided.set(Number(entry.detail?.entry), true);
+  const fold = foldLog(entries, voided);
+  for (const plugin of plugins) {
+    const ofPlugin = standing.filter((entry) => entry.plugin === plugin && entry.type !== 'revoke-key');
+    const { doc, bound } = await shownOf(plugin);
+    if (!doc || !bound) {
+      for (const entry of ofPlugin) unshown.set(entry.seq, { document: doc ? 'unbound' : 'missing' });
+      continue;
+    }
+    const disagreements = new Map<number, LogDisagreement>();
+    for (const found of compareDocument(fold, doc))
+      if (found.seq !== undefined && !disagreements.has(found.seq)) disagreements.set(found.seq, found);
+    for (const entry of ofPlugin) {
+      const found = disagreements.get(entry.seq);
+      if (found)
+        unshown.set(entry.seq, { document: 'unshown', disagreement: `${found.code}: ${found.message}` });
+    }
+  }
+  return unshown;
+}
+
+/** The log's segments read side by side when the whole log is folded (`actionsUnshown`). */
+const SEGMENT_READS = 8;
 
 /**
  * An action entry whose effect is a document (a plugin's, or `keys/revoked.json`): every kind but one the log
@@ -185,6 +301,7 @@ const SHOWN: Record<StuckEntry['document'], string> = {
   without: 'does not show that version',
   unbound: 'is not the one the snapshot binds',
   before: 'as the snapshot binds it was published before the entry was logged',
+  unshown: 'does not show it',
 };
 
 /** The entry, what it did and its submission, as the operator is told of a stuck entry. */
@@ -201,10 +318,17 @@ const REMEDY =
 const ACTION_REMEDY =
   "Mend the path the batch's LOGGED_PUBLISH_FAILED names and run the batch (plugindex process), which applies it at its entry";
 
+/** Where the document stands, as the operator is told of a stuck entry. */
+const shownAs = (stuck: StuckEntry): string =>
+  `${stuck.key} ${SHOWN[stuck.document]}${stuck.disagreement === undefined ? '' : ` (${stuck.disagreement})`}`;
+
 /**
- * Refuses LOGGED_PUBLISH_STUCK, naming the first, when a standing publish among the entries from what the
- * published snapshot counts (`counted`) to `head` is shown by no plugin document (`findStuckEntry`).
- * @throws PlugindexError LOGGED_PUBLISH_STUCK
+ * Refuses, naming the first, when a standing publish or action among the entries from what the published
+ * snapshot counts (`counted`) to `head` is shown by no document served (`findStuckEntry`): a publish
+ * LOGGED_PUBLISH_STUCK, an action (a yank, an owner's change, a revocation...) LOGGED_ACTION_STUCK. Counted,
+ * the snapshot would vouch for what no document shows (verify --url: LOG_DISAGREES), and a publish could no
+ * longer be voided (LOG_VOID_OF_SEEN).
+ * @throws PlugindexError LOGGED_PUBLISH_STUCK, LOGGED_ACTION_STUCK
  */
 export async function refuseStuckPublishes(
   ctx: PipelineContext,
@@ -214,9 +338,15 @@ export async function refuseStuckPublishes(
 ): Promise<void> {
   const stuck = await findStuckEntry(ctx, counted, head);
   if (!stuck) return;
+  const past = `plugindex ${command} refused, nothing changed: ${entryOf(stuck)}, is past the ${counted} entries the published snapshot counts, and ${shownAs(stuck)} (a batch logged it, then failed or died before its document showed it: the store refused it, say)`;
+  if (stuck.type === 'publish')
+    throw new PlugindexError(
+      'LOGGED_PUBLISH_STUCK',
+      `${past}; a snapshot signed over it would vouch for a publish no document shows (verify --url: LOG_DISAGREES), and no void could be taken of it (LOG_VOID_OF_SEEN). ${REMEDY}; then run ${command} again`,
+    );
   throw new PlugindexError(
-    'LOGGED_PUBLISH_STUCK',
-    `plugindex ${command} refused, nothing changed: ${entryOf(stuck)}, is past the ${counted} entries the published snapshot counts, and ${stuck.key} ${SHOWN[stuck.document]} (a batch logged it, then failed or died before its document showed it: the store refused it, say); a snapshot signed over it would vouch for a publish no document shows (verify --url: LOG_DISAGREES), and no void could be taken of it (LOG_VOID_OF_SEEN). ${REMEDY}; then run ${command} again`,
+    'LOGGED_ACTION_STUCK',
+    `${past}; a snapshot signed over it would vouch for an action no document shows (verify --url: LOG_DISAGREES). ${ACTION_REMEDY}; then run ${command} again`,
   );
 }
 
@@ -234,13 +364,13 @@ export async function headLeavingStuck(
   binding: Readonly<Record<string, DocumentDigest>>,
   leave: LeaveStuck,
 ): Promise<LogHead> {
-  const stuck = await findStuckEntry(ctx, counted.length, head, binding, leave.rebuilt !== true);
+  const stuck = await findStuckEntry(ctx, counted.length, head, binding, leave.rebuilt ? 'shown' : 'before');
   if (!stuck) return head;
   leave.told({
     ...stuck,
     counted: counted.length,
     logged: head.length,
-    message: `${leave.by} signed the snapshot counting the ${counted.length} log entries the published one counts, not the ${head.length} logged: ${entryOf(stuck)}, is shown by no document the snapshot binds (${stuck.key} ${SHOWN[stuck.document]}: a batch logged it, then failed or died before its documents were published, the store refused one, say). Counted, it would vouch for an entry no document shows (verify --url: LOG_DISAGREES)${stuck.type === 'publish' ? ', and no void could be taken of it (LOG_VOID_OF_SEEN)' : ''}. ${stuck.type === 'publish' ? REMEDY : ACTION_REMEDY}`,
+    message: `${leave.by} signed the snapshot counting the ${counted.length} log entries the published one counts, not the ${head.length} logged: ${entryOf(stuck)}, is shown by no document the snapshot binds (${shownAs(stuck)}: a batch logged it, then failed or died before its documents were published, the store refused one, say). Counted, it would vouch for an entry no document shows (verify --url: LOG_DISAGREES)${stuck.type === 'publish' ? ', and no void could be taken of it (LOG_VOID_OF_SEEN)' : ''}. ${stuck.type === 'publish' ? REMEDY : ACTION_REMEDY}`,
   });
   return counted;
 }

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { forgetBins } from '../../../index-builder/catalog.ts';
-import { PlugindexError } from '../../../index-builder/errors.ts';
+import { PlugindexError, StoreError } from '../../../index-builder/errors.ts';
 import { CATALOG_META_KEY } from '../../../index-builder/layout.ts';
 import type { LogEntry } from '../../../index-builder/log.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
@@ -494,3 +494,103 @@ describe.each(RENEWALS)(
     }, 90_000);
   },
 );
+
+/**
+ * Every write of demo-plugin's document refused by the filesystem store, as it refuses a key it cannot write
+ * (StoreError STORE_REFUSED), the document still read as published: running as root, no mode or folder on
+ * disk refuses the write and leaves the file readable. `mend` lets writes through again.
+ */
+function documentWriteRefused(site: PipelineContext['site']): { readonly mend: () => void } {
+  const put = site.put.bind(site);
+  site.put = async (key, body, options) => {
+    if (key === 'plugins/demo-plugin/index.json')
+      throw new StoreError('STORE_REFUSED', key, `cannot write ${JSON.stringify(key)}: refused`);
+    return put(key, body, options);
+  };
+  return { mend: () => (site.put = put) };
+}
+
+describe('when a logged action is stuck, its plugin document write refused by the store', () => {
+  it('refuses rebuild and rotate-key LOGGED_ACTION_STUCK, changing nothing, and both go on once a batch applies it', async () => {
+    // Prepare: demo-plugin@1.0.0 published (entry 1); its document's write refused, so its owner's yank is
+    // logged (entry 2) and the batch fails LOGGED_PUBLISH_FAILED, the document served still unyanked and the
+    // snapshot counting 2. Before, both checked publishes alone and signed a snapshot counting the yank,
+    // which verify --url refused (LOG_DISAGREES: LOG_YANK_DIFFERS).
+    const registry = await registryOnDisk();
+    await registry.submit(await makeBundle());
+    await registry.batch();
+    const refused = documentWriteRefused(registry.context.site);
+    const yank = await submitAction(
+      registry.context.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0', reason: 'corrupts the cache' },
+      await testKey('publisher'),
+      { registry: registry.context.config.url },
+    );
+    await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+    const served = JSON.parse(
+      await readFile(path.join(registry.site, 'plugins/demo-plugin/index.json'), 'utf8'),
+    ) as PluginDocument;
+    expect(served.versions.map((v) => [v.version, v.yanked])).toEqual([['1.0.0', false]]);
+    const published = await publishedSnapshot(registry.context.site);
+    expect(published.log?.length).toBe(2);
+    // The path mended, the operator runs a rebuild or a rotation before the batch: each would write the
+    // document as served, unyanked, and sign a snapshot counting the yank.
+    refused.mend();
+    const before = await filesOf(registry.root);
+    const rotation = await signRotation({
+      registry: registry.context.config.url,
+      sequence: 1,
+      previous: registry.base.signer,
+      next: nextSigner,
+      now: new Date('2026-11-02T00:00:00Z'),
+    });
+
+    // Act, Assess: each refuses, naming the entry, the yank, its submission, how the document disagrees and
+    // what to do, and nothing changed.
+    const refusal = (command: string) => ({
+      name: 'PlugindexError',
+      code: 'LOGGED_ACTION_STUCK',
+      message: expect.stringMatching(
+        new RegExp(
+          `^plugindex ${command} refused, nothing changed: log entry 2, the yank of demo-plugin@1\\.0\\.0 \\(submission [^)]+\\), is past the 2 entries the published snapshot counts, and plugins/demo-plugin/index\\.json does not show it \\(LOG_YANK_DIFFERS: .*\\).*LOG_DISAGREES.*run the batch \\(plugindex process\\), which applies it at its entry; then run ${command} again$`,
+        ),
+      ),
+    });
+    const rebuilt = rebuildRegistry(registry.context);
+    await expect(rebuilt).rejects.toBeInstanceOf(PlugindexError);
+    await expect(rebuilt).rejects.toMatchObject(refusal('rebuild'));
+    expect(await filesOf(registry.root)).toEqual(before);
+    await expect(
+      rotateRegistryKey({ ...registry.context, signer: nextSigner }, rotation.bytes),
+    ).rejects.toMatchObject(refusal('rotate-key'));
+    expect(await filesOf(registry.root)).toEqual(before);
+    expect(yank.key).toMatch(/^incoming\//);
+
+    // The batch applies the yank at its entry; then both go on.
+    const mended = await registry.batch();
+    expect(mended.outcomes.map((o) => [o.action, o.status, o.seq])).toEqual([['yank', 'accepted', 2]]);
+    await expect(rebuildRegistry(registry.context)).resolves.toMatchObject({ plugins: 2 });
+    forgetBins(registry.context.intake);
+    await expect(
+      rotateRegistryKey({ ...registry.context, signer: nextSigner }, rotation.bytes),
+    ).resolves.toMatchObject({ status: 'rotated' });
+  }, 60_000);
+
+  it('lets a rebuild of a registry with no stuck entry go on, its actions past nothing', async () => {
+    // Prepare: demo-plugin published and yanked by its owner, every batch whole.
+    const registry = await registryOnDisk();
+    await registry.submit(await makeBundle());
+    await registry.batch();
+    await submitAction(
+      registry.context.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0', reason: 'corrupts the cache' },
+      await testKey('publisher'),
+      { registry: registry.context.config.url },
+    );
+    await registry.batch();
+
+    // Act, Assess
+    await expect(rebuildRegistry(registry.context)).resolves.toMatchObject({ plugins: 2 });
+    expect((await publishedSnapshot(registry.context.site)).log?.length).toBe(3);
+  }, 60_000);
+});
