@@ -623,11 +623,34 @@ describe.each(kinds)('when state/ was lost and snapshot.json is not the one sign
 describe.each(kinds)(
   'when a rebuild runs before the retry of a run that died after its log, on %s',
   (_, stores) => {
+    it('refuses while no document shows that action (LOGGED_ACTION_STUCK), changing nothing', async () => {
+      // Prepare: a yank of 1.1.0 whose run died once its entry was logged, before its document.
+      const registry = await registryWithHistory(stores());
+      await yankKilledAt(registry, 'logged', 'killed after the log');
+      const before = await registry.log();
+
+      // Act, Assess: signed over, the snapshot vouched for a yank no document shows (verify --url:
+      // LOG_DISAGREES) until the retry.
+      await expect(rebuildRegistry(registry.context)).rejects.toMatchObject({
+        code: 'LOGGED_ACTION_STUCK',
+        message: expect.stringContaining(`the yank of ${NAME}@1.1.0`),
+      });
+      expect(lines(await registry.log())).toEqual(lines(before));
+    });
+
     it('leaves that action to its retry, which applies it (not ACTION_REPLAYED), and to it alone', async () => {
-      // Prepare: a yank of 1.1.0 whose run died once its entry was logged, before its marker.
+      // Prepare: a yank of 1.1.0 whose run died once its plugin document was written, before its page (so a
+      // rebuild goes on: the document shows it) and its snapshot; its marker lost.
       const registry = await registryWithHistory(stores());
       const { intake, site } = registry.context;
-      const { yank, key } = await yankKilledAt(registry, 'logged', 'killed after the log');
+      const put = site.put.bind(site);
+      site.put = async (key, body, options) => {
+        if (key === `plugins/${NAME}/index.html`) throw new Error('killed before the page');
+        return put(key, body, options);
+      };
+      const { yank, key } = await yankKilledAt(registry, 'none', 'killed before the page').finally(
+        () => (site.put = put),
+      );
       const marker = () => intake.get(actionMarkerKey(yank.digest));
       const { submission } = JSON.parse(decoder.decode((await marker())?.body)) as { submission: string };
       await intake.delete(actionMarkerKey(yank.digest));
