@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { compareDocument, foldLog } from '../../../client/log-consistency.ts';
 import type { ActionBody } from '../../../index-builder/actions.ts';
 import { fixedClock } from '../../../index-builder/clock.ts';
-import { StoreError, TrustError } from '../../../index-builder/errors.ts';
+import { PlugindexError, StoreError, TrustError } from '../../../index-builder/errors.ts';
 import {
   actionEnvelopeKey,
   actionMarkerKey,
@@ -2007,9 +2007,10 @@ describe('when a run died after logging an action, and another upload arrived si
 describe('when a run died after logging an advisory that fills its plugin to the bound', () => {
   /**
    * demo-plugin one advisory short of MAX_ADVISORIES, and the last one it may hold logged by a run that dies
-   * before any document shows it. Returns the registry and what makes an advisory-add.
+   * before any document shows it, or (`shown`) once its plugin document shows it, before its page and its
+   * snapshot. Returns the registry and what makes an advisory-add.
    */
-  async function loggedToTheBound() {
+  async function loggedToTheBound(shown = false) {
     const registry = await registryWithOperator();
     await publishVersions(registry, ['1.0.0']);
     await editPlugin(registry.context, 'demo-plugin', (doc) => {
@@ -2028,9 +2029,17 @@ describe('when a run died after logging an advisory that fills its plugin to the
     });
     const logged = await submitAction(registry.intake, advisory('PDX-2026-0001'), publisher);
     const onStep = (step: BatchStep): void => {
-      if (step === 'logged') throw new Error('killed after the log');
+      if (step === 'logged' && !shown) throw new Error('killed after the log');
     };
-    await expect(processSubmissions({ ...registry.context, onStep }, [logged.key])).rejects.toThrow('killed');
+    const site = registry.context.site;
+    const put = site.put.bind(site);
+    site.put = async (key, body, options) => {
+      if (shown && key === 'plugins/demo-plugin/index.html') throw new Error('killed before the page');
+      return put(key, body, options);
+    };
+    await expect(processSubmissions({ ...registry.context, onStep }, [logged.key]))
+      .rejects.toThrow('killed')
+      .finally(() => (site.put = put));
     return { registry, advisory, logged };
   }
 
@@ -2040,9 +2049,10 @@ describe('when a run died after logging an advisory that fills its plugin to the
   ])(
     'applies the logged advisory as logged in %s, past the bound an edit filled the plugin to meanwhile, and still refuses a new one (ADVISORY_LIMIT)',
     async (_, rebuild) => {
-      // Prepare: the plugin filled to its bound meanwhile (by its operator's edit: a run would finish the
-      // logged advisory first), the logged one not shown.
-      const { registry, advisory, logged } = await loggedToTheBound();
+      // Prepare: the plugin filled to its bound meanwhile (by its operator's edit, then a rebuild: a run would
+      // finish the logged advisory first). The run that logged it died once its document showed it: dying
+      // before, the advisory is stuck and the edit's rebuild refuses LOGGED_ACTION_STUCK (below).
+      const { registry, advisory, logged } = await loggedToTheBound(true);
       await editPlugin(registry.context, 'demo-plugin', (doc) => {
         doc.advisories = [
           ...(doc.advisories ?? []),
@@ -2065,6 +2075,7 @@ describe('when a run died after logging an advisory that fills its plugin to the
       const ids = ((await bound(registry)).advisories ?? []).map((a) => a.id);
       expect(ids).toHaveLength(MAX_ADVISORIES + 1);
       expect(ids).toEqual(expect.arrayContaining(['PDX-2026-0001', 'PDX-2026-0002']));
+      expect(ids.filter((id) => id === 'PDX-2026-0001')).toHaveLength(1);
       expect((await logOf(registry)).map((e) => [e.type, e.digest])).toEqual([
         ['publish', expect.any(String)],
         ['advisory-add', logged.digest],
@@ -2073,6 +2084,22 @@ describe('when a run died after logging an advisory that fills its plugin to the
       expect(codes(added)).toEqual(['ADVISORY_LIMIT']);
     },
   );
+
+  it("refuses the operator's edit's rebuild while no document shows the logged advisory (LOGGED_ACTION_STUCK)", async () => {
+    // Prepare: the advisory logged by a run that died before any document showed it.
+    const { registry } = await loggedToTheBound();
+
+    // Act, Assess: signed over, the snapshot vouched for an advisory no document shows (verify --url:
+    // LOG_DISAGREES); the operator runs the batch, which applies it, first.
+    const edited = editPlugin(registry.context, 'demo-plugin', (doc) => {
+      doc.advisories = [...(doc.advisories ?? []), ...(doc.advisories ?? []).slice(0, 1)];
+    });
+    await expect(edited).rejects.toBeInstanceOf(PlugindexError);
+    await expect(edited).rejects.toMatchObject({
+      code: 'LOGGED_ACTION_STUCK',
+      message: expect.stringContaining('log entry 1, the advisory-add of demo-plugin'),
+    });
+  });
 
   it('finishes the logged advisory first in the run that takes another upload, which it then refuses (ADVISORY_LIMIT)', async () => {
     const { registry, advisory, logged } = await loggedToTheBound();
