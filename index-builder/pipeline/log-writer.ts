@@ -136,7 +136,8 @@ export async function writeLogHead(intake: Store, head: LogHead): Promise<void> 
 
 /**
  * The log's head to append to and to sign: the intake store's record (`recorded`, `state/log.json`), unless
- * the published snapshot vouches for a longer log. The record is written before the snapshot that vouches
+ * the published snapshot vouches for a longer log; then that head, and the entries the published log holds
+ * past it chained from it (`publishedPast`: a stuck entry the snapshot did not count). The record is written before the snapshot that vouches
  * for it, so that happens only when the record was lost or put back from an older copy (an intake store
  * restored from a backup, a `state/` folder deleted, which `plugindex rebuild` recovers from). Taken as it
  * was, it rewrote the published history from its own length (from entry 0 when it was gone) and signed that
@@ -186,8 +187,35 @@ export async function currentLogHead(
     Number.POSITIVE_INFINITY,
     `the head the published snapshot signs (${LOG_STATE_KEY} records ${recorded.length} entries)`,
   );
-  await writeLogHead(ctx.intake, head);
-  return head;
+  // The record behind the signed head was lost or put back older (it is written before the snapshot that
+  // vouches for it): the entries the published log holds past the signed head, chained from it, were
+  // appended by batches whose record went with it (a stuck entry the snapshot did not count, a batch that
+  // died past its log). Taken at the signed head, the next batch appended over them and the rebuild saw none
+  // stuck: the entries were lost, and a stuck publish's upload logged again at another entry.
+  const logged = await publishedPast(reads, head);
+  await writeLogHead(ctx.intake, logged);
+  return logged;
+}
+
+/**
+ * The head of the published log from `head` on: the entries its segments hold past `head` that chain from it
+ * (each the next seq, each naming the one before by its hash), up to the first that does not; `head` itself
+ * when none. Read only when the intake store's record is behind the signed head.
+ * @throws TrustError LOG_MALFORMED (a segment past the head unreadable)
+ */
+async function publishedPast(reads: SegmentReads, head: LogHead): Promise<LogHead> {
+  let at = head;
+  for (let index = segmentOf(head.length); ; index++) {
+    const object = await reads.get(index);
+    if (!object) return at;
+    for (const read of parsePublishedSegment(object.body, index)) {
+      if (read.entry.seq < at.length) continue;
+      if (read.entry.seq !== at.length || read.entry.prev !== at.head) return at;
+      at = { length: at.length + 1, head: read.hash };
+    }
+    // A segment not full ends the log.
+    if (at.length < (index + 1) * LOG_SEGMENT_ENTRIES) return at;
+  }
 }
 
 /**

@@ -594,3 +594,48 @@ describe('when a logged action is stuck, its plugin document write refused by th
     expect((await publishedSnapshot(registry.context.site)).log?.length).toBe(3);
   }, 60_000);
 });
+
+describe("when the intake store's record of the log head is lost while the snapshot lags behind the log", () => {
+  it('loses no entry and counts no fewer than the signed snapshot: refresh, rebuild and batch each keep the stuck entry', async () => {
+    // Prepare: first-plugin published and seen by a client (entry 0); demo-plugin's publish logged (entry 1)
+    // by a batch killed once it was logged, its page then refused: the snapshot counts 1, the log holds 2.
+    // Then state/log.json is deleted (the intake store's state/ lost, or that file alone).
+    const { registry, saw, stuck, before, page, batch } = await stuckAfterFirst(false, 'died');
+    const logged = await registry.entries();
+    expect(logged.map((e) => [e.seq, e.type, e.plugin])).toEqual([
+      [0, 'publish', 'first-plugin'],
+      [1, 'publish', 'demo-plugin'],
+    ]);
+    await registry.context.intake.delete('state/log.json');
+
+    // Act, Assess: a refresh renews the snapshot counting what the signed one counts, never fewer, and the
+    // stuck entry stays in the log.
+    const renewed = await refreshSnapshot(registry.context);
+    forgetBins(registry.context.intake);
+    expect((await publishedSnapshot(registry.context.site)).log).toEqual(before.log);
+    expect(await registry.entries()).toEqual(logged);
+    expect(renewed.stuck).toMatchObject({ seq: 1, plugin: 'demo-plugin', submission: stuck.id });
+
+    // A rebuild refuses the stuck publish, as with the record in place (taking the signed head as the log's,
+    // it saw no entry past it, signed, and the next batch appended over entry 1).
+    await expect(rebuildRegistry(registry.context)).rejects.toMatchObject({
+      code: 'LOGGED_PUBLISH_STUCK',
+      message: expect.stringContaining(
+        `log entry 1, the publish of demo-plugin@1.0.0 (submission ${stuck.id})`,
+      ),
+    });
+    forgetBins(registry.context.intake);
+    expect(await registry.entries()).toEqual(logged);
+
+    // The path mended, the batch publishes the upload at its entry: entry 1 kept, not appended over.
+    await rm(page, { recursive: true });
+    const mended = await batch(registry.context);
+    expect(mended.outcomes.map((o) => [o.plugin, o.status, o.seq])).toEqual([['demo-plugin', 'accepted', 1]]);
+    expect(await registry.entries()).toEqual(logged);
+    expect((await publishedSnapshot(registry.context.site)).log?.length).toBe(2);
+    expect((await registry.verify()).log.length).toBe(2);
+    const { updated, installed } = await laterRunInstalls(saw, cleanups, 'demo-plugin');
+    expect(updated?.error).toBeUndefined();
+    expect(installed).toBeDefined();
+  }, 90_000);
+});
