@@ -639,3 +639,49 @@ describe("when the intake store's record of the log head is lost while the snaps
     expect(installed).toBeDefined();
   }, 90_000);
 });
+
+describe('when a logged revocation is stuck, keys/revoked.json refused by the store', () => {
+  it('refuses rebuild LOGGED_ACTION_STUCK naming keys/revoked.json, and goes on once a batch applies it', async () => {
+    // Prepare: demo-plugin@1.0.0 published; a folder where keys/revoked.json goes (EISDIR: STORE_REFUSED),
+    // so the operator's revocation of its publisher's key is logged (entry 1) and the batch fails; then the
+    // folder taken away, no batch run yet.
+    const operator = await testKey('operator');
+    const root = await mkdtemp(path.join(tmpdir(), 'plugindex-stuck-entries-'));
+    folders.push(root);
+    const { context, submit } = await registryOnStores(root, {
+      operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+    });
+    const batch = async () => {
+      try {
+        return await processSubmissions(context);
+      } finally {
+        forgetBins(context.intake);
+      }
+    };
+    await submit(await makeBundle());
+    await batch();
+    const list = path.join(root, 'site/keys/revoked.json');
+    await mkdir(list, { recursive: true });
+    await submitAction(
+      context.intake,
+      { action: 'revoke-key', fingerprint: (await testKey('publisher')).fingerprint, reason: 'key leaked' },
+      operator,
+    );
+    await expect(batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+    await rm(list, { recursive: true });
+    const before = await filesOf(root);
+
+    // Act, Assess: before, the rebuild signed a snapshot counting a revocation keys/revoked.json does not list.
+    await expect(rebuildRegistry(context)).rejects.toMatchObject({
+      code: 'LOGGED_ACTION_STUCK',
+      message: expect.stringMatching(
+        /^plugindex rebuild refused, nothing changed: log entry 1, the revoke-key \(submission [^)]+\), is past the 1 entries the published snapshot counts, and keys\/revoked\.json is missing or unreadable /,
+      ),
+    });
+    expect(await filesOf(root)).toEqual(before);
+    forgetBins(context.intake);
+    const mended = await batch();
+    expect(mended.outcomes.map((o) => [o.action, o.status, o.seq])).toEqual([['revoke-key', 'accepted', 1]]);
+    await expect(rebuildRegistry(context)).resolves.toMatchObject({ plugins: 1 });
+  }, 60_000);
+});
