@@ -13,8 +13,7 @@ import {
   actionSubject,
   signAction,
 } from '../index-builder/actions.ts';
-import { parseRegistryConfigAt, parseRegistryUrl, readConfigJson } from '../index-builder/config.ts';
-import { ConfigError } from '../index-builder/errors.ts';
+import { parseRegistryConfigAt, readConfigJson } from '../index-builder/config.ts';
 import { CONFIG_KEY } from '../index-builder/layout.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { usage } from './errors.ts';
@@ -23,6 +22,7 @@ import {
   readTextInput,
   readTrustedKeyFile,
   refuseOutputOver,
+  registryUrlOptionText,
   writeOutput,
 } from './inputs.ts';
 import { outJson } from './output.ts';
@@ -167,14 +167,7 @@ export function checkActionFields(body: ActionBody): void {
  * whole. The config's check never shows them.
  */
 function registryUrlArg(text: string): string {
-  try {
-    return parseRegistryUrl(text);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    throw usage(
-      `--registry-url must be an http(s) URL: ${error.message.replace(/^registry config \/url: /, '')}`,
-    );
-  }
+  return registryUrlOptionText(text, '--registry-url must be an http(s) URL');
 }
 
 /**

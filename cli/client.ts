@@ -35,6 +35,18 @@ export function registryUrlArgument(given: string, url: string): string {
   }
 }
 
+/**
+ * What `install URL` throws when the client refuses the manifest URL typed (ClientError REQUEST_INVALID: no
+ * URL, credentials, a query or fragment, a scheme no registry may have, a folder, a path under a configured
+ * registry that is no version's manifest, none under one and no --key): a usage error (exit 2, the code and
+ * message kept) as registryUrlArgument makes a registry's; it exited 1 where every other URL on the command
+ * line exits 2. Anything else (the fetch, the signature) is passed on as it is.
+ */
+export function manifestUrlRefusal(error: unknown): unknown {
+  if (!(error instanceof ClientError) || error.code !== 'REQUEST_INVALID') return error;
+  return new CliError('REQUEST_INVALID', error.message, { exitCode: 2, cause: error });
+}
+
 export interface ClientRun {
   readonly client: PlugindexClient;
   readonly json: boolean;

@@ -6,9 +6,27 @@ import {
   mayBeBinaryPackets,
   SECRET_KEY_ARMOR,
 } from '../index-builder/armor.ts';
+import { parseRegistryUrl } from '../index-builder/config.ts';
+import { ConfigError } from '../index-builder/errors.ts';
 import type { PublicKeyInfo } from '../index-builder/signing.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { CliError, usage } from './errors.ts';
+
+/**
+ * A registry's URL typed on the command line (`init --url`, `rotate-key --url`, `action --registry-url`) as
+ * its config holds it (`parseRegistryUrl`: http(s), no trailing slash, no credentials, query or fragment).
+ * One refused is a usage error (exit 2), as every URL typed on the command line is (a consumer's, cli/client.ts
+ * `registryUrlArgument`), `refused` saying which option and why; the config's check never echoes credentials.
+ * @example registryUrlOptionText('https://r.example/', "--url must be the registry's URL") // 'https://r.example'
+ */
+export function registryUrlOptionText(text: string, refused: string): string {
+  try {
+    return parseRegistryUrl(text);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw usage(`${refused}: ${error.message.replace(/^registry config \/url: /, '')}`);
+  }
+}
 
 export async function readInput(file: string): Promise<Uint8Array> {
   try {

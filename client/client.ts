@@ -51,6 +51,7 @@ import {
   redactUrl,
   registriesByPriority,
   registryIdentity,
+  registryUrlProblem,
   removeRegistry,
   resolveSecret,
 } from './config.ts';
@@ -285,6 +286,15 @@ export interface PlugindexClient {
   auditPlugin(name: string, options: { registry?: string }): Promise<PluginHistory>;
   installed(options: { dir?: string }): Promise<InstalledFile>;
   close(): Promise<void>;
+}
+
+/**
+ * True for text `reference` takes as a manifest URL (a scheme, then `//`), not a name or an OCI reference:
+ * what a command line gave as a URL, whose refusals are the user's to mend (cli/commands/install.ts).
+ * @example isUrlReference('https://r.example/plugins/p/1.0.0/manifest.json') // true
+ */
+export function isUrlReference(text: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text);
 }
 
 /** A snapshot checked this recently is not asked for again (`registry update` then `install`: one request). */
@@ -1004,7 +1014,7 @@ class Client implements PlugindexClient {
     text: string,
     options: { readonly key?: string } = {},
   ): Promise<ReferenceTarget | undefined> {
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) return this.#urlReference(text, options.key);
+    if (isUrlReference(text)) return this.#urlReference(text, options.key);
     const { parseArtifactReference } = await import('./oci.ts');
     const parsed = parseArtifactReference(text);
     if (parsed.kind === 'name') {
@@ -1194,6 +1204,16 @@ class Client implements PlugindexClient {
       throw new ClientError(
         'REQUEST_INVALID',
         `${redactUrl(url)}: a manifest URL has no credentials (they belong in the registry configuration), query or fragment`,
+      );
+    // Its folder is read as a registry's URL would be (https:, http: only on a loopback host, file:): said
+    // here, before a key is pinned or anything read, where the fetcher refused it later as the registry's.
+    const schemeProblem = registryUrlProblem(new URL('.', parsed).href);
+    if (schemeProblem !== undefined)
+      throw new ClientError('REQUEST_INVALID', `${redactUrl(url)}: ${schemeProblem}`);
+    if (parsed.pathname.endsWith('/'))
+      throw new ClientError(
+        'REQUEST_INVALID',
+        `${redactUrl(url)} is a folder, not the URL of a manifest file`,
       );
     const config = await this.#config_();
     for (const entry of registriesByPriority(config)) {

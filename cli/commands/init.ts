@@ -1,13 +1,19 @@
 /** `plugindex init`: a new local registry (config, signing key, an empty signed published state). */
 import { REGISTRY_PUBLIC_KEY_KEY } from '../../index-builder/layout.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
+import { registryUrlOptionText } from '../inputs.ts';
 import { initRegistry } from '../local/registry.ts';
 import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const dir = requiredOption(parsed, 'registry');
   const name = stringOption(parsed, 'name') ?? 'plugindex local registry';
-  const url = stringOption(parsed, 'url') ?? 'http://127.0.0.1:8080';
+  const given = stringOption(parsed, 'url');
+  // Checked before anything is made, a usage error as every URL typed on the command line (it was exit 1).
+  const url =
+    given === undefined
+      ? 'http://127.0.0.1:8080'
+      : registryUrlOptionText(given, "--url must be the registry's URL");
   const description = stringOption(parsed, 'description');
   const { registry, fingerprint } = await initRegistry(dir, {
     name,

@@ -9,10 +9,17 @@
 
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
-import type { InstallResult } from '../../client/client.ts';
+import { type InstallResult, isUrlReference } from '../../client/client.ts';
 import type { Source } from '../../client/source.ts';
 import { givenOptions, type Parsed, stringOption } from '../args.ts';
-import { apiVersionOption, dirOption, lockfileOption, platformOption, withClient } from '../client.ts';
+import {
+  apiVersionOption,
+  dirOption,
+  lockfileOption,
+  manifestUrlRefusal,
+  platformOption,
+  withClient,
+} from '../client.ts';
 import { usage } from '../errors.ts';
 import { readGivenKeyFile } from '../inputs.ts';
 import { outJson } from '../output.ts';
@@ -58,7 +65,11 @@ export async function run(parsed: Parsed): Promise<number> {
     const requests: (string | { request: string; registry: string })[] = [];
     const sources = new Map<string, Source>();
     for (const text of parsed.positionals) {
-      const target = await client.reference(text, key === undefined ? {} : { key });
+      const target = await client
+        .reference(text, key === undefined ? {} : { key })
+        .catch((error: unknown) => {
+          throw isUrlReference(text) ? manifestUrlRefusal(error) : error;
+        });
       if (!target) requests.push(text);
       else {
         requests.push({ request: target.request, registry: target.registry });

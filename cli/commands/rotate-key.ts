@@ -10,11 +10,9 @@
  * trusting the old key for anything (client/key-chain.ts). Exit codes as `publish`: 0 done,
  * 1 refused (the problems say why) or no outcome in time (OUTCOME_TIMEOUT, as `publish --bucket`), 2 usage.
  */
-import { parseRegistryUrl } from '../../index-builder/config.ts';
-import { ConfigError } from '../../index-builder/errors.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { CliError, usage } from '../errors.ts';
-import { readPassphrase, readTextInput, refuseOutputOver } from '../inputs.ts';
+import { readPassphrase, readTextInput, refuseOutputOver, registryUrlOptionText } from '../inputs.ts';
 import { formatProblems, outJson } from '../output.ts';
 import { err, out } from '../terminal.ts';
 
@@ -84,17 +82,7 @@ async function rotateLocally(
  */
 function registryUrlOption(parsed: Parsed): string | undefined {
   const raw = stringOption(parsed, 'url');
-  if (raw === undefined) return undefined;
-  try {
-    return parseRegistryUrl(raw);
-  } catch (error) {
-    if (error instanceof ConfigError)
-      // Its fault as the config's check says it, which never echoes a URL (credentials in it stay unsaid).
-      throw usage(
-        `--url must be the registry's URL: ${error.message.replace(/^registry config \/url: /, '')}`,
-      );
-    throw error;
-  }
+  return raw === undefined ? undefined : registryUrlOptionText(raw, "--url must be the registry's URL");
 }
 
 async function rotateDeployed(

@@ -214,7 +214,7 @@ describe('when a registry URL given on the command line is one registry add refu
     }
   });
 
-  it('refuses an install URL with credentials, a query or a fragment, or none a parser takes, as REQUEST_INVALID, never showing them, with or without --key', async () => {
+  it('refuses an install URL with credentials, a query or a fragment, or none a parser takes, as REQUEST_INVALID (exit 2, as every URL typed on the command line), never showing them, with or without --key', async () => {
     // Printed whole in "is not under a configured registry", and with --key in the folder source's refusal;
     // one no parser takes was a TypeError with --key.
     const plugindex = await home();
@@ -238,12 +238,31 @@ describe('when a registry URL given on the command line is one registry add refu
     ] as const) {
       for (const key of [[], ['--key', keyFile]]) {
         const refused = await plugindex('install', url, ...key, '--json');
-        expect(refused.code, `${url} ${key.join(' ')}: ${refused.stderr}`).toBe(1);
+        expect(refused.code, `${url} ${key.join(' ')}: ${refused.stderr}`).toBe(2);
         expect(JSON.parse(refused.stdout)).toMatchObject({ ok: false, error: { code: 'REQUEST_INVALID' } });
         expect(refused.stderr).toContain(shown);
         expect(`${refused.stdout}${refused.stderr}`).not.toContain('s3cret');
       }
     }
+  });
+
+  it('refuses an install URL for its scheme, its form or a missing --key as a usage error (exit 2), before reading anything', async () => {
+    // Each was exit 1 (REQUEST_INVALID, or REGISTRY_URL_INVALID from the fetcher with --key), where every
+    // other URL typed on the command line that is refused exits 2.
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    for (const [args, code] of [
+      [['ftp://plugins.registry.example/p/1.0.0/manifest.json', '--key', keyFile], 'REQUEST_INVALID'],
+      [['http://plugins.registry.example/p/1.0.0/manifest.json', '--key', keyFile], 'REQUEST_INVALID'],
+      [['https://plugins.registry.example/p/1.0.0/', '--key', keyFile], 'REQUEST_INVALID'],
+      [[`${base}/plugins/${NAME}/manifest.json`], 'REQUEST_INVALID'],
+      [['https://plugins.registry.example/p/1.0.0/manifest.json'], 'REQUEST_INVALID'],
+    ] as const) {
+      const refused = await plugindex('install', ...args, '--json');
+      expect(refused.code, `${args.join(' ')}: ${refused.stderr}`).toBe(2);
+      expect(JSON.parse(refused.stdout)).toMatchObject({ ok: false, error: { code } });
+    }
+    expect((await plugindex('list', '--json')).stdout).not.toContain(NAME);
   });
 
   it("never shows a query's values (a token may be one), on stdout, stderr or in --json, naming its parameters", async () => {

@@ -49,6 +49,23 @@ describe('when an operator creates a registry', () => {
   });
 });
 
+describe('when --url is one no registry may have', () => {
+  it('is a usage error (exit 2) as every URL typed on the command line is, made nothing, and shows no credentials', async () => {
+    // It was the config's fault (CONFIG_INVALID, exit 1), where action --registry-url and rotate-key --url exit 2.
+    for (const url of [
+      'not-a-url',
+      'ftp://plugins.registry.example',
+      'https://user:s3cret@plugins.registry.example',
+    ]) {
+      const refused = await plugindexProcess(['init', '--registry', 'refused', '--url', url], { cwd: work });
+      expect(refused.code, `${url}: ${refused.stderr}`).toBe(2);
+      expect(refused.stderr).toContain('--url must be the registry');
+      expect(refused.stderr).not.toContain('s3cret');
+      await expect(readdir(path.join(work, 'refused'))).rejects.toMatchObject({ code: 'ENOENT' });
+    }
+  });
+});
+
 describe('when DIR is on a filesystem that makes no folders (/proc)', () => {
   it.skipIf(process.platform !== 'linux')(
     'fails fast with FILE_NOT_WRITTEN naming it, where it hung in Node.js recursive mkdir',
