@@ -166,7 +166,7 @@ export interface InstalledItem {
   readonly advisories: readonly Advisory[];
   /**
    * The plugins whose names read as this one's, of other owners, as its signed document says
-   * (`PluginDocument.look_alikes`); absent for none, or where no document was read (a lock's installs).
+   * (`PluginDocument.look_alikes`); absent for none, or where no document was read (a frozen install's, but with `denyYanked`).
    */
   readonly look_alikes?: PluginDocument['look_alikes'];
   /** True when nothing was fetched: already installed as recorded. */
@@ -1370,7 +1370,8 @@ function lockedFolder(
  * lock recorded them (a folder source's `file:` locations found under its folder here, `underFolder`),
  * checked against the lock's digests and the manifest's.
  *
- * No plugin document is read but a registry's for `--deny-yanked` (`checkFrozenYank`) and for the publisher
+ * No plugin document is read but a registry's for `--deny-yanked` (`checkFrozenYank`; its `look_alikes` are
+ * then told, as by any install that reads one) and for the publisher
  * a policy that lists publishers judges, so nothing else that happened since the lock is known here: a
  * version deprecated since, or an advisory against it, is neither warned of nor refused (and
  * `--allow-vulnerable` changes nothing). `plugindex audit` checks a frozen tree.
@@ -1477,8 +1478,12 @@ async function planFrozen(
         ? `${pinAgainRemedy({ registry: entry.registry })}, then install online without --frozen, which writes the lock under it`
         : `another name of the registry followed that rotation and this one did not: install online without --frozen (\`plugindex install -c FILE\` for a plugin set's, after \`plugindex registry update\` for a configured one), which follows it and writes the lock under the current key`,
     );
-  // Before the manifest is fetched: a version the install refuses costs no more requests.
-  if (options.denyYanked && trust) await checkFrozenYank(ctx, target, entry, given, lock, options.lockfile);
+  // Before the manifest is fetched: a version the install refuses costs no more requests. The document read
+  // for it says the plugin's look-alikes too, told as any install that reads one tells them.
+  const judged =
+    options.denyYanked && trust
+      ? await checkFrozenYank(ctx, target, entry, given, lock, options.lockfile)
+      : undefined;
   const fetched = await frozenManifest(
     ctx,
     entry,
@@ -1559,6 +1564,7 @@ async function planFrozen(
     deprecated: false,
     warnings,
     advisories: [],
+    ...(judged?.look_alikes?.length ? { look_alikes: judged.look_alikes } : {}),
     checked: false,
     // The lock's publisher is checked only against a folder's signing key, and against a registry's signed
     // plugin document under a policy that lists publishers (checkFrozenManifest); else it is the lock's word.
@@ -2072,6 +2078,7 @@ async function checkSignedPublisher(
  * for a policy that lists publishers), and a document that cannot be had (offline, the registry down)
  * refuses the install rather than leave the flag unjudged. Frozen, `--deny-yanked` was taken without a word
  * and the yanked version installed, warned of by nothing.
+ * @returns the document read, whose `look_alikes` the install then tells of as one that is not frozen does.
  * @throws ClientError YANKED, VERSION_REMOVED; OFFLINE_MISSING or FETCH_FAILED naming the flag; what
  *   `signedLockedDocument` throws.
  */
@@ -2082,7 +2089,7 @@ async function checkFrozenYank(
   given: Source | undefined,
   lock: Lockfile,
   lockfile: string,
-): Promise<void> {
+): Promise<PluginDocument> {
   const document = await signedLockedDocument(ctx, target.name, entry, given, lock, lockfile).catch(
     (error: unknown) => {
       if (!(error instanceof ClientError && OUTAGES.has(error.code))) throw error;
@@ -2094,6 +2101,7 @@ async function checkFrozenYank(
     },
   );
   resolveLocked(document, entry.version, target.platforms[0] as Platform, { denyYanked: true });
+  return document;
 }
 
 /**

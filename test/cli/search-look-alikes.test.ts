@@ -202,6 +202,23 @@ describe('when info or install names a plugin that reads as another owner’s (i
     expect(own.stderr).not.toContain('looks like');
   });
 
+  it('plugindex install --frozen --deny-yanked, which reads the signed document, warns as an install does; --frozen alone reads none', async () => {
+    // The lock the installs above wrote. --deny-yanked read each plugin's document and said nothing of it.
+    const frozen = await plugindex('install', '--frozen', '--deny-yanked');
+    expect(frozen.code, frozen.stderr).toBe(0);
+    expect(frozen.stderr).toContain('warning: awscost looks like: aws-cost (other owner)');
+    expect(frozen.stderr).toContain('warning: aws-cost looks like: awscost (other owner)');
+    expect(frozen.stderr).not.toContain('foocli looks like');
+    const json = await plugindex('install', '--frozen', '--deny-yanked', '--json');
+    const items = JSON.parse(json.stdout).items as { name: string; look_alikes?: unknown }[];
+    expect(items.find((i) => i.name === 'awscost')?.look_alikes).toEqual([
+      { name: 'aws-cost', owners: [publisherFingerprint] },
+    ]);
+    const bare = await plugindex('install', '--frozen');
+    expect(bare.code, bare.stderr).toBe(0);
+    expect(bare.stderr).not.toContain('looks like');
+  });
+
   it('plugindex verify --url holds the documents with look_alikes to the log and the snapshot', async () => {
     const verified = await plugindex(
       'verify',
