@@ -1223,7 +1223,7 @@ class Client implements PlugindexClient {
         if (!match)
           throw new ClientError(
             'REQUEST_INVALID',
-            `${url} is under registry ${entry.name} but is not a version's manifest (${base}/plugins/NAME/VERSION/manifest.json)`,
+            `${redactUrl(url)} is under registry ${entry.name} but is not a version's manifest (${base}/plugins/NAME/VERSION/manifest.json)`,
           );
         return { request: `${match[1]}@${match[2]}`, registry: entry.name };
       }
@@ -1231,7 +1231,7 @@ class Client implements PlugindexClient {
     if (armoredKey === undefined)
       throw new ClientError(
         'REQUEST_INVALID',
-        `${url} is not under a configured registry: give --key FILE (the publisher's or the registry's public key) to verify its signature, or add its registry with \`plugindex registry add\``,
+        `${redactUrl(url)} is not under a configured registry: give --key FILE (the publisher's or the registry's public key) to verify its signature, or add its registry with \`plugindex registry add\``,
       );
     const { readTrustedKey } = await loadTrust();
     // Kept as a pin below: refused first if no signature by it could be taken.

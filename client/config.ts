@@ -15,7 +15,13 @@
  * const { config: next, change } = addRegistry(config, entry, { force: false });
  * if (change !== 'unchanged') writeFile(path, serializeClientConfig(next));
  */
-import { isLoopbackHost, registryIdentity, shownQuery, shownUnparsedUrl } from '../index-builder/layout.ts';
+import {
+  isLoopbackHost,
+  registryIdentity,
+  shownQuery,
+  shownUnparsedUrl,
+  shownUrlText,
+} from '../index-builder/layout.ts';
 import { ClientError } from './errors.ts';
 import {
   compareStrings,
@@ -197,12 +203,13 @@ export function withoutCredentials(url: URL): string {
  */
 export function shownUrl(url: URL): string {
   const bare = withoutCredentials(url);
-  if (url.search === '' && url.hash === '') return bare;
+  // A token in its path masked, and a long one cut, as the registry side shows one (layout.ts `shownUrlText`).
+  if (url.search === '' && url.hash === '') return shownUrlText(bare);
   const copy = new URL(bare);
   copy.search = '';
   copy.hash = '';
   const hash = url.hash === '' ? '' : '#…';
-  return `${copy.href}${shownQuery(url.search)}${hash}`;
+  return shownUrlText(`${copy.href}${shownQuery(url.search)}${hash}`);
 }
 
 // Defined beside the published layout (index-builder is pure, and its log's voids are bound to it too).
@@ -529,7 +536,7 @@ export function redactUrl(url: string): string {
   // A scheme mistyped with one slash (`hps:/u:pw@host`) parses, its "credentials" in the path: hidden too.
   if (parsed.host === '' && parsed.protocol !== 'file:') return shownUnparsedUrl(url);
   const credentialed = parsed.username !== '' || parsed.password !== '';
-  if (!credentialed && parsed.search === '' && parsed.hash === '') return url;
+  if (!credentialed && parsed.search === '' && parsed.hash === '') return shownUrlText(url);
   const shown = shownUrl(parsed);
   // Marked, so the message says credentials were there (shownUrl drops them).
   return credentialed ? shown.replace('://', '://***@') : shown;

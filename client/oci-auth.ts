@@ -46,7 +46,7 @@ export function ociCredentialsFor(text: string, file: string, host: string): Oci
         throw new ClientError(
           'CLIENT_CONFIG_INVALID',
           // Escaped: docker writes some keys as URLs, whose '/' would read as more levels of the pointer.
-          `${file}#/auths/${escapePointer(key)}/auth: expected base64 of "user:password"`,
+          `${file}#/auths/${escapePointer(shownDockerConfigKey(key))}/auth: expected base64 of "user:password"`,
         );
       return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
     }
@@ -54,6 +54,21 @@ export function ociCredentialsFor(text: string, file: string, host: string): Oci
       return { username: value.username, password: value.password };
   }
   return undefined;
+}
+
+/**
+ * A key of `auths` as a message names it: a user name and password written into it (`https://user:pass@host`,
+ * `user:pass@host`: up to the last `@` before the first `/` after any scheme) as `***`, the rest as written,
+ * as the client shows every URL (config.ts `redactUrl`). docker matches no such key to a host, and neither
+ * does `ociCredentialsFor`, yet the file is the user's own and a message naming its key must not print it.
+ * @example shownDockerConfigKey('https://u:pw@registry.example.com/v1/') // 'https://***@registry.example.com/v1/'
+ */
+export function shownDockerConfigKey(key: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(key)?.[0] ?? '';
+  const slash = key.indexOf('/', scheme.length);
+  const authority = key.slice(scheme.length, slash < 0 ? key.length : slash);
+  const at = authority.lastIndexOf('@');
+  return at < 0 ? key : `${scheme}***${key.slice(scheme.length + at)}`;
 }
 
 /** `https://host/v1/` and `host` alike -> `host` (lower case, Docker Hub as `docker.io`). */

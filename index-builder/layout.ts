@@ -652,13 +652,54 @@ export function shownUnparsedUrl(text: string): string {
   const beforeQuery = queryAt < 0 ? text : text.slice(0, queryAt);
   const at = beforeQuery.lastIndexOf('@');
   const bare = at < scheme.length ? text : `${scheme}***${text.slice(at)}`;
-  return bare.replace(/\?[^#]*/, (query) => shownQuery(query)).replace(/#.*/s, '#…');
+  return shownUrlText(bare.replace(/\?[^#]*/, (query) => shownQuery(query)).replace(/#.*/s, '#…'));
+}
+
+/**
+ * How many characters of a URL after its scheme and host a message shows (client/config.ts `shownUrl` and
+ * `redactUrl`, `shownUnparsedUrl` here); the rest is counted, not shown. A URL of any length was echoed
+ * whole into every refusal, its log line and `--json`. Above the URLs the client itself forms, which a
+ * message names whole: a plugin's documents and artifacts under a base path, an OCI manifest or blob by its
+ * digest (`/v2/REPOSITORY/manifests/sha256:` and 64 digits: 100 characters with a short repository, so a
+ * cut at 100 hid the digest a message was about) with a presigned query's names.
+ */
+export const SHOWN_URL_PATH_CHARACTERS = 256;
+
+/** Of the scheme and host (or text before any `/`, of one no parser takes): a DNS name's 253, and a port. */
+const SHOWN_URL_HOST_CHARACTERS = 262;
+
+/**
+ * A path segment that is a GitHub token, by GitHub's documented formats: a prefix naming its kind (`ghp_`,
+ * `gho_`, `ghu_`, `ghs_`, `ghr_`) then 36 letters and digits, or `github_pat_`, 22, `_` and 59. Formats made
+ * to be recognized (secret scanning), and no path the registry lays out holds one: a plugin name holds no
+ * `_`, nor does a SemVer version. Other path segments are shown as they are: a guess would hide the part
+ * of a URL that says where the mistake is, and miss tokens all the same.
+ */
+const PATH_TOKEN =
+  /(?<=\/)(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?=[/?#]|$)/g;
+
+/**
+ * A URL as a message shows it, already without credentials and query values (`shownUrl`,
+ * `shownUnparsedUrl`): a GitHub token in its path as `***` (`PATH_TOKEN`), and cut after its scheme, host and
+ * `SHOWN_URL_PATH_CHARACTERS` more characters (whole characters, never half a surrogate pair), with how many
+ * were left out.
+ * @example shownUrlText(`https://r.example/${'a'.repeat(300)}`) // 'https://r.example/aaa…a… (45 more characters)'
+ */
+export function shownUrlText(shown: string): string {
+  const masked = shown.replace(PATH_TOKEN, '***');
+  const head = /^(?:[a-z][a-z0-9+.-]*:)?\/*[^/?#]*/i.exec(masked)?.[0] ?? '';
+  const keep = Math.min(Array.from(head).length, SHOWN_URL_HOST_CHARACTERS) + SHOWN_URL_PATH_CHARACTERS;
+  if (masked.length <= keep) return masked;
+  const characters = Array.from(masked);
+  if (characters.length <= keep) return masked;
+  return `${characters.slice(0, keep).join('')}… (${characters.length - keep} more characters)`;
 }
 
 /**
  * `?a=1&b` as `?a=…&…`: each parameter's name kept, every value hidden, a parameter without `=` hidden
  * whole (it may be the token itself). A query can hold a secret as credentials do (a `?token=`, a presigned
- * storage URL's `X-Amz-Signature`).
+ * storage URL's `X-Amz-Signature`). A part of a URL, not cut here: the URL it is shown in is, whole
+ * (`shownUrlText`), so a count of what was left out counts the URL's characters once.
  */
 export function shownQuery(search: string): string {
   if (search === '' || search === '?') return search;

@@ -13,14 +13,17 @@ import {
   normalizeRegistryUrl,
   parseClientConfig,
   type RegistryEntry,
+  redactUrl,
   registriesByPriority,
   registryUrlProblem,
   removeRegistry,
   resolveSecret,
   secretRefProblem,
   serializeClientConfig,
+  shownUrl,
 } from '../../client/config.ts';
 import { ClientError } from '../../client/errors.ts';
+import { SHOWN_URL_PATH_CHARACTERS } from '../../index-builder/layout.ts';
 
 const FILE = '/home/me/.config/plugindex/config.json';
 const KEY_A = 'A'.repeat(40);
@@ -617,5 +620,32 @@ describe('when a secret is resolved', () => {
     const error = thrown(() => resolveSecret('hunter2', { hunter2: 'x' }, noFiles));
     expect(error.code).toBe('CLIENT_CONFIG_INVALID');
     expect(error.message).not.toContain('hunter2');
+  });
+});
+
+describe('when a URL a message shows is very long or holds a token in its path', () => {
+  const longPath = `/${'p'.repeat(3000)}`;
+  const cut = (head: string, rest: string) =>
+    `${head}${rest.slice(0, SHOWN_URL_PATH_CHARACTERS)}… (${rest.length - SHOWN_URL_PATH_CHARACTERS} more characters)`;
+
+  it('shows the scheme, host and the first characters of the rest, counting what it leaves out, as the registry side does', () => {
+    // Printed whole before, a URL of any length in every refusal and --json.
+    expect(shownUrl(new URL(`https://r.example${longPath}?token=s3cret`))).toBe(
+      cut('https://r.example', `${longPath}?token=…`),
+    );
+    expect(redactUrl(`https://r.example${longPath}`)).toBe(cut('https://r.example', longPath));
+    expect(redactUrl(`https://u:s3cret@r.example${longPath}`)).toBe(cut('https://***@r.example', longPath));
+    expect(redactUrl('https://r.example/short/path')).toBe('https://r.example/short/path');
+  });
+
+  it('masks a GitHub token in the path, and nothing that merely resembles one', () => {
+    const token = `ghs_${'x'.repeat(36)}`;
+    expect(redactUrl(`https://raw.example/${token}/manifest.json`)).toBe(
+      'https://raw.example/***/manifest.json',
+    );
+    expect(shownUrl(new URL(`https://raw.example/a/${token}`))).toBe('https://raw.example/a/***');
+    expect(redactUrl('https://raw.example/ghs_tool/manifest.json')).toBe(
+      'https://raw.example/ghs_tool/manifest.json',
+    );
   });
 });

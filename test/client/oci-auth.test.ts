@@ -1,7 +1,7 @@
 /** Credentials for OCI registries as `docker login` keeps them: where the file is, and what it holds. */
 import { Buffer } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
-import { dockerConfigPath, ociCredentialsFor } from '../../client/oci-auth.ts';
+import { dockerConfigPath, ociCredentialsFor, shownDockerConfigKey } from '../../client/oci-auth.ts';
 
 const FILE = '/home/u/.docker/config.json';
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
@@ -69,5 +69,18 @@ describe('when credentials are looked up for a registry', () => {
         message: `${FILE}#/auths/https:~1~1registry.example.com~1v1~1/auth: expected base64 of "user:password"`,
       }),
     );
+  });
+});
+
+describe('when a key of `auths` holds credentials of its own', () => {
+  it('shows them as *** wherever the key is named (https://user:pass@host, user:pass@host), the rest as written', () => {
+    // docker matches no such key (its host is `user:pass@host`), yet a message naming the key by its pointer
+    // would print the password: the key is shown masked, as the client shows every URL.
+    expect(shownDockerConfigKey('https://user:s3cret@registry.example.com/v1/')).toBe(
+      'https://***@registry.example.com/v1/',
+    );
+    expect(shownDockerConfigKey('user:s3cret@registry.example.com')).toBe('***@registry.example.com');
+    expect(shownDockerConfigKey('https://registry.example.com/v1/')).toBe('https://registry.example.com/v1/');
+    expect(shownDockerConfigKey('registry.example.com/a@b')).toBe('registry.example.com/a@b');
   });
 });

@@ -27,6 +27,8 @@ import {
   manifestKey,
   pluginDocumentKey,
   pluginNameProblem,
+  SHOWN_URL_PATH_CHARACTERS,
+  shownUnparsedUrl,
   signatureKey,
   statusKey,
   submissionIdFromBytes,
@@ -363,5 +365,56 @@ describe('when a client reads a published artifact URL', () => {
   it('gives nothing for a URL outside the version folder, or text that is not a URL', () => {
     expect(hostedArtifactKey('demo', '1.0.0', 'https://cdn.example/elsewhere/demo')).toBeUndefined();
     expect(hostedArtifactKey('demo', '1.0.0', 'not a url')).toBeUndefined();
+  });
+});
+
+describe('when a URL shown in a message is very long', () => {
+  const longPath = `/${'a'.repeat(5000)}`;
+
+  it('keeps the scheme, the host and the first SHOWN_URL_PATH_CHARACTERS after them, counting the rest', () => {
+    // A URL of megabytes was echoed whole into every refusal and --json.
+    const shown = shownUnparsedUrl(`https://r.example:99999${longPath}?token=s3cret`);
+    const kept = `https://r.example:99999${longPath.slice(0, SHOWN_URL_PATH_CHARACTERS)}`;
+    const left = longPath.length - SHOWN_URL_PATH_CHARACTERS + '?token=…'.length;
+    expect(shown).toBe(`${kept}… (${left} more characters)`);
+    expect(shown).not.toContain('s3cret');
+  });
+
+  it('shows a URL at or under the bound as it is', () => {
+    const atBound = `https://r.example:99999/${'b'.repeat(SHOWN_URL_PATH_CHARACTERS - 1)}`;
+    expect(shownUnparsedUrl(atBound)).toBe(atBound);
+  });
+
+  it('bounds a host no parser takes, and text with no scheme, as well', () => {
+    const shown = shownUnparsedUrl('h'.repeat(10_000));
+    expect(shown.length).toBeLessThan(600);
+    expect(shown).toMatch(/… \(\d+ more characters\)$/);
+  });
+
+  it('never cuts a character in two', () => {
+    const shown = shownUnparsedUrl(`https://r.example:99999/${'😀'.repeat(400)}`);
+    expect(shown).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
+    expect(shown).toContain(`(${400 - (SHOWN_URL_PATH_CHARACTERS - 1)} more characters)`);
+  });
+});
+
+describe('when a URL shown in a message holds a token in its path', () => {
+  it('masks a GitHub token (its documented prefix, then its fixed alphabet and length) as ***', () => {
+    const token = `ghp_${'A1b2C3d4E5'.repeat(3)}123456`;
+    const pat = `github_pat_${'A'.repeat(22)}_${'b'.repeat(59)}`;
+    expect(shownUnparsedUrl(`https://r.example:99999/x/${token}/manifest.json`)).toBe(
+      'https://r.example:99999/x/***/manifest.json',
+    );
+    expect(shownUnparsedUrl(`https://r.example:99999/${pat}/m.json`)).toBe(
+      'https://r.example:99999/***/m.json',
+    );
+  });
+
+  it('leaves a segment that only resembles one (a plugin name, a shorter word) as it is', () => {
+    for (const text of [
+      'https://r.example:99999/plugins/ghp-tool/1.0.0',
+      'https://r.example:99999/ghp_short/x',
+    ])
+      expect(shownUnparsedUrl(text)).toBe(text);
   });
 });
