@@ -508,7 +508,14 @@ class Client implements PlugindexClient {
     return this.#context.openSession(entry, trust, async (record) => {
       // The key the record holds once written: a run side by side may have followed a rotation past this one's.
       const held = await this.#state.writeTrust(entry.name, record);
-      if (held !== entry.key_fingerprint) await this.#repin(entry.name, held);
+      if (held === entry.key_fingerprint) return undefined;
+      // Kept already, so the session takes the record even when the configuration cannot be told: a
+      // configuration naming the key rotated from is read as pinned (#pinnedTrust) and named again at the
+      // next record, but a session left on that key disagreed with the files until a later update.
+      return this.#repin(entry.name, held).then(
+        () => undefined,
+        (error: unknown) => ({ keptThenFailed: error }),
+      );
     });
   }
 

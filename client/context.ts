@@ -15,7 +15,7 @@ import { ClientError, pinAgainCommand } from './errors.ts';
 import type { Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
 import type { ChainLink, ForkedKey } from './key-chain.ts';
 import type { Platform } from './resolve.ts';
-import type { RegistrySession } from './session.ts';
+import type { RegistrySession, SessionDeps } from './session.ts';
 import type { Source } from './source.ts';
 
 export interface ProgressEvent {
@@ -54,7 +54,7 @@ export interface ClientContext {
   openSession(
     entry: RegistryEntry,
     trust: TrustRecord,
-    recordTrust: (record: TrustRecord) => Promise<void>,
+    recordTrust: SessionDeps['recordTrust'],
     /** `trust`'s key already parsed (else it is parsed from the armored text). */
     key?: Key,
     /** What to do when the registry really moved, said with SNAPSHOT_REGISTRY_CHANGED (`checkSnapshotRegistry`). */

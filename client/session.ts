@@ -79,11 +79,21 @@ import { TrustedSnapshot } from './trusted-snapshot.ts';
 /** Attempts at a snapshot whose signature belongs to another publish than its body (one in between). */
 const SNAPSHOT_ATTEMPTS = 3;
 
+/** A trust record kept, then a step after it failed with `error` (SessionDeps.recordTrust). */
+export interface KeptThenFailed {
+  readonly keptThenFailed: unknown;
+}
+
 export interface SessionDeps {
   readonly fetcher: Fetcher;
   readonly cache: ContentCache;
-  /** Keeps the generation accepted (and the snapshot's digest), so no later run goes back. */
-  readonly recordTrust: (record: TrustRecord) => Promise<void>;
+  /**
+   * Keeps the generation accepted (and the snapshot's digest), so no later run goes back. Resolves to
+   * `KeptThenFailed` when the record was kept and a step after it failed (the configuration naming the key
+   * a rotation led to): the session takes the record as its own all the same, as the files hold it, then
+   * throws that failure.
+   */
+  readonly recordTrust: (record: TrustRecord) => Promise<KeptThenFailed | unknown>;
   readonly clock: Clock;
   /**
    * What the client's other names for the registry a snapshot names accepted under the same trust root
@@ -587,6 +597,7 @@ export class RegistrySession {
         ...(etag ? { etag } : {}),
         ...(served.length > 0 ? { servedFrom: served } : {}),
       });
+    let recordedThenFailed: KeptThenFailed | undefined;
     if (checked) {
       const learnt = await this.#learntChain(snapshot, trust, now);
       const { logsExtended: _before, ...kept } = trust;
@@ -601,9 +612,14 @@ export class RegistrySession {
         rotations: snapshot.key_rotations ?? 0,
         registry: snapshot.registry,
       };
-      await this.#deps.recordTrust(trust);
+      const recorded = await this.#deps.recordTrust(trust);
+      if (typeof recorded === 'object' && recorded !== null && 'keptThenFailed' in recorded)
+        recordedThenFailed = recorded as KeptThenFailed;
     }
-    // Accepted: the session's from here, all at once (no await from here to the return).
+    // Accepted: the session's from here, all at once (no await from here to the return). Even when a step
+    // after the record was kept failed: the session stayed on the key the record left, following the
+    // rotation again at each read (and failing once it was no longer served) while the files, and any new
+    // client, held the new one.
     this.#trust = trust;
     this.#key = key;
     this.#trusted = trusted;
@@ -617,6 +633,7 @@ export class RegistrySession {
       fingerprint: trust.fingerprint,
       ...(rotated ? { rotated } : {}),
     };
+    if (recordedThenFailed) throw recordedThenFailed.keptThenFailed;
     return this.#report;
   }
 

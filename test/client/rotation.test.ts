@@ -24,6 +24,7 @@ import { TrustError } from '../../index-builder/errors.ts';
 import { processSubmissions, rebuildRegistry, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
 import {
   MAX_ROTATION_BYTES,
+  ROTATION_PREFIX,
   readSignedRotation,
   rotationKey,
   SIGNED_ROTATION_SCHEMA,
@@ -31,7 +32,7 @@ import {
 } from '../../index-builder/rotation.ts';
 import { createSigner, generateKeyPair, type KeyPair, type Signer } from '../../index-builder/signing.ts';
 import { CACHE_PRIVATE } from '../../index-builder/store.ts';
-import { type ClientMachine, clientMachine, heldAtLog } from '../support/client.ts';
+import { type ClientMachine, clientMachine, heldAtLog, httpFetcherTelling } from '../support/client.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
 import { rewriteLog } from '../support/lifecycle.ts';
@@ -2802,5 +2803,49 @@ describe('when a snapshot cached by a client that kept the hops in snapshot.json
     // Assess
     expect(JSON.parse(await readFile(join(held, 'served-from.json'), 'utf8'))).toEqual({ served_from: [] });
     expect(await cache.snapshot(registry.url)).toEqual(cached);
+  });
+});
+
+describe('when naming the key a rotation led to in the configuration fails after the trust state kept it', () => {
+  it('leaves the client that followed it on the key the trust state holds, as a new client is', async () => {
+    // The session took the record only once it was recorded: the re-pin failing after the trust state was
+    // written left the client on the retired key (every later read followed the rotation again, and with
+    // the rotation no longer served, failed) where the files, and any new client, held the new one.
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const next = await rotateToNewKey(registry);
+    const configFile = join(dirname(m.data), 'config', 'config.json');
+    const config = await readFile(configFile, 'utf8');
+    const dirs = { config: dirname(configFile), data: m.data, cache: join(dirname(m.data), 'cache') };
+    let breakConfig = true;
+    const client = createClient({
+      dirs,
+      // Once the rotation is asked for (the configuration read already), config.json becomes unreadable,
+      // as a disk that fails or a hand that edits it: the re-pin after the trust state was written fails.
+      fetcher: httpFetcherTelling(async (path) => {
+        if (breakConfig && path.startsWith(ROTATION_PREFIX)) await writeFile(configFile, '{ not json');
+      }),
+      env: {},
+      platform: { os: 'linux', arch: 'amd64' },
+      freshForMs: 0,
+    });
+    try {
+      const [failed] = await client.updateRegistries(['main']);
+      expect(failed?.error).toMatchObject({ code: 'CLIENT_CONFIG_INVALID' });
+      expect((await trustState(m)).fingerprint).toBe(next.fingerprint);
+      breakConfig = false;
+      await writeFile(configFile, config);
+      // The rotation gone from where it was served: only a client on the new key reads the registry now.
+      await rm(join(registry.dir, 'public', rotationKey(1)));
+      const [fresh] = await m.run((c) => c.updateRegistries(['main']));
+      expect(fresh?.error).toBeUndefined();
+      expect(fresh?.report?.fingerprint).toBe(next.fingerprint);
+      const [kept] = await client.updateRegistries(['main']);
+      expect(kept?.error).toBeUndefined();
+      expect(kept?.report).toMatchObject({ fingerprint: next.fingerprint });
+      expect(kept?.report?.rotated).toBeUndefined();
+    } finally {
+      await client.close();
+    }
   });
 });
