@@ -13,19 +13,21 @@
  * Shape (`plugindex/home-search/v1`):
  *   { "schema", "generated", "strings": [type, ..], "lists": [[string, ..], ..], "plugins": [[name,
  *     display_name, description, latest_version, type, providers, capabilities, keywords, deprecated?,
- *     look_alikes?], ..] }
+ *     look_alikes?, look_alikes_more?], ..] }
  * where type is an index into `strings`, and providers, capabilities and keywords each an index into
  * `lists` (a list shared by many plugins is written once, and the page holds it once); an absent display name
  * or description is "" (the page treats both alike), an absent latest version null, and `deprecated` is 1
  * when present, left off otherwise (0 when a look-alike list follows). `look_alikes` is the row's
  * `lookAlikesOf` (search.ts: the names that read as its own, of other owners; what `plugindex search` and
  * `GET /search` flag), left off when it has none: the rows here carry no owners (40 hex digits a row, most
- * of these bytes), so the server flags them, and an older page, which reads nine fields, ignores it. The
+ * of these bytes), so the server flags them, and an older page, which reads nine fields, ignores it. Only
+ * its first `LOOK_ALIKES_SHOWN` names (what the page shows), then, when there are more, `look_alikes_more`,
+ * the count of the rest (the page's "and N more"); a page of before the count shows the ten without it. The
  * page script's `unpack` (page-script.ts) reads it back into rows of search.json's shape, without owners and
  * with their `look_alikes`; test/index-builder/render/home-search.test.ts checks the round trip.
  */
 import type { SearchEntry } from '../model.ts';
-import { lookAlikesOf } from '../search.ts';
+import { LOOK_ALIKES_SHOWN, lookAlikesOf } from '../search.ts';
 
 export const HOME_SEARCH_SCHEMA = 'plugindex/home-search/v1';
 
@@ -52,7 +54,10 @@ export function renderHomeSearch(rows: Iterable<SearchEntry>, generated: string)
     ];
     const flags = alike[i];
     if (row.deprecated || flags) packed.push(row.deprecated ? 1 : 0);
-    if (flags) packed.push(flags);
+    // As many names as the page shows, and the count of the rest it says ("and N more"): the whole list
+    // was carried, a row as long as the registry's look-alikes of the name, for a line that shows ten.
+    if (flags) packed.push(flags.slice(0, LOOK_ALIKES_SHOWN));
+    if (flags && flags.length > LOOK_ALIKES_SHOWN) packed.push(flags.length - LOOK_ALIKES_SHOWN);
     plugins.push(JSON.stringify(packed));
   });
   return `{"schema":${JSON.stringify(HOME_SEARCH_SCHEMA)},"generated":${JSON.stringify(generated)},"strings":${JSON.stringify(strings.values)},"lists":${JSON.stringify(lists.values)},"plugins":[\n${plugins.join(',\n')}\n]}\n`;

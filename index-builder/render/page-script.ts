@@ -231,7 +231,8 @@ function lookAlikes(rows) {
 /**
  * `unpack(doc)`: home-search.json (render/home-search.ts, the page's compact form of search.json's rows)
  * read back into rows of search.json's shape, exactly, but for their owners, and with the `look_alikes` the
- * server made for them, where a search hit has them (test/index-builder/render/home-search.test.ts).
+ * server made for them, where a search hit has them: the first ten, and past ten `look_alikes_more`, the
+ * count of the rest, which `item` adds to its "and N more" (test/index-builder/render/home-search.test.ts).
  */
 export const UNPACK_SOURCE = `
 function unpack(doc) {
@@ -244,6 +245,7 @@ function unpack(doc) {
     row.providers = l[p[5]]; row.capabilities = l[p[6]]; row.keywords = l[p[7]];
     if (p[8]) row.deprecated = true;
     if (p[9]) row.look_alikes = p[9];
+    if (p[10]) row.look_alikes_more = p[10];
     return row;
   });
 }
@@ -347,7 +349,8 @@ export const HOME_SCRIPT = `
     if (p.deprecated) li.append(' ', el('span', 'badge deprecated', 'deprecated'));
     var alike = p.look_alikes;
     if (alike) {
-      alike = el('div', 'look-alike', ${JSON.stringify(LOOK_ALIKE_LEAD)} + alike.slice(0, ${LOOK_ALIKES_SHOWN}).join(', ') + (alike.length > ${LOOK_ALIKES_SHOWN} ? ' and ' + (alike.length - ${LOOK_ALIKES_SHOWN}) + ' more' : '') + ' (other owner' + (alike.length > 1 ? 's)' : ')'));
+      var more = (p.look_alikes_more || 0) + Math.max(0, alike.length - ${LOOK_ALIKES_SHOWN});
+      alike = el('div', 'look-alike', ${JSON.stringify(LOOK_ALIKE_LEAD)} + alike.slice(0, ${LOOK_ALIKES_SHOWN}).join(', ') + (more > 0 ? ' and ' + more + ' more' : '') + ' (other owner' + (alike.length + more > 1 ? 's)' : ')'));
       alike.setAttribute('role', 'note');
       li.append(alike);
     }

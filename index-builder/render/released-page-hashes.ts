@@ -43,6 +43,7 @@ export const RELEASED_PAGE_SCRIPT_HASHES: readonly string[] = [
   'sha256-8psuPvv2ADszqcsSU4MaVhN7MVEoQcOz25GLyjs24xU=', // c4738b9 2026-12-07
   'sha256-7/3F77hEQ/2ag6DOfJe2wWoFCrjlTFSE/ohgkQzjkI4=', // the home page flags look-alike names 2026-12-07
   'sha256-jzBP0f1XKqtEEq29gRL1Dkzvi7UcMZ26I9DG06LRG08=', // the home page names ten look-alikes, the rest counted 2026-12-07
+  'sha256-+iDxkySZkq4wkaDkzoa8zMo1fHVBBoUUSXhq/7rydCM=', // home-search.json carries ten look-alikes and the count of the rest 2026-12-07
 ];
 
 /** The hash of every inline style a release of the pages carried (before style.css), oldest first. */

@@ -9,6 +9,7 @@ import { HOME_SEARCH_KEY } from '../../../index-builder/layout.ts';
 import type { SearchEntry } from '../../../index-builder/model.ts';
 import { HOME_SEARCH_SCHEMA, renderHomeSearch } from '../../../index-builder/render/home-search.ts';
 import { UNPACK_SOURCE } from '../../../index-builder/render/page-script.ts';
+import { LOOK_ALIKES_SHOWN } from '../../../index-builder/search.ts';
 
 const unpack = new Function(`${UNPACK_SOURCE}\nreturn unpack;`)() as (doc: unknown) => SearchEntry[];
 
@@ -87,6 +88,28 @@ describe('home-search.json', () => {
     ]);
     // A row of none ends at its keywords or its deprecation, as it did before flags (an older page reads it).
     expect(doc.plugins.map((p: unknown[]) => p.length)).toEqual([10, 10, 8, 8]);
+  });
+
+  it('carries the first LOOK_ALIKES_SHOWN look-alikes of a row and the count of the rest, as the page shows them', () => {
+    // It carried every one, though the page shows ten: a row as long as the registry's look-alike list.
+    const squats = Array.from({ length: 30 }, (_, i) => `squat-name${'-'.repeat(i)}`);
+    const rows = squats.map((name, i) => ({
+      ...(ROWS[1] as SearchEntry),
+      name,
+      owners: [String(i).padStart(40, '0')],
+    }));
+    const doc = JSON.parse(renderHomeSearch(rows, 'g'));
+    const unpacked = unpack(doc) as (SearchEntry & { look_alikes?: string[]; look_alikes_more?: number })[];
+    for (const [i, row] of unpacked.entries()) {
+      const others = squats.filter((_, j) => j !== i).sort();
+      expect(row.look_alikes).toEqual(others.slice(0, LOOK_ALIKES_SHOWN));
+      expect(row.look_alikes_more).toBe(others.length - LOOK_ALIKES_SHOWN);
+    }
+    expect(doc.plugins[0]).toHaveLength(11);
+    // A row of ten or fewer carries no count (it ends at its list, as before).
+    const few = JSON.parse(renderHomeSearch(rows.slice(0, LOOK_ALIKES_SHOWN + 1), 'g'));
+    expect(few.plugins.map((p: unknown[]) => p.length)).toEqual(Array(LOOK_ALIKES_SHOWN + 1).fill(10));
+    expect(unpack(few).every((r) => !('look_alikes_more' in r))).toBe(true);
   });
 
   it('writes each type and each list once, in order of first use (a list in another order is another list)', () => {
