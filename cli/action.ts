@@ -23,6 +23,7 @@ import {
   readTrustedKeyFile,
   refuseOutputOver,
   registryUrlOptionText,
+  serviceUrlOption,
   writeOutput,
 } from './inputs.ts';
 import { outJson } from './output.ts';
@@ -191,7 +192,7 @@ async function registryUrlOf(parsed: Parsed): Promise<string> {
   if (given !== undefined) return given;
   if (bucket !== undefined) {
     const { readBucketText } = await import('./remote.ts');
-    const endpoint = stringOption(parsed, 'endpoint');
+    const endpoint = serviceUrlOption(parsed, 'endpoint');
     const text = await readBucketText({ bucket, key: CONFIG_KEY, ...(endpoint ? { endpoint } : {}) });
     const where = `s3://${bucket}/${CONFIG_KEY}`;
     if (text === undefined)

@@ -8,6 +8,7 @@ import {
 } from '../index-builder/armor.ts';
 import { parseRegistryUrl } from '../index-builder/config.ts';
 import { ConfigError } from '../index-builder/errors.ts';
+import { shownUnparsedUrl } from '../index-builder/layout.ts';
 import type { PublicKeyInfo } from '../index-builder/signing.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { CliError, usage } from './errors.ts';
@@ -26,6 +27,29 @@ export function registryUrlOptionText(text: string, refused: string): string {
     if (!(error instanceof ConfigError)) throw error;
     throw usage(`${refused}: ${error.message.replace(/^registry config \/url: /, '')}`);
   }
+}
+
+/**
+ * An AWS service URL typed on the command line (`--queue-url`, `--endpoint`), as it is: an absolute http(s)
+ * URL with no user name or password (AWS credentials come from the SDK's chain, and a message would show
+ * them), else a usage error (exit 2) showing it masked (`shownUnparsedUrl`). Unchecked, one that was no URL
+ * reached the SDK, which threw a TypeError (a stack trace, exit 1) and still asked the service's own host.
+ * @example serviceUrlOption(parsed, 'queue-url') // 'https://sqs.us-east-1.amazonaws.com/1/q.fifo', or undefined
+ */
+export function serviceUrlOption(parsed: Parsed, name: 'queue-url' | 'endpoint'): string | undefined {
+  const text = stringOption(parsed, name);
+  if (text === undefined) return undefined;
+  const url = URL.canParse(text) ? new URL(text) : undefined;
+  const problem =
+    url === undefined
+      ? 'it is not an absolute URL'
+      : url.protocol !== 'https:' && url.protocol !== 'http:'
+        ? `the scheme ${url.protocol} is not http: or https:`
+        : url.username !== '' || url.password !== ''
+          ? 'credentials in the URL are refused (AWS credentials come from the environment or a profile)'
+          : undefined;
+  if (problem !== undefined) throw usage(`--${name} ${shownUnparsedUrl(text)}: ${problem}`);
+  return text;
 }
 
 export async function readInput(file: string): Promise<Uint8Array> {

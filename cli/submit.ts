@@ -24,6 +24,7 @@ import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
 import { CACHE_PRIVATE } from '../index-builder/store.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { CliError, usage } from './errors.ts';
+import { serviceUrlOption } from './inputs.ts';
 import { describeOutcome, outJson } from './output.ts';
 import type { UploadBody } from './remote.ts';
 import { err, out } from './terminal.ts';
@@ -62,7 +63,7 @@ export function submitTarget(parsed: Parsed): SubmitTarget {
     refuseBucketOptions(parsed, ['endpoint', 'timeout']);
     return { kind: 'registry', dir };
   }
-  const endpoint = stringOption(parsed, 'endpoint');
+  const endpoint = serviceUrlOption(parsed, 'endpoint');
   return {
     kind: 'bucket',
     bucket: bucket as string,

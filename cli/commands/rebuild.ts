@@ -4,11 +4,12 @@
  */
 import { type Parsed, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
+import { serviceUrlOption } from '../inputs.ts';
 import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const dir = stringOption(parsed, 'registry');
-  const queueUrl = stringOption(parsed, 'queue-url');
+  const queueUrl = serviceUrlOption(parsed, 'queue-url');
   if ((dir === undefined) === (queueUrl === undefined))
     throw usage('give exactly one of --registry DIR or --queue-url URL');
   if (queueUrl !== undefined) {

@@ -12,7 +12,13 @@
  */
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { CliError, usage } from '../errors.ts';
-import { readPassphrase, readTextInput, refuseOutputOver, registryUrlOptionText } from '../inputs.ts';
+import {
+  readPassphrase,
+  readTextInput,
+  refuseOutputOver,
+  registryUrlOptionText,
+  serviceUrlOption,
+} from '../inputs.ts';
 import { formatProblems, outJson } from '../output.ts';
 import { err, out } from '../terminal.ts';
 
@@ -92,7 +98,8 @@ async function rotateDeployed(
   passphrase: string | undefined,
 ): Promise<number> {
   if (stringOption(parsed, 'output') !== undefined) throw usage('--output is for --registry');
-  const queueUrl = requiredOption(parsed, 'queue-url');
+  requiredOption(parsed, 'queue-url');
+  const queueUrl = serviceUrlOption(parsed, 'queue-url') as string;
   const url = registryUrlOption(parsed);
   const oldKey = await readTextInput(requiredOption(parsed, 'old-key'));
   // The new key's own passphrase, read as keygen reads it (an empty file refused); without it the new key
@@ -103,7 +110,7 @@ async function rotateDeployed(
   // An empty one read as 0 s (Number('')), the outcome never waited for.
   if (rawTimeout.trim() === '' || !Number.isFinite(timeout) || timeout < 0)
     throw usage('--timeout must be a number of seconds');
-  const endpoint = stringOption(parsed, 'endpoint');
+  const endpoint = serviceUrlOption(parsed, 'endpoint');
   const { rotateThroughQueue } = await import('../remote.ts');
   const result = await rotateThroughQueue({
     bucket,

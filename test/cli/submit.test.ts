@@ -92,3 +92,37 @@ describe("when an option of a deployed registry's upload bucket is given where n
     expect(await treeOf(work)).toEqual(before);
   });
 });
+
+describe('when --endpoint or --queue-url is no http(s) URL', () => {
+  it.each([
+    ['publish --bucket --endpoint', ['publish', 'demo.tgz', '--bucket', 'b', '--endpoint', 'not-a-url']],
+    [
+      'yank --bucket --endpoint',
+      ['yank', 'demo-plugin@1.0.0', '--key', 'secret.asc', '--bucket', 'b', '--endpoint', 'ftp://s3.example'],
+    ],
+    [
+      'rotate-key --bucket --queue-url',
+      [
+        'rotate-key',
+        '--bucket',
+        'b',
+        '--queue-url',
+        'https://u:s3cret@sqs .example/q',
+        '--old-key',
+        'secret.asc',
+        '--new-key',
+        'next.asc',
+      ],
+    ],
+  ])(
+    '%s is a usage error (exit 2) before anything is read or sent, credentials never shown',
+    async (_, args) => {
+      // They reached the SDK, which threw a TypeError (a stack trace, exit 1), or asked the network.
+      const refused = await plugindexProcess(args, { cwd: work, env: { AWS_REGION: 'us-east-1' } });
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toMatch(/--(endpoint|queue-url) /);
+      expect(refused.stderr).not.toContain('s3cret');
+      expect(refused.stderr).not.toContain('TypeError');
+    },
+  );
+});

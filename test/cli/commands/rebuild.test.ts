@@ -24,6 +24,16 @@ describe('when an operator asks a deployed registry for a rebuild', () => {
     expect(wantsRebuild({ Records: [{ eventSource: 'aws:sqs', body: '{"source":"aws.s3"}' }] })).toBe(false);
   });
 
+  it('refuses a --queue-url that is no http(s) URL as a usage error (exit 2), sending nothing', async () => {
+    // It went to the SDK, which threw a TypeError (a stack trace, exit 1) and still asked SQS's own host.
+    process.env.AWS_REGION ??= 'us-east-1';
+    sqs.reset();
+    sqs.on(SendMessageCommand).resolves({ MessageId: 'm-2' });
+    for (const url of ['not-a-url', 'ftp://queue.example/q', 'https://user:s3cret@sqs.example/1/q.fifo'])
+      expect(await main(['rebuild', '--queue-url', url]), url).toBe(2);
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+  });
+
   it('needs exactly one of --registry or --queue-url', async () => {
     expect(await main(['rebuild'])).toBe(2);
   });
