@@ -899,3 +899,40 @@ describe("when a batch voiding a dead run's publish whose upload it did not take
     expect((await registry.verify()).voided).toHaveLength(1);
   }, 60_000);
 });
+
+describe("when the voided look-alike's name is published anew while its void's intent stands", () => {
+  it('the other document, which the dead run flagged with it, is bound as served', async () => {
+    // Prepare: see alikeOfPublished. The batch writes demoplugin's document naming demo-plugin, voids
+    // demo-plugin, and dies just before it writes demoplugin's document again without it; demo-plugin's
+    // upload stays in incoming/. The folder is taken away, and demo-plugin@2.0.0 uploaded by the same
+    // publisher: the pair flagged as the dead run flagged it.
+    const registry = await servedOnDisk();
+    const stuck = await alikeOfPublished(registry, 'registry.example/acme/demo-plugin');
+    await expect(
+      processSubmissions({ ...registry.context, site: diesBeforeAlikeDocument(registry) }, [stuck.key]),
+    ).rejects.toThrow('killed before the document');
+    forgetBins(registry.context.intake);
+    await rm(path.join(registry.siteRoot, 'plugins/demo-plugin/index.html'), { recursive: true });
+    const fresh = await registry.submit(await installable('demo-plugin', '2.0.0'));
+
+    // Act
+    const result = await registry.batch([fresh.key]);
+
+    // Assert: demoplugin's document, flagged with demo-plugin by the dead run and again now, is the one the
+    // snapshot binds (before: the catalog's older line was committed over it, DOCUMENT_MISMATCH, and verify
+    // --url refused the registry for good, the batch that met the voided upload too).
+    expect(outcomesOf(result)).toEqual([['demo-plugin', '2.0.0', 'accepted', 4, []]]);
+    const publicKey = registry.base.registryKey.publicKey;
+    const site = registry.context.site;
+    const flagged = async () =>
+      (await boundDocument(site, publicKey, 'demoplugin')).look_alikes?.map((other) => other.name);
+    expect(await flagged()).toEqual(['demo-plugin']);
+    expect(await registry.verify()).toMatchObject({ plugins: 2 });
+    // The voided upload, met at last, is rejected by the void; the new flag stands.
+    expect(outcomesOf(await registry.batch([stuck.key]))).toEqual([
+      ['demo-plugin', '1.0.0', 'rejected', undefined, ['LOGGED_ENTRY_VOIDED']],
+    ]);
+    expect(await flagged()).toEqual(['demo-plugin']);
+    expect(await registry.verify()).toMatchObject({ plugins: 2 });
+  }, 90_000);
+});
