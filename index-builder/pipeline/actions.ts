@@ -963,6 +963,17 @@ async function refreshLookAlikes(
       if (doc) group.push(doc);
     }
     for (const doc of lookAlikesWithin(group)) for (const item of items) change(doc, item);
+    // A run that died may have written another's document flagged as this batch finds it (read as published,
+    // `writing`) and not this one's: unchanged here, it was written by nothing, and the catalog's older line
+    // was committed over it (DOCUMENT_MISMATCH, for good). Caught up as it is, changed by the same items.
+    for (const doc of group)
+      if (
+        doc.name !== name &&
+        !docs.has(doc.name) &&
+        view.behind(doc.name) &&
+        doc.look_alikes?.some((other) => other.name === name)
+      )
+        for (const item of items) change(doc, item);
   }
 }
 

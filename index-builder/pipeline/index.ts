@@ -1025,31 +1025,6 @@ async function withoutVoidedPlugin(
   return { plugins, rendered };
 }
 
-/**
- * The documents a void's intent names (`alike`) that a run that died wrote flagged with plugin `name` (read
- * as published, `writing`), not written again without it, now that `name` stands again (published anew, by
- * this batch or since): each is caught up as it is, added to `changed`. The flag is true again, so the new
- * publish's look-alike refresh (actions.ts `refreshLookAlikes`) found nothing to change in it, and the
- * catalog's older line was committed over it (DOCUMENT_MISMATCH, verify --url refused the registry for good).
- */
-async function flaggedBehind(
-  ctx: PipelineContext,
-  name: string,
-  view: BatchView,
-  changed: Set<string>,
-  alike: readonly string[] = [],
-): Promise<RenderedPlugin[]> {
-  const rendered: RenderedPlugin[] = [];
-  for (const other of alike) {
-    if (other === name || changed.has(other)) continue;
-    const doc = await view.published(other);
-    if (!doc?.look_alikes?.some((flagged) => flagged.name === name) || !view.behind(other)) continue;
-    rendered.push(renderPlugin(doc, identityOf(ctx.config)));
-    changed.add(other);
-  }
-  return rendered;
-}
-
 /** The code of a refusal, as a void's reason names it. */
 function errorName(error: unknown): string {
   return error instanceof StoreError ? `${error.name} ${error.code}` : 'an unexpected error';
@@ -1245,7 +1220,6 @@ export async function processSubmissions(
     if (!changed.has(name) && !(await view.published(name)))
       rendered = (await withoutVoidedPlugin(ctx, rendered, name, view, changed, false, alike.get(name)))
         .plugins;
-    else rendered = [...rendered, ...(await flaggedBehind(ctx, name, view, changed, alike.get(name)))];
   const refused = versions.refused();
   refuseEchoes(items, refused);
   unorderAfterRefused(items, changers);
