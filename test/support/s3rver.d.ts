@@ -21,6 +21,8 @@ declare module 's3rver' {
   export interface S3rverStore {
     /** A bucket's (`key` undefined) or an object's configuration of `type`, or null when it has none. */
     getSubresource(bucket: string, key: string | undefined, type: string): Promise<unknown>;
+    /** The bucket, or null when there is none. */
+    getBucket(bucket: string): Promise<unknown>;
     getResourcePath(bucket: string, key: string, resource: 'object'): string;
     putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5: string): Promise<void>;
     putObject(object: S3rverObject): Promise<{ size: number; md5: string }>;
