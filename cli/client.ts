@@ -37,7 +37,7 @@ export function registryUrlArgument(given: string, url: string): string {
 
 /**
  * What `install URL` throws when the client refuses the manifest URL typed (ClientError REQUEST_INVALID: no
- * URL, credentials, a query or fragment, a scheme no registry may have, a folder, a path under a configured
+ * URL, credentials, a query or fragment, a scheme the client does not read, a folder, a path under a configured
  * registry that is no version's manifest, none under one and no --key): a usage error (exit 2, the code and
  * message kept) as registryUrlArgument makes a registry's; it exited 1 where every other URL on the command
  * line exits 2. Anything else (the fetch, the signature) is passed on as it is.

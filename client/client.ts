@@ -61,7 +61,7 @@ import { ContentCache } from './disk/cache.ts';
 import { ClientState, InstallTree, setTrustName, type TrustRecord } from './disk/state.ts';
 import { ClientError, pinAgainCommand, pinAgainRemedy, servedSecretKey } from './errors.ts';
 import type { Credentials, Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
-import { fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
+import { fetchBody, UNLISTED_LIMITS, urlProblem } from './fetcher.ts';
 import { type InstalledItem, type InstallOptions, type InstallResult, installPlugins } from './install.ts';
 import type { InstalledFile } from './installed.ts';
 import type { ChainLink } from './key-chain.ts';
@@ -1212,9 +1212,15 @@ class Client implements PlugindexClient {
         'REQUEST_INVALID',
         `${redactUrl(url)}: a manifest URL has no credentials (they belong in the registry configuration), query or fragment`,
       );
-    // Its folder is read as a registry's URL would be (https:, http: only on a loopback host, file:): said
-    // here, before a key is pinned or anything read, where the fetcher refused it later as the registry's.
-    const schemeProblem = registryUrlProblem(new URL('.', parsed).href);
+    // Its folder is read as the fetcher reads any (https:, http: only on a loopback host, file:, an s3:
+    // bucket): said here, before a key is pinned or anything read, where the fetcher refused it later as the
+    // source's; in a registry's words when it has some (they name the host). Held to a registry's rule
+    // alone, an s3: manifest URL, which the fetcher reads as it reads a set's bucket, was refused.
+    const manifestFolder = new URL('.', parsed);
+    const schemeProblem =
+      urlProblem(manifestFolder) === undefined
+        ? undefined
+        : (registryUrlProblem(manifestFolder.href) ?? urlProblem(manifestFolder));
     if (schemeProblem !== undefined)
       throw new ClientError('REQUEST_INVALID', `${redactUrl(url)}: ${schemeProblem}`);
     if (parsed.pathname.endsWith('/'))

@@ -1560,8 +1560,12 @@ function checkDownloadUrl(endpoint: Endpoint, bases: readonly URL[], raw: string
   return url as URL;
 }
 
-/** Why the client will not read `url`, or undefined. */
-function urlProblem(url: URL): string | undefined {
+/**
+ * Why the client will not read `url`, or undefined: https:, loopback http:, a file: URL of this machine, an
+ * s3: bucket (a set's bucket, a manifest URL in one). `install URL` holds its manifest URL to it before a
+ * key is pinned (client.ts `#urlReference`).
+ */
+export function urlProblem(url: URL): string | undefined {
   if (url.username !== '' || url.password !== '') {
     return 'it has credentials in it (they belong in the registry configuration)';
   }

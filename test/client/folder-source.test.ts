@@ -10,7 +10,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Key } from 'openpgp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createClient } from '../../client/client.ts';
 import { createHttpFetcher, type Endpoint, type Fetcher } from '../../client/fetcher.ts';
 import { FolderSource, folderPluginDocument } from '../../client/folder-source.ts';
 import { readBundle } from '../../index-builder/bundle.ts';
@@ -384,6 +385,40 @@ describe('when a manifest URL is on another origin than the source', () => {
       'Bearer team-secret',
       'Bearer team-secret',
     ]);
+  });
+});
+
+describe('when a manifest URL in a bucket is given with its key (install s3://…/manifest.json --key FILE)', () => {
+  it('reads it from the bucket as the fetcher reads any s3: folder, and refuses one no bucket is named by before reading', async () => {
+    // The client held the URL to a registry's rule (https:, loopback http:, file:), stricter than the fetcher's:
+    // an s3: manifest URL, which the fetcher reads as a set's bucket is read, was REQUEST_INVALID.
+    const dir = await mkdtemp(path.join(tmpdir(), 'plugindex-folder-client-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    // The SDK names s3rver as the user's own endpoint only from the process environment.
+    vi.stubEnv('AWS_ENDPOINT_URL_S3', s3.endpoint);
+    const env = { ...S3_ENV, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_S3: s3.endpoint };
+    const client = createClient({
+      dirs: {
+        config: path.join(dir, 'config'),
+        data: path.join(dir, 'data'),
+        cache: path.join(dir, 'cache'),
+      },
+      fetcher: createHttpFetcher({ env, retries: 0 }),
+      env,
+      platform: { os: 'linux', arch: 'amd64' },
+    });
+    try {
+      const key = (await testKey('publisher')).publicKey;
+      const target = await client.reference(`${TRANSPORTS['s3:']()}/${PLUGIN}/1.0.0/manifest.json`, { key });
+      expect(target?.request).toBe(`${PLUGIN}@1.0.0`);
+      await expect(client.reference(`s3://x/${PLUGIN}/1.0.0/manifest.json`, { key })).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REQUEST_INVALID',
+      });
+    } finally {
+      vi.unstubAllEnvs();
+      await client.close();
+    }
   });
 });
 
