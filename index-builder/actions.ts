@@ -17,7 +17,7 @@ import { fixedClock } from './clock.ts';
 import { sha256Hex } from './digest.ts';
 import { escapePointer, type Problem, problem, SubmissionError } from './errors.ts';
 import { KEY_FINGERPRINT, KEY_FINGERPRINT_FORM } from './fingerprint.ts';
-import { pluginNameFormProblem } from './layout.ts';
+import { pluginNameFormProblem, shownUnparsedUrl } from './layout.ts';
 import { duplicateKeyPointers } from './manifest/json-scan.ts';
 import { type Advisory, SEVERITIES, type Severity } from './model.ts';
 import { createSigner } from './signing.ts';
@@ -213,9 +213,12 @@ function checkFields(
       continue;
     }
     const expected = checks[name]?.(value, pointer);
+    // A link refused (an advisory's `url`, `advisory add --url`) shown as every URL in a message is: its
+    // password and query values as typed were printed on stderr, in --json and in the submission's outcome.
+    const shown = name === 'url' && typeof value === 'string' ? shownUnparsedUrl(value) : value;
     if (expected)
       problems.push(
-        problem('ACTION_MALFORMED', pointer, `expected ${expected}`, { expected, found: describe(value) }),
+        problem('ACTION_MALFORMED', pointer, `expected ${expected}`, { expected, found: describe(shown) }),
       );
   }
 }

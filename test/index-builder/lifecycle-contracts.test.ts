@@ -136,6 +136,31 @@ describe('a signed action', () => {
     expect(actionProblems(body('https://nvd.nist.gov/1?by=a@b'))).toEqual([]);
   });
 
+  it('never shows the password or query values of an advisory link it refuses (advisory add --url prints them)', () => {
+    // `found` showed the value as typed: `advisory add --url https://u:s3cret@host/…` printed the password on
+    // stderr and in --json, where every other URL refused on the command line is shown masked.
+    const body = (url: string) => ({
+      schema: 'plugindex/action/v1',
+      registry: REGISTRY,
+      created: NOW.toISOString(),
+      nonce: 'a'.repeat(32),
+      action: 'advisory-add',
+      plugin: 'demo-plugin',
+      advisory: { id: 'X-1', severity: 'high', affected: '<2.0.0', summary: 's', url },
+    });
+    for (const url of [
+      'https://u:s3cret@nvd.nist.gov/1',
+      'http://nvd.nist.gov/1?token=s3cret',
+      'https://u:s3cret@nvd.nist.gov:99999/1',
+    ]) {
+      const [refused, ...more] = actionProblems(body(url));
+      expect(more).toEqual([]);
+      expect(refused).toMatchObject({ code: 'ACTION_MALFORMED', path: '/advisory/url' });
+      expect(JSON.stringify(refused)).not.toContain('s3cret');
+      expect(JSON.stringify(refused)).toContain('nvd.nist.gov');
+    }
+  });
+
   it('refuses an envelope that is not one, saying where', () => {
     expect(
       submissionProblems(() => readSignedAction(encode('{"schema":"plugindex/signed-action/v1"}'))),
