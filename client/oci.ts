@@ -114,6 +114,7 @@ export function parseOciReference(text: string): OciReference {
       'REQUEST_INVALID',
       `OCI reference ${JSON.stringify(text)} is not ${REFERENCE_FORM}: ${found}`,
     );
+  refuseUserInformation(text, 'OCI reference');
   let rest = text;
   let digest: string | undefined;
   const at = rest.indexOf('@');
@@ -178,6 +179,21 @@ export function parseOciReference(text: string): OciReference {
 }
 
 /**
+ * REQUEST_INVALID for a reference with an `@` before its first `/`: no reference has one there (a digest
+ * follows the repository), so it is a URL's `user:password@` typed before the registry, refused before any
+ * message names the text, and shown as `***@` (every refusal printed it whole, on stderr and in --json).
+ */
+function refuseUserInformation(text: string, what: string): void {
+  const slash = text.indexOf('/');
+  const at = slash < 1 ? -1 : text.lastIndexOf('@', slash - 1);
+  if (at < 0) return;
+  throw new ClientError(
+    'REQUEST_INVALID',
+    `${what} ${JSON.stringify(`***${text.slice(at)}`)} holds a user name or password before its registry: credentials go where docker keeps them (\`docker login\`), not in a reference`,
+  );
+}
+
+/**
  * A command line's artifact reference, in falcoctl's forms and ours:
  * `NAME` and `NAME:TAG` (a plugin of the configured registries), `NAME@SPEC` (ours: a version range, e.g.
  * `kubecost-lens@^1.2`), and `REGISTRY/REPO[:TAG]` or `REGISTRY/REPO@sha256:…` (pulled from that registry;
@@ -192,6 +208,7 @@ export function parseArtifactReference(text: string): ArtifactReference {
   const trimmed = text.trim();
   const slash = trimmed.indexOf('/');
   if (slash !== -1) {
+    refuseUserInformation(trimmed, 'artifact reference');
     const first = trimmed.slice(0, slash);
     if (!looksLikeRegistry(first.replace(/@.*$/, ''))) {
       throw new ClientError(

@@ -174,6 +174,30 @@ describe('when a command-line artifact reference is parsed', () => {
   }
 });
 
+describe('when a reference holds a user name and password before its registry, as a URL would', () => {
+  it('refuses it without showing them (install user:token@registry/repo:tag printed the token)', () => {
+    // No reference has an '@' before its first '/' (a digest follows the repository): one there is a URL's
+    // user information, typed on the command line and echoed whole in each refusal, on stderr and in --json.
+    for (const text of [
+      'u:s3cret@ghcr.io/acme/lens:1.0',
+      'u:s3cret@ghcr.io/acme/lens',
+      `u:s3cret@ghcr.io/acme/lens@${DIGEST}`,
+      'u:s3cret@acme/lens:1.0',
+      'u@s3cret@registry.example:5000/acme/Lens',
+    ]) {
+      let refused: unknown;
+      try {
+        parseArtifactReference(text);
+      } catch (error) {
+        refused = error;
+      }
+      expect(refused, text).toMatchObject({ name: 'ClientError', code: 'REQUEST_INVALID' });
+      expect((refused as Error).message, text).not.toContain('s3cret');
+      expect((refused as Error).message, text).toContain('***@');
+    }
+  });
+});
+
 describe('when a WWW-Authenticate challenge is parsed', () => {
   it('reads a Bearer challenge with quoted parameters, commas inside quotes and escapes', () => {
     const challenge = parseBearerChallenge(
