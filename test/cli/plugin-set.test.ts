@@ -1001,7 +1001,8 @@ describe('when a manifest is installed by its URL (install URL)', () => {
     const c = await checkout();
     const url = `${web.url}/${LOOSE}/1.0.0/manifest.json`;
     const keyless = await c.plugindex('install', url, '--dir', 'plugins', '--json');
-    expect(keyless.code).toBe(1);
+    // A URL typed on the command line that is refused is a usage error, exit 2 (a file's is exit 1).
+    expect(keyless.code).toBe(2);
     expect(keyless.stderr).toContain(`REQUEST_INVALID: ${url} is not under a configured registry`);
     expect(JSON.parse(keyless.stdout)).toMatchObject({ ok: false, error: { code: 'REQUEST_INVALID' } });
 
@@ -1043,7 +1044,7 @@ describe('when a manifest is installed by its URL (install URL)', () => {
       `installed ${BETA}@2.0.0 (linux-amd64) from main: ${installed(c, BETA, '2.0.0')}`,
     );
     const document = await c.plugindex('install', `${base}/plugins/${BETA}/index.json`, '--dir', 'plugins');
-    expect(document.code).toBe(1);
+    expect(document.code).toBe(2);
     expect(document.stderr).toContain(
       `REQUEST_INVALID: ${base}/plugins/${BETA}/index.json is under registry main`,
     );
