@@ -574,8 +574,9 @@ function logStuck(
   { stuck }: { readonly stuck?: StuckEntryNotice | undefined },
 ): void {
   if (!stuck) return;
-  const { message, ...entry } = stuck;
-  logger.error(LOGGED_ENTRY_STUCK_LOG, { code: 'LOGGED_PUBLISH_STUCK', step, ...entry, detail: message });
+  // Its code first: a publish's or an action's (stuck-entries.ts `StuckCode`), as a rebuild would refuse it.
+  const { message, code, ...entry } = stuck;
+  logger.error(LOGGED_ENTRY_STUCK_LOG, { code, step, ...entry, detail: message });
 }
 
 /**

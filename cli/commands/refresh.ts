@@ -9,6 +9,6 @@ export async function run(parsed: Parsed): Promise<number> {
   const { generation, stuck } = await withOpenRegistry(dir, (registry) => refreshSnapshot(registry.context));
   out(`snapshot re-signed: generation ${generation}`);
   // Re-signed all the same (refused, the snapshot would expire): the operator is told what is left to do.
-  if (stuck) err(`warning: LOGGED_PUBLISH_STUCK: ${stuck.message}`);
+  if (stuck) err(`warning: ${stuck.code}: ${stuck.message}`);
   return 0;
 }

@@ -105,7 +105,7 @@ export async function startService(options: {
           );
           if (generation !== null)
             options.log(`[incoming] index documents updated, generation ${generation}`);
-          if (stuck) warn(`[incoming] warning: LOGGED_PUBLISH_STUCK: ${stuck.message}`);
+          if (stuck) warn(`[incoming] warning: ${stuck.code}: ${stuck.message}`);
         },
         onError: (error) => warn(`[incoming] error: ${(error as Error).message}`),
       })

@@ -58,6 +58,11 @@ export interface StuckEntry {
 
 /** A stuck entry a snapshot was signed without counting (`LeaveStuck`): what the operator is told. */
 export interface StuckEntryNotice extends StuckEntry {
+  /**
+   * The code the operator is told it under (the refresh's warning, the flush's, the function's error line):
+   * a rebuild's refusal of the same entry's (`stuckCode`), so a stuck yank is not told as a stuck publish.
+   */
+  readonly code: StuckCode;
   /** The head the snapshot counts, and the log's. */
   readonly counted: number;
   readonly logged: number;
@@ -310,6 +315,12 @@ const entryOf = ({ seq, type, plugin, version, submission }: StuckEntry): string
   return `log entry ${seq}, the ${type}${of}${submission ? ` (submission ${submission})` : ''}`;
 };
 
+/** The code a stuck entry is refused or told under: a publish's, or an action's. */
+export type StuckCode = 'LOGGED_PUBLISH_STUCK' | 'LOGGED_ACTION_STUCK';
+
+const stuckCode = (stuck: StuckEntry): StuckCode =>
+  stuck.type === 'publish' ? 'LOGGED_PUBLISH_STUCK' : 'LOGGED_ACTION_STUCK';
+
 /** What to do, as the operator is told of a stuck publish. */
 const REMEDY =
   "Mend the path the batch's LOGGED_PUBLISH_FAILED names and run the batch (plugindex process), which publishes it at its entry; or, with voidRefusedEntries set in the registry's config, run the batch, which voids it";
@@ -339,7 +350,7 @@ export async function refuseStuckPublishes(
   const stuck = await findStuckEntry(ctx, counted, head);
   if (!stuck) return;
   const past = `plugindex ${command} refused, nothing changed: ${entryOf(stuck)}, is past the ${counted} entries the published snapshot counts, and ${shownAs(stuck)} (a batch logged it, then failed or died before its document showed it: the store refused it, say)`;
-  if (stuck.type === 'publish')
+  if (stuckCode(stuck) === 'LOGGED_PUBLISH_STUCK')
     throw new PlugindexError(
       'LOGGED_PUBLISH_STUCK',
       `${past}; a snapshot signed over it would vouch for a publish no document shows (verify --url: LOG_DISAGREES), and no void could be taken of it (LOG_VOID_OF_SEEN). ${REMEDY}; then run ${command} again`,
@@ -368,6 +379,7 @@ export async function headLeavingStuck(
   if (!stuck) return head;
   leave.told({
     ...stuck,
+    code: stuckCode(stuck),
     counted: counted.length,
     logged: head.length,
     message: `${leave.by} signed the snapshot counting the ${counted.length} log entries the published one counts, not the ${head.length} logged: ${entryOf(stuck)}, is shown by no document the snapshot binds (${shownAs(stuck)}: a batch logged it, then failed or died before its documents were published, the store refused one, say). Counted, it would vouch for an entry no document shows (verify --url: LOG_DISAGREES)${stuck.type === 'publish' ? ', and no void could be taken of it (LOG_VOID_OF_SEEN)' : ''}. ${stuck.type === 'publish' ? REMEDY : ACTION_REMEDY}`,

@@ -105,6 +105,8 @@ beforeAll(async () => {
     'fn-site-unread-empty',
     'fn-intake-unread-stuck',
     'fn-site-unread-stuck',
+    'fn-intake-unread-stuck-yank',
+    'fn-site-unread-stuck-yank',
   ]);
   const registryKey = await testKey('registry');
   secrets
@@ -570,6 +572,47 @@ describe('when the config object cannot be read: not JSON, or refused at a field
         counted: 1,
         logged: 2,
         detail: expect.stringMatching(/^plugindex refresh signed the snapshot counting the 1 log entries/),
+      }),
+    );
+  });
+
+  it('names a logged action no document shows under LOGGED_ACTION_STUCK, not as a stuck publish', async () => {
+    // Prepare: as above, the entry past the head a yank (before, its error line said LOGGED_PUBLISH_STUCK).
+    const r = await brokenRegistry('unread-stuck-yank', 86400, 'not json');
+    const before = await r.trusted();
+    const ctx = {
+      intake: r.intake,
+      site: r.site,
+      signer: await createSigner((await testKey('registry')).secretKey),
+      clock: systemClock,
+      config: parseRegistryConfig({ name: 'TTL Registry', url: 'https://plugins.example.com' }),
+    };
+    const writer = await LogWriter.open(ctx);
+    writer.append({
+      time: new Date().toISOString(),
+      type: 'yank',
+      plugin: 'unread-stuck-yank-plugin',
+      version: '1.0.0',
+      signer: 'A'.repeat(40),
+      digest: createHash('sha256').update('a yank no document shows').digest('hex'),
+    });
+    await writer.flush();
+
+    // Act
+    const refreshed = await r.publish(refreshEvent);
+
+    // Assess
+    expect(refreshed.generation).toBe(before.generation + 1);
+    expect((await r.trusted()).log).toEqual(before.log);
+    expect(r.failures).toContainEqual(
+      expect.objectContaining({
+        message: LOGGED_ENTRY_STUCK_LOG,
+        code: 'LOGGED_ACTION_STUCK',
+        step: 'refresh',
+        seq: 1,
+        type: 'yank',
+        counted: 1,
+        logged: 2,
       }),
     );
   });

@@ -407,7 +407,14 @@ describe('when a refresh meets a stuck yank, its page refused by the store', () 
     const after = await publishedSnapshot(registry.context.site);
     expect(after.generation).toBe(before.generation + 1);
     expect(after.log).toEqual(before.log);
-    expect(renewed.stuck).toMatchObject({ seq: 1, type: 'yank', plugin: 'demo-plugin', version: '1.0.0' });
+    // Told under an action's code, not a publish's (before: LOGGED_PUBLISH_STUCK, for a yank).
+    expect(renewed.stuck).toMatchObject({
+      seq: 1,
+      type: 'yank',
+      plugin: 'demo-plugin',
+      version: '1.0.0',
+      code: 'LOGGED_ACTION_STUCK',
+    });
     expect(renewed.stuck?.message).toMatch(
       /^plugindex refresh signed the snapshot counting the 1 log entries the published one counts, not the 2 logged: log entry 1, the yank of demo-plugin@1\.0\.0 \(submission \S+\), .*LOG_DISAGREES\)\. Mend the path .* which applies it at its entry$/,
     );
