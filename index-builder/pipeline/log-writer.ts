@@ -191,26 +191,43 @@ export async function currentLogHead(
   // vouches for it): the entries the published log holds past the signed head, chained from it, were
   // appended by batches whose record went with it (a stuck entry the snapshot did not count, a batch that
   // died past its log). Taken at the signed head, the next batch appended over them and the rebuild saw none
-  // stuck: the entries were lost, and a stuck publish's upload logged again at another entry.
-  const logged = await publishedPast(reads, head);
+  // stuck: the entries were lost, and a stuck publish's upload logged again at another entry. Only those an
+  // intent record names: nothing signed binds them, and the site store is not the intake's to trust, so an
+  // entry planted there chaining from the signed head was taken as logged and signed into every client's
+  // history. Each entry's intent is written before it and kept until a snapshot counts it (`forget`).
+  const logged = await publishedPast(reads, head, await intendedEntries(ctx.intake));
   await writeLogHead(ctx.intake, logged);
   return logged;
 }
 
+/** The entries the intent records name, as `seq type digest` (`publishedPast`). */
+async function intendedEntries(intake: Store): Promise<Set<string>> {
+  const named = new Set<string>();
+  for (const intents of (await readIntentRecords(intake)).values())
+    for (const intent of intents.values()) named.add(`${intent.seq} ${intent.type} ${intent.digest}`);
+  return named;
+}
+
 /**
  * The head of the published log from `head` on: the entries its segments hold past `head` that chain from it
- * (each the next seq, each naming the one before by its hash), up to the first that does not; `head` itself
- * when none. Read only when the intake store's record is behind the signed head.
+ * (each the next seq, each naming the one before by its hash) and that an intent record names (`intended`:
+ * its seq, type and digest), up to the first that does not; `head` itself when none. Read only when the
+ * intake store's record is behind the signed head.
  * @throws TrustError LOG_MALFORMED (a segment past the head unreadable)
  */
-async function publishedPast(reads: SegmentReads, head: LogHead): Promise<LogHead> {
+async function publishedPast(
+  reads: SegmentReads,
+  head: LogHead,
+  intended: ReadonlySet<string>,
+): Promise<LogHead> {
   let at = head;
   for (let index = segmentOf(head.length); ; index++) {
     const object = await reads.get(index);
     if (!object) return at;
     for (const read of parsePublishedSegment(object.body, index)) {
-      if (read.entry.seq < at.length) continue;
-      if (read.entry.seq !== at.length || read.entry.prev !== at.head) return at;
+      const { seq, type, digest, prev } = read.entry;
+      if (seq < at.length) continue;
+      if (seq !== at.length || prev !== at.head || !intended.has(`${seq} ${type} ${digest}`)) return at;
       at = { length: at.length + 1, head: read.hash };
     }
     // A segment not full ends the log.

@@ -15,7 +15,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { PlugindexError, StoreError } from '../../../index-builder/errors.ts';
 import { CATALOG_META_KEY } from '../../../index-builder/layout.ts';
-import type { LogEntry } from '../../../index-builder/log.ts';
+import { type LogEntry, lineHash, NO_EFFECT, nextEntry, parseSegment } from '../../../index-builder/log.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import {
   type BatchStep,
@@ -690,5 +690,48 @@ describe('when a logged revocation is stuck, keys/revoked.json refused by the st
     const mended = await batch();
     expect(mended.outcomes.map((o) => [o.action, o.status, o.seq])).toEqual([['revoke-key', 'accepted', 1]]);
     await expect(rebuildRegistry(context)).resolves.toMatchObject({ plugins: 1 });
+  }, 60_000);
+});
+
+describe("when the intake store's record of the log head is lost and an entry chaining from the signed head was planted in the published log", () => {
+  it('counts no entry the registry never logged: the rebuild signs the signed head, and the next batch appends over it', async () => {
+    // Prepare: first-plugin published (entry 0), the snapshot counting 1. Whoever may write the site bucket
+    // (not the intake store) appends an entry to the published segment, chaining from the signed head: a
+    // yank logged as changing nothing (no document need show it). Then state/log.json is lost.
+    const registry = await registryOnDisk();
+    const segmentFile = path.join(registry.site, 'log/000000.jsonl');
+    const lines = (await readFile(segmentFile, 'utf8')).trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    const planted = nextEntry(
+      { length: 1, head: lineHash(lines[0] ?? '') },
+      {
+        time: new Date().toISOString(),
+        type: 'yank',
+        plugin: 'first-plugin',
+        version: '1.0.0',
+        signer: 'B'.repeat(40),
+        digest: createHash('sha256').update('never submitted').digest('hex'),
+        detail: { effect: NO_EFFECT, reason: 'planted' },
+      },
+    );
+    await writeFile(segmentFile, `${lines[0]}\n${planted.line}\n`);
+    await registry.context.intake.delete('state/log.json');
+
+    // Act: the rebuild an operator runs after losing state/.
+    forgetBins(registry.context.intake);
+    await rebuildRegistry(registry.context);
+
+    // Assess: the snapshot counts the one entry the registry logged; before, the planted entry was taken as
+    // the log's (it chains from the signed head) and signed into every client's history for good.
+    expect((await publishedSnapshot(registry.context.site)).log?.length).toBe(1);
+    forgetBins(registry.context.intake);
+    await registry.submit(await makeBundle());
+    const next = await registry.batch();
+    expect(next.outcomes.map((o) => [o.plugin, o.status, o.seq])).toEqual([['demo-plugin', 'accepted', 1]]);
+    const entries = parseSegment(await readFile(segmentFile), 0).map((read) => read.entry);
+    expect(entries.map((e) => [e.seq, e.type, e.plugin])).toEqual([
+      [0, 'publish', 'first-plugin'],
+      [1, 'publish', 'demo-plugin'],
+    ]);
   }, 60_000);
 });
