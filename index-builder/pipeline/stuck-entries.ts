@@ -197,8 +197,9 @@ interface Unshown {
  * holds only those of the plugins these actions name, the revocations and its first entry (when the log
  * began) kept, so memory is the few plugins' trails. Each plugin's document is then held to the fold
  * (log-fold.ts `compareDocument`), and an action stuck where a disagreement names its entry: what `verify
- * --url` would refuse the snapshot for, were it counted. An action a later one overtook (an older unyank
- * logged after a newer yank) is not named, as the document rightly shows the newer.
+ * --url` would refuse the snapshot for, were it counted; or, a disagreement naming no entry that the fold
+ * without the standing actions does not find, the plugin's first of them. An action a later one overtook (an
+ * older unyank logged after a newer yank) is not named, as the document rightly shows the newer.
  */
 async function actionsUnshown(
   ctx: PipelineContext,
@@ -239,6 +240,12 @@ async function actionsUnshown(
   const voided = new Map<number, true>();
   for (const { entry } of entries) if (entry.type === 'void') voided.set(Number(entry.detail?.entry), true);
   const fold = foldLog(entries, voided);
+  // The fold as the published snapshot has it, the standing actions passed over (as a void's entry is): a
+  // disagreement that names no entry (an owner no entry since a transfer made one, where the transfer to an
+  // owner already listed is not shown) is theirs when only counting them brings it.
+  const without = new Map<number, true>(voided);
+  for (const entry of standing) without.set(entry.seq, true);
+  const counted = foldLog(entries, without);
   for (const plugin of plugins) {
     const ofPlugin = standing.filter((entry) => entry.plugin === plugin && entry.type !== 'revoke-key');
     const { doc, bound } = await shownOf(plugin);
@@ -247,16 +254,26 @@ async function actionsUnshown(
       continue;
     }
     const disagreements = new Map<number, LogDisagreement>();
-    for (const found of compareDocument(fold, doc))
-      if (found.seq !== undefined && !disagreements.has(found.seq)) disagreements.set(found.seq, found);
+    const found = compareDocument(fold, doc);
+    for (const one of found)
+      if (one.seq !== undefined && !disagreements.has(one.seq)) disagreements.set(one.seq, one);
     for (const entry of ofPlugin) {
-      const found = disagreements.get(entry.seq);
-      if (found)
-        unshown.set(entry.seq, { document: 'unshown', disagreement: `${found.code}: ${found.message}` });
+      const one = disagreements.get(entry.seq);
+      if (one) unshown.set(entry.seq, { document: 'unshown', disagreement: `${one.code}: ${one.message}` });
     }
+    const first = ofPlugin[0];
+    if (first === undefined || ofPlugin.some((entry) => unshown.has(entry.seq))) continue;
+    const before = new Set(compareDocument(counted, doc).map(disagreementKey));
+    const brought = found.find((one) => !before.has(disagreementKey(one)));
+    if (brought)
+      unshown.set(first.seq, { document: 'unshown', disagreement: `${brought.code}: ${brought.message}` });
   }
   return unshown;
 }
+
+/** A disagreement as compared between the two folds (`actionsUnshown`). */
+const disagreementKey = (found: LogDisagreement): string =>
+  `${found.code} ${found.seq ?? ''} ${found.message}`;
 
 /** The log's segments read side by side when the whole log is folded (`actionsUnshown`). */
 const SEGMENT_READS = 8;

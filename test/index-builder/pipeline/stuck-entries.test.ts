@@ -735,3 +735,50 @@ describe("when the intake store's record of the log head is lost and an entry ch
     ]);
   }, 60_000);
 });
+
+describe('when a logged transfer to an owner already listed is stuck, its plugin document write refused', () => {
+  it('refuses rebuild LOGGED_ACTION_STUCK, and the mended batch lets it go on, verify --url agreeing', async () => {
+    // Prepare: demo-plugin published by the publisher (entry 0), who adds heir as an owner (entry 1); the
+    // document's writes then refused, so the operator's transfer to heir is logged (entry 2) and the batch
+    // fails: the document served still lists both owners, the snapshot counting 2.
+    const operator = await testKey('operator');
+    const heir = await testKey('heir');
+    const registry = await servedOnDisk('plugindex-stuck-transfer-', cleanups, {
+      operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+    });
+    await registry.batch([(await registry.submit(await installable('demo-plugin'))).key]);
+    await submitAction(
+      registry.context.intake,
+      { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey },
+      await testKey('publisher'),
+      { registry: registry.url },
+    );
+    expect((await registry.batch()).outcomes.map((o) => o.status)).toEqual(['accepted']);
+    const refused = documentWriteRefused(registry.context.site);
+    await submitAction(
+      registry.context.intake,
+      { action: 'transfer', plugin: 'demo-plugin', key: heir.publicKey },
+      operator,
+      { registry: registry.url },
+    );
+    await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+    refused.mend();
+    expect((await publishedSnapshot(registry.context.site)).log?.length).toBe(2);
+
+    // Act, Assess: the document lists the new owner already, so no disagreement names the transfer's entry
+    // (the old owner is one no entry since the transfer made one: LOG_OWNER_UNLOGGED, no entry named); before,
+    // the rebuild took it as shown and signed a snapshot counting it, which verify --url refused.
+    await expect(rebuildRegistry(registry.context)).rejects.toMatchObject({
+      code: 'LOGGED_ACTION_STUCK',
+      message: expect.stringMatching(
+        /^plugindex rebuild refused, nothing changed: log entry 2, the transfer of demo-plugin \(submission [^)]+\), is past the 2 entries the published snapshot counts, and plugins\/demo-plugin\/index\.json does not show it \(LOG_OWNER_UNLOGGED: /,
+      ),
+    });
+    forgetBins(registry.context.intake);
+    const mended = await registry.batch();
+    expect(mended.outcomes.map((o) => [o.action, o.status, o.seq])).toEqual([['transfer', 'accepted', 2]]);
+    await expect(rebuildRegistry(registry.context)).resolves.toMatchObject({ plugins: 1 });
+    forgetBins(registry.context.intake);
+    expect((await registry.verify()).log.length).toBe(3);
+  }, 60_000);
+});
