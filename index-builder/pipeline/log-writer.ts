@@ -150,7 +150,8 @@ export async function writeLogHead(intake: Store, head: LogHead): Promise<void> 
  * appends to it or begun early by a commit: `snapshot.json` (`published`, read anyway) is not signed, and a
  * record put back older beside one planted to match it was taken on its word.
  * `rotatingFrom`: a key rotation's previous key (rotate.ts), which signs the published snapshot until the
- * rotation's own is published, where `ctx.signer` already holds the next key.
+ * rotation's own is published, where `ctx.signer` already holds the next key. `unrecorded`: the head found
+ * is not recorded (a rotation's check, stuck-entries.ts `refuseStuckRotation`, made before it writes anything).
  * @throws TrustError SNAPSHOT_BAD_SIGNATURE (the signed snapshot is not this registry's key's),
  *   SNAPSHOT_MALFORMED (it is missing while `published` claims a longer log, or it names no log head), and
  *   what the segment's check throws (LOG_TRUNCATED, LOG_ENTRY_ALTERED, LOG_REORDERED, LOG_MALFORMED): the
@@ -160,7 +161,7 @@ export async function currentLogHead(
   ctx: PipelineContext,
   recorded: LogHead,
   published: SnapshotDocument | undefined,
-  options: { readonly rotatingFrom?: Key; readonly reads?: SegmentReads } = {},
+  options: { readonly rotatingFrom?: Key; readonly reads?: SegmentReads; readonly unrecorded?: true } = {},
 ): Promise<LogHead> {
   const claimed = published?.log?.length ?? 0;
   // Nothing recorded (the record lost, or a registry that never logged), the signed snapshot is read even
@@ -196,7 +197,7 @@ export async function currentLogHead(
   // entry planted there chaining from the signed head was taken as logged and signed into every client's
   // history. Each entry's intent is written before it and kept until a snapshot counts it (`forget`).
   const logged = await publishedPast(reads, head, await intendedEntries(ctx.intake));
-  await writeLogHead(ctx.intake, logged);
+  if (options.unrecorded !== true) await writeLogHead(ctx.intake, logged);
   return logged;
 }
 

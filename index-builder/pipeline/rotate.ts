@@ -429,7 +429,8 @@ export async function rotateRegistryKey(
       invalidate: [],
     };
   // Before the rotation is published or logged: its rebuild would sign over a stuck publish (stuck-entries.ts).
-  await refuseStuckRotation(ctx);
+  const rotatingFrom = await keyRotatedFrom(ctx, read);
+  await refuseStuckRotation(ctx, rotatingFrom);
   const key = rotationKey(sequence);
   if (checked.state === 'new') await putFile(ctx.site, key, signedRotation, CACHE_IMMUTABLE);
   // Once in the log, even when a run died after appending it (its entry is then past what the snapshot vouches).
@@ -440,7 +441,7 @@ export async function rotateRegistryKey(
   // the snapshot clients read vouches for, it was appended again over the one published.
   const writer = await LogWriter.open(ctx, {
     intents: [intent],
-    rotatingFrom: await keyRotatedFrom(ctx, read),
+    rotatingFrom,
     ...(checked.state === 'resume' ? { since: await clientLogLength(ctx) } : {}),
   });
   if (!writer.logged('rotate-key', read.digest)) {

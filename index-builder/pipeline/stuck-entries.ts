@@ -11,6 +11,7 @@
  * registry. They sign it counting the head the published one counts instead, and say which entry is stuck
  * (`LeaveStuck`, commit.ts `writeSnapshot`), a logged action no document they bind shows included.
  */
+import type { Key } from 'openpgp';
 import { sha256Hex } from '../digest.ts';
 import { PlugindexError } from '../errors.ts';
 import { binKey, binOf, pluginDocumentKey, REVOKED_KEYS_KEY, SNAPSHOT_KEY } from '../layout.ts';
@@ -26,7 +27,7 @@ import type {
   SnapshotDocument,
 } from '../model.ts';
 import type { PipelineContext } from './context.ts';
-import { pendingIntents, readLogHead } from './log-writer.ts';
+import { currentLogHead, pendingIntents, readLogHead } from './log-writer.ts';
 import { readJson } from './site-writer.ts';
 
 /**
@@ -406,12 +407,20 @@ export async function headLeavingStuck(
 
 /**
  * What the published snapshot counts (`snapshot.json`, as the rebuild reads it) and the log's head as the
- * intake store records it: a key rotation's check, made before it writes anything.
+ * rebuild takes it (log-writer.ts `currentLogHead`, not recorded here): a key rotation's check, made before it
+ * writes anything. The intake store's record alone was read: lost (or put back older) over a stuck entry, the
+ * check saw nothing past the head, and the rotation published its document and logged its entry before its
+ * rebuild, taking the published log's entries past the signed head, refused. `rotatingFrom`: the key the
+ * published snapshot may still be signed by (rotate.ts `keyRotatedFrom`).
  */
-export async function refuseStuckRotation(ctx: PipelineContext): Promise<void> {
-  const [published, head] = await Promise.all([
+export async function refuseStuckRotation(ctx: PipelineContext, rotatingFrom?: Key): Promise<void> {
+  const [published, recorded] = await Promise.all([
     readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY),
     readLogHead(ctx.intake),
   ]);
+  const head = await currentLogHead(ctx, recorded, published, {
+    ...(rotatingFrom ? { rotatingFrom } : {}),
+    unrecorded: true,
+  });
   await refuseStuckPublishes(ctx, published?.log?.length ?? 0, head, 'rotate-key');
 }

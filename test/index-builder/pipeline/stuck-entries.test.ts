@@ -782,3 +782,31 @@ describe('when a logged transfer to an owner already listed is stuck, its plugin
     expect((await registry.verify()).log.length).toBe(3);
   }, 60_000);
 });
+
+describe("when a logged publish is stuck and the intake store's record of the log head is lost", () => {
+  it('refuses rotate-key LOGGED_PUBLISH_STUCK before it writes anything', async () => {
+    // Prepare: as above, demo-plugin's publish logged (entry 1) and its document refused; then
+    // state/log.json lost. Nothing else recorded the head: the rotation's own check read that record alone.
+    const registry = await registryOnDisk();
+    const document = path.join(registry.site, 'plugins/demo-plugin/index.json');
+    await mkdir(document, { recursive: true });
+    await registry.submit(await makeBundle());
+    await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+    await registry.context.intake.delete('state/log.json');
+    const before = await filesOf(registry.root);
+    const rotation = await signRotation({
+      registry: registry.context.config.url,
+      sequence: 1,
+      previous: registry.base.signer,
+      next: nextSigner,
+      now: new Date('2026-11-02T00:00:00Z'),
+    });
+
+    // Act, Assess: refused, nothing changed (before, it published the rotation and logged its entry, then
+    // its rebuild refused, the rotation left half done).
+    await expect(
+      rotateRegistryKey({ ...registry.context, signer: nextSigner }, rotation.bytes),
+    ).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_STUCK' });
+    expect(await filesOf(registry.root)).toEqual(before);
+  }, 60_000);
+});
