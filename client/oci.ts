@@ -179,12 +179,14 @@ export function parseOciReference(text: string): OciReference {
 }
 
 /**
- * REQUEST_INVALID for a reference with an `@` before its first `/`: no reference has one there (a digest
- * follows the repository), so it is a URL's `user:password@` typed before the registry, refused before any
- * message names the text, and shown as `***@` (every refusal printed it whole, on stderr and in --json).
+ * REQUEST_INVALID for a reference with an `@` before its last `/`: no reference has one there (a digest
+ * follows the repository's last component), so it is a URL's `user:password@` typed before the registry,
+ * refused before any message names the text, and shown as `***@` (every refusal printed it whole, on stderr
+ * and in --json). The last `/`, not the first: a password may hold one (a base64 token), and its `@` was
+ * then read as a digest's, the text echoed whole.
  */
 function refuseUserInformation(text: string, what: string): void {
-  const slash = text.indexOf('/');
+  const slash = text.lastIndexOf('/');
   const at = slash < 1 ? -1 : text.lastIndexOf('@', slash - 1);
   if (at < 0) return;
   throw new ClientError(

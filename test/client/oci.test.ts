@@ -196,6 +196,31 @@ describe('when a reference holds a user name and password before its registry, a
       expect((refused as Error).message, text).toContain('***@');
     }
   });
+
+  it('refuses one whose password holds a / (a base64 token) without showing it, and takes a digest or a range', () => {
+    // Its first '/' is then inside the password, before the '@': the '@' was read as a digest's and the
+    // refusal ("its digest ... is not sha256") echoed the text whole, token and all.
+    for (const text of [
+      'u:ab/s3cret@ghcr.io/acme/lens:1.0',
+      'AWS:eyJ/s3cret+x=@registry.example:5000/acme/lens',
+    ]) {
+      let refused: unknown;
+      try {
+        parseArtifactReference(text);
+      } catch (error) {
+        refused = error;
+      }
+      expect(refused, text).toMatchObject({ name: 'ClientError', code: 'REQUEST_INVALID' });
+      expect((refused as Error).message, text).not.toContain('s3cret');
+      expect((refused as Error).message, text).toContain('***@');
+      expect(() => parseOciReference(text), text).toThrow(/\*\*\*@/);
+    }
+    expect(parseArtifactReference(`ghcr.io/acme/lens@${DIGEST}`)).toMatchObject({
+      kind: 'oci',
+      digest: DIGEST,
+    });
+    expect(parseArtifactReference('lens@^1.2')).toMatchObject({ kind: 'name', name: 'lens', spec: '^1.2' });
+  });
 });
 
 describe('when a WWW-Authenticate challenge is parsed', () => {
