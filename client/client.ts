@@ -1215,12 +1215,14 @@ class Client implements PlugindexClient {
     // Its folder is read as the fetcher reads any (https:, http: only on a loopback host, file:, an s3:
     // bucket): said here, before a key is pinned or anything read, where the fetcher refused it later as the
     // source's; in a registry's words when it has some (they name the host). Held to a registry's rule
-    // alone, an s3: manifest URL, which the fetcher reads as it reads a set's bucket, was refused.
+    // alone, an s3: manifest URL, which the fetcher reads as it reads a set's bucket, was refused. Not an
+    // s3: one's: a registry's words are that no s3: URL is allowed, where its bucket's name is what is wrong.
     const manifestFolder = new URL('.', parsed);
+    const fetcherProblem = urlProblem(manifestFolder);
     const schemeProblem =
-      urlProblem(manifestFolder) === undefined
-        ? undefined
-        : (registryUrlProblem(manifestFolder.href) ?? urlProblem(manifestFolder));
+      fetcherProblem === undefined || manifestFolder.protocol === 's3:'
+        ? fetcherProblem
+        : (registryUrlProblem(manifestFolder.href) ?? fetcherProblem);
     if (schemeProblem !== undefined)
       throw new ClientError('REQUEST_INVALID', `${redactUrl(url)}: ${schemeProblem}`);
     if (parsed.pathname.endsWith('/'))

@@ -415,6 +415,13 @@ describe('when a manifest URL in a bucket is given with its key (install s3://â€
         name: 'ClientError',
         code: 'REQUEST_INVALID',
       });
+      // Told what is wrong with it, its bucket's name: a registry's words said no s3: URL was allowed.
+      const refused = await client
+        .reference(`s3://Acme_Bucket/${PLUGIN}/1.0.0/manifest.json`, { key })
+        .catch((error: unknown) => error);
+      expect(refused).toMatchObject({ name: 'ClientError', code: 'REQUEST_INVALID' });
+      expect((refused as Error).message).toContain('a valid bucket name');
+      expect((refused as Error).message).not.toContain('is not allowed');
     } finally {
       vi.unstubAllEnvs();
       await client.close();
