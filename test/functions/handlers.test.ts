@@ -438,6 +438,34 @@ describe('when the config object cannot be read: not JSON, or refused at a field
       SNAPSHOT_FILES,
     );
   };
+  /**
+   * An entry of `type` for `plugin@version` appended to `r`'s log past the head its snapshot counts, and no
+   * document showing it: what a batch that died once it was logged, or whose document the store refused, leaves.
+   */
+  const logPastTheHead = async (
+    r: Awaited<ReturnType<typeof brokenRegistry>>,
+    type: 'publish' | 'yank',
+    plugin: string,
+    version: string,
+  ) => {
+    const ctx = {
+      intake: r.intake,
+      site: r.site,
+      signer: await createSigner((await testKey('registry')).secretKey),
+      clock: systemClock,
+      config: parseRegistryConfig({ name: 'TTL Registry', url: 'https://plugins.example.com' }),
+    };
+    const writer = await LogWriter.open(ctx);
+    writer.append({
+      time: new Date().toISOString(),
+      type,
+      plugin,
+      version,
+      signer: 'A'.repeat(40),
+      digest: createHash('sha256').update(`a ${type} no document shows`).digest('hex'),
+    });
+    await writer.flush();
+  };
   const codes = (failures: readonly Record<string, unknown>[]) =>
     failures.map((f) => [f.message, (f.error as { code?: string } | undefined)?.code]);
 
@@ -534,23 +562,7 @@ describe('when the config object cannot be read: not JSON, or refused at a field
     // function dropped what the refresh said of it, and the log head lagged with nothing in the logs.
     const r = await brokenRegistry('unread-stuck', 86400, 'not json');
     const before = await r.trusted();
-    const ctx = {
-      intake: r.intake,
-      site: r.site,
-      signer: await createSigner((await testKey('registry')).secretKey),
-      clock: systemClock,
-      config: parseRegistryConfig({ name: 'TTL Registry', url: 'https://plugins.example.com' }),
-    };
-    const writer = await LogWriter.open(ctx);
-    writer.append({
-      time: new Date().toISOString(),
-      type: 'publish',
-      plugin: 'unread-stuck-plugin',
-      version: '9.0.0',
-      signer: 'A'.repeat(40),
-      digest: createHash('sha256').update('a publish no document shows').digest('hex'),
-    });
-    await writer.flush();
+    await logPastTheHead(r, 'publish', 'unread-stuck-plugin', '9.0.0');
 
     // Act
     const refreshed = await r.publish(refreshEvent);
@@ -580,23 +592,7 @@ describe('when the config object cannot be read: not JSON, or refused at a field
     // Prepare: as above, the entry past the head a yank (before, its error line said LOGGED_PUBLISH_STUCK).
     const r = await brokenRegistry('unread-stuck-yank', 86400, 'not json');
     const before = await r.trusted();
-    const ctx = {
-      intake: r.intake,
-      site: r.site,
-      signer: await createSigner((await testKey('registry')).secretKey),
-      clock: systemClock,
-      config: parseRegistryConfig({ name: 'TTL Registry', url: 'https://plugins.example.com' }),
-    };
-    const writer = await LogWriter.open(ctx);
-    writer.append({
-      time: new Date().toISOString(),
-      type: 'yank',
-      plugin: 'unread-stuck-yank-plugin',
-      version: '1.0.0',
-      signer: 'A'.repeat(40),
-      digest: createHash('sha256').update('a yank no document shows').digest('hex'),
-    });
-    await writer.flush();
+    await logPastTheHead(r, 'yank', 'unread-stuck-yank-plugin', '1.0.0');
 
     // Act
     const refreshed = await r.publish(refreshEvent);
