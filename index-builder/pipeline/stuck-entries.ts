@@ -16,7 +16,7 @@ import { sha256Hex } from '../digest.ts';
 import { PlugindexError } from '../errors.ts';
 import { binKey, binOf, pluginDocumentKey, REVOKED_KEYS_KEY, SNAPSHOT_KEY } from '../layout.ts';
 import { mapLimited } from '../limited.ts';
-import { type LogEntry, logSegmentKey, NO_EFFECT, parseSegment, segmentOf } from '../log.ts';
+import { type LogEntry, logSegmentKey, NO_EFFECT, parseSegment, type ReadEntry, segmentOf } from '../log.ts';
 import { compareDocument, foldLog, type LogDisagreement } from '../log-fold.ts';
 import type {
   BinDocument,
@@ -198,9 +198,10 @@ interface Unshown {
  * holds only those of the plugins these actions name, the revocations and its first entry (when the log
  * began) kept, so memory is the few plugins' trails. Each plugin's document is then held to the fold
  * (log-fold.ts `compareDocument`), and an action stuck where a disagreement names its entry: what `verify
- * --url` would refuse the snapshot for, were it counted; or, a disagreement naming no entry that the fold
- * without the standing actions does not find, the plugin's first of them. An action a later one overtook (an
- * older unyank logged after a newer yank) is not named, as the document rightly shows the newer.
+ * --url` would refuse the snapshot for, were it counted; or, a disagreement naming none of them that the fold
+ * without the standing actions does not find, the one whose inclusion brings it (`bringerOf`: a fold per
+ * standing action of that plugin alone), else the plugin's first. An action a later one overtook (an older
+ * unyank logged after a newer yank) is not named, as the document rightly shows the newer.
  */
 async function actionsUnshown(
   ctx: PipelineContext,
@@ -264,12 +265,54 @@ async function actionsUnshown(
     }
     const first = ofPlugin[0];
     if (first === undefined || ofPlugin.some((entry) => unshown.has(entry.seq))) continue;
-    const before = new Set(compareDocument(counted, doc).map(disagreementKey));
-    const brought = found.find((one) => !before.has(disagreementKey(one)));
-    if (brought)
-      unshown.set(first.seq, { document: 'unshown', disagreement: `${brought.code}: ${brought.message}` });
+    const before = compareDocument(counted, doc).map(disagreementKey);
+    const brought = new Set(found.map(disagreementKey).filter((key) => !before.includes(key)));
+    if (brought.size === 0) continue;
+    const [culprit, one] = bringerOf(entries, without, plugin, ofPlugin, doc, before, brought) ?? [
+      first,
+      found.find((some) => brought.has(disagreementKey(some))),
+    ];
+    if (one) unshown.set(culprit.seq, { document: 'unshown', disagreement: `${one.code}: ${one.message}` });
   }
   return unshown;
+}
+
+/**
+ * Which of a plugin's standing actions (`ofPlugin`, in log order) brings a disagreement naming none of them
+ * that the whole fold has and the fold without them (`without`: every standing action passed over, as a void's
+ * entry is) lacks (`brought`), and that disagreement: the plugin's fold taken with its standing actions
+ * counted one more at a time, the first whose inclusion brings one of `brought` that the fold without it
+ * lacks (a yank the document shows, then a transfer to an owner already listed that it does not: the
+ * transfer, not the yank). A disagreement an action brings that a later one settles (a yank the document
+ * shows unyanked, as a later unyank says) is not one of `brought`, so not blamed. Undefined when none alone
+ * brings one (the caller then names the plugin's first). Costs a fold of the plugin's trail (its entries, the
+ * revocations and the log's first) per standing action of the plugin: a few, and only for the plugins whose
+ * disagreement names no entry.
+ */
+function bringerOf(
+  entries: readonly ReadEntry[],
+  without: ReadonlyMap<number, true>,
+  plugin: string,
+  ofPlugin: readonly LogEntry[],
+  doc: PluginDocument,
+  before: readonly string[],
+  brought: ReadonlySet<string>,
+): readonly [LogEntry, LogDisagreement] | undefined {
+  const trail = entries.filter(
+    ({ entry }) => entry.seq === 0 || entry.type === 'revoke-key' || entry.plugin === plugin,
+  );
+  const passedOver = new Map(without);
+  let lacking = new Set(before);
+  for (const entry of ofPlugin) {
+    passedOver.delete(entry.seq);
+    const found = compareDocument(foldLog(trail, passedOver), doc);
+    const one = found.find(
+      (some) => !lacking.has(disagreementKey(some)) && brought.has(disagreementKey(some)),
+    );
+    if (one) return [entry, one];
+    lacking = new Set(found.map(disagreementKey));
+  }
+  return undefined;
 }
 
 /** A disagreement as compared between the two folds (`actionsUnshown`). */

@@ -810,3 +810,98 @@ describe("when a logged publish is stuck and the intake store's record of the lo
     expect(await filesOf(registry.root)).toEqual(before);
   }, 60_000);
 });
+
+/** What a batch killed after its documents leaves past the head, shown: a yank, or a yank and its undoing. */
+const SHOWN_ACTIONS = [
+  [
+    'a yank',
+    [{ action: 'yank', plugin: 'demo-plugin', version: '1.0.0', reason: 'corrupts the cache' }],
+    true,
+  ],
+  [
+    'a yank and an unyank',
+    [
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0', reason: 'corrupts the cache' },
+      { action: 'unyank', plugin: 'demo-plugin', version: '1.0.0' },
+    ],
+    false,
+  ],
+] as const;
+
+describe.each(SHOWN_ACTIONS)(
+  'when %s its document shows are followed past the head by a stuck transfer to an owner already listed',
+  (_, shownActions, yanked) => {
+    it('refuses rebuild LOGGED_ACTION_STUCK naming the transfer, and the mended batch lets it go on', async () => {
+      // Prepare: demo-plugin published (entry 0), heir added as an owner (entry 1), the snapshot counting 2.
+      // The owner's actions are logged (entries 2...) and the document written by a batch killed before its
+      // commit; the document's writes then refused, the operator's transfer to heir is logged and that batch
+      // fails: the document served shows the actions before it, not the transfer.
+      const operator = await testKey('operator');
+      const publisher = await testKey('publisher');
+      const heir = await testKey('heir');
+      const registry = await servedOnDisk('plugindex-stuck-transfer-', cleanups, {
+        operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+      });
+      await registry.batch([(await registry.submit(await installable('demo-plugin'))).key]);
+      await submitAction(
+        registry.context.intake,
+        { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey },
+        publisher,
+        { registry: registry.url },
+      );
+      expect((await registry.batch()).outcomes.map((o) => o.status)).toEqual(['accepted']);
+      for (const action of shownActions)
+        await submitAction(registry.context.intake, action, publisher, { registry: registry.url });
+      const onStep = (step: BatchStep): void => {
+        if (step === 'plugin-documents') throw new Error('killed after the documents');
+      };
+      await expect(processSubmissions({ ...registry.context, onStep })).rejects.toThrow(
+        'killed after the documents',
+      );
+      forgetBins(registry.context.intake);
+      const refused = documentWriteRefused(registry.context.site);
+      await submitAction(
+        registry.context.intake,
+        { action: 'transfer', plugin: 'demo-plugin', key: heir.publicKey },
+        operator,
+        { registry: registry.url },
+      );
+      await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+      refused.mend();
+      const transfer = 2 + shownActions.length;
+      expect((await registry.entries()).map((e) => [e.seq, e.type])).toEqual([
+        [0, 'publish'],
+        [1, 'owners-add'],
+        ...shownActions.map((a, i) => [2 + i, a.action]),
+        [transfer, 'transfer'],
+      ]);
+      expect((await publishedSnapshot(registry.context.site)).log?.length).toBe(2);
+      const served = JSON.parse(
+        await readFile(path.join(registry.siteRoot, 'plugins/demo-plugin/index.json'), 'utf8'),
+      ) as PluginDocument;
+      expect(served.versions.map((v) => [v.version, v.yanked])).toEqual([['1.0.0', yanked]]);
+      expect(served.owners).toHaveLength(2);
+
+      // Act, Assess: the transfer's disagreement (the old owner LOG_OWNER_UNLOGGED) names no entry; before, the
+      // plugin's first standing action, the yank (which its document shows, or shows undone), was named.
+      await expect(rebuildRegistry(registry.context)).rejects.toMatchObject({
+        code: 'LOGGED_ACTION_STUCK',
+        message: expect.stringMatching(
+          new RegExp(
+            `^plugindex rebuild refused, nothing changed: log entry ${transfer}, the transfer of demo-plugin \\(submission [^)]+\\), is past the 2 entries the published snapshot counts, and plugins/demo-plugin/index\\.json does not show it \\(LOG_OWNER_UNLOGGED: `,
+          ),
+        ),
+      });
+      forgetBins(registry.context.intake);
+      const mended = await registry.batch();
+      expect(mended.outcomes.map((o) => [o.action, o.status, o.seq])).toContainEqual([
+        'transfer',
+        'accepted',
+        transfer,
+      ]);
+      await expect(rebuildRegistry(registry.context)).resolves.toMatchObject({ plugins: 1 });
+      forgetBins(registry.context.intake);
+      expect((await registry.verify()).log.length).toBe(transfer + 1);
+    }, 60_000);
+  },
+);
