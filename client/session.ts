@@ -93,7 +93,7 @@ export interface SessionDeps {
    * a rotation led to): the session takes the record as its own all the same, as the files hold it, then
    * throws that failure.
    */
-  readonly recordTrust: (record: TrustRecord) => Promise<KeptThenFailed | unknown>;
+  readonly recordTrust: (record: TrustRecord) => Promise<KeptThenFailed | undefined>;
   readonly clock: Clock;
   /**
    * What the client's other names for the registry a snapshot names accepted under the same trust root
@@ -612,9 +612,7 @@ export class RegistrySession {
         rotations: snapshot.key_rotations ?? 0,
         registry: snapshot.registry,
       };
-      const recorded = await this.#deps.recordTrust(trust);
-      if (typeof recorded === 'object' && recorded !== null && 'keptThenFailed' in recorded)
-        recordedThenFailed = recorded as KeptThenFailed;
+      recordedThenFailed = await this.#deps.recordTrust(trust);
     }
     // Accepted: the session's from here, all at once (no await from here to the return). Even when a step
     // after the record was kept failed: the session stayed on the key the record left, following the
