@@ -175,6 +175,19 @@ describe('when a command-line artifact reference is parsed', () => {
 });
 
 describe('when a reference holds a user name and password before its registry, as a URL would', () => {
+  /** `text` refused REQUEST_INVALID, its password (`s3cret`) not shown and its user information as `***@`. */
+  const expectRefusedMasked = (text: string) => {
+    let refused: unknown;
+    try {
+      parseArtifactReference(text);
+    } catch (error) {
+      refused = error;
+    }
+    expect(refused, text).toMatchObject({ name: 'ClientError', code: 'REQUEST_INVALID' });
+    expect((refused as Error).message, text).not.toContain('s3cret');
+    expect((refused as Error).message, text).toContain('***@');
+  };
+
   it('refuses it without showing them (install user:token@registry/repo:tag printed the token)', () => {
     // No reference has an '@' before its first '/' (a digest follows the repository): one there is a URL's
     // user information, typed on the command line and echoed whole in each refusal, on stderr and in --json.
@@ -185,15 +198,7 @@ describe('when a reference holds a user name and password before its registry, a
       'u:s3cret@acme/lens:1.0',
       'u@s3cret@registry.example:5000/acme/Lens',
     ]) {
-      let refused: unknown;
-      try {
-        parseArtifactReference(text);
-      } catch (error) {
-        refused = error;
-      }
-      expect(refused, text).toMatchObject({ name: 'ClientError', code: 'REQUEST_INVALID' });
-      expect((refused as Error).message, text).not.toContain('s3cret');
-      expect((refused as Error).message, text).toContain('***@');
+      expectRefusedMasked(text);
     }
   });
 
@@ -204,15 +209,7 @@ describe('when a reference holds a user name and password before its registry, a
       'u:ab/s3cret@ghcr.io/acme/lens:1.0',
       'AWS:eyJ/s3cret+x=@registry.example:5000/acme/lens',
     ]) {
-      let refused: unknown;
-      try {
-        parseArtifactReference(text);
-      } catch (error) {
-        refused = error;
-      }
-      expect(refused, text).toMatchObject({ name: 'ClientError', code: 'REQUEST_INVALID' });
-      expect((refused as Error).message, text).not.toContain('s3cret');
-      expect((refused as Error).message, text).toContain('***@');
+      expectRefusedMasked(text);
       expect(() => parseOciReference(text), text).toThrow(/\*\*\*@/);
     }
     expect(parseArtifactReference(`ghcr.io/acme/lens@${DIGEST}`)).toMatchObject({

@@ -70,6 +70,17 @@ async function registryOnDisk() {
 }
 
 /** Every file under `root` by its path, with its bytes' sha256: a refusal leaves them as they were. */
+/** `registry`'s first key rotation, to `nextSigner`, signed by its key. */
+function firstRotation(registry: Awaited<ReturnType<typeof registryOnDisk>>) {
+  return signRotation({
+    registry: registry.context.config.url,
+    sequence: 1,
+    previous: registry.base.signer,
+    next: nextSigner,
+    now: new Date('2026-11-02T00:00:00Z'),
+  });
+}
+
 async function filesOf(root: string): Promise<Map<string, string>> {
   const files = new Map<string, string>();
   for (const entry of await readdir(root, { recursive: true, withFileTypes: true })) {
@@ -95,13 +106,7 @@ describe('when a logged publish is stuck, its plugin document refused by the sto
     const stuck = await registry.submit(await makeBundle());
     await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
     const before = await filesOf(registry.root);
-    const rotation = await signRotation({
-      registry: registry.context.config.url,
-      sequence: 1,
-      previous: registry.base.signer,
-      next: nextSigner,
-      now: new Date('2026-11-02T00:00:00Z'),
-    });
+    const rotation = await firstRotation(registry);
 
     // Act, Assess: each refuses, naming the entry, the publish, its submission and what to do (before,
     // each signed a snapshot counting entry 1, which no document shows), and nothing changed.
@@ -544,13 +549,7 @@ describe('when a logged action is stuck, its plugin document write refused by th
     // document as served, unyanked, and sign a snapshot counting the yank.
     refused.mend();
     const before = await filesOf(registry.root);
-    const rotation = await signRotation({
-      registry: registry.context.config.url,
-      sequence: 1,
-      previous: registry.base.signer,
-      next: nextSigner,
-      now: new Date('2026-11-02T00:00:00Z'),
-    });
+    const rotation = await firstRotation(registry);
 
     // Act, Assess: each refuses, naming the entry, the yank, its submission, how the document disagrees and
     // what to do, and nothing changed.
@@ -794,13 +793,7 @@ describe("when a logged publish is stuck and the intake store's record of the lo
     await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
     await registry.context.intake.delete('state/log.json');
     const before = await filesOf(registry.root);
-    const rotation = await signRotation({
-      registry: registry.context.config.url,
-      sequence: 1,
-      previous: registry.base.signer,
-      next: nextSigner,
-      now: new Date('2026-11-02T00:00:00Z'),
-    });
+    const rotation = await firstRotation(registry);
 
     // Act, Assess: refused, nothing changed (before, it published the rotation and logged its entry, then
     // its rebuild refused, the rotation left half done).
