@@ -13,8 +13,9 @@
  * between, another batch or a rotation, would push a dead run's entries out of it). Before its entries are
  * written, an append names them in an intent record, one per flush, `state/log-intents/batch-<seq>.json`
  * (intake, beside the action markers; `<seq>` is the flush's first entry): each upload id (or a rotation's
- * `rotation-<N>`) -> its entry's seq, type and digest. One record for a batch, not one per submission: a
- * record is written and deleted in every publish, and per submission that was two of its ten or so writes.
+ * `rotation-<N>`) -> its entry's seq, type, digest and line's hash (`LogIntent.hash`). One record for a
+ * batch, not one per submission: a record is written and deleted in every publish, and per submission that
+ * was two of its ten or so writes.
  * `open` with the ids of the submissions at hand lists the records (only a dead run leaves one) and reads
  * them, and an entry is logged when the log holds, at that seq (below the recorded length), an entry of
  * that type and digest. Once a submission is finished (`forget`), or its outcome is found recorded (a dead
@@ -83,6 +84,14 @@ export interface LogIntent {
   readonly seq: number;
   readonly type: LogEntry['type'];
   readonly digest: string;
+  /**
+   * The hash of the entry's line (`lineHash`: what the next entry's `prev` names), known at `append`, where the
+   * line is made, and written with the intent, before the line is published. What `currentLogHead` takes an
+   * entry past the signed head by (`publishedPast`): seq, type and digest alone let whoever may write the site
+   * bucket replace the entry by one of another plugin, version or detail, taken as logged. Absent from the
+   * intents written before it was kept: those are still taken by seq, type and digest.
+   */
+  readonly hash?: string;
   /**
    * Set by a batch that owed it from the log and found nothing to finish it from (its envelope or files gone):
    * later batches no longer wait for the log for it (`namesOwed`), its upload, met again, still resumed.
@@ -195,31 +204,47 @@ export async function currentLogHead(
   // stuck: the entries were lost, and a stuck publish's upload logged again at another entry. Only those an
   // intent record names: nothing signed binds them, and the site store is not the intake's to trust, so an
   // entry planted there chaining from the signed head was taken as logged and signed into every client's
-  // history. Each entry's intent is written before it and kept until a snapshot counts it (`forget`).
+  // history. Each entry's intent is written before it and kept until a snapshot counts it (`forget`), with
+  // its line's hash: by seq, type and digest alone, an entry replaced there by one of another plugin, version
+  // or detail keeping those three was taken as logged (and the batch then signed it over its upload).
   const logged = await publishedPast(reads, head, await intendedEntries(ctx.intake));
   if (options.unrecorded !== true) await writeLogHead(ctx.intake, logged);
   return logged;
 }
 
-/** The entries the intent records name, as `seq type digest` (`publishedPast`). */
-async function intendedEntries(intake: Store): Promise<Set<string>> {
-  const named = new Set<string>();
+/**
+ * The entries the intent records name (`publishedPast`): `hashes`, the hashes of their lines; `unhashed`, as
+ * `seq type digest`, those of intents written before the hash was kept (`LogIntent.hash`).
+ */
+interface IntendedEntries {
+  readonly hashes: ReadonlySet<string>;
+  readonly unhashed: ReadonlySet<string>;
+}
+
+async function intendedEntries(intake: Store): Promise<IntendedEntries> {
+  const hashes = new Set<string>();
+  const unhashed = new Set<string>();
   for (const intents of (await readIntentRecords(intake)).values())
-    for (const intent of intents.values()) named.add(`${intent.seq} ${intent.type} ${intent.digest}`);
-  return named;
+    for (const intent of intents.values()) {
+      // A hash that is not a string (a record changed by hand) names no line: no entry is taken by it.
+      if (typeof intent.hash === 'string') hashes.add(intent.hash);
+      else if (intent.hash === undefined) unhashed.add(`${intent.seq} ${intent.type} ${intent.digest}`);
+    }
+  return { hashes, unhashed };
 }
 
 /**
  * The head of the published log from `head` on: the entries its segments hold past `head` that chain from it
  * (each the next seq, each naming the one before by its hash) and that an intent record names (`intended`:
- * its seq, type and digest), up to the first that does not; `head` itself when none. Read only when the
- * intake store's record is behind the signed head.
+ * the hash of its line, which covers every field and the `prev` it chains by; or, for an intent written
+ * before the hash was kept, its seq, type and digest), up to the first that does not; `head` itself when
+ * none. Read only when the intake store's record is behind the signed head.
  * @throws TrustError LOG_MALFORMED (a segment past the head unreadable)
  */
 async function publishedPast(
   reads: SegmentReads,
   head: LogHead,
-  intended: ReadonlySet<string>,
+  intended: IntendedEntries,
 ): Promise<LogHead> {
   let at = head;
   for (let index = segmentOf(head.length); ; index++) {
@@ -228,7 +253,8 @@ async function publishedPast(
     for (const read of parsePublishedSegment(object.body, index)) {
       const { seq, type, digest, prev } = read.entry;
       if (seq < at.length) continue;
-      if (seq !== at.length || prev !== at.head || !intended.has(`${seq} ${type} ${digest}`)) return at;
+      const named = intended.hashes.has(read.hash) || intended.unhashed.has(`${seq} ${type} ${digest}`);
+      if (seq !== at.length || prev !== at.head || !named) return at;
       at = { length: at.length + 1, head: read.hash };
     }
     // A segment not full ends the log.
@@ -887,6 +913,7 @@ export class LogWriter {
   /**
    * Appends an entry (written at `flush`), for the submission `intent` names (its intent record is written
    * first, so a retry finds the entry), with `marks` (a void's: `LogIntent.awaited`, `alike`). Returns it.
+   * The entry's line is final here (its `prev` is the head it is appended to): the intent keeps its hash.
    */
   append(
     fields: Omit<LogEntry, 'seq' | 'prev'>,
@@ -904,7 +931,13 @@ export class LogWriter {
     if (entry.type === 'void') this.#voids(entry);
     this.#remember(entry);
     if (intent !== undefined)
-      this.#intents.set(intent, { seq: entry.seq, type: entry.type, digest: entry.digest, ...marks });
+      this.#intents.set(intent, {
+        seq: entry.seq,
+        type: entry.type,
+        digest: entry.digest,
+        hash: head.head,
+        ...marks,
+      });
     this.#head = head;
     return entry;
   }

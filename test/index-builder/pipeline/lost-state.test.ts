@@ -23,7 +23,13 @@ import {
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
 } from '../../../index-builder/layout.ts';
-import { LOG_SEGMENT_ENTRIES, type LogEntry, logSegmentKey } from '../../../index-builder/log.ts';
+import {
+  entryLine,
+  LOG_SEGMENT_ENTRIES,
+  type LogEntry,
+  lineHash,
+  logSegmentKey,
+} from '../../../index-builder/log.ts';
 import type { LogHead, PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import {
   RESTORE_WRITE_CONCURRENCY,
@@ -1069,11 +1075,16 @@ describe.each(kinds)(
       // Act: a batch of nothing, which owes the yank from the log and finds no envelope to finish it from.
       const { outcomes } = await processSubmissions(registry.context);
 
-      // Assert: nothing finished; its record kept (its upload, met again, is still that run's), owing nothing.
+      // Assert: nothing finished; its record kept (its upload, met again, is still that run's), owing nothing,
+      // marked so with the hash of its entry's line kept (what a lost log record takes the entry by).
       expect(outcomes).toEqual([]);
       const records = await readIntentRecords(intake);
       expect([...records.values()].some((intents) => intents.size > 0)).toBe(true);
       expect(namesOwed(records)).toBe(false);
+      const entry = (await registry.log()).find((e) => e.digest === yank.digest) as LogEntry;
+      expect([...records.values()].flatMap((intents) => [...intents.values()])).toEqual([
+        { seq: entry.seq, type: 'yank', digest: yank.digest, hash: lineHash(entryLine(entry)), unowed: true },
+      ]);
 
       // Act: its upload put back, unchanged, where it was.
       await intake.put(key, yank.bytes, { contentType: 'application/json', cacheControl: 'no-store' });

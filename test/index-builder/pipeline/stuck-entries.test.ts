@@ -25,7 +25,7 @@ import {
   rebuildRegistry,
   refreshSnapshot,
 } from '../../../index-builder/pipeline/index.ts';
-import { LogWriter } from '../../../index-builder/pipeline/log-writer.ts';
+import { type LogIntent, LogWriter, readIntentRecords } from '../../../index-builder/pipeline/log-writer.ts';
 import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
 import { signRotation } from '../../../index-builder/rotation.ts';
 import { createSigner, type Signer } from '../../../index-builder/signing.ts';
@@ -266,6 +266,14 @@ async function stuckAfterFirst(defer: boolean, how: 'refused' | 'died') {
     config: { ...registry.context.config, voidRefusedEntries: true as const },
   };
   return { registry, saw, page, stuck, seq, before, batch, voiding };
+}
+
+/** Every intent the intake store's intent records name, by submission id. */
+async function intentsNamed(intake: PipelineContext['intake']): Promise<Map<string, LogIntent>> {
+  const named = new Map<string, LogIntent>();
+  for (const intents of (await readIntentRecords(intake)).values())
+    for (const [id, intent] of intents) named.set(id, intent);
+  return named;
 }
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -643,6 +651,111 @@ describe("when the intake store's record of the log head is lost while the snaps
     const { updated, installed } = await laterRunInstalls(saw, cleanups, 'demo-plugin');
     expect(updated?.error).toBeUndefined();
     expect(installed).toBeDefined();
+  }, 90_000);
+});
+
+describe("when the intake store's record of the log head is lost and a stuck entry is replaced in the published log by one of the same seq, type and digest", () => {
+  it.each([
+    ['the batch', false],
+    ['a rebuild, then the batch', true],
+  ])(
+    'takes only the line its intent record names: %s logs the upload anew at its entry, over the planted one',
+    async (_, rebuildFirst) => {
+      // Prepare: as above, demo-plugin@1.0.0's publish logged (entry 1) by a batch killed once it was logged,
+      // the snapshot counting 1. Whoever may write the site bucket (not the intake store) replaces entry 1 with
+      // a publish of another version, its seq, type and digest kept (it still chains from the signed head);
+      // then state/log.json is lost.
+      const { registry, saw, stuck, page, batch } = await stuckAfterFirst(false, 'died');
+      const segmentFile = path.join(registry.siteRoot, 'log/000000.jsonl');
+      const [first, genuine] = (await readFile(segmentFile, 'utf8')).trimEnd().split('\n');
+      const entry = JSON.parse(genuine ?? '') as LogEntry;
+      expect([entry.seq, entry.type, entry.plugin, entry.version]).toEqual([
+        1,
+        'publish',
+        'demo-plugin',
+        '1.0.0',
+      ]);
+      expect((await intentsNamed(registry.context.intake)).get(stuck.id)).toEqual({
+        seq: 1,
+        type: 'publish',
+        digest: entry.digest,
+        hash: lineHash(genuine ?? ''),
+      });
+      const { seq: _seq, prev: _prev, ...fields } = entry;
+      const planted = nextEntry({ length: 1, head: lineHash(first ?? '') }, { ...fields, version: '6.6.6' });
+      expect([planted.entry.seq, planted.entry.type, planted.entry.digest]).toEqual([
+        1,
+        'publish',
+        entry.digest,
+      ]);
+      await writeFile(segmentFile, `${first}\n${planted.line}\n`);
+      await registry.context.intake.delete('state/log.json');
+
+      // Act: (the rebuild an operator runs after losing state/, then) the batch once the page's path is mended.
+      if (rebuildFirst) {
+        await rebuildRegistry(registry.context);
+        forgetBins(registry.context.intake);
+        expect((await publishedSnapshot(registry.context.site)).log?.length).toBe(1);
+      }
+      await rm(page, { recursive: true });
+      const mended = await batch(registry.context);
+
+      // Assess: before, the planted entry was taken as logged, its intent naming its seq, type and digest: the
+      // rebuild refused it (LOGGED_PUBLISH_STUCK, "the publish of demo-plugin@6.6.6"), and the batch took the
+      // upload as logged at it and signed it into the log, which verify --url then refused (LOG_DISAGREES:
+      // version 6.6.6 is not listed, 1.0.0 has no publish entry). Now the signed head is taken, the upload
+      // logged anew at entry 1, over the planted line, and the registry verifies.
+      expect(mended.outcomes.map((o) => [o.plugin, o.status, o.seq])).toEqual([
+        ['demo-plugin', 'accepted', 1],
+      ]);
+      expect((await registry.entries()).map((e) => [e.seq, e.type, e.plugin, e.version, e.digest])).toEqual([
+        [0, 'publish', 'first-plugin', '1.0.0', expect.any(String)],
+        [1, 'publish', 'demo-plugin', '1.0.0', entry.digest],
+      ]);
+      expect((await publishedSnapshot(registry.context.site)).log?.length).toBe(2);
+      expect((await registry.verify()).log.length).toBe(2);
+      const { updated, installed } = await laterRunInstalls(saw, cleanups, 'demo-plugin');
+      expect(updated?.error).toBeUndefined();
+      expect(installed).toBeDefined();
+    },
+    90_000,
+  );
+});
+
+describe("when the intake store's record of the log head is lost over a stuck entry whose intent was written before intents kept its line's hash", () => {
+  it('still takes the entry by its seq, type and digest: the rebuild refuses it, and the mended batch publishes it at its entry', async () => {
+    // Prepare: as above, demo-plugin's publish logged (entry 1) and stuck; its intent record rewritten in the
+    // earlier form, without the hash, as a registry upgraded past a run that died left it; state/log.json lost.
+    const { registry, stuck, page, batch } = await stuckAfterFirst(false, 'died');
+    const { intake } = registry.context;
+    const records = await readIntentRecords(intake);
+    expect(records.size).toBe(1);
+    for (const [key, intents] of records) {
+      const unhashed = Object.fromEntries(
+        [...intents].map(([id, { hash: _hash, ...intent }]) => [id, intent]),
+      );
+      await intake.put(key, new TextEncoder().encode(JSON.stringify({ intents: unhashed })), {
+        contentType: 'application/json',
+        cacheControl: 'no-store',
+      });
+    }
+    expect((await intentsNamed(intake)).get(stuck.id)).not.toHaveProperty('hash');
+    const logged = await registry.entries();
+    await intake.delete('state/log.json');
+
+    // Act, Assess: the entry is taken past the signed head as before the hash was kept.
+    await expect(rebuildRegistry(registry.context)).rejects.toMatchObject({
+      code: 'LOGGED_PUBLISH_STUCK',
+      message: expect.stringContaining(
+        `log entry 1, the publish of demo-plugin@1.0.0 (submission ${stuck.id})`,
+      ),
+    });
+    forgetBins(intake);
+    await rm(page, { recursive: true });
+    const mended = await batch(registry.context);
+    expect(mended.outcomes.map((o) => [o.plugin, o.status, o.seq])).toEqual([['demo-plugin', 'accepted', 1]]);
+    expect(await registry.entries()).toEqual(logged);
+    expect((await registry.verify()).log.length).toBe(2);
   }, 90_000);
 });
 

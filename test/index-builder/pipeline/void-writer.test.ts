@@ -17,6 +17,7 @@ import { LookAlikeIndex } from '../../../index-builder/look-alike.ts';
 import { OciRepositoryIndex } from '../../../index-builder/oci-repositories.ts';
 import { HeldDocuments } from '../../../index-builder/pipeline/held-documents.ts';
 import { type BatchStep, flushIndexes, processSubmissions } from '../../../index-builder/pipeline/index.ts';
+import { readIntentRecords } from '../../../index-builder/pipeline/log-writer.ts';
 import { listAll, type Store } from '../../../index-builder/store.ts';
 import { boundDocument, submitAction } from '../../support/actions.ts';
 import { httpClient } from '../../support/client.ts';
@@ -884,6 +885,14 @@ describe("when a batch voiding a dead run's publish whose upload it did not take
     expect(await registry.outcome(stuck.id)).toMatchObject({ status: 'rejected' });
     const third = await registry.submit(await installable('third-plugin'));
     await registry.batch([third.key]);
+    // The void's intent, marked awaited by that batch, keeps the hash of the void's line (the next entry's
+    // `prev`): what a lost log record takes the entry by.
+    const [, , voided, next] = await registry.entries();
+    expect(voided?.type).toBe('void');
+    const kept = await readIntentRecords(registry.context.intake);
+    expect([...kept.values()].flatMap((intents) => [...intents.values()])).toEqual([
+      expect.objectContaining({ seq: 2, type: 'void', hash: next?.prev, awaited: true }),
+    ]);
 
     // Act
     const result = await registry.batch([stuck.key]);
