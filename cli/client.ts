@@ -11,7 +11,7 @@ import { normalizeRegistryUrl } from '../client/config.ts';
 import { ClientError } from '../client/errors.ts';
 import { createHttpFetcher } from '../client/fetcher.ts';
 import { clientDirectories } from '../client/paths.ts';
-import { type Platform, parsePlatform } from '../client/resolve.ts';
+import { type Platform, parsePlatform, parseRequest } from '../client/resolve.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { CliError, usage } from './errors.ts';
 import { shown } from './terminal.ts';
@@ -36,15 +36,26 @@ export function registryUrlArgument(given: string, url: string): string {
 }
 
 /**
- * What `install URL` throws when the client refuses the manifest URL typed (ClientError REQUEST_INVALID: no
- * URL, credentials, a query or fragment, a scheme the client does not read, a folder, a path under a configured
- * registry that is no version's manifest, none under one and no --key): a usage error (exit 2, the code and
- * message kept) as registryUrlArgument makes a registry's; it exited 1 where every other URL on the command
- * line exits 2. Anything else (the fetch, the signature) is passed on as it is.
+ * What a command throws when the client refuses an argument typed on the command line by its own rule
+ * (ClientError REQUEST_INVALID: a plugin name, a version spec, a falcoctl-style or OCI reference, a manifest
+ * URL, `--platform`): a usage error (exit 2), the code and message kept, as registryUrlArgument makes a
+ * registry's. A refused manifest URL alone exited 2, a refused name or reference 1 with the same code, so no
+ * script could map the code to one exit. Only what reads the command line goes through this: a name or spec
+ * read from a file (a plugin set, a lock, installed.json) stays the file's fault (exit 1, its own code and
+ * pointer). Anything else (a fetch, a signature, a plugin not found) is passed on as it is.
  */
-export function manifestUrlRefusal(error: unknown): unknown {
+export function argumentRefusal(error: unknown): unknown {
   if (!(error instanceof ClientError) || error.code !== 'REQUEST_INVALID') return error;
   return new CliError('REQUEST_INVALID', error.message, { exitCode: 2, cause: error });
+}
+
+/** A `NAME[@SPEC]` typed on the command line, read by the client's rule; refused as argumentRefusal says. */
+export function requestArgument(text: string): { readonly name: string; readonly spec: string } {
+  try {
+    return parseRequest(text);
+  } catch (error) {
+    throw argumentRefusal(error);
+  }
 }
 
 export interface ClientRun {
@@ -87,9 +98,15 @@ export function dirOption(parsed: Parsed): { dir?: string } {
   return dir ? { dir: resolve(dir) } : {};
 }
 
+/** `--platform OS/ARCH[/LIBC]`; one the client does not read is refused as argumentRefusal says (exit 2). */
 export function platformOption(parsed: Parsed): { platform?: Platform } {
   const text = stringOption(parsed, 'platform');
-  return text ? { platform: parsePlatform(text) } : {};
+  if (!text) return {};
+  try {
+    return { platform: parsePlatform(text) };
+  } catch (error) {
+    throw argumentRefusal(error);
+  }
 }
 
 export function apiVersionOption(parsed: Parsed): { apiVersion?: string } {

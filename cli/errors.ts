@@ -27,7 +27,10 @@ export type CliErrorCode =
   | 'OUTCOME_TIMEOUT'
   /** `verify --url`'s URL or mirror, refused by the rule `registry add` takes a registry's by (exit 2). */
   | 'REGISTRY_URL_INVALID'
-  /** `install URL`'s manifest URL, refused (exit 2) by the client's rule (cli/client.ts `manifestUrlRefusal`). */
+  /**
+   * A plugin name, version spec, reference, manifest URL or `--platform` typed on the command line, refused
+   * (exit 2) by the client's rule (cli/client.ts `argumentRefusal`).
+   */
   | 'REQUEST_INVALID'
   /** `search`'s words or filters, refused (exit 2) by the rule GET /search refuses them by. */
   | SearchProblemCode;

@@ -289,11 +289,10 @@ export interface PlugindexClient {
 }
 
 /**
- * True for text `reference` takes as a manifest URL (a scheme, then `//`), not a name or an OCI reference:
- * what a command line gave as a URL, whose refusals are the user's to mend (cli/commands/install.ts).
+ * True for text `reference` takes as a manifest URL (a scheme, then `//`), not a name or an OCI reference.
  * @example isUrlReference('https://r.example/plugins/p/1.0.0/manifest.json') // true
  */
-export function isUrlReference(text: string): boolean {
+function isUrlReference(text: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(text);
 }
 

@@ -8,10 +8,9 @@
  */
 import type { InstalledAudit, PluginHistory } from '../../client/client.ts';
 import { advisoryText } from '../../client/lifecycle.ts';
-import { parseRequest } from '../../client/resolve.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { type Parsed, stringOption } from '../args.ts';
-import { dirOption, withClient } from '../client.ts';
+import { dirOption, requestArgument, withClient } from '../client.ts';
 import { usage } from '../errors.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
@@ -29,7 +28,8 @@ export async function run(parsed: Parsed): Promise<number> {
       return failed(audit) ? 1 : 0;
     });
   }
-  if (name.includes('@') || parseRequest(name).name !== name)
+  // A name no plugin can have is refused by the client's rule as every command refuses one typed (exit 2).
+  if (name.includes('@') || requestArgument(name).name !== name)
     throw usage(
       `audit NAME takes a plugin name, not ${JSON.stringify(name)}: its history covers every version`,
     );

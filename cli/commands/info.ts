@@ -3,7 +3,7 @@ import { allArtifacts, artifactPlatformText } from '../../index-builder/model.ts
 import { oneLine } from '../../index-builder/text.ts';
 import { channelOf } from '../../index-builder/versions.ts';
 import { type Parsed, stringOption } from '../args.ts';
-import { apiVersionOption, platformOption, withClient } from '../client.ts';
+import { apiVersionOption, platformOption, requestArgument, withClient } from '../client.ts';
 import { usage } from '../errors.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
@@ -13,10 +13,13 @@ export async function run(parsed: Parsed): Promise<number> {
   const [request, ...extra] = parsed.positionals;
   if (!request || extra.length) throw usage('info takes one NAME[@SPEC]');
   const registry = stringOption(parsed, 'registry');
+  // Read by the client's rule before any registry is: a refusal is the command line's (exit 2).
+  requestArgument(request);
+  const platform = platformOption(parsed);
   return withClient(parsed, async ({ client, json }) => {
     const info = await client.info(request, {
       ...(registry ? { registry } : {}),
-      ...platformOption(parsed),
+      ...platform,
       ...apiVersionOption(parsed),
     });
     const doc = info.document;

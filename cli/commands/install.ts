@@ -9,14 +9,14 @@
 
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
-import { type InstallResult, isUrlReference } from '../../client/client.ts';
+import type { InstallResult } from '../../client/client.ts';
 import type { Source } from '../../client/source.ts';
 import { givenOptions, type Parsed, stringOption } from '../args.ts';
 import {
   apiVersionOption,
+  argumentRefusal,
   dirOption,
   lockfileOption,
-  manifestUrlRefusal,
   platformOption,
   withClient,
 } from '../client.ts';
@@ -56,19 +56,25 @@ export async function run(parsed: Parsed): Promise<number> {
     });
   }
   const keyFile = stringOption(parsed, 'key');
+  // Read before anything else: a platform refused is the command line's fault, said before any registry is.
+  const platform = platformOption(parsed);
   return withClient(parsed, async ({ client, json }) => {
     const key =
       keyFile === undefined
         ? undefined
         : await readGivenKeyFile(keyFile, "the publisher's or the registry's");
-    // URLs, NAME:TAG and OCI references become a request and the source it comes from.
+    // URLs, NAME:TAG and OCI references become a request and the source it comes from. Every text is read
+    // here by the client's rule (a name or spec too: parseArtifactReference reads it as install would), so
+    // each refusal of it (REQUEST_INVALID) is the command line's: exit 2, whatever its form. That includes a
+    // reference the registry's own index leaves ambiguous (two plugins in its repository, a digest leading
+    // to several versions): the text typed is what must change.
     const requests: (string | { request: string; registry: string })[] = [];
     const sources = new Map<string, Source>();
     for (const text of parsed.positionals) {
       const target = await client
         .reference(text, key === undefined ? {} : { key })
         .catch((error: unknown) => {
-          throw isUrlReference(text) ? manifestUrlRefusal(error) : error;
+          throw argumentRefusal(error);
         });
       if (!target) requests.push(text);
       else {
@@ -87,7 +93,7 @@ export async function run(parsed: Parsed): Promise<number> {
       ...lifecycle,
       ...(registry ? { registry } : {}),
       ...dirOption(parsed),
-      ...platformOption(parsed),
+      ...platform,
       ...apiVersionOption(parsed),
     });
     report(result, json, 'installed');

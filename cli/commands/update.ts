@@ -7,13 +7,24 @@
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { givenOptions, type Parsed, stringOption } from '../args.ts';
-import { apiVersionOption, dirOption, lockfileOption, platformOption, withClient } from '../client.ts';
+import {
+  apiVersionOption,
+  dirOption,
+  lockfileOption,
+  platformOption,
+  requestArgument,
+  withClient,
+} from '../client.ts';
 import { usage } from '../errors.ts';
 import { lifecycleOptions, report } from './install.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const config = stringOption(parsed, 'config');
   const acceptPermissions = parsed.values['accept-permissions'] === true;
+  // The names and platform typed, read by the client's rule before anything is: a refusal is the command
+  // line's (exit 2); names read from installed.json are that file's.
+  const platform = config === undefined ? platformOption(parsed) : {};
+  if (config === undefined) for (const text of parsed.positionals) requestArgument(text);
   return withClient(parsed, async ({ client, json }) => {
     if (config !== undefined) {
       if (parsed.positionals.length > 0) throw usage('-c FILE updates the whole set: no names');
@@ -44,7 +55,7 @@ export async function run(parsed: Parsed): Promise<number> {
       acceptPermissions,
       ...lifecycleOptions(parsed),
       ...dirOption(parsed),
-      ...platformOption(parsed),
+      ...platform,
       ...apiVersionOption(parsed),
     });
     report(result, json, 'updated to');

@@ -313,6 +313,53 @@ describe('when a registry URL given on the command line is one registry add refu
   });
 });
 
+describe('when a plugin name, version spec, reference or platform typed on the command line is refused', () => {
+  it('is a usage error (exit 2) with its code and words, as a refused URL is, for install, info, update and audit', async () => {
+    // Each was exit 1 with REQUEST_INVALID, where a refused manifest URL was exit 2 with the same code.
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const digest = `sha256:${'a'.repeat(64)}`;
+    for (const [args, says] of [
+      [['install', 'Bad Name', '--dir', 'plugins'], 'plugin name "Bad Name"'],
+      [['install', `${NAME}@not a version!`], 'version "not a version!" is not a version'],
+      [['install', 'registry.example/Acme/lens:1.0.0'], 'repository component "Acme"'],
+      [['install', 'acme/lens:1.0.0'], 'its first component "acme" is not a registry'],
+      [['install', `${NAME}@${digest}`], 'pins a digest without a registry'],
+      [['install', `${NAME}:bad*tag`], 'its tag "bad*tag"'],
+      [['install', NAME, '--platform', 'plan9/amd64'], 'names an unknown OS "plan9"'],
+      [['info', 'Bad Name'], 'plugin name "Bad Name"'],
+      [['info', `${NAME}@not a version!`], 'version "not a version!" is not a version'],
+      [['info', NAME, '--platform', 'linux'], 'platform "linux" is not OS/ARCH'],
+      [['update', 'Bad Name', '--dir', 'plugins'], 'plugin name "Bad Name"'],
+      [['update', NAME, '--platform', 'linux/amd64/glibc2'], 'unknown C library "glibc2"'],
+      [['audit', 'Bad Name'], 'plugin name "Bad Name"'],
+    ] as const) {
+      const refused = await plugindex(...args, '--json');
+      expect(refused.code, `${args.join(' ')}: ${refused.stderr}`).toBe(2);
+      expect(refused.stderr).toContain(`plugindex ${args[0]}: REQUEST_INVALID: `);
+      expect(refused.stderr).toContain(says);
+      expect(JSON.parse(refused.stdout)).toMatchObject({ ok: false, error: { code: 'REQUEST_INVALID' } });
+    }
+    // Nothing was installed or locked by any of them.
+    expect((await plugindex('list', '--dir', 'plugins', '--json')).stdout).not.toContain(NAME);
+    expect(await readdir(path.join(work, `home${homes}`))).not.toContain('plugindex.lock');
+  });
+
+  it('leaves a name read from a file the fault of the file (exit 1, its JSON pointer): nothing on the command line was wrong', async () => {
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const cwd = path.join(work, `home${homes}`);
+    await writeFile(
+      path.join(cwd, 'plugindex.lock'),
+      JSON.stringify({ lockfile_version: 1, registries: {}, plugins: { 'Bad Name': {} } }),
+    );
+    const locked = await plugindex('install', '--dir', 'plugins', '--json');
+    expect(locked.code, locked.stderr).toBe(1);
+    expect(JSON.parse(locked.stdout)).toMatchObject({ ok: false, error: { code: 'LOCKFILE_INVALID' } });
+    expect(locked.stderr).toContain('/plugins/Bad Name');
+  });
+});
+
 describe('when verify --url is given a URL registry add refuses', () => {
   it('refuses it and its mirror as registry add does (REGISTRY_URL_INVALID, exit 2), never printing credentials, and verifies the URL itself', async () => {
     const plugindex = await home();
@@ -649,7 +696,7 @@ describe('when a user searches, installs and manages plugins', () => {
     expect(missing.stderr).toContain('PLUGIN_NOT_FOUND');
     expect(JSON.parse(missing.stdout)).toMatchObject({ ok: false, error: { code: 'PLUGIN_NOT_FOUND' } });
     const badSpec = await plugindex('install', `${NAME}@not a version!`, '--dir', 'plugins');
-    expect(badSpec.code).toBe(1);
+    expect(badSpec.code).toBe(2);
     expect(badSpec.stderr).toContain('REQUEST_INVALID');
     const locked = await plugindex('install', `${NAME}@1.1.0`, '--dir', 'plugins', '--locked');
     expect(locked.code).toBe(1);
