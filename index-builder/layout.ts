@@ -657,13 +657,22 @@ export function shownUnparsedUrl(text: string): string {
 
 /**
  * How many characters of a URL after its scheme and host a message shows (client/config.ts `shownUrl` and
- * `redactUrl`, `shownUnparsedUrl` here); the rest is counted, not shown. A URL of any length was echoed
- * whole into every refusal, its log line and `--json`. Above the URLs the client itself forms, which a
- * message names whole: a plugin's documents and artifacts under a base path, an OCI manifest or blob by its
- * digest (`/v2/REPOSITORY/manifests/sha256:` and 64 digits: 100 characters with a short repository, so a
- * cut at 100 hid the digest a message was about) with a presigned query's names.
+ * `redactUrl`, `shownUnparsedUrl` here): its start and its last `SHOWN_URL_END_CHARACTERS`; the rest between
+ * them is counted, not shown. A URL of any length was echoed whole into every refusal, its log line and
+ * `--json`. Above the URLs the client itself forms, which a message names whole: a plugin's documents and
+ * artifacts under a base path, an OCI manifest or blob by its digest (`/v2/REPOSITORY/manifests/sha256:` and
+ * 64 digits: 100 characters with a short repository, so a cut at 100 hid the digest a message was about)
+ * with a presigned query's names.
  */
 export const SHOWN_URL_PATH_CHARACTERS = 256;
+
+/**
+ * Of `SHOWN_URL_PATH_CHARACTERS`, those kept from the end of a long URL. The end names the thing a message is
+ * about, the start only where it is: a local registry's or manifest's `file:` URL deep in a checkout lost its
+ * file name to a cut after the start, and an OCI blob's URL under a long repository its digest (`/blobs/`,
+ * `sha256:` and 64 digits: 78 characters, with room for the plugin's folders above a file name).
+ */
+export const SHOWN_URL_END_CHARACTERS = 160;
 
 /** Of the scheme and host (or text before any `/`, of one no parser takes): a DNS name's 253, and a port. */
 const SHOWN_URL_HOST_CHARACTERS = 262;
@@ -680,19 +689,25 @@ const PATH_TOKEN =
 
 /**
  * A URL as a message shows it, already without credentials and query values (`shownUrl`,
- * `shownUnparsedUrl`): a GitHub token in its path as `***` (`PATH_TOKEN`), and cut after its scheme, host and
- * `SHOWN_URL_PATH_CHARACTERS` more characters (whole characters, never half a surrogate pair), with how many
- * were left out.
- * @example shownUrlText(`https://r.example/${'a'.repeat(300)}`) // 'https://r.example/aaa…a… (45 more characters)'
+ * `shownUnparsedUrl`): a GitHub token in its path as `***` (`PATH_TOKEN`), and one longer than its scheme,
+ * host and `SHOWN_URL_PATH_CHARACTERS` more cut in the middle: the scheme, the host and the start of the
+ * rest, how many characters were left out, and the last `SHOWN_URL_END_CHARACTERS` (whole characters, never
+ * half a surrogate pair). Every URL alike, https: as file:: whatever makes one long (a folder deep in a
+ * checkout, a long base path or OCI repository, a presigned query's names), its end names the file, the
+ * version or the digest, as its start names the host.
+ * @example shownUrlText(`file:///${'a'.repeat(300)}/manifest.json`) // 'file:///aa…a… (59 more characters) …aa…a/manifest.json'
  */
 export function shownUrlText(shown: string): string {
   const masked = shown.replace(PATH_TOKEN, '***');
-  const head = /^(?:[a-z][a-z0-9+.-]*:)?\/*[^/?#]*/i.exec(masked)?.[0] ?? '';
+  // Two slashes, then the host: `file:///home/…` has none, and its first folder is the path's, not a host's.
+  const head = /^(?:[a-z][a-z0-9+.-]*:)?(?:\/\/)?[^/?#]*/i.exec(masked)?.[0] ?? '';
   const keep = Math.min(Array.from(head).length, SHOWN_URL_HOST_CHARACTERS) + SHOWN_URL_PATH_CHARACTERS;
   if (masked.length <= keep) return masked;
   const characters = Array.from(masked);
   if (characters.length <= keep) return masked;
-  return `${characters.slice(0, keep).join('')}… (${characters.length - keep} more characters)`;
+  const start = characters.slice(0, keep - SHOWN_URL_END_CHARACTERS).join('');
+  const end = characters.slice(characters.length - SHOWN_URL_END_CHARACTERS).join('');
+  return `${start}… (${characters.length - keep} more characters) …${end}`;
 }
 
 /**

@@ -23,7 +23,7 @@ import {
   shownUrl,
 } from '../../client/config.ts';
 import { ClientError } from '../../client/errors.ts';
-import { SHOWN_URL_PATH_CHARACTERS } from '../../index-builder/layout.ts';
+import { SHOWN_URL_END_CHARACTERS, SHOWN_URL_PATH_CHARACTERS } from '../../index-builder/layout.ts';
 
 const FILE = '/home/me/.config/plugindex/config.json';
 const KEY_A = 'A'.repeat(40);
@@ -625,10 +625,12 @@ describe('when a secret is resolved', () => {
 
 describe('when a URL a message shows is very long or holds a token in its path', () => {
   const longPath = `/${'p'.repeat(3000)}`;
-  const cut = (head: string, rest: string) =>
-    `${head}${rest.slice(0, SHOWN_URL_PATH_CHARACTERS)}… (${rest.length - SHOWN_URL_PATH_CHARACTERS} more characters)`;
+  const cut = (head: string, rest: string) => {
+    const start = SHOWN_URL_PATH_CHARACTERS - SHOWN_URL_END_CHARACTERS;
+    return `${head}${rest.slice(0, start)}… (${rest.length - SHOWN_URL_PATH_CHARACTERS} more characters) …${rest.slice(-SHOWN_URL_END_CHARACTERS)}`;
+  };
 
-  it('shows the scheme, host and the first characters of the rest, counting what it leaves out, as the registry side does', () => {
+  it('shows the scheme, host and the first and last characters of the rest, counting what it leaves out, as the registry side does', () => {
     // Printed whole before, a URL of any length in every refusal and --json.
     expect(shownUrl(new URL(`https://r.example${longPath}?token=s3cret`))).toBe(
       cut('https://r.example', `${longPath}?token=…`),

@@ -27,8 +27,10 @@ import {
   manifestKey,
   pluginDocumentKey,
   pluginNameProblem,
+  SHOWN_URL_END_CHARACTERS,
   SHOWN_URL_PATH_CHARACTERS,
   shownUnparsedUrl,
+  shownUrlText,
   signatureKey,
   statusKey,
   submissionIdFromBytes,
@@ -371,13 +373,34 @@ describe('when a client reads a published artifact URL', () => {
 describe('when a URL shown in a message is very long', () => {
   const longPath = `/${'a'.repeat(5000)}`;
 
-  it('keeps the scheme, the host and the first SHOWN_URL_PATH_CHARACTERS after them, counting the rest', () => {
+  /** The rule: the head, the start of the rest and its last SHOWN_URL_END_CHARACTERS, the middle counted. */
+  const cut = (head: string, rest: string) => {
+    const start = SHOWN_URL_PATH_CHARACTERS - SHOWN_URL_END_CHARACTERS;
+    return `${head}${rest.slice(0, start)}… (${rest.length - SHOWN_URL_PATH_CHARACTERS} more characters) …${rest.slice(-SHOWN_URL_END_CHARACTERS)}`;
+  };
+
+  it('keeps the scheme, the host, the start and the end of the rest, counting what it leaves out between them', () => {
     // A URL of megabytes was echoed whole into every refusal and --json.
     const shown = shownUnparsedUrl(`https://r.example:99999${longPath}?token=s3cret`);
-    const kept = `https://r.example:99999${longPath.slice(0, SHOWN_URL_PATH_CHARACTERS)}`;
-    const left = longPath.length - SHOWN_URL_PATH_CHARACTERS + '?token=…'.length;
-    expect(shown).toBe(`${kept}… (${left} more characters)`);
+    expect(shown).toBe(cut('https://r.example:99999', `${longPath}?token=…`));
     expect(shown).not.toContain('s3cret');
+  });
+
+  it("keeps a long file: URL's file name and the folders above it, which a cut after the start lost", () => {
+    // A local registry or manifest deep in a checkout: the end of the path is the file a user must find.
+    const folder = `/home/dev/${'nested-folder/'.repeat(30)}registry/plugins/cost-lens/1.2.0`;
+    const url = `file://${folder}/manifest.json`;
+    const shown = shownUrlText(url);
+    expect(shown).toBe(cut('file://', `${folder}/manifest.json`));
+    expect(shown.startsWith('file:///home/dev/nested-folder/')).toBe(true);
+    expect(shown.endsWith('/registry/plugins/cost-lens/1.2.0/manifest.json')).toBe(true);
+  });
+
+  it("keeps an OCI blob URL's digest under a long repository, the part the message is about", () => {
+    const digest = `sha256:${'c'.repeat(64)}`;
+    const url = `https://oci.example/v2/acme/${'team/'.repeat(60)}lens/blobs/${digest}`;
+    expect(shownUrlText(url).endsWith(`/lens/blobs/${digest}`)).toBe(true);
+    expect(shownUrlText(url)).toBe(cut('https://oci.example', url.slice('https://oci.example'.length)));
   });
 
   it('shows a URL at or under the bound as it is', () => {
@@ -388,13 +411,14 @@ describe('when a URL shown in a message is very long', () => {
   it('bounds a host no parser takes, and text with no scheme, as well', () => {
     const shown = shownUnparsedUrl('h'.repeat(10_000));
     expect(shown.length).toBeLessThan(600);
-    expect(shown).toMatch(/… \(\d+ more characters\)$/);
+    expect(shown).toMatch(/… \(\d+ more characters\) …h+$/);
   });
 
   it('never cuts a character in two', () => {
     const shown = shownUnparsedUrl(`https://r.example:99999/${'😀'.repeat(400)}`);
     expect(shown).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
     expect(shown).toContain(`(${400 - (SHOWN_URL_PATH_CHARACTERS - 1)} more characters)`);
+    expect(shown.endsWith('😀'.repeat(SHOWN_URL_END_CHARACTERS))).toBe(true);
   });
 });
 
