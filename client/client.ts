@@ -366,9 +366,7 @@ class Client implements PlugindexClient {
       },
       trust: (registry) => state.trust(registry),
       endpointOf: (entry) => this.#endpoint(entry),
-      writeTrust: async (registry, record) => {
-        await state.writeTrust(registry, record);
-      },
+      writeTrust: async (registry, record) => (await state.keepTrust(registry, record)).failure,
       registryEntry: async (name) => (await this.#config_()).registries.find((r) => r.name === name),
       registryEntries: async () => (await this.#config_()).registries,
       revokedKeys: (trust, reached) => {
@@ -506,14 +504,16 @@ class Client implements PlugindexClient {
     const trust = await this.#pinnedTrust(entry);
     return this.#context.openSession(entry, trust, async (record) => {
       // The key the record holds once written: a run side by side may have followed a rotation past this one's.
-      const held = await this.#state.writeTrust(entry.name, record);
-      if (held === entry.key_fingerprint) return undefined;
+      // A step after the record was written that failed (the trust index's, `keepTrust`) is the session's to
+      // throw once it took the record, as the files hold it; the configuration is told first all the same.
+      const { fingerprint: held, failure } = await this.#state.keepTrust(entry.name, record);
+      if (held === entry.key_fingerprint) return failure;
       // Kept already, so the session takes the record even when the configuration cannot be told: a
       // configuration naming the key rotated from is read as pinned (#pinnedTrust) and named again at the
       // next record, but a session left on that key disagreed with the files until a later update.
       return this.#repin(entry.name, held).then(
-        () => undefined,
-        (error: unknown) => ({ keptThenFailed: error }),
+        () => failure,
+        (error: unknown) => failure ?? { keptThenFailed: error },
       );
     });
   }

@@ -15,7 +15,7 @@ import { ClientError, pinAgainCommand } from './errors.ts';
 import type { Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
 import type { ChainLink, ForkedKey } from './key-chain.ts';
 import type { Platform } from './resolve.ts';
-import type { RegistrySession, SessionDeps } from './session.ts';
+import type { KeptThenFailed, RegistrySession, SessionDeps } from './session.ts';
 import type { Source } from './source.ts';
 
 export interface ProgressEvent {
@@ -66,8 +66,11 @@ export interface ClientContext {
   ociCredentials(reference: string): Promise<OciCredentials | undefined>;
   /** A registry's pinned key and trust state. */
   trust(registry: string): Promise<TrustRecord | undefined>;
-  /** Keeps a trust state (a plugin set's registry keeps its own, under a name of its URL and key). */
-  writeTrust(registry: string, record: TrustRecord): Promise<void>;
+  /**
+   * Keeps a trust state (a plugin set's registry keeps its own, under a name of its URL and key): a session's
+   * `recordTrust`, `KeptThenFailed` when a step after the record was written failed (ClientState `keepTrust`).
+   */
+  writeTrust(registry: string, record: TrustRecord): Promise<KeptThenFailed | undefined>;
   /**
    * A source installed from by manifest URL (`install URL --key`), from the pin kept for it then; undefined
    * when no pin is kept under that name.

@@ -438,7 +438,7 @@ async function sourceOf(
           ctx.openSession(
             entry,
             trust,
-            (record) => ctx.writeTrust(trustName, record).then(() => undefined),
+            (record) => ctx.writeTrust(trustName, record),
             // A key followed to through rotations is read from the trust state, checked as any pinned key
             // (under the name its folder has, which the refusal tells to remove).
             rotated ? await readPinnedKey(trust, trustName) : key.key,

@@ -26,6 +26,7 @@ import {
 import type { ChainLink, DepartedKey, RevokedKey } from '../key-chain.ts';
 import { type Lockfile, parseLockfile, serializeLockfile } from '../lockfile.ts';
 import type { ClientDirectories } from '../paths.ts';
+import type { KeptThenFailed } from '../session.ts';
 import {
   folderUnsafety,
   hashFileAt,
@@ -827,12 +828,33 @@ export class ClientState {
    * @returns the fingerprint of the key the record holds now: the one given, or, where the record stands,
    *   the key it followed to since, which a configuration names (a caller naming the key given named back
    *   one the record had rotated away from).
+   * @throws what failed; after the record was written too (`keepTrust` says which).
    */
   async writeTrust(
     registry: string,
     given: TrustRecord,
     options: { readonly replacing?: boolean; readonly formerRegistry?: string } = {},
   ): Promise<string> {
+    const { fingerprint, failure } = await this.keepTrust(registry, given, options);
+    if (failure) throw failure.keptThenFailed;
+    return fingerprint;
+  }
+
+  /**
+   * `writeTrust`, telling a failure after the record was written (the trust index's last step, dropping the
+   * registries the record is no longer of) from one before: `failure`, with the key the record holds. The
+   * record is then the name's, whatever the caller does next: a session that took such a failure as the
+   * record's stayed on the key the record left, following the rotation again at each read, while the files
+   * and any new client held the new one, and its configuration was never told. Not undone instead: the index
+   * only says where to look (trust-index.ts), so one listing a record under a registry it left too costs a
+   * read, and the next write drops it; nor put first, which would leave the registry the record still names
+   * without it. A failure before the record is written is thrown, nothing changed.
+   */
+  async keepTrust(
+    registry: string,
+    given: TrustRecord,
+    options: { readonly replacing?: boolean; readonly formerRegistry?: string } = {},
+  ): Promise<{ readonly fingerprint: string; readonly failure?: KeptThenFailed }> {
     const dir = this.#trustDir(registry);
     await this.#refuseUnsafeFolder('data', dir);
     return withFileLock(join(dir, 'state.json'), async () => {
@@ -848,7 +870,7 @@ export class ClientState {
         const learnt = withRetirementsKept(before.chain, given.chain);
         if (learnt?.some((link, i) => link !== before.chain?.[i]))
           await this.#writeState(dir, { ...before, chain: learnt }, before.highestGeneration ?? 0);
-        return before.fingerprint;
+        return { fingerprint: before.fingerprint };
       }
       const sameKey = before?.fingerprint === given.fingerprint;
       // Two runs side by side, the one that accepted the older snapshot saving last: the newer snapshot's
@@ -898,8 +920,13 @@ export class ClientState {
       if (!sameKey || before?.armoredKey !== record.armoredKey)
         await writeFileAtomic(join(dir, 'registry.asc'), record.armoredKey);
       await this.#writeState(dir, record, highest);
-      await this.#listInIndex(registry, registries, 'only');
-      return record.fingerprint;
+      // Kept: the record is the name's from here, so a failure now is told apart (`keepTrust`).
+      try {
+        await this.#listInIndex(registry, registries, 'only');
+      } catch (error) {
+        return { fingerprint: record.fingerprint, failure: { keptThenFailed: error } };
+      }
+      return { fingerprint: record.fingerprint };
     });
   }
 

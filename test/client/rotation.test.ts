@@ -2849,3 +2849,51 @@ describe('when naming the key a rotation led to in the configuration fails after
     }
   });
 });
+
+describe('when tidying the trust index fails after the trust state kept the key a rotation led to', () => {
+  it('leaves the client that followed it on the key the trust state holds, the configuration naming it, and reports the failure', async () => {
+    // The index's last step (dropping a registry the record is no longer of) runs after state.json is written:
+    // its failure was thrown as the record's, so the session stayed on the retired key while the files held
+    // the new one, and the configuration was never told.
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const next = await rotateToNewKey(registry);
+    // Real files: an index listing `main` under a registry it left too (a run killed between the record and
+    // the index's last step leaves one), and a folder where the index's lock file goes, so the index reads
+    // but cannot be written.
+    const trust = join(m.data, 'trust');
+    const index = JSON.parse(await readFile(join(trust, '.index.json'), 'utf8'));
+    index.names.main = [...index.names.main, 'https://left.example'];
+    await writeFile(join(trust, '.index.json'), JSON.stringify(index));
+    await mkdir(join(trust, '.index.json.lock', 'blocking'), { recursive: true });
+    const configFile = join(dirname(m.data), 'config', 'config.json');
+    const dirs = { config: dirname(configFile), data: m.data, cache: join(dirname(m.data), 'cache') };
+    const client = createClient({
+      dirs,
+      fetcher: createHttpFetcher(),
+      env: {},
+      platform: { os: 'linux', arch: 'amd64' },
+      freshForMs: 0,
+    });
+    try {
+      // Not a refusal of the registry: the disk's failure, thrown as every write's is.
+      await expect(client.updateRegistries(['main'])).rejects.toMatchObject({ code: 'EISDIR' });
+      expect((await trustState(m)).fingerprint).toBe(next.fingerprint);
+      expect(JSON.parse(await readFile(configFile, 'utf8')).registries[0].key_fingerprint).toBe(
+        next.fingerprint,
+      );
+      await rm(join(trust, '.index.json.lock'), { recursive: true });
+      // The rotation gone from where it was served: only a client on the new key reads the registry now.
+      await rm(join(registry.dir, 'public', rotationKey(1)));
+      const [kept] = await client.updateRegistries(['main']);
+      expect(kept?.error).toBeUndefined();
+      expect(kept?.report).toMatchObject({ fingerprint: next.fingerprint });
+      expect(kept?.report?.rotated).toBeUndefined();
+      // Tidied by the next write: the record is listed under its registry alone.
+      const tidied = JSON.parse(await readFile(join(trust, '.index.json'), 'utf8'));
+      expect(tidied.names.main).not.toContain('https://left.example');
+    } finally {
+      await client.close();
+    }
+  });
+});
