@@ -47,7 +47,7 @@ import {
   parseJsonObject,
   REGISTRY_NAME,
 } from './json-input.ts';
-import { platformKey } from './resolve.ts';
+import { isVersionSpec, platformKey } from './resolve.ts';
 
 export interface LockedArtifact {
   readonly sha256: string;
@@ -500,8 +500,14 @@ function readPlugin(problems: Problems, at: string, value: unknown): LockedPlugi
   const { registry, requested, version, manifest_sha256, publisher } = value;
   if (typeof registry !== 'string' || !REGISTRY_NAME.test(registry))
     problems.expect(`${at}/registry`, 'a registry name ([a-z0-9][a-z0-9._-]{0,63})', registry);
-  if (typeof requested !== 'string' || requested === '')
-    problems.expect(`${at}/requested`, 'the version requested (a non-empty string)', requested);
+  // The spec an update resolves again: one that does not parse was refused there (REQUEST_INVALID), naming
+  // neither the lock nor the entry, as though the command line had given it.
+  if (typeof requested !== 'string' || requested.trim() === '' || !isVersionSpec(requested))
+    problems.expect(
+      `${at}/requested`,
+      'the version requested (a version, a range, "latest" or a channel)',
+      requested,
+    );
   if (typeof version !== 'string' || !isCanonicalVersion(version))
     problems.expect(`${at}/version`, 'a SemVer version, as SemVer spells it (no "v")', version);
   else if (keyProblem(versionFolder(version)))

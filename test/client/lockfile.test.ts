@@ -291,7 +291,15 @@ describe('when a lock is invalid', () => {
       text: edited((l) => {
         l.plugins['kubecost-lens'].requested = '';
       }),
-      message: `${FILE}#${lens}/requested: expected the version requested (a non-empty string), found ""`,
+      message: `${FILE}#${lens}/requested: expected the version requested (a version, a range, "latest" or a channel), found ""`,
+    },
+    {
+      // Read as the spec an update resolves: it was refused there as REQUEST_INVALID, naming no file or pointer.
+      what: 'requested no version, range or channel',
+      text: edited((l) => {
+        l.plugins['kubecost-lens'].requested = 'not a version!';
+      }),
+      message: `${FILE}#${lens}/requested: expected the version requested (a version, a range, "latest" or a channel), found "not a version!"`,
     },
     {
       what: 'a version that is not SemVer',
