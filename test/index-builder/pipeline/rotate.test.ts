@@ -721,6 +721,46 @@ describe('when a rotation died between its two snapshot writes and state/ was lo
  * not name is refused first (SIGNING_KEY_NOT_CURRENT), and one that passes finishes the rotation's rebuild,
  * the envelope then the current key's, before it appends.
  */
+describe('when a rotation died after logging its entry and state/log.json was lost', () => {
+  it.each([
+    ['writing state/log.json', 'intake', LOG_STATE_KEY],
+    ["writing its rebuild's snapshot.json", 'site', 'snapshot.json'],
+  ] as const)(
+    'is finished by running it again (%s): its entry, past the signed head, taken by its intent record and logged once',
+    async (_, which, at) => {
+      // Prepare: a rotation whose run died at `at`, its entry published in the log past the head the
+      // (old key's) signed snapshot counts, its intent record kept; then state/log.json gone.
+      const registry = await publishedRegistry();
+      const bytes = await rotation(registry);
+      const ctx = { ...registry.context, signer: newSigner };
+      const store = registry[which];
+      const put = store.put.bind(store);
+      store.put = async (key: string, body: Uint8Array, options: PutOptions) => {
+        if (key === at) throw new Error(`injected failure at ${at}`);
+        return put(key, body, options);
+      };
+      await expect(rotateRegistryKey(ctx, bytes)).rejects.toThrow(/injected failure/);
+      store.put = put;
+      const segment = () => new TextDecoder().decode(registry.site.objects.get(logSegmentKey(0))?.body);
+      const logged = segment();
+      expect(logged).toContain('"type":"rotate-key"');
+      registry.intake.objects.delete(LOG_STATE_KEY);
+
+      // Act
+      const result = await rotateRegistryKey(ctx, bytes);
+
+      // Assess: rotated over the published log as the dead run left it (its line's hash, which the intent
+      // record keeps, takes the entry past the signed head: without it the entry was appended over, another
+      // line at its seq), the rotation logged once and counted by the new key's snapshot.
+      expect(result.status).toBe('rotated');
+      expect(segment()).toBe(logged);
+      const entries = parseSegment(registry.site.objects.get(logSegmentKey(0))?.body as Uint8Array, 0);
+      expect(entries.filter((e) => e.entry.type === 'rotate-key')).toHaveLength(1);
+      expect(json<SnapshotDocument>(registry.site, 'snapshot.json').log?.length).toBe(entries.length);
+    },
+  );
+});
+
 describe('when a rotation died part way and a batch after it died before recording the log', () => {
   /** A rotation dead at `key` in `store`. */
   async function rotationDeadAt(which: 'site' | 'intake', key: string): Promise<TestRegistry> {
