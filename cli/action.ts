@@ -11,6 +11,7 @@ import {
   type ActionBody,
   actionProblems,
   actionSubject,
+  newActionProblems,
   signAction,
 } from '../index-builder/actions.ts';
 import { parseRegistryConfigAt, readConfigJson } from '../index-builder/config.ts';
@@ -149,12 +150,16 @@ export function checkActionFields(body: ActionBody): void {
     nonce: '0'.repeat(32),
     ...body,
   };
-  const problems = actionProblems(draft);
+  const malformed = actionProblems(draft);
+  // What only a new action may not say (an advisory fixed in a version it affects, say), once it reads.
+  const problems = malformed.length > 0 ? malformed : newActionProblems(body);
   if (problems.length === 0) return;
   throw usage(
     problems
       .map((p) => {
-        const found = p.found ? ` (found ${p.found})` : '';
+        // ACTION_MALFORMED's message is what was expected; another's says what is wrong, and then this.
+        const expected = p.expected && !p.message.startsWith('expected ') ? `expected ${p.expected}; ` : '';
+        const found = p.found ? ` (${expected}found ${p.found})` : '';
         return `${ARGUMENTS[p.path] ?? (p.path || 'the action')}: ${p.message}${found}`;
       })
       .join('; '),

@@ -22,6 +22,7 @@ import { duplicateKeyPointers } from './manifest/json-scan.ts';
 import { type Advisory, SEVERITIES, type Severity } from './model.ts';
 import { createSigner } from './signing.ts';
 import { stringifyJson, textProblem } from './text.ts';
+import { advisoryAffects } from './versions.ts';
 
 export const ACTION_SCHEMA = 'plugindex/action/v1';
 export const SIGNED_ACTION_SCHEMA = 'plugindex/signed-action/v1';
@@ -283,6 +284,42 @@ export function actionProblems(value: unknown): Problem[] {
     else checkFields(problems, advisory, '/advisory', ADVISORY_FIELDS, ADVISORY_CHECKS);
   }
   return problems;
+}
+
+/**
+ * What a new action may not say, though it reads as an action: an advisory `fixed` in a version its own
+ * `affected` range holds (`ADVISORY_FIXED_AFFECTED`: clients said "fixed in 1.0.0" of a version they then
+ * refused to install as vulnerable, telling the user to install a fixed version), a deprecation whose
+ * replacement is the plugin itself (`DEPRECATION_REPLACES_ITSELF`: "use demo instead" on demo's page and
+ * in each install of it). Apart from `actionProblems`, which reads every envelope, logged ones included: an
+ * action a registry took before these were refused is still read by `verify --url`, a rebuild and a retry.
+ * The pipeline judges each new action by it; the CLI refuses one before signing (exit 2).
+ */
+export function newActionProblems(action: ActionBody): Problem[] {
+  if (action.action === 'advisory-add') {
+    const { affected, fixed } = action.advisory;
+    if (fixed !== undefined && advisoryAffects({ affected }, fixed))
+      return [
+        problem(
+          'ADVISORY_FIXED_AFFECTED',
+          '/advisory/fixed',
+          `${fixed} is in the affected range ${affected}`,
+          {
+            expected:
+              'the first version with the fix, one the affected range leaves out; none while there is none',
+            found: fixed,
+          },
+        ),
+      ];
+  }
+  if (action.action === 'deprecate' && action.replacement === action.plugin)
+    return [
+      problem('DEPRECATION_REPLACES_ITSELF', '/replacement', `${action.plugin} cannot replace itself`, {
+        expected: 'another plugin to use instead, or none',
+        found: action.replacement,
+      }),
+    ];
+  return [];
 }
 
 /** Refuses JSON with a key repeated within an object: ACTION_MALFORMED at `prefix` + the key's pointer. */

@@ -133,6 +133,10 @@ export type ProblemCode =
   /** A plugin holds MAX_ADVISORIES already (lifecycle.ts). */
   | 'ADVISORY_LIMIT'
   | 'ADVISORY_UNKNOWN'
+  /** A new advisory's `fixed` version is in its own `affected` range (actions.ts `newActionProblems`). */
+  | 'ADVISORY_FIXED_AFFECTED'
+  /** A new deprecation names the plugin itself as its replacement (actions.ts `newActionProblems`). */
+  | 'DEPRECATION_REPLACES_ITSELF'
   | 'ROTATION_INVALID'
   | 'ROTATION_NOT_CURRENT_KEY'
   | 'ROTATION_NOT_SIGNING_KEY'

@@ -31,6 +31,7 @@ import {
   isJsonSubmission,
   isOperatorAction,
   MAX_ACTION_BYTES,
+  newActionProblems,
   type ReadAction,
   readSignedAction,
 } from '../actions.ts';
@@ -621,6 +622,10 @@ export async function evaluateAction(
     if (own) return resumeAction(ctx, read, judging, { seq: own.seq, time: own.time }, own.signer, 'log');
     return rejected([replayedProblem(read)], known);
   }
+  // Judged here, past the replay and resume above: an action logged before these were refused is
+  // finished or refused as a replay, as ever, never refused for what it says.
+  const unsaid = newActionProblems(action);
+  if (unsaid.length > 0) return rejected(unsaid, known);
   if (await view.isRevoked(signer))
     return rejected(
       [

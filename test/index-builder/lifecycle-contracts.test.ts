@@ -5,9 +5,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  type Action,
   actionProblems,
   actionTimeAndPlaceProblems,
   isJsonSubmission,
+  newActionProblems,
   readSignedAction,
   signAction,
 } from '../../index-builder/actions.ts';
@@ -159,6 +161,68 @@ describe('a signed action', () => {
       expect(JSON.stringify(refused)).not.toContain('s3cret');
       expect(JSON.stringify(refused)).toContain('nvd.nist.gov');
     }
+  });
+
+  it('reads an action a registry logged before it refused what it says, and says what a new one may not', () => {
+    const body = (fields: Record<string, unknown>) => ({
+      schema: 'plugindex/action/v1',
+      registry: REGISTRY,
+      created: NOW.toISOString(),
+      nonce: 'a'.repeat(32),
+      ...fields,
+    });
+    const fixedAffected = body({
+      action: 'advisory-add',
+      plugin: 'demo-plugin',
+      advisory: { id: 'X-1', severity: 'high', affected: '<2.0.0', fixed: '1.5.0', summary: 's' },
+    });
+    const itself = body({
+      action: 'deprecate',
+      plugin: 'demo-plugin',
+      message: 'm',
+      replacement: 'demo-plugin',
+    });
+    // Read as ever (its envelope under log/actions/, replayed by verify --url and rebuild): never malformed.
+    expect(actionProblems(fixedAffected)).toEqual([]);
+    expect(actionProblems(itself)).toEqual([]);
+    expect(newActionProblems(fixedAffected as unknown as Action)).toEqual([
+      expect.objectContaining({
+        code: 'ADVISORY_FIXED_AFFECTED',
+        path: '/advisory/fixed',
+        message: '1.5.0 is in the affected range <2.0.0',
+        found: '1.5.0',
+      }),
+    ]);
+    expect(newActionProblems(itself as unknown as Action)).toEqual([
+      expect.objectContaining({ code: 'DEPRECATION_REPLACES_ITSELF', path: '/replacement' }),
+    ]);
+    // Fixed in a version past the range, before it (a regression), or a prerelease past it: each stands.
+    for (const [affected, fixed] of [
+      ['<2.0.0', '2.0.0'],
+      ['>=1.0.0 <1.2.3', '0.9.0'],
+      ['<=1.2.2', '1.2.3-rc.1'],
+    ])
+      expect(
+        newActionProblems(
+          body({
+            action: 'advisory-add',
+            plugin: 'demo-plugin',
+            advisory: { id: 'X-1', severity: 'high', affected, fixed, summary: 's' },
+          }) as unknown as Action,
+        ),
+        `${affected} fixed in ${fixed}`,
+      ).toEqual([]);
+    // A ranged deprecation pointing at another plugin, or none, stands.
+    expect(
+      newActionProblems(
+        body({
+          action: 'deprecate',
+          plugin: 'demo-plugin',
+          message: 'm',
+          replacement: 'demo-next',
+        }) as unknown as Action,
+      ),
+    ).toEqual([]);
   });
 
   it('refuses an envelope that is not one, saying where', () => {

@@ -1694,6 +1694,27 @@ describe('when an action is not authorized or not possible', () => {
       'ACTION_NOT_OPERATOR',
       '/action',
     ],
+    [
+      // What a client before the check signs: `fixed in 1.0.0` told its users to move to a version the
+      // advisory itself affects, and an install refused it (VULNERABLE) telling them to install it.
+      'an advisory fixed in a version it affects',
+      () => publisher,
+      {
+        action: 'advisory-add',
+        plugin: 'demo-plugin',
+        advisory: { id: 'PDX-9', severity: 'high', affected: '<=1.0.0', fixed: '1.0.0', summary: 's' },
+      },
+      'ADVISORY_FIXED_AFFECTED',
+      '/advisory/fixed',
+    ],
+    [
+      // `demo-plugin is deprecated: moved; use demo-plugin instead`, on its page and in every install.
+      'a plugin deprecated for itself',
+      () => publisher,
+      { action: 'deprecate', plugin: 'demo-plugin', message: 'moved', replacement: 'demo-plugin' },
+      'DEPRECATION_REPLACES_ITSELF',
+      '/replacement',
+    ],
   ] as const)('refuses %s with its code', async (_, signer, body, code, path) => {
     const outcome = await refused(body as ActionBody, signer());
     expect(outcome.problems.map((p) => [p.code, p.path])).toEqual([[code, path]]);
