@@ -20,7 +20,7 @@ import { type Parsed, stringOption } from './args.ts';
 import { usage } from './errors.ts';
 import {
   readPassphrase,
-  readTextInput,
+  readSecretKeyFile,
   readTrustedKeyFile,
   refuseOutputOver,
   registryUrlOptionText,
@@ -261,7 +261,7 @@ export async function runAction(parsed: Parsed, request: ActionRequest): Promise
     const key = await readTrustedKeyFile(request.keyFile.file, request.keyFile.of, 'the key');
     body = { ...body, key: key.armored } as ActionBody;
   }
-  const secretKey = await readTextInput(keyFile);
+  const secretKey = await readSecretKeyFile(keyFile, '--key');
   const passphrase = (await readPassphrase(parsed)) ?? process.env.PLUGINDEX_KEY_PASSPHRASE;
   const registry = await registryUrlOf(parsed);
   const signed = await signAction(body, {

@@ -7,7 +7,7 @@ import {
   SECRET_KEY_ARMOR,
 } from '../index-builder/armor.ts';
 import { parseRegistryUrl } from '../index-builder/config.ts';
-import { ConfigError } from '../index-builder/errors.ts';
+import { ConfigError, KeyError } from '../index-builder/errors.ts';
 import { shownUnparsedUrl } from '../index-builder/layout.ts';
 import type { PublicKeyInfo } from '../index-builder/signing.ts';
 import { type Parsed, stringOption } from './args.ts';
@@ -63,6 +63,34 @@ export async function readInput(file: string): Promise<Uint8Array> {
 export async function readTextInput(file: string): Promise<string> {
   // Every byte as given, a byte order mark included (a passphrase is compared byte for byte).
   return new TextDecoder('utf-8', { ignoreBOM: true }).decode(await readInput(file));
+}
+
+/** The armor header of a public key block (a public.asc). */
+const PUBLIC_KEY_ARMOR = '-----BEGIN PGP PUBLIC KEY BLOCK-----';
+
+/**
+ * The secret key a command signs with (`--key` of `pack` and the actions, `rotate-key`'s `--new-key` and
+ * `--old-key`), as text, refused before anything is read further when it holds none: openpgp.js's words
+ * alone ("not an armored OpenPGP secret key: Armored text not of type private key") named neither the
+ * option nor the file, and a publisher who gave keygen's public.asc was not told of the secret.asc beside
+ * it. What passes is judged where its signer is made (`createSigner`: passphrase, expiry, a key no client
+ * takes).
+ * @throws KeyError KEY_INVALID naming `option` and `file` (a public key, a binary secret key, no key);
+ *   CliError FILE_NOT_FOUND
+ */
+export async function readSecretKeyFile(file: string, option: string): Promise<string> {
+  const bytes = await readInput(file);
+  const text = new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
+  if (text.includes(SECRET_KEY_ARMOR)) return text;
+  const export_ = 'gpg --export-secret-keys --armor FINGERPRINT';
+  const refuse = (what: string): never => {
+    throw new KeyError('KEY_INVALID', `${option} ${file} ${what}`);
+  };
+  if (SECRET_KEY_PACKET_BYTES.has(bytes[0] ?? -1))
+    refuse(`is a binary secret key: give it armored (${export_})`);
+  const give = `give the secret key (the secret.asc plugindex keygen wrote beside public.asc, or ${export_})`;
+  if (text.includes(PUBLIC_KEY_ARMOR)) refuse(`is a public key, not the secret key that signs: ${give}`);
+  return refuse(`holds no armored OpenPGP secret key: ${give}`);
 }
 
 /**

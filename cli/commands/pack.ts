@@ -12,7 +12,7 @@ import {
 import { type ArtifactInput, packSubmission } from '../../index-builder/submission.ts';
 import { listOption, outputOption, type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
-import { readInput, readPassphrase, readTextInput, refuseOutputOver, writeOutput } from '../inputs.ts';
+import { readInput, readPassphrase, readSecretKeyFile, refuseOutputOver, writeOutput } from '../inputs.ts';
 import { out } from '../terminal.ts';
 
 /** True for `darwin/universal`: one file for the arches `UNIVERSAL_ARCHES` names for its OS. */
@@ -60,6 +60,8 @@ export async function run(parsed: Parsed): Promise<number> {
     stringOption(parsed, 'passphrase-file'),
     ...specs.map((s) => s.file),
   ]);
+  // Before the artifacts, which may be large: a file that holds no secret key is refused first.
+  const secretKey = await readSecretKeyFile(keyFile, '--key');
   const artifacts: ArtifactInput[] = [];
   for (const { os, arch, libc, file } of specs)
     artifacts.push({
@@ -74,7 +76,7 @@ export async function run(parsed: Parsed): Promise<number> {
     manifestName: path.basename(manifestFile),
     manifest: await readInput(manifestFile),
     artifacts,
-    secretKey: await readTextInput(keyFile),
+    secretKey,
     ...(passphrase ? { passphrase } : {}),
   });
   await writeOutput(outFile, packed.bundle);

@@ -14,7 +14,7 @@ import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { CliError, usage } from '../errors.ts';
 import {
   readPassphrase,
-  readTextInput,
+  readSecretKeyFile,
   refuseOutputOver,
   registryUrlOptionText,
   serviceUrlOption,
@@ -27,7 +27,7 @@ export async function run(parsed: Parsed): Promise<number> {
   const bucket = stringOption(parsed, 'bucket');
   if ((dir === undefined) === (bucket === undefined))
     throw usage('give exactly one of --registry DIR or --bucket UPLOAD_BUCKET');
-  const newKey = await readTextInput(requiredOption(parsed, 'new-key'));
+  const newKey = await readSecretKeyFile(requiredOption(parsed, 'new-key'), '--new-key');
   const passphrase = process.env.PLUGINDEX_KEY_PASSPHRASE;
   return dir !== undefined
     ? rotateLocally(parsed, dir, newKey, passphrase)
@@ -101,7 +101,7 @@ async function rotateDeployed(
   requiredOption(parsed, 'queue-url');
   const queueUrl = serviceUrlOption(parsed, 'queue-url') as string;
   const url = registryUrlOption(parsed);
-  const oldKey = await readTextInput(requiredOption(parsed, 'old-key'));
+  const oldKey = await readSecretKeyFile(requiredOption(parsed, 'old-key'), '--old-key');
   // The new key's own passphrase, read as keygen reads it (an empty file refused); without it the new key
   // is decrypted with PLUGINDEX_KEY_PASSPHRASE, as the old one is.
   const newPassphrase = await readPassphrase(parsed, 'new-passphrase-file');

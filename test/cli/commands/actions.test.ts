@@ -515,6 +515,42 @@ describe('when an action is written with --output instead of submitted', () => {
     expect(without.stderr).toContain('KEY_PASSPHRASE');
   });
 
+  it('refuses a public key as --key with KEY_INVALID naming the option and the file, writing and sending nothing (exit 1)', async () => {
+    // "not an armored OpenPGP secret key: Armored text not of type private key" named neither, nor the
+    // secret.asc keygen wrote beside the public.asc given.
+    const given = path.join(work, 'given-public.asc');
+    await writeFile(given, (await testKey('publisher')).publicKey);
+    const before = await treeOf(dir);
+    const file = outputFile();
+    const written = await plugindex([
+      'yank',
+      `${PLUGIN}@1.0.0`,
+      '--key',
+      given,
+      '--registry',
+      dir,
+      '--output',
+      file,
+    ]);
+    expect(written.code).toBe(1);
+    expect(written.stderr).toContain(
+      `KEY_INVALID: --key ${given} is a public key, not the secret key that signs: give the secret key (the secret.asc plugindex keygen wrote beside public.asc`,
+    );
+    await expect(readFile(file)).rejects.toMatchObject({ code: 'ENOENT' });
+    const submitted = await plugindex([
+      'yank',
+      `${PLUGIN}@1.0.0`,
+      '--key',
+      given,
+      '--registry',
+      dir,
+      '--json',
+    ]);
+    expect(submitted.code).toBe(1);
+    expect(JSON.parse(submitted.stdout)).toMatchObject({ ok: false, error: { code: 'KEY_INVALID' } });
+    expect(await treeOf(dir)).toEqual(before);
+  });
+
   it('refuses a --registry-url no registry config takes (credentials, a query, a fragment, no URL) before signing, never showing it whole (exit 2)', async () => {
     // Signed into the action and sent to the registry, which refuses it as another registry's and files the
     // URL it names: a token in it went with the action. And a refusal echoed it whole.

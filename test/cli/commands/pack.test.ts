@@ -5,6 +5,7 @@
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBundle } from '../../../index-builder/bundle.ts';
 import { plugindexProcess } from '../../support/cli.ts';
@@ -104,6 +105,40 @@ describe('when the bundle is named with --output, as every action and rotate-key
     expect(refused.stderr).toContain('give --output or --out (the same option), not both');
     await expect(readFile(a)).rejects.toMatchObject({ code: 'ENOENT' });
     await expect(readFile(b)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('when --key is not a secret key to sign with', () => {
+  // openpgp.js's words alone ("not an armored OpenPGP secret key: Armored text not of type private key")
+  // named neither the option nor the file, nor the secret.asc keygen wrote beside the public.asc given.
+  it.each([
+    {
+      title: 'the public key keygen wrote beside it',
+      content: async () => (await testKey('publisher')).publicKey,
+      says: 'is a public key, not the secret key that signs: give the secret key (the secret.asc plugindex keygen wrote beside public.asc',
+    },
+    {
+      title: 'a binary secret key (gpg --export-secret-keys without --armor)',
+      content: async () => (await openpgp.unarmor((await testKey('publisher')).secretKey)).data as Uint8Array,
+      says: 'is a binary secret key: give it armored (gpg --export-secret-keys --armor FINGERPRINT)',
+    },
+    {
+      title: 'no key at all',
+      content: async () => JSON.stringify(validManifest({ name: 'demo-plugin' })),
+      says: 'holds no armored OpenPGP secret key: give the secret key',
+    },
+  ])('refuses $title: KEY_INVALID naming --key and the file (exit 1), writing nothing', async (c) => {
+    const f = await files();
+    const given = path.join(path.dirname(f.manifest), 'given.asc');
+    await writeFile(given, await c.content());
+    const out = path.join(path.dirname(f.manifest), 'demo.tgz');
+    const refused = await plugindexProcess(
+      ['pack', f.manifest, '--artifact', `linux/amd64=${f.artifact}`, '--key', given, '--out', out],
+      { cwd: work },
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`KEY_INVALID: --key ${given} ${c.says}`);
+    await expect(readFile(out)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
 

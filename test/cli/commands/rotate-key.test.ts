@@ -158,6 +158,20 @@ describe('when an operator rotates a served registry key twice', () => {
     expect(await treeOf(dir)).toEqual(before);
   });
 
+  it('refuses a public key as --new-key with KEY_INVALID naming the option and the file, changing nothing', async () => {
+    // "not an armored OpenPGP secret key: Armored text not of type private key" named neither.
+    const before = await treeOf(dir);
+    const fresh = await generateKeyPair({ name: 'operator public only' });
+    const file = path.join(work, 'public-only.asc');
+    await writeFile(file, fresh.publicKey);
+    const refused = await plugindex('rotate-key', '--registry', dir, '--new-key', file);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `KEY_INVALID: --new-key ${file} is a public key, not the secret key that signs: give the secret key`,
+    );
+    expect(await treeOf(dir)).toEqual(before);
+  });
+
   it('refuses a new key whose Ed25519 point has small order with KEY_UNTRUSTED naming it, changing nothing', async () => {
     // Anyone could sign snapshots as such a key, and every client refuses what it signs.
     const before = await treeOf(dir);
