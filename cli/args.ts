@@ -9,7 +9,13 @@ export interface Parsed {
   readonly positionals: string[];
 }
 
-export function parse(args: readonly string[], options: Options): Parsed {
+/**
+ * `args` read by `options` (and `--help`), for the command `command` names in messages.
+ * @throws CliError USAGE (exit 2) for an option the command does not take, named back with the one it most
+ *   likely meant, else in its own words: node:util's ("To specify a positional argument starting with a '-',
+ *   place it at the end of the command after '--'") read as though the word were an argument misplaced.
+ */
+export function parse(args: readonly string[], options: Options, command = 'the command'): Parsed {
   try {
     const { values, positionals } = parseArgs({
       args: [...args],
@@ -25,7 +31,17 @@ export function parse(args: readonly string[], options: Options): Parsed {
     const near = unknown?.startsWith('--')
       ? closest(unknown.slice(2), [...Object.keys(options), 'help'])
       : undefined;
-    throw usage(near ? `Unknown option '${unknown}': did you mean --${near}?` : message);
+    if (unknown === undefined) throw usage(message);
+    if (near) throw usage(`Unknown option '${unknown}': did you mean --${near}?`);
+    // `serve --watch` (README said so of serve's watching): what a `--no-` option turns off is the default.
+    const negated = `no-${unknown.slice(2)}`;
+    if (unknown.startsWith('--') && Object.hasOwn(options, negated))
+      throw usage(
+        `Unknown option '${unknown}': ${command} does so unless --${negated} is given, so leave ${unknown} out`,
+      );
+    throw usage(
+      `Unknown option '${unknown}': ${command} takes none of that name (its usage below lists those it takes)`,
+    );
   }
 }
 

@@ -94,7 +94,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
   try {
     if (!spec) throw usage(unknownCommand(name));
-    const parsed = parse(rest, spec.options);
+    const parsed = parse(rest, spec.options, name);
     if (parsed.values.help) {
       out(commandHelp(spec));
       return 0;

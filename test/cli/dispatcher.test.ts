@@ -122,6 +122,28 @@ describe('when an option is mistyped', () => {
   });
 });
 
+describe('when an option is no typo of one the command takes', () => {
+  it("says so in its own words, not node:util's hint of a positional argument after --, exit 2", async () => {
+    // node:util's words: "Unknown option '--bogus'. To specify a positional argument starting with a '-',
+    // place it at the end of the command after '--', as in '-- "--bogus"": no command takes one so.
+    const unknown = await plugindex('refresh', '--bogus');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain(
+      "Unknown option '--bogus': refresh takes none of that name (its usage below lists those it takes)",
+    );
+    expect(unknown.stderr).not.toContain('positional argument');
+    expect(unknown.stderr).toContain('usage: plugindex refresh');
+  });
+
+  it("names the default a --no- option turns off: serve --watch (README's words) is what serve does", async () => {
+    const watch = await plugindex('serve', '--watch');
+    expect(watch.code).toBe(2);
+    expect(watch.stderr).toContain(
+      "Unknown option '--watch': serve does so unless --no-watch is given, so leave --watch out",
+    );
+  });
+});
+
 describe('when --json is asked and the command fails', () => {
   /** The one JSON document on stdout, as a program reading --json parses it. */
   function failure(result: CommandResult): { ok: boolean; error: { code: string; message: string } } {
