@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import validVersion from 'semver/functions/valid.js';
 import validRange from 'semver/ranges/valid.js';
 import { ACTION_KINDS, type ActionKind, OPERATOR_ACTIONS } from './action-kinds.ts';
+import { manifestUploadProblem } from './bundle.ts';
 import { fixedClock } from './clock.ts';
 import { sha256Hex } from './digest.ts';
 import { escapePointer, type Problem, problem, SubmissionError } from './errors.ts';
@@ -361,6 +362,11 @@ export function readSignedAction(bytes: Uint8Array): ReadAction {
   }
   refuseDuplicateKeys(envelopeText, 'envelope:', fail);
   if (!isObject(envelope)) return fail([problem('ACTION_MALFORMED', 'envelope:', 'expected a JSON object')]);
+  // Not one of an envelope's fields, and a manifest's: said once, with how to pack it, not field by field.
+  if (!['schema', 'action', 'signature', 'key'].some((field) => Object.hasOwn(envelope, field))) {
+    const manifest = manifestUploadProblem(bytes);
+    if (manifest) fail([manifest]);
+  }
   const problems: Problem[] = [];
   if (envelope.schema !== SIGNED_ACTION_SCHEMA)
     problems.push(

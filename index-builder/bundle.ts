@@ -218,6 +218,56 @@ export function bundleSizeProblem(size: number, overrides: Partial<BundleLimits>
   });
 }
 
+/** A field only a plugin manifest has at its top, besides `name` and `version` (the spec's required ones). */
+const MANIFEST_MARKS = ['api_version', 'plugin_type', 'capabilities'];
+/** A line of block YAML at the top level: `key: value`, the value as written (quotes kept). */
+const TOP_LEVEL_YAML = /^([a-z_]+):[ \t]*(.*?)[ \t]*$/gm;
+
+/**
+ * The one problem of an upload that is a plugin manifest, JSON or YAML, rather than a bundle or a signed
+ * action (`plugindex publish manifest.json`, a manifest dropped into `incoming/`), else undefined.
+ * JSON was read as a signed action, one ACTION_MALFORMED per manifest field ("name" is not a field of a
+ * signed action), and YAML as a bundle that is not gzip: neither said to pack it. Judged by its top-level
+ * fields only (`name`, `version` and one of `MANIFEST_MARKS`, none of an envelope's), never as a manifest.
+ */
+export function manifestUploadProblem(bytes: Uint8Array): Problem | undefined {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+  const fields = new Map<string, unknown>();
+  if (text.trimStart().startsWith('{')) {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+    for (const [key, field] of Object.entries(value)) fields.set(key, field);
+  } else
+    for (const [, key = '', written = ''] of text.matchAll(TOP_LEVEL_YAML))
+      if (!fields.has(key)) fields.set(key, written.replace(/^(["'])(.*)\1$/, '$2'));
+  const name = fields.get('name');
+  const version = fields.get('version');
+  if (typeof name !== 'string' || typeof version !== 'string') return undefined;
+  if (!MANIFEST_MARKS.some((mark) => fields.has(mark))) return undefined;
+  if (['signature', 'action', 'key'].some((field) => fields.has(field))) return undefined;
+  // Shown only in a form a plugin name and version take: the upload is anyone's text.
+  const shown = /^[a-z0-9-]{1,64}$/.test(name) && /^[0-9A-Za-z.+-]{1,64}$/.test(version);
+  return problem(
+    'SUBMISSION_IS_MANIFEST',
+    '',
+    `the upload is a plugin manifest${shown ? ` (${name} ${version})` : ''}, not a bundle or a signed action`,
+    {
+      expected:
+        'a bundle the publisher signs: plugindex pack MANIFEST --artifact OS/ARCH=FILE --key SECRET_KEY --output FILE.tgz, then publish FILE.tgz',
+    },
+  );
+}
+
 /**
  * Reads a submission bundle. A missing signature is not an error here; the trust check reports it.
  * Directory entries are ignored; every other regular file is returned by its normalized path.
@@ -234,6 +284,8 @@ export async function readBundle(
   const tooLarge = bundleSizeProblem(bytes.byteLength, limits);
   if (tooLarge) fail([tooLarge]);
   if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) {
+    const manifest = manifestUploadProblem(bytes);
+    if (manifest) fail([manifest]);
     fail([
       problem('BUNDLE_NOT_GZIP', 'bundle:', 'the bundle is not a gzip file', {
         expected: 'a gzipped tar (.tgz)',

@@ -56,6 +56,8 @@ export type ProblemCode =
   // Bundle (the uploaded .tgz)
   | 'BUNDLE_TOO_LARGE'
   | 'BUNDLE_NOT_GZIP'
+  /** The upload is a plugin manifest, JSON or YAML, not a bundle or an action (bundle.ts `manifestUploadProblem`). */
+  | 'SUBMISSION_IS_MANIFEST'
   | 'BUNDLE_DECOMPRESSION_LIMIT'
   | 'BUNDLE_CORRUPT'
   | 'BUNDLE_TOO_MANY_ENTRIES'

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { MAX_REPORTED_PROBLEMS, type ProblemCode } from '../../../index-builder/errors.ts';
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
+import { upload } from '../../support/actions.ts';
 import {
   encode,
   makeBundle,
@@ -638,6 +639,33 @@ describe('when a submission is bad', () => {
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     },
   );
+});
+
+describe('when a publisher uploads a manifest instead of a bundle', () => {
+  // JSON was read as a signed action: 21 ACTION_MALFORMED lines, one per manifest field ("name" is not a
+  // field of a signed action), and YAML as a bundle that is not gzip; neither said to pack it.
+  it.each([
+    ['a JSON manifest', 'manifest.json', () => encode(`${JSON.stringify(validManifest(), null, 2)}\n`)],
+    ['a YAML manifest', 'manifest.yaml', () => encode(YAML.stringify(validManifest()))],
+  ] as const)('rejects %s with SUBMISSION_IS_MANIFEST alone, saying to pack it', async (_, name, bytes) => {
+    const registry = await makeRegistry();
+    const before = registry.site.fingerprint();
+    const key = await upload(registry.intake, bytes(), name);
+    const result = await processSubmissions(registry.context, [key]);
+    const outcome = result.outcomes[0];
+    expect(outcome?.status).toBe('rejected');
+    expect(outcome?.problems).toEqual([
+      expect.objectContaining({
+        code: 'SUBMISSION_IS_MANIFEST',
+        path: '',
+        message: 'the upload is a plugin manifest (demo-plugin 1.0.0), not a bundle or a signed action',
+        expected: expect.stringContaining(
+          'plugindex pack MANIFEST --artifact OS/ARCH=FILE --key SECRET_KEY --output FILE.tgz',
+        ),
+      }),
+    ]);
+    expect(registry.site.fingerprint()).toEqual(before);
+  });
 });
 
 describe('when a submission has more problems than a report lists', () => {
