@@ -14,6 +14,8 @@ export type CliErrorCode =
   | 'FILE_NOT_FOUND'
   | 'FILE_NOT_WRITTEN'
   | 'PORT_IN_USE'
+  /** `serve --host`: no address of this machine (another's, or a name that does not resolve). */
+  | 'HOST_UNAVAILABLE'
   | 'FILE_EXISTS'
   | 'PLUGIN_NOT_FOUND'
   | 'REGISTRY_NOT_CONFIGURED'

@@ -64,18 +64,26 @@ export async function startService(options: {
     maxConnectionsPerAddress: options.maxConnectionsPerAddress,
     logTurnedAway: warn,
   });
-  const listening = await listenRegistryServer(server, options.port, options.host ?? '127.0.0.1').catch(
-    (error: unknown) => {
-      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+  const host = options.host ?? '127.0.0.1';
+  const listening = await listenRegistryServer(server, options.port, host).catch((error: unknown) => {
+    const code = (error as NodeJS.ErrnoException).code;
+    // Node's own error went out with its stack and no code: `listen EADDRNOTAVAIL` for another machine's
+    // address, `getaddrinfo ENOTFOUND` for a name that does not resolve.
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN')
       throw new CliError(
-        'PORT_IN_USE',
-        `port ${options.port} is in use: stop the other server or choose another port (--port N, or PORT=N npm start)`,
-        {
-          cause: error,
-        },
+        'HOST_UNAVAILABLE',
+        `--host ${host} is no address this machine can listen on (${code}): give one of its own, 127.0.0.1 (the default) for this machine alone, or 0.0.0.0 for every interface`,
+        { cause: error },
       );
-    },
-  );
+    if (code !== 'EADDRINUSE') throw error;
+    throw new CliError(
+      'PORT_IN_USE',
+      `port ${options.port} is in use: stop the other server or choose another port (--port N, or PORT=N npm start)`,
+      {
+        cause: error,
+      },
+    );
+  });
   // The registry is reopened per batch, under its lock, so a changed config (publishers add) or a rotated
   // key (rotate-key) takes effect at once; its stores are kept, and with them what the pipeline caches per
   // store (each catalog bin's lines, by the bin's digest): a batch or a flush then reads no bin another

@@ -72,6 +72,22 @@ describe('when the options reach the server', () => {
   });
 });
 
+describe('when --host names no address of this machine', () => {
+  // Node's own error went out with its stack: "Error: listen EADDRNOTAVAIL: address not available
+  // 192.0.2.1:0 at Server.setupListenHandle ...", and "getaddrinfo ENOTFOUND" for a name, no code.
+  it.each([
+    ['an address of another machine', '192.0.2.1'],
+    ['a name that does not resolve', 'no-such-host.invalid'],
+  ])('refuses %s with HOST_UNAVAILABLE naming it, no stack trace (exit 1)', async (_, host) => {
+    const { code, stderr } = await plugindex('serve', '--registry', dir, '--port', '0', '--host', host);
+
+    expect(code).toBe(1);
+    expect(stderr).toContain(`HOST_UNAVAILABLE: --host ${host} is no address this machine can listen on`);
+    expect(stderr).toContain('127.0.0.1');
+    expect(stderr).not.toMatch(/^\s+at /m);
+  });
+});
+
 /** A port nothing listens on just now. */
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
