@@ -74,25 +74,31 @@ export async function run(parsed: Parsed): Promise<number> {
   }
   // Refused here, before the config is written: every signature by a weak or costly key is refused anyway.
   const key = await readTrustedKeyFile(keyFile, "the publisher's", 'the publisher key');
-  const label = stringOption(parsed, 'label') ?? key.userIds[0];
   // Read, judged and written under the registry's lock, as every other writer of the registry works: two
   // adds at once each wrote the config it had read (one trust lost), and one during a rotation judged the
   // key against whichever key the key file held (withOpenRegistry refuses then: ROTATION_PENDING).
-  const config = await withOpenRegistry(dir, async (registry) => {
+  const { config, earlier } = await withOpenRegistry(dir, async (registry) => {
+    // A key added again replaces its entry: its label is kept unless --label gives another (the key's user
+    // ID took the place of the operator's, which `publishers remove LABEL` names it by), and the names it
+    // loses are said below.
+    const earlier = registry.config.publishers.find((p) => p.fingerprint === key.fingerprint);
+    const label = stringOption(parsed, 'label') ?? earlier?.label ?? key.userIds[0];
     const config = withTrustedPublisher(
       registry.config,
       { key, names, ...(label ? { label } : {}) },
       registry.context.signer.fingerprints,
     );
     await writeConfig(dir, config);
-    return config;
+    return { config, earlier };
   });
   if (parsed.values.json) {
     const added = config.publishers.find((p) => p.fingerprint === key.fingerprint);
     outJson({ added: added ? publisherJson(added) : null, ...trustJson(config) });
     return 0;
   }
-  out(`trusted ${key.fingerprint} for ${names.join(', ')}; policy is now restricted`);
+  const dropped = (earlier?.names ?? []).filter((name) => !names.includes(name));
+  const lost = dropped.length > 0 ? `, no longer for ${dropped.join(', ')} (its names before)` : '';
+  out(`trusted ${key.fingerprint} for ${names.join(', ')}${lost}; policy is now restricted`);
   return 0;
 }
 

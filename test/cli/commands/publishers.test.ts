@@ -50,6 +50,49 @@ describe('when an operator trusts publishers', () => {
     expect(listed.stdout).toContain(`${key.fingerprint} acme-*`);
   });
 
+  it('says which names a key added again no longer has, and keeps its label unless --label gives another', async () => {
+    // Added again, a key's entry was replaced in silence: "trusted X for beta-*" while alpha-* and the
+    // operator's label ("Alpha team", which `publishers remove LABEL` names it by) were gone.
+    const key = await testKey('readded');
+    await writeFile(path.join(work, 'readded.asc'), key.publicKey);
+    const first = await plugindex(
+      'publishers',
+      'add',
+      '--registry',
+      dir,
+      path.join(work, 'readded.asc'),
+      '--names',
+      'alpha-*,shared-*',
+      '--label',
+      'Alpha team',
+    );
+    expect(first.code, first.stderr).toBe(0);
+    const again = await addPublisher('readded.asc', 'beta-*,shared-*');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(
+      `trusted ${key.fingerprint} for beta-*, shared-*, no longer for alpha-* (its names before); policy is now restricted`,
+    );
+    const entry = (await configOf()).publishers.find((p) => p.fingerprint === key.fingerprint);
+    expect(entry).toMatchObject({ names: ['beta-*', 'shared-*'], label: 'Alpha team' });
+    const relabelled = await plugindex(
+      'publishers',
+      'add',
+      '--registry',
+      dir,
+      path.join(work, 'readded.asc'),
+      '--names',
+      'beta-*,shared-*',
+      '--label',
+      'Beta team',
+    );
+    expect(relabelled.stdout).toContain(
+      `trusted ${key.fingerprint} for beta-*, shared-*; policy is now restricted`,
+    );
+    expect((await configOf()).publishers.find((p) => p.fingerprint === key.fingerprint)).toMatchObject({
+      label: 'Beta team',
+    });
+  });
+
   it('lists a key whose user ID holds a line feed on one line: its label cannot add a trusted key to the list', async () => {
     // A publisher's key, its user ID made to read as a second line of the list: a key trusted for every name.
     const forged = `forger)\n${'F'.repeat(40)} * (everything`;
