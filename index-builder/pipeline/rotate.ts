@@ -28,12 +28,15 @@ import { sha256Hex } from '../digest.ts';
 import { KeyError, type Problem, problem, SubmissionError, TrustError } from '../errors.ts';
 import {
   isSafeKey,
+  listPluginNames,
+  pluginDocumentKey,
   REGISTRY_PUBLIC_KEY_KEY,
   REVOKED_KEYS_KEY,
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
 } from '../layout.ts';
 import { parseRevokedKeys } from '../lifecycle.ts';
+import { forEachLimited } from '../limited.ts';
 import type { SnapshotDocument } from '../model.ts';
 import { type ReadRotation, readSignedRotation, rotationKey, verifyRotationStep } from '../rotation.ts';
 import { readPublicKey, untrustedKeyProblem } from '../signing.ts';
@@ -199,7 +202,8 @@ async function clientLogLength(ctx: PipelineContext): Promise<number> {
  * What else a key a rotation goes to is, or undefined: a key the registry rotated away from (a client that
  * followed that rotation refuses a rotation back to it, client/key-chain.ts, and a published rotation is
  * never rewritten: every such client would be stuck), a key the registry's operator revoked (any of its
- * fingerprints), an operator's key (never the registry key: the trust model), or a trusted publisher's.
+ * fingerprints), an operator's key (never the registry key: the trust model), a trusted publisher's, or a
+ * plugin owner's.
  */
 async function keyTakenBy(
   ctx: PipelineContext,
@@ -220,7 +224,41 @@ async function keyTakenBy(
     return "an operator's key";
   if (ctx.config.publishers.some((publisher) => fingerprints.has(publisher.fingerprint)))
     return "a trusted publisher's key";
+  const owned = await pluginOwnedBy(ctx, fingerprints);
+  if (owned) return `the key of ${owned}'s owner`;
   return undefined;
+}
+
+/** Plugin documents read at once by `pluginOwnedBy`, as `checkEveryPublished` reads them. */
+const OWNER_CHECK_CONCURRENCY = 64;
+
+/**
+ * The first plugin, by name, that a key of `fingerprints` owns, from each published plugin document: an open
+ * registry's owners are listed nowhere else. Rotated to, every action the owner signed was refused
+ * (PUBLISHER_IS_REGISTRY_KEY), the plugin's owner locked out of it, as a trusted publisher would be. One
+ * read of every document, as `checkEveryPublished` makes after it; a document that does not read is
+ * that check's to refuse.
+ */
+async function pluginOwnedBy(
+  ctx: PipelineContext,
+  fingerprints: ReadonlySet<string>,
+): Promise<string | undefined> {
+  const names: string[] = [];
+  for await (const name of listPluginNames(ctx.site)) names.push(name);
+  const owned: string[] = [];
+  await forEachLimited(names, OWNER_CHECK_CONCURRENCY, async (name) => {
+    const object = await ctx.site.get(pluginDocumentKey(name));
+    if (!object) return;
+    let owners: unknown;
+    try {
+      owners = (JSON.parse(new TextDecoder().decode(object.body)) as { owners?: unknown } | null)?.owners;
+    } catch {
+      return;
+    }
+    if (Array.isArray(owners) && owners.some((owner) => typeof owner === 'string' && fingerprints.has(owner)))
+      owned.push(name);
+  });
+  return owned.sort()[0];
 }
 
 /**

@@ -366,8 +366,19 @@ describe('when a rotation cannot be accepted', () => {
     ["a key the registry's operator revoked", 'revoked'],
     ["an operator's key", 'operator'],
     ["a trusted publisher's key", 'publisher'],
+    // An open registry's owner, listed nowhere in its config: once the registry signed with it, every action
+    // the owner signed was refused (PUBLISHER_IS_REGISTRY_KEY), the plugin's only owner locked out of it.
+    ["the key of owned-plugin's owner", 'owner'],
   ])('refuses a rotation to %s, and writes nothing', async (what, how) => {
     const registry = await publishedRegistry();
+    if (how === 'owner') {
+      const bundle = await makeBundle({
+        manifest: validManifest({ name: 'owned-plugin', version: '1.0.0' }),
+        signer: await testKey('registry-2'),
+      });
+      const [outcome] = (await processSubmissions(registry.context, await registry.submit(bundle))).outcomes;
+      expect(outcome?.status).toBe('accepted');
+    }
     if (how === 'revoked') {
       const revoked = {
         schema: 'plugindex/revoked-keys/v1',
