@@ -411,6 +411,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       'plugindex update [NAME[@SPEC] ...] [--platform OS/ARCH[/musl]] [--dir DIR] [--lockfile FILE] [--api-version V]',
       '         [--accept-permissions] [--allow-vulnerable] [--offline] [--json]',
       'plugindex update -c FILE [--accept-permissions] [--allow-vulnerable]   every plugin of a set',
+      'without --platform, each plugin is updated for every platform its old version is installed for in DIR',
     ].join('\n'),
     options: {
       ...CLIENT,

@@ -696,7 +696,12 @@ export async function planInstall(
   const locked = options.locked === true || options.frozen === true;
   const before = await readLockfile(options.lockfile);
   // Read only for a target naming no platforms: the host's is a diagnostic report on Linux (client.ts).
-  const targets = installTargets(options, before, () => options.platform ?? ctx.platform);
+  const targets = installTargets(
+    options,
+    before,
+    () => options.platform ?? ctx.platform,
+    await platformsToUpdate(ctx, options, seen),
+  );
   if (locked && !before)
     throw new ClientError(
       'LOCK_OUT_OF_SYNC',
@@ -933,10 +938,41 @@ function setLock(lock: Lockfile, targets: readonly Target[], options: InstallOpt
   return next;
 }
 
+/**
+ * An update's platforms, plugin by plugin, when none is named (`--platform`): those the version it moves
+ * from is installed for in the folder, the host's first. A fleet's folder filled with `install --platform`
+ * (the host's build and an arm64 one, say, or another system's alone) kept only the host's build of the
+ * new version, the old version's other builds removed with it; now each is placed again at the new version
+ * (one the new version lacks refuses the update, NO_ARTIFACT_FOR_PLATFORM, removing nothing). Empty for
+ * anything else: an install places the platform asked for, a plugin set the platforms its file names.
+ */
+async function platformsToUpdate(
+  ctx: ClientContext,
+  options: InstallOptions,
+  seen: OnDisk,
+): Promise<ReadonlyMap<string, readonly Platform[]>> {
+  const found = new Map<string, readonly Platform[]>();
+  if (!options.upgrade || options.platform !== undefined || options.targets !== undefined) return found;
+  const installed = await seen.read(ctx.tree(options.dir));
+  for (const [name, plugin] of Object.entries(installed.plugins)) {
+    const keys = Object.keys(own(plugin.versions, plugin.current)?.artifacts ?? {});
+    if (keys.length === 0) continue;
+    const host = platformKey(ctx.platform);
+    // The host's first: the version is resolved for the first platform, as a plain update resolves it.
+    const ordered = [...keys].sort((a, b) => Number(b === host) - Number(a === host) || compareStrings(a, b));
+    found.set(
+      name,
+      ordered.map((key) => (key === host ? ctx.platform : platformOfKey(key))),
+    );
+  }
+  return found;
+}
+
 function installTargets(
   options: InstallOptions,
   lock: Lockfile | undefined,
   platform: () => Platform,
+  updating: ReadonlyMap<string, readonly Platform[]> = new Map(),
 ): Target[] {
   const locked = (name: string): LockedPlugin | undefined =>
     lock && Object.hasOwn(lock.plugins, name) ? lock.plugins[name] : undefined;
@@ -974,6 +1010,7 @@ function installTargets(
       );
     return Object.entries(lock.plugins).map(([name, entry]) => ({
       ...base,
+      platforms: updating.get(name) ?? base.platforms,
       name,
       spec: entry.requested,
       registry: entry.registry,
@@ -996,6 +1033,7 @@ function installTargets(
     const registry = from ?? entry?.registry;
     return {
       ...base,
+      platforms: updating.get(name) ?? base.platforms,
       name,
       spec: explicit ? spec : (entry?.requested ?? spec),
       ...(keep ? { locked: entry } : {}),

@@ -787,6 +787,96 @@ async function damagedSecondTool(m: Machine, scratch: string): Promise<string> {
   return blob;
 }
 
+describe('when an update moves a plugin installed for several platforms', () => {
+  /** `name` at `version`, hosted for every platform given, published in a batch of its own. */
+  async function publishFor(
+    name: string,
+    version: string,
+    platforms: readonly (readonly [string, string])[],
+  ) {
+    await processSubmissions(
+      registry.context,
+      await registry.submit(
+        await makeBundle({
+          manifest: validManifest({ name, version }),
+          artifacts: platforms.map(([os, arch]) => ({
+            os,
+            arch,
+            name,
+            body: encode(`#!/bin/sh\necho ${name} ${version} ${os}/${arch}\n`),
+          })),
+        }),
+      ),
+    );
+  }
+  const ARM = { os: 'linux', arch: 'arm64' } as const;
+  const BOTH = [
+    ['linux', 'amd64'],
+    ['linux', 'arm64'],
+  ] as const;
+
+  it('places the new version for every platform the old one was installed for, named or not', async () => {
+    await publishFor('fleet-tool', '1.0.0', BOTH);
+    const m = await machine();
+    await addRegistry(m);
+    const install = (platform?: typeof ARM) =>
+      withClient(m, (c) =>
+        c.install({
+          requests: ['fleet-tool@^1'],
+          dir: m.dir,
+          lockfile: m.lockfile,
+          ...(platform ? { platform } : {}),
+        }),
+      );
+    await install();
+    await install(ARM);
+    await publishFor('fleet-tool', '1.1.0', BOTH);
+    for (const requests of [['fleet-tool'], []]) {
+      const updated = await withClient(m, (c) =>
+        c.install({ requests, upgrade: true, dir: m.dir, lockfile: m.lockfile }),
+      );
+      expect(updated.items.map((i) => [i.name, i.version, Object.keys(i.paths)])).toEqual([
+        ['fleet-tool', '1.1.0', ['linux-amd64', 'linux-arm64']],
+      ]);
+    }
+    const installed = await withClient(m, (c) => c.installed({ dir: m.dir }));
+    expect(Object.keys(installed.plugins['fleet-tool']?.versions ?? {})).toEqual(['1.1.0']);
+    expect(Object.keys(installed.plugins['fleet-tool']?.versions['1.1.0']?.artifacts ?? {})).toEqual([
+      'linux-amd64',
+      'linux-arm64',
+    ]);
+    expect(await readFile(join(m.dir, 'fleet-tool', '1.1.0', 'linux-arm64', 'fleet-tool'), 'utf8')).toContain(
+      'fleet-tool 1.1.0 linux/arm64',
+    );
+  });
+
+  it('keeps a folder installed for another platform only for that platform, placing none of the host', async () => {
+    await publishFor('cross-tool', '1.0.0', BOTH);
+    const m = await machine();
+    await addRegistry(m);
+    await withClient(m, (c) =>
+      c.install({ requests: ['cross-tool@^1'], dir: m.dir, lockfile: m.lockfile, platform: ARM }),
+    );
+    await publishFor('cross-tool', '1.1.0', BOTH);
+    const updated = await withClient(m, (c) =>
+      c.install({ requests: ['cross-tool'], upgrade: true, dir: m.dir, lockfile: m.lockfile }),
+    );
+    expect(updated.items.map((i) => [i.version, Object.keys(i.paths)])).toEqual([['1.1.0', ['linux-arm64']]]);
+    expect(await exists(join(m.dir, 'cross-tool', '1.1.0', 'linux-amd64'))).toBe(false);
+    // A platform named is what the update places, as before.
+    const named = await withClient(m, (c) =>
+      c.install({
+        requests: ['cross-tool'],
+        upgrade: true,
+        dir: m.dir,
+        lockfile: m.lockfile,
+        platform: LINUX,
+      }),
+    );
+    expect(named.items.map((i) => Object.keys(i.paths))).toEqual([['linux-amd64']]);
+  });
+});
+
 describe('when two installs place into one folder at once', () => {
   it('downloads a damaged cached artifact again holding nothing, and one failing part way never removes what the other recorded', async () => {
     const m = await machine();
