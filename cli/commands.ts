@@ -341,7 +341,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   },
   info: {
     summary:
-      'a plugin: versions (yanked, deprecated, prerelease), channels, platforms, capabilities, publisher',
+      'a plugin: versions (yanked, removed, deprecated, prerelease, advisories), channels, platforms, capabilities, publisher',
     usage:
       'plugindex info NAME[@SPEC] [--registry NAME] [--platform OS/ARCH[/musl]] [--api-version V] [--offline] [--json]',
     options: { ...CLIENT, ...RESOLVE, registry: { type: 'string' } },

@@ -19,6 +19,7 @@ import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { FALCOCTL_INDEX_KEY, REGISTRY_PUBLIC_KEY_KEY } from '../index-builder/layout.ts';
 import {
+  type Advisory,
   artifactPlatformText,
   type LogHead,
   type PluginDocument,
@@ -65,6 +66,7 @@ import { fetchBody, UNLISTED_LIMITS, urlProblem } from './fetcher.ts';
 import { type InstalledItem, type InstallOptions, type InstallResult, installPlugins } from './install.ts';
 import type { InstalledFile } from './installed.ts';
 import type { ChainLink } from './key-chain.ts';
+import { advisoryNotes } from './lifecycle.ts';
 import {
   cleanOrphans,
   type ListedPlugin,
@@ -206,8 +208,11 @@ export interface InfoResult {
   readonly registry: string;
   readonly fingerprint: string;
   readonly document: PluginDocument;
-  /** The version the spec resolves to on the platform, when a spec was given. */
-  readonly resolution?: Resolution;
+  /**
+   * The version the spec resolves to on the platform, when a spec was given, with the advisories affecting
+   * it (worst first; each among the warnings, as install warns of it or refuses it).
+   */
+  readonly resolution?: Resolution & { readonly advisories: readonly Advisory[] };
 }
 
 /** What a reference resolves to: the request to install and where from. */
@@ -994,17 +999,25 @@ class Client implements PlugindexClient {
     const { name, spec } = parseRequest(request);
     const { session, document } = await this.#find(name, options.registry);
     const explicit = request.includes('@');
+    const resolution = explicit
+      ? resolvePlugin(document, {
+          spec,
+          platform: options.platform ?? this.#platform,
+          apiVersion: options.apiVersion ?? 'v1',
+        })
+      : undefined;
+    const notes = resolution ? advisoryNotes(document, resolution.version.version) : undefined;
     return {
       registry: session.entry.name,
       fingerprint: session.trust.fingerprint,
       document,
-      ...(explicit
+      ...(resolution && notes
         ? {
-            resolution: resolvePlugin(document, {
-              spec,
-              platform: options.platform ?? this.#platform,
-              apiVersion: options.apiVersion ?? 'v1',
-            }),
+            resolution: {
+              ...resolution,
+              warnings: [...resolution.warnings, ...notes.warnings],
+              advisories: notes.advisories,
+            },
           }
         : {}),
     };

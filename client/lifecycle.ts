@@ -69,6 +69,25 @@ export function checkAdvisories(
   };
 }
 
+/**
+ * What `info` says of the version a spec resolves to: the advisories affecting it, worst first, each in the
+ * words of install's warning, one install refuses saying so. Never throws: `info` describes what an install
+ * would meet, where it said the version resolved and nothing of a critical advisory install then refused.
+ */
+export function advisoryNotes(
+  doc: PluginDocument,
+  version: string,
+): { readonly advisories: readonly Advisory[]; readonly warnings: readonly string[] } {
+  const advisories = affectingAdvisories(doc, version);
+  return {
+    advisories,
+    warnings: advisories.map(
+      (a) =>
+        `${doc.name}@${version} is affected by advisory ${advisoryText(a)}${isBlocking(a) ? ' (install refuses it, VULNERABLE, unless --allow-vulnerable)' : ''}`,
+    ),
+  };
+}
+
 /** The deprecation that applies to a version: its own, else the whole plugin's. */
 export function deprecationOf(
   doc: PluginDocument,

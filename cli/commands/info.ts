@@ -1,4 +1,5 @@
 /** `plugindex info NAME[@SPEC]`: what a registry signs about a plugin, and what SPEC resolves to here. */
+import { advisoryText, affects, bySeverity } from '../../client/lifecycle.ts';
 import { allArtifacts, artifactPlatformText } from '../../index-builder/model.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { channelOf } from '../../index-builder/versions.ts';
@@ -33,6 +34,7 @@ export async function run(parsed: Parsed): Promise<number> {
                 version: info.resolution.version.version,
                 platform: artifactPlatformText(info.resolution.artifact),
                 warnings: info.resolution.warnings,
+                advisories: info.resolution.advisories,
               },
             }
           : {}),
@@ -43,6 +45,10 @@ export async function run(parsed: Parsed): Promise<number> {
     out(`${doc.name}${doc.display_name ? ` (${oneLine(doc.display_name)})` : ''}  from ${info.registry}`);
     if (doc.description) out(`  ${oneLine(doc.description)}`);
     out(`  type ${doc.plugin_type}; latest ${doc.latest_version ?? '(none)'}`);
+    if (doc.deprecation)
+      out(
+        `  deprecated: ${oneLine(doc.deprecation.message)}${doc.deprecation.replacement ? `; use ${doc.deprecation.replacement} instead` : ''}`,
+      );
     const channels = Object.entries(doc.channels);
     if (channels.length) out(`  channels: ${channels.map(([c, v]) => `${c} ${v}`).join(', ')}`);
     if (doc.capabilities.length) out(`  capabilities: ${doc.capabilities.join(', ')}`);
@@ -53,11 +59,17 @@ export async function run(parsed: Parsed): Promise<number> {
     if (doc.look_alikes?.length) out(`  ${lookAlikeWarning(doc.look_alikes.map((a) => a.name))}`);
     out(`  registry key: ${info.fingerprint}`);
     out('  versions:');
+    // Every state an install judges a version by, as the plugin's page shows it: a version the operator
+    // removed (which the registry also marks yanked) and one an advisory affects read as plainly available.
+    const advisories = bySeverity(doc.advisories ?? []);
     for (const v of doc.versions) {
       const marks = [
-        v.yanked ? `yanked${v.yanked_reason ? `: ${oneLine(v.yanked_reason)}` : ''}` : '',
+        v.removed ? `removed ${v.removed.at}: ${oneLine(v.removed.reason)}` : '',
+        v.yanked && !v.removed ? `yanked${v.yanked_reason ? `: ${oneLine(v.yanked_reason)}` : ''}` : '',
         v.deprecated ? `deprecated${v.deprecation_message ? `: ${oneLine(v.deprecation_message)}` : ''}` : '',
         v.prerelease ? `prerelease${channelOf(v.version) ? ` (${channelOf(v.version)})` : ''}` : '',
+        v.publisher_revoked ? `publisher key revoked ${v.publisher_revoked.at}` : '',
+        ...advisories.filter((a) => affects(a, v.version)).map((a) => `affected by ${a.id} (${a.severity})`),
       ].filter(Boolean);
       const api = [v.min_api_version, v.max_api_version].some(Boolean)
         ? ` api ${v.min_api_version ?? ''}..${v.max_api_version ?? ''}`
@@ -66,6 +78,14 @@ export async function run(parsed: Parsed): Promise<number> {
       out(
         `    ${v.version}  ${v.published.slice(0, 10)}  ${platforms}${api}  publisher ${v.publisher}${marks.length ? `  [${marks.join('; ')}]` : ''}`,
       );
+    }
+    // Withdrawn ones too, marked, as `audit NAME` lists them.
+    if (advisories.length) out('  advisories:');
+    for (const a of advisories) {
+      const withdrawn = a.withdrawn
+        ? `  [withdrawn ${a.withdrawn.at}${a.withdrawn.reason ? `: ${oneLine(a.withdrawn.reason)}` : ''}]`
+        : '';
+      out(`    ${advisoryText(a)}  affects ${a.affected}${withdrawn}`);
     }
     // What the chosen version (else the latest, else the newest) asks of the host and where its bytes are.
     const chosen =

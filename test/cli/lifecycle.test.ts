@@ -206,6 +206,67 @@ describe('when an install meets an advisory', () => {
   });
 });
 
+describe('when a plugin under advisories is described (info)', () => {
+  it('lists its advisories, marks the versions each affects, and says an install refuses the one resolved (--json too)', async () => {
+    const plugindex = await home();
+    const info = await plugindex('info', 'risky-scan');
+    expect(info.code, info.stderr).toBe(0);
+    const lines = info.stdout.split('\n');
+    expect(lines).toContain('  advisories:');
+    expect(lines).toContain(
+      `    PDX-2026-0042 (critical): ${ADVISORY.summary}; fixed in 2.0.0  affects <2.0.0`,
+    );
+    expect(lines).toContain(
+      '    PDX-2026-0043 (low): verbose logging; no fixed version yet  affects >=2.0.0',
+    );
+    expect(lines.find((l) => l.startsWith('    1.0.0  '))).toMatch(
+      /\[affected by PDX-2026-0042 \(critical\)\]$/,
+    );
+    expect(lines.find((l) => l.startsWith('    2.0.0  '))).toMatch(/\[affected by PDX-2026-0043 \(low\)\]$/);
+
+    const resolved = await plugindex('info', 'risky-scan@1.0.0');
+    expect(resolved.code, resolved.stderr).toBe(0);
+    expect(resolved.stdout).toContain(
+      `  warning: risky-scan@1.0.0 is affected by advisory PDX-2026-0042 (critical): ${ADVISORY.summary}; fixed in 2.0.0 (install refuses it, VULNERABLE, unless --allow-vulnerable)`,
+    );
+    const json = await plugindex('info', 'risky-scan@1.0.0', '--json');
+    expect(JSON.parse(json.stdout).resolved).toMatchObject({
+      version: '1.0.0',
+      advisories: [{ id: 'PDX-2026-0042', severity: 'critical' }],
+      warnings: [expect.stringContaining('PDX-2026-0042 (critical)')],
+    });
+    // A version no advisory affects says none.
+    expect(
+      JSON.parse((await plugindex('info', 'steady-tool@1.0.0', '--json')).stdout).resolved,
+    ).toMatchObject({
+      advisories: [],
+      warnings: [],
+    });
+  });
+
+  it('marks a version the operator removed as removed, with the reason, not as a bare yank', async () => {
+    const plugindex = await home();
+    await editPlugin(local.context, 'steady-tool', (doc) => {
+      Object.assign(versionOf(doc, '1.1.0'), {
+        yanked: true,
+        removed: { reason: 'legal request', at: '2026-11-01T12:00:00Z' },
+      });
+    });
+    try {
+      expect((await plugindex('registry', 'update')).code).toBe(0);
+      const info = await plugindex('info', 'steady-tool');
+      expect(info.code, info.stderr).toBe(0);
+      expect(info.stdout.split('\n').find((l) => l.startsWith('    1.1.0  '))).toMatch(
+        /\[removed 2026-11-01T12:00:00Z: legal request\]$/,
+      );
+    } finally {
+      await editPlugin(local.context, 'steady-tool', (doc) => {
+        Object.assign(versionOf(doc, '1.1.0'), { yanked: false, removed: undefined });
+      });
+    }
+  });
+});
+
 describe('when a locked version is yanked since', () => {
   it('installs it with a warning, and --deny-yanked refuses it (exit 1, YANKED)', async () => {
     const plugindex = await home();
