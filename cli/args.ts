@@ -74,8 +74,10 @@ export function unknownWord(
   word: string,
   candidates: readonly string[],
   listedBy: string,
+  /** The one candidate is what `word` means, however it is spelt (another tool's word for it). */
+  meant = false,
 ): string {
-  const near = closest(word, candidates);
+  const near = meant ? candidates[0] : closest(word, candidates);
   return near
     ? `unknown ${kind} "${word}": did you mean "${near}"? (${listedBy})`
     : `unknown ${kind} "${word}": ${listedBy}`;

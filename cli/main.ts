@@ -28,9 +28,31 @@ function commandHelp(spec: Command): string {
   return `${spec.summary}\n\nusage: ${spec.usage}`;
 }
 
+/**
+ * Other package managers' words for what a command here does (npm's `uninstall`, `ls`, `upgrade`...), named
+ * back as that command: by spelling alone `uninstall` was two letters from `install` and got "did you mean
+ * install?", the opposite of what was asked, and the others got nothing near. Never run in its place.
+ */
+const OTHER_TOOLS_WORDS: Readonly<Record<string, string>> = {
+  uninstall: 'remove',
+  rm: 'remove',
+  delete: 'remove',
+  upgrade: 'update',
+  ls: 'list',
+  show: 'info',
+  view: 'info',
+};
+
 /** An unknown command: the one it most likely meant, else where the list is; never the whole list on stderr. */
 function unknownCommand(name: string): string {
-  return unknownWord('command', name, Object.keys(COMMANDS), 'plugindex --help lists every command');
+  const meant = Object.hasOwn(OTHER_TOOLS_WORDS, name) ? OTHER_TOOLS_WORDS[name] : undefined;
+  return unknownWord(
+    'command',
+    name,
+    meant !== undefined ? [meant] : Object.keys(COMMANDS),
+    'plugindex --help lists every command',
+    meant !== undefined,
+  );
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 1 rejected, not found or failed, 2 usage error, 3 refused by a trust check). */

@@ -39,6 +39,23 @@ describe('when the command is mistyped', () => {
     expect(typo.stderr.trimEnd().split('\n')).toHaveLength(1);
   });
 
+  it.each([
+    ['uninstall', 'remove'],
+    ['rm', 'remove'],
+    ['upgrade', 'update'],
+    ['ls', 'list'],
+    ['show', 'info'],
+  ])(
+    "names for another tool's `%s` the command that does it (%s), not the nearest spelling",
+    async (word, meant) => {
+      const result = await plugindex(word, 'kubecost-lens');
+      expect(result.code).toBe(2);
+      expect(result.stdout).toBe('');
+      // `uninstall` is two letters from `install`, which does the opposite.
+      expect(result.stderr).toContain(`unknown command "${word}": did you mean "${meant}"?`);
+    },
+  );
+
   it('says where the list is when nothing is close', async () => {
     const none = await plugindex('frobnicate');
     expect(none.code).toBe(2);
