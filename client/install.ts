@@ -2,15 +2,16 @@ import { join } from 'node:path';
 import { normalizeDigest, sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { keyProblem, manifestKey, versionFolder, versionIdentity } from '../index-builder/layout.ts';
-import type {
-  Advisory,
-  ArtifactRecord,
-  Manifest,
-  ManifestArtifact,
-  OciArtifact,
-  PluginDocument,
-  Resources,
-  VersionRecord,
+import {
+  type Advisory,
+  type ArtifactRecord,
+  artifactPlatformText,
+  type Manifest,
+  type ManifestArtifact,
+  type OciArtifact,
+  type PluginDocument,
+  type Resources,
+  type VersionRecord,
 } from '../index-builder/model.ts';
 import { isPrerelease } from '../index-builder/versions.ts';
 import { DEFAULT_TIMEOUT_SECONDS } from './config.ts';
@@ -196,6 +197,8 @@ interface Target {
   readonly path?: string;
   /** Where the target is written, for messages. */
   readonly where?: string;
+  /** An update's platforms taken from the version it moves from, installed in the folder (`platformsToUpdate`). */
+  readonly updatingFrom?: string;
 }
 
 /** One platform's file of a planned version: what to fetch, from where, and what it must hash to. */
@@ -939,6 +942,30 @@ function setLock(lock: Lockfile, targets: readonly Target[], options: InstallOpt
 }
 
 /**
+ * `resolve` for a platform an update took from the folder: a new version without its build is refused
+ * saying why that platform was asked for (the update named none) and what to do, where the message named a
+ * platform out of nowhere.
+ */
+function updatingFor<T>(target: Target, folder: string, platform: Platform, resolve: () => T): T {
+  try {
+    return resolve();
+  } catch (error) {
+    if (
+      target.updatingFrom === undefined ||
+      !(error instanceof ClientError) ||
+      error.code !== 'NO_ARTIFACT_FOR_PLATFORM'
+    )
+      throw error;
+    const text = artifactPlatformText(platform);
+    throw new ClientError(
+      'NO_ARTIFACT_FOR_PLATFORM',
+      `${error.message} (${target.name}@${target.updatingFrom} is installed for ${text} in ${folder}, so the update places the new version for it too: name the platforms to update for with --platform, or \`plugindex remove ${target.name}@${target.updatingFrom}\` and install it again)`,
+      { cause: error },
+    );
+  }
+}
+
+/**
  * An update's platforms, plugin by plugin, when none is named (`--platform`): those the version it moves
  * from is installed for in the folder, the host's first. A fleet's folder filled with `install --platform`
  * (the host's build and an arm64 one, say, or another system's alone) kept only the host's build of the
@@ -950,8 +977,8 @@ async function platformsToUpdate(
   ctx: ClientContext,
   options: InstallOptions,
   seen: OnDisk,
-): Promise<ReadonlyMap<string, readonly Platform[]>> {
-  const found = new Map<string, readonly Platform[]>();
+): Promise<ReadonlyMap<string, { readonly version: string; readonly platforms: readonly Platform[] }>> {
+  const found = new Map<string, { readonly version: string; readonly platforms: readonly Platform[] }>();
   if (!options.upgrade || options.platform !== undefined || options.targets !== undefined) return found;
   const installed = await seen.read(ctx.tree(options.dir));
   for (const [name, plugin] of Object.entries(installed.plugins)) {
@@ -960,10 +987,10 @@ async function platformsToUpdate(
     const host = platformKey(ctx.platform);
     // The host's first: the version is resolved for the first platform, as a plain update resolves it.
     const ordered = [...keys].sort((a, b) => Number(b === host) - Number(a === host) || compareStrings(a, b));
-    found.set(
-      name,
-      ordered.map((key) => (key === host ? ctx.platform : platformOfKey(key))),
-    );
+    found.set(name, {
+      version: plugin.current,
+      platforms: ordered.map((key) => (key === host ? ctx.platform : platformOfKey(key))),
+    });
   }
   return found;
 }
@@ -972,8 +999,15 @@ function installTargets(
   options: InstallOptions,
   lock: Lockfile | undefined,
   platform: () => Platform,
-  updating: ReadonlyMap<string, readonly Platform[]> = new Map(),
+  updating: ReadonlyMap<
+    string,
+    { readonly version: string; readonly platforms: readonly Platform[] }
+  > = new Map(),
 ): Target[] {
+  const fromFolder = (name: string) => {
+    const found = updating.get(name);
+    return found ? { platforms: found.platforms, updatingFrom: found.version } : {};
+  };
   const locked = (name: string): LockedPlugin | undefined =>
     lock && Object.hasOwn(lock.plugins, name) ? lock.plugins[name] : undefined;
   if (options.targets) {
@@ -1010,7 +1044,7 @@ function installTargets(
       );
     return Object.entries(lock.plugins).map(([name, entry]) => ({
       ...base,
-      platforms: updating.get(name) ?? base.platforms,
+      ...fromFolder(name),
       name,
       spec: entry.requested,
       registry: entry.registry,
@@ -1033,7 +1067,7 @@ function installTargets(
     const registry = from ?? entry?.registry;
     return {
       ...base,
-      platforms: updating.get(name) ?? base.platforms,
+      ...fromFolder(name),
       name,
       spec: explicit ? spec : (entry?.requested ?? spec),
       ...(keep ? { locked: entry } : {}),
@@ -1201,9 +1235,12 @@ async function planTarget(
   checkLockedSource(lock, source, options.lockfile, target.locked !== undefined);
   checkLockedVersionListed(lock, source, document, target.name, options.lockfile);
   const denyYanked = options.denyYanked === true;
+  const folder = ctx.tree(target.dir ?? options.dir).dir;
   const resolution = target.locked
     ? resolveLocked(document, target.locked.version, first, { denyYanked })
-    : resolvePlugin(document, { spec: target.spec, platform: first, apiVersion });
+    : updatingFor(target, folder, first, () =>
+        resolvePlugin(document, { spec: target.spec, platform: first, apiVersion }),
+      );
   const version = resolution.version;
   // The lock's version is held to its digests however it was reached: decided by the lock, or resolved
   // again (an update, another spec) to the very version the lock holds from this source. A registry never
@@ -1231,7 +1268,7 @@ async function planTarget(
     const chosen =
       platform === first && pinned === platform
         ? resolution
-        : resolveLocked(document, version.version, pinned);
+        : updatingFor(target, folder, platform, () => resolveLocked(document, version.version, pinned));
     for (const warning of chosen.warnings) warnings.add(warning);
     if (pinned !== platform)
       for (const warning of libcFallbackWarning(

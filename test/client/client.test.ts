@@ -850,6 +850,29 @@ describe('when an update moves a plugin installed for several platforms', () => 
     );
   });
 
+  it('refuses a new version without a build the old one is installed for, saying why that platform, removing nothing', async () => {
+    await publishFor('shrinking-tool', '1.0.0', BOTH);
+    const m = await machine();
+    await addRegistry(m);
+    for (const platform of [LINUX, ARM])
+      await withClient(m, (c) =>
+        c.install({ requests: ['shrinking-tool@^1'], dir: m.dir, lockfile: m.lockfile, platform }),
+      );
+    await publishFor('shrinking-tool', '1.1.0', [['linux', 'amd64']]);
+    const error = await withClient(m, (c) =>
+      c.install({ requests: ['shrinking-tool'], upgrade: true, dir: m.dir, lockfile: m.lockfile }),
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ClientError);
+    expect(error).toMatchObject({
+      code: 'NO_ARTIFACT_FOR_PLATFORM',
+      message: expect.stringContaining(
+        `shrinking-tool@1.1.0 has no artifact for linux/arm64; it has linux/amd64 (shrinking-tool@1.0.0 is installed for linux/arm64 in ${m.dir}, so the update places the new version for it too:`,
+      ),
+    });
+    expect(await exists(join(m.dir, 'shrinking-tool', '1.0.0', 'linux-arm64', 'shrinking-tool'))).toBe(true);
+    expect(await exists(join(m.dir, 'shrinking-tool', '1.1.0'))).toBe(false);
+  });
+
   it('keeps a folder installed for another platform only for that platform, placing none of the host', async () => {
     await publishFor('cross-tool', '1.0.0', BOTH);
     const m = await machine();
