@@ -2262,7 +2262,7 @@ function checkLockedSource(lock: Lockfile, source: Source, lockfile: string, loc
     if (!locked) return;
     throw new ClientError(
       'LOCK_MISMATCH',
-      `${lockfile}: registries/${source.name} was locked with key ${registry.key_fingerprint}, but ${source.name} is pinned to ${source.fingerprint} here, and no key rotation this client followed leads from one to the other`,
+      `${lockfile}: registries/${source.name} was locked with key ${registry.key_fingerprint}, but ${source.name} is pinned to ${source.fingerprint} here, and no key rotation this client followed leads from one to the other: if that key was pinned here on purpose (a key file replaced by the registry's new key), \`plugindex update\` (\`plugindex update -c FILE\` for a plugin set) locks it again under the key pinned here`,
     );
   }
   if (source.kind === 'registry' && source.generation < registry.min_generation)

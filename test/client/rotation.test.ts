@@ -652,6 +652,32 @@ describe('when a registry rotates its key twice', () => {
     expect(installed.items.map((i) => i.version)).toEqual(['1.1.0']);
   });
 
+  it('says, refusing a lock of a key no followed rotation links to the pin, what locks it again under the pin', async () => {
+    // A client that pinned the third key by hand (the key file replaced) installs from the first key's lock.
+    const pinned = await machine();
+    await pinned.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: third.publicKey } }),
+    );
+    await writeFile(pinned.lockfile, lockBefore);
+    await expect(
+      pinned.run((c) => c.install({ requests: [], lockfile: pinned.lockfile, dir: pinned.dir })),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'LOCK_MISMATCH',
+      message: expect.stringContaining(
+        '`plugindex update` (`plugindex update -c FILE` for a plugin set) locks it again under the key pinned here',
+      ),
+    });
+    // What it names does so.
+    await pinned.run((c) =>
+      c.install({ requests: [], upgrade: true, lockfile: pinned.lockfile, dir: pinned.dir }),
+    );
+    expect(
+      parseLockfile(await readFile(pinned.lockfile, 'utf8'), pinned.lockfile).registries.main
+        ?.key_fingerprint,
+    ).toBe(third.fingerprint);
+  });
+
   it('refuses a lock of the first key whose key the chain kept is damaged on disk, before any request', async () => {
     // A copy of the client that followed, its first key's link in the chain then damaged: the lock made
     // under that key is checked by it, and its manifest's signature was fetched before the key was read.
