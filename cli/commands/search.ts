@@ -55,6 +55,9 @@ export async function run(parsed: Parsed): Promise<number> {
         // A name that reads as another owner's (index-builder/search.ts lookAlikesOf): told on a line of
         // its own under the row, so the row stays as scripts read it and the warning cannot be missed.
         if (lookAlikes !== undefined) out(`  ${lookAlikeWarning(lookAlikes)}`);
+        // search.json says a whole plugin is deprecated (not why: its document does), as --json and the home
+        // page said it; the text said nothing, and a deprecated plugin read as any other.
+        if (entry.deprecated === true) out(`  deprecated (plugindex info ${oneLine(entry.name)} says why)`);
       }
     return hits.length > 0 ? 0 : 1;
   });

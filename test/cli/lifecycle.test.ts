@@ -267,6 +267,33 @@ describe('when a plugin under advisories is described (info)', () => {
   });
 });
 
+describe('when a whole plugin is deprecated', () => {
+  it('search marks its row on a line under it, and info says why and what replaces it', async () => {
+    const plugindex = await home();
+    await editPlugin(local.context, 'steady-tool', (doc) => {
+      doc.deprecation = { message: 'no longer kept', replacement: 'risky-scan', at: '2026-11-01T12:00:00Z' };
+    });
+    try {
+      expect((await plugindex('registry', 'update')).code).toBe(0);
+      const search = await plugindex('search', 'steady');
+      expect(search.code, search.stderr).toBe(0);
+      const lines = search.stdout.trimEnd().split('\n');
+      expect(lines[0]).toMatch(/^main\/steady-tool {2}1\.1\.0 {2}/);
+      expect(lines[1]).toBe('  deprecated (plugindex info steady-tool says why)');
+      expect(JSON.parse((await plugindex('search', 'steady', '--json')).stdout).results[0]).toMatchObject({
+        name: 'steady-tool',
+        deprecated: true,
+      });
+      const info = await plugindex('info', 'steady-tool');
+      expect(info.stdout.split('\n')).toContain('  deprecated: no longer kept; use risky-scan instead');
+    } finally {
+      await editPlugin(local.context, 'steady-tool', (doc) => {
+        doc.deprecation = undefined;
+      });
+    }
+  });
+});
+
 describe('when a locked version is yanked since', () => {
   it('installs it with a warning, and --deny-yanked refuses it (exit 1, YANKED)', async () => {
     const plugindex = await home();
