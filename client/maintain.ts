@@ -435,10 +435,17 @@ async function verifyOne(
   // Installed through the key pinned, or through one the pin was rotated from since: the manifest beside
   // it is then signed by that key or (re-signed by the registry at the rotation) by one after it.
   const rotatedFrom = trust?.chain?.findIndex((link) => link.fingerprint === record.registry_key) ?? -1;
-  if (!trust || (trust.fingerprint !== record.registry_key && rotatedFrom < 0))
+  // No record at all: the registry was removed since (or is a set's, whose records verify -c reads), which
+  // the message said as "pinned to nothing", naming no way on.
+  if (!trust)
     throw new TrustError(
       'SNAPSHOT_WRONG_KEY',
-      `${name}@${version} was installed through key ${record.registry_key}, but ${record.registry} is pinned to ${trust?.fingerprint ?? 'nothing'} now`,
+      `${name}@${version} was installed through key ${record.registry_key}, but ${record.registry} is no registry configured here (removed since, or a plugin set's: \`plugindex verify -c FILE\` checks what a set installed), so no key here checks its signatures: \`plugindex registry add ${record.registry} URL --key FILE\` adds it again`,
+    );
+  if (trust.fingerprint !== record.registry_key && rotatedFrom < 0)
+    throw new TrustError(
+      'SNAPSHOT_WRONG_KEY',
+      `${name}@${version} was installed through key ${record.registry_key}, but ${record.registry} is pinned to ${trust.fingerprint} now`,
     );
   const manifestPath = `${name}/${versionFolder(version)}/manifest.json`;
   // Only files of their size: the install folder may be a checkout, whose manifest.json could be a FIFO.

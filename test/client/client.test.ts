@@ -1201,6 +1201,27 @@ describe('when a remove and an install meet in one folder', () => {
 });
 
 describe('when the installed tree is managed', () => {
+  it('says, verifying a version of a registry removed since, that it is not configured here and how to add it', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    await withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    await withClient(m, (c) => c.removeRegistry('test'));
+    const findings = await withClient(m, (c) => c.verifyInstalled({ dir: m.dir, lockfile: m.lockfile }));
+    expect(findings).toMatchObject([
+      {
+        name: NAME,
+        version: '1.0.0',
+        ok: false,
+        code: 'SNAPSHOT_WRONG_KEY',
+        message: expect.stringContaining(
+          "test is no registry configured here (removed since, or a plugin set's: `plugindex verify -c FILE` checks what a set installed), so no key here checks its signatures: `plugindex registry add test URL --key FILE` adds it again",
+        ),
+      },
+    ]);
+    // Where it named no key at all: "pinned to nothing".
+    expect(findings[0]?.message).not.toContain('pinned to nothing');
+  });
+
   it('lists, disables, verifies, detects a changed file, and removes', async () => {
     const m = await machine();
     await addRegistry(m);
