@@ -57,6 +57,7 @@ export async function run(parsed: Parsed): Promise<number> {
     else if (shown.length === 0) out(outdated ? 'everything is up to date' : 'nothing is installed');
     else
       for (const r of shown) {
+        const others = r.versions.filter((v) => v !== r.current);
         const marks = [
           r.enabled ? '' : 'disabled',
           r.removed ? 'removed' : r.yanked ? 'yanked' : '',
@@ -65,6 +66,9 @@ export async function run(parsed: Parsed): Promise<number> {
           r.advisories?.length
             ? `${r.advisories.length} advisor${r.advisories.length === 1 ? 'y' : 'ies'}`
             : '',
+          // The row is the current version's; others in the folder (an install of another version keeps
+          // the one before) were said nowhere but --json, until `remove NAME` removed them all.
+          others.length > 0 ? `also installed: ${others.join(', ')}` : '',
         ]
           .filter(Boolean)
           .join(', ');

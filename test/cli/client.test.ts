@@ -246,6 +246,19 @@ describe('when a registry URL given on the command line is one registry add refu
     }
   });
 
+  it('lists, beside the current version, the others installed, which remove NAME takes too', async () => {
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    expect((await plugindex('install', `${NAME}@1.0.0`)).code).toBe(0);
+    expect((await plugindex('install', `${NAME}@1.1.0`, '--accept-permissions')).code).toBe(0);
+    const listed = await plugindex('list');
+    expect(listed.code, listed.stderr).toBe(0);
+    // The row named 1.1.0 alone, and `remove cli-demo` then said it removed two versions.
+    expect(listed.stdout).toBe(`${NAME}  1.1.0  linux-amd64  from main  [also installed: 1.0.0]\n`);
+    const removed = await plugindex('remove', NAME);
+    expect(removed.stdout).toContain(`removed ${NAME} 1.0.0, 1.1.0`);
+  });
+
   it('refuses an install URL for its scheme, its form or a missing --key as a usage error (exit 2), before reading anything', async () => {
     // Each was exit 1 (REQUEST_INVALID, or REGISTRY_URL_INVALID from the fetcher with --key), where every
     // other URL typed on the command line that is refused exits 2.
