@@ -10,7 +10,7 @@ import {
   processSubmissions,
 } from '../../index-builder/pipeline/index.ts';
 import { readJson } from '../../index-builder/pipeline/site-writer.ts';
-import { CliError } from '../errors.ts';
+import { CliError, usage } from '../errors.ts';
 import { describeOutcome } from '../output.ts';
 import {
   checkRegistryKey,
@@ -48,6 +48,7 @@ export async function startService(options: {
    */
   readonly warn?: (line: string) => void;
 }): Promise<RunningService> {
+  const host = listenHost(options.host);
   // Fail fast when DIR is not a registry, or its config trusts a key no signature by which is taken: every
   // batch would fail on it (each said on `warn`, the uploads left in incoming/), so the server never starts.
   await readRunningConfig(options.dir);
@@ -64,12 +65,18 @@ export async function startService(options: {
     maxConnectionsPerAddress: options.maxConnectionsPerAddress,
     logTurnedAway: warn,
   });
-  const host = options.host ?? '127.0.0.1';
   const listening = await listenRegistryServer(server, options.port, host).catch((error: unknown) => {
     const code = (error as NodeJS.ErrnoException).code;
     // Node's own error went out with its stack and no code: `listen EADDRNOTAVAIL` for another machine's
-    // address, `getaddrinfo ENOTFOUND` for a name that does not resolve.
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    // address, `getaddrinfo ENOTFOUND` for a name that does not resolve, `listen EINVAL` for a link-local
+    // address without its zone (fe80::1), EAFNOSUPPORT for IPv6 on a machine without it.
+    if (
+      code === 'EADDRNOTAVAIL' ||
+      code === 'ENOTFOUND' ||
+      code === 'EAI_AGAIN' ||
+      code === 'EINVAL' ||
+      code === 'EAFNOSUPPORT'
+    )
       throw new CliError(
         'HOST_UNAVAILABLE',
         `--host ${host} is no address this machine can listen on (${code}): give one of its own, 127.0.0.1 (the default) for this machine alone, or 0.0.0.0 for every interface`,
@@ -215,6 +222,23 @@ async function takeSubmissions(
       await queue;
     },
   };
+}
+
+/**
+ * The address `serve --host` listens on: 127.0.0.1 unless given; an IPv6 literal in the brackets a URL
+ * writes it in (`[::1]`, as serve prints its own URL) without them, where Node looked the bracketed text up
+ * as a name and it was refused HOST_UNAVAILABLE. An empty one is refused (exit 2): Node listens on every
+ * interface for it, so `--host "$HOST"` with HOST unset served the registry to the network.
+ * @throws CliError USAGE for an empty host
+ */
+export function listenHost(host: string | undefined): string {
+  if (host === undefined) return '127.0.0.1';
+  if (host.trim() === '')
+    throw usage(
+      '--host is empty: give an address of this machine, 127.0.0.1 (the default) for it alone, or 0.0.0.0 for every interface',
+    );
+  const bracketed = /^\[([0-9A-Fa-f:.]+(?:%[^\]]+)?)\]$/.exec(host);
+  return bracketed?.[1] ?? host;
 }
 
 /** Serves until the process is interrupted. */

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../../cli/local/registry.ts';
+import { startService } from '../../../cli/local/service.ts';
 import { plugindex } from '../../support/cli.ts';
 
 let work: string;
@@ -84,6 +85,39 @@ describe('when --host names no address of this machine', () => {
     expect(code).toBe(1);
     expect(stderr).toContain(`HOST_UNAVAILABLE: --host ${host} is no address this machine can listen on`);
     expect(stderr).toContain('127.0.0.1');
+    expect(stderr).not.toMatch(/^\s+at /m);
+  });
+});
+
+describe('when --host is written as a URL writes it, or left empty', () => {
+  // `serve` prints `http://[::1]:PORT/` for --host ::1; that form given back was refused HOST_UNAVAILABLE,
+  // "no address this machine can listen on", of this machine's own loopback address.
+  it('listens on a bracketed IPv6 literal as on the address it holds', async () => {
+    const service = await startService({ dir, port: 0, host: '[::1]', watch: false, log: () => {} });
+    try {
+      expect(service.url).toMatch(/^http:\/\/\[::1\]:\d+$/);
+      expect((await fetch(`${service.url}/index.json`)).status).toBe(200);
+    } finally {
+      await service.close();
+    }
+  });
+
+  // Node listens on every interface for an empty host: `--host "$HOST"` with HOST unset served the
+  // registry to the network, where the default is this machine alone.
+  it('refuses an empty --host as a usage error (exit 2), listening on nothing', async () => {
+    const { code, stderr } = await plugindex('serve', '--registry', dir, '--port', '0', '--host', '');
+
+    expect(code).toBe(2);
+    expect(stderr).toContain('--host');
+    expect(stderr).toContain('127.0.0.1');
+  });
+
+  // A link-local address without its zone (fe80::1, not fe80::1%eth0): `listen EINVAL`, Node's stack.
+  it('refuses an address no interface can take as HOST_UNAVAILABLE (exit 1), no stack trace', async () => {
+    const { code, stderr } = await plugindex('serve', '--registry', dir, '--port', '0', '--host', 'fe80::1');
+
+    expect(code).toBe(1);
+    expect(stderr).toContain('HOST_UNAVAILABLE: --host fe80::1 is no address this machine can listen on');
     expect(stderr).not.toMatch(/^\s+at /m);
   });
 });
