@@ -13,11 +13,21 @@ export function outJson(value: unknown): void {
   out(JSON.stringify(value, null, 2));
 }
 
-/** Problems as `--json` gives them: code, JSON pointer, message; at most MAX_REPORTED_PROBLEMS of them. */
+/**
+ * Problems as `--json` gives them: code, JSON pointer, message, and what was expected and what was found
+ * where the problem says (the text's "(expected ...; found ...)": `validate --json` gave neither, where a
+ * publish's outcome holds both); at most MAX_REPORTED_PROBLEMS of them.
+ */
 export function problemsJson(
   problems: readonly Problem[],
-): { code: string; path: string; message: string }[] {
-  return boundProblems(problems).map(({ code, path, message }) => ({ code, path, message }));
+): { code: string; path: string; message: string; expected?: string; found?: string }[] {
+  return boundProblems(problems).map(({ code, path, message, expected, found }) => ({
+    code,
+    path,
+    message,
+    ...(expected ? { expected } : {}),
+    ...(found ? { found } : {}),
+  }));
 }
 
 /**

@@ -3,7 +3,7 @@
  * mistyped commands and options named back, `help COMMAND`, where a usage error goes, and `--json` failures
  * on stdout whatever failed (a usage error, a file that cannot be read, a submission's problems).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -186,6 +186,34 @@ describe('when --json is asked and the command fails', () => {
       ok: false,
       error: { code: 'FILE_NOT_FOUND', message: expect.stringContaining('no-such.json') },
     });
+  });
+
+  it('gives each problem validate --json lists with what was expected and found, as its text does', async () => {
+    // The text said "(expected one of cost_source, ...; found \"cost\")", the JSON only code, path and message:
+    // a script reading it could not tell the author which values the field takes.
+    const file = path.join(work, 'wrong-type.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        name: 'demo',
+        version: '1.0.0',
+        api_version: 'v1',
+        plugin_type: 'cost',
+        capabilities: [],
+      }),
+    );
+    const result = await plugindex('validate', file, '--json');
+    expect(result.code).toBe(1);
+    const report = JSON.parse(result.stdout) as { valid: boolean; errors: Record<string, unknown>[] };
+    expect(report.errors).toContainEqual({
+      code: 'MANIFEST_NOT_ALLOWED_VALUE',
+      path: '/plugin_type',
+      message: '/plugin_type must be equal to one of the allowed values',
+      expected: 'one of cost_source, observability, registry, aggregator',
+      found: '"cost"',
+    });
+    // A problem with neither says so by their absence, not by empty fields.
+    expect(report.errors.every((e) => e.expected !== '' && e.found !== '')).toBe(true);
   });
 
   it("prints a refused submission's problems as JSON, exit 1", async () => {
