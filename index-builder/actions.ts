@@ -346,12 +346,16 @@ export function readSignedAction(bytes: Uint8Array): ReadAction {
   const fail = (problems: Problem[]): never => {
     throw new SubmissionError('INVALID_SUBMISSION', problems);
   };
-  if (bytes.byteLength > MAX_ACTION_BYTES)
+  if (bytes.byteLength > MAX_ACTION_BYTES) {
+    // A manifest may be twice an action's size: one past it was "the action submission is N bytes".
+    const manifest = manifestUploadProblem(bytes);
+    if (manifest) fail([manifest]);
     fail([
       problem('ACTION_TOO_LARGE', 'envelope:', `the action submission is ${bytes.byteLength} bytes`, {
         expected: `at most ${MAX_ACTION_BYTES} bytes`,
       }),
     ]);
+  }
   let envelope: unknown;
   let envelopeText = '';
   try {
@@ -360,13 +364,17 @@ export function readSignedAction(bytes: Uint8Array): ReadAction {
   } catch (error) {
     fail([problem('ACTION_MALFORMED', 'envelope:', `not UTF-8 JSON: ${(error as Error).message}`)]);
   }
-  refuseDuplicateKeys(envelopeText, 'envelope:', fail);
-  if (!isObject(envelope)) return fail([problem('ACTION_MALFORMED', 'envelope:', 'expected a JSON object')]);
-  // Not one of an envelope's fields, and a manifest's: said once, with how to pack it, not field by field.
-  if (!['schema', 'action', 'signature', 'key'].some((field) => Object.hasOwn(envelope, field))) {
+  // Not one of an envelope's fields, and a manifest's: said once, with how to pack it, not field by field,
+  // nor as a key repeated in an envelope (a manifest's own repeated key is `pack`'s to name).
+  if (
+    isObject(envelope) &&
+    !['schema', 'action', 'signature', 'key'].some((field) => Object.hasOwn(envelope, field))
+  ) {
     const manifest = manifestUploadProblem(bytes);
     if (manifest) fail([manifest]);
   }
+  refuseDuplicateKeys(envelopeText, 'envelope:', fail);
+  if (!isObject(envelope)) return fail([problem('ACTION_MALFORMED', 'envelope:', 'expected a JSON object')]);
   const problems: Problem[] = [];
   if (envelope.schema !== SIGNED_ACTION_SCHEMA)
     problems.push(

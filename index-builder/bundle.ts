@@ -10,6 +10,7 @@ import { Buffer, constants as bufferConstants } from 'node:buffer';
 import { gunzipSync, gzipSync, type ZlibOptions } from 'node:zlib';
 import { normalizeDigest, sha256Hex } from './digest.ts';
 import { type Problem, problem, SubmissionError } from './errors.ts';
+import { MAX_MANIFEST_BYTES } from './manifest/parse.ts';
 import type { Manifest } from './model.ts';
 import { readTar, type TarEntry, TarFormatError } from './tar.ts';
 
@@ -231,6 +232,8 @@ const TOP_LEVEL_YAML = /^([a-z_]+):[ \t]*(.*?)[ \t]*$/gm;
  * fields only (`name`, `version` and one of `MANIFEST_MARKS`, none of an envelope's), never as a manifest.
  */
 export function manifestUploadProblem(bytes: Uint8Array): Problem | undefined {
+  // Past a manifest's own cap it is none, and a bundle's size of text (not gzip) is not decoded to say so.
+  if (bytes.byteLength > MAX_MANIFEST_BYTES) return undefined;
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);

@@ -647,6 +647,18 @@ describe('when a publisher uploads a manifest instead of a bundle', () => {
   it.each([
     ['a JSON manifest', 'manifest.json', () => encode(`${JSON.stringify(validManifest(), null, 2)}\n`)],
     ['a YAML manifest', 'manifest.yaml', () => encode(YAML.stringify(validManifest()))],
+    // A manifest may be 256 KiB, an action 128 KiB: one past 128 KiB was ACTION_TOO_LARGE, "the action
+    // submission is N bytes", and one with a key written twice ACTION_MALFORMED at that key, neither a manifest.
+    [
+      'a JSON manifest larger than an action may be',
+      'manifest.json',
+      () => encode(`${JSON.stringify(validManifest(), null, 2)}${' '.repeat(150 * 1024)}\n`),
+    ],
+    [
+      'a JSON manifest with a field written twice',
+      'manifest.json',
+      () => encode(JSON.stringify(validManifest()).replace(/^\{/, '{"name":"demo-plugin",')),
+    ],
   ] as const)('rejects %s with SUBMISSION_IS_MANIFEST alone, saying to pack it', async (_, name, bytes) => {
     const registry = await makeRegistry();
     const before = registry.site.fingerprint();
