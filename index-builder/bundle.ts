@@ -240,6 +240,9 @@ export function manifestUploadProblem(bytes: Uint8Array): Problem | undefined {
   } catch {
     return undefined;
   }
+  // Neither JSON nor YAML holds a NUL, and a tar (`tar cf` without z) is mostly NULs: valid UTF-8 whose
+  // manifest.yaml lines read as a bare manifest's top level, and it was told to pack what it had packed.
+  if (text.includes('\u0000')) return undefined;
   const fields = new Map<string, unknown>();
   if (text.trimStart().startsWith('{')) {
     let value: unknown;

@@ -680,6 +680,21 @@ describe('when a publisher uploads a manifest instead of a bundle', () => {
   });
 });
 
+describe('when a bundle is a tar that is not gzipped', () => {
+  // A tar's headers and padding are NUL bytes, valid UTF-8: the lines of the manifest.yaml it carries read
+  // as a bare manifest's top level, and `tar cf` without z was told to pack the manifest it had packed.
+  it('rejects it BUNDLE_NOT_GZIP, not as a bare manifest', async () => {
+    const registry = await makeRegistry();
+    const tar = await rawTar(
+      [{ name: 'manifest.yaml', body: `# the demo plugin\n${YAML.stringify(validManifest())}` }],
+      false,
+    );
+    const key = await upload(registry.intake, tar, 'demo.tar');
+    const result = await processSubmissions(registry.context, [key]);
+    expect(result.outcomes[0]?.problems.map((p) => p.code)).toEqual(['BUNDLE_NOT_GZIP']);
+  });
+});
+
 describe('when a submission has more problems than a report lists', () => {
   it('records the first 99 and one that counts the rest, and publishes nothing', async () => {
     const registry = await makeRegistry();
