@@ -23,7 +23,7 @@ import { duplicateKeyPointers } from './manifest/json-scan.ts';
 import { type Advisory, SEVERITIES, type Severity } from './model.ts';
 import { createSigner } from './signing.ts';
 import { stringifyJson, textProblem } from './text.ts';
-import { advisoryAffects } from './versions.ts';
+import { advisoryAffects, isPrerelease } from './versions.ts';
 
 export const ACTION_SCHEMA = 'plugindex/action/v1';
 export const SIGNED_ACTION_SCHEMA = 'plugindex/signed-action/v1';
@@ -299,12 +299,17 @@ export function actionProblems(value: unknown): Problem[] {
 export function newActionProblems(action: ActionBody): Problem[] {
   if (action.action === 'advisory-add') {
     const { affected, fixed } = action.advisory;
-    if (fixed !== undefined && advisoryAffects({ affected }, fixed))
+    if (fixed !== undefined && advisoryAffects({ affected }, fixed)) {
+      // `<2.0.0` holds 2.0.0-rc.1 (versions.ts `advisoryAffects`), which node-semver's default reads
+      // otherwise: an operator fixed in a release candidate is told where to end the range.
+      const prerelease = isPrerelease(fixed)
+        ? ` (a prerelease comes before its release, and clients hold it affected: end the range before it, <${fixed})`
+        : '';
       return [
         problem(
           'ADVISORY_FIXED_AFFECTED',
           '/advisory/fixed',
-          `${fixed} is in the affected range ${affected}`,
+          `${fixed} is in the affected range ${affected}${prerelease}`,
           {
             expected:
               'the first version with the fix, one the affected range leaves out; none while there is none',
@@ -312,6 +317,7 @@ export function newActionProblems(action: ActionBody): Problem[] {
           },
         ),
       ];
+    }
   }
   if (action.action === 'deprecate' && action.replacement === action.plugin)
     return [

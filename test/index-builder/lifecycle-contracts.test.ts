@@ -196,6 +196,23 @@ describe('a signed action', () => {
     expect(newActionProblems(itself as unknown as Action)).toEqual([
       expect.objectContaining({ code: 'DEPRECATION_REPLACES_ITSELF', path: '/replacement' }),
     ]);
+    // A prerelease of the release the range ends before is in it (`<2.0.0` holds 2.0.0-rc.1, clients refuse
+    // it as vulnerable): said so, as node-semver's own default reads such a range without prereleases.
+    expect(
+      newActionProblems(
+        body({
+          action: 'advisory-add',
+          plugin: 'demo-plugin',
+          advisory: { id: 'X-1', severity: 'high', affected: '<2.0.0', fixed: '2.0.0-rc.1', summary: 's' },
+        }) as unknown as Action,
+      ),
+    ).toEqual([
+      expect.objectContaining({
+        code: 'ADVISORY_FIXED_AFFECTED',
+        message:
+          '2.0.0-rc.1 is in the affected range <2.0.0 (a prerelease comes before its release, and clients hold it affected: end the range before it, <2.0.0-rc.1)',
+      }),
+    ]);
     // Fixed in a version past the range, before it (a regression), or a prerelease past it: each stands.
     for (const [affected, fixed] of [
       ['<2.0.0', '2.0.0'],
