@@ -2,7 +2,8 @@
  * `plugindex publishers list|add|remove`: who a local registry trusts. What adding a key means for the policy
  * is the core's decision (`withTrustedPublisher` in index-builder/config.ts); this only reads and writes.
  * Each action takes `--json`: the policy, the ownership and the publishers trusted after it, `add` and
- * `remove` with the entry they changed (`added`, `removed`).
+ * `remove` with the entry they changed (`added`, `removed`; an `add` of a key listed already with the entry
+ * it replaced, `replaced`).
  */
 import {
   nameGlobProblem,
@@ -93,7 +94,12 @@ export async function run(parsed: Parsed): Promise<number> {
   });
   if (parsed.values.json) {
     const added = config.publishers.find((p) => p.fingerprint === key.fingerprint);
-    outJson({ added: added ? publisherJson(added) : null, ...trustJson(config) });
+    // A key listed already: the entry it replaced too, whose names the text says it no longer has.
+    outJson({
+      added: added ? publisherJson(added) : null,
+      ...(earlier ? { replaced: publisherJson(earlier) } : {}),
+      ...trustJson(config),
+    });
     return 0;
   }
   const dropped = (earlier?.names ?? []).filter((name) => !names.includes(name));

@@ -512,4 +512,37 @@ describe('when a program asks publishers for --json', () => {
     });
     expect(await run('list')).toEqual({ policy: 'restricted', ownership: 'first-come', publishers: [b] });
   });
+
+  it('gives the entry a key added again replaced, as its text names the names it no longer has', async () => {
+    // The text said "no longer for first-*"; --json gave the new entry alone, the names it lost unsaid.
+    const at = path.join(work, 'json-readded');
+    await initRegistry(at, { name: 'j', url: 'http://127.0.0.1:8080' });
+    const key = await testKey('json-readded');
+    await writeFile(path.join(work, 'json-readded.asc'), key.publicKey);
+    const add = async (names: string) => {
+      const result = await plugindexProcess(
+        [
+          'publishers',
+          'add',
+          path.join(work, 'json-readded.asc'),
+          '--names',
+          names,
+          '--registry',
+          at,
+          '--json',
+        ],
+        { cwd: work },
+      );
+      expect(result.code, result.stderr).toBe(0);
+      return JSON.parse(result.stdout) as Record<string, unknown>;
+    };
+    const first = await add('first-*,shared-*');
+    expect(first).not.toHaveProperty('replaced');
+    const label = (first.added as { label: string | null }).label;
+    const again = await add('shared-*,later-*');
+    expect(again).toMatchObject({
+      added: entry(key.fingerprint, ['shared-*', 'later-*'], label),
+      replaced: entry(key.fingerprint, ['first-*', 'shared-*'], label),
+    });
+  });
 });
