@@ -202,18 +202,14 @@ async function clientLogLength(ctx: PipelineContext): Promise<number> {
  * What else a key a rotation goes to is, or undefined: a key the registry rotated away from (a client that
  * followed that rotation refuses a rotation back to it, client/key-chain.ts, and a published rotation is
  * never rewritten: every such client would be stuck), a key the registry's operator revoked (any of its
- * fingerprints), an operator's key (never the registry key: the trust model), a trusted publisher's, or a
- * plugin owner's.
+ * fingerprints), an operator's key (never the registry key: the trust model), or a trusted publisher's (a
+ * plugin owner's is checked last, `pluginOwnedBy`).
  */
 async function keyTakenBy(
   ctx: PipelineContext,
   next: { readonly fingerprint: string; readonly key: string },
 ): Promise<string | undefined> {
-  const info = await readPublicKey(next.key).catch(() => undefined);
-  const fingerprints = new Set([
-    next.fingerprint,
-    ...(info?.key.getKeys().map((key) => key.getFingerprint().toUpperCase()) ?? []),
-  ]);
+  const fingerprints = await fingerprintsOf(next);
   if ((await retiredFingerprints(ctx.site)).some((fingerprint) => fingerprints.has(fingerprint)))
     return 'a key the registry rotated away from';
   const revoked = await ctx.site.get(REVOKED_KEYS_KEY);
@@ -224,9 +220,19 @@ async function keyTakenBy(
     return "an operator's key";
   if (ctx.config.publishers.some((publisher) => fingerprints.has(publisher.fingerprint)))
     return "a trusted publisher's key";
-  const owned = await pluginOwnedBy(ctx, fingerprints);
-  if (owned) return `the key of ${owned}'s owner`;
   return undefined;
+}
+
+/** The fingerprints of `next`, its primary key's and its subkeys', as the pipeline compares keys. */
+async function fingerprintsOf(next: {
+  readonly fingerprint: string;
+  readonly key: string;
+}): Promise<Set<string>> {
+  const info = await readPublicKey(next.key).catch(() => undefined);
+  return new Set([
+    next.fingerprint,
+    ...(info?.key.getKeys().map((key) => key.getFingerprint().toUpperCase()) ?? []),
+  ]);
 }
 
 /** Plugin documents read at once by `pluginOwnedBy`, as `checkEveryPublished` reads them. */
@@ -413,6 +419,19 @@ export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Pr
       `${error.message}. A key rotation signs nothing the old key did not: mend the published store first, then rotate`,
     );
   });
+  // A plugin owner's key, for a new rotation only, once the documents are found as published (an edited one
+  // named another owner) and the cheap checks passed (it reads every document). A rotation published already
+  // is finished whatever it goes to: one a release before this check published, its run dead before the
+  // rebuild, was refused for good, the registry left ROTATION_PENDING until its files were deleted by hand;
+  // the owner it locks out is mended by an operator's transfer of the plugin.
+  const owned = existing ? undefined : await pluginOwnedBy(ctx, await fingerprintsOf(rotation.next));
+  if (owned)
+    refuse(
+      'ROTATION_INVALID',
+      '/rotation/next/fingerprint',
+      `the rotation is to the key of ${owned}'s owner: the registry's key is its own, new, and never one it revoked`,
+      { found: rotation.next.fingerprint },
+    );
   return { ...base, state: existing ? 'resume' : 'new', snapshot };
 }
 

@@ -590,6 +590,34 @@ describe('when a published document is not what the registry published', () => {
     expect(storesOf(registry)).toEqual(before);
   });
 
+  it("resumes a rotation to a plugin owner's key that an older release published, its run dead before the rebuild", async () => {
+    // Prepare: the owner's plugin, then what a run of a release without the owner check left when it died right
+    // after publishing the rotation (failAt(2) below: keys/rotation/1.json is the first write).
+    const registry = await publishedRegistry();
+    const bundle = await makeBundle({
+      manifest: validManifest({ name: 'owned-plugin', version: '1.0.0' }),
+      signer: await testKey('registry-2'),
+    });
+    expect(
+      (await processSubmissions(registry.context, await registry.submit(bundle))).outcomes[0]?.status,
+    ).toBe('accepted');
+    const bytes = await rotation(registry);
+    const ctx = { ...registry.context, signer: newSigner };
+    await expect(rotateRegistryKey(ctx, bytes)).rejects.toThrow(SubmissionError); // a new one is refused
+    await registry.site.put(rotationKey(1), bytes, {
+      contentType: 'application/json',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+
+    const result = await rotateRegistryKey(ctx, bytes);
+
+    // Refused, the registry stayed ROTATION_PENDING until the operator deleted the published rotation by hand.
+    expect(result.status).toBe('rotated');
+    expect(json<SnapshotDocument>(registry.site, 'snapshot.json').key_fingerprint).toBe(
+      newSigner.fingerprint,
+    );
+  });
+
   it('refuses to resume a rotation that died before its rebuild began over a document edited since', async () => {
     const registry = await publishedRegistry();
     const bytes = await rotation(registry);
