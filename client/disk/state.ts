@@ -1501,11 +1501,7 @@ export class InstallTree {
   }
 
   async read(): Promise<InstalledFile> {
-    const text = await readFileNamed(
-      this.file,
-      'INSTALLED_INVALID',
-      "the install folder's record of what it holds: move it away",
-    );
+    const text = await readTextIfExists(this.file);
     return text === undefined ? EMPTY_INSTALLED : parseInstalled(text, this.file);
   }
 
@@ -1954,30 +1950,8 @@ export async function filesSharingStem(
 
 /** The lock file, or undefined when there is none. */
 export async function readLockfile(path: string): Promise<Lockfile | undefined> {
-  const text = await readFileNamed(
-    path,
-    'LOCKFILE_INVALID',
-    'a lock file: name a file (--lockfile FILE), or move the folder away',
-  );
+  const text = await readTextIfExists(path);
   return text === undefined ? undefined : parseLockfile(text, path);
-}
-
-/**
- * `readTextIfExists` of a file whose place the user names (`--lockfile`, `--dir`'s installed.json): a folder
- * there is refused as `code`, naming it and what to do (`what`), where node's EISDIR escaped with a stack
- * trace (`install --lockfile .`).
- */
-async function readFileNamed(
-  path: string,
-  code: 'LOCKFILE_INVALID' | 'INSTALLED_INVALID',
-  what: string,
-): Promise<string | undefined> {
-  try {
-    return await readTextIfExists(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EISDIR') throw error;
-    throw new ClientError(code, `${path} is a folder, not ${what}`, { cause: error });
-  }
 }
 
 /**
