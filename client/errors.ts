@@ -68,7 +68,7 @@ export type ClientErrorCode =
   | 'NO_ARTIFACT_FOR_PLATFORM'
   /** A `NAME[@SPEC]` or `OS/ARCH` that does not parse. */
   | 'REQUEST_INVALID'
-  /** plugindex.lock does not parse or has the wrong shape; names the JSON pointer. */
+  /** plugindex.lock does not parse or has the wrong shape (names the JSON pointer), or is a folder (names it). */
   | 'LOCKFILE_INVALID'
   /** `--locked`/`--frozen` and the lock is missing or would change; names the entries. */
   | 'LOCK_OUT_OF_SYNC'

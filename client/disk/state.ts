@@ -1948,10 +1948,31 @@ export async function filesSharingStem(
   return found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-/** The lock file, or undefined when there is none. */
+/**
+ * The lock file, or undefined when there is none.
+ * @throws ClientError LOCKFILE_INVALID for one that does not parse, or a folder where the lock goes.
+ */
 export async function readLockfile(path: string): Promise<Lockfile | undefined> {
-  const text = await readTextIfExists(path);
+  const text = await readLockText(path);
   return text === undefined ? undefined : parseLockfile(text, path);
+}
+
+/**
+ * The lock's text, or undefined when there is none. A folder at its path (a `--lockfile` naming one, a
+ * folder made where a set's lock goes) is the lock's fault, named: Node's bare "EISDIR: illegal operation on
+ * a directory, read", which names no path, reached every install, update, list and clean as a stack trace.
+ */
+async function readLockText(path: string): Promise<string | undefined> {
+  try {
+    return await readTextIfExists(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EISDIR') throw error;
+    throw new ClientError(
+      'LOCKFILE_INVALID',
+      `${path} is a folder, not a lock file: move it away, or name another lock file`,
+      { cause: error },
+    );
+  }
 }
 
 /**
@@ -1961,7 +1982,7 @@ export async function readLockfile(path: string): Promise<Lockfile | undefined> 
  */
 export async function writeLockfile(path: string, lock: Lockfile): Promise<boolean> {
   const text = serializeLockfile(lock);
-  const there = await readTextIfExists(path);
+  const there = await readLockText(path);
   if (there === text || there?.replaceAll('\r\n', '\n') === text) return false;
   await writeFileAtomic(path, text);
   return true;

@@ -371,6 +371,31 @@ describe('when a plugin name, version spec, reference or platform typed on the c
     expect(JSON.parse(locked.stdout)).toMatchObject({ ok: false, error: { code: 'LOCKFILE_INVALID' } });
     expect(locked.stderr).toContain('/plugins/Bad Name');
   });
+
+  it('names a lock path that is a folder as no lock file (LOCKFILE_INVALID, exit 1), where Node printed EISDIR and a stack trace', async () => {
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const cwd = path.join(work, `home${homes}`);
+    await mkdir(path.join(cwd, 'plugindex.lock'));
+    await mkdir(path.join(cwd, 'other.lock'));
+    for (const args of [
+      ['install', NAME, '--dir', 'plugins'],
+      ['install', '--dir', 'plugins', '--frozen'],
+      ['update', '--dir', 'plugins'],
+      ['install', NAME, '--dir', 'plugins', '--lockfile', 'other.lock'],
+    ]) {
+      const refused = await plugindex(...args, '--json');
+      const lock = path.join(cwd, args.includes('--lockfile') ? 'other.lock' : 'plugindex.lock');
+      expect(refused.code, `${args.join(' ')}: ${refused.stderr}`).toBe(1);
+      expect(refused.stderr).toContain(
+        `plugindex ${args[0]}: LOCKFILE_INVALID: ${lock} is a folder, not a lock file`,
+      );
+      expect(refused.stderr).not.toContain('EISDIR');
+      expect(refused.stderr).not.toMatch(/^\s+at /m);
+      expect(JSON.parse(refused.stdout)).toMatchObject({ ok: false, error: { code: 'LOCKFILE_INVALID' } });
+    }
+    expect(await readdir(path.join(cwd, 'plugindex.lock'))).toEqual([]);
+  });
 });
 
 describe('when verify --url is given a URL registry add refuses', () => {

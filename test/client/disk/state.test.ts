@@ -29,10 +29,13 @@ import {
   foldedName,
   InstallTree,
   REMOVED_DEPARTURES_FILE,
+  readLockfile,
   setTrustName,
   type TrustRecord,
+  writeLockfile,
 } from '../../../client/disk/state.ts';
-import type { ClientError } from '../../../client/errors.ts';
+import { ClientError } from '../../../client/errors.ts';
+import type { Lockfile } from '../../../client/lockfile.ts';
 import { sha256Hex } from '../../../index-builder/digest.ts';
 import { deadPid } from '../../support/dead-pid.ts';
 
@@ -737,6 +740,27 @@ describe.skipIf(process.platform === 'win32')(
     });
   },
 );
+
+describe('when the path of a lock file is a folder', () => {
+  it('names the path as no lock file (LOCKFILE_INVALID), for a read and for a write, where Node said only EISDIR', async () => {
+    // Node's bare "EISDIR: illegal operation on a directory, read" reached the command as a stack trace.
+    const EMPTY_LOCK: Lockfile = { lockfile_version: 1, registries: {}, plugins: {} };
+    const folder = path.join(await mkdtemp(path.join(dir, 'lock-folder-')), 'plugindex.lock');
+    await mkdir(folder);
+    for (const attempt of [() => readLockfile(folder), () => writeLockfile(folder, EMPTY_LOCK)]) {
+      const error = await attempt().then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      );
+      expect(error).toBeInstanceOf(ClientError);
+      expect(error).toMatchObject({ code: 'LOCKFILE_INVALID' });
+      expect((error as ClientError).message).toContain(`${folder} is a folder, not a lock file`);
+    }
+    // Left as it was: nothing written into it or in its place.
+    expect((await stat(folder)).isDirectory()).toBe(true);
+    expect(await readdir(folder)).toEqual([]);
+  });
+});
 
 describe.skipIf(process.platform === 'win32')('when an installed file is a FIFO', () => {
   it('hashes it as no file, at once, rather than wait for a writer', async () => {
