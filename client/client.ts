@@ -301,6 +301,52 @@ function isUrlReference(text: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(text);
 }
 
+/**
+ * Reads a command-line reference by the rule `reference` reads it with, touching nothing (no registry, no
+ * file): a manifest URL's form (`refuseManifestUrl`), or a name, `NAME[@SPEC]`, `NAME:TAG` or an OCI
+ * reference (oci.ts `parseArtifactReference`). So a command refuses every text typed wrong before it reads
+ * a registry for any other: each read in its turn, an OCI reference no registry lists (PLUGIN_NOT_FOUND)
+ * hid the name typed wrong after it.
+ * @throws ClientError REQUEST_INVALID as `reference` would.
+ */
+export async function checkReference(text: string): Promise<void> {
+  if (isUrlReference(text)) return refuseManifestUrl(text);
+  const { parseArtifactReference } = await import('./oci.ts');
+  parseArtifactReference(text);
+}
+
+/**
+ * A manifest URL's form, refused (REQUEST_INVALID) before anything names or reads it: no URL, credentials, a
+ * query or fragment, a scheme the fetcher does not read, a folder.
+ */
+function refuseManifestUrl(url: string): void {
+  // Checked before anything names it: credentials or a `?token=` were printed whole in every refusal
+  // below, and one no parser takes was a TypeError once a key was given. A manifest URL has none of them
+  // (credentials go in the registry configuration; a query would be appended to, not a file's).
+  if (!URL.canParse(url)) throw new ClientError('REQUEST_INVALID', `${redactUrl(url)} is not a URL`);
+  const parsed = new URL(url);
+  if (parsed.username !== '' || parsed.password !== '' || parsed.search !== '' || parsed.hash !== '')
+    throw new ClientError(
+      'REQUEST_INVALID',
+      `${redactUrl(url)}: a manifest URL has no credentials (they belong in the registry configuration), query or fragment`,
+    );
+  // Its folder is read as the fetcher reads any (https:, http: only on a loopback host, file:, an s3:
+  // bucket): said here, before a key is pinned or anything read, where the fetcher refused it later as the
+  // source's; in a registry's words when it has some (they name the host). Held to a registry's rule
+  // alone, an s3: manifest URL, which the fetcher reads as it reads a set's bucket, was refused. Not an
+  // s3: one's: a registry's words are that no s3: URL is allowed, where its bucket's name is what is wrong.
+  const manifestFolder = new URL('.', parsed);
+  const fetcherProblem = urlProblem(manifestFolder);
+  const schemeProblem =
+    fetcherProblem === undefined || manifestFolder.protocol === 's3:'
+      ? fetcherProblem
+      : (registryUrlProblem(manifestFolder.href) ?? fetcherProblem);
+  if (schemeProblem !== undefined)
+    throw new ClientError('REQUEST_INVALID', `${redactUrl(url)}: ${schemeProblem}`);
+  if (parsed.pathname.endsWith('/'))
+    throw new ClientError('REQUEST_INVALID', `${redactUrl(url)} is a folder, not the URL of a manifest file`);
+}
+
 /** A snapshot checked this recently is not asked for again (`registry update` then `install`: one request). */
 const DEFAULT_FRESH_MS = 60_000;
 
@@ -1214,34 +1260,7 @@ class Client implements PlugindexClient {
    * registry's snapshot); anywhere else, only with a key that signs it.
    */
   async #urlReference(url: string, armoredKey: string | undefined): Promise<ReferenceTarget> {
-    // Checked before anything names it: credentials or a `?token=` were printed whole in every refusal
-    // below, and one no parser takes was a TypeError once a key was given. A manifest URL has none of them
-    // (credentials go in the registry configuration; a query would be appended to, not a file's).
-    if (!URL.canParse(url)) throw new ClientError('REQUEST_INVALID', `${redactUrl(url)} is not a URL`);
-    const parsed = new URL(url);
-    if (parsed.username !== '' || parsed.password !== '' || parsed.search !== '' || parsed.hash !== '')
-      throw new ClientError(
-        'REQUEST_INVALID',
-        `${redactUrl(url)}: a manifest URL has no credentials (they belong in the registry configuration), query or fragment`,
-      );
-    // Its folder is read as the fetcher reads any (https:, http: only on a loopback host, file:, an s3:
-    // bucket): said here, before a key is pinned or anything read, where the fetcher refused it later as the
-    // source's; in a registry's words when it has some (they name the host). Held to a registry's rule
-    // alone, an s3: manifest URL, which the fetcher reads as it reads a set's bucket, was refused. Not an
-    // s3: one's: a registry's words are that no s3: URL is allowed, where its bucket's name is what is wrong.
-    const manifestFolder = new URL('.', parsed);
-    const fetcherProblem = urlProblem(manifestFolder);
-    const schemeProblem =
-      fetcherProblem === undefined || manifestFolder.protocol === 's3:'
-        ? fetcherProblem
-        : (registryUrlProblem(manifestFolder.href) ?? fetcherProblem);
-    if (schemeProblem !== undefined)
-      throw new ClientError('REQUEST_INVALID', `${redactUrl(url)}: ${schemeProblem}`);
-    if (parsed.pathname.endsWith('/'))
-      throw new ClientError(
-        'REQUEST_INVALID',
-        `${redactUrl(url)} is a folder, not the URL of a manifest file`,
-      );
+    refuseManifestUrl(url);
     const config = await this.#config_();
     for (const entry of registriesByPriority(config)) {
       for (const base of [entry.url, ...entry.mirrors]) {

@@ -9,7 +9,7 @@
 
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
-import type { InstallResult } from '../../client/client.ts';
+import { checkReference, type InstallResult } from '../../client/client.ts';
 import type { Source } from '../../client/source.ts';
 import { givenOptions, type Parsed, stringOption } from '../args.ts';
 import {
@@ -58,6 +58,12 @@ export async function run(parsed: Parsed): Promise<number> {
   const keyFile = stringOption(parsed, 'key');
   // Read before anything else: a platform refused is the command line's fault, said before any registry is.
   const platform = platformOption(parsed);
+  // Every text too, before the first is looked up: read in its turn, one typed wrong was hidden by whatever
+  // reading a registry for a reference before it came to (an OCI reference none lists, PLUGIN_NOT_FOUND).
+  for (const text of parsed.positionals)
+    await checkReference(text).catch((error: unknown) => {
+      throw argumentRefusal(error);
+    });
   return withClient(parsed, async ({ client, json }) => {
     const key =
       keyFile === undefined

@@ -358,6 +358,36 @@ describe('when a plugin name, version spec, reference or platform typed on the c
     expect(await readdir(path.join(work, `home${homes}`))).not.toContain('plugindex.lock');
   });
 
+  it('refuses a bad argument of install before any registry is read for the arguments before it', async () => {
+    // Each text was read as its turn came, a reference before it read from the registries first: an OCI
+    // reference no registry lists (PLUGIN_NOT_FOUND, exit 1) hid the name or URL typed wrong after it.
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    for (const [bad, says] of [
+      ['Bad Name', 'plugin name "Bad Name"'],
+      [`${NAME}@not a version!`, 'version "not a version!" is not a version'],
+      ['https://u:secret@r.example/plugins/x/1.0.0/manifest.json', 'a manifest URL has no credentials'],
+      ['https://r.example/plugins/x/1.0.0/', 'is a folder, not the URL of a manifest file'],
+    ] as const) {
+      const refused = await plugindex(
+        'install',
+        'oci.example/acme/lens:1.0.0',
+        bad,
+        '--dir',
+        'plugins',
+        '--json',
+      );
+      expect(refused.code, `${bad}: ${refused.stderr}`).toBe(2);
+      expect(refused.stderr).toContain('plugindex install: REQUEST_INVALID: ');
+      expect(refused.stderr).toContain(says);
+      expect(refused.stderr).not.toContain('secret');
+    }
+    // Each alone is what it was: the reference is looked for, and not found.
+    const alone = await plugindex('install', 'oci.example/acme/lens:1.0.0', '--dir', 'plugins');
+    expect(alone.code, alone.stderr).toBe(1);
+    expect(alone.stderr).toContain('PLUGIN_NOT_FOUND');
+  });
+
   it('leaves a name read from a file the fault of the file (exit 1, its JSON pointer): nothing on the command line was wrong', async () => {
     const plugindex = await home();
     expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
