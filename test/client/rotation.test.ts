@@ -17,6 +17,7 @@ import { createRegistryServer, listenRegistryServer } from '../../cli/local/serv
 import { verifyRegistry } from '../../cli/verify.ts';
 import { createClient } from '../../client/client.ts';
 import { ContentCache } from '../../client/disk/cache.ts';
+import { setTrustName } from '../../client/disk/state.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
@@ -2921,5 +2922,56 @@ describe('when tidying the trust index fails after the trust state kept the key 
     } finally {
       await client.close();
     }
+  });
+});
+
+describe("when tidying the trust index fails after a plugin set's trust state kept the key a rotation led to", () => {
+  it('reports the failure, the set following the new key from the trust state, and the next run tidies the index', async () => {
+    // The set's session keeps its record by `ClientContext.writeTrust` (plugin-set.ts), not by a configured
+    // registry's: the failure of the index's last step after it is the disk's, thrown once the record is taken.
+    const registry = await servedRegistry(['1.0.0']);
+    const project = join(scratch.path, 'set-index-fails');
+    await mkdir(project, { recursive: true });
+    await writeFile(join(project, 'registry.asc'), registry.firstKey);
+    const file = join(project, 'plugins.yaml');
+    await writeFile(
+      file,
+      `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: ${NAME}, version: "^1.0" }
+`,
+    );
+    const m = await machine();
+    const home = { home: join(project, '.home') };
+    await m.run((c) => c.installSet(file, home));
+    const name = setTrustName(registry.url, registry.firstFingerprint);
+    expect(await trustState(m, name)).toMatchObject({ fingerprint: registry.firstFingerprint });
+    const next = await rotateToNewKey(registry);
+    // As the configured registry's test: the set's record listed under a registry it left too, and a folder
+    // where the index's lock goes, so the index reads but cannot be written.
+    const trust = join(m.data, 'trust');
+    const index = JSON.parse(await readFile(join(trust, '.index.json'), 'utf8'));
+    index.names[name] = [...(index.names[name] ?? []), 'https://left.example'];
+    await writeFile(join(trust, '.index.json'), JSON.stringify(index));
+    await mkdir(join(trust, '.index.json.lock', 'blocking'), { recursive: true });
+
+    await expect(m.run((c) => c.installSet(file, { ...home, upgrade: true }))).rejects.toMatchObject({
+      code: 'EISDIR',
+    });
+    // Kept before the failure: the set's name holds the key the rotation led to.
+    expect(await trustState(m, name)).toMatchObject({ fingerprint: next.fingerprint });
+
+    await rm(join(trust, '.index.json.lock'), { recursive: true });
+    // The rotation gone from where it was served: only a set reading the new key from its trust state reads on.
+    await rm(join(registry.dir, 'public', rotationKey(1)));
+    const again = await m.run((c) => c.installSet(file, { ...home, upgrade: true }));
+    expect(again.items.map((i) => i.version)).toEqual(['1.0.0']);
+    const lock = await readFile(again.lockfile, 'utf8');
+    expect(parseLockfile(lock, '').registries.local?.key_fingerprint).toBe(next.fingerprint);
+    const tidied = JSON.parse(await readFile(join(trust, '.index.json'), 'utf8'));
+    expect(tidied.names[name]).not.toContain('https://left.example');
   });
 });
