@@ -642,15 +642,20 @@ export function registryIdentity(url: string): string {
 /**
  * Text meant as a URL that no URL parser takes (a port out of range, a space in the host, an unclosed IPv6
  * bracket), as a refusal shows it: what reads as a user name or password (up to the last `@` before any
- * query) as `***`, each query value and a fragment as `…`, the rest as typed, so the mistake stays visible.
- * A refusal echoed it whole, credentials and all, as no parser could say which part they were.
+ * query, or before the first `/` of its path, a password holding a `?` or `#`) as `***`, each query value
+ * and a fragment as `…`, the rest as typed, so the mistake stays visible. A refusal echoed it whole,
+ * credentials and all, as no parser could say which part they were.
  * @example shownUnparsedUrl('https://u:pw@r.example:99999/x?t=1') // 'https://***@r.example:99999/x?t=…'
  */
 export function shownUnparsedUrl(text: string): string {
   const scheme = /^(?:[a-z][a-z0-9+.-]*:)?\/*/i.exec(text)?.[0] ?? '';
   const queryAt = text.search(/[?#]/);
   const beforeQuery = queryAt < 0 ? text : text.slice(0, queryAt);
-  const at = beforeQuery.lastIndexOf('@');
+  // Up to the first `/` after the scheme too: a password may hold a `?` or a `#`, which no parser here says
+  // is not a query's, and cut at them the text held no `@` and `user:hunter2` was shown.
+  const slash = text.indexOf('/', scheme.length);
+  const authority = slash < 0 ? text : text.slice(0, slash);
+  const at = Math.max(beforeQuery.lastIndexOf('@'), authority.lastIndexOf('@'));
   const bare = at < scheme.length ? text : `${scheme}***${text.slice(at)}`;
   return shownUrlText(bare.replace(/\?[^#]*/, (query) => shownQuery(query)).replace(/#.*/s, '#…'));
 }

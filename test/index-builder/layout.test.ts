@@ -442,3 +442,34 @@ describe('when a URL shown in a message holds a token in its path', () => {
       expect(shownUnparsedUrl(text)).toBe(text);
   });
 });
+
+describe('when a URL no parser takes has a password holding a ? or a #', () => {
+  it('masks the whole user name and password, not only what comes before the ? or #', () => {
+    // Cut at the first ? or #, the text held no @, and `user:hunter2` was shown, the rest hidden as a query.
+    for (const [text, shown] of [
+      [
+        'https://user:hunter2?x@r.example:99999/p/manifest.json',
+        'https://***@r.example:99999/p/manifest.json',
+      ],
+      [
+        'https://user:hunter2#x@r.example:99999/p/manifest.json',
+        'https://***@r.example:99999/p/manifest.json',
+      ],
+      ['https://user:a?b#c@r.example:99999', 'https://***@r.example:99999'],
+      ['user:hunter2?x@r.example:99999/p', 'user:***@r.example:99999/p'],
+    ] as const) {
+      expect(shownUnparsedUrl(text)).toBe(shown);
+      expect(shownUnparsedUrl(text)).not.toContain('hunter2');
+    }
+  });
+
+  it('still reads an @ in a query or a fragment after a path as theirs, the host shown', () => {
+    expect(shownUnparsedUrl('https://r.example:99999/p?mail=a@b.example#c@d')).toBe(
+      'https://r.example:99999/p?mail=…#…',
+    );
+    // A password holding a / is masked as before (the last @ before any query).
+    expect(shownUnparsedUrl('https://user:pa/ss@r.example:99999/p?t=1')).toBe(
+      'https://***@r.example:99999/p?t=…',
+    );
+  });
+});
