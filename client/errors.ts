@@ -130,7 +130,8 @@ export type ClientErrorCode =
   /**
    * A folder the client would make (an install folder, the config, data or cache folder, a set file's lock
    * folder) is under one that exists on a filesystem that makes no folders there (`/proc`): Node's recursive
-   * mkdir tried it again for ever. Names the folder.
+   * mkdir tried it again for ever; or where a file is (the folder itself, or one above it: a `--lockfile
+   * FILE/x.lock`), where Node's EEXIST or ENOTDIR named neither. Names the folder.
    */
   | 'FOLDER_NOT_MADE'
   /**

@@ -110,7 +110,8 @@ export async function removeStaleTempsIn(folder: string, staleMs = STALE_TEMP_MS
  * still ENOENT once its parent is there is a failure. The command's own output folders are made by the same
  * walk in `cli/inputs.ts` (`makeFolder`, raising its CliError), and FsStore's in `adapters/fs-store.ts`
  * (`makeFoldersSync`): the client may import neither (ARCHITECTURE, "The house"), hence this copy.
- * @throws ClientError FOLDER_NOT_MADE naming the folder for that; the errno error of any other mkdir failure.
+ * @throws ClientError FOLDER_NOT_MADE naming the folder for that, or for a file where a folder goes (itself
+ *   or one above it); the errno error of any other mkdir failure.
  */
 export async function makeFolders(
   dir: string,
@@ -121,13 +122,16 @@ export async function makeFolders(
   if (first === undefined) return made(dir);
   // A folder there all the same is no failure: EEXIST, or EPERM for a Windows drive's root (as `mkdir -p`).
   if (await isFolder(dir)) return;
+  refuseFileThere(dir, first);
   const parent = dirname(dir);
-  if (first.code !== 'ENOENT' || parent === dir) throw first;
+  // ENOTDIR: a file above it, which the walk up names (`refuseFileThere`), where Node's error named neither.
+  if ((first.code !== 'ENOENT' && first.code !== 'ENOTDIR') || parent === dir) throw first;
   await makeFolders(parent, mode, made);
   // Once: the parent made (or found), this one is made or fails.
   const again = await mkdirOnce(dir, mode);
   if (again === undefined) return made(dir);
   if (await isFolder(dir)) return;
+  refuseFileThere(dir, again);
   if (again.code === 'ENOENT')
     throw new ClientError(
       'FOLDER_NOT_MADE',
@@ -135,6 +139,20 @@ export async function makeFolders(
       { cause: again },
     );
   throw again;
+}
+
+/**
+ * EEXIST where no folder is: a file (or a link to one) is where the folder goes (a `--lockfile FILE/x.lock`,
+ * a `--dir` under a file), named as such; Node's "EEXIST: file already exists, mkdir" reached the command as
+ * a stack trace.
+ */
+function refuseFileThere(dir: string, error: NodeJS.ErrnoException): void {
+  if (error.code !== 'EEXIST') return;
+  throw new ClientError(
+    'FOLDER_NOT_MADE',
+    `cannot create the folder ${dir}: a file is there, not a folder: move it away, or name a path elsewhere`,
+    { cause: error },
+  );
 }
 
 /** mkdir's failure, or undefined when it made the folder. */

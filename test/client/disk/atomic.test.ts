@@ -492,3 +492,32 @@ describe('when a folder is writable by the user\u2019s primary group', () => {
     });
   });
 });
+
+describe('when a folder to make, or one above it, is a file', () => {
+  it.each([
+    ['the folder itself', 'a-file'],
+    ['a folder above it', 'a-file/below'],
+  ])(
+    'names the file (%s) with FOLDER_NOT_MADE, where Node said EEXIST or ENOTDIR and gave a stack trace',
+    async (_what, under) => {
+      // A `--lockfile FILE/x.lock` or `--dir FILE/plugins`: withLockFile and writeFileAtomic make the folder.
+      const root = await mkdtemp(path.join(dir, 'file-in-the-way-'));
+      await writeFile(path.join(root, 'a-file'), 'not a folder');
+      for (const attempt of [
+        () => withFileLock(path.join(root, under, 'x.json'), async () => 'ran'),
+        () => writeFileAtomic(path.join(root, under, 'x.json'), '{}'),
+      ]) {
+        const outcome = await attempt().then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        expect(outcome).toBeInstanceOf(ClientError);
+        expect(outcome).toMatchObject({ code: 'FOLDER_NOT_MADE' });
+        expect((outcome as ClientError).message).toContain(
+          `cannot create the folder ${path.join(root, 'a-file')}: a file is there, not a folder`,
+        );
+      }
+      expect(await readFile(path.join(root, 'a-file'), 'utf8')).toBe('not a folder');
+    },
+  );
+});
