@@ -72,7 +72,7 @@ export type ClientErrorCode =
   | 'LOCKFILE_INVALID'
   /** `--locked`/`--frozen` and the lock is missing or would change; names the entries. */
   | 'LOCK_OUT_OF_SYNC'
-  /** DIR/installed.json does not parse or has the wrong shape; names the JSON pointer. */
+  /** DIR/installed.json does not parse or has the wrong shape (names the JSON pointer), or is a folder (names it). */
   | 'INSTALLED_INVALID'
   /** Nothing installed under that name (or version). */
   | 'NOT_INSTALLED'

@@ -1500,8 +1500,17 @@ export class InstallTree {
     return join(this.dir, INSTALLED_FILE);
   }
 
+  /** @throws ClientError INSTALLED_INVALID for one that does not parse, or a folder where it goes. */
   async read(): Promise<InstalledFile> {
-    const text = await readTextIfExists(this.file);
+    const text = await readTextIfExists(this.file).catch((error: unknown) => {
+      // Named as the lock's is (`readLockText`): Node's bare EISDIR named no path, and was a stack trace.
+      if ((error as NodeJS.ErrnoException).code !== 'EISDIR') throw error;
+      throw new ClientError(
+        'INSTALLED_INVALID',
+        `${this.file} is a folder, not the install folder's record: move it away`,
+        { cause: error },
+      );
+    });
     return text === undefined ? EMPTY_INSTALLED : parseInstalled(text, this.file);
   }
 

@@ -741,6 +741,27 @@ describe.skipIf(process.platform === 'win32')(
   },
 );
 
+describe('when the install folder\u2019s installed.json is a folder', () => {
+  it('names it as no record (INSTALLED_INVALID) for a read and an edit, where Node said only EISDIR', async () => {
+    const tree = new InstallTree(await mkdtemp(path.join(dir, 'installed-folder-')));
+    await mkdir(path.join(tree.dir, 'installed.json'));
+    for (const attempt of [
+      () => tree.read(),
+      () => tree.update(async (installed) => ({ installed, result: undefined })),
+    ]) {
+      const error = await attempt().then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      );
+      expect(error).toBeInstanceOf(ClientError);
+      expect(error).toMatchObject({ code: 'INSTALLED_INVALID' });
+      expect((error as ClientError).message).toContain(
+        `${path.join(tree.dir, 'installed.json')} is a folder, not the install folder's record`,
+      );
+    }
+  });
+});
+
 describe('when the path of a lock file is a folder', () => {
   it('names the path as no lock file (LOCKFILE_INVALID), for a read and for a write, where Node said only EISDIR', async () => {
     // Node's bare "EISDIR: illegal operation on a directory, read" reached the command as a stack trace.
