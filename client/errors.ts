@@ -11,7 +11,7 @@ import type { LogDisagreement } from './log-consistency.ts';
 export type ClientErrorCode =
   /** A document asked of the trusted snapshot before what it hangs on was verified (a caller's defect). */
   | 'CLIENT_OUT_OF_ORDER'
-  /** The client configuration (config.json) is not what this version reads; names the JSON pointer. */
+  /** The client configuration (config.json) is not what this version reads (names the JSON pointer), or a folder. */
   | 'CLIENT_CONFIG_INVALID'
   /** No configured registry has that name. */
   | 'REGISTRY_NOT_FOUND'

@@ -689,7 +689,7 @@ export class ClientState {
   async readConfig(): Promise<ClientConfig> {
     // Not there when judged, there is none: one there now another user may have made since (under /tmp).
     if (!(await this.#refuseUnsafeFolder('config', this.dirs.config))) return EMPTY_CLIENT_CONFIG;
-    const text = await readTextIfExists(this.configFile);
+    const text = await readTextNotFolder(this.configFile, 'CLIENT_CONFIG_INVALID', 'the configuration');
     return text === undefined ? EMPTY_CLIENT_CONFIG : parseClientConfig(text, this.configFile);
   }
 
@@ -1502,15 +1502,7 @@ export class InstallTree {
 
   /** @throws ClientError INSTALLED_INVALID for one that does not parse, or a folder where it goes. */
   async read(): Promise<InstalledFile> {
-    const text = await readTextIfExists(this.file).catch((error: unknown) => {
-      // Named as the lock's is (`readLockText`): Node's bare EISDIR named no path, and was a stack trace.
-      if ((error as NodeJS.ErrnoException).code !== 'EISDIR') throw error;
-      throw new ClientError(
-        'INSTALLED_INVALID',
-        `${this.file} is a folder, not the install folder's record: move it away`,
-        { cause: error },
-      );
-    });
+    const text = await readTextNotFolder(this.file, 'INSTALLED_INVALID', "the install folder's record");
     return text === undefined ? EMPTY_INSTALLED : parseInstalled(text, this.file);
   }
 
@@ -1967,21 +1959,27 @@ export async function readLockfile(path: string): Promise<Lockfile | undefined> 
 }
 
 /**
- * The lock's text, or undefined when there is none. A folder at its path (a `--lockfile` naming one, a
- * folder made where a set's lock goes) is the lock's fault, named: Node's bare "EISDIR: illegal operation on
- * a directory, read", which names no path, reached every install, update, list and clean as a stack trace.
+ * A file's text, or undefined when there is none; a folder at its path named as `code` says, `path` is a
+ * folder, not `what` (a `--lockfile` naming one, a folder made where the lock, installed.json or config.json
+ * goes): Node's bare "EISDIR: illegal operation on a directory, read", which names no path, reached every
+ * install, update, list and registry command as a stack trace.
  */
-async function readLockText(path: string): Promise<string | undefined> {
+async function readTextNotFolder(
+  path: string,
+  code: 'LOCKFILE_INVALID' | 'INSTALLED_INVALID' | 'CLIENT_CONFIG_INVALID',
+  what: string,
+): Promise<string | undefined> {
   try {
     return await readTextIfExists(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EISDIR') throw error;
-    throw new ClientError(
-      'LOCKFILE_INVALID',
-      `${path} is a folder, not a lock file: move it away, or name another lock file`,
-      { cause: error },
-    );
+    throw new ClientError(code, `${path} is a folder, not ${what}: move it away`, { cause: error });
   }
+}
+
+/** The lock's text (`readTextNotFolder`). */
+function readLockText(path: string): Promise<string | undefined> {
+  return readTextNotFolder(path, 'LOCKFILE_INVALID', 'a lock file');
 }
 
 /**

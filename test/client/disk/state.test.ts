@@ -762,6 +762,30 @@ describe('when the install folder\u2019s installed.json is a folder', () => {
   });
 });
 
+describe('when config.json is a folder', () => {
+  it('names it as no configuration (CLIENT_CONFIG_INVALID) for a read and an edit, where Node said only EISDIR', async () => {
+    const home = await mkdtemp(path.join(dir, 'config-folder-'));
+    const config = path.join(home, 'config');
+    await mkdir(path.join(config, 'config.json'), { recursive: true });
+    await chmod(config, 0o700);
+    const state = new ClientState({ config, data: path.join(home, 'data'), cache: path.join(home, 'cache') });
+    for (const attempt of [
+      () => state.readConfig(),
+      () => state.editConfig(async (before) => ({ config: before, result: undefined })),
+    ]) {
+      const error = await attempt().then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      );
+      expect(error).toBeInstanceOf(ClientError);
+      expect(error).toMatchObject({ code: 'CLIENT_CONFIG_INVALID' });
+      expect((error as ClientError).message).toContain(
+        `${path.join(config, 'config.json')} is a folder, not the configuration`,
+      );
+    }
+  });
+});
+
 describe('when the path of a lock file is a folder', () => {
   it('names the path as no lock file (LOCKFILE_INVALID), for a read and for a write, where Node said only EISDIR', async () => {
     // Node's bare "EISDIR: illegal operation on a directory, read" reached the command as a stack trace.
