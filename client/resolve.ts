@@ -35,6 +35,7 @@ import {
   resolveVersion,
   sortVersionsDescending,
 } from '../index-builder/versions.ts';
+import { redactUrl } from './config.ts';
 import { ClientError } from './errors.ts';
 import { checkNotRemoved, deprecationWarning, revocationWarning } from './lifecycle.ts';
 
@@ -155,6 +156,11 @@ export function parseRequest(text: string): { readonly name: string; readonly sp
   const name = at === -1 ? trimmed : trimmed.slice(0, at);
   const spec = at === -1 ? 'latest' : trimmed.slice(at + 1).trim();
   const form = 'expected NAME or NAME@VERSION (e.g. kubecost-lens@^1.2)';
+  // A URL (`info`, `update` and `audit` take none; `install` reads one before it asks for a request): named
+  // without its credentials and query values, which the refusals below echoed whole, read as a name
+  // (`plugin name "https://u:s3cret" in "https://u:s3cret@…"`).
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed))
+    throw new ClientError('REQUEST_INVALID', `${redactUrl(trimmed)} is a URL, not a plugin name: ${form}`);
   if (name === '')
     throw new ClientError('REQUEST_INVALID', `request ${JSON.stringify(text)} has no plugin name: ${form}`);
   // The manifest's rule: a request for any other name cannot match.

@@ -28,8 +28,10 @@ export async function run(parsed: Parsed): Promise<number> {
       return failed(audit) ? 1 : 0;
     });
   }
-  // A name no plugin can have is refused by the client's rule as every command refuses one typed (exit 2).
-  if (name.includes('@') || requestArgument(name).name !== name)
+  // A name no plugin can have is refused by the client's rule as every command refuses one typed (exit 2),
+  // first: a URL is named so without its credentials and query values, which `not "…"` below echoed whole.
+  const request = requestArgument(name);
+  if (name.includes('@') || request.name !== name)
     throw usage(
       `audit NAME takes a plugin name, not ${JSON.stringify(name)}: its history covers every version`,
     );

@@ -358,6 +358,23 @@ describe('when a plugin name, version spec, reference or platform typed on the c
     expect(await readdir(path.join(work, `home${homes}`))).not.toContain('plugindex.lock');
   });
 
+  it('names a URL given to info, update or audit as a URL, never showing its credentials or query values', async () => {
+    // Read as a plugin name, each echoed it whole: `plugin name "https://u:s3cret" in "https://u:s3cret@…"`.
+    const plugindex = await home();
+    for (const command of ['info', 'update', 'audit']) {
+      const refused = await plugindex(
+        command,
+        'https://u:s3cret@r.example/plugins/x/1.0.0/manifest.json?token=t0ken',
+        '--json',
+      );
+      expect(refused.code, `${command}: ${refused.stderr}`).toBe(2);
+      expect(refused.stderr).toContain(
+        `plugindex ${command}: REQUEST_INVALID: https://***@r.example/plugins/x/1.0.0/manifest.json?token=… is a URL, not a plugin name`,
+      );
+      expect(`${refused.stdout}${refused.stderr}`).not.toMatch(/s3cret|t0ken/);
+    }
+  });
+
   it('refuses a bad argument of install before any registry is read for the arguments before it', async () => {
     // Each text was read as its turn came, a reference before it read from the registries first: an OCI
     // reference no registry lists (PLUGIN_NOT_FOUND, exit 1) hid the name or URL typed wrong after it.

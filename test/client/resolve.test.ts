@@ -274,6 +274,39 @@ describe('when parsing a request', () => {
   });
 });
 
+describe('when a request is a URL (info, update and audit take none)', () => {
+  it.each([
+    {
+      text: 'https://u:s3cret@r.example/plugins/lens/1.0.0/manifest.json',
+      shown: 'https://***@r.example/plugins/lens/1.0.0/manifest.json',
+    },
+    {
+      text: 'https://r.example/p/manifest.json?token=s3cret',
+      shown: 'https://r.example/p/manifest.json?token=…',
+    },
+    { text: 'https://r.example/x@1?token=s3cret#s3cret', shown: 'https://r.example/x@1?token=…#…' },
+    { text: 'https://u:s3cret@r.example:99999/p', shown: 'https://***@r.example:99999/p' },
+  ])(
+    'refuses $shown as a URL (REQUEST_INVALID), never showing its credentials or query values',
+    ({ text, shown }) => {
+      // Read as a name, `plugin name "https://u:s3cret" in "https://u:s3cret@…"` echoed the password and query.
+      const error = (() => {
+        try {
+          parseRequest(text);
+        } catch (thrown) {
+          return thrown;
+        }
+        return undefined;
+      })();
+      expect(error).toMatchObject({ name: 'ClientError', code: 'REQUEST_INVALID' });
+      expect((error as Error).message).toBe(
+        `${shown} is a URL, not a plugin name: expected NAME or NAME@VERSION (e.g. kubecost-lens@^1.2)`,
+      );
+      expect((error as Error).message).not.toContain('s3cret');
+    },
+  );
+});
+
 describe('when parsing a platform', () => {
   it.each([
     { text: 'linux/amd64', platform: LINUX },
