@@ -618,6 +618,35 @@ describe('when a plugin is installed', () => {
     });
   });
 
+  it('refuses a lock file or installed.json that is a folder, naming it (LOCKFILE_INVALID, INSTALLED_INVALID)', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    // `--lockfile .`, say: a folder where the lock goes failed with node's EISDIR and a stack trace.
+    await mkdir(m.lockfile, { recursive: true });
+    for (const run of [
+      (c: PlugindexClient): Promise<unknown> =>
+        c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }),
+      (c: PlugindexClient): Promise<unknown> => c.verifyInstalled({ dir: m.dir, lockfile: m.lockfile }),
+    ])
+      await expect(withClient(m, run)).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'LOCKFILE_INVALID',
+        message: `${m.lockfile} is a folder, not a lock file: move it away`,
+      });
+    await rm(m.lockfile, { recursive: true });
+    await mkdir(join(m.dir, 'installed.json'), { recursive: true });
+    await expect(
+      withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile })),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'INSTALLED_INVALID',
+      message: `${join(m.dir, 'installed.json')} is a folder, not the install folder's record: move it away`,
+    });
+    await expect(withClient(m, (c) => c.installed({ dir: m.dir }))).rejects.toMatchObject({
+      code: 'INSTALLED_INVALID',
+    });
+  });
+
   it('refuses a pinned key file that is not the key its trust state records', async () => {
     const m = await machine();
     await addRegistry(m);
