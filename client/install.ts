@@ -231,6 +231,12 @@ export interface Planned {
    * installed.json records as placed under one is placed again, with the signature by the current key.
    */
   readonly revoked: readonly string[];
+  /**
+   * The keys the source's key succeeds through rotations followed (`Source.previousKeys`), for a plan read
+   * from its source: a version installed.json records under neither one of them nor `fingerprint` is placed
+   * again (`placedKeyProblem`). Absent for a frozen plan, which judges no such key.
+   */
+  readonly previousKeys?: readonly string[];
   readonly endpoint: Endpoint;
   readonly files: readonly PlannedFile[];
   /** The signed manifest and its signature; absent only for a frozen install whose cache lacks them. */
@@ -732,7 +738,7 @@ export async function planInstall(
     // lock, and the same lock on a clean machine is refused; so one answer, with no request either way.
     if (options.frozen && !options.trustLock)
       await refuseUnconfiguredSources(ctx, options, targets, before as Lockfile);
-    const installed = await alreadyInstalled(ctx, targets, options, seen);
+    const installed = await alreadyInstalled(ctx, targets, options, seen, before);
     const unchanged =
       installed && (await installedPolicyAllows(ctx, options, targets)) ? installed : undefined;
     if (unchanged) {
@@ -1102,9 +1108,11 @@ async function alreadyInstalled(
   targets: readonly Target[],
   options: InstallOptions,
   seen: OnDisk,
+  lock: Lockfile | undefined,
 ): Promise<InstalledItem[] | undefined> {
   const items: InstalledItem[] = [];
   const revoked = new Map<string, Promise<readonly string[]>>();
+  const pins = new Map<string, Promise<PinnedKeys | undefined>>();
   for (const target of targets) {
     const tree = ctx.tree(target.dir ?? options.dir);
     const entry = target.locked as LockedPlugin;
@@ -1116,6 +1124,7 @@ async function alreadyInstalled(
     if (!record || record.publisher !== entry.publisher) return undefined;
     if (options.policy?.publishers !== undefined && record.publisher_verified !== true) return undefined;
     if (await placedUnderRevokedKey(ctx, options, record, revoked)) return undefined;
+    if (await placedUnderUnlinkedKey(ctx, options, record, lock, pins)) return undefined;
     const paths: Record<string, string> = {};
     const warnings: string[] = [];
     for (const platform of target.platforms) {
@@ -1182,6 +1191,76 @@ async function placedUnderRevokedKey(
     revoked.set(record.registry, keys);
   }
   return (await keys).includes(record.registry_key);
+}
+
+/** The key a source is pinned to and those it succeeds through rotations followed. */
+type PinnedKeys = { readonly fingerprint: string; readonly previousKeys: readonly string[] };
+
+/**
+ * True when installed.json records `record` as placed under a key that is neither the one its source is
+ * pinned to nor one the pin was rotated from: `verify` refuses it (SNAPSHOT_WRONG_KEY), and the plan
+ * places it again with the signature by the pinned key (`placedKeyProblem`). A set's key file, or a
+ * registry's pin, replaced by another key and the lock made again under it (`update`) left such a
+ * version in place, install and `diff` saying nothing would change. A configured registry's pin is read
+ * from its trust state on disk; a plugin set's source's (`SourceLookup.pins`, its key parsed) only when
+ * the record's key is not the lock's, so that a tree up to date still loads no signature code. Not for a
+ * frozen install, whose plan places no signature for this (it judges the lock's key alone).
+ */
+async function placedUnderUnlinkedKey(
+  ctx: ClientContext,
+  options: InstallOptions,
+  record: InstalledVersion,
+  lock: Lockfile | undefined,
+  pins: Map<string, Promise<PinnedKeys | undefined>>,
+): Promise<boolean> {
+  if (options.frozen) return false;
+  const lookup = options.sources;
+  const given = lookup?.has?.(record.registry) === true;
+  if (given && own(lock?.registries ?? {}, record.registry)?.key_fingerprint === record.registry_key)
+    return false;
+  let keys = pins.get(record.registry);
+  if (!keys) {
+    keys = given
+      ? (lookup?.pins?.(record.registry) ?? Promise.resolve(undefined))
+      : (async () => {
+          if (!(await ctx.registryEntry(record.registry))) return undefined;
+          const trust = await ctx.trust(record.registry);
+          return trust
+            ? {
+                fingerprint: trust.fingerprint,
+                previousKeys: (trust.chain ?? []).map((link) => link.fingerprint),
+              }
+            : undefined;
+        })();
+    pins.set(record.registry, keys);
+  }
+  const pinned = await keys;
+  return pinned !== undefined && !keyLinked(record.registry_key, pinned.fingerprint, pinned.previousKeys);
+}
+
+/**
+ * Why a version installed.json records (`record`) is to be placed again with the plan's signed manifest, or
+ * undefined: it was placed under a key its source's trust state marks retired as compromised (`verify`:
+ * KEY_REVOKED), or, for a plan read from its source, under a key that is neither the one pinned for it nor
+ * one the pin was rotated from (`verify`: SNAPSHOT_WRONG_KEY). One rule for install (`installedAsPlanned`)
+ * and `diff -c` (plugin-set.ts compareInstalled), so that the two cannot disagree. A frozen plan without the
+ * manifest at hand has none to place.
+ */
+export function placedKeyProblem(
+  plan: Planned,
+  record: { readonly registry: string; readonly registry_key: string },
+): string | undefined {
+  if (plan.manifest === undefined) return undefined;
+  if (plan.revoked.includes(record.registry_key))
+    return `placed under key ${record.registry_key}, which ${plan.registry} retired as compromised`;
+  // Another source's record (the same manifest from a registry under another name) is judged by its own.
+  if (
+    plan.previousKeys !== undefined &&
+    record.registry === plan.registry &&
+    !keyLinked(record.registry_key, plan.fingerprint, plan.previousKeys)
+  )
+    return `placed under key ${record.registry_key}, which ${plan.registry} is no longer pinned to (it is pinned to ${plan.fingerprint}, which no rotation followed leads to from that key)`;
+  return undefined;
 }
 
 /** The keys a trust state marks retired as compromised (key-chain.ts revokedLink). */
@@ -1309,6 +1388,7 @@ async function planTarget(
     dir: target.dir,
     fingerprint: source.fingerprint,
     revoked: revokedKeys(source.kind === 'registry' ? source.trust : undefined),
+    previousKeys: source.previousKeys ?? [],
     endpoint: source.endpoint,
     files: artifacts.map(([platform, artifact]) => {
       const url = artifact.oci ? undefined : source.artifactUrl(target.name, version, artifact);
@@ -2343,9 +2423,9 @@ async function checkFrozenKey(
 async function installedAsPlanned(tree: InstallTree, plan: Planned, seen: OnDisk): Promise<boolean> {
   const record = intactRecord(await seen.read(tree), plan.name, plan.version, plan.entry.manifest_sha256);
   if (!record) return false;
-  // Its signature beside it is by a stolen key (verify would refuse it, KEY_REVOKED): the plan holds the
-  // current key's, placed over it. A frozen plan without the manifest at hand has none to place.
-  if (plan.manifest !== undefined && plan.revoked.includes(record.registry_key)) return false;
+  // Its signature beside it is by a stolen key (verify would refuse it, KEY_REVOKED), or by one the pin no
+  // longer links to (SNAPSHOT_WRONG_KEY): the plan holds the pinned key's, placed over it.
+  if (placedKeyProblem(plan, record) !== undefined) return false;
   for (const file of plan.files) {
     const held = own(record.artifacts, file.platform);
     if (!held || held.path !== file.path || held.sha256 !== file.sha256) return false;

@@ -38,6 +38,7 @@ import {
   installedPolicyProblems,
   installPlugins,
   type Planned,
+  placedKeyProblem,
   planInstall,
 } from './install.ts';
 import {
@@ -202,6 +203,22 @@ async function openPluginSet(
     [...set.providers, ...(set.discovery?.registries ?? [])].find((p) => p.name === name);
   const sources: SourceLookup = {
     has: (name) => providerNamed(name) !== undefined && armored.has(name),
+    // The key file parsed (signature code loaded), the session left unopened: asked only of a version
+    // installed.json records under another key than the lock's, as verify -c judges it (`verifySet`).
+    async pins(name) {
+      const provider = providerNamed(name);
+      const text = armored.get(name);
+      if (!provider || text === undefined) return undefined;
+      const key = await parseKey(text, provider.key as string, `${set.file}#${provider.pointer}/key`);
+      const { current } =
+        provider.type === 'registry' && provider.url !== undefined
+          ? await keptSetTrust(ctx, setTrustName(provider.url, key.fingerprint), key.fingerprint)
+          : { current: undefined };
+      return {
+        fingerprint: current?.fingerprint ?? key.fingerprint,
+        previousKeys: (current?.chain ?? []).map((link) => link.fingerprint),
+      };
+    },
     get(name) {
       const provider = providerNamed(name);
       const text = armored.get(name);
@@ -832,6 +849,9 @@ async function compareInstalled(
     problems.push(`its manifest is now ${planned.entry.manifest_sha256.slice(0, 12)}…`);
   // install places such a version again (install.ts installedAsPlanned).
   if (record?.problem) problems.push(`verify refused it (${record.problem.code}: ${record.problem.message})`);
+  // Placed under a stolen key, or one the set's pin no longer links to: install places it again.
+  const keyProblem = record ? placedKeyProblem(planned, record) : undefined;
+  if (keyProblem !== undefined) problems.push(keyProblem);
   if (planned.manifest) {
     problems.push(
       ...(await installedManifestProblems(

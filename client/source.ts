@@ -67,6 +67,15 @@ export interface SourceLookup {
   get(name: string): Source | undefined | Promise<Source | undefined>;
   /** Whether `get` gives a source by that name, without opening it (a Map answers it too). */
   has?(name: string): boolean;
+  /**
+   * The key the source by that name is pinned to and the keys it succeeds through rotations followed
+   * (`Source.fingerprint`, `previousKeys`), as kept on disk, without opening it (no session, no request):
+   * what a tree already up to date is checked by when installed.json records a version under another key
+   * than the lock's (install.ts `placedUnderUnlinkedKey`). Undefined when unknown.
+   */
+  pins?(
+    name: string,
+  ): Promise<{ readonly fingerprint: string; readonly previousKeys: readonly string[] } | undefined>;
 }
 
 /** A configured registry, through its session. */

@@ -803,6 +803,135 @@ describe('when a plugin set pins a registry that then rotates its key', () => {
   });
 });
 
+describe("when a plugin set's key file is replaced by the key its registry rotated to", () => {
+  it('update -c places again what the old key placed, and install -c and diff -c see it placed under a key the pin does not link to', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const project = join(scratch.path, 'set-replaced-key');
+    await mkdir(project, { recursive: true });
+    const keyFile = join(project, 'registry.asc');
+    await writeFile(keyFile, registry.firstKey);
+    const file = join(project, 'plugins.yaml');
+    await writeFile(
+      file,
+      `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: ${NAME}, version: "^1.0" }
+`,
+    );
+    const m = await machine();
+    const home = { home: join(project, '.home') };
+    const plugins = join(project, 'plugins');
+    const recordKey = async () =>
+      JSON.parse(await readFile(join(plugins, 'installed.json'), 'utf8')).plugins[NAME].versions['1.0.0']
+        .registry_key;
+    const signature = join(plugins, NAME, '1.0.0', 'manifest.json.asc');
+    await m.run((c) => c.installSet(file, home));
+    const oldRecord = await readFile(join(plugins, 'installed.json'), 'utf8');
+    const oldSignature = await readFile(signature, 'utf8');
+    // The registry moves to a new key; the set's key file is replaced by it (no chain from the old key).
+    const next = await rotateToNewKey(registry);
+    await writeFile(keyFile, next.publicKey);
+
+    // update -c locks it under the new key, and places the version the old key placed again (its
+    // signature by the new key), where it was left as it was, and verify -c refused it SNAPSHOT_WRONG_KEY.
+    const updated = await m.run((c) => c.installSet(file, { ...home, upgrade: true }));
+    expect(updated.items.map((i) => [i.version, i.unchanged])).toEqual([['1.0.0', false]]);
+    expect(await recordKey()).toBe(next.fingerprint);
+    expect(await readFile(signature, 'utf8')).not.toBe(oldSignature);
+    expect((await m.run((c) => c.verifySet(file, home))).map((f) => [f.ok, f.code])).toEqual([
+      [true, undefined],
+    ]);
+
+    // A folder left so by an earlier client (the lock under the new key, the version under the old one):
+    // diff -c names it, and install -c places it again, where both said nothing would change.
+    await writeFile(join(plugins, 'installed.json'), oldRecord);
+    await writeFile(signature, oldSignature);
+    const findings = await m.run((c) => c.verifySet(file, home));
+    expect(findings.map((f) => [f.ok, f.code])).toEqual([[false, 'SNAPSHOT_WRONG_KEY']]);
+    const diff = await m.run((c) => c.diffSet(file, home));
+    expect(diff.changes).toMatchObject([
+      {
+        name: NAME,
+        change: 'changed',
+        detail: expect.stringContaining(`placed under key ${registry.firstFingerprint}`),
+      },
+    ]);
+    const again = await m.run((c) => c.installSet(file, home));
+    expect(again.items.map((i) => i.unchanged)).toEqual([false]);
+    expect(await recordKey()).toBe(next.fingerprint);
+    expect((await m.run((c) => c.verifySet(file, home))).map((f) => f.ok)).toEqual([true]);
+    // Then up to date, read from nothing.
+    const before = served.length;
+    const still = await m.run((c) => c.installSet(file, home));
+    expect(still.items.map((i) => i.unchanged)).toEqual([true]);
+    expect(served.slice(before)).toEqual([]);
+    expect((await m.run((c) => c.diffSet(file, home))).changes).toEqual([]);
+  });
+
+  it('is seen by install for a configured registry added again by the new key, which names update, and update places it again', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    await m.run((c) => c.install({ requests: [`${NAME}@^1`], lockfile: m.lockfile, dir: m.dir }));
+    const next = await rotateToNewKey(registry);
+    await m.run((c) => c.removeRegistry('main'));
+    await m.run((c) => c.addRegistry({ name: 'main', url: registry.url, pin: { armored: next.publicKey } }));
+    // The tree is the lock, but what it holds was placed under a key the pin no longer links to: the plan
+    // is made (and refuses the lock, naming what mends it), where it was called up to date.
+    await expect(
+      m.run((c) => c.install({ requests: [], lockfile: m.lockfile, dir: m.dir })),
+    ).rejects.toMatchObject({
+      code: 'LOCK_MISMATCH',
+      message: expect.stringContaining('`plugindex update`'),
+    });
+    const updated = await m.run((c) =>
+      c.install({ requests: [], upgrade: true, lockfile: m.lockfile, dir: m.dir }),
+    );
+    expect(updated.items.map((i) => [i.version, i.unchanged])).toEqual([['1.0.0', false]]);
+    expect((await m.run((c) => c.verifyInstalled({ dir: m.dir }))).map((f) => [f.ok, f.code])).toEqual([
+      [true, undefined],
+    ]);
+    const again = await m.run((c) => c.install({ requests: [], lockfile: m.lockfile, dir: m.dir }));
+    expect(again.items.map((i) => i.unchanged)).toEqual([true]);
+  });
+
+  it('keeps, after a rotation the set followed, what the old key placed, and tells it up to date reading nothing', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const project = join(scratch.path, 'set-followed-key');
+    await mkdir(project, { recursive: true });
+    await writeFile(join(project, 'registry.asc'), registry.firstKey);
+    const file = join(project, 'plugins.yaml');
+    await writeFile(
+      file,
+      `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: ${NAME}, version: "^1.0" }
+`,
+    );
+    const m = await machine();
+    const home = { home: join(project, '.home') };
+    await m.run((c) => c.installSet(file, home));
+    const next = await rotateToNewKey(registry);
+    // The update follows the rotation and locks under the new key; the version stays, under the key the
+    // chain leads from (verify -c accepts it), so it is not placed again.
+    const updated = await m.run((c) => c.installSet(file, { ...home, upgrade: true }));
+    expect(updated.items.map((i) => [i.version, i.unchanged])).toEqual([['1.0.0', true]]);
+    const lock = parseLockfile(await readFile(updated.lockfile, 'utf8'), '');
+    expect(lock.registries.local?.key_fingerprint).toBe(next.fingerprint);
+    const before = served.length;
+    const still = await m.run((c) => c.installSet(file, home));
+    expect(still.items.map((i) => i.unchanged)).toEqual([true]);
+    expect(served.slice(before)).toEqual([]);
+    expect((await m.run((c) => c.diffSet(file, home))).changes).toEqual([]);
+    expect((await m.run((c) => c.verifySet(file, home))).map((f) => f.ok)).toEqual([true]);
+  });
+});
+
 /**
  * A signed rotation's document around `text` (a rotation as published, hand-made), signed by each of
  * `signers` in turn.
