@@ -965,7 +965,9 @@ function updatingFor<T>(target: Target, folder: string, platform: Platform, reso
     const text = artifactPlatformText(platform);
     throw new ClientError(
       'NO_ARTIFACT_FOR_PLATFORM',
-      `${error.message} (${target.name}@${target.updatingFrom} is installed for ${text} in ${folder}, so the update places the new version for it too: name the platforms to update for with --platform, or \`plugindex remove ${target.name}@${target.updatingFrom}\` and install it again)`,
+      // `--platform` takes one platform, and the old version goes whole: said, where "name the platforms"
+      // read as several kept. An update of every plugin stops here too: naming the others updates them.
+      `${error.message} (${target.name}@${target.updatingFrom} is installed for ${text} in ${folder}, and an update naming no platform places the new version for each platform the old one is installed for: \`plugindex update ${target.name} --platform OS/ARCH\` (one of those it has) updates it for that platform alone, removing ${target.name}@${target.updatingFrom} with its other builds; or leave it at ${target.updatingFrom}, naming the plugins to update)`,
       { cause: error },
     );
   }

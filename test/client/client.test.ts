@@ -895,11 +895,27 @@ describe('when an update moves a plugin installed for several platforms', () => 
     expect(error).toMatchObject({
       code: 'NO_ARTIFACT_FOR_PLATFORM',
       message: expect.stringContaining(
-        `shrinking-tool@1.1.0 has no artifact for linux/arm64; it has linux/amd64 (shrinking-tool@1.0.0 is installed for linux/arm64 in ${m.dir}, so the update places the new version for it too:`,
+        `shrinking-tool@1.1.0 has no artifact for linux/arm64; it has linux/amd64 (shrinking-tool@1.0.0 is installed for linux/arm64 in ${m.dir}, and an update naming no platform places the new version for each platform the old one is installed for:`,
       ),
     });
     expect(await exists(join(m.dir, 'shrinking-tool', '1.0.0', 'linux-arm64', 'shrinking-tool'))).toBe(true);
     expect(await exists(join(m.dir, 'shrinking-tool', '1.1.0'))).toBe(false);
+    // What it names: one platform named updates it for that one alone, the old version's others going with it.
+    expect((error as Error).message).toContain(
+      '`plugindex update shrinking-tool --platform OS/ARCH` (one of those it has) updates it for that platform alone, removing shrinking-tool@1.0.0 with its other builds; or leave it at 1.0.0, naming the plugins to update',
+    );
+    const named = await withClient(m, (c) =>
+      c.install({
+        requests: ['shrinking-tool'],
+        upgrade: true,
+        dir: m.dir,
+        lockfile: m.lockfile,
+        platform: LINUX,
+      }),
+    );
+    expect(named.items.map((i) => [i.version, Object.keys(i.paths)])).toEqual([['1.1.0', ['linux-amd64']]]);
+    const installed = await withClient(m, (c) => c.installed({ dir: m.dir }));
+    expect(Object.keys(installed.plugins['shrinking-tool']?.versions ?? {})).toEqual(['1.1.0']);
   });
 
   it('keeps a folder installed for another platform only for that platform, placing none of the host', async () => {
