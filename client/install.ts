@@ -2410,10 +2410,15 @@ async function checkFrozenKey(
   const pinned = given?.fingerprint ?? trust?.fingerprint;
   if (pinned === undefined) return;
   const previous = given?.previousKeys ?? (trust?.chain ?? []).map((link) => link.fingerprint);
+  // A set's source is no configured registry: `registry update` (all it named) follows none of its
+  // rotations, and a key file the set replaced is locked again only by its update.
+  const remedy = given
+    ? `if the set's key file was replaced on purpose (by the registry's new key), \`plugindex update -c FILE\` (without --frozen) locks it again under the key the set pins, the lock then committed`
+    : `if the registry rotated its key since, \`plugindex registry update ${name}\` follows the rotation; if the key pinned here was replaced on purpose, \`plugindex update\` (without --frozen) locks it again under it`;
   if (!keyLinked(locked, pinned, previous))
     throw new ClientError(
       'LOCK_MISMATCH',
-      `${options.lockfile}: registries/${name} was locked with key ${locked}, but ${name} is pinned to ${pinned} here, and no key rotation this client followed leads from one to the other (if the registry rotated its key since, \`plugindex registry update ${name}\` follows the rotation)`,
+      `${options.lockfile}: registries/${name} was locked with key ${locked}, but ${name} is pinned to ${pinned} here, and no key rotation this client followed leads from one to the other (${remedy})`,
     );
 }
 

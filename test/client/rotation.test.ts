@@ -5,7 +5,7 @@
  * pin on disk and installs; locks and frozen installs accept a key the chain links and refuse one it does
  * not; a forged step is refused (KEY_ROTATION_BROKEN, naming it) and nothing is pinned.
  */
-import { cp, mkdir, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -834,6 +834,17 @@ describe("when a plugin set's key file is replaced by the key its registry rotat
     // The registry moves to a new key; the set's key file is replaced by it (no chain from the old key).
     const next = await rotateToNewKey(registry);
     await writeFile(keyFile, next.publicKey);
+    // Frozen into a new folder (a CI runner's), the lock of the old key is refused, naming what locks it
+    // again: a set's registry is no configured one, which `registry update` (what it named) follows.
+    await rename(plugins, `${plugins}-kept`);
+    const frozen = await m.run((c) => c.installSet(file, { ...home, frozen: true })).catch((e: unknown) => e);
+    await rm(plugins, { recursive: true, force: true });
+    await rename(`${plugins}-kept`, plugins);
+    expect(frozen).toMatchObject({ name: 'ClientError', code: 'LOCK_MISMATCH' });
+    expect((frozen as Error).message).toContain(
+      '`plugindex update -c FILE` (without --frozen) locks it again under the key the set pins',
+    );
+    expect((frozen as Error).message).not.toContain('registry update');
 
     // update -c locks it under the new key, and places the version the old key placed again (its
     // signature by the new key), where it was left as it was, and verify -c refused it SNAPSHOT_WRONG_KEY.
