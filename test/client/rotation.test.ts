@@ -764,20 +764,7 @@ describe('when a registry rotates its key twice', () => {
 describe('when a plugin set pins a registry that then rotates its key', () => {
   it('follows the rotation, keeps the set lock, and installs it frozen before and after', async () => {
     const registry = await servedRegistry(['1.0.0']);
-    const project = join(scratch.path, 'set-project');
-    await mkdir(project, { recursive: true });
-    await writeFile(join(project, 'registry.asc'), registry.firstKey);
-    const file = join(project, 'plugins.yaml');
-    await writeFile(
-      file,
-      `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
-  plugins:
-    - { provider: local, name: ${NAME}, version: "^1.0" }
-`,
-    );
+    const { project, file } = await setProject('set-project', registry.firstKey, `url: ${registry.url}`);
     const m = await machine();
     const home = { home: join(project, '.home') };
     const installed = await m.run((c) => c.installSet(file, home));
@@ -910,20 +897,7 @@ describe("when a plugin set's key file is replaced by the key its registry rotat
 
   it('keeps, after a rotation the set followed, what the old key placed, and tells it up to date reading nothing', async () => {
     const registry = await servedRegistry(['1.0.0']);
-    const project = join(scratch.path, 'set-followed-key');
-    await mkdir(project, { recursive: true });
-    await writeFile(join(project, 'registry.asc'), registry.firstKey);
-    const file = join(project, 'plugins.yaml');
-    await writeFile(
-      file,
-      `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
-  plugins:
-    - { provider: local, name: ${NAME}, version: "^1.0" }
-`,
-    );
+    const { project, file } = await setProject('set-followed-key', registry.firstKey, `url: ${registry.url}`);
     const m = await machine();
     const home = { home: join(project, '.home') };
     await m.run((c) => c.installSet(file, home));
@@ -2122,19 +2096,10 @@ describe('when a plugin set pins a key another name of its registry followed a r
     // cached, under that key); the key is stolen and rotated away from, and the configured name follows.
     const registry = await servedRegistry(['1.0.0']);
     const m = await pinningFirstKey(registry);
-    const project = join(scratch.path, `stolen-set-${registries}`);
-    await mkdir(project, { recursive: true });
-    await writeFile(join(project, 'registry.asc'), registry.firstKey);
-    const file = join(project, 'plugins.yaml');
-    await writeFile(
-      file,
-      `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
-  plugins:
-    - { provider: local, name: ${NAME}, version: "^1.0" }
-`,
+    const { project, file } = await setProject(
+      `stolen-set-${registries}`,
+      registry.firstKey,
+      `url: ${registry.url}`,
     );
     const home = { home: join(project, '.home') };
     await m.run((c) => c.installSet(file, home));
@@ -2303,19 +2268,10 @@ describe('when a record kept before records named their registry, configured at 
     await m.run((c) =>
       c.install({ requests: [`${NAME}@1.0.0`], registry: 'other', lockfile: m.lockfile, dir: m.dir }),
     );
-    const project = join(scratch.path, `mirror-frozen-set-${registries}`);
-    await mkdir(project, { recursive: true });
-    await writeFile(join(project, 'registry.asc'), registry.firstKey);
-    const file = join(project, 'plugins.yaml');
-    await writeFile(
-      file,
-      `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: registry, name: local, url: ${mirror.url}, key: ./registry.asc }
-  plugins:
-    - { provider: local, name: ${NAME}, version: "^1.0" }
-`,
+    const { project, file } = await setProject(
+      `mirror-frozen-set-${registries}`,
+      registry.firstKey,
+      `url: ${mirror.url}`,
     );
     const home = { home: join(project, '.home') };
     await m.run((c) => c.installSet(file, home));
@@ -2429,19 +2385,10 @@ describe('when a record kept before records named their registry, configured at 
     const m1 = await servedCopy('set-mirror-m', registry.dir);
     const x = await servedCopy('set-mirror-x', registry.dir);
     const m = await reachingByFirstKey(registry, m1.url);
-    const project = join(scratch.path, `set-mirror-${registries}`);
-    await mkdir(project, { recursive: true });
-    await writeFile(join(project, 'registry.asc'), registry.firstKey);
-    const file = join(project, 'plugins.yaml');
-    await writeFile(
-      file,
-      `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: registry, name: local, url: ${x.url}, mirrors: [${m1.url}], key: ./registry.asc }
-  plugins:
-    - { provider: local, name: ${NAME}, version: "^1.0" }
-`,
+    const { project, file } = await setProject(
+      `set-mirror-${registries}`,
+      registry.firstKey,
+      `url: ${x.url}, mirrors: [${m1.url}]`,
     );
     const home = { home: join(project, '.home') };
     await m.run((c) => c.installSet(file, home));
@@ -3070,20 +3017,7 @@ describe("when tidying the trust index fails after a plugin set's trust state ke
     // The set's session keeps its record by `ClientContext.writeTrust` (plugin-set.ts), not by a configured
     // registry's: the failure of the index's last step after it is the disk's, thrown once the record is taken.
     const registry = await servedRegistry(['1.0.0']);
-    const project = join(scratch.path, 'set-index-fails');
-    await mkdir(project, { recursive: true });
-    await writeFile(join(project, 'registry.asc'), registry.firstKey);
-    const file = join(project, 'plugins.yaml');
-    await writeFile(
-      file,
-      `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
-  plugins:
-    - { provider: local, name: ${NAME}, version: "^1.0" }
-`,
-    );
+    const { project, file } = await setProject('set-index-fails', registry.firstKey, `url: ${registry.url}`);
     const m = await machine();
     const home = { home: join(project, '.home') };
     await m.run((c) => c.installSet(file, home));
@@ -3115,3 +3049,29 @@ describe("when tidying the trust index fails after a plugin set's trust state ke
     expect(tidied.names[name]).not.toContain('https://left.example');
   });
 });
+
+/**
+ * A plugin set in the scratch folder `folder` pinning `key` (its `registry.asc`), of NAME ^1.0 from one
+ * provider, `local`, at `source` (its `url:`, and `mirrors:` where it has them).
+ */
+async function setProject(
+  folder: string,
+  key: string,
+  source: string,
+): Promise<{ project: string; file: string }> {
+  const project = join(scratch.path, folder);
+  await mkdir(project, { recursive: true });
+  await writeFile(join(project, 'registry.asc'), key);
+  const file = join(project, 'plugins.yaml');
+  await writeFile(
+    file,
+    `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, ${source}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: ${NAME}, version: "^1.0" }
+`,
+  );
+  return { project, file };
+}
