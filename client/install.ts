@@ -993,6 +993,12 @@ async function platformsToUpdate(
     const keys = Object.keys(own(plugin.versions, plugin.current)?.artifacts ?? {});
     if (keys.length === 0) continue;
     const host = platformKey(ctx.platform);
+    // A musl host's folder holding the glibc build of its arch and none of its own: a client before musl was
+    // told apart placed it there as this host's, asked for nothing, and the update placed the musl build
+    // before folders were read; but `--platform linux/ARCH` or a glibc container sharing the folder places
+    // the same. So both: the host's own build, and the glibc one kept (`update NAME --platform` names one).
+    const glibc = platformKey({ os: ctx.platform.os, arch: ctx.platform.arch });
+    if (host !== glibc && keys.includes(glibc) && !keys.includes(host)) keys.push(host);
     // The host's first: the version is resolved for the first platform, as a plain update resolves it.
     const ordered = [...keys].sort((a, b) => Number(b === host) - Number(a === host) || compareStrings(a, b));
     found.set(name, {

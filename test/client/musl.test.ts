@@ -353,6 +353,50 @@ describe('when clients of both C libraries install', () => {
   });
 });
 
+describe('when a musl host updates a folder an older client filled', () => {
+  it('places the musl build in the host\u2019s folder and keeps the glibc build it found, as either may be what the folder is for', async () => {
+    // Prepare: 1.0.0 and 2.0.0, each with a glibc and a musl build; a client that did not tell musl apart
+    // installed 1.0.0 on this musl host, into `linux-amd64/` (its platform had no libc), asked for nothing.
+    const name = 'alpine-moving';
+    const publish = async (version: string) => {
+      const result = await processSubmissions(
+        registry.context,
+        await registry.submit(
+          await makeBundle({
+            manifest: validManifest({ name, version }),
+            artifacts: [
+              { ...LINUX, name, body: encode(`glibc ${version}`) },
+              { ...ALPINE, name, body: encode(`musl ${version}`) },
+            ],
+          }),
+        ),
+      );
+      expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    };
+    await publish('1.0.0');
+    const m = await machine();
+    await m.run(LINUX, (c) => c.install({ requests: [name], dir: m.dir, lockfile: m.lockfile }));
+    await publish('2.0.0');
+    // Act: the same host, now known as musl, updates with no --platform.
+    const updated = await m.run(ALPINE, (c) =>
+      c.install({ requests: [name], dir: m.dir, lockfile: m.lockfile, upgrade: true }),
+    );
+    // Assess: the host's own build in its folder, as before the update kept the folder's platforms, and the
+    // glibc build the folder held (an explicit --platform linux/amd64 or a glibc container's looks the same).
+    expect(updated.items.map((i) => [i.version, i.platform, i.warnings])).toEqual([
+      ['2.0.0', 'linux-amd64-musl', []],
+    ]);
+    expect(await readFile(join(m.dir, name, '2.0.0', 'linux-amd64-musl', name), 'utf8')).toBe('musl 2.0.0');
+    expect(await readFile(join(m.dir, name, '2.0.0', 'linux-amd64', name), 'utf8')).toBe('glibc 2.0.0');
+    const installed = JSON.parse(await readFile(join(m.dir, 'installed.json'), 'utf8'));
+    expect(Object.keys(installed.plugins[name].versions)).toEqual(['2.0.0']);
+    expect(Object.keys(installed.plugins[name].versions['2.0.0'].artifacts).sort()).toEqual([
+      'linux-amd64',
+      'linux-amd64-musl',
+    ]);
+  });
+});
+
 describe('when a platform names its C library', () => {
   it('reads linux/ARCH/musl, and refuses a libc elsewhere or unknown', () => {
     expect(parsePlatform('linux/amd64/musl')).toEqual(ALPINE);
