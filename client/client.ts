@@ -59,7 +59,7 @@ import {
 import { type ClientContext, loadTrust, type ProgressEvent, readPinnedKey } from './context.ts';
 import { readSecretFileSync, readTextIfExists } from './disk/atomic.ts';
 import { ContentCache } from './disk/cache.ts';
-import { ClientState, InstallTree, setTrustName, type TrustRecord } from './disk/state.ts';
+import { ClientState, InstallTree, keptThenFailedAll, setTrustName, type TrustRecord } from './disk/state.ts';
 import { ClientError, pinAgainCommand, pinAgainRemedy, servedSecretKey } from './errors.ts';
 import type { Credentials, Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
 import { fetchBody, UNLISTED_LIMITS, urlProblem } from './fetcher.ts';
@@ -89,7 +89,7 @@ import {
   type Resolution,
   resolvePlugin,
 } from './resolve.ts';
-import type { RegistrySession, SnapshotReport } from './session.ts';
+import type { KeptThenFailed, RegistrySession, SnapshotReport } from './session.ts';
 import type { Source } from './source.ts';
 
 export type {
@@ -562,9 +562,10 @@ class Client implements PlugindexClient {
       // Kept already, so the session takes the record even when the configuration cannot be told: a
       // configuration naming the key rotated from is read as pinned (#pinnedTrust) and named again at the
       // next record, but a session left on that key disagreed with the files until a later update.
+      // Both failing, both are told (`keptThenFailedAll`): the index's alone hid a configuration to mend.
       return this.#repin(entry.name, held).then(
         () => failure,
-        (error: unknown) => failure ?? { keptThenFailed: error },
+        (error: unknown) => keptThenFailedAll(entry.name, [failure, { keptThenFailed: error }]),
       );
     });
   }
@@ -945,8 +946,14 @@ class Client implements PlugindexClient {
         registry: snapshot.registry,
       };
       const forgotten: ResetTrustResult['forgotten'][number][] = [];
+      // A step after a record was kept that failed (the trust index's last, `keepTrust`) is told once the
+      // reset is done: thrown at once, it left the other names' floors, the record checked here and the
+      // configuration's key (a reset that followed a rotation) as they were while the files held the floor.
+      const failures: (KeptThenFailed | undefined)[] = [];
       for (const name of names.sort()) {
-        const before = await this.#state.resetAccepted(name, floor);
+        const reset = await this.#state.resetAccepted(name, floor);
+        failures.push(reset.failure);
+        const before = reset.before;
         if (!before) continue;
         forgotten.push({
           name,
@@ -954,10 +961,19 @@ class Client implements PlugindexClient {
           ...(before.log ? { log: before.log } : {}),
         });
       }
-      if ('name' in target) {
-        const held = await this.#state.writeTrust(own, accepted);
-        if (held !== entry.key_fingerprint) await this.#repin(own, held);
-      } else if (names.includes(own)) await this.#state.writeTrust(own, accepted);
+      if ('name' in target || names.includes(own)) {
+        const { fingerprint: held, failure } = await this.#state.keepTrust(own, accepted);
+        failures.push(failure);
+        if ('name' in target && held !== entry.key_fingerprint)
+          failures.push(
+            await this.#repin(own, held).then(
+              () => undefined,
+              (error: unknown) => ({ keptThenFailed: error }),
+            ),
+          );
+      }
+      const failed = keptThenFailedAll(own, failures);
+      if (failed) throw failed.keptThenFailed;
       return {
         registry: snapshot.registry,
         fingerprint: accepted.fingerprint,

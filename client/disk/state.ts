@@ -936,7 +936,8 @@ export class ClientState {
    * for a record pinning the key that signs it; a record pinning a key it rotated from keeps none, and takes
    * the registry again on its next check (following the rotation). The one way a floor goes down
    * (`plugindex registry reset-trust`): `writeTrust` never lowers it.
-   * @returns the record as it was, or undefined when there is none.
+   * @returns the record as it was (`before`, absent when there is none), and `failure` when the trust index's
+   *   last step failed after the record was written (`keepTrust`).
    */
   async resetAccepted(
     name: string,
@@ -946,13 +947,13 @@ export class ClientState {
       readonly log?: LogHead;
       readonly registry: string;
     },
-  ): Promise<TrustRecord | undefined> {
+  ): Promise<{ readonly before?: TrustRecord; readonly failure?: KeptThenFailed }> {
     const dir = this.#trustDir(name);
     await this.#refuseUnsafeFolder('data', dir);
     return withFileLock(join(dir, 'state.json'), async () => {
       await this.#refuseMadeByAnother(dir);
       const before = await this.#trustJudged(name).catch(() => undefined);
-      if (!before) return undefined;
+      if (!before) return {};
       const {
         highestGeneration: _h,
         snapshotSha256: _s,
@@ -970,8 +971,13 @@ export class ClientState {
       const registries = indexedRegistries(record);
       await this.#listInIndex(name, registries, 'add');
       await this.#writeState(dir, record, same ? floor.generation : 0);
-      await this.#listInIndex(name, registries, 'only');
-      return before;
+      // Reset: a failure now is told apart, as `keepTrust`'s, and the caller goes on with the other steps.
+      try {
+        await this.#listInIndex(name, registries, 'only');
+      } catch (error) {
+        return { before, failure: { keptThenFailed: error } };
+      }
+      return { before };
     });
   }
 
@@ -1993,4 +1999,36 @@ export async function writeLockfile(path: string, lock: Lockfile): Promise<boole
   if (there === text || there?.replaceAll('\r\n', '\n') === text) return false;
   await writeFileAtomic(path, text);
   return true;
+}
+
+/**
+ * The steps after a trust record was kept that failed, as one `KeptThenFailed`: none, the one, or every one
+ * in an AggregateError whose message names each (the trust index's last step, then naming the key in
+ * config.json): the first alone dropped the other, and the user fixed one cause to meet the next.
+ */
+export function keptThenFailedAll(
+  name: string,
+  failures: readonly (KeptThenFailed | undefined)[],
+): KeptThenFailed | undefined {
+  const tell = (e: unknown): string => {
+    const code = (e as { code?: unknown }).code;
+    const message = e instanceof Error ? e.message : String(e);
+    // Node's own errors begin with their code already.
+    return typeof code === 'string' && !message.startsWith(code) ? `${code}: ${message}` : message;
+  };
+  // One cause told once: a reset keeps several records behind one trust index, whose lock fails each alike.
+  const errors: unknown[] = [];
+  const told: string[] = [];
+  for (const f of failures) {
+    if (!f || told.includes(tell(f.keptThenFailed))) continue;
+    errors.push(f.keptThenFailed);
+    told.push(tell(f.keptThenFailed));
+  }
+  if (errors.length <= 1) return errors.length === 0 ? undefined : { keptThenFailed: errors[0] };
+  return {
+    keptThenFailed: new AggregateError(
+      errors,
+      `${name}: the trust state was kept, then ${errors.length} steps after it failed: ${told.join('; and ')}`,
+    ),
+  };
 }

@@ -3075,3 +3075,99 @@ async function setProject(
   );
   return { project, file };
 }
+
+describe('when tidying the trust index fails as registry reset-trust keeps the key a rotation led to', () => {
+  it('names that key in the configuration before reporting the failure, as a session following it does', async () => {
+    // reset-trust threw the index's failure before the re-pin, so config.json kept the key rotated from
+    // while state.json held the new one, until the next check named it.
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const next = await rotateToNewKey(registry);
+    const trust = join(m.data, 'trust');
+    const index = JSON.parse(await readFile(join(trust, '.index.json'), 'utf8'));
+    index.names.main = [...index.names.main, 'https://left.example'];
+    await writeFile(join(trust, '.index.json'), JSON.stringify(index));
+    await mkdir(join(trust, '.index.json.lock', 'blocking'), { recursive: true });
+    const configFile = join(dirname(m.data), 'config', 'config.json');
+
+    await expect(m.run((c) => c.resetRegistryTrust({ name: 'main' }))).rejects.toMatchObject({
+      code: 'EISDIR',
+    });
+
+    expect((await trustState(m)).fingerprint).toBe(next.fingerprint);
+    expect(JSON.parse(await readFile(configFile, 'utf8')).registries[0].key_fingerprint).toBe(
+      next.fingerprint,
+    );
+  });
+});
+
+describe('when tidying the trust index and naming the key in the configuration both fail after the trust state kept the key a rotation led to', () => {
+  it('reports both failures, the session and reset-trust alike, and the client takes the key the trust state holds', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const next = await rotateToNewKey(registry);
+    const trust = join(m.data, 'trust');
+    const listedTooUnder = async () => {
+      const index = JSON.parse(await readFile(join(trust, '.index.json'), 'utf8'));
+      index.names.main = [...index.names.main, 'https://left.example'];
+      await writeFile(join(trust, '.index.json'), JSON.stringify(index));
+    };
+    await listedTooUnder();
+    await mkdir(join(trust, '.index.json.lock', 'blocking'), { recursive: true });
+    const configFile = join(dirname(m.data), 'config', 'config.json');
+    const config = await readFile(configFile, 'utf8');
+    const dirs = { config: dirname(configFile), data: m.data, cache: join(dirname(m.data), 'cache') };
+    let breakConfig = true;
+    let breakAt = ROTATION_PREFIX;
+    const open = () =>
+      createClient({
+        dirs,
+        // Once the rotation (or the snapshot) is asked for, the configuration read already, config.json
+        // becomes unreadable.
+        fetcher: httpFetcherTelling(async (path) => {
+          if (breakConfig && path.startsWith(breakAt)) await writeFile(configFile, '{ not json');
+        }),
+        env: {},
+        platform: { os: 'linux', arch: 'amd64' },
+        freshForMs: 0,
+      });
+    const both = (error: unknown) => {
+      expect(error).toBeInstanceOf(AggregateError);
+      expect((error as AggregateError).errors).toEqual([
+        expect.objectContaining({ code: 'EISDIR' }),
+        expect.objectContaining({ code: 'CLIENT_CONFIG_INVALID' }),
+      ]);
+      expect((error as Error).message).toContain('EISDIR');
+      expect((error as Error).message).toContain('CLIENT_CONFIG_INVALID');
+    };
+    const client = open();
+    try {
+      both(await client.updateRegistries(['main']).catch((e: unknown) => e));
+      expect((await trustState(m)).fingerprint).toBe(next.fingerprint);
+      // The session took the record all the same: the rotation gone, it reads on under the new key.
+      breakConfig = false;
+      await writeFile(configFile, config);
+      await rm(join(trust, '.index.json.lock'), { recursive: true });
+      await rm(join(registry.dir, 'public', rotationKey(1)));
+      const [kept] = await client.updateRegistries(['main']);
+      expect(kept?.error).toBeUndefined();
+      expect(kept?.report).toMatchObject({ fingerprint: next.fingerprint });
+    } finally {
+      await client.close();
+    }
+
+    // reset-trust by a configuration naming the key rotated from, both steps failing after the record.
+    await writeFile(configFile, config);
+    await listedTooUnder();
+    await mkdir(join(trust, '.index.json.lock', 'blocking'), { recursive: true });
+    breakConfig = true;
+    breakAt = 'snapshot';
+    const resetting = open();
+    try {
+      both(await resetting.resetRegistryTrust({ name: 'main' }).catch((e: unknown) => e));
+    } finally {
+      await resetting.close();
+    }
+    expect((await trustState(m)).fingerprint).toBe(next.fingerprint);
+  });
+});
