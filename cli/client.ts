@@ -12,7 +12,7 @@ import { ClientError } from '../client/errors.ts';
 import { createHttpFetcher } from '../client/fetcher.ts';
 import { clientDirectories } from '../client/paths.ts';
 import { type Platform, parsePlatform, parseRequest } from '../client/resolve.ts';
-import { type Parsed, stringOption } from './args.ts';
+import { listOption, type Parsed, stringOption } from './args.ts';
 import { CliError, usage } from './errors.ts';
 import { shown } from './terminal.ts';
 
@@ -104,6 +104,20 @@ export function platformOption(parsed: Parsed): { platform?: Platform } {
   if (!text) return {};
   try {
     return { platform: parsePlatform(text) };
+  } catch (error) {
+    throw argumentRefusal(error);
+  }
+}
+
+/**
+ * `--platform` as install and update take it, repeatable: each platform placed. Every value is read before
+ * anything is, so one typed wrong is the command line's (exit 2), whichever it is.
+ */
+export function platformsOption(parsed: Parsed): { platforms?: readonly Platform[] } {
+  const texts = listOption(parsed, 'platform');
+  if (texts.length === 0) return {};
+  try {
+    return { platforms: texts.map((text) => parsePlatform(text)) };
   } catch (error) {
     throw argumentRefusal(error);
   }

@@ -33,6 +33,8 @@ const CLIENT = { json: { type: 'boolean' }, offline: { type: 'boolean' } } as co
 const INSTALLS = { dir: { type: 'string' }, lockfile: { type: 'string' } } as const;
 /** How a spec is resolved for this host. */
 const RESOLVE = { platform: { type: 'string' }, 'api-version': { type: 'string' } } as const;
+/** As RESOLVE, for what places files: `--platform` repeated places each. */
+const PLACE = { ...RESOLVE, platform: { type: 'string', multiple: true } } as const;
 /** A plugin set file (`-c plugins.yaml`). */
 const SET = { config: { type: 'string', short: 'c' } } as const;
 /** Where a submission goes (cli/submit.ts): a local registry, or a deployed one's upload bucket. */
@@ -351,7 +353,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary:
       'install plugins (verified end to end) and record them in plugindex.lock; no names: what the lock holds',
     usage: [
-      'plugindex install [NAME[@SPEC] ...] [--registry NAME] [--platform OS/ARCH[/musl]] [--dir DIR] [--lockfile FILE]',
+      'plugindex install [NAME[@SPEC] ...] [--registry NAME] [--platform OS/ARCH[/musl] ...] [--dir DIR] [--lockfile FILE]',
       '         [--locked] [--frozen [--trust-lock]] [--offline] [--accept-permissions] [--deny-yanked] [--allow-vulnerable]',
       '         [--api-version V] [--json]',
       'plugindex install -c FILE [--locked | --frozen] [--accept-permissions] [--deny-yanked] [--allow-vulnerable]',
@@ -363,10 +365,11 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       '            source not configured here is refused (SOURCE_NOT_CONFIGURED) unless --trust-lock takes its digests alone',
       '  --allow-vulnerable: install a version a high or critical advisory affects (else refused)',
       '  --deny-yanked: refuse a locked version yanked since (else installed with a warning); with --frozen, read from its registry',
+      '  --platform: repeat it to place several platforms (a fleet folder); the version must have a build for each',
     ].join('\n'),
     options: {
       ...CLIENT,
-      ...RESOLVE,
+      ...PLACE,
       ...INSTALLS,
       ...SET,
       registry: { type: 'string' },
@@ -408,14 +411,15 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   update: {
     summary: 'move installed plugins to the newest version their spec (or the one given) allows',
     usage: [
-      'plugindex update [NAME[@SPEC] ...] [--platform OS/ARCH[/musl]] [--dir DIR] [--lockfile FILE] [--api-version V]',
+      'plugindex update [NAME[@SPEC] ...] [--platform OS/ARCH[/musl] ...] [--dir DIR] [--lockfile FILE] [--api-version V]',
       '         [--accept-permissions] [--allow-vulnerable] [--offline] [--json]',
       'plugindex update -c FILE [--accept-permissions] [--allow-vulnerable]   every plugin of a set',
-      'without --platform, each plugin is updated for every platform its old version is installed for in DIR',
+      'without --platform, each plugin is updated for every platform its old version is installed for in DIR;',
+      'with it (repeatable), for the platforms named alone, the old version removed with its other builds',
     ].join('\n'),
     options: {
       ...CLIENT,
-      ...RESOLVE,
+      ...PLACE,
       ...INSTALLS,
       ...SET,
       'accept-permissions': { type: 'boolean' },

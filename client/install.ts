@@ -105,6 +105,12 @@ export interface InstallOptions {
   readonly sources?: SourceLookup;
   readonly registry?: string;
   readonly platform?: Platform;
+  /**
+   * Several platforms, each placed (`--platform` repeated), in place of `platform`: one version resolved,
+   * for the first, that every one must have a build of (NO_ARTIFACT_FOR_PLATFORM naming the one it lacks),
+   * as a set's `platforms:`. An update naming them places these and removes the old version's others.
+   */
+  readonly platforms?: readonly Platform[];
   /** Install folder; default `<data>/plugins`. */
   readonly dir?: string;
   readonly lockfile: string;
@@ -708,7 +714,7 @@ export async function planInstall(
   const targets = installTargets(
     options,
     before,
-    () => options.platform ?? ctx.platform,
+    () => namedPlatforms(options) ?? [ctx.platform],
     await platformsToUpdate(ctx, options, seen),
   );
   if (locked && !before)
@@ -965,9 +971,10 @@ function updatingFor<T>(target: Target, folder: string, platform: Platform, reso
     const text = artifactPlatformText(platform);
     throw new ClientError(
       'NO_ARTIFACT_FOR_PLATFORM',
-      // `--platform` takes one platform, and the old version goes whole: said, where "name the platforms"
-      // read as several kept. An update of every plugin stops here too: naming the others updates them.
-      `${error.message} (${target.name}@${target.updatingFrom} is installed for ${text} in ${folder}, and an update naming no platform places the new version for each platform the old one is installed for: \`plugindex update ${target.name} --platform OS/ARCH\` (one of those it has) updates it for that platform alone, removing ${target.name}@${target.updatingFrom} with its other builds; or leave it at ${target.updatingFrom}, naming the plugins to update)`,
+      // The platforms named are those placed, and the old version goes whole: said, where "name the
+      // platforms" read as the others kept. An update of every plugin stops here too: naming the others
+      // updates them.
+      `${error.message} (${target.name}@${target.updatingFrom} is installed for ${text} in ${folder}, and an update naming no platform places the new version for each platform the old one is installed for: \`plugindex update ${target.name} --platform OS/ARCH\` (one of those it has, repeated for each to keep) updates it for those platforms alone, removing ${target.name}@${target.updatingFrom} with its other builds; or leave it at ${target.updatingFrom}, naming the plugins to update)`,
       { cause: error },
     );
   }
@@ -987,7 +994,8 @@ async function platformsToUpdate(
   seen: OnDisk,
 ): Promise<ReadonlyMap<string, { readonly version: string; readonly platforms: readonly Platform[] }>> {
   const found = new Map<string, { readonly version: string; readonly platforms: readonly Platform[] }>();
-  if (!options.upgrade || options.platform !== undefined || options.targets !== undefined) return found;
+  if (!options.upgrade || namedPlatforms(options) !== undefined || options.targets !== undefined)
+    return found;
   const installed = await seen.read(ctx.tree(options.dir));
   for (const [name, plugin] of Object.entries(installed.plugins)) {
     const keys = Object.keys(own(plugin.versions, plugin.current)?.artifacts ?? {});
@@ -1009,10 +1017,19 @@ async function platformsToUpdate(
   return found;
 }
 
+/** The platforms an install names (`platforms`, else `platform`), each once, in the order given; else undefined. */
+function namedPlatforms(options: InstallOptions): readonly Platform[] | undefined {
+  const named = options.platforms?.length ? options.platforms : options.platform ? [options.platform] : [];
+  const once = named.filter(
+    (p, i) => named.findIndex((other) => platformKey(other) === platformKey(p)) === i,
+  );
+  return once.length > 0 ? once : undefined;
+}
+
 function installTargets(
   options: InstallOptions,
   lock: Lockfile | undefined,
-  platform: () => Platform,
+  platforms: () => readonly Platform[],
   updating: ReadonlyMap<
     string,
     { readonly version: string; readonly platforms: readonly Platform[] }
@@ -1039,7 +1056,7 @@ function installTargets(
       return {
         name: t.name,
         spec: t.spec,
-        platforms: t.platforms && t.platforms.length > 0 ? t.platforms : [platform()],
+        platforms: t.platforms && t.platforms.length > 0 ? t.platforms : platforms(),
         dir: t.dir ?? options.dir,
         ...(t.output !== undefined ? { output: t.output } : {}),
         ...(t.where !== undefined ? { where: t.where } : {}),
@@ -1049,7 +1066,7 @@ function installTargets(
       };
     });
   }
-  const base = { platforms: [platform()], dir: options.dir };
+  const base = { platforms: platforms(), dir: options.dir };
   if (options.requests.length === 0) {
     if (!lock)
       throw new ClientError(

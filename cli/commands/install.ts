@@ -17,7 +17,7 @@ import {
   argumentRefusal,
   dirOption,
   lockfileOption,
-  platformOption,
+  platformsOption,
   withClient,
 } from '../client.ts';
 import { usage } from '../errors.ts';
@@ -57,7 +57,7 @@ export async function run(parsed: Parsed): Promise<number> {
   }
   const keyFile = stringOption(parsed, 'key');
   // Read before anything else: a platform refused is the command line's fault, said before any registry is.
-  const platform = platformOption(parsed);
+  const platform = platformsOption(parsed);
   // Every text too, before the first is looked up: read in its turn, one typed wrong was hidden by whatever
   // reading a registry for a reference before it came to (an OCI reference none lists, PLUGIN_NOT_FOUND).
   for (const text of parsed.positionals)

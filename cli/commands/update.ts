@@ -11,7 +11,7 @@ import {
   apiVersionOption,
   dirOption,
   lockfileOption,
-  platformOption,
+  platformsOption,
   requestArgument,
   withClient,
 } from '../client.ts';
@@ -23,7 +23,7 @@ export async function run(parsed: Parsed): Promise<number> {
   const acceptPermissions = parsed.values['accept-permissions'] === true;
   // The names and platform typed, read by the client's rule before anything is: a refusal is the command
   // line's (exit 2); names read from installed.json are that file's.
-  const platform = config === undefined ? platformOption(parsed) : {};
+  const platform = config === undefined ? platformsOption(parsed) : {};
   if (config === undefined) for (const text of parsed.positionals) requestArgument(text);
   return withClient(parsed, async ({ client, json }) => {
     if (config !== undefined) {

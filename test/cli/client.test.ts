@@ -358,6 +358,55 @@ describe('when a plugin name, version spec, reference or platform typed on the c
     expect(await readdir(path.join(work, `home${homes}`))).not.toContain('plugindex.lock');
   });
 
+  it('reads --platform repeated for install and update: each value read (exit 2 for any typed wrong), each platform placed', async () => {
+    // The last value alone was read: `--platform plan9/amd64 --platform linux/amd64` installed linux/amd64.
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    for (const command of ['install', 'update']) {
+      const refused = await plugindex(
+        command,
+        NAME,
+        '--platform',
+        'plan9/amd64',
+        '--platform',
+        'linux/amd64',
+      );
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toContain(`plugindex ${command}: REQUEST_INVALID: `);
+      expect(refused.stderr).toContain('names an unknown OS "plan9"');
+    }
+    // Each named must have a build of the version: darwin/arm64 has none, so nothing is placed.
+    const lacking = await plugindex(
+      'install',
+      NAME,
+      '--dir',
+      'plugins',
+      '--platform',
+      'darwin/arm64',
+      '--platform',
+      'linux/amd64',
+    );
+    expect(lacking.code, lacking.stderr).toBe(1);
+    expect(lacking.stderr).toContain('NO_ARTIFACT_FOR_PLATFORM');
+    expect(lacking.stderr).toContain('darwin/arm64');
+    // One named twice is placed once.
+    const twice = await plugindex(
+      'install',
+      NAME,
+      '--dir',
+      'plugins',
+      '--platform',
+      'linux/amd64',
+      '--platform',
+      'linux/amd64',
+      '--json',
+    );
+    expect(twice.code, twice.stderr).toBe(0);
+    expect(Object.keys(JSON.parse(twice.stdout).items[0].paths)).toEqual(['linux-amd64']);
+    const help = await plugindex('install', '--help');
+    expect(help.stdout + help.stderr).toContain('[--platform OS/ARCH[/musl] ...]');
+  });
+
   it('names a URL given to info, update or audit as a URL, never showing its credentials or query values', async () => {
     // Read as a plugin name, each echoed it whole: `plugin name "https://u:s3cret" in "https://u:s3cret@…"`.
     const plugindex = await home();

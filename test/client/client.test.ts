@@ -902,7 +902,7 @@ describe('when an update moves a plugin installed for several platforms', () => 
     expect(await exists(join(m.dir, 'shrinking-tool', '1.1.0'))).toBe(false);
     // What it names: one platform named updates it for that one alone, the old version's others going with it.
     expect((error as Error).message).toContain(
-      '`plugindex update shrinking-tool --platform OS/ARCH` (one of those it has) updates it for that platform alone, removing shrinking-tool@1.0.0 with its other builds; or leave it at 1.0.0, naming the plugins to update',
+      '`plugindex update shrinking-tool --platform OS/ARCH` (one of those it has, repeated for each to keep) updates it for those platforms alone, removing shrinking-tool@1.0.0 with its other builds; or leave it at 1.0.0, naming the plugins to update',
     );
     const named = await withClient(m, (c) =>
       c.install({
@@ -916,6 +916,51 @@ describe('when an update moves a plugin installed for several platforms', () => 
     expect(named.items.map((i) => [i.version, Object.keys(i.paths)])).toEqual([['1.1.0', ['linux-amd64']]]);
     const installed = await withClient(m, (c) => c.installed({ dir: m.dir }));
     expect(Object.keys(installed.plugins['shrinking-tool']?.versions ?? {})).toEqual(['1.1.0']);
+  });
+
+  it('places each platform named (platforms), the version resolved for all, an update refused for one it lacks', async () => {
+    await publishFor('several-tool', '1.0.0', BOTH);
+    const m = await machine();
+    await addRegistry(m);
+    const installed = await withClient(m, (c) =>
+      c.install({
+        requests: ['several-tool@^1'],
+        dir: m.dir,
+        lockfile: m.lockfile,
+        platforms: [LINUX, ARM],
+      }),
+    );
+    expect(installed.items.map((i) => [i.version, Object.keys(i.paths)])).toEqual([
+      ['1.0.0', ['linux-amd64', 'linux-arm64']],
+    ]);
+    expect(
+      Object.keys(JSON.parse(await readFile(m.lockfile, 'utf8')).plugins['several-tool'].artifacts),
+    ).toEqual(['linux-amd64', 'linux-arm64']);
+    // A new version without one of them: refused naming it, nothing removed.
+    await publishFor('several-tool', '1.1.0', [['linux', 'amd64']]);
+    const update = (platforms: readonly (typeof LINUX | typeof ARM)[]) =>
+      withClient(m, (c) =>
+        c.install({ requests: ['several-tool'], upgrade: true, dir: m.dir, lockfile: m.lockfile, platforms }),
+      );
+    const error = await update([LINUX, ARM]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ClientError);
+    expect(error).toMatchObject({
+      code: 'NO_ARTIFACT_FOR_PLATFORM',
+      message: expect.stringContaining('several-tool@1.1.0 has no artifact for linux/arm64'),
+    });
+    expect(await exists(join(m.dir, 'several-tool', '1.0.0', 'linux-arm64', 'several-tool'))).toBe(true);
+    // Both named, both placed at the new version.
+    await publishFor('several-tool', '1.2.0', BOTH);
+    const updated = await update([ARM, LINUX]);
+    expect(updated.items.map((i) => [i.version, Object.keys(i.paths).sort()])).toEqual([
+      ['1.2.0', ['linux-amd64', 'linux-arm64']],
+    ]);
+    const after = await withClient(m, (c) => c.installed({ dir: m.dir }));
+    expect(Object.keys(after.plugins['several-tool']?.versions ?? {})).toEqual(['1.2.0']);
+    expect(Object.keys(after.plugins['several-tool']?.versions['1.2.0']?.artifacts ?? {}).sort()).toEqual([
+      'linux-amd64',
+      'linux-arm64',
+    ]);
   });
 
   it('keeps a folder installed for another platform only for that platform, placing none of the host', async () => {
