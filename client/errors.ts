@@ -24,6 +24,11 @@ export type ClientErrorCode =
   | 'REGISTRY_NOT_PINNED'
   /** A registry's trust state (`<data>/trust/<name>/state.json`) does not parse. */
   | 'TRUST_STATE_INVALID'
+  /**
+   * A trust record was kept (a rotation followed, a reset), then two or more steps after it failed (the trust
+   * index's last step, naming the key in config.json): its message names each, its cause an AggregateError.
+   */
+  | 'TRUST_KEPT_THEN_FAILED'
   /** `registry add` of a name already configured with another URL or key, without `--force`. */
   | 'REGISTRY_EXISTS'
   /** A registry URL that is not https: (loopback http: and file: excepted), or not a URL at all. */

@@ -2003,7 +2003,7 @@ export async function writeLockfile(path: string, lock: Lockfile): Promise<boole
 
 /**
  * The steps after a trust record was kept that failed, as one `KeptThenFailed`: none, the one, or every one
- * in an AggregateError whose message names each (the trust index's last step, then naming the key in
+ * in a ClientError TRUST_KEPT_THEN_FAILED (its cause an AggregateError of them) whose message names each (the trust index's last step, then naming the key in
  * config.json): the first alone dropped the other, and the user fixed one cause to meet the next.
  */
 export function keptThenFailedAll(
@@ -2025,10 +2025,13 @@ export function keptThenFailedAll(
     told.push(tell(f.keptThenFailed));
   }
   if (errors.length <= 1) return errors.length === 0 ? undefined : { keptThenFailed: errors[0] };
+  // One of ours, with a stable code, so a command tells it as one (its code and the message naming each
+  // cause, cli/main.ts), where a bare AggregateError was printed as a defect, its stack trace.
   return {
-    keptThenFailed: new AggregateError(
-      errors,
+    keptThenFailed: new ClientError(
+      'TRUST_KEPT_THEN_FAILED',
       `${name}: the trust state was kept, then ${errors.length} steps after it failed: ${told.join('; and ')}`,
+      { cause: new AggregateError(errors, `${errors.length} steps failed`) },
     ),
   };
 }
