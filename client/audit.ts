@@ -47,6 +47,16 @@ export interface InstalledAudit {
   readonly skipped: readonly AuditSkipped[];
   /** Installed versions checked. */
   readonly checked: number;
+  /** Installed versions installed.json holds (checked or skipped). */
+  readonly installed: number;
+  /** The install folder audited. */
+  readonly dir: string;
+  /**
+   * Why nothing was checked, when nothing was (`checked` 0): no such folder, nothing installed in it, or
+   * every version skipped. An audit that checked nothing vouches for nothing, so it fails (exit 1): a
+   * mistyped `--dir` or an install step that placed nothing passed as "no advisory" before.
+   */
+  readonly unaudited?: string;
 }
 
 /**
@@ -92,7 +102,8 @@ export async function auditInstalled(
   ctx: ClientContext,
   options: { readonly dir?: string },
 ): Promise<InstalledAudit> {
-  const installed = await ctx.tree(options.dir).read();
+  const tree = ctx.tree(options.dir);
+  const installed = await tree.read();
   const findings: AuditFinding[] = [];
   const states: AuditState[] = [];
   const skipped: AuditSkipped[] = [];
@@ -144,7 +155,28 @@ export async function auditInstalled(
   findings.sort((a, b) => compareAdvisories(a.advisory, b.advisory));
   // Removed first (what no install would give now), then yanked; by plugin within each (a stable sort).
   states.sort((a, b) => (a.state === b.state ? 0 : a.state === 'removed' ? -1 : 1));
-  return { findings, states, skipped, checked };
+  const count = versionsIn(installed.plugins);
+  const unaudited =
+    checked > 0
+      ? undefined
+      : count > 0
+        ? `none of the ${count} installed version${count === 1 ? '' : 's'} could be checked (each "not checked" says why)`
+        : (await tree.exists())
+          ? `nothing is installed in ${tree.dir}`
+          : `there is no install folder at ${tree.dir} (install there first, or name the folder with --dir)`;
+  return {
+    findings,
+    states,
+    skipped,
+    checked,
+    installed: count,
+    dir: tree.dir,
+    ...(unaudited === undefined ? {} : { unaudited }),
+  };
+}
+
+function versionsIn(plugins: Readonly<Record<string, { readonly versions: object }>>): number {
+  return Object.values(plugins).reduce((sum, plugin) => sum + Object.keys(plugin.versions).length, 0);
 }
 
 export interface PluginHistory {

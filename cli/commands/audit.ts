@@ -1,7 +1,8 @@
 /**
  * `plugindex audit`: every installed version against its registry's current advisories (exit 1 when any
  * affects one, `high` and `critical` named first), and whether it was removed (exit 1) or yanked (reported)
- * since; the way to check a tree installed `--frozen`.
+ * since; the way to check a tree installed `--frozen`. Exit 1 too when it checked nothing (no such folder,
+ * nothing installed, every version skipped), saying which.
  * `plugindex audit NAME [--registry R]`: the plugin's history from the registry's transparency log, the
  * whole chain checked against the head the snapshot signs (exit 3 when it does not verify), then its
  * advisories.
@@ -44,6 +45,8 @@ export async function run(parsed: Parsed): Promise<number> {
 
 /** An advisory affects an installed version, or one was removed (a yank alone is reported, not failed). */
 function failed(audit: InstalledAudit): boolean {
+  // An audit that checked nothing vouches for nothing: a mistyped --dir must not pass as "no advisory".
+  if (audit.unaudited !== undefined) return true;
   return audit.findings.length > 0 || audit.states.some((s) => s.state === 'removed');
 }
 
@@ -59,10 +62,13 @@ function printInstalled(audit: InstalledAudit, json: boolean): void {
   for (const s of audit.skipped)
     out(`not checked  ${s.name}@${s.version} from ${s.registry}: ${oneLine(s.reason)}`);
   const blocking = audit.findings.filter((f) => ['high', 'critical'].includes(f.advisory.severity)).length;
+  const unchecked = audit.skipped.length > 0 ? ` (${audit.skipped.length} not checked)` : '';
   out(
-    audit.findings.length === 0
-      ? `no advisory affects the ${audit.checked} installed version${audit.checked === 1 ? '' : 's'} checked`
-      : `${audit.findings.length} advisor${audit.findings.length === 1 ? 'y affects' : 'ies affect'} installed versions (${blocking} high or critical)`,
+    audit.unaudited !== undefined
+      ? `nothing was audited: ${audit.unaudited}`
+      : audit.findings.length === 0
+        ? `no advisory affects the ${audit.checked} installed version${audit.checked === 1 ? '' : 's'} checked${unchecked}`
+        : `${audit.findings.length} advisor${audit.findings.length === 1 ? 'y affects' : 'ies affect'} installed versions (${blocking} high or critical)`,
   );
 }
 

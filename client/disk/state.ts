@@ -1506,6 +1506,11 @@ export class InstallTree {
     return join(this.dir, INSTALLED_FILE);
   }
 
+  /** Whether the folder is there (`audit` tells a missing one from an empty one). */
+  async exists(): Promise<boolean> {
+    return (await stat(this.dir).catch(() => undefined))?.isDirectory() === true;
+  }
+
   /** @throws ClientError INSTALLED_INVALID for one that does not parse, or a folder where it goes. */
   async read(): Promise<InstalledFile> {
     const text = await readTextNotFolder(this.file, 'INSTALLED_INVALID', "the install folder's record");

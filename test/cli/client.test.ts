@@ -902,7 +902,7 @@ describe('when a user searches, installs and manages plugins', () => {
     );
   });
 
-  it('lists an install no configured registry speaks for as not checked, with why, and exits 0 (as audit)', async () => {
+  it('lists an install no configured registry speaks for as not checked, with why, and exits 0 (audit, which checked nothing, 1)', async () => {
     const plugindex = await home();
     expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
     const install = ['install', `${NAME}@1.0.0`, '--dir', 'plugins', '--platform', 'linux/amd64'];
@@ -921,9 +921,11 @@ describe('when a user searches, installs and manages plugins', () => {
     expect(JSON.parse(json.stdout).plugins).toEqual([
       expect.objectContaining({ name: NAME, unchecked: expect.stringContaining('not configured') }),
     ]);
+    // audit checked nothing, and says so (exit 1): a green audit of what no registry here speaks for is none.
     const audit = await plugindex('audit', '--dir', 'plugins');
-    expect(audit.code).toBe(0);
+    expect(audit.code).toBe(1);
     expect(audit.stdout).toContain(`not checked  ${NAME}@1.0.0 from main`);
+    expect(audit.stdout).toContain('nothing was audited: none of the 1 installed version could be checked');
   });
 
   it('reads the registry\u2019s falcoctl index for a falcoctl-style reference, as the built command', async () => {

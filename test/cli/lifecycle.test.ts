@@ -388,6 +388,37 @@ describe('when installed plugins are audited', () => {
     expect(audit.code, audit.stderr).toBe(0);
     expect(audit.stdout).toContain('no advisory affects the 1 installed version checked');
   });
+
+  it('fails (exit 1) when it could check nothing: a missing or empty install folder, saying so, in --json too', async () => {
+    const plugindex = await home();
+    const missing = await plugindex('audit', '--dir', 'no-such-folder');
+    expect(missing.code, missing.stderr).toBe(1);
+    expect(missing.stdout).toContain('nothing was audited: there is no install folder at');
+    expect(missing.stdout).toContain('no-such-folder');
+    expect(missing.stdout).not.toContain('0 installed versions checked');
+    const json = JSON.parse((await plugindex('audit', '--dir', 'no-such-folder', '--json')).stdout);
+    expect(json).toMatchObject({
+      ok: false,
+      checked: 0,
+      installed: 0,
+      findings: [],
+      states: [],
+      skipped: [],
+    });
+    expect(json.unaudited).toContain('no install folder');
+    await mkdir(path.join(work, `home${homes}`, 'empty'));
+    const empty = await plugindex('audit', '--dir', 'empty');
+    expect(empty.code).toBe(1);
+    expect(empty.stdout).toContain('nothing was audited: nothing is installed in');
+  });
+
+  it('says how many it could not check beside those it did', async () => {
+    const plugindex = await home();
+    expect((await plugindex('install', 'steady-tool@1.0.0')).code).toBe(0);
+    const json = JSON.parse((await plugindex('audit', '--json')).stdout);
+    expect(json).toMatchObject({ ok: true, checked: 1, installed: 1 });
+    expect(json.unaudited).toBeUndefined();
+  });
 });
 
 describe("when a plugin's history is audited", () => {
