@@ -13,7 +13,8 @@ import {
   type Resources,
   type VersionRecord,
 } from '../index-builder/model.ts';
-import { isPrerelease } from '../index-builder/versions.ts';
+import { oneLine } from '../index-builder/text.ts';
+import { compareVersions, isPrerelease } from '../index-builder/versions.ts';
 import { DEFAULT_TIMEOUT_SECONDS } from './config.ts';
 import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
 import { readRegularIfExists, withFileLock } from './disk/atomic.ts';
@@ -178,6 +179,17 @@ export interface InstalledItem {
   readonly look_alikes?: PluginDocument['look_alikes'];
   /** True when nothing was fetched: already installed as recorded. */
   readonly unchanged: boolean;
+  /**
+   * An update that moved to a lower version than the one current in its folder (`1.0.0-beta.2` yanked, the
+   * highest the request allows now `1.0.0-beta.1`): the version it left, and why that one is not kept.
+   * Reported as "updated to", a downgrade read as an upgrade.
+   */
+  readonly downgrade?: Downgrade;
+}
+
+export interface Downgrade {
+  readonly from: string;
+  readonly reason: string;
 }
 
 export interface InstallResult {
@@ -250,6 +262,8 @@ export interface Planned {
   readonly entry: LockedPlugin;
   readonly yanked: boolean;
   readonly deprecated: boolean;
+  /** An update's move below the version current in the folder (`InstalledItem.downgrade`). */
+  readonly downgrade?: Downgrade;
   readonly warnings: readonly string[];
   /** The advisories affecting it (none known for a frozen install, which reads no plugin document). */
   readonly advisories: readonly Advisory[];
@@ -1431,6 +1445,9 @@ async function planTarget(
     entry,
     yanked: version.yanked,
     deprecated: deprecationOf(document, version) !== undefined,
+    ...(options.upgrade === true
+      ? await downgradeOf(seen, ctx.tree(target.dir ?? options.dir), target.name, version.version, document)
+      : {}),
     warnings: [...warnings],
     advisories: vulnerable.advisories,
     ...(document.look_alikes?.length ? { look_alikes: document.look_alikes } : {}),
@@ -2787,6 +2804,30 @@ async function record(
   );
 }
 
+/**
+ * An update's move below the version current in its folder, and why that version is not kept: what the
+ * document says of it now (yanked, removed), else that the request no longer allows it.
+ */
+async function downgradeOf(
+  seen: OnDisk,
+  tree: InstallTree,
+  name: string,
+  to: string,
+  document: PluginDocument,
+): Promise<{ downgrade?: Downgrade }> {
+  const from = own((await seen.read(tree)).plugins, name)?.current;
+  if (from === undefined || compareVersions(to, from) >= 0) return {};
+  const record = document.versions.find((v) => versionIdentity(v.version) === versionIdentity(from));
+  const reason = record?.removed
+    ? `${name}@${from} was removed: ${oneLine(record.removed.reason)}`
+    : record?.yanked
+      ? `${name}@${from} is yanked: ${record.yanked_reason ? oneLine(record.yanked_reason) : 'no reason given'}`
+      : record
+        ? `${name}@${from} is not a version the request allows`
+        : `${name}@${from} is no longer listed by the registry`;
+  return { downgrade: { from, reason } };
+}
+
 function itemOf(plan: Planned, tree: InstallTree, unchanged: boolean): InstalledItem {
   const paths = Object.fromEntries(plan.files.map((f) => [f.platform, tree.path(f.path)]));
   const first = plan.files[0] as PlannedFile;
@@ -2802,6 +2843,7 @@ function itemOf(plan: Planned, tree: InstallTree, unchanged: boolean): Installed
     advisories: plan.advisories,
     ...(plan.look_alikes ? { look_alikes: plan.look_alikes } : {}),
     unchanged,
+    ...(plan.downgrade && !unchanged ? { downgrade: plan.downgrade } : {}),
   };
 }
 

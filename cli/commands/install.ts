@@ -11,6 +11,7 @@ import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { checkReference, type InstallResult } from '../../client/client.ts';
 import type { Source } from '../../client/source.ts';
+import { oneLine } from '../../index-builder/text.ts';
 import { givenOptions, type Parsed, stringOption } from '../args.ts';
 import {
   apiVersionOption,
@@ -127,9 +128,14 @@ export function report(result: InstallResult, json: boolean, verb: string, lockf
   for (const item of result.items) {
     const platforms = Object.keys(item.paths);
     const where = platforms.length > 1 ? platforms.join(', ') : item.platform;
-    out(
-      `${item.unchanged ? 'up to date' : verb} ${item.name}@${item.version} (${where}) from ${item.registry}: ${item.path}`,
-    );
+    // An update's move below the version it replaces is said as one, with why the newer is not kept: read as
+    // "updated to", it passed for an upgrade.
+    const done = item.unchanged ? 'up to date' : item.downgrade ? 'downgraded to' : verb;
+    out(`${done} ${item.name}@${item.version} (${where}) from ${item.registry}: ${item.path}`);
+    if (item.downgrade && !item.unchanged)
+      out(
+        `  down from ${item.downgrade.from}: ${oneLine(item.downgrade.reason)}; ${item.version} is the highest version the request allows now`,
+      );
     if (item.permissions.length > 0 && !item.unchanged) out(`  permissions: ${item.permissions.join(', ')}`);
     for (const warning of item.warnings) err(`warning: ${warning}`);
     // Told, never refused: the registry allowed the pair (published before the rule, or owners changed since).

@@ -421,6 +421,40 @@ describe('when installed plugins are audited', () => {
   });
 });
 
+describe('when an update moves below the version installed', () => {
+  it('says downgraded, from which version and why (the newer yanked), and marks it in --json', async () => {
+    const plugindex = await home();
+    expect((await plugindex('install', 'steady-tool')).code).toBe(0);
+    // Another machine, for the text.
+    const again = await home();
+    expect((await again('install', 'steady-tool@1.1.0', '--dir', 'pinned')).code).toBe(0);
+    await editPlugin(local.context, 'steady-tool', (doc) => {
+      Object.assign(versionOf(doc, '1.1.0'), { yanked: true, yanked_reason: 'breaks on arm' });
+    });
+    try {
+      expect((await plugindex('registry', 'update')).code).toBe(0);
+      const update = await plugindex('update', 'steady-tool', '--json');
+      expect(update.code, update.stderr).toBe(0);
+      expect(JSON.parse(update.stdout).items[0]).toMatchObject({
+        version: '1.0.0',
+        downgrade: { from: '1.1.0', reason: 'steady-tool@1.1.0 is yanked: breaks on arm' },
+      });
+      expect((await again('registry', 'update')).code).toBe(0);
+      const text = await again('update', 'steady-tool@^1.0.0', '--dir', 'pinned');
+      expect(text.code, text.stderr).toBe(0);
+      expect(text.stdout).toMatch(/^downgraded to steady-tool@1\.0\.0 \(/m);
+      expect(text.stdout).toContain(
+        '  down from 1.1.0: steady-tool@1.1.0 is yanked: breaks on arm; 1.0.0 is the highest version the request allows now',
+      );
+      expect(text.stdout).not.toContain('updated to');
+    } finally {
+      await editPlugin(local.context, 'steady-tool', (doc) => {
+        Object.assign(versionOf(doc, '1.1.0'), { yanked: false, yanked_reason: undefined });
+      });
+    }
+  });
+});
+
 describe("when a plugin's history is audited", () => {
   it('prints its entries from the verified log, then its advisories (--json too)', async () => {
     const plugindex = await home();

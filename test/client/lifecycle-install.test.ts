@@ -256,6 +256,17 @@ describe('when a version is yanked after it was locked', () => {
       { name: 'yank-tool', version: '1.1.0', registry: 'test', state: 'yanked', reason: 'crashes on start' },
     ]);
   });
+
+  it('calls an update from it to the lower version a downgrade, saying the newer was yanked', async () => {
+    const result = await m.use((c) =>
+      c.install({ requests: ['yank-tool'], upgrade: true, dir: m.dir, lockfile: m.lockfile }),
+    );
+    expect(result.items[0]).toMatchObject({
+      name: 'yank-tool',
+      version: '1.0.0',
+      downgrade: { from: '1.1.0', reason: 'yank-tool@1.1.0 is yanked: crashes on start' },
+    });
+  });
 });
 
 describe('when the operator removes a version', () => {
