@@ -6,6 +6,7 @@
  * file is gone named (`SET_FILE_GONE`) and dropped on request (`cleanOrphans`).
  */
 
+import { resolve } from 'node:path';
 import type { Key } from 'openpgp';
 import { TrustError } from '../index-builder/errors.ts';
 import { versionFolder, versionIdentity } from '../index-builder/layout.ts';
@@ -388,6 +389,19 @@ export async function verifyInstalled(
   return findings;
 }
 
+/**
+ * The command that places a version found changed on disk again as signed (verify records the problem, and
+ * an install places a version so recorded again): its set's install for a version a set placed, else a
+ * plain install into its folder.
+ */
+function placeAgain(tree: InstallTree, name: string, version: string, record: InstalledVersion): string {
+  // installed.json names a set relative to the folder (`setReference`): the command takes it as a path.
+  const set = record.sets?.[0];
+  return set !== undefined
+    ? `\`plugindex install -c ${resolve(tree.dir, set)}\` places it again as signed`
+    : `\`plugindex install ${name}@${version} --dir ${tree.dir}\` places it again as signed`;
+}
+
 async function verifyOne(
   ctx: ClientContext,
   tree: InstallTree,
@@ -411,13 +425,13 @@ async function verifyOne(
     if (!actual)
       throw new ClientError(
         'INSTALLED_MODIFIED',
-        `${tree.path(artifact.path)} is missing, or is no file an install placed: a symbolic link or reached through one, writable by others, owned by another user, or not executable (${name}@${version} ${platform})`,
+        `${tree.path(artifact.path)} is missing, or is no file an install placed: a symbolic link or reached through one, writable by others, owned by another user, or not executable (${name}@${version} ${platform}); ${placeAgain(tree, name, version, record)}`,
       );
     if (actual.sha256 !== artifact.sha256 || actual.size !== artifact.size)
       throw new ClientError(
         'INSTALLED_MODIFIED',
         // A file larger than installed is not read (hashFile's maxBytes): its size alone is given.
-        `${tree.path(artifact.path)}: ${actual.sha256 === '' ? '' : `sha256 ${actual.sha256} `}(${actual.size} bytes), installed as ${artifact.sha256} (${artifact.size} bytes)`,
+        `${tree.path(artifact.path)} was changed since it was installed (${name}@${version} ${platform}): now ${actual.size} bytes${actual.sha256 === '' ? '' : ` (sha256 ${actual.sha256})`}, installed as ${artifact.size} bytes (sha256 ${artifact.sha256}); ${placeAgain(tree, name, version, record)}`,
       );
     const locked = lock ? own(lock.plugins, name) : undefined;
     if (locked && locked.version === version) {
@@ -454,7 +468,10 @@ async function verifyOne(
     await readRegularIfExists(tree.path(`${manifestPath}.asc`), UNLISTED_LIMITS.signature)
   )?.toString('utf8');
   if (manifestBytes === undefined || signature === undefined)
-    throw new ClientError('INSTALLED_MODIFIED', `${tree.path(manifestPath)} or its .asc is missing`);
+    throw new ClientError(
+      'INSTALLED_MODIFIED',
+      `${tree.path(manifestPath)} or its .asc is missing; ${placeAgain(tree, name, version, record)}`,
+    );
   // The manifest is what a host reads the version's permissions from: one others may rewrite after this
   // check (or a link to a copy elsewhere) is no manifest an install placed, as for its files above.
   for (const [relative, maxBytes] of [
@@ -464,7 +481,7 @@ async function verifyOne(
     if (!(await tree.hashFile(relative, { maxBytes })))
       throw new ClientError(
         'INSTALLED_MODIFIED',
-        `${tree.path(relative)} is no file an install placed: a symbolic link or reached through one, writable by others, or owned by another user`,
+        `${tree.path(relative)} is no file an install placed: a symbolic link or reached through one, writable by others, or owned by another user; ${placeAgain(tree, name, version, record)}`,
       );
   const { verifyManifest } = await loadTrust();
   const later = rotatedFrom < 0 ? [] : (trust.chain ?? []).slice(rotatedFrom);

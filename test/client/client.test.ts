@@ -1300,9 +1300,14 @@ describe('when the installed tree is managed', () => {
     ]);
     const file = join(m.dir, NAME, '1.0.0', 'linux-amd64', NAME);
     await writeFile(file, 'tampered');
-    expect(await withClient(m, (c) => c.verifyInstalled({ dir: m.dir, lockfile: m.lockfile }))).toMatchObject(
-      [{ name: NAME, ok: false, code: 'INSTALLED_MODIFIED' }],
+    const [modified] = await withClient(m, (c) => c.verifyInstalled({ dir: m.dir, lockfile: m.lockfile }));
+    expect(modified).toMatchObject({ name: NAME, ok: false, code: 'INSTALLED_MODIFIED' });
+    // What changed, and what puts it back: not "PATH: (8 bytes), installed as …", with no verb nor remedy.
+    expect(modified?.message).toContain(
+      `${file} was changed since it was installed (${NAME}@1.0.0 linux-amd64)`,
     );
+    expect(modified?.message).toContain('now 8 bytes');
+    expect(modified?.message).toContain(`\`plugindex install ${NAME}@1.0.0 --dir ${m.dir}\` places it again`);
 
     expect(
       await withClient(m, (c) => c.remove(NAME, { dir: m.dir, lockfile: m.lockfile, clean: true })),

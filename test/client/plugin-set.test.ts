@@ -1270,6 +1270,8 @@ describe('when what a set installed is verified', () => {
     expect(after.filter((f) => !f.ok).map((f) => [f.name, f.code])).toEqual([
       ['disk-tool', 'INSTALLED_MODIFIED'],
     ]);
+    // A set's version is placed again by its set.
+    expect(after.find((f) => !f.ok)?.message).toContain(`\`plugindex install -c ${p.file}\` places it again`);
   });
 
   it('places again a version verify refused for its signed manifest, which diff names, until it verifies', async () => {
