@@ -57,7 +57,7 @@ import {
   withoutPlugin,
   withPlugin,
 } from './lockfile.ts';
-import { type Policy, permissionChanges, policyProblems } from './policy.ts';
+import { type Policy, type PolicyRefusal, permissionChanges, policyRefusals, refusalText } from './policy.ts';
 import {
   apiVersionAllows,
   libcFallbackWarning,
@@ -803,7 +803,7 @@ export async function planInstall(
       planned.push(await naming(target, planTarget(ctx, target, options, before ?? EMPTY_LOCKFILE, seen)));
   }
   const refused = planned.flatMap((p) =>
-    policyProblems(options.policy, {
+    policyRefusals(options.policy, {
       name: p.name,
       version: p.version,
       // By the signed manifest where there is one: a frozen plan's version is otherwise the lock's word.
@@ -814,7 +814,9 @@ export async function planInstall(
       source: p.registry,
     }),
   );
-  if (refused.length > 0) throw new ClientError('POLICY_DENIED', `the policy refuses: ${refused.join('; ')}`);
+  // Each rule named where the set file writes it (`owner`: the set whose policy this is).
+  if (refused.length > 0)
+    throw new ClientError('POLICY_DENIED', `the policy refuses: ${refusalText(options.owner, refused)}`);
   for (const p of planned) await checkVersionFolder(ctx.tree(p.dir ?? options.dir), seen, p.name, p.version);
   let lock = before ?? EMPTY_LOCKFILE;
   for (const p of planned)
@@ -932,10 +934,10 @@ export async function installedPolicyProblems(
     readonly publisher_verified?: boolean;
     readonly registry: string;
   },
-): Promise<string[] | undefined> {
+): Promise<PolicyRefusal[] | undefined> {
   const manifest = await installedManifest(tree, name, version, recorded.manifest_sha256);
   if (!manifest) return undefined;
-  const problems = policyProblems(policy, {
+  const problems = policyRefusals(policy, {
     name,
     version,
     prerelease: isPrerelease(manifest.version ?? version),
@@ -950,9 +952,10 @@ export async function installedPolicyProblems(
     policy.publishers?.includes(recorded.publisher.toUpperCase()) === true &&
     recorded.publisher_verified !== true
   )
-    problems.push(
-      `${name}@${version}: its publisher key ${recorded.publisher} is not recorded as checked against a signature (a frozen install without a publishers policy takes the lock's word for it, and older clients recorded no check), so policy.publishers cannot be judged; \`plugindex install -c\` checks it`,
-    );
+    problems.push({
+      at: '/policy/publishers',
+      problem: `${name}@${version}: its publisher key ${recorded.publisher} is not recorded as checked against a signature (a frozen install without a publishers policy takes the lock's word for it, and older clients recorded no check), so policy.publishers cannot be judged; \`plugindex install -c\` checks it`,
+    });
   return problems;
 }
 

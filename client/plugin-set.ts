@@ -55,6 +55,7 @@ import {
 import { own } from './json-input.ts';
 import { type LockChange, type Lockfile, madeFromSetFile, type SetFileDigests } from './lockfile.ts';
 import { type VerifyFinding, verifyInstalled } from './maintain.ts';
+import { refusalText } from './policy.ts';
 import { platformKey } from './resolve.ts';
 import { type PluginSet, parsePluginSet, type SetProvider } from './set-file.ts';
 import { folderSource, registrySource, type Source, type SourceLookup } from './source.ts';
@@ -1115,7 +1116,9 @@ export async function discoverSet(
       at && set.policy && plugin.status === 'verified'
         ? await installedPolicyProblems(at.tree, set.policy, at.name, at.version, at.record)
         : undefined;
-    plugins.push(problems && problems.length > 0 ? { ...plugin, policy: problems } : plugin);
+    plugins.push(
+      problems && problems.length > 0 ? { ...plugin, policy: problems.map((r) => r.problem) } : plugin,
+    );
   }
   return { paths, watch: filesystem?.watch_for_changes ?? false, plugins };
 }
@@ -1182,7 +1185,7 @@ async function judgedByPolicy(
             version: finding.version,
             ok: false,
             code: 'POLICY_DENIED',
-            message: `${set.file}#/policy: ${problems.join('; ')}`,
+            message: refusalText(set.file, problems),
           }
         : finding,
     );

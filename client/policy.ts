@@ -65,33 +65,61 @@ export interface PolicyCandidate {
  * // ['kubecost-lens@1.2.0 asks for process_spawn, which the policy denies']
  */
 export function policyProblems(policy: Policy | undefined, candidate: PolicyCandidate): string[] {
+  return policyRefusals(policy, candidate).map((r) => r.problem);
+}
+
+/** One rule a version breaks: the sentence, and the rule's JSON pointer in the set file (its YAML path alike). */
+export interface PolicyRefusal {
+  /** `/policy/permissions/deny/2`, `/policy/publishers`, ...: where in the set file the rule is written. */
+  readonly at: string;
+  readonly problem: string;
+}
+
+/**
+ * `policyProblems` with each rule's place in the set file: a refusal that names no rule sent the user
+ * searching a long `policy:` block for the line that denied it.
+ */
+export function policyRefusals(policy: Policy | undefined, candidate: PolicyCandidate): PolicyRefusal[] {
   if (policy === undefined) return [];
   const what = `${candidate.name}@${candidate.version}`;
-  const problems: string[] = [];
+  const refusals: PolicyRefusal[] = [];
+  const problems = {
+    push: (problem: string, at: string) => {
+      refusals.push({ at, problem });
+    },
+  };
   if (policy.registries !== undefined && !policy.registries.includes(candidate.source)) {
     problems.push(
       `${what} comes from ${candidate.source}, which is not among policy.registries (${listed(policy.registries)})`,
+      '/policy/registries',
     );
   }
   const publisher = candidate.publisher.toUpperCase();
   if (policy.publishers !== undefined && !policy.publishers.includes(publisher)) {
     problems.push(
       `${what} is signed by publisher ${publisher}, which is not among policy.publishers (${listed(policy.publishers)})`,
+      '/policy/publishers',
     );
   }
   if (candidate.prerelease && !policy.prereleases) {
     problems.push(
       `${what} is a prerelease, and the policy allows none (set policy.prereleases: true to allow them)`,
+      // Unset is false once a policy is written: the pointer names where to set it.
+      '/policy/prereleases',
     );
   }
   const deny: readonly string[] = policy.permissions.deny;
   const allow: readonly string[] | undefined = policy.permissions.allow;
   for (const permission of uniqueSorted(candidate.permissions)) {
     if (deny.includes(permission)) {
-      problems.push(`${what} asks for ${permission}, which the policy denies`);
+      problems.push(
+        `${what} asks for ${permission}, which the policy denies`,
+        `/policy/permissions/deny/${deny.indexOf(permission)}`,
+      );
     } else if (allow !== undefined && !allow.includes(permission)) {
       problems.push(
         `${what} asks for ${permission}, which is not among policy.permissions.allow (${listed(allow)})`,
+        '/policy/permissions/allow',
       );
     }
   }
@@ -101,10 +129,16 @@ export function policyProblems(policy: Policy | undefined, candidate: PolicyCand
     if (bound !== undefined && declared !== undefined && declared > bound) {
       problems.push(
         `${what} declares ${name} ${declared}, above the policy's bound of ${bound} (policy.resources.${name})`,
+        `/policy/resources/${name}`,
       );
     }
   }
-  return problems;
+  return refusals;
+}
+
+/** Refusals as one line, each led by the set file and its rule's pointer (`FILE#/policy/...: ...`). */
+export function refusalText(file: string | undefined, refusals: readonly PolicyRefusal[]): string {
+  return refusals.map((r) => (file === undefined ? r.problem : `${file}#${r.at}: ${r.problem}`)).join('; ');
 }
 
 /**

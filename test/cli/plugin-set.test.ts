@@ -782,7 +782,7 @@ describe('when the set\u2019s policy is tightened after an install (verify -c, l
       [BETA, '2.0.0'],
     ])
       expect(verify.stdout).toContain(
-        `NOT allowed ${name}@${version}: POLICY_DENIED: ${c.file}#/policy: ${name}@${version} is signed by publisher`,
+        `NOT allowed ${name}@${version}: POLICY_DENIED: ${c.file}#/policy/publishers: ${name}@${version} is signed by publisher`,
       );
     expect(verify.stdout).toContain(`which is not among policy.publishers (${other})`);
     expect(verifyJson.code).toBe(1);

@@ -1881,7 +1881,10 @@ ${policy}
     await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
       name: 'ClientError',
       code: 'POLICY_DENIED',
-      message: expect.stringContaining('disk-tool@1.0.3 asks for filesystem_read'),
+      // The rule that refused it, in the set file: its JSON pointer (the YAML path alike).
+      message: expect.stringContaining(
+        `${p.file}#/policy/permissions/deny/0: disk-tool@1.0.3 asks for filesystem_read`,
+      ),
     });
     expect(await exists(join(p.dir, 'plugins'))).toBe(false);
     expect(await exists(p.lockfile)).toBe(false);
@@ -2012,7 +2015,7 @@ describe('when a set\u2019s policy is tightened after an install', () => {
         ok: false,
         code: 'POLICY_DENIED',
         message: expect.stringContaining(
-          `${p.file}#/policy: disk-tool@1.0.3 asks for filesystem_read, which the policy denies`,
+          `${p.file}#/policy/permissions/deny/0: disk-tool@1.0.3 asks for filesystem_read, which the policy denies`,
         ),
       },
     ]);
