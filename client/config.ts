@@ -535,6 +535,12 @@ export function redactUrl(url: string): string {
   const parsed = new URL(url);
   // A scheme mistyped with one slash (`hps:/u:pw@host`) parses, its "credentials" in the path: hidden too.
   if (parsed.host === '' && parsed.protocol !== 'file:') return shownUnparsedUrl(url);
+  // An `@` before the first `/` of the authority that the parser did not take as the credentials' end: a
+  // numeric password before a `?` or `#` (`https://u:1234?x@h/`) parses as host `u`, port 1234 and a query,
+  // and the port shown was the password. Masked as text: all before the authority's last `@`.
+  const slashes = url.indexOf('//');
+  const authority = slashes < 0 ? '' : (url.slice(slashes + 2).split('/')[0] ?? '');
+  if (/[?#]/.test(authority.slice(0, Math.max(0, authority.lastIndexOf('@'))))) return shownUnparsedUrl(url);
   const credentialed = parsed.username !== '' || parsed.password !== '';
   if (!credentialed && parsed.search === '' && parsed.hash === '') return shownUrlText(url);
   const shown = shownUrl(parsed);

@@ -12,7 +12,12 @@
  * const { version, artifact, warnings } = resolvePlugin(doc, { spec, platform, apiVersion: 'v1' });
  */
 import semver from 'semver';
-import { pluginNameFormProblem, pluginNameProblem, versionIdentity } from '../index-builder/layout.ts';
+import {
+  pluginNameFormProblem,
+  pluginNameProblem,
+  shownUnparsedUrl,
+  versionIdentity,
+} from '../index-builder/layout.ts';
 import {
   ARCH_VALUES,
   type ArtifactRecord,
@@ -161,6 +166,14 @@ export function parseRequest(text: string): { readonly name: string; readonly sp
   // (`plugin name "https://u:s3cret" in "https://u:s3cret@…"`).
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed))
     throw new ClientError('REQUEST_INVALID', `${redactUrl(trimmed)} is a URL, not a plugin name: ${form}`);
+  // `user:password@host` without a scheme: no plugin name holds a `:`, and the refusal below echoed it whole
+  // as `plugin name "user:s3cret"`. Shown as text that reads as a URL is, all before its last `@` masked.
+  // (Not `NAME:TAG`, which has no `@`, nor `HOST:PORT/REPO@sha256:…`, whose `:` is before a `/`.)
+  if (at !== -1 && name.includes(':') && !name.includes('/'))
+    throw new ClientError(
+      'REQUEST_INVALID',
+      `${shownUnparsedUrl(trimmed)} reads as credentials and a host (USER:PASSWORD@HOST), not a plugin name: ${form}`,
+    );
   if (name === '')
     throw new ClientError('REQUEST_INVALID', `request ${JSON.stringify(text)} has no plugin name: ${form}`);
   // The manifest's rule: a request for any other name cannot match.

@@ -648,7 +648,9 @@ export function registryIdentity(url: string): string {
  * @example shownUnparsedUrl('https://u:pw@r.example:99999/x?t=1') // 'https://***@r.example:99999/x?t=…'
  */
 export function shownUnparsedUrl(text: string): string {
-  const scheme = /^(?:[a-z][a-z0-9+.-]*:)?\/*/i.exec(text)?.[0] ?? '';
+  // A scheme only where a `/` follows its `:` (`hps:/`, `https://`): without one, `user:s3cret@host` has
+  // none, and `user:` was kept as a scheme, the user name shown beside the masked password.
+  const scheme = /^(?:[a-z][a-z0-9+.-]*:(?=\/))?\/*/i.exec(text)?.[0] ?? '';
   const queryAt = text.search(/[?#]/);
   const beforeQuery = queryAt < 0 ? text : text.slice(0, queryAt);
   // Up to the first `/` after the scheme too: a password may hold a `?` or a `#`, which no parser here says

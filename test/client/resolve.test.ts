@@ -286,6 +286,9 @@ describe('when a request is a URL (info, update and audit take none)', () => {
     },
     { text: 'https://r.example/x@1?token=s3cret#s3cret', shown: 'https://r.example/x@1?token=…#…' },
     { text: 'https://u:s3cret@r.example:99999/p', shown: 'https://***@r.example:99999/p' },
+    // A numeric password before a `?` or `#` parses as a port, the rest as a query: `https://u:1234/?…`.
+    { text: 'https://u:1234?s3cret@r.example/p', shown: 'https://***@r.example/p' },
+    { text: 'https://u:1234#s3cret@r.example/p', shown: 'https://***@r.example/p' },
   ])(
     'refuses $shown as a URL (REQUEST_INVALID), never showing its credentials or query values',
     ({ text, shown }) => {
@@ -305,6 +308,29 @@ describe('when a request is a URL (info, update and audit take none)', () => {
       expect((error as Error).message).not.toContain('s3cret');
     },
   );
+});
+
+describe('when a request reads as credentials and a host without a scheme', () => {
+  it('refuses it (REQUEST_INVALID) showing neither the user name nor the password', () => {
+    // Read as a name, `plugin name "user:s3cret" in "user:s3cret@host/x"` echoed the password.
+    for (const text of ['user:s3cret@r.example/x', 'user:s3cret@r.example']) {
+      const error = (() => {
+        try {
+          parseRequest(text);
+        } catch (thrown) {
+          return thrown;
+        }
+        return undefined;
+      })();
+      expect(error).toMatchObject({ name: 'ClientError', code: 'REQUEST_INVALID' });
+      expect((error as Error).message).toContain(`***@${text.slice('user:s3cret@'.length)}`);
+      expect((error as Error).message).not.toContain('s3cret');
+      expect((error as Error).message).not.toContain('user');
+    }
+    // A name and a tag, or a registry's host and port, are no credentials: refused as before, named whole.
+    expect(() => parseRequest('kubecost-lens:1.0')).toThrow('plugin name "kubecost-lens:1.0"');
+    expect(() => parseRequest('localhost:5000/lens@sha256:ab')).toThrow('is not a plugin name');
+  });
 });
 
 describe('when parsing a platform', () => {

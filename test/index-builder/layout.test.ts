@@ -456,7 +456,9 @@ describe('when a URL no parser takes has a password holding a ? or a #', () => {
         'https://***@r.example:99999/p/manifest.json',
       ],
       ['https://user:a?b#c@r.example:99999', 'https://***@r.example:99999'],
-      ['user:hunter2?x@r.example:99999/p', 'user:***@r.example:99999/p'],
+      // No scheme (no `//` after `user:`): the user name is the credentials' too, not a scheme to keep.
+      ['user:hunter2?x@r.example:99999/p', '***@r.example:99999/p'],
+      ['user:hunter2@r.example/x', '***@r.example/x'],
     ] as const) {
       expect(shownUnparsedUrl(text)).toBe(shown);
       expect(shownUnparsedUrl(text)).not.toContain('hunter2');
