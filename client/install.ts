@@ -217,6 +217,11 @@ interface Target {
   readonly where?: string;
   /** An update's platforms taken from the version it moves from, installed in the folder (`platformsToUpdate`). */
   readonly updatingFrom?: string;
+  /**
+   * The musl host's platform an update added beside the glibc build the folder holds (`platformsToUpdate`):
+   * the folder holds none of it, so a refusal names the glibc build it does hold.
+   */
+  readonly updatingAdded?: string;
 }
 
 /** One platform's file of a planned version: what to fetch, from where, and what it must hash to. */
@@ -985,7 +990,11 @@ function updatingFor<T>(target: Target, folder: string, platform: Platform, reso
       error.code !== 'NO_ARTIFACT_FOR_PLATFORM'
     )
       throw error;
-    const text = artifactPlatformText(platform);
+    // A platform the folder never held (the musl host's, added beside its glibc build) is not what the old
+    // version "is installed for": the glibc build is, and the new version lacks that too (musl falls back to it).
+    const held =
+      target.updatingAdded === platformKey(platform) ? { os: platform.os, arch: platform.arch } : platform;
+    const text = artifactPlatformText(held);
     throw new ClientError(
       'NO_ARTIFACT_FOR_PLATFORM',
       // The platforms named are those placed, and the old version goes whole: said, where "name the
@@ -995,6 +1004,13 @@ function updatingFor<T>(target: Target, folder: string, platform: Platform, reso
       { cause: error },
     );
   }
+}
+
+/** What `platformsToUpdate` found of one plugin: the version it moves from, its platforms, a musl host's added. */
+interface FolderPlatforms {
+  readonly version: string;
+  readonly platforms: readonly Platform[];
+  readonly added?: string;
 }
 
 /**
@@ -1009,8 +1025,8 @@ async function platformsToUpdate(
   ctx: ClientContext,
   options: InstallOptions,
   seen: OnDisk,
-): Promise<ReadonlyMap<string, { readonly version: string; readonly platforms: readonly Platform[] }>> {
-  const found = new Map<string, { readonly version: string; readonly platforms: readonly Platform[] }>();
+): Promise<ReadonlyMap<string, FolderPlatforms>> {
+  const found = new Map<string, FolderPlatforms>();
   if (!options.upgrade || namedPlatforms(options) !== undefined || options.targets !== undefined)
     return found;
   const installed = await seen.read(ctx.tree(options.dir));
@@ -1023,12 +1039,14 @@ async function platformsToUpdate(
     // before folders were read; but `--platform linux/ARCH` or a glibc container sharing the folder places
     // the same. So both: the host's own build, and the glibc one kept (`update NAME --platform` names one).
     const glibc = platformKey({ os: ctx.platform.os, arch: ctx.platform.arch });
-    if (host !== glibc && keys.includes(glibc) && !keys.includes(host)) keys.push(host);
+    const added = host !== glibc && keys.includes(glibc) && !keys.includes(host);
+    if (added) keys.push(host);
     // The host's first: the version is resolved for the first platform, as a plain update resolves it.
     const ordered = [...keys].sort((a, b) => Number(b === host) - Number(a === host) || compareStrings(a, b));
     found.set(name, {
       version: plugin.current,
       platforms: ordered.map((key) => (key === host ? ctx.platform : platformOfKey(key))),
+      ...(added ? { added: host } : {}),
     });
   }
   return found;
@@ -1047,14 +1065,17 @@ function installTargets(
   options: InstallOptions,
   lock: Lockfile | undefined,
   platforms: () => readonly Platform[],
-  updating: ReadonlyMap<
-    string,
-    { readonly version: string; readonly platforms: readonly Platform[] }
-  > = new Map(),
+  updating: ReadonlyMap<string, FolderPlatforms> = new Map(),
 ): Target[] {
   const fromFolder = (name: string) => {
     const found = updating.get(name);
-    return found ? { platforms: found.platforms, updatingFrom: found.version } : {};
+    return found
+      ? {
+          platforms: found.platforms,
+          updatingFrom: found.version,
+          ...(found.added !== undefined ? { updatingAdded: found.added } : {}),
+        }
+      : {};
   };
   const locked = (name: string): LockedPlugin | undefined =>
     lock && Object.hasOwn(lock.plugins, name) ? lock.plugins[name] : undefined;

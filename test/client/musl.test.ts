@@ -397,6 +397,40 @@ describe('when a musl host updates a folder an older client filled', () => {
   });
 });
 
+describe('when a musl host updates a glibc folder to a version without its arch', () => {
+  it('names the build the folder holds, not the musl one the update added, in the refusal', async () => {
+    // Prepare: 1.0.0 with a glibc build, installed on this host before it was known as musl (linux-amd64/);
+    // 2.0.0 for arm64 alone, so neither of this arch's builds exists.
+    const name = 'alpine-dropped';
+    const publish = async (version: string, artifacts: { os: string; arch: string }[]) => {
+      const result = await processSubmissions(
+        registry.context,
+        await registry.submit(
+          await makeBundle({
+            manifest: validManifest({ name, version }),
+            artifacts: artifacts.map((p) => ({ ...p, name, body: encode(`${p.arch} ${version}`) })),
+          }),
+        ),
+      );
+      expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    };
+    await publish('1.0.0', [LINUX]);
+    const m = await machine();
+    await m.run(LINUX, (c) => c.install({ requests: [name], dir: m.dir, lockfile: m.lockfile }));
+    await publish('2.0.0', [{ os: 'linux', arch: 'arm64' }]);
+    // Act
+    const error = await m
+      .run(ALPINE, (c) => c.install({ requests: [name], dir: m.dir, lockfile: m.lockfile, upgrade: true }))
+      .catch((e: unknown) => e);
+    // Assess: refused, saying what the folder holds (linux/amd64), not a musl build it never held.
+    expect(error).toMatchObject({ code: 'NO_ARTIFACT_FOR_PLATFORM' });
+    const message = (error as Error).message;
+    expect(message).toContain(`${name}@1.0.0 is installed for linux/amd64 in`);
+    expect(message).not.toContain('is installed for linux/amd64/musl');
+    expect(await readFile(join(m.dir, name, '1.0.0', 'linux-amd64', name), 'utf8')).toBe('amd64 1.0.0');
+  });
+});
+
 describe('when a platform names its C library', () => {
   it('reads linux/ARCH/musl, and refuses a libc elsewhere or unknown', () => {
     expect(parsePlatform('linux/amd64/musl')).toEqual(ALPINE);
