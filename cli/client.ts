@@ -98,9 +98,17 @@ export function dirOption(parsed: Parsed): { dir?: string } {
   return dir ? { dir: resolve(dir) } : {};
 }
 
-/** `--platform OS/ARCH[/LIBC]`; one the client does not read is refused as argumentRefusal says (exit 2). */
+/**
+ * `--platform OS/ARCH[/LIBC]` for a command showing one platform (info); one the client does not read is
+ * refused as argumentRefusal says (exit 2), and so is the option given twice: the last value alone was read.
+ */
 export function platformOption(parsed: Parsed): { platform?: Platform } {
-  const text = stringOption(parsed, 'platform');
+  const texts = listOption(parsed, 'platform');
+  if (texts.length > 1)
+    throw usage(
+      `--platform given ${texts.length} times (${texts.join(', ')}): this command shows one platform; install and update take it repeated`,
+    );
+  const text = texts[0];
   if (!text) return {};
   try {
     return { platform: parsePlatform(text) };

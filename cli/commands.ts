@@ -31,8 +31,11 @@ const REGISTRY = { registry: { type: 'string' } } as const;
 const CLIENT = { json: { type: 'boolean' }, offline: { type: 'boolean' } } as const;
 /** Where plugins are installed and locked. */
 const INSTALLS = { dir: { type: 'string' }, lockfile: { type: 'string' } } as const;
-/** How a spec is resolved for this host. */
-const RESOLVE = { platform: { type: 'string' }, 'api-version': { type: 'string' } } as const;
+/**
+ * How a spec is resolved for this host. `--platform` is read as a list so that one given twice is refused
+ * (`platformOption`): node:util kept the last value alone, and a command showing one platform showed it.
+ */
+const RESOLVE = { platform: { type: 'string', multiple: true }, 'api-version': { type: 'string' } } as const;
 /** As RESOLVE, for what places files: `--platform` repeated places each. */
 const PLACE = { ...RESOLVE, platform: { type: 'string', multiple: true } } as const;
 /** A plugin set file (`-c plugins.yaml`). */

@@ -407,6 +407,17 @@ describe('when a plugin name, version spec, reference or platform typed on the c
     expect(help.stdout + help.stderr).toContain('[--platform OS/ARCH[/musl] ...]');
   });
 
+  it('refuses --platform repeated for info, which shows one platform (exit 2), where the last was read alone', async () => {
+    // install and update take it repeated; info kept the last value silently, showing another platform's view.
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const refused = await plugindex('info', NAME, '--platform', 'darwin/arm64', '--platform', 'linux/amd64');
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain('--platform given 2 times');
+    const one = await plugindex('info', NAME, '--platform', 'linux/amd64');
+    expect(one.code, one.stderr).toBe(0);
+  });
+
   it('names a URL given to info, update or audit as a URL, never showing its credentials or query values', async () => {
     // Read as a plugin name, each echoed it whole: `plugin name "https://u:s3cret" in "https://u:s3cret@…"`.
     const plugindex = await home();
