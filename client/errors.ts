@@ -27,6 +27,7 @@ export type ClientErrorCode =
   /**
    * A trust record was kept (a rotation followed, a reset), then two or more steps after it failed (the trust
    * index's last step, naming the key in config.json): its message names each, its cause an AggregateError.
+   * A refusal (exit 3) when one of them is.
    */
   | 'TRUST_KEPT_THEN_FAILED'
   /** `registry add` of a name already configured with another URL or key, without `--force`. */
@@ -231,7 +232,13 @@ export class ClientError extends Error {
 
   /** True when the client refused what it was served (exit 3), not merely failed to find or fetch it. */
   get refusal(): boolean {
-    return REFUSAL_CODES.has(this.code);
+    if (REFUSAL_CODES.has(this.code)) return true;
+    // Several failures told as one: a refusal among them stays one (exit 3), as it was told alone.
+    return (
+      this.code === 'TRUST_KEPT_THEN_FAILED' &&
+      this.cause instanceof AggregateError &&
+      this.cause.errors.some((e) => e instanceof TrustError || (e instanceof ClientError && e.refusal))
+    );
   }
 }
 

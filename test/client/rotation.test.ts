@@ -17,7 +17,7 @@ import { createRegistryServer, listenRegistryServer } from '../../cli/local/serv
 import { verifyRegistry } from '../../cli/verify.ts';
 import { createClient } from '../../client/client.ts';
 import { ContentCache } from '../../client/disk/cache.ts';
-import { setTrustName } from '../../client/disk/state.ts';
+import { keptThenFailedAll, setTrustName } from '../../client/disk/state.ts';
 import { ClientError } from '../../client/errors.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
@@ -3099,6 +3099,23 @@ describe('when tidying the trust index fails as registry reset-trust keeps the k
     expect(JSON.parse(await readFile(configFile, 'utf8')).registries[0].key_fingerprint).toBe(
       next.fingerprint,
     );
+  });
+});
+
+describe('when one of the steps failing after a trust record was kept is a refusal', () => {
+  it('keeps the refusal (exit 3) in the one error naming both, as it was alone', () => {
+    // TRUST_KEPT_THEN_FAILED is no refusal of its own: a CONFIG_PATH_UNSAFE beside an EISDIR exited 1, where
+    // alone it exited 3.
+    const unsafe = new ClientError('CONFIG_PATH_UNSAFE', 'config.json is a link');
+    const busy = Object.assign(new Error('EISDIR: illegal operation on a directory'), { code: 'EISDIR' });
+    const both = keptThenFailedAll('main', [{ keptThenFailed: busy }, { keptThenFailed: unsafe }]);
+    expect(both?.keptThenFailed).toBeInstanceOf(ClientError);
+    expect(both?.keptThenFailed).toMatchObject({ code: 'TRUST_KEPT_THEN_FAILED', refusal: true });
+    const neither = keptThenFailedAll('main', [
+      { keptThenFailed: busy },
+      { keptThenFailed: new ClientError('CLIENT_CONFIG_INVALID', 'config.json does not parse') },
+    ]);
+    expect(neither?.keptThenFailed).toMatchObject({ code: 'TRUST_KEPT_THEN_FAILED', refusal: false });
   });
 });
 
