@@ -16,7 +16,7 @@ import { createRegistryServer, listenRegistryServer } from '../../cli/local/serv
 import { verifyFound } from '../../client/discovery.ts';
 import { type FoundFolder, scanPluginFolders } from '../../client/disk/discover.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
-import { hostLibc, hostPlatform, parsePlatform } from '../../client/resolve.ts';
+import { hostLibc, hostPlatform, parsePlatform, platformKey } from '../../client/resolve.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
 import { manifestKey, pluginDocumentKey } from '../../index-builder/layout.ts';
 import type { Manifest, PluginDocument } from '../../index-builder/model.ts';
@@ -428,6 +428,43 @@ describe('when a musl host updates a glibc folder to a version without its arch'
     expect(message).toContain(`${name}@1.0.0 is installed for linux/amd64 in`);
     expect(message).not.toContain('is installed for linux/amd64/musl');
     expect(await readFile(join(m.dir, name, '1.0.0', 'linux-amd64', name), 'utf8')).toBe('amd64 1.0.0');
+  });
+});
+
+describe('when a musl host updates a folder holding another arch alone', () => {
+  it('places that arch alone, adding no build of its own', async () => {
+    const name = 'alpine-fleet';
+    const publish = async (version: string) => {
+      const result = await processSubmissions(
+        registry.context,
+        await registry.submit(
+          await makeBundle({
+            manifest: validManifest({ name, version }),
+            artifacts: [LINUX, ALPINE, { os: 'linux', arch: 'arm64' }].map((p) => ({
+              ...p,
+              name,
+              body: encode(`${platformKey(p)} ${version}`),
+            })),
+          }),
+        ),
+      );
+      expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    };
+    await publish('1.0.0');
+    const m = await machine();
+    const arm = { os: 'linux', arch: 'arm64' } as const;
+    await m.run(ALPINE, (c) =>
+      c.install({ requests: [name], dir: m.dir, lockfile: m.lockfile, platform: arm }),
+    );
+    await publish('2.0.0');
+    // Act: the musl amd64 host updates with no --platform.
+    await m.run(ALPINE, (c) =>
+      c.install({ requests: [name], dir: m.dir, lockfile: m.lockfile, upgrade: true }),
+    );
+    // Assess: the folder's arm64 build at 2.0.0, and none of this host's.
+    const installed = JSON.parse(await readFile(join(m.dir, 'installed.json'), 'utf8'));
+    expect(Object.keys(installed.plugins[name].versions)).toEqual(['2.0.0']);
+    expect(Object.keys(installed.plugins[name].versions['2.0.0'].artifacts)).toEqual(['linux-arm64']);
   });
 });
 
