@@ -358,21 +358,11 @@ describe('when a musl host updates a folder an older client filled', () => {
     // Prepare: 1.0.0 and 2.0.0, each with a glibc and a musl build; a client that did not tell musl apart
     // installed 1.0.0 on this musl host, into `linux-amd64/` (its platform had no libc), asked for nothing.
     const name = 'alpine-moving';
-    const publish = async (version: string) => {
-      const result = await processSubmissions(
-        registry.context,
-        await registry.submit(
-          await makeBundle({
-            manifest: validManifest({ name, version }),
-            artifacts: [
-              { ...LINUX, name, body: encode(`glibc ${version}`) },
-              { ...ALPINE, name, body: encode(`musl ${version}`) },
-            ],
-          }),
-        ),
-      );
-      expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
-    };
+    const publish = (version: string) =>
+      publishBuilds(name, version, [
+        { ...LINUX, text: `glibc ${version}` },
+        { ...ALPINE, text: `musl ${version}` },
+      ]);
     await publish('1.0.0');
     const m = await machine();
     await m.run(LINUX, (c) => c.install({ requests: [name], dir: m.dir, lockfile: m.lockfile }));
@@ -402,18 +392,12 @@ describe('when a musl host updates a glibc folder to a version without its arch'
     // Prepare: 1.0.0 with a glibc build, installed on this host before it was known as musl (linux-amd64/);
     // 2.0.0 for arm64 alone, so neither of this arch's builds exists.
     const name = 'alpine-dropped';
-    const publish = async (version: string, artifacts: { os: string; arch: string }[]) => {
-      const result = await processSubmissions(
-        registry.context,
-        await registry.submit(
-          await makeBundle({
-            manifest: validManifest({ name, version }),
-            artifacts: artifacts.map((p) => ({ ...p, name, body: encode(`${p.arch} ${version}`) })),
-          }),
-        ),
+    const publish = (version: string, platforms: { os: string; arch: string }[]) =>
+      publishBuilds(
+        name,
+        version,
+        platforms.map((p) => ({ ...p, text: `${p.arch} ${version}` })),
       );
-      expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
-    };
     await publish('1.0.0', [LINUX]);
     const m = await machine();
     await m.run(LINUX, (c) => c.install({ requests: [name], dir: m.dir, lockfile: m.lockfile }));
@@ -434,22 +418,15 @@ describe('when a musl host updates a glibc folder to a version without its arch'
 describe('when a musl host updates a folder holding another arch alone', () => {
   it('places that arch alone, adding no build of its own', async () => {
     const name = 'alpine-fleet';
-    const publish = async (version: string) => {
-      const result = await processSubmissions(
-        registry.context,
-        await registry.submit(
-          await makeBundle({
-            manifest: validManifest({ name, version }),
-            artifacts: [LINUX, ALPINE, { os: 'linux', arch: 'arm64' }].map((p) => ({
-              ...p,
-              name,
-              body: encode(`${platformKey(p)} ${version}`),
-            })),
-          }),
-        ),
+    const publish = (version: string) =>
+      publishBuilds(
+        name,
+        version,
+        [LINUX, ALPINE, { os: 'linux', arch: 'arm64' }].map((p) => ({
+          ...p,
+          text: `${platformKey(p)} ${version}`,
+        })),
       );
-      expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
-    };
     await publish('1.0.0');
     const m = await machine();
     const arm = { os: 'linux', arch: 'arm64' } as const;
@@ -539,3 +516,21 @@ describe('when a platform names its C library', () => {
     );
   });
 });
+
+/** Publishes NAME@VERSION with one build per platform, each file holding `text`, and checks it is accepted. */
+async function publishBuilds(
+  name: string,
+  version: string,
+  builds: readonly { os: string; arch: string; libc?: string; text: string }[],
+): Promise<void> {
+  const result = await processSubmissions(
+    registry.context,
+    await registry.submit(
+      await makeBundle({
+        manifest: validManifest({ name, version }),
+        artifacts: builds.map(({ text, ...platform }) => ({ ...platform, name, body: encode(text) })),
+      }),
+    ),
+  );
+  expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+}

@@ -2977,10 +2977,7 @@ describe('when tidying the trust index fails after the trust state kept the key 
     // the index's last step leaves one), and a folder where the index's lock file goes, so the index reads
     // but cannot be written.
     const trust = join(m.data, 'trust');
-    const index = JSON.parse(await readFile(join(trust, '.index.json'), 'utf8'));
-    index.names.main = [...index.names.main, 'https://left.example'];
-    await writeFile(join(trust, '.index.json'), JSON.stringify(index));
-    await mkdir(join(trust, '.index.json.lock', 'blocking'), { recursive: true });
+    await tidyingFails(trust, 'main');
     const configFile = join(dirname(m.data), 'config', 'config.json');
     const dirs = { config: dirname(configFile), data: m.data, cache: join(dirname(m.data), 'cache') };
     const client = createClient({
@@ -3028,10 +3025,7 @@ describe("when tidying the trust index fails after a plugin set's trust state ke
     // As the configured registry's test: the set's record listed under a registry it left too, and a folder
     // where the index's lock goes, so the index reads but cannot be written.
     const trust = join(m.data, 'trust');
-    const index = JSON.parse(await readFile(join(trust, '.index.json'), 'utf8'));
-    index.names[name] = [...(index.names[name] ?? []), 'https://left.example'];
-    await writeFile(join(trust, '.index.json'), JSON.stringify(index));
-    await mkdir(join(trust, '.index.json.lock', 'blocking'), { recursive: true });
+    await tidyingFails(trust, name);
 
     await expect(m.run((c) => c.installSet(file, { ...home, upgrade: true }))).rejects.toMatchObject({
       code: 'EISDIR',
@@ -3085,10 +3079,7 @@ describe('when tidying the trust index fails as registry reset-trust keeps the k
     const m = await pinningFirstKey(registry);
     const next = await rotateToNewKey(registry);
     const trust = join(m.data, 'trust');
-    const index = JSON.parse(await readFile(join(trust, '.index.json'), 'utf8'));
-    index.names.main = [...index.names.main, 'https://left.example'];
-    await writeFile(join(trust, '.index.json'), JSON.stringify(index));
-    await mkdir(join(trust, '.index.json.lock', 'blocking'), { recursive: true });
+    await tidyingFails(trust, 'main');
     const configFile = join(dirname(m.data), 'config', 'config.json');
 
     await expect(m.run((c) => c.resetRegistryTrust({ name: 'main' }))).rejects.toMatchObject({
@@ -3125,13 +3116,7 @@ describe('when tidying the trust index and naming the key in the configuration b
     const m = await pinningFirstKey(registry);
     const next = await rotateToNewKey(registry);
     const trust = join(m.data, 'trust');
-    const listedTooUnder = async () => {
-      const index = JSON.parse(await readFile(join(trust, '.index.json'), 'utf8'));
-      index.names.main = [...index.names.main, 'https://left.example'];
-      await writeFile(join(trust, '.index.json'), JSON.stringify(index));
-    };
-    await listedTooUnder();
-    await mkdir(join(trust, '.index.json.lock', 'blocking'), { recursive: true });
+    await tidyingFails(trust, 'main');
     const configFile = join(dirname(m.data), 'config', 'config.json');
     const config = await readFile(configFile, 'utf8');
     const dirs = { config: dirname(configFile), data: m.data, cache: join(dirname(m.data), 'cache') };
@@ -3181,8 +3166,7 @@ describe('when tidying the trust index and naming the key in the configuration b
 
     // reset-trust by a configuration naming the key rotated from, both steps failing after the record.
     await writeFile(configFile, config);
-    await listedTooUnder();
-    await mkdir(join(trust, '.index.json.lock', 'blocking'), { recursive: true });
+    await tidyingFails(trust, 'main');
     breakConfig = true;
     breakAt = 'snapshot';
     const resetting = open();
@@ -3194,3 +3178,15 @@ describe('when tidying the trust index and naming the key in the configuration b
     expect((await trustState(m)).fingerprint).toBe(next.fingerprint);
   });
 });
+
+/**
+ * Makes the trust index's last step fail after a record is kept, with real files: the trust name `name`
+ * listed under a registry it left too (a run killed between the record and the index's last step leaves
+ * one), and a folder where the index's lock file goes, so the index reads but cannot be written.
+ */
+async function tidyingFails(trust: string, name: string): Promise<void> {
+  const index = JSON.parse(await readFile(join(trust, '.index.json'), 'utf8'));
+  index.names[name] = [...(index.names[name] ?? []), 'https://left.example'];
+  await writeFile(join(trust, '.index.json'), JSON.stringify(index));
+  await mkdir(join(trust, '.index.json.lock', 'blocking'), { recursive: true });
+}

@@ -122,15 +122,12 @@ describe('a signed action', () => {
   });
 
   it('refuses an advisory link with user information before its host, which reads as another host', () => {
-    const body = (url: string) => ({
-      schema: 'plugindex/action/v1',
-      registry: REGISTRY,
-      created: NOW.toISOString(),
-      nonce: 'a'.repeat(32),
-      action: 'advisory-add',
-      plugin: 'demo-plugin',
-      advisory: { id: 'X-1', severity: 'high', affected: '<2.0.0', summary: 's', url },
-    });
+    const body = (url: string) =>
+      actionBody({
+        action: 'advisory-add',
+        plugin: 'demo-plugin',
+        advisory: { id: 'X-1', severity: 'high', affected: '<2.0.0', summary: 's', url },
+      });
     for (const url of ['https://nvd.nist.gov@evil.example/1', 'https://u:p@nvd.nist.gov/1'])
       expect(actionProblems(body(url)).map((p) => `${p.code} ${p.path}`)).toEqual([
         'ACTION_MALFORMED /advisory/url',
@@ -141,15 +138,12 @@ describe('a signed action', () => {
   it('never shows the password or query values of an advisory link it refuses (advisory add --url prints them)', () => {
     // `found` showed the value as typed: `advisory add --url https://u:s3cret@host/…` printed the password on
     // stderr and in --json, where every other URL refused on the command line is shown masked.
-    const body = (url: string) => ({
-      schema: 'plugindex/action/v1',
-      registry: REGISTRY,
-      created: NOW.toISOString(),
-      nonce: 'a'.repeat(32),
-      action: 'advisory-add',
-      plugin: 'demo-plugin',
-      advisory: { id: 'X-1', severity: 'high', affected: '<2.0.0', summary: 's', url },
-    });
+    const body = (url: string) =>
+      actionBody({
+        action: 'advisory-add',
+        plugin: 'demo-plugin',
+        advisory: { id: 'X-1', severity: 'high', affected: '<2.0.0', summary: 's', url },
+      });
     for (const url of [
       'https://u:s3cret@nvd.nist.gov/1',
       'http://nvd.nist.gov/1?token=s3cret',
@@ -164,19 +158,12 @@ describe('a signed action', () => {
   });
 
   it('reads an action a registry logged before it refused what it says, and says what a new one may not', () => {
-    const body = (fields: Record<string, unknown>) => ({
-      schema: 'plugindex/action/v1',
-      registry: REGISTRY,
-      created: NOW.toISOString(),
-      nonce: 'a'.repeat(32),
-      ...fields,
-    });
-    const fixedAffected = body({
+    const fixedAffected = actionBody({
       action: 'advisory-add',
       plugin: 'demo-plugin',
       advisory: { id: 'X-1', severity: 'high', affected: '<2.0.0', fixed: '1.5.0', summary: 's' },
     });
-    const itself = body({
+    const itself = actionBody({
       action: 'deprecate',
       plugin: 'demo-plugin',
       message: 'm',
@@ -200,7 +187,7 @@ describe('a signed action', () => {
     // it as vulnerable): said so, as node-semver's own default reads such a range without prereleases.
     expect(
       newActionProblems(
-        body({
+        actionBody({
           action: 'advisory-add',
           plugin: 'demo-plugin',
           advisory: { id: 'X-1', severity: 'high', affected: '<2.0.0', fixed: '2.0.0-rc.1', summary: 's' },
@@ -221,7 +208,7 @@ describe('a signed action', () => {
     ])
       expect(
         newActionProblems(
-          body({
+          actionBody({
             action: 'advisory-add',
             plugin: 'demo-plugin',
             advisory: { id: 'X-1', severity: 'high', affected, fixed, summary: 's' },
@@ -232,7 +219,7 @@ describe('a signed action', () => {
     // A ranged deprecation pointing at another plugin, or none, stands.
     expect(
       newActionProblems(
-        body({
+        actionBody({
           action: 'deprecate',
           plugin: 'demo-plugin',
           message: 'm',
@@ -494,3 +481,14 @@ describe('a registry key rotation', () => {
     expect(() => readSignedRotation(encode(twice))).toThrow(/repeats the key at \/sequence/);
   });
 });
+
+/** An unsigned action of this registry, now, with `fields` (its `action` and what that action says). */
+function actionBody(fields: Record<string, unknown>): Record<string, unknown> {
+  return {
+    schema: 'plugindex/action/v1',
+    registry: REGISTRY,
+    created: NOW.toISOString(),
+    nonce: 'a'.repeat(32),
+    ...fields,
+  };
+}
