@@ -163,16 +163,28 @@ const CHECK_CONCURRENCY = 64;
  * catalog is of another format or marked `rebuilding` (a rebuild under way, or one that died, which the next
  * run finishes and which takes the documents as they are, as every batch does then), nor with no catalog
  * at all (the private `state/` lost: see below).
+ * `visit`, when given, is handed each plugin document read (its name and bytes), checked or not (no catalog, or
+ * one that checks nothing, still has every document a rebuild takes read for it): a caller that must look into
+ * every document (a rotation's key among the owners and publishers, rotate.ts) does it in this one pass, where
+ * it read each document a second time. What it is handed counts only once this returns: a document refused
+ * is handed over all the same.
  * Cost: one read and one SHA-256 of each plugin document, 64 at a time, and the catalog's bins.
  * @throws TrustError PUBLISHED_DOCUMENT_ALTERED naming the first such document (by name) and both digests.
  */
-export async function checkEveryPublished(site: Store, intake: Store): Promise<void> {
+export async function checkEveryPublished(
+  site: Store,
+  intake: Store,
+  visit?: (name: string, body: Uint8Array) => void,
+): Promise<void> {
   // No catalog at all: the intake store's `state/` lost (or never saved), which only the intake store's
   // writers can do, and nothing else stands to check against: the rebuild after a loss takes what is
   // published as it is too (a rotation meeting a lost state/ is finished, lost-state.test.ts).
   const [meta, catalog] = await Promise.all([intake.head(CATALOG_META_KEY), openCatalog(intake)]);
-  if (!meta || catalog.outdated) return;
-  const recorded = await documentsIn(intake, catalog, new Set(catalog.bins.keys()));
+  const checking = meta !== undefined && !catalog.outdated;
+  if (!checking && !visit) return;
+  const recorded = checking
+    ? await documentsIn(intake, catalog, new Set(catalog.bins.keys()))
+    : new Map<string, never>();
   const names = new Set(recorded.keys());
   // Each plugin's folder, as a rebuild finds them: a document it would take is checked, recorded or not.
   for await (const name of listPluginNames(site)) names.add(name);
@@ -180,6 +192,8 @@ export async function checkEveryPublished(site: Store, intake: Store): Promise<v
   await forEachLimited([...names], CHECK_CONCURRENCY, async (name) => {
     const key = pluginDocumentKey(name);
     const object = await site.get(key);
+    if (object) visit?.(name, object.body);
+    if (!checking) return;
     try {
       checkPublished(catalog, key, recorded.get(name)?.document.sha256, object?.body);
     } catch (error) {
@@ -190,6 +204,7 @@ export async function checkEveryPublished(site: Store, intake: Store): Promise<v
   // The first by name, whatever order the reads finished in: the same refusal every time it is run.
   const first = altered.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))[0];
   if (first) throw first.error;
+  if (!checking) return;
   const [revoked, snapshot] = await Promise.all([site.get(REVOKED_KEYS_KEY), site.get(SNAPSHOT_KEY)]);
   checkPublished(
     catalog,

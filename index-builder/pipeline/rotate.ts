@@ -28,15 +28,12 @@ import { sha256Hex } from '../digest.ts';
 import { KeyError, type Problem, problem, SubmissionError, TrustError } from '../errors.ts';
 import {
   isSafeKey,
-  listPluginNames,
-  pluginDocumentKey,
   REGISTRY_PUBLIC_KEY_KEY,
   REVOKED_KEYS_KEY,
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
 } from '../layout.ts';
 import { parseRevokedKeys } from '../lifecycle.ts';
-import { forEachLimited } from '../limited.ts';
 import type { SnapshotDocument } from '../model.ts';
 import { type ReadRotation, readSignedRotation, rotationKey, verifyRotationStep } from '../rotation.ts';
 import { readPublicKey, untrustedKeyProblem } from '../signing.ts';
@@ -203,7 +200,7 @@ async function clientLogLength(ctx: PipelineContext): Promise<number> {
  * followed that rotation refuses a rotation back to it, client/key-chain.ts, and a published rotation is
  * never rewritten: every such client would be stuck), a key the registry's operator revoked (any of its
  * fingerprints), an operator's key (never the registry key: the trust model), or a trusted publisher's (a
- * plugin owner's is checked last, `pluginOwnedBy`).
+ * plugin owner's, or a key that signed a published version as its publisher, is checked last, `keyUseIn`).
  */
 async function keyTakenBy(
   ctx: PipelineContext,
@@ -235,36 +232,42 @@ async function fingerprintsOf(next: {
   ]);
 }
 
-/** Plugin documents read at once by `pluginOwnedBy`, as `checkEveryPublished` reads them. */
-const OWNER_CHECK_CONCURRENCY = 64;
+/** What a plugin document says of a key a rotation goes to: it owns the plugin, or it published `version`. */
+interface KeyUse {
+  readonly plugin: string;
+  /** The newest version whose publisher signature is the key's, when it is not an owner of the plugin. */
+  readonly version?: string;
+}
 
 /**
- * The first plugin, by name, that a key of `fingerprints` owns, from each published plugin document: an open
- * registry's owners are listed nowhere else. Rotated to, every action the owner signed was refused
- * (PUBLISHER_IS_REGISTRY_KEY), the plugin's owner locked out of it, as a trusted publisher would be. One
- * read of every document, as `checkEveryPublished` makes after it; a document that does not read is
- * that check's to refuse.
+ * What published plugin document `body` (of `name`) says of a key of `fingerprints`, or undefined. An owner:
+ * an open registry's owners are listed nowhere else, and rotated to, every action the owner signed was refused
+ * (PUBLISHER_IS_REGISTRY_KEY), the plugin's owner locked out of it, as a trusted publisher would be. A former
+ * owner (the plugin transferred since) whose publisher signature is on a version: rotated to, the history held
+ * publisher signatures and registry signatures by one key, each read for the other. A document that does not
+ * parse says nothing: it is `checkEveryPublished`'s to refuse.
  */
-async function pluginOwnedBy(
-  ctx: PipelineContext,
-  fingerprints: ReadonlySet<string>,
-): Promise<string | undefined> {
-  const names: string[] = [];
-  for await (const name of listPluginNames(ctx.site)) names.push(name);
-  const owned: string[] = [];
-  await forEachLimited(names, OWNER_CHECK_CONCURRENCY, async (name) => {
-    const object = await ctx.site.get(pluginDocumentKey(name));
-    if (!object) return;
-    let owners: unknown;
-    try {
-      owners = (JSON.parse(new TextDecoder().decode(object.body)) as { owners?: unknown } | null)?.owners;
-    } catch {
-      return;
-    }
-    if (Array.isArray(owners) && owners.some((owner) => typeof owner === 'string' && fingerprints.has(owner)))
-      owned.push(name);
-  });
-  return owned.sort()[0];
+function keyUseIn(name: string, body: Uint8Array, fingerprints: ReadonlySet<string>): KeyUse | undefined {
+  let document: { owners?: unknown; versions?: unknown } | null;
+  try {
+    document = JSON.parse(new TextDecoder().decode(body)) as typeof document;
+  } catch {
+    return undefined;
+  }
+  const { owners, versions } = document ?? {};
+  if (Array.isArray(owners) && owners.some((owner) => typeof owner === 'string' && fingerprints.has(owner)))
+    return { plugin: name };
+  if (!Array.isArray(versions)) return undefined;
+  // Newest first, as the document lists them.
+  const signed = (versions as unknown[]).find(
+    (v): v is { version: string } =>
+      typeof v === 'object' &&
+      v !== null &&
+      typeof (v as { publisher?: unknown }).publisher === 'string' &&
+      fingerprints.has((v as { publisher: string }).publisher) &&
+      typeof (v as { version?: unknown }).version === 'string',
+  );
+  return signed ? { plugin: name, version: signed.version } : undefined;
 }
 
 /**
@@ -272,7 +275,8 @@ async function pluginOwnedBy(
  * rotation (the published snapshot's `key_rotations` + 1) of this registry, from the key the snapshot
  * names to the key `ctx.signer` signs with, signed by both.
  * @throws SubmissionError INVALID_SUBMISSION with one problem: ROTATION_INVALID (form, registry, sequence,
- *   signatures, the same key, a key rotated away from, revoked, an operator's or a publisher's, a new key
+ *   signatures, the same key, a key rotated away from, revoked, an operator's or a publisher's; for a new
+ *   rotation, a plugin owner's, or one that signed a published version as its publisher; a new key
  *   no signature by which is taken (at /rotation/next/key), a rotation N
  *   already published with other bytes), ROTATION_NOT_CURRENT_KEY (not from the key the registry signs
  *   with), ROTATION_NOT_SIGNING_KEY (not to the key `ctx.signer` holds), PUBLISHED_DOCUMENT_ALTERED (a
@@ -411,7 +415,21 @@ export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Pr
   // catalog's record standing, and skipping the check let anyone edit one in between for the retry to sign.
   // Once the rebuild is marked, the catalog reads as outdated and this checks nothing (the rebuild takes the
   // documents as they are, as every run does until it is done).
-  await checkEveryPublished(ctx.site, ctx.intake).catch((error: unknown) => {
+  // In the same pass, for a new rotation only: a plugin owner's key, or a key whose publisher signature is on
+  // a published version (`keyUseIn`), judged once the documents are found as published (an edited one named
+  // another owner) and the cheap checks passed. A rotation published already is finished whatever it goes to:
+  // one a release before these checks published, its run dead before the rebuild, was refused for good, the
+  // registry left ROTATION_PENDING until its files were deleted by hand; the owner it locks out is mended by
+  // an operator's transfer of the plugin.
+  const fingerprints = existing ? undefined : await fingerprintsOf(rotation.next);
+  const uses: KeyUse[] = [];
+  const visit =
+    fingerprints &&
+    ((name: string, body: Uint8Array) => {
+      const use = keyUseIn(name, body, fingerprints);
+      if (use) uses.push(use);
+    });
+  await checkEveryPublished(ctx.site, ctx.intake, visit).catch((error: unknown) => {
     if (!isAltered(error)) throw error;
     refuse(
       'PUBLISHED_DOCUMENT_ALTERED',
@@ -419,17 +437,15 @@ export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Pr
       `${error.message}. A key rotation signs nothing the old key did not: mend the published store first, then rotate`,
     );
   });
-  // A plugin owner's key, for a new rotation only, once the documents are found as published (an edited one
-  // named another owner) and the cheap checks passed (it reads every document). A rotation published already
-  // is finished whatever it goes to: one a release before this check published, its run dead before the
-  // rebuild, was refused for good, the registry left ROTATION_PENDING until its files were deleted by hand;
-  // the owner it locks out is mended by an operator's transfer of the plugin.
-  const owned = existing ? undefined : await pluginOwnedBy(ctx, await fingerprintsOf(rotation.next));
-  if (owned)
+  // The first by name, whatever order the reads finished in: the same refusal every time it is run.
+  const use = uses.sort((a, b) => (a.plugin < b.plugin ? -1 : a.plugin > b.plugin ? 1 : 0))[0];
+  if (use)
     refuse(
       'ROTATION_INVALID',
       '/rotation/next/fingerprint',
-      `the rotation is to the key of ${owned}'s owner: the registry's key is its own, new, and never one it revoked`,
+      use.version === undefined
+        ? `the rotation is to the key of ${use.plugin}'s owner: the registry's key is its own, new, and never one it revoked`
+        : `the rotation is to the key that signed ${use.plugin}@${use.version} as its publisher (no owner of ${use.plugin} now): its publisher signatures and the registry's would be one key's in the history; the registry's key is its own, new, and never one it revoked`,
       { found: rotation.next.fingerprint },
     );
   return { ...base, state: existing ? 'resume' : 'new', snapshot };

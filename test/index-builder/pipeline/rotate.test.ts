@@ -41,7 +41,9 @@ import {
   validManifest,
 } from '../../support/fixtures.ts';
 import { type GpgKeyring, gpgKeyring } from '../../support/gpg.ts';
+
 import type { MemoryStore } from '../../support/memory-store.ts';
+import { withMethod } from '../../support/stores.ts';
 import { UNTRUSTED_KEYS } from '../../support/untrusted-keys.ts';
 
 const NOW = new Date('2026-11-02T00:00:00Z');
@@ -482,6 +484,133 @@ describe('when a rotation cannot be accepted', () => {
     // The rotation as published finishes.
     expect((await rotateRegistryKey({ ...registry.context, signer: newSigner }, bytes)).status).toBe(
       'rotated',
+    );
+  });
+});
+
+describe('when a rotation is checked against the published plugin documents', () => {
+  /** `registry`'s site, counting its reads of each plugin document. */
+  const countingReads = (registry: TestRegistry) => {
+    const reads = new Map<string, number>();
+    const site = withMethod(registry.site, 'get', (get) => async (key, options) => {
+      if (/^plugins\/[^/]+\/index\.json$/.test(key)) reads.set(key, (reads.get(key) ?? 0) + 1);
+      return get(key, options);
+    });
+    return { site, reads };
+  };
+
+  it('reads each plugin document once for a new rotation (the published check and the owner check in one pass)', async () => {
+    const registry = await publishedRegistry();
+    const { site, reads } = countingReads(registry);
+
+    const checked = await checkRotation(
+      { ...registry.context, site, signer: newSigner },
+      await rotation(registry),
+    );
+
+    expect(checked.state).toBe('new');
+    expect(Object.fromEntries(reads)).toEqual({
+      'plugins/demo-plugin/index.json': 1,
+      'plugins/other-plugin/index.json': 1,
+    });
+  });
+
+  it('still refuses an edited document before an owner, in that one pass', async () => {
+    // The edit makes the new key an owner: the document is refused as altered, not the key as an owner's.
+    const registry = await publishedRegistry();
+    const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
+    const edited = { ...doc, owners: [...doc.owners, newSigner.fingerprint] };
+    await registry.site.put('plugins/demo-plugin/index.json', encode(JSON.stringify(edited)), {
+      contentType: 'application/json',
+      cacheControl: 'public, max-age=60',
+    });
+    const { site, reads } = countingReads(registry);
+
+    const error = await checkRotation(
+      { ...registry.context, site, signer: newSigner },
+      await rotation(registry),
+    ).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(SubmissionError);
+    expect((error as SubmissionError).problems).toEqual([
+      expect.objectContaining({ code: 'PUBLISHED_DOCUMENT_ALTERED', path: '' }),
+    ]);
+    expect([...reads.values()].every((n) => n === 1)).toBe(true);
+  });
+});
+
+/**
+ * `moved-plugin` 1.0.0 published with the key `registry-2` (newSigner's), then that key no owner of it: `heir`
+ * added by it, then it removed by `heir`. Its publisher signature stays on the version.
+ */
+async function publishedByNewKeyThenTransferred(registry: TestRegistry): Promise<void> {
+  const former = await testKey('registry-2');
+  const heir = await testKey('heir');
+  const bundle = await makeBundle({
+    manifest: validManifest({ name: 'moved-plugin', version: '1.0.0' }),
+    signer: former,
+  });
+  const submitted = [
+    ...(await registry.submit(bundle)),
+    (
+      await submitAction(
+        registry.intake,
+        { action: 'owners-add', plugin: 'moved-plugin', key: heir.publicKey },
+        former,
+      )
+    ).key,
+    (
+      await submitAction(
+        registry.intake,
+        { action: 'owners-remove', plugin: 'moved-plugin', fingerprint: former.fingerprint },
+        heir,
+      )
+    ).key,
+  ];
+  const { outcomes } = await processSubmissions(registry.context, submitted);
+  expect(outcomes.map((o) => o.status)).toEqual(['accepted', 'accepted', 'accepted']);
+  const doc = json<PluginDocument>(registry.site, 'plugins/moved-plugin/index.json');
+  expect(doc.owners).toEqual([heir.fingerprint]);
+  expect(doc.versions[0]?.publisher).toBe(former.fingerprint);
+}
+
+describe('when a rotation is to a key that published versions of a plugin it no longer owns', () => {
+  it('refuses it ROTATION_INVALID naming the plugin and the version, and writes nothing', async () => {
+    const registry = await publishedRegistry();
+    await publishedByNewKeyThenTransferred(registry);
+    const before = storesOf(registry);
+
+    const error = await rotateRegistryKey(
+      { ...registry.context, signer: newSigner },
+      await rotation(registry),
+    ).catch((e: unknown) => e);
+
+    // Its publisher signatures on moved-plugin@1.0.0 would read as the registry's in the history.
+    expect(error).toBeInstanceOf(SubmissionError);
+    expect((error as SubmissionError).problems).toEqual([
+      expect.objectContaining({
+        code: 'ROTATION_INVALID',
+        path: '/rotation/next/fingerprint',
+        message: expect.stringContaining('moved-plugin@1.0.0'),
+      }),
+    ]);
+    expect(storesOf(registry)).toEqual(before);
+  });
+
+  it('finishes such a rotation that an older release published, its run dead before the rebuild', async () => {
+    const registry = await publishedRegistry();
+    await publishedByNewKeyThenTransferred(registry);
+    const bytes = await rotation(registry);
+    await registry.site.put(rotationKey(1), bytes, {
+      contentType: 'application/json',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+
+    const result = await rotateRegistryKey({ ...registry.context, signer: newSigner }, bytes);
+
+    expect(result.status).toBe('rotated');
+    expect(json<SnapshotDocument>(registry.site, 'snapshot.json').key_fingerprint).toBe(
+      newSigner.fingerprint,
     );
   });
 });
