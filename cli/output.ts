@@ -49,10 +49,12 @@ export function formatProblems(problems: readonly Problem[]): string[] {
  * are kept.
  */
 export function describeOutcome(outcome: SubmissionOutcome, form: 'full' | 'line' = 'full'): string[] {
+  // A revoke-key names no plugin: the key it revokes. The upload path only for what names neither (an outcome
+  // recorded before the fingerprint was, an upload never read as a submission).
   const subject = outcome.plugin
     ? `${outcome.plugin}${outcome.version !== undefined ? `@${outcome.version}` : ''}`
-    : outcome.submission;
-  // An action says what it did: `yank acme@1.2.0`, `revoke-key incoming/x.json`.
+    : (outcome.fingerprint ?? outcome.submission);
+  // An action says what it did: `yank acme@1.2.0`, `revoke-key 0123...CDEF`.
   const what = outcome.action ? `${outcome.action} ${subject}` : subject;
   if (outcome.status === 'rejected') {
     if (form === 'line') {

@@ -103,9 +103,16 @@ export function isOperatorAction(kind: ActionKind): boolean {
   return (OPERATOR_ACTIONS as readonly string[]).includes(kind);
 }
 
-/** The plugin and version an action is about, for outcomes, the log and messages. */
-export function actionSubject(action: ActionBody): { readonly plugin?: string; readonly version?: string } {
-  if (action.action === 'revoke-key') return {};
+/**
+ * What an action is about, for outcomes, the log and messages: its plugin and version, or for a revoke-key
+ * (which names no plugin) the fingerprint of the key it revokes.
+ */
+export function actionSubject(action: ActionBody): {
+  readonly plugin?: string;
+  readonly version?: string;
+  readonly fingerprint?: string;
+} {
+  if (action.action === 'revoke-key') return { fingerprint: action.fingerprint };
   return {
     plugin: action.plugin,
     ...('version' in action && action.version !== undefined ? { version: action.version } : {}),

@@ -1089,7 +1089,9 @@ export async function writeMarkers(
     const evaluation = item.evaluation;
     if (evaluation.kind !== 'action-accepted' || item.seq === undefined) continue;
     if (evaluation.resumed?.from === 'marker') continue;
-    const { kind, signer, ...subject } = acceptedInfo(evaluation);
+    // The marker as it always was (a rebuild restores it from the log, `restoreActionRecords`, fields alike):
+    // a revoke-key's fingerprint is its outcome's, not the marker's.
+    const { kind, signer, fingerprint: _revoked, ...subject } = acceptedInfo(evaluation);
     const marker: ActionMarker = {
       schema: 'plugindex/applied-action/v1',
       digest: evaluation.read.digest,

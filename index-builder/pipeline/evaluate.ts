@@ -102,6 +102,8 @@ export interface ActionInfo {
   readonly kind: ActionKind;
   readonly plugin?: string;
   readonly version?: string;
+  /** For a revoke-key: the fingerprint of the key it revokes. */
+  readonly fingerprint?: string;
   readonly signer?: string;
 }
 

@@ -39,6 +39,11 @@ export interface SubmissionOutcome {
   readonly action?: ActionKind;
   readonly plugin?: string;
   readonly version?: string;
+  /**
+   * For a revoke-key (which names no plugin): the fingerprint of the key it revokes, what it acts on as
+   * `plugin`@`version` is another action's. Absent from outcomes recorded before it was added.
+   */
+  readonly fingerprint?: string;
   readonly publisher?: string;
   /** For an action: the fingerprint of the key that signed it. */
   readonly signer?: string;
@@ -93,6 +98,7 @@ function actionOutcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcome
     action: info.kind,
     ...(info.plugin !== undefined ? { plugin: info.plugin } : {}),
     ...(info.version !== undefined ? { version: info.version } : {}),
+    ...(info.fingerprint !== undefined ? { fingerprint: info.fingerprint } : {}),
     ...(info.signer !== undefined ? { signer: info.signer } : {}),
     ...(upload.kind !== 'unreadable' ? { submission_sha256: upload.sha256 } : {}),
     processed: batch.processed,

@@ -381,7 +381,11 @@ describe('when the operator acts with an operator key', () => {
 
   it('revokes a publisher key: what it published marked, its later publishes and actions refused', async () => {
     const result = await act(operator, 'operator', 'revoke', next.fingerprint, '--reason', 'the key leaked');
-    expectAccepted(result, { action: 'revoke-key', signer: operator.fingerprint });
+    expectAccepted(result, {
+      action: 'revoke-key',
+      fingerprint: next.fingerprint,
+      signer: operator.fingerprint,
+    });
     expect(await version('2.1.0')).toMatchObject({ publisher_revoked: { reason: 'the key leaked' } });
     // What the owner's earlier key published is not marked.
     expect(await version('2.0.0')).not.toHaveProperty('publisher_revoked');

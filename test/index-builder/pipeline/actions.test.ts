@@ -1352,7 +1352,14 @@ describe('when the operator revokes a publisher key', () => {
       { action: 'revoke-key', fingerprint: publisher.fingerprint, reason: 'key leaked' },
       operator,
     );
-    expect(revoked).toMatchObject({ status: 'accepted', action: 'revoke-key', signer: operator.fingerprint });
+    // Named by the key it revokes, as other actions are by their plugin@version; its upload path kept too.
+    expect(revoked).toMatchObject({
+      status: 'accepted',
+      action: 'revoke-key',
+      fingerprint: publisher.fingerprint,
+      signer: operator.fingerprint,
+      submission: expect.stringMatching(/^incoming\//),
+    });
     expect(revoked).not.toHaveProperty('plugin');
 
     const snapshot = await trustedSnapshot(registry.site, registry.registryKey.publicKey);
@@ -1395,6 +1402,7 @@ describe('when the operator revokes a publisher key', () => {
       operator,
     );
     expect(codes(twice)).toEqual(['ACTION_NO_EFFECT']);
+    expect(twice).toMatchObject({ action: 'revoke-key', fingerprint: publisher.fingerprint });
     // A revoked key cannot be made an owner either.
     const asOwner = await act(
       registry,
