@@ -80,8 +80,9 @@ export interface LeaveStuck {
   readonly told: (stuck: StuckEntryNotice) => void;
   /**
    * The bins the snapshot binds are rendered anew from the documents served (the catalog upgrade's rebuild a
-   * refresh or a flush runs, `rebuiltIfOutdated`), not signed as published: a document there may show an
-   * action past the head, so an action is judged as a rebuild's own check judges it (`shown`), by the fold.
+   * refresh or a flush runs, `rebuiltIfOutdated`, or a batch, index.ts `currentCatalog`), not signed as
+   * published: a document there may show an action past the head, so an action is judged as a rebuild's own
+   * check judges it (`shown`), by the fold.
    */
   readonly rebuilt?: boolean;
 }

@@ -530,6 +530,85 @@ function documentWriteRefused(site: PipelineContext['site']): { readonly mend: (
   return { mend: () => (site.put = put) };
 }
 
+/**
+ * The catalog's meta file put back as the release before wrote it (format 6): whatever runs next upgrades it,
+ * rebuilding it from the documents served (`currentCatalog`, `rebuiltIfOutdated`).
+ */
+async function catalogOfAnotherFormat(intake: PipelineContext['intake']): Promise<void> {
+  const meta = new TextDecoder().decode((await intake.get(CATALOG_META_KEY))?.body);
+  expect(meta.startsWith('plugindex-catalog 8\n')).toBe(true);
+  await intake.put(
+    CATALOG_META_KEY,
+    new TextEncoder().encode(meta.replace(/^plugindex-catalog 8\n/, 'plugindex-catalog 6\n')),
+    { contentType: 'text/tab-separated-values', cacheControl: 'private, no-store' },
+  );
+  forgetBins(intake);
+}
+
+describe('when a batch upgrades a catalog of another format over a stuck publish whose document the store refuses again', () => {
+  /**
+   * first-plugin published and seen by a client (entry 0); demo-plugin's publish logged (entry 1), its
+   * document's write refused, the batch failing LOGGED_PUBLISH_FAILED; then the catalog of another format.
+   */
+  async function stuckBeforeUpgrade() {
+    const registry = await servedOnDisk('plugindex-stuck-upgrade-', cleanups, {});
+    const saw = await clientSawFirst(registry, cleanups);
+    const refused = documentWriteRefused(registry.context.site);
+    const stuck = await registry.submit(await installable('demo-plugin'));
+    await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+    const before = await publishedSnapshot(registry.context.site);
+    expect(before.log?.length).toBe(1);
+    await catalogOfAnotherFormat(registry.context.intake);
+    return { registry, saw, refused, stuck, before };
+  }
+
+  it('commits the upgrade without counting the entry, so the failed batch leaves a snapshot that verifies', async () => {
+    // Prepare
+    const { registry, saw, before } = await stuckBeforeUpgrade();
+
+    // Act: the batch upgrades the catalog first (its rebuild commits a snapshot), then meets the entry, its
+    // document refused again.
+    await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+
+    // Assert: the upgrade committed (a new generation), counting the head the published snapshot counted, in
+    // snapshot.json and in the signed pair alike. Before, it counted the stuck entry: a snapshot vouching for a
+    // publish no document shows (verify --url: LOG_DISAGREES), and no void could be taken of it.
+    const after = await publishedSnapshot(registry.context.site);
+    expect(after.generation).toBeGreaterThan(before.generation);
+    expect(after.log).toEqual(before.log);
+    const signed = JSON.parse(await readFile(path.join(registry.siteRoot, 'snapshot.signed.json'), 'utf8'));
+    expect((JSON.parse(signed.snapshot) as SnapshotDocument).log).toEqual(before.log);
+    const verified = await registry.verify();
+    expect(verified.generation).toBe(after.generation);
+    expect(verified.log).toEqual(before.log);
+    const { updated } = await laterRunInstalls(saw, cleanups, 'first-plugin');
+    expect(updated?.error).toBeUndefined();
+  }, 90_000);
+
+  it('lets the same batch, opted in to voids, void the entry, which verify --url and the client take', async () => {
+    // Prepare
+    const { registry, saw, before } = await stuckBeforeUpgrade();
+    const voiding = {
+      ...registry.context,
+      config: { ...registry.context.config, voidRefusedEntries: true as const },
+    };
+
+    // Act
+    const voided = await processSubmissions(voiding);
+    forgetBins(registry.context.intake);
+
+    // Assert: the entry voided by the next, both counted; verified, and the client that saw entry 0 takes it.
+    expect(voided.outcomes.map((o) => [o.plugin, o.status, o.problems.map((p) => p.code)])).toEqual([
+      ['demo-plugin', 'rejected', ['LOGGED_ENTRY_VOIDED']],
+    ]);
+    const verified = await registry.verify();
+    expect(verified.log.length).toBe((before.log?.length ?? 0) + 2);
+    expect(verified.voided).toMatchObject([{ seq: 1, by: 2, plugin: 'demo-plugin' }]);
+    const { updated } = await laterRunInstalls(saw, cleanups, 'first-plugin');
+    expect(updated?.error).toBeUndefined();
+  }, 90_000);
+});
+
 describe('when a logged action is stuck, its plugin document write refused by the store', () => {
   it('refuses rebuild and rotate-key LOGGED_ACTION_STUCK, changing nothing, and both go on once a batch applies it', async () => {
     // Prepare: demo-plugin@1.0.0 published (entry 1); its document's write refused, so its owner's yank is
