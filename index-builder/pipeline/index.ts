@@ -130,7 +130,12 @@ import {
   writeVersion,
   writingAfter,
 } from './site-writer.ts';
-import { type LeaveStuck, refuseStuckPublishes, type StuckEntryNotice } from './stuck-entries.ts';
+import {
+  findStuckEntry,
+  type LeaveStuck,
+  refuseStuckPublishes,
+  type StuckEntryNotice,
+} from './stuck-entries.ts';
 
 export type { BatchResult, BatchStep, PipelineContext, SubmissionFailure } from './context.ts';
 export { completeEncodedVariants } from './encoded.ts';
@@ -1779,13 +1784,51 @@ async function rebuiltIfOutdated<T>(
   run: () => Promise<T>,
   leaveStuck: LeaveStuck,
 ): Promise<T | number> {
-  if (catalog.outdated) return (await rebuildAll(ctx, {}, true, leaveStuck)).generation;
+  if (catalog.outdated)
+    return (
+      (await upgradeWaiting(ctx, catalog, leaveStuck)) ??
+      (await rebuildAll(ctx, {}, true, leaveStuck)).generation
+    );
   try {
     return await run();
   } catch (error) {
     if (!(error instanceof PlugindexError && error.code === 'CATALOG_OUTDATED')) throw error;
     return (await rebuildAll(ctx, {}, true, leaveStuck)).generation;
   }
+}
+
+/**
+ * While an entry is stuck past the head the published snapshot counts (stuck-entries.ts `findStuckEntry`, held
+ * to the bins as published), a refresh's or a flush's upgrade of a catalog of another format waits: the
+ * published snapshot is signed again as it is (its documents, the head it counts), the catalog left for the
+ * batch that settles the entry to upgrade, and `leave` told of the entry. Returns that generation, or
+ * undefined to upgrade now (nothing stuck, nothing published, a rebuild marked under way: its documents may
+ * be rewritten already). The upgrade binds the documents served, and a failed batch may have written one
+ * showing an entry logged after the stuck one, which a snapshot not counting the stuck entry cannot count:
+ * bound, `verify --url` refused it LOG_VERSION_UNLOGGED until a batch settled the entry. The snapshot is held
+ * to what the registry signed first (`SignedDocuments`, as the upgrade holds it), so none planted is signed.
+ */
+async function upgradeWaiting(
+  ctx: PipelineContext,
+  catalog: Catalog,
+  leave: LeaveStuck,
+): Promise<number | undefined> {
+  if (!catalog.upgrading) return undefined;
+  const [read, recorded] = await allSettledValues([ctx.site.get(SNAPSHOT_KEY), readLogHead(ctx.intake)]);
+  if (!read) return undefined;
+  const published = JSON.parse(new TextDecoder().decode(read.body)) as SnapshotDocument;
+  const logged = await currentLogHead(ctx, recorded, published);
+  // Nothing past the head counted (nearly always): no more read than that.
+  if (!(await findStuckEntry(ctx, published.log?.length ?? 0, logged, published.documents))) return undefined;
+  await SignedDocuments.read(ctx.site, ctx.signer.publicKey, catalog, read.body);
+  const next = Math.max(catalog.generation, published.generation) + 1;
+  await writeSnapshot(
+    ctx,
+    next,
+    { ...published.documents },
+    { ifMatch: read.etag, published, before: recordingSnapshot(ctx, catalog, next), leaveStuck: leave },
+  );
+  return next;
 }
 
 /**

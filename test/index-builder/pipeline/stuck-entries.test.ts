@@ -476,29 +476,29 @@ describe('when a refresh meets a stuck publish and a snapshot.json that claims a
 describe.each(RENEWALS)(
   'when %s upgrades a catalog of another format over a stuck publish',
   (_, by, renew) => {
-    it('rebuilds it, the snapshot not counting the entry, and names it', async () => {
+    it('waits to upgrade it, signing the published snapshot again without counting the entry, and names it', async () => {
       // Prepare: demo-plugin's publish stuck past the head (a batch died once it was logged); the catalog left
-      // as the release before wrote it, so this release's first refresh or flush rebuilds it (the upgrade).
-      // That rebuild signed the log's head, the stuck entry counted: no void could then be taken of it
-      // (LOG_VOID_OF_SEEN), and verify --url refused the registry (LOG_DISAGREES).
+      // as the release before wrote it, so this release's first refresh or flush upgrades it. That upgrade's
+      // rebuild signed the log's head, the stuck entry counted: no void could then be taken of it
+      // (LOG_VOID_OF_SEEN), and verify --url refused the registry (LOG_DISAGREES). It now waits for the batch
+      // that settles the entry (`upgradeWaiting`).
       const { registry, saw, seq, before } = await stuckAfterFirst(false, 'died');
-      const meta = new TextDecoder().decode((await registry.context.intake.get(CATALOG_META_KEY))?.body);
-      await registry.context.intake.put(
-        CATALOG_META_KEY,
-        new TextEncoder().encode(meta.replace(/^plugindex-catalog 8\n/, 'plugindex-catalog 6\n')),
-        { contentType: 'text/tab-separated-values', cacheControl: 'private, no-store' },
-      );
-      forgetBins(registry.context.intake);
+      await catalogOfAnotherFormat(registry.context.intake);
 
       // Act
       const renewed = await renew(registry.context);
       forgetBins(registry.context.intake);
 
-      // Assert: a new generation, the log counted as the published snapshot counted it, the entry named; the
-      // registry verifies and the client that saw it updates.
+      // Assert: the next generation of the published snapshot (its documents, the log counted as it counted
+      // it), the catalog left of the other format, the entry named; the registry verifies and the client that
+      // saw it updates.
       const after = await publishedSnapshot(registry.context.site);
-      expect(after.generation).toBeGreaterThan(before.generation);
+      expect(after.generation).toBe(before.generation + 1);
+      expect(after.documents).toEqual(before.documents);
       expect(after.log).toEqual(before.log);
+      expect(new TextDecoder().decode((await registry.context.intake.get(CATALOG_META_KEY))?.body)).toMatch(
+        /^plugindex-catalog 6\n/,
+      );
       expect(renewed.stuck).toMatchObject({
         seq,
         type: 'publish',
@@ -608,6 +608,69 @@ describe('when a batch upgrades a catalog of another format over a stuck publish
     expect(updated?.error).toBeUndefined();
   }, 90_000);
 });
+
+describe.each(RENEWALS)(
+  'when %s meets a catalog of another format, a stuck publish, and a later entry its failed batch published a document for',
+  (_, by, renew) => {
+    it('waits to upgrade, re-signing the published snapshot, which verifies; the mended batch upgrades and publishes both', async () => {
+      // Prepare: first-plugin published and seen by a client (entry 0); demo-plugin's publish (entry 1) and
+      // other-plugin's (entry 2) logged by one batch, demo-plugin's document refused, other-plugin's written:
+      // the batch fails LOGGED_PUBLISH_FAILED. Then the catalog of another format. The upgrade bound
+      // other-plugin's document, showing entry 2, in a snapshot counting 1 (verify --url: LOG_VERSION_UNLOGGED).
+      const registry = await servedOnDisk('plugindex-stuck-wait-', cleanups, {});
+      const saw = await clientSawFirst(registry, cleanups);
+      const refused = documentWriteRefused(registry.context.site);
+      await registry.submit(await installable('demo-plugin'));
+      await registry.submit(await installable('other-plugin'));
+      await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+      const served = await registry.context.site.get('plugins/other-plugin/index.json');
+      expect(served).toBeDefined();
+      const before = await publishedSnapshot(registry.context.site);
+      expect(before.log?.length).toBe(1);
+      await catalogOfAnotherFormat(registry.context.intake);
+
+      // Act
+      const renewed = await renew(registry.context);
+      forgetBins(registry.context.intake);
+
+      // Assert: the published snapshot signed again (its documents, its log), the entry named, the catalog
+      // left for the batch to upgrade; verify --url and the client take it.
+      const after = await publishedSnapshot(registry.context.site);
+      expect(after.generation).toBe(before.generation + 1);
+      expect(after.documents).toEqual(before.documents);
+      expect(after.log).toEqual(before.log);
+      expect(renewed.stuck).toMatchObject({ seq: 1, plugin: 'demo-plugin', code: 'LOGGED_PUBLISH_STUCK' });
+      expect(renewed.stuck?.message).toMatch(
+        new RegExp(`^${by} signed the snapshot counting the 1 log entries`),
+      );
+      expect(new TextDecoder().decode((await registry.context.intake.get(CATALOG_META_KEY))?.body)).toMatch(
+        /^plugindex-catalog 6\n/,
+      );
+      expect((await registry.verify()).log).toEqual(before.log);
+      const { updated } = await laterRunInstalls(saw, cleanups, 'first-plugin');
+      expect(updated?.error).toBeUndefined();
+
+      // Act: a second renewal waits again; then the path is mended and the batch runs.
+      await renew(registry.context);
+      forgetBins(registry.context.intake);
+      refused.mend();
+      const mended = await registry.batch();
+
+      // Assert: the catalog upgraded, both publishes at their entries, verified; the client installs one.
+      expect(mended.outcomes.map((o) => [o.plugin, o.status, o.seq])).toEqual([
+        ['demo-plugin', 'accepted', 1],
+        ['other-plugin', 'accepted', 2],
+      ]);
+      expect(new TextDecoder().decode((await registry.context.intake.get(CATALOG_META_KEY))?.body)).toMatch(
+        /^plugindex-catalog 8\n/,
+      );
+      expect((await registry.verify()).log.length).toBe(3);
+      const again = await laterRunInstalls(saw, cleanups, 'demo-plugin');
+      expect(again.updated?.error).toBeUndefined();
+      expect(again.installed).toBeDefined();
+    }, 90_000);
+  },
+);
 
 describe('when a logged action is stuck, its plugin document write refused by the store', () => {
   it('refuses rebuild and rotate-key LOGGED_ACTION_STUCK, changing nothing, and both go on once a batch applies it', async () => {
