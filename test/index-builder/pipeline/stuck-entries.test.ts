@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { forgetBins } from '../../../index-builder/catalog.ts';
-import { PlugindexError, StoreError } from '../../../index-builder/errors.ts';
+import { PlugindexError, StoreError, TrustError } from '../../../index-builder/errors.ts';
 import { CATALOG_META_KEY } from '../../../index-builder/layout.ts';
 import { type LogEntry, lineHash, NO_EFFECT, nextEntry, parseSegment } from '../../../index-builder/log.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
@@ -668,6 +668,33 @@ describe.each(RENEWALS)(
       const again = await laterRunInstalls(saw, cleanups, 'demo-plugin');
       expect(again.updated?.error).toBeUndefined();
       expect(again.installed).toBeDefined();
+    }, 90_000);
+
+    it('signs no snapshot.json someone else planted while it waits: refused PUBLISHED_DOCUMENT_ALTERED, nothing written', async () => {
+      // Prepare: demo-plugin's publish stuck (entry 1), the catalog of another format, and snapshot.json
+      // replaced by one lasting a year more, not signed by the registry: signed again as it stood, it would
+      // have been the registry's.
+      const { registry, before } = await stuckAfterFirst(false, 'died');
+      await catalogOfAnotherFormat(registry.context.intake);
+      const planted = {
+        ...before,
+        expires: new Date(Date.parse(before.expires) + 365 * 86_400_000).toISOString(),
+      };
+      await writeFile(path.join(registry.siteRoot, 'snapshot.json'), JSON.stringify(planted));
+      const files = await filesOf(registry.siteRoot);
+
+      // Act
+      const renewed = renew(registry.context);
+
+      // Assert
+      await expect(renewed).rejects.toBeInstanceOf(TrustError);
+      await expect(renewed).rejects.toMatchObject({
+        code: 'PUBLISHED_DOCUMENT_ALTERED',
+        message: expect.stringMatching(
+          /^snapshot\.json \(sha256 [0-9a-f]{64}\) is not what this registry published there/,
+        ),
+      });
+      expect(await filesOf(registry.siteRoot)).toEqual(files);
     }, 90_000);
   },
 );
