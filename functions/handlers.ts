@@ -831,6 +831,8 @@ export function createPublishHandler(
           ...(outcome.action ? { action: outcome.action, signer: outcome.signer, seq: outcome.seq } : {}),
           plugin: outcome.plugin,
           version: outcome.version,
+          // A revoke-key names no plugin: the key it revokes, as the outcome record does.
+          ...(outcome.fingerprint !== undefined ? { fingerprint: outcome.fingerprint } : {}),
           outcome: outcome.status,
           problems: outcome.problems.map(problemRef),
           // The round that decided it, and how long that round took (checks, writes, one rebuild).
@@ -947,6 +949,8 @@ export interface OutcomeBrief {
   readonly action?: SubmissionOutcome['action'];
   readonly plugin?: string;
   readonly version?: string;
+  /** For a revoke-key, which names no plugin: the fingerprint of the key it revokes. */
+  readonly fingerprint?: string;
   readonly seq?: number;
   readonly problems: readonly { readonly code: string }[];
 }
@@ -992,6 +996,7 @@ function briefOf(outcome: SubmissionOutcome): OutcomeBrief {
     ...(outcome.action !== undefined ? { action: outcome.action } : {}),
     ...(outcome.plugin !== undefined ? { plugin: outcome.plugin } : {}),
     ...(outcome.version !== undefined ? { version: outcome.version } : {}),
+    ...(outcome.fingerprint !== undefined ? { fingerprint: outcome.fingerprint } : {}),
     ...(outcome.seq !== undefined ? { seq: outcome.seq } : {}),
     problems: outcome.problems.map((p) => ({ code: p.code })),
   };

@@ -107,6 +107,8 @@ beforeAll(async () => {
     'fn-site-unread-stuck',
     'fn-intake-unread-stuck-yank',
     'fn-site-unread-stuck-yank',
+    'fn-intake-revoke',
+    'fn-site-revoke',
   ]);
   const registryKey = await testKey('registry');
   secrets
@@ -1457,6 +1459,70 @@ describe('when a warm function publishes again', () => {
     expect(reads).toContain('state/catalog/meta.tsv');
     expect(reads.filter((key) => key.startsWith('state/catalog/bins/'))).toEqual([]);
     client.destroy();
+  });
+});
+
+describe('when an operator revokes a key through the function', () => {
+  it('names the key it revokes in the submission log line and in the answer, as other actions their plugin@version', async () => {
+    // Prepare: a registry whose operator revokes a publisher's key; a revoke-key names no plugin.
+    const operator = await testKey('operator');
+    const publisher = await testKey('publisher');
+    const revoking = {
+      ...config,
+      intakeBucket: 'fn-intake-revoke',
+      siteBucket: 'fn-site-revoke',
+      distributionId: undefined,
+    };
+    const put = (key: string, body: Uint8Array) =>
+      s3.client.send(new PutObjectCommand({ Bucket: revoking.intakeBucket, Key: key, Body: body }));
+    const url = 'https://revoke.example.com';
+    await put(
+      revoking.configKey,
+      encode(
+        JSON.stringify({
+          name: 'Revoking',
+          url,
+          operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+        }),
+      ),
+    );
+    const publish = createPublishHandler({ ...deps, config: revoking });
+    await put('incoming/a.tgz', await makeBundle({ manifest: validManifest({ name: 'revoked-plugin' }) }));
+    expect((await publish({})).outcomes.map((o) => o.status)).toEqual(['accepted']);
+    const { bytes } = await signedAction(
+      { action: 'revoke-key', fingerprint: publisher.fingerprint, reason: 'the key leaked' },
+      operator,
+      { registry: url, now: new Date() },
+    );
+    await put('incoming/b-revoke.json', bytes);
+    logs.length = 0;
+
+    // Act
+    const result = await publish({});
+
+    // Assess
+    expect(result.outcomes).toEqual([
+      expect.objectContaining({
+        status: 'accepted',
+        action: 'revoke-key',
+        fingerprint: publisher.fingerprint,
+      }),
+    ]);
+    expect(logs.filter((l) => l.message === 'submission')).toEqual([
+      expect.objectContaining({
+        key: 'incoming/b-revoke.json',
+        action: 'revoke-key',
+        fingerprint: publisher.fingerprint,
+        outcome: 'accepted',
+      }),
+    ]);
+    expect(publishResponse(result).outcomes).toEqual([
+      expect.objectContaining({
+        submission: 'incoming/b-revoke.json',
+        action: 'revoke-key',
+        fingerprint: publisher.fingerprint,
+      }),
+    ]);
   });
 });
 
