@@ -212,11 +212,13 @@ async function registryUrlOf(parsed: Parsed): Promise<string> {
   );
 }
 
-/** What an action is about, as messages name it: `yank demo@1.0.0`, `revoke-key`. */
+/** What an action is about, as messages name it: `yank demo@1.0.0`, `revoke-key FINGERPRINT`. */
 function labelOf(body: ActionBody): string {
-  const { plugin, version } = actionSubject(body);
+  const { plugin, version, fingerprint } = actionSubject(body);
   const range = 'range' in body && body.range !== undefined ? `@${body.range}` : '';
-  return plugin ? `${body.action} ${plugin}${version ? `@${version}` : range}` : body.action;
+  if (plugin) return `${body.action} ${plugin}${version ? `@${version}` : range}`;
+  // A revoke-key names no plugin: the key it revokes, as its outcome does (cli/output.ts).
+  return fingerprint ? `${body.action} ${fingerprint}` : body.action;
 }
 
 /**

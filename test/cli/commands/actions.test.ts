@@ -278,6 +278,19 @@ describe('when an action is written with --output instead of submitted', () => {
     },
   );
 
+  it('operator revoke: its message names the key it revokes, as another action its plugin@version', async () => {
+    const file = outputFile();
+    const result = await writeAction(
+      ['operator', 'revoke', publisherFingerprint, '--reason', 'the key leaked'],
+      operatorSecret,
+      file,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(
+      `signed revoke-key ${publisherFingerprint} for ${REGISTRY_URL} by ${operatorFingerprint} -> ${file}`,
+    );
+  });
+
   it.each([
     [
       'owners add NAME KEYFILE',
