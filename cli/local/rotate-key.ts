@@ -108,9 +108,9 @@ export async function rotateLocalRegistry(
       });
       bytes = signed.bytes;
     }
-    // Checked as the pipeline will, before anything changes: a refusal leaves the registry as it was.
-    const checked = await checkRotation({ ...ctx, signer: next }, bytes);
     if (options.output !== undefined) {
+      // Checked as the pipeline will: a refusal writes nothing.
+      const checked = await checkRotation({ ...ctx, signer: next }, bytes);
       await writeFileAtomic(options.output, bytes);
       return {
         written: options.output,
@@ -119,15 +119,22 @@ export async function rotateLocalRegistry(
         ...(checked.read.rotation.compromised === true ? { compromised: true as const } : {}),
       };
     }
-    if (!pending) await writeFileAtomic(pendingFile, bytes);
-    const retired = path.join(dir, RETIRED_KEYS_DIR, `${checked.previous}.asc`);
-    const keyFile = path.join(dir, SECRET_KEY_FILE);
-    if (ctx.signer.fingerprint !== next.fingerprint) {
-      // Still the old key: kept first, then replaced (a crash between leaves both, and the old one in place).
-      await writeFileAtomic(retired, await readFile(keyFile), { mode: 0o600 });
-      await writeFileAtomic(keyFile, newSecretKey, { mode: 0o600 });
-    }
-    const result = await rotateRegistryKey({ ...ctx, signer: next }, bytes);
+    // The pipeline's one check (it reads every plugin document), under the lock, before anything here
+    // changes: a refusal leaves the registry as it was. The pending rotation and the key files are written
+    // once it passes; nothing else changes the documents meanwhile (every local writer takes the lock).
+    let retired = '';
+    const result = await rotateRegistryKey({ ...ctx, signer: next }, bytes, {
+      checked: async (checked) => {
+        if (!pending) await writeFileAtomic(pendingFile, bytes);
+        retired = path.join(dir, RETIRED_KEYS_DIR, `${checked.previous}.asc`);
+        const keyFile = path.join(dir, SECRET_KEY_FILE);
+        if (ctx.signer.fingerprint !== next.fingerprint) {
+          // Still the old key: kept first, then replaced (a crash between leaves both, and the old one in place).
+          await writeFileAtomic(retired, await readFile(keyFile), { mode: 0o600 });
+          await writeFileAtomic(keyFile, newSecretKey, { mode: 0o600 });
+        }
+      },
+    });
     await rm(pendingFile, { force: true });
     return { ...result, retired, resumed: pending !== undefined };
   });

@@ -476,15 +476,21 @@ async function keyRotatedFrom(ctx: PipelineContext, read: ReadRotation): Promise
 /**
  * Publishes a signed rotation and re-signs the registry with the new key (`ctx.signer`). Idempotent: the
  * same bytes again finish an interrupted rotation, or do nothing once it is complete.
+ * `options.checked`, when given, is awaited once the rotation passes `checkRotation` and before anything is
+ * published, whatever its state: a caller with steps of its own between the check and the publishing (the
+ * local rotate-key keeps the rotation and swaps its key files) takes them there, where it checked first and
+ * this read every plugin document a second time. Its errors are thrown, nothing published.
  * @throws SubmissionError as `checkRotation` does, having written nothing; a store or signing failure as
  *   thrown (run it again).
  */
 export async function rotateRegistryKey(
   context: PipelineContext,
   signedRotation: Uint8Array,
+  options: { readonly checked?: (checked: CheckedRotation) => Promise<void> } = {},
 ): Promise<RotationResult> {
   const { ctx, log } = withWriteLog(context);
   const checked = await checkRotation(ctx, signedRotation);
+  await options.checked?.(checked);
   const { read, sequence, previous, next } = checked;
   const summary = {
     sequence,

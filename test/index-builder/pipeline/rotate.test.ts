@@ -615,6 +615,45 @@ describe('when a rotation is to a key that published versions of a plugin it no 
   });
 });
 
+describe("when a caller takes its own steps at the rotation's check (checked)", () => {
+  it('is handed the checked rotation before anything is published; its failure publishes nothing', async () => {
+    const registry = await publishedRegistry();
+    const before = storesOf(registry);
+    const seen: string[] = [];
+
+    const error = await rotateRegistryKey(
+      { ...registry.context, signer: newSigner },
+      await rotation(registry),
+      {
+        checked: async (checked) => {
+          seen.push(`${checked.state} ${checked.sequence} ${checked.next}`);
+          throw new Error('the caller could not keep its key');
+        },
+      },
+    ).catch((e: unknown) => e);
+
+    expect((error as Error).message).toBe('the caller could not keep its key');
+    expect(seen).toEqual([`new 1 ${newSigner.fingerprint}`]);
+    expect(storesOf(registry)).toEqual(before);
+  });
+
+  it('is not called for a rotation the check refuses', async () => {
+    const registry = await publishedRegistry();
+    const bytes = await rotation(registry);
+    let called = false;
+
+    const error = await rotateRegistryKey({ ...registry.context, signer: registry.context.signer }, bytes, {
+      checked: async () => {
+        called = true;
+      },
+    }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(SubmissionError);
+    expect((error as SubmissionError).problems.map((p) => p.code)).toEqual(['ROTATION_NOT_SIGNING_KEY']);
+    expect(called).toBe(false);
+  });
+});
+
 describe('when a rotation is to a key no signature by which is taken', () => {
   it.each(UNTRUSTED_KEYS)(
     'refuses $label at /rotation/next/key, saying why, and writes nothing',
