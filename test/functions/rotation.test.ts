@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CloudFrontClient, CreateInvalidationCommand } from '@aws-sdk/client-cloudfront';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -228,8 +228,25 @@ describe('when the queue carries a key rotation', () => {
   it('publishes a rotation uploaded whose request is still queued, then what waits', async () => {
     // The secret holds key c (above), and upload 1.3.0 waits: the rotation to c arrives under rotations/.
     const key = await uploadRotation(signers.b, signers.c, 2);
-    const result = await createPublishHandler(container())(await uploadBundle('1.4.0'));
+    const doorbell = await uploadBundle('1.4.0');
+    const client = new S3Client({ ...s3.config });
+    const reads: string[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const { Bucket, Key } = args.input as { Bucket?: string; Key?: string };
+        if (context.commandName === 'GetObjectCommand' && Bucket === config.siteBucket)
+          reads.push(Key as string);
+        return next(args);
+      },
+      { step: 'initialize', name: 'countReads' },
+    );
+    const result = await createPublishHandler({ ...container(), s3: client })(doorbell);
+    client.destroy();
     expect(result.outcomes.map((o) => o.status)).toEqual(['accepted', 'accepted']);
+    // The plugin document read once by the rotation's check, once by the rebuild that re-signs it, once by
+    // the batch that publishes 1.4.0: the rotation found waiting was checked in full to be found, and again
+    // to be published, a fourth read (every plugin document's, at any size of registry).
+    expect(reads.filter((k) => k === 'plugins/cloud-plugin/index.json')).toHaveLength(3);
     expect(await outcomeOf(key)).toMatchObject({ status: 'rotated', sequence: 2 });
     expect(await verifiesBy(signers.c)).toMatchObject({ key_rotations: 2 });
     // Its request, when it comes, finds it done.
