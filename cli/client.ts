@@ -11,7 +11,7 @@ import { normalizeRegistryUrl } from '../client/config.ts';
 import { ClientError } from '../client/errors.ts';
 import { createHttpFetcher } from '../client/fetcher.ts';
 import { clientDirectories } from '../client/paths.ts';
-import { type Platform, parsePlatform, parseRequest } from '../client/resolve.ts';
+import { type Platform, parsePlatform, parseRequest, versionGivenApart } from '../client/resolve.ts';
 import { listOption, type Parsed, stringOption } from './args.ts';
 import { CliError, usage } from './errors.ts';
 import { shown } from './terminal.ts';
@@ -47,6 +47,24 @@ export function registryUrlArgument(given: string, url: string): string {
 export function argumentRefusal(error: unknown): unknown {
   if (!(error instanceof ClientError) || error.code !== 'REQUEST_INVALID') return error;
   return new CliError('REQUEST_INVALID', error.message, { exitCode: 2, cause: error });
+}
+
+/**
+ * Refuses a version typed as a word of its own after its plugin's name (`install NAME 1.2.0`), naming
+ * `NAME@1.2.0`: it was read as a plugin named "1.2.0" (install, update) or an extra word (info), and neither
+ * refusal said where a version goes.
+ * @throws CliError REQUEST_INVALID, exit 2
+ */
+export function refuseVersionApart(positionals: readonly string[]): void {
+  for (const [index, word] of positionals.entries()) {
+    const name = positionals[index - 1];
+    if (name === undefined || !versionGivenApart(name, word)) continue;
+    throw new CliError(
+      'REQUEST_INVALID',
+      `"${name} ${word}": a version is written after its plugin's name and '@', not as a word of its own: did you mean ${name}@${word}?`,
+      { exitCode: 2 },
+    );
+  }
 }
 
 /** A `NAME[@SPEC]` typed on the command line, read by the client's rule; refused as argumentRefusal says. */

@@ -150,6 +150,31 @@ function specProblem(spec: string): string | undefined {
 }
 
 /**
+ * A version given as another tool gives it (pip's `NAME==1.2.0`, `NAME=1.2.0`, `NAME 1.2.0` quoted as one
+ * word, or a version alone where the name goes), in this tool's form, for the refusal to end with: it said
+ * only what a plugin name is, and a user of those tools was left to find the '@' in the usage.
+ */
+function versionSpeltElsewise(text: string): string {
+  if (readsAsVersion(text)) return `; a version goes after its plugin's name and '@' (NAME@${text})`;
+  const apart = /^([^=\s]+?)\s*(?:==?|\s)\s*(\S.*)$/.exec(text);
+  if (!apart?.[1] || !apart[2] || !versionGivenApart(apart[1], apart[2])) return '';
+  return `; did you mean ${apart[1]}@${apart[2]}?`;
+}
+
+/** A word no plugin can be named that reads as a version or range (`1.2.0`, `^1.2`, `>=1`, `v1.2.0`). */
+function readsAsVersion(word: string): boolean {
+  return /^[v=<>~^\d]/i.test(word) && pluginNameFormProblem(word) !== undefined && isVersionSpec(word);
+}
+
+/**
+ * Whether `word`, typed after `name` (`install kubecost-lens 1.2.0`, as cargo, apt and gem users type it),
+ * is that plugin's version rather than a plugin of its own: `name` a plugin name, `word` none but a version.
+ */
+export function versionGivenApart(name: string, word: string): boolean {
+  return pluginNameFormProblem(name) === undefined && readsAsVersion(word);
+}
+
+/**
  * `name` or `name@SPEC` -> `{ name, spec }`, spec `latest` when absent.
  * @throws ClientError REQUEST_INVALID for a name no plugin can have (the manifest's rule, and the names the
  *   registry reserves: layout.ts `pluginNameProblem`), an empty spec after `@`, or a spec that does not parse.
@@ -181,7 +206,7 @@ export function parseRequest(text: string): { readonly name: string; readonly sp
   if (formProblem)
     throw new ClientError(
       'REQUEST_INVALID',
-      `plugin name ${JSON.stringify(name)} in ${JSON.stringify(text)} is not a plugin name: expected ${formProblem}`,
+      `plugin name ${JSON.stringify(name)} in ${JSON.stringify(text)} is not a plugin name: expected ${formProblem}${versionSpeltElsewise(trimmed)}`,
     );
   const reserved = pluginNameProblem(name);
   if (reserved) throw new ClientError('REQUEST_INVALID', `request ${JSON.stringify(text)}: ${reserved}`);

@@ -4,13 +4,20 @@ import { allArtifacts, artifactPlatformText } from '../../index-builder/model.ts
 import { oneLine } from '../../index-builder/text.ts';
 import { channelOf } from '../../index-builder/versions.ts';
 import { type Parsed, stringOption } from '../args.ts';
-import { apiVersionOption, platformOption, requestArgument, withClient } from '../client.ts';
+import {
+  apiVersionOption,
+  platformOption,
+  refuseVersionApart,
+  requestArgument,
+  withClient,
+} from '../client.ts';
 import { usage } from '../errors.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
 import { lookAlikeWarning } from './search.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
+  refuseVersionApart(parsed.positionals);
   const [request, ...extra] = parsed.positionals;
   if (!request || extra.length) throw usage('info takes one NAME[@SPEC]');
   const registry = stringOption(parsed, 'registry');

@@ -19,6 +19,7 @@ import {
   dirOption,
   lockfileOption,
   platformsOption,
+  refuseVersionApart,
   withClient,
 } from '../client.ts';
 import { usage } from '../errors.ts';
@@ -61,6 +62,7 @@ export async function run(parsed: Parsed): Promise<number> {
   const platform = platformsOption(parsed);
   // Every text too, before the first is looked up: read in its turn, one typed wrong was hidden by whatever
   // reading a registry for a reference before it came to (an OCI reference none lists, PLUGIN_NOT_FOUND).
+  refuseVersionApart(parsed.positionals);
   for (const text of parsed.positionals)
     await checkReference(text).catch((error: unknown) => {
       throw argumentRefusal(error);

@@ -12,6 +12,7 @@ import {
   dirOption,
   lockfileOption,
   platformsOption,
+  refuseVersionApart,
   requestArgument,
   withClient,
 } from '../client.ts';
@@ -24,7 +25,10 @@ export async function run(parsed: Parsed): Promise<number> {
   // The names and platform typed, read by the client's rule before anything is: a refusal is the command
   // line's (exit 2); names read from installed.json are that file's.
   const platform = config === undefined ? platformsOption(parsed) : {};
-  if (config === undefined) for (const text of parsed.positionals) requestArgument(text);
+  if (config === undefined) {
+    refuseVersionApart(parsed.positionals);
+    for (const text of parsed.positionals) requestArgument(text);
+  }
   return withClient(parsed, async ({ client, json }) => {
     if (config !== undefined) {
       if (parsed.positionals.length > 0) throw usage('-c FILE updates the whole set: no names');

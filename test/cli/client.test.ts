@@ -418,6 +418,33 @@ describe('when a plugin name, version spec, reference or platform typed on the c
     expect(one.code, one.stderr).toBe(0);
   });
 
+  it('names a version typed as a word of its own after the name (install NAME 1.1.0) in NAME@VERSION form, for install, update and info', async () => {
+    // install said `plugin name "1.1.0" in "1.1.0" is not a plugin name`, info that it takes one NAME[@SPEC]:
+    // neither said where a version goes, which cargo, npm and apt users type apart or after `==`.
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    for (const args of [
+      ['install', NAME, '1.1.0', '--dir', 'plugins'],
+      ['install', NAME, '^1.1', '--dir', 'plugins'],
+      ['update', NAME, '1.1.0', '--dir', 'plugins'],
+      ['info', NAME, '1.1.0'],
+    ]) {
+      const refused = await plugindex(...args, '--json');
+      expect(refused.code, `${args.join(' ')}: ${refused.stderr}`).toBe(2);
+      expect(refused.stderr).toContain(`plugindex ${args[0]}: REQUEST_INVALID: `);
+      expect(refused.stderr).toContain(`did you mean ${NAME}@${args[2]}?`);
+      expect(JSON.parse(refused.stdout)).toMatchObject({ ok: false, error: { code: 'REQUEST_INVALID' } });
+    }
+    const pip = await plugindex('install', `${NAME}==1.1.0`, '--dir', 'plugins');
+    expect(pip.code, pip.stderr).toBe(2);
+    expect(pip.stderr).toContain(`did you mean ${NAME}@1.1.0?`);
+    // Two names are two plugins, as before.
+    const two = await plugindex('info', NAME, FORGER);
+    expect(two.code).toBe(2);
+    expect(two.stderr).toContain('info takes one NAME[@SPEC]');
+    expect(await readdir(path.join(work, `home${homes}`))).not.toContain('plugindex.lock');
+  });
+
   it('names a URL given to info, update or audit as a URL, never showing its credentials or query values', async () => {
     // Read as a plugin name, each echoed it whole: `plugin name "https://u:s3cret" in "https://u:s3cret@…"`.
     const plugindex = await home();

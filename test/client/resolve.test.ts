@@ -266,6 +266,12 @@ describe('when parsing a request', () => {
     { text: 'index', says: "the registry's own paths" },
     { text: 'nul@1.0.0', says: 'Windows device name' },
     { text: 'kubecost-lens@1.2.3.4', says: 'is not a version (1.2.3), a range' },
+    // Other tools' ways to give a version (pip's ==, gem's =, a version alone where a name goes): named in
+    // this tool's form, where the refusal said only what a plugin name is.
+    { text: 'kubecost-lens==1.2.0', says: 'did you mean kubecost-lens@1.2.0?' },
+    { text: 'kubecost-lens=^1.2', says: 'did you mean kubecost-lens@^1.2?' },
+    { text: 'kubecost-lens 1.2.0', says: 'did you mean kubecost-lens@1.2.0?' },
+    { text: '1.2.0', says: "a version goes after its plugin's name and '@' (NAME@1.2.0)" },
   ])('refuses $text (REQUEST_INVALID)', ({ text, says }) => {
     expect(() => parseRequest(text)).toThrow(
       expect.objectContaining({ name: 'ClientError', code: 'REQUEST_INVALID' }),
