@@ -1,5 +1,6 @@
 /** Argument parsing over node:util parseArgs, turning its errors into usage errors (exit 2). */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { editDistance } from '../index-builder/edit-distance.ts';
 import { type CliError, usage } from './errors.ts';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
@@ -90,27 +91,6 @@ export function unknownAction(command: string, word: string, actions: readonly s
   return usage(
     unknownWord(`${command} action`, word, actions, `plugindex ${command} --help lists every action`),
   );
-}
-
-/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps. */
-function editDistance(a: string, b: string): number {
-  const width = b.length + 1;
-  const d = new Uint16Array((a.length + 1) * width);
-  const at = (i: number, j: number): number => d[i * width + j] ?? 0;
-  for (let i = 0; i <= a.length; i++) d[i * width] = i;
-  for (let j = 0; j <= b.length; j++) d[j] = j;
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++) {
-      let best = Math.min(
-        at(i - 1, j) + 1,
-        at(i, j - 1) + 1,
-        at(i - 1, j - 1) + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
-        best = Math.min(best, at(i - 2, j - 2) + 1);
-      d[i * width + j] = best;
-    }
-  return at(a.length, b.length);
 }
 
 export function stringOption(parsed: Parsed, name: string): string | undefined {

@@ -84,6 +84,7 @@ import {
   artifactFor,
   hostLibc,
   hostPlatform,
+  nearestPluginName,
   type Platform,
   parseRequest,
   type Resolution,
@@ -1050,8 +1051,22 @@ class Client implements PlugindexClient {
     }
     throw new ClientError(
       'PLUGIN_NOT_FOUND',
-      `no plugin named ${name} in ${entries.map((e) => `${e.name} (${e.url})`).join(', ')}`,
+      `no plugin named ${name} in ${entries.map((e) => `${e.name} (${e.url})`).join(', ')}${await this.#nearest(name, entries)}`,
     );
+  }
+
+  /**
+   * `: did you mean NAME?` for a name none of `entries` lists, from their verified search.json (the one a
+   * search reads), or nothing: one that cannot be read now (offline, not cached) leaves the refusal as it was.
+   */
+  async #nearest(name: string, entries: readonly RegistryEntry[]): Promise<string> {
+    const names: string[] = [];
+    for (const entry of entries) {
+      const doc = await (await this.#session(entry)).searchDocument().catch(() => undefined);
+      for (const plugin of doc?.plugins ?? []) names.push(plugin.name);
+    }
+    const near = nearestPluginName(name, names);
+    return near === undefined ? '' : `: did you mean ${near}?`;
   }
 
   async info(

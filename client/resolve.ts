@@ -12,6 +12,7 @@
  * const { version, artifact, warnings } = resolvePlugin(doc, { spec, platform, apiVersion: 'v1' });
  */
 import semver from 'semver';
+import { editDistance } from '../index-builder/edit-distance.ts';
 import {
   pluginNameFormProblem,
   pluginNameProblem,
@@ -159,6 +160,24 @@ function versionSpeltElsewise(text: string): string {
   const apart = /^([^=\s]+?)\s*(?:==?|\s)\s*(\S.*)$/.exec(text);
   if (!apart?.[1] || !apart[2] || !versionGivenApart(apart[1], apart[2])) return '';
   return `; did you mean ${apart[1]}@${apart[2]}?`;
+}
+
+/**
+ * The plugin of `names` a mistyped `name` most likely meant (at most two edits, counting a swap of
+ * neighbours as one, and at most a third of its length; the nearest, then the first by name), else undefined.
+ */
+export function nearestPluginName(name: string, names: Iterable<string>): string | undefined {
+  // No plugin name is that long: a word past it is no typo of one, and costs no table to say so.
+  if (name.length > 128) return undefined;
+  let best: { name: string; distance: number } | undefined;
+  for (const candidate of names) {
+    if (candidate === name) continue;
+    const distance = editDistance(name, candidate);
+    if (distance > 2 || distance * 3 > name.length) continue;
+    if (!best || distance < best.distance || (distance === best.distance && candidate < best.name))
+      best = { name: candidate, distance };
+  }
+  return best?.name;
 }
 
 /** A word no plugin can be named that reads as a version or range (`1.2.0`, `^1.2`, `>=1`, `v1.2.0`). */

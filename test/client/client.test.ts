@@ -270,6 +270,30 @@ describe('when a plugin is installed', () => {
     expect(installed.plugins[NAME]).toMatchObject({ enabled: true, current: '1.1.0' });
   });
 
+  it('names the plugin a mistyped name most likely meant, install and info alike (PLUGIN_NOT_FOUND)', async () => {
+    // `no plugin named demo-plugni in test (URL)` said nothing of demo-plugin, as apt and cargo do.
+    const m = await machine();
+    await addRegistry(m);
+    for (const typed of ['demo-plugni', 'demoplugin', 'demo-plugins']) {
+      await expect(
+        withClient(m, (c) => c.install({ requests: [typed], dir: m.dir, lockfile: m.lockfile })),
+      ).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'PLUGIN_NOT_FOUND',
+        message: expect.stringContaining(`no plugin named ${typed} in test (${base}): did you mean ${NAME}?`),
+      });
+      await expect(withClient(m, (c) => c.info(typed))).rejects.toMatchObject({
+        code: 'PLUGIN_NOT_FOUND',
+        message: expect.stringContaining(`did you mean ${NAME}?`),
+      });
+    }
+    // A name no plugin is near is named alone.
+    await expect(withClient(m, (c) => c.info('zzzz-nothing'))).rejects.toMatchObject({
+      code: 'PLUGIN_NOT_FOUND',
+      message: expect.not.stringContaining('did you mean'),
+    });
+  });
+
   it('refuses an unknown plugin, a version that does not exist and a platform it lacks, installing nothing', async () => {
     const m = await machine();
     await addRegistry(m);
