@@ -56,8 +56,31 @@ export async function readInput(file: string): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(file));
   } catch (cause) {
-    throw new CliError('FILE_NOT_FOUND', `cannot read ${file}: ${(cause as Error).message}`, { cause });
+    throw notRead(file, cause);
   }
+}
+
+/**
+ * FILE_NOT_FOUND for a file the user named to be read (`--key`, a manifest, a bundle), naming it, why and
+ * what to do, as notWritten names one not written: Node's words alone (`EISDIR: illegal operation on a
+ * directory, read`) left the user to decode errno.
+ */
+function notRead(file: string, cause: unknown): CliError {
+  const { code, message } = cause as NodeJS.ErrnoException;
+  // A folder is said in these words alone: Node's ("illegal operation on a directory") add nothing.
+  if (code === 'EISDIR')
+    return new CliError('FILE_NOT_FOUND', `cannot read ${file}: it is a folder: name a file in it`, {
+      cause,
+    });
+  const next =
+    code === 'ENOENT'
+      ? 'no file is there: check the path'
+      : code === 'ENOTDIR'
+        ? 'a part of its path is a file, not a folder: check the path'
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'this user may not read it'
+          : 'name a file this user may read';
+  return new CliError('FILE_NOT_FOUND', `cannot read ${file}: ${message}: ${next}`, { cause });
 }
 
 export async function readTextInput(file: string): Promise<string> {
@@ -115,12 +138,14 @@ export async function requireFile(file: string): Promise<void> {
   try {
     const handle = await open(file, 'r');
     try {
-      if (!(await handle.stat()).isFile()) throw new Error('not a regular file');
+      const stats = await handle.stat();
+      if (stats.isDirectory()) throw Object.assign(new Error('a folder'), { code: 'EISDIR' });
+      if (!stats.isFile()) throw new Error('not a regular file');
     } finally {
       await handle.close();
     }
   } catch (cause) {
-    throw new CliError('FILE_NOT_FOUND', `cannot read ${file}: ${(cause as Error).message}`, { cause });
+    throw notRead(file, cause);
   }
 }
 

@@ -293,3 +293,35 @@ describe('when the working folder holds a plugindex.json beside a public/ no reg
     expect(packed.code, packed.stderr).toBe(0);
   });
 });
+
+describe('when a file to read is a folder, or is not there', () => {
+  it('names the file and what to do (FILE_NOT_FOUND, exit 1), where it said only EISDIR or ENOENT', async () => {
+    // `cannot read DIR: EISDIR: illegal operation on a directory, read` left the user to decode errno.
+    const folder = path.join(work, 'a-folder');
+    const missing = path.join(work, 'no-such.asc');
+    for (const [args, file, next] of [
+      [
+        ['registry', 'add', 'r', 'http://127.0.0.1:18199', '--key', folder],
+        folder,
+        'it is a folder: name a file in it',
+      ],
+      [
+        ['registry', 'add', 'r', 'http://127.0.0.1:18199', '--key', missing],
+        missing,
+        'no file is there: check the path',
+      ],
+      [
+        ['pack', manifest, '--key', folder, '--output', path.join(work, 'x.tgz')],
+        folder,
+        'it is a folder: name a file in it',
+      ],
+      [['validate', folder], folder, 'it is a folder: name a file in it'],
+    ] as const) {
+      const refused = await plugindex(...args);
+      expect(refused.code, `${args.join(' ')}: ${refused.stderr}`).toBe(1);
+      expect(refused.stderr).toContain(`FILE_NOT_FOUND: cannot read ${file}: `);
+      expect(refused.stderr).toContain(next);
+      expect(refused.stderr).not.toMatch(/^\s+at /m);
+    }
+  });
+});

@@ -25,8 +25,8 @@ afterAll(async () => {
 
 describe('when the bundle to publish cannot be read', () => {
   it.each([
-    ['a missing file', 'missing.tgz', 'ENOENT'],
-    ['a folder', 'a-folder.tgz', 'not a regular file'],
+    ['a missing file', 'missing.tgz', 'ENOENT: no such file or directory, open'],
+    ['a folder', 'a-folder.tgz', 'it is a folder: name a file in it'],
   ])('refuses %s naming it (exit 1), and the registry is unchanged', async (_, name, why) => {
     const before = await treeOf(dir);
     const file = path.join(work, name);
