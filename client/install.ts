@@ -1411,6 +1411,19 @@ async function planTarget(
       platform === first && pinned === platform
         ? resolution
         : updatingFor(target, folder, platform, () => resolveLocked(document, version.version, pinned));
+    // The musl platform an update added beside the folder's glibc build (`platformsToUpdate`) was added to
+    // reach the version's musl build; with none, it is the glibc build again: placed, it was a second copy
+    // of the build the folder holds, recorded as the host's own, and kept by every update after. The
+    // folder's glibc build, updated, serves the host as it did.
+    if (target.updatingAdded === platformKey(platform) && chosen.artifact.libc !== platform.libc) {
+      // Resolved for it first (the host's), its fallback warning said the glibc build goes there.
+      for (const warning of libcFallbackWarning(target.name, version.version, platform, chosen.artifact))
+        warnings.delete(warning);
+      warnings.add(
+        `${target.name}@${version.version} has no ${platform.libc} build for ${platform.os}/${platform.arch}: its glibc build in ${platformKey({ os: platform.os, arch: platform.arch })}/ is updated, as the folder holds it, which starts here only if it is statically linked`,
+      );
+      continue;
+    }
     for (const warning of chosen.warnings) warnings.add(warning);
     if (pinned !== platform)
       for (const warning of libcFallbackWarning(

@@ -7,7 +7,7 @@
  * musl build into `linux-amd64-musl/`, a glibc host the glibc one, one lock pins both, and a musl host given
  * only a glibc build installs it with a warning.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readKey } from 'openpgp';
@@ -384,6 +384,38 @@ describe('when a musl host updates a folder an older client filled', () => {
       'linux-amd64',
       'linux-amd64-musl',
     ]);
+  });
+});
+
+describe('when a musl host updates a glibc folder to a version with no musl build of its arch', () => {
+  it('updates the glibc build the folder holds alone, saying so, rather than a second copy of it as the musl build', async () => {
+    // Prepare: 1.0.0 and 2.0.0, each a glibc build alone, 1.0.0 installed on this host before it was known
+    // as musl (linux-amd64/). The update added the host's linux-amd64-musl to reach a musl build; with none,
+    // it placed the glibc bytes twice, the copy recorded as this host's own build, and kept both ever after.
+    const name = 'alpine-glibc-only';
+    const publish = (version: string) =>
+      publishBuilds(name, version, [{ ...LINUX, text: `glibc ${version}` }]);
+    await publish('1.0.0');
+    const m = await machine();
+    await m.run(LINUX, (c) => c.install({ requests: [name], dir: m.dir, lockfile: m.lockfile }));
+    await publish('2.0.0');
+    // Act
+    const updated = await m.run(ALPINE, (c) =>
+      c.install({ requests: [name], dir: m.dir, lockfile: m.lockfile, upgrade: true }),
+    );
+    // Assess: the folder as it was, at 2.0.0, and why no musl build came.
+    expect(updated.items.map((i) => [i.version, Object.keys(i.paths)])).toEqual([['2.0.0', ['linux-amd64']]]);
+    expect(updated.items[0]?.warnings).toEqual([
+      expect.stringContaining(
+        `${name}@2.0.0 has no musl build for linux/amd64: its glibc build in linux-amd64/ is updated`,
+      ),
+    ]);
+    expect(await readFile(join(m.dir, name, '2.0.0', 'linux-amd64', name), 'utf8')).toBe('glibc 2.0.0');
+    expect(await readdir(join(m.dir, name, '2.0.0'))).not.toContain('linux-amd64-musl');
+    const installed = JSON.parse(await readFile(join(m.dir, 'installed.json'), 'utf8'));
+    expect(Object.keys(installed.plugins[name].versions['2.0.0'].artifacts)).toEqual(['linux-amd64']);
+    const verified = await m.run(ALPINE, (c) => c.verifyInstalled({ dir: m.dir, lockfile: m.lockfile }));
+    expect(verified.map((f) => f.ok)).toEqual([true]);
   });
 });
 
