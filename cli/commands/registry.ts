@@ -10,7 +10,7 @@ import type { KeyPin, ResetTrustTarget } from '../../client/client.ts';
 import { type RegistryAuth, registryIdentity } from '../../client/config.ts';
 import { listOption, type Parsed, stringOption, unknownAction } from '../args.ts';
 import { registryUrlArgument, withClient } from '../client.ts';
-import { isRefusal, usage } from '../errors.ts';
+import { CliError, isRefusal, usage } from '../errors.ts';
 import { readGivenKeyFile } from '../inputs.ts';
 import { outJson } from '../output.ts';
 import { err, out } from '../terminal.ts';
@@ -21,6 +21,11 @@ export async function run(parsed: Parsed): Promise<number> {
     case 'add':
       return add(parsed, rest);
     case 'list':
+      // A name after it was ignored, every registry listed: `--json` or the list itself shows one.
+      if (rest.length > 0)
+        throw usage(
+          `registry list takes no NAME (found ${rest.join(' ')}): it lists every registry configured`,
+        );
       return list(parsed);
     case 'remove':
       return remove(parsed, rest);
@@ -77,10 +82,31 @@ function authOf(parsed: Parsed): RegistryAuth | undefined {
   }
 }
 
+/**
+ * `registry add URL NAME` (the URL typed first, a word that is no URL second), refused naming the order
+ * (the URL not echoed: it may hold what the refusal of a URL never shows). Said alone, "registry URL main: it is not
+ * an absolute URL" left the user to find which word was wrong.
+ * @throws CliError REGISTRY_URL_INVALID, exit 2, when the two are swapped.
+ */
+function refuseSwapped(name: string, url: string): void {
+  if (URL.canParse(url) || !URL.canParse(name) || !/^[a-z][a-z0-9+.-]*:\/\//i.test(name)) return;
+  try {
+    registryUrlArgument('URL', url);
+  } catch (error) {
+    if (!(error instanceof CliError)) throw error;
+    throw new CliError(
+      'REGISTRY_URL_INVALID',
+      `${error.message}; NAME comes first, then the URL: plugindex registry add ${url} URL`,
+      { exitCode: 2, cause: error },
+    );
+  }
+}
+
 async function add(parsed: Parsed, rest: readonly string[]): Promise<number> {
   const [name, url, ...extra] = rest;
   if (!name || !url || extra.length) throw usage('registry add takes NAME and URL');
   // Before the key is read or anything fetched, and exit 2 as `verify --url` makes it (see registryUrlArgument).
+  refuseSwapped(name, url);
   const normalized = registryUrlArgument('URL', url);
   const mirrors = listOption(parsed, 'mirror');
   for (const mirror of mirrors) registryUrlArgument('--mirror', mirror);

@@ -155,6 +155,23 @@ describe('when a registry is managed from the command line', () => {
   });
 });
 
+describe('when registry add or list is given its words in another order, or one too many', () => {
+  it('names NAME URL for add given URL NAME, and refuses a word list does not take (exit 2), configuring nothing', async () => {
+    // `registry add URL NAME` said only that the URL "local" is not an absolute URL; `registry list main`
+    // listed every registry, the word ignored.
+    const plugindex = await home();
+    const swapped = await plugindex('registry', 'add', base, 'main', '--key', keyFile, '--json');
+    expect(swapped.code, swapped.stderr).toBe(2);
+    expect(swapped.stderr).toContain('REGISTRY_URL_INVALID');
+    expect(swapped.stderr).toContain('NAME comes first, then the URL: plugindex registry add main URL');
+    expect(JSON.parse(swapped.stdout)).toMatchObject({ ok: false, error: { code: 'REGISTRY_URL_INVALID' } });
+    const listed = await plugindex('registry', 'list', 'main');
+    expect(listed.code).toBe(2);
+    expect(listed.stderr).toContain('registry list takes no NAME');
+    expect(JSON.parse((await plugindex('registry', 'list', '--json')).stdout).registries).toEqual([]);
+  });
+});
+
 describe('when a registry URL given on the command line is one registry add refuses', () => {
   it('is a usage error as verify --url makes it (REGISTRY_URL_INVALID, exit 2) for registry add, its --mirror, reset-trust and owners list --url, credentials never shown', async () => {
     const plugindex = await home();
