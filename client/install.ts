@@ -1109,7 +1109,8 @@ function installTargets(
     if (!lock)
       throw new ClientError(
         'REQUEST_INVALID',
-        `nothing to install: no names given and no ${options.lockfile}`,
+        // Said with the way on: a CI job run from another folder than the lock's found none there.
+        `nothing to install: no names given and no ${options.lockfile}: name what to install (plugindex install NAME[@SPEC]), or give the lock with --lockfile FILE`,
       );
     return Object.entries(lock.plugins).map(([name, entry]) => ({
       ...base,

@@ -294,6 +294,23 @@ describe('when a plugin is installed', () => {
     });
   });
 
+  it('says what to do when there is neither a name nor a lock to install (REQUEST_INVALID), frozen or not', async () => {
+    // It said `nothing to install: no names given and no LOCK` alone: in a CI job run from the wrong folder,
+    // nothing said the lock is looked for there, nor how to name another.
+    const m = await machine();
+    await addRegistry(m);
+    for (const frozen of [false, true])
+      await expect(
+        withClient(m, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile, frozen })),
+      ).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REQUEST_INVALID',
+        message: expect.stringContaining(
+          `no names given and no ${m.lockfile}: name what to install (plugindex install NAME[@SPEC]), or give the lock with --lockfile FILE`,
+        ),
+      });
+  });
+
   it('refuses an unknown plugin, a version that does not exist and a platform it lacks, installing nothing', async () => {
     const m = await machine();
     await addRegistry(m);
