@@ -339,6 +339,9 @@ export async function withRegistryLock<T>(
   work: () => Promise<T>,
   timeoutMs = 30_000,
 ): Promise<T> {
+  // Taking the lock makes its folder: a mistyped --registry became an empty folder (and a file there
+  // FOLDER_NOT_MADE), so a folder that holds no registry is refused first.
+  if (!(await isRegistry(dir))) await readConfig(dir);
   // One a stale lock this waiter broke (it may break more than one before it holds the lock).
   const sweeping: Promise<void>[] = [];
   try {
