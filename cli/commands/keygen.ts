@@ -8,7 +8,7 @@ import { lstat, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { generateKeyPair } from '../../index-builder/signing.ts';
 import { outputOption, type Parsed, stringOption } from '../args.ts';
-import { CliError } from '../errors.ts';
+import { CliError, usage } from '../errors.ts';
 import { makeFolder, notWritten, readPassphrase, refuseOutputInRegistry } from '../inputs.ts';
 import { createNewFile } from '../new-file.ts';
 import { out } from '../terminal.ts';
@@ -32,7 +32,18 @@ function createNew(file: string, data: string, mode: number): Promise<void> {
   return createNewFile(file, data, { mode, exists: (cause) => fileExists(file, cause) });
 }
 
+/**
+ * The address openpgp.js takes in a user ID (its `isEmailAddress`): one it refuses came out of key
+ * generation as a stack trace, so it is refused as the option it is, before anything is made.
+ */
+const EMAIL = /^[^\p{C}\p{Z}@<>\\]+@[^\p{C}\p{Z}@<>\\]+[^\p{C}\p{Z}\p{P}]$/u;
+
 export async function run(parsed: Parsed): Promise<number> {
+  const email = stringOption(parsed, 'email');
+  if (email && !EMAIL.test(email))
+    throw usage(
+      `--email ${email} is not an email address a key can carry: expected NAME@DOMAIN (me@example.org), without spaces, <, > or \\, ending in a letter or digit`,
+    );
   const { file: dir, option } = outputOption(parsed);
   // Never into a registry's folder: under public/ the secret key would be served to anyone.
   await refuseOutputInRegistry(option, dir, { kind: 'folder' });
@@ -47,7 +58,6 @@ export async function run(parsed: Parsed): Promise<number> {
     )
       throw fileExists(file);
   const passphrase = await readPassphrase(parsed);
-  const email = stringOption(parsed, 'email');
   const pair = await generateKeyPair({
     name: stringOption(parsed, 'name') ?? 'plugindex publisher',
     ...(email ? { email } : {}),

@@ -179,3 +179,36 @@ describe('when the folder is on a filesystem that makes no folders (/proc)', () 
     },
   );
 });
+
+describe('when --email is not an address a key can carry', () => {
+  it.each([
+    ['no domain past one letter', 'me@x'],
+    ['a space', 'my name@example.org'],
+    ['no @', 'me.example.org'],
+  ])(
+    'refuses it (%s) with a usage error naming the option, no stack trace, no key written',
+    async (_label, email) => {
+      // Prepare: openpgp.js refuses such a user ID, and its error came out as a stack trace, exit 1.
+      const dir = path.join(work, `email-${_label.replaceAll(' ', '-')}`);
+
+      // Act
+      const result = await plugindex('keygen', '--out', dir, '--email', email);
+
+      // Assess
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(`--email ${email} is not an email address`);
+      expect(result.stderr).not.toMatch(/\n\s+at /);
+      await expect(lstat(dir)).rejects.toMatchObject({ code: 'ENOENT' });
+    },
+  );
+
+  it('takes an ordinary address', async () => {
+    const dir = path.join(work, 'email-ok');
+
+    const result = await plugindex('keygen', '--out', dir, '--name', 'Me', '--email', 'me@example.org');
+
+    expect(result.code, result.stderr).toBe(0);
+    const key = await readPublicKey(await readFile(path.join(dir, 'public.asc'), 'utf8'));
+    expect(key.userIds).toEqual(['Me <me@example.org>']);
+  });
+});
