@@ -870,7 +870,11 @@ export function trustListProblems(
   const listed = config.publishers.find((p) => p.fingerprint === fingerprint);
   if (config.policy === 'restricted' && !listed)
     return [
-      problem('PUBLISHER_UNTRUSTED', path, `key ${fingerprint} is not a trusted publisher of this registry`),
+      // What lists it, for the publisher to ask for and the operator to run (a transfer to an unlisted key).
+      problem('PUBLISHER_UNTRUSTED', path, `key ${fingerprint} is not a trusted publisher of this registry`, {
+        expected: `a key the registry's operator lists for "${name}" (plugindex publishers add --registry DIR KEYFILE --names "${name}")`,
+        found: fingerprint,
+      }),
     ];
   if (listed && !picomatch.isMatch(name, [...listed.names]))
     return [

@@ -84,6 +84,28 @@ describe('when the registry is restricted', () => {
   });
 });
 
+describe('when a restricted registry does not list the key', () => {
+  it('says what would list it: the operator adding it for the name (PUBLISHER_UNTRUSTED)', () => {
+    // It said only "is not a trusted publisher of this registry": neither the publisher nor the operator
+    // transferring a name to that key was told what to do.
+    const problems = authorizePublisher({
+      config: restricted,
+      fingerprint: B,
+      name: 'acme-costs',
+      owners: [],
+    });
+
+    expect(problems).toEqual([
+      expect.objectContaining({
+        code: 'PUBLISHER_UNTRUSTED',
+        path: '/name',
+        expected: `a key the registry's operator lists for "acme-costs" (plugindex publishers add --registry DIR KEYFILE --names "acme-costs")`,
+        found: B,
+      }),
+    ]);
+  });
+});
+
 describe('when a config edited by hand trusts a key no signature by which is taken', () => {
   const WHERE = 'registry config /srv/registry/plugindex.json';
   const configWith = async (
