@@ -3,7 +3,7 @@
  * examples/lifecycle.json applied once (a second start applies nothing again), everything served signed;
  * and the demo publisher's key, made by the first start, written whole or not at all.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -190,5 +190,30 @@ describe('when starts make the demo publisher key at once', () => {
       expect(publicKey.fingerprint).toBe((await createSigner(first as string)).fingerprint);
       expect((await readdir(keyDir)).sort()).toEqual(['public.asc', 'secret.asc']);
     }
+  });
+});
+
+describe('when --examples names no folder (a typo, or the command run outside the checkout)', () => {
+  it('refuses FILE_NOT_FOUND naming it, before making a registry', async () => {
+    // Prepare: it said "examples: 0 published, 0 already published, 0 rejected" and served an empty
+    // registry, as if the examples had been read.
+    const registry = path.join(home, 'no-examples');
+    const missing = path.join(home, 'exmaples');
+
+    // Act
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        devArgs({ registry, examples: missing }),
+        { cwd: ROOT },
+        (error, _out, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stderr }),
+      );
+    });
+
+    // Assess
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`FILE_NOT_FOUND: --examples ${missing} is not a folder`);
+    await expect(readdir(registry)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
