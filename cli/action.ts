@@ -254,6 +254,7 @@ export async function runAction(parsed: Parsed, request: ActionRequest): Promise
       output,
       [keyFile, stringOption(parsed, 'passphrase-file'), request.keyFile?.file],
       stringOption(parsed, 'registry'),
+      'plugindex submit FILE',
     );
 
   let body = request.body;

@@ -324,7 +324,12 @@ function flag(option: string): string {
 export async function refuseOutputInRegistry(
   option: string,
   output: string,
-  options: { readonly registry?: string | undefined; readonly kind?: 'file' | 'folder' } = {},
+  options: {
+    readonly registry?: string | undefined;
+    readonly kind?: 'file' | 'folder';
+    /** The command that submits what is written (`plugindex publish FILE`), told for a file under incoming/. */
+    readonly submit?: string | undefined;
+  } = {},
 ): Promise<void> {
   const location = await realLocation(output);
   let registry: string | undefined;
@@ -337,9 +342,15 @@ export async function refuseOutputInRegistry(
     if (path.dirname(dir) === dir) break;
   }
   if (registry === undefined) return;
+  // A bundle or action aimed at incoming/ (README's tour moves one there): the way in, not only the refusal.
+  const within = path.relative(await realLocation(registry), location).split(path.sep)[0];
+  const howIn =
+    options.submit !== undefined && within === 'incoming'
+      ? `: write it outside, then ${options.submit} --registry ${registry} (or move it into ${path.join(registry, 'incoming')} once whole)`
+      : '';
   throw new CliError(
     'OUTPUT_IN_REGISTRY',
-    `${flag(option)} ${output} is inside the registry ${registry}, whose config, keys and published files only the registry's own commands write: nothing was written (give ${flag(option)} a ${options.kind ?? 'file'} outside it)`,
+    `${flag(option)} ${output} is inside the registry ${registry}, whose config, keys and published files only the registry's own commands write: nothing was written (give ${flag(option)} a ${options.kind ?? 'file'} outside it)${howIn}`,
     { exitCode: 2 },
   );
 }
@@ -359,8 +370,9 @@ export async function refuseOutputOver(
   output: string,
   inputs: readonly (string | undefined)[],
   registry?: string,
+  submit?: string,
 ): Promise<void> {
-  await refuseOutputInRegistry(option, output, { registry });
+  await refuseOutputInRegistry(option, output, { registry, submit });
   // Nothing there, or nothing this process may read: the write itself then says what is wrong.
   const target = await stat(output).catch(() => undefined);
   if (!target) return;

@@ -54,12 +54,13 @@ export async function run(parsed: Parsed): Promise<number> {
   const specs = listOption(parsed, 'artifact').map(parseArtifact);
   // The bundle is written over any earlier one, never over what it is made of, over a secret key, or into a
   // registry's folder.
-  await refuseOutputOver(outOption, outFile, [
-    manifestFile,
-    keyFile,
-    stringOption(parsed, 'passphrase-file'),
-    ...specs.map((s) => s.file),
-  ]);
+  await refuseOutputOver(
+    outOption,
+    outFile,
+    [manifestFile, keyFile, stringOption(parsed, 'passphrase-file'), ...specs.map((s) => s.file)],
+    undefined,
+    'plugindex publish FILE',
+  );
   // Before the artifacts, which may be large: a file that holds no secret key is refused first.
   const secretKey = await readSecretKeyFile(keyFile, '--key');
   const artifacts: ArtifactInput[] = [];

@@ -166,6 +166,39 @@ describe("when the file to write is inside a registry's folder", () => {
     expect(await treeOf(registry)).toEqual(before);
   });
 
+  it.each([
+    {
+      title: 'pack --out',
+      args: () => [
+        'pack',
+        manifest,
+        '--key',
+        secretKey,
+        '--out',
+        path.join(registry, 'incoming', 'demo.tgz'),
+      ],
+      submit: 'plugindex publish FILE',
+    },
+    {
+      title: "an action's --output",
+      args: () => yankTo(path.join(registry, 'incoming', 'yank.json'), '--registry', registry),
+      submit: 'plugindex submit FILE',
+    },
+  ])('refuses $title into its incoming/ saying how to submit what it writes there', async (c) => {
+    // What README's tour does by hand (`mv my.tgz .plugindex/incoming/`), done in one step: refused as any
+    // file in the registry's folder, told only to write it elsewhere, never how it then gets in.
+    const before = await treeOf(registry);
+
+    const refused = await plugindex(...c.args());
+
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain('OUTPUT_IN_REGISTRY');
+    expect(refused.stderr).toContain(
+      `write it outside, then ${c.submit} --registry ${registry} (or move it into ${path.join(registry, 'incoming')} once whole)`,
+    );
+    expect(await treeOf(registry)).toEqual(before);
+  });
+
   it("writes an action beside a plugindex.json that is no registry's (README's recipe for a deployed one)", async () => {
     // The operator's working folder, holding the config to copy into the upload bucket: no keys/, no public/.
     const folder = path.join(work, 'deployed-config');
