@@ -5,8 +5,8 @@
 import path from 'node:path';
 import type { InspectionResult } from '../../index-builder/submission.ts';
 import type { Parsed } from '../args.ts';
-import { usage } from '../errors.ts';
-import { readInput } from '../inputs.ts';
+import { CliError, usage } from '../errors.ts';
+import { holdsSecretKey, readInput } from '../inputs.ts';
 import { formatProblems, problemsJson } from '../output.ts';
 import { out } from '../terminal.ts';
 
@@ -24,7 +24,16 @@ async function judge(bytes: Uint8Array, file: string): Promise<InspectionResult>
 export async function run(parsed: Parsed): Promise<number> {
   const file = parsed.positionals[0];
   if (!file || parsed.positionals.length > 1) throw usage('validate takes exactly one FILE');
-  const result = await judge(await readInput(file), file);
+  const bytes = await readInput(file);
+  // As publish refuses one: read as a manifest, a key's armor was "not valid JSON ... No number after minus
+  // sign", naming neither the file's kind nor the mistake.
+  if (holdsSecretKey(bytes.subarray(0, 1024)))
+    throw new CliError(
+      'SECRET_KEY_GIVEN',
+      `${file} is a secret key, not a manifest or bundle: validate the manifest or the .tgz that plugindex pack wrote`,
+      { exitCode: 2 },
+    );
+  const result = await judge(bytes, file);
   if (parsed.values.json) {
     out(JSON.stringify({ valid: result.valid, errors: problemsJson(result.problems) }));
   } else if (result.valid) {

@@ -188,6 +188,22 @@ describe('when --json is asked and the command fails', () => {
     });
   });
 
+  it('refuses a secret key given to validate as publish does: SECRET_KEY_GIVEN, exit 2', async () => {
+    // `validate my-key/secret.asc` (a completion one folder off) said MANIFEST_PARSE_ERROR, "not valid JSON
+    // at line 1, column 2: No number after minus sign", exit 1, where publish names the mistake.
+    const registry = path.join(work, 'validate-secret-registry');
+    await initRegistry(registry, { name: 'r', url: 'http://127.0.0.1:8080' });
+    const key = path.join(registry, SECRET_KEY_FILE);
+
+    const result = await plugindex('validate', key, '--json');
+
+    expect(result.code).toBe(2);
+    expect(failure(result)).toEqual({
+      ok: false,
+      error: { code: 'SECRET_KEY_GIVEN', message: expect.stringContaining(`${key} is a secret key`) },
+    });
+  });
+
   it('gives each problem validate --json lists with what was expected and found, as its text does', async () => {
     // The text said "(expected one of cost_source, ...; found \"cost\")", the JSON only code, path and message:
     // a script reading it could not tell the author which values the field takes.
