@@ -15,6 +15,7 @@ import { describeOutcome } from '../output.ts';
 import {
   checkRegistryKey,
   type RegistryStores,
+  readConfig,
   readRunningConfig,
   withOpenRegistry,
   withRegistryLock,
@@ -254,8 +255,30 @@ export async function serveRegistry(options: {
 }): Promise<void> {
   const service = await startService(options);
   options.log(`serving ${options.dir} at ${service.url}/`);
+  const elsewhere = servedElsewhere((await readConfig(options.dir)).url, Number(new URL(service.url).port));
+  if (elsewhere !== undefined)
+    (options.warn ?? options.log)(
+      `warning: the registry's URL is ${elsewhere} (${path.join(options.dir, 'plugindex.json')}), but it is served at ${service.url}: its documents and snapshot name ${elsewhere}, and verify --url ${service.url} refuses it (SNAPSHOT_OTHER_REGISTRY); serve it with --port ${new URL(elsewhere).port || '80'}, or set "url" there and run plugindex rebuild --registry ${options.dir}`,
+    );
   if (options.watch) options.log(`watching ${path.join(options.dir, 'incoming')}/ for bundles`);
   await untilInterrupted(service);
+}
+
+/**
+ * The registry's URL when it is this machine's (http, a loopback host) on another port than `port`: every
+ * link it publishes then points where nothing serves it (`init` without `--url` names 127.0.0.1:8080). A URL
+ * of another host is a proxy's, in front of this server, and says nothing of its port.
+ */
+function servedElsewhere(url: string, port: number): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(parsed.hostname.toLowerCase());
+  if (parsed.protocol !== 'http:' || !loopback) return undefined;
+  return Number(parsed.port || '80') === port ? undefined : url;
 }
 
 /** Runs until the process is interrupted (Ctrl-C) or asked to stop, then closes the service. */

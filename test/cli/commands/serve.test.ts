@@ -3,6 +3,8 @@
  * cannot read is refused before anything listens, and what it reads reaches the server, which judges it.
  * What the slots do with them is tested over real sockets in test/cli/local/server.test.ts.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../../cli/local/registry.ts';
 import { startService } from '../../../cli/local/service.ts';
 import { plugindex } from '../../support/cli.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../../cli/bin.mjs');
 
 let work: string;
 let dir: string;
@@ -148,11 +152,14 @@ async function connectWhenListening(port: number): Promise<net.Socket> {
 describe('when the server turns a client away', () => {
   it('tells the operator on stderr', async () => {
     const port = await freePort();
+    // Served at its own URL: stderr holds what the server says of its clients alone.
+    const here = path.join(work, 'turning-away');
+    await initRegistry(here, { name: 'r', url: `http://127.0.0.1:${port}` });
     const interrupts = process.listeners('SIGINT').length;
     const serving = plugindex(
       'serve',
       '--registry',
-      dir,
+      here,
       '--port',
       String(port),
       '--no-watch',
@@ -188,5 +195,64 @@ describe('when the server turns a client away', () => {
       '[connections] closed an idle connection from 127.0.0.1 to make room for a new one\n',
     );
     expect(stdout).not.toContain('[connections]');
+  });
+});
+
+describe("when the port served is not the one the registry's URL names", () => {
+  /** Starts the built `serve` on `registry` at a free port, resolves with its port and stderr once it serves. */
+  async function serveAt(registry: string, at?: number): Promise<{ port: number; stderr: string }> {
+    const port = at ?? (await freePort());
+    const child = spawn(process.execPath, [
+      BIN,
+      'serve',
+      '--registry',
+      registry,
+      '--port',
+      String(port),
+      '--no-watch',
+    ]);
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          if (chunk.toString().includes('serving')) resolve();
+        });
+        child.once('exit', (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
+      });
+      // What it says at its start is written before or just after the line waited for.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return { port, stderr };
+    } finally {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }
+
+  it('warns that its documents link elsewhere, and how to serve it at its URL', async () => {
+    // `init` without --url names 127.0.0.1:8080; served on another port, every link and the snapshot named
+    // 8080 in silence, and `verify --url` of where it was served refused it (SNAPSHOT_OTHER_REGISTRY).
+    const { port, stderr } = await serveAt(dir);
+
+    expect(stderr).toContain(
+      `warning: the registry's URL is http://127.0.0.1:8080 (${path.join(dir, 'plugindex.json')}), but it is served at http://127.0.0.1:${port}`,
+    );
+    expect(stderr).toContain(
+      `serve it with --port 8080, or set "url" there and run plugindex rebuild --registry ${dir}`,
+    );
+  });
+
+  it("says nothing when its URL is this port's, or a public one a proxy serves", async () => {
+    const port = await freePort();
+    const local = path.join(work, 'served-at-its-url');
+    await initRegistry(local, { name: 'r', url: `http://127.0.0.1:${port}` });
+    const proxied = path.join(work, 'behind-a-proxy');
+    await initRegistry(proxied, { name: 'r', url: 'https://plugins.example.org' });
+
+    expect((await serveAt(proxied)).stderr).not.toContain('warning');
+    expect((await serveAt(local, port)).stderr).not.toContain('warning');
   });
 });
