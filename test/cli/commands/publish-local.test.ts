@@ -96,3 +96,17 @@ describe('when an upload in incoming/ is past four times the bundle limit', () =
     expect(JSON.parse(again.stdout)).toMatchObject({ outcomes: [] });
   }, 180_000);
 });
+
+describe('when the file published is no bundle', () => {
+  it("names where the problem is as every problem line does: 'bundle:/', never 'bundle::'", async () => {
+    // A problem about the bundle as a whole has the path `bundle:`, printed as `BUNDLE_NOT_GZIP bundle:: ...`.
+    const file = path.join(work, 'notes.txt');
+    await writeFile(file, 'release notes, not a bundle\n');
+
+    const result = await plugindex('publish', file, '--registry', dir);
+
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('  BUNDLE_NOT_GZIP bundle:/: the bundle is not a gzip file');
+    expect(result.stdout).not.toContain('::');
+  });
+});
