@@ -27,6 +27,8 @@ export type CliErrorCode =
   | 'OUTPUT_IN_REGISTRY'
   | 'SERVICE_FAILED'
   | 'OUTCOME_TIMEOUT'
+  /** `publishers add` or `operators add` of a key the registry's operator revoked (`keys/revoked.json`). */
+  | 'KEY_REVOKED'
   /** `verify --url`'s URL or mirror, refused by the rule `registry add` takes a registry's by (exit 2). */
   | 'REGISTRY_URL_INVALID'
   /**

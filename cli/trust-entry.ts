@@ -5,10 +5,12 @@
  */
 import path from 'node:path';
 import { parseRegistryConfig, type RegistryConfig } from '../index-builder/config.ts';
+import { REVOKED_KEYS_KEY } from '../index-builder/layout.ts';
+import type { RevokedKeysDocument } from '../index-builder/model.ts';
 import { oneLine } from '../index-builder/text.ts';
 import type { Parsed } from './args.ts';
 import { CliError, usage } from './errors.ts';
-import { CONFIG_FILE, withOpenRegistry, writeConfig } from './local/registry.ts';
+import { CONFIG_FILE, type LocalRegistry, withOpenRegistry, writeConfig } from './local/registry.ts';
 
 /** The options every `publishers` and `operators` action takes: the registry, and `--json`. */
 const COMMON_OPTIONS = ['registry', 'json'];
@@ -81,4 +83,31 @@ export function removeTrustEntry<K extends 'publishers' | 'operators'>(
     await writeConfig(dir, config);
     return { entry, config };
   });
+}
+
+/**
+ * Refuses to trust a key the registry's operator revoked (`keys/revoked.json`), as `role`: `publishers add`
+ * said "trusted X" and `operators add` "it may sign every action", while the registry refuses every bundle
+ * and action that key signs. A revocation is never lifted: the key's owner makes a new one.
+ * @throws CliError KEY_REVOKED (exit 1)
+ */
+export async function refuseRevokedKey(
+  registry: LocalRegistry,
+  fingerprint: string,
+  role: string,
+): Promise<void> {
+  const published = await registry.context.site.get(REVOKED_KEYS_KEY);
+  if (!published) return;
+  let keys: RevokedKeysDocument['keys'] | undefined;
+  try {
+    keys = (JSON.parse(new TextDecoder().decode(published.body)) as Partial<RevokedKeysDocument>).keys;
+  } catch {
+    return; // a list that does not read is the batch's to refuse (its own code), not this command's
+  }
+  const entry = Array.isArray(keys) ? keys.find((k) => k?.fingerprint === fingerprint) : undefined;
+  if (!entry) return;
+  throw new CliError(
+    'KEY_REVOKED',
+    `${fingerprint} was revoked by the registry's operator on ${entry.revoked} (${oneLine(entry.reason)}): every bundle and action it signs is refused, so it cannot be ${role}; nothing was written. Its owner makes a new key (plugindex keygen) and you add that one`,
+  );
 }

@@ -12,7 +12,7 @@ import { readTrustedKeyFile } from '../inputs.ts';
 import { readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
-import { refuseOtherOptions, removeTrustEntry, trustEntryLine } from '../trust-entry.ts';
+import { refuseOtherOptions, refuseRevokedKey, removeTrustEntry, trustEntryLine } from '../trust-entry.ts';
 
 const SHAPE = 'operators takes "add KEYFILE [--label TEXT]", "remove FINGERPRINT|LABEL" or "list"';
 const ACTIONS: readonly string[] = ['add', 'remove', 'list'];
@@ -49,6 +49,7 @@ export async function run(parsed: Parsed): Promise<number> {
   const label = stringOption(parsed, 'label') ?? key.userIds[0];
   // Under the registry's lock, as publishers add (cli/commands/publishers.ts says why).
   const config = await withOpenRegistry(dir, async (registry) => {
+    await refuseRevokedKey(registry, key.fingerprint, 'an operator key');
     const config = withOperator(
       registry.config,
       { key, ...(label ? { label } : {}) },

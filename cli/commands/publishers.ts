@@ -18,7 +18,7 @@ import { readTrustedKeyFile } from '../inputs.ts';
 import { readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
-import { refuseOtherOptions, removeTrustEntry, trustEntryLine } from '../trust-entry.ts';
+import { refuseOtherOptions, refuseRevokedKey, removeTrustEntry, trustEntryLine } from '../trust-entry.ts';
 
 const SHAPE =
   'publishers takes "add KEYFILE --names GLOB [--label TEXT]", "remove FINGERPRINT|LABEL" or "list"';
@@ -79,6 +79,7 @@ export async function run(parsed: Parsed): Promise<number> {
   // adds at once each wrote the config it had read (one trust lost), and one during a rotation judged the
   // key against whichever key the key file held (withOpenRegistry refuses then: ROTATION_PENDING).
   const { config, earlier } = await withOpenRegistry(dir, async (registry) => {
+    await refuseRevokedKey(registry, key.fingerprint, 'a trusted publisher');
     // A key added again replaces its entry: its label is kept unless --label gives another (the key's user
     // ID took the place of the operator's, which `publishers remove LABEL` names it by), and the names it
     // loses are said below.

@@ -546,3 +546,58 @@ describe('when a program asks publishers for --json', () => {
     });
   });
 });
+
+describe('when the key to trust is one the operator revoked', () => {
+  it('refuses it, KEY_REVOKED (exit 1), as publisher or operator, the config as it was', async () => {
+    // Prepare: a key that published, then revoked (keys/revoked.json). `publishers add` said "trusted X for
+    // leak-*" and `operators add` "it may sign every action", while the registry refuses every bundle and
+    // action it signs (PUBLISHER_KEY_REVOKED, ACTION_KEY_REVOKED).
+    const registry = path.join(work, 'revoking');
+    await initRegistry(registry, { name: 'r', url: 'http://127.0.0.1:8080' });
+    const leaked = await testKey('leaked');
+    const operator = await testKey('revoking-operator');
+    const files = {
+      leaked: path.join(work, 'leaked.asc'),
+      operator: path.join(work, 'revoking-operator.asc'),
+      operatorSecret: path.join(work, 'revoking-operator-secret.asc'),
+      bundle: path.join(work, 'leak.tgz'),
+    };
+    await writeFile(files.leaked, leaked.publicKey);
+    await writeFile(files.operator, operator.publicKey);
+    await writeFile(files.operatorSecret, operator.secretKey);
+    await writeFile(
+      files.bundle,
+      await makeBundle({ manifest: validManifest({ name: 'leak-tool' }), signer: leaked }),
+    );
+    expect((await plugindex('operators', 'add', '--registry', registry, files.operator)).code).toBe(0);
+    expect((await plugindex('publish', files.bundle, '--registry', registry)).code).toBe(0);
+    const revoked = await plugindex(
+      ...['operator', 'revoke', leaked.fingerprint, '--reason', 'leaked'],
+      ...['--key', files.operatorSecret, '--registry', registry],
+    );
+    expect(revoked.code, revoked.stdout + revoked.stderr).toBe(0);
+    const config = await readFile(path.join(registry, 'plugindex.json'), 'utf8');
+
+    // Act
+    const asPublisher = await plugindex(
+      'publishers',
+      'add',
+      '--registry',
+      registry,
+      files.leaked,
+      '--names',
+      'leak-*',
+    );
+    const asOperator = await plugindex('operators', 'add', '--registry', registry, files.leaked);
+
+    // Assess
+    for (const refused of [asPublisher, asOperator]) {
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(
+        `KEY_REVOKED: ${leaked.fingerprint} was revoked by the registry's operator`,
+      );
+      expect(refused.stdout).toBe('');
+    }
+    expect(await readFile(path.join(registry, 'plugindex.json'), 'utf8')).toBe(config);
+  });
+});
