@@ -1,8 +1,8 @@
 /** `plugindex init`: a new local registry (config, signing key, an empty signed published state). */
 import { REGISTRY_PUBLIC_KEY_KEY } from '../../index-builder/layout.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
-import { registryUrlOptionText } from '../inputs.ts';
-import { initRegistry } from '../local/registry.ts';
+import { refuseOutputInRegistry, registryUrlOptionText } from '../inputs.ts';
+import { initRegistry, isRegistry } from '../local/registry.ts';
 import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
@@ -15,6 +15,9 @@ export async function run(parsed: Parsed): Promise<number> {
       ? 'http://127.0.0.1:8080'
       : registryUrlOptionText(given, "--url must be the registry's URL");
   const description = stringOption(parsed, 'description');
+  // Never inside another registry's folder: under its public/ the new signing key was served to anyone. A
+  // registry there already is REGISTRY_EXISTS, as it always was.
+  if (!(await isRegistry(dir))) await refuseOutputInRegistry('registry', dir, { kind: 'folder' });
   const { registry, fingerprint } = await initRegistry(dir, {
     name,
     url,

@@ -78,3 +78,25 @@ describe('when DIR is on a filesystem that makes no folders (/proc)', () => {
     },
   );
 });
+
+describe("when the folder is inside another registry's", () => {
+  it('refuses it, OUTPUT_IN_REGISTRY (exit 2), making no signing key the other serves', async () => {
+    // Prepare: `init --registry outer/public/sub` made a registry whose signing key sat in outer's
+    // published tree: `serve --registry outer` answered GET /sub/keys/registry-secret.asc with it (200).
+    const outer = path.join(work, 'outer');
+    expect((await plugindexProcess(['init', '--registry', outer], { cwd: work })).code).toBe(0);
+    const inner = path.join(outer, 'public', 'sub');
+
+    // Act
+    const refused = await plugindexProcess(['init', '--registry', inner], { cwd: work });
+
+    // Assess
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`OUTPUT_IN_REGISTRY: --registry ${inner} is inside the registry `);
+    await expect(readdir(inner)).rejects.toMatchObject({ code: 'ENOENT' });
+    // Its own folder again is what it always was: REGISTRY_EXISTS.
+    const again = await plugindexProcess(['init', '--registry', outer], { cwd: work });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('REGISTRY_EXISTS');
+  });
+});
