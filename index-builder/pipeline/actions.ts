@@ -165,6 +165,9 @@ export async function acceptedOutcome(
   return outcome?.status === 'accepted' ? outcome : undefined;
 }
 
+/** What ACTION_UNKNOWN_PLUGIN says was expected: it gave the name found alone, twice over with the message. */
+const UNKNOWN_PLUGIN_EXPECTED = 'the name of a plugin this registry publishes (as its index.json lists it)';
+
 /** ACTION_REPLAYED: `read` was applied already (a marker, or the log, says so). */
 function replayedProblem(read: ReadAction): Problem {
   return problem('ACTION_REPLAYED', 'envelope:/action', `this action (${read.digest}) was applied already`, {
@@ -696,6 +699,7 @@ export async function evaluateAction(
   if (!doc)
     return refuse([
       problem('ACTION_UNKNOWN_PLUGIN', '/plugin', `this registry has no plugin "${action.plugin}"`, {
+        expected: UNKNOWN_PLUGIN_EXPECTED,
         found: action.plugin,
       }),
     ]);
@@ -901,7 +905,10 @@ export async function foldBatch(
     if (!doc) {
       if (!resumed)
         reject([
-          problem('ACTION_UNKNOWN_PLUGIN', '/plugin', `this registry has no plugin "${action.plugin}"`),
+          problem('ACTION_UNKNOWN_PLUGIN', '/plugin', `this registry has no plugin "${action.plugin}"`, {
+            expected: UNKNOWN_PLUGIN_EXPECTED,
+            found: action.plugin,
+          }),
         ]);
       continue;
     }

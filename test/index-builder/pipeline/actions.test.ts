@@ -1728,6 +1728,20 @@ describe('when an action is not authorized or not possible', () => {
     expect(outcome.problems.map((p) => [p.code, p.path])).toEqual([[code, path]]);
   });
 
+  it('says what an action for a plugin that does not exist must name (ACTION_UNKNOWN_PLUGIN)', async () => {
+    // It said "this registry has no plugin \"no-such-plugin\" (found no-such-plugin)": the name twice, and
+    // nothing of what was expected.
+    const outcome = await refused({ ...yank, plugin: 'no-such-plugin' }, publisher);
+
+    expect(outcome.problems).toEqual([
+      expect.objectContaining({
+        code: 'ACTION_UNKNOWN_PLUGIN',
+        expected: 'the name of a plugin this registry publishes (as its index.json lists it)',
+        found: 'no-such-plugin',
+      }),
+    ]);
+  });
+
   it('refuses the registry key posing as a publisher', async () => {
     const outcome = await refused(yank, registry.registryKey);
     expect(codes(outcome)).toEqual(['PUBLISHER_IS_REGISTRY_KEY']);
