@@ -485,6 +485,20 @@ export async function saveWriting(store: Store, catalog: Catalog): Promise<void>
  */
 const snapshotRecords = new WeakMap<Catalog, Map<string, number>>();
 
+/**
+ * The highest generation a snapshot of this registry was signed for as far as `catalog` knows: its own, or
+ * one a run recorded it was about to publish (`recordSnapshot`). A catalog of another format is never saved
+ * while a refresh waits to upgrade it (pipeline/index.ts `upgradeWaiting`), so the snapshots it signs are
+ * known by these records alone: the next generation counted from the snapshot read, one of them put back, went
+ * below one clients had seen (SNAPSHOT_ROLLBACK).
+ */
+export function recordedGeneration(catalog: Catalog): number {
+  let highest = catalog.generation;
+  for (const generation of snapshotRecords.get(catalog)?.values() ?? [])
+    if (generation > highest) highest = generation;
+  return highest;
+}
+
 /** Reads `<generation> <sha256>` lines, keeping the records of snapshots past `catalog`'s generation. */
 function parseSnapshotRecords(text: string, catalog: Catalog): void {
   const records = new Map<string, number>();

@@ -25,6 +25,7 @@ import {
   outlineCatalog,
   readBins,
   readOrder,
+  recordedGeneration,
   recordSnapshot,
   saveCatalog,
   saveOrder,
@@ -689,7 +690,9 @@ export async function commitGeneration(
   for (const [key, digest] of [...registryDigests].sort(([a], [b]) => (a < b ? -1 : 1))) {
     if (!PAGE_FILES.has(key)) listed[key] = digest;
   }
-  const generation = Math.max(catalog.generation, previous?.generation ?? 0) + 1;
+  // Past every snapshot a run recorded too: an upgrade after refreshes that waited (`upgradeWaiting`), one
+  // of their snapshots put back, went below one clients had seen.
+  const generation = Math.max(recordedGeneration(catalog), previous?.generation ?? 0) + 1;
   const committed = await writeSnapshot(ctx, generation, listed, {
     ...snapshot,
     ...(read ? { ifMatch: read.etag } : {}),

@@ -43,6 +43,7 @@ import {
   markRebuilding,
   noteWriting,
   openCatalog,
+  recordedGeneration,
   saveCatalog,
   saveWriting,
 } from '../catalog.ts';
@@ -1821,7 +1822,8 @@ async function upgradeWaiting(
   // Nothing past the head counted (nearly always): no more read than that.
   if (!(await findStuckEntry(ctx, published.log?.length ?? 0, logged, published.documents))) return undefined;
   await SignedDocuments.read(ctx.site, ctx.signer.publicKey, catalog, read.body);
-  const next = Math.max(catalog.generation, published.generation) + 1;
+  // Past every snapshot signed while waiting, not only the one read (one of them put back).
+  const next = Math.max(recordedGeneration(catalog), published.generation) + 1;
   await writeSnapshot(
     ctx,
     next,

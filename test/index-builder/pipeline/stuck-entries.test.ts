@@ -670,6 +670,44 @@ describe.each(RENEWALS)(
       expect(again.installed).toBeDefined();
     }, 90_000);
 
+    it('never signs a generation lower than one it signed while waiting, an earlier re-signed snapshot put back', async () => {
+      // Prepare: demo-plugin's publish stuck, the catalog of another format; three renewals wait, each signing
+      // the published snapshot again, the catalog (of the other format) never saved. Then the first of them put
+      // back (snapshot.json and its signature, the registry's own): re-signed at its generation plus one, the
+      // snapshot went back past the ones clients had seen (SNAPSHOT_ROLLBACK).
+      const { registry } = await stuckAfterFirst(false, 'died');
+      await catalogOfAnotherFormat(registry.context.intake);
+      await renew(registry.context);
+      forgetBins(registry.context.intake);
+      const kept = await Promise.all(
+        ['snapshot.json', 'snapshot.json.asc', 'snapshot.signed.json'].map(
+          async (name) => [name, await readFile(path.join(registry.siteRoot, name))] as const,
+        ),
+      );
+      await renew(registry.context);
+      forgetBins(registry.context.intake);
+      await renew(registry.context);
+      forgetBins(registry.context.intake);
+      const latest = await publishedSnapshot(registry.context.site);
+      for (const [name, body] of kept) await writeFile(path.join(registry.siteRoot, name), body);
+
+      // Act
+      await renew(registry.context);
+      forgetBins(registry.context.intake);
+
+      // Assert
+      const renewed = await publishedSnapshot(registry.context.site);
+      expect(renewed.generation).toBeGreaterThan(latest.generation);
+
+      // Act: put back again, then the batch, which upgrades first (its rebuild commits a snapshot) and then
+      // fails on the entry, its page still refused.
+      for (const [name, body] of kept) await writeFile(path.join(registry.siteRoot, name), body);
+      await expect(registry.batch()).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+
+      // Assert: the upgrade's snapshot past every one signed before it.
+      expect((await publishedSnapshot(registry.context.site)).generation).toBeGreaterThan(renewed.generation);
+    }, 90_000);
+
     it('signs no snapshot.json someone else planted while it waits: refused PUBLISHED_DOCUMENT_ALTERED, nothing written', async () => {
       // Prepare: demo-plugin's publish stuck (entry 1), the catalog of another format, and snapshot.json
       // replaced by one lasting a year more, not signed by the registry: signed again as it stood, it would
