@@ -109,6 +109,8 @@ beforeAll(async () => {
     'fn-site-unread-stuck-yank',
     'fn-intake-revoke',
     'fn-site-revoke',
+    'fn-intake-upgrade-stuck',
+    'fn-site-upgrade-stuck',
   ]);
   const registryKey = await testKey('registry');
   secrets
@@ -634,6 +636,99 @@ describe('when the config object cannot be read: not JSON, or refused at a field
     expect(await listAll(site, '')).toEqual([]);
     expect(await listAll(intake, 'status/')).toEqual([]);
   });
+});
+
+describe("when the schedule's refresh meets a catalog of another format and a logged publish the store still refuses", () => {
+  it('upgrades in its batch round without counting the entry, fails naming it, and the mended invocation publishes it at its entry', async () => {
+    // Prepare: upgrade-stuck-first published (entry 0); upgrade-stuck-demo's publish (entry 1) and
+    // upgrade-stuck-other's (entry 2) logged by one invocation whose S3 client refuses demo's document for good
+    // (a stand-in for S3's refusal, as above), other's written: it fails LOGGED_PUBLISH_FAILED. Then the
+    // catalog's meta file put back as the release before wrote it (format 6).
+    const { short, putConfig, intake, site } = ttlRegistry('upgrade-stuck');
+    await putConfig(86400);
+    const demoDocument = 'plugins/upgrade-stuck-demo/index.json';
+    const refusing = new S3Client(s3.config);
+    refusing.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { Bucket?: string; Key?: string };
+        const method = (args as { request?: { method?: string } }).request?.method;
+        if (input.Bucket === short.siteBucket && input.Key === demoDocument && method === 'PUT')
+          throw new S3ServiceException({
+            name: 'InvalidArgument',
+            $fault: 'client',
+            $metadata: { httpStatusCode: 400 },
+            message: 'Invalid Argument',
+          });
+        return next(args);
+      },
+      { step: 'finalizeRequest', name: 'refuseDemoDocument' },
+    );
+    const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+    const put = async (key: string, name: string) =>
+      s3.client.send(
+        new PutObjectCommand({
+          Bucket: short.intakeBucket,
+          Key: key,
+          Body: await makeBundle({ manifest: validManifest({ name }) }),
+        }),
+      );
+    const publish = createPublishHandler({ ...deps, config: short, logger: quiet });
+    const refusingPublish = createPublishHandler({ ...deps, s3: refusing, config: short, logger: quiet });
+    await put('incoming/first.tgz', 'upgrade-stuck-first');
+    await publish({ Records: [objectCreatedRecord(short.intakeBucket, 'incoming/first.tgz', 'm-1')] });
+    await put('incoming/a-demo.tgz', 'upgrade-stuck-demo');
+    await put('incoming/b-other.tgz', 'upgrade-stuck-other');
+    await expect(
+      refusingPublish({
+        Records: [
+          objectCreatedRecord(short.intakeBucket, 'incoming/a-demo.tgz', 'm-2'),
+          objectCreatedRecord(short.intakeBucket, 'incoming/b-other.tgz', 'm-3'),
+        ],
+      }),
+    ).rejects.toMatchObject({ code: 'LOGGED_PUBLISH_FAILED' });
+    const registryKey = await readPublicKey((await testKey('registry')).publicKey);
+    const trusted = async (): Promise<SnapshotDocument> =>
+      verifySnapshot({
+        ...openSignedSnapshot((await site.get('snapshot.signed.json'))?.body as Uint8Array),
+        key: registryKey.key,
+        now: new Date(),
+      });
+    const before = await trusted();
+    expect(before.log?.length).toBe(1);
+    const metaKey = 'state/catalog/meta.tsv';
+    const meta = new TextDecoder().decode((await intake.get(metaKey))?.body);
+    expect(meta.startsWith('plugindex-catalog 8\n')).toBe(true);
+    await intake.put(metaKey, encode(meta.replace(/^plugindex-catalog 8\n/, 'plugindex-catalog 6\n')), {
+      contentType: 'text/tab-separated-values',
+      cacheControl: 'private, no-store',
+    });
+
+    // Act: the schedule's refresh, demo's document still refused. Its invocation runs a batch round first,
+    // whose upgrade cannot wait (the batch renders from the catalog): the refresh's wait is never reached.
+    const refreshed = refusingPublish(refreshEvent);
+
+    // Assert: the upgrade committed (the catalog of this format, a new generation) counting the head the
+    // published snapshot counted, not the stuck entry; then the batch failed naming it, no refresh after it.
+    await expect(refreshed).rejects.toMatchObject({
+      code: 'LOGGED_PUBLISH_FAILED',
+      message: expect.stringContaining('entry 1'),
+    });
+    const upgraded = await trusted();
+    expect(upgraded.generation).toBeGreaterThan(before.generation);
+    expect(upgraded.log).toEqual(before.log);
+    expect(new TextDecoder().decode((await intake.get(metaKey))?.body)).toMatch(/^plugindex-catalog 8\n/);
+
+    // Act: the path mended, the next invocation.
+    const mended = await publish(refreshEvent);
+
+    // Assert: both publishes at their entries, the log counted again.
+    expect(mended.outcomes.map((o) => [o.plugin, o.status, o.seq])).toEqual([
+      ['upgrade-stuck-demo', 'accepted', 1],
+      ['upgrade-stuck-other', 'accepted', 2],
+    ]);
+    expect((await trusted()).log?.length).toBe(3);
+    refusing.destroy();
+  }, 90_000);
 });
 
 describe('when the config object, edited by hand, trusts a key no signature by which is taken', () => {
