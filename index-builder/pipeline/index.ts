@@ -1800,9 +1800,9 @@ async function rebuiltIfOutdated<T>(
 
 /**
  * While an entry is stuck past the head the published snapshot counts (stuck-entries.ts `findStuckEntry`, held
- * to the bins as published), a refresh's or a flush's upgrade of a catalog of another format waits: the
- * published snapshot is signed again as it is (its documents, the head it counts), the catalog left for the
- * batch that settles the entry to upgrade, and `leave` told of the entry. Returns that generation, or
+ * to the documents served: one the upgrade's rebuild would leave uncounted), a refresh's or a flush's upgrade
+ * of a catalog of another format waits: the published snapshot is signed again as it is (its documents, the
+ * head it counts), the catalog left for the next batch to upgrade, and `leave` told of the entry. Returns that generation, or
  * undefined to upgrade now (nothing stuck, nothing published, a rebuild marked under way: its documents may
  * be rewritten already). The upgrade binds the documents served, and a failed batch may have written one
  * showing an entry logged after the stuck one, which a snapshot not counting the stuck entry cannot count:
@@ -1819,8 +1819,11 @@ async function upgradeWaiting(
   if (!read) return undefined;
   const published = JSON.parse(new TextDecoder().decode(read.body)) as SnapshotDocument;
   const logged = await currentLogHead(ctx, recorded, published);
-  // Nothing past the head counted (nearly always): no more read than that.
-  if (!(await findStuckEntry(ctx, published.log?.length ?? 0, logged, published.documents))) return undefined;
+  // Nothing past the head counted (nearly always): no more read than that. Held to the documents served, as
+  // the upgrade's rebuild holds them (`LeaveStuck.rebuilt`): it waits only where it would leave an entry
+  // uncounted. Held to the bins as published, it waited after a batch that died with its documents written
+  // too, which it counts, re-signing a snapshot that no longer bound them (verify --url refused it).
+  if (!(await findStuckEntry(ctx, published.log?.length ?? 0, logged))) return undefined;
   await SignedDocuments.read(ctx.site, ctx.signer.publicKey, catalog, read.body);
   // Past every snapshot signed while waiting, not only the one read (one of them put back).
   const next = Math.max(recordedGeneration(catalog), published.generation) + 1;

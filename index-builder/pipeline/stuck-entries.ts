@@ -109,9 +109,10 @@ export type ActionsJudged = 'before' | 'shown' | 'none';
  * `before`, the default with `binding`), every one is stuck: those bins and `keys/revoked.json` were written by
  * a commit with a snapshot counting every entry logged before it, so they were rendered before an entry past
  * that head and cannot show it (a batch that failed or died after logging it). Held to the documents served
- * (a rebuild's, a rotation's, the default without `binding`; and an upgrade's rebuild, whose bins are rendered
- * anew from them: `shown`), whether a document shows one takes the plugin's whole trail of statements (a
- * yank an older unyank stands against, a deprecation's range...): the whole log is read, only then, and the
+ * (a rebuild's, a rotation's, whether a refresh's or a flush's upgrade waits (index.ts `upgradeWaiting`), the
+ * default without `binding`; and an upgrade's rebuild, whose bins are rendered anew from them: `shown`),
+ * whether a document shows one takes the plugin's whole trail of statements (a yank an older unyank stands
+ * against, a deprecation's range...): the whole log is read, only then, and the
  * plugin's document held to its fold (log-fold.ts `compareDocument`, `verify --url`'s own rule); the action
  * is stuck where that names its entry, or the document is missing. A revocation is stuck unless
  * `keys/revoked.json` lists the key it revokes.

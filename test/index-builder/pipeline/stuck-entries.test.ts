@@ -737,6 +737,48 @@ describe.each(RENEWALS)(
   },
 );
 
+describe.each(RENEWALS)(
+  'when %s meets a catalog of another format after a batch died with its plugin documents written',
+  (_, _by, renew) => {
+    it('upgrades it at once, counting the entry the documents served show, which verify --url and the client take', async () => {
+      // Prepare: first-plugin 1.0.0 seen by a client; its 2.0.0 logged (entry 1) by a batch killed once its
+      // plugin documents were written, before its snapshot; then the catalog of another format. Nothing is
+      // stuck: the documents served show the entry. The upgrade waited all the same (judged by the bins as
+      // published, which cannot show it), signing the published snapshot again over a document it no longer
+      // binds: verify --url refused the registry until the next batch.
+      const registry = await servedOnDisk('plugindex-stuck-died-written-', cleanups, {});
+      const saw = await clientSawFirst(registry, cleanups);
+      const next = await registry.submit(await installable('first-plugin', '2.0.0'));
+      const onStep = (step: BatchStep): void => {
+        if (step === 'plugin-documents') throw new Error('killed after the plugin documents');
+      };
+      await expect(processSubmissions({ ...registry.context, onStep }, [next.key])).rejects.toThrow(
+        'killed after the plugin documents',
+      );
+      forgetBins(registry.context.intake);
+      const before = await publishedSnapshot(registry.context.site);
+      expect(before.log?.length).toBe(1);
+      await catalogOfAnotherFormat(registry.context.intake);
+
+      // Act
+      const renewed = await renew(registry.context);
+      forgetBins(registry.context.intake);
+
+      // Assert: upgraded (the catalog of this format), the entry counted, nothing told; verified, and the
+      // client that saw entry 0 updates and installs the new version.
+      expect(renewed.stuck).toBeUndefined();
+      expect(new TextDecoder().decode((await registry.context.intake.get(CATALOG_META_KEY))?.body)).toMatch(
+        /^plugindex-catalog 8\n/,
+      );
+      expect((await publishedSnapshot(registry.context.site)).log?.length).toBe(2);
+      expect((await registry.verify()).log.length).toBe(2);
+      const { updated, installed } = await laterRunInstalls(saw, cleanups, 'first-plugin');
+      expect(updated?.error).toBeUndefined();
+      expect(installed).toBeDefined();
+    }, 90_000);
+  },
+);
+
 describe('when a logged action is stuck, its plugin document write refused by the store', () => {
   it('refuses rebuild and rotate-key LOGGED_ACTION_STUCK, changing nothing, and both go on once a batch applies it', async () => {
     // Prepare: demo-plugin@1.0.0 published (entry 1); its document's write refused, so its owner's yank is
