@@ -685,18 +685,41 @@ export const SHOWN_URL_END_CHARACTERS = 160;
 const SHOWN_URL_HOST_CHARACTERS = 262;
 
 /**
- * A path segment that is a GitHub token, by GitHub's documented formats: a prefix naming its kind (`ghp_`,
- * `gho_`, `ghu_`, `ghs_`, `ghr_`) then 36 letters and digits, or `github_pat_`, 22, `_` and 59. Formats made
- * to be recognized (secret scanning), and no path the registry lays out holds one: a plugin name holds no
- * `_`, nor does a SemVer version. Other path segments are shown as they are: a guess would hide the part
- * of a URL that says where the mistake is, and miss tokens all the same.
+ * A GitHub token, by GitHub's documented formats: a prefix naming its kind (`ghp_`, `gho_`, `ghu_`, `ghs_`,
+ * `ghr_`) then 36 letters and digits, or `github_pat_`, 22, `_` and 59. Formats made to be recognized
+ * (secret scanning), and no path the registry lays out holds one: a plugin name holds no `_`, nor does a
+ * SemVer version. Found as secret scanning finds it, wherever it stands in the URL with no letter or digit
+ * run on either side: a whole segment alone, it missed `ghp_….json`, `…/token=ghp_…;v=1` and `ghp_…-old`.
+ * Other text is shown as it is: a guess would hide the part of a URL that says where the mistake is, and miss
+ * tokens all the same.
  */
-const PATH_TOKEN =
-  /(?<=\/)(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?=[/?#]|$)/g;
+const TOKEN =
+  /(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?![A-Za-z0-9_])/g;
+
+/**
+ * A run of letters, digits and `_` holding at least one percent-escape (`ghp%5F…`, `%67hp_…`): what a server
+ * decodes, so a token written so is the token (the WHATWG parser leaves a path's escapes as they are).
+ */
+const ENCODED_RUN = /(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9_])*%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9_])*/g;
+
+/**
+ * `text` with every GitHub token (`TOKEN`) as `***`, one written with percent-escapes too: such a run is
+ * masked whole when its decoded text holds a token (its escapes decoded byte by byte, so one that is no
+ * UTF-8 still reads), and left as written otherwise.
+ */
+function maskedTokens(text: string): string {
+  const holdsToken = (run: string): boolean => {
+    const decoded = run.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) =>
+      String.fromCharCode(Number.parseInt(hex, 16)),
+    );
+    return new RegExp(TOKEN.source).test(decoded);
+  };
+  return text.replace(ENCODED_RUN, (run) => (holdsToken(run) ? '***' : run)).replace(TOKEN, '***');
+}
 
 /**
  * A URL as a message shows it, already without credentials and query values (`shownUrl`,
- * `shownUnparsedUrl`): a GitHub token in its path as `***` (`PATH_TOKEN`), and one longer than its scheme,
+ * `shownUnparsedUrl`): a GitHub token in it as `***` (`maskedTokens`), and one longer than its scheme,
  * host and `SHOWN_URL_PATH_CHARACTERS` more cut in the middle: the scheme, the host and the start of the
  * rest, how many characters were left out, and the last `SHOWN_URL_END_CHARACTERS` (whole characters, never
  * half a surrogate pair). Every URL alike, https: as file:: whatever makes one long (a folder deep in a
@@ -705,7 +728,7 @@ const PATH_TOKEN =
  * @example shownUrlText(`file:///${'a'.repeat(300)}/manifest.json`) // 'file:///aa…a… (59 more characters) …aa…a/manifest.json'
  */
 export function shownUrlText(shown: string): string {
-  const masked = shown.replace(PATH_TOKEN, '***');
+  const masked = maskedTokens(shown);
   // Two slashes, then the host: `file:///home/…` has none, and its first folder is the path's, not a host's.
   const head = /^(?:[a-z][a-z0-9+.-]*:)?(?:\/\/)?[^/?#]*/i.exec(masked)?.[0] ?? '';
   const keep = Math.min(Array.from(head).length, SHOWN_URL_HOST_CHARACTERS) + SHOWN_URL_PATH_CHARACTERS;

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../../adapters/fs-store.ts';
+import { shownUrl } from '../../client/config.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
 import {
   artifactKey,
@@ -432,6 +433,40 @@ describe('when a URL shown in a message holds a token in its path', () => {
     expect(shownUnparsedUrl(`https://r.example:99999/${pat}/m.json`)).toBe(
       'https://r.example:99999/***/m.json',
     );
+  });
+
+  it('masks a token followed by an extension or other punctuation, and one percent-encoded', () => {
+    const token = `ghp_${'A1b2C3d4E5'.repeat(3)}123456`;
+    const pat = `github_pat_${'A'.repeat(22)}_${'b'.repeat(59)}`;
+    for (const [text, shown] of <[string, string][]>[
+      [`https://r.example:99999/x/${token}.json`, 'https://r.example:99999/x/***.json'],
+      [`https://r.example:99999/x/${token}-old/m.json`, 'https://r.example:99999/x/***-old/m.json'],
+      [`https://r.example:99999/x/${pat}.tar.gz`, 'https://r.example:99999/x/***.tar.gz'],
+      [`https://r.example:99999/x/token=${token};v=1`, 'https://r.example:99999/x/token=***;v=1'],
+      // `_` as %5F, a letter as %67 (g), every `_` encoded: the bytes a server decodes to the token.
+      [
+        `https://r.example:99999/x/${token.replace('_', '%5F')}/m.json`,
+        'https://r.example:99999/x/***/m.json',
+      ],
+      [`https://r.example:99999/x/%67${token.slice(1)}.json`, 'https://r.example:99999/x/***.json'],
+      [`https://r.example:99999/x/${pat.replaceAll('_', '%5f')}`, 'https://r.example:99999/x/***'],
+    ])
+      expect(shownUnparsedUrl(text)).toBe(shown);
+    // Through the client's shownUrl too (a parsed URL keeps its percent-encoding).
+    expect(shownUrl(new URL(`https://r.example/x/${token.replace('_', '%5F')}.json`))).toBe(
+      'https://r.example/x/***.json',
+    );
+  });
+
+  it('leaves a token-like run that is longer, or an encoded run that decodes to no token, as it is', () => {
+    const token = `ghp_${'A1b2C3d4E5'.repeat(3)}123456`;
+    for (const text of [
+      `https://r.example:99999/x/${token}7.json`,
+      `https://r.example:99999/x/a${token}`,
+      `https://r.example:99999/x/${token.replace('_', '%5F')}%41`,
+      'https://r.example:99999/x/my%20tool/1.0.0',
+    ])
+      expect(shownUnparsedUrl(text)).toBe(text);
   });
 
   it('leaves a segment that only resembles one (a plugin name, a shorter word) as it is', () => {
