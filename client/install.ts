@@ -730,12 +730,17 @@ export async function planInstall(
   const locked = options.locked === true || options.frozen === true;
   const before = await readLockfile(options.lockfile);
   // Read only for a target naming no platforms: the host's is a diagnostic report on Linux (client.ts).
+  const replaced = locked ? new Set<string>() : await replacedSetKeys(options, before);
   const targets = installTargets(
     options,
     before,
     () => namedPlatforms(options) ?? [ctx.platform],
     await platformsToUpdate(ctx, options, seen),
-  );
+  ).map((target): Target => {
+    if (!target.locked || !replaced.has(target.locked.registry)) return target;
+    const { locked: _, ...resolved } = target;
+    return resolved;
+  });
   if (locked && !before)
     throw new ClientError(
       'LOCK_OUT_OF_SYNC',
@@ -1280,7 +1285,11 @@ async function placedUnderUnlinkedKey(
   if (options.frozen) return false;
   const lookup = options.sources;
   const given = lookup?.has?.(record.registry) === true;
-  if (given && own(lock?.registries ?? {}, record.registry)?.key_fingerprint === record.registry_key)
+  const lockKey = own(lock?.registries ?? {}, record.registry)?.key_fingerprint;
+  // The lock's key, the record's and the key file's one: up to date with nothing parsed nor read. A key
+  // file replaced with nothing else changed left the lock's and the record's one, and was called up to
+  // date where verify -c refused it (SNAPSHOT_WRONG_KEY): it is judged by the pins below.
+  if (given && lockKey === record.registry_key && lookup?.keyFile?.(record.registry) === lockKey)
     return false;
   let keys = pins.get(record.registry);
   if (!keys) {
@@ -1299,7 +1308,12 @@ async function placedUnderUnlinkedKey(
     pins.set(record.registry, keys);
   }
   const pinned = await keys;
-  return pinned !== undefined && !keyLinked(record.registry_key, pinned.fingerprint, pinned.previousKeys);
+  if (pinned === undefined) return false;
+  // A set's lock made under a key the pin does not lead from is made again (checkLockedSource), as an
+  // install of a set whose file changed locks what changed: the tree is no tree up to date either.
+  if (given && lockKey !== undefined && !keyLinked(lockKey, pinned.fingerprint, pinned.previousKeys))
+    return true;
+  return !keyLinked(record.registry_key, pinned.fingerprint, pinned.previousKeys);
 }
 
 /**
@@ -2498,6 +2512,29 @@ async function checkFrozenKey(
       'LOCK_MISMATCH',
       `${options.lockfile}: registries/${name} was locked with key ${locked}, but ${name} is pinned to ${pinned} here, and no key rotation this client followed leads from one to the other (${remedy})`,
     );
+}
+
+/**
+ * The sources of a plugin set whose key file holds a key the lock's key for that source is not, nor one it
+ * leads to through rotations followed (a key file replaced by another key, nothing else changed). The lock
+ * no longer decides their entries, as for a spec or a provider the set changed (`installTargets`): a set
+ * naming another key names another source, so `install -c` resolves them afresh under it and locks them
+ * again, as `update -c` does, where its fast path called the tree up to date and `verify -c` refused it
+ * (SNAPSHOT_WRONG_KEY). The key file's fingerprint is computed from its packet (no openpgp.js) and compared
+ * first: a tree up to date parses no key. Not with --locked or --frozen, which keep the lock and refuse
+ * (LOCK_MISMATCH, naming `update -c FILE`).
+ */
+async function replacedSetKeys(options: InstallOptions, lock: Lockfile | undefined): Promise<Set<string>> {
+  const replaced = new Set<string>();
+  const lookup = options.sources;
+  if (!lock || !lookup?.has || !lookup.pins) return replaced;
+  for (const [name, registry] of Object.entries(lock.registries)) {
+    if (!lookup.has(name) || lookup.keyFile?.(name) === registry.key_fingerprint) continue;
+    const pinned = await lookup.pins(name);
+    if (pinned && !keyLinked(registry.key_fingerprint, pinned.fingerprint, pinned.previousKeys))
+      replaced.add(name);
+  }
+  return replaced;
 }
 
 /**

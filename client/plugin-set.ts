@@ -7,8 +7,9 @@
  */
 import { basename, dirname, extname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { isSecretKeyText, mayBeBinaryPackets } from '../index-builder/armor.ts';
+import { dearmoredBlocks, isSecretKeyText, mayBeBinaryPackets } from '../index-builder/armor.ts';
 import { sha256Hex } from '../index-builder/digest.ts';
+import { primaryKeyFingerprint } from '../index-builder/fingerprint.ts';
 import { versionFolder } from '../index-builder/layout.ts';
 import type { PublicKeyInfo } from '../index-builder/signing.ts';
 import { compareVersions } from '../index-builder/versions.ts';
@@ -206,17 +207,23 @@ async function openPluginSet(
     has: (name) => providerNamed(name) !== undefined && armored.has(name),
     // The key file parsed (signature code loaded), the session left unopened: asked only of a version
     // installed.json records under another key than the lock's, as verify -c judges it (`verifySet`).
+    keyFile(name) {
+      const text = armored.get(name);
+      return text === undefined ? undefined : keyFileFingerprint(text);
+    },
     async pins(name) {
       const provider = providerNamed(name);
       const text = armored.get(name);
       if (!provider || text === undefined) return undefined;
-      const key = await parseKey(text, provider.key as string, `${set.file}#${provider.pointer}/key`);
+      const fingerprint =
+        keyFileFingerprint(text) ??
+        (await parseKey(text, provider.key as string, `${set.file}#${provider.pointer}/key`)).fingerprint;
       const { current } =
         provider.type === 'registry' && provider.url !== undefined
-          ? await keptSetTrust(ctx, setTrustName(provider.url, key.fingerprint), key.fingerprint)
+          ? await keptSetTrust(ctx, setTrustName(provider.url, fingerprint), fingerprint)
           : { current: undefined };
       return {
-        fingerprint: current?.fingerprint ?? key.fingerprint,
+        fingerprint: current?.fingerprint ?? fingerprint,
         previousKeys: (current?.chain ?? []).map((link) => link.fingerprint),
       };
     },
@@ -263,6 +270,17 @@ function setFileDigest(text: string): SetFileDigests {
   const sha256 = sha256Hex(text.replace(/\r\n?/g, '\n'));
   const bytesSha256 = sha256Hex(text);
   return { sha256, ...(bytesSha256 !== sha256 ? { bytesSha256 } : {}) };
+}
+
+/**
+ * The fingerprint of the key an armored key file holds, computed from its first packet without openpgp.js
+ * (fingerprint.ts `primaryKeyFingerprint`), or undefined where it cannot be (binary packets, no public key
+ * packet first): the caller then parses the key. Its trust is not judged here: the source that opens it
+ * parses it (`parseKey`) before anything is read under it.
+ */
+function keyFileFingerprint(text: string): string | undefined {
+  const first = dearmoredBlocks(text).next();
+  return first.done === true ? undefined : primaryKeyFingerprint(first.value);
 }
 
 /**

@@ -76,6 +76,12 @@ export interface SourceLookup {
   pins?(
     name: string,
   ): Promise<{ readonly fingerprint: string; readonly previousKeys: readonly string[] } | undefined>;
+  /**
+   * The fingerprint of the key the source's key file holds as written, read without openpgp.js (no trust
+   * state, no rotation followed): what tells a tree up to date from one whose key file was replaced since
+   * its lock was made. Undefined when it cannot be read so (then `pins` parses it).
+   */
+  keyFile?(name: string): string | undefined;
 }
 
 /** A configured registry, through its session. */

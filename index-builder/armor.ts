@@ -92,6 +92,16 @@ const ARMORED_BLOCK = /-----BEGIN PGP [A-Z ]+-----[ \t]*\r?\n([\s\S]*?)-----END 
  * with no openpgp.js loaded.
  */
 export function armoredHoldsSecretKeyPackets(text: string): boolean {
+  for (const packets of dearmoredBlocks(text)) if (holdsSecretKeyPackets(packets)) return true;
+  return false;
+}
+
+/**
+ * The packets of each armored block of `text`, in order, as openpgp.js reads armor (its checksum not
+ * checked: a caller judging the key by them judges only what openpgp.js would read), with no openpgp.js
+ * loaded.
+ */
+export function* dearmoredBlocks(text: string): Generator<Buffer> {
   for (const [, body = ''] of text.matchAll(ARMORED_BLOCK)) {
     // As openpgp.js reads armor: every line before the first blank one is a header, whatever it holds (one
     // without a colon is only logged), and every line after it data but the checksum, which starts `=`
@@ -101,9 +111,8 @@ export function armoredHoldsSecretKeyPackets(text: string): boolean {
     const blank = lines.findIndex((line) => ARMOR_BLANK_LINE.test(line));
     const data = blank < 0 ? lines.filter((line) => !line.includes(':')) : lines.slice(blank + 1);
     const radix64 = data.filter((line) => !line.startsWith('='));
-    if (holdsSecretKeyPackets(Buffer.from(radix64.join(''), 'base64'))) return true;
+    yield Buffer.from(radix64.join(''), 'base64');
   }
-  return false;
 }
 
 /** A blank line as openpgp.js reads one (its `reEmptyLine`): white space alone. */

@@ -896,6 +896,63 @@ describe("when a plugin set's key file is replaced by the key its registry rotat
     expect(again.items.map((i) => i.unchanged)).toEqual([true]);
   });
 
+  it('install -c sees the key file replaced with nothing else changed: it locks the set again under it, and places again what the old key placed', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const project = join(scratch.path, 'set-replaced-key-alone');
+    await mkdir(project, { recursive: true });
+    const keyFile = join(project, 'registry.asc');
+    await writeFile(keyFile, registry.firstKey);
+    const file = join(project, 'plugins.yaml');
+    await writeFile(
+      file,
+      `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: ${NAME}, version: "^1.0" }
+`,
+    );
+    const m = await machine();
+    const home = { home: join(project, '.home') };
+    const plugins = join(project, 'plugins');
+    const recordKey = async () =>
+      JSON.parse(await readFile(join(plugins, 'installed.json'), 'utf8')).plugins[NAME].versions['1.0.0']
+        .registry_key;
+    const installed = await m.run((c) => c.installSet(file, home));
+    const lockKey = async () =>
+      parseLockfile(await readFile(installed.lockfile, 'utf8'), '').registries.local?.key_fingerprint;
+    const next = await rotateToNewKey(registry);
+    // The key file alone replaced: the set, the lock and the tree as they were.
+    await writeFile(keyFile, next.publicKey);
+
+    // --locked keeps the lock: refused, naming what locks it again.
+    await expect(m.run((c) => c.installSet(file, { ...home, locked: true }))).rejects.toMatchObject({
+      code: 'LOCK_MISMATCH',
+      message: expect.stringContaining('`plugindex update -c FILE`'),
+    });
+    // diff -c and install -c see it, where they called the tree up to date and verify -c refused it.
+    expect((await m.run((c) => c.diffSet(file, home))).changes).toMatchObject([
+      {
+        name: NAME,
+        change: 'changed',
+        detail: expect.stringContaining(`placed under key ${registry.firstFingerprint}`),
+      },
+    ]);
+    const again = await m.run((c) => c.installSet(file, home));
+    expect(again.items.map((i) => [i.version, i.unchanged])).toEqual([['1.0.0', false]]);
+    expect(await lockKey()).toBe(next.fingerprint);
+    expect(await recordKey()).toBe(next.fingerprint);
+    expect((await m.run((c) => c.verifySet(file, home))).map((f) => [f.ok, f.code])).toEqual([
+      [true, undefined],
+    ]);
+    // Then up to date, read from nothing.
+    const before = served.length;
+    const still = await m.run((c) => c.installSet(file, home));
+    expect(still.items.map((i) => i.unchanged)).toEqual([true]);
+    expect(served.slice(before)).toEqual([]);
+  });
+
   it('keeps, after a rotation the set followed, what the old key placed, and tells it up to date reading nothing', async () => {
     const registry = await servedRegistry(['1.0.0']);
     const { project, file } = await setProject('set-followed-key', registry.firstKey, `url: ${registry.url}`);

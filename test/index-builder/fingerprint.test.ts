@@ -7,9 +7,14 @@
 import * as openpgp from 'openpgp';
 import { describe, expect, it } from 'vitest';
 import { actionProblems } from '../../index-builder/actions.ts';
+import { dearmoredBlocks } from '../../index-builder/armor.ts';
 import { parseTrustedOperators, parseTrustedPublishers } from '../../index-builder/config.ts';
 import { ConfigError, TrustError } from '../../index-builder/errors.ts';
-import { KEY_FINGERPRINT, keyIdOfFingerprint } from '../../index-builder/fingerprint.ts';
+import {
+  KEY_FINGERPRINT,
+  keyIdOfFingerprint,
+  primaryKeyFingerprint,
+} from '../../index-builder/fingerprint.ts';
 import { EMPTY_LOG, nextEntry, parseSegment, renderSegment } from '../../index-builder/log.ts';
 
 async function publicKey(v6Keys: boolean): Promise<openpgp.PublicKey> {
@@ -36,6 +41,28 @@ describe('when a key ID is taken from a fingerprint', () => {
 
       expect(keyIdOfFingerprint(fingerprint)).toBe(key.getKeyID().toHex().toUpperCase());
     }
+  });
+});
+
+describe("when a key's fingerprint is computed from its packet, without openpgp.js", () => {
+  it('gives the one openpgp.js gives a v4 and a v6 key, from their armor and their binary packets', async () => {
+    for (const v6 of [true, false]) {
+      const key = await publicKey(v6);
+      const [packets] = [...dearmoredBlocks(key.armor())];
+      expect(primaryKeyFingerprint(packets as Uint8Array)).toBe(key.getFingerprint().toUpperCase());
+      expect(primaryKeyFingerprint(key.write())).toBe(key.getFingerprint().toUpperCase());
+    }
+  });
+
+  it('gives none for what is no public key packet first: a secret key, text, a packet cut short', async () => {
+    const { privateKey } = await openpgp.generateKey({
+      type: 'ecc',
+      userIDs: [{ name: 'Secret' }],
+      format: 'binary',
+    });
+    const packets = (await publicKey(false)).write();
+    for (const bytes of [privateKey, new TextEncoder().encode('not a key'), packets.subarray(0, 20)])
+      expect(primaryKeyFingerprint(bytes)).toBeUndefined();
   });
 });
 
