@@ -1074,7 +1074,8 @@ export interface DiscoveryReport {
   readonly plugins: readonly (DiscoveredPlugin & {
     /**
      * What the set's `policy:` refuses of a verified folder that installed.json in one of the set's install
-     * folders records (`installedPolicyProblems`): one sentence per rule broken. Absent when it allows it,
+     * folders records (`installedPolicyProblems`): one sentence per rule broken, led by the set file and the
+     * rule's pointer (`FILE#/policy/...: `, `refusalText`), as install -c and verify -c say it. Absent when it allows it,
      * when the set has no policy, and for a folder no install of the set recorded.
      */
     readonly policy?: readonly string[];
@@ -1135,7 +1136,11 @@ export async function discoverSet(
         ? await installedPolicyProblems(at.tree, set.policy, at.name, at.version, at.record)
         : undefined;
     plugins.push(
-      problems && problems.length > 0 ? { ...plugin, policy: problems.map((r) => r.problem) } : plugin,
+      // Each as install -c (POLICY_DENIED) and verify -c name it: the set file and the rule's pointer first,
+      // where list -c said the rule broken alone, naming neither what to edit nor where.
+      problems && problems.length > 0
+        ? { ...plugin, policy: problems.map((r) => refusalText(set.file, [r])) }
+        : plugin,
     );
   }
   return { paths, watch: filesystem?.watch_for_changes ?? false, plugins };

@@ -3,7 +3,7 @@
  * (a newer version, the installed one yanked, deprecated or removed since, an advisory affecting it; exit 1
  * if any).
  * `-c FILE`: also the plugin folders the set's discovery finds on disk (the spec's filesystem discovery),
- * each with whether it verifies, and under an installed one the set's policy refuses a `POLICY_DENIED:` line
+ * each with whether it verifies, and under an installed one the set's policy refuses a `POLICY_DENIED: FILE#/policy/...:` line
  * per rule it breaks (exit 1), under one the set placed there and no longer names a `NOT_IN_SET:` line
  * (exit 1, as `verify -c`; never judged by the set's policy), under one it neither names nor placed a
  * `NOT_PLACED_BY_SET:` line (another's: no exit of its own); `--watch` prints them again whenever those

@@ -797,15 +797,27 @@ describe('when the set\u2019s policy is tightened after an install (verify -c, l
     const lines = list.stdout.split('\n').filter(Boolean);
     expect(lines).toEqual([
       expect.stringContaining(listed(c, ALPHA, '1.0.0', 'verified')),
-      expect.stringContaining(`  POLICY_DENIED: ${ALPHA}@1.0.0 is signed by publisher`),
+      expect.stringContaining(
+        `  POLICY_DENIED: ${c.file}#/policy/publishers: ${ALPHA}@1.0.0 is signed by publisher`,
+      ),
       expect.stringContaining(listed(c, BETA, '2.0.0', 'verified')),
-      expect.stringContaining(`  POLICY_DENIED: ${BETA}@2.0.0 is signed by publisher`),
+      expect.stringContaining(
+        `  POLICY_DENIED: ${c.file}#/policy/publishers: ${BETA}@2.0.0 is signed by publisher`,
+      ),
     ]);
     expect(listJson.code).toBe(1);
     expect(JSON.parse(listJson.stdout)).toMatchObject({
       plugins: [
-        { name: ALPHA, status: 'verified', policy: [expect.stringContaining('policy.publishers')] },
-        { name: BETA, status: 'verified', policy: [expect.stringContaining('policy.publishers')] },
+        {
+          name: ALPHA,
+          status: 'verified',
+          policy: [expect.stringContaining(`${c.file}#/policy/publishers: `)],
+        },
+        {
+          name: BETA,
+          status: 'verified',
+          policy: [expect.stringContaining(`${c.file}#/policy/publishers: `)],
+        },
       ],
     });
 
@@ -857,7 +869,9 @@ describe('when a set\u2019s folder holds a plugin the set no longer names (verif
     expect(list.code, list.stderr).toBe(1);
     expect(list.stdout.split('\n').filter(Boolean)).toEqual([
       expect.stringContaining(listed(c, ALPHA, '1.0.0', 'verified')),
-      expect.stringContaining(`  POLICY_DENIED: ${ALPHA}@1.0.0 is signed by publisher`),
+      expect.stringContaining(
+        `  POLICY_DENIED: ${c.file}#/policy/publishers: ${ALPHA}@1.0.0 is signed by publisher`,
+      ),
       expect.stringContaining(listed(c, BETA, '2.0.0', 'verified')),
       `  NOT_IN_SET: ${c.file} installs no plugin ${BETA} into ${path.join(c.dir, 'plugins')}: not verified as the set's (\`plugindex clean -c\` removes it; \`plugindex verify --dir ${path.join(c.dir, 'plugins')}\` checks it by the configured registries)`,
     ]);
