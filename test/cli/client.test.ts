@@ -406,7 +406,8 @@ describe('when a plugin name, version spec, reference or platform typed on the c
     expect(lacking.code, lacking.stderr).toBe(1);
     expect(lacking.stderr).toContain('NO_ARTIFACT_FOR_PLATFORM');
     expect(lacking.stderr).toContain('darwin/arm64');
-    // One named twice is placed once.
+    // One named twice is placed once (installed.json and paths merge a second placing either way: the
+    // client test 'downloads and places a platform named twice once' holds it by the downloads).
     const twice = await plugindex(
       'install',
       NAME,

@@ -959,6 +959,24 @@ describe('when an update moves a plugin installed for several platforms', () => 
     expect(Object.keys(installed.plugins['shrinking-tool']?.versions ?? {})).toEqual(['1.1.0']);
   });
 
+  it('downloads and places a platform named twice once', async () => {
+    // installed.json and the item's paths are keyed by platform, so they merge a second placing: the
+    // downloads are what tell one placing from two (without namedPlatforms taking each once, two GETs).
+    await publishFor('twice-tool', '1.0.0', BOTH);
+    const m = await machine();
+    await addRegistry(m);
+    requests.length = 0;
+    const installed = await withClient(m, (c) =>
+      c.install({ requests: ['twice-tool@^1'], dir: m.dir, lockfile: m.lockfile, platforms: [LINUX, LINUX] }),
+    );
+    expect(installed.items.map((i) => [i.version, Object.keys(i.paths)])).toEqual([
+      ['1.0.0', ['linux-amd64']],
+    ]);
+    expect(requests.filter((r) => r.includes('/artifacts/'))).toEqual([
+      'GET /plugins/twice-tool/1.0.0/artifacts/linux-amd64/twice-tool 200',
+    ]);
+  });
+
   it('places each platform named (platforms), the version resolved for all, an update refused for one it lacks', async () => {
     await publishFor('several-tool', '1.0.0', BOTH);
     const m = await machine();
