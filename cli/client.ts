@@ -111,6 +111,16 @@ export function lockfileOption(parsed: Parsed): string {
   return resolve(stringOption(parsed, 'lockfile') ?? LOCKFILE);
 }
 
+/**
+ * The lock file given with `--lockfile` when it is not the default one, as `InstallOptions.namedLockfile`:
+ * a remedy naming a command (`plugindex update`, `plugindex install` without --frozen) repeats it, where it
+ * named the command alone and so the default lock, another than the one refused.
+ */
+export function namedLockfileOption(parsed: Parsed): { namedLockfile?: string } {
+  const given = stringOption(parsed, 'lockfile');
+  return given !== undefined && resolve(given) !== resolve(LOCKFILE) ? { namedLockfile: resolve(given) } : {};
+}
+
 export function dirOption(parsed: Parsed): { dir?: string } {
   const dir = stringOption(parsed, 'dir');
   return dir ? { dir: resolve(dir) } : {};

@@ -115,6 +115,12 @@ export interface InstallOptions {
   /** Install folder; default `<data>/plugins`. */
   readonly dir?: string;
   readonly lockfile: string;
+  /**
+   * `lockfile` as a command names it when it is not the command's default (`--lockfile PATH`): every remedy
+   * naming a command that reads the lock says `--lockfile PATH` with it (`lockfileFlag`), where it named the
+   * command alone, which acts on the default lock. Absent for the default one, and for a library's caller.
+   */
+  readonly namedLockfile?: string;
   /** Refuse to change the lock file. */
   readonly locked?: boolean;
   /**
@@ -744,7 +750,7 @@ export async function planInstall(
   if (locked && !before)
     throw new ClientError(
       'LOCK_OUT_OF_SYNC',
-      `${options.lockfile} does not exist, and --locked/--frozen forbid creating it (run \`plugindex install\` without them once)`,
+      `${options.lockfile} does not exist, and --locked/--frozen forbid creating it (run \`plugindex install${lockfileFlag(options)}\` without them once)`,
     );
   if (options.frozen) {
     const missing = targets.filter((t) => !t.locked).map((t) => `${t.name}@${t.spec}`);
@@ -985,7 +991,7 @@ function setLock(lock: Lockfile, targets: readonly Target[], options: InstallOpt
  * saying why that platform was asked for (the update named none) and what to do, where the message named a
  * platform out of nowhere.
  */
-function updatingFor<T>(target: Target, folder: string, platform: Platform, resolve: () => T): T {
+function updatingFor<T>(target: Target, folder: string, platform: Platform, resolve: () => T, flag = ''): T {
   try {
     return resolve();
   } catch (error) {
@@ -1005,7 +1011,7 @@ function updatingFor<T>(target: Target, folder: string, platform: Platform, reso
       // The platforms named are those placed, and the old version goes whole: said, where "name the
       // platforms" read as the others kept. An update of every plugin stops here too: naming the others
       // updates them.
-      `${error.message} (${target.name}@${target.updatingFrom} is installed for ${text} in ${folder}, and an update naming no platform places the new version for each platform the old one is installed for: \`plugindex update ${target.name} --platform OS/ARCH\` (one of those it has, repeated for each to keep) updates it for those platforms alone, removing ${target.name}@${target.updatingFrom} with its other builds; or leave it at ${target.updatingFrom}, naming the plugins to update)`,
+      `${error.message} (${target.name}@${target.updatingFrom} is installed for ${text} in ${folder}, and an update naming no platform places the new version for each platform the old one is installed for: \`plugindex update ${target.name} --platform OS/ARCH${flag}\` (one of those it has, repeated for each to keep) updates it for those platforms alone, removing ${target.name}@${target.updatingFrom} with its other builds; or leave it at ${target.updatingFrom}, naming the plugins to update)`,
       { cause: error },
     );
   }
@@ -1213,6 +1219,7 @@ async function alreadyInstalled(
           platformOfKey(lockedKey as string),
           options.lockfile,
           true,
+          lockfileFlag(options),
         ),
       );
       const fileName = installedFileName(target.name, target.output, key, lockedArtifact.url);
@@ -1389,14 +1396,21 @@ async function planTarget(
     target.locked?.version ?? target.spec,
     fits,
   );
-  checkLockedSource(lock, source, options.lockfile, target.locked !== undefined);
+  checkLockedSource(lock, source, options, target.locked !== undefined);
   checkLockedVersionListed(lock, source, document, target.name, options.lockfile);
   const denyYanked = options.denyYanked === true;
   const folder = ctx.tree(target.dir ?? options.dir).dir;
   const resolution = target.locked
-    ? resolveLocked(document, target.locked.version, first, { denyYanked })
-    : updatingFor(target, folder, first, () =>
-        resolvePlugin(document, { spec: target.spec, platform: first, apiVersion }),
+    ? resolveLocked(document, target.locked.version, first, {
+        denyYanked,
+        lockfileFlag: lockfileFlag(options),
+      })
+    : updatingFor(
+        target,
+        folder,
+        first,
+        () => resolvePlugin(document, { spec: target.spec, platform: first, apiVersion }),
+        lockfileFlag(options),
       );
   const version = resolution.version;
   // The lock's version is held to its digests however it was reached: decided by the lock, or resolved
@@ -1425,7 +1439,13 @@ async function planTarget(
     const chosen =
       platform === first && pinned === platform
         ? resolution
-        : updatingFor(target, folder, platform, () => resolveLocked(document, version.version, pinned));
+        : updatingFor(
+            target,
+            folder,
+            platform,
+            () => resolveLocked(document, version.version, pinned),
+            lockfileFlag(options),
+          );
     // The musl platform an update added beside the folder's glibc build (`platformsToUpdate`) was added to
     // reach the version's musl build; with none, it is the glibc build again: placed, it was a second copy
     // of the build the folder holds, recorded as the host's own, and kept by every update after. The
@@ -1447,6 +1467,8 @@ async function planTarget(
         platform,
         chosen.artifact,
         options.lockfile,
+        false,
+        lockfileFlag(options),
       ))
         warnings.add(warning);
     artifacts.push([platformKey(platform), chosen.artifact]);
@@ -1658,6 +1680,8 @@ async function planFrozen(
           platform,
           platformOfKey(lockedKey),
           options.lockfile,
+          false,
+          lockfileFlag(options),
         ),
       );
     if (!artifact)
@@ -1730,9 +1754,7 @@ async function planFrozen(
   // Before the manifest is fetched: a version the install refuses costs no more requests. The document read
   // for it says the plugin's look-alikes too, told as any install that reads one tells them.
   const judged =
-    options.denyYanked && trust
-      ? await checkFrozenYank(ctx, target, entry, given, lock, options.lockfile)
-      : undefined;
+    options.denyYanked && trust ? await checkFrozenYank(ctx, target, entry, given, lock, options) : undefined;
   const fetched = await frozenManifest(
     ctx,
     entry,
@@ -1997,7 +2019,7 @@ async function checkFrozenManifest(
   // document, read (as a session reads it: from the cache when fresh or offline) only for a policy that
   // judges publishers, so that it judges the registry's word, not the lock's.
   if (trust && options.policy?.publishers !== undefined)
-    await checkSignedPublisher(ctx, name, entry, given, lock, options.lockfile);
+    await checkSignedPublisher(ctx, name, entry, given, lock, options);
   return signedBy;
 }
 
@@ -2315,9 +2337,9 @@ async function checkSignedPublisher(
   entry: LockedPlugin,
   given: Source | undefined,
   lock: Lockfile,
-  lockfile: string,
+  lockOptions: Pick<InstallOptions, 'lockfile' | 'namedLockfile'>,
 ): Promise<void> {
-  await signedLockedDocument(ctx, name, entry, given, lock, lockfile);
+  await signedLockedDocument(ctx, name, entry, given, lock, lockOptions);
 }
 
 /**
@@ -2337,9 +2359,10 @@ async function checkFrozenYank(
   entry: LockedPlugin,
   given: Source | undefined,
   lock: Lockfile,
-  lockfile: string,
+  lockOptions: Pick<InstallOptions, 'lockfile' | 'namedLockfile'>,
 ): Promise<PluginDocument> {
-  const document = await signedLockedDocument(ctx, target.name, entry, given, lock, lockfile).catch(
+  const { lockfile } = lockOptions;
+  const document = await signedLockedDocument(ctx, target.name, entry, given, lock, lockOptions).catch(
     (error: unknown) => {
       if (!(error instanceof ClientError && OUTAGES.has(error.code))) throw error;
       throw new ClientError(
@@ -2349,7 +2372,10 @@ async function checkFrozenYank(
       );
     },
   );
-  resolveLocked(document, entry.version, target.platforms[0] as Platform, { denyYanked: true });
+  resolveLocked(document, entry.version, target.platforms[0] as Platform, {
+    denyYanked: true,
+    lockfileFlag: lockfileFlag(lockOptions),
+  });
   return document;
 }
 
@@ -2365,8 +2391,9 @@ async function signedLockedDocument(
   entry: LockedPlugin,
   given: Source | undefined,
   lock: Lockfile,
-  lockfile: string,
+  lockOptions: Pick<InstallOptions, 'lockfile' | 'namedLockfile'>,
 ): Promise<PluginDocument> {
+  const { lockfile } = lockOptions;
   let source: Source;
   let document: PluginDocument | undefined;
   if (given) {
@@ -2382,7 +2409,7 @@ async function signedLockedDocument(
       'PLUGIN_NOT_FOUND',
       `${lockfile}: plugins/${name}@${entry.version} is locked from ${source.name}, which lists no plugin named ${name}`,
     );
-  checkLockedSource(lock, source, lockfile, true);
+  checkLockedSource(lock, source, lockOptions, true);
   checkLockedVersionListed(lock, source, document, name, lockfile);
   const version = document.versions.find(
     (v) => versionIdentity(v.version) === versionIdentity(entry.version),
@@ -2429,14 +2456,20 @@ async function endpointFor(
  * fresh CI runner) back to what that snapshot resolves to. A target the lock does not decide may come from
  * a key the configuration pins since (the lock then records that key, and its floor starts again).
  */
-function checkLockedSource(lock: Lockfile, source: Source, lockfile: string, locked: boolean): void {
+function checkLockedSource(
+  lock: Lockfile,
+  source: Source,
+  options: Pick<InstallOptions, 'lockfile' | 'namedLockfile'>,
+  locked: boolean,
+): void {
+  const { lockfile } = options;
   const registry = own(lock.registries, source.name);
   if (!registry) return;
   if (!keyLinked(registry.key_fingerprint, source.fingerprint, source.previousKeys)) {
     if (!locked) return;
     throw new ClientError(
       'LOCK_MISMATCH',
-      `${lockfile}: registries/${source.name} was locked with key ${registry.key_fingerprint}, but ${source.name} is pinned to ${source.fingerprint} here, and no key rotation this client followed leads from one to the other: if that key was pinned here on purpose (a key file replaced by the registry's new key), \`plugindex update\` (\`plugindex update -c FILE\` for a plugin set) locks it again under the key pinned here`,
+      `${lockfile}: registries/${source.name} was locked with key ${registry.key_fingerprint}, but ${source.name} is pinned to ${source.fingerprint} here, and no key rotation this client followed leads from one to the other: if that key was pinned here on purpose (a key file replaced by the registry's new key), \`plugindex update${lockfileFlag(options)}\` (\`plugindex update -c FILE\` for a plugin set) locks it again under the key pinned here`,
     );
   }
   if (source.kind === 'registry' && source.generation < registry.min_generation)
@@ -2479,6 +2512,16 @@ function checkLockedVersionListed(
   );
 }
 
+/**
+ * ` --lockfile PATH` for a lock a command named that is not its default (`InstallOptions.namedLockfile`), else
+ * nothing: what a remedy naming a command adds, so the command it names acts on the lock refused.
+ */
+export function lockfileFlag(options: { readonly namedLockfile?: string }): string {
+  const path = options.namedLockfile;
+  if (path === undefined) return '';
+  return ` --lockfile ${/^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replaceAll("'", "'\\''")}'`}`;
+}
+
 /** True when `locked` is the key pinned, or one it succeeds through the rotations the client followed. */
 function keyLinked(locked: string, pinned: string, previous: readonly string[] = []): boolean {
   return locked === pinned || previous.includes(locked);
@@ -2506,7 +2549,7 @@ async function checkFrozenKey(
   // rotations, and a key file the set replaced is locked again only by its update.
   const remedy = given
     ? `if the set's key file was replaced on purpose (by the registry's new key), \`plugindex update -c FILE\` (without --frozen) locks it again under the key the set pins, the lock then committed`
-    : `if the registry rotated its key since, \`plugindex registry update ${name}\` follows the rotation; if the key pinned here was replaced on purpose, \`plugindex update\` (without --frozen) locks it again under it`;
+    : `if the registry rotated its key since, \`plugindex registry update ${name}\` follows the rotation; if the key pinned here was replaced on purpose, \`plugindex update${lockfileFlag(options)}\` (without --frozen) locks it again under it`;
   if (!keyLinked(locked, pinned, previous))
     throw new ClientError(
       'LOCK_MISMATCH',

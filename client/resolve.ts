@@ -296,6 +296,8 @@ export function libcFallbackWarning(
    * no registry, so cannot know whether the version now has a musl build): said on every such install.
    */
   inPlace = false,
+  /** ` --lockfile PATH` for a lock that is not the default one (install.ts `lockfileFlag`), for the remedy. */
+  flag = '',
 ): string[] {
   if (platform.libc === undefined || artifact.libc === platform.libc) return [];
   const holder =
@@ -307,7 +309,7 @@ export function libcFallbackWarning(
   const remedy =
     lockfile === undefined
       ? `install with --platform ${platform.os}/${platform.arch} to choose it knowingly`
-      : `\`plugindex update ${name}\` locks and installs the registry's ${platform.libc} build, if it has one`;
+      : `\`plugindex update ${name}${flag}\` locks and installs the registry's ${platform.libc} build, if it has one`;
   const doing = inPlace ? 'its glibc build is in place' : 'installing its glibc build';
   return [
     `${holder} for ${platform.os}/${platform.arch}: ${doing}, which starts here only if it is statically linked (${remedy})`,
@@ -477,7 +479,11 @@ export function resolveLocked(
   doc: PluginDocument,
   version: string,
   platform: Platform,
-  options: { readonly denyYanked?: boolean } = {},
+  options: {
+    readonly denyYanked?: boolean;
+    /** ` --lockfile PATH` for a lock that is not the default one (install.ts `lockfileFlag`), for the remedy. */
+    readonly lockfileFlag?: string;
+  } = {},
 ): Resolution {
   const identity = versionIdentity(version);
   const record = doc.versions.find((r) => versionIdentity(r.version) === identity);
@@ -495,7 +501,7 @@ export function resolveLocked(
   if (record.yanked && options.denyYanked)
     throw new ClientError(
       'YANKED',
-      `${yanked}; the lock holds it, and --deny-yanked refuses it (\`plugindex update ${doc.name}\` moves to a version that is not)`,
+      `${yanked}; the lock holds it, and --deny-yanked refuses it (\`plugindex update ${doc.name}${options.lockfileFlag ?? ''}\` moves to a version that is not)`,
     );
   const artifact = artifactFor(record, platform);
   if (!artifact) throw noArtifact(doc, record, platform);

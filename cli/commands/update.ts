@@ -11,6 +11,7 @@ import {
   apiVersionOption,
   dirOption,
   lockfileOption,
+  namedLockfileOption,
   platformsOption,
   refuseVersionApart,
   requestArgument,
@@ -55,6 +56,7 @@ export async function run(parsed: Parsed): Promise<number> {
     const result = await client.install({
       requests,
       lockfile: lockfileOption(parsed),
+      ...namedLockfileOption(parsed),
       upgrade: true,
       acceptPermissions,
       ...lifecycleOptions(parsed),

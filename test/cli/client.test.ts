@@ -550,6 +550,47 @@ describe('when a plugin name, version spec, reference or platform typed on the c
   });
 });
 
+describe('when a remedy names a command and --lockfile names another lock than the default', () => {
+  it('repeats --lockfile PATH in it (install, install --frozen), and adds nothing for the default lock', async () => {
+    // The command named alone acted on plugindex.lock, another lock than the one refused.
+    const plugindex = await home();
+    const cwd = path.join(work, `home${homes}`);
+    const team = path.join(cwd, 'team.lock');
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const unlocked = await plugindex(
+      'install',
+      NAME,
+      '--dir',
+      'plugins',
+      '--lockfile',
+      'team.lock',
+      '--locked',
+    );
+    expect(unlocked.code, unlocked.stderr).toBe(1);
+    expect(unlocked.stderr).toContain(`(run \`plugindex install --lockfile ${team}\` without them once)`);
+    const byDefault = await plugindex(
+      'install',
+      NAME,
+      '--dir',
+      'plugins',
+      '--lockfile',
+      'plugindex.lock',
+      '--locked',
+    );
+    expect(byDefault.stderr).toContain('(run `plugindex install` without them once)');
+
+    // A lock made under another key than the one pinned here: --frozen refuses it naming update, on that lock.
+    expect((await plugindex('install', NAME, '--dir', 'plugins', '--lockfile', 'team.lock')).code).toBe(0);
+    const lock = JSON.parse(await readFile(team, 'utf8'));
+    lock.registries.main.key_fingerprint = 'A'.repeat(40);
+    await writeFile(team, JSON.stringify(lock));
+    const frozen = await plugindex('install', '--dir', 'ci-plugins', '--lockfile', 'team.lock', '--frozen');
+    expect(frozen.code, frozen.stderr).not.toBe(0);
+    expect(frozen.stderr).toContain('LOCK_MISMATCH');
+    expect(frozen.stderr).toContain(`\`plugindex update --lockfile ${team}\` (without --frozen)`);
+  });
+});
+
 describe('when verify --url is given a URL registry add refuses', () => {
   it('refuses it and its mirror as registry add does (REGISTRY_URL_INVALID, exit 2), never printing credentials, and verifies the URL itself', async () => {
     const plugindex = await home();

@@ -885,6 +885,13 @@ describe("when a plugin set's key file is replaced by the key its registry rotat
       code: 'LOCK_MISMATCH',
       message: expect.stringContaining('`plugindex update`'),
     });
+    // A lock named with --lockfile is named in the remedy too: `plugindex update` alone updates plugindex.lock.
+    await expect(
+      m.run((c) => c.install({ requests: [], lockfile: m.lockfile, namedLockfile: m.lockfile, dir: m.dir })),
+    ).rejects.toMatchObject({
+      code: 'LOCK_MISMATCH',
+      message: expect.stringContaining(`\`plugindex update --lockfile ${m.lockfile}\``),
+    });
     const updated = await m.run((c) =>
       c.install({ requests: [], upgrade: true, lockfile: m.lockfile, dir: m.dir }),
     );
