@@ -1280,7 +1280,7 @@ type PinnedKeys = { readonly fingerprint: string; readonly previousKeys: readonl
  * version in place, install and `diff` saying nothing would change. A configured registry's pin is read
  * from its trust state on disk; a plugin set's source's (`SourceLookup.pins`, its key parsed) only when
  * the record's key is not the lock's, so that a tree up to date still loads no signature code. Not for a
- * frozen install, whose plan places no signature for this (it judges the lock's key alone).
+ * frozen install, whose plan places no signature for this: it judges the lock's key alone, against the set's key file.
  */
 async function placedUnderUnlinkedKey(
   ctx: ClientContext,
@@ -1289,10 +1289,16 @@ async function placedUnderUnlinkedKey(
   lock: Lockfile | undefined,
   pins: Map<string, Promise<PinnedKeys | undefined>>,
 ): Promise<boolean> {
-  if (options.frozen) return false;
   const lookup = options.sources;
   const given = lookup?.has?.(record.registry) === true;
   const lockKey = own(lock?.registries ?? {}, record.registry)?.key_fingerprint;
+  if (options.frozen) {
+    // The lock's key alone, as its plan judges it (checkFrozenKey): a set's key file replaced since the lock
+    // was made is refused there, LOCK_MISMATCH naming `update -c`, where a tree in place was up to date.
+    if (!given || lockKey === undefined || lookup?.keyFile?.(record.registry) === lockKey) return false;
+    const pinned = await lookup?.pins?.(record.registry);
+    return pinned !== undefined && !keyLinked(lockKey, pinned.fingerprint, pinned.previousKeys);
+  }
   // The lock's key, the record's and the key file's one: up to date with nothing parsed nor read. A key
   // file replaced with nothing else changed left the lock's and the record's one, and was called up to
   // date where verify -c refused it (SNAPSHOT_WRONG_KEY): it is judged by the pins below.

@@ -938,6 +938,11 @@ describe("when a plugin set's key file is replaced by the key its registry rotat
       code: 'LOCK_MISMATCH',
       message: expect.stringContaining('`plugindex update -c FILE`'),
     });
+    // --frozen judges the lock's key alone: refused too, where the tree in place was called up to date.
+    await expect(m.run((c) => c.installSet(file, { ...home, frozen: true }))).rejects.toMatchObject({
+      code: 'LOCK_MISMATCH',
+      message: expect.stringContaining('`plugindex update -c FILE`'),
+    });
     // diff -c and install -c see it, where they called the tree up to date and verify -c refused it.
     expect((await m.run((c) => c.diffSet(file, home))).changes).toMatchObject([
       {
