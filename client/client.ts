@@ -280,7 +280,11 @@ export interface PlugindexClient {
     options: { dir?: string; clean?: boolean; lockfile?: string },
   ): Promise<readonly string[]>;
   setEnabled(name: string, enabled: boolean, options: { dir?: string }): Promise<void>;
-  verifyInstalled(options: { dir?: string; lockfile?: string }): Promise<VerifyFinding[]>;
+  verifyInstalled(options: {
+    dir?: string;
+    lockfile?: string;
+    namedLockfile?: string;
+  }): Promise<VerifyFinding[]>;
   /**
    * `clean --orphans`: the claims of plugin sets whose file is gone dropped from the install folder's
    * versions, each version no one else claims removed.
@@ -1411,7 +1415,11 @@ class Client implements PlugindexClient {
     return setEnabled(this.#context, name, enabled, options);
   }
 
-  verifyInstalled(options: { dir?: string; lockfile?: string }): Promise<VerifyFinding[]> {
+  verifyInstalled(options: {
+    dir?: string;
+    lockfile?: string;
+    namedLockfile?: string;
+  }): Promise<VerifyFinding[]> {
     return verifyInstalled(this.#context, options);
   }
 

@@ -52,6 +52,7 @@ import {
   type Lockfile,
   lockChanges,
   lockedPluginFrom,
+  lockfileFlag,
   madeFromSetFile,
   type SetFileDigests,
   withoutPlugin,
@@ -2516,16 +2517,6 @@ function checkLockedVersionListed(
     'SNAPSHOT_ROLLBACK',
     `${source.endpoint.bases[0]}: generation ${source.generation} lists no version ${held.version} of ${name}, which ${lockfile} locks from ${source.name} (plugins/${name}): a registry never unlists a version, so this snapshot is older than the lock (a replay), or the lock names a version the registry never published`,
   );
-}
-
-/**
- * ` --lockfile PATH` for a lock a command named that is not its default (`InstallOptions.namedLockfile`), else
- * nothing: what a remedy naming a command adds, so the command it names acts on the lock refused.
- */
-export function lockfileFlag(options: { readonly namedLockfile?: string }): string {
-  const path = options.namedLockfile;
-  if (path === undefined) return '';
-  return ` --lockfile ${/^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replaceAll("'", "'\\''")}'`}`;
 }
 
 /** True when `locked` is the key pinned, or one it succeeds through the rotations the client followed. */

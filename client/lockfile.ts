@@ -661,3 +661,13 @@ function canonicalJson(value: unknown, indent: string): string {
   const lines = keys.map((k) => `${inner}${JSON.stringify(k)}: ${canonicalJson(record[k], inner)}`);
   return `{\n${lines.join(',\n')}\n${indent}}`;
 }
+
+/**
+ * ` --lockfile PATH` for a lock a command named that is not its default (`InstallOptions.namedLockfile`), else
+ * nothing: what a remedy naming a command adds, so the command it names acts on the lock refused.
+ */
+export function lockfileFlag(options: { readonly namedLockfile?: string }): string {
+  const path = options.namedLockfile;
+  if (path === undefined) return '';
+  return ` --lockfile ${/^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replaceAll("'", "'\\''")}'`}`;
+}

@@ -31,7 +31,7 @@ import {
 import { own } from './json-input.ts';
 import { keyRevokedError } from './key-revocation.ts';
 import { affectingAdvisories, deprecationOf } from './lifecycle.ts';
-import { type Lockfile, withoutPlugin } from './lockfile.ts';
+import { type Lockfile, lockfileFlag, withoutPlugin } from './lockfile.ts';
 import { lockedKeyFor, platformOfKey, resolvePlugin } from './resolve.ts';
 
 export interface ListedPlugin {
@@ -309,6 +309,8 @@ export async function verifyInstalled(
   options: {
     dir?: string;
     lockfile?: string;
+    /** `lockfile` as the command named it when not the default: its remedies say `--lockfile` with it. */
+    namedLockfile?: string;
     /** The trust of sources the configuration does not hold (a plugin set's), by name. */
     trust?: ReadonlyMap<string, TrustRecord>;
     /** The URL each of `trust`'s sources reaches its registry at (a set's provider's), by name. */
@@ -356,6 +358,7 @@ export async function verifyInstalled(
           {
             lock,
             lockfile: options.lockfile ?? '',
+            flag: lockfileFlag(options),
             pinnedKey,
             ...(options.trust ? { given: options.trust } : {}),
             ...(options.reached ? { reached: options.reached } : {}),
@@ -394,12 +397,18 @@ export async function verifyInstalled(
  * an install places a version so recorded again): its set's install for a version a set placed, else a
  * plain install into its folder.
  */
-function placeAgain(tree: InstallTree, name: string, version: string, record: InstalledVersion): string {
+function placeAgain(
+  tree: InstallTree,
+  name: string,
+  version: string,
+  record: InstalledVersion,
+  flag: string,
+): string {
   // installed.json names a set relative to the folder (`setReference`): the command takes it as a path.
   const set = record.sets?.[0];
   return set !== undefined
     ? `\`plugindex install -c ${resolve(tree.dir, set)}\` places it again as signed`
-    : `\`plugindex install ${name}@${version} --dir ${tree.dir}\` places it again as signed`;
+    : `\`plugindex install ${name}@${version} --dir ${tree.dir}${flag}\` places it again as signed`;
 }
 
 async function verifyOne(
@@ -409,12 +418,15 @@ async function verifyOne(
   {
     lock,
     lockfile,
+    flag,
     pinnedKey,
     given,
     reached,
   }: {
     lock: Lockfile | undefined;
     lockfile: string;
+    /** ` --lockfile PATH` for a lock verify was named that is not the default (lockfile.ts `lockfileFlag`). */
+    flag: string;
     pinnedKey: (trust: TrustRecord, registry: string) => Promise<Key>;
     given?: ReadonlyMap<string, TrustRecord>;
     reached?: ReadonlyMap<string, readonly string[]>;
@@ -425,13 +437,13 @@ async function verifyOne(
     if (!actual)
       throw new ClientError(
         'INSTALLED_MODIFIED',
-        `${tree.path(artifact.path)} is missing, or is no file an install placed: a symbolic link or reached through one, writable by others, owned by another user, or not executable (${name}@${version} ${platform}); ${placeAgain(tree, name, version, record)}`,
+        `${tree.path(artifact.path)} is missing, or is no file an install placed: a symbolic link or reached through one, writable by others, owned by another user, or not executable (${name}@${version} ${platform}); ${placeAgain(tree, name, version, record, flag)}`,
       );
     if (actual.sha256 !== artifact.sha256 || actual.size !== artifact.size)
       throw new ClientError(
         'INSTALLED_MODIFIED',
         // A file larger than installed is not read (hashFile's maxBytes): its size alone is given.
-        `${tree.path(artifact.path)} was changed since it was installed (${name}@${version} ${platform}): now ${actual.size} bytes${actual.sha256 === '' ? '' : ` (sha256 ${actual.sha256})`}, installed as ${artifact.size} bytes (sha256 ${artifact.sha256}); ${placeAgain(tree, name, version, record)}`,
+        `${tree.path(artifact.path)} was changed since it was installed (${name}@${version} ${platform}): now ${actual.size} bytes${actual.sha256 === '' ? '' : ` (sha256 ${actual.sha256})`}, installed as ${artifact.size} bytes (sha256 ${artifact.sha256}); ${placeAgain(tree, name, version, record, flag)}`,
       );
     const locked = lock ? own(lock.plugins, name) : undefined;
     if (locked && locked.version === version) {
@@ -470,7 +482,7 @@ async function verifyOne(
   if (manifestBytes === undefined || signature === undefined)
     throw new ClientError(
       'INSTALLED_MODIFIED',
-      `${tree.path(manifestPath)} or its .asc is missing; ${placeAgain(tree, name, version, record)}`,
+      `${tree.path(manifestPath)} or its .asc is missing; ${placeAgain(tree, name, version, record, flag)}`,
     );
   // The manifest is what a host reads the version's permissions from: one others may rewrite after this
   // check (or a link to a copy elsewhere) is no manifest an install placed, as for its files above.
@@ -481,7 +493,7 @@ async function verifyOne(
     if (!(await tree.hashFile(relative, { maxBytes })))
       throw new ClientError(
         'INSTALLED_MODIFIED',
-        `${tree.path(relative)} is no file an install placed: a symbolic link or reached through one, writable by others, or owned by another user; ${placeAgain(tree, name, version, record)}`,
+        `${tree.path(relative)} is no file an install placed: a symbolic link or reached through one, writable by others, or owned by another user; ${placeAgain(tree, name, version, record, flag)}`,
       );
   const { verifyManifest } = await loadTrust();
   const later = rotatedFrom < 0 ? [] : (trust.chain ?? []).slice(rotatedFrom);
@@ -551,7 +563,7 @@ async function verifyOne(
         link,
         record.registry,
         `${tree.path(manifestPath)} (${name}@${version})`,
-        `install it again online (\`plugindex install ${name}@${version}\` into this folder, or \`plugindex install -c FILE\` for a plugin set's): this verify recorded the refusal, so the install places the version again with the manifest's signature by the registry's current key ${trust.fingerprint}, which the rotation signed every manifest with (or remove the version: \`plugindex remove ${name}@${version}\`)`,
+        `install it again online (\`plugindex install ${name}@${version}${flag}\` into this folder, or \`plugindex install -c FILE\` for a plugin set's): this verify recorded the refusal, so the install places the version again with the manifest's signature by the registry's current key ${trust.fingerprint}, which the rotation signed every manifest with (or remove the version: \`plugindex remove ${name}@${version}\`)`,
       );
   throw refusal;
 }

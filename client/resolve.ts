@@ -296,7 +296,7 @@ export function libcFallbackWarning(
    * no registry, so cannot know whether the version now has a musl build): said on every such install.
    */
   inPlace = false,
-  /** ` --lockfile PATH` for a lock that is not the default one (install.ts `lockfileFlag`), for the remedy. */
+  /** ` --lockfile PATH` for a lock that is not the default one (lockfile.ts `lockfileFlag`), for the remedy. */
   flag = '',
 ): string[] {
   if (platform.libc === undefined || artifact.libc === platform.libc) return [];
@@ -481,7 +481,7 @@ export function resolveLocked(
   platform: Platform,
   options: {
     readonly denyYanked?: boolean;
-    /** ` --lockfile PATH` for a lock that is not the default one (install.ts `lockfileFlag`), for the remedy. */
+    /** ` --lockfile PATH` for a lock that is not the default one (lockfile.ts `lockfileFlag`), for the remedy. */
     readonly lockfileFlag?: string;
   } = {},
 ): Resolution {

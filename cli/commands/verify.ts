@@ -14,7 +14,13 @@ import { LogDisagreementError } from '../../client/errors.ts';
 import type { TrustError } from '../../index-builder/errors.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { givenOptions, type Parsed, stringOption } from '../args.ts';
-import { dirOption, lockfileOption, registryUrlArgument, withClient } from '../client.ts';
+import {
+  dirOption,
+  lockfileOption,
+  namedLockfileOption,
+  registryUrlArgument,
+  withClient,
+} from '../client.ts';
 import { isRefusal, usage } from '../errors.ts';
 import { readGivenKeyFile, refuseOutputOver } from '../inputs.ts';
 import { outJson } from '../output.ts';
@@ -68,7 +74,11 @@ async function verifyInstalled(parsed: Parsed): Promise<number> {
     const config = stringOption(parsed, 'config');
     const findings =
       config === undefined
-        ? await client.verifyInstalled({ ...dirOption(parsed), lockfile: lockfileOption(parsed) })
+        ? await client.verifyInstalled({
+            ...dirOption(parsed),
+            lockfile: lockfileOption(parsed),
+            ...namedLockfileOption(parsed),
+          })
         : await client.verifySet(resolve(config), { home: homedir() });
     const failed = findings.filter((f) => !f.ok && !NOTICES.has(f.code));
     if (json) outJson({ ok: failed.length === 0, plugins: findings });

@@ -551,7 +551,7 @@ describe('when a plugin name, version spec, reference or platform typed on the c
 });
 
 describe('when a remedy names a command and --lockfile names another lock than the default', () => {
-  it('repeats --lockfile PATH in it (install, install --frozen), and adds nothing for the default lock', async () => {
+  it('repeats --lockfile PATH in it (install, verify, install --frozen), and adds nothing for the default lock', async () => {
     // The command named alone acted on plugindex.lock, another lock than the one refused.
     const plugindex = await home();
     const cwd = path.join(work, `home${homes}`);
@@ -581,6 +581,16 @@ describe('when a remedy names a command and --lockfile names another lock than t
 
     // A lock made under another key than the one pinned here: --frozen refuses it naming update, on that lock.
     expect((await plugindex('install', NAME, '--dir', 'plugins', '--lockfile', 'team.lock')).code).toBe(0);
+    // verify's remedy for a file changed since: the install it names places it again under that lock.
+    const plugins = path.join(cwd, 'plugins');
+    const [version] = await readdir(path.join(plugins, NAME));
+    await writeFile(path.join(plugins, NAME, version as string, 'linux-amd64', NAME), 'changed');
+    const verified = await plugindex('verify', '--dir', 'plugins', '--lockfile', 'team.lock');
+    expect(verified.code, verified.stderr).toBe(3);
+    expect(verified.stdout + verified.stderr).toContain(
+      `\`plugindex install ${NAME}@${version} --dir ${plugins} --lockfile ${team}\` places it again as signed`,
+    );
+    expect((await plugindex('install', '--dir', 'plugins', '--lockfile', 'team.lock')).code).toBe(0);
     const lock = JSON.parse(await readFile(team, 'utf8'));
     lock.registries.main.key_fingerprint = 'A'.repeat(40);
     await writeFile(team, JSON.stringify(lock));
