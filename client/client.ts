@@ -415,7 +415,7 @@ class Client implements PlugindexClient {
       fetcher: options.fetcher,
       onProgress: options.onProgress,
       tree: (dir) => new InstallTree(dir ?? state.defaultInstallDir),
-      find: (name, registry) => this.#find(name, registry),
+      find: (name, registry, suggest) => this.#find(name, registry, suggest),
       endpoint: async (registry) => {
         const entry = (await this.#config_()).registries.find((r) => r.name === registry);
         return entry ? this.#endpoint(entry) : undefined;
@@ -1042,10 +1042,15 @@ class Client implements PlugindexClient {
     return searchPlugins(sources, query);
   }
 
-  /** The first registry by priority that lists the plugin (or the one named). */
+  /**
+   * The first registry by priority that lists the plugin (or the one named). `suggest` for a name the user
+   * typed: one read from a lock or installed.json was listed once, and another plugin named in its refusal
+   * (audit, list --outdated, a frozen install) pointed at a plugin nobody asked for, search.json read for it.
+   */
   async #find(
     name: string,
     registry: string | undefined,
+    suggest = false,
   ): Promise<{ session: RegistrySession; document: PluginDocument }> {
     const entries = await this.#entries(registry);
     for (const entry of entries) {
@@ -1055,7 +1060,7 @@ class Client implements PlugindexClient {
     }
     throw new ClientError(
       'PLUGIN_NOT_FOUND',
-      `no plugin named ${name} in ${entries.map((e) => `${e.name} (${e.url})`).join(', ')}${await this.#nearest(name, entries)}`,
+      `no plugin named ${name} in ${entries.map((e) => `${e.name} (${e.url})`).join(', ')}${suggest ? await this.#nearest(name, entries) : ''}`,
     );
   }
 
@@ -1078,7 +1083,7 @@ class Client implements PlugindexClient {
     options: { registry?: string; platform?: Platform; apiVersion?: string } = {},
   ): Promise<InfoResult> {
     const { name, spec } = parseRequest(request);
-    const { session, document } = await this.#find(name, options.registry);
+    const { session, document } = await this.#find(name, options.registry, true);
     const explicit = request.includes('@');
     const resolution = explicit
       ? resolvePlugin(document, {
@@ -1120,7 +1125,11 @@ class Client implements PlugindexClient {
     if (parsed.kind === 'name') {
       if (parsed.tag === undefined) return undefined;
       const entries = await this.#entries(undefined);
-      const { session } = await this.#find(parsed.name, entries.length === 1 ? entries[0]?.name : undefined);
+      const { session } = await this.#find(
+        parsed.name,
+        entries.length === 1 ? entries[0]?.name : undefined,
+        true,
+      );
       return { request: `${parsed.name}@${parsed.tag}`, registry: session.entry.name };
     }
     return this.#ociReference(parsed);

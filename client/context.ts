@@ -42,6 +42,8 @@ export interface ClientContext {
   find(
     name: string,
     registry: string | undefined,
+    /** A name the user typed: its PLUGIN_NOT_FOUND names the plugin it most likely meant. */
+    suggest?: boolean,
   ): Promise<{ readonly session: RegistrySession; readonly document: PluginDocument }>;
   /** A configured registry's endpoint (URL, mirrors, CA, credentials), or undefined when none has the name. */
   endpoint(registry: string): Promise<Endpoint | undefined>;

@@ -229,6 +229,11 @@ interface Target {
    * the folder holds none of it, so a refusal names the glibc build it does hold.
    */
   readonly updatingAdded?: string;
+  /**
+   * Named by the user (a request, a set's entry) and neither locked nor installed: a PLUGIN_NOT_FOUND names
+   * the plugin it most likely meant, where one the lock or the folder holds was listed once.
+   */
+  readonly typed?: boolean;
 }
 
 /** One platform's file of a planned version: what to fetch, from where, and what it must hash to. */
@@ -1113,6 +1118,7 @@ function installTargets(
         ...(t.path !== undefined ? { path: t.path } : {}),
         ...(t.registry !== undefined ? { registry: t.registry } : {}),
         ...(keep ? { locked: entry } : {}),
+        ...(entry === undefined ? { typed: true } : {}),
       };
     });
   }
@@ -1155,6 +1161,7 @@ function installTargets(
       ...(keep ? { locked: entry } : {}),
       ...(registry !== undefined ? { registry } : {}),
       ...(entry?.manifest_url !== undefined && from === undefined ? { manifestUrl: entry.manifest_url } : {}),
+      ...(entry === undefined && !updating.has(name) ? { typed: true } : {}),
     };
   });
 }
@@ -1379,7 +1386,7 @@ async function findSource(
       throw new ClientError('PLUGIN_NOT_FOUND', `no plugin named ${target.name} in ${given.name}`);
     return { source: given, document };
   }
-  const { session, document } = await ctx.find(target.name, registry);
+  const { session, document } = await ctx.find(target.name, registry, target.typed === true);
   return { source: registrySource(session), document };
 }
 

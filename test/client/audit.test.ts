@@ -3,7 +3,7 @@
  * configured registry may share a name. Only the registry pinned to the key a version was installed
  * through speaks for it; another's advisories, or their absence, are no audit of what is on disk.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -186,6 +186,35 @@ describe('when a configured registry has lost its pin (its data folder wiped)', 
         name: 'ClientError',
         code: 'REGISTRY_NOT_PINNED',
       });
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('when an installed plugin is one its registry no longer lists', () => {
+  it('audit and list --outdated say so alone, suggesting no other plugin (the name was not typed)', async () => {
+    // Its PLUGIN_NOT_FOUND ended with the did-you-mean of a mistyped name (`did you mean shared-tool?`): the
+    // search.json read for it, and another plugin named where an installed one is no longer listed.
+    const dir = join(root, 'unlisted-plugins');
+    const client = httpClient(join(root, 'unlisted'));
+    try {
+      await client.addRegistry({ name: 'community', url: urls.other as string, pin: { armored: otherKey } });
+      await client.install({ requests: ['shared-tool'], lockfile: join(root, 'unlisted.lock'), dir });
+      // The record renamed: installed as shared-tol, a name the registry does not list.
+      const file = join(dir, 'installed.json');
+      await writeFile(file, (await readFile(file, 'utf8')).replaceAll('shared-tool', 'shared-tol'));
+      const audit = await client.auditInstalled({ dir });
+      expect(audit.skipped).toEqual([
+        expect.objectContaining({
+          name: 'shared-tol',
+          reason: expect.stringContaining('no plugin named shared-tol'),
+        }),
+      ]);
+      expect(audit.skipped[0]?.reason).not.toContain('did you mean');
+      const [row] = await client.list({ dir, outdated: true });
+      expect(row?.unchecked).toEqual(expect.stringContaining('no plugin named shared-tol'));
+      expect(row?.unchecked).not.toContain('did you mean');
     } finally {
       await client.close();
     }
