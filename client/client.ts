@@ -1069,10 +1069,11 @@ class Client implements PlugindexClient {
    * search reads), or nothing: one that cannot be read now (offline, not cached) leaves the refusal as it was.
    */
   async #nearest(name: string, entries: readonly RegistryEntry[]): Promise<string> {
-    const names: string[] = [];
+    const names: unknown[] = [];
     for (const entry of entries) {
       const doc = await (await this.#session(entry)).searchDocument().catch(() => undefined);
-      for (const plugin of doc?.plugins ?? []) names.push(plugin.name);
+      // An entry not an object (null) is a registry's defect, not this refusal's to turn into a TypeError.
+      for (const plugin of doc?.plugins ?? []) names.push((plugin as { name?: unknown } | null)?.name);
     }
     const near = nearestPluginName(name, names);
     return near === undefined ? '' : `: did you mean ${near}?`;

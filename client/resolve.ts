@@ -165,13 +165,18 @@ function versionSpeltElsewise(text: string): string {
 /**
  * The plugin of `names` a mistyped `name` most likely meant (at most two edits, counting a swap of
  * neighbours as one, and at most a third of its length; the nearest, then the first by name), else undefined.
+ * `names` are a registry's search.json entries, which no schema reads on the client: only one a plugin can be
+ * named is named back (not a number read as no distance at all, nor a terminal's escape to a library caller).
  */
-export function nearestPluginName(name: string, names: Iterable<string>): string | undefined {
+export function nearestPluginName(name: string, names: Iterable<unknown>): string | undefined {
   // No plugin name is that long: a word past it is no typo of one, and costs no table to say so.
   if (name.length > 128) return undefined;
   let best: { name: string; distance: number } | undefined;
   for (const candidate of names) {
-    if (candidate === name) continue;
+    if (typeof candidate !== 'string' || candidate === name) continue;
+    // Length first: it bounds the distance from below, and spares a table for a name megabytes long.
+    if (Math.abs(candidate.length - name.length) > 2 || pluginNameFormProblem(candidate) !== undefined)
+      continue;
     const distance = editDistance(name, candidate);
     if (distance > 2 || distance * 3 > name.length) continue;
     if (!best || distance < best.distance || (distance === best.distance && candidate < best.name))

@@ -1617,6 +1617,28 @@ describe('when what is served was tampered with', () => {
     expect((await withClient(m, (c) => c.search({ terms: ['demo-plugin'] }))).length).toBe(1);
   });
 
+  it('keeps a mistyped name PLUGIN_NOT_FOUND, naming no plugin, when search.json is refused or offline not cached', async () => {
+    // The did-you-mean reads search.json on the refusal's path: one that fails its digest is not read for it,
+    // nor turns the refusal into its TrustError; offline, one not cached is not fetched for it.
+    const variant = encodedVariantKey(SEARCH_KEY, 'br');
+    const alone = {
+      name: 'ClientError',
+      code: 'PLUGIN_NOT_FOUND',
+      message: expect.not.stringContaining('did you mean'),
+    };
+    await tampered(SEARCH_KEY, flipLast, () =>
+      tampered(variant, flipLast, async () => {
+        await expect(withClient(m, (c) => c.info('demo-plugni'))).rejects.toMatchObject(alone);
+      }),
+    );
+    await expect(withClient(m, (c) => c.info('demo-plugni'), { offline: true })).rejects.toMatchObject(alone);
+    // Honest and online, it is named.
+    await expect(withClient(m, (c) => c.info('demo-plugni'))).rejects.toMatchObject({
+      code: 'PLUGIN_NOT_FOUND',
+      message: expect.stringContaining(`did you mean ${NAME}?`),
+    });
+  });
+
   it('refuses a snapshot whose text was changed under its signature', async () => {
     await withEnvelope(
       (envelope) => ({

@@ -7,6 +7,7 @@ import {
   apiVersionAllows,
   artifactFor,
   hostPlatform,
+  nearestPluginName,
   type Platform,
   parsePlatform,
   parseRequest,
@@ -336,6 +337,29 @@ describe('when a request reads as credentials and a host without a scheme', () =
     // A name and a tag, or a registry's host and port, are no credentials: refused as before, named whole.
     expect(() => parseRequest('kubecost-lens:1.0')).toThrow('plugin name "kubecost-lens:1.0"');
     expect(() => parseRequest('localhost:5000/lens@sha256:ab')).toThrow('is not a plugin name');
+  });
+});
+
+describe('when a name no registry lists is near one its search.json lists', () => {
+  it('names the nearest, never the name itself', () => {
+    expect(nearestPluginName('demo-plugni', ['demo-plugin', 'demo-plug', 'other'])).toBe('demo-plugin');
+    expect(nearestPluginName('demo-plugin', ['demo-plugin'])).toBeUndefined();
+  });
+
+  it("names only what a plugin can be named: search.json is a registry's word, signed or not", () => {
+    // Its entries are not read by the schema: a number, a missing name or an object read as distance 0 and was
+    // named (`did you mean 5?`), a name with a terminal's escape (ESC c resets it) within two edits was named
+    // back to a library caller as it was, and one megabytes long cost a table of its length.
+    const hostile = [
+      5,
+      undefined,
+      null,
+      { name: 'x' },
+      'demo-plugi\u001bc',
+      `demo-plugin${'x'.repeat(1_000_000)}`,
+    ];
+    expect(nearestPluginName('demo-plugin', hostile)).toBeUndefined();
+    expect(nearestPluginName('demo-plugin', [...hostile, 'demo-plugins'])).toBe('demo-plugins');
   });
 });
 
