@@ -259,8 +259,15 @@ export function parsePluginSet(text: string, file: string, options: { readonly h
 /**
  * A commented starter plugin set, for `plugindex init-config`: one registry provider and one plugin live,
  * every other provider type, a policy and a discovery block shown commented out. `parsePluginSet` reads it.
+ * `localUrl`: the URL a registry configured here as `local` has, written for the provider of that name (the
+ * default, `plugindex serve`'s 127.0.0.1:8080, was refused ECONNREFUSED by `install -c` where `local` is
+ * served elsewhere).
  */
-export function initConfigText(): string {
+export function initConfigText(localUrl?: string): string {
+  const url =
+    localUrl === undefined
+      ? 'http://127.0.0.1:8080     # https: anywhere; http: only on this machine'
+      : `${JSON.stringify(localUrl)}     # the URL \`plugindex registry add\` configured local at`;
   return `# A plugin set: the plugins this project installs, and where each comes from.
 # Check it in; \`plugindex install -c <this file>\` installs exactly this, and the lock written beside it
 # (plugins.lock for plugins.yaml) pins it: check that in too.
@@ -273,7 +280,7 @@ plugins:
   providers:
     - type: registry                 # a plugindex registry
       name: local
-      url: http://127.0.0.1:8080     # https: anywhere; http: only on this machine
+      url: ${url}
       key: ./registry.asc            # its armored public key (plugindex serve prints where it is)
       # priority: 0                  # lower is tried first
       # timeout: 30s

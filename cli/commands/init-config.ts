@@ -2,8 +2,10 @@
 import { constants } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { ClientError } from '../../client/errors.ts';
 import { initConfigText } from '../../client/set-file.ts';
 import type { Parsed } from '../args.ts';
+import { withClient } from '../client.ts';
 import { CliError, usage } from '../errors.ts';
 import { notWritten, refuseOutputOver } from '../inputs.ts';
 import { out } from '../terminal.ts';
@@ -15,9 +17,10 @@ export async function run(parsed: Parsed): Promise<number> {
   // Guarded as every --output: `init-config R/public/plugins.yaml` served a file from the registry's
   // folder, and with --force a secret key named by a slip of completion was replaced by the starter set.
   await refuseOutputOver('FILE', file, []);
+  const text = initConfigText(await configuredLocalUrl(parsed));
   try {
     // O_EXCL unless --force: a set a team keeps in version control is never overwritten by accident.
-    await writeFile(file, initConfigText(), {
+    await writeFile(file, text, {
       flag: force ? 'w' : constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY,
     });
   } catch (error) {
@@ -29,4 +32,19 @@ export async function run(parsed: Parsed): Promise<number> {
     `wrote ${file}: edit its providers and plugins, then run \`plugindex install -c ${parsed.positionals[0] ?? 'plugins.yaml'}\``,
   );
   return 0;
+}
+
+/**
+ * The URL of the registry configured as `local`, the starter's provider name: a starter naming
+ * 127.0.0.1:8080 beside a `local` served elsewhere failed `install -c` with ECONNREFUSED. A configuration
+ * that does not read leaves the starter as it is: it is `install`'s to refuse, not a starter's.
+ */
+async function configuredLocalUrl(parsed: Parsed): Promise<string | undefined> {
+  try {
+    const registries = await withClient(parsed, ({ client }) => client.listRegistries());
+    return registries.find(({ entry }) => entry.name === 'local')?.entry.url;
+  } catch (error) {
+    if (error instanceof ClientError) return undefined;
+    throw error;
+  }
 }

@@ -259,6 +259,22 @@ describe('when init-config writes a starter set', () => {
   });
 });
 
+describe('when init-config runs where a registry named local is configured', () => {
+  it('writes the URL local is configured at, where it wrote 127.0.0.1:8080 and install -c failed ECONNREFUSED', async () => {
+    const c = await checkout();
+    const added = await c.plugindex('registry', 'add', 'local', base, '--key', 'registry.asc');
+    expect(added.code, added.stderr).toBe(0);
+    const written = await c.plugindex('init-config');
+    expect(written.code, written.stderr).toBe(0);
+    const starter = await readFile(c.file, 'utf8');
+    expect(starter).toContain(`url: "${base}"`);
+    expect(starter).not.toContain('127.0.0.1:8080');
+    const diff = await c.plugindex('diff', '-c', 'plugins.yaml');
+    expect(diff.code, diff.stderr).toBe(1);
+    expect(diff.stdout).toContain('+ add kubecost-lens 1.2.0');
+  });
+});
+
 describe('when a set is installed (install -c)', () => {
   it('installs each plugin, says so line by line and locks the set beside the file', async () => {
     const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }, { name: BETA }]));
