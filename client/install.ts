@@ -192,6 +192,11 @@ export interface InstalledItem {
    * Reported as "updated to", a downgrade read as an upgrade.
    */
   readonly downgrade?: Downgrade;
+  /**
+   * An update that placed again the very version current in its folder (a file of it changed or gone, its
+   * manifest or key not what the source signs now): reported as "updated to", a version that did not change.
+   */
+  readonly placedAgain?: true;
 }
 
 export interface Downgrade {
@@ -281,6 +286,8 @@ export interface Planned {
   readonly deprecated: boolean;
   /** An update's move below the version current in the folder (`InstalledItem.downgrade`). */
   readonly downgrade?: Downgrade;
+  /** An update to the version current in the folder (`InstalledItem.placedAgain`). */
+  readonly placedAgain?: true;
   readonly warnings: readonly string[];
   /** The advisories affecting it (none known for a frozen install, which reads no plugin document). */
   readonly advisories: readonly Advisory[];
@@ -2928,7 +2935,8 @@ async function record(
 
 /**
  * An update's move below the version current in its folder, and why that version is not kept: what the
- * document says of it now (yanked, removed), else that the request no longer allows it.
+ * document says of it now (yanked, removed), else that the request no longer allows it. Or an update to
+ * that very version (`placedAgain`, said only when the plan then places it).
  */
 async function downgradeOf(
   seen: OnDisk,
@@ -2936,8 +2944,9 @@ async function downgradeOf(
   name: string,
   to: string,
   document: PluginDocument,
-): Promise<{ downgrade?: Downgrade }> {
+): Promise<{ downgrade?: Downgrade; placedAgain?: true }> {
   const from = own((await seen.read(tree)).plugins, name)?.current;
+  if (from === to) return { placedAgain: true };
   if (from === undefined || compareVersions(to, from) >= 0) return {};
   const record = document.versions.find((v) => versionIdentity(v.version) === versionIdentity(from));
   const reason = record?.removed
@@ -2966,6 +2975,7 @@ function itemOf(plan: Planned, tree: InstallTree, unchanged: boolean): Installed
     ...(plan.look_alikes ? { look_alikes: plan.look_alikes } : {}),
     unchanged,
     ...(plan.downgrade && !unchanged ? { downgrade: plan.downgrade } : {}),
+    ...(plan.placedAgain && !unchanged ? { placedAgain: true } : {}),
   };
 }
 

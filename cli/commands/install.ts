@@ -134,7 +134,14 @@ export function report(result: InstallResult, json: boolean, verb: string, lockf
     const where = platforms.length > 1 ? platforms.join(', ') : item.platform;
     // An update's move below the version it replaces is said as one, with why the newer is not kept: read as
     // "updated to", it passed for an upgrade.
-    const done = item.unchanged ? 'up to date' : item.downgrade ? 'downgraded to' : verb;
+    // And one to the version it holds, placed again (a file changed), not "updated to" a version unchanged.
+    const done = item.unchanged
+      ? 'up to date'
+      : item.downgrade
+        ? 'downgraded to'
+        : item.placedAgain
+          ? 'placed again'
+          : verb;
     out(`${done} ${item.name}@${item.version} (${where}) from ${item.registry}: ${item.path}`);
     if (item.downgrade && !item.unchanged)
       out(

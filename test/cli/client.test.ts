@@ -960,10 +960,15 @@ describe('when a user searches, installs and manages plugins', () => {
       plugins: [{ code: 'INSTALLED_MODIFIED' }],
     });
 
-    // Within its spec (the exact 1.0.0 it was installed as) there is nothing newer: it is put back as signed.
+    // Within its spec (the exact 1.0.0 it was installed as) there is nothing newer: it is put back as signed,
+    // and said so (it said `updated to NAME@1.0.0`, a version that did not change).
     const within = await plugindex('update', NAME, '--dir', 'plugins', '--platform', 'linux/amd64');
     expect(within.code, within.stderr).toBe(0);
-    expect(within.stdout).toContain(`updated to ${NAME}@1.0.0`);
+    expect(within.stdout).toContain(`placed again ${NAME}@1.0.0 (linux-amd64)`);
+    expect(within.stdout).not.toContain('updated to');
+    const again = await plugindex('update', NAME, '--dir', 'plugins', '--platform', 'linux/amd64', '--json');
+    expect(JSON.parse(again.stdout).items).toMatchObject([{ version: '1.0.0', unchanged: true }]);
+    expect(JSON.parse(again.stdout).items[0].placedAgain).toBeUndefined();
     expect(await readFile(file)).toEqual(Buffer.from(TOOL));
     // 1.1.0 asks for permissions 1.0.0 did not: named, and taken only with --accept-permissions; with the
     // lock deleted too, as the version installed accepted none of them.
