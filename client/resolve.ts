@@ -158,8 +158,12 @@ function specProblem(spec: string): string | undefined {
 function versionSpeltElsewise(text: string): string {
   if (readsAsVersion(text)) return `; a version goes after its plugin's name and '@' (NAME@${text})`;
   const apart = /^([^=\s]+?)\s*(?:==?|\s)\s*(\S.*)$/.exec(text);
-  if (!apart?.[1] || !apart[2] || !versionGivenApart(apart[1], apart[2])) return '';
-  return `; did you mean ${apart[1]}@${apart[2]}?`;
+  const [name, spec] = [apart?.[1], apart?.[2]];
+  if (name === undefined || spec === undefined || pluginNameFormProblem(name) !== undefined) return '';
+  // In one word what follows is no plugin of its own, so a version a plugin could be named (`==12`, `==v2`)
+  // is one too: `versionGivenApart`'s rule, for two words, missed them.
+  if (!isVersionSpec(spec) && spec !== 'latest') return '';
+  return `; did you mean ${name}@${spec}?`;
 }
 
 /**

@@ -272,6 +272,10 @@ describe('when parsing a request', () => {
     { text: 'kubecost-lens==1.2.0', says: 'did you mean kubecost-lens@1.2.0?' },
     { text: 'kubecost-lens=^1.2', says: 'did you mean kubecost-lens@^1.2?' },
     { text: 'kubecost-lens 1.2.0', says: 'did you mean kubecost-lens@1.2.0?' },
+    // In one word, what follows '==' is no plugin of its own: a version a plugin could be named is one too.
+    { text: 'kubecost-lens==12', says: 'did you mean kubecost-lens@12?' },
+    { text: 'kubecost-lens==v2', says: 'did you mean kubecost-lens@v2?' },
+    { text: 'kubecost-lens==latest', says: 'did you mean kubecost-lens@latest?' },
     { text: '1.2.0', says: "a version goes after its plugin's name and '@' (NAME@1.2.0)" },
   ])('refuses $text (REQUEST_INVALID)', ({ text, says }) => {
     expect(() => parseRequest(text)).toThrow(
