@@ -21,6 +21,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { mayBeBinaryPackets, SECRET_KEY_ARMOR } from '../../index-builder/armor.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import { isSafeKey, variantOfKey } from '../../index-builder/layout.ts';
 import {
@@ -448,6 +449,7 @@ async function respond(
   options: RegistryServerOptions,
   search: SearchIndex,
   variants: VariantChecks,
+  secrets: SecretGuard,
   req: http.IncomingMessage,
   res: http.ServerResponse,
 ): Promise<void> {
@@ -545,6 +547,8 @@ async function respond(
     if (!(error instanceof StoreError && error.code === 'STORE_INVALID_KEY')) throw error;
     object = undefined;
   }
+  // Secret key material is not there, as far as any client is told (SecretGuard).
+  if (route && object && (await secrets.refuses(servedKey ?? route.key))) drop();
   if (!route || !object) {
     const vary = route ? varyOf(route, encoded?.negotiated ?? false) : undefined;
     const headers: http.OutgoingHttpHeaders = vary ? { vary } : {};
@@ -791,12 +795,120 @@ async function* bytesBetween(
     );
 }
 
+/** A registry folder's marks (cli/local/registry.ts: CONFIG_FILE beside SECRET_KEY_FILE), as store keys. */
+const REGISTRY_MARKS = ['plugindex.json', 'keys/registry-secret.asc'] as const;
+/** A file named as a secret key (`registry-secret.asc`, `my-secret.asc`), in any letter case. */
+const SECRET_KEY_NAME = /(?:^|\/)[^/]*secret[^/]*\.asc$/i;
+/** How many of a file's first bytes are read to tell secret key material by: the armor line, or a packet header. */
+const SECRET_PEEK_BYTES = 128;
+/** Paths warned of: one line each, not one per request (a client asking again and again floods nothing). */
+const MAX_WARNED = 1_000;
+
+/**
+ * The published tree is served as it is on disk, so whatever lands in it is sent: a registry made inside
+ * another's public/ (before init refused that) had its signing key at GET /sub/keys/registry-secret.asc.
+ * Never sent, whatever the request: a key under a folder holding a registry's marks, a file named as a
+ * secret key, and a body beginning as secret key material (its armor, or a binary Secret-Key packet). Each
+ * is answered 404 as a missing file is, and said once on `warn`.
+ */
+class SecretGuard {
+  readonly #site: Store;
+  readonly #warn: ((line: string) => void) | undefined;
+  readonly #warned = new Set<string>();
+
+  constructor(site: Store, warn: ((line: string) => void) | undefined) {
+    this.#site = site;
+    this.#warn = warn;
+  }
+
+  /** True (and warned of, once) when `key` must not be sent. */
+  async refuses(key: string): Promise<boolean> {
+    const why = await this.#why(key);
+    if (why === undefined) return false;
+    if (!this.#warned.has(key)) {
+      if (this.#warned.size >= MAX_WARNED) this.#warned.clear();
+      this.#warned.add(key);
+      this.#warn?.(
+        `warning: not serving /${key} (answered 404): ${why}; secret key material is never served: move it out of the published tree`,
+      );
+    }
+    return true;
+  }
+
+  async #why(key: string): Promise<string | undefined> {
+    if (SECRET_KEY_NAME.test(key)) return "its name is a secret key file's";
+    const segments = key.split('/');
+    // Every folder above the file, the tree's root ('') first.
+    const folders = segments.map((_, i) => segments.slice(0, i).join('/'));
+    const marked = await Promise.all(folders.map((folder) => this.#holdsRegistry(folder)));
+    const registry = folders.find((_, i) => marked[i]);
+    if (registry !== undefined)
+      return `it is inside a registry's folder (/${registry ? `${registry}/` : ''}: ${REGISTRY_MARKS.join(' beside ')}), whose signing key is there`;
+    if (isSecretKeyStart(await this.#firstBytes(key))) return 'it begins as OpenPGP secret key material';
+    return undefined;
+  }
+
+  async #holdsRegistry(folder: string): Promise<boolean> {
+    const prefix = folder ? `${folder}/` : '';
+    for (const mark of REGISTRY_MARKS) {
+      // A key too long to be one is no mark there.
+      const found = await this.#site.head(`${prefix}${mark}`).catch(() => undefined);
+      if (!found) return false;
+    }
+    return true;
+  }
+
+  async #firstBytes(key: string): Promise<Uint8Array> {
+    const stream = await this.#site.getStream(key).catch(() => undefined);
+    if (!stream) return new Uint8Array(0);
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of stream.body) {
+        chunks.push(chunk);
+        size += chunk.byteLength;
+        if (size >= SECRET_PEEK_BYTES) break;
+      }
+    } finally {
+      stream.cancel();
+    }
+    return Buffer.concat(chunks).subarray(0, SECRET_PEEK_BYTES);
+  }
+}
+
+/**
+ * True when `bytes` (a file's first) begin as secret key material: the armor of one, after any byte order
+ * mark and blank space, or a binary Secret-Key or Secret-Subkey packet (RFC 9580 §5.5.1.3) of a key
+ * version (4, 5 or 6), its first byte after the packet's header.
+ */
+export function isSecretKeyStart(bytes: Uint8Array): boolean {
+  const text = Buffer.from(bytes)
+    .toString('latin1')
+    .replace(/^\xef\xbb\xbf/, '')
+    .trimStart();
+  if (text.startsWith(SECRET_KEY_ARMOR)) return true;
+  if (!mayBeBinaryPackets(bytes)) return false;
+  const first = bytes[0] as number;
+  const current = (first & 0x40) !== 0;
+  const tag = current ? first & 0x3f : (first >> 2) & 0x0f;
+  if (tag !== 5 && tag !== 7) return false;
+  let lengthBytes: number;
+  if (current) {
+    const length = bytes[1] ?? 0;
+    lengthBytes = length < 192 ? 1 : length < 224 ? 2 : length === 255 ? 5 : 1;
+  } else lengthBytes = [1, 2, 4, 0][first & 0x03] as number;
+  const version = bytes[1 + lengthBytes];
+  return version === 4 || version === 5 || version === 6;
+}
+
 /** A request listener over the Store; see the module comment for the routes. */
 export function createRegistryServer(options: RegistryServerOptions): http.Server {
   // Kept for the server's life: each search reads the snapshot, and search.json only when it changed.
   const search = new SearchIndex(options.site);
   // Kept too: what each variant recording no digest was found to decode to (variant-check.ts).
   const variants = new VariantChecks(options.site);
+  // Warned of where an internal error's cause goes: `plugindex serve`'s stderr.
+  const secrets = new SecretGuard(options.site, options.logError ?? options.log);
   const timeouts = options.timeouts ?? SERVER_TIMEOUTS;
   const maxConnections = options.maxConnections ?? MAX_CONNECTIONS;
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1)
@@ -838,7 +950,7 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
         answering.set(req.socket, (answering.get(req.socket) ?? 1) - 1);
       });
       res.on('finish', () => options.log?.(`${req.method} ${req.url} ${res.statusCode}`));
-      respond(options, search, variants, req, res).catch((error: unknown) => {
+      respond(options, search, variants, secrets, req, res).catch((error: unknown) => {
         // The client went away mid-body (a cancelled download, a scanner, the idle timeout): the response
         // was closed under the stream, no fault of the server's. Logged as an internal error, each such
         // client wrote an error line to `plugindex serve`'s output, as many as a client liked to make. A

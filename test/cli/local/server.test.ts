@@ -16,6 +16,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { brotliCompressSync, gunzipSync, gzipSync } from 'node:zlib';
+import { readPrivateKey } from 'openpgp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../../../adapters/fs-store.ts';
 import { CliError } from '../../../cli/errors.ts';
@@ -33,6 +34,7 @@ import {
 } from '../../../cli/local/server.ts';
 import { startService } from '../../../cli/local/service.ts';
 import { openSite } from '../../../cli/local/site.ts';
+import { SECRET_KEY_ARMOR } from '../../../index-builder/armor.ts';
 import {
   ARTIFACT_CSP,
   CORS_EXPOSED_HEADER_NAMES,
@@ -43,7 +45,7 @@ import {
 } from '../../../index-builder/serving.ts';
 import type { Store } from '../../../index-builder/store.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor } from '../../../index-builder/store.ts';
-import { encode, sha256 } from '../../support/fixtures.ts';
+import { encode, sha256, testKey } from '../../support/fixtures.ts';
 import { MemoryStore } from '../../support/memory-store.ts';
 import { rawRequest } from '../../support/raw-http.ts';
 import { patternBytes } from '../../support/streams.ts';
@@ -2335,6 +2337,95 @@ describe('when a download ends early', () => {
       await expect.poll(() => errors).toEqual([`error serving GET /${BIG_KEY}: EIO: read failed`]);
     } finally {
       await listening.close();
+    }
+  });
+});
+
+describe('when the published tree holds secret key material (a registry made inside it, a key put there)', () => {
+  // A registry made inside another's public/ (before init refused it) had its signing key served to anyone:
+  // GET /sub/keys/registry-secret.asc was 200. The server now never sends a registry's folder, a file named
+  // as a secret key, or one whose bytes begin as secret key material, whatever its name.
+  let siteRoot: string;
+  let url: string;
+  let stop: () => Promise<void>;
+  const warnings: string[] = [];
+  let secretArmored: string;
+  const REFUSED = [
+    '/sub/keys/registry-secret.asc',
+    '/sub/plugindex.json',
+    '/sub/keys/retired/0123.asc',
+    '/sub/public/index.json',
+    '/keys/old-secret.asc',
+    '/plugins/demo/1.0.0/bin/tool.key',
+    '/plugins/demo/1.0.0/bin/tool.gpg',
+  ];
+
+  beforeAll(async () => {
+    siteRoot = await mkdtemp(path.join(tmpdir(), 'plugindex-serve-secret-'));
+    const pair = await testKey('nested-registry');
+    secretArmored = pair.secretKey;
+    const binary = (await readPrivateKey({ armoredKey: secretArmored })).write();
+    const files: Record<string, string | Uint8Array> = {
+      'index.json': '{"plugins":[]}',
+      'keys/registry-public.asc': pair.publicKey,
+      // A registry's folder: its config beside its signing key.
+      'sub/plugindex.json': '{"name":"inner"}',
+      'sub/keys/registry-secret.asc': secretArmored,
+      'sub/keys/retired/0123.asc': 'retired key, named as no secret',
+      'sub/public/index.json': '{"plugins":[]}',
+      // Named as a secret key, whatever it holds.
+      'keys/old-secret.asc': 'not armored at all',
+      // Secret key material by its bytes alone: armored (after a blank line), and binary packets.
+      'plugins/demo/1.0.0/bin/tool.key': `\n${secretArmored}`,
+      'plugins/demo/1.0.0/bin/tool.gpg': binary,
+      // Text that only mentions the armor is no key.
+      'plugins/demo/1.0.0/README.txt': `how to make a key: it begins ${SECRET_KEY_ARMOR} ...`,
+    };
+    for (const [key, body] of Object.entries(files)) {
+      const file = path.join(siteRoot, 'public', key);
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(file, body);
+    }
+    const listening = await listenRegistryServer(
+      createRegistryServer({
+        site: new FsStore(path.join(siteRoot, 'public')),
+        logError: (l) => warnings.push(l),
+      }),
+      0,
+    );
+    url = listening.url;
+    stop = listening.close;
+  });
+
+  afterAll(async () => {
+    await stop();
+    await rm(siteRoot, { recursive: true, force: true });
+  });
+
+  it.each(REFUSED)('answers GET, HEAD and a range of %s 404, sending none of it', async (pathname) => {
+    const get = await raw(pathname, 'GET', url);
+    const head = await raw(pathname, 'HEAD', url);
+    const ranged = await fetch(`${url}${pathname}`, { headers: { range: 'bytes=40-' } });
+
+    expect(get.status).toBe(404);
+    expect(JSON.parse(get.body)).toEqual({ error: 'not_found', path: pathname });
+    expect(head.status).toBe(404);
+    expect(ranged.status).toBe(404);
+    expect(await ranged.text()).not.toContain('PGP');
+  });
+
+  it('warned once per path refused (each was asked three times above), naming it', async () => {
+    for (const key of REFUSED.map((pathname) => pathname.slice(1))) {
+      const lines = warnings.filter((line) => line.includes(`/${key} `) || line.endsWith(`/${key}`));
+      expect(lines, key).toHaveLength(1);
+      expect(lines[0]).toMatch(/^warning: /);
+    }
+  });
+
+  it('still serves the public key, the rest of the tree, and text that only mentions the armor', async () => {
+    for (const pathname of ['/index.json', '/keys/registry-public.asc', '/plugins/demo/1.0.0/README.txt']) {
+      const response = await raw(pathname, 'GET', url);
+      expect(response.status, pathname).toBe(200);
     }
   });
 });
