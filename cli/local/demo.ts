@@ -20,7 +20,7 @@ import { generateKeyPair } from '../../index-builder/signing.ts';
 import { CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { type ArtifactInput, packSubmission } from '../../index-builder/submission.ts';
 import { CliError } from '../errors.ts';
-import { makeFolder } from '../inputs.ts';
+import { makeFolder, refuseOutputInRegistry } from '../inputs.ts';
 import { createNewFile } from '../new-file.ts';
 import { describeOutcome } from '../output.ts';
 import {
@@ -169,6 +169,9 @@ export async function runDev(options: {
   const { dir, port, log } = options;
   const url = `http://127.0.0.1:${port}`;
   if (!(await isRegistry(dir))) {
+    // Never inside another registry's folder, as init refuses it: under its public/ the new signing key
+    // was served to anyone.
+    await refuseOutputInRegistry('registry', dir, { kind: 'folder' });
     const { fingerprint } = await initRegistry(dir, {
       name: 'plugindex demo registry',
       url,

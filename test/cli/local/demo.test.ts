@@ -21,13 +21,19 @@ const BIN = path.join(ROOT, 'cli/bin.mjs');
 let home: string;
 let port: number;
 
-/** The arguments of `plugindex dev` on `registry` (the test's home by default), serving on the test's port. */
+/**
+ * The registry of the first test, a folder of the test's home beside the others' (inside it, the others
+ * would be inside a registry's folder, which init and dev refuse).
+ */
+const demoRegistry = (): string => path.join(home, 'demo');
+
+/** The arguments of `plugindex dev` on `registry` (`demoRegistry` by default), serving on the test's port. */
 function devArgs(options: { readonly registry?: string; readonly examples?: string }): string[] {
   return [
     BIN,
     'dev',
     '--registry',
-    options.registry ?? home,
+    options.registry ?? demoRegistry(),
     '--port',
     String(port),
     ...(options.examples ? ['--examples', options.examples] : []),
@@ -121,7 +127,7 @@ describe('when npm start runs the demo registry', () => {
     } finally {
       await again.stop();
     }
-    const state = JSON.parse(await readFile(path.join(home, 'state', 'log.json'), 'utf8'));
+    const state = JSON.parse(await readFile(path.join(demoRegistry(), 'state', 'log.json'), 'utf8'));
     expect(state).toEqual(snapshot.log);
   }, 120_000);
 });
@@ -215,5 +221,37 @@ describe('when --examples names no folder (a typo, or the command run outside th
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`FILE_NOT_FOUND: --examples ${missing} is not a folder`);
     await expect(readdir(registry)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe("when --registry names a folder inside another registry's", () => {
+  it('refuses it, OUTPUT_IN_REGISTRY (exit 2), making no registry whose signing key the other serves', async () => {
+    // Prepare: init refuses such a folder, dev made its registry there (with the examples), its signing key
+    // in the outer registry's published tree.
+    const outer = path.join(home, 'outer');
+    const made = await new Promise<number>((resolve) => {
+      execFile(process.execPath, [BIN, 'init', '--registry', outer], (error) =>
+        resolve(error ? ((error as { code?: number }).code ?? -1) : 0),
+      );
+    });
+    expect(made).toBe(0);
+    const inner = path.join(outer, 'public', 'sub');
+
+    // Act
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        devArgs({ registry: inner, examples: path.join(ROOT, 'examples') }),
+        // It served (ending only when stopped): a failure, not a hang.
+        { cwd: ROOT, timeout: 30_000 },
+        (error, _out, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stderr }),
+      );
+    });
+
+    // Assess
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`OUTPUT_IN_REGISTRY: --registry ${inner} is inside the registry `);
+    await expect(readdir(inner)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
