@@ -306,7 +306,15 @@ async function entriesOf(dir: string): Promise<Set<string> | undefined> {
   try {
     return new Set(await readdir(dir, { recursive: true }));
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    // A mistyped --registry naming a file (or a path under one) was a stack trace.
+    if (code === 'ENOTDIR')
+      throw new CliError(
+        'FILE_NOT_WRITTEN',
+        `cannot make the registry ${dir}: it, or a folder above it, is a file: name a folder (or one not there yet)`,
+        { cause: error },
+      );
     throw error;
   }
 }

@@ -100,3 +100,22 @@ describe("when the folder is inside another registry's", () => {
     expect(again.stderr).toContain('REGISTRY_EXISTS');
   });
 });
+
+describe('when DIR is a file, or under one (a mistyped --registry)', () => {
+  it('refuses it FILE_NOT_WRITTEN naming it, where it was a stack trace, and leaves the file as it was', async () => {
+    // Prepare
+    const file = path.join(work, 'a-file');
+    await writeFile(file, 'mine');
+
+    for (const dir of [file, path.join(file, 'registry')]) {
+      // Act
+      const result = await plugindexProcess(['init', '--registry', dir], { cwd: work });
+
+      // Assess
+      expect(result.code, result.stderr).toBe(1);
+      expect(result.stderr).toContain(`FILE_NOT_WRITTEN: cannot make the registry ${dir}:`);
+      expect(result.stderr).not.toContain('    at ');
+    }
+    expect(await readFile(file, 'utf8')).toBe('mine');
+  });
+});
