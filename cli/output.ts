@@ -3,7 +3,7 @@
  * terminal.ts). One home, so a problem or an outcome reads the same from `publish`, `process`, `validate` and the
  * watcher's log.
  */
-import { boundProblems, type Problem } from '../index-builder/errors.ts';
+import { boundProblems, type Problem, problemPath, problemRef } from '../index-builder/errors.ts';
 import { statusKey } from '../index-builder/layout.ts';
 import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
 import { out } from './terminal.ts';
@@ -31,14 +31,6 @@ export function problemsJson(
 }
 
 /**
- * Where a problem is, as a line shows it: the whole document `/`, and a part's root as `bundle:/` (the path
- * `bundle:` made `BUNDLE_NOT_GZIP bundle:: ...`), as `envelope:/signature` is a pointer into its part.
- */
-function shownPath(path: string): string {
-  return path === '' || path.endsWith(':') ? `${path}/` : path;
-}
-
-/**
  * One indented line per problem: code, JSON pointer, message, and what was expected and found; at most
  * MAX_REPORTED_PROBLEMS lines, the last counting the rest.
  */
@@ -47,7 +39,7 @@ export function formatProblems(problems: readonly Problem[]): string[] {
     const detail = [p.expected ? `expected ${p.expected}` : '', p.found ? `found ${p.found}` : '']
       .filter(Boolean)
       .join('; ');
-    return `  ${p.code} ${shownPath(p.path)}: ${p.message}${detail ? ` (${detail})` : ''}`;
+    return `  ${p.code} ${problemPath(p.path)}: ${p.message}${detail ? ` (${detail})` : ''}`;
   });
 }
 
@@ -66,7 +58,7 @@ export function describeOutcome(outcome: SubmissionOutcome, form: 'full' | 'line
   const what = outcome.action ? `${outcome.action} ${subject}` : subject;
   if (outcome.status === 'rejected') {
     if (form === 'line') {
-      const codes = outcome.problems.map((p) => `${p.code} ${shownPath(p.path)}`).join('; ');
+      const codes = outcome.problems.map(problemRef).join('; ');
       return [`rejected ${what}: ${codes} (details: ${statusKey(outcome.id)})`];
     }
     return [`rejected ${what} (submission ${outcome.id})`, ...formatProblems(outcome.problems)];

@@ -378,9 +378,17 @@ export function problemsFrom(error: unknown): readonly Problem[] {
   throw error;
 }
 
+/**
+ * Where a problem is, as a line shows it: the whole document `/`, and a part's root as `bundle:/` (the path
+ * `bundle:` made `BUNDLE_NOT_GZIP bundle:: ...`), as `envelope:/signature` is a pointer into its part.
+ */
+export function problemPath(path: string): string {
+  return path === '' || path.endsWith(':') ? `${path}/` : path;
+}
+
 /** A problem in a few words, as logs and one-line reports name it: its code, then its JSON pointer or file. */
 export function problemRef(p: Problem): string {
-  return `${p.code} ${p.path}`;
+  return `${p.code} ${problemPath(p.path)}`;
 }
 
 /**
