@@ -870,9 +870,10 @@ export function trustListProblems(
   const listed = config.publishers.find((p) => p.fingerprint === fingerprint);
   if (config.policy === 'restricted' && !listed)
     return [
-      // What lists it, for the publisher to ask for and the operator to run (a transfer to an unlisted key).
+      // What lists it, for the publisher to ask for and the operator to do (a transfer to an unlisted key): a
+      // deployed registry has no publishers add, its list is publishers.json.
       problem('PUBLISHER_UNTRUSTED', path, `key ${fingerprint} is not a trusted publisher of this registry`, {
-        expected: `a key the registry's operator lists for "${name}" (plugindex publishers add --registry DIR KEYFILE --names "${name}")`,
+        expected: `a key the registry's operator lists for "${name}" (a local registry: plugindex publishers add --registry DIR KEYFILE --names "${name}"; on AWS: its entry in publishers.json, deployed)`,
         found: fingerprint,
       }),
     ];

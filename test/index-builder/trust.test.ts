@@ -99,7 +99,9 @@ describe('when a restricted registry does not list the key', () => {
       expect.objectContaining({
         code: 'PUBLISHER_UNTRUSTED',
         path: '/name',
-        expected: `a key the registry's operator lists for "acme-costs" (plugindex publishers add --registry DIR KEYFILE --names "acme-costs")`,
+        // Both ways a registry lists one: a deployed registry's operator has no publishers add (its
+        // trust list is publishers.json, deployed), and was told only the local command.
+        expected: `a key the registry's operator lists for "acme-costs" (a local registry: plugindex publishers add --registry DIR KEYFILE --names "acme-costs"; on AWS: its entry in publishers.json, deployed)`,
         found: B,
       }),
     ]);
