@@ -17,7 +17,7 @@ import type { Clock } from '../index-builder/clock.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
-import { FALCOCTL_INDEX_KEY, REGISTRY_PUBLIC_KEY_KEY } from '../index-builder/layout.ts';
+import { FALCOCTL_INDEX_KEY, REGISTRY_PUBLIC_KEY_KEY, REVOKED_KEYS_KEY } from '../index-builder/layout.ts';
 import {
   type Advisory,
   artifactPlatformText,
@@ -245,6 +245,11 @@ export interface PlugindexClient {
     request: string,
     options?: { registry?: string; platform?: Platform; apiVersion?: string },
   ): Promise<InfoResult>;
+  /**
+   * The registry's verified `keys/revoked.json` (the publisher keys its operator revoked), as its snapshot
+   * lists it; undefined when that registry publishes none.
+   */
+  revokedKeys(registry: string): Promise<Uint8Array | undefined>;
   install(options: InstallOptions): Promise<InstallResult>;
   /**
    * What a command-line reference that is not `NAME[@SPEC]` means, as install options: a manifest URL
@@ -1108,6 +1113,12 @@ class Client implements PlugindexClient {
           }
         : {}),
     };
+  }
+
+  async revokedKeys(registry: string): Promise<Uint8Array | undefined> {
+    const [entry] = await this.#entries(registry);
+    if (!entry) return undefined;
+    return (await this.#session(entry)).listedDocument(REVOKED_KEYS_KEY);
   }
 
   // --- installing and the installed tree: install.ts and maintain.ts, over the context ----------------

@@ -10,7 +10,7 @@
  * Operator actions are signed by an operator key (`plugindex operators add`), never the registry's own.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -26,7 +26,7 @@ import {
   rejectedKey,
   statusKey,
 } from '../../../index-builder/layout.ts';
-import type { PluginDocument } from '../../../index-builder/model.ts';
+import type { PluginDocument, RevokedKeysDocument } from '../../../index-builder/model.ts';
 import type { SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
 import { readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
 import { makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
@@ -1107,7 +1107,43 @@ describe('when the owners of a plugin are listed', () => {
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toBe(`owners of ${PLUGIN} (${dir}):\n  ${publisherFingerprint}\n`);
     const json = await plugindex(['owners', 'list', PLUGIN, '--registry', dir, '--json']);
-    expect(JSON.parse(json.stdout)).toEqual({ plugin: PLUGIN, source: dir, owners: [publisherFingerprint] });
+    expect(JSON.parse(json.stdout)).toEqual({
+      plugin: PLUGIN,
+      source: dir,
+      owners: [publisherFingerprint],
+      revoked: [],
+    });
+  });
+
+  it('marks an owner whose key the operator revoked (keys/revoked.json), as info marks a revoked publisher key', async () => {
+    const copy = path.join(work, 'owners-revoked');
+    await cp(dir, copy, { recursive: true });
+    const revoked: RevokedKeysDocument = {
+      schema: 'plugindex/revoked-keys/v1',
+      keys: [
+        {
+          fingerprint: publisherFingerprint,
+          revoked: '2026-11-06T00:00:00.000Z',
+          reason: 'the key\nleaked',
+          action: 'a'.repeat(64),
+        },
+      ],
+    };
+    await writeFile(path.join(copy, 'public', 'keys', 'revoked.json'), JSON.stringify(revoked));
+    const text = await plugindex(['owners', 'list', PLUGIN, '--registry', copy]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toBe(
+      `owners of ${PLUGIN} (${copy}):\n  ${publisherFingerprint}  [key revoked 2026-11-06T00:00:00.000Z: the key\\u000aleaked]\n`,
+    );
+    const json = await plugindex(['owners', 'list', PLUGIN, '--registry', copy, '--json']);
+    expect(JSON.parse(json.stdout)).toEqual({
+      plugin: PLUGIN,
+      source: copy,
+      owners: [publisherFingerprint],
+      revoked: [
+        { fingerprint: publisherFingerprint, revoked: '2026-11-06T00:00:00.000Z', reason: 'the key\nleaked' },
+      ],
+    });
   });
 
   it('says a plugin the registry does not have is not found (exit 1)', async () => {
@@ -1139,6 +1175,7 @@ describe('when the owners of a plugin are listed', () => {
       plugin: PLUGIN,
       source: `local ${served.url}`,
       owners: [publisherFingerprint],
+      revoked: [],
     });
   });
 });
