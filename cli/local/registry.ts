@@ -29,6 +29,7 @@ import {
   rebuildRegistry,
   type SubmissionFailure,
 } from '../../index-builder/pipeline/index.ts';
+import { readSignedRotation } from '../../index-builder/rotation.ts';
 import {
   assertSigningKeyTrusted,
   createSigner,
@@ -391,11 +392,31 @@ export function withOpenRegistry<T>(
   return withRegistryLock(dir, async () => {
     // The new key may already be installed while the rotation is unfinished: anything signed now would be
     // signed by a key no published rotation names yet.
-    if (await isFile(path.join(dir, PENDING_ROTATION_FILE)))
-      throw new CliError(
-        'ROTATION_PENDING',
-        `a registry key rotation is under way in ${dir} (${PENDING_ROTATION_FILE}): finish it first by running plugindex rotate-key --registry ${dir} --new-key FILE again with the same new key`,
-      );
+    const pendingFile = path.join(dir, PENDING_ROTATION_FILE);
+    if (await isFile(pendingFile)) throw await rotationPending(dir, pendingFile);
     return work(await openRegistry(dir, stores));
   });
+}
+
+/**
+ * ROTATION_PENDING, naming the rotation under way (its number and the key it goes to, read from the signed
+ * rotation kept in `pendingFile`) and the command that finishes it: "the same new key" alone left the
+ * operator to guess which of their key files that was.
+ */
+async function rotationPending(dir: string, pendingFile: string): Promise<CliError> {
+  let rotation: { sequence: number; next: string } | undefined;
+  try {
+    const read = readSignedRotation(new Uint8Array(await readFile(pendingFile)), pendingFile);
+    rotation = { sequence: read.rotation.sequence, next: read.rotation.next.fingerprint };
+  } catch {
+    // A kept rotation that does not read is rotate-key's to refuse, naming what is wrong with it.
+  }
+  const what = rotation
+    ? `registry key rotation ${rotation.sequence} to key ${rotation.next} is under way in ${dir}, kept in ${pendingFile}`
+    : `a registry key rotation is under way in ${dir}, kept in ${pendingFile}`;
+  const key = rotation ? `the secret key ${rotation.next}` : 'the same new key the rotation began with';
+  return new CliError(
+    'ROTATION_PENDING',
+    `${what}; nothing is signed until it is finished: finish it first by running plugindex rotate-key --registry ${dir} --new-key FILE, FILE ${key} (a run that died part way resumes where it stopped)`,
+  );
 }

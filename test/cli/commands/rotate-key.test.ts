@@ -307,6 +307,14 @@ describe('when a rotation is interrupted part way', () => {
     const refresh = await plugindex('refresh', '--registry', dir);
     expect(refresh.code).toBe(1);
     expect(refresh.stderr).toContain('plugindex rotate-key');
+    // It names the key the rotation goes to and where the rotation under way is kept, and the command that
+    // finishes it, so the operator knows which key file to give.
+    expect(refresh.stderr).toContain('ROTATION_PENDING');
+    expect(refresh.stderr).toContain(`rotation 1 to key ${next.fingerprint}`);
+    expect(refresh.stderr).toContain(path.join(dir, PENDING_ROTATION_FILE));
+    expect(refresh.stderr).toContain(
+      `plugindex rotate-key --registry ${dir} --new-key FILE, FILE the secret key ${next.fingerprint}`,
+    );
     const installed = { ...context, signer: newSigner };
     await expect(refreshSnapshot(installed)).rejects.toMatchObject({
       name: 'KeyError',
