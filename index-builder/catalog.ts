@@ -525,12 +525,16 @@ export async function recordSnapshot(
   catalog: Catalog,
   generation: number,
   sha256: string,
+  over?: string,
 ): Promise<void> {
-  let records = snapshotRecords.get(catalog);
-  if (!records) {
-    records = new Map();
-    snapshotRecords.set(catalog, records);
-  }
+  // Only what a later run needs: this snapshot, the one it is written over (published still if this run dies
+  // before its write, perhaps beside another's signature), and any signed for a higher generation
+  // (`recordedGeneration`). Kept all, a refresh waiting on a stuck entry for weeks (`upgradeWaiting`, never
+  // saving the catalog that lets them go) grew the object a line a refresh.
+  const records = new Map<string, number>();
+  for (const [digest, signedFor] of snapshotRecords.get(catalog) ?? [])
+    if (digest === over || signedFor > generation) records.set(digest, signedFor);
+  snapshotRecords.set(catalog, records);
   records.set(sha256, generation);
   noteWriting(catalog, SNAPSHOT_KEY, sha256);
   let out = '';

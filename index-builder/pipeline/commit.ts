@@ -33,7 +33,7 @@ import {
   sortedLines,
   sortedNames,
 } from '../catalog.ts';
-import { digestOf } from '../digest.ts';
+import { digestOf, sha256Hex } from '../digest.ts';
 import {
   apiVersionsOfFields,
   type ChangedItems,
@@ -574,8 +574,10 @@ export function recordingSnapshot(
   ctx: PipelineContext,
   catalog: Catalog,
   generation: number,
+  over: Uint8Array | undefined,
 ): (digest: DocumentDigest) => Promise<void> {
-  return (digest) => recordSnapshot(ctx.intake, catalog, generation, digest.sha256);
+  const replaced = over === undefined ? undefined : sha256Hex(over);
+  return (digest) => recordSnapshot(ctx.intake, catalog, generation, digest.sha256, replaced);
 }
 
 /**
@@ -697,7 +699,7 @@ export async function commitGeneration(
     ...snapshot,
     ...(read ? { ifMatch: read.etag } : {}),
     published: previous,
-    before: recordingSnapshot(ctx, catalog, generation),
+    before: recordingSnapshot(ctx, catalog, generation, read?.body),
     log,
     reads,
   });

@@ -1740,7 +1740,12 @@ export async function refreshSnapshot(
       signing,
       next,
       { ...previous.documents },
-      { ifMatch: read.etag, published: previous, before: recordingSnapshot(ctx, catalog, next), leaveStuck },
+      {
+        ifMatch: read.etag,
+        published: previous,
+        before: recordingSnapshot(ctx, catalog, next, read.body),
+        leaveStuck,
+      },
     );
     catalog.generation = next;
     catalog.snapshot = written;
@@ -1831,7 +1836,12 @@ async function upgradeWaiting(
     ctx,
     next,
     { ...published.documents },
-    { ifMatch: read.etag, published, before: recordingSnapshot(ctx, catalog, next), leaveStuck: leave },
+    {
+      ifMatch: read.etag,
+      published,
+      before: recordingSnapshot(ctx, catalog, next, read.body),
+      leaveStuck: { ...leave, upgradeHeld: true },
+    },
   );
   return next;
 }

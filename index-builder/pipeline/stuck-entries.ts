@@ -68,6 +68,11 @@ export interface StuckEntryNotice extends StuckEntry {
   readonly counted: number;
   readonly logged: number;
   readonly message: string;
+  /**
+   * The refresh's or flush's upgrade of a catalog of another format waits on this entry (index.ts
+   * `upgradeWaiting`): it runs once a batch settles it, so the operator knows the upgrade is held too.
+   */
+  readonly upgradeHeld?: true;
 }
 
 /**
@@ -85,6 +90,8 @@ export interface LeaveStuck {
    * check judges it (`shown`), by the fold.
    */
   readonly rebuilt?: boolean;
+  /** The catalog upgrade this refresh or flush was to run waits on the entry (`StuckEntryNotice.upgradeHeld`). */
+  readonly upgradeHeld?: boolean;
 }
 
 /**
@@ -445,7 +452,8 @@ export async function headLeavingStuck(
     code: stuckCode(stuck),
     counted: counted.length,
     logged: head.length,
-    message: `${leave.by} signed the snapshot counting the ${counted.length} log entries the published one counts, not the ${head.length} logged: ${entryOf(stuck)}, is shown by no document the snapshot binds (${shownAs(stuck)}: a batch logged it, then failed or died before its documents were published, the store refused one, say). Counted, it would vouch for an entry no document shows (verify --url: LOG_DISAGREES)${stuck.type === 'publish' ? ', and no void could be taken of it (LOG_VOID_OF_SEEN)' : ''}. ${stuck.type === 'publish' ? REMEDY : ACTION_REMEDY}`,
+    message: `${leave.by} signed the snapshot counting the ${counted.length} log entries the published one counts, not the ${head.length} logged: ${entryOf(stuck)}, is shown by no document the snapshot binds (${shownAs(stuck)}: a batch logged it, then failed or died before its documents were published, the store refused one, say). Counted, it would vouch for an entry no document shows (verify --url: LOG_DISAGREES)${stuck.type === 'publish' ? ', and no void could be taken of it (LOG_VOID_OF_SEEN)' : ''}. ${stuck.type === 'publish' ? REMEDY : ACTION_REMEDY}${leave.upgradeHeld ? `. Meanwhile the catalog upgrade is on hold until the entry is settled: the catalog (state/catalog) is of another format, and upgraded now it would bind documents a snapshot not counting the entry cannot; the batch that settles it upgrades the catalog first` : ''}`,
+    ...(leave.upgradeHeld ? { upgradeHeld: true as const } : {}),
   });
   return counted;
 }

@@ -142,7 +142,7 @@ export async function signLogHead(ctx: PipelineContext): Promise<void> {
     {
       ...(read ? { ifMatch: read.etag } : {}),
       published: previous,
-      before: recordingSnapshot(ctx, catalog, next),
+      before: recordingSnapshot(ctx, catalog, next, read?.body),
     },
   );
   catalog.generation = next;

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { PlugindexError, StoreError, TrustError } from '../../../index-builder/errors.ts';
-import { CATALOG_META_KEY } from '../../../index-builder/layout.ts';
+import { CATALOG_META_KEY, CATALOG_SNAPSHOT_RECORD_KEY } from '../../../index-builder/layout.ts';
 import { type LogEntry, lineHash, NO_EFFECT, nextEntry, parseSegment } from '../../../index-builder/log.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import {
@@ -508,9 +508,29 @@ describe.each(RENEWALS)(
       expect(renewed.stuck?.message).toMatch(
         new RegExp(`^${by} signed the snapshot counting the ${seq} log entries`),
       );
+      // The operator is told the upgrade waits on the entry, in the words and in the notice's fields (the
+      // function's error line carries them): it said only what a plain refresh says.
+      expect(renewed.stuck?.message).toContain('the catalog upgrade is on hold until the entry is settled');
+      expect(renewed.stuck).toMatchObject({ upgradeHeld: true });
       expect((await registry.verify()).log).toEqual(before.log);
       const { updated } = await laterRunInstalls(saw, cleanups, 'first-plugin');
       expect(updated?.error).toBeUndefined();
+
+      // Each wait records the snapshot it signs (state/catalog/snapshot-writing.tsv), and nothing let them go
+      // until the upgrade ran: a registry waiting for weeks grew the object a line a refresh. It keeps the
+      // highest generation signed (and the one it writes over), so waits after it stay past every one.
+      for (let i = 0; i < 4; i++) {
+        await renew(registry.context);
+        forgetBins(registry.context.intake);
+      }
+      const record = new TextDecoder().decode(
+        (await registry.context.intake.get(CATALOG_SNAPSHOT_RECORD_KEY))?.body,
+      );
+      const lines = record.split('\n').filter(Boolean);
+      const last = await publishedSnapshot(registry.context.site);
+      expect(last.generation).toBe(before.generation + 5);
+      expect(lines.length).toBeLessThanOrEqual(2);
+      expect(lines.at(-1)).toMatch(new RegExp(`^${last.generation}\t`));
     }, 90_000);
   },
 );
