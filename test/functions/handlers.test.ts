@@ -1207,7 +1207,7 @@ describe('when uploads arrive in the intake bucket', () => {
       expect.objectContaining({
         key: 'incoming/bad.tgz',
         outcome: 'rejected',
-        problems: ['BUNDLE_NOT_GZIP bundle:'],
+        problems: ['BUNDLE_NOT_GZIP bundle:/'],
         round: 1,
         roundMs: expect.any(Number),
       }),
