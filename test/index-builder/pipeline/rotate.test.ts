@@ -5,7 +5,7 @@
  * fails at any write step finished by running it again.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PlugindexError, SubmissionError } from '../../../index-builder/errors.ts';
+import { PlugindexError, type Problem, SubmissionError } from '../../../index-builder/errors.ts';
 import {
   manifestKey,
   pluginDocumentKey,
@@ -14,7 +14,11 @@ import {
 } from '../../../index-builder/layout.ts';
 import { EMPTY_LOG, logSegmentKey, parseSegment } from '../../../index-builder/log.ts';
 import type { LogHead, PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
-import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipeline/index.ts';
+import {
+  type PipelineContext,
+  processSubmissions,
+  rebuildRegistry,
+} from '../../../index-builder/pipeline/index.ts';
 import { LOG_STATE_KEY } from '../../../index-builder/pipeline/log-writer.ts';
 import { checkRotation, rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
 import {
@@ -111,6 +115,22 @@ async function rotation(
     now: NOW,
   });
   return signed.bytes;
+}
+
+/**
+ * The problems `rotateRegistryKey` refuses `bytes` with in `ctx` (a SubmissionError), held to have written
+ * nothing to `registry`'s stores.
+ */
+async function refusedRotation(
+  registry: TestRegistry,
+  ctx: PipelineContext,
+  bytes: Uint8Array,
+): Promise<readonly Problem[]> {
+  const before = storesOf(registry);
+  const error = await rotateRegistryKey(ctx, bytes).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(SubmissionError);
+  expect(storesOf(registry)).toEqual(before);
+  return (error as SubmissionError).problems;
 }
 
 /** Every manifest and plugin document of the site, with its signature. */
@@ -352,16 +372,12 @@ describe('when a rotation cannot be accepted', () => {
   ])('refuses %s, naming the code and place, and writes nothing', async (_, make, code, path, signer) => {
     const registry = await publishedRegistry();
     const bytes = await make(registry);
-    const before = storesOf(registry);
     // The last case keeps the old signing key: the new key was not installed first.
     const ctx = {
       ...registry.context,
       signer: signer ?? (code === 'ROTATION_NOT_SIGNING_KEY' ? registry.signer : newSigner),
     };
-    const error = await rotateRegistryKey(ctx, bytes).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(SubmissionError);
-    expect((error as SubmissionError).problems).toEqual([expect.objectContaining({ code, path })]);
-    expect(storesOf(registry)).toEqual(before);
+    expect(await refusedRotation(registry, ctx, bytes)).toEqual([expect.objectContaining({ code, path })]);
   });
 
   it.each([
@@ -404,22 +420,19 @@ describe('when a rotation cannot be accepted', () => {
       ...(how === 'operator' ? { operators: [other] } : {}),
       ...(how === 'publisher' ? { publishers: [{ ...other, names: ['*'] }] } : {}),
     };
-    const before = storesOf(registry);
-
-    const error = await rotateRegistryKey(
+    const problems = await refusedRotation(
+      registry,
       { ...registry.context, config, signer: newSigner },
       await rotation(registry),
-    ).catch((e: unknown) => e);
+    );
 
-    expect(error).toBeInstanceOf(SubmissionError);
-    expect((error as SubmissionError).problems).toEqual([
+    expect(problems).toEqual([
       expect.objectContaining({
         code: 'ROTATION_INVALID',
         path: '/rotation/next/fingerprint',
         message: expect.stringContaining(what),
       }),
     ]);
-    expect(storesOf(registry)).toEqual(before);
   });
 
   it('refuses a rotation back to a key the registry rotated away from (clients refuse that loop), and writes nothing', async () => {
@@ -427,24 +440,19 @@ describe('when a rotation cannot be accepted', () => {
     const registry = await publishedRegistry();
     await rotateRegistryKey({ ...registry.context, signer: newSigner }, await rotation(registry));
     const back = await rotation(registry, { sequence: 2, previous: newSigner, next: registry.signer });
-    const before = storesOf(registry);
 
     // Act: the first key made the signing key again, and rotated to.
-    const error = await rotateRegistryKey({ ...registry.context, signer: registry.signer }, back).catch(
-      (e: unknown) => e,
-    );
+    const problems = await refusedRotation(registry, { ...registry.context, signer: registry.signer }, back);
 
     // Assess: refused as the client would refuse it (a retired key never comes back: key-chain.ts), since
     // a published rotation is never rewritten and every client that followed the first would be stuck.
-    expect(error).toBeInstanceOf(SubmissionError);
-    expect((error as SubmissionError).problems).toEqual([
+    expect(problems).toEqual([
       expect.objectContaining({
         code: 'ROTATION_INVALID',
         path: '/rotation/next/fingerprint',
         message: expect.stringContaining('rotated away from'),
       }),
     ]);
-    expect(storesOf(registry)).toEqual(before);
   });
 
   it('refuses a registry that has published nothing', async () => {
@@ -578,23 +586,20 @@ describe('when a rotation is to a key that published versions of a plugin it no 
   it('refuses it ROTATION_INVALID naming the plugin and the version, and writes nothing', async () => {
     const registry = await publishedRegistry();
     await publishedByNewKeyThenTransferred(registry);
-    const before = storesOf(registry);
-
-    const error = await rotateRegistryKey(
+    const problems = await refusedRotation(
+      registry,
       { ...registry.context, signer: newSigner },
       await rotation(registry),
-    ).catch((e: unknown) => e);
+    );
 
     // Its publisher signatures on moved-plugin@1.0.0 would read as the registry's in the history.
-    expect(error).toBeInstanceOf(SubmissionError);
-    expect((error as SubmissionError).problems).toEqual([
+    expect(problems).toEqual([
       expect.objectContaining({
         code: 'ROTATION_INVALID',
         path: '/rotation/next/fingerprint',
         message: expect.stringContaining('moved-plugin@1.0.0'),
       }),
     ]);
-    expect(storesOf(registry)).toEqual(before);
   });
 
   it('finishes such a rotation that an older release published, its run dead before the rebuild', async () => {
@@ -669,24 +674,19 @@ describe('when a rotation is to a key no signature by which is taken', () => {
         sign: (data: Uint8Array) => newSigner.sign(data),
       } as unknown as Signer;
       const bytes = await rotation(registry, { next: weak });
-      const before = storesOf(registry);
 
       // Act
-      const error = await rotateRegistryKey({ ...registry.context, signer: weak }, bytes).catch(
-        (e: unknown) => e,
-      );
+      const problems = await refusedRotation(registry, { ...registry.context, signer: weak }, bytes);
 
       // Assess: the operator is told the key is the fault, and why.
-      expect(error).toBeInstanceOf(SubmissionError);
-      expect((error as SubmissionError).problems).toEqual([
+      expect(problems).toEqual([
         expect.objectContaining({
           code: 'ROTATION_INVALID',
           path: '/rotation/next/key',
           message: expect.stringContaining(`the new key ${key.fingerprint} cannot be trusted`),
         }),
       ]);
-      expect((error as SubmissionError).problems[0]?.message).toContain(key.reason);
-      expect(storesOf(registry)).toEqual(before);
+      expect(problems[0]?.message).toContain(key.reason);
     },
   );
 });
@@ -738,24 +738,21 @@ describe('when a published document is not what the registry published', () => {
   it.each(edits)('refuses to rotate over %s, naming it, and writes nothing', async (_, edit, key) => {
     const registry = await publishedRegistry();
     await edit(registry);
-    const before = storesOf(registry);
-
-    const error = await rotateRegistryKey(
+    const problems = await refusedRotation(
+      registry,
       { ...registry.context, signer: newSigner },
       await rotation(registry),
-    ).catch((e: unknown) => e);
+    );
 
     // Refused as a batch refuses it: a rotation would have signed the edit with the new key, and every
     // client would have taken it (a stranger then an owner of the plugin).
-    expect(error).toBeInstanceOf(SubmissionError);
-    expect((error as SubmissionError).problems).toEqual([
+    expect(problems).toEqual([
       expect.objectContaining({
         code: 'PUBLISHED_DOCUMENT_ALTERED',
         path: '',
         message: expect.stringContaining(key),
       }),
     ]);
-    expect(storesOf(registry)).toEqual(before);
   });
 
   it("resumes a rotation to a plugin owner's key that an older release published, its run dead before the rebuild", async () => {
