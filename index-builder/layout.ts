@@ -689,12 +689,13 @@ const SHOWN_URL_HOST_CHARACTERS = 262;
  * `ghr_`) then 36 letters and digits, or `github_pat_`, 22, `_` and 59. Formats made to be recognized
  * (secret scanning), and no path the registry lays out holds one: a plugin name holds no `_`, nor does a
  * SemVer version. Found as secret scanning finds it, wherever it stands in the URL with no letter or digit
- * run on either side: a whole segment alone, it missed `ghp_….json`, `…/token=ghp_…;v=1` and `ghp_…-old`.
+ * run on either side (an underscore is neither: `ghp_…_old` holds the token): a whole segment alone, it missed
+ * `ghp_….json`, `…/token=ghp_…;v=1` and `ghp_…-old`.
  * Other text is shown as it is: a guess would hide the part of a URL that says where the mistake is, and miss
  * tokens all the same.
  */
 const TOKEN =
-  /(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?![A-Za-z0-9_])/g;
+  /(?<![A-Za-z0-9])(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59})(?![A-Za-z0-9])/g;
 
 /**
  * A run of letters, digits and `_` holding at least one percent-escape (`ghp%5F…`, `%67hp_…`): what a server

@@ -450,6 +450,10 @@ describe('when a URL shown in a message holds a token in its path', () => {
       ],
       [`https://r.example:99999/x/%67${token.slice(1)}.json`, 'https://r.example:99999/x/***.json'],
       [`https://r.example:99999/x/${pat.replaceAll('_', '%5f')}`, 'https://r.example:99999/x/***'],
+      // An underscore beside it is no letter or digit: `ghp_…_old` and `…%5Fold` hold the token all the same.
+      [`https://r.example:99999/x/${token}_old.json`, 'https://r.example:99999/x/***_old.json'],
+      [`https://r.example:99999/x/${pat}_2/m.json`, 'https://r.example:99999/x/***_2/m.json'],
+      [`https://r.example:99999/x/${token}%5Fold.json`, 'https://r.example:99999/x/***.json'],
     ])
       expect(shownUnparsedUrl(text)).toBe(shown);
     // Through the client's shownUrl too (a parsed URL keeps its percent-encoding).
