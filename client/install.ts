@@ -2028,7 +2028,7 @@ async function checkFrozenManifest(
   // registry, or pins for the folder, vouches for it (a lock forged whole names its own manifest, files and
   // publisher).
   const signedBy = trust
-    ? await checkRegistrySignature(name, entry, manifest, trust, registry, options.lockfile)
+    ? await checkRegistrySignature(name, entry, manifest, trust, registry, options)
     : undefined;
   if (folder) await checkFolderSignature(name, entry, manifest, folder, options.lockfile);
   // Policy or none: a lock that names another plugin or version than the manifest it pins, or other
@@ -2189,8 +2189,9 @@ async function checkRegistrySignature(
   manifest: VerifiedManifest,
   trust: TrustRecord,
   locked: LockedRegistry | undefined,
-  lockfile: string,
+  lockOptions: Pick<InstallOptions, 'lockfile' | 'namedLockfile'>,
 ): Promise<string> {
+  const { lockfile } = lockOptions;
   const later = linksFrom(trust, locked?.key_fingerprint);
   // A key retired as compromised vouches for nothing (key-chain.ts revokedLink).
   const links = [...later.filter((link) => link.compromised !== true), trust];
@@ -2235,7 +2236,7 @@ async function checkRegistrySignature(
         link,
         entry.registry,
         `${lockfile}: the manifest of plugins/${name}@${entry.version} (${manifestKey(name, entry.version)}) as read`,
-        `the registry signed every manifest again with its current key ${trust.fingerprint} at that rotation, and a frozen install of a lock made under the retired key takes only that signature, read from the registry (a copy serving the old one is stale or forged; \`plugindex install\` without --frozen writes the lock again under the current key)`,
+        `the registry signed every manifest again with its current key ${trust.fingerprint} at that rotation, and a frozen install of a lock made under the retired key takes only that signature, read from the registry (a copy serving the old one is stale or forged; \`plugindex install${lockfileFlag(lockOptions)}\` without --frozen writes the lock again under the current key)`,
       );
   }
   throw new TrustError(

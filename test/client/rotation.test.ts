@@ -1574,6 +1574,17 @@ describe('when a registry rotates its key because the old key was stolen (rotate
       code: 'KEY_REVOKED',
       message: expect.stringContaining('keys/rotation/1.json'),
     });
+    // A lock named with --lockfile is named in the remedy: `plugindex install` alone writes plugindex.lock.
+    await expect(
+      victim.run((c) =>
+        c.install({ requests: [], lockfile, namedLockfile: lockfile, frozen: true, dir: victim.dir }),
+      ),
+    ).rejects.toMatchObject({
+      code: 'KEY_REVOKED',
+      message: expect.stringContaining(
+        `\`plugindex install --lockfile ${lockfile}\` without --frozen writes the lock again`,
+      ),
+    });
   });
 });
 
