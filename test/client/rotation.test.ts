@@ -965,6 +965,56 @@ describe("when a plugin set's key file is replaced by the key its registry rotat
     expect(served.slice(before)).toEqual([]);
   });
 
+  it.each([
+    ...UNTRUSTED_KEYS.map((k) => ({
+      label: k.label,
+      key: async () => k.publicKey,
+      code: 'PLUGIN_SET_INVALID',
+    })),
+    {
+      label: "a stranger's key (no rotation leads to it, the registry signs with another)",
+      key: async () => (await generateKeyPair({ name: 'Stranger', email: 'stranger@example.org' })).publicKey,
+      code: 'SNAPSHOT_BAD_SIGNATURE',
+    },
+  ])(
+    'install -c and diff -c of a set whose key file was replaced by $label refuse it as update -c does, the lock and the tree as they were',
+    async ({ label, key, code }) => {
+      const registry = await servedRegistry(['1.0.0']);
+      const project = join(scratch.path, `set-replaced-${label.replace(/\W+/g, '-')}`);
+      await mkdir(project, { recursive: true });
+      const keyFile = join(project, 'registry.asc');
+      await writeFile(keyFile, registry.firstKey);
+      const file = join(project, 'plugins.yaml');
+      await writeFile(
+        file,
+        `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: ${NAME}, version: "^1.0" }
+`,
+      );
+      const m = await machine();
+      const home = { home: join(project, '.home') };
+      const installed = await m.run((c) => c.installSet(file, home));
+      const lockBefore = await readFile(installed.lockfile, 'utf8');
+      const recordBefore = await readFile(join(project, 'plugins', 'installed.json'), 'utf8');
+      await writeFile(keyFile, await key());
+      const update = await m
+        .run((c) => c.installSet(file, { ...home, upgrade: true }))
+        .catch((e: unknown) => e);
+      expect(update).toMatchObject({ code });
+      for (const run of [
+        () => m.run((c) => c.installSet(file, home)),
+        () => m.run((c) => c.diffSet(file, home)),
+      ])
+        await expect(run()).rejects.toMatchObject({ code });
+      expect(await readFile(installed.lockfile, 'utf8')).toBe(lockBefore);
+      expect(await readFile(join(project, 'plugins', 'installed.json'), 'utf8')).toBe(recordBefore);
+    },
+  );
+
   it('keeps, after a rotation the set followed, what the old key placed, and tells it up to date reading nothing', async () => {
     const registry = await servedRegistry(['1.0.0']);
     const { project, file } = await setProject('set-followed-key', registry.firstKey, `url: ${registry.url}`);
