@@ -668,6 +668,14 @@ function canonicalJson(value: unknown, indent: string): string {
  */
 export function lockfileFlag(options: { readonly namedLockfile?: string }): string {
   const path = options.namedLockfile;
-  if (path === undefined) return '';
-  return ` --lockfile ${/^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replaceAll("'", "'\\''")}'`}`;
+  return path === undefined ? '' : ` --lockfile ${shellWord(path)}`;
+}
+
+/**
+ * `path` as a POSIX shell reads it back as one word: as it is when it holds nothing a shell reads, else in
+ * single quotes (a `'` in it as `'\\''`). For a path a remedy names in a command to paste, where a space or a
+ * quote in it named another folder or file.
+ */
+export function shellWord(path: string): string {
+  return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replaceAll("'", "'\\''")}'`;
 }

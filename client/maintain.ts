@@ -31,7 +31,7 @@ import {
 import { own } from './json-input.ts';
 import { keyRevokedError } from './key-revocation.ts';
 import { affectingAdvisories, deprecationOf } from './lifecycle.ts';
-import { type Lockfile, lockfileFlag, withoutPlugin } from './lockfile.ts';
+import { type Lockfile, lockfileFlag, shellWord, withoutPlugin } from './lockfile.ts';
 import { lockedKeyFor, platformOfKey, resolvePlugin } from './resolve.ts';
 
 export interface ListedPlugin {
@@ -407,8 +407,8 @@ function placeAgain(
   // installed.json names a set relative to the folder (`setReference`): the command takes it as a path.
   const set = record.sets?.[0];
   return set !== undefined
-    ? `\`plugindex install -c ${resolve(tree.dir, set)}\` places it again as signed`
-    : `\`plugindex install ${name}@${version} --dir ${tree.dir}${flag}\` places it again as signed`;
+    ? `\`plugindex install -c ${shellWord(resolve(tree.dir, set))}\` places it again as signed`
+    : `\`plugindex install ${name}@${version} --dir ${shellWord(tree.dir)}${flag}\` places it again as signed`;
 }
 
 async function verifyOne(

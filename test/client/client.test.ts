@@ -1342,6 +1342,23 @@ describe('when the installed tree is managed', () => {
     expect(findings[0]?.message).not.toContain('pinned to nothing');
   });
 
+  it('quotes the folder and the lock a verify remedy names as a shell reads them (a space, a quote)', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    const dir = join(m.dir, '..', "team's plugins");
+    const lockfile = join(m.dir, '..', 'team lock.json');
+    await withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir, lockfile }));
+    await writeFile(join(dir, NAME, '1.0.0', 'linux-amd64', NAME), 'tampered');
+    const [modified] = await withClient(m, (c) =>
+      c.verifyInstalled({ dir, lockfile, namedLockfile: lockfile }),
+    );
+    expect(modified).toMatchObject({ code: 'INSTALLED_MODIFIED' });
+    // Unquoted, the command a user pastes installs into another folder than the one refused.
+    expect(modified?.message).toContain(
+      `\`plugindex install ${NAME}@1.0.0 --dir '${dir.replace("'", "'\\''")}' --lockfile '${lockfile}'\` places it again`,
+    );
+  });
+
   it('lists, disables, verifies, detects a changed file, and removes', async () => {
     const m = await machine();
     await addRegistry(m);
