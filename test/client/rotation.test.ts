@@ -21,6 +21,7 @@ import { keptThenFailedAll, setTrustName } from '../../client/disk/state.ts';
 import { ClientError } from '../../client/errors.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
+import { dearmoredBlocks } from '../../index-builder/armor.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import { processSubmissions, rebuildRegistry, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
@@ -901,6 +902,47 @@ describe("when a plugin set's key file is replaced by the key its registry rotat
     ]);
     const again = await m.run((c) => c.install({ requests: [], lockfile: m.lockfile, dir: m.dir }));
     expect(again.items.map((i) => i.unchanged)).toEqual([true]);
+  });
+
+  it('install -c falls back to reading a key file whose fingerprint its packets do not give first (a marker packet before the key): the same key up to date, another one a changed set', async () => {
+    // A Marker packet (RFC 9580 5.8), which openpgp.js skips, before the key: no Public-Key packet first.
+    const withMarker = (armored: string) => {
+      const [packets] = [...dearmoredBlocks(armored)];
+      const bytes = Buffer.concat([Buffer.from([0xca, 0x03, 0x50, 0x47, 0x50]), packets as Buffer]);
+      const lines = bytes.toString('base64').match(/.{1,64}/g) ?? [];
+      return `-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n${lines.join('\n')}\n-----END PGP PUBLIC KEY BLOCK-----\n`;
+    };
+    const registry = await servedRegistry(['1.0.0']);
+    const project = join(scratch.path, 'set-key-after-marker');
+    await mkdir(project, { recursive: true });
+    const keyFile = join(project, 'registry.asc');
+    await writeFile(keyFile, registry.firstKey);
+    const file = join(project, 'plugins.yaml');
+    await writeFile(
+      file,
+      `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: ${NAME}, version: "^1.0" }
+`,
+    );
+    const m = await machine();
+    const home = { home: join(project, '.home') };
+    const installed = await m.run((c) => c.installSet(file, home));
+    const lockKey = async () =>
+      parseLockfile(await readFile(installed.lockfile, 'utf8'), '').registries.local?.key_fingerprint;
+    await writeFile(keyFile, withMarker(registry.firstKey));
+    expect((await m.run((c) => c.installSet(file, home))).items.map((i) => i.unchanged)).toEqual([true]);
+    const next = await rotateToNewKey(registry);
+    await writeFile(keyFile, withMarker(next.publicKey));
+    await expect(m.run((c) => c.installSet(file, { ...home, frozen: true }))).rejects.toMatchObject({
+      code: 'LOCK_MISMATCH',
+    });
+    const again = await m.run((c) => c.installSet(file, home));
+    expect(again.items.map((i) => i.unchanged)).toEqual([false]);
+    expect(await lockKey()).toBe(next.fingerprint);
   });
 
   it('install -c sees the key file replaced with nothing else changed: it locks the set again under it, and places again what the old key placed', async () => {
