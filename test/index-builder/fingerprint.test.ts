@@ -16,6 +16,7 @@ import {
   primaryKeyFingerprint,
 } from '../../index-builder/fingerprint.ts';
 import { EMPTY_LOG, nextEntry, parseSegment, renderSegment } from '../../index-builder/log.ts';
+import { gpgPublicKeys } from '../support/gpg.ts';
 
 async function publicKey(v6Keys: boolean): Promise<openpgp.PublicKey> {
   const { publicKey: armored } = await openpgp.generateKey({
@@ -52,6 +53,42 @@ describe("when a key's fingerprint is computed from its packet, without openpgp.
       expect(primaryKeyFingerprint(packets as Uint8Array)).toBe(key.getFingerprint().toUpperCase());
       expect(primaryKeyFingerprint(key.write())).toBe(key.getFingerprint().toUpperCase());
     }
+  });
+
+  it("gives GnuPG's fingerprint of each key kind it makes (old-format packet headers, one and two length octets), armored and binary, and the first key's of a file holding two", () => {
+    const made = gpgPublicKeys(['ed25519', 'rsa2048', 'nistp256', 'brainpoolP256r1']);
+    const binary = made.map(({ key }) => [...dearmoredBlocks(key)][0] as Buffer);
+    made.forEach(({ fingerprint }, i) => {
+      expect((binary[i]?.[0] ?? 0xff) & 0x40).toBe(0);
+      expect(primaryKeyFingerprint(binary[i] as Buffer)).toBe(fingerprint);
+    });
+    expect(primaryKeyFingerprint(Buffer.concat(binary.slice(1)))).toBe(made[1]?.fingerprint);
+  });
+
+  it('never throws nor reads past its bytes, however they are cut or changed', () => {
+    const key = gpgPublicKeys(['ed25519'])[0]?.key ?? '';
+    const packets = [...dearmoredBlocks(key)][0] as Buffer;
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed;
+    };
+    for (let round = 0; round < 5_000; round++) {
+      const bytes = Uint8Array.from(packets.subarray(0, next() % (packets.length + 1)));
+      for (let k = 0; k < 3 && bytes.length > 0; k++)
+        bytes[next() % Math.min(bytes.length, 8)] = next() % 256;
+      const fingerprint = primaryKeyFingerprint(bytes);
+      if (fingerprint !== undefined) expect(fingerprint).toMatch(KEY_FINGERPRINT);
+    }
+    // A header whose length runs past the end, a partial length, a five-octet length of 4 GiB - 1.
+    for (const bytes of [
+      [0xc6, 0xff, 0xff, 0xff, 0xff, 0xff],
+      [0xc6, 0xe1, 0x04],
+      [0x9b, 0xff, 0xff, 0xff, 0xff],
+      [0x9b],
+      [],
+    ])
+      expect(primaryKeyFingerprint(Uint8Array.from(bytes))).toBeUndefined();
   });
 
   it('gives none for what is no public key packet first: a secret key, text, a packet cut short', async () => {
