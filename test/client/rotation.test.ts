@@ -795,21 +795,8 @@ describe('when a plugin set pins a registry that then rotates its key', () => {
 describe("when a plugin set's key file is replaced by the key its registry rotated to", () => {
   it('update -c places again what the old key placed, and install -c and diff -c see it placed under a key the pin does not link to', async () => {
     const registry = await servedRegistry(['1.0.0']);
-    const project = join(scratch.path, 'set-replaced-key');
-    await mkdir(project, { recursive: true });
+    const { project, file } = await setProject('set-replaced-key', registry.firstKey, `url: ${registry.url}`);
     const keyFile = join(project, 'registry.asc');
-    await writeFile(keyFile, registry.firstKey);
-    const file = join(project, 'plugins.yaml');
-    await writeFile(
-      file,
-      `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
-  plugins:
-    - { provider: local, name: ${NAME}, version: "^1.0" }
-`,
-    );
     const m = await machine();
     const home = { home: join(project, '.home') };
     const plugins = join(project, 'plugins');
@@ -913,21 +900,12 @@ describe("when a plugin set's key file is replaced by the key its registry rotat
       return `-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n${lines.join('\n')}\n-----END PGP PUBLIC KEY BLOCK-----\n`;
     };
     const registry = await servedRegistry(['1.0.0']);
-    const project = join(scratch.path, 'set-key-after-marker');
-    await mkdir(project, { recursive: true });
-    const keyFile = join(project, 'registry.asc');
-    await writeFile(keyFile, registry.firstKey);
-    const file = join(project, 'plugins.yaml');
-    await writeFile(
-      file,
-      `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
-  plugins:
-    - { provider: local, name: ${NAME}, version: "^1.0" }
-`,
+    const { project, file } = await setProject(
+      'set-key-after-marker',
+      registry.firstKey,
+      `url: ${registry.url}`,
     );
+    const keyFile = join(project, 'registry.asc');
     const m = await machine();
     const home = { home: join(project, '.home') };
     const installed = await m.run((c) => c.installSet(file, home));
@@ -947,21 +925,12 @@ describe("when a plugin set's key file is replaced by the key its registry rotat
 
   it('install -c sees the key file replaced with nothing else changed: it locks the set again under it, and places again what the old key placed', async () => {
     const registry = await servedRegistry(['1.0.0']);
-    const project = join(scratch.path, 'set-replaced-key-alone');
-    await mkdir(project, { recursive: true });
-    const keyFile = join(project, 'registry.asc');
-    await writeFile(keyFile, registry.firstKey);
-    const file = join(project, 'plugins.yaml');
-    await writeFile(
-      file,
-      `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
-  plugins:
-    - { provider: local, name: ${NAME}, version: "^1.0" }
-`,
+    const { project, file } = await setProject(
+      'set-replaced-key-alone',
+      registry.firstKey,
+      `url: ${registry.url}`,
     );
+    const keyFile = join(project, 'registry.asc');
     const m = await machine();
     const home = { home: join(project, '.home') };
     const plugins = join(project, 'plugins');
@@ -1022,21 +991,12 @@ describe("when a plugin set's key file is replaced by the key its registry rotat
     'install -c and diff -c of a set whose key file was replaced by $label refuse it as update -c does, the lock and the tree as they were',
     async ({ label, key, code }) => {
       const registry = await servedRegistry(['1.0.0']);
-      const project = join(scratch.path, `set-replaced-${label.replace(/\W+/g, '-')}`);
-      await mkdir(project, { recursive: true });
-      const keyFile = join(project, 'registry.asc');
-      await writeFile(keyFile, registry.firstKey);
-      const file = join(project, 'plugins.yaml');
-      await writeFile(
-        file,
-        `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
-  plugins:
-    - { provider: local, name: ${NAME}, version: "^1.0" }
-`,
+      const { project, file } = await setProject(
+        `set-replaced-${label.replace(/\W+/g, '-')}`,
+        registry.firstKey,
+        `url: ${registry.url}`,
       );
+      const keyFile = join(project, 'registry.asc');
       const m = await machine();
       const home = { home: join(project, '.home') };
       const installed = await m.run((c) => c.installSet(file, home));
