@@ -317,6 +317,7 @@ describe('when a publisher rotates its key with owners add', () => {
       plugin: PLUGIN,
       source: dir,
       owners: [owner.fingerprint, next.fingerprint],
+      revoked: [],
     });
     const published = await publish(next, '2.1.0');
     expect(published.code, published.stderr).toBe(0);
