@@ -547,8 +547,17 @@ async function respond(
     if (!(error instanceof StoreError && error.code === 'STORE_INVALID_KEY')) throw error;
     object = undefined;
   }
-  // Secret key material is not there, as far as any client is told (SecretGuard).
-  if (route && object && (await secrets.refuses(servedKey ?? route.key))) drop();
+  // Secret key material is not there, as far as any client is told (SecretGuard). Judged by the first bytes
+  // of the body this answer sends where it is read from the start; the guard reads the file apart only for a
+  // HEAD or a range from a later byte. Read apart for every answer, the file was read twice, and what was
+  // judged need not have been what was sent.
+  let body: AsyncIterable<Uint8Array> | undefined;
+  if (route && object) {
+    let first: Uint8Array | undefined;
+    if (stream && (stream.bodyStart ?? 0) === 0)
+      ({ first, body } = await peekStart(stream.body, SECRET_PEEK_BYTES));
+    if (await secrets.refuses(servedKey ?? route.key, first)) drop();
+  }
   if (!route || !object) {
     const vary = route ? varyOf(route, encoded?.negotiated ?? false) : undefined;
     const headers: http.OutgoingHttpHeaders = vary ? { vary } : {};
@@ -569,6 +578,7 @@ async function respond(
       stream.cancel();
       stream = undefined;
       object = undefined;
+      body = undefined;
       await read(servedKey, 0);
       if (!object) {
         sendJson(res, 404, { error: 'not_found', path: pathname }, { head });
@@ -612,7 +622,7 @@ async function respond(
       res.writeHead(200, headers);
       if (stream)
         await pipeline(
-          Readable.from(bytesBetween(stream.body, 0, object.size - 1, servedKey ?? route.key)),
+          Readable.from(bytesBetween(body ?? stream.body, 0, object.size - 1, servedKey ?? route.key)),
           res,
         );
       else res.end();
@@ -626,7 +636,7 @@ async function respond(
       const offset = stream.bodyStart ?? 0;
       await pipeline(
         Readable.from(
-          bytesBetween(stream.body, range.start - offset, range.end - offset, servedKey ?? route.key),
+          bytesBetween(body ?? stream.body, range.start - offset, range.end - offset, servedKey ?? route.key),
         ),
         res,
       );
@@ -821,9 +831,12 @@ class SecretGuard {
     this.#warn = warn;
   }
 
-  /** True (and warned of, once) when `key` must not be sent. */
-  async refuses(key: string): Promise<boolean> {
-    const why = await this.#why(key);
+  /**
+   * True (and warned of, once) when `key` must not be sent; `first`, its first bytes where the caller has
+   * them (read for the answer), else read here.
+   */
+  async refuses(key: string, first?: Uint8Array): Promise<boolean> {
+    const why = await this.#why(key, first);
     if (why === undefined) return false;
     if (!this.#warned.has(key)) {
       if (this.#warned.size >= MAX_WARNED) this.#warned.clear();
@@ -835,7 +848,7 @@ class SecretGuard {
     return true;
   }
 
-  async #why(key: string): Promise<string | undefined> {
+  async #why(key: string, first: Uint8Array | undefined): Promise<string | undefined> {
     if (SECRET_KEY_NAME.test(key)) return "its name is a secret key file's";
     const segments = key.split('/');
     // Every folder above the file, the tree's root ('') first.
@@ -844,7 +857,8 @@ class SecretGuard {
     const registry = folders.find((_, i) => marked[i]);
     if (registry !== undefined)
       return `it is inside a registry's folder (/${registry ? `${registry}/` : ''}: ${REGISTRY_MARKS.join(' beside ')}), whose signing key is there`;
-    if (isSecretKeyStart(await this.#firstBytes(key))) return 'it begins as OpenPGP secret key material';
+    if (isSecretKeyStart(first ?? (await this.#firstBytes(key))))
+      return 'it begins as OpenPGP secret key material';
     return undefined;
   }
 
@@ -874,6 +888,35 @@ class SecretGuard {
     }
     return Buffer.concat(chunks).subarray(0, SECRET_PEEK_BYTES);
   }
+}
+
+/**
+ * The first `size` bytes of `body` (all of it when shorter), and `body` whole again, to send: the chunks read
+ * for them first, then the rest as it comes.
+ */
+async function peekStart(
+  body: AsyncIterable<Uint8Array>,
+  size: number,
+): Promise<{ first: Uint8Array; body: AsyncIterable<Uint8Array> }> {
+  const iterator = body[Symbol.asyncIterator]();
+  const taken: Uint8Array[] = [];
+  let length = 0;
+  let ended = false;
+  while (length < size) {
+    const next = await iterator.next();
+    if (next.done) {
+      ended = true;
+      break;
+    }
+    taken.push(next.value);
+    length += next.value.byteLength;
+  }
+  async function* again(): AsyncGenerator<Uint8Array> {
+    yield* taken;
+    if (ended) return;
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+  }
+  return { first: Buffer.concat(taken).subarray(0, size), body: again() };
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { armor, enums, unarmor } from 'openpgp';
@@ -221,7 +222,19 @@ describe('when a registry serves its secret key where its public key belongs', (
         contentType: 'application/pgp-keys',
         cacheControl: 'no-cache',
       });
-      const listening = await listenRegistryServer(createRegistryServer({ site: served.site }), 0);
+      // Served as a static host or a CDN would send it: the local server itself sends no file that begins
+      // as secret key material (server.ts SecretGuard), and the client's own refusal is what is held here.
+      const registryServer = createRegistryServer({ site: served.site });
+      const keyHost = createServer((req, res) => {
+        if (new URL(req.url ?? '/', 'http://h').pathname !== `/${REGISTRY_PUBLIC_KEY_KEY}`) {
+          registryServer.emit('request', req, res);
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/pgp-keys' });
+        res.end(servedText);
+      });
+      keyHost.on('close', () => registryServer.close());
+      const listening = await listenRegistryServer(keyHost, 0);
       machines += 1;
       const home = join(root, `m${machines}`);
       const client = httpClient(home);
