@@ -96,18 +96,17 @@ describe('when each publish is a process of its own', () => {
 
 describe('when the registry folder is on a filesystem that makes no folders (/proc)', () => {
   it.skipIf(process.platform !== 'linux')(
-    'fails fast with FOLDER_NOT_MADE naming it, where its lock hung in Node.js recursive mkdir',
+    'fails fast with NOT_A_REGISTRY naming it, where its lock hung in Node.js recursive mkdir',
     async () => {
-      // The registry's lock file is made first (`withRegistryLock`), its folders with it.
+      // The registry's lock was made first (`withRegistryLock`), its folders with it: it hung there, then
+      // said FOLDER_NOT_MADE. A folder holding no registry now takes no lock (NOT_A_REGISTRY) and makes none.
       const registry = `/proc/plugindex-process-${process.pid}/registry`;
       const result = await plugindexProcess(['process', '--registry', registry], {
         cwd: work,
         timeoutMs: 45_000, // below the test's timeout, far from what a loaded machine's start takes
       });
       expect(result.code, 'killed at the timeout: it hung').toBe(1);
-      expect(result.stderr).toContain(
-        `FOLDER_NOT_MADE: cannot create the folder /proc/plugindex-process-${process.pid}:`,
-      );
+      expect(result.stderr).toContain(`NOT_A_REGISTRY: ${registry} is not a registry`);
     },
   );
 });
