@@ -285,6 +285,16 @@ describe('when parsing a request', () => {
   });
 });
 
+/** What `parseRequest` throws for `text`, or undefined when it takes it. */
+function requestRefusal(text: string): unknown {
+  try {
+    parseRequest(text);
+  } catch (thrown) {
+    return thrown;
+  }
+  return undefined;
+}
+
 describe('when a request is a URL (info, update and audit take none)', () => {
   it.each([
     {
@@ -304,14 +314,7 @@ describe('when a request is a URL (info, update and audit take none)', () => {
     'refuses $shown as a URL (REQUEST_INVALID), never showing its credentials or query values',
     ({ text, shown }) => {
       // Read as a name, `plugin name "https://u:s3cret" in "https://u:s3cret@…"` echoed the password and query.
-      const error = (() => {
-        try {
-          parseRequest(text);
-        } catch (thrown) {
-          return thrown;
-        }
-        return undefined;
-      })();
+      const error = requestRefusal(text);
       expect(error).toMatchObject({ name: 'ClientError', code: 'REQUEST_INVALID' });
       expect((error as Error).message).toBe(
         `${shown} is a URL, not a plugin name: expected NAME or NAME@VERSION (e.g. kubecost-lens@^1.2)`,
@@ -325,14 +328,7 @@ describe('when a request reads as credentials and a host without a scheme', () =
   it('refuses it (REQUEST_INVALID) showing neither the user name nor the password', () => {
     // Read as a name, `plugin name "user:s3cret" in "user:s3cret@host/x"` echoed the password.
     for (const text of ['user:s3cret@r.example/x', 'user:s3cret@r.example']) {
-      const error = (() => {
-        try {
-          parseRequest(text);
-        } catch (thrown) {
-          return thrown;
-        }
-        return undefined;
-      })();
+      const error = requestRefusal(text);
       expect(error).toMatchObject({ name: 'ClientError', code: 'REQUEST_INVALID' });
       expect((error as Error).message).toContain(`***@${text.slice('user:s3cret@'.length)}`);
       expect((error as Error).message).not.toContain('s3cret');

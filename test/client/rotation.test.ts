@@ -3097,20 +3097,27 @@ describe('when naming the key a rotation led to in the configuration fails after
   });
 });
 
+/**
+ * A machine pinning a served registry's first key, the registry then rotated, and its trust index set to fail
+ * its last step for `main` (`tidyingFails`): an index listing `main` under a registry it left too (a run
+ * killed between the record and the index's last step leaves one), and a folder where the index's lock file
+ * goes, so the index reads but cannot be written.
+ */
+async function rotatedWhileTidyingFails() {
+  const registry = await servedRegistry(['1.0.0']);
+  const m = await pinningFirstKey(registry);
+  const next = await rotateToNewKey(registry);
+  const trust = join(m.data, 'trust');
+  await tidyingFails(trust, 'main');
+  return { registry, m, next, trust, configFile: join(dirname(m.data), 'config', 'config.json') };
+}
+
 describe('when tidying the trust index fails after the trust state kept the key a rotation led to', () => {
   it('leaves the client that followed it on the key the trust state holds, the configuration naming it, and reports the failure', async () => {
     // The index's last step (dropping a registry the record is no longer of) runs after state.json is written:
     // its failure was thrown as the record's, so the session stayed on the retired key while the files held
     // the new one, and the configuration was never told.
-    const registry = await servedRegistry(['1.0.0']);
-    const m = await pinningFirstKey(registry);
-    const next = await rotateToNewKey(registry);
-    // Real files: an index listing `main` under a registry it left too (a run killed between the record and
-    // the index's last step leaves one), and a folder where the index's lock file goes, so the index reads
-    // but cannot be written.
-    const trust = join(m.data, 'trust');
-    await tidyingFails(trust, 'main');
-    const configFile = join(dirname(m.data), 'config', 'config.json');
+    const { registry, m, next, trust, configFile } = await rotatedWhileTidyingFails();
     const dirs = { config: dirname(configFile), data: m.data, cache: join(dirname(m.data), 'cache') };
     const client = createClient({
       dirs,
@@ -3207,12 +3214,7 @@ describe('when tidying the trust index fails as registry reset-trust keeps the k
   it('names that key in the configuration before reporting the failure, as a session following it does', async () => {
     // reset-trust threw the index's failure before the re-pin, so config.json kept the key rotated from
     // while state.json held the new one, until the next check named it.
-    const registry = await servedRegistry(['1.0.0']);
-    const m = await pinningFirstKey(registry);
-    const next = await rotateToNewKey(registry);
-    const trust = join(m.data, 'trust');
-    await tidyingFails(trust, 'main');
-    const configFile = join(dirname(m.data), 'config', 'config.json');
+    const { m, next, configFile } = await rotatedWhileTidyingFails();
 
     await expect(m.run((c) => c.resetRegistryTrust({ name: 'main' }))).rejects.toMatchObject({
       code: 'EISDIR',
@@ -3244,12 +3246,7 @@ describe('when one of the steps failing after a trust record was kept is a refus
 
 describe('when tidying the trust index and naming the key in the configuration both fail after the trust state kept the key a rotation led to', () => {
   it('reports both failures, the session and reset-trust alike, and the client takes the key the trust state holds', async () => {
-    const registry = await servedRegistry(['1.0.0']);
-    const m = await pinningFirstKey(registry);
-    const next = await rotateToNewKey(registry);
-    const trust = join(m.data, 'trust');
-    await tidyingFails(trust, 'main');
-    const configFile = join(dirname(m.data), 'config', 'config.json');
+    const { registry, m, next, trust, configFile } = await rotatedWhileTidyingFails();
     const config = await readFile(configFile, 'utf8');
     const dirs = { config: dirname(configFile), data: m.data, cache: join(dirname(m.data), 'cache') };
     let breakConfig = true;
